@@ -1,0 +1,183 @@
+package herald
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/heraldrt/herald/auth"
+	"github.com/heraldrt/herald/internal/logctx"
+	"github.com/heraldrt/herald/protocol"
+)
+
+// maxAPIBody bounds a server API request body.
+const maxAPIBody = 1 << 20
+
+// PublishRequest is the body of POST /api/v1/publish. Exactly one of Room
+// and User is set.
+type PublishRequest struct {
+	Room  string          `json:"room,omitempty"`
+	User  string          `json:"user,omitempty"`
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Ack   bool            `json:"ack,omitempty"`
+}
+
+// PublishResponse is the body of a successful publish.
+type PublishResponse struct {
+	MsgID string `json:"msgId"`
+	Room  string `json:"room"`
+}
+
+// apiError is the JSON body of every non-2xx answer.
+type apiError struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, apiError{Error: code, Message: message})
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyStatus is the body of /readyz.
+type readyStatus struct {
+	Status      string `json:"status"`
+	Draining    bool   `json:"draining"`
+	Broker      string `json:"broker"`
+	BrokerError string `json:"brokerError,omitempty"`
+	Connections int    `json:"connections"`
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	st := readyStatus{Status: "ready", Broker: "up", Draining: s.draining.Load(), Connections: s.Connections()}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.broker.Health(ctx); err != nil {
+		st.Broker, st.BrokerError = "down", err.Error()
+	}
+	code := http.StatusOK
+	switch {
+	case st.Draining:
+		st.Status, code = "draining", http.StatusServiceUnavailable
+	case st.Broker != "up":
+		st.Status, code = "broker_down", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+func (s *Server) serveAPINotFound(w http.ResponseWriter, r *http.Request) {
+	if !s.checkAPIKey(r) {
+		s.apiUnauthorized(w, "api")
+		return
+	}
+	writeJSONError(w, http.StatusNotFound, "not_found", "no such API endpoint: "+r.Method+" "+r.URL.Path)
+}
+
+func (s *Server) apiUnauthorized(w http.ResponseWriter, endpoint string) {
+	s.metrics.APIRequests.WithLabelValues(endpoint, "401").Inc()
+	w.Header().Set("WWW-Authenticate", `Bearer realm="herald-api"`)
+	writeJSONError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+}
+
+func (s *Server) serveAPIPublish(w http.ResponseWriter, r *http.Request) {
+	const endpoint = "publish"
+	cid := requestID(r)
+	w.Header().Set("X-Request-ID", cid)
+	ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
+	if !s.checkAPIKey(r) {
+		s.log.InfoContext(ctx, "api request refused: bad key", "endpoint", endpoint)
+		s.apiUnauthorized(w, endpoint)
+		return
+	}
+	fail := func(status int, code, msg string) {
+		s.metrics.APIRequests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+		s.log.InfoContext(ctx, "api publish failed", "status", status, "error", code, "message", msg)
+		writeJSONError(w, status, code, msg)
+	}
+	req, err := decodePublish(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", maxAPIBody))
+			return
+		}
+		fail(http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	room := req.Room
+	if req.User != "" {
+		room = auth.UserRoom(req.User)
+	}
+	msgID, err := s.publish(ctx, room, req.Event, req.Data, cid, req.Ack)
+	if err != nil {
+		s.log.WarnContext(ctx, "api publish: broker refused", "room", room, "err", err)
+		fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
+		return
+	}
+	s.metrics.APIRequests.WithLabelValues(endpoint, "200").Inc()
+	s.log.InfoContext(ctx, "api publish", "room", room, "event", req.Event, "msg_id", msgID)
+	writeJSON(w, http.StatusOK, PublishResponse{MsgID: msgID, Room: room})
+}
+
+// decodePublish parses and validates a publish body.
+func decodePublish(body io.Reader) (*PublishRequest, error) {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var req PublishRequest
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty body: expected a JSON object")
+		}
+		return nil, fmt.Errorf("invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return nil, errors.New("invalid JSON body: more than one value")
+	}
+	switch {
+	case req.Room == "" && req.User == "":
+		return nil, errors.New(`one of "room" or "user" is required`)
+	case req.Room != "" && req.User != "":
+		return nil, errors.New(`give "room" or "user", not both`)
+	}
+	if req.Room != "" {
+		if err := protocol.ValidateRoom(req.Room); err != nil {
+			return nil, err
+		}
+	} else if !auth.ValidClientID(req.User) && protocol.ValidateRoom(auth.UserRoom(req.User)) != nil {
+		return nil, errors.New(`invalid "user"`)
+	}
+	if err := protocol.ValidateEvent(req.Event); err != nil {
+		return nil, err
+	}
+	if string(req.Data) == "null" {
+		req.Data = nil
+	}
+	return &req, nil
+}
+
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed; use "+allow)
+	}
+}

@@ -1,0 +1,132 @@
+// Package auth defines the Authenticator seam: who a connecting client is,
+// decided on the HTTP upgrade request before any WebSocket exists, and what
+// that identity may do (join and publish to rooms).
+//
+// Anonymous is the default Authenticator: it trusts the X-Client-Id header
+// (or clientId query parameter) or makes up an id. It is meant for a server
+// bound to loopback or for development; token-based authenticators implement
+// the same interface.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/heraldrt/herald/internal/id"
+)
+
+// UserRoomPrefix prefixes the room every connection of a user is in.
+const UserRoomPrefix = "user:"
+
+// UserRoom returns the direct-delivery room of user id.
+func UserRoom(id string) string { return UserRoomPrefix + id }
+
+// Error is an authentication failure. Status is the HTTP status to answer
+// with (401 unless set); Reason is a short machine-readable word for logs
+// and metrics; Message is safe to show the client.
+type Error struct {
+	Status  int
+	Reason  string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("auth: %s: %s", e.Reason, e.Message) }
+
+// Identity is an authenticated (or anonymous) client.
+type Identity struct {
+	// UserID is the user the connection acts as; never empty.
+	UserID    string
+	Anonymous bool
+	// TokenID is the token's jti, ExpiresAt its exp; zero for anonymous.
+	TokenID   string
+	ExpiresAt time.Time
+	// Permissions decides room access; nil means DefaultPermissions.
+	Permissions Permissions
+}
+
+// Permissions decides what an identity may do with rooms.
+type Permissions interface {
+	CanJoin(room string) bool
+	CanPublish(room string) bool
+}
+
+// CanJoin reports whether the identity may join room. Another user's
+// "user:" room is always refused.
+func (id *Identity) CanJoin(room string) bool {
+	if isOtherUserRoom(id.UserID, room) {
+		return false
+	}
+	if id.Permissions != nil {
+		return id.Permissions.CanJoin(room)
+	}
+	return true
+}
+
+// CanPublish reports whether the identity may publish to room.
+func (id *Identity) CanPublish(room string) bool {
+	if isOtherUserRoom(id.UserID, room) {
+		return false
+	}
+	if id.Permissions != nil {
+		return id.Permissions.CanPublish(room)
+	}
+	return true
+}
+
+func isOtherUserRoom(user, room string) bool {
+	return strings.HasPrefix(room, UserRoomPrefix) && room != UserRoom(user)
+}
+
+// Authenticator decides on the upgrade request who the client is. An error
+// that is an *Error is answered with its status; any other error with 401.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*Identity, error)
+}
+
+// Anonymous accepts every client.
+type Anonymous struct{}
+
+// MaxClientIDLen bounds the client-chosen anonymous id.
+const MaxClientIDLen = 128
+
+// ErrBadClientID is the cause of a rejected X-Client-Id.
+var ErrBadClientID = errors.New("auth: invalid client id")
+
+// Authenticate implements Authenticator. The id comes from X-Client-Id, else
+// the clientId query parameter (browsers cannot set headers on WebSocket),
+// else a random one. Ids are 1-128 characters of [A-Za-z0-9._:@-].
+func (Anonymous) Authenticate(r *http.Request) (*Identity, error) {
+	cid := r.Header.Get("X-Client-Id")
+	if cid == "" {
+		cid = r.URL.Query().Get("clientId")
+	}
+	if cid == "" {
+		return &Identity{UserID: "anon-" + id.New(10), Anonymous: true}, nil
+	}
+	if !ValidClientID(cid) {
+		return nil, &Error{Status: http.StatusBadRequest, Reason: "bad_client_id",
+			Message: "X-Client-Id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -"}
+	}
+	return &Identity{UserID: cid, Anonymous: true}, nil
+}
+
+// ValidClientID reports whether id is an acceptable anonymous client id.
+func ValidClientID(s string) bool {
+	if s == "" || len(s) > MaxClientIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '_', c == ':', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+

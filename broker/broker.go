@@ -1,0 +1,90 @@
+// Package broker defines the Engine seam between a node's Hub and the
+// transport that carries messages between nodes. The memory engine
+// (broker/memory) is the single-node default; cluster engines (Redis, NATS)
+// implement the same interface so the Hub never changes.
+//
+// Contract for implementations:
+//   - Publish hands a message to every node that has local interest in its
+//     room, including the publishing node, by calling Handler.HandleMessage
+//     there. Messages from one publisher on one node arrive in publish order.
+//   - Subscribe/Unsubscribe declare this node's interest in a room. The Hub
+//     serialises them per room: Subscribe is called before the first local
+//     member joins and Unsubscribe after the last one leaves.
+//   - PublishControl reaches every node, whatever its interest.
+//   - Handler methods must not block: the Hub only enqueues.
+//   - An error from Publish means the message was not accepted and will not
+//     be delivered; callers must tell their caller (never drop silently).
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// ErrUnavailable is returned (wrapped) when the engine cannot be reached.
+var ErrUnavailable = errors.New("broker: unavailable")
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("broker: closed")
+
+// Message is one publication to a room. Direct messages to a user are
+// publications to the room "user:<id>". Offset and Epoch are set by engines
+// that keep history; zero otherwise.
+type Message struct {
+	Room  string          `json:"room"`
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	// MsgID is unique per message across the cluster.
+	MsgID  string `json:"msgId"`
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
+	// Ack asks recipients to acknowledge the message (acked delivery).
+	Ack bool `json:"ack,omitempty"`
+	// PublishedAt is the publish time in Unix nanoseconds.
+	PublishedAt int64 `json:"ts"`
+	// CorrelationID of whoever published it (a connection or an API request).
+	CorrelationID string `json:"cid,omitempty"`
+}
+
+// ControlKind names a cluster-wide control action.
+type ControlKind string
+
+// Control kinds.
+const (
+	// ControlDisconnectUser closes every connection of User on every node.
+	ControlDisconnectUser ControlKind = "disconnect_user"
+	// ControlRevoke closes connections whose token has TokenID (jti) or whose
+	// user is User, and makes nodes refuse such tokens until they expire.
+	ControlRevoke ControlKind = "revoke"
+)
+
+// Control is a message that must reach every node.
+type Control struct {
+	Kind    ControlKind `json:"kind"`
+	User    string      `json:"user,omitempty"`
+	TokenID string      `json:"jti,omitempty"`
+	// Until is when a revocation stops mattering (token expiry), Unix seconds.
+	Until  int64  `json:"until,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Handler receives what the engine delivers to this node.
+type Handler interface {
+	HandleMessage(m *Message)
+	HandleControl(c *Control)
+}
+
+// Broker is a message engine. See the package documentation for the contract.
+type Broker interface {
+	// Start connects the engine and begins delivering to h. It is called once.
+	Start(ctx context.Context, h Handler) error
+	Publish(ctx context.Context, m *Message) error
+	Subscribe(ctx context.Context, room string) error
+	Unsubscribe(ctx context.Context, room string) error
+	PublishControl(ctx context.Context, c *Control) error
+	// Health reports nil while the engine can deliver.
+	Health(ctx context.Context) error
+	// Close stops delivery and releases resources.
+	Close() error
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// envFlags registers flags whose default can come from a HERALD_* variable,
+// so that --help shows, for each flag, its variable and its default.
+type envFlags struct {
+	fs   *flag.FlagSet
+	envs map[string]string // flag name → env var
+	errs []error
+}
+
+func newEnvFlags(name string, out io.Writer) *envFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &envFlags{fs: fs, envs: make(map[string]string)}
+}
+
+func envName(flagName string) string {
+	return "HERALD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (f *envFlags) lookup(name string) (string, bool) {
+	env := envName(name)
+	f.envs[name] = env
+	return os.LookupEnv(env)
+}
+
+func (f *envFlags) String(name, def, usage string) *string {
+	if v, ok := f.lookup(name); ok {
+		def = v
+	}
+	return f.fs.String(name, def, usage)
+}
+
+func (f *envFlags) Bool(name string, def bool, usage string) *bool {
+	if v, ok := f.lookup(name); ok {
+		switch strings.ToLower(v) {
+		case "1", "true", "yes", "on":
+			def = true
+		case "0", "false", "no", "off", "":
+			def = false
+		default:
+			f.errs = append(f.errs, fmt.Errorf("%s: %q is not a boolean", envName(name), v))
+		}
+	}
+	return f.fs.Bool(name, def, usage)
+}
+
+func (f *envFlags) Int(name string, def int, usage string) *int {
+	if v, ok := f.lookup(name); ok {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s: %q is not an integer", envName(name), v))
+		} else {
+			def = n
+		}
+	}
+	return f.fs.Int(name, def, usage)
+}
+
+func (f *envFlags) Duration(name string, def time.Duration, usage string) *time.Duration {
+	if v, ok := f.lookup(name); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s: %q is not a duration (e.g. 30s): %v", envName(name), v, err))
+		} else {
+			def = d
+		}
+	}
+	return f.fs.Duration(name, def, usage)
+}
+
+// parse parses args; it returns flag.ErrHelp for --help.
+func (f *envFlags) parse(args []string) error {
+	f.fs.Usage = f.usage
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	if len(f.errs) > 0 {
+		return f.errs[0]
+	}
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
+	}
+	return nil
+}
+
+func (f *envFlags) usage() {
+	w := f.fs.Output()
+	fmt.Fprintf(w, "Usage: herald %s [flags]\n\nEvery flag can also be set with the environment variable shown; a flag wins over its variable.\n\n", f.fs.Name())
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		def := fl.DefValue
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  --%s (%s)\n      %s (default %s)\n", fl.Name, f.envs[fl.Name], fl.Usage, def)
+	})
+}

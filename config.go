@@ -1,0 +1,217 @@
+package herald
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldrt/herald/auth"
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/session"
+)
+
+// Defaults used for zero Config fields.
+const (
+	DefaultPath                 = "/ws"
+	DefaultHeartbeatInterval    = 30 * time.Second
+	DefaultHeartbeatTimeout     = 10 * time.Second
+	DefaultCompressionThreshold = 1024
+	DefaultCompressionLevel     = 1
+	DefaultReadLimit            = 64 << 10
+	DefaultSendQueueSize        = 256
+	DefaultWriteTimeout         = 10 * time.Second
+	DefaultMaxRoomsPerConn      = 128
+	DefaultDrainTimeout         = 30 * time.Second
+	DefaultDrainRetryAfter      = 2 * time.Second
+	DefaultSessionTTL           = 2 * time.Minute
+	DefaultAckTimeout           = 5 * time.Second
+	DefaultAckRetries           = 3
+	DefaultMaxPendingAcks       = 1024
+)
+
+// Config configures a Server. The zero value works: every field documents
+// the default it gets when left zero.
+type Config struct {
+	// Path is where WebSocket upgrades are accepted. Default "/ws".
+	Path string
+
+	// Broker carries room messages between nodes. Default: an in-memory
+	// broker (single node). Shutdown closes it.
+	Broker broker.Broker
+	// Sessions stores resumable sessions. Default: in memory. Shutdown closes it.
+	Sessions session.Store
+	// Authenticator decides who connects. Default: auth.Anonymous.
+	Authenticator auth.Authenticator
+
+	// APIKeys guard /api/v1/*. Any of them is accepted (for rotation). When
+	// empty the server generates one at start and logs it once.
+	APIKeys []string
+
+	// Hooks let the embedding application react to connections and events.
+	Hooks Hooks
+
+	// Logger receives structured logs; connection attributes are added from
+	// the context. Default slog.Default().
+	Logger *slog.Logger
+	// Registry receives the metrics and is served on /metrics. Default: a
+	// new registry with the Go and process collectors.
+	Registry *prometheus.Registry
+
+	// HeartbeatInterval between pings. Default 30s. Negative disables.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout is how long a pong may take before the connection is
+	// terminated. Default 10s.
+	HeartbeatTimeout time.Duration
+
+	// DisableCompression turns permessage-deflate off. By default it is
+	// negotiated when the client offers it.
+	DisableCompression bool
+	// CompressionThreshold: messages smaller than this many bytes are sent
+	// uncompressed. Default 1024.
+	CompressionThreshold int
+	// CompressionLevel is the flate level, 1 (fastest) to 9. Default 1.
+	CompressionLevel int
+	// CompressionContextTakeover keeps the compressor's window across
+	// messages (better ratio, ~64 KiB more memory per connection, and
+	// broadcast frames can no longer be compressed once for all). Default off.
+	CompressionContextTakeover bool
+
+	// ReadLimit is the largest client message in bytes, counted after
+	// decompression; larger ones close the connection with 1009. Default 64 KiB.
+	ReadLimit int64
+	// SendQueueSize bounds each connection's outgoing queue (in messages); a
+	// client whose queue fills is disconnected with 4008. Default 256.
+	SendQueueSize int
+	// WriteTimeout bounds one socket write. Default 10s.
+	WriteTimeout time.Duration
+	// MaxRoomsPerConn bounds how many rooms one connection may join (its own
+	// user room not counted). Default 128.
+	MaxRoomsPerConn int
+
+	// DrainTimeout is how long Shutdown lets clients leave before it
+	// terminates the rest. Default 30s.
+	DrainTimeout time.Duration
+	// DrainRetryAfter is the typical retryAfterMs told to clients in
+	// server_shutdown; each client gets a value jittered between 0.5x and
+	// 1.5x so they do not reconnect all at once. Default 2s.
+	DrainRetryAfter time.Duration
+
+	// SessionTTL is how long a session outlives its last sign of life.
+	// Default 2 minutes.
+	SessionTTL time.Duration
+	// AckTimeout is how long a message published with ack waits for a
+	// client's ack before it is sent again. Default 5s.
+	AckTimeout time.Duration
+	// AckRetries is how many times an unacknowledged message is redelivered
+	// before it is given up (logged and counted). Default 3.
+	AckRetries int
+	// MaxPendingAcks bounds unacknowledged messages per connection; a client
+	// over it is disconnected as a slow consumer (4008). Default 1024.
+	MaxPendingAcks int
+
+	// NodeID names this node in sessions and logs. Default: random.
+	NodeID string
+}
+
+func (c *Config) setDefaults() {
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.Authenticator == nil {
+		c.Authenticator = auth.Anonymous{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.CompressionThreshold == 0 {
+		c.CompressionThreshold = DefaultCompressionThreshold
+	}
+	if c.CompressionLevel == 0 {
+		c.CompressionLevel = DefaultCompressionLevel
+	}
+	if c.ReadLimit == 0 {
+		c.ReadLimit = DefaultReadLimit
+	}
+	if c.SendQueueSize == 0 {
+		c.SendQueueSize = DefaultSendQueueSize
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MaxRoomsPerConn == 0 {
+		c.MaxRoomsPerConn = DefaultMaxRoomsPerConn
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.DrainRetryAfter == 0 {
+		c.DrainRetryAfter = DefaultDrainRetryAfter
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.AckRetries == 0 {
+		c.AckRetries = DefaultAckRetries
+	}
+	if c.MaxPendingAcks == 0 {
+		c.MaxPendingAcks = DefaultMaxPendingAcks
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
+}
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("herald: invalid config")
+
+func (c *Config) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case !strings.HasPrefix(c.Path, "/"):
+		return bad("Path", "must start with / (got %q)", c.Path)
+	case c.CompressionLevel < -2 || c.CompressionLevel > 9:
+		return bad("CompressionLevel", "must be 1..9 (got %d)", c.CompressionLevel)
+	case c.ReadLimit < 256:
+		return bad("ReadLimit", "must be at least 256 bytes (got %d)", c.ReadLimit)
+	case c.SendQueueSize < 1:
+		return bad("SendQueueSize", "must be positive (got %d)", c.SendQueueSize)
+	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= 0:
+		return bad("HeartbeatTimeout", "must be positive (got %s)", c.HeartbeatTimeout)
+	case c.WriteTimeout < 0:
+		return bad("WriteTimeout", "must be positive (got %s)", c.WriteTimeout)
+	case c.DrainTimeout < 0:
+		return bad("DrainTimeout", "must be positive (got %s)", c.DrainTimeout)
+	case c.AckTimeout < 0 || c.AckRetries < 0 || c.MaxPendingAcks < 0:
+		return bad("AckTimeout/AckRetries/MaxPendingAcks", "must be positive")
+	case c.SessionTTL < 0:
+		return bad("SessionTTL", "must be positive (got %s)", c.SessionTTL)
+	case c.MaxRoomsPerConn < 0:
+		return bad("MaxRoomsPerConn", "must be positive (got %d)", c.MaxRoomsPerConn)
+	}
+	for i, k := range c.APIKeys {
+		if len(k) < 16 {
+			return bad(fmt.Sprintf("APIKeys[%d]", i), "must be at least 16 characters")
+		}
+	}
+	return nil
+}
+
+// DrainTimeoutOrDefault returns the drain timeout New will use.
+func (c Config) DrainTimeoutOrDefault() time.Duration {
+	if c.DrainTimeout == 0 {
+		return DefaultDrainTimeout
+	}
+	return c.DrainTimeout
+}

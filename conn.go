@@ -1,0 +1,336 @@
+package herald
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/heraldrt/herald/auth"
+	"github.com/heraldrt/herald/hub"
+	"github.com/heraldrt/herald/internal/id"
+	"github.com/heraldrt/herald/internal/logctx"
+	"github.com/heraldrt/herald/protocol"
+	"github.com/heraldrt/herald/session"
+	"github.com/heraldrt/herald/transport"
+)
+
+// conn is the server side of one WebSocket connection speaking protocol v1.
+// Its read loop runs on the HTTP handler's goroutine and owns rooms; other
+// goroutines only call Deliver (via the hub) and closeWith.
+type conn struct {
+	s      *Server
+	ws     *transport.Conn
+	ctx    context.Context // carries the log attributes
+	info   ConnInfo
+	ident  *auth.Identity
+	rooms  map[string]struct{} // joined rooms, own user room excluded; read loop only
+	userRm string
+
+	acks acks
+
+	closeMu     sync.Mutex
+	closeCode   int    // set by closeWith before the socket goes away
+	closeReason string // idem
+}
+
+// maxRequestIDLen bounds an X-Request-ID we are willing to reuse.
+const maxRequestIDLen = 128
+
+func requestID(r *http.Request) string {
+	v := r.Header.Get("X-Request-ID")
+	if v == "" || len(v) > maxRequestIDLen {
+		return id.New(12)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			return id.New(12)
+		}
+	}
+	return v
+}
+
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	cid := requestID(r)
+	w.Header().Set("X-Request-ID", cid)
+	ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
+
+	if s.draining.Load() {
+		s.metrics.UpgradesRejected.WithLabelValues("draining").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.DrainRetryAfter+time.Second-1)/time.Second)))
+		writeJSONError(w, http.StatusServiceUnavailable, "draining", "server is shutting down; reconnect to another node")
+		return
+	}
+	ident, err := s.auth.Authenticate(r)
+	if err != nil {
+		s.rejectAuth(ctx, w, err)
+		return
+	}
+
+	connID := id.New(10)
+	sessionID := id.New(16)
+	ctx = logctx.With(ctx, slog.String("conn_id", connID), slog.String("user", ident.UserID))
+	respHeader := http.Header{"X-Request-ID": {cid}}
+	ws, err := transport.Upgrade(w, r, transport.Options{
+		ReadLimit:            s.cfg.ReadLimit,
+		Compression:          !s.cfg.DisableCompression,
+		CompressionThreshold: s.cfg.CompressionThreshold,
+		CompressionLevel:     s.cfg.CompressionLevel,
+		ContextTakeover:      s.cfg.CompressionContextTakeover,
+		SendQueueSize:        s.cfg.SendQueueSize,
+		WriteTimeout:         s.cfg.WriteTimeout,
+		PingInterval:         s.cfg.HeartbeatInterval,
+		PongTimeout:          s.cfg.HeartbeatTimeout,
+	}, respHeader)
+	if err != nil {
+		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
+		s.log.InfoContext(ctx, "upgrade failed", "err", err, "remote", r.RemoteAddr)
+		return
+	}
+	c := &conn{
+		s:     s,
+		ws:    ws,
+		ctx:   ctx,
+		ident: ident,
+		rooms: make(map[string]struct{}),
+		info: ConnInfo{
+			ID:            connID,
+			SessionID:     sessionID,
+			CorrelationID: cid,
+			UserID:        ident.UserID,
+			RemoteAddr:    r.RemoteAddr,
+			ConnectedAt:   time.Now(),
+			Header:        r.Header.Clone(),
+		},
+		userRm: auth.UserRoom(ident.UserID),
+	}
+	if !s.addConn(c) {
+		// Shutdown began between the check above and now.
+		_ = ws.Close(protocol.CloseGoingAway, "server shutdown")
+		<-ws.Done()
+		return
+	}
+	defer s.removeConn(c)
+	c.run()
+}
+
+func (s *Server) rejectAuth(ctx context.Context, w http.ResponseWriter, err error) {
+	status, reason, msg := http.StatusUnauthorized, "unauthorized", "authentication failed"
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		if ae.Status != 0 {
+			status = ae.Status
+		}
+		reason, msg = nonEmpty(ae.Reason, reason), nonEmpty(ae.Message, msg)
+	}
+	s.metrics.UpgradesRejected.WithLabelValues(reason).Inc()
+	s.log.InfoContext(ctx, "upgrade refused", "reason", reason, "status", status)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+	}
+	writeJSONError(w, status, reason, msg)
+}
+
+// run serves the connection until it closes.
+func (c *conn) run() {
+	s := c.s
+	s.metrics.ConnectionsOpened.Inc()
+	s.metrics.Connections.Inc()
+	s.log.InfoContext(c.ctx, "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
+
+	sess := &session.Session{
+		ID: c.info.SessionID, UserID: c.ident.UserID, Node: s.cfg.NodeID,
+		ConnectedAt: c.info.ConnectedAt, LastSeen: c.info.ConnectedAt,
+	}
+	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {
+		s.log.WarnContext(c.ctx, "session save failed", "err", err)
+	}
+	hb := s.cfg.HeartbeatInterval
+	if hb < 0 {
+		hb = 0
+	}
+	c.send(protocol.TypeWelcome, protocol.EncodeWelcome(protocol.Welcome{
+		Protocol:      protocol.Version,
+		ConnectionID:  c.info.ID,
+		SessionID:     c.info.SessionID,
+		CorrelationID: c.info.CorrelationID,
+		UserID:        c.ident.UserID,
+		HeartbeatMs:   hb.Milliseconds(),
+	}))
+	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
+		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
+		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
+	}
+	if h := s.cfg.Hooks.OnConnect; h != nil {
+		err := s.callHook(c.ctx, "on_connect", func() error { return h(c.ctx, &c.info) })
+		if err != nil {
+			reason := err.Error()
+			if _, ok := err.(errHookPanic); ok {
+				reason = "internal error"
+			}
+			s.log.InfoContext(c.ctx, "connection refused by on_connect hook", "err", err)
+			c.closeWith(protocol.ClosePolicyViolation, reason)
+		}
+	}
+
+	c.readLoop()
+	c.cleanup(sess)
+}
+
+func (c *conn) readLoop() {
+	s := c.s
+	for {
+		typ, msg, err := c.ws.Read(c.ctx)
+		if err != nil {
+			return
+		}
+		s.metrics.BytesIn.Add(float64(len(msg)))
+		if typ == transport.Binary {
+			s.metrics.MessagesIn.WithLabelValues("binary").Inc()
+			c.sendError(nil, protocol.CodeBinaryUnsupported, "protocol v1 uses text frames only; binary frame ignored")
+			continue
+		}
+		c.handle(msg)
+	}
+}
+
+// cleanup runs once the socket is gone: leave rooms, drop the session,
+// count and log the close, tell the application.
+func (c *conn) cleanup(sess *session.Session) {
+	s := c.s
+	<-c.ws.Done()
+	// Rooms are left with a fresh context: the request's may be cancelled.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
+	defer cancel()
+	if err := s.hub.Leave(ctx, c.userRm, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
+		s.log.WarnContext(ctx, "leave failed", "room", c.userRm, "err", err)
+	}
+	for room := range c.rooms {
+		if err := s.hub.Leave(ctx, room, c); err != nil {
+			s.log.WarnContext(ctx, "leave failed", "room", room, "err", err)
+		}
+	}
+	if err := s.sessions.Delete(ctx, sess.ID); err != nil {
+		s.log.WarnContext(ctx, "session delete failed", "err", err)
+	}
+
+	code, reason, label := c.closeStatus()
+	s.metrics.Connections.Dec()
+	s.metrics.ConnectionsClosed.WithLabelValues(label).Inc()
+	switch label {
+	case "heartbeat_timeout":
+		s.metrics.HeartbeatTerminated.Inc()
+		s.log.WarnContext(ctx, "connection terminated: no pong within heartbeat timeout", "code", code, "reason", reason)
+	case "slow_consumer":
+		s.metrics.SlowConsumers.Inc()
+		s.log.WarnContext(ctx, "connection closed: slow consumer", "code", code, "reason", reason)
+	default:
+		s.log.InfoContext(ctx, "disconnected", "code", code, "reason", reason, "cause", label,
+			"duration_ms", time.Since(c.info.ConnectedAt).Milliseconds())
+	}
+	if h := s.cfg.Hooks.OnDisconnect; h != nil {
+		_ = s.callHook(ctx, "on_disconnect", func() error { h(ctx, &c.info, code, reason); return nil })
+	}
+}
+
+// closeStatus derives the close code, reason and metric label from how the
+// transport ended.
+func (c *conn) closeStatus() (code int, reason, label string) {
+	err := c.ws.Err()
+	var ce *transport.CloseError
+	switch {
+	case errors.Is(err, transport.ErrHeartbeatTimeout):
+		return protocol.CloseAbnormal, "heartbeat timeout", "heartbeat_timeout"
+	case errors.Is(err, transport.ErrSlowConsumer):
+		return protocol.CloseSlowConsumer, "slow consumer", "slow_consumer"
+	case errors.As(err, &ce):
+		c.closeMu.Lock()
+		byServer := c.closeCode != 0
+		c.closeMu.Unlock()
+		return ce.Code, ce.Reason, closeLabel(ce.Code, byServer)
+	case errors.Is(err, errDrainTerminated):
+		return protocol.CloseAbnormal, "drain timeout", "server_shutdown"
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return protocol.CloseAbnormal, "connection lost", "connection_lost"
+	default:
+		return protocol.CloseAbnormal, "connection lost", "connection_lost"
+	}
+}
+
+func closeLabel(code int, byServer bool) string {
+	switch code {
+	case protocol.CloseNormal, protocol.CloseGoingAway, transport.CloseNoStatus:
+		if byServer {
+			if code == protocol.CloseGoingAway {
+				return "server_shutdown"
+			}
+			return "server_close"
+		}
+		return "client_close"
+	case protocol.CloseProtocolError:
+		return "protocol_error"
+	case protocol.CloseInvalidPayload:
+		return "invalid_payload"
+	case protocol.CloseMessageTooBig:
+		return "message_too_big"
+	case protocol.ClosePolicyViolation:
+		return "policy_violation"
+	case protocol.CloseDisconnected:
+		return "disconnected"
+	case protocol.CloseTryAgainLater:
+		return "try_again_later"
+	}
+	if byServer {
+		return "server_close"
+	}
+	return "client_close"
+}
+
+var errDrainTerminated = errors.New("herald: drain timeout")
+
+// closeWith starts a graceful close with code and reason and returns at
+// once. The handshake (up to the transport's 5 s grace) runs on a goroutine
+// that ends with the connection, before the connection's handler returns.
+func (c *conn) closeWith(code int, reason string) {
+	c.closeMu.Lock()
+	first := c.closeCode == 0
+	if first {
+		c.closeCode, c.closeReason = code, reason
+	}
+	c.closeMu.Unlock()
+	if first {
+		go func() { _ = c.ws.Close(code, reason) }()
+	}
+}
+
+// Deliver implements hub.Member.
+func (c *conn) Deliver(d *hub.Delivery) {
+	// A full queue makes the transport close the connection as a slow
+	// consumer; the cleanup path counts and logs it.
+	f := d.Frame(v1Codec{})
+	if d.Msg.Ack && !c.track(d.Msg.MsgID, f) {
+		c.s.log.WarnContext(c.ctx, "too many unacknowledged messages", "limit", c.s.cfg.MaxPendingAcks)
+		c.ws.Terminate(transport.ErrSlowConsumer)
+		return
+	}
+	_ = c.ws.Send(f)
+}
+
+// send queues a frame for this connection only.
+func (c *conn) send(typ string, b []byte) {
+	c.s.metrics.MessagesOut.WithLabelValues(typ).Inc()
+	c.s.metrics.BytesOut.Add(float64(len(b)))
+	_ = c.ws.WriteText(b)
+}
+
+// retryAfter returns the per-client jittered reconnect delay for a drain.
+func (s *Server) retryAfter() time.Duration {
+	base := s.cfg.DrainRetryAfter
+	return base/2 + time.Duration(rand.Int64N(int64(base)+1))
+}

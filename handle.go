@@ -1,0 +1,187 @@
+package herald
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/heraldrt/herald/hub"
+	"github.com/heraldrt/herald/protocol"
+	"github.com/heraldrt/herald/session"
+)
+
+// handle decodes and serves one text frame.
+func (c *conn) handle(msg []byte) {
+	s := c.s
+	req, err := protocol.Decode(msg)
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			pe = &protocol.Error{Code: protocol.CodeBadMessage, Message: err.Error()}
+		}
+		s.metrics.MessagesIn.WithLabelValues("invalid").Inc()
+		c.sendError(pe.ID, pe.Code, pe.Message)
+		return
+	}
+	s.metrics.MessagesIn.WithLabelValues(req.Type).Inc()
+	s.log.DebugContext(c.ctx, "message handled", "type", req.Type, "room", req.Room, "event", req.Event)
+	switch req.Type {
+	case protocol.TypeJoin:
+		c.join(req)
+	case protocol.TypeLeave:
+		c.leave(req)
+	case protocol.TypePublish:
+		c.publish(req)
+	case protocol.TypeEmit:
+		c.emit(req)
+	case protocol.TypeAck:
+		c.ack(req)
+	}
+}
+
+func (c *conn) join(req *protocol.Request) {
+	room := req.Room
+	if room == c.userRm {
+		c.reply(req.ID, roomReply(room))
+		return
+	}
+	if !c.ident.CanJoin(room) {
+		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to join %q", room))
+		return
+	}
+	if _, ok := c.rooms[room]; ok {
+		c.reply(req.ID, roomReply(room))
+		return
+	}
+	if len(c.rooms) >= c.s.cfg.MaxRoomsPerConn {
+		c.sendError(req.ID, protocol.CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", c.s.cfg.MaxRoomsPerConn))
+		return
+	}
+	if _, err := c.s.hub.Join(c.ctx, room, c); err != nil {
+		c.s.log.WarnContext(c.ctx, "join failed", "room", room, "err", err)
+		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "could not subscribe to the room; retry later")
+		return
+	}
+	c.rooms[room] = struct{}{}
+	c.s.saveRooms(c)
+	c.reply(req.ID, roomReply(room))
+}
+
+func (c *conn) leave(req *protocol.Request) {
+	room := req.Room
+	if room == c.userRm {
+		c.sendError(req.ID, protocol.CodeBadRequest, "a connection cannot leave its own user room")
+		return
+	}
+	if _, ok := c.rooms[room]; !ok {
+		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("not a member of %q", room))
+		return
+	}
+	delete(c.rooms, room)
+	if err := c.s.hub.Leave(c.ctx, room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
+		// The member is gone locally either way; only the broker unsubscribe failed.
+		c.s.log.WarnContext(c.ctx, "unsubscribe failed", "room", room, "err", err)
+	}
+	c.s.saveRooms(c)
+	c.reply(req.ID, roomReply(room))
+}
+
+func (c *conn) publish(req *protocol.Request) {
+	room := req.Room
+	if !c.ident.CanPublish(room) {
+		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to publish to %q", room))
+		return
+	}
+	if _, ok := c.rooms[room]; !ok && room != c.userRm {
+		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("join %q before publishing to it", room))
+		return
+	}
+	msgID, err := c.s.publish(c.ctx, room, req.Event, req.Data, c.info.CorrelationID, req.Ack)
+	if err != nil {
+		c.s.log.WarnContext(c.ctx, "publish failed", "room", room, "err", err)
+		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
+		return
+	}
+	c.reply(req.ID, mustJSON(map[string]string{"msgId": msgID}))
+}
+
+func (c *conn) emit(req *protocol.Request) {
+	h := c.s.cfg.Hooks.OnEvent
+	if h == nil {
+		c.sendError(req.ID, protocol.CodeNoHandler, "the server handles no custom events")
+		return
+	}
+	var reply any
+	err := c.s.callHook(c.ctx, "on_event", func() error {
+		var err error
+		reply, err = h(c.ctx, &c.info, req.Event, req.Data)
+		return err
+	})
+	var ee *EventError
+	var hp errHookPanic
+	switch {
+	case errors.As(err, &hp):
+		c.sendError(req.ID, protocol.CodeInternal, "internal error while handling the event")
+		return
+	case errors.As(err, &ee):
+		c.sendError(req.ID, ee.Code, ee.Message)
+		return
+	case err != nil:
+		c.sendError(req.ID, protocol.CodeEventFailed, err.Error())
+		return
+	}
+	data, err := marshalData(reply)
+	if err != nil {
+		c.s.log.ErrorContext(c.ctx, "event reply not encodable", "event", req.Event, "err", err)
+		c.sendError(req.ID, protocol.CodeInternal, "internal error while encoding the reply")
+		return
+	}
+	c.reply(req.ID, data)
+}
+
+func (c *conn) ack(req *protocol.Request) {
+	n := c.acked(req.MsgIDs)
+	if len(req.ID) > 0 {
+		c.reply(req.ID, mustJSON(map[string]int{"acked": n}))
+	}
+}
+
+func (c *conn) reply(id json.RawMessage, data json.RawMessage) {
+	if len(id) == 0 {
+		return
+	}
+	c.send(protocol.TypeReply, protocol.EncodeReply(id, data))
+}
+
+func (c *conn) sendError(id json.RawMessage, code, message string) {
+	c.s.metrics.Errors.WithLabelValues(code).Inc()
+	c.s.log.InfoContext(c.ctx, "request failed", "code", code, "message", message)
+	c.send(protocol.TypeError, protocol.EncodeError(id, code, message))
+}
+
+func roomReply(room string) json.RawMessage {
+	return mustJSON(map[string]string{"room": room})
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// saveRooms records c's rooms in its session so a resume can restore them.
+func (s *Server) saveRooms(c *conn) {
+	rooms := make([]string, 0, len(c.rooms))
+	for r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	sess := &session.Session{
+		ID: c.info.SessionID, UserID: c.ident.UserID, Node: s.cfg.NodeID, Rooms: rooms,
+		ConnectedAt: c.info.ConnectedAt, LastSeen: c.ws.LastSeen(),
+	}
+	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {
+		s.log.WarnContext(c.ctx, "session save failed", "err", err)
+	}
+}

@@ -1,0 +1,47 @@
+package hub
+
+import (
+	"sync"
+
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/transport"
+)
+
+// MaxCodecs is the number of wire encodings a Delivery can cache: the native
+// v1 JSON protocol today, a Socket.IO adapter later.
+const MaxCodecs = 4
+
+// Codec turns a message into a wire frame for one protocol. Slot must be
+// unique per codec and below MaxCodecs.
+type Codec interface {
+	Slot() int
+	Encode(m *broker.Message) (transport.MessageType, []byte)
+}
+
+// Delivery is one message on its way to the local members of a room. Each
+// codec's frame is built on first use and then shared by every member that
+// speaks that protocol, so encoding work does not grow with room size.
+type Delivery struct {
+	Msg              *broker.Message
+	threshold, level int
+	frames           [MaxCodecs]struct {
+		once sync.Once
+		p    *transport.Prepared
+	}
+}
+
+// NewDelivery returns a Delivery for m; the Hub makes one per fan-out.
+func NewDelivery(m *broker.Message, compressionThreshold, compressionLevel int) *Delivery {
+	return &Delivery{Msg: m, threshold: compressionThreshold, level: compressionLevel}
+}
+
+// Frame returns the prepared frame of d in codec c, encoding it if this is
+// the first member asking for it.
+func (d *Delivery) Frame(c Codec) *transport.Prepared {
+	f := &d.frames[c.Slot()]
+	f.once.Do(func() {
+		typ, b := c.Encode(d.Msg)
+		f.p = transport.NewPrepared(typ, b, d.threshold, d.level)
+	})
+	return f.p
+}

@@ -1,0 +1,175 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+)
+
+const numShards = 64
+
+// Member is a local recipient of room messages, typically one connection.
+type Member interface {
+	// Deliver queues d for sending without blocking. A member that cannot
+	// keep up handles that itself (it disconnects as a slow consumer).
+	Deliver(d *Delivery)
+}
+
+// Config configures a Hub.
+type Config struct {
+	// Broker carries publications between nodes. Required.
+	Broker broker.Broker
+	// CompressionThreshold and CompressionLevel are passed to every prepared
+	// frame (see transport.NewPrepared).
+	CompressionThreshold int
+	CompressionLevel     int
+	// OnFanout, if set, is called after each local fan-out that reached at
+	// least one member, with the delivery, the number of members reached and
+	// how long queuing took.
+	OnFanout func(d *Delivery, members int, took time.Duration)
+	// OnControl, if set, receives cluster-wide control messages.
+	OnControl func(c *broker.Control)
+}
+
+// ErrNotMember is returned by Leave for a member that is not in the room.
+var ErrNotMember = errors.New("hub: not a member of the room")
+
+// Hub is a node's room registry. Create it with New.
+type Hub struct {
+	cfg    Config
+	seed   maphash.Seed
+	shards [numShards]shard
+	// subMu serialises interest changes per room (by the same hash as the
+	// shards), so Subscribe/Unsubscribe calls for one room never race.
+	subMu [numShards]sync.Mutex
+}
+
+type shard struct {
+	mu    sync.RWMutex
+	rooms map[string]map[Member]struct{}
+}
+
+// New returns a Hub. Call it before Broker.Start and pass the Hub as the
+// broker's Handler.
+func New(cfg Config) *Hub {
+	h := &Hub{cfg: cfg, seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].rooms = make(map[string]map[Member]struct{})
+	}
+	return h
+}
+
+func (h *Hub) index(room string) int {
+	return int(maphash.String(h.seed, room) % numShards)
+}
+
+// Join adds m to room, subscribing the node to the room first if m is its
+// first local member. It reports false if m was already a member.
+func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
+	i := h.index(room)
+	h.subMu[i].Lock()
+	defer h.subMu[i].Unlock()
+	s := &h.shards[i]
+
+	s.mu.RLock()
+	members, exists := s.rooms[room]
+	_, already := members[m]
+	s.mu.RUnlock()
+	if already {
+		return false, nil
+	}
+	if !exists {
+		if err := h.cfg.Broker.Subscribe(ctx, room); err != nil {
+			return false, err
+		}
+	}
+	s.mu.Lock()
+	if members = s.rooms[room]; members == nil {
+		members = make(map[Member]struct{})
+		s.rooms[room] = members
+	}
+	members[m] = struct{}{}
+	s.mu.Unlock()
+	return true, nil
+}
+
+// Leave removes m from room and unsubscribes the node when the room has no
+// local member left. The member is removed even if unsubscribing fails.
+func (h *Hub) Leave(ctx context.Context, room string, m Member) error {
+	i := h.index(room)
+	h.subMu[i].Lock()
+	defer h.subMu[i].Unlock()
+	s := &h.shards[i]
+
+	s.mu.Lock()
+	members := s.rooms[room]
+	if _, ok := members[m]; !ok {
+		s.mu.Unlock()
+		return ErrNotMember
+	}
+	delete(members, m)
+	empty := len(members) == 0
+	if empty {
+		delete(s.rooms, room)
+	}
+	s.mu.Unlock()
+	if empty {
+		return h.cfg.Broker.Unsubscribe(ctx, room)
+	}
+	return nil
+}
+
+// Publish hands m to the broker, which delivers it to every node with
+// members in m.Room (this one included). An error means nobody got it.
+func (h *Hub) Publish(ctx context.Context, m *broker.Message) error {
+	return h.cfg.Broker.Publish(ctx, m)
+}
+
+// HandleMessage implements broker.Handler: it queues m to every local
+// member of its room, encoding it at most once per codec.
+func (h *Hub) HandleMessage(m *broker.Message) {
+	start := time.Now()
+	d := &Delivery{Msg: m, threshold: h.cfg.CompressionThreshold, level: h.cfg.CompressionLevel}
+	s := &h.shards[h.index(m.Room)]
+	s.mu.RLock()
+	members := s.rooms[m.Room]
+	n := len(members)
+	for member := range members {
+		member.Deliver(d)
+	}
+	s.mu.RUnlock()
+	if h.cfg.OnFanout != nil && n > 0 {
+		h.cfg.OnFanout(d, n, time.Since(start))
+	}
+}
+
+// HandleControl implements broker.Handler.
+func (h *Hub) HandleControl(c *broker.Control) {
+	if h.cfg.OnControl != nil {
+		h.cfg.OnControl(c)
+	}
+}
+
+// Members returns the number of local members of room.
+func (h *Hub) Members(room string) int {
+	s := &h.shards[h.index(room)]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.rooms[room])
+}
+
+// Rooms returns the number of rooms with at least one local member.
+func (h *Hub) Rooms() int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		n += len(s.rooms)
+		s.mu.RUnlock()
+	}
+	return n
+}

@@ -1,0 +1,60 @@
+// Package logctx carries log attributes in a context.Context so that every
+// log line about a connection (correlation id, connection id, user) carries
+// them without loggers being passed around by hand. Wrap a slog.Handler with
+// NewHandler and log with the *Context methods (InfoContext, ...).
+package logctx
+
+import (
+	"context"
+	"log/slog"
+)
+
+type ctxKey struct{}
+
+// With returns a copy of ctx whose log lines also carry attrs.
+func With(ctx context.Context, attrs ...slog.Attr) context.Context {
+	prev, _ := ctx.Value(ctxKey{}).([]slog.Attr)
+	merged := make([]slog.Attr, 0, len(prev)+len(attrs))
+	merged = append(merged, prev...)
+	merged = append(merged, attrs...)
+	return context.WithValue(ctx, ctxKey{}, merged)
+}
+
+// Attrs returns the attributes carried by ctx.
+func Attrs(ctx context.Context) []slog.Attr {
+	a, _ := ctx.Value(ctxKey{}).([]slog.Attr)
+	return a
+}
+
+// Handler adds the context's attributes to every record.
+type Handler struct{ inner slog.Handler }
+
+// NewHandler wraps h. Wrapping an already wrapped handler returns it as is.
+func NewHandler(h slog.Handler) slog.Handler {
+	if _, ok := h.(Handler); ok {
+		return h
+	}
+	return Handler{inner: h}
+}
+
+// Enabled implements slog.Handler.
+func (h Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
+
+// Handle implements slog.Handler.
+func (h Handler) Handle(ctx context.Context, r slog.Record) error {
+	if attrs := Attrs(ctx); len(attrs) > 0 {
+		r = r.Clone()
+		r.AddAttrs(attrs...)
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+// WithAttrs implements slog.Handler.
+func (h Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return Handler{inner: h.inner.WithAttrs(attrs)}
+}
+
+// WithGroup implements slog.Handler.
+func (h Handler) WithGroup(name string) slog.Handler {
+	return Handler{inner: h.inner.WithGroup(name)}
+}

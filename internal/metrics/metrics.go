@@ -1,0 +1,105 @@
+// Package metrics defines Herald's Prometheus metrics. Each Server owns one
+// Metrics registered on its own registry, so several servers (in tests, or
+// embedded twice) never collide.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every collector Herald exports.
+type Metrics struct {
+	Connections          prometheus.Gauge
+	ConnectionsOpened    prometheus.Counter
+	ConnectionsClosed    *prometheus.CounterVec // by reason
+	UpgradesRejected     *prometheus.CounterVec // by reason
+	MessagesIn           *prometheus.CounterVec // by type
+	MessagesOut          *prometheus.CounterVec // by type
+	BytesIn              prometheus.Counter
+	BytesOut             prometheus.Counter
+	HeartbeatTerminated  prometheus.Counter
+	SlowConsumers        prometheus.Counter
+	Errors               *prometheus.CounterVec // by code
+	FanoutSeconds        prometheus.Histogram
+	HookPanics           *prometheus.CounterVec // by hook
+	APIRequests          *prometheus.CounterVec // by endpoint, code
+	Draining             prometheus.Gauge
+	Redeliveries         prometheus.Counter
+	AcksExpired          prometheus.Counter
+}
+
+// New creates the metrics and registers them, plus the Go and process
+// collectors, on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_connections", Help: "Open WebSocket connections.",
+		}),
+		ConnectionsOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_connections_opened_total", Help: "WebSocket connections accepted.",
+		}),
+		ConnectionsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_connections_closed_total", Help: "WebSocket connections closed, by reason.",
+		}, []string{"reason"}),
+		UpgradesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_upgrades_rejected_total", Help: "Upgrade requests refused before a WebSocket existed, by reason.",
+		}, []string{"reason"}),
+		MessagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_messages_received_total", Help: "Client frames received, by protocol type.",
+		}, []string{"type"}),
+		MessagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_messages_sent_total", Help: "Frames queued to clients, by protocol type.",
+		}, []string{"type"}),
+		BytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_received_bytes_total", Help: "Payload bytes of client messages after decompression.",
+		}),
+		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_sent_bytes_total", Help: "Payload bytes of frames queued to clients before compression.",
+		}),
+		HeartbeatTerminated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_heartbeat_terminations_total", Help: "Connections terminated because no pong arrived in time.",
+		}),
+		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_slow_consumer_disconnects_total", Help: "Connections closed because their send queue was full.",
+		}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_errors_total", Help: "Error frames sent to clients, by code.",
+		}, []string{"code"}),
+		FanoutSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_fanout_duration_seconds",
+			Help:    "Time to queue one message to all local members of its room.",
+			Buckets: []float64{1e-6, 5e-6, 25e-6, 1e-4, 5e-4, 0.0025, 0.01, 0.05, 0.25, 1},
+		}),
+		HookPanics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_hook_panics_total", Help: "Application hook panics recovered, by hook.",
+		}, []string{"hook"}),
+		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_api_requests_total", Help: "Server API requests, by endpoint and HTTP status code.",
+		}, []string{"endpoint", "code"}),
+		Draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_draining", Help: "1 while the server is draining for shutdown.",
+		}),
+		Redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_redeliveries_total", Help: "Messages sent again because the client did not acknowledge them in time.",
+		}),
+		AcksExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_acks_expired_total", Help: "Messages given up after the last redelivery went unacknowledged.",
+		}),
+	}
+	reg.MustRegister(
+		m.Connections, m.ConnectionsOpened, m.ConnectionsClosed, m.UpgradesRejected,
+		m.MessagesIn, m.MessagesOut, m.BytesIn, m.BytesOut, m.HeartbeatTerminated,
+		m.SlowConsumers, m.Errors, m.FanoutSeconds, m.HookPanics, m.APIRequests, m.Draining,
+		m.Redeliveries, m.AcksExpired,
+	)
+	return m
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors,
+// the one a Server uses when the embedding application gives none.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}

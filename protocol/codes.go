@@ -1,0 +1,50 @@
+package protocol
+
+// Error codes carried in the "code" field of an error frame. An error frame
+// never closes the connection by itself: the client may keep using it.
+const (
+	// CodeBadMessage: the frame is not valid JSON, not an object, or a field
+	// has the wrong JSON type.
+	CodeBadMessage = "bad_message"
+	// CodeUnknownType: the "type" field names no request this server knows.
+	CodeUnknownType = "unknown_type"
+	// CodeBadRequest: a required field is missing or invalid (room, event, id).
+	CodeBadRequest = "bad_request"
+	// CodeBinaryUnsupported: a binary frame was received; protocol v1 is text only.
+	CodeBinaryUnsupported = "binary_unsupported"
+	// CodeForbidden: the identity may not join or publish to that room.
+	CodeForbidden = "forbidden"
+	// CodeNotJoined: publish to a room the connection has not joined.
+	CodeNotJoined = "not_joined"
+	// CodeTooManyRooms: the connection reached its limit of joined rooms.
+	CodeTooManyRooms = "too_many_rooms"
+	// CodeNoHandler: an emit arrived but the application registered no event hook.
+	CodeNoHandler = "no_handler"
+	// CodeEventFailed: the application's event hook returned an error.
+	CodeEventFailed = "event_failed"
+	// CodeRateLimited: the connection sends faster than it is allowed to.
+	CodeRateLimited = "rate_limited"
+	// CodeBrokerUnavailable: the message could not be handed to the broker;
+	// it was not delivered and the client may retry.
+	CodeBrokerUnavailable = "broker_unavailable"
+	// CodeInternal: the server failed (for example an application hook
+	// panicked). The request may or may not have taken effect.
+	CodeInternal = "internal"
+)
+
+// WebSocket close codes sent by Herald. The 1xxx codes are RFC 6455's; the
+// 4xxx codes are Herald's own (the range RFC 6455 reserves for applications).
+const (
+	CloseNormal          = 1000 // the client or server finished normally
+	CloseGoingAway       = 1001 // server shutdown (drain) or client navigating away
+	CloseProtocolError   = 1002 // RFC 6455 framing violation
+	CloseUnsupportedData = 1003 // unsupported data
+	CloseAbnormal        = 1006 // never sent: socket closed without a close frame (heartbeat timeout, network cut)
+	CloseInvalidPayload  = 1007 // text frame with invalid UTF-8
+	ClosePolicyViolation = 1008 // rejected by policy (application hook refused the connection, abuse)
+	CloseMessageTooBig   = 1009 // message over the read limit
+	CloseInternalError   = 1011 // unexpected server failure
+	CloseTryAgainLater   = 1013 // server overloaded
+	CloseDisconnected    = 4004 // the application disconnected this client (DisconnectUser)
+	CloseSlowConsumer    = 4008 // the client did not read fast enough; its send queue filled up
+)

@@ -1,0 +1,187 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Frame types the server sends.
+const (
+	TypeWelcome        = "welcome"
+	TypeEvent          = "event"
+	TypeReply          = "reply"
+	TypeError          = "error"
+	TypeServerShutdown = "server_shutdown"
+)
+
+// Version is the wire protocol version announced in welcome.
+const Version = 1
+
+// Welcome is the first frame on every connection.
+type Welcome struct {
+	Type          string `json:"type"`
+	Protocol      int    `json:"protocol"`
+	ConnectionID  string `json:"connectionId"`
+	SessionID     string `json:"sessionId"`
+	CorrelationID string `json:"correlationId"`
+	UserID        string `json:"userId"`
+	HeartbeatMs   int64  `json:"heartbeatMs"`
+	Resumed       bool   `json:"resumed"`
+}
+
+// Event is a message delivered to a room's members or to a user. MsgID,
+// Offset, Epoch and Ack are filled by engines that keep history and by acked
+// delivery; clients must ignore zero values.
+type Event struct {
+	Room   string          `json:"room"`
+	Event  string          `json:"event"`
+	Data   json.RawMessage `json:"data,omitempty"`
+	MsgID  string          `json:"msgId,omitempty"`
+	Offset uint64          `json:"offset,omitempty"`
+	Epoch  string          `json:"epoch,omitempty"`
+	Ack    bool            `json:"ack,omitempty"`
+	// TS is the publish time in Unix milliseconds.
+	TS int64 `json:"ts,omitempty"`
+}
+
+// AppendEvent appends the JSON encoding of an event frame to dst. It is the
+// hot path of every broadcast (run once per message, not per recipient), so
+// it is written by hand; ev.Data must already be valid JSON.
+func AppendEvent(dst []byte, ev *Event) []byte {
+	dst = append(dst, `{"type":"event","room":`...)
+	dst = AppendString(dst, ev.Room)
+	dst = append(dst, `,"event":`...)
+	dst = AppendString(dst, ev.Event)
+	if len(ev.Data) > 0 {
+		dst = append(dst, `,"data":`...)
+		dst = append(dst, ev.Data...)
+	}
+	if ev.MsgID != "" {
+		dst = append(dst, `,"msgId":`...)
+		dst = AppendString(dst, ev.MsgID)
+	}
+	if ev.Offset != 0 {
+		dst = append(dst, `,"offset":`...)
+		dst = strconv.AppendUint(dst, ev.Offset, 10)
+	}
+	if ev.Epoch != "" {
+		dst = append(dst, `,"epoch":`...)
+		dst = AppendString(dst, ev.Epoch)
+	}
+	if ev.Ack {
+		dst = append(dst, `,"ack":true`...)
+	}
+	if ev.TS != 0 {
+		dst = append(dst, `,"ts":`...)
+		dst = strconv.AppendInt(dst, ev.TS, 10)
+	}
+	return append(dst, '}')
+}
+
+// Reply answers a request that succeeded.
+type Reply struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// ErrorFrame answers a request that failed, or reports a problem with a
+// frame that had no id.
+type ErrorFrame struct {
+	Type    string          `json:"type"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+}
+
+// ServerShutdown tells a client that the server is draining: it should
+// reconnect (to another node) after RetryAfterMs.
+type ServerShutdown struct {
+	Type         string `json:"type"`
+	RetryAfterMs int64  `json:"retryAfterMs"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// EncodeWelcome returns the JSON of w with its type set.
+func EncodeWelcome(w Welcome) []byte {
+	w.Type = TypeWelcome
+	return mustMarshal(w)
+}
+
+// EncodeReply returns a reply frame for id carrying data (may be nil).
+func EncodeReply(id json.RawMessage, data json.RawMessage) []byte {
+	return mustMarshal(Reply{Type: TypeReply, ID: id, Data: data})
+}
+
+// EncodeError returns an error frame.
+func EncodeError(id json.RawMessage, code, message string) []byte {
+	return mustMarshal(ErrorFrame{Type: TypeError, ID: id, Code: code, Message: message})
+}
+
+// EncodeServerShutdown returns a server_shutdown frame.
+func EncodeServerShutdown(retryAfterMs int64, reason string) []byte {
+	return mustMarshal(ServerShutdown{Type: TypeServerShutdown, RetryAfterMs: retryAfterMs, Reason: reason})
+}
+
+// mustMarshal encodes values whose types cannot fail to marshal. RawMessage
+// fields are only ever set from data the decoder already validated.
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("protocol: marshal: " + err.Error())
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string. Invalid UTF-8 is replaced by
+// U+FFFD, as encoding/json does, so the output is always valid JSON.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,345 @@
+package herald
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/heraldrt/herald/auth"
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/broker/memory"
+	"github.com/heraldrt/herald/hub"
+	"github.com/heraldrt/herald/internal/id"
+	"github.com/heraldrt/herald/internal/logctx"
+	"github.com/heraldrt/herald/internal/metrics"
+	"github.com/heraldrt/herald/protocol"
+	"github.com/heraldrt/herald/session"
+	memsession "github.com/heraldrt/herald/session/memory"
+)
+
+// Errors returned by the Server's methods.
+var (
+	ErrDraining = errors.New("herald: server is draining")
+	ErrClosed   = errors.New("herald: server is shut down")
+)
+
+// Server is a Herald node: an http.Handler serving WebSocket upgrades on
+// Config.Path, plus /healthz, /readyz, /metrics and the server API under
+// /api/v1/. Create it with New and stop it with Shutdown.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	registry *prometheus.Registry
+	hub      *hub.Hub
+	broker   broker.Broker
+	sessions session.Store
+	auth     auth.Authenticator
+	apiKeys  [][]byte
+	msgIDs   *id.Sequence
+	mux      *http.ServeMux
+
+	connsMu sync.Mutex
+	conns   map[*conn]struct{}
+	connWG  sync.WaitGroup // one per connection handler
+
+	draining atomic.Bool
+	closed   atomic.Bool
+	stop     chan struct{} // closed by Shutdown: stops background goroutines
+	bgWG     sync.WaitGroup
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// New builds a Server from cfg, starts its broker and background work, and
+// returns it ready to serve.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = "node-" + id.New(5)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      slog.New(logctx.NewHandler(cfg.Logger.Handler())).With("node", cfg.NodeID),
+		registry: cfg.Registry,
+		broker:   cfg.Broker,
+		sessions: cfg.Sessions,
+		auth:     cfg.Authenticator,
+		msgIDs:   id.NewSequence(),
+		conns:    make(map[*conn]struct{}),
+		stop:     make(chan struct{}),
+	}
+	if s.registry == nil {
+		s.registry = metrics.NewRegistry()
+	}
+	s.metrics = metrics.New(s.registry)
+	if s.broker == nil {
+		s.broker = memory.New()
+	}
+	if s.sessions == nil {
+		s.sessions = memsession.New(time.Minute)
+	}
+	for _, k := range cfg.APIKeys {
+		s.apiKeys = append(s.apiKeys, []byte(k))
+	}
+	if len(s.apiKeys) == 0 {
+		k := "hk_" + id.New(20)
+		s.apiKeys = [][]byte{[]byte(k)}
+		s.log.Warn("no API key configured: generated one for /api/v1 (set HERALD_API_KEY to choose your own)", "api_key", k)
+	}
+	s.hub = hub.New(hub.Config{
+		Broker:               s.broker,
+		CompressionThreshold: cfg.CompressionThreshold,
+		CompressionLevel:     cfg.CompressionLevel,
+		OnFanout:             s.observeFanout,
+		OnControl:            s.handleControl,
+	})
+	if err := s.broker.Start(context.Background(), s.hub); err != nil {
+		_ = s.sessions.Close()
+		return nil, fmt.Errorf("herald: start broker: %w", err)
+	}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc(cfg.Path, s.serveWebSocket)
+	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	s.mux.HandleFunc("POST /api/v1/publish", s.serveAPIPublish)
+	s.mux.HandleFunc("/api/v1/publish", methodNotAllowed("POST"))
+	s.mux.HandleFunc("/api/v1/", s.serveAPINotFound)
+
+	s.bgWG.Add(2)
+	go s.refreshSessions()
+	go s.redeliverUnacked()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler. Mount the Server on "/" of your mux (its
+// routes are more general than yours, so yours win) or on its individual
+// paths.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// APIKey returns the first configured (or generated) server API key.
+func (s *Server) APIKey() string { return string(s.apiKeys[0]) }
+
+// Draining reports whether Shutdown has begun.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Connections returns the number of open WebSocket connections.
+func (s *Server) Connections() int {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	return len(s.conns)
+}
+
+// Publish sends event with data to every member of room, on every node. data
+// is marshalled to JSON (a json.RawMessage is used as is). It returns the
+// message id once the broker has accepted the message.
+func (s *Server) Publish(ctx context.Context, room, event string, data any, opts ...PublishOption) (string, error) {
+	if err := protocol.ValidateRoom(room); err != nil {
+		return "", fmt.Errorf("herald: %w", err)
+	}
+	if err := protocol.ValidateEvent(event); err != nil {
+		return "", fmt.Errorf("herald: %w", err)
+	}
+	raw, err := marshalData(data)
+	if err != nil {
+		return "", err
+	}
+	var po publishOptions
+	for _, o := range opts {
+		o(&po)
+	}
+	return s.publish(ctx, room, event, raw, correlationID(ctx), po.ack)
+}
+
+// PublishOption modifies one Publish call.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct{ ack bool }
+
+// WithAck asks every recipient to acknowledge the message. Unacknowledged
+// messages are redelivered (same msgId) every Config.AckTimeout, up to
+// Config.AckRetries times.
+func WithAck() PublishOption { return func(o *publishOptions) { o.ack = true } }
+
+// PublishToUser sends event with data to every connection of user, on every
+// node.
+func (s *Server) PublishToUser(ctx context.Context, user, event string, data any, opts ...PublishOption) (string, error) {
+	if user == "" {
+		return "", errors.New("herald: empty user")
+	}
+	return s.Publish(ctx, auth.UserRoom(user), event, data, opts...)
+}
+
+// DisconnectUser closes every connection of user on every node with code
+// 4003 ("disconnected by server").
+func (s *Server) DisconnectUser(ctx context.Context, user, reason string) error {
+	return s.broker.PublishControl(ctx, &broker.Control{Kind: broker.ControlDisconnectUser, User: user, Reason: reason})
+}
+
+func (s *Server) publish(ctx context.Context, room, event string, data json.RawMessage, cid string, ack bool) (string, error) {
+	if s.closed.Load() {
+		return "", ErrClosed
+	}
+	m := &broker.Message{
+		Room:          room,
+		Event:         event,
+		Data:          data,
+		MsgID:         s.msgIDs.Next(),
+		PublishedAt:   time.Now().UnixNano(),
+		CorrelationID: cid,
+		Ack:           ack,
+	}
+	if err := s.hub.Publish(ctx, m); err != nil {
+		return "", fmt.Errorf("herald: publish: %w", err)
+	}
+	return m.MsgID, nil
+}
+
+func marshalData(data any) (json.RawMessage, error) {
+	switch d := data.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		if !json.Valid(d) {
+			return nil, errors.New("herald: data is not valid JSON")
+		}
+		return d, nil
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("herald: marshal data: %w", err)
+	}
+	return b, nil
+}
+
+type correlationKey struct{}
+
+// WithCorrelationID returns a ctx whose publishes carry cid, so that logs
+// on every node can tie a delivered message to the request that caused it.
+func WithCorrelationID(ctx context.Context, cid string) context.Context {
+	return context.WithValue(ctx, correlationKey{}, cid)
+}
+
+func correlationID(ctx context.Context) string {
+	cid, _ := ctx.Value(correlationKey{}).(string)
+	return cid
+}
+
+func (s *Server) observeFanout(d *hub.Delivery, members int, took time.Duration) {
+	s.metrics.FanoutSeconds.Observe(took.Seconds())
+	s.metrics.MessagesOut.WithLabelValues(protocol.TypeEvent).Add(float64(members))
+	s.metrics.BytesOut.Add(float64(members * len(d.Frame(v1Codec{}).Payload())))
+}
+
+func (s *Server) handleControl(c *broker.Control) {
+	switch c.Kind {
+	case broker.ControlDisconnectUser:
+		for _, cn := range s.snapshot() {
+			if cn.ident.UserID == c.User {
+				cn.closeWith(protocol.CloseDisconnected, nonEmpty(c.Reason, "disconnected by server"))
+			}
+		}
+	default:
+		s.log.Debug("control message ignored", "kind", string(c.Kind))
+	}
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (s *Server) addConn(c *conn) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	return true
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	s.connWG.Done()
+}
+
+func (s *Server) snapshot() []*conn {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// refreshSessions keeps live connections' sessions from expiring, writing
+// each connection's last-seen time, every third of the session TTL.
+func (s *Server) refreshSessions() {
+	defer s.bgWG.Done()
+	t := time.NewTicker(s.cfg.SessionTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			for _, c := range s.snapshot() {
+				ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+				if err := s.sessions.Touch(ctx, c.info.SessionID, c.ws.LastSeen(), s.cfg.SessionTTL); err != nil {
+					s.log.WarnContext(c.ctx, "session refresh failed", "err", err)
+				}
+				cancel()
+			}
+		}
+	}
+}
+
+func (s *Server) checkAPIKey(r *http.Request) bool {
+	const prefix = "Bearer "
+	h := r.Header.Get("Authorization")
+	if len(h) <= len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
+		return false
+	}
+	got := []byte(h[len(prefix):])
+	ok := 0
+	for _, k := range s.apiKeys {
+		ok |= subtle.ConstantTimeCompare(got, k)
+	}
+	return ok == 1
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,251 @@
+package herald_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/heraldrt/herald"
+)
+
+func get(t *testing.T, url string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{})
+	if code, body, _ := get(t, ts.HTTP.URL+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	if code, body, _ := get(t, ts.HTTP.URL+"/readyz"); code != 200 || !strings.Contains(body, `"broker":"up"`) {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	c := dial(t, ts.URL)
+	c.join("m")
+	code, body, _ := get(t, ts.HTTP.URL+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, name := range []string{
+		"herald_connections 1", "herald_connections_opened_total 1", `herald_messages_received_total{type="join"} 1`,
+		`herald_messages_sent_total{type="welcome"} 1`, "herald_received_bytes_total", "herald_sent_bytes_total",
+		"herald_heartbeat_terminations_total 0", "herald_slow_consumer_disconnects_total 0",
+		"herald_fanout_duration_seconds_bucket", "go_goroutines", "process_cpu_seconds_total",
+	} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %q", name)
+		}
+	}
+}
+
+func TestMetricsPassPromlint(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, herald.Config{Registry: reg})
+	c := dial(t, ts.URL)
+	c.join("lint")
+	c.send(`{"type":"nope"}`)
+	c.expect("error")
+	if _, err := ts.Publish(context.Background(), "lint", "e", 1); err != nil {
+		t.Fatal(err)
+	}
+	c.expect("event")
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestAPIPublish(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{APIKeys: []string{"old-key-0123456789", testAPIKey}})
+	c := dial(t, ts.URL)
+	c.join("news")
+
+	tests := []struct {
+		name     string
+		key      string
+		body     string
+		wantCode int
+		wantErr  string
+	}{
+		{"no key", "", `{"room":"news","event":"e"}`, 401, "unauthorized"},
+		{"wrong key", "nope-nope-nope-nope", `{"room":"news","event":"e"}`, 401, "unauthorized"},
+		{"not JSON", testAPIKey, `{"room":`, 400, "bad_request"},
+		{"empty body", testAPIKey, ``, 400, "bad_request"},
+		{"no target", testAPIKey, `{"event":"e"}`, 400, "bad_request"},
+		{"room and user", testAPIKey, `{"room":"a","user":"b","event":"e"}`, 400, "bad_request"},
+		{"no event", testAPIKey, `{"room":"news"}`, 400, "bad_request"},
+		{"unknown field", testAPIKey, `{"room":"news","event":"e","colour":1}`, 400, "bad_request"},
+		{"data not JSON", testAPIKey, `{"room":"news","event":"e","data":nope}`, 400, "bad_request"},
+		{"ok", testAPIKey, `{"room":"news","event":"headline","data":{"title":"Herald ships"}}`, 200, ""},
+		{"rotated old key still works", "old-key-0123456789", `{"room":"news","event":"headline","data":2}`, 200, ""},
+	}
+	for _, tt := range tests {
+		code, body := apiPublish(t, ts, tt.key, tt.body)
+		if code != tt.wantCode {
+			t.Errorf("%s: status %d, want %d (%v)", tt.name, code, tt.wantCode, body)
+		}
+		if tt.wantErr != "" && (body["error"] != tt.wantErr || body["message"] == "") {
+			t.Errorf("%s: body %v, want error %q with a message", tt.name, body, tt.wantErr)
+		}
+		if tt.wantCode == 200 && body["msgId"] == "" {
+			t.Errorf("%s: no msgId: %v", tt.name, body)
+		}
+	}
+	m := c.expect("event")
+	if m["event"] != "headline" || fmt.Sprint(m["data"]) != "map[title:Herald ships]" {
+		t.Fatalf("got %v", m)
+	}
+	c.expect("event")
+	// Wrong method on the endpoint.
+	if code, _, _ := get(t, ts.HTTP.URL+"/api/v1/publish"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET publish: %d", code)
+	}
+}
+
+func TestGeneratedAPIKeyLoggedOnce(t *testing.T) {
+	t.Parallel()
+	logs := &logBuffer{}
+	ts := startServer(t, herald.Config{APIKeys: []string{}, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	var keys []string
+	for _, l := range logs.lines(t) {
+		if k, ok := l["api_key"].(string); ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) != 1 || keys[0] != ts.APIKey() {
+		t.Fatalf("generated key logged %d times (%v), want once", len(keys), keys)
+	}
+	if code, _ := apiPublish(t, ts, keys[0], `{"room":"r","event":"e"}`); code != 200 {
+		t.Fatalf("generated key refused: %d", code)
+	}
+}
+
+func TestCorrelationIDOnEveryLogLine(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{Hooks: herald.Hooks{
+		OnEvent: func(ctx context.Context, c *herald.ConnInfo, event string, data json.RawMessage) (any, error) {
+			return "pong", nil
+		},
+	}})
+	c := dial(t, ts.URL, withHeader("X-Request-ID", "trace-42"))
+	other := dial(t, ts.URL, withHeader("X-Request-ID", "trace-43"))
+	c.join("logs")
+	c.request(map[string]any{"type": "emit", "id": 1, "event": "ping"})
+	c.request(map[string]any{"type": "leave", "id": 2, "room": "nope"}) // an error
+	connID := c.welcome["connectionId"]
+	_ = c.c.Close(websocket.StatusNormalClosure, "done")
+	waitFor(t, 3*time.Second, "disconnect logged", func() bool {
+		for _, l := range ts.Logs.lines(t) {
+			if l["msg"] == "disconnected" && l["conn_id"] == connID {
+				return true
+			}
+		}
+		return false
+	})
+	_ = other
+
+	seen := map[string]bool{}
+	for _, l := range ts.Logs.lines(t) {
+		if l["conn_id"] != connID {
+			continue
+		}
+		if l["correlation_id"] != "trace-42" {
+			t.Errorf("log line about conn %v without its correlation id: %v", connID, l)
+		}
+		seen[fmt.Sprint(l["msg"])] = true
+	}
+	for _, want := range []string{"connected", "message handled", "hook called", "request failed", "disconnected"} {
+		if !seen[want] {
+			t.Errorf("no %q log line for the connection (saw %v)", want, seen)
+		}
+	}
+	for _, l := range ts.Logs.lines(t) {
+		if l["msg"] == "disconnected" && l["conn_id"] == connID && (l["code"] != float64(1000) || l["reason"] != "done") {
+			t.Errorf("disconnect line lacks code/reason: %v", l)
+		}
+	}
+}
+
+func TestShutdownDrains(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{DrainTimeout: 2 * time.Second, DrainRetryAfter: time.Second})
+	leaver := dial(t, ts.URL)  // leaves as soon as told
+	stayers := []*wsClient{dial(t, ts.URL), dial(t, ts.URL), dial(t, ts.URL)}
+	zombie := dialNoRead(t, ts.URL) // never reads: must be terminated at the end
+	waitFor(t, 2*time.Second, "all connected", func() bool { return ts.Connections() == 5 })
+
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- ts.Shutdown(context.Background()) }()
+
+	m := leaver.expect("server_shutdown")
+	if ms, ok := m["retryAfterMs"].(float64); !ok || ms < 500 || ms > 1500 {
+		t.Errorf("retryAfterMs = %v, want 500..1500", m["retryAfterMs"])
+	}
+	_ = leaver.c.Close(websocket.StatusNormalClosure, "moving on")
+
+	// Readiness fails and new upgrades are refused with Retry-After at once.
+	if code, body, _ := get(t, ts.HTTP.URL+"/readyz"); code != 503 || !strings.Contains(body, "draining") {
+		t.Errorf("/readyz during drain: %d %s", code, body)
+	}
+	code, body, hdr := get(t, strings.Replace(ts.URL, "ws://", "http://", 1))
+	if code != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(body, "draining") {
+		t.Errorf("upgrade during drain: %d %q Retry-After=%q", code, body, hdr.Get("Retry-After"))
+	}
+	if code, _, _ := get(t, ts.HTTP.URL+"/healthz"); code != 200 {
+		t.Errorf("/healthz must stay 200 while draining: %d", code)
+	}
+
+	var closedAt []time.Duration
+	for _, s := range stayers {
+		s.expect("server_shutdown")
+		code, reason := s.closeStatus(5 * time.Second)
+		if code != websocket.StatusGoingAway || reason != "server shutdown" {
+			t.Errorf("stayer closed with %d %q, want 1001", code, reason)
+		}
+		closedAt = append(closedAt, time.Since(start))
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	took := time.Since(start)
+	if took > 4*time.Second {
+		t.Errorf("Shutdown took %s with a 2s drain timeout", took)
+	}
+	// Stayers are closed from half the drain on, not all at once.
+	for _, at := range closedAt {
+		if at < 900*time.Millisecond {
+			t.Errorf("a client was closed %s into a 2s drain; closes start at 1s", at)
+		}
+	}
+	if ts.Connections() != 0 {
+		t.Errorf("%d connections left", ts.Connections())
+	}
+	zombie.startReader()
+	if _, err := ts.Publish(context.Background(), "x", "y", nil); err == nil {
+		t.Errorf("Publish after Shutdown succeeded")
+	}
+}

@@ -1,0 +1,127 @@
+// Package memory is the single-node session.Store. Expired sessions are
+// invisible at once and reclaimed by a janitor goroutine that Close stops.
+package memory
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/heraldrt/herald/session"
+)
+
+// Store is an in-memory session store. Create it with New.
+type Store struct {
+	mu       sync.Mutex
+	sessions map[string]entry
+	now      func() time.Time
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+type entry struct {
+	s       session.Session
+	expires time.Time
+}
+
+var _ session.Store = (*Store)(nil)
+
+// New returns a store whose janitor sweeps expired sessions every interval
+// (default one minute when interval <= 0).
+func New(interval time.Duration) *Store {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	st := &Store{
+		sessions: make(map[string]entry),
+		now:      time.Now,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go st.janitor(interval)
+	return st
+}
+
+func (st *Store) janitor(interval time.Duration) {
+	defer close(st.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.stop:
+			return
+		case <-t.C:
+			now := st.now()
+			st.mu.Lock()
+			for id, e := range st.sessions {
+				if now.After(e.expires) {
+					delete(st.sessions, id)
+				}
+			}
+			st.mu.Unlock()
+		}
+	}
+}
+
+// Save implements session.Store.
+func (st *Store) Save(_ context.Context, s *session.Session, ttl time.Duration) error {
+	c := *s
+	c.Rooms = slices.Clone(s.Rooms)
+	st.mu.Lock()
+	st.sessions[s.ID] = entry{s: c, expires: st.now().Add(ttl)}
+	st.mu.Unlock()
+	return nil
+}
+
+// Get implements session.Store.
+func (st *Store) Get(_ context.Context, id string) (*session.Session, error) {
+	st.mu.Lock()
+	e, ok := st.sessions[id]
+	st.mu.Unlock()
+	if !ok || st.now().After(e.expires) {
+		return nil, session.ErrNotFound
+	}
+	c := e.s
+	c.Rooms = slices.Clone(e.s.Rooms)
+	return &c, nil
+}
+
+// Touch implements session.Store.
+func (st *Store) Touch(_ context.Context, id string, lastSeen time.Time, ttl time.Duration) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	e, ok := st.sessions[id]
+	now := st.now()
+	if !ok || now.After(e.expires) {
+		return session.ErrNotFound
+	}
+	e.s.LastSeen = lastSeen
+	e.expires = now.Add(ttl)
+	st.sessions[id] = e
+	return nil
+}
+
+// Delete implements session.Store.
+func (st *Store) Delete(_ context.Context, id string) error {
+	st.mu.Lock()
+	delete(st.sessions, id)
+	st.mu.Unlock()
+	return nil
+}
+
+// Len returns the number of stored sessions, expired or not yet swept.
+func (st *Store) Len() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.sessions)
+}
+
+// Close stops the janitor and waits for it.
+func (st *Store) Close() error {
+	st.once.Do(func() { close(st.stop) })
+	<-st.done
+	return nil
+}

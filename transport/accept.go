@@ -1,0 +1,298 @@
+package transport
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// handshakeError is a rejected upgrade: the HTTP status and the short
+// text body written to the client.
+type handshakeError struct {
+	status int
+	msg    string
+}
+
+func (e *handshakeError) Error() string {
+	return fmt.Sprintf("transport: handshake: %d %s", e.status, e.msg)
+}
+
+// Upgrade completes the WebSocket opening handshake (RFC 6455 section 4.2)
+// and starts the connection's writer goroutine. Every header in respHeader
+// is added to the 101 response, except the ones the handshake itself owns.
+//
+// When the request is not a valid WebSocket upgrade, Upgrade writes a
+// plain-text 400, 405 or 426 response, hijacks nothing and returns an
+// error.
+func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader http.Header) (*Conn, error) {
+	accept, herr := checkHandshake(r)
+	if herr != nil {
+		if herr.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", http.MethodGet)
+		}
+		if herr.status == http.StatusUpgradeRequired {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		http.Error(w, herr.msg, herr.status)
+		return nil, herr
+	}
+	opts = opts.withDefaults()
+
+	var neg negotiated
+	var extHeader string
+	if opts.Compression {
+		neg, extHeader = negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"), opts.ContextTakeover)
+	}
+	subprotocol := selectSubprotocol(r, opts.Subprotocols)
+
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "websocket upgrade unsupported", http.StatusInternalServerError)
+		return nil, fmt.Errorf("transport: hijack: %w", err)
+	}
+
+	// Bytes the client sent right after the request are already in brw's
+	// buffer; keep them, then read straight from the socket rather than
+	// through net/http's connReader.
+	var prefix []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		prefix = append([]byte(nil), b...)
+	}
+	br := brw.Reader
+	br.Reset(&prefixReader{prefix: prefix, r: nc})
+
+	resp := make([]byte, 0, 256)
+	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	resp = append(resp, accept...)
+	resp = append(resp, "\r\n"...)
+	if subprotocol != "" {
+		resp = append(resp, "Sec-WebSocket-Protocol: "...)
+		resp = append(resp, subprotocol...)
+		resp = append(resp, "\r\n"...)
+	}
+	if extHeader != "" {
+		resp = append(resp, "Sec-WebSocket-Extensions: "...)
+		resp = append(resp, extHeader...)
+		resp = append(resp, "\r\n"...)
+	}
+	resp = appendExtraHeaders(resp, respHeader)
+	resp = append(resp, "\r\n"...)
+
+	_ = nc.SetDeadline(time.Time{})
+	_ = nc.SetWriteDeadline(time.Now().Add(opts.WriteTimeout))
+	if _, err := nc.Write(resp); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("transport: write handshake: %w", err)
+	}
+	_ = nc.SetWriteDeadline(time.Time{})
+
+	c := newConn(nc, br, opts, neg, subprotocol)
+	c.bytesOut.Add(uint64(len(resp)))
+	c.start()
+	return c, nil
+}
+
+// checkHandshake validates the upgrade request and returns the
+// Sec-WebSocket-Accept value.
+func checkHandshake(r *http.Request) (string, *handshakeError) {
+	if r.Method != http.MethodGet {
+		return "", &handshakeError{http.StatusMethodNotAllowed, "websocket upgrade requires GET"}
+	}
+	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return "", &handshakeError{http.StatusBadRequest, `missing "Upgrade: websocket" header`}
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") {
+		return "", &handshakeError{http.StatusBadRequest, `missing "Connection: Upgrade" header`}
+	}
+	if v := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Version")); v != "13" {
+		return "", &handshakeError{http.StatusUpgradeRequired, "unsupported websocket version, want 13"}
+	}
+	key := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))
+	if key == "" {
+		return "", &handshakeError{http.StatusBadRequest, "missing Sec-WebSocket-Key header"}
+	}
+	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
+		return "", &handshakeError{http.StatusBadRequest, "invalid Sec-WebSocket-Key header"}
+	}
+	return acceptKey(key), nil
+}
+
+func acceptKey(key string) string {
+	h := sha1.Sum([]byte(key + acceptGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// headerHasToken reports whether a comma-separated header contains token,
+// compared case-insensitively.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func selectSubprotocol(r *http.Request, supported []string) string {
+	if len(supported) == 0 {
+		return ""
+	}
+	var offered []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				offered = append(offered, p)
+			}
+		}
+	}
+	for _, s := range supported {
+		for _, o := range offered {
+			if s == o {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+// appendExtraHeaders appends h in wire form, skipping the headers that the
+// handshake sets and any value that would break the response framing.
+func appendExtraHeaders(b []byte, h http.Header) []byte {
+	for k, vs := range h {
+		ck := http.CanonicalHeaderKey(k)
+		switch ck {
+		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Content-Length", "Transfer-Encoding":
+			continue
+		}
+		if strings.ContainsAny(ck, "\r\n: ") {
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				continue
+			}
+			b = append(b, ck...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
+}
+
+// negotiated holds the permessage-deflate parameters agreed for a conn.
+type negotiated struct {
+	deflate bool
+	// serverContext: this side keeps its compressor across messages.
+	serverContext bool
+	// clientContext: the client keeps its compressor, so the inflater
+	// must be primed with the previous 32 KiB of output.
+	clientContext bool
+}
+
+type deflateOffer struct {
+	serverNoContext bool
+	clientNoContext bool
+}
+
+// negotiateDeflate picks the first acceptable permessage-deflate offer
+// from the Sec-WebSocket-Extensions values and returns the response
+// header value, or "" when no offer is acceptable.
+func negotiateDeflate(values []string, contextTakeover bool) (negotiated, string) {
+	for _, v := range values {
+		for ext := range strings.SplitSeq(v, ",") {
+			offer, ok := parseDeflateOffer(ext)
+			if !ok {
+				continue
+			}
+			if !contextTakeover {
+				return negotiated{deflate: true},
+					"permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+			}
+			resp := "permessage-deflate"
+			n := negotiated{deflate: true, serverContext: true, clientContext: true}
+			if offer.serverNoContext {
+				resp += "; server_no_context_takeover"
+				n.serverContext = false
+			}
+			if offer.clientNoContext {
+				resp += "; client_no_context_takeover"
+				n.clientContext = false
+			}
+			return n, resp
+		}
+	}
+	return negotiated{}, ""
+}
+
+// parseDeflateOffer parses one extension offer. ok is false when ext is
+// not permessage-deflate or has parameters this server cannot honour
+// (RFC 7692 section 7.1: such an offer is declined, not failed).
+func parseDeflateOffer(ext string) (o deflateOffer, ok bool) {
+	parts := strings.Split(ext, ";")
+	if !strings.EqualFold(strings.TrimSpace(parts[0]), "permessage-deflate") {
+		return o, false
+	}
+	seen := map[string]bool{}
+	for _, p := range parts[1:] {
+		name, value, hasValue := strings.Cut(strings.TrimSpace(p), "=")
+		name = strings.ToLower(strings.TrimSpace(name))
+		value = strings.Trim(strings.TrimSpace(value), `"`)
+		if name == "" || seen[name] {
+			return o, false
+		}
+		seen[name] = true
+		switch name {
+		case "server_no_context_takeover":
+			if hasValue {
+				return o, false
+			}
+			o.serverNoContext = true
+		case "client_no_context_takeover":
+			if hasValue {
+				return o, false
+			}
+			o.clientNoContext = true
+		case "server_max_window_bits":
+			// compress/flate always uses a 32 KiB window.
+			if bits, err := strconv.Atoi(value); err != nil || bits != 15 {
+				return o, false
+			}
+		case "client_max_window_bits":
+			// The inflater accepts any window up to 32 KiB.
+			if hasValue {
+				if bits, err := strconv.Atoi(value); err != nil || bits < 8 || bits > 15 {
+					return o, false
+				}
+			}
+		default:
+			return o, false
+		}
+	}
+	return o, true
+}
+
+// prefixReader returns prefix, then reads from r.
+type prefixReader struct {
+	prefix []byte
+	r      net.Conn
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}

@@ -1,0 +1,106 @@
+package transport
+
+import (
+	"time"
+)
+
+// closeFrame builds a complete close frame.
+func closeFrame(code int, reason string) []byte {
+	p := closePayload(code, reason)
+	return appendFrame(make([]byte, 0, 2+len(p)), opClose, false, p)
+}
+
+// Close performs the closing handshake: it queues a close frame behind
+// the messages already queued, waits up to 5 s for the peer's close reply
+// and closes the socket. When no Read is in progress Close reads (and
+// discards) incoming frames itself to see the reply; when one is, that
+// Read sees it and returns. Close returns once Done is closed. It is
+// idempotent: later calls only wait. The reason is truncated to 123 bytes
+// on a UTF-8 boundary.
+func (c *Conn) Close(code int, reason string) error {
+	reason = truncateUTF8(reason, maxControlPayload-2)
+	req := closeRequest{frame: closeFrame(code, reason), flush: true, waitPeer: true}
+	if c.startClose(req, &CloseError{Code: code, Reason: reason}, closeGrace) && c.readMu.TryLock() {
+		c.mu.Lock()
+		deadline := c.closeDeadline
+		c.mu.Unlock()
+		_ = c.nc.SetReadDeadline(deadline)
+		for c.r.err == nil {
+			_, _, _ = c.readMessage()
+		}
+		c.readMu.Unlock()
+	}
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeErr
+}
+
+// Terminate closes the socket immediately without a close frame, for a
+// peer that is gone (heartbeat timeout) or when there is no time for a
+// handshake. err is recorded as the cause unless one already is; nil
+// records ErrClosed. Terminate is idempotent and does not wait for Done.
+func (c *Conn) Terminate(err error) {
+	if err == nil {
+		err = ErrClosed
+	}
+	c.mu.Lock()
+	if c.cause == nil {
+		c.cause = err
+	}
+	already := c.killed
+	c.killed = true
+	if !c.closeStarted {
+		c.closeStarted = true
+		close(c.closing)
+	}
+	c.mu.Unlock()
+	if !already {
+		close(c.kill)
+		c.closeSocket()
+	}
+}
+
+// startClose begins closing with req unless closing has already started,
+// and reports whether it did. cause is recorded; every socket write from
+// now on, including one in flight, must finish within grace.
+func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bool {
+	c.mu.Lock()
+	if c.closeStarted {
+		c.mu.Unlock()
+		return false
+	}
+	c.closeStarted = true
+	if c.cause == nil {
+		c.cause = cause
+	}
+	c.closeDeadline = time.Now().Add(grace)
+	_ = c.nc.SetWriteDeadline(c.closeDeadline)
+	close(c.closing)
+	c.mu.Unlock()
+	c.closeReq <- req // buffered; only the first starter sends
+	return true
+}
+
+func (c *Conn) closeSocket() {
+	c.socketOnce.Do(func() { _ = c.nc.Close() })
+}
+
+func (c *Conn) signalPeerClosed() {
+	c.peerClosedOnce.Do(func() { close(c.peerClosed) })
+}
+
+// finish runs when the writer goroutine exits.
+func (c *Conn) finish() {
+	c.mu.Lock()
+	if c.cause == nil {
+		c.cause = ErrClosed
+	}
+	if !c.closeStarted {
+		c.closeStarted = true
+		close(c.closing)
+	}
+	c.mu.Unlock()
+	c.closeSocket()
+	close(c.done)
+}

@@ -1,0 +1,427 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// readState is owned by whoever holds Conn.readMu.
+type readState struct {
+	err      error // sticky terminal error
+	midFrame bool  // part of a frame has been consumed
+	ctx      context.Context
+
+	// Message being reassembled from fragments.
+	inMessage  bool
+	typ        MessageType
+	compressed bool
+	size       int64
+	frag       []byte  // uncompressed fragments, handed to the caller
+	cbuf       *[]byte // compressed payload, pooled
+
+	hdr  [maxHeaderLen]byte
+	ctl  [maxControlPayload]byte
+	src  inflateSource
+	dict []byte // client context takeover window
+
+	// deadlineMu orders the context watcher against the end of a Read.
+	deadlineMu  sync.Mutex
+	gen         uint64
+	deadlineSet bool
+}
+
+type frameHeader struct {
+	fin, rsv1, rsv23, masked bool
+	op                       byte
+	length                   int64 // -1 when the 64-bit length has its MSB set
+	key                      [4]byte
+}
+
+var compressedBufPool sync.Pool
+
+// Read returns the next complete data message: reassembled from its
+// fragments, decompressed, and, for Text, checked to be valid UTF-8. The
+// returned slice belongs to the caller.
+//
+// Control frames are handled inside Read: pings are answered, and a close
+// frame is echoed, the socket closed and the peer's *CloseError returned.
+// A protocol violation sends the matching close frame and returns a
+// *CloseError with that code. Once Read has returned such a terminal
+// error it keeps returning it.
+//
+// Read must be called from a single goroutine. Cancelling ctx unblocks
+// it: if no frame was partially read, Read returns ctx.Err() and the
+// connection stays usable; otherwise the connection is terminated.
+func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.r.err != nil {
+		return 0, nil, c.r.err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
+	c.r.deadlineMu.Lock()
+	c.r.gen++
+	gen := c.r.gen
+	if c.r.deadlineSet {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.r.deadlineSet = false
+	}
+	c.r.deadlineMu.Unlock()
+
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() {
+			c.r.deadlineMu.Lock()
+			defer c.r.deadlineMu.Unlock()
+			if c.r.gen == gen {
+				_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+				c.r.deadlineSet = true
+			}
+		})
+	}
+	c.r.ctx = ctx
+	typ, msg, err := c.readMessage()
+	c.r.ctx = nil
+	if stop != nil {
+		stop()
+		c.r.deadlineMu.Lock()
+		c.r.gen++ // a watcher that is still running must not touch the deadline
+		c.r.deadlineMu.Unlock()
+	}
+	return typ, msg, err
+}
+
+// readMessage reads frames until a data message is complete or the
+// connection fails.
+func (c *Conn) readMessage() (MessageType, []byte, error) {
+	for {
+		h, err := c.readHeader()
+		if err != nil {
+			return 0, nil, c.readFailed(err)
+		}
+		c.lastSeen.Store(c.now())
+		if code, reason := c.checkHeader(&h); code != 0 {
+			return 0, nil, c.fail(code, reason)
+		}
+
+		if h.op >= opClose {
+			payload := c.r.ctl[:h.length]
+			if err := c.readPayload(payload, h.key); err != nil {
+				return 0, nil, c.readFailed(err)
+			}
+			if err := c.handleControl(h.op, payload); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+
+		if h.op != opContinuation {
+			c.r.inMessage = true
+			c.r.typ = MessageType(h.op)
+			c.r.compressed = h.rsv1
+			c.r.size = 0
+		}
+		c.r.size += h.length
+		if c.r.size > c.opts.ReadLimit {
+			return 0, nil, c.fail(CloseMessageTooBig, c.tooBigReason())
+		}
+
+		// Fast path: a whole uncompressed message in one frame is read
+		// straight into the slice returned to the caller.
+		if h.op != opContinuation && h.fin && !h.rsv1 {
+			msg := make([]byte, h.length)
+			if err := c.readPayload(msg, h.key); err != nil {
+				return 0, nil, c.readFailed(err)
+			}
+			c.r.inMessage = false
+			return c.deliver(msg)
+		}
+
+		var buf []byte
+		if c.r.compressed {
+			if c.r.cbuf == nil {
+				if p, ok := compressedBufPool.Get().(*[]byte); ok {
+					c.r.cbuf = p
+				} else {
+					c.r.cbuf = new([]byte)
+				}
+				*c.r.cbuf = (*c.r.cbuf)[:0]
+			}
+			buf = *c.r.cbuf
+		} else {
+			buf = c.r.frag
+		}
+		start := len(buf)
+		buf = growLen(buf, int(h.length))
+		err = c.readPayload(buf[start:], h.key)
+		if c.r.compressed {
+			*c.r.cbuf = buf
+		} else {
+			c.r.frag = buf
+		}
+		if err != nil {
+			return 0, nil, c.readFailed(err)
+		}
+		if !h.fin {
+			continue
+		}
+
+		c.r.inMessage = false
+		if !c.r.compressed {
+			msg := c.r.frag
+			c.r.frag = nil
+			return c.deliver(msg)
+		}
+		var dict []byte
+		if c.neg.clientContext {
+			dict = c.r.dict
+		}
+		msg, ierr := inflate(&c.r.src, *c.r.cbuf, dict, c.opts.ReadLimit)
+		if cap(*c.r.cbuf) <= 1<<20 {
+			compressedBufPool.Put(c.r.cbuf)
+		}
+		c.r.cbuf = nil
+		switch ierr {
+		case nil:
+		case errTooBig:
+			return 0, nil, c.fail(CloseMessageTooBig, c.tooBigReason())
+		default:
+			return 0, nil, c.fail(CloseInvalidPayload, ierr.Error())
+		}
+		if c.neg.clientContext {
+			if c.r.dict == nil {
+				c.r.dict = make([]byte, 0, windowSize)
+			}
+			c.r.dict = slideWindow(c.r.dict, msg)
+		}
+		return c.deliver(msg)
+	}
+}
+
+func (c *Conn) tooBigReason() string {
+	return "message too big: limit " + strconv.FormatInt(c.opts.ReadLimit, 10) + " bytes"
+}
+
+// deliver validates a complete message before handing it to the caller.
+func (c *Conn) deliver(msg []byte) (MessageType, []byte, error) {
+	if c.r.typ == Text && !utf8.Valid(msg) {
+		return 0, nil, c.fail(CloseInvalidPayload, "invalid UTF-8")
+	}
+	return c.r.typ, msg, nil
+}
+
+// growLen extends b by n bytes, reallocating when needed.
+func growLen(b []byte, n int) []byte {
+	if cap(b)-len(b) < n {
+		nb := make([]byte, len(b), len(b)+n+len(b)/2)
+		copy(nb, b)
+		b = nb
+	}
+	return b[:len(b)+n]
+}
+
+// readHeader reads one frame header. midFrame becomes true once its first
+// byte has been consumed.
+func (c *Conn) readHeader() (frameHeader, error) {
+	var h frameHeader
+	b0, err := c.br.ReadByte()
+	if err != nil {
+		return h, err
+	}
+	c.r.midFrame = true
+	b := c.r.hdr[:]
+	if _, err := io.ReadFull(c.br, b[:1]); err != nil {
+		return h, err
+	}
+	b1 := b[0]
+	n := 1
+	h.fin = b0&finBit != 0
+	h.rsv1 = b0&rsv1Bit != 0
+	h.rsv23 = b0&(rsv2Bit|rsv3Bit) != 0
+	h.op = b0 & 0x0f
+	h.masked = b1&maskBit != 0
+	extra := 0
+	switch l := b1 & 0x7f; l {
+	case 126:
+		extra = 2
+	case 127:
+		extra = 8
+	default:
+		h.length = int64(l)
+	}
+	if h.masked {
+		extra += 4
+	}
+	if extra > 0 {
+		if _, err := io.ReadFull(c.br, b[:extra]); err != nil {
+			return h, err
+		}
+	}
+	n += extra
+	switch b1 & 0x7f {
+	case 126:
+		h.length = int64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	case 127:
+		v := binary.BigEndian.Uint64(b)
+		if v>>63 != 0 {
+			h.length = -1
+		} else {
+			h.length = int64(v)
+		}
+		b = b[8:]
+	}
+	if h.masked {
+		copy(h.key[:], b[:4])
+	}
+	c.bytesIn.Add(uint64(1 + n))
+	if h.length == 0 {
+		c.r.midFrame = false
+	}
+	return h, nil
+}
+
+// checkHeader applies RFC 6455 section 5 and RFC 7692 rules and returns
+// a close code and reason for a violation, or 0.
+func (c *Conn) checkHeader(h *frameHeader) (int, string) {
+	if h.rsv23 {
+		return CloseProtocolError, "RSV2 or RSV3 set"
+	}
+	if !h.masked {
+		return CloseProtocolError, "unmasked client frame"
+	}
+	if h.length < 0 {
+		return CloseProtocolError, "invalid frame length"
+	}
+	switch h.op {
+	case opClose, opPing, opPong:
+		if !h.fin {
+			return CloseProtocolError, "fragmented control frame"
+		}
+		if h.length > maxControlPayload {
+			return CloseProtocolError, "control frame too long"
+		}
+		if h.rsv1 {
+			return CloseProtocolError, "RSV1 set on control frame"
+		}
+	case opContinuation:
+		if !c.r.inMessage {
+			return CloseProtocolError, "continuation without a message"
+		}
+		if h.rsv1 {
+			return CloseProtocolError, "RSV1 set on continuation frame"
+		}
+	case opText, opBinary:
+		if c.r.inMessage {
+			return CloseProtocolError, "new message inside a fragmented message"
+		}
+		if h.rsv1 && !c.neg.deflate {
+			return CloseProtocolError, "RSV1 set without permessage-deflate"
+		}
+	default:
+		return CloseProtocolError, "unknown opcode " + strconv.Itoa(int(h.op))
+	}
+	return 0, ""
+}
+
+func (c *Conn) readPayload(p []byte, key [4]byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	n, err := io.ReadFull(c.br, p)
+	c.bytesIn.Add(uint64(n))
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	maskBytes(key, 0, p)
+	c.r.midFrame = false
+	return nil
+}
+
+func (c *Conn) handleControl(op byte, payload []byte) error {
+	switch op {
+	case opPing:
+		select {
+		case <-c.closing:
+			// No pongs after a close frame.
+		default:
+			f := appendFrame(make([]byte, 0, 2+len(payload)), opPong, false, payload)
+			select {
+			case c.ctrl <- f:
+			default: // a pong only needs to answer the latest ping
+			}
+		}
+	case opPong:
+		// lastSeen is already updated.
+	case opClose:
+		code, reason := CloseNoStatus, ""
+		switch {
+		case len(payload) == 1:
+			return c.fail(CloseProtocolError, "invalid close frame")
+		case len(payload) >= 2:
+			code = int(binary.BigEndian.Uint16(payload))
+			if !validReceivedCloseCode(code) {
+				return c.fail(CloseProtocolError, "invalid close code "+strconv.Itoa(code))
+			}
+			if !utf8.Valid(payload[2:]) {
+				return c.fail(CloseInvalidPayload, "invalid UTF-8")
+			}
+			reason = string(payload[2:])
+		}
+		ce := &CloseError{Code: code, Reason: reason}
+		c.signalPeerClosed()
+		// Echo the code; when we started the handshake this is the
+		// reply and the writer is waiting for signalPeerClosed.
+		c.startClose(closeRequest{frame: closeFrame(code, "")}, ce, failGrace)
+		<-c.done
+		c.r.err = ce
+		return ce
+	}
+	return nil
+}
+
+// fail fails the connection after a protocol violation: the writer sends
+// a close frame with code while this goroutine discards whatever the peer
+// still sends, so that closing the socket does not reset it before the
+// peer has read the close frame.
+func (c *Conn) fail(code int, reason string) error {
+	ce := &CloseError{Code: code, Reason: reason}
+	c.r.err = ce
+	if c.startClose(closeRequest{frame: closeFrame(code, reason), waitPeer: true}, ce, failGrace) {
+		c.mu.Lock()
+		deadline := c.closeDeadline
+		c.mu.Unlock()
+		_ = c.nc.SetReadDeadline(deadline)
+		_, _ = io.Copy(io.Discard, c.br)
+		c.signalPeerClosed()
+	} else {
+		c.Terminate(ce)
+	}
+	<-c.done
+	return ce
+}
+
+// readFailed handles an error from the socket.
+func (c *Conn) readFailed(err error) error {
+	if ctx := c.r.ctx; ctx != nil && ctx.Err() != nil {
+		if !c.r.midFrame {
+			return ctx.Err()
+		}
+		err = fmt.Errorf("read cancelled mid-frame: %w", ctx.Err())
+	}
+	c.Terminate(fmt.Errorf("transport: read: %w", err))
+	c.signalPeerClosed()
+	c.r.err = c.Err()
+	return c.r.err
+}
