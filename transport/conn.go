@@ -162,4 +162,3 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 func (c *Conn) Stats() (framesOut, bytesOut, bytesIn uint64) {
 	return c.framesOut.Load(), c.bytesOut.Load(), c.bytesIn.Load()
 }
-

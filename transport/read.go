@@ -129,10 +129,10 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			c.r.compressed = h.rsv1
 			c.r.size = 0
 		}
-		c.r.size += h.length
-		if c.r.size > c.opts.ReadLimit {
+		if h.length > c.opts.ReadLimit-c.r.size { // no overflow: both are in [0, limit]
 			return 0, nil, c.fail(CloseMessageTooBig, c.tooBigReason())
 		}
+		c.r.size += h.length
 
 		// Fast path: a whole uncompressed message in one frame is read
 		// straight into the slice returned to the caller.

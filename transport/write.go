@@ -16,6 +16,7 @@ type writeState struct {
 	fw    *flate.Writer
 	sw    sliceWriter
 	ping  [pingFrameSize]byte
+	err   error // the write error that ended the connection
 }
 
 // writeLoop is the connection's only goroutine. It owns every socket
@@ -37,6 +38,7 @@ func (c *Conn) writeLoop() {
 	pingOutstanding := false
 
 	for {
+		c.w.arena = c.w.arena[:0] // the previous batch is written
 		// A close request overtakes queued data (it flushes it itself
 		// when graceful).
 		select {
@@ -98,7 +100,8 @@ func (c *Conn) frameFor(p *Prepared) []byte {
 		return p.deflateFrame()
 	}
 	// Context takeover: this conn's compressor state depends on every
-	// message it sent before, so the shared bytes cannot be used.
+	// message it sent before, so the shared bytes cannot be used. Frames
+	// are appended to arena, which the caller resets once per batch.
 	if c.w.fw == nil {
 		c.w.fw, _ = flate.NewWriter(&c.w.sw, c.opts.CompressionLevel)
 	}
@@ -114,7 +117,6 @@ func (c *Conn) frameFor(p *Prepared) []byte {
 // one writev. Control frames go first. It reports false when the
 // connection is finished.
 func (c *Conn) writeBatch(size, n int) bool {
-	c.w.arena = c.w.arena[:0]
 	for n < maxBatchItems && size < maxBatchBytes {
 		var f []byte
 		select {
@@ -153,6 +155,7 @@ func (c *Conn) flush(n int) error {
 	c.bytesOut.Add(uint64(written))
 	if err != nil {
 		err = fmt.Errorf("transport: write: %w", err)
+		c.w.err = err
 		c.Terminate(err)
 		return err
 	}
@@ -166,9 +169,11 @@ func (c *Conn) writeClose(req closeRequest) {
 		for {
 			select {
 			case p := <-c.queue:
+				c.w.arena = c.w.arena[:0]
 				f := c.frameFor(p)
 				c.w.batch = append(c.w.batch[:0], f)
 				if !c.writeBatch(len(f), 1) {
+					c.setCloseErr(c.w.err)
 					return
 				}
 				continue
@@ -179,13 +184,17 @@ func (c *Conn) writeClose(req closeRequest) {
 	}
 	c.w.batch = append(c.w.batch[:0], req.frame)
 	if err := c.flush(1); err != nil {
-		c.mu.Lock()
-		c.closeErr = err
-		c.mu.Unlock()
+		c.setCloseErr(err)
 		return
 	}
 	if !req.waitPeer {
 		return
+	}
+	// Nothing is written after a close frame. Half-closing tells a peer
+	// that waits for the server to close TCP first (RFC 6455 7.1.1) to go
+	// ahead, while the read side stays open for its close reply.
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
 	c.mu.Lock()
 	wait := time.Until(c.closeDeadline)
@@ -197,4 +206,10 @@ func (c *Conn) writeClose(req closeRequest) {
 	case <-c.kill:
 	case <-t.C:
 	}
+}
+
+func (c *Conn) setCloseErr(err error) {
+	c.mu.Lock()
+	c.closeErr = err
+	c.mu.Unlock()
 }

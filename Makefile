@@ -1,0 +1,45 @@
+# Herald: what humans and CI call. `make run` and `make test` are the two
+# commands of the README's quick start.
+GO        ?= go
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PKGS      := ./...
+FUZZTIME  ?= 30s
+
+.PHONY: run build test test-go lint fmt bench fuzz clean
+
+## run: the server on the embedded in-memory engine (no Redis needed), 127.0.0.1:8080
+run:
+	$(GO) run ./cmd/herald serve --log-format text
+
+## build: the herald binary in ./bin
+build:
+	$(GO) build -o bin/herald ./cmd/herald
+
+## test: the whole test suite (format and vet checks, then every test with -race)
+test: test-go
+
+test-go:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## lint: vet and staticcheck
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## bench: micro-benchmarks, benchstat-ready (count=6)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=6 ./... | tee bench.out
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./protocol/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrames$$' -fuzztime $(FUZZTIME) ./transport/
+
+clean:
+	rm -rf bin bench.out

@@ -1,0 +1,48 @@
+package herald_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald"
+)
+
+func TestAckedDeliveryRedeliversUntilAcked(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{AckTimeout: 150 * time.Millisecond, AckRetries: 2})
+	acker := dial(t, ts.URL, withHeader("X-Client-Id", "acker"))
+	ignorer := dial(t, ts.URL, withHeader("X-Client-Id", "ignorer"))
+	acker.join("orders")
+	ignorer.join("orders")
+
+	id, err := ts.Publish(context.Background(), "orders", "created", map[string]int{"id": 7}, herald.WithAck())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := acker.expect("event")
+	if m["msgId"] != id || m["ack"] != true {
+		t.Fatalf("acked event: %v", m)
+	}
+	if r := acker.request(map[string]any{"type": "ack", "id": "a1", "msgIds": []string{id}}); r["type"] != "reply" {
+		t.Fatalf("ack reply: %v", r)
+	} else if d := r["data"].(map[string]any); d["acked"] != float64(1) {
+		t.Fatalf("ack reply data: %v", r)
+	}
+	// The acker gets nothing more; the ignorer gets the original and two
+	// redeliveries with the same msgId, then the server gives up.
+	if extra, err := acker.tryRead(600 * time.Millisecond); err == nil {
+		t.Fatalf("acked message redelivered: %v", extra)
+	}
+	for i := 0; i < 3; i++ {
+		if m := ignorer.expect("event"); m["msgId"] != id {
+			t.Fatalf("delivery %d: %v", i, m)
+		}
+	}
+	if extra, err := ignorer.tryRead(500 * time.Millisecond); err == nil {
+		t.Fatalf("more than AckRetries redeliveries: %v", extra)
+	}
+	waitFor(t, 2*time.Second, "expiry counted", func() bool {
+		return metricValue(t, ts, "herald_acks_expired_total") == 1 && metricValue(t, ts, "herald_redeliveries_total") == 2
+	})
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "herald ") {
+		t.Fatalf("version: code %d out %q", code, out.String())
+	}
+	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Fatalf("unknown command: code %d", code)
+	}
+}
+
+func TestServeHelpListsEveryFlagWithEnvAndDefault(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	help := errb.String() + out.String()
+	for _, want := range []string{
+		"--addr (HERALD_ADDR)", "(default 127.0.0.1:8080)",
+		"--drain-timeout (HERALD_DRAIN_TIMEOUT)", "(default 30s)",
+		"--heartbeat-interval (HERALD_HEARTBEAT_INTERVAL)",
+		"--compression-threshold (HERALD_COMPRESSION_THRESHOLD)", "(default 1024)",
+		"--read-limit (HERALD_READ_LIMIT)", "(default 65536)",
+		"--api-key (HERALD_API_KEY)", "--log-format (HERALD_LOG_FORMAT)", "(default json)",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+func TestServeConfigFromEnvAndFlags(t *testing.T) {
+	t.Setenv("HERALD_ADDR", "127.0.0.1:9999")
+	t.Setenv("HERALD_DRAIN_TIMEOUT", "7s")
+	t.Setenv("HERALD_COMPRESSION_LEVEL", "6")
+	sc, err := parseServe([]string{"--compression-level", "9"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.addr != "127.0.0.1:9999" || sc.server.DrainTimeout != 7*time.Second || sc.server.CompressionLevel != 9 {
+		t.Fatalf("got addr %s drain %s level %d", sc.addr, sc.server.DrainTimeout, sc.server.CompressionLevel)
+	}
+}
+
+func TestServeRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"bad env duration", map[string]string{"HERALD_DRAIN_TIMEOUT": "soon"}, nil, "HERALD_DRAIN_TIMEOUT"},
+		{"bad env int", map[string]string{"HERALD_READ_LIMIT": "lots"}, nil, "HERALD_READ_LIMIT"},
+		{"bad flag", nil, []string{"--no-such-flag"}, "no-such-flag"},
+		{"bad level", nil, []string{"--compression-level", "12"}, "CompressionLevel"},
+		{"bad log format", nil, []string{"--log-format", "xml"}, "log-format"},
+		{"short api key", nil, []string{"--api-key", "short"}, "APIKeys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var out, errb bytes.Buffer
+			code := run(append([]string{"serve", "--addr", "127.0.0.1:0"}, tt.args...), &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 naming %s", code, errb.String(), tt.want)
+			}
+		})
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds the real herald binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "herald-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "herald")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v\n%s", buildErr, binPath)
+	}
+	return binPath
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestSIGTERMDrainsRealBinary runs `herald serve`, connects clients, sends
+// SIGTERM and checks the drain end to end: readiness fails, every client is
+// told server_shutdown, and the process exits 0 within the drain timeout.
+func TestSIGTERMDrainsRealBinary(t *testing.T) {
+	bin := buildBinary(t)
+	addr := freePort(t)
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--drain-timeout", "3s", "--drain-retry-after", "1s", "--api-key", "binary-test-key-0123456789")
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	type result struct {
+		shutdown bool
+		retryMs  float64
+		err      error
+	}
+	const clients = 4
+	results := make(chan result, clients)
+	for i := 0; i < clients; i++ {
+		c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		leaveWhenTold := i%2 == 0
+		go func() {
+			var r result
+			for {
+				_, b, err := c.Read(ctx)
+				if err != nil {
+					r.err = err
+					results <- r
+					return
+				}
+				var m map[string]any
+				_ = json.Unmarshal(b, &m)
+				if m["type"] == "server_shutdown" {
+					r.shutdown = true
+					r.retryMs, _ = m["retryAfterMs"].(float64)
+					if leaveWhenTold {
+						_ = c.Close(websocket.StatusNormalClosure, "bye")
+						results <- r
+						return
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let the welcomes flow
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Readiness turns 503 at once while the process still serves.
+	waitReady := time.Now().Add(2 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Now().After(waitReady) {
+			t.Fatalf("/readyz did not turn 503 during the drain")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 0; i < clients; i++ {
+		r := <-results
+		if !r.shutdown || r.retryMs < 500 || r.retryMs > 1500 {
+			t.Errorf("client %d: server_shutdown=%v retryAfterMs=%v err=%v", i, r.shutdown, r.retryMs, r.err)
+		}
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("herald exited with %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("herald did not exit within the drain timeout\n%s", logs.String())
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("exit took %s with a 3s drain timeout", took)
+	}
+	if !strings.Contains(logs.String(), `"msg":"draining"`) || !strings.Contains(logs.String(), `"msg":"exit"`) {
+		t.Errorf("drain not logged:\n%s", logs.String())
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}

@@ -1,0 +1,137 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/broker/memory"
+	"github.com/heraldrt/herald/hub"
+	"github.com/heraldrt/herald/transport"
+)
+
+// jsonCodec is a minimal codec for tests.
+type jsonCodec struct{ encodes *atomic.Int64 }
+
+func (jsonCodec) Slot() int { return 1 }
+
+func (c jsonCodec) Encode(m *broker.Message) (transport.MessageType, []byte) {
+	c.encodes.Add(1)
+	b, _ := json.Marshal(m)
+	return transport.Text, b
+}
+
+type member struct {
+	codec jsonCodec
+	mu    sync.Mutex
+	got   []*transport.Prepared
+}
+
+func (m *member) Deliver(d *hub.Delivery) {
+	p := d.Frame(m.codec)
+	m.mu.Lock()
+	m.got = append(m.got, p)
+	m.mu.Unlock()
+}
+
+func newHub(t *testing.T) (*hub.Hub, *memory.Broker) {
+	t.Helper()
+	b := memory.New()
+	h := hub.New(hub.Config{Broker: b})
+	if err := b.Start(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	return h, b
+}
+
+func TestInterestFollowsMembership(t *testing.T) {
+	t.Parallel()
+	h, b := newHub(t)
+	ctx := context.Background()
+	enc := &atomic.Int64{}
+	m1, m2 := &member{codec: jsonCodec{enc}}, &member{codec: jsonCodec{enc}}
+
+	if b.Subscribed("r") {
+		t.Fatal("subscribed before any join")
+	}
+	if ok, err := h.Join(ctx, "r", m1); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if ok, _ := h.Join(ctx, "r", m1); ok {
+		t.Fatal("second join of the same member reported as new")
+	}
+	_, _ = h.Join(ctx, "r", m2)
+	if !b.Subscribed("r") || h.Members("r") != 2 || h.Rooms() != 1 {
+		t.Fatalf("subscribed=%v members=%d rooms=%d", b.Subscribed("r"), h.Members("r"), h.Rooms())
+	}
+	_ = h.Leave(ctx, "r", m1)
+	if !b.Subscribed("r") {
+		t.Fatal("unsubscribed while a member remains")
+	}
+	_ = h.Leave(ctx, "r", m2)
+	if b.Subscribed("r") || h.Rooms() != 0 {
+		t.Fatal("still subscribed after the last member left")
+	}
+	if err := h.Leave(ctx, "r", m2); !errors.Is(err, hub.ErrNotMember) {
+		t.Fatalf("leave of a non-member: %v", err)
+	}
+}
+
+func TestFanoutEncodesOnce(t *testing.T) {
+	t.Parallel()
+	h, _ := newHub(t)
+	ctx := context.Background()
+	enc := &atomic.Int64{}
+	var ms []*member
+	for i := 0; i < 50; i++ {
+		m := &member{codec: jsonCodec{enc}}
+		ms = append(ms, m)
+		_, _ = h.Join(ctx, "r", m)
+	}
+	for i := 0; i < 3; i++ {
+		if err := h.Publish(ctx, &broker.Message{Room: "r", Event: "e", MsgID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if enc.Load() != 3 {
+		t.Fatalf("encoded %d times for 3 messages to 50 members", enc.Load())
+	}
+	for i, m := range ms {
+		if len(m.got) != 3 || m.got[0] != ms[0].got[0] {
+			t.Fatalf("member %d got %d frames (or different bytes)", i, len(m.got))
+		}
+	}
+}
+
+func TestConcurrentJoinLeaveKeepsInterestConsistent(t *testing.T) {
+	t.Parallel()
+	h, b := newHub(t)
+	ctx := context.Background()
+	enc := &atomic.Int64{}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := &member{codec: jsonCodec{enc}}
+			for i := 0; i < 200; i++ {
+				room := fmt.Sprintf("r%d", i%4)
+				_, _ = h.Join(ctx, room, m)
+				_ = h.Publish(ctx, &broker.Message{Room: room, Event: "e"})
+				_ = h.Leave(ctx, room, m)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 4; i++ {
+		room := fmt.Sprintf("r%d", i)
+		if b.Subscribed(room) || h.Members(room) != 0 {
+			t.Fatalf("%s: subscribed=%v members=%d after everyone left", room, b.Subscribed(room), h.Members(room))
+		}
+	}
+}

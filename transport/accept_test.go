@@ -1,0 +1,147 @@
+package transport
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestHandshakeErrors(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, nil)
+	valid := map[string]string{
+		"Upgrade":               "websocket",
+		"Connection":            "Upgrade",
+		"Sec-WebSocket-Version": "13",
+		"Sec-WebSocket-Key":     "dGhlIHNhbXBsZSBub25jZQ==",
+	}
+	tests := []struct {
+		name       string
+		method     string
+		set        map[string]string // "" value deletes
+		status     int
+		wantHeader [2]string
+	}{
+		{name: "wrong method", method: http.MethodPost, status: http.StatusMethodNotAllowed, wantHeader: [2]string{"Allow", "GET"}},
+		{name: "missing upgrade", set: map[string]string{"Upgrade": ""}, status: http.StatusBadRequest},
+		{name: "upgrade not websocket", set: map[string]string{"Upgrade": "h2c"}, status: http.StatusBadRequest},
+		{name: "missing connection", set: map[string]string{"Connection": "keep-alive"}, status: http.StatusBadRequest},
+		{name: "version 8", set: map[string]string{"Sec-WebSocket-Version": "8"}, status: http.StatusUpgradeRequired, wantHeader: [2]string{"Sec-WebSocket-Version", "13"}},
+		{name: "missing version", set: map[string]string{"Sec-WebSocket-Version": ""}, status: http.StatusUpgradeRequired},
+		{name: "missing key", set: map[string]string{"Sec-WebSocket-Key": ""}, status: http.StatusBadRequest},
+		{name: "short key", set: map[string]string{"Sec-WebSocket-Key": "c2hvcnQ="}, status: http.StatusBadRequest},
+		{name: "key not base64", set: map[string]string{"Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!!!"}, status: http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			method := tt.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			req, err := http.NewRequest(method, ts.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range valid {
+				req.Header.Set(k, v)
+			}
+			for k, v := range tt.set {
+				if v == "" {
+					req.Header.Del(k)
+				} else {
+					req.Header.Set(k, v)
+				}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d %q, want %d", resp.StatusCode, body, tt.status)
+			}
+			if len(body) == 0 {
+				t.Error("empty error body")
+			}
+			if k := tt.wantHeader[0]; k != "" && resp.Header.Get(k) != tt.wantHeader[1] {
+				t.Errorf("%s = %q, want %q", k, resp.Header.Get(k), tt.wantHeader[1])
+			}
+		})
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestHandshakeTokens(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, nil)
+	rc := dialRaw(t, ts.URL, "")
+	if got := rc.resp.Header.Get("Sec-WebSocket-Accept"); got == "" {
+		t.Fatal("no Sec-WebSocket-Accept")
+	}
+	if got := acceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Errorf("acceptKey = %q (RFC 6455 example)", got)
+	}
+	h := http.Header{"Connection": {"keep-alive, UPGRADE"}}
+	if !headerHasToken(h, "Connection", "upgrade") {
+		t.Error("token in list not found")
+	}
+	if headerHasToken(http.Header{"Connection": {"upgraded"}}, "Connection", "upgrade") {
+		t.Error("prefix matched as token")
+	}
+}
+
+func TestNegotiateDeflate(t *testing.T) {
+	t.Parallel()
+	const noCtx = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	tests := []struct {
+		name     string
+		offers   []string
+		takeover bool
+		want     negotiated
+		resp     string
+	}{
+		{name: "none"},
+		{name: "plain", offers: []string{"permessage-deflate"}, want: negotiated{deflate: true}, resp: noCtx},
+		{name: "client_max_window_bits no value", offers: []string{"permessage-deflate; client_max_window_bits"}, want: negotiated{deflate: true}, resp: noCtx},
+		{name: "client_max_window_bits 10", offers: []string{"permessage-deflate; client_max_window_bits=10"}, want: negotiated{deflate: true}, resp: noCtx},
+		{name: "server_max_window_bits 15", offers: []string{`permessage-deflate; server_max_window_bits="15"`}, want: negotiated{deflate: true}, resp: noCtx},
+		{name: "small server window then fallback", offers: []string{"permessage-deflate; server_max_window_bits=10, permessage-deflate; client_max_window_bits"}, want: negotiated{deflate: true}, resp: noCtx},
+		{name: "small server window only", offers: []string{"permessage-deflate; server_max_window_bits=10"}},
+		{name: "unknown param", offers: []string{"permessage-deflate; meow"}},
+		{name: "unknown param then fallback", offers: []string{"permessage-deflate; meow", "permessage-deflate"}, want: negotiated{deflate: true}, resp: noCtx},
+		{name: "duplicate param", offers: []string{"permessage-deflate; client_no_context_takeover; client_no_context_takeover"}},
+		{name: "value on flag", offers: []string{"permessage-deflate; server_no_context_takeover=1"}},
+		{name: "other extension first", offers: []string{"x-webkit-deflate-frame, PerMessage-Deflate ; client_no_context_takeover"}, want: negotiated{deflate: true}, resp: noCtx},
+		{name: "takeover both", takeover: true, offers: []string{"permessage-deflate; client_max_window_bits"}, want: negotiated{deflate: true, serverContext: true, clientContext: true}, resp: "permessage-deflate"},
+		{name: "takeover client refuses server context", takeover: true, offers: []string{"permessage-deflate; server_no_context_takeover"}, want: negotiated{deflate: true, clientContext: true}, resp: "permessage-deflate; server_no_context_takeover"},
+		{name: "takeover client resets itself", takeover: true, offers: []string{"permessage-deflate; client_no_context_takeover"}, want: negotiated{deflate: true, serverContext: true}, resp: "permessage-deflate; client_no_context_takeover"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, resp := negotiateDeflate(tt.offers, tt.takeover)
+			if got != tt.want || resp != tt.resp {
+				t.Errorf("got %+v %q, want %+v %q", got, resp, tt.want, tt.resp)
+			}
+		})
+	}
+}
+
+func TestCloseReasonTruncated(t *testing.T) {
+	t.Parallel()
+	reason := strings.Repeat("é", 100) // 200 bytes
+	p := closePayload(CloseNormal, reason)
+	if len(p) > maxControlPayload || !utf8.Valid(p[2:]) {
+		t.Fatalf("payload %d bytes, valid UTF-8 %v", len(p), utf8.Valid(p[2:]))
+	}
+	if got := len(p) - 2; got != 122 {
+		t.Errorf("reason %d bytes, want 122 (123 would split a rune)", got)
+	}
+	if len(closePayload(CloseNoStatus, "x")) != 0 {
+		t.Error("1005 must be sent as an empty close frame")
+	}
+}

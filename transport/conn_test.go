@@ -1,0 +1,319 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func dialCoder(tb testing.TB, ts *testServer, opts *websocket.DialOptions) *websocket.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, ts.wsURL(), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.SetReadLimit(1 << 20)
+	tb.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func TestEchoCompression(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name            string
+		server          Options
+		client          websocket.CompressionMode
+		wantCompression bool
+	}{
+		{name: "off", server: Options{}, client: websocket.CompressionContextTakeover},
+		{name: "client off", server: Options{Compression: true}, client: websocket.CompressionDisabled},
+		{name: "no context takeover", server: Options{Compression: true}, client: websocket.CompressionNoContextTakeover, wantCompression: true},
+		{name: "client context takeover refused", server: Options{Compression: true}, client: websocket.CompressionContextTakeover, wantCompression: true},
+		{name: "context takeover both", server: Options{Compression: true, ContextTakeover: true}, client: websocket.CompressionContextTakeover, wantCompression: true},
+		{name: "server context, client none", server: Options{Compression: true, ContextTakeover: true}, client: websocket.CompressionNoContextTakeover, wantCompression: true},
+		{name: "level 9 compress all", server: Options{Compression: true, CompressionLevel: 9, CompressionThreshold: -1}, client: websocket.CompressionNoContextTakeover, wantCompression: true},
+		{name: "huffman only", server: Options{Compression: true, CompressionLevel: -2}, client: websocket.CompressionNoContextTakeover, wantCompression: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, tt.server, nil)
+			c := dialCoder(t, ts, &websocket.DialOptions{CompressionMode: tt.client, CompressionThreshold: 64})
+			sc := ts.nextConn(t)
+			if sc.Compressed() != tt.wantCompression {
+				t.Fatalf("Compressed() = %v, want %v", sc.Compressed(), tt.wantCompression)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			// Several similar messages so that context takeover matters,
+			// sizes on both sides of the thresholds.
+			for i, n := range []int{0, 10, 100, 2000, 2000, 40000, 3, 5000} {
+				typ := websocket.MessageText
+				if i%2 == 1 {
+					typ = websocket.MessageBinary
+				}
+				msg := text(n)
+				if err := c.Write(ctx, typ, msg); err != nil {
+					t.Fatal(err)
+				}
+				gtyp, got, err := c.Read(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gtyp != typ || !bytes.Equal(got, msg) {
+					t.Fatalf("message %d: got type %v len %d, want %v len %d", i, gtyp, len(got), typ, len(msg))
+				}
+			}
+			// The counters are updated after the write returns, which can
+			// be after the client has the message.
+			checkFor(t, time.Second, func() error {
+				framesOut, bytesOut, bytesIn := sc.Stats()
+				if framesOut != 8 || bytesOut == 0 || bytesIn == 0 {
+					return fmt.Errorf("Stats() = %d, %d, %d", framesOut, bytesOut, bytesIn)
+				}
+				return nil
+			})
+			if err := c.Close(websocket.StatusNormalClosure, "done"); err != nil {
+				t.Fatal(err)
+			}
+			var ce *CloseError
+			if err := waitDone(t, sc, 2*time.Second); !errors.As(err, &ce) || ce.Code != CloseNormal {
+				t.Errorf("Err() = %v, want close 1000", err)
+			}
+		})
+	}
+}
+
+func TestHandshakeExtras(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{Subprotocols: []string{"herald.v2", "herald.v1"}}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, ts.wsURL(), &websocket.DialOptions{Subprotocols: []string{"herald.v1", "herald.v2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if got := resp.Header.Get("X-Request-ID"); got != "req-42" {
+		t.Errorf("X-Request-ID = %q", got)
+	}
+	if c.Subprotocol() != "herald.v2" {
+		t.Errorf("client subprotocol %q, want server preference herald.v2", c.Subprotocol())
+	}
+	sc := ts.nextConn(t)
+	if sc.Subprotocol() != "herald.v2" || sc.RemoteAddr() == nil {
+		t.Errorf("server subprotocol %q addr %v", sc.Subprotocol(), sc.RemoteAddr())
+	}
+}
+
+func TestServerClose(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		reading bool // the handler reads concurrently with Close
+	}{
+		{name: "reader running", reading: true},
+		{name: "no reader"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			type result struct {
+				err  error
+				took time.Duration
+			}
+			closed := make(chan result, 1)
+			ts := newTestServer(t, Options{}, func(c *Conn) {
+				if tt.reading {
+					go func() {
+						for {
+							if _, _, err := c.Read(context.Background()); err != nil {
+								return
+							}
+						}
+					}()
+				}
+				for i := range 10 {
+					_ = c.WriteText(fmt.Appendf(nil, "msg %d", i))
+				}
+				start := time.Now()
+				err := c.Close(CloseGoingAway, "shutting down")
+				closed <- result{err, time.Since(start)}
+			})
+			c := dialCoder(t, ts, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for i := range 10 {
+				_, msg, err := c.Read(ctx)
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if want := fmt.Sprintf("msg %d", i); string(msg) != want {
+					t.Fatalf("got %q, want %q", msg, want)
+				}
+			}
+			_, _, err := c.Read(ctx)
+			if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+				t.Fatalf("client Read = %v, want 1001", err)
+			}
+			res := <-closed
+			if res.err != nil {
+				t.Fatalf("Close = %v", res.err)
+			}
+			if res.took > 2*time.Second {
+				t.Errorf("Close took %v: the peer's reply was not noticed", res.took)
+			}
+			sc := ts.nextConn(t)
+			var ce *CloseError
+			if !errors.As(sc.Err(), &ce) || ce.Code != CloseGoingAway {
+				t.Errorf("Err() = %v", sc.Err())
+			}
+			if err := sc.Send(NewPrepared(Text, []byte("late"), 0, 0)); !errors.Is(err, ErrClosed) {
+				t.Errorf("Send after close = %v, want ErrClosed", err)
+			}
+			if err := sc.Close(CloseNormal, ""); err != nil {
+				t.Errorf("second Close = %v", err)
+			}
+		})
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	opts := Options{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond}
+
+	t.Run("silent client terminated", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, opts, nil)
+		rc := dialRaw(t, ts.URL, "")
+		_ = rc
+		sc := ts.nextConn(t)
+		start := time.Now()
+		err := waitDone(t, sc, 2*time.Second)
+		if !errors.Is(err, ErrHeartbeatTimeout) {
+			t.Fatalf("Err() = %v, want ErrHeartbeatTimeout", err)
+		}
+		// Ping at ~50ms, deadline ~150ms; allow scheduling slack.
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("terminated after %v", d)
+		}
+		f := rc.mustRead()
+		if f.op != opPing || len(f.payload) != 8 {
+			t.Errorf("got op %d len %d, want an 8-byte ping", f.op, len(f.payload))
+		}
+	})
+
+	t.Run("responsive client kept", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, opts, nil)
+		c := dialCoder(t, ts, nil)
+		ctx := c.CloseRead(context.Background()) // answers pings
+		sc := ts.nextConn(t)
+		select {
+		case <-sc.Done():
+			t.Fatalf("connection ended: %v", sc.Err())
+		case <-ctx.Done():
+			t.Fatal("client connection ended")
+		case <-time.After(400 * time.Millisecond):
+		}
+		if time.Since(sc.LastSeen()) > 200*time.Millisecond {
+			t.Errorf("LastSeen %v ago", time.Since(sc.LastSeen()))
+		}
+	})
+}
+
+func TestSlowConsumer(t *testing.T) {
+	t.Parallel()
+	start := make(chan *Prepared)
+	ts := newTestServer(t, Options{SendQueueSize: 4, PingInterval: -1}, func(c *Conn) {
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	_ = start
+
+	fast := dialCoder(t, ts, nil)
+	fastConn := ts.nextConn(t)
+	slow := dialRaw(t, ts.URL, "")
+	if tcp, ok := slow.nc.(interface{ SetReadBuffer(int) error }); ok {
+		_ = tcp.SetReadBuffer(4096)
+	}
+	slowConn := ts.nextConn(t)
+
+	big := NewPrepared(Binary, make([]byte, 256<<10), 0, 0)
+	var err error
+	sent := 0
+	for ; sent < 5000; sent++ {
+		if err = slowConn.Send(big); err != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("Send = %v after %d messages, want ErrSlowConsumer", err, sent)
+	}
+	t.Logf("queue filled after %d messages of 256 KiB", sent)
+	cause := waitDone(t, slowConn, 3*time.Second)
+	var ce *CloseError
+	if !errors.Is(cause, ErrSlowConsumer) || !errors.As(cause, &ce) || ce.Code != CloseSlowConsumer {
+		t.Fatalf("Err() = %v, want ErrSlowConsumer with close 4008", cause)
+	}
+	if err := slowConn.Send(big); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after slow close = %v, want ErrClosed", err)
+	}
+
+	// The other connection is unaffected.
+	if err := fastConn.Send(NewPrepared(Text, []byte("still here"), 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, msg, err := fast.Read(ctx)
+	if err != nil || string(msg) != "still here" {
+		t.Fatalf("fast client Read = %q, %v", msg, err)
+	}
+}
+
+func TestContextTakeoverBatch(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		msgs[i] = text(500 + i*37)
+	}
+	ts := newTestServer(t, Options{Compression: true, ContextTakeover: true, CompressionThreshold: -1}, func(c *Conn) {
+		// Queued back to back so that the writer batches them and
+		// compresses several into one arena.
+		for _, m := range msgs {
+			if err := c.Send(NewPrepared(Binary, m, -1, 0)); err != nil {
+				return
+			}
+		}
+		_, _, _ = c.Read(context.Background())
+	})
+	c := dialCoder(t, ts, &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i, want := range msgs {
+		_, got, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message %d corrupted", i)
+		}
+	}
+	sc := ts.nextConn(t)
+	if frames, _, _ := sc.Stats(); frames == 0 {
+		t.Error("no frames counted")
+	}
+}

@@ -1,0 +1,66 @@
+package transport_test
+
+import (
+	"context"
+	"log"
+	"net/http"
+	"time"
+
+	"github.com/heraldrt/herald/transport"
+)
+
+// ExampleUpgrade echoes every message back to its sender.
+func ExampleUpgrade() {
+	opts := transport.Options{
+		Compression:      true,
+		CompressionLevel: 6,
+		PingInterval:     20 * time.Second,
+	}
+	http.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		hdr := http.Header{"X-Request-ID": {r.Header.Get("X-Request-ID")}}
+		c, err := transport.Upgrade(w, r, opts, hdr)
+		if err != nil {
+			return // Upgrade already wrote the HTTP error
+		}
+		defer c.Terminate(nil)
+		for {
+			_, msg, err := c.Read(r.Context())
+			if err != nil {
+				log.Printf("connection from %v ended: %v", c.RemoteAddr(), err)
+				return
+			}
+			if err := c.WriteText(msg); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// ExampleNewPrepared encodes a broadcast once and hands the same frame
+// bytes to every connection.
+func ExampleNewPrepared() {
+	var conns []*transport.Conn // the room's members
+	p := transport.NewPrepared(transport.Text, []byte(`{"room":"lobby","text":"hi"}`), 0, 0)
+	for _, c := range conns {
+		// Never blocks; a full queue closes that one client with 4008.
+		_ = c.Send(p)
+	}
+}
+
+// ExampleConn_Close drains the server: queued messages are written first,
+// then the close frame.
+func ExampleConn_Close() {
+	var conns []*transport.Conn
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range conns {
+		go func() { _ = c.Close(transport.CloseGoingAway, "server shutdown") }()
+	}
+	for _, c := range conns {
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			c.Terminate(ctx.Err())
+		}
+	}
+}
