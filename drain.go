@@ -104,4 +104,3 @@ func (s *Server) waitConns(ctx context.Context, until time.Time) {
 		}
 	}
 }
-

@@ -192,7 +192,7 @@ func TestCorrelationIDOnEveryLogLine(t *testing.T) {
 func TestShutdownDrains(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, herald.Config{DrainTimeout: 2 * time.Second, DrainRetryAfter: time.Second})
-	leaver := dial(t, ts.URL)  // leaves as soon as told
+	leaver := dial(t, ts.URL) // leaves as soon as told
 	stayers := []*wsClient{dial(t, ts.URL), dial(t, ts.URL), dial(t, ts.URL)}
 	zombie := dialNoRead(t, ts.URL) // never reads: must be terminated at the end
 	waitFor(t, 2*time.Second, "all connected", func() bool { return ts.Connections() == 5 })

@@ -129,4 +129,3 @@ func ValidClientID(s string) bool {
 	}
 	return true
 }
-

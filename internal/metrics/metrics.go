@@ -10,23 +10,23 @@ import (
 
 // Metrics holds every collector Herald exports.
 type Metrics struct {
-	Connections          prometheus.Gauge
-	ConnectionsOpened    prometheus.Counter
-	ConnectionsClosed    *prometheus.CounterVec // by reason
-	UpgradesRejected     *prometheus.CounterVec // by reason
-	MessagesIn           *prometheus.CounterVec // by type
-	MessagesOut          *prometheus.CounterVec // by type
-	BytesIn              prometheus.Counter
-	BytesOut             prometheus.Counter
-	HeartbeatTerminated  prometheus.Counter
-	SlowConsumers        prometheus.Counter
-	Errors               *prometheus.CounterVec // by code
-	FanoutSeconds        prometheus.Histogram
-	HookPanics           *prometheus.CounterVec // by hook
-	APIRequests          *prometheus.CounterVec // by endpoint, code
-	Draining             prometheus.Gauge
-	Redeliveries         prometheus.Counter
-	AcksExpired          prometheus.Counter
+	Connections         prometheus.Gauge
+	ConnectionsOpened   prometheus.Counter
+	ConnectionsClosed   *prometheus.CounterVec // by reason
+	UpgradesRejected    *prometheus.CounterVec // by reason
+	MessagesIn          *prometheus.CounterVec // by type
+	MessagesOut         *prometheus.CounterVec // by type
+	BytesIn             prometheus.Counter
+	BytesOut            prometheus.Counter
+	HeartbeatTerminated prometheus.Counter
+	SlowConsumers       prometheus.Counter
+	Errors              *prometheus.CounterVec // by code
+	FanoutSeconds       prometheus.Histogram
+	HookPanics          *prometheus.CounterVec // by hook
+	APIRequests         *prometheus.CounterVec // by endpoint, code
+	Draining            prometheus.Gauge
+	Redeliveries        prometheus.Counter
+	AcksExpired         prometheus.Counter
 }
 
 // New creates the metrics and registers them, plus the Go and process
