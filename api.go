@@ -135,6 +135,19 @@ func (s *Server) serveAPIPublish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, PublishResponse{MsgID: msgID, Room: room})
 }
 
+// decodeJSONBody decodes a size-limited JSON object without unknown fields.
+func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("empty body: expected a JSON object")
+		}
+		return fmt.Errorf("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
 // decodePublish parses and validates a publish body.
 func decodePublish(body io.Reader) (*PublishRequest, error) {
 	dec := json.NewDecoder(body)

@@ -31,6 +31,9 @@ const (
 	DefaultAckTimeout           = 5 * time.Second
 	DefaultAckRetries           = 3
 	DefaultMaxPendingAcks       = 1024
+	DefaultMessageRate          = 100
+	DefaultTokenExpiryNotice    = 30 * time.Second
+	DefaultRevocationTTL        = 24 * time.Hour
 )
 
 // Config configures a Server. The zero value works: every field documents
@@ -113,6 +116,37 @@ type Config struct {
 	// over it is disconnected as a slow consumer (4008). Default 1024.
 	MaxPendingAcks int
 
+	// AllowedOrigins lists the origins allowed to open cross-origin
+	// WebSockets from a browser: "*", full origins ("https://app.example.com")
+	// or host patterns ("*.example.com"). Same-origin requests and requests
+	// without Origin are always allowed. With the list empty, cross-origin
+	// requests are allowed unless their credential is a cookie (then 403).
+	AllowedOrigins []string
+	// TrustForwardedFor makes per-IP limits use the first X-Forwarded-For
+	// address; set it only behind a proxy that sets the header.
+	TrustForwardedFor bool
+	// MaxConnsPerUser and MaxConnsPerIP cap concurrent connections on this
+	// node (429 at the upgrade). Default 0: no cap.
+	MaxConnsPerUser int
+	MaxConnsPerIP   int
+	// UpgradeRatePerIP caps upgrades per second per IP (token bucket with
+	// UpgradeBurstPerIP, default twice the rate; 429 over it). Default 0: no cap.
+	UpgradeRatePerIP  float64
+	UpgradeBurstPerIP int
+	// MessageRate caps client frames per second per connection (token
+	// bucket with MessageBurst, default twice the rate). Over it a frame is
+	// answered with rate_limited; a client that keeps sending through a
+	// whole burst of refusals is closed with 1008. Default 100; negative
+	// disables.
+	MessageRate  float64
+	MessageBurst int
+	// TokenExpiryNotice is how long before its token expires a connection
+	// is sent token_expiring. Default 30s (at most half the remaining time).
+	TokenExpiryNotice time.Duration
+	// RevocationTTL is how long a revocation without an explicit "until" is
+	// remembered: at least the longest token lifetime. Default 24h.
+	RevocationTTL time.Duration
+
 	// NodeID names this node in sessions and logs. Default: random.
 	NodeID string
 }
@@ -166,6 +200,15 @@ func (c *Config) setDefaults() {
 	if c.MaxPendingAcks == 0 {
 		c.MaxPendingAcks = DefaultMaxPendingAcks
 	}
+	if c.MessageRate == 0 {
+		c.MessageRate = DefaultMessageRate
+	}
+	if c.TokenExpiryNotice == 0 {
+		c.TokenExpiryNotice = DefaultTokenExpiryNotice
+	}
+	if c.RevocationTTL == 0 {
+		c.RevocationTTL = DefaultRevocationTTL
+	}
 	if c.SessionTTL == 0 {
 		c.SessionTTL = DefaultSessionTTL
 	}
@@ -197,6 +240,10 @@ func (c *Config) validate() error {
 		return bad("AckTimeout/AckRetries/MaxPendingAcks", "must be positive")
 	case c.SessionTTL < 0:
 		return bad("SessionTTL", "must be positive (got %s)", c.SessionTTL)
+	case c.MaxConnsPerUser < 0 || c.MaxConnsPerIP < 0:
+		return bad("MaxConnsPerUser/MaxConnsPerIP", "must not be negative")
+	case c.UpgradeRatePerIP < 0:
+		return bad("UpgradeRatePerIP", "must not be negative")
 	case c.MaxRoomsPerConn < 0:
 		return bad("MaxRoomsPerConn", "must be positive (got %d)", c.MaxRoomsPerConn)
 	}

@@ -29,9 +29,15 @@ type conn struct {
 	ws     *transport.Conn
 	ctx    context.Context // carries the log attributes
 	info   ConnInfo
-	ident  *auth.Identity
+	ip     string
 	rooms  map[string]struct{} // joined rooms, own user room excluded; read loop only
 	userRm string
+	msgLim *messageLimiter // read loop only
+
+	identMu sync.Mutex     // guards ident, expiry, warned
+	ident   *auth.Identity // replaced by refresh
+	expiry  *time.Timer
+	warned  bool
 
 	acks acks
 
@@ -39,6 +45,11 @@ type conn struct {
 	closeCode   int    // set by closeWith before the socket goes away
 	closeReason string // idem
 }
+
+// Subprotocol is the WebSocket subprotocol Herald's protocol v1 answers to.
+// Clients need not offer it; a browser that passes its token in
+// Sec-WebSocket-Protocol must offer it too, since the server echoes it.
+const Subprotocol = "herald.v1"
 
 // maxRequestIDLen bounds an X-Request-ID we are willing to reuse.
 const maxRequestIDLen = 128
@@ -67,11 +78,29 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "draining", "server is shutting down; reconnect to another node")
 		return
 	}
+	ip := s.clientIP(r)
+	if !s.limits.allowUpgrade(ip, time.Now()) {
+		s.refuse(ctx, w, http.StatusTooManyRequests, "upgrade_rate", "too many connection attempts from your address; retry later")
+		return
+	}
 	ident, err := s.auth.Authenticate(r)
 	if err != nil {
 		s.rejectAuth(ctx, w, err)
 		return
 	}
+	if s.revoked.revoked(ident, time.Now()) {
+		s.rejectAuth(ctx, w, &auth.Error{Status: http.StatusUnauthorized, Reason: "revoked", Message: "credential revoked"})
+		return
+	}
+	if !s.originAllowed(r, ident.Source == "cookie") {
+		s.refuse(ctx, w, http.StatusForbidden, "origin_not_allowed", "cross-origin WebSocket refused for origin "+strconv.Quote(r.Header.Get("Origin")))
+		return
+	}
+	if which := s.limits.acquire(ident.UserID, ip); which != "" {
+		s.refuse(ctx, w, http.StatusTooManyRequests, which, "connection limit reached ("+which+")")
+		return
+	}
+	defer s.limits.release(ident.UserID, ip)
 
 	connID := id.New(10)
 	sessionID := id.New(16)
@@ -87,6 +116,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		WriteTimeout:         s.cfg.WriteTimeout,
 		PingInterval:         s.cfg.HeartbeatInterval,
 		PongTimeout:          s.cfg.HeartbeatTimeout,
+		Subprotocols:         []string{Subprotocol},
 	}, respHeader)
 	if err != nil {
 		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
@@ -94,11 +124,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{
-		s:     s,
-		ws:    ws,
-		ctx:   ctx,
-		ident: ident,
-		rooms: make(map[string]struct{}),
+		s:      s,
+		ws:     ws,
+		ctx:    ctx,
+		ident:  ident,
+		ip:     ip,
+		msgLim: newMessageLimiter(&s.cfg),
+		rooms:  make(map[string]struct{}),
 		info: ConnInfo{
 			ID:            connID,
 			SessionID:     sessionID,
@@ -118,6 +150,17 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.removeConn(c)
 	c.run()
+}
+
+// refuse answers an upgrade request that a policy turned down.
+func (s *Server) refuse(ctx context.Context, w http.ResponseWriter, status int, reason, msg string) {
+	s.metrics.UpgradesRejected.WithLabelValues(reason).Inc()
+	if status == http.StatusTooManyRequests {
+		s.metrics.LimitRejections.WithLabelValues(reason).Inc()
+		w.Header().Set("Retry-After", "1")
+	}
+	s.log.InfoContext(ctx, "upgrade refused", "reason", reason, "status", status)
+	writeJSONError(w, status, reason, msg)
 }
 
 func (s *Server) rejectAuth(ctx context.Context, w http.ResponseWriter, err error) {
@@ -145,7 +188,7 @@ func (c *conn) run() {
 	s.log.InfoContext(c.ctx, "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
 
 	sess := &session.Session{
-		ID: c.info.SessionID, UserID: c.ident.UserID, Node: s.cfg.NodeID,
+		ID: c.info.SessionID, UserID: c.info.UserID, Node: s.cfg.NodeID,
 		ConnectedAt: c.info.ConnectedAt, LastSeen: c.info.ConnectedAt,
 	}
 	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {
@@ -160,13 +203,14 @@ func (c *conn) run() {
 		ConnectionID:  c.info.ID,
 		SessionID:     c.info.SessionID,
 		CorrelationID: c.info.CorrelationID,
-		UserID:        c.ident.UserID,
+		UserID:        c.info.UserID,
 		HeartbeatMs:   hb.Milliseconds(),
 	}))
 	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
 		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
 		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
 	}
+	c.scheduleExpiry()
 	if h := s.cfg.Hooks.OnConnect; h != nil {
 		err := s.callHook(c.ctx, "on_connect", func() error { return h(c.ctx, &c.info) })
 		if err != nil {
@@ -191,6 +235,16 @@ func (c *conn) readLoop() {
 			return
 		}
 		s.metrics.BytesIn.Add(float64(len(msg)))
+		if ok, abusive := c.msgLim.allow(); !ok {
+			s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
+			if abusive {
+				s.log.WarnContext(c.ctx, "closing: sustained message rate abuse")
+				c.closeWith(protocol.ClosePolicyViolation, "rate limit exceeded")
+				continue // keep reading until the close handshake ends
+			}
+			c.sendError(nil, protocol.CodeRateLimited, "too many messages; slow down")
+			continue
+		}
 		if typ == transport.Binary {
 			s.metrics.MessagesIn.WithLabelValues("binary").Inc()
 			c.sendError(nil, protocol.CodeBinaryUnsupported, "protocol v1 uses text frames only; binary frame ignored")
@@ -205,6 +259,7 @@ func (c *conn) readLoop() {
 func (c *conn) cleanup(sess *session.Session) {
 	s := c.s
 	<-c.ws.Done()
+	c.stopExpiry()
 	// Rooms are left with a fresh context: the request's may be cancelled.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
 	defer cancel()

@@ -36,6 +36,8 @@ func (c *conn) handle(msg []byte) {
 		c.emit(req)
 	case protocol.TypeAck:
 		c.ack(req)
+	case protocol.TypeRefresh:
+		c.refresh(req)
 	}
 }
 
@@ -45,7 +47,7 @@ func (c *conn) join(req *protocol.Request) {
 		c.reply(req.ID, roomReply(room))
 		return
 	}
-	if !c.ident.CanJoin(room) {
+	if !c.identity().CanJoin(room) {
 		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to join %q", room))
 		return
 	}
@@ -88,7 +90,7 @@ func (c *conn) leave(req *protocol.Request) {
 
 func (c *conn) publish(req *protocol.Request) {
 	room := req.Room
-	if !c.ident.CanPublish(room) {
+	if !c.identity().CanPublish(room) {
 		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to publish to %q", room))
 		return
 	}
@@ -178,7 +180,7 @@ func (s *Server) saveRooms(c *conn) {
 		rooms = append(rooms, r)
 	}
 	sess := &session.Session{
-		ID: c.info.SessionID, UserID: c.ident.UserID, Node: s.cfg.NodeID, Rooms: rooms,
+		ID: c.info.SessionID, UserID: c.info.UserID, Node: s.cfg.NodeID, Rooms: rooms,
 		ConnectedAt: c.info.ConnectedAt, LastSeen: c.ws.LastSeen(),
 	}
 	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {

@@ -64,7 +64,7 @@ func TestRoomsDeliverOnceInOrder(t *testing.T) {
 	t.Parallel()
 	// A burst of msgs from one publisher may sit in the queues at once on a
 	// loaded machine: give the queues room for it.
-	ts := startServer(t, herald.Config{SendQueueSize: 1024})
+	ts := startServer(t, herald.Config{SendQueueSize: 1024, MessageRate: -1})
 	const members, msgs = 4, 300
 	var clients []*wsClient
 	for i := 0; i < members; i++ {

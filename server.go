@@ -48,6 +48,8 @@ type Server struct {
 	apiKeys  [][]byte
 	msgIDs   *id.Sequence
 	mux      *http.ServeMux
+	limits   *limiter
+	revoked  *revocations
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
@@ -81,7 +83,9 @@ func New(cfg Config) (*Server, error) {
 		msgIDs:   id.NewSequence(),
 		conns:    make(map[*conn]struct{}),
 		stop:     make(chan struct{}),
+		revoked:  newRevocations(),
 	}
+	s.limits = newLimiter(&s.cfg)
 	if s.registry == nil {
 		s.registry = metrics.NewRegistry()
 	}
@@ -118,10 +122,12 @@ func New(cfg Config) (*Server, error) {
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	s.mux.HandleFunc("POST /api/v1/publish", s.serveAPIPublish)
 	s.mux.HandleFunc("/api/v1/publish", methodNotAllowed("POST"))
+	s.mux.HandleFunc("POST /api/v1/revoke", s.serveAPIRevoke)
+	s.mux.HandleFunc("/api/v1/revoke", methodNotAllowed("POST"))
 	s.mux.HandleFunc("/api/v1/", s.serveAPINotFound)
 
 	s.bgWG.Add(2)
-	go s.refreshSessions()
+	go s.housekeeping()
 	go s.redeliverUnacked()
 	return s, nil
 }
@@ -251,10 +257,12 @@ func (s *Server) handleControl(c *broker.Control) {
 	switch c.Kind {
 	case broker.ControlDisconnectUser:
 		for _, cn := range s.snapshot() {
-			if cn.ident.UserID == c.User {
+			if cn.identity().UserID == c.User {
 				cn.closeWith(protocol.CloseDisconnected, nonEmpty(c.Reason, "disconnected by server"))
 			}
 		}
+	case broker.ControlRevoke:
+		s.applyRevocation(c)
 	default:
 		s.log.Debug("control message ignored", "kind", string(c.Kind))
 	}
@@ -295,9 +303,10 @@ func (s *Server) snapshot() []*conn {
 	return out
 }
 
-// refreshSessions keeps live connections' sessions from expiring, writing
-// each connection's last-seen time, every third of the session TTL.
-func (s *Server) refreshSessions() {
+// housekeeping keeps live connections' sessions from expiring, writing
+// each connection's last-seen time, every third of the session TTL, and
+// forgets idle rate buckets and lapsed revocations.
+func (s *Server) housekeeping() {
 	defer s.bgWG.Done()
 	t := time.NewTicker(s.cfg.SessionTTL / 3)
 	defer t.Stop()
@@ -305,7 +314,9 @@ func (s *Server) refreshSessions() {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			s.limits.sweep(now, 10*time.Minute)
+			s.revoked.sweep(now)
 			for _, c := range s.snapshot() {
 				ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 				if err := s.sessions.Touch(ctx, c.info.SessionID, c.ws.LastSeen(), s.cfg.SessionTTL); err != nil {

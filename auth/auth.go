@@ -40,9 +40,16 @@ type Identity struct {
 	// UserID is the user the connection acts as; never empty.
 	UserID    string
 	Anonymous bool
-	// TokenID is the token's jti, ExpiresAt its exp; zero for anonymous.
+	// TokenID is the token's jti, IssuedAt its iat and ExpiresAt its exp;
+	// zero for anonymous.
 	TokenID   string
+	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// Source says where the credential came from: "cookie", "header",
+	// "subprotocol" or "query" ("" when anonymous). Cookie credentials are
+	// sent by browsers on cross-site requests too, so the server refuses
+	// cross-origin upgrades that carry them.
+	Source string
 	// Permissions decides room access; nil means DefaultPermissions.
 	Permissions Permissions
 }
@@ -84,6 +91,12 @@ func isOtherUserRoom(user, room string) bool {
 // that is an *Error is answered with its status; any other error with 401.
 type Authenticator interface {
 	Authenticate(r *http.Request) (*Identity, error)
+}
+
+// Refresher is implemented by authenticators whose credentials expire: it
+// verifies a new token sent on a live connection (the refresh request).
+type Refresher interface {
+	Refresh(token string) (*Identity, error)
 }
 
 // Anonymous accepts every client.

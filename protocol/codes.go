@@ -27,6 +27,9 @@ const (
 	// CodeBrokerUnavailable: the message could not be handed to the broker;
 	// it was not delivered and the client may retry.
 	CodeBrokerUnavailable = "broker_unavailable"
+	// CodeTokenInvalid: a refresh carried a token that does not verify or
+	// belongs to another user; the connection keeps its current token.
+	CodeTokenInvalid = "token_invalid"
 	// CodeInternal: the server failed (for example an application hook
 	// panicked). The request may or may not have taken effect.
 	CodeInternal = "internal"
@@ -45,6 +48,8 @@ const (
 	CloseMessageTooBig   = 1009 // message over the read limit
 	CloseInternalError   = 1011 // unexpected server failure
 	CloseTryAgainLater   = 1013 // server overloaded
+	CloseTokenExpired    = 4001 // the token expired and was not refreshed in time
+	CloseRevoked         = 4003 // the token or user was revoked
 	CloseDisconnected    = 4004 // the application disconnected this client (DisconnectUser)
 	CloseSlowConsumer    = 4008 // the client did not read fast enough; its send queue filled up
 )

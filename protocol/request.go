@@ -14,6 +14,7 @@ const (
 	TypePublish = "publish"
 	TypeEmit    = "emit"
 	TypeAck     = "ack"
+	TypeRefresh = "refresh"
 )
 
 // Limits applied by Decode.
@@ -37,6 +38,8 @@ type Request struct {
 	// Ack on a publish asks every recipient to acknowledge the message; the
 	// server redelivers it until they do (see docs/protocol.md).
 	Ack bool `json:"ack,omitempty"`
+	// Token is the new credential of a refresh request.
+	Token string `json:"token,omitempty"`
 }
 
 // Error is a protocol-level failure to be sent to the client as an error
@@ -85,6 +88,10 @@ func Decode(b []byte) (*Request, error) {
 	case TypeEmit:
 		if err := ValidateEvent(r.Event); err != nil {
 			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
+		}
+	case TypeRefresh:
+		if r.Token == "" {
+			return nil, errorf(r.ID, CodeBadRequest, "refresh needs a \"token\"")
 		}
 	case TypeAck:
 		if len(r.MsgIDs) == 0 {

@@ -13,6 +13,7 @@ const (
 	TypeReply          = "reply"
 	TypeError          = "error"
 	TypeServerShutdown = "server_shutdown"
+	TypeTokenExpiring  = "token_expiring"
 )
 
 // Version is the wire protocol version announced in welcome.
@@ -101,6 +102,19 @@ type ServerShutdown struct {
 	Type         string `json:"type"`
 	RetryAfterMs int64  `json:"retryAfterMs"`
 	Reason       string `json:"reason,omitempty"`
+}
+
+// TokenExpiring warns that the connection's token expires at ExpiresAt
+// (Unix ms): send a refresh before then or be closed with 4001.
+type TokenExpiring struct {
+	Type      string `json:"type"`
+	ExpiresAt int64  `json:"expiresAt"`
+	InMs      int64  `json:"inMs"`
+}
+
+// EncodeTokenExpiring returns a token_expiring frame.
+func EncodeTokenExpiring(expiresAtMs, inMs int64) []byte {
+	return mustMarshal(TokenExpiring{Type: TypeTokenExpiring, ExpiresAt: expiresAtMs, InMs: inMs})
 }
 
 // EncodeWelcome returns the JSON of w with its type set.

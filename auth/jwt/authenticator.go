@@ -1,0 +1,292 @@
+package jwt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldrt/herald/auth"
+)
+
+// maxSubjectBytes bounds "sub": it becomes the user id, a room name and a
+// log attribute.
+const maxSubjectBytes = 256
+
+// Claims are the claims Herald reads from a token: the registered ones and
+// the room patterns of [Permissions].
+type Claims struct {
+	jwt.RegisteredClaims
+	// Rooms are the patterns of rooms the subject may join.
+	Rooms []string `json:"rooms,omitempty"`
+	// Publish are the patterns of rooms the subject may publish to.
+	Publish []string `json:"publish,omitempty"`
+}
+
+// Authenticator verifies JWTs on upgrade requests. Build it with New.
+type Authenticator struct {
+	cfg       Config
+	parser    *jwt.Parser
+	keys      map[string][]key // static keys by the algorithm they verify
+	allowed   map[string]bool  // every algorithm some key verifies
+	jwks      *jwks            // nil without JWKSURL
+	closeOnce sync.Once
+}
+
+var (
+	_ auth.Authenticator = (*Authenticator)(nil)
+	_ auth.Refresher     = (*Authenticator)(nil)
+)
+
+// New checks cfg, loads its keys and, with a JWKSURL, fetches the key set
+// under ctx (which bounds only that first fetch) and starts refreshing it
+// until Close.
+func New(ctx context.Context, cfg Config) (*Authenticator, error) {
+	cfg = cfg.withDefaults()
+	switch {
+	case cfg.Leeway < 0, cfg.MaxLifetime < 0, cfg.MaxTokenBytes < 0, cfg.JWKSRefreshInterval < 0:
+		return nil, errors.New("jwt: negative durations and sizes are not allowed")
+	case len(cfg.Secret) == 0 && cfg.PublicKeyFile == "" && cfg.JWKSURL == "":
+		return nil, errors.New("jwt: one of Secret, PublicKeyFile or JWKSURL is required")
+	case len(cfg.Secret) > 0 && len(cfg.Secret) < MinSecretBytes:
+		return nil, fmt.Errorf("jwt: Secret is %d bytes, want at least %d", len(cfg.Secret), MinSecretBytes)
+	}
+	a := &Authenticator{
+		cfg:     cfg,
+		keys:    make(map[string][]key),
+		allowed: make(map[string]bool),
+	}
+	if len(cfg.Secret) > 0 {
+		secret := append([]byte(nil), cfg.Secret...)
+		a.add(key{alg: algHS256, key: secret})
+	}
+	if cfg.PublicKeyFile != "" {
+		keys, err := loadPEM(cfg.PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("jwt: PublicKeyFile %s: %w", cfg.PublicKeyFile, err)
+		}
+		for _, k := range keys {
+			a.add(k)
+		}
+	}
+	if cfg.JWKSURL != "" {
+		for _, alg := range []string{algRS256, algES256, algEdDSA} {
+			a.allowed[alg] = true
+		}
+	}
+	methods := make([]string, 0, len(a.allowed))
+	for alg := range a.allowed {
+		methods = append(methods, alg)
+	}
+	a.parser = jwt.NewParser(
+		jwt.WithValidMethods(methods),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithStrictDecoding(),
+	)
+	if cfg.JWKSURL != "" {
+		j, err := newJWKS(ctx, cfg.JWKSURL, cfg.JWKSRefreshInterval, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		a.jwks = j
+	}
+	return a, nil
+}
+
+func (a *Authenticator) add(k key) {
+	a.keys[k.alg] = append(a.keys[k.alg], k)
+	a.allowed[k.alg] = true
+}
+
+// Close stops the JWKS refresh and waits for it. Tokens keep verifying
+// against the keys already fetched. Close is idempotent and always
+// returns nil.
+func (a *Authenticator) Close() error {
+	a.closeOnce.Do(func() {
+		if a.jwks != nil {
+			a.jwks.close()
+		}
+	})
+	return nil
+}
+
+// Authenticate implements auth.Authenticator: it verifies the token
+// ExtractToken finds on r and records its source in Identity.Source.
+// Errors are *auth.Error.
+func (a *Authenticator) Authenticate(r *http.Request) (*auth.Identity, error) {
+	tok, src := ExtractToken(r, a.cfg)
+	if tok == "" {
+		return nil, fail(ReasonNoToken)
+	}
+	id, _, err := a.Verify(tok)
+	if err != nil {
+		return nil, err
+	}
+	id.Source = src
+	return id, nil
+}
+
+// Refresh implements auth.Refresher: it verifies a token sent on a live
+// connection. Identity.Source is left empty; the connection keeps the
+// source it was authenticated with. Errors are *auth.Error.
+func (a *Authenticator) Refresh(token string) (*auth.Identity, error) {
+	id, _, err := a.Verify(token)
+	return id, err
+}
+
+// Verify checks token and returns the identity it grants and its claims.
+// It serves the handshake and in-band token refresh alike. Errors are
+// *auth.Error.
+func (a *Authenticator) Verify(token string) (*auth.Identity, *Claims, error) {
+	if token == "" {
+		return nil, nil, fail(ReasonNoToken)
+	}
+	if len(token) > a.cfg.MaxTokenBytes {
+		return nil, nil, fail(ReasonTokenTooLarge)
+	}
+	c := new(Claims)
+	tok, err := a.parser.ParseWithClaims(token, c, a.keyFor)
+	if err != nil {
+		return nil, nil, fail(classify(err, tok, a.allowed))
+	}
+	var iat time.Time
+	if c.IssuedAt != nil {
+		iat = c.IssuedAt.Time
+	}
+	if reason := a.check(c, iat); reason != "" {
+		return nil, nil, fail(reason)
+	}
+	id := &auth.Identity{
+		IssuedAt:  iat,
+		UserID:    c.Subject,
+		TokenID:   c.ID,
+		ExpiresAt: c.ExpiresAt.Time,
+		Permissions: &Permissions{
+			Subject:      c.Subject,
+			Rooms:        c.Rooms,
+			Publish:      c.Publish,
+			PublicPrefix: a.cfg.PublicRoomPrefix,
+		},
+	}
+	return id, c, nil
+}
+
+// check applies what the parser does not: sub, iss, aud, lifetime and
+// revocation. The signature, exp, nbf and iat have been checked. (iss and
+// aud are checked here so that a missing one reads as bad_issuer or
+// bad_audience rather than missing_claim.)
+// iat is zero when the token has none.
+func (a *Authenticator) check(c *Claims, iat time.Time) string {
+	switch {
+	case c.Subject == "":
+		return ReasonMissingClaim
+	case !validSubject(c.Subject):
+		return ReasonMalformed
+	case a.cfg.Issuer != "" && c.Issuer != a.cfg.Issuer:
+		return ReasonBadIssuer
+	case a.cfg.Audience != "" && !slices.Contains(c.Audience, a.cfg.Audience):
+		return ReasonBadAudience
+	}
+	exp := c.ExpiresAt.Time
+	if !iat.IsZero() && exp.Sub(iat) > a.cfg.MaxLifetime {
+		return ReasonLifetime
+	}
+	if time.Until(exp) > a.cfg.MaxLifetime+a.cfg.Leeway {
+		return ReasonLifetime
+	}
+	if a.cfg.Revocations != nil && a.cfg.Revocations.IsRevoked(c.ID, c.Subject, iat) {
+		return ReasonRevoked
+	}
+	return ""
+}
+
+// validSubject refuses subjects that would be unsafe as a user id, room
+// name or log value: too long, invalid UTF-8 or with control characters.
+func validSubject(s string) bool {
+	if len(s) > maxSubjectBytes || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// keyFor is the jwt.Keyfunc. The parser has already refused an alg no key
+// accepts; keyFor returns only keys pinned to tok's alg. A token without kid
+// is checked against every static key of its alg. A token with a kid is
+// checked against the static key of that kid, else the JWKS key of that
+// kid, else the static keys that have no kid.
+func (a *Authenticator) keyFor(tok *jwt.Token) (any, error) {
+	if _, ok := tok.Header["crit"]; ok {
+		// RFC 7515 §4.1.11: extensions we do not implement must fail.
+		return nil, errCrit
+	}
+	alg := tok.Method.Alg()
+	kid := ""
+	if v, ok := tok.Header["kid"]; ok {
+		s, ok := v.(string)
+		if !ok {
+			return nil, errBadKID
+		}
+		kid = s
+	}
+	keys := a.keys[alg]
+	if kid == "" {
+		if k := keySet(keys, func(key) bool { return true }); k != nil {
+			return k, nil
+		}
+		if a.jwks != nil && alg != algHS256 {
+			return a.jwks.keys(tok)
+		}
+		return nil, errAlgNotForKey
+	}
+	for _, k := range keys {
+		if k.kid == kid {
+			return k.key, nil
+		}
+	}
+	unlabelled := keySet(keys, func(k key) bool { return k.kid == "" })
+	if a.jwks != nil && alg != algHS256 {
+		k, err := a.jwks.keys(tok)
+		if err == nil || unlabelled == nil || !errors.Is(err, errUnknownKID) {
+			return k, err
+		}
+	}
+	if unlabelled != nil {
+		return unlabelled, nil
+	}
+	return nil, errUnknownKID
+}
+
+// keySet returns the keys that pass keep: nil, one key, or a
+// jwt.VerificationKeySet the parser tries in turn.
+func keySet(keys []key, keep func(key) bool) any {
+	if len(keys) == 1 && keep(keys[0]) {
+		return keys[0].key
+	}
+	var set jwt.VerificationKeySet
+	for _, k := range keys {
+		if keep(k) {
+			set.Keys = append(set.Keys, k.key)
+		}
+	}
+	switch len(set.Keys) {
+	case 0:
+		return nil
+	case 1:
+		return set.Keys[0]
+	}
+	return set
+}

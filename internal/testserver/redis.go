@@ -1,0 +1,121 @@
+package testserver
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long a server may take to accept connections.
+const startTimeout = 10 * time.Second
+
+// Redis is a redis-server process owned by a test. Its port stays the same
+// across Kill and Restart, so clients can reconnect to the same address.
+type Redis struct {
+	t     testing.TB
+	bin   string
+	port  int
+	extra []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	output *bytes.Buffer
+}
+
+// StartRedis starts a standalone redis-server on a free loopback port with
+// persistence disabled, waits until it answers PING and kills it when the
+// test ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	r := newRedis(t, freePort(t), nil)
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Kill)
+	return r
+}
+
+func newRedis(t testing.TB, port int, extra []string) *Redis {
+	t.Helper()
+	return &Redis{t: t, bin: lookBinary(t, "redis-server"), port: port, extra: extra}
+}
+
+func (r *Redis) start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		return fmt.Errorf("testserver: redis on port %d already running", r.port)
+	}
+	args := append([]string{
+		"--port", strconv.Itoa(r.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+	}, r.extra...)
+	cmd := exec.Command(r.bin, args...)
+	out := new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("testserver: start redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	err := waitFor(startTimeout, func() error {
+		select {
+		case <-exited:
+			return nil
+		default:
+		}
+		_, err := command(r.Addr(), "PING")
+		return err
+	})
+	select {
+	case <-exited:
+		return fmt.Errorf("testserver: redis-server exited on port %d: %s", r.port, out)
+	default:
+	}
+	if err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("testserver: redis-server on port %d not ready: %v\n%s", r.port, err, out)
+	}
+	r.cmd, r.exited, r.output = cmd, exited, out
+	return nil
+}
+
+// Kill stops the server with SIGKILL, as a crash would, and waits for the
+// process to exit. Killing a stopped server does nothing.
+func (r *Redis) Kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.exited
+	r.cmd, r.exited = nil, nil
+}
+
+// Restart starts the server again on the same port (killing it first if it
+// is running) and waits until it answers PING. The data set starts empty.
+func (r *Redis) Restart() {
+	r.t.Helper()
+	r.Kill()
+	if err := waitFor(startTimeout, r.start); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Addr returns host:port.
+func (r *Redis) Addr() string { return hostPort(r.port) }
+
+// URL returns redis://host:port/0.
+func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }

@@ -1,0 +1,141 @@
+package herald
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiter enforces the per-user and per-IP connection caps and the per-IP
+// upgrade rate. Counts are per node (cluster-wide caps come with a shared
+// store). Its maps are guarded by mu; idle rate buckets are swept by the
+// Server's housekeeping goroutine.
+type limiter struct {
+	cfg     *Config
+	mu      sync.Mutex
+	perUser map[string]int
+	perIP   map[string]int
+	rates   map[string]*ipRate
+}
+
+type ipRate struct {
+	lim      *rate.Limiter
+	lastSeen time.Time
+}
+
+func newLimiter(cfg *Config) *limiter {
+	return &limiter{cfg: cfg, perUser: map[string]int{}, perIP: map[string]int{}, rates: map[string]*ipRate{}}
+}
+
+// allowUpgrade spends one upgrade token of ip; false means over the rate.
+func (l *limiter) allowUpgrade(ip string, now time.Time) bool {
+	if l.cfg.UpgradeRatePerIP <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.rates[ip]
+	if r == nil {
+		burst := l.cfg.UpgradeBurstPerIP
+		if burst <= 0 {
+			burst = max(1, int(2*l.cfg.UpgradeRatePerIP))
+		}
+		r = &ipRate{lim: rate.NewLimiter(rate.Limit(l.cfg.UpgradeRatePerIP), burst)}
+		l.rates[ip] = r
+	}
+	r.lastSeen = now
+	return r.lim.AllowN(now, 1)
+}
+
+// acquire counts a new connection of user from ip. It returns the name of
+// the limit that refused it, or "" when admitted (then release must follow).
+func (l *limiter) acquire(user, ip string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.cfg.MaxConnsPerUser; n > 0 && l.perUser[user] >= n {
+		return "conns_per_user"
+	}
+	if n := l.cfg.MaxConnsPerIP; n > 0 && l.perIP[ip] >= n {
+		return "conns_per_ip"
+	}
+	l.perUser[user]++
+	l.perIP[ip]++
+	return ""
+}
+
+func (l *limiter) release(user, ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perUser[user]--; l.perUser[user] <= 0 {
+		delete(l.perUser, user)
+	}
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
+
+// sweep forgets rate buckets idle for longer than idle.
+func (l *limiter) sweep(now time.Time, idle time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ip, r := range l.rates {
+		if now.Sub(r.lastSeen) > idle {
+			delete(l.rates, ip)
+		}
+	}
+}
+
+// clientIP is the address limits apply to: the TCP peer, or the first
+// X-Forwarded-For hop when the server sits behind a trusted proxy.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.TrustForwardedFor {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// messageLimiter is one connection's token bucket for client frames, used
+// only by its read loop.
+type messageLimiter struct {
+	lim     *rate.Limiter
+	limited int // frames refused since the last one allowed
+	burst   int
+}
+
+func newMessageLimiter(cfg *Config) *messageLimiter {
+	if cfg.MessageRate <= 0 {
+		return nil
+	}
+	burst := cfg.MessageBurst
+	if burst <= 0 {
+		burst = max(1, int(2*cfg.MessageRate))
+	}
+	return &messageLimiter{lim: rate.NewLimiter(rate.Limit(cfg.MessageRate), burst), burst: burst}
+}
+
+// allow reports whether a frame may be handled now, and whether the client
+// has kept sending through a whole burst's worth of refusals (abuse).
+func (m *messageLimiter) allow() (ok, abusive bool) {
+	if m == nil {
+		return true, false
+	}
+	if m.lim.Allow() {
+		m.limited = 0
+		return true, false
+	}
+	m.limited++
+	return false, m.limited > m.burst
+}
