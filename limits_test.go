@@ -87,7 +87,12 @@ func TestMessageRateLimit(t *testing.T) {
 	}
 	// Keep hammering: a whole burst of refusals closes with 1008.
 	for i := 0; i < 10; i++ {
-		c.send(`{"type":"join","room":"r"}`)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.c.Write(ctx, websocket.MessageText, []byte(`{"type":"join","room":"r"}`))
+		cancel()
+		if err != nil {
+			break // already closed by the server
+		}
 	}
 	code, reason := c.closeStatus(5 * time.Second)
 	if code != websocket.StatusPolicyViolation || !strings.Contains(reason, "rate") {

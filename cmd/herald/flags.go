@@ -66,6 +66,18 @@ func (f *envFlags) Int(name string, def int, usage string) *int {
 	return f.fs.Int(name, def, usage)
 }
 
+func (f *envFlags) Float(name string, def float64, usage string) *float64 {
+	if v, ok := f.lookup(name); ok {
+		var n float64
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s: %q is not a number", envName(name), v))
+		} else {
+			def = n
+		}
+	}
+	return f.fs.Float64(name, def, usage)
+}
+
 func (f *envFlags) Duration(name string, def time.Duration, usage string) *time.Duration {
 	if v, ok := f.lookup(name); ok {
 		d, err := time.ParseDuration(v)
@@ -101,6 +113,10 @@ func (f *envFlags) usage() {
 		if def == "" {
 			def = `""`
 		}
-		fmt.Fprintf(w, "  --%s (%s)\n      %s (default %s)\n", fl.Name, f.envs[fl.Name], fl.Usage, def)
+		if env := f.envs[fl.Name]; env != "" && env != "-" {
+			fmt.Fprintf(w, "  --%s (%s)\n      %s (default %s)\n", fl.Name, env, fl.Usage, def)
+			return
+		}
+		fmt.Fprintf(w, "  --%s\n      %s (default %s)\n", fl.Name, fl.Usage, def)
 	})
 }

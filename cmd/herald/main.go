@@ -25,6 +25,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "connect":
+		return runConnect(args[1:], os.Stdin, stdout, stderr)
+	case "publish":
+		return runPublish(args[1:], stdout, stderr)
+	case "token":
+		return runToken(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "herald %s\n", version)
 		return 0
@@ -43,6 +49,9 @@ func usage(w io.Writer) {
 
 Usage:
   herald serve [flags]   run the server (herald serve --help lists every flag)
+  herald connect URL     interactive client: type join/publish/emit, see every frame
+  herald publish [flags] publish through the server API (herald publish --help)
+  herald token [flags]   print a development JWT signed with HERALD_JWT_SECRET
   herald version         print the version
 `)
 }

@@ -16,14 +16,25 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald"
+	jwtauth "github.com/heraldrt/herald/auth/jwt"
 )
 
 // serveConfig is what `herald serve` reads from flags and environment.
 type serveConfig struct {
-	addr      string
-	logFormat string
-	logLevel  string
-	server    herald.Config
+	addr           string
+	logFormat      string
+	logLevel       string
+	server         herald.Config
+	jwt            jwtauth.Config
+	insecureNoAuth bool
+	tlsCert        string
+	tlsKey         string
+	maxHeaderBytes int
+}
+
+// authConfigured reports whether any token verification is set up.
+func (sc *serveConfig) authConfigured() bool {
+	return len(sc.jwt.Secret) > 0 || sc.jwt.PublicKeyFile != "" || sc.jwt.JWKSURL != ""
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -51,6 +62,26 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	ackRetries := f.Int("ack-retries", herald.DefaultAckRetries, "redeliveries of an unacknowledged message before it is given up")
 	sessionTTL := f.Duration("session-ttl", herald.DefaultSessionTTL, "how long a session outlives its connection's last sign of life")
 	nodeID := f.String("node-id", "", "name of this node in logs and sessions (default: random)")
+	secret := f.String("jwt-secret", "", "HS256 secret (at least 32 bytes); enables JWT authentication")
+	pemFile := f.String("jwt-public-key-file", "", "PEM file of public keys (RS256, ES256, EdDSA); enables JWT authentication")
+	jwksURL := f.String("jwks-url", "", "JWKS URL fetched at start and refreshed hourly; enables JWT authentication")
+	issuer := f.String("jwt-issuer", "", "required iss claim (empty: not checked)")
+	audience := f.String("jwt-audience", "", "required aud claim (empty: not checked)")
+	maxLifetime := f.Duration("jwt-max-lifetime", 24*time.Hour, "longest token lifetime accepted")
+	cookie := f.String("jwt-cookie", "token", "cookie the token is read from")
+	noQuery := f.Bool("no-query-token", false, "do not accept ?token= (query strings end up in access logs)")
+	publicPrefix := f.String("public-room-prefix", "public:", "rooms under this prefix may be joined by every authenticated user")
+	insecure := f.Bool("insecure-no-auth", false, "allow anonymous clients on a non-loopback address")
+	origins := f.String("allowed-origins", "", "comma-separated origins allowed cross-origin (https://app.example.com, *.example.com, *)")
+	perUser := f.Int("max-conns-per-user", 0, "concurrent connections per user on this node (0: no cap)")
+	perIP := f.Int("max-conns-per-ip", 0, "concurrent connections per client IP on this node (0: no cap)")
+	upgradeRate := f.Float("upgrade-rate", 0, "upgrades per second per client IP (0: no cap)")
+	msgRate := f.Float("message-rate", herald.DefaultMessageRate, "client frames per second per connection (negative: no cap)")
+	msgBurst := f.Int("message-burst", 0, "token bucket burst for --message-rate (0: twice the rate)")
+	trustXFF := f.Bool("trust-forwarded-for", false, "per-IP limits use X-Forwarded-For (only behind a proxy that sets it)")
+	maxHeader := f.Int("max-header-bytes", 32<<10, "largest HTTP request header block")
+	tlsCert := f.String("tls-cert", "", "TLS certificate (PEM) to serve https/wss directly")
+	tlsKey := f.String("tls-key", "", "TLS private key (PEM) for --tls-cert")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -71,7 +102,46 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	cfg.DrainTimeout, cfg.DrainRetryAfter = *drain, *retry
 	cfg.AckTimeout, cfg.AckRetries = *ackTimeout, *ackRetries
 	cfg.SessionTTL, cfg.NodeID = *sessionTTL, *nodeID
+	cfg.AllowedOrigins = splitList(*origins)
+	cfg.MaxConnsPerUser, cfg.MaxConnsPerIP, cfg.UpgradeRatePerIP = *perUser, *perIP, *upgradeRate
+	cfg.MessageRate, cfg.MessageBurst, cfg.TrustForwardedFor = *msgRate, *msgBurst, *trustXFF
+	sc.jwt = jwtauth.Config{
+		Secret: []byte(*secret), PublicKeyFile: *pemFile, JWKSURL: *jwksURL,
+		Issuer: *issuer, Audience: *audience, MaxLifetime: *maxLifetime,
+		CookieName: *cookie, DisableQueryToken: *noQuery, PublicRoomPrefix: *publicPrefix,
+	}
+	sc.insecureNoAuth, sc.tlsCert, sc.tlsKey, sc.maxHeaderBytes = *insecure, *tlsCert, *tlsKey, *maxHeader
+	if (sc.tlsCert == "") != (sc.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if !sc.authConfigured() && !sc.insecureNoAuth && !isLoopback(sc.addr) {
+		return nil, fmt.Errorf("--addr %s is not a loopback address and no authentication is configured: "+
+			"set --jwt-secret, --jwt-public-key-file or --jwks-url, or pass --insecure-no-auth to accept anonymous clients", sc.addr)
+	}
 	return sc, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// isLoopback reports whether addr (host:port) binds only loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
@@ -104,6 +174,22 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	sc.server.Logger = logger
+	var authn *jwtauth.Authenticator
+	if sc.authConfigured() {
+		sc.jwt.Logger = logger
+		initCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		authn, err = jwtauth.New(initCtx, sc.jwt)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(stderr, "herald serve: jwt: %v\n", err)
+			return 2
+		}
+		defer authn.Close()
+		sc.server.Authenticator = authn
+	} else {
+		logger.Warn("no authentication configured: every client is anonymous (X-Client-Id or a generated id); " +
+			"set --jwt-secret, --jwt-public-key-file or --jwks-url for production")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -126,12 +212,19 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    sc.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "ws_path", sc.server.Path, "version", version)
+	go func() {
+		if sc.tlsCert != "" {
+			serveErr <- hs.ServeTLS(ln, sc.tlsCert, sc.tlsKey)
+			return
+		}
+		serveErr <- hs.Serve(ln)
+	}()
+	logger.Info("listening", "addr", ln.Addr().String(), "ws_path", sc.server.Path, "tls", sc.tlsCert != "",
+		"auth", sc.authConfigured(), "version", version)
 
 	select {
 	case err := <-serveErr:
