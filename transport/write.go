@@ -68,7 +68,9 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		case <-tick:
-			if pingOutstanding {
+			// Ping every interval; skip only while the previous ping is
+			// still unanswered (its timer decides the connection's fate).
+			if pingOutstanding && c.lastSeen.Load() < pingAt {
 				continue
 			}
 			pingAt = c.now()

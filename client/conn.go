@@ -1,0 +1,173 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// writeTimeout bounds one frame write; a peer that takes longer is treated
+// as gone.
+const writeTimeout = 10 * time.Second
+
+// conn is one WebSocket connection. Its reader and writer goroutines are
+// owned by the supervisor (run), which waits for both before dialing again.
+type conn struct {
+	c        *Client
+	ws       *websocket.Conn
+	gen      uint64
+	welcome  frame
+	out      chan []byte        // frames for the writer
+	shutdown chan time.Duration // server_shutdown's retryAfter, from the reader
+	lastSeen *atomic.Int64      // Unix ns of the last frame or ping received
+	started  time.Time
+
+	wg       sync.WaitGroup
+	done     chan struct{} // closed when the connection failed or closed
+	failOnce sync.Once
+	err      error // why; written once before done is closed
+}
+
+// fail records why the connection ended and wakes everyone waiting on it.
+func (cn *conn) fail(err error) {
+	cn.failOnce.Do(func() {
+		cn.err = err
+		close(cn.done)
+	})
+}
+
+// send queues b for the writer.
+func (cn *conn) send(ctx context.Context, b []byte) error {
+	select {
+	case cn.out <- b:
+		return nil
+	case <-cn.done:
+		return ErrDisconnected
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// readLoop reads frames until the connection fails: replies go straight to
+// the request waiting for them, everything else to the dispatch goroutine.
+func (cn *conn) readLoop() {
+	defer cn.wg.Done()
+	c := cn.c
+	for {
+		typ, b, err := cn.ws.Read(context.Background())
+		if err != nil {
+			cn.fail(err)
+			return
+		}
+		cn.lastSeen.Store(time.Now().UnixNano())
+		if typ != websocket.MessageText {
+			c.opts.log.Warn("herald: ignoring a binary frame")
+			continue
+		}
+		var f frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.opts.log.Warn("herald: ignoring a frame that is not JSON", "err", err)
+			continue
+		}
+		it := item{gen: cn.gen}
+		if c.opts.onFrame != nil {
+			it.frame = b
+		}
+		switch f.Type {
+		case typeReply:
+			c.resolve(f.id(), result{data: f.Data})
+		case typeError:
+			if id := f.id(); id != "" {
+				c.resolve(id, result{err: &ServerError{Code: f.Code, Message: f.Message}})
+			} else {
+				c.opts.log.Warn("herald: server error", "code", f.Code, "message", f.Message)
+			}
+		case typeEvent:
+			it.ev = &Event{Room: f.Room, Event: f.Event, Data: f.Data, MsgID: f.MsgID, TS: f.TS}
+			it.ack = f.Ack
+		case typeShutdown:
+			select {
+			case cn.shutdown <- time.Duration(f.RetryAfterMs) * time.Millisecond:
+			default:
+			}
+		}
+		if it.frame == nil && it.ev == nil {
+			continue
+		}
+		select {
+		case c.queue <- it:
+		case <-c.ctx.Done():
+			// Closing: nobody will dispatch it. Keep reading so the
+			// close handshake completes.
+		}
+	}
+}
+
+// writeLoop writes queued frames and flushes acknowledgements until the
+// connection fails.
+func (cn *conn) writeLoop() {
+	defer cn.wg.Done()
+	c := cn.c
+	t := time.NewTicker(c.opts.ackEvery)
+	defer t.Stop()
+	for {
+		var err error
+		select {
+		case b := <-cn.out:
+			err = cn.write(b)
+		case <-t.C:
+			err = cn.flushAcks(false)
+		case <-c.acks.kick:
+			err = cn.flushAcks(true)
+		case <-cn.done:
+			return
+		}
+		if err != nil {
+			cn.fail(err)
+			return
+		}
+	}
+}
+
+func (cn *conn) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return cn.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// flushAcks sends the msgIds acknowledged on this connection so far, in
+// frames of at most the batch size; with fullOnly, only full frames.
+func (cn *conn) flushAcks(fullOnly bool) error {
+	ids := cn.c.acks.take(cn.gen, fullOnly)
+	for len(ids) > 0 {
+		n := min(len(ids), cn.c.acks.max)
+		b, err := json.Marshal(request{Type: typeAck, MsgIDs: ids[:n]})
+		if err != nil {
+			return err
+		}
+		if err := cn.write(b); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// resolve hands a reply or error to the request with that id, if it still
+// waits.
+func (c *Client) resolve(id string, r result) {
+	c.mu.Lock()
+	ch, ok := c.pending[id]
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	select {
+	case ch <- r:
+	default:
+	}
+}

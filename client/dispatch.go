@@ -1,0 +1,144 @@
+package client
+
+import (
+	"container/list"
+	"sync"
+)
+
+// dedupSize is how many recent msgIds the dispatcher remembers to drop
+// redeliveries.
+const dedupSize = 4096
+
+// item is one thing for the dispatch goroutine: a state change, or a frame
+// and the event it carries.
+type item struct {
+	isState bool
+	state   State
+	frame   []byte // raw, only when a frame handler is set
+	ev      *Event
+	ack     bool   // the event asks for an ack
+	gen     uint64 // connection the frame came on
+}
+
+// dispatch runs every handler, in order, until the queue is closed; then it
+// closes done, the last thing the Client does.
+func (c *Client) dispatch() {
+	defer close(c.done)
+	seen := newLRU(dedupSize)
+	for it := range c.queue {
+		if it.isState {
+			if c.opts.onState != nil {
+				c.opts.onState(it.state)
+			}
+			continue
+		}
+		if it.frame != nil {
+			c.opts.onFrame(it.frame)
+		}
+		if it.ev == nil {
+			continue
+		}
+		if it.ev.MsgID == "" || seen.add(it.ev.MsgID) {
+			c.deliver(*it.ev)
+		}
+		if it.ack && it.ev.MsgID != "" {
+			// After the handlers: a crash before this point means the
+			// server redelivers, which is what ack is for.
+			c.acks.add(it.gen, it.ev.MsgID)
+		}
+	}
+}
+
+func (c *Client) deliver(ev Event) {
+	c.hmu.RLock()
+	all, named := c.any, c.handlers[ev.Event]
+	c.hmu.RUnlock()
+	for _, fn := range all {
+		fn(ev)
+	}
+	for _, fn := range named {
+		fn(ev)
+	}
+}
+
+// acker collects the msgIds to acknowledge on the current connection; the
+// connection's writer takes them every interval, or when kicked because
+// max are pending.
+type acker struct {
+	mu   sync.Mutex
+	gen  uint64
+	ids  []string
+	max  int
+	kick chan struct{}
+}
+
+func (a *acker) init(maxIDs int) {
+	a.max = maxIDs
+	a.kick = make(chan struct{}, 1)
+}
+
+// reset starts collecting for connection gen; ids of older connections are
+// dropped, since the server forgets them with the connection.
+func (a *acker) reset(gen uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.gen, a.ids = gen, nil
+}
+
+func (a *acker) add(gen uint64, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gen != a.gen {
+		return
+	}
+	a.ids = append(a.ids, id)
+	if len(a.ids) >= a.max {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns the ids to send on connection gen: all of them, or with
+// fullOnly just whole batches of max, leaving the rest for the next tick.
+func (a *acker) take(gen uint64, fullOnly bool) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gen != a.gen {
+		return nil
+	}
+	n := len(a.ids)
+	if fullOnly {
+		n -= n % a.max
+	}
+	ids := a.ids[:n:n]
+	a.ids = append([]string(nil), a.ids[n:]...)
+	return ids
+}
+
+// lru is a bounded set of recent keys; only the dispatch goroutine uses it.
+type lru struct {
+	size  int
+	order *list.List // front: most recent
+	keys  map[string]*list.Element
+}
+
+func newLRU(size int) *lru {
+	return &lru{size: size, order: list.New(), keys: make(map[string]*list.Element, size)}
+}
+
+// add records k and reports whether it was new.
+func (l *lru) add(k string) bool {
+	if e, ok := l.keys[k]; ok {
+		l.order.MoveToFront(e)
+		return false
+	}
+	l.keys[k] = l.order.PushFront(k)
+	if l.order.Len() > l.size {
+		oldest := l.order.Back()
+		l.order.Remove(oldest)
+		delete(l.keys, oldest.Value.(string))
+	}
+	return true
+}

@@ -1,0 +1,60 @@
+// Package client is a Go client for Herald's wire protocol v1
+// (docs/protocol.md): it joins rooms, publishes, emits custom events to the
+// server's hook and receives room events, and it keeps doing so across
+// network cuts, server restarts and drains.
+//
+// It imports no server code: it speaks the protocol over
+// github.com/coder/websocket, so it doubles as an independent check of the
+// server's wire format.
+//
+// # Connection lifecycle
+//
+// Dial opens the first connection and returns once the server's welcome
+// arrived. From then on the Client reconnects by itself:
+//
+//   - after a network cut, an unexpected close, two heartbeats without a
+//     ping from the server, or a refused upgrade (the token provider is
+//     asked again each time) it waits an exponential backoff with full
+//     jitter (WithReconnect) and dials again;
+//   - after a server_shutdown frame it closes its side and reconnects once
+//     the server's retryAfterMs has passed, without inflating the backoff;
+//   - after close codes that say "do not come back" it stops for good and
+//     reports the *CloseError through Err and Done.
+//
+// Close codes and what the Client does:
+//
+//	code  meaning                                reconnect
+//	1000  normal close                           yes (the server ended it)
+//	1001  server draining                        yes, after retryAfterMs
+//	1006  network cut, heartbeat timeout         yes, with backoff
+//	1008  OnConnect hook refused the connection  no
+//	1011  server error                           yes, with backoff
+//	1013  try again later                        yes, with backoff
+//	4003  forbidden                              no
+//	4004  the application disconnected the user  no
+//	4008  slow consumer                          yes, with backoff
+//
+// The server keeps no room membership across connections, so the Client
+// remembers the rooms joined with Join (and forgotten with Leave) and joins
+// them again on every new connection before it reports Connected.
+//
+// # Delivery
+//
+// Events are handed to handlers registered with On and OnAny. Messages
+// published with ack are acknowledged automatically, in batches
+// (WithAckBatch), once every handler has returned; the server redelivers
+// what it does not see acknowledged, so the Client drops an event whose
+// msgId it handed out recently (the last 4096 ids).
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use. Each connection has one reader and
+// one writer goroutine; a supervising goroutine owns them and reconnects.
+// Every handler (On, OnAny, WithStateHandler, WithFrameHandler) runs on a
+// single dispatch goroutine, in the order frames arrived, so handlers need
+// no locking among themselves but must return promptly: while they run, the
+// next events wait, and a backlog of more than 1024 events stops reading
+// from the socket. A handler may call Join, Publish and the other requests
+// (bounded by a context), but not Close. Close stops everything and waits
+// for every goroutine, handlers included.
+package client

@@ -1,0 +1,157 @@
+package client
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults used when an Option is not given.
+const (
+	DefaultReconnectMin = 250 * time.Millisecond
+	DefaultReconnectMax = 30 * time.Second
+	DefaultAckInterval  = 500 * time.Millisecond
+	DefaultAckMax       = 64
+	DefaultReadLimit    = 2 << 20
+)
+
+// Option configures a Client in Dial.
+type Option func(*options)
+
+type options struct {
+	token      func(ctx context.Context) (string, error)
+	header     http.Header
+	clientID   string
+	minBackoff time.Duration
+	maxBackoff time.Duration
+	ackEvery   time.Duration
+	ackMax     int
+	onState    func(State)
+	onFrame    func(frame []byte)
+	log        *slog.Logger
+	httpClient *http.Client
+	readLimit  int64
+}
+
+func defaultOptions() options {
+	return options{
+		minBackoff: DefaultReconnectMin,
+		maxBackoff: DefaultReconnectMax,
+		ackEvery:   DefaultAckInterval,
+		ackMax:     DefaultAckMax,
+		log:        slog.New(slog.DiscardHandler),
+		readLimit:  DefaultReadLimit,
+	}
+}
+
+// WithTokenProvider sets where the bearer token comes from. It is called
+// before every connection attempt, so it can refresh an expiring token; its
+// result is sent as "Authorization: Bearer <token>". An error fails that
+// attempt (Dial returns it; a reconnect backs off and tries again).
+func WithTokenProvider(f func(ctx context.Context) (string, error)) Option {
+	return func(o *options) { o.token = f }
+}
+
+// WithHeader adds headers to every upgrade request.
+func WithHeader(h http.Header) Option {
+	return func(o *options) {
+		if o.header == nil {
+			o.header = http.Header{}
+		}
+		for k, vs := range h {
+			for _, v := range vs {
+				o.header.Add(k, v)
+			}
+		}
+	}
+}
+
+// WithClientID sends id as X-Client-Id: the user id in the server's
+// anonymous mode.
+func WithClientID(id string) Option {
+	return func(o *options) { o.clientID = id }
+}
+
+// WithReconnect bounds the delay before a reconnect attempt: attempt n waits
+// a random time between 0 and min·2ⁿ, capped at max ("full jitter", so that
+// clients cut at the same moment do not come back together). Defaults
+// 250ms and 30s.
+func WithReconnect(minDelay, maxDelay time.Duration) Option {
+	return func(o *options) {
+		if minDelay > 0 {
+			o.minBackoff = minDelay
+		}
+		if maxDelay >= o.minBackoff {
+			o.maxBackoff = maxDelay
+		} else {
+			o.maxBackoff = o.minBackoff
+		}
+	}
+}
+
+// WithAckBatch sets how acknowledgements of messages published with ack are
+// batched: they are sent every interval, or as soon as max are pending.
+// Defaults 500ms and 64; max is capped at the protocol's 1024.
+func WithAckBatch(interval time.Duration, maxIDs int) Option {
+	return func(o *options) {
+		if interval > 0 {
+			o.ackEvery = interval
+		}
+		if maxIDs > 0 {
+			o.ackMax = min(maxIDs, maxAckIDs)
+		}
+	}
+}
+
+// WithStateHandler is called on the dispatch goroutine with every state
+// change, in order with the events around it.
+func WithStateHandler(f func(State)) Option {
+	return func(o *options) { o.onState = f }
+}
+
+// WithFrameHandler is called on the dispatch goroutine with every frame the
+// server sends (welcome, event, reply, error, server_shutdown, and
+// redelivered events too), raw, in arrival order, before the event handlers
+// see it. It is meant for tools and debugging; frame must not be kept after
+// the call returns.
+func WithFrameHandler(f func(frame []byte)) Option {
+	return func(o *options) { o.onFrame = f }
+}
+
+// WithLogger receives the Client's logs (connects, disconnects, reconnect
+// delays). Default: discarded.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithHTTPClient sets the http.Client used for upgrade requests, for
+// custom TLS, proxies or dialers. Its Timeout, if any, bounds each
+// handshake.
+func WithHTTPClient(c *http.Client) Option {
+	return func(o *options) { o.httpClient = c }
+}
+
+// WithReadLimit bounds the size of one server frame, after decompression;
+// a larger one closes the connection (1009) and the Client reconnects.
+// Default 2 MiB.
+func WithReadLimit(n int64) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.readLimit = n
+		}
+	}
+}
+
+// PublishOption modifies one Publish call.
+type PublishOption func(*request)
+
+// WithAck asks every recipient to acknowledge the message; the server
+// redelivers it to those that do not.
+func WithAck() PublishOption {
+	return func(r *request) { r.Ack = true }
+}

@@ -1,0 +1,182 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// idPrefix makes the Client's request ids unlikely to collide with ids in
+// frames sent raw with Send.
+const idPrefix = "hc-"
+
+// Join joins room and remembers it: after every reconnect the Client joins
+// it again. A *ServerError (forbidden, too_many_rooms, ...) makes the
+// Client forget the room; ErrDisconnected and ctx errors do not.
+func (c *Client) Join(ctx context.Context, room string) error {
+	c.mu.Lock()
+	c.rooms[room] = struct{}{}
+	c.mu.Unlock()
+	_, err := c.call(ctx, request{Type: typeJoin, Room: room})
+	var se *ServerError
+	if errors.As(err, &se) {
+		c.forget(room)
+	}
+	return err
+}
+
+// Leave leaves room and forgets it, even if the request fails.
+func (c *Client) Leave(ctx context.Context, room string) error {
+	c.forget(room)
+	_, err := c.call(ctx, request{Type: typeLeave, Room: room})
+	return err
+}
+
+// Rooms returns the rooms the Client is in (or will join again on the next
+// connection), in no particular order.
+func (c *Client) Rooms() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rooms := make([]string, 0, len(c.rooms))
+	for r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	return rooms
+}
+
+func (c *Client) forget(room string) {
+	c.mu.Lock()
+	delete(c.rooms, room)
+	c.mu.Unlock()
+}
+
+// Publish sends event with data (marshalled to JSON; a json.RawMessage is
+// sent as is; nil sends none) to every member of room, which the Client
+// must have joined, and returns the message id the server gave it.
+func (c *Client) Publish(ctx context.Context, room, event string, data any, opts ...PublishOption) (msgID string, err error) {
+	raw, err := marshalData(data)
+	if err != nil {
+		return "", fmt.Errorf("herald/client: publish data: %w", err)
+	}
+	req := request{Type: typePublish, Room: room, Event: event, Data: raw}
+	for _, o := range opts {
+		o(&req)
+	}
+	reply, err := c.call(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	var r struct {
+		MsgID string `json:"msgId"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return "", fmt.Errorf("herald/client: publish reply %q: %w", reply, err)
+	}
+	return r.MsgID, nil
+}
+
+// Emit hands event with data to the server application's OnEvent hook and
+// returns the hook's reply. A hook error comes back as a *ServerError.
+func (c *Client) Emit(ctx context.Context, event string, data any) (json.RawMessage, error) {
+	raw, err := marshalData(data)
+	if err != nil {
+		return nil, fmt.Errorf("herald/client: emit data: %w", err)
+	}
+	return c.call(ctx, request{Type: typeEmit, Event: event, Data: raw})
+}
+
+// Send writes frame, a JSON object, on the current connection as is, and
+// does not wait for an answer: replies and errors reach only the frame
+// handler (WithFrameHandler). It is meant for tools and protocol tests.
+func (c *Client) Send(ctx context.Context, frame []byte) error {
+	if !json.Valid(frame) {
+		return errors.New("herald/client: Send: frame is not valid JSON")
+	}
+	cn, err := c.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return cn.send(ctx, append([]byte(nil), frame...))
+}
+
+// conn waits until a connection is usable.
+func (c *Client) conn(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		cn, ready := c.cur, c.ready
+		c.mu.Unlock()
+		if cn != nil {
+			return cn, nil
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, c.stopErr()
+		}
+	}
+}
+
+// call sends req once a connection is usable and waits for its answer.
+func (c *Client) call(ctx context.Context, req request) (json.RawMessage, error) {
+	cn, err := c.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wait, err := c.start(ctx, cn, req)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// start sends req with a fresh id on cn and returns the function that
+// waits for its reply, bounded by ctx and the connection's life.
+func (c *Client) start(ctx context.Context, cn *conn, req request) (wait func() (json.RawMessage, error), err error) {
+	req.ID = idPrefix + strconv.FormatUint(c.nextID.Add(1), 36)
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan result, 1)
+	c.mu.Lock()
+	c.pending[req.ID] = ch
+	c.mu.Unlock()
+	unregister := func() {
+		c.mu.Lock()
+		delete(c.pending, req.ID)
+		c.mu.Unlock()
+	}
+	if err := cn.send(ctx, b); err != nil {
+		unregister()
+		return nil, c.disconnected(err)
+	}
+	return func() (json.RawMessage, error) {
+		defer unregister()
+		select {
+		case r := <-ch:
+			return r.data, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-cn.done:
+			select {
+			case r := <-ch: // answered just before the end
+				return r.data, r.err
+			default:
+			}
+			return nil, c.disconnected(ErrDisconnected)
+		}
+	}, nil
+}
+
+// disconnected turns ErrDisconnected into the reason the Client stopped,
+// if it did.
+func (c *Client) disconnected(err error) error {
+	if errors.Is(err, ErrDisconnected) && c.ctx.Err() != nil {
+		return c.stopErr()
+	}
+	return err
+}

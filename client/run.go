@@ -1,0 +1,233 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// stableAfter is how long a connection must have lived for the next
+// reconnect to start again from the smallest backoff.
+const stableAfter = 10 * time.Second
+
+// ended says how a connection ended and when to dial again.
+type ended struct {
+	err     error
+	drainAt time.Time     // when server_shutdown arrived, or zero
+	retry   time.Duration // its retryAfter
+}
+
+// run is the supervisor: it serves one connection after another until the
+// Client stops, then closes the dispatch queue.
+func (c *Client) run(cn *conn) {
+	defer func() {
+		c.setState(Closed)
+		close(c.queue)
+	}()
+	attempt := 0
+	for {
+		end := c.serve(cn)
+		if c.ctx.Err() != nil {
+			return
+		}
+		if code, reason := closeCode(end.err); terminalCodes[code] {
+			c.opts.log.Warn("herald: closed by server for good", "code", code, "reason", reason)
+			c.stop(&CloseError{Code: code, Reason: reason})
+			return
+		}
+		var wait time.Duration
+		if !end.drainAt.IsZero() {
+			// The server asked for this delay: it is not a failure.
+			wait = time.Until(end.drainAt.Add(end.retry))
+			attempt = 0
+		} else {
+			if time.Since(cn.started) >= min(stableAfter, c.opts.maxBackoff) {
+				attempt = 0
+			}
+			wait = c.backoff(attempt)
+			attempt++
+		}
+		c.opts.log.Info("herald: disconnected", "err", end.err, "reconnect_in", wait)
+		c.setState(Reconnecting)
+		for {
+			if !sleep(c.ctx, wait) {
+				return
+			}
+			next, err := c.connect(c.ctx)
+			if err == nil {
+				cn = next
+				break
+			}
+			if c.ctx.Err() != nil {
+				return
+			}
+			wait = c.backoff(attempt)
+			attempt++
+			var he *HandshakeError
+			if errors.As(err, &he) && he.RetryAfter > wait {
+				wait = min(he.RetryAfter, c.opts.maxBackoff)
+			}
+			c.opts.log.Info("herald: reconnect failed", "err", err, "reconnect_in", wait)
+		}
+	}
+}
+
+// serve runs one connection until it ends or the Client stops.
+func (c *Client) serve(cn *conn) ended {
+	c.acks.reset(cn.gen)
+	cn.wg.Add(2)
+	go cn.readLoop()
+	go cn.writeLoop()
+	defer cn.wg.Wait()
+
+	var end ended
+	if c.rejoin(cn) {
+		c.mu.Lock()
+		c.cur = cn
+		close(c.ready)
+		c.mu.Unlock()
+		c.setState(Connected)
+
+		end = c.watch(cn)
+
+		c.mu.Lock()
+		c.cur = nil
+		c.ready = make(chan struct{})
+		c.mu.Unlock()
+	}
+	select {
+	case <-cn.done:
+	default:
+		if c.ctx.Err() != nil {
+			// Close: say goodbye properly. The reader keeps reading
+			// until the server's close frame arrives.
+			err := cn.ws.Close(websocket.StatusNormalClosure, "")
+			c.mu.Lock()
+			c.closeErr = err
+			c.mu.Unlock()
+		}
+	}
+	_ = cn.ws.CloseNow()
+	<-cn.done
+	if end.err == nil {
+		end.err = cn.err
+	}
+	return end
+}
+
+// watch waits until the connection ends, the Client stops, the server
+// announces a drain, or the server goes quiet for two heartbeats.
+func (c *Client) watch(cn *conn) ended {
+	var end ended
+	var tick <-chan time.Time
+	hb := time.Duration(cn.welcome.HeartbeatMs) * time.Millisecond
+	if hb > 0 {
+		t := time.NewTicker(hb)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-cn.done:
+			return end
+		case <-c.ctx.Done():
+			return end
+		case end.retry = <-cn.shutdown:
+			end.drainAt = time.Now()
+			c.opts.log.Info("herald: server draining", "retry_after", end.retry)
+			// Leave now rather than wait for the server's 1001.
+			_ = cn.ws.Close(websocket.StatusGoingAway, "server shutdown")
+			return end
+		case now := <-tick:
+			if now.Sub(time.Unix(0, cn.lastSeen.Load())) > 2*hb {
+				c.opts.log.Warn("herald: no ping from the server for two heartbeats; reconnecting")
+				cn.fail(errors.New("herald/client: server silent for two heartbeats"))
+				_ = cn.ws.CloseNow()
+			}
+		}
+	}
+}
+
+// rejoin joins every remembered room on a new connection, all requests at
+// once, and reports whether the connection is still usable.
+func (c *Client) rejoin(cn *conn) bool {
+	c.mu.Lock()
+	rooms := make([]string, 0, len(c.rooms))
+	for r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	c.mu.Unlock()
+	slices.Sort(rooms)
+
+	ctx, cancel := context.WithTimeout(c.ctx, handshakeTimeout)
+	defer cancel()
+	type join struct {
+		room string
+		wait func() (json.RawMessage, error)
+	}
+	joins := make([]join, 0, len(rooms))
+	for _, room := range rooms {
+		wait, err := c.start(ctx, cn, request{Type: typeJoin, Room: room})
+		if err != nil {
+			return false
+		}
+		joins = append(joins, join{room, wait})
+	}
+	ok := true
+	for _, j := range joins {
+		_, err := j.wait()
+		var se *ServerError
+		switch {
+		case errors.As(err, &se) && permanentJoinError[se.Code]:
+			// The server no longer lets us in: forget the room.
+			c.opts.log.Warn("herald: re-join refused", "room", j.room, "code", se.Code, "message", se.Message)
+			c.forget(j.room)
+		case err != nil:
+			// Transient (broker_unavailable, rate_limited, a cut): try
+			// again on a new connection rather than miss the room's events.
+			c.opts.log.Warn("herald: re-join failed", "room", j.room, "err", err)
+			ok = false
+		}
+	}
+	return ok && ctx.Err() == nil
+}
+
+// permanentJoinError are the error codes for which joining again cannot
+// succeed.
+var permanentJoinError = map[string]bool{
+	"forbidden":      true,
+	"too_many_rooms": true,
+	"bad_request":    true,
+}
+
+// backoff returns the delay before reconnect attempt n: full jitter over an
+// exponential ceiling.
+func (c *Client) backoff(n int) time.Duration {
+	ceil := c.opts.maxBackoff
+	if n < 32 {
+		if d := c.opts.minBackoff << n; d > 0 && d < ceil {
+			ceil = d
+		}
+	}
+	return rand.N(ceil + 1)
+}
+
+// sleep waits d and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/heraldrt/herald"
+)
+
+// maxPublishResponse bounds the response body `herald publish` reads.
+const maxPublishResponse = 1 << 20
+
+// runPublish is `herald publish`: one POST to the server API's
+// /api/v1/publish, for scripts and operators.
+func runPublish(args []string, stdout, stderr io.Writer) int {
+	f := newEnvFlags("publish", stderr)
+	url := f.String("url", "http://127.0.0.1:8080", "base URL of the Herald server")
+	apiKey := f.String("api-key", "", "server API key (required)")
+	fs := f.fs
+	room := fs.String("room", "", "room to publish to (or --user)")
+	user := fs.String("user", "", "user whose connections get the message (or --room)")
+	event := fs.String("event", "", "event name (required)")
+	data := fs.String("data", "", "JSON payload, e.g. '{\"text\":\"hi\"}' (optional)")
+	ack := fs.Bool("ack", false, "ask recipients to acknowledge; unacknowledged messages are redelivered")
+	timeout := fs.Duration("timeout", 10*time.Second, "timeout of the request")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprint(w, "Usage: herald publish --room ROOM | --user USER --event EVENT [--data JSON] [flags]\n\n")
+		printFlags(w, f)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "herald publish: "+format+"\n", a...)
+		return 2
+	}
+	switch {
+	case len(f.errs) > 0:
+		return usageErr("%v", f.errs[0])
+	case fs.NArg() > 0:
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	case *apiKey == "":
+		return usageErr("an API key is required: --api-key or HERALD_API_KEY")
+	case (*room == "") == (*user == ""):
+		return usageErr("give exactly one of --room and --user")
+	case *event == "":
+		return usageErr("--event is required")
+	case *data != "" && !json.Valid([]byte(*data)):
+		return usageErr("--data is not valid JSON: %s", *data)
+	}
+
+	body, err := json.Marshal(herald.PublishRequest{
+		Room: *room, User: *user, Event: *event, Data: json.RawMessage(*data), Ack: *ack,
+	})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	endpoint := strings.TrimRight(*url, "/") + "/api/v1/publish"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return usageErr("--url: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+*apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "herald/"+version)
+
+	hc := &http.Client{}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald publish: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxPublishResponse))
+	if err != nil {
+		fmt.Fprintf(stderr, "herald publish: reading the response: %v\n", err)
+		return 1
+	}
+	respBody = bytes.TrimSpace(respBody)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		fmt.Fprintf(stderr, "herald publish: %s: %s\n", resp.Status, respBody)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\n", respBody)
+	return 0
+}
