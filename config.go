@@ -34,6 +34,7 @@ const (
 	DefaultMessageRate          = 100
 	DefaultTokenExpiryNotice    = 30 * time.Second
 	DefaultRevocationTTL        = 24 * time.Hour
+	DefaultLeaseTTL             = 10 * time.Second
 )
 
 // Config configures a Server. The zero value works: every field documents
@@ -47,6 +48,16 @@ type Config struct {
 	Broker broker.Broker
 	// Sessions stores resumable sessions. Default: in memory. Shutdown closes it.
 	Sessions session.Store
+	// Presence records who is in which room, for the presence API and for
+	// cluster-wide per-user limits. Default: in memory. Shutdown closes it.
+	Presence session.Presence
+	// PresenceEvents sends a "presence" event ({"action":"join"|"leave",
+	// "user","connectionId"}) to a room's members when a connection joins
+	// or leaves it. Default off.
+	PresenceEvents bool
+	// LeaseTTL is how long this node's presence entries outlive it if it
+	// dies without a word; the lease is renewed every third of it. Default 10s.
+	LeaseTTL time.Duration
 	// Authenticator decides who connects. Default: auth.Anonymous.
 	Authenticator auth.Authenticator
 
@@ -208,6 +219,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RevocationTTL == 0 {
 		c.RevocationTTL = DefaultRevocationTTL
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.SessionTTL == 0 {
 		c.SessionTTL = DefaultSessionTTL

@@ -32,7 +32,9 @@ type conn struct {
 	ip     string
 	rooms  map[string]struct{} // joined rooms, own user room excluded; read loop only
 	userRm string
-	msgLim *messageLimiter // read loop only
+	msgLim *messageLimiter  // read loop only
+	sess   *session.Session // read loop only after run starts
+	resume [2]string        // requested session id and resume token
 
 	identMu sync.Mutex     // guards ident, expiry, warned
 	ident   *auth.Identity // replaced by refresh
@@ -101,9 +103,19 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.limits.release(ident.UserID, ip)
+	if n := s.cfg.MaxConnsPerUser; n > 0 {
+		// The node-local count above is exact; this one spans the cluster
+		// (through the presence registry) and is best effort.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		have, err := s.userConnections(pctx, ident.UserID)
+		cancel()
+		if err == nil && have >= n {
+			s.refuse(ctx, w, http.StatusTooManyRequests, "conns_per_user", "connection limit reached (conns_per_user, cluster-wide)")
+			return
+		}
+	}
 
 	connID := id.New(10)
-	sessionID := id.New(16)
 	ctx = logctx.With(ctx, slog.String("conn_id", connID), slog.String("user", ident.UserID))
 	respHeader := http.Header{"X-Request-ID": {cid}}
 	ws, err := transport.Upgrade(w, r, transport.Options{
@@ -133,7 +145,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		rooms:  make(map[string]struct{}),
 		info: ConnInfo{
 			ID:            connID,
-			SessionID:     sessionID,
 			CorrelationID: cid,
 			UserID:        ident.UserID,
 			RemoteAddr:    r.RemoteAddr,
@@ -142,6 +153,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		},
 		userRm: auth.UserRoom(ident.UserID),
 	}
+	c.resume[0], c.resume[1] = resumeRequest(r)
 	if !s.addConn(c) {
 		// Shutdown began between the check above and now.
 		_ = ws.Close(protocol.CloseGoingAway, "server shutdown")
@@ -187,13 +199,21 @@ func (c *conn) run() {
 	s.metrics.Connections.Inc()
 	s.log.InfoContext(c.ctx, "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
 
-	sess := &session.Session{
-		ID: c.info.SessionID, UserID: c.info.UserID, Node: s.cfg.NodeID,
-		ConnectedAt: c.info.ConnectedAt, LastSeen: c.info.ConnectedAt,
+	sess, resumed := c.openSession(c.ctx, c.resume[0], c.resume[1])
+	c.sess = sess
+	c.info.SessionID = sess.ID
+	c.ctx = logctx.With(c.ctx, slog.String("session_id", sess.ID))
+	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
+		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
+		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
 	}
-	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {
-		s.log.WarnContext(c.ctx, "session save failed", "err", err)
+	s.presenceAdd(c, c.userRm)
+	var restored []string
+	if resumed {
+		restored = c.restoreRooms(sess.Rooms)
+		s.log.InfoContext(c.ctx, "session resumed", "rooms", len(restored))
 	}
+	c.saveSession()
 	hb := s.cfg.HeartbeatInterval
 	if hb < 0 {
 		hb = 0
@@ -205,11 +225,10 @@ func (c *conn) run() {
 		CorrelationID: c.info.CorrelationID,
 		UserID:        c.info.UserID,
 		HeartbeatMs:   hb.Milliseconds(),
+		ResumeToken:   sess.ResumeToken,
+		Resumed:       resumed,
+		Rooms:         restored,
 	}))
-	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
-		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
-		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
-	}
 	c.scheduleExpiry()
 	if h := s.cfg.Hooks.OnConnect; h != nil {
 		err := s.callHook(c.ctx, "on_connect", func() error { return h(c.ctx, &c.info) })
@@ -224,7 +243,7 @@ func (c *conn) run() {
 	}
 
 	c.readLoop()
-	c.cleanup(sess)
+	c.cleanup()
 }
 
 func (c *conn) readLoop() {
@@ -256,7 +275,7 @@ func (c *conn) readLoop() {
 
 // cleanup runs once the socket is gone: leave rooms, drop the session,
 // count and log the close, tell the application.
-func (c *conn) cleanup(sess *session.Session) {
+func (c *conn) cleanup() {
 	s := c.s
 	<-c.ws.Done()
 	c.stopExpiry()
@@ -266,16 +285,19 @@ func (c *conn) cleanup(sess *session.Session) {
 	if err := s.hub.Leave(ctx, c.userRm, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
 		s.log.WarnContext(ctx, "leave failed", "room", c.userRm, "err", err)
 	}
+	s.presenceRemove(ctx, c, c.userRm)
 	for room := range c.rooms {
 		if err := s.hub.Leave(ctx, room, c); err != nil {
 			s.log.WarnContext(ctx, "leave failed", "room", room, "err", err)
 		}
+		s.presenceRemove(ctx, c, room)
 	}
-	if err := s.sessions.Delete(ctx, sess.ID); err != nil {
-		s.log.WarnContext(ctx, "session delete failed", "err", err)
-	}
-
 	code, reason, label := c.closeStatus()
+	c.closeMu.Lock()
+	byServer := c.closeCode != 0
+	c.closeMu.Unlock()
+	c.endSession(ctx, code, byServer || s.draining.Load())
+
 	s.metrics.Connections.Dec()
 	s.metrics.ConnectionsClosed.WithLabelValues(label).Inc()
 	switch label {

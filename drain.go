@@ -87,7 +87,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.closed.Store(true)
 	close(s.stop)
 	s.bgWG.Wait()
-	err = errors.Join(err, s.broker.Close(), s.sessions.Close())
+	err = errors.Join(err, s.broker.Close(), s.sessions.Close(), s.presence.Close())
 	s.log.Info("stopped", "took_ms", time.Since(start).Milliseconds())
 	return err
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/heraldrt/herald/hub"
 	"github.com/heraldrt/herald/protocol"
-	"github.com/heraldrt/herald/session"
 )
 
 // handle decodes and serves one text frame.
@@ -65,7 +64,8 @@ func (c *conn) join(req *protocol.Request) {
 		return
 	}
 	c.rooms[room] = struct{}{}
-	c.s.saveRooms(c)
+	c.s.presenceAdd(c, room)
+	c.saveSession()
 	c.reply(req.ID, roomReply(room))
 }
 
@@ -84,7 +84,8 @@ func (c *conn) leave(req *protocol.Request) {
 		// The member is gone locally either way; only the broker unsubscribe failed.
 		c.s.log.WarnContext(c.ctx, "unsubscribe failed", "room", room, "err", err)
 	}
-	c.s.saveRooms(c)
+	c.s.presenceRemove(c.ctx, c, room)
+	c.saveSession()
 	c.reply(req.ID, roomReply(room))
 }
 
@@ -171,19 +172,4 @@ func mustJSON(v any) json.RawMessage {
 		panic(err)
 	}
 	return b
-}
-
-// saveRooms records c's rooms in its session so a resume can restore them.
-func (s *Server) saveRooms(c *conn) {
-	rooms := make([]string, 0, len(c.rooms))
-	for r := range c.rooms {
-		rooms = append(rooms, r)
-	}
-	sess := &session.Session{
-		ID: c.info.SessionID, UserID: c.info.UserID, Node: s.cfg.NodeID, Rooms: rooms,
-		ConnectedAt: c.info.ConnectedAt, LastSeen: c.ws.LastSeen(),
-	}
-	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {
-		s.log.WarnContext(c.ctx, "session save failed", "err", err)
-	}
 }

@@ -44,6 +44,7 @@ type Server struct {
 	hub      *hub.Hub
 	broker   broker.Broker
 	sessions session.Store
+	presence session.Presence
 	auth     auth.Authenticator
 	apiKeys  [][]byte
 	msgIDs   *id.Sequence
@@ -96,6 +97,10 @@ func New(cfg Config) (*Server, error) {
 	if s.sessions == nil {
 		s.sessions = memsession.New(time.Minute)
 	}
+	s.presence = cfg.Presence
+	if s.presence == nil {
+		s.presence = memsession.NewPresence()
+	}
 	for _, k := range cfg.APIKeys {
 		s.apiKeys = append(s.apiKeys, []byte(k))
 	}
@@ -124,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/api/v1/publish", methodNotAllowed("POST"))
 	s.mux.HandleFunc("POST /api/v1/revoke", s.serveAPIRevoke)
 	s.mux.HandleFunc("/api/v1/revoke", methodNotAllowed("POST"))
+	s.mux.HandleFunc("GET /api/v1/rooms/{room}/presence", s.serveAPIPresence)
 	s.mux.HandleFunc("/api/v1/", s.serveAPINotFound)
 
 	s.bgWG.Add(2)
@@ -310,21 +316,41 @@ func (s *Server) housekeeping() {
 	defer s.bgWG.Done()
 	t := time.NewTicker(s.cfg.SessionTTL / 3)
 	defer t.Stop()
+	lease := time.NewTicker(s.cfg.LeaseTTL / 3)
+	defer lease.Stop()
+	s.keepAlive()
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-lease.C:
+			s.keepAlive()
 		case now := <-t.C:
 			s.limits.sweep(now, 10*time.Minute)
 			s.revoked.sweep(now)
 			for _, c := range s.snapshot() {
 				ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-				if err := s.sessions.Touch(ctx, c.info.SessionID, c.ws.LastSeen(), s.cfg.SessionTTL); err != nil {
+				if err := s.sessions.Touch(ctx, c.sess.ID, c.ws.LastSeen(), s.cfg.SessionTTL); err != nil {
 					s.log.WarnContext(c.ctx, "session refresh failed", "err", err)
 				}
 				cancel()
 			}
 		}
+	}
+}
+
+// keepAlive renews this node's presence lease and records the broker's
+// health in herald_broker_up.
+func (s *Server) keepAlive() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaseTTL/3)
+	defer cancel()
+	if err := s.presence.KeepAlive(ctx, s.cfg.NodeID, s.cfg.LeaseTTL); err != nil {
+		s.log.Warn("presence lease renewal failed", "err", err)
+	}
+	if err := s.broker.Health(ctx); err != nil {
+		s.metrics.BrokerUp.Set(0)
+	} else {
+		s.metrics.BrokerUp.Set(1)
 	}
 }
 

@@ -28,7 +28,12 @@ type Welcome struct {
 	CorrelationID string `json:"correlationId"`
 	UserID        string `json:"userId"`
 	HeartbeatMs   int64  `json:"heartbeatMs"`
-	Resumed       bool   `json:"resumed"`
+	// ResumeToken, with SessionID, lets the client resume this session on
+	// any node after a reconnect; it changes on every resume.
+	ResumeToken string `json:"resumeToken"`
+	Resumed     bool   `json:"resumed"`
+	// Rooms lists the rooms restored by a resume.
+	Rooms []string `json:"rooms,omitempty"`
 }
 
 // Event is a message delivered to a room's members or to a user. MsgID,

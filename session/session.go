@@ -19,9 +19,15 @@ var ErrNotFound = errors.New("session: not found")
 
 // Session is the resumable state of one connection.
 type Session struct {
-	ID          string    `json:"id"`
-	UserID      string    `json:"user"`
-	Node        string    `json:"node"`
+	ID     string `json:"id"`
+	UserID string `json:"user"`
+	Node   string `json:"node"`
+	// Conn is the id of the connection that holds the session now; a resume
+	// moves it, so the previous connection's late cleanup leaves it alone.
+	Conn string `json:"conn"`
+	// ResumeToken must accompany the session id to resume it; it changes
+	// on every resume.
+	ResumeToken string    `json:"resumeToken"`
 	Rooms       []string  `json:"rooms"`
 	ConnectedAt time.Time `json:"connectedAt"`
 	LastSeen    time.Time `json:"lastSeen"`
@@ -38,5 +44,28 @@ type Store interface {
 	// Delete removes the session (a clean disconnect). Missing is not an error.
 	Delete(ctx context.Context, id string) error
 	// Close releases resources and stops background work.
+	Close() error
+}
+
+// PresenceEntry is one user present in a room and how many connections
+// they have in it across all nodes.
+type PresenceEntry struct {
+	User        string `json:"user"`
+	Connections int    `json:"connections"`
+}
+
+// Presence records which connections are in which rooms on which node, so
+// that any node can list a room's users. Nodes hold liveness leases: the
+// entries of a node whose lease lapsed (it crashed) are not listed.
+type Presence interface {
+	// Add records connection conn of user in room on node.
+	Add(ctx context.Context, room, node, conn, user string) error
+	// Remove forgets connection conn in room on node.
+	Remove(ctx context.Context, room, node, conn string) error
+	// List returns the users present in room on live nodes, sorted by user.
+	List(ctx context.Context, room string) ([]PresenceEntry, error)
+	// KeepAlive renews node's lease for ttl; call it well within ttl.
+	KeepAlive(ctx context.Context, node string, ttl time.Duration) error
+	// Close releases resources.
 	Close() error
 }

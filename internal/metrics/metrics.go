@@ -25,6 +25,7 @@ type Metrics struct {
 	HookPanics          *prometheus.CounterVec // by hook
 	APIRequests         *prometheus.CounterVec // by endpoint, code
 	Draining            prometheus.Gauge
+	BrokerUp            prometheus.Gauge
 	LimitRejections     *prometheus.CounterVec // by limit
 	Redeliveries        prometheus.Counter
 	AcksExpired         prometheus.Counter
@@ -81,6 +82,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		Draining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_draining", Help: "1 while the server is draining for shutdown.",
 		}),
+		BrokerUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_broker_up", Help: "1 while the broker (engine between nodes) is reachable, checked every few seconds.",
+		}),
 		LimitRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_limit_rejections_total", Help: "Upgrades or messages refused by a limit, by limit.",
 		}, []string{"limit"}),
@@ -95,7 +99,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.Connections, m.ConnectionsOpened, m.ConnectionsClosed, m.UpgradesRejected,
 		m.MessagesIn, m.MessagesOut, m.BytesIn, m.BytesOut, m.HeartbeatTerminated,
 		m.SlowConsumers, m.Errors, m.FanoutSeconds, m.HookPanics, m.APIRequests, m.Draining,
-		m.Redeliveries, m.AcksExpired, m.LimitRejections,
+		m.Redeliveries, m.AcksExpired, m.LimitRejections, m.BrokerUp,
 	)
 	return m
 }

@@ -1,0 +1,73 @@
+package brokertest
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+)
+
+// countingHandler counts deliveries without keeping them.
+type countingHandler struct{ n atomic.Int64 }
+
+func (h *countingHandler) HandleMessage(*broker.Message) { h.n.Add(1) }
+func (h *countingHandler) HandleControl(*broker.Control) {}
+
+// Bench measures Publish of a small message to a room the publishing node
+// is subscribed to, from one goroutine ("serial") and from eight
+// goroutines per CPU ("parallel", where engines that pipeline commands
+// shine). Each run ends only when every publication was delivered, so it
+// measures throughput, not just enqueueing. newBroker returns a new,
+// unstarted broker.
+func Bench(b *testing.B, newBroker func(tb testing.TB) broker.Broker) {
+	b.Run("serial", func(b *testing.B) { benchPublish(b, newBroker(b), false) })
+	b.Run("parallel", func(b *testing.B) { benchPublish(b, newBroker(b), true) })
+}
+
+func benchPublish(b *testing.B, br broker.Broker, parallel bool) {
+	h := new(countingHandler)
+	ctx := context.Background()
+	if err := br.Start(ctx, h); err != nil {
+		b.Fatalf("Start: %v", err)
+	}
+	b.Cleanup(func() { _ = br.Close() })
+	room := Room("bench")
+	if err := br.Subscribe(ctx, room); err != nil {
+		b.Fatalf("Subscribe: %v", err)
+	}
+	tmpl := broker.Message{
+		Room: room, Event: "chat", MsgID: "0123456789abcdef",
+		Data:        json.RawMessage(`{"text":"hello, world","n":12345}`),
+		PublishedAt: time.Now().UnixNano(),
+	}
+	publish := func() {
+		m := tmpl
+		if err := br.Publish(ctx, &m); err != nil {
+			b.Error(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if parallel {
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				publish()
+			}
+		})
+	} else {
+		for range b.N {
+			publish()
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for h.n.Load() < int64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("delivered %d of %d", h.n.Load(), b.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,83 @@
+package brokertest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+)
+
+// Recorder is a broker.Handler that keeps everything it is handed. It never
+// blocks, as the contract requires.
+type Recorder struct {
+	mu       sync.Mutex
+	messages []*broker.Message
+	controls []*broker.Control
+}
+
+var _ broker.Handler = (*Recorder)(nil)
+
+// HandleMessage implements broker.Handler.
+func (r *Recorder) HandleMessage(m *broker.Message) {
+	r.mu.Lock()
+	r.messages = append(r.messages, m)
+	r.mu.Unlock()
+}
+
+// HandleControl implements broker.Handler.
+func (r *Recorder) HandleControl(c *broker.Control) {
+	r.mu.Lock()
+	r.controls = append(r.controls, c)
+	r.mu.Unlock()
+}
+
+// Messages returns the messages received for room, in arrival order.
+func (r *Recorder) Messages(room string) []*broker.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*broker.Message
+	for _, m := range r.messages {
+		if m.Room == room {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Count returns how many messages of room with the given MsgID arrived.
+func (r *Recorder) Count(room, msgID string) int {
+	n := 0
+	for _, m := range r.Messages(room) {
+		if m.MsgID == msgID {
+			n++
+		}
+	}
+	return n
+}
+
+// Controls returns the control messages whose Reason is reason.
+func (r *Recorder) Controls(reason string) []*broker.Control {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*broker.Control
+	for _, c := range r.controls {
+		if c.Reason == reason {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Eventually polls cond every few milliseconds until it holds, failing the
+// test with msg after timeout.
+func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(msg, args...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,269 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/heraldrt/herald/broker"
+	"github.com/redis/rueidis"
+)
+
+// Broker is the Redis pub/sub engine. Create it with New; it is safe for
+// concurrent use.
+//
+// Lock order: subsMu, then qmu, then stateMu; no lock is held across a
+// Redis round trip.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	cluster bool
+	control string // control channel name
+
+	client rueidis.Client
+	h      broker.Handler
+
+	ctx     context.Context // cancelled by Close; parent of every goroutine
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started atomic.Bool
+	closed  atomic.Bool
+
+	stateMu     sync.Mutex
+	up          atomic.Bool   // written under stateMu
+	upCh        chan struct{} // closed while up
+	lastErr     error
+	monitorKick chan struct{}
+
+	subsMu     sync.Mutex
+	subs       map[string]*subscription // by room
+	controlSub *subscription
+	// unconfirmed counts subscriptions not currently confirmed by Redis.
+	unconfirmed atomic.Int64
+
+	qmu       sync.Mutex
+	queue     []pending
+	flushKick chan struct{}
+}
+
+// pending is a publication waiting in the buffer for Redis to return.
+type pending struct {
+	channel string
+	payload []byte
+}
+
+var _ broker.Broker = (*Broker)(nil)
+
+// New validates cfg and returns a broker that connects on Start.
+func New(cfg Config) (*Broker, error) {
+	if _, err := cfg.clientOption(); err != nil {
+		return nil, err
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "herald"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PublishBuffer < 0 {
+		cfg.PublishBuffer = 0
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		cluster:     len(cfg.ClusterAddrs) > 0,
+		control:     cfg.Prefix + ":control",
+		ctx:         ctx,
+		cancel:      cancel,
+		upCh:        make(chan struct{}),
+		monitorKick: make(chan struct{}, 1),
+		flushKick:   make(chan struct{}, 1),
+		subs:        make(map[string]*subscription),
+	}
+	return b, nil
+}
+
+// roomChannel names the pub/sub channel of room. The braces make the room
+// the cluster hash tag, so in cluster mode the channel lives on the master
+// owning the room's slot; standalone Redis uses the same name.
+func (b *Broker) roomChannel(room string) string {
+	return b.cfg.Prefix + ":room:{" + room + "}"
+}
+
+// Start connects to Redis, subscribes to the control channel and begins
+// delivering to h. It fails with broker.ErrUnavailable if Redis cannot be
+// reached; a broker whose Start failed is closed.
+func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if !b.started.CompareAndSwap(false, true) {
+		return errors.New("redis broker: already started")
+	}
+	defer func() {
+		if err != nil {
+			_ = b.Close()
+		}
+	}()
+	opt, err := b.cfg.clientOption()
+	if err != nil {
+		return err
+	}
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return unavailable(err)
+	}
+	b.client, b.h = client, h
+	b.stateMu.Lock()
+	b.up.Store(true)
+	close(b.upCh)
+	b.stateMu.Unlock()
+
+	b.wg.Add(2)
+	go b.monitor()
+	go b.flusher()
+
+	s := b.newSubscription("", b.control, true)
+	if err := b.awaitSubscribed(ctx, s); err != nil {
+		return err
+	}
+	b.subsMu.Lock()
+	b.controlSub = s
+	b.subsMu.Unlock()
+	return nil
+}
+
+// Publish implements broker.Broker: one PUBLISH (cluster: one SPUBLISH to
+// the slot owner) of the JSON-encoded message.
+func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("redis broker: encode: %w", err)
+	}
+	return b.send(ctx, b.roomChannel(m.Room), payload)
+}
+
+// PublishControl implements broker.Broker.
+func (b *Broker) PublishControl(ctx context.Context, c *broker.Control) error {
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("redis broker: encode: %w", err)
+	}
+	return b.send(ctx, b.control, payload)
+}
+
+func (b *Broker) publishCmd(channel string, payload []byte) rueidis.Completed {
+	if b.cluster {
+		return b.client.B().Spublish().Channel(channel).Message(rueidis.BinaryString(payload)).Build()
+	}
+	return b.client.B().Publish().Channel(channel).Message(rueidis.BinaryString(payload)).Build()
+}
+
+// send publishes, or queues while Redis is down (or while older queued
+// publications are still being flushed, so that order is kept).
+func (b *Broker) send(ctx context.Context, channel string, payload []byte) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if !b.started.Load() {
+		return unavailable(errors.New("not started"))
+	}
+	if b.cfg.PublishBuffer == 0 {
+		if !b.up.Load() {
+			return b.downErr()
+		}
+		err := b.client.Do(ctx, b.publishCmd(channel, payload)).Error()
+		if isConnErr(err) {
+			b.markDown(err)
+			return unavailable(err)
+		}
+		return err
+	}
+
+	if queued, err := b.enqueue(channel, payload, false); queued || err != nil {
+		return err
+	}
+	err := b.client.Do(ctx, b.publishCmd(channel, payload)).Error()
+	if !isConnErr(err) {
+		return err
+	}
+	// The command may or may not have reached Redis; sending it again after
+	// the outage prefers a rare duplicate to a silent loss.
+	b.markDown(err)
+	_, err = b.enqueue(channel, payload, true)
+	return err
+}
+
+// enqueue queues the publication if it must wait (always when force). It
+// reports whether it queued, or an error if the buffer is full.
+func (b *Broker) enqueue(channel string, payload []byte, force bool) (bool, error) {
+	b.qmu.Lock()
+	defer b.qmu.Unlock()
+	if !force && b.up.Load() && len(b.queue) == 0 {
+		return false, nil
+	}
+	if len(b.queue) >= b.cfg.PublishBuffer {
+		return false, fmt.Errorf("%w: redis: publish buffer full (%d)", broker.ErrUnavailable, b.cfg.PublishBuffer)
+	}
+	b.queue = append(b.queue, pending{channel: channel, payload: payload})
+	if b.up.Load() {
+		wake(b.flushKick)
+	}
+	return true, nil
+}
+
+// Buffered returns the number of publications waiting for Redis.
+func (b *Broker) Buffered() int {
+	b.qmu.Lock()
+	defer b.qmu.Unlock()
+	return len(b.queue)
+}
+
+// Health implements broker.Broker: a wrapped broker.ErrUnavailable while
+// Redis (any master, in cluster mode) does not answer PING.
+func (b *Broker) Health(ctx context.Context) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if !b.started.Load() {
+		return unavailable(errors.New("not started"))
+	}
+	if !b.up.Load() {
+		return b.downErr()
+	}
+	if err := b.ping(ctx); err != nil {
+		if isConnErr(err) {
+			b.markDown(err)
+		}
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Close implements broker.Broker. It stops every goroutine and closes the
+// connections. Publications still buffered are discarded, and Close says so
+// with an error wrapping broker.ErrUnavailable.
+func (b *Broker) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	b.cancel()
+	b.wg.Wait()
+	if b.client != nil {
+		b.client.Close()
+	}
+	b.qmu.Lock()
+	n := len(b.queue)
+	b.queue = nil
+	b.qmu.Unlock()
+	if n > 0 {
+		b.log.Error("redis broker: buffered publications discarded at close", "count", n)
+		return fmt.Errorf("%w: redis: %d buffered publications discarded at close", broker.ErrUnavailable, n)
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package redis
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Config configures a Broker. Exactly one of URL and ClusterAddrs is set.
+type Config struct {
+	// URL of a standalone Redis, redis://[user:password@]host:port/db
+	// (rediss:// for TLS).
+	URL string
+	// ClusterAddrs are seed addresses (host:port) of a Redis Cluster. When
+	// set, rooms and control use sharded pub/sub (SSUBSCRIBE/SPUBLISH), so
+	// each publication is handled by the one master owning its slot.
+	ClusterAddrs []string
+	// Password for ClusterAddrs (URL carries its own).
+	Password string
+	// Prefix of every channel name. Default "herald".
+	Prefix string
+	// PublishBuffer is how many publications (rooms and control together)
+	// are queued while Redis is unreachable and sent, in order, once it is
+	// back. Zero makes Publish fail fast with broker.ErrUnavailable. A full
+	// buffer also fails with broker.ErrUnavailable.
+	PublishBuffer int
+	// Logger receives connection state changes and undecodable messages.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Timing of the connection monitor. Variables so tests may shorten them.
+var (
+	// healthInterval is how often a healthy connection is pinged, so that a
+	// silent outage is noticed even without traffic.
+	healthInterval = time.Second
+	// retryInterval is how often Redis is pinged while down; it bounds how
+	// long after Redis returns the rooms are resubscribed.
+	retryInterval = 100 * time.Millisecond
+	// pingTimeout bounds one health ping.
+	pingTimeout = time.Second
+	// flushSettle is how long the flusher waits after this node has
+	// resubscribed, to give other nodes (which ping at retryInterval) time
+	// to resubscribe before buffered messages go out.
+	flushSettle = 2 * retryInterval
+	// maxResubscribeWait bounds how long the flusher waits for this node's
+	// own subscriptions to come back.
+	maxResubscribeWait = 2 * time.Second
+)
+
+func (c *Config) clientOption() (rueidis.ClientOption, error) {
+	var opt rueidis.ClientOption
+	switch {
+	case c.URL != "" && len(c.ClusterAddrs) > 0:
+		return opt, errors.New("redis broker: set URL or ClusterAddrs, not both")
+	case c.URL != "":
+		o, err := rueidis.ParseURL(c.URL)
+		if err != nil {
+			return opt, err
+		}
+		opt = o
+		opt.ForceSingleClient = true
+	case len(c.ClusterAddrs) > 0:
+		opt.InitAddress = c.ClusterAddrs
+		opt.Password = c.Password
+		opt.ShuffleInit = true
+	default:
+		return opt, errors.New("redis broker: URL or ClusterAddrs is required")
+	}
+	// Resubscription and publish buffering are ours: retrying inside the
+	// client would hide outages from Health and reorder publications.
+	opt.DisableRetry = true
+	opt.DisableCache = true
+	opt.Dialer = net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	return opt, nil
+}

@@ -1,0 +1,56 @@
+// Package redis is the Broker for clusters of Herald nodes that share a
+// Redis (standalone, or Redis Cluster with sharded pub/sub).
+//
+// # Client
+//
+// It uses rueidis rather than go-redis v9. rueidis pipelines concurrent
+// commands on one connection per node automatically, which is what
+// PUBLISH under load wants (measured here: 8 goroutines/CPU publishing
+// through one client reached ~6.3µs/op and 0 allocs with rueidis against
+// ~11.6µs/op and 7 allocs with go-redis' pooled connections). It routes
+// SSUBSCRIBE/SPUBLISH to the slot owner per channel, whereas go-redis pins
+// one PubSub to the node of its first channel, so rooms across slots would
+// need one PubSub per node and manual re-routing. Both can resubscribe after
+// a reconnect, but rueidis' Receive also reports subscription confirmations
+// (so Subscribe can return only once Redis has registered it) and gives us
+// the per-channel loop in which we resubscribe ourselves.
+//
+// # Channels and encoding
+//
+// Each room is one channel, <prefix>:room:{<room>}; the braces make the
+// room the hash tag, so in cluster mode the channel lives on the master
+// owning that slot. Every node subscribes to <prefix>:control (a sharded
+// channel in cluster mode). Payloads are the JSON encoding of
+// broker.Message or broker.Control, readable with redis-cli SUBSCRIBE.
+//
+// # Cost
+//
+// One Publish is one PUBLISH (cluster: one SPUBLISH, sent to the slot
+// owner only, which is why sharded pub/sub scales where cluster-wide
+// PUBLISH, broadcast over the cluster bus to every node, does not).
+// Subscribe is one SUBSCRIBE (SSUBSCRIBE) the first time a node has
+// interest in a room and Unsubscribe one UNSUBSCRIBE, the Hub guaranteeing
+// that for each room.
+//
+// # Failures
+//
+// A monitor pings Redis every second (every 100ms while down). While
+// Redis is unreachable Health returns an error wrapping
+// broker.ErrUnavailable, Subscribe fails with it and Publish either fails
+// with it (Config.PublishBuffer == 0) or queues, bounded, and the queue is
+// sent in order once this node has resubscribed. Every subscription is
+// held by its own goroutine that subscribes again as soon as Redis
+// answers, so rooms and control come back within about 100ms of Redis.
+// Redis pub/sub itself keeps nothing: messages published while a node is
+// disconnected never reach it, buffered ones included if that node
+// resubscribes after the flush. A publication whose reply was lost in an
+// outage is queued again rather than dropped, so it may arrive twice.
+//
+// # Concurrency
+//
+// A Broker is safe for concurrent use. Messages from one publisher to one
+// room reach each node in order: the publisher waits for each PUBLISH reply
+// (or queues behind earlier buffered publications), and each room is read
+// by a single goroutine that calls the Handler, which must not block.
+// Close stops and waits for every goroutine the broker started.
+package redis

@@ -1,0 +1,17 @@
+// Package redis is the session.Store for clusters: every node reads and
+// writes the same Redis, so a client can resume its session on any node.
+//
+// Each session is one hash, <prefix>:session:<id>, with the fields user,
+// node, rooms (a JSON array), connectedAt and lastSeen (RFC 3339 with
+// nanoseconds), and a millisecond TTL (PEXPIRE) that Redis enforces, so a
+// crashed node's sessions expire without any janitor. Costs: Save is one
+// MULTI/EXEC round trip (DEL, HSET, PEXPIRE), Get one HGETALL, Delete one
+// DEL, and Touch one EVALSHA of a short script that updates lastSeen and
+// the TTL only if the key still exists, so touching an expired session
+// reports session.ErrNotFound instead of resurrecting a partial hash (which
+// a plain HSET+PEXPIRE pipeline would do).
+//
+// It uses the rueidis client, like broker/redis, with automatic pipelining
+// of concurrent calls. A Store is safe for concurrent use and starts no
+// goroutines of its own.
+package redis

@@ -1,0 +1,166 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/heraldrt/herald/session"
+	"github.com/redis/rueidis"
+)
+
+// Config configures a Store. Exactly one of URL and ClusterAddrs is set.
+type Config struct {
+	// URL of a standalone Redis, redis://[user:password@]host:port/db.
+	URL string
+	// ClusterAddrs are seed addresses (host:port) of a Redis Cluster.
+	ClusterAddrs []string
+	// Password for ClusterAddrs (URL carries its own).
+	Password string
+	// Prefix of every key. Default "herald".
+	Prefix string
+}
+
+// Store is a Redis-backed session.Store. Create it with New.
+type Store struct {
+	prefix string
+	client rueidis.Client
+}
+
+var _ session.Store = (*Store)(nil)
+
+// touchScript updates lastSeen and the TTL of an existing session only.
+var touchScript = rueidis.NewLuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`)
+
+// New connects to Redis. It fails if Redis cannot be reached.
+func New(cfg Config) (*Store, error) {
+	var opt rueidis.ClientOption
+	switch {
+	case cfg.URL != "" && len(cfg.ClusterAddrs) > 0:
+		return nil, errors.New("redis session store: set URL or ClusterAddrs, not both")
+	case cfg.URL != "":
+		o, err := rueidis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis session store: %w", err)
+		}
+		opt = o
+		opt.ForceSingleClient = true
+	case len(cfg.ClusterAddrs) > 0:
+		opt.InitAddress = cfg.ClusterAddrs
+		opt.Password = cfg.Password
+		opt.ShuffleInit = true
+	default:
+		return nil, errors.New("redis session store: URL or ClusterAddrs is required")
+	}
+	opt.DisableCache = true
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("redis session store: %w", err)
+	}
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = "herald"
+	}
+	return &Store{prefix: prefix + ":session:", client: client}, nil
+}
+
+func (st *Store) key(id string) string { return st.prefix + id }
+
+// millis converts a TTL for PEXPIRE, rounding a positive sub-millisecond
+// TTL up rather than to "expire now".
+func millis(ttl time.Duration) int64 {
+	ms := ttl.Milliseconds()
+	if ttl > 0 && ms == 0 {
+		ms = 1
+	}
+	return ms
+}
+
+func formatTime(t time.Time) string { return t.Format(time.RFC3339Nano) }
+
+// Save implements session.Store.
+func (st *Store) Save(ctx context.Context, s *session.Session, ttl time.Duration) error {
+	rooms, err := json.Marshal(s.Rooms)
+	if err != nil {
+		return fmt.Errorf("redis session store: encode rooms: %w", err)
+	}
+	key := st.key(s.ID)
+	b := st.client.B()
+	res := st.client.DoMulti(ctx,
+		b.Multi().Build(),
+		b.Del().Key(key).Build(),
+		b.Hset().Key(key).FieldValue().
+			FieldValue("user", s.UserID).
+			FieldValue("node", s.Node).
+			FieldValue("conn", s.Conn).
+			FieldValue("resumeToken", s.ResumeToken).
+			FieldValue("rooms", string(rooms)).
+			FieldValue("connectedAt", formatTime(s.ConnectedAt)).
+			FieldValue("lastSeen", formatTime(s.LastSeen)).Build(),
+		b.Pexpire().Key(key).Milliseconds(millis(ttl)).Build(),
+		b.Exec().Build(),
+	)
+	for _, r := range res {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("redis session store: save %s: %w", s.ID, err)
+		}
+	}
+	return nil
+}
+
+// Get implements session.Store.
+func (st *Store) Get(ctx context.Context, id string) (*session.Session, error) {
+	fields, err := st.client.Do(ctx, st.client.B().Hgetall().Key(st.key(id)).Build()).AsStrMap()
+	if err != nil {
+		return nil, fmt.Errorf("redis session store: get %s: %w", id, err)
+	}
+	if len(fields) == 0 {
+		return nil, session.ErrNotFound
+	}
+	s := &session.Session{ID: id, UserID: fields["user"], Node: fields["node"],
+		Conn: fields["conn"], ResumeToken: fields["resumeToken"]}
+	if err := json.Unmarshal([]byte(fields["rooms"]), &s.Rooms); err != nil {
+		return nil, fmt.Errorf("redis session store: get %s: rooms: %w", id, err)
+	}
+	if s.ConnectedAt, err = time.Parse(time.RFC3339Nano, fields["connectedAt"]); err != nil {
+		return nil, fmt.Errorf("redis session store: get %s: connectedAt: %w", id, err)
+	}
+	if s.LastSeen, err = time.Parse(time.RFC3339Nano, fields["lastSeen"]); err != nil {
+		return nil, fmt.Errorf("redis session store: get %s: lastSeen: %w", id, err)
+	}
+	return s, nil
+}
+
+// Touch implements session.Store.
+func (st *Store) Touch(ctx context.Context, id string, lastSeen time.Time, ttl time.Duration) error {
+	n, err := touchScript.Exec(ctx, st.client, []string{st.key(id)},
+		[]string{formatTime(lastSeen), strconv.FormatInt(millis(ttl), 10)}).AsInt64()
+	if err != nil {
+		return fmt.Errorf("redis session store: touch %s: %w", id, err)
+	}
+	if n == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// Delete implements session.Store.
+func (st *Store) Delete(ctx context.Context, id string) error {
+	if err := st.client.Do(ctx, st.client.B().Del().Key(st.key(id)).Build()).Error(); err != nil {
+		return fmt.Errorf("redis session store: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// Close implements session.Store.
+func (st *Store) Close() error {
+	st.client.Close()
+	return nil
+}

@@ -1,0 +1,182 @@
+package herald
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/heraldrt/herald/auth"
+	"github.com/heraldrt/herald/internal/id"
+	"github.com/heraldrt/herald/protocol"
+	"github.com/heraldrt/herald/session"
+)
+
+// resumeRequest returns the session id and resume token a reconnecting
+// client presents: headers X-Herald-Session-Id and X-Herald-Resume-Token,
+// or query parameters sessionId and resumeToken (browsers).
+func resumeRequest(r *http.Request) (sessionID, token string) {
+	sessionID, token = r.Header.Get("X-Herald-Session-Id"), r.Header.Get("X-Herald-Resume-Token")
+	if sessionID == "" {
+		q := r.URL.Query()
+		sessionID, token = q.Get("sessionId"), q.Get("resumeToken")
+	}
+	return sessionID, token
+}
+
+// openSession resumes the session the client asked for when it exists,
+// the token matches and it belongs to the same user; otherwise it starts a
+// new one. A refused resume is not an error: the client learns it from
+// welcome.resumed and starts afresh.
+func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.Session, bool) {
+	s := c.s
+	now := time.Now()
+	if wantID != "" && token != "" {
+		old, err := s.sessions.Get(ctx, wantID)
+		switch {
+		case errors.Is(err, session.ErrNotFound):
+			s.log.InfoContext(ctx, "resume refused: session unknown or expired", "session_id", wantID)
+		case err != nil:
+			s.log.WarnContext(ctx, "resume failed: session store", "err", err)
+		case subtle.ConstantTimeCompare([]byte(old.ResumeToken), []byte(token)) != 1:
+			s.log.InfoContext(ctx, "resume refused: wrong resume token", "session_id", wantID)
+		case old.UserID != c.info.UserID:
+			s.log.WarnContext(ctx, "resume refused: session belongs to another user", "session_id", wantID)
+		default:
+			old.Node, old.Conn, old.LastSeen = s.cfg.NodeID, c.info.ID, now
+			old.ResumeToken = id.New(16)
+			return old, true
+		}
+	}
+	return &session.Session{
+		ID: id.New(16), UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
+		ResumeToken: id.New(16), ConnectedAt: now, LastSeen: now,
+	}, false
+}
+
+// restoreRooms re-joins the rooms of a resumed session that the identity
+// may still join, and returns them.
+func (c *conn) restoreRooms(rooms []string) []string {
+	var restored []string
+	for _, room := range rooms {
+		if len(c.rooms) >= c.s.cfg.MaxRoomsPerConn || protocol.ValidateRoom(room) != nil || !c.identity().CanJoin(room) {
+			continue
+		}
+		if _, err := c.s.hub.Join(c.ctx, room, c); err != nil {
+			c.s.log.WarnContext(c.ctx, "resume: join failed", "room", room, "err", err)
+			continue
+		}
+		c.rooms[room] = struct{}{}
+		c.s.presenceAdd(c, room)
+		restored = append(restored, room)
+	}
+	return restored
+}
+
+// saveSession writes the connection's session with its current rooms.
+func (c *conn) saveSession() {
+	s := c.s
+	c.sess.Rooms = c.sess.Rooms[:0]
+	for r := range c.rooms {
+		c.sess.Rooms = append(c.sess.Rooms, r)
+	}
+	c.sess.LastSeen = c.ws.LastSeen()
+	if err := s.sessions.Save(c.ctx, c.sess, s.cfg.SessionTTL); err != nil {
+		s.log.WarnContext(c.ctx, "session save failed", "err", err)
+	}
+}
+
+// endSession deletes the session after a clean, client-initiated close
+// (1000), unless another connection resumed it meanwhile. Any other end
+// (network loss, drain, going away) keeps it until its TTL so the client
+// can resume on any node.
+func (c *conn) endSession(ctx context.Context, code int, byServer bool) {
+	s := c.s
+	if code != protocol.CloseNormal || byServer {
+		return
+	}
+	cur, err := s.sessions.Get(ctx, c.sess.ID)
+	if err != nil || cur.Conn != c.info.ID {
+		return
+	}
+	if err := s.sessions.Delete(ctx, c.sess.ID); err != nil {
+		s.log.WarnContext(ctx, "session delete failed", "err", err)
+	}
+}
+
+// presenceAdd and presenceRemove keep the presence registry in step with
+// room membership, and announce it to the room when PresenceEvents is on.
+func (s *Server) presenceAdd(c *conn, room string) {
+	if err := s.presence.Add(c.ctx, room, s.cfg.NodeID, c.info.ID, c.info.UserID); err != nil {
+		s.log.WarnContext(c.ctx, "presence add failed", "room", room, "err", err)
+	}
+	s.announce(c, room, "join")
+}
+
+func (s *Server) presenceRemove(ctx context.Context, c *conn, room string) {
+	if err := s.presence.Remove(ctx, room, s.cfg.NodeID, c.info.ID); err != nil {
+		s.log.WarnContext(ctx, "presence remove failed", "room", room, "err", err)
+	}
+	s.announce(c, room, "leave")
+}
+
+// PresenceEvent is the data of the "presence" event sent to a room's
+// members when Config.PresenceEvents is on.
+type PresenceEvent struct {
+	Action       string `json:"action"` // "join" or "leave"
+	User         string `json:"user"`
+	ConnectionID string `json:"connectionId"`
+}
+
+func (s *Server) announce(c *conn, room, action string) {
+	if !s.cfg.PresenceEvents || room == c.userRm {
+		return
+	}
+	data := mustJSON(PresenceEvent{Action: action, User: c.info.UserID, ConnectionID: c.info.ID})
+	if _, err := s.publish(context.WithoutCancel(c.ctx), room, "presence", data, c.info.CorrelationID, false); err != nil {
+		s.log.WarnContext(c.ctx, "presence event not published", "room", room, "err", err)
+	}
+}
+
+// serveAPIPresence answers GET /api/v1/rooms/{room}/presence.
+func (s *Server) serveAPIPresence(w http.ResponseWriter, r *http.Request) {
+	if !s.checkAPIKey(r) {
+		s.apiUnauthorized(w, "presence")
+		return
+	}
+	room := r.PathValue("room")
+	if err := protocol.ValidateRoom(room); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	users, err := s.presence.List(ctx, room)
+	if err != nil {
+		s.metrics.APIRequests.WithLabelValues("presence", "503").Inc()
+		writeJSONError(w, http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "presence store unavailable: "+err.Error())
+		return
+	}
+	total := 0
+	for _, u := range users {
+		total += u.Connections
+	}
+	s.metrics.APIRequests.WithLabelValues("presence", "200").Inc()
+	writeJSON(w, http.StatusOK, map[string]any{"room": room, "users": users, "connections": total})
+}
+
+// userConnections counts user's connections on every live node.
+func (s *Server) userConnections(ctx context.Context, user string) (int, error) {
+	users, err := s.presence.List(ctx, userRoom(user))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, u := range users {
+		n += u.Connections
+	}
+	return n, nil
+}
+
+func userRoom(user string) string { return auth.UserRoom(user) }
