@@ -29,16 +29,18 @@ type Client struct {
 	nextID atomic.Uint64
 	gen    atomic.Uint64 // connection generation
 
-	mu        sync.Mutex
-	cur       *conn         // the usable connection, nil while (re)connecting
-	ready     chan struct{} // closed when cur is set
-	rooms     map[string]struct{}
-	pending   map[string]chan result // request id → its caller
-	state     State
-	sessionID string
-	userID    string
-	err       error // why the Client stopped
-	closeErr  error // the close handshake's error, returned by Close
+	mu          sync.Mutex
+	cur         *conn         // the usable connection, nil while (re)connecting
+	ready       chan struct{} // closed when cur is set
+	rooms       map[string]struct{}
+	pending     map[string]chan result // request id → its caller
+	state       State
+	sessionID   string
+	resumeToken string
+	resumed     bool
+	userID      string
+	err         error // why the Client stopped
+	closeErr    error // the close handshake's error, returned by Close
 
 	hmu      sync.RWMutex
 	handlers map[string][]func(Event)
@@ -144,6 +146,14 @@ func (c *Client) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.state
+}
+
+// Resumed reports whether the latest connection resumed the previous
+// session (the server restored its rooms) rather than starting a new one.
+func (c *Client) Resumed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resumed
 }
 
 // SessionID returns the session id of the latest welcome.

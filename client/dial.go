@@ -29,6 +29,13 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	if c.opts.clientID != "" {
 		h.Set("X-Client-Id", c.opts.clientID)
 	}
+	c.mu.Lock()
+	if c.sessionID != "" && c.resumeToken != "" {
+		// Ask any node to resume the session: same identity, rooms restored.
+		h.Set("X-Herald-Session-Id", c.sessionID)
+		h.Set("X-Herald-Resume-Token", c.resumeToken)
+	}
+	c.mu.Unlock()
 	if c.opts.token != nil {
 		tok, err := c.opts.token(ctx)
 		if err != nil {
@@ -77,9 +84,9 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		started:  time.Now(),
 	}
 	c.mu.Lock()
-	c.sessionID, c.userID = w.SessionID, w.UserID
+	c.sessionID, c.userID, c.resumeToken, c.resumed = w.SessionID, w.UserID, w.ResumeToken, w.Resumed
 	c.mu.Unlock()
-	c.opts.log.Info("herald: connected", "url", c.url, "session_id", w.SessionID,
+	c.opts.log.Info("herald: connected", "url", c.url, "session_id", w.SessionID, "resumed", w.Resumed,
 		"connection_id", w.ConnectionID, "user", w.UserID)
 	if c.opts.onFrame != nil {
 		c.queue <- item{frame: b, gen: cn.gen}

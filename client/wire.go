@@ -59,6 +59,8 @@ type frame struct {
 	SessionID    string `json:"sessionId"`
 	UserID       string `json:"userId"`
 	HeartbeatMs  int64  `json:"heartbeatMs"`
+	ResumeToken  string `json:"resumeToken"`
+	Resumed      bool   `json:"resumed"`
 }
 
 // id returns the frame's request id as text: a JSON string unquoted, a

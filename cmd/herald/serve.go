@@ -30,6 +30,7 @@ type serveConfig struct {
 	tlsCert        string
 	tlsKey         string
 	maxHeaderBytes int
+	engines        engineConfig
 }
 
 // authConfigured reports whether any token verification is set up.
@@ -82,6 +83,13 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	maxHeader := f.Int("max-header-bytes", 32<<10, "largest HTTP request header block")
 	tlsCert := f.String("tls-cert", "", "TLS certificate (PEM) to serve https/wss directly")
 	tlsKey := f.String("tls-key", "", "TLS private key (PEM) for --tls-cert")
+	redisURL := f.String("redis-url", "", "Redis for messages, sessions and presence across nodes (redis://host:6379/0); empty: in-memory, one node")
+	redisCluster := f.String("redis-cluster", "", "comma-separated Redis Cluster seed addresses (host:port); uses sharded pub/sub")
+	redisPassword := f.String("redis-password", "", "password for --redis-cluster (--redis-url carries its own)")
+	natsURL := f.String("nats-url", "", "NATS for messages across nodes (nats://host:4222); sessions and presence still need --redis-url")
+	publishBuffer := f.Int("publish-buffer", 0, "while the broker is down, queue this many publications (NATS: KiB) and send them on return; 0: fail fast with broker_unavailable")
+	leaseTTL := f.Duration("lease-ttl", herald.DefaultLeaseTTL, "how long a dead node's presence entries outlive it (lease renewed every third of it)")
+	presenceEvents := f.Bool("presence-events", false, "send presence join/leave events to room members")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -111,6 +119,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		CookieName: *cookie, DisableQueryToken: *noQuery, PublicRoomPrefix: *publicPrefix,
 	}
 	sc.insecureNoAuth, sc.tlsCert, sc.tlsKey, sc.maxHeaderBytes = *insecure, *tlsCert, *tlsKey, *maxHeader
+	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
+		natsURL: *natsURL, publishBuffer: *publishBuffer}
+	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
 	if (sc.tlsCert == "") != (sc.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
@@ -194,8 +205,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	closeEngines, err := sc.engines.wire(&sc.server, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald serve: %v\n", err)
+		return 1
+	}
 	srv, err := herald.New(sc.server)
 	if err != nil {
+		closeEngines()
 		fmt.Fprintf(stderr, "herald serve: %v\n", err)
 		return 2
 	}
@@ -224,6 +241,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		serveErr <- hs.Serve(ln)
 	}()
 	logger.Info("listening", "addr", ln.Addr().String(), "ws_path", sc.server.Path, "tls", sc.tlsCert != "",
+		"engine", sc.engines.name(),
 		"auth", sc.authConfigured(), "version", version)
 
 	select {

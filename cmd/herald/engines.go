@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/heraldrt/herald"
+	natsbroker "github.com/heraldrt/herald/broker/nats"
+	redisbroker "github.com/heraldrt/herald/broker/redis"
+	redissession "github.com/heraldrt/herald/session/redis"
+)
+
+// engineConfig selects the engines between nodes. Empty: the embedded
+// in-memory engines (one node).
+type engineConfig struct {
+	redisURL      string
+	redisCluster  []string
+	redisPassword string
+	natsURL       string
+	publishBuffer int
+}
+
+// wire sets the broker, session store and presence registry of cfg from
+// ec. Redis (standalone or cluster) provides all three; NATS carries
+// messages only, so with NATS alone sessions and presence stay per node,
+// unless Redis is configured too.
+func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll func(), err error) {
+	if ec.natsURL != "" && cfg.Broker != nil {
+		return func() {}, errors.New("broker already set")
+	}
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	if ec.redisURL != "" && len(ec.redisCluster) > 0 {
+		return closeAll, errors.New("--redis-url and --redis-cluster are exclusive")
+	}
+	useRedis := ec.redisURL != "" || len(ec.redisCluster) > 0
+	if useRedis {
+		rc := redissession.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster, Password: ec.redisPassword}
+		st, err := redissession.New(rc)
+		if err != nil {
+			return closeAll, fmt.Errorf("redis session store: %w", err)
+		}
+		closers = append(closers, func() { _ = st.Close() })
+		pr, err := redissession.NewPresence(rc)
+		if err != nil {
+			return closeAll, fmt.Errorf("redis presence: %w", err)
+		}
+		closers = append(closers, func() { _ = pr.Close() })
+		cfg.Sessions, cfg.Presence = st, pr
+	}
+	switch {
+	case ec.natsURL != "":
+		b, err := natsbroker.New(natsbroker.Config{URL: ec.natsURL, PublishBufferBytes: ec.publishBuffer * 1024, Logger: logger})
+		if err != nil {
+			return closeAll, fmt.Errorf("nats broker: %w", err)
+		}
+		cfg.Broker = b
+		if !useRedis {
+			logger.Warn("NATS carries messages between nodes, but without --redis-url sessions and presence are per node: a client can resume only on the node it left")
+		}
+	case useRedis:
+		b, err := redisbroker.New(redisbroker.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster,
+			Password: ec.redisPassword, PublishBuffer: ec.publishBuffer, Logger: logger})
+		if err != nil {
+			return closeAll, fmt.Errorf("redis broker: %w", err)
+		}
+		cfg.Broker = b
+	}
+	// On success the Server owns and closes all of it; closeAll is for a
+	// start that fails before the Server exists.
+	return closeAll, nil
+}
+
+// name describes the engine for the start-up log line.
+func (ec engineConfig) name() string {
+	switch {
+	case ec.natsURL != "":
+		return "nats"
+	case len(ec.redisCluster) > 0:
+		return "redis-cluster"
+	case ec.redisURL != "":
+		return "redis"
+	}
+	return "memory"
+}
