@@ -12,15 +12,18 @@ import (
 // envFlags registers flags whose default can come from a HERALD_* variable,
 // so that --help shows, for each flag, its variable and its default.
 type envFlags struct {
-	fs   *flag.FlagSet
-	envs map[string]string // flag name → env var
-	errs []error
+	fs      *flag.FlagSet
+	envs    map[string]string // flag name → env var
+	fromEnv map[string]bool   // flags whose value came from their variable
+	errs    []error
 }
+
+type flagT = flag.Flag
 
 func newEnvFlags(name string, out io.Writer) *envFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	return &envFlags{fs: fs, envs: make(map[string]string)}
+	return &envFlags{fs: fs, envs: make(map[string]string), fromEnv: make(map[string]bool)}
 }
 
 func envName(flagName string) string {
@@ -30,7 +33,11 @@ func envName(flagName string) string {
 func (f *envFlags) lookup(name string) (string, bool) {
 	env := envName(name)
 	f.envs[name] = env
-	return os.LookupEnv(env)
+	v, ok := os.LookupEnv(env)
+	if ok {
+		f.fromEnv[name] = true
+	}
+	return v, ok
 }
 
 func (f *envFlags) String(name, def, usage string) *string {
@@ -102,12 +109,19 @@ func (f *envFlags) parse(args []string) error {
 	if f.fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
 	}
+	if cf := f.fs.Lookup("config"); cf != nil && cf.Value.String() != "" {
+		return f.loadConfigFile(cf.Value.String())
+	}
 	return nil
 }
 
 func (f *envFlags) usage() {
 	w := f.fs.Output()
-	fmt.Fprintf(w, "Usage: herald %s [flags]\n\nEvery flag can also be set with the environment variable shown; a flag wins over its variable.\n\n", f.fs.Name())
+	fmt.Fprintf(w, "Usage: herald %s [flags]\n\nEvery flag can also be set with the environment variable shown; a flag wins over its variable.\n", f.fs.Name())
+	if f.fs.Lookup("config") != nil {
+		fmt.Fprint(w, "With --config FILE (YAML, keys are the flag names), the precedence is: flag > environment > file > default.\n")
+	}
+	fmt.Fprintln(w)
 	f.fs.VisitAll(func(fl *flag.Flag) {
 		def := fl.DefValue
 		if def == "" {

@@ -42,6 +42,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	f := newEnvFlags("serve", stderr)
 	sc := &serveConfig{}
 	cfg := &sc.server
+	f.String("config", "", "YAML config file; keys are these flag names (e.g. drain-timeout: 45s)")
 	addr := f.String("addr", "127.0.0.1:8080", "listen address (host:port)")
 	logFormat := f.String("log-format", "json", "log format: json or text")
 	logLevel := f.String("log-level", "info", "log level: debug, info, warn or error")
