@@ -245,13 +245,29 @@ func TestThreeNodesOnRedis(t *testing.T) {
 	}
 
 	// A direct message reaches all of a user's connections on all nodes.
-	_, adaOn1 := dialNode(t, nodes[0].ws(), "ada")
-	_, adaOn3 := dialNode(t, nodes[2].ws(), "ada")
+	ada1, adaOn1 := dialNode(t, nodes[0].ws(), "ada")
+	ada3, adaOn3 := dialNode(t, nodes[2].ws(), "ada")
 	if code, body := apiCall(t, "POST", nodes[1].http()+"/api/v1/publish", `{"user":"ada","event":"dm","data":1}`); code != 200 {
 		t.Fatalf("API direct: %d %v", code, body)
 	}
 	for _, rec := range []*recorder{adaOn1, adaOn3} {
 		waitUntil(t, 5*time.Second, "ada's connections got the direct message", func() bool { return len(rec.byEvent("dm")) == 1 })
+	}
+
+	// A revocation through one node closes the user's connections on all (4003).
+	if code, body := apiCall(t, "POST", nodes[1].http()+"/api/v1/revoke", `{"sub":"ada","reason":"locked"}`); code != 200 {
+		t.Fatalf("revoke: %d %v", code, body)
+	}
+	for _, c := range []*client.Client{ada1, ada3} {
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ada's connection still open 5 s after the revocation")
+		}
+		var ce *client.CloseError
+		if !errors.As(c.Err(), &ce) || ce.Code != 4003 {
+			t.Fatalf("ada closed with %v, want 4003", c.Err())
+		}
 	}
 
 	// Presence lists users of every node, from any node.
