@@ -5,18 +5,22 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS      := ./...
 FUZZTIME  ?= 30s
 
-.PHONY: run build test test-go lint fmt bench fuzz clean
+.PHONY: run build test test-go test-js lint fmt bench fuzz clean
 
 ## run: the server on the embedded in-memory engine (no Redis needed), 127.0.0.1:8080
 run:
-	$(GO) run ./cmd/herald serve --log-format text
+	$(GO) run ./cmd/herald serve --log-format text --demo
 
 ## build: the herald binary in ./bin
 build:
 	$(GO) build -o bin/herald ./cmd/herald
 
-## test: the whole test suite (format and vet checks, then every test with -race)
-test: test-go
+## test: the whole test suite: the JS client's tests (node --test), then gofmt and
+## vet checks and every Go test with -race (including the browser test of the demo)
+test: test-js test-go
+
+test-js:
+	cd clients/js && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && node --test test/unit.test.js test/client.test.js
 
 test-go:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldrt/herald"
 	jwtauth "github.com/heraldrt/herald/auth/jwt"
+	"github.com/heraldrt/herald/demo"
 )
 
 // serveConfig is what `herald serve` reads from flags and environment.
@@ -31,6 +32,7 @@ type serveConfig struct {
 	tlsKey         string
 	maxHeaderBytes int
 	engines        engineConfig
+	demo           bool
 }
 
 // authConfigured reports whether any token verification is set up.
@@ -90,6 +92,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	natsURL := f.String("nats-url", "", "NATS for messages across nodes (nats://host:4222); sessions and presence still need --redis-url")
 	publishBuffer := f.Int("publish-buffer", 0, "while the broker is down, queue this many publications (NATS: KiB) and send them on return; 0: fail fast with broker_unavailable")
 	leaseTTL := f.Duration("lease-ttl", herald.DefaultLeaseTTL, "how long a dead node's presence entries outlive it (lease renewed every third of it)")
+	demoPage := f.Bool("demo", false, "serve a demo chat page at /demo/ (two browser tabs, one room)")
 	presenceEvents := f.Bool("presence-events", false, "send presence join/leave events to room members")
 	if err := f.parse(args); err != nil {
 		return nil, err
@@ -123,6 +126,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
 		natsURL: *natsURL, publishBuffer: *publishBuffer}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
+	sc.demo = *demoPage
 	if (sc.tlsCert == "") != (sc.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
@@ -226,6 +230,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// The binary mounts Herald exactly as a library user would: on a mux,
 	// beside other routes.
 	mux := http.NewServeMux()
+	if sc.demo {
+		mux.Handle(demo.Prefix, demo.Handler())
+		logger.Info("demo chat page enabled", "url", "http://"+ln.Addr().String()+demo.Prefix)
+	}
 	mux.Handle("/", srv)
 	hs := &http.Server{
 		Handler:           mux,

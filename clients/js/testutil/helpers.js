@@ -1,0 +1,138 @@
+// Test helpers (outside test/, which node --test runs whole): build and run real Herald server processes on free ports.
+
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { WebSocket } from 'ws';
+
+export const REPO = fileURLToPath(new URL('../../..', import.meta.url));
+export const API_KEY = 'test-api-key-0123456789';
+
+const run = promisify(execFile);
+
+/**
+ * buildBinaries compiles Go main packages (import paths relative to the repo)
+ * into a fresh temporary directory, once, so tests can kill and restart the
+ * real processes (go run would leave its child behind).
+ */
+export async function buildBinaries(pkgs) {
+  const dir = await mkdtemp(join(tmpdir(), 'herald-js-'));
+  const bins = {};
+  for (const pkg of pkgs) {
+    const out = join(dir, pkg.split('/').pop());
+    try {
+      await run('go', ['build', '-o', out, pkg], { cwd: REPO, maxBuffer: 16 << 20 });
+    } catch (err) {
+      throw new Error(`go build ${pkg} failed (is Go on PATH?):\n${err.stderr || err.message}`);
+    }
+    bins[pkg] = out;
+  }
+  return { bins, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** freePort asks the kernel for a free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * startServer runs bin with args and --addr 127.0.0.1:port, waits until
+ * /healthz answers, and returns a handle to stop (signal) or await it.
+ */
+export async function startServer(bin, { port, args = [], timeout = 20000 } = {}) {
+  port ??= await freePort();
+  const addr = `127.0.0.1:${port}`;
+  const proc = spawn(bin, [...args, '--addr', addr], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (b) => (log += b));
+  proc.stderr.on('data', (b) => (log += b));
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  let gone = false;
+  exited.then(() => (gone = true));
+  const base = `http://${addr}`;
+  await waitFor(async () => {
+    if (gone) throw new Error(`server exited before it was healthy:\n${log}`);
+    try {
+      return (await fetch(`${base}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  }, { timeout, what: `${bin} healthy on ${addr}` });
+  return {
+    port,
+    base,
+    ws: `ws://${addr}/ws`,
+    proc,
+    exited,
+    log: () => log,
+    /** stop sends signal (SIGKILL by default) and waits for the exit. */
+    async stop(signal = 'SIGKILL') {
+      if (!gone) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** waitFor polls cond until it returns truthy, or fails after timeout ms. */
+export async function waitFor(cond, { timeout = 10000, interval = 20, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** apiPublish posts body to the server's publish API and returns its JSON. */
+export async function apiPublish(base, body, key = API_KEY) {
+  const res = await fetch(`${base}/api/v1/publish`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`publish: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/**
+ * recordingWebSocket returns a ws subclass that logs, for the test, every
+ * socket made (url and time), every frame sent and every frame received.
+ */
+export function recordingWebSocket() {
+  const rec = { sockets: [], sent: [], received: [] };
+  class Recording extends WebSocket {
+    constructor(url, ...rest) {
+      super(url, ...rest);
+      rec.sockets.push({ url, at: Date.now() });
+      this.on('message', (data, isBinary) => {
+        if (!isBinary) rec.received.push(JSON.parse(data.toString()));
+      });
+    }
+    send(data, ...rest) {
+      rec.sent.push(JSON.parse(data));
+      return super.send(data, ...rest);
+    }
+  }
+  return { WebSocket: Recording, rec };
+}
+
+/** collector returns a handler that pushes what it is called with, and the list. */
+export function collector() {
+  const got = [];
+  const fn = (...args) => got.push(args.length === 1 ? args[0] : args);
+  return { fn, got };
+}
