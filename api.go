@@ -124,7 +124,7 @@ func (s *Server) serveAPIPublish(w http.ResponseWriter, r *http.Request) {
 	if req.User != "" {
 		room = auth.UserRoom(req.User)
 	}
-	msgID, err := s.publish(ctx, room, req.Event, req.Data, cid, req.Ack)
+	msgID, err := s.publish(ctx, room, req.Event, req.Data, pubMeta{cid: cid, ack: req.Ack})
 	if err != nil {
 		s.log.WarnContext(ctx, "api publish: broker refused", "room", room, "err", err)
 		fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")

@@ -20,6 +20,7 @@ func (v1Codec) Encode(m *broker.Message) (transport.MessageType, []byte) {
 		Offset: m.Offset,
 		Epoch:  m.Epoch,
 		Ack:    m.Ack,
+		From:   m.From,
 		TS:     m.PublishedAt / 1e6,
 	}
 	return transport.Text, protocol.AppendEvent(make([]byte, 0, 96+len(m.Data)+len(m.Room)), &ev)

@@ -99,7 +99,8 @@ func (c *conn) publish(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("join %q before publishing to it", room))
 		return
 	}
-	msgID, err := c.s.publish(c.ctx, room, req.Event, req.Data, c.info.CorrelationID, req.Ack)
+	msgID, err := c.s.publish(c.ctx, room, req.Event, req.Data,
+		pubMeta{cid: c.info.CorrelationID, from: c.info.UserID, ack: req.Ack})
 	if err != nil {
 		c.s.log.WarnContext(c.ctx, "publish failed", "room", room, "err", err)
 		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")

@@ -88,8 +88,8 @@ func TestRoomsDeliverOnceInOrder(t *testing.T) {
 			if m["room"] != "chat" || m["event"] != "msg" || d.N != i {
 				t.Fatalf("client %d: message %d = %v", ci, i, m)
 			}
-			if m["msgId"] == "" || m["ts"] == nil {
-				t.Fatalf("event lacks msgId/ts: %v", m)
+			if m["msgId"] == "" || m["ts"] == nil || m["from"] != pub.welcome["userId"] {
+				t.Fatalf("event lacks msgId/ts/from: %v", m)
 			}
 		}
 	}

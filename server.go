@@ -176,7 +176,7 @@ func (s *Server) Publish(ctx context.Context, room, event string, data any, opts
 	for _, o := range opts {
 		o(&po)
 	}
-	return s.publish(ctx, room, event, raw, correlationID(ctx), po.ack)
+	return s.publish(ctx, room, event, raw, pubMeta{cid: correlationID(ctx), ack: po.ack})
 }
 
 // PublishOption modifies one Publish call.
@@ -204,7 +204,14 @@ func (s *Server) DisconnectUser(ctx context.Context, user, reason string) error 
 	return s.broker.PublishControl(ctx, &broker.Control{Kind: broker.ControlDisconnectUser, User: user, Reason: reason})
 }
 
-func (s *Server) publish(ctx context.Context, room, event string, data json.RawMessage, cid string, ack bool) (string, error) {
+// pubMeta describes where a publication comes from.
+type pubMeta struct {
+	cid  string // correlation id of the publisher
+	from string // publishing user; empty for server-side publishes
+	ack  bool
+}
+
+func (s *Server) publish(ctx context.Context, room, event string, data json.RawMessage, meta pubMeta) (string, error) {
 	if s.closed.Load() {
 		return "", ErrClosed
 	}
@@ -214,8 +221,9 @@ func (s *Server) publish(ctx context.Context, room, event string, data json.RawM
 		Data:          data,
 		MsgID:         s.msgIDs.Next(),
 		PublishedAt:   time.Now().UnixNano(),
-		CorrelationID: cid,
-		Ack:           ack,
+		CorrelationID: meta.cid,
+		From:          meta.from,
+		Ack:           meta.ack,
 	}
 	if err := s.hub.Publish(ctx, m); err != nil {
 		return "", fmt.Errorf("herald: publish: %w", err)

@@ -134,7 +134,7 @@ func (s *Server) announce(c *conn, room, action string) {
 		return
 	}
 	data := mustJSON(PresenceEvent{Action: action, User: c.info.UserID, ConnectionID: c.info.ID})
-	if _, err := s.publish(context.WithoutCancel(c.ctx), room, "presence", data, c.info.CorrelationID, false); err != nil {
+	if _, err := s.publish(context.WithoutCancel(c.ctx), room, "presence", data, pubMeta{cid: c.info.CorrelationID}); err != nil {
 		s.log.WarnContext(c.ctx, "presence event not published", "room", room, "err", err)
 	}
 }

@@ -45,6 +45,9 @@ type Message struct {
 	PublishedAt int64 `json:"ts"`
 	// CorrelationID of whoever published it (a connection or an API request).
 	CorrelationID string `json:"cid,omitempty"`
+	// From is the user id of the client that published it; empty for
+	// server-side publishes (API, Server.Publish).
+	From string `json:"from,omitempty"`
 }
 
 // ControlKind names a cluster-wide control action.

@@ -87,7 +87,7 @@ func (cn *conn) readLoop() {
 				c.opts.log.Warn("herald: server error", "code", f.Code, "message", f.Message)
 			}
 		case typeEvent:
-			it.ev = &Event{Room: f.Room, Event: f.Event, Data: f.Data, MsgID: f.MsgID, TS: f.TS}
+			it.ev = &Event{Room: f.Room, Event: f.Event, Data: f.Data, MsgID: f.MsgID, TS: f.TS, From: f.From}
 			it.ack = f.Ack
 		case typeShutdown:
 			select {

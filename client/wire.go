@@ -50,6 +50,7 @@ type frame struct {
 	MsgID string `json:"msgId"`
 	TS    int64  `json:"ts"`
 	Ack   bool   `json:"ack"`
+	From  string `json:"from"`
 	// server_shutdown
 	RetryAfterMs int64  `json:"retryAfterMs"`
 	Reason       string `json:"reason"`
@@ -87,6 +88,9 @@ type Event struct {
 	MsgID string
 	// TS is the publish time in Unix milliseconds.
 	TS int64
+	// From is the publishing user's id as the server knows it (empty for
+	// server-side publishes); unlike anything in Data, clients cannot forge it.
+	From string
 }
 
 // marshalData encodes a request payload; nil stays absent and a

@@ -67,14 +67,14 @@ func TestDecode(t *testing.T) {
 
 func TestAppendEventIsValidJSON(t *testing.T) {
 	t.Parallel()
-	ev := &Event{Room: "a\"b\\c\n\u2028<>&\xff", Event: "e\x01", Data: json.RawMessage(`{"x":1}`), MsgID: "m-1", Offset: 7, Epoch: "ep", Ack: true, TS: 123}
+	ev := &Event{Room: "a\"b\\c\n\u2028<>&\xff", Event: "e\x01", Data: json.RawMessage(`{"x":1}`), MsgID: "m-1", Offset: 7, Epoch: "ep", Ack: true, From: "u\"1", TS: 123}
 	b := AppendEvent(nil, ev)
 	var got map[string]any
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatalf("invalid JSON %s: %v", b, err)
 	}
 	if got["type"] != "event" || got["room"] != "a\"b\\c\n\u2028<>&\ufffd" || got["event"] != "e\x01" ||
-		got["msgId"] != "m-1" || got["offset"] != float64(7) || got["ack"] != true || got["ts"] != float64(123) {
+		got["msgId"] != "m-1" || got["offset"] != float64(7) || got["ack"] != true || got["ts"] != float64(123) || got["from"] != "u\"1" {
 		t.Fatalf("round trip: %v", got)
 	}
 }

@@ -47,6 +47,9 @@ type Event struct {
 	Offset uint64          `json:"offset,omitempty"`
 	Epoch  string          `json:"epoch,omitempty"`
 	Ack    bool            `json:"ack,omitempty"`
+	// From is the publishing user's id, set by the server (clients cannot
+	// forge it); empty for server-side publishes.
+	From string `json:"from,omitempty"`
 	// TS is the publish time in Unix milliseconds.
 	TS int64 `json:"ts,omitempty"`
 }
@@ -77,6 +80,10 @@ func AppendEvent(dst []byte, ev *Event) []byte {
 	}
 	if ev.Ack {
 		dst = append(dst, `,"ack":true`...)
+	}
+	if ev.From != "" {
+		dst = append(dst, `,"from":`...)
+		dst = AppendString(dst, ev.From)
 	}
 	if ev.TS != 0 {
 		dst = append(dst, `,"ts":`...)

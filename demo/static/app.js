@@ -57,9 +57,10 @@ function showState(state, info) {
 
 function onMessage(data, msg) {
   if (msg.room !== room) return;
-  // Messages from the publish API carry no "from".
-  const fromServer = typeof data?.from !== 'string';
-  const from = fromServer ? 'server' : data.from;
+  // msg.from is the sender's user id as the server knows it (the clientId
+  // the page connected with); messages from the publish API carry none.
+  const fromServer = typeof msg.from !== 'string';
+  const from = fromServer ? 'server' : msg.from;
   const text = typeof data?.text === 'string' ? data.text : JSON.stringify(data);
   line(fromServer ? 'server' : from === name ? 'mine' : 'other', from, text, msg.ts);
 }

@@ -475,6 +475,7 @@ export class HeraldClient {
     }
     if (!dup) {
       const msg = { room: f.room, event: f.event, data: f.data, msgId: f.msgId, ts: f.ts };
+      if (typeof f.from === 'string') msg.from = f.from; // set by the server: cannot be forged
       if (f.ack === true) msg.ack = true;
       if (f.offset !== undefined) msg.offset = f.offset;
       if (f.epoch !== undefined) msg.epoch = f.epoch;

@@ -23,6 +23,8 @@ export interface Message<T = unknown> {
   msgId: string;
   /** Publish time, Unix milliseconds. */
   ts: number;
+  /** The publishing user's id, set by the server (absent for server-side publishes). */
+  from?: string;
   /** Set when the message was published with ack (the client acknowledges it). */
   ack?: true;
   offset?: number;
