@@ -330,6 +330,12 @@ export class HeraldClient {
     for (const [k, v] of Object.entries(this.#opts.params)) {
       if (v !== undefined && v !== null) u.searchParams.set(k, String(v));
     }
+    const w = this.#welcome;
+    if (w && typeof w.sessionId === 'string' && typeof w.resumeToken === 'string' && w.resumeToken) {
+      // Resume the session on whichever node answers: same user, rooms restored.
+      u.searchParams.set('sessionId', w.sessionId);
+      u.searchParams.set('resumeToken', w.resumeToken);
+    }
     const tok = this.#opts.token;
     if (tok !== undefined && tok !== null) {
       // Called before every attempt so that an expiring token is refreshed.

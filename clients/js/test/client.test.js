@@ -1,6 +1,9 @@
 // Integration tests: the JS client against a real `herald serve` process.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { HeraldClient, HeraldError } from '../src/herald.js';
@@ -162,6 +165,45 @@ describe('reconnect', () => {
     } finally {
       await c.close();
       await s2.stop();
+    }
+  });
+
+  it('resumes its session on a server that shares Redis, after a kill -9 and restart', async (t) => {
+    const redisBin = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
+    if (!redisBin) {
+      if (process.env.CI) throw new Error('redis-server not found: apt-get install -y redis-server');
+      t.skip('redis-server not found');
+      return;
+    }
+    const redisPort = await freePort();
+    const redis = spawn(redisBin, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    try {
+      const args = [...SERVE, '--redis-url', `redis://127.0.0.1:${redisPort}/0`];
+      await waitFor(() => new Promise((resolve) => {
+        const sock = connect(redisPort, '127.0.0.1', () => { sock.end(); resolve(true); });
+        sock.on('error', () => resolve(false));
+      }), { what: 'redis-server listening', timeout: 10000 });
+      const s1 = await startServer(bin, { args });
+      const { WebSocket: WS, rec } = recordingWebSocket();
+      const c = client(`${s1.ws}?clientId=kim`, { WebSocket: WS });
+      const first = await c.connect();
+      assert.equal(first.resumed, false);
+      await c.join('ops');
+      await s1.stop('SIGKILL');
+      const s2 = await startServer(bin, { port: s1.port, args });
+      try {
+        await waitFor(() => c.state === 'connected' && c.welcome.resumed === true, { what: 'resumed' });
+        assert.equal(c.welcome.sessionId, first.sessionId);
+        assert.deepEqual(c.welcome.rooms, ['ops'], 'the server restored the room');
+        const u = new URL(rec.sockets.at(-1).url);
+        assert.equal(u.searchParams.get('sessionId'), first.sessionId);
+        assert.ok(u.searchParams.get('resumeToken'));
+      } finally {
+        await c.close();
+        await s2.stop();
+      }
+    } finally {
+      redis.kill('SIGKILL');
     }
   });
 
