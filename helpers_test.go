@@ -344,3 +344,5 @@ func metricValue(t testing.TB, ts *testServer, series string) float64 {
 	}
 	return 0
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
