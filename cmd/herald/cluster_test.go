@@ -36,9 +36,16 @@ func (n *node) http() string { return "http://" + n.addr }
 
 func startNode(t *testing.T, bin, name, redisURL string) *node {
 	t.Helper()
+	return startNodeWith(t, bin, name, "--redis-url", redisURL)
+}
+
+// startNodeWith starts a node with engine flags of the caller's choice.
+func startNodeWith(t *testing.T, bin, name string, engine ...string) *node {
+	t.Helper()
 	n := &node{name: name, addr: freePort(t), logs: &syncWriter{w: &bytes.Buffer{}}, exit: make(chan error, 1)}
-	n.cmd = exec.Command(bin, "serve", "--addr", n.addr, "--node-id", name, "--redis-url", redisURL,
-		"--api-key", clusterAPIKey, "--lease-ttl", "3s", "--drain-timeout", "2s", "--log-level", "info")
+	args := append([]string{"serve", "--addr", n.addr, "--node-id", name,
+		"--api-key", clusterAPIKey, "--lease-ttl", "3s", "--drain-timeout", "2s", "--log-level", "info"}, engine...)
+	n.cmd = exec.Command(bin, args...)
 	n.cmd.Stderr = n.logs
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -392,4 +399,34 @@ func TestRedisOutageMidTraffic(t *testing.T) {
 
 func asServerError(err error, target **client.ServerError) bool {
 	return errors.As(err, target)
+}
+
+// TestTwoNodesOnNATS checks the NATS engine end to end: two herald
+// processes on an embedded nats-server deliver across nodes.
+func TestTwoNodesOnNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	bin := buildBinary(t)
+	nats := testserver.StartNATS(t)
+	n1 := startNodeWith(t, bin, "nats-1", "--nats-url", nats.URL())
+	n2 := startNodeWith(t, bin, "nats-2", "--nats-url", nats.URL())
+	ctx := context.Background()
+	a, _ := dialNode(t, n1.ws(), "a")
+	b, recB := dialNode(t, n2.ws(), "b")
+	for _, c := range []*client.Client{a, b} {
+		if err := c.Join(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := a.Publish(ctx, "r", "n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 5*time.Second, "20 messages across nodes", func() bool { return len(recB.byEvent("n")) == 20 })
+	if code, _ := apiCall(t, "POST", n2.http()+"/api/v1/publish", `{"user":"a","event":"dm"}`); code != 200 {
+		t.Fatalf("API: %d", code)
+	}
+	_ = b
 }

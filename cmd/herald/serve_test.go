@@ -3,7 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -256,4 +264,99 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.String()
+}
+
+func TestSecureDefault(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"loopback without auth", []string{"--addr", "127.0.0.1:0"}, true},
+		{"localhost without auth", []string{"--addr", "localhost:0"}, true},
+		{"all interfaces without auth", []string{"--addr", "0.0.0.0:8080"}, false},
+		{"empty host without auth", []string{"--addr", ":8080"}, false},
+		{"all interfaces, explicitly insecure", []string{"--addr", "0.0.0.0:8080", "--insecure-no-auth"}, true},
+		{"all interfaces with a JWT secret", []string{"--addr", "0.0.0.0:8080", "--jwt-secret", "0123456789abcdef0123456789abcdef"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseServe(tt.args, &bytes.Buffer{})
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "--insecure-no-auth") {
+				t.Fatalf("the refusal does not say how to proceed: %v", err)
+			}
+		})
+	}
+}
+
+// TestTLSDirect serves wss:// from the binary with --tls-cert/--tls-key.
+func TestTLSDirect(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile)
+	addr := freePort(t)
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile, "--api-key", "tls-test-key-0123456789")
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	defer insecure.CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := insecure.Get("https://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("https not up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "wss://"+addr+"/ws", &websocket.DialOptions{HTTPClient: insecure})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	_, b, err := c.Read(ctx)
+	if err != nil || !strings.Contains(string(b), `"type":"welcome"`) {
+		t.Fatalf("welcome over wss: %q %v", b, err)
+	}
+}
+
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
