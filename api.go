@@ -81,58 +81,75 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, st)
 }
 
-func (s *Server) serveAPINotFound(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAPIKey(r) {
-		s.apiUnauthorized(w, "api")
-		return
-	}
-	writeJSONError(w, http.StatusNotFound, "not_found", "no such API endpoint: "+r.Method+" "+r.URL.Path)
+// apiRequest is one server-API request that passed the key check.
+type apiRequest struct {
+	s        *Server
+	w        http.ResponseWriter
+	r        *http.Request
+	ctx      context.Context // carries the request's correlation id for logs
+	cid      string
+	endpoint string
 }
 
-func (s *Server) apiUnauthorized(w http.ResponseWriter, endpoint string) {
-	s.metrics.APIRequests.WithLabelValues(endpoint, "401").Inc()
-	w.Header().Set("WWW-Authenticate", `Bearer realm="herald-api"`)
-	writeJSONError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+// api wraps a server-API handler with what every endpoint does: a
+// correlation id (X-Request-ID, echoed), the API key check (401 with
+// WWW-Authenticate) and a request count by endpoint and status.
+func (s *Server) api(endpoint string, h func(a *apiRequest)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		cid := requestID(r)
+		w.Header().Set("X-Request-ID", cid)
+		ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
+		if !s.checkAPIKey(r) {
+			s.log.InfoContext(ctx, "api request refused: bad key", "endpoint", endpoint)
+			s.metrics.APIRequests.WithLabelValues(endpoint, "401").Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="herald-api"`)
+			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+			return
+		}
+		h(&apiRequest{s: s, w: w, r: r, ctx: ctx, cid: cid, endpoint: endpoint})
+	}
 }
 
-func (s *Server) serveAPIPublish(w http.ResponseWriter, r *http.Request) {
-	const endpoint = "publish"
-	cid := requestID(r)
-	w.Header().Set("X-Request-ID", cid)
-	ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
-	if !s.checkAPIKey(r) {
-		s.log.InfoContext(ctx, "api request refused: bad key", "endpoint", endpoint)
-		s.apiUnauthorized(w, endpoint)
-		return
-	}
-	fail := func(status int, code, msg string) {
-		s.metrics.APIRequests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
-		s.log.InfoContext(ctx, "api publish failed", "status", status, "error", code, "message", msg)
-		writeJSONError(w, status, code, msg)
-	}
-	req, err := decodePublish(http.MaxBytesReader(w, r.Body, maxAPIBody))
+// fail answers with a JSON error and logs why.
+func (a *apiRequest) fail(status int, code, msg string) {
+	a.s.metrics.APIRequests.WithLabelValues(a.endpoint, strconv.Itoa(status)).Inc()
+	a.s.log.InfoContext(a.ctx, "api request failed", "endpoint", a.endpoint, "status", status, "error", code, "message", msg)
+	writeJSONError(a.w, status, code, msg)
+}
+
+// ok answers 200 with v as JSON.
+func (a *apiRequest) ok(v any) {
+	a.s.metrics.APIRequests.WithLabelValues(a.endpoint, "200").Inc()
+	writeJSON(a.w, http.StatusOK, v)
+}
+
+func (s *Server) serveAPINotFound(a *apiRequest) {
+	a.fail(http.StatusNotFound, "not_found", "no such API endpoint: "+a.r.Method+" "+a.r.URL.Path)
+}
+
+func (s *Server) serveAPIPublish(a *apiRequest) {
+	req, err := decodePublish(http.MaxBytesReader(a.w, a.r.Body, maxAPIBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", maxAPIBody))
+			a.fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", maxAPIBody))
 			return
 		}
-		fail(http.StatusBadRequest, "bad_request", err.Error())
+		a.fail(http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
 	room := req.Room
 	if req.User != "" {
 		room = auth.UserRoom(req.User)
 	}
-	msgID, err := s.publish(ctx, room, req.Event, req.Data, pubMeta{cid: cid, ack: req.Ack})
+	msgID, err := s.publish(a.ctx, room, req.Event, req.Data, pubMeta{cid: a.cid, ack: req.Ack})
 	if err != nil {
-		s.log.WarnContext(ctx, "api publish: broker refused", "room", room, "err", err)
-		fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
+		s.log.WarnContext(a.ctx, "api publish: broker refused", "room", room, "err", err)
+		a.fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
 		return
 	}
-	s.metrics.APIRequests.WithLabelValues(endpoint, "200").Inc()
-	s.log.InfoContext(ctx, "api publish", "room", room, "event", req.Event, "msg_id", msgID)
-	writeJSON(w, http.StatusOK, PublishResponse{MsgID: msgID, Room: room})
+	s.log.InfoContext(a.ctx, "api publish", "room", room, "event", req.Event, "msg_id", msgID)
+	a.ok(PublishResponse{MsgID: msgID, Room: room})
 }
 
 // decodeJSONBody decodes a size-limited JSON object without unknown fields.

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/heraldrt/herald/auth"
 	"github.com/heraldrt/herald/broker"
-	"github.com/heraldrt/herald/internal/logctx"
 	"github.com/heraldrt/herald/protocol"
 )
 
@@ -116,34 +113,21 @@ func (s *Server) applyRevocation(c *broker.Control) {
 	s.log.Info("revocation applied", "jti", c.TokenID, "sub", c.User, "closed", n)
 }
 
-func (s *Server) serveAPIRevoke(w http.ResponseWriter, r *http.Request) {
-	const endpoint = "revoke"
-	cid := requestID(r)
-	w.Header().Set("X-Request-ID", cid)
-	ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
-	if !s.checkAPIKey(r) {
-		s.apiUnauthorized(w, endpoint)
-		return
-	}
-	fail := func(status int, code, msg string) {
-		s.metrics.APIRequests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
-		writeJSONError(w, status, code, msg)
-	}
+func (s *Server) serveAPIRevoke(a *apiRequest) {
 	var req RevokeRequest
-	if err := decodeJSONBody(w, r, &req); err != nil {
-		fail(http.StatusBadRequest, "bad_request", err.Error())
+	if err := decodeJSONBody(a.w, a.r, &req); err != nil {
+		a.fail(http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
 	if req.TokenID == "" && req.User == "" {
-		fail(http.StatusBadRequest, "bad_request", `one of "jti" or "sub" is required`)
+		a.fail(http.StatusBadRequest, "bad_request", `one of "jti" or "sub" is required`)
 		return
 	}
-	if err := s.Revoke(ctx, req); err != nil {
-		s.log.WarnContext(ctx, "revoke failed", "err", err)
-		fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, fmt.Sprintf("revocation not propagated: %v", err))
+	if err := s.Revoke(a.ctx, req); err != nil {
+		s.log.WarnContext(a.ctx, "revoke failed", "err", err)
+		a.fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, fmt.Sprintf("revocation not propagated: %v", err))
 		return
 	}
-	s.metrics.APIRequests.WithLabelValues(endpoint, "200").Inc()
-	s.log.InfoContext(ctx, "api revoke", "jti", req.TokenID, "sub", req.User)
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "jti": req.TokenID, "sub": req.User})
+	s.log.InfoContext(a.ctx, "api revoke", "jti", req.TokenID, "sub", req.User)
+	a.ok(map[string]any{"revoked": true, "jti": req.TokenID, "sub": req.User})
 }

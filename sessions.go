@@ -140,30 +140,24 @@ func (s *Server) announce(c *conn, room, action string) {
 }
 
 // serveAPIPresence answers GET /api/v1/rooms/{room}/presence.
-func (s *Server) serveAPIPresence(w http.ResponseWriter, r *http.Request) {
-	if !s.checkAPIKey(r) {
-		s.apiUnauthorized(w, "presence")
-		return
-	}
-	room := r.PathValue("room")
+func (s *Server) serveAPIPresence(a *apiRequest) {
+	room := a.r.PathValue("room")
 	if err := protocol.ValidateRoom(room); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "bad_request", err.Error())
+		a.fail(http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
 	defer cancel()
 	users, err := s.presence.List(ctx, room)
 	if err != nil {
-		s.metrics.APIRequests.WithLabelValues("presence", "503").Inc()
-		writeJSONError(w, http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "presence store unavailable: "+err.Error())
+		a.fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "presence store unavailable: "+err.Error())
 		return
 	}
 	total := 0
 	for _, u := range users {
 		total += u.Connections
 	}
-	s.metrics.APIRequests.WithLabelValues("presence", "200").Inc()
-	writeJSON(w, http.StatusOK, map[string]any{"room": room, "users": users, "connections": total})
+	a.ok(map[string]any{"room": room, "users": users, "connections": total})
 }
 
 // userConnections counts user's connections on every live node.
