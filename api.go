@@ -71,12 +71,16 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	if err := s.broker.Health(ctx); err != nil {
 		st.Broker, st.BrokerError = "down", err.Error()
 	}
+	// Only a drain makes the node unready. A broker outage hits every node
+	// at once: failing readiness then would leave the load balancer with no
+	// node at all, while each can still serve its local rooms. It shows in
+	// the detail, in herald_broker_up and in publishes refused loudly.
 	code := http.StatusOK
 	switch {
 	case st.Draining:
 		st.Status, code = "draining", http.StatusServiceUnavailable
 	case st.Broker != "up":
-		st.Status, code = "broker_down", http.StatusServiceUnavailable
+		st.Status = "degraded"
 	}
 	writeJSON(w, code, st)
 }

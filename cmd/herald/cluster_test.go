@@ -364,7 +364,7 @@ func TestRedisOutageMidTraffic(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 503 || !strings.Contains(string(b), `"broker":"down"`) {
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"broker":"down"`) || !strings.Contains(string(b), `"degraded"`) {
 		t.Fatalf("/readyz during the outage: %d %s", resp.StatusCode, b)
 	}
 

@@ -1,0 +1,403 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/client"
+	"github.com/heraldrt/herald/internal/testserver"
+)
+
+const nginxHint = "apt-get install -y nginx (Debian/Ubuntu)"
+
+// heraldNode is one real `herald serve` process.
+type heraldNode struct {
+	name, addr string
+	cmd        *exec.Cmd
+	logs       *syncBuffer
+	exited     chan struct{}
+	err        error // Wait's result, once exited is closed
+}
+
+func startHeraldNode(t *testing.T, bin, name, redisURL string) *heraldNode {
+	t.Helper()
+	n := &heraldNode{name: name, addr: freeAddr(t), logs: &syncBuffer{}, exited: make(chan struct{})}
+	n.cmd = exec.Command(bin, "serve", "--addr", n.addr, "--node-id", name, "--redis-url", redisURL,
+		"--api-key", testAPIKey, "--drain-timeout", "3s", "--drain-retry-after", "200ms", "--lease-ttl", "3s")
+	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.err = n.cmd.Wait(); close(n.exited) }()
+	t.Cleanup(func() {
+		_ = n.cmd.Process.Kill()
+		<-n.exited
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", n.name, n.logs.String())
+		}
+	})
+	waitFor(t, 15*time.Second, name+" ready", func() bool {
+		resp, err := http.Get("http://" + n.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return n
+}
+
+// connections reads herald_connections from the node itself, not through nginx.
+func (n *heraldNode) connections(t *testing.T) int {
+	t.Helper()
+	s, err := scrape("http://" + n.addr + "/metrics")
+	if err != nil {
+		t.Fatalf("%s /metrics: %v", n.name, err)
+	}
+	return int(s["herald_connections"])
+}
+
+// nginxProc is an nginx master process run from a deploy/nginx file.
+type nginxProc struct {
+	addr, dir string
+	logs      *syncBuffer
+}
+
+// renderNginx fills in a deploy/nginx template: listen address and nodes.
+func renderNginx(t *testing.T, file, listen string, nodes ...string) string {
+	t.Helper()
+	r := []string{"{{LISTEN}}", listen}
+	for i, n := range nodes {
+		r = append(r, fmt.Sprintf("{{NODE%d}}", i+1), n)
+	}
+	conf := strings.NewReplacer(r...).Replace(readFile(t, filepath.Join("deploy/nginx", file)))
+	if left := regexp.MustCompile(`\{\{[A-Z0-9_]+\}\}`).FindString(conf); left != "" {
+		t.Fatalf("%s: placeholder %s left after rendering", file, left)
+	}
+	return conf
+}
+
+// nginxMain writes the main nginx.conf around a rendered Herald file, with
+// every path inside dir (the package's defaults under /var are not ours).
+func nginxMain(t *testing.T, dir, heraldConf string) string {
+	t.Helper()
+	for _, d := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		if err := os.MkdirAll(filepath.Join(dir, "tmp", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "herald.conf"), []byte(heraldConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // workers must reach the test's private temp dir
+	}
+	main := fmt.Sprintf(`%s
+worker_processes 1;
+events { worker_connections 512; }
+http {
+    log_format upstream '$remote_addr "$request" $status upstream=$upstream_addr rid=$http_x_request_id';
+    access_log %[2]s/access.log upstream;
+    client_body_temp_path %[2]s/tmp/client_body;
+    proxy_temp_path %[2]s/tmp/proxy;
+    fastcgi_temp_path %[2]s/tmp/fastcgi;
+    uwsgi_temp_path %[2]s/tmp/uwsgi;
+    scgi_temp_path %[2]s/tmp/scgi;
+    include %[2]s/herald.conf;
+}
+`, user, dir)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func nginxArgs(dir, conf string, extra ...string) []string {
+	return append(extra, "-p", dir, "-c", conf, "-e", "stderr",
+		"-g", fmt.Sprintf("daemon off; pid %s/nginx.pid; error_log stderr notice;", dir))
+}
+
+// startNginx checks the configuration with nginx -t, then runs nginx in the
+// foreground in front of nodes and waits until it proxies /healthz.
+func startNginx(t *testing.T, bin, file string, nodes ...string) *nginxProc {
+	t.Helper()
+	dir := t.TempDir()
+	ng := &nginxProc{addr: freeAddr(t), dir: dir, logs: &syncBuffer{}}
+	conf := nginxMain(t, dir, renderNginx(t, file, ng.addr, nodes...))
+	if out, err := exec.Command(bin, nginxArgs(dir, conf, "-t")...).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t %s: %v\n%s", file, err, out)
+	}
+	cmd := exec.Command(bin, nginxArgs(dir, conf)...)
+	cmd.Stdout, cmd.Stderr = ng.logs, ng.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // fast shutdown; the workers follow the master
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			access, _ := os.ReadFile(filepath.Join(dir, "access.log"))
+			t.Logf("nginx (%s) error log:\n%s\naccess log:\n%s", file, ng.logs.String(), access)
+		}
+	})
+	waitFor(t, 10*time.Second, "nginx proxying /healthz", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("nginx exited:\n%s", ng.logs.String())
+		default:
+		}
+		resp, err := http.Get("http://" + ng.addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return ng
+}
+
+func (ng *nginxProc) ws() string { return "ws://" + ng.addr + "/ws" }
+
+func (ng *nginxProc) publish(t *testing.T, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+ng.addr+"/api/v1/publish", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("publish through nginx: %s %s", resp.Status, b)
+	}
+}
+
+// wsClient is a Go client that records events and server_shutdown frames.
+type wsClient struct {
+	*client.Client
+	shutdowns atomic.Int32
+	mu        sync.Mutex
+	events    map[string]int
+}
+
+func (c *wsClient) got(event string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.events[event]
+}
+
+func dialThrough(t *testing.T, url, id string) *wsClient {
+	t.Helper()
+	c := &wsClient{events: map[string]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	c.Client, err = client.Dial(ctx, url, client.WithClientID(id),
+		client.WithReconnect(50*time.Millisecond, 500*time.Millisecond),
+		client.WithFrameHandler(func(frame []byte) {
+			var f struct{ Type string }
+			if json.Unmarshal(frame, &f) == nil && f.Type == "server_shutdown" {
+				c.shutdowns.Add(1)
+			}
+		}))
+	if err != nil {
+		t.Fatalf("dial %s through nginx: %v", id, err)
+	}
+	c.OnAny(func(e client.Event) {
+		c.mu.Lock()
+		c.events[e.Event]++
+		c.mu.Unlock()
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Join(ctx, "news"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestNginxStateless runs deploy/nginx/herald-stateless.conf in front of
+// two Herald nodes sharing Redis: round robin spreads clients over both, a
+// broadcast reaches all, and when one node drains its clients are told,
+// come back through nginx to the other node, resume their sessions and
+// keep receiving, while the drained node exits 0.
+func TestNginxStateless(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nginx, redis-server and two herald processes")
+	}
+	t.Parallel()
+	nginx := need(t, "nginx", nginxHint, "/usr/sbin/nginx")
+	bin, _ := buildHerald(t)
+	redis := testserver.StartRedis(t)
+	n1 := startHeraldNode(t, bin, "n1", redis.URL())
+	n2 := startHeraldNode(t, bin, "n2", redis.URL())
+	ng := startNginx(t, nginx, "herald-stateless.conf", n1.addr, n2.addr)
+
+	const clients = 6
+	var cs []*wsClient
+	for i := range clients {
+		cs = append(cs, dialThrough(t, ng.ws(), fmt.Sprintf("user-%d", i)))
+	}
+	on1, on2 := n1.connections(t), n2.connections(t)
+	if on1 == 0 || on2 == 0 || on1+on2 != clients {
+		t.Fatalf("round robin should spread %d clients over both nodes: n1 has %d, n2 has %d", clients, on1, on2)
+	}
+
+	ng.publish(t, `{"room":"news","event":"before","data":1}`)
+	for i, c := range cs {
+		waitFor(t, 5*time.Second, fmt.Sprintf("client %d got the broadcast", i), func() bool { return c.got("before") == 1 })
+	}
+
+	// Drain n1.
+	if err := n1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-n1.exited:
+	case <-time.After(3*time.Second + 10*time.Second):
+		t.Fatal("n1 did not exit within its drain timeout (3s) + 10s")
+	}
+	if n1.err != nil {
+		t.Fatalf("n1 exited with %v, want 0", n1.err)
+	}
+	var told []*wsClient
+	for _, c := range cs {
+		if c.shutdowns.Load() > 0 {
+			told = append(told, c)
+		}
+	}
+	if len(told) != on1 {
+		t.Fatalf("%d clients got server_shutdown, but n1 had %d", len(told), on1)
+	}
+	waitFor(t, 10*time.Second, "every client connected to n2", func() bool {
+		for _, c := range cs {
+			if c.State() != client.Connected {
+				return false
+			}
+		}
+		return n2.connections(t) == clients
+	})
+	for i, c := range told {
+		if !c.Resumed() {
+			t.Errorf("drained client %d did not resume its session on n2", i)
+		}
+	}
+
+	ng.publish(t, `{"room":"news","event":"after","data":2}`)
+	for i, c := range cs {
+		waitFor(t, 5*time.Second, fmt.Sprintf("client %d got the broadcast after the drain", i), func() bool { return c.got("after") == 1 })
+	}
+	if t.Failed() {
+		return
+	}
+
+	// nginx forwards X-Request-ID (Herald's correlation id, echoed on the
+	// upgrade response) and makes one when the client sends none.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, sent := range []string{"deploy-test-rid", ""} {
+		h := http.Header{}
+		if sent != "" {
+			h.Set("X-Request-ID", sent)
+		}
+		conn, resp, err := websocket.Dial(ctx, ng.ws()+"?clientId=rid", &websocket.DialOptions{HTTPHeader: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := resp.Header.Get("X-Request-ID")
+		conn.Close(websocket.StatusNormalClosure, "")
+		if sent != "" && got != sent || got == "" {
+			t.Errorf("sent X-Request-ID %q, upgrade response has %q", sent, got)
+		}
+	}
+}
+
+// TestNginxSticky checks herald-sticky.conf: nginx accepts it, proxies
+// WebSockets and the API, and ip_hash keeps one client address on one node.
+func TestNginxSticky(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nginx, redis-server and two herald processes")
+	}
+	t.Parallel()
+	nginx := need(t, "nginx", nginxHint, "/usr/sbin/nginx")
+	bin, _ := buildHerald(t)
+	redis := testserver.StartRedis(t)
+	n1 := startHeraldNode(t, bin, "s1", redis.URL())
+	n2 := startHeraldNode(t, bin, "s2", redis.URL())
+	ng := startNginx(t, nginx, "herald-sticky.conf", n1.addr, n2.addr)
+
+	a := dialThrough(t, ng.ws(), "sticky-a")
+	b := dialThrough(t, ng.ws(), "sticky-b")
+	ng.publish(t, `{"room":"news","event":"hello","data":1}`)
+	for _, c := range []*wsClient{a, b} {
+		waitFor(t, 5*time.Second, "sticky client got the broadcast", func() bool { return c.got("hello") == 1 })
+	}
+	if on1, on2 := n1.connections(t), n2.connections(t); on1 != 2 && on2 != 2 {
+		t.Fatalf("ip_hash should put both clients from 127.0.0.1 on one node: s1 has %d, s2 has %d", on1, on2)
+	}
+}
+
+// TestNginxConfigs checks what a short test cannot observe: both files
+// keep the WebSocket essentials, and the read timeout outlasts a heartbeat.
+func TestNginxConfigs(t *testing.T) {
+	t.Parallel()
+	minRead := herald.DefaultHeartbeatInterval + herald.DefaultHeartbeatTimeout
+	for _, file := range []string{"herald-stateless.conf", "herald-sticky.conf"} {
+		t.Run(file, func(t *testing.T) {
+			t.Parallel()
+			conf := readFile(t, filepath.Join("deploy/nginx", file))
+			for _, want := range []string{
+				"proxy_http_version 1.1;",
+				"proxy_set_header Upgrade $http_upgrade;",
+				"proxy_set_header Connection $connection_upgrade;",
+				"map $http_upgrade $connection_upgrade",
+				"proxy_set_header X-Request-ID",
+				"proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+				"proxy_buffering off;",
+				"proxy_send_timeout",
+				"http_503",
+			} {
+				if !strings.Contains(conf, want) {
+					t.Errorf("missing %q", want)
+				}
+			}
+			if sticky := strings.Contains(conf, "\n    ip_hash;"); sticky != strings.Contains(file, "sticky") {
+				t.Errorf("ip_hash present = %v", sticky)
+			}
+			ws := conf[strings.Index(conf, "location = /ws"):]
+			ws = ws[:strings.Index(ws, "}")]
+			m := regexp.MustCompile(`proxy_read_timeout (\d+)s;`).FindStringSubmatch(ws)
+			if m == nil {
+				t.Fatal("no proxy_read_timeout in seconds in location = /ws")
+			}
+			if d, _ := time.ParseDuration(m[1] + "s"); d <= minRead {
+				t.Errorf("proxy_read_timeout %s must exceed heartbeat interval + timeout (%s)", d, minRead)
+			}
+		})
+	}
+}
