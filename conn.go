@@ -3,11 +3,13 @@ package herald
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -242,8 +244,16 @@ func (c *conn) run() {
 		}
 	}
 
+	defer func() {
+		// A bug of ours must cost one connection, not the process or the
+		// bookkeeping: log it with its stack, drop the socket, clean up.
+		if v := recover(); v != nil {
+			s.log.ErrorContext(c.ctx, "panic while serving a connection", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.ws.Terminate(errInternal)
+		}
+		c.cleanup()
+	}()
 	c.readLoop()
-	c.cleanup()
 }
 
 func (c *conn) readLoop() {
@@ -331,6 +341,8 @@ func (c *conn) closeStatus() (code int, reason, label string) {
 		byServer := c.closeCode != 0
 		c.closeMu.Unlock()
 		return ce.Code, ce.Reason, closeLabel(ce.Code, byServer)
+	case errors.Is(err, errInternal):
+		return protocol.CloseAbnormal, "internal error", "internal_error"
 	case errors.Is(err, errDrainTerminated):
 		return protocol.CloseAbnormal, "drain timeout", "server_shutdown"
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -369,7 +381,10 @@ func closeLabel(code int, byServer bool) string {
 	return "client_close"
 }
 
-var errDrainTerminated = errors.New("herald: drain timeout")
+var (
+	errDrainTerminated = errors.New("herald: drain timeout")
+	errInternal        = errors.New("herald: internal error")
+)
 
 // closeWith starts a graceful close with code and reason and returns at
 // once. The handshake (up to the transport's 5 s grace) runs on a goroutine
