@@ -31,6 +31,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runPublish(args[1:], stdout, stderr)
 	case "token":
 		return runToken(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "herald %s\n", version)
 		return 0
@@ -52,6 +54,7 @@ Usage:
   herald connect URL     interactive client: type join/publish/emit, see every frame
   herald publish [flags] publish through the server API (herald publish --help)
   herald token [flags]   print a development JWT signed with HERALD_JWT_SECRET
+  herald bench [flags]   end-to-end benchmark against Node ws and Socket.IO (herald bench --help)
   herald version         print the version
 `)
 }

@@ -1,0 +1,73 @@
+package loadgen_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/bench/loadgen"
+)
+
+// TestBroadcastSmoke runs the broadcast scenario for about two seconds
+// against an in-process Herald with 50 subscribers on local workers, so
+// that CI exercises the whole generator: dial, join, publish, latency and
+// loss accounting, CPU sampling.
+func TestBroadcastSmoke(t *testing.T) {
+	srv, err := herald.New(herald.Config{
+		APIKeys:     []string{"smoke-test-api-key-0123"},
+		MessageRate: -1,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		hs.CloseClientConnections()
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	ctx := context.Background()
+	url := loadgen.KindHerald.EndpointURL("ws" + strings.TrimPrefix(hs.URL, "http"))
+	specs := loadgen.SplitSpecs(loadgen.WorkerSpec{
+		Kind: loadgen.KindHerald, URLs: []string{url}, Mode: "subscribe", Conns: 50, Rooms: 5,
+		SourceIPs: []string{"127.0.0.1"},
+	}, 25)
+	fleet, err := loadgen.StartFleet(ctx, specs, loadgen.LocalWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Close() })
+	if fleet.Connected != 50 || len(fleet.PerRoom) != 5 {
+		t.Fatalf("connected %d in %d rooms (failed %d: %s), want 50 in 5", fleet.Connected, len(fleet.PerRoom), fleet.Failed, fleet.FirstErr)
+	}
+	pub, err := loadgen.NewPublisher(ctx, loadgen.KindHerald, url, 5, 2, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	res, err := loadgen.RunBroadcastStep(ctx, fleet, pub, loadgen.StepConfig{
+		Step: 0, DeliveriesPerSec: 2000, PayloadBytes: 100, Duration: 2 * time.Second, DrainTimeout: 5 * time.Second,
+		LoadPIDs: []int{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Published == 0 || res.Expected != res.Published*10 {
+		t.Fatalf("published %d, expected %d deliveries: want 10 subscribers per message", res.Published, res.Expected)
+	}
+	if res.Lost != 0 || res.Duplicates != 0 || res.Received != res.Expected {
+		t.Fatalf("received %d of %d (lost %d, duplicates %d)", res.Received, res.Expected, res.Lost, res.Duplicates)
+	}
+	if res.Latency.Count != uint64(res.Received) || res.Latency.P50 <= 0 {
+		t.Fatalf("latency summary %+v does not match %d deliveries", res.Latency, res.Received)
+	}
+}

@@ -1,0 +1,408 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MaxSteps bounds the measurement steps one worker keeps apart.
+const MaxSteps = 64
+
+// WorkerSpec is the first line a worker reads: what to connect to and what
+// to do.
+type WorkerSpec struct {
+	Kind Kind `json:"kind"`
+	// URLs are WebSocket endpoints; connection i uses URLs[(Offset+i)%len].
+	URLs []string `json:"urls"`
+	// Mode is "subscribe" (hold Conns connections, each in one room, and
+	// record the scenario payloads they receive) or "churn" (connect and
+	// disconnect in a loop).
+	Mode string `json:"mode"`
+	// Conns is the number of subscriber connections; Offset numbers them
+	// globally so that workers share rooms and source addresses evenly.
+	Conns  int `json:"conns"`
+	Offset int `json:"offset"`
+	// Rooms: connection i joins RoomName((Offset+i) % Rooms).
+	Rooms int `json:"rooms"`
+	// SourceIPs are the loopback addresses connections are bound to, in
+	// turn (empty: the kernel chooses).
+	SourceIPs []string `json:"sourceIPs"`
+	// Header is added to every upgrade request (Authorization for JWT).
+	Header map[string]string `json:"header,omitempty"`
+	// DialConcurrency bounds connection attempts in flight (default 64).
+	DialConcurrency int `json:"dialConcurrency,omitempty"`
+	// ChurnConcurrency is the number of connect/close loops (churn mode).
+	ChurnConcurrency int `json:"churnConcurrency,omitempty"`
+	// ChurnDuration is how long the churn loops run after "start".
+	ChurnDuration time.Duration `json:"churnDuration,omitempty"`
+}
+
+// RoomName is the name of scenario room r.
+func RoomName(r int) string { return "bench-" + strconv.Itoa(r) }
+
+// Command is a line the driver sends a worker after its spec.
+type Command struct {
+	Cmd  string `json:"cmd"` // count, report, start, stop
+	Step int    `json:"step"`
+}
+
+// Ready is a worker's answer once its connections are up.
+type Ready struct {
+	Connected int `json:"connected"`
+	Failed    int `json:"failed"`
+	// PerRoom counts connected subscribers by room index.
+	PerRoom  map[int]int   `json:"perRoom"`
+	Took     time.Duration `json:"took"`
+	FirstErr string        `json:"firstErr,omitempty"`
+}
+
+// StepReport is what a worker observed for one step.
+type StepReport struct {
+	Step        int        `json:"step"`
+	Received    int64      `json:"received"`
+	Duplicates  int64      `json:"duplicates"`
+	Latency     *Histogram `json:"latency"`
+	Disconnects int64      `json:"disconnects"` // connections lost so far
+}
+
+// ChurnReport is the outcome of a churn run.
+type ChurnReport struct {
+	Connects int64         `json:"connects"`
+	Failures int64         `json:"failures"`
+	Took     time.Duration `json:"took"`
+	Latency  *Histogram    `json:"latency"` // connect → welcome
+	FirstErr string        `json:"firstErr,omitempty"`
+}
+
+// WorkerReply is one line a worker writes; exactly one field is set.
+type WorkerReply struct {
+	Ready  *Ready       `json:"ready,omitempty"`
+	Count  *int64       `json:"count,omitempty"`
+	Report *StepReport  `json:"report,omitempty"`
+	Churn  *ChurnReport `json:"churn,omitempty"`
+	Error  string       `json:"error,omitempty"`
+}
+
+// stepState accumulates one step's deliveries across connections.
+type stepState struct {
+	received atomic.Int64
+	dups     atomic.Int64
+	shards   [16]struct {
+		mu sync.Mutex
+		h  Histogram
+	}
+}
+
+// subscriber is one held connection; its fields are owned by its reader.
+type subscriber struct {
+	c        *WSConn
+	room     int
+	curStep  int
+	lastSeq  int64
+	shardIdx int
+}
+
+type worker struct {
+	spec        WorkerSpec
+	steps       [MaxSteps]stepState
+	disconnects atomic.Int64
+	closing     atomic.Bool
+}
+
+// RunWorker reads a WorkerSpec and then Commands as JSON lines from in,
+// and writes WorkerReplies to out, until "stop" or the end of in. It
+// returns once every connection it opened is closed and its goroutines
+// have ended.
+func RunWorker(ctx context.Context, in io.Reader, out io.Writer) error {
+	dec := json.NewDecoder(bufio.NewReader(in))
+	enc := json.NewEncoder(out)
+	var spec WorkerSpec
+	if err := dec.Decode(&spec); err != nil {
+		return fmt.Errorf("loadgen: worker spec: %w", err)
+	}
+	if _, err := ParseKind(string(spec.Kind)); err != nil {
+		_ = enc.Encode(WorkerReply{Error: err.Error()})
+		return err
+	}
+	w := &worker{spec: spec}
+	switch spec.Mode {
+	case "subscribe":
+		return w.subscribe(ctx, dec, enc)
+	case "churn":
+		return w.churn(ctx, dec, enc)
+	}
+	err := fmt.Errorf("loadgen: unknown worker mode %q", spec.Mode)
+	_ = enc.Encode(WorkerReply{Error: err.Error()})
+	return err
+}
+
+func (w *worker) localIP(i int) net.IP {
+	if len(w.spec.SourceIPs) == 0 {
+		return nil
+	}
+	return net.ParseIP(w.spec.SourceIPs[(w.spec.Offset+i)%len(w.spec.SourceIPs)])
+}
+
+func (w *worker) header() http.Header {
+	h := http.Header{}
+	for k, v := range w.spec.Header {
+		h.Set(k, v)
+	}
+	return h
+}
+
+// connect dials, opens and (when room >= 0) joins, retrying a few times.
+func (w *worker) connect(ctx context.Context, i, room int, hdr http.Header) (*WSConn, error) {
+	url := w.spec.URLs[(w.spec.Offset+i)%len(w.spec.URLs)]
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+			}
+		}
+		var c *WSConn
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		c, err = Dial(dctx, url, DialOptions{LocalIP: w.localIP(i), Header: hdr})
+		cancel()
+		if err != nil {
+			continue
+		}
+		if err = w.spec.Kind.Open(c, 15*time.Second); err != nil {
+			c.Close()
+			continue
+		}
+		if room >= 0 {
+			if err = w.spec.Kind.Join(c, RoomName(room), 1, 15*time.Second); err != nil {
+				c.Close()
+				continue
+			}
+		}
+		return c, nil
+	}
+	return nil, err
+}
+
+func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Encoder) error {
+	start := time.Now()
+	spec := w.spec
+	if spec.Rooms <= 0 {
+		spec.Rooms = 1
+	}
+	conc := spec.DialConcurrency
+	if conc <= 0 {
+		conc = 64
+	}
+	hdr := w.header()
+	var (
+		mu       sync.Mutex
+		subs     []*subscriber
+		failed   int
+		firstErr string
+		sem      = make(chan struct{}, conc)
+		dialWG   sync.WaitGroup
+	)
+	for i := 0; i < spec.Conns; i++ {
+		room := (spec.Offset + i) % spec.Rooms
+		sem <- struct{}{}
+		dialWG.Add(1)
+		go func() {
+			defer func() { <-sem; dialWG.Done() }()
+			c, err := w.connect(ctx, i, room, hdr)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				if firstErr == "" {
+					firstErr = err.Error()
+				}
+				return
+			}
+			subs = append(subs, &subscriber{c: c, room: room, curStep: -1, lastSeq: -1, shardIdx: i % 16})
+		}()
+	}
+	dialWG.Wait()
+
+	var readers sync.WaitGroup
+	perRoom := map[int]int{}
+	for _, s := range subs {
+		perRoom[s.room]++
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			w.read(s)
+		}()
+	}
+	defer func() {
+		w.closing.Store(true)
+		for _, s := range subs {
+			s.c.Close()
+		}
+		readers.Wait()
+	}()
+	if err := enc.Encode(WorkerReply{Ready: &Ready{
+		Connected: len(subs), Failed: failed, PerRoom: perRoom, Took: time.Since(start), FirstErr: firstErr,
+	}}); err != nil {
+		return err
+	}
+	for {
+		var cmd Command
+		if err := dec.Decode(&cmd); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if cmd.Step < 0 || cmd.Step >= MaxSteps {
+			_ = enc.Encode(WorkerReply{Error: fmt.Sprintf("step %d out of range", cmd.Step)})
+			continue
+		}
+		st := &w.steps[cmd.Step]
+		var err error
+		switch cmd.Cmd {
+		case "count":
+			n := st.received.Load()
+			err = enc.Encode(WorkerReply{Count: &n})
+		case "report":
+			r := &StepReport{Step: cmd.Step, Received: st.received.Load(), Duplicates: st.dups.Load(),
+				Latency: &Histogram{}, Disconnects: w.disconnects.Load()}
+			for i := range st.shards {
+				sh := &st.shards[i]
+				sh.mu.Lock()
+				r.Latency.Merge(&sh.h)
+				sh.mu.Unlock()
+			}
+			err = enc.Encode(WorkerReply{Report: r})
+		case "stop":
+			return nil
+		default:
+			err = enc.Encode(WorkerReply{Error: "unknown command " + strconv.Quote(cmd.Cmd)})
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// read is a subscriber's reader loop: it records every scenario payload.
+func (w *worker) read(s *subscriber) {
+	kind := w.spec.Kind
+	for {
+		msg, err := s.c.Read()
+		if err != nil {
+			if !w.closing.Load() {
+				w.disconnects.Add(1)
+			}
+			return
+		}
+		if kind.Control(s.c, msg) {
+			continue
+		}
+		w.record(s, msg, time.Now().UnixNano())
+	}
+}
+
+// record accounts for one message received by s at now (Unix ns): a
+// scenario payload counts once per subscriber; a sequence number not above
+// the last one of the same step is a duplicate.
+func (w *worker) record(s *subscriber, msg []byte, now int64) {
+	p, ok := ParsePayload(msg)
+	if !ok || p.Step < 0 || p.Step >= MaxSteps {
+		return
+	}
+	st := &w.steps[p.Step]
+	if p.Step == s.curStep && p.Seq <= s.lastSeq {
+		st.dups.Add(1)
+		return
+	}
+	if p.Step >= s.curStep {
+		s.curStep, s.lastSeq = p.Step, p.Seq
+	}
+	st.received.Add(1)
+	sh := &st.shards[s.shardIdx]
+	sh.mu.Lock()
+	sh.h.Record(now - p.SentNanos)
+	sh.mu.Unlock()
+}
+
+func (w *worker) churn(ctx context.Context, dec *json.Decoder, enc *json.Encoder) error {
+	if err := enc.Encode(WorkerReply{Ready: &Ready{}}); err != nil {
+		return err
+	}
+	var cmd Command
+	if err := dec.Decode(&cmd); err != nil {
+		return err
+	}
+	if cmd.Cmd != "start" {
+		return fmt.Errorf("loadgen: churn worker: want start, got %q", cmd.Cmd)
+	}
+	conc := max(w.spec.ChurnConcurrency, 1)
+	hdr := w.header()
+	deadline := time.Now().Add(w.spec.ChurnDuration)
+	var (
+		mu       sync.Mutex
+		rep      = &ChurnReport{Latency: &Histogram{}}
+		wg       sync.WaitGroup
+		seq      atomic.Int64
+		start    = time.Now()
+		firstErr string
+	)
+	for g := 0; g < conc; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var h Histogram
+			var ok, bad int64
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				i := int(seq.Add(1))
+				t0 := time.Now()
+				url := w.spec.URLs[(w.spec.Offset+i)%len(w.spec.URLs)]
+				dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				c, err := Dial(dctx, url, DialOptions{LocalIP: w.localIP(i), Header: hdr})
+				cancel()
+				if err == nil {
+					err = w.spec.Kind.Open(c, 10*time.Second)
+					if err == nil {
+						h.Record(int64(time.Since(t0)))
+						ok++
+					}
+					c.Close()
+				}
+				if err != nil {
+					bad++
+					mu.Lock()
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
+					mu.Unlock()
+				}
+			}
+			mu.Lock()
+			rep.Connects += ok
+			rep.Failures += bad
+			rep.Latency.Merge(&h)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	rep.Took = time.Since(start)
+	rep.FirstErr = firstErr
+	if err := enc.Encode(WorkerReply{Churn: rep}); err != nil {
+		return err
+	}
+	// Wait for stop (or the end of input) so the driver controls exit.
+	_ = dec.Decode(&cmd)
+	return nil
+}

@@ -1,0 +1,146 @@
+package suite
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Targets in report order: Herald first, then the peers it is compared to.
+const (
+	TargetHerald   = "herald"
+	TargetWS       = "ws"
+	TargetSocketIO = "socketio"
+)
+
+// Scenarios.
+const (
+	ScenarioIdle      = "idle"
+	ScenarioBroadcast = "broadcast"
+	ScenarioChurn     = "churn"
+	ScenarioCluster   = "cluster"
+)
+
+// Options configure a Run. Zero fields take the defaults of Defaults (or
+// QuickDefaults).
+type Options struct {
+	Targets   []string // herald, ws, socketio
+	Scenarios []string // idle, broadcast, churn, cluster (broadcast includes the ramp)
+
+	Conns        int           // subscribers per run (default 10,000)
+	Rooms        int           // rooms they are spread over (default 10)
+	Publishers   int           // publisher connections (default 2)
+	WorkerConns  int           // connections per worker process (default 5,000)
+	SourceIPs    int           // loopback source addresses 127.0.0.2… (default 8)
+	Reps         int           // repetitions of each fixed-rate measurement (default 3)
+	StepDuration time.Duration // publishing time of one step (default 10 s)
+	DrainTimeout time.Duration // wait for in-flight deliveries after a step (default 5 s)
+	IdleSettle   time.Duration // wait after connecting before reading RSS (default 10 s)
+	IdleWindow   time.Duration // CPU sampling window while idle (default 10 s)
+	FixedRate    float64       // deliveries/s of the fixed-rate steps (default 50,000)
+	Payloads     []int         // payload sizes of the fixed-rate steps (default 100, 4096)
+	RampRates    []float64     // offered deliveries/s of the ramp, ascending
+	P99Bound     time.Duration // ramp bound on p99 (default 500 ms)
+	ChurnTime    time.Duration // duration of one churn run (default 10 s)
+	ChurnConc    int           // concurrent connect loops in total (default 64)
+	ClusterNodes int           // nodes in the cluster scenario (default 3)
+
+	HeraldBin string // herald binary for servers and workers (default: this executable)
+	PeersDir  string // bench/peers (default "bench/peers")
+	NodeBin   string // default "node"
+	RedisBin  string // default "redis-server"
+	OutDir    string // results directory (default bench/results/<timestamp>)
+	DocsFile  string // when set, the report replaces the generated part of this file
+	DocsSVG   string // directory the charts are copied to for DocsFile
+	Command   string // the command line, for the report
+	Quick     bool
+}
+
+// Defaults are the full-run settings.
+func Defaults() Options {
+	return Options{
+		Targets:      []string{TargetHerald, TargetWS, TargetSocketIO},
+		Scenarios:    []string{ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster},
+		Conns:        10000,
+		Rooms:        10,
+		Publishers:   2,
+		WorkerConns:  5000,
+		SourceIPs:    8,
+		Reps:         3,
+		StepDuration: 10 * time.Second,
+		DrainTimeout: 5 * time.Second,
+		IdleSettle:   10 * time.Second,
+		IdleWindow:   10 * time.Second,
+		FixedRate:    50000,
+		Payloads:     []int{100, 4096},
+		RampRates:    []float64{50e3, 75e3, 100e3, 125e3, 150e3, 200e3, 250e3, 300e3, 400e3, 600e3, 900e3},
+		P99Bound:     500 * time.Millisecond,
+		ChurnTime:    10 * time.Second,
+		ChurnConc:    64,
+		ClusterNodes: 3,
+		PeersDir:     "bench/peers",
+		NodeBin:      "node",
+		RedisBin:     "redis-server",
+	}
+}
+
+// QuickDefaults finish in about three minutes: fewer connections, one
+// repetition, short steps, a short ramp.
+func QuickDefaults() Options {
+	o := Defaults()
+	o.Quick = true
+	o.Conns = 2000
+	o.Reps = 1
+	o.StepDuration = 3 * time.Second
+	o.DrainTimeout = 2 * time.Second
+	o.IdleSettle = 2 * time.Second
+	o.IdleWindow = 3 * time.Second
+	o.FixedRate = 20000
+	o.RampRates = []float64{20e3, 50e3, 100e3, 200e3}
+	o.ChurnTime = 3 * time.Second
+	o.ChurnConc = 32
+	return o
+}
+
+func (o *Options) has(scenario string) bool {
+	for _, s := range o.Scenarios {
+		if s == scenario {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *Options) validate() error {
+	for _, t := range o.Targets {
+		switch t {
+		case TargetHerald, TargetWS, TargetSocketIO:
+		default:
+			return fmt.Errorf("suite: unknown target %q (herald, ws, socketio)", t)
+		}
+	}
+	for _, s := range o.Scenarios {
+		switch s {
+		case ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster:
+		default:
+			return fmt.Errorf("suite: unknown scenario %q (%s)", s,
+				strings.Join([]string{ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster}, ", "))
+		}
+	}
+	if o.Conns <= 0 || o.Rooms <= 0 || o.Reps <= 0 {
+		return fmt.Errorf("suite: conns, rooms and reps must be positive")
+	}
+	if o.Rooms > 100 {
+		return fmt.Errorf("suite: at most 100 rooms (Herald's default per-connection room limit is 128 and a publisher joins all)")
+	}
+	return nil
+}
+
+// sourceIPs returns 127.0.0.2 … 127.0.0.(1+n).
+func sourceIPs(n int) []string {
+	var out []string
+	for i := 0; i < n; i++ {
+		out = append(out, fmt.Sprintf("127.0.0.%d", 2+i))
+	}
+	return out
+}

@@ -1,0 +1,138 @@
+package suite
+
+import (
+	"encoding/xml"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/bench/loadgen"
+)
+
+func TestFormatValue(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   float64
+		want string
+	}{
+		{math.NaN(), "—"}, {0, "0"}, {0.1234, "0.12"}, {9.999, "10.00"}, {12.34, "12.3"},
+		{123.4, "123"}, {1234.5, "1,235"}, {986000, "986,000"}, {-1500, "-1,500"},
+	}
+	for _, tt := range tests {
+		if got := formatValue(tt.in); got != tt.want {
+			t.Errorf("formatValue(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func sampleTable() Table {
+	return Table{
+		Name: "broadcast-100b", Title: "Broadcast <100 B> & more", Columns: []string{TargetHerald, TargetWS, TargetSocketIO},
+		Rows: []Row{
+			{Metric: "Delivered", Unit: "msgs/s", Values: map[string]float64{TargetHerald: 50000, TargetWS: 25000, TargetSocketIO: math.NaN()}},
+			{Metric: "Latency p99", Unit: "ms", LowerBetter: true, Values: map[string]float64{TargetHerald: 2, TargetWS: 8, TargetSocketIO: 4}},
+			{Metric: "Nothing", Values: map[string]float64{TargetHerald: math.NaN(), TargetWS: math.NaN(), TargetSocketIO: math.NaN()}},
+		},
+	}
+}
+
+func TestMarkdownTable(t *testing.T) {
+	t.Parallel()
+	got := MarkdownTable(sampleTable())
+	want := "| Metric | Herald | Node ws | Socket.IO | Herald / Node ws | Herald / Socket.IO |\n" +
+		"|---|---:|---:|---:|---:|---:|\n" +
+		"| Delivered (msgs/s) | 50,000 | 25,000 | — | 2.00× | — |\n" +
+		"| Latency p99 (ms) ↓ | 2.00 | 8.00 | 4.00 | 0.25× | 0.50× |\n" +
+		"| Nothing | — | — | — | — | — |\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestRenderSVG(t *testing.T) {
+	t.Parallel()
+	svg := RenderSVG(sampleTable())
+	// Well-formed XML, titles escaped, one bar per target per non-empty row.
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	rects := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			if err.Error() == "EOF" {
+				break
+			}
+			t.Fatalf("not well-formed: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	if want := 1 + 2*3; rects != want { // background + 2 rows × 3 targets
+		t.Fatalf("%d rects, want %d", rects, want)
+	}
+	if !strings.Contains(svg, "Broadcast &lt;100 B&gt; &amp; more") {
+		t.Fatal("title not escaped")
+	}
+	if strings.Contains(svg, "Nothing") {
+		t.Fatal("a row without values was drawn")
+	}
+}
+
+func TestReplaceGenerated(t *testing.T) {
+	t.Parallel()
+	doc := "# Benchmarks\n\nhand written\n\n" + BeginMarker + "\nold\n" + EndMarker + "\n\n## After\n"
+	got := ReplaceGenerated(doc, "new body\n")
+	if !strings.Contains(got, "hand written") || !strings.Contains(got, "## After") || strings.Contains(got, "old") ||
+		!strings.Contains(got, BeginMarker+"\n\nnew body\n\n"+EndMarker) {
+		t.Fatalf("got:\n%s", got)
+	}
+	if again := ReplaceGenerated(got, "new body\n"); again != got {
+		t.Fatal("not idempotent")
+	}
+	fresh := ReplaceGenerated("", "x")
+	if !strings.HasPrefix(fresh, BeginMarker) || !strings.Contains(fresh, EndMarker) {
+		t.Fatalf("fresh doc: %q", fresh)
+	}
+}
+
+func TestReportTablesAndMarkdown(t *testing.T) {
+	t.Parallel()
+	o := QuickDefaults()
+	o.Command = "make bench-e2e"
+	rep := newReport(o)
+	rep.Finished = rep.Started.Add(time.Minute)
+	step := func(rate, p99, cpu float64, lost int64) loadgen.StepResult {
+		return loadgen.StepResult{OfferedDeliveriesPerSec: rate, DeliveriesPerSec: rate, Received: 100, Lost: lost,
+			Latency: loadgen.Summary{P99: p99}, ServerCPUPerDeliveryUs: cpu}
+	}
+	rep.Idle[TargetHerald] = &IdleFigures{Conns: 1000, RSSBefore: 10 << 20, RSSAfter: 12 << 20, HeapBefore: 1 << 20, HeapAfter: 2 << 20}
+	rep.Idle[TargetHerald].compute()
+	rep.Broadcast[TargetHerald] = map[string][]loadgen.StepResult{"100 B": {step(5e4, 3, 9, 0), step(5e4, 5, 11, 0), step(5e4, 4, 10, 0)}}
+	rep.Broadcast[TargetWS] = map[string][]loadgen.StepResult{"100 B": {step(5e4, 8, 12, 0)}}
+	rep.Ramp[TargetHerald] = loadgen.RampResult{Bound: 500, Steps: []loadgen.StepResult{step(1e5, 10, 9, 0), step(2e5, 900, 9, 0)}, MaxOK: step(1e5, 10, 9, 0)}
+	rep.ClusterRamp[TargetHerald] = loadgen.RampResult{Bound: 500, MaxOK: step(8e4, 10, 9, 0)}
+	tables := rep.Tables()
+	byName := map[string]Table{}
+	for _, tb := range tables {
+		byName[tb.Name] = tb
+	}
+	if got := byName["idle"].Rows[1].Values[TargetHerald]; got != 2048.0/1000 {
+		t.Fatalf("RSS per conn = %v KB, want 2.048", got)
+	}
+	if got := byName["broadcast-100b"].Rows[3].Values[TargetHerald]; got != 4 {
+		t.Fatalf("median p99 = %v, want 4", got)
+	}
+	if got := byName["ramp"].Rows[3].Values[TargetHerald]; got != 2e5 {
+		t.Fatalf("first failing rate = %v, want 200000", got)
+	}
+	if got := byName["cluster"].Rows[2].Values[TargetHerald]; got != 0.8 {
+		t.Fatalf("cluster/single = %v, want 0.8", got)
+	}
+	md := rep.Markdown(tables, "benchmarks/")
+	for _, want := range []string{"QUICK run", "`make bench-e2e`", "![Idle connections](benchmarks/idle.svg)", "| Herald | 100,000 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}

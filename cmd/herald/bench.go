@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/heraldrt/herald/bench/loadgen"
+	"github.com/heraldrt/herald/bench/suite"
+)
+
+// runBench is `herald bench`: the end-to-end load generator that compares
+// Herald with the reference servers of bench/peers in one run.
+//
+//	herald bench [flags] [scenario...]   idle, broadcast, churn, cluster (default: all)
+//	herald bench worker                  internal: a load-generator child process
+func runBench(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "worker" {
+		// The orchestrator talks to its workers over stdin and stdout.
+		if err := loadgen.RunWorker(context.Background(), os.Stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "herald bench worker: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	o, err := parseBench(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "herald bench: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := suite.Run(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald bench: %v\n", err)
+		return 1
+	}
+	for _, t := range rep.Tables() {
+		fmt.Fprintf(stdout, "\n%s\n\n%s", t.Title, suite.MarkdownTable(t))
+	}
+	if len(rep.Errors) > 0 {
+		return 1
+	}
+	return 0
+}
+
+func parseBench(args []string, stderr io.Writer) (suite.Options, error) {
+	quick := false
+	for _, a := range args {
+		if a == "--quick" || a == "-quick" || a == "--quick=true" {
+			quick = true
+		}
+	}
+	if v, _ := strconv.ParseBool(os.Getenv("QUICK")); v {
+		quick = true
+	}
+	o := suite.Defaults()
+	if quick {
+		o = suite.QuickDefaults()
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: herald bench [flags] [scenario...]
+
+Runs the end-to-end benchmark: each scenario (idle, broadcast with its ramp,
+churn, cluster; default all) against Herald and the Node reference servers
+of bench/peers (run "npm ci" there first), one after the other with the same
+parameters, and writes report.md, results.json and SVG charts into --out.
+QUICK=1 in the environment is the same as --quick.
+
+`)
+		fs.PrintDefaults()
+	}
+	fs.Bool("quick", quick, "short run (~3 min): 2,000 connections, 1 repetition, 3 s steps")
+	targets := fs.String("targets", strings.Join(o.Targets, ","), "servers to compare, in order: herald, ws, socketio")
+	fs.IntVar(&o.Conns, "conns", o.Conns, "subscriber connections (keep under ~15k per server process)")
+	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms the subscribers are spread over")
+	fs.IntVar(&o.Publishers, "publishers", o.Publishers, "publisher connections")
+	fs.IntVar(&o.WorkerConns, "worker-conns", o.WorkerConns, "connections per load-generator process")
+	fs.IntVar(&o.SourceIPs, "source-ips", o.SourceIPs, "loopback source addresses used, from 127.0.0.2")
+	fs.IntVar(&o.Reps, "reps", o.Reps, "repetitions of each fixed-rate measurement (the median is reported)")
+	fs.DurationVar(&o.StepDuration, "step", o.StepDuration, "publishing time of each broadcast step")
+	fs.DurationVar(&o.DrainTimeout, "drain", o.DrainTimeout, "wait for in-flight deliveries after a step before counting the rest as lost")
+	fs.DurationVar(&o.IdleSettle, "idle-settle", o.IdleSettle, "wait after connecting before measuring memory")
+	fs.DurationVar(&o.IdleWindow, "idle-window", o.IdleWindow, "idle CPU sampling window")
+	fs.Float64Var(&o.FixedRate, "rate", o.FixedRate, "deliveries/s of the fixed-rate broadcast steps")
+	payloads := fs.String("payloads", joinInts(o.Payloads), "payload sizes in bytes of the fixed-rate steps")
+	ramp := fs.String("ramp", joinFloats(o.RampRates), "offered deliveries/s of the ramp steps, ascending")
+	fs.DurationVar(&o.P99Bound, "p99-bound", o.P99Bound, "ramp: highest p99 a passing step may have")
+	fs.DurationVar(&o.ChurnTime, "churn-time", o.ChurnTime, "duration of one churn run")
+	fs.IntVar(&o.ChurnConc, "churn-concurrency", o.ChurnConc, "concurrent connect loops in the churn scenario")
+	fs.IntVar(&o.ClusterNodes, "cluster-nodes", o.ClusterNodes, "nodes in the cluster scenario")
+	fs.StringVar(&o.HeraldBin, "herald-bin", "", "herald binary to benchmark (default: this executable)")
+	fs.StringVar(&o.PeersDir, "peers", o.PeersDir, "directory of the Node reference servers")
+	fs.StringVar(&o.NodeBin, "node", o.NodeBin, "node binary")
+	fs.StringVar(&o.RedisBin, "redis-server", o.RedisBin, "redis-server binary")
+	fs.StringVar(&o.OutDir, "out", "", "results directory (default bench/results/<timestamp>)")
+	fs.StringVar(&o.DocsFile, "docs", "", "also write the report into the generated part of this file (e.g. docs/benchmarks.md)")
+	command := fs.String("command", "", "the command line recorded in the report (default: this one)")
+	fs.StringVar(&o.DocsSVG, "docs-charts", "", "directory the charts are copied to for --docs (e.g. docs/benchmarks)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.Targets = splitList(*targets)
+	if fs.NArg() > 0 {
+		o.Scenarios = fs.Args()
+	}
+	var err error
+	if o.Payloads, err = parseInts(*payloads); err != nil {
+		return o, fmt.Errorf("--payloads: %w", err)
+	}
+	if o.RampRates, err = parseFloats(*ramp); err != nil {
+		return o, fmt.Errorf("--ramp: %w", err)
+	}
+	o.Command = "herald bench " + strings.Join(args, " ")
+	if *command != "" {
+		o.Command = *command
+	}
+	return o, nil
+}
+
+func joinInts(xs []int) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, strconv.Itoa(x))
+	}
+	return strings.Join(s, ",")
+}
+
+func joinFloats(xs []float64) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, strconv.FormatFloat(x, 'f', -1, 64))
+	}
+	return strings.Join(s, ",")
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range splitList(s) {
+		n, err := strconv.ParseFloat(f, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
