@@ -1,12 +1,14 @@
 package redis
 
 import (
-	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/heraldrt/herald/internal/redisopt"
 )
 
 // Config configures a Broker. Exactly one of URL and ClusterAddrs is set.
@@ -52,28 +54,13 @@ var (
 )
 
 func (c *Config) clientOption() (rueidis.ClientOption, error) {
-	var opt rueidis.ClientOption
-	switch {
-	case c.URL != "" && len(c.ClusterAddrs) > 0:
-		return opt, errors.New("redis broker: set URL or ClusterAddrs, not both")
-	case c.URL != "":
-		o, err := rueidis.ParseURL(c.URL)
-		if err != nil {
-			return opt, err
-		}
-		opt = o
-		opt.ForceSingleClient = true
-	case len(c.ClusterAddrs) > 0:
-		opt.InitAddress = c.ClusterAddrs
-		opt.Password = c.Password
-		opt.ShuffleInit = true
-	default:
-		return opt, errors.New("redis broker: URL or ClusterAddrs is required")
+	opt, err := redisopt.Options(c.URL, c.ClusterAddrs, c.Password)
+	if err != nil {
+		return opt, fmt.Errorf("redis broker: %w", err)
 	}
 	// Resubscription and publish buffering are ours: retrying inside the
 	// client would hide outages from Health and reorder publications.
 	opt.DisableRetry = true
-	opt.DisableCache = true
 	opt.Dialer = net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	return opt, nil
 }

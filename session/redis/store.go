@@ -3,13 +3,14 @@ package redis
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/heraldrt/herald/session"
 	"github.com/redis/rueidis"
+
+	"github.com/heraldrt/herald/internal/redisopt"
 )
 
 // Config configures a Store. Exactly one of URL and ClusterAddrs is set.
@@ -41,25 +42,10 @@ return 1`)
 
 // New connects to Redis. It fails if Redis cannot be reached.
 func New(cfg Config) (*Store, error) {
-	var opt rueidis.ClientOption
-	switch {
-	case cfg.URL != "" && len(cfg.ClusterAddrs) > 0:
-		return nil, errors.New("redis session store: set URL or ClusterAddrs, not both")
-	case cfg.URL != "":
-		o, err := rueidis.ParseURL(cfg.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redis session store: %w", err)
-		}
-		opt = o
-		opt.ForceSingleClient = true
-	case len(cfg.ClusterAddrs) > 0:
-		opt.InitAddress = cfg.ClusterAddrs
-		opt.Password = cfg.Password
-		opt.ShuffleInit = true
-	default:
-		return nil, errors.New("redis session store: URL or ClusterAddrs is required")
+	opt, err := redisopt.Options(cfg.URL, cfg.ClusterAddrs, cfg.Password)
+	if err != nil {
+		return nil, fmt.Errorf("redis session store: %w", err)
 	}
-	opt.DisableCache = true
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redis session store: %w", err)
