@@ -62,9 +62,22 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		case p := <-c.queue:
+			// select picks at random among ready cases: a control frame
+			// (pong) queued before this message must still go first.
+			c.w.batch = c.w.batch[:0]
+			n, size := 0, 0
+			for more := true; more && n < maxBatchItems; {
+				select {
+				case cf := <-c.ctrl:
+					c.w.batch = append(c.w.batch, cf)
+					n, size = n+1, size+len(cf)
+				default:
+					more = false
+				}
+			}
 			f := c.frameFor(p)
-			c.w.batch = append(c.w.batch[:0], f)
-			if !c.writeBatch(len(f), 1) {
+			c.w.batch = append(c.w.batch, f)
+			if !c.writeBatch(size+len(f), n+1) {
 				return
 			}
 		case <-tick:
