@@ -205,17 +205,10 @@ func (c *conn) run() {
 	c.sess = sess
 	c.info.SessionID = sess.ID
 	c.ctx = logctx.With(c.ctx, slog.String("session_id", sess.ID))
-	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
-		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
-		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
-	}
-	s.presenceAdd(c, c.userRm)
 	var restored []string
 	if resumed {
-		restored = c.restoreRooms(sess.Rooms)
-		s.log.InfoContext(c.ctx, "session resumed", "rooms", len(restored))
+		restored = c.restorable(sess.Rooms)
 	}
-	c.saveSession()
 	hb := s.cfg.HeartbeatInterval
 	if hb < 0 {
 		hb = 0
@@ -231,6 +224,18 @@ func (c *conn) run() {
 		Resumed:       resumed,
 		Rooms:         restored,
 	}))
+	// Rooms are joined after welcome is queued, so that welcome is always
+	// the first frame: a message delivered to a member goes behind it.
+	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
+		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
+		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
+	}
+	s.presenceAdd(c, c.userRm)
+	if resumed {
+		c.restoreRooms(restored)
+		s.log.InfoContext(c.ctx, "session resumed", "rooms", len(c.rooms))
+	}
+	c.saveSession()
 	c.scheduleExpiry()
 	if h := s.cfg.Hooks.OnConnect; h != nil {
 		err := s.callHook(c.ctx, "on_connect", func() error { return h(c.ctx, &c.info) })

@@ -55,23 +55,31 @@ func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.
 	}, false
 }
 
-// restoreRooms re-joins the rooms of a resumed session that the identity
-// may still join, and returns them.
-func (c *conn) restoreRooms(rooms []string) []string {
-	var restored []string
+// restorable returns the rooms of a resumed session that the identity may
+// still join, within the per-connection limit.
+func (c *conn) restorable(rooms []string) []string {
+	var out []string
 	for _, room := range rooms {
-		if len(c.rooms) >= c.s.cfg.MaxRoomsPerConn || protocol.ValidateRoom(room) != nil || !c.identity().CanJoin(room) {
+		if len(out) >= c.s.cfg.MaxRoomsPerConn || protocol.ValidateRoom(room) != nil || !c.identity().CanJoin(room) {
 			continue
 		}
+		out = append(out, room)
+	}
+	return out
+}
+
+// restoreRooms joins the restorable rooms. A room the broker cannot
+// subscribe to now is logged and left out; clients re-join their rooms
+// after a reconnect anyway, and get a broker_unavailable error then.
+func (c *conn) restoreRooms(rooms []string) {
+	for _, room := range rooms {
 		if _, err := c.s.hub.Join(c.ctx, room, c); err != nil {
 			c.s.log.WarnContext(c.ctx, "resume: join failed", "room", room, "err", err)
 			continue
 		}
 		c.rooms[room] = struct{}{}
 		c.s.presenceAdd(c, room)
-		restored = append(restored, room)
 	}
-	return restored
 }
 
 // saveSession writes the connection's session with its current rooms.
