@@ -218,8 +218,17 @@ func TestSlowConsumerDisconnectedOthersUnaffected(t *testing.T) {
 		t.Fatal(err)
 	}
 	fast.join("feed")
-	waitFor(t, 2*time.Second, "slow client joined", func() bool { return ts.Connections() == 2 })
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, 2*time.Second, "both clients in the room", func() bool {
+		req, _ := http.NewRequest("GET", ts.HTTP.URL+"/api/v1/rooms/feed/presence", nil)
+		req.Header.Set("Authorization", "Bearer "+testAPIKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var p struct{ Connections int }
+		return jsonDecode(resp, &p) == nil && p.Connections == 2
+	})
 
 	// 400 x 64 KiB = 25 MiB: more than loopback socket buffers can hold
 	// even after autotuning, so the slow client's queue must fill. The
