@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldrt/herald/auth"
@@ -44,6 +45,12 @@ type conn struct {
 	warned  bool
 
 	acks acks
+
+	// Deliveries that arrive between the first join and the welcome wait
+	// here (guarded by earlyMu) so that welcome is the first frame.
+	welcomed atomic.Bool
+	earlyMu  sync.Mutex
+	early    []*transport.Prepared
 
 	closeMu     sync.Mutex
 	closeCode   int    // set by closeWith before the socket goes away
@@ -205,10 +212,20 @@ func (c *conn) run() {
 	c.sess = sess
 	c.info.SessionID = sess.ID
 	c.ctx = logctx.With(c.ctx, slog.String("session_id", sess.ID))
+	// Rooms are joined before welcome, so that once a client has its
+	// welcome, messages to it and to its rooms reach it; deliveries that
+	// come first wait in c.early so that welcome stays the first frame.
+	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
+		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
+		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
+	}
+	s.presenceAdd(c, c.userRm)
 	var restored []string
 	if resumed {
-		restored = c.restorable(sess.Rooms)
+		restored = c.restoreRooms(c.restorable(sess.Rooms))
+		s.log.InfoContext(c.ctx, "session resumed", "rooms", len(restored))
 	}
+	c.saveSession()
 	hb := s.cfg.HeartbeatInterval
 	if hb < 0 {
 		hb = 0
@@ -224,18 +241,7 @@ func (c *conn) run() {
 		Resumed:       resumed,
 		Rooms:         restored,
 	}))
-	// Rooms are joined after welcome is queued, so that welcome is always
-	// the first frame: a message delivered to a member goes behind it.
-	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
-		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
-		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
-	}
-	s.presenceAdd(c, c.userRm)
-	if resumed {
-		c.restoreRooms(restored)
-		s.log.InfoContext(c.ctx, "session resumed", "rooms", len(c.rooms))
-	}
-	c.saveSession()
+	c.releaseEarly()
 	c.scheduleExpiry()
 	if h := s.cfg.Hooks.OnConnect; h != nil {
 		err := s.callHook(c.ctx, "on_connect", func() error { return h(c.ctx, &c.info) })
@@ -416,7 +422,33 @@ func (c *conn) Deliver(d *hub.Delivery) {
 		c.ws.Terminate(transport.ErrSlowConsumer)
 		return
 	}
+	if !c.welcomed.Load() {
+		c.earlyMu.Lock()
+		if !c.welcomed.Load() {
+			if len(c.early) >= c.s.cfg.SendQueueSize {
+				c.earlyMu.Unlock()
+				c.ws.Terminate(transport.ErrSlowConsumer) // bounded like the send queue
+				return
+			}
+			c.early = append(c.early, f)
+			c.earlyMu.Unlock()
+			return
+		}
+		c.earlyMu.Unlock()
+	}
 	_ = c.ws.Send(f)
+}
+
+// releaseEarly sends what was delivered before the welcome, in order, and
+// lets later deliveries go straight to the queue.
+func (c *conn) releaseEarly() {
+	c.earlyMu.Lock()
+	defer c.earlyMu.Unlock()
+	for _, f := range c.early {
+		_ = c.ws.Send(f)
+	}
+	c.early = nil
+	c.welcomed.Store(true)
 }
 
 // send queues a frame for this connection only.

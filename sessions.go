@@ -68,10 +68,11 @@ func (c *conn) restorable(rooms []string) []string {
 	return out
 }
 
-// restoreRooms joins the restorable rooms. A room the broker cannot
-// subscribe to now is logged and left out; clients re-join their rooms
-// after a reconnect anyway, and get a broker_unavailable error then.
-func (c *conn) restoreRooms(rooms []string) {
+// restoreRooms joins the restorable rooms and returns those joined. A room
+// the broker cannot subscribe to now is logged and left out; clients
+// re-join their rooms after a reconnect anyway.
+func (c *conn) restoreRooms(rooms []string) []string {
+	var joined []string
 	for _, room := range rooms {
 		if _, err := c.s.hub.Join(c.ctx, room, c); err != nil {
 			c.s.log.WarnContext(c.ctx, "resume: join failed", "room", room, "err", err)
@@ -79,7 +80,9 @@ func (c *conn) restoreRooms(rooms []string) {
 		}
 		c.rooms[room] = struct{}{}
 		c.s.presenceAdd(c, room)
+		joined = append(joined, room)
 	}
+	return joined
 }
 
 // saveSession writes the connection's session with its current rooms.
