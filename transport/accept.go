@@ -25,7 +25,7 @@ func (e *handshakeError) Error() string {
 }
 
 // Upgrade completes the WebSocket opening handshake (RFC 6455 section 4.2)
-// and starts the connection's writer goroutine. Every header in respHeader
+// and arms its heartbeat. Every header in respHeader
 // is added to the 101 response, except the ones the handshake itself owns.
 //
 // When the request is not a valid WebSocket upgrade, Upgrade writes a

@@ -54,10 +54,17 @@ func (c *Conn) Terminate(err error) {
 		c.closeStarted = true
 		close(c.closing)
 	}
+	claimed := !already && c.claimLocked()
 	c.mu.Unlock()
-	if !already {
-		close(c.kill)
-		c.closeSocket()
+	if already {
+		return
+	}
+	close(c.kill)
+	c.closeSocket()
+	if claimed {
+		// Nobody was writing: finish here. Otherwise the owner's write
+		// fails on the closed socket and it finishes.
+		c.finish()
 	}
 }
 
@@ -77,8 +84,12 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 	c.closeDeadline = time.Now().Add(grace)
 	_ = c.nc.SetWriteDeadline(c.closeDeadline)
 	close(c.closing)
+	c.closeReq = &req
+	claimed := c.claimLocked()
 	c.mu.Unlock()
-	c.closeReq <- req // buffered; only the first starter sends
+	if claimed {
+		go c.closeSequence()
+	}
 	return true
 }
 
@@ -90,17 +101,27 @@ func (c *Conn) signalPeerClosed() {
 	c.peerClosedOnce.Do(func() { close(c.peerClosed) })
 }
 
-// finish runs when the writer goroutine exits.
+// finish runs once, when the last owner of the write side is done: it
+// closes the socket and Done. The write side stays owned for good, so
+// nothing writes after it.
 func (c *Conn) finish() {
-	c.mu.Lock()
-	if c.cause == nil {
-		c.cause = ErrClosed
-	}
-	if !c.closeStarted {
-		c.closeStarted = true
-		close(c.closing)
-	}
-	c.mu.Unlock()
-	c.closeSocket()
-	close(c.done)
+	c.finishOnce.Do(func() {
+		c.mu.Lock()
+		if c.cause == nil {
+			c.cause = ErrClosed
+		}
+		if !c.closeStarted {
+			c.closeStarted = true
+			close(c.closing)
+		}
+		c.owned = true
+		c.sendQ, c.ctrlQ = nil, nil
+		hb := c.hb
+		c.mu.Unlock()
+		if hb != nil {
+			hb.Stop()
+		}
+		c.closeSocket()
+		close(c.done)
+	})
 }

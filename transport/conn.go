@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -20,8 +21,10 @@ const (
 
 const (
 	ctrlQueueSize = 16
-	maxBatchItems = 64
-	maxBatchBytes = 256 << 10
+	// overloadFactor × SendQueueSize bounds a queue whose socket still
+	// takes data: it is long because the flush workers are behind, not
+	// because the peer is slow.
+	overloadFactor = 4
 
 	closeGrace    = 5 * time.Second // graceful Close: flush, close frame, wait for the reply
 	failGrace     = time.Second     // protocol violation, slow consumer, echo
@@ -32,33 +35,40 @@ const (
 // documentation for its concurrency contract.
 type Conn struct {
 	nc          net.Conn
+	rc          syscall.RawConn // nc's socket for non-blocking writes; nil if not a socket
 	br          *bufio.Reader
 	opts        Options
 	neg         negotiated
 	subprotocol string
 	epoch       time.Time // monotonic base for lastSeen
+	shard       *flushShard
 
-	queue      chan *Prepared
-	ctrl       chan []byte       // complete control frames (pongs); written before data
-	closeReq   chan closeRequest // at most one request is ever sent
-	closing    chan struct{}     // closed once closing starts: Send fails from then on
-	kill       chan struct{}     // closed by Terminate
-	peerClosed chan struct{}     // closed when the reader has seen the peer's close or EOF
-	done       chan struct{}     // closed when the socket is closed and the writer has exited
+	closing    chan struct{} // closed once closing starts: Send fails from then on
+	kill       chan struct{} // closed by Terminate
+	peerClosed chan struct{} // closed when the reader has seen the peer's close or EOF
+	done       chan struct{} // closed when the socket is closed and the write side has finished
 
 	// mu guards the fields below. It is never held while blocking on the
 	// socket or a channel, and no other lock is taken while it is held.
 	mu            sync.Mutex
+	sendQ         []*Prepared   // data waiting for the next turn
+	ctrlQ         [][]byte      // complete control frames, written before data
+	owned         bool          // someone owns the write side (see the package doc)
+	blocked       bool          // a write is waiting for the peer to read
+	closeReq      *closeRequest // set once closing starts; taken by the owner
 	cause         error
 	closeStarted  bool
 	killed        bool
-	closeDeadline time.Time // once closing: caps every socket write
-	closeErr      error     // writing the close frame failed
+	closeDeadline time.Time   // once closing: caps every socket write
+	closeErr      error       // writing the close frame failed
+	hb            *time.Timer // heartbeat; nil when disabled
 
 	socketOnce     sync.Once
 	peerClosedOnce sync.Once
+	finishOnce     sync.Once
 
 	lastSeen  atomic.Int64 // nanoseconds since epoch
+	pingAt    atomic.Int64 // when the unanswered ping was sent; 0 if none
 	framesOut atomic.Uint64
 	bytesOut  atomic.Uint64
 	bytesIn   atomic.Uint64
@@ -70,7 +80,7 @@ type Conn struct {
 	w      writeState
 }
 
-// closeRequest asks the writer to end the connection with frame.
+// closeRequest asks the write side to end the connection with frame.
 type closeRequest struct {
 	frame    []byte // complete close frame
 	flush    bool   // write what is already queued first
@@ -80,47 +90,61 @@ type closeRequest struct {
 func newConn(nc net.Conn, br *bufio.Reader, opts Options, neg negotiated, subprotocol string) *Conn {
 	c := &Conn{
 		nc:          nc,
+		rc:          rawConn(nc),
 		br:          br,
 		opts:        opts,
 		neg:         neg,
 		subprotocol: subprotocol,
 		epoch:       time.Now(),
-		queue:       make(chan *Prepared, opts.SendQueueSize),
-		ctrl:        make(chan []byte, ctrlQueueSize),
-		closeReq:    make(chan closeRequest, 1),
+		shard:       pickShard(),
 		closing:     make(chan struct{}),
 		kill:        make(chan struct{}),
 		peerClosed:  make(chan struct{}),
 		done:        make(chan struct{}),
 	}
-	c.w.batch = make([][]byte, 0, maxBatchItems+ctrlQueueSize+1)
 	return c
 }
 
-func (c *Conn) start() { go c.writeLoop() }
+// start arms the heartbeat. No goroutine is started: writes happen on
+// the flush workers.
+func (c *Conn) start() {
+	if c.opts.PingInterval > 0 {
+		c.mu.Lock() // the timer's callback reads hb on another goroutine
+		c.hb = time.AfterFunc(c.opts.PingInterval, c.heartbeat)
+		c.mu.Unlock()
+	}
+}
 
 func (c *Conn) now() int64 { return int64(time.Since(c.epoch)) }
 
-// Send enqueues m without blocking. When the send queue is full the peer
-// is not keeping up: Send returns ErrSlowConsumer and closes the
-// connection with code 4008, so that one slow client never stalls a
-// broadcaster. After closing has started Send returns ErrClosed.
+// Send enqueues m without blocking. When SendQueueSize messages are
+// already waiting while the socket is full (a write is waiting for the
+// peer to read), the peer is not keeping up: Send returns ErrSlowConsumer
+// and closes the connection with code 4008, so that one slow client never
+// stalls a broadcaster. A queue that grows only because the server itself
+// is behind may hold overloadFactor times as many before that happens.
+// After closing has started Send returns ErrClosed.
 func (c *Conn) Send(m *Prepared) error {
-	select {
-	case <-c.closing:
-		return ErrClosed
-	default:
-	}
-	select {
-	case c.queue <- m:
-		return nil
-	default:
-	}
-	cause := fmt.Errorf("%w: %w", ErrSlowConsumer, &CloseError{Code: CloseSlowConsumer, Reason: "slow consumer"})
-	if !c.startClose(closeRequest{frame: closeFrame(CloseSlowConsumer, "slow consumer")}, cause, failGrace) {
+	c.mu.Lock()
+	if c.closeStarted {
+		c.mu.Unlock()
 		return ErrClosed
 	}
-	return ErrSlowConsumer
+	if n := len(c.sendQ); n >= c.opts.SendQueueSize && (c.blocked || n >= overloadFactor*c.opts.SendQueueSize) {
+		c.mu.Unlock()
+		cause := fmt.Errorf("%w: %w", ErrSlowConsumer, &CloseError{Code: CloseSlowConsumer, Reason: "slow consumer"})
+		if !c.startClose(closeRequest{frame: closeFrame(CloseSlowConsumer, "slow consumer")}, cause, failGrace) {
+			return ErrClosed
+		}
+		return ErrSlowConsumer
+	}
+	c.sendQ = append(c.sendQ, m)
+	claimed := c.claimLocked()
+	c.mu.Unlock()
+	if claimed {
+		c.shard.push(c)
+	}
+	return nil
 }
 
 // WriteText enqueues a text message for this connection only, compressed
@@ -129,8 +153,8 @@ func (c *Conn) WriteText(b []byte) error {
 	return c.Send(NewPrepared(Text, b, c.opts.CompressionThreshold, c.opts.CompressionLevel))
 }
 
-// Done is closed when the socket is closed and the writer goroutine has
-// exited.
+// Done is closed when the socket is closed and nothing is writing to it
+// any more.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Err returns why the connection ended: a *CloseError (sent or received),

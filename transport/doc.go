@@ -8,26 +8,41 @@
 //
 // A broadcast is encoded once with [NewPrepared]. Its frame, and its
 // compressed frame, are built on first use and the same bytes are
-// written to every recipient. Each connection's writer coalesces
-// everything queued into a single writev (net.Buffers), so a burst of
-// messages costs one system call per connection, not one per message.
+// written to every recipient.
+//
+// Send appends to the connection's queue and, unless the connection is
+// already waiting for a turn, puts it on the ready list of one of
+// GOMAXPROCS flush shards. Each shard's worker goroutine runs only while
+// its list is non-empty: for every ready connection it takes everything
+// queued and writes it with one non-blocking writev. While the workers
+// are busy more messages queue up, so under load each connection's turn
+// carries many frames in one system call. When the socket does not take
+// the whole batch (the peer is slow), the rest is handed to a goroutine
+// that waits for the peer, for up to WriteTimeout, and then gives the
+// connection back to its shard; a worker never blocks on one client.
 //
 // # Concurrency contract
 //
-//   - Upgrade starts exactly one goroutine per connection, the writer. It
-//     owns every socket write (data, pongs, pings, close frames) and exits
-//     when the connection ends; Done is closed after it has exited and
-//     the socket is closed.
+//   - Upgrade starts no goroutine per connection. The write side has at
+//     most one owner at a time: a flush worker during the connection's
+//     turn, the goroutine finishing a blocked write, or the close
+//     sequence. Ownership passes under Conn.mu; only the owner writes to
+//     the socket. Done is closed once the socket is closed and the last
+//     owner has finished.
+//   - Heartbeats run on a timer: a ping every PingInterval, and the
+//     connection is terminated when nothing at all has arrived within
+//     PongTimeout of it.
 //   - Read runs on the caller's goroutine and must be called from one
 //     goroutine at a time.
 //   - Send and WriteText never block: they enqueue on a bounded queue.
-//     When it is full the connection is closed as a slow consumer (4008)
-//     so that a broadcaster is never stalled by one client.
+//     When it is full while the socket is full too, the connection is
+//     closed as a slow consumer (4008) so that a broadcaster is never
+//     stalled by one client.
 //   - Close, Terminate, Done, Err, LastSeen, Stats and the other getters
 //     are safe to call from any goroutine.
 //
-// Conn.mu guards the close state; it is a leaf lock held only for field
-// updates, never across I/O. Conn.readMu serialises Read and the
+// Conn.mu guards the queues, the write side's ownership and the close
+// state; it is a leaf lock held only for field updates, never across I/O. Conn.readMu serialises Read and the
 // close-reply drain in Close.
 //
 // # Close codes
@@ -50,7 +65,9 @@
 //
 // # Limits
 //
-// The connection's writes go through net.Buffers.WriteTo: on a
-// *net.TCPConn that is one writev; on other net.Conn types (TLS
-// terminated in-process) it degrades to one Write per frame.
+// Non-blocking writes need the raw socket of a *net.TCPConn or
+// *net.UnixConn on Linux. Other net.Conn types (TLS terminated
+// in-process), and other systems, write every batch from a short-lived
+// goroutine through net.Buffers.WriteTo, which is one Write per frame
+// for TLS.
 package transport

@@ -116,3 +116,21 @@ func maskBytes(key [4]byte, pos int, b []byte) int {
 	}
 	return pos & 3
 }
+
+// advance drops the first n bytes of bufs, trimming a partly written
+// buffer in place.
+func advance(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n >= len(bufs[0]) {
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+			continue
+		}
+		bufs[0] = bufs[0][n:]
+		n = 0
+	}
+	for len(bufs) > 0 && len(bufs[0]) == 0 {
+		bufs = bufs[1:]
+	}
+	return bufs
+}

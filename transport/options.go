@@ -37,7 +37,10 @@ type Options struct {
 	// itself. Default false: the server always answers
 	// server_no_context_takeover and client_no_context_takeover.
 	ContextTakeover bool
-	// SendQueueSize bounds the per-connection send queue, in messages.
+	// SendQueueSize bounds the per-connection send queue, in messages:
+	// once that many wait while the socket is full, the connection is
+	// closed as a slow consumer (4008). While the socket still takes data
+	// the queue may grow to 4× this (the server, not the peer, is behind).
 	// Default 256.
 	SendQueueSize int
 	// WriteTimeout bounds each batched write to the socket. Default 10s.

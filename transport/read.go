@@ -352,16 +352,8 @@ func (c *Conn) readPayload(p []byte, key [4]byte) error {
 func (c *Conn) handleControl(op byte, payload []byte) error {
 	switch op {
 	case opPing:
-		select {
-		case <-c.closing:
-			// No pongs after a close frame.
-		default:
-			f := appendFrame(make([]byte, 0, 2+len(payload)), opPong, false, payload)
-			select {
-			case c.ctrl <- f:
-			default: // a pong only needs to answer the latest ping
-			}
-		}
+		// Dropped once closing has started: no pongs after a close frame.
+		c.sendControl(appendFrame(make([]byte, 0, 2+len(payload)), opPong, false, payload))
 	case opPong:
 		// lastSeen is already updated.
 	case opClose:
@@ -382,7 +374,7 @@ func (c *Conn) handleControl(op byte, payload []byte) error {
 		ce := &CloseError{Code: code, Reason: reason}
 		c.signalPeerClosed()
 		// Echo the code; when we started the handshake this is the
-		// reply and the writer is waiting for signalPeerClosed.
+		// reply and the close sequence is waiting for signalPeerClosed.
 		c.startClose(closeRequest{frame: closeFrame(code, "")}, ce, failGrace)
 		<-c.done
 		c.r.err = ce
@@ -391,7 +383,7 @@ func (c *Conn) handleControl(op byte, payload []byte) error {
 	return nil
 }
 
-// fail fails the connection after a protocol violation: the writer sends
+// fail fails the connection after a protocol violation: the write side sends
 // a close frame with code while this goroutine discards whatever the peer
 // still sends, so that closing the socket does not reset it before the
 // peer has read the close frame.

@@ -3,107 +3,230 @@ package transport
 import (
 	"compress/flate"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"time"
 )
 
-// writeState is owned by the writer goroutine.
+// writeState belongs to whoever owns the connection's write side (see
+// Conn.owned): a flush worker, the connection's blocked-write goroutine
+// or its close sequence, one at a time.
 type writeState struct {
-	batch [][]byte    // backing array for bufs, reused every batch
-	bufs  net.Buffers // the batch being written; consumed by WriteTo
-	arena []byte      // frames compressed by this conn (context takeover)
-	fw    *flate.Writer
-	sw    sliceWriter
-	ping  [pingFrameSize]byte
-	err   error // the write error that ended the connection
+	batch   [][]byte    // frames of the write in progress
+	pending net.Buffers // what a non-blocking write left unwritten
+	frames  int         // frames in pending
+	data    []*Prepared // spare queue, swapped with Conn.sendQ
+	ctrl    [][]byte    // spare control queue, swapped with Conn.ctrlQ
+	arena   []byte      // frames compressed by this conn (context takeover)
+	fw      *flate.Writer
+	sw      sliceWriter
+	err     error // the write error that ended the connection
 }
 
-// writeLoop is the connection's only goroutine. It owns every socket
-// write: it batches queued frames into one writev, sends heartbeats and
-// performs the close sequence, then closes the socket and Done.
-func (c *Conn) writeLoop() {
-	defer c.finish()
+// maxSpareQueue is the largest spare queue a connection keeps between
+// turns; a longer one is left to the garbage collector so that an idle
+// connection holds no large slices.
+const maxSpareQueue = 64
 
-	var tick <-chan time.Time
-	if c.opts.PingInterval > 0 {
-		t := time.NewTicker(c.opts.PingInterval)
-		defer t.Stop()
-		tick = t.C
+// flushTurn is one turn of the connection on a flush worker: it takes
+// everything queued and writes it with one non-blocking writev. What the
+// socket does not accept is handed to a goroutine that waits for the
+// peer (writeBlocked), so a worker never blocks on one slow client. The
+// caller owns the write side; flushTurn passes ownership on or releases
+// it.
+func (c *Conn) flushTurn(scratch *iovecScratch) {
+	c.mu.Lock()
+	if c.killed || c.closeReq != nil {
+		c.mu.Unlock()
+		c.release()
+		return
 	}
-	pongTimer := time.NewTimer(time.Hour)
-	pongTimer.Stop()
-	defer pongTimer.Stop()
-	var pingAt int64
-	pingOutstanding := false
+	data, ctrl := c.sendQ, c.ctrlQ
+	c.sendQ, c.ctrlQ = c.w.data, c.w.ctrl
+	c.mu.Unlock()
 
-	for {
-		c.w.arena = c.w.arena[:0] // the previous batch is written
-		// A close request overtakes queued data (it flushes it itself
-		// when graceful).
-		select {
-		case <-c.kill:
+	n := c.buildBatch(data, ctrl)
+	if c.rc == nil {
+		// No raw socket (TLS terminated in-process, a test pipe): every
+		// write may block, so it gets its own goroutine.
+		c.w.pending, c.w.frames = c.w.batch, n
+		c.setBlocked(true)
+		go c.writeBlocked()
+		return
+	}
+	rest, written, err := writeNonBlocking(c.rc, c.w.batch, scratch)
+	c.bytesOut.Add(uint64(written))
+	switch {
+	case err == nil && len(rest) == 0:
+		c.framesOut.Add(uint64(n))
+		c.batchWritten()
+		c.release()
+	case err == nil || errors.Is(err, errWouldBlock):
+		c.w.pending, c.w.frames = rest, n
+		c.setBlocked(true)
+		go c.writeBlocked()
+	default:
+		c.batchWritten()
+		c.writeFailed(err)
+		c.release()
+	}
+}
+
+// buildBatch turns the taken queues into c.w.batch, control frames
+// first, and recycles the queue slices as spares. It returns the number
+// of frames.
+func (c *Conn) buildBatch(data []*Prepared, ctrl [][]byte) int {
+	c.w.arena = c.w.arena[:0]
+	batch := append(c.w.batch[:0], ctrl...)
+	for _, p := range data {
+		batch = append(batch, c.frameFor(p))
+	}
+	c.w.batch = batch
+	clear(data)
+	clear(ctrl)
+	c.w.data, c.w.ctrl = spare(data), spare(ctrl)
+	return len(data) + len(ctrl)
+}
+
+// batchWritten drops the written batch's references to frames.
+func (c *Conn) batchWritten() {
+	clear(c.w.batch)
+	c.w.batch = spare(c.w.batch)
+}
+
+func spare[T any](s []T) []T {
+	if cap(s) > maxSpareQueue {
+		return nil
+	}
+	return s[:0]
+}
+
+// writeBlocked finishes a write the socket did not take at once, waiting
+// for the peer for up to WriteTimeout, then gives the turn back.
+func (c *Conn) writeBlocked() {
+	err := c.writeBlocking(c.w.pending)
+	if err == nil {
+		c.framesOut.Add(uint64(c.w.frames))
+	}
+	c.w.pending, c.w.frames = nil, 0
+	c.batchWritten()
+	c.setBlocked(false)
+	if err != nil {
+		c.writeFailed(err)
+	}
+	c.release()
+}
+
+func (c *Conn) setBlocked(b bool) {
+	c.mu.Lock()
+	c.blocked = b
+	c.mu.Unlock()
+}
+
+// writeBlocking writes bufs, each call capped by WriteTimeout and, once
+// closing, by the close deadline.
+func (c *Conn) writeBlocking(bufs net.Buffers) error {
+	deadline := time.Now().Add(c.opts.WriteTimeout)
+	c.mu.Lock()
+	if !c.closeDeadline.IsZero() && c.closeDeadline.Before(deadline) {
+		deadline = c.closeDeadline
+	}
+	_ = c.nc.SetWriteDeadline(deadline)
+	c.mu.Unlock()
+	written, err := bufs.WriteTo(c.nc)
+	c.bytesOut.Add(uint64(written))
+	if err != nil {
+		return fmt.Errorf("transport: write: %w", err)
+	}
+	return nil
+}
+
+// writeFailed terminates the connection after a failed write: the stream
+// may end mid-frame.
+func (c *Conn) writeFailed(err error) {
+	c.w.err = err
+	c.Terminate(err)
+}
+
+// release ends the owner's turn. A kill or a close request takes over
+// the write side; more queued frames mean another turn on the worker;
+// otherwise the write side is free again.
+func (c *Conn) release() {
+	c.mu.Lock()
+	switch {
+	case c.killed:
+		c.mu.Unlock()
+		c.finish()
+	case c.closeReq != nil:
+		c.mu.Unlock()
+		go c.closeSequence()
+	case len(c.sendQ)+len(c.ctrlQ) > 0:
+		c.mu.Unlock()
+		c.shard.push(c)
+	default:
+		c.owned = false
+		c.mu.Unlock()
+	}
+}
+
+// claimLocked takes the write side if it is free and reports whether the
+// caller now owns it. c.mu must be held.
+func (c *Conn) claimLocked() bool {
+	if c.owned {
+		return false
+	}
+	c.owned = true
+	return true
+}
+
+// sendControl queues a complete control frame (ping or pong) ahead of
+// data. It is dropped once closing has started (no pings or pongs after
+// a close frame) or when control frames are piling up: a pong only needs
+// to answer the latest ping.
+func (c *Conn) sendControl(f []byte) {
+	c.mu.Lock()
+	if c.closeStarted || len(c.ctrlQ) >= ctrlQueueSize {
+		c.mu.Unlock()
+		return
+	}
+	c.ctrlQ = append(c.ctrlQ, f)
+	claimed := c.claimLocked()
+	c.mu.Unlock()
+	if claimed {
+		c.shard.push(c)
+	}
+}
+
+// heartbeat runs on the connection's timer: it sends a ping every
+// PingInterval and terminates the connection when nothing at all has
+// come from the peer within PongTimeout of a ping.
+func (c *Conn) heartbeat() {
+	select {
+	case <-c.closing:
+		return
+	default:
+	}
+	c.mu.Lock()
+	hb := c.hb
+	c.mu.Unlock()
+	if at := c.pingAt.Load(); at != 0 {
+		if c.lastSeen.Load() < at {
+			c.Terminate(ErrHeartbeatTimeout)
 			return
-		case req := <-c.closeReq:
-			c.writeClose(req)
-			return
-		default:
 		}
-
-		select {
-		case <-c.kill:
+		c.pingAt.Store(0)
+		if rest := c.opts.PingInterval - c.opts.PongTimeout; rest > 0 {
+			hb.Reset(rest)
 			return
-		case req := <-c.closeReq:
-			c.writeClose(req)
-			return
-		case f := <-c.ctrl:
-			c.w.batch = append(c.w.batch[:0], f)
-			if !c.writeBatch(len(f), 1) {
-				return
-			}
-		case p := <-c.queue:
-			// select picks at random among ready cases: a control frame
-			// (pong) queued before this message must still go first.
-			c.w.batch = c.w.batch[:0]
-			n, size := 0, 0
-			for more := true; more && n < maxBatchItems; {
-				select {
-				case cf := <-c.ctrl:
-					c.w.batch = append(c.w.batch, cf)
-					n, size = n+1, size+len(cf)
-				default:
-					more = false
-				}
-			}
-			f := c.frameFor(p)
-			c.w.batch = append(c.w.batch, f)
-			if !c.writeBatch(size+len(f), n+1) {
-				return
-			}
-		case <-tick:
-			// Ping every interval; skip only while the previous ping is
-			// still unanswered (its timer decides the connection's fate).
-			if pingOutstanding && c.lastSeen.Load() < pingAt {
-				continue
-			}
-			pingAt = c.now()
-			b := c.w.ping[:]
-			putServerHeader(b, opPing, false, 8)
-			binary.BigEndian.PutUint64(b[2:], uint64(time.Now().UnixNano()))
-			c.w.batch = append(c.w.batch[:0], b)
-			if !c.writeBatch(len(b), 1) {
-				return
-			}
-			pingOutstanding = true
-			pongTimer.Reset(c.opts.PongTimeout)
-		case <-pongTimer.C:
-			pingOutstanding = false
-			if c.lastSeen.Load() < pingAt {
-				c.Terminate(ErrHeartbeatTimeout)
-				return
-			}
 		}
 	}
+	f := make([]byte, pingFrameSize)
+	putServerHeader(f, opPing, false, 8)
+	binary.BigEndian.PutUint64(f[2:], uint64(time.Now().UnixNano()))
+	c.pingAt.Store(c.now())
+	c.sendControl(f)
+	hb.Reset(c.opts.PongTimeout)
 }
 
 // frameFor returns the bytes to write for p on this connection.
@@ -116,7 +239,7 @@ func (c *Conn) frameFor(p *Prepared) []byte {
 	}
 	// Context takeover: this conn's compressor state depends on every
 	// message it sent before, so the shared bytes cannot be used. Frames
-	// are appended to arena, which the caller resets once per batch.
+	// are appended to arena, which is reset once per batch.
 	if c.w.fw == nil {
 		c.w.fw, _ = flate.NewWriter(&c.w.sw, c.opts.CompressionLevel)
 	}
@@ -127,81 +250,49 @@ func (c *Conn) frameFor(p *Prepared) []byte {
 	return c.w.arena[start:]
 }
 
-// writeBatch adds whatever else is queued, without blocking, to the batch
-// that c.w.batch starts with (n items, size bytes) and writes it all with
-// one writev. Control frames go first. It reports false when the
-// connection is finished.
-func (c *Conn) writeBatch(size, n int) bool {
-	for n < maxBatchItems && size < maxBatchBytes {
-		var f []byte
-		select {
-		case f = <-c.ctrl:
-		default:
-			select {
-			case p := <-c.queue:
-				f = c.frameFor(p)
-			default:
-			}
-		}
-		if f == nil {
-			break
-		}
-		c.w.batch = append(c.w.batch, f)
-		size += len(f)
-		n++
-	}
-	return c.flush(n) == nil
-}
-
-// flush writes c.w.batch (n frames) to the socket. A failed write
-// terminates the connection: the stream may end mid-frame.
-func (c *Conn) flush(n int) error {
-	c.w.bufs = c.w.batch
-	deadline := time.Now().Add(c.opts.WriteTimeout)
+// closeSequence owns the write side until the end: it finishes a partial
+// write, flushes what is queued when the close is graceful, writes the
+// close frame, waits for the peer's reply when asked, and finishes the
+// connection.
+func (c *Conn) closeSequence() {
+	defer c.finish()
 	c.mu.Lock()
-	if !c.closeDeadline.IsZero() && c.closeDeadline.Before(deadline) {
-		deadline = c.closeDeadline
-	}
-	_ = c.nc.SetWriteDeadline(deadline)
+	req := *c.closeReq
+	killed := c.killed
 	c.mu.Unlock()
-	written, err := c.w.bufs.WriteTo(c.nc)
-	clear(c.w.batch) // drop references to frames already sent
-	c.w.batch = c.w.batch[:0]
-	c.bytesOut.Add(uint64(written))
-	if err != nil {
-		err = fmt.Errorf("transport: write: %w", err)
-		c.w.err = err
-		c.Terminate(err)
-		return err
+	if killed {
+		return
 	}
-	c.framesOut.Add(uint64(n))
-	return nil
-}
-
-// writeClose performs the writer's part of closing.
-func (c *Conn) writeClose(req closeRequest) {
-	if req.flush {
-		for {
-			select {
-			case p := <-c.queue:
-				c.w.arena = c.w.arena[:0]
-				f := c.frameFor(p)
-				c.w.batch = append(c.w.batch[:0], f)
-				if !c.writeBatch(len(f), 1) {
-					c.setCloseErr(c.w.err)
-					return
-				}
-				continue
-			default:
-			}
+	// A frame cut by a partial write must be completed first.
+	if len(c.w.pending) > 0 {
+		if err := c.writeBlocking(c.w.pending); err != nil {
+			c.setCloseErr(err)
+			return
+		}
+		c.w.pending = nil
+	}
+	for req.flush {
+		c.mu.Lock()
+		data, ctrl := c.sendQ, c.ctrlQ
+		c.sendQ, c.ctrlQ = nil, nil
+		c.mu.Unlock()
+		if len(data)+len(ctrl) == 0 {
 			break
 		}
+		n := c.buildBatch(data, ctrl)
+		err := c.writeBlocking(c.w.batch)
+		c.batchWritten()
+		if err != nil {
+			c.setCloseErr(err)
+			return
+		}
+		c.framesOut.Add(uint64(n))
 	}
-	c.w.batch = append(c.w.batch[:0], req.frame)
-	if err := c.flush(1); err != nil {
+	if err := c.writeBlocking(net.Buffers{req.frame}); err != nil {
 		c.setCloseErr(err)
 		return
 	}
+	c.framesOut.Add(1)
 	if !req.waitPeer {
 		return
 	}

@@ -33,6 +33,7 @@ type serveConfig struct {
 	maxHeaderBytes int
 	engines        engineConfig
 	demo           bool
+	pprofAddr      string
 }
 
 // authConfigured reports whether any token verification is set up.
@@ -92,6 +93,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	natsURL := f.String("nats-url", "", "NATS for messages across nodes (nats://host:4222); sessions and presence still need --redis-url")
 	publishBuffer := f.Int("publish-buffer", 0, "while the broker is down, queue this many publications (NATS: KiB) and send them on return; 0: fail fast with broker_unavailable")
 	leaseTTL := f.Duration("lease-ttl", herald.DefaultLeaseTTL, "how long a dead node's presence entries outlive it (lease renewed every third of it)")
+	pprofAddr := f.String("pprof-addr", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); empty: off. Never expose it publicly")
 	demoPage := f.Bool("demo", false, "serve a demo chat page at /demo/ (two browser tabs, one room)")
 	presenceEvents := f.Bool("presence-events", false, "send presence join/leave events to room members")
 	if err := f.parse(args); err != nil {
@@ -126,7 +128,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
 		natsURL: *natsURL, publishBuffer: *publishBuffer}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
-	sc.demo = *demoPage
+	sc.demo, sc.pprofAddr = *demoPage, *pprofAddr
 	if (sc.tlsCert == "") != (sc.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
@@ -235,6 +237,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		logger.Info("demo chat page enabled", "url", "http://"+ln.Addr().String()+demo.Prefix)
 	}
 	mux.Handle("/", srv)
+	if sc.pprofAddr != "" {
+		stopPprof, err := servePprof(sc.pprofAddr, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "herald serve: --pprof-addr: %v\n", err)
+			_ = srv.Shutdown(context.Background())
+			return 1
+		}
+		defer stopPprof()
+	}
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,90 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// maxIovecs is IOV_MAX on Linux: the most buffers one writev takes.
+const maxIovecs = 1024
+
+// iovecScratch is a flush worker's reusable iovec array.
+type iovecScratch struct{ iov []syscall.Iovec }
+
+var errWouldBlock = errors.New("transport: socket buffer full")
+
+// rawConn returns the socket for non-blocking writes, or nil when nc is
+// not a plain socket (TLS in-process, a pipe).
+func rawConn(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	if _, isTCP := nc.(*net.TCPConn); !isTCP {
+		if _, isUnix := nc.(*net.UnixConn); !isUnix {
+			return nil
+		}
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// writeNonBlocking writes as much of bufs as the socket takes now, with
+// writev, and returns what is left and how many bytes were written. It
+// never waits: a full socket buffer returns errWouldBlock (or a partial
+// write with a nil error and a non-empty rest). The socket stays open for
+// the duration (RawConn holds a reference), so a concurrent Close cannot
+// make the descriptor refer to another file.
+func writeNonBlocking(rc syscall.RawConn, bufs [][]byte, s *iovecScratch) (rest [][]byte, written int, err error) {
+	rest = bufs
+	for len(rest) > 0 {
+		iov := s.iov[:0]
+		size := 0
+		for _, b := range rest[:min(len(rest), maxIovecs)] {
+			if len(b) == 0 {
+				continue
+			}
+			v := syscall.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			iov = append(iov, v)
+			size += len(b)
+		}
+		s.iov = iov
+		if size == 0 {
+			return nil, written, nil
+		}
+		var n int
+		var errno syscall.Errno
+		ctrlErr := rc.Write(func(fd uintptr) bool {
+			for {
+				r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+				if e == syscall.EINTR {
+					continue
+				}
+				n, errno = int(r), e
+				return true
+			}
+		})
+		clear(iov) // drop pointers into frames
+		if ctrlErr != nil {
+			return rest, written, ctrlErr
+		}
+		if errno == syscall.EAGAIN {
+			return rest, written, errWouldBlock
+		}
+		if errno != 0 {
+			return rest, written, errno
+		}
+		written += n
+		rest = advance(rest, n)
+		if n < size {
+			return rest, written, nil // the socket took part of it
+		}
+	}
+	return nil, written, nil
+}

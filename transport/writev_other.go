@@ -1,0 +1,22 @@
+//go:build !linux
+
+package transport
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+// iovecScratch is unused off Linux.
+type iovecScratch struct{}
+
+var errWouldBlock = errors.New("transport: socket buffer full")
+
+// rawConn returns nil off Linux: every write goes through a blocking
+// short-lived writer goroutine per batch.
+func rawConn(net.Conn) syscall.RawConn { return nil }
+
+func writeNonBlocking(syscall.RawConn, [][]byte, *iovecScratch) ([][]byte, int, error) {
+	return nil, 0, errors.ErrUnsupported
+}
