@@ -25,8 +25,8 @@ import (
 )
 
 // conn is the server side of one WebSocket connection speaking protocol v1.
-// Its read loop runs on the HTTP handler's goroutine and owns rooms; other
-// goroutines only call Deliver (via the hub) and closeWith.
+// Its read side (run, then serveReads on one goroutine at a time) owns
+// rooms; other goroutines only call Deliver (via the hub) and closeWith.
 type conn struct {
 	s      *Server
 	ws     *transport.Conn
@@ -111,7 +111,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.refuse(ctx, w, http.StatusTooManyRequests, which, "connection limit reached ("+which+")")
 		return
 	}
-	defer s.limits.release(ident.UserID, ip)
+	handedOver := false // once c runs, its cleanup releases the slot
+	defer func() {
+		if !handedOver {
+			s.limits.release(ident.UserID, ip)
+		}
+	}()
 	if n := s.cfg.MaxConnsPerUser; n > 0 {
 		// The node-local count above is exact; this one spans the cluster
 		// (through the presence registry) and is best effort.
@@ -145,9 +150,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{
-		s:      s,
-		ws:     ws,
-		ctx:    ctx,
+		s:  s,
+		ws: ws,
+		// The connection outlives the request (the handler returns after
+		// the welcome): keep the request's values, not its cancellation.
+		ctx:    context.WithoutCancel(ctx),
 		ident:  ident,
 		ip:     ip,
 		msgLim: newMessageLimiter(&s.cfg),
@@ -169,7 +176,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		<-ws.Done()
 		return
 	}
-	defer s.removeConn(c)
+	// The handler returns once the welcome is sent; the connection lives
+	// on (see serveReads) and removes itself in cleanup.
+	handedOver = true
 	c.run()
 }
 
@@ -255,49 +264,86 @@ func (c *conn) run() {
 		}
 	}
 
+	c.serveReads()
+}
+
+// serveReads handles the messages that can be read without waiting, then
+// asks the transport to call it again, on a new goroutine, when more
+// arrive: between bursts a connection holds no goroutine and no read
+// buffer. Where the transport cannot watch the socket (TLS terminated
+// in-process), it reads with blocking Reads on this goroutine instead.
+// The goroutine that sees the connection end cleans up.
+func (c *conn) serveReads() {
+	ended := true
 	defer func() {
 		// A bug of ours must cost one connection, not the process or the
 		// bookkeeping: log it with its stack, drop the socket, clean up.
 		if v := recover(); v != nil {
-			s.log.ErrorContext(c.ctx, "panic while serving a connection", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.s.log.ErrorContext(c.ctx, "panic while serving a connection", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			c.ws.Terminate(errInternal)
+			ended = true
 		}
-		c.cleanup()
+		if ended {
+			c.cleanup()
+		}
 	}()
-	c.readLoop()
+	for {
+		typ, msg, err := c.ws.TryRead()
+		if err == transport.ErrWouldBlock {
+			if c.ws.NotifyReadable(c.serveReads) {
+				ended = false // c now belongs to the next call
+				return
+			}
+			c.readLoop()
+			return
+		}
+		if err != nil {
+			return
+		}
+		c.process(typ, msg)
+	}
 }
 
+// readLoop reads with blocking Reads until the connection ends.
 func (c *conn) readLoop() {
-	s := c.s
 	for {
 		typ, msg, err := c.ws.Read(c.ctx)
 		if err != nil {
 			return
 		}
-		s.metrics.BytesIn.Add(float64(len(msg)))
-		if ok, abusive := c.msgLim.allow(); !ok {
-			s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
-			if abusive {
-				s.log.WarnContext(c.ctx, "closing: sustained message rate abuse")
-				c.closeWith(protocol.ClosePolicyViolation, "rate limit exceeded")
-				continue // keep reading until the close handshake ends
-			}
-			c.sendError(nil, protocol.CodeRateLimited, "too many messages; slow down")
-			continue
-		}
-		if typ == transport.Binary {
-			s.metrics.MessagesIn.WithLabelValues("binary").Inc()
-			c.sendError(nil, protocol.CodeBinaryUnsupported, "protocol v1 uses text frames only; binary frame ignored")
-			continue
-		}
-		c.handle(msg)
+		c.process(typ, msg)
 	}
+}
+
+// process handles one message from the client. After a close for abuse
+// the caller keeps reading until the close handshake ends.
+func (c *conn) process(typ transport.MessageType, msg []byte) {
+	s := c.s
+	s.metrics.BytesIn.Add(float64(len(msg)))
+	if ok, abusive := c.msgLim.allow(); !ok {
+		s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
+		if abusive {
+			s.log.WarnContext(c.ctx, "closing: sustained message rate abuse")
+			c.closeWith(protocol.ClosePolicyViolation, "rate limit exceeded")
+			return
+		}
+		c.sendError(nil, protocol.CodeRateLimited, "too many messages; slow down")
+		return
+	}
+	if typ == transport.Binary {
+		s.metrics.MessagesIn.WithLabelValues("binary").Inc()
+		c.sendError(nil, protocol.CodeBinaryUnsupported, "protocol v1 uses text frames only; binary frame ignored")
+		return
+	}
+	c.handle(msg)
 }
 
 // cleanup runs once the socket is gone: leave rooms, drop the session,
 // count and log the close, tell the application.
 func (c *conn) cleanup() {
 	s := c.s
+	defer s.removeConn(c)
+	defer s.limits.release(c.info.UserID, c.ip)
 	<-c.ws.Done()
 	c.stopExpiry()
 	// Rooms are left with a fresh context: the request's may be cancelled.

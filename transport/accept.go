@@ -4,7 +4,6 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,15 +58,13 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader ht
 	}
 
 	// Bytes the client sent right after the request are already in brw's
-	// buffer; keep them, then read straight from the socket rather than
-	// through net/http's connReader.
+	// buffer; keep them, then read straight from the socket. net/http's
+	// buffers are not kept.
 	var prefix []byte
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		prefix = append([]byte(nil), b...)
 	}
-	br := brw.Reader
-	br.Reset(&prefixReader{prefix: prefix, r: nc})
 
 	resp := make([]byte, 0, 256)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
@@ -94,7 +91,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader ht
 	}
 	_ = nc.SetWriteDeadline(time.Time{})
 
-	c := newConn(nc, br, opts, neg, subprotocol)
+	c := newConn(nc, prefix, opts, neg, subprotocol)
 	c.bytesOut.Add(uint64(len(resp)))
 	c.start()
 	return c, nil
@@ -280,19 +277,4 @@ func parseDeflateOffer(ext string) (o deflateOffer, ok bool) {
 		}
 	}
 	return o, true
-}
-
-// prefixReader returns prefix, then reads from r.
-type prefixReader struct {
-	prefix []byte
-	r      net.Conn
-}
-
-func (p *prefixReader) Read(b []byte) (int, error) {
-	if len(p.prefix) > 0 {
-		n := copy(b, p.prefix)
-		p.prefix = p.prefix[n:]
-		return n, nil
-	}
-	return p.r.Read(b)
 }

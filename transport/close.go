@@ -25,6 +25,7 @@ func (c *Conn) Close(code int, reason string) error {
 		deadline := c.closeDeadline
 		c.mu.Unlock()
 		_ = c.nc.SetReadDeadline(deadline)
+		c.reader()
 		for c.r.err == nil {
 			_, _, _ = c.readMessage()
 		}
@@ -94,7 +95,15 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 }
 
 func (c *Conn) closeSocket() {
-	c.socketOnce.Do(func() { _ = c.nc.Close() })
+	c.socketOnce.Do(func() {
+		readPoller.mu.Lock()
+		polled := c.polled
+		readPoller.mu.Unlock()
+		if polled {
+			readPoller.remove(c)
+		}
+		_ = c.nc.Close()
+	})
 }
 
 func (c *Conn) signalPeerClosed() {
@@ -123,5 +132,6 @@ func (c *Conn) finish() {
 		}
 		c.closeSocket()
 		close(c.done)
+		c.readable() // a pending NotifyReadable callback sees the end
 	})
 }

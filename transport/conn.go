@@ -36,7 +36,8 @@ const (
 type Conn struct {
 	nc          net.Conn
 	rc          syscall.RawConn // nc's socket for non-blocking writes; nil if not a socket
-	br          *bufio.Reader
+	src         socketSource
+	br          *bufio.Reader // nil while idle (see TryRead)
 	opts        Options
 	neg         negotiated
 	subprotocol string
@@ -67,6 +68,10 @@ type Conn struct {
 	peerClosedOnce sync.Once
 	finishOnce     sync.Once
 
+	polled      bool // registered with readPoller; guarded by readPoller.mu
+	notifyState atomic.Int32
+	notifyFn    func() // set by NotifyReadable, run by readable
+
 	lastSeen  atomic.Int64 // nanoseconds since epoch
 	pingAt    atomic.Int64 // when the unanswered ping was sent; 0 if none
 	framesOut atomic.Uint64
@@ -87,11 +92,12 @@ type closeRequest struct {
 	waitPeer bool   // after the close frame, wait for the peer's close or EOF
 }
 
-func newConn(nc net.Conn, br *bufio.Reader, opts Options, neg negotiated, subprotocol string) *Conn {
+// newConn wraps nc; prefix holds bytes the client sent right after the
+// upgrade request.
+func newConn(nc net.Conn, prefix []byte, opts Options, neg negotiated, subprotocol string) *Conn {
 	c := &Conn{
 		nc:          nc,
 		rc:          rawConn(nc),
-		br:          br,
 		opts:        opts,
 		neg:         neg,
 		subprotocol: subprotocol,
@@ -102,6 +108,7 @@ func newConn(nc net.Conn, br *bufio.Reader, opts Options, neg negotiated, subpro
 		peerClosed:  make(chan struct{}),
 		done:        make(chan struct{}),
 	}
+	c.src = socketSource{c: c, prefix: prefix}
 	return c
 }
 

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -22,7 +21,7 @@ func FuzzReadFrames(f *testing.F) {
 		neg := negotiated{deflate: flags&1 != 0, clientContext: flags&3 == 3}
 		opts := Options{ReadLimit: limit, PingInterval: -1}.withDefaults()
 		srv, cli := net.Pipe()
-		c := newConn(srv, bufio.NewReader(srv), opts, neg, "")
+		c := newConn(srv, nil, opts, neg, "")
 		c.start()
 
 		var wg sync.WaitGroup

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 type readState struct {
 	err      error // sticky terminal error
 	midFrame bool  // part of a frame has been consumed
+	nonblock bool  // in TryRead: do not wait at a frame boundary
 	ctx      context.Context
 
 	// Message being reassembled from fragments.
@@ -88,6 +90,7 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 		})
 	}
 	c.r.ctx = ctx
+	c.reader()
 	typ, msg, err := c.readMessage()
 	c.r.ctx = nil
 	if stop != nil {
@@ -232,7 +235,7 @@ func growLen(b []byte, n int) []byte {
 // byte has been consumed.
 func (c *Conn) readHeader() (frameHeader, error) {
 	var h frameHeader
-	b0, err := c.br.ReadByte()
+	b0, err := c.reader().ReadByte()
 	if err != nil {
 		return h, err
 	}
@@ -395,7 +398,8 @@ func (c *Conn) fail(code int, reason string) error {
 		deadline := c.closeDeadline
 		c.mu.Unlock()
 		_ = c.nc.SetReadDeadline(deadline)
-		_, _ = io.Copy(io.Discard, c.br)
+		c.r.nonblock = false
+		_, _ = io.Copy(io.Discard, c.reader())
 		c.signalPeerClosed()
 	} else {
 		c.Terminate(ce)
@@ -406,6 +410,9 @@ func (c *Conn) fail(code int, reason string) error {
 
 // readFailed handles an error from the socket.
 func (c *Conn) readFailed(err error) error {
+	if errors.Is(err, errWouldBlock) && !c.r.midFrame {
+		return ErrWouldBlock
+	}
 	if ctx := c.r.ctx; ctx != nil && ctx.Err() != nil {
 		if !c.r.midFrame {
 			return ctx.Err()

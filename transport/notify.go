@@ -1,0 +1,148 @@
+package transport
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// ErrWouldBlock is returned by TryRead when the next message has not
+// fully arrived; nothing of it has been consumed.
+var ErrWouldBlock = errors.New("transport: no complete message available")
+
+// States of Conn.notifyState.
+const (
+	notifyIdle    = iota // no callback pending
+	notifyArmed          // waiting for the socket; the poller or finish runs the callback
+	notifyRunning        // the callback has been started
+)
+
+// readBufferSize is the size of a connection's read buffer. It is taken
+// from a pool while bytes are being read and returned when TryRead stops
+// at a message boundary, so idle connections hold none.
+const readBufferSize = 4096
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// reader returns the connection's buffered reader, taking one from the
+// pool if it holds none. readMu must be held.
+func (c *Conn) reader() *bufio.Reader {
+	if c.br == nil {
+		c.br = readerPool.Get().(*bufio.Reader)
+		c.br.Reset(&c.src)
+	}
+	return c.br
+}
+
+// releaseReader returns an empty read buffer to the pool. readMu must be
+// held.
+func (c *Conn) releaseReader() {
+	if c.br != nil && c.br.Buffered() == 0 {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+}
+
+// TryRead is Read for event-driven servers: it returns the next complete
+// data message if it can be read without waiting at a message boundary,
+// and ErrWouldBlock (with nothing consumed) otherwise. Once a frame has
+// begun to arrive TryRead waits for the rest of it. Errors are those of
+// Read. Use it with NotifyReadable; it must not run concurrently with
+// Read.
+func (c *Conn) TryRead() (MessageType, []byte, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.r.err != nil {
+		return 0, nil, c.r.err
+	}
+	c.reader()
+	c.r.nonblock = true
+	typ, msg, err := c.readMessage()
+	c.r.nonblock = false
+	if err == ErrWouldBlock {
+		c.releaseReader()
+	}
+	return typ, msg, err
+}
+
+// NotifyReadable arranges for f to run once, on a new goroutine, when
+// the connection next has bytes to read or has ended (TryRead then
+// returns the error). Between calls the connection holds no goroutine
+// and no read buffer: sockets are watched by one epoll instance per
+// process. Call it after TryRead returned ErrWouldBlock; f typically
+// calls TryRead until ErrWouldBlock and then NotifyReadable again.
+//
+// It returns false when the connection cannot be watched (not a TCP or
+// Unix socket on Linux, e.g. TLS terminated in-process); the caller then
+// reads with Read on a goroutine of its own.
+func (c *Conn) NotifyReadable(f func()) bool {
+	if !pollSupported || c.rc == nil {
+		return false
+	}
+	c.notifyFn = f
+	c.notifyState.Store(notifyArmed)
+	if err := readPoller.arm(c); err != nil {
+		select {
+		case <-c.closing:
+			// The socket is (being) closed: finish runs f once Done is
+			// closed, or has already, in which case this does.
+			select {
+			case <-c.done:
+				c.readable()
+			default:
+			}
+			return true
+		default:
+		}
+		c.notifyState.Store(notifyIdle)
+		return false
+	}
+	select {
+	case <-c.done:
+		// finish ran before the state was armed and could not start f.
+		c.readable()
+	default:
+	}
+	return true
+}
+
+// readable starts the pending callback, at most once per NotifyReadable.
+func (c *Conn) readable() {
+	if c.notifyState.CompareAndSwap(notifyArmed, notifyRunning) {
+		go c.notifyFn()
+	}
+}
+
+// socketSource is what the read buffer reads from: the bytes that came
+// with the upgrade request, then the socket. In TryRead at a frame
+// boundary it does not wait: an empty socket is errWouldBlock.
+type socketSource struct {
+	c      *Conn
+	prefix []byte
+}
+
+func (s *socketSource) Read(p []byte) (int, error) {
+	if len(s.prefix) > 0 {
+		n := copy(p, s.prefix)
+		s.prefix = s.prefix[n:]
+		if len(s.prefix) == 0 {
+			s.prefix = nil
+		}
+		return n, nil
+	}
+	c := s.c
+	if c.rc != nil && c.r.nonblock && !c.r.midFrame {
+		n, err := readOnce(c.rc, p)
+		if err == nil && n == 0 {
+			return 0, io.EOF
+		}
+		if err != nil && !errors.Is(err, errWouldBlock) {
+			err = &net.OpError{Op: "read", Net: "tcp", Err: err}
+		}
+		return n, err
+	}
+	return c.nc.Read(p)
+}

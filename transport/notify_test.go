@@ -1,0 +1,135 @@
+package transport
+
+import (
+	"errors"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// eventEcho serves c the way Herald does: TryRead until ErrWouldBlock,
+// then NotifyReadable, so no goroutine waits between messages. It counts
+// the callback runs and reports the terminal error on ended.
+type eventEcho struct {
+	c     *Conn
+	runs  atomic.Int32
+	ended chan error
+}
+
+func (e *eventEcho) serve() {
+	e.runs.Add(1)
+	for {
+		typ, msg, err := e.c.TryRead()
+		if err == ErrWouldBlock {
+			if !e.c.NotifyReadable(e.serve) {
+				e.ended <- errors.New("NotifyReadable unsupported")
+			}
+			return
+		}
+		if err != nil {
+			e.ended <- err
+			return
+		}
+		if err := e.c.Send(NewPrepared(typ, msg, 0, 0)); err != nil {
+			e.ended <- err
+			return
+		}
+	}
+}
+
+func TestNotifyReadable(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll watcher is Linux only")
+	}
+	ech := make(chan *eventEcho, 1)
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+		e := &eventEcho{c: c, ended: make(chan error, 1)}
+		ech <- e
+		e.serve() // the handler returns; the connection lives on
+	})
+	rc := dialRaw(t, ts.URL, "")
+	e := <-ech
+
+	// Idle: no read buffer is held.
+	checkFor(t, 2*time.Second, func() error {
+		e.c.readMu.Lock()
+		defer e.c.readMu.Unlock()
+		if e.c.br != nil {
+			return errors.New("idle connection still holds its read buffer")
+		}
+		return nil
+	})
+
+	// Whole frames, several in one write.
+	rc.write(mframe(true, opText, []byte("one")), mframe(true, opText, []byte("two")))
+	for _, want := range []string{"one", "two"} {
+		if f := rc.mustRead(); string(f.payload) != want {
+			t.Fatalf("echo %q, want %q", f.payload, want)
+		}
+	}
+	// A frame cut inside its header, then inside its payload: TryRead
+	// waits for the rest once the frame has begun.
+	fr := mframe(true, opText, []byte("split across three writes"))
+	for _, part := range [][]byte{fr[:1], fr[1:9], fr[9:]} {
+		rc.write(part)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if f := rc.mustRead(); string(f.payload) != "split across three writes" {
+		t.Fatalf("echo %q", f.payload)
+	}
+	// A fragmented message with a ping between its fragments.
+	rc.write(mframe(false, opText, []byte("frag")), mframe(true, opPing, []byte("p")))
+	time.Sleep(20 * time.Millisecond)
+	rc.write(mframe(true, opContinuation, []byte("ment")))
+	if f := rc.mustRead(); f.op != opPong || string(f.payload) != "p" {
+		t.Fatalf("got op %d %q, want the pong", f.op, f.payload)
+	}
+	if f := rc.mustRead(); string(f.payload) != "fragment" {
+		t.Fatalf("echo %q", f.payload)
+	}
+	if n := e.runs.Load(); n < 3 {
+		t.Errorf("callback ran %d times; want one run per burst", n)
+	}
+
+	// The client goes away without a close frame: the pending callback
+	// runs and sees the end.
+	_ = rc.nc.Close()
+	select {
+	case err := <-e.ended:
+		if err == nil || err == ErrWouldBlock {
+			t.Fatalf("ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("callback not run after the peer left")
+	}
+	if err := waitDone(t, e.c, 5*time.Second); err == nil {
+		t.Fatal("no cause recorded")
+	}
+}
+
+// TestNotifyReadableAfterTerminate: a connection ended by the server
+// while idle runs its pending callback, which sees the cause.
+func TestNotifyReadableAfterTerminate(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll watcher is Linux only")
+	}
+	ech := make(chan *eventEcho, 1)
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+		e := &eventEcho{c: c, ended: make(chan error, 1)}
+		ech <- e
+		e.serve()
+	})
+	rc := dialRaw(t, ts.URL, "")
+	defer rc.nc.Close()
+	e := <-ech
+	e.c.Terminate(ErrHeartbeatTimeout)
+	select {
+	case err := <-e.ended:
+		if !errors.Is(err, ErrHeartbeatTimeout) {
+			t.Fatalf("ended with %v, want the heartbeat timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("callback not run after Terminate")
+	}
+}
