@@ -28,8 +28,13 @@ import (
 // Its read side (run, then serveReads on one goroutine at a time) owns
 // rooms; other goroutines only call Deliver (via the hub) and closeWith.
 type conn struct {
+	// Deliver, run for every member of a room on each broadcast, reads
+	// only ws and welcomed: keep them together at the start, one cache
+	// line for the fan-out.
+	ws       *transport.Conn
+	welcomed atomic.Bool
+
 	s      *Server
-	ws     *transport.Conn
 	ctx    context.Context // carries the log attributes
 	info   ConnInfo
 	ip     string
@@ -48,9 +53,8 @@ type conn struct {
 
 	// Deliveries that arrive between the first join and the welcome wait
 	// here (guarded by earlyMu) so that welcome is the first frame.
-	welcomed atomic.Bool
-	earlyMu  sync.Mutex
-	early    []*transport.Prepared
+	earlyMu sync.Mutex
+	early   []*transport.Prepared
 
 	closeMu     sync.Mutex
 	closeCode   int    // set by closeWith before the socket goes away

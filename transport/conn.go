@@ -34,6 +34,28 @@ const (
 // Conn is one server-side WebSocket connection. See the package
 // documentation for its concurrency contract.
 type Conn struct {
+	// Send, run for every member of a room on each broadcast, touches
+	// only the first cache line: mu, sendQ, the flags, queueLimit and
+	// shard. Keep them together and first.
+	//
+	// mu guards the fields below up to hb. It is never held while
+	// blocking on the socket or a channel, and no other lock is taken
+	// while it is held.
+	mu            sync.Mutex
+	sendQ         []*Prepared // data waiting for the next turn
+	owned         bool        // someone owns the write side (see the package doc)
+	blocked       bool        // a write is waiting for the peer to read
+	closeStarted  bool
+	killed        bool
+	queueLimit    int           // opts.SendQueueSize
+	shard         *flushShard   // where the connection gets its turns
+	ctrlQ         [][]byte      // complete control frames, written before data
+	closeReq      *closeRequest // set once closing starts; taken by the owner
+	cause         error
+	closeDeadline time.Time   // once closing: caps every socket write
+	closeErr      error       // writing the close frame failed
+	hb            *time.Timer // heartbeat; nil when disabled
+
 	nc          net.Conn
 	rc          syscall.RawConn // nc's socket for non-blocking writes; nil if not a socket
 	src         socketSource
@@ -42,27 +64,11 @@ type Conn struct {
 	neg         negotiated
 	subprotocol string
 	epoch       time.Time // monotonic base for lastSeen
-	shard       *flushShard
 
 	closing    chan struct{} // closed once closing starts: Send fails from then on
 	kill       chan struct{} // closed by Terminate
 	peerClosed chan struct{} // closed when the reader has seen the peer's close or EOF
 	done       chan struct{} // closed when the socket is closed and the write side has finished
-
-	// mu guards the fields below. It is never held while blocking on the
-	// socket or a channel, and no other lock is taken while it is held.
-	mu            sync.Mutex
-	sendQ         []*Prepared   // data waiting for the next turn
-	ctrlQ         [][]byte      // complete control frames, written before data
-	owned         bool          // someone owns the write side (see the package doc)
-	blocked       bool          // a write is waiting for the peer to read
-	closeReq      *closeRequest // set once closing starts; taken by the owner
-	cause         error
-	closeStarted  bool
-	killed        bool
-	closeDeadline time.Time   // once closing: caps every socket write
-	closeErr      error       // writing the close frame failed
-	hb            *time.Timer // heartbeat; nil when disabled
 
 	socketOnce     sync.Once
 	peerClosedOnce sync.Once
@@ -103,6 +109,7 @@ func newConn(nc net.Conn, prefix []byte, opts Options, neg negotiated, subprotoc
 		subprotocol: subprotocol,
 		epoch:       time.Now(),
 		shard:       pickShard(),
+		queueLimit:  opts.SendQueueSize,
 		closing:     make(chan struct{}),
 		kill:        make(chan struct{}),
 		peerClosed:  make(chan struct{}),
@@ -137,7 +144,7 @@ func (c *Conn) Send(m *Prepared) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if n := len(c.sendQ); n >= c.opts.SendQueueSize && (c.blocked || n >= overloadFactor*c.opts.SendQueueSize) {
+	if n := len(c.sendQ); n >= c.queueLimit && (c.blocked || n >= overloadFactor*c.queueLimit) {
 		c.mu.Unlock()
 		cause := fmt.Errorf("%w: %w", ErrSlowConsumer, &CloseError{Code: CloseSlowConsumer, Reason: "slow consumer"})
 		if !c.startClose(closeRequest{frame: closeFrame(CloseSlowConsumer, "slow consumer")}, cause, failGrace) {
