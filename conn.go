@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heraldrt/herald/auth"
@@ -28,13 +27,8 @@ import (
 // Its read side (run, then serveReads on one goroutine at a time) owns
 // rooms; other goroutines only call Deliver (via the hub) and closeWith.
 type conn struct {
-	// Deliver, run for every member of a room on each broadcast, reads
-	// only ws and welcomed: keep them together at the start, one cache
-	// line for the fan-out.
-	ws       *transport.Conn
-	welcomed atomic.Bool
-
 	s      *Server
+	ws     *transport.Conn
 	ctx    context.Context // carries the log attributes
 	info   ConnInfo
 	ip     string
@@ -50,11 +44,6 @@ type conn struct {
 	warned  bool
 
 	acks acks
-
-	// Deliveries that arrive between the first join and the welcome wait
-	// here (guarded by earlyMu) so that welcome is the first frame.
-	earlyMu sync.Mutex
-	early   []*transport.Prepared
 
 	closeMu     sync.Mutex
 	closeCode   int    // set by closeWith before the socket goes away
@@ -227,7 +216,8 @@ func (c *conn) run() {
 	c.ctx = logctx.With(c.ctx, slog.String("session_id", sess.ID))
 	// Rooms are joined before welcome, so that once a client has its
 	// welcome, messages to it and to its rooms reach it; deliveries that
-	// come first wait in c.early so that welcome stays the first frame.
+	// come first are held in the send queue behind the welcome.
+	c.ws.Hold()
 	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
 		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
 		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
@@ -243,7 +233,7 @@ func (c *conn) run() {
 	if hb < 0 {
 		hb = 0
 	}
-	c.send(protocol.TypeWelcome, protocol.EncodeWelcome(protocol.Welcome{
+	c.sendFirst(protocol.TypeWelcome, protocol.EncodeWelcome(protocol.Welcome{
 		Protocol:      protocol.Version,
 		ConnectionID:  c.info.ID,
 		SessionID:     c.info.SessionID,
@@ -254,7 +244,6 @@ func (c *conn) run() {
 		Resumed:       resumed,
 		Rooms:         restored,
 	}))
-	c.releaseEarly()
 	c.scheduleExpiry()
 	if h := s.cfg.Hooks.OnConnect; h != nil {
 		err := s.callHook(c.ctx, "on_connect", func() error { return h(c.ctx, &c.info) })
@@ -472,33 +461,19 @@ func (c *conn) Deliver(d *hub.Delivery) {
 		c.ws.Terminate(transport.ErrSlowConsumer)
 		return
 	}
-	if !c.welcomed.Load() {
-		c.earlyMu.Lock()
-		if !c.welcomed.Load() {
-			if len(c.early) >= c.s.cfg.SendQueueSize {
-				c.earlyMu.Unlock()
-				c.ws.Terminate(transport.ErrSlowConsumer) // bounded like the send queue
-				return
-			}
-			c.early = append(c.early, f)
-			c.earlyMu.Unlock()
-			return
-		}
-		c.earlyMu.Unlock()
-	}
 	_ = c.ws.Send(f)
 }
 
-// releaseEarly sends what was delivered before the welcome, in order, and
-// lets later deliveries go straight to the queue.
-func (c *conn) releaseEarly() {
-	c.earlyMu.Lock()
-	defer c.earlyMu.Unlock()
-	for _, f := range c.early {
-		_ = c.ws.Send(f)
-	}
-	c.early = nil
-	c.welcomed.Store(true)
+// Direct implements hub.DirectMember: messages without acks go straight
+// to the socket's queue.
+func (c *conn) Direct() (hub.Sender, hub.Codec) { return c.ws, v1Codec{} }
+
+// sendFirst queues b ahead of everything held since the connection
+// started and ends the hold.
+func (c *conn) sendFirst(typ string, b []byte) {
+	c.s.metrics.MessagesOut.WithLabelValues(typ).Inc()
+	c.s.metrics.BytesOut.Add(float64(len(b)))
+	_ = c.ws.Release(transport.NewPrepared(transport.Text, b, c.s.cfg.CompressionThreshold, c.s.cfg.CompressionLevel))
 }
 
 // send queues a frame for this connection only.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/transport"
 )
 
 const numShards = 64
@@ -17,6 +18,29 @@ type Member interface {
 	// Deliver queues d for sending without blocking. A member that cannot
 	// keep up handles that itself (it disconnects as a slow consumer).
 	Deliver(d *Delivery)
+}
+
+// Sender queues a prepared frame to one connection without blocking;
+// *transport.Conn is one.
+type Sender interface {
+	Send(p *transport.Prepared) error
+}
+
+// DirectMember is a Member whose messages that ask for no acknowledgement
+// need none of its own logic: the hub queues their frame, in the member's
+// codec, straight to its Sender. A broadcast then touches only the
+// connection it writes to, not the member's own state, which matters
+// when one message goes to thousands of members. Direct is called once,
+// at Join.
+type DirectMember interface {
+	Member
+	Direct() (Sender, Codec)
+}
+
+// entry is what a room holds for a member: its direct path, if any.
+type entry struct {
+	send  Sender
+	codec Codec
 }
 
 // Config configures a Hub.
@@ -50,7 +74,7 @@ type Hub struct {
 
 type shard struct {
 	mu    sync.RWMutex
-	rooms map[string]map[Member]struct{}
+	rooms map[string]map[Member]entry
 }
 
 // New returns a Hub. Call it before Broker.Start and pass the Hub as the
@@ -58,7 +82,7 @@ type shard struct {
 func New(cfg Config) *Hub {
 	h := &Hub{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range h.shards {
-		h.shards[i].rooms = make(map[string]map[Member]struct{})
+		h.shards[i].rooms = make(map[string]map[Member]entry)
 	}
 	return h
 }
@@ -87,12 +111,16 @@ func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
 			return false, err
 		}
 	}
+	var e entry
+	if dm, ok := m.(DirectMember); ok {
+		e.send, e.codec = dm.Direct()
+	}
 	s.mu.Lock()
 	if members = s.rooms[room]; members == nil {
-		members = make(map[Member]struct{})
+		members = make(map[Member]entry)
 		s.rooms[room] = members
 	}
-	members[m] = struct{}{}
+	members[m] = e
 	s.mu.Unlock()
 	return true, nil
 }
@@ -138,7 +166,12 @@ func (h *Hub) HandleMessage(m *broker.Message) {
 	s.mu.RLock()
 	members := s.rooms[m.Room]
 	n := len(members)
-	for member := range members {
+	direct := !m.Ack
+	for member, e := range members {
+		if direct && e.send != nil {
+			_ = e.send.Send(d.Frame(e.codec)) // a slow consumer closes itself
+			continue
+		}
 		member.Deliver(d)
 	}
 	s.mu.RUnlock()

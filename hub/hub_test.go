@@ -135,3 +135,51 @@ func TestConcurrentJoinLeaveKeepsInterestConsistent(t *testing.T) {
 		}
 	}
 }
+
+// directMember takes messages without acks through its Sender and the
+// rest through Deliver.
+type directMember struct {
+	member
+	sent []*transport.Prepared
+}
+
+func (m *directMember) Send(p *transport.Prepared) error {
+	m.mu.Lock()
+	m.sent = append(m.sent, p)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *directMember) Direct() (hub.Sender, hub.Codec) { return m, m.codec }
+
+func TestDirectMembers(t *testing.T) {
+	t.Parallel()
+	h, _ := newHub(t)
+	ctx := context.Background()
+	enc := &atomic.Int64{}
+	direct := &directMember{member: member{codec: jsonCodec{enc}}}
+	plain := &member{codec: jsonCodec{enc}}
+	for _, m := range []hub.Member{direct, plain} {
+		if _, err := h.Join(ctx, "r", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Publish(ctx, &broker.Message{Room: "r", Event: "e", MsgID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Publish(ctx, &broker.Message{Room: "r", Event: "e", MsgID: "2", Ack: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(direct.sent) != 1 || len(direct.got) != 1 {
+		t.Fatalf("direct member: %d sent directly, %d delivered; want 1 and 1 (the acked one)", len(direct.sent), len(direct.got))
+	}
+	if len(plain.got) != 2 {
+		t.Fatalf("plain member got %d, want 2", len(plain.got))
+	}
+	if direct.sent[0] != plain.got[0] {
+		t.Fatal("the direct path did not share the encoded frame")
+	}
+	if enc.Load() != 2 {
+		t.Fatalf("encoded %d times for 2 messages", enc.Load())
+	}
+}

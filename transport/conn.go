@@ -45,6 +45,7 @@ type Conn struct {
 	sendQ         []*Prepared // data waiting for the next turn
 	owned         bool        // someone owns the write side (see the package doc)
 	blocked       bool        // a write is waiting for the peer to read
+	held          bool        // Hold: data waits for Release
 	closeStarted  bool
 	killed        bool
 	queueLimit    int           // opts.SendQueueSize
@@ -153,6 +154,36 @@ func (c *Conn) Send(m *Prepared) error {
 		return ErrSlowConsumer
 	}
 	c.sendQ = append(c.sendQ, m)
+	claimed := !c.held && c.claimLocked()
+	c.mu.Unlock()
+	if claimed {
+		c.shard.push(c)
+	}
+	return nil
+}
+
+// Hold makes Send queue data without writing it until Release, e.g.
+// while a server subscribes a new connection to its rooms before telling
+// it so: what is delivered meanwhile must wait behind that first
+// message. The queue bound still applies. Control frames are not held.
+func (c *Conn) Hold() {
+	c.mu.Lock()
+	c.held = true
+	c.mu.Unlock()
+}
+
+// Release queues first ahead of everything sent since Hold, and writes
+// from then on.
+func (c *Conn) Release(first *Prepared) error {
+	c.mu.Lock()
+	if c.closeStarted {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.held = false
+	c.sendQ = append(c.sendQ, nil)
+	copy(c.sendQ[1:], c.sendQ)
+	c.sendQ[0] = first
 	claimed := c.claimLocked()
 	c.mu.Unlock()
 	if claimed {

@@ -317,3 +317,33 @@ func TestContextTakeoverBatch(t *testing.T) {
 		t.Error("no frames counted")
 	}
 }
+
+// TestHoldRelease: what is sent while held waits, and Release's message
+// goes out first.
+func TestHoldRelease(t *testing.T) {
+	release := make(chan struct{})
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+		c.Hold()
+		for _, m := range []string{"a", "b"} {
+			if err := c.Send(NewPrepared(Text, []byte(m), 0, 0)); err != nil {
+				t.Error(err)
+			}
+		}
+		<-release
+		if err := c.Release(NewPrepared(Text, []byte("first"), 0, 0)); err != nil {
+			t.Error(err)
+		}
+		echo(c)
+	})
+	rc := dialRaw(t, ts.URL, "")
+	_ = rc.nc.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+	if _, err := rc.br.Peek(1); err == nil {
+		t.Fatal("a frame arrived while held")
+	}
+	close(release)
+	for _, want := range []string{"first", "a", "b"} {
+		if f := rc.mustRead(); string(f.payload) != want {
+			t.Fatalf("got %q, want %q", f.payload, want)
+		}
+	}
+}

@@ -43,7 +43,12 @@ func (c *Conn) flushTurn(scratch *iovecScratch) {
 		return
 	}
 	data, ctrl := c.sendQ, c.ctrlQ
-	c.sendQ, c.ctrlQ = c.w.data, c.w.ctrl
+	c.ctrlQ = c.w.ctrl
+	if c.held {
+		data = nil // held data waits for Release
+	} else {
+		c.sendQ = c.w.data
+	}
 	c.mu.Unlock()
 
 	n := c.buildBatch(data, ctrl)
@@ -85,7 +90,10 @@ func (c *Conn) buildBatch(data []*Prepared, ctrl [][]byte) int {
 	c.w.batch = batch
 	clear(data)
 	clear(ctrl)
-	c.w.data, c.w.ctrl = spare(data), spare(ctrl)
+	if data != nil {
+		c.w.data = spare(data)
+	}
+	c.w.ctrl = spare(ctrl)
 	return len(data) + len(ctrl)
 }
 
@@ -161,7 +169,7 @@ func (c *Conn) release() {
 	case c.closeReq != nil:
 		c.mu.Unlock()
 		go c.closeSequence()
-	case len(c.sendQ)+len(c.ctrlQ) > 0:
+	case len(c.ctrlQ) > 0 || len(c.sendQ) > 0 && !c.held:
 		c.mu.Unlock()
 		c.shard.push(c)
 	default:
@@ -274,6 +282,9 @@ func (c *Conn) closeSequence() {
 	for req.flush {
 		c.mu.Lock()
 		data, ctrl := c.sendQ, c.ctrlQ
+		if c.held {
+			data = nil // never released: its first message was not sent
+		}
 		c.sendQ, c.ctrlQ = nil, nil
 		c.mu.Unlock()
 		if len(data)+len(ctrl) == 0 {
