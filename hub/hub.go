@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldrt/herald/broker"
@@ -12,6 +13,9 @@ import (
 )
 
 const numShards = 64
+
+// prefetchSink keeps the prefetch reads observable.
+var prefetchSink atomic.Int64
 
 // Member is a local recipient of room messages, typically one connection.
 type Member interface {
@@ -37,11 +41,24 @@ type DirectMember interface {
 	Direct() (Sender, Codec)
 }
 
+// Prefetcher is an optional Sender method: Prefetch reads the state Send
+// will need, so that the hub can bring the next few members' state into
+// the CPU cache together rather than waiting for each in turn. The
+// returned value is meaningless; it keeps the read from being optimised
+// away. *transport.Conn implements it.
+type Prefetcher interface {
+	Prefetch() int
+}
+
 // entry is what a room holds for a member: its direct path, if any.
 type entry struct {
 	send  Sender
 	codec Codec
+	pf    Prefetcher
 }
+
+// prefetchWindow is how many members' state is requested at once.
+const prefetchWindow = 8
 
 // Config configures a Hub.
 type Config struct {
@@ -114,6 +131,7 @@ func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
 	var e entry
 	if dm, ok := m.(DirectMember); ok {
 		e.send, e.codec = dm.Direct()
+		e.pf, _ = e.send.(Prefetcher)
 	}
 	s.mu.Lock()
 	if members = s.rooms[room]; members == nil {
@@ -166,14 +184,35 @@ func (h *Hub) HandleMessage(m *broker.Message) {
 	s.mu.RLock()
 	members := s.rooms[m.Room]
 	n := len(members)
+	// Direct members go out in windows: first every member's state is
+	// requested, so the cache misses overlap, then each is sent to.
+	var window [prefetchWindow]entry
+	n, sink := 0, 0
+	sendWindow := func() {
+		for i := range window[:n] {
+			if window[i].pf != nil {
+				sink += window[i].pf.Prefetch()
+			}
+		}
+		for i := range window[:n] {
+			_ = window[i].send.Send(d.Frame(window[i].codec)) // a slow consumer closes itself
+			window[i] = entry{}
+		}
+		n = 0
+	}
 	direct := !m.Ack
 	for member, e := range members {
 		if direct && e.send != nil {
-			_ = e.send.Send(d.Frame(e.codec)) // a slow consumer closes itself
+			window[n] = e
+			if n++; n == prefetchWindow {
+				sendWindow()
+			}
 			continue
 		}
 		member.Deliver(d)
 	}
+	sendWindow()
+	prefetchSink.Store(int64(sink))
 	s.mu.RUnlock()
 	if h.cfg.OnFanout != nil && n > 0 {
 		h.cfg.OnFanout(d, n, time.Since(start))

@@ -162,6 +162,11 @@ func (c *Conn) Send(m *Prepared) error {
 	return nil
 }
 
+// Prefetch reads the fields Send uses, so that a broadcaster can bring
+// several connections' state into the CPU cache at once (see
+// hub.Prefetcher). It has no effect otherwise; the result is meaningless.
+func (c *Conn) Prefetch() int { return c.queueLimit }
+
 // Hold makes Send queue data without writing it until Release, e.g.
 // while a server subscribes a new connection to its rooms before telling
 // it so: what is delivered meanwhile must wait behind that first
