@@ -73,7 +73,7 @@ func Defaults() Options {
 		IdleWindow:   10 * time.Second,
 		FixedRate:    50000,
 		Payloads:     []int{100, 4096},
-		RampRates:    []float64{50e3, 75e3, 100e3, 125e3, 150e3, 200e3, 250e3, 300e3, 400e3, 600e3, 900e3},
+		RampRates:    []float64{50e3, 75e3, 100e3, 125e3, 150e3, 200e3, 250e3, 300e3, 400e3, 600e3, 750e3, 900e3, 1000e3},
 		P99Bound:     500 * time.Millisecond,
 		ChurnTime:    10 * time.Second,
 		ChurnConc:    64,
