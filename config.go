@@ -97,8 +97,11 @@ type Config struct {
 	// ReadLimit is the largest client message in bytes, counted after
 	// decompression; larger ones close the connection with 1009. Default 64 KiB.
 	ReadLimit int64
-	// SendQueueSize bounds each connection's outgoing queue (in messages); a
-	// client whose queue fills is disconnected with 4008. Default 256.
+	// SendQueueSize bounds each connection's outgoing queue (in messages): a
+	// client whose queue holds that many while its socket is full (it is
+	// not reading) is disconnected with 4008. A queue that is long only
+	// because the node itself is behind may hold 4× as many first.
+	// Default 256.
 	SendQueueSize int
 	// WriteTimeout bounds one socket write. Default 10s.
 	WriteTimeout time.Duration
