@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -171,7 +172,7 @@ func exportedMetrics(t testing.TB) map[string]bool {
 	if exported.err != nil {
 		t.Fatal(exported.err)
 	}
-	return exported.names
+	return maps.Clone(exported.names) // callers add names of their own
 }
 
 func scrapeLiveServer() (map[string]bool, error) {
