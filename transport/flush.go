@@ -29,6 +29,12 @@ var (
 	nextShard   atomic.Uint32
 )
 
+// turnScratch is a worker's reusable space for one connection's turn.
+type turnScratch struct {
+	batch [][]byte
+	iov   iovecScratch
+}
+
 // pickShard spreads connections over the shards round-robin.
 func pickShard() *flushShard {
 	return &flushShards[int(nextShard.Add(1))%len(flushShards)]
@@ -50,7 +56,7 @@ func (s *flushShard) push(c *Conn) {
 // is left.
 func (s *flushShard) run() {
 	var turn []*Conn
-	var scratch iovecScratch
+	var scratch turnScratch
 	for {
 		s.mu.Lock()
 		if len(s.ready) == 0 {

@@ -13,7 +13,6 @@ import (
 // Conn.owned): a flush worker, the connection's blocked-write goroutine
 // or its close sequence, one at a time.
 type writeState struct {
-	batch   [][]byte    // frames of the write in progress
 	pending net.Buffers // what a non-blocking write left unwritten
 	frames  int         // frames in pending
 	data    []*Prepared // spare queue, swapped with Conn.sendQ
@@ -35,7 +34,7 @@ const maxSpareQueue = 64
 // peer (writeBlocked), so a worker never blocks on one slow client. The
 // caller owns the write side; flushTurn passes ownership on or releases
 // it.
-func (c *Conn) flushTurn(scratch *iovecScratch) {
+func (c *Conn) flushTurn(scratch *turnScratch) {
 	c.mu.Lock()
 	if c.killed || c.closeReq != nil {
 		c.mu.Unlock()
@@ -51,56 +50,53 @@ func (c *Conn) flushTurn(scratch *iovecScratch) {
 	}
 	c.mu.Unlock()
 
-	n := c.buildBatch(data, ctrl)
+	// The batch lives in the worker's scratch space: only what a socket
+	// does not take at once is copied to the connection.
+	batch := c.buildBatch(scratch.batch[:0], data, ctrl)
+	n := len(batch)
+	defer func() {
+		clear(batch) // drop references to frames
+		scratch.batch = batch[:0]
+	}()
 	if c.rc == nil {
 		// No raw socket (TLS terminated in-process, a test pipe): every
 		// write may block, so it gets its own goroutine.
-		c.w.pending, c.w.frames = c.w.batch, n
+		c.w.pending, c.w.frames = append(net.Buffers(nil), batch...), n
 		c.setBlocked(true)
 		go c.writeBlocked()
 		return
 	}
-	rest, written, err := writeNonBlocking(c.rc, c.w.batch, scratch)
+	rest, written, err := writeNonBlocking(c.rc, batch, &scratch.iov)
 	c.bytesOut.Add(uint64(written))
 	switch {
 	case err == nil && len(rest) == 0:
 		c.framesOut.Add(uint64(n))
-		c.batchWritten()
 		c.release()
 	case err == nil || errors.Is(err, errWouldBlock):
-		c.w.pending, c.w.frames = rest, n
+		c.w.pending, c.w.frames = append(net.Buffers(nil), rest...), n
 		c.setBlocked(true)
 		go c.writeBlocked()
 	default:
-		c.batchWritten()
 		c.writeFailed(err)
 		c.release()
 	}
 }
 
-// buildBatch turns the taken queues into c.w.batch, control frames
-// first, and recycles the queue slices as spares. It returns the number
-// of frames.
-func (c *Conn) buildBatch(data []*Prepared, ctrl [][]byte) int {
+// buildBatch appends the taken queues' frames to batch, control frames
+// first, and recycles the queue slices as spares.
+func (c *Conn) buildBatch(batch [][]byte, data []*Prepared, ctrl [][]byte) [][]byte {
 	c.w.arena = c.w.arena[:0]
-	batch := append(c.w.batch[:0], ctrl...)
+	batch = append(batch, ctrl...)
 	for _, p := range data {
 		batch = append(batch, c.frameFor(p))
 	}
-	c.w.batch = batch
 	clear(data)
 	clear(ctrl)
 	if data != nil {
 		c.w.data = spare(data)
 	}
 	c.w.ctrl = spare(ctrl)
-	return len(data) + len(ctrl)
-}
-
-// batchWritten drops the written batch's references to frames.
-func (c *Conn) batchWritten() {
-	clear(c.w.batch)
-	c.w.batch = spare(c.w.batch)
+	return batch
 }
 
 func spare[T any](s []T) []T {
@@ -118,7 +114,6 @@ func (c *Conn) writeBlocked() {
 		c.framesOut.Add(uint64(c.w.frames))
 	}
 	c.w.pending, c.w.frames = nil, 0
-	c.batchWritten()
 	c.setBlocked(false)
 	if err != nil {
 		c.writeFailed(err)
@@ -290,9 +285,9 @@ func (c *Conn) closeSequence() {
 		if len(data)+len(ctrl) == 0 {
 			break
 		}
-		n := c.buildBatch(data, ctrl)
-		err := c.writeBlocking(c.w.batch)
-		c.batchWritten()
+		batch := c.buildBatch(nil, data, ctrl)
+		n := len(batch)
+		err := c.writeBlocking(batch)
 		if err != nil {
 			c.setCloseErr(err)
 			return
