@@ -64,3 +64,46 @@ func ExampleConn_Close() {
 		}
 	}
 }
+
+// echoer serves one connection without a goroutine while it is idle.
+type echoer struct{ c *transport.Conn }
+
+// serve handles what has arrived, then asks to be called again.
+func (e *echoer) serve() {
+	for {
+		_, msg, err := e.c.TryRead()
+		if err == transport.ErrWouldBlock {
+			if !e.c.NotifyReadable(e.serve) {
+				e.readLoop() // not a watchable socket (e.g. TLS in-process)
+			}
+			return
+		}
+		if err != nil {
+			return // the connection ended; Err says why
+		}
+		_ = e.c.WriteText(msg)
+	}
+}
+
+func (e *echoer) readLoop() {
+	for {
+		_, msg, err := e.c.Read(context.Background())
+		if err != nil {
+			return
+		}
+		_ = e.c.WriteText(msg)
+	}
+}
+
+// ExampleConn_NotifyReadable echoes messages the way Herald serves its
+// clients: the HTTP handler returns after the upgrade, and a goroutine
+// exists for a connection only while it has something to read.
+func ExampleConn_NotifyReadable() {
+	http.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := transport.Upgrade(w, r, transport.Options{}, nil)
+		if err != nil {
+			return
+		}
+		(&echoer{c: c}).serve()
+	})
+}
