@@ -91,7 +91,68 @@ type Hub struct {
 
 type shard struct {
 	mu    sync.RWMutex
-	rooms map[string]map[Member]entry
+	rooms map[string]*memberSet
+}
+
+// memberSet is a room's local members. Most rooms are small (every connection
+// has its own user room), so members are a slice, scanned to find one;
+// past smallRoom members an index keeps Join and Leave O(1). Fan-out
+// walks the slice.
+type memberSet struct {
+	members []roomMember
+	index   map[Member]int // position in members; nil while small
+}
+
+type roomMember struct {
+	m Member
+	e entry
+}
+
+const smallRoom = 8
+
+func (r *memberSet) find(m Member) int {
+	if r.index != nil {
+		if i, ok := r.index[m]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range r.members {
+		if r.members[i].m == m {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *memberSet) add(m Member, e entry) {
+	r.members = append(r.members, roomMember{m, e})
+	switch {
+	case r.index != nil:
+		r.index[m] = len(r.members) - 1
+	case len(r.members) > smallRoom:
+		r.index = make(map[Member]int, len(r.members))
+		for i, rm := range r.members {
+			r.index[rm.m] = i
+		}
+	}
+}
+
+// remove takes out the member at i; the last member moves into its place.
+func (r *memberSet) remove(i int) {
+	last := len(r.members) - 1
+	if r.index != nil {
+		delete(r.index, r.members[i].m)
+		if i != last {
+			r.index[r.members[last].m] = i
+		}
+	}
+	r.members[i] = r.members[last]
+	r.members[last] = roomMember{}
+	r.members = r.members[:last]
+	if r.index != nil && len(r.members) <= smallRoom/2 {
+		r.index = nil
+	}
 }
 
 // New returns a Hub. Call it before Broker.Start and pass the Hub as the
@@ -99,7 +160,7 @@ type shard struct {
 func New(cfg Config) *Hub {
 	h := &Hub{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range h.shards {
-		h.shards[i].rooms = make(map[string]map[Member]entry)
+		h.shards[i].rooms = make(map[string]*memberSet)
 	}
 	return h
 }
@@ -117,8 +178,8 @@ func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
 	s := &h.shards[i]
 
 	s.mu.RLock()
-	members, exists := s.rooms[room]
-	_, already := members[m]
+	r, exists := s.rooms[room]
+	already := exists && r.find(m) >= 0
 	s.mu.RUnlock()
 	if already {
 		return false, nil
@@ -134,11 +195,11 @@ func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
 		e.pf, _ = e.send.(Prefetcher)
 	}
 	s.mu.Lock()
-	if members = s.rooms[room]; members == nil {
-		members = make(map[Member]entry)
-		s.rooms[room] = members
+	if r = s.rooms[room]; r == nil {
+		r = &memberSet{}
+		s.rooms[room] = r
 	}
-	members[m] = e
+	r.add(m, e)
 	s.mu.Unlock()
 	return true, nil
 }
@@ -152,13 +213,17 @@ func (h *Hub) Leave(ctx context.Context, room string, m Member) error {
 	s := &h.shards[i]
 
 	s.mu.Lock()
-	members := s.rooms[room]
-	if _, ok := members[m]; !ok {
+	r := s.rooms[room]
+	at := -1
+	if r != nil {
+		at = r.find(m)
+	}
+	if at < 0 {
 		s.mu.Unlock()
 		return ErrNotMember
 	}
-	delete(members, m)
-	empty := len(members) == 0
+	r.remove(at)
+	empty := len(r.members) == 0
 	if empty {
 		delete(s.rooms, room)
 	}
@@ -182,34 +247,37 @@ func (h *Hub) HandleMessage(m *broker.Message) {
 	d := &Delivery{Msg: m, threshold: h.cfg.CompressionThreshold, level: h.cfg.CompressionLevel}
 	s := &h.shards[h.index(m.Room)]
 	s.mu.RLock()
-	members := s.rooms[m.Room]
+	var members []roomMember
+	if r := s.rooms[m.Room]; r != nil {
+		members = r.members
+	}
 	n := len(members)
 	// Direct members go out in windows: first every member's state is
 	// requested, so the cache misses overlap, then each is sent to.
 	var window [prefetchWindow]entry
-	n, sink := 0, 0
+	w, sink := 0, 0
 	sendWindow := func() {
-		for i := range window[:n] {
+		for i := range window[:w] {
 			if window[i].pf != nil {
 				sink += window[i].pf.Prefetch()
 			}
 		}
-		for i := range window[:n] {
+		for i := range window[:w] {
 			_ = window[i].send.Send(d.Frame(window[i].codec)) // a slow consumer closes itself
 			window[i] = entry{}
 		}
-		n = 0
+		w = 0
 	}
 	direct := !m.Ack
-	for member, e := range members {
-		if direct && e.send != nil {
-			window[n] = e
-			if n++; n == prefetchWindow {
+	for i := range members {
+		if e := members[i].e; direct && e.send != nil {
+			window[w] = e
+			if w++; w == prefetchWindow {
 				sendWindow()
 			}
 			continue
 		}
-		member.Deliver(d)
+		members[i].m.Deliver(d)
 	}
 	sendWindow()
 	prefetchSink.Store(int64(sink))
@@ -231,7 +299,10 @@ func (h *Hub) Members(room string) int {
 	s := &h.shards[h.index(room)]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.rooms[room])
+	if r := s.rooms[room]; r != nil {
+		return len(r.members)
+	}
+	return 0
 }
 
 // Rooms returns the number of rooms with at least one local member.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/broker/memory"
@@ -181,5 +182,82 @@ func TestDirectMembers(t *testing.T) {
 	}
 	if enc.Load() != 2 {
 		t.Fatalf("encoded %d times for 2 messages", enc.Load())
+	}
+}
+
+// TestMembershipAcrossSizes joins and leaves members across the size at
+// which a room gets an index, and checks that exactly the current members
+// get each message, and that OnFanout reports how many they were.
+func TestMembershipAcrossSizes(t *testing.T) {
+	t.Parallel()
+	b := memory.New()
+	var fanouts []int
+	var mu sync.Mutex
+	h := hub.New(hub.Config{Broker: b, OnFanout: func(_ *hub.Delivery, n int, _ time.Duration) {
+		mu.Lock()
+		fanouts = append(fanouts, n)
+		mu.Unlock()
+	}})
+	if err := b.Start(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	enc := &atomic.Int64{}
+	var ms []*member
+	for i := 0; i < 20; i++ {
+		ms = append(ms, &member{codec: jsonCodec{enc}})
+	}
+	in := map[*member]bool{}
+	check := func(step string) {
+		t.Helper()
+		for _, m := range ms {
+			m.mu.Lock()
+			m.got = nil
+			m.mu.Unlock()
+		}
+		if err := h.Publish(ctx, &broker.Message{Room: "r", Event: "e", MsgID: step}); err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range ms {
+			if want := 0; in[m] {
+				want = 1
+				if len(m.got) != want {
+					t.Fatalf("%s: member %d got %d messages, want %d", step, i, len(m.got), want)
+				}
+			} else if len(m.got) != 0 {
+				t.Fatalf("%s: non-member %d got %d messages", step, i, len(m.got))
+			}
+		}
+		if got := h.Members("r"); got != len(in) {
+			t.Fatalf("%s: Members = %d, want %d", step, got, len(in))
+		}
+		mu.Lock()
+		last := fanouts[len(fanouts)-1]
+		mu.Unlock()
+		if last != len(in) {
+			t.Fatalf("%s: OnFanout reported %d members, want %d", step, last, len(in))
+		}
+	}
+	for i, m := range ms {
+		if ok, err := h.Join(ctx, "r", m); !ok || err != nil {
+			t.Fatalf("join %d: %v %v", i, ok, err)
+		}
+		in[m] = true
+		if i == 3 || i == 9 || i == 19 {
+			check(fmt.Sprintf("after %d joins", i+1))
+		}
+	}
+	if ok, _ := h.Join(ctx, "r", ms[5]); ok {
+		t.Fatal("second join of a member reported true")
+	}
+	for _, i := range []int{0, 19, 7, 8, 3, 12, 15, 1, 2, 4, 5, 6, 9, 10, 11} {
+		if err := h.Leave(ctx, "r", ms[i]); err != nil {
+			t.Fatalf("leave %d: %v", i, err)
+		}
+		delete(in, ms[i])
+		check(fmt.Sprintf("after leaving %d", i))
+	}
+	if err := h.Leave(ctx, "r", ms[0]); !errors.Is(err, hub.ErrNotMember) {
+		t.Fatalf("leave of a non-member: %v", err)
 	}
 }
