@@ -33,7 +33,14 @@
 //     connection is terminated when nothing at all has arrived within
 //     PongTimeout of it.
 //   - Read runs on the caller's goroutine and must be called from one
-//     goroutine at a time.
+//     goroutine at a time. TryRead is its non-waiting form: with
+//     NotifyReadable, which runs a callback on a new goroutine when the
+//     socket has bytes (one epoll instance per process watches idle
+//     sockets), a server holds no goroutine and no read buffer for an
+//     idle connection. Do not mix the two on one connection.
+//   - Hold and Release let a server queue messages behind one it has not
+//     sent yet (Herald's welcome): Send queues while held, Release puts
+//     its message first and starts writing.
 //   - Send and WriteText never block: they enqueue on a bounded queue.
 //     When it is full while the socket is full too, the connection is
 //     closed as a slow consumer (4008) so that a broadcaster is never
