@@ -96,10 +96,7 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 
 func (c *Conn) closeSocket() {
 	c.socketOnce.Do(func() {
-		readPoller.mu.Lock()
-		polled := c.polled
-		readPoller.mu.Unlock()
-		if polled {
+		if readPoller.registered(c) {
 			readPoller.remove(c)
 		}
 		_ = c.nc.Close()

@@ -66,6 +66,13 @@ func (p *poller) arm(c *Conn) error {
 	return errors.Join(err, ctlErr)
 }
 
+// registered reports whether c was ever added.
+func (p *poller) registered(c *Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.polled
+}
+
 // remove unregisters c; it is called before its socket is closed.
 func (p *poller) remove(c *Conn) {
 	_ = c.rc.Control(func(fd uintptr) {

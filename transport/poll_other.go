@@ -13,4 +13,6 @@ type poller struct{}
 func (*poller) arm(*Conn) error { return errWouldBlock }
 func (*poller) remove(*Conn)    {}
 
+func (*poller) registered(*Conn) bool { return false }
+
 func readOnce(syscall.RawConn, []byte) (int, error) { return 0, errWouldBlock }
