@@ -103,7 +103,9 @@ type Config struct {
 	// because the node itself is behind may hold 4× as many first.
 	// Default 256.
 	SendQueueSize int
-	// WriteTimeout bounds one socket write. Default 10s.
+	// WriteTimeout bounds each socket write that has to wait for the client
+	// (at most 256 KiB per write): a client that reads nothing for this
+	// long is dropped. Default 10s.
 	WriteTimeout time.Duration
 	// MaxRoomsPerConn bounds how many rooms one connection may join (its own
 	// user room not counted). Default 128.

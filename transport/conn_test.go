@@ -347,3 +347,118 @@ func TestHoldRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialWrites: a client that stops reading while more is queued
+// than the socket buffers hold gets every message, intact and in order,
+// once it reads again. The frames go out through partial non-blocking
+// writes and the blocked-write goroutine.
+func TestPartialWrites(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{SendQueueSize: 256, PingInterval: -1}, func(c *Conn) {
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	rc := dialRaw(t, ts.URL, "")
+	if tcp, ok := rc.nc.(interface{ SetReadBuffer(int) error }); ok {
+		_ = tcp.SetReadBuffer(64 << 10)
+	}
+	c := ts.nextConn(t)
+
+	// 120 messages of 64 KiB + a few bytes each, every one with its index
+	// at the start and the end: 7.5 MiB, far more than loopback buffers
+	// take while nobody reads.
+	const n, size = 120, 64<<10 + 7
+	for i := 0; i < n; i++ {
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+		if err := c.Send(NewPrepared(Binary, b, 0, 0)); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	checkFor(t, 5*time.Second, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.blocked {
+			return errors.New("no write is waiting for the peer")
+		}
+		return nil
+	})
+	for i := 0; i < n; i++ {
+		f, err := rc.readFrame()
+		if err != nil {
+			t.Fatalf("message %d: %v (server: %v)", i, err, c.Err())
+		}
+		if f.op != opBinary || len(f.payload) != size {
+			t.Fatalf("message %d: op %d, %d bytes", i, f.op, len(f.payload))
+		}
+		for j, b := range f.payload {
+			if b != byte(i+j) {
+				t.Fatalf("message %d: byte %d is %d, want %d", i, j, b, byte(i+j))
+			}
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("connection ended: %v", err)
+	}
+	framesOut, _, _ := c.Stats()
+	if framesOut != n {
+		t.Errorf("framesOut = %d, want %d", framesOut, n)
+	}
+}
+
+// TestSlowReaderKeepsUp: WriteTimeout bounds each blocking write call,
+// not a whole batch, so a peer that reads slowly but steadily is not cut
+// off while a batch many times the socket buffers drains.
+func TestSlowReaderKeepsUp(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{WriteTimeout: 400 * time.Millisecond, PingInterval: -1}, func(c *Conn) {
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	rc := dialRaw(t, ts.URL, "")
+	if tcp, ok := rc.nc.(interface{ SetReadBuffer(int) error }); ok {
+		_ = tcp.SetReadBuffer(64 << 10)
+	}
+	c := ts.nextConn(t)
+	if tcp, ok := c.nc.(interface{ SetWriteBuffer(int) error }); ok {
+		_ = tcp.SetWriteBuffer(64 << 10) // or the kernel takes it all at once
+	}
+	// 3 MiB in one batch (held, then released at once): about 1.5 s at
+	// the ≈ 2 MiB/s read below, well over WriteTimeout.
+	const n, size = 48, 64 << 10
+	c.Hold()
+	for i := 1; i < n; i++ {
+		if err := c.Send(NewPrepared(Binary, make([]byte, size), 0, 0)); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	if err := c.Release(NewPrepared(Binary, make([]byte, size), 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	buf := make([]byte, 32<<10)
+	total, want := 0, n*(size+4) // a 64 KiB payload has a 4-byte header
+	for total < want {
+		_ = rc.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, err := rc.br.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d of %d bytes in %s: %v (server: %v)", total, want, time.Since(start), err, c.Err())
+		}
+		total += m
+		time.Sleep(15 * time.Millisecond)
+	}
+	if took := time.Since(start); took < 2*400*time.Millisecond {
+		t.Logf("drained in %s: the socket buffers were larger than expected", took)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("connection ended: %v", err)
+	}
+}

@@ -43,7 +43,9 @@ type Options struct {
 	// the queue may grow to 4× this (the server, not the peer, is behind).
 	// Default 256.
 	SendQueueSize int
-	// WriteTimeout bounds each batched write to the socket. Default 10s.
+	// WriteTimeout bounds each write call that has to wait for the peer
+	// (at most 256 KiB, or one larger frame, per call): a peer that reads
+	// nothing for this long is dropped. Default 10s.
 	WriteTimeout time.Duration
 	// PingInterval is the heartbeat period. Default 30s; negative
 	// disables heartbeats.

@@ -127,20 +127,35 @@ func (c *Conn) setBlocked(b bool) {
 	c.mu.Unlock()
 }
 
-// writeBlocking writes bufs, each call capped by WriteTimeout and, once
-// closing, by the close deadline.
+// blockingChunk is how much one blocking write call may carry: each
+// call gets its own WriteTimeout, so a slow peer that keeps reading is
+// never cut off in the middle of a large batch.
+const blockingChunk = 256 << 10
+
+// writeBlocking writes bufs in calls of up to blockingChunk bytes (or one
+// larger frame), each capped by WriteTimeout and, once closing, by the
+// close deadline.
 func (c *Conn) writeBlocking(bufs net.Buffers) error {
-	deadline := time.Now().Add(c.opts.WriteTimeout)
-	c.mu.Lock()
-	if !c.closeDeadline.IsZero() && c.closeDeadline.Before(deadline) {
-		deadline = c.closeDeadline
-	}
-	_ = c.nc.SetWriteDeadline(deadline)
-	c.mu.Unlock()
-	written, err := bufs.WriteTo(c.nc)
-	c.bytesOut.Add(uint64(written))
-	if err != nil {
-		return fmt.Errorf("transport: write: %w", err)
+	for len(bufs) > 0 {
+		n, size := 0, 0
+		for n < len(bufs) && (n == 0 || size+len(bufs[n]) <= blockingChunk) {
+			size += len(bufs[n])
+			n++
+		}
+		chunk := bufs[:n:n]
+		bufs = bufs[n:]
+		deadline := time.Now().Add(c.opts.WriteTimeout)
+		c.mu.Lock()
+		if !c.closeDeadline.IsZero() && c.closeDeadline.Before(deadline) {
+			deadline = c.closeDeadline
+		}
+		_ = c.nc.SetWriteDeadline(deadline)
+		c.mu.Unlock()
+		written, err := chunk.WriteTo(c.nc)
+		c.bytesOut.Add(uint64(written))
+		if err != nil {
+			return fmt.Errorf("transport: write: %w", err)
+		}
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	takeover := f.Bool("compression-context-takeover", false, "keep the compression window across messages (more memory per connection)")
 	readLimit := f.Int("read-limit", herald.DefaultReadLimit, "largest client message in bytes, after decompression (over it: close 1009)")
 	queue := f.Int("send-queue", herald.DefaultSendQueueSize, "per-connection send queue, in messages (full: disconnect with 4008)")
-	writeTimeout := f.Duration("write-timeout", herald.DefaultWriteTimeout, "timeout of one socket write")
+	writeTimeout := f.Duration("write-timeout", herald.DefaultWriteTimeout, "drop a client that reads nothing for this long (each write of up to 256 KiB)")
 	maxRooms := f.Int("max-rooms", herald.DefaultMaxRoomsPerConn, "rooms one connection may join")
 	drain := f.Duration("drain-timeout", herald.DefaultDrainTimeout, "on SIGTERM, how long clients get to leave before the rest are terminated")
 	retry := f.Duration("drain-retry-after", herald.DefaultDrainRetryAfter, "typical retryAfterMs told to clients on drain (jittered 0.5x-1.5x)")
