@@ -81,6 +81,7 @@ type Conn struct {
 
 	lastSeen  atomic.Int64 // nanoseconds since epoch
 	pingAt    atomic.Int64 // when the unanswered ping was sent; 0 if none
+	nextPing  atomic.Int64 // when the next ping is due; 0 before the first
 	framesOut atomic.Uint64
 	bytesOut  atomic.Uint64
 	bytesIn   atomic.Uint64

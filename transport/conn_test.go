@@ -210,6 +210,26 @@ func TestHeartbeat(t *testing.T) {
 		}
 	})
 
+	t.Run("pings every interval when the timeout is longer", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PongTimeout: 2 * time.Second}, nil)
+		rc := dialRaw(t, ts.URL, "")
+		// Answer each ping; count them for 600 ms (about 12 expected).
+		deadline := time.Now().Add(600 * time.Millisecond)
+		pings := 0
+		for time.Now().Before(deadline) {
+			f := rc.mustRead()
+			if f.op != opPing {
+				t.Fatalf("got op %d, want pings only", f.op)
+			}
+			pings++
+			rc.write(mframe(true, opPong, f.payload))
+		}
+		if pings < 6 {
+			t.Fatalf("%d pings in 600 ms with a 50 ms interval", pings)
+		}
+	})
+
 	t.Run("responsive client kept", func(t *testing.T) {
 		t.Parallel()
 		ts := newTestServer(t, opts, nil)

@@ -216,9 +216,11 @@ func (c *Conn) sendControl(f []byte) {
 	}
 }
 
-// heartbeat runs on the connection's timer: it sends a ping every
-// PingInterval and terminates the connection when nothing at all has
-// come from the peer within PongTimeout of a ping.
+// heartbeat runs on the connection's timer. It sends a ping every
+// PingInterval, skipping one while the previous ping is unanswered, and
+// terminates the connection when nothing at all has come from the peer
+// within PongTimeout of a ping. The timer is re-armed for whichever comes
+// first: the next ping or the outstanding ping's deadline.
 func (c *Conn) heartbeat() {
 	select {
 	case <-c.closing:
@@ -228,23 +230,40 @@ func (c *Conn) heartbeat() {
 	c.mu.Lock()
 	hb := c.hb
 	c.mu.Unlock()
-	if at := c.pingAt.Load(); at != 0 {
-		if c.lastSeen.Load() < at {
+	now := c.now()
+	interval, timeout := int64(c.opts.PingInterval), int64(c.opts.PongTimeout)
+	at := c.pingAt.Load()
+	if at != 0 {
+		switch {
+		case c.lastSeen.Load() >= at:
+			at = 0 // answered (any frame counts)
+			c.pingAt.Store(0)
+		case now >= at+timeout:
 			c.Terminate(ErrHeartbeatTimeout)
 			return
 		}
-		c.pingAt.Store(0)
-		if rest := c.opts.PingInterval - c.opts.PongTimeout; rest > 0 {
-			hb.Reset(rest)
-			return
-		}
 	}
-	f := make([]byte, pingFrameSize)
-	putServerHeader(f, opPing, false, 8)
-	binary.BigEndian.PutUint64(f[2:], uint64(time.Now().UnixNano()))
-	c.pingAt.Store(c.now())
-	c.sendControl(f)
-	hb.Reset(c.opts.PongTimeout)
+	next := c.nextPing.Load()
+	if next == 0 {
+		next = interval // the first ping, one interval after the upgrade
+	}
+	if now >= next {
+		if at == 0 {
+			f := make([]byte, pingFrameSize)
+			putServerHeader(f, opPing, false, 8)
+			binary.BigEndian.PutUint64(f[2:], uint64(time.Now().UnixNano()))
+			at = now
+			c.pingAt.Store(at)
+			c.sendControl(f)
+		}
+		next = now + interval
+	}
+	c.nextPing.Store(next)
+	wake := next
+	if at != 0 && at+timeout < wake {
+		wake = at + timeout
+	}
+	hb.Reset(time.Duration(max(wake-now, int64(time.Millisecond))))
 }
 
 // frameFor returns the bytes to write for p on this connection.
