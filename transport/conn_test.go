@@ -482,3 +482,56 @@ func TestSlowReaderKeepsUp(t *testing.T) {
 		t.Fatalf("connection ended: %v", err)
 	}
 }
+
+// TestWriteAfterBlockedWrite: a deadline left on the socket by a write
+// that had to wait must not fail a later non-blocking write.
+func TestWriteAfterBlockedWrite(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{WriteTimeout: time.Second, PingInterval: -1}, func(c *Conn) {
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	rc := dialRaw(t, ts.URL, "")
+	c := ts.nextConn(t)
+	if tcp, ok := c.nc.(interface{ SetWriteBuffer(int) error }); ok {
+		_ = tcp.SetWriteBuffer(32 << 10)
+	}
+	if tcp, ok := rc.nc.(interface{ SetReadBuffer(int) error }); ok {
+		_ = tcp.SetReadBuffer(64 << 10)
+	}
+	c.Hold()
+	for i := 0; i < 15; i++ {
+		if err := c.Send(NewPrepared(Binary, make([]byte, 64<<10), 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Release(NewPrepared(Binary, make([]byte, 64<<10), 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 2*time.Second, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.blocked {
+			return errors.New("no write is waiting for the peer")
+		}
+		return nil
+	})
+	for i := 0; i < 16; i++ {
+		if _, err := rc.readFrame(); err != nil {
+			t.Fatalf("message %d: %v (server: %v)", i, err, c.Err())
+		}
+	}
+	time.Sleep(1200 * time.Millisecond) // past the blocked write's deadline
+	if err := c.Send(NewPrepared(Text, []byte("later"), 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if f := rc.mustRead(); string(f.payload) != "later" {
+		t.Fatalf("got %q", f.payload)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("connection ended: %v", err)
+	}
+}

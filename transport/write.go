@@ -136,6 +136,13 @@ const blockingChunk = 256 << 10
 // larger frame), each capped by WriteTimeout and, once closing, by the
 // close deadline.
 func (c *Conn) writeBlocking(bufs net.Buffers) error {
+	// Leave no deadline behind: the next turn's non-blocking write would
+	// fail on it once it has passed (only the close deadline stays).
+	defer func() {
+		c.mu.Lock()
+		_ = c.nc.SetWriteDeadline(c.closeDeadline)
+		c.mu.Unlock()
+	}()
 	for len(bufs) > 0 {
 		n, size := 0, 0
 		for n < len(bufs) && (n == 0 || size+len(bufs[n]) <= blockingChunk) {
