@@ -374,18 +374,7 @@ func TestHoldRelease(t *testing.T) {
 // writes and the blocked-write goroutine.
 func TestPartialWrites(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Options{SendQueueSize: 256, PingInterval: -1}, func(c *Conn) {
-		for {
-			if _, _, err := c.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	})
-	rc := dialRaw(t, ts.URL, "")
-	if tcp, ok := rc.nc.(interface{ SetReadBuffer(int) error }); ok {
-		_ = tcp.SetReadBuffer(64 << 10)
-	}
-	c := ts.nextConn(t)
+	c, rc := dialSmallBuffers(t, Options{SendQueueSize: 256, PingInterval: -1}, 64<<10, 0)
 
 	// 120 messages of 64 KiB + a few bytes each, every one with its index
 	// at the start and the end: 7.5 MiB, far more than loopback buffers
@@ -400,14 +389,7 @@ func TestPartialWrites(t *testing.T) {
 			t.Fatalf("Send %d: %v", i, err)
 		}
 	}
-	checkFor(t, 5*time.Second, func() error {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if !c.blocked {
-			return errors.New("no write is waiting for the peer")
-		}
-		return nil
-	})
+	waitBlocked(t, c)
 	for i := 0; i < n; i++ {
 		f, err := rc.readFrame()
 		if err != nil {
@@ -436,21 +418,8 @@ func TestPartialWrites(t *testing.T) {
 // off while a batch many times the socket buffers drains.
 func TestSlowReaderKeepsUp(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Options{WriteTimeout: 400 * time.Millisecond, PingInterval: -1}, func(c *Conn) {
-		for {
-			if _, _, err := c.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	})
-	rc := dialRaw(t, ts.URL, "")
-	if tcp, ok := rc.nc.(interface{ SetReadBuffer(int) error }); ok {
-		_ = tcp.SetReadBuffer(64 << 10)
-	}
-	c := ts.nextConn(t)
-	if tcp, ok := c.nc.(interface{ SetWriteBuffer(int) error }); ok {
-		_ = tcp.SetWriteBuffer(64 << 10) // or the kernel takes it all at once
-	}
+	// A small send buffer, or the kernel takes the whole batch at once.
+	c, rc := dialSmallBuffers(t, Options{WriteTimeout: 400 * time.Millisecond, PingInterval: -1}, 64<<10, 64<<10)
 	// 3 MiB in one batch (held, then released at once): about 1.5 s at
 	// the ≈ 2 MiB/s read below, well over WriteTimeout.
 	const n, size = 48, 64 << 10
@@ -487,21 +456,7 @@ func TestSlowReaderKeepsUp(t *testing.T) {
 // that had to wait must not fail a later non-blocking write.
 func TestWriteAfterBlockedWrite(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Options{WriteTimeout: time.Second, PingInterval: -1}, func(c *Conn) {
-		for {
-			if _, _, err := c.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	})
-	rc := dialRaw(t, ts.URL, "")
-	c := ts.nextConn(t)
-	if tcp, ok := c.nc.(interface{ SetWriteBuffer(int) error }); ok {
-		_ = tcp.SetWriteBuffer(32 << 10)
-	}
-	if tcp, ok := rc.nc.(interface{ SetReadBuffer(int) error }); ok {
-		_ = tcp.SetReadBuffer(64 << 10)
-	}
+	c, rc := dialSmallBuffers(t, Options{WriteTimeout: time.Second, PingInterval: -1}, 64<<10, 32<<10)
 	c.Hold()
 	for i := 0; i < 15; i++ {
 		if err := c.Send(NewPrepared(Binary, make([]byte, 64<<10), 0, 0)); err != nil {
@@ -511,14 +466,7 @@ func TestWriteAfterBlockedWrite(t *testing.T) {
 	if err := c.Release(NewPrepared(Binary, make([]byte, 64<<10), 0, 0)); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 2*time.Second, func() error {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if !c.blocked {
-			return errors.New("no write is waiting for the peer")
-		}
-		return nil
-	})
+	waitBlocked(t, c)
 	for i := 0; i < 16; i++ {
 		if _, err := rc.readFrame(); err != nil {
 			t.Fatalf("message %d: %v (server: %v)", i, err, c.Err())
@@ -534,4 +482,40 @@ func TestWriteAfterBlockedWrite(t *testing.T) {
 	if err := c.Err(); err != nil {
 		t.Fatalf("connection ended: %v", err)
 	}
+}
+
+// dialSmallBuffers starts a server that only reads, connects a raw client
+// with a receive buffer of rbuf bytes and, when wbuf > 0, shrinks the
+// server connection's send buffer, so that bursts outgrow the sockets.
+func dialSmallBuffers(t *testing.T, opts Options, rbuf, wbuf int) (*Conn, *rawClient) {
+	t.Helper()
+	ts := newTestServer(t, opts, func(c *Conn) {
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	rc := dialRaw(t, ts.URL, "")
+	if tcp, ok := rc.nc.(interface{ SetReadBuffer(int) error }); ok {
+		_ = tcp.SetReadBuffer(rbuf)
+	}
+	c := ts.nextConn(t)
+	if tcp, ok := c.nc.(interface{ SetWriteBuffer(int) error }); ok && wbuf > 0 {
+		_ = tcp.SetWriteBuffer(wbuf)
+	}
+	return c, rc
+}
+
+// waitBlocked waits until a write of c is waiting for its peer.
+func waitBlocked(t *testing.T, c *Conn) {
+	t.Helper()
+	checkFor(t, 5*time.Second, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.blocked {
+			return errors.New("no write is waiting for the peer")
+		}
+		return nil
+	})
 }
