@@ -23,6 +23,25 @@ func (e *handshakeError) Error() string {
 	return fmt.Sprintf("transport: handshake: %d %s", e.status, e.msg)
 }
 
+// Upgrader accepts WebSocket connections with one set of Options, which
+// every connection it accepts shares instead of holding a copy. It is safe
+// for concurrent use.
+type Upgrader struct {
+	opts Options
+}
+
+// NewUpgrader returns an Upgrader for opts; zero fields take their
+// defaults.
+func NewUpgrader(opts Options) *Upgrader {
+	return &Upgrader{opts: opts.withDefaults()}
+}
+
+// Upgrade is NewUpgrader(opts).Upgrade(w, r, respHeader), for a server
+// that accepts few connections or varies Options per connection.
+func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader http.Header) (*Conn, error) {
+	return NewUpgrader(opts).Upgrade(w, r, respHeader)
+}
+
 // Upgrade completes the WebSocket opening handshake (RFC 6455 section 4.2)
 // and arms its heartbeat. Every header in respHeader
 // is added to the 101 response, except the ones the handshake itself owns.
@@ -30,7 +49,7 @@ func (e *handshakeError) Error() string {
 // When the request is not a valid WebSocket upgrade, Upgrade writes a
 // plain-text 400, 405 or 426 response, hijacks nothing and returns an
 // error.
-func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader http.Header) (*Conn, error) {
+func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, respHeader http.Header) (*Conn, error) {
 	accept, herr := checkHandshake(r)
 	if herr != nil {
 		if herr.status == http.StatusMethodNotAllowed {
@@ -42,7 +61,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader ht
 		http.Error(w, herr.msg, herr.status)
 		return nil, herr
 	}
-	opts = opts.withDefaults()
+	opts := &u.opts
 
 	var neg negotiated
 	var extHeader string

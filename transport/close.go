@@ -31,7 +31,7 @@ func (c *Conn) Close(code int, reason string) error {
 		}
 		c.readMu.Unlock()
 	}
-	<-c.done
+	<-c.Done()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeErr
@@ -51,16 +51,17 @@ func (c *Conn) Terminate(err error) {
 	}
 	already := c.killed
 	c.killed = true
-	if !c.closeStarted {
-		c.closeStarted = true
-		close(c.closing)
-	}
+	c.closeStarted = true
 	claimed := !already && c.claimLocked()
+	wake := c.wake
+	c.wake = nil
 	c.mu.Unlock()
 	if already {
 		return
 	}
-	close(c.kill)
+	if wake != nil {
+		close(wake)
+	}
 	c.closeSocket()
 	if claimed {
 		// Nobody was writing: finish here. Otherwise the owner's write
@@ -84,7 +85,6 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 	}
 	c.closeDeadline = time.Now().Add(grace)
 	_ = c.nc.SetWriteDeadline(c.closeDeadline)
-	close(c.closing)
 	c.closeReq = &req
 	claimed := c.claimLocked()
 	c.mu.Unlock()
@@ -104,7 +104,36 @@ func (c *Conn) closeSocket() {
 }
 
 func (c *Conn) signalPeerClosed() {
-	c.peerClosedOnce.Do(func() { close(c.peerClosed) })
+	c.mu.Lock()
+	c.peerGone = true
+	wake := c.wake
+	c.wake = nil
+	c.mu.Unlock()
+	if wake != nil {
+		close(wake)
+	}
+}
+
+// waitPeer waits until the peer's close or EOF has been seen, the
+// connection is terminated, or the close deadline passes.
+func (c *Conn) waitPeer() {
+	c.mu.Lock()
+	if c.peerGone || c.killed {
+		c.mu.Unlock()
+		return
+	}
+	if c.wake == nil {
+		c.wake = make(chan struct{})
+	}
+	wake := c.wake
+	wait := time.Until(c.closeDeadline)
+	c.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-wake:
+	case <-t.C:
+	}
 }
 
 // finish runs once, when the last owner of the write side is done: it
@@ -116,10 +145,7 @@ func (c *Conn) finish() {
 		if c.cause == nil {
 			c.cause = ErrClosed
 		}
-		if !c.closeStarted {
-			c.closeStarted = true
-			close(c.closing)
-		}
+		c.closeStarted = true
 		c.owned = true
 		c.sendQ, c.ctrlQ = nil, nil
 		hb := c.hb
@@ -128,7 +154,13 @@ func (c *Conn) finish() {
 			hb.Stop()
 		}
 		c.closeSocket()
-		close(c.done)
+		c.mu.Lock()
+		c.finished = true
+		done := c.done
+		c.mu.Unlock()
+		if done != nil {
+			close(done)
+		}
 		c.readable() // a pending NotifyReadable callback sees the end
 	})
 }

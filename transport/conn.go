@@ -56,24 +56,25 @@ type Conn struct {
 	closeDeadline time.Time   // once closing: caps every socket write
 	closeErr      error       // writing the close frame failed
 	hb            *time.Timer // heartbeat; nil when disabled
+	peerGone      bool        // the reader has seen the peer's close or EOF
+	finished      bool        // the socket is closed and the write side done
+	// Channels are made only when someone waits, so that an idle
+	// connection holds none: done by Done, wake by a close sequence
+	// waiting for the peer (closed by Terminate or the peer's close).
+	done chan struct{}
+	wake chan struct{}
 
 	nc          net.Conn
 	rc          syscall.RawConn // nc's socket for non-blocking writes; nil if not a socket
 	src         socketSource
 	br          *bufio.Reader // nil while idle (see TryRead)
-	opts        Options
+	opts        *Options      // shared by the Upgrader's connections
 	neg         negotiated
 	subprotocol string
 	epoch       time.Time // monotonic base for lastSeen
 
-	closing    chan struct{} // closed once closing starts: Send fails from then on
-	kill       chan struct{} // closed by Terminate
-	peerClosed chan struct{} // closed when the reader has seen the peer's close or EOF
-	done       chan struct{} // closed when the socket is closed and the write side has finished
-
-	socketOnce     sync.Once
-	peerClosedOnce sync.Once
-	finishOnce     sync.Once
+	socketOnce sync.Once
+	finishOnce sync.Once
 
 	polled      bool // registered with readPoller; guarded by readPoller.mu
 	notifyState atomic.Int32
@@ -102,7 +103,7 @@ type closeRequest struct {
 
 // newConn wraps nc; prefix holds bytes the client sent right after the
 // upgrade request.
-func newConn(nc net.Conn, prefix []byte, opts Options, neg negotiated, subprotocol string) *Conn {
+func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated, subprotocol string) *Conn {
 	c := &Conn{
 		nc:          nc,
 		rc:          rawConn(nc),
@@ -112,10 +113,6 @@ func newConn(nc net.Conn, prefix []byte, opts Options, neg negotiated, subprotoc
 		epoch:       time.Now(),
 		shard:       pickShard(),
 		queueLimit:  opts.SendQueueSize,
-		closing:     make(chan struct{}),
-		kill:        make(chan struct{}),
-		peerClosed:  make(chan struct{}),
-		done:        make(chan struct{}),
 	}
 	c.src = socketSource{c: c, prefix: prefix}
 	return c
@@ -206,7 +203,35 @@ func (c *Conn) WriteText(b []byte) error {
 
 // Done is closed when the socket is closed and nothing is writing to it
 // any more.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return closedChan
+	}
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+// closedChan is Done's answer once the connection has finished.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// closingStarted reports whether closing has started: Send fails from
+// then on.
+func (c *Conn) closingStarted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeStarted
+}
+
+// hasFinished reports whether Done is (about to be) closed.
+func (c *Conn) hasFinished() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.finished
+}
 
 // Err returns why the connection ended: a *CloseError (sent or received),
 // ErrHeartbeatTimeout, ErrSlowConsumer wrapped with a *CloseError 4008, or

@@ -85,26 +85,20 @@ func (c *Conn) NotifyReadable(f func()) bool {
 	c.notifyFn = f
 	c.notifyState.Store(notifyArmed)
 	if err := readPoller.arm(c); err != nil {
-		select {
-		case <-c.closing:
+		if c.closingStarted() {
 			// The socket is (being) closed: finish runs f once Done is
 			// closed, or has already, in which case this does.
-			select {
-			case <-c.done:
+			if c.hasFinished() {
 				c.readable()
-			default:
 			}
 			return true
-		default:
 		}
 		c.notifyState.Store(notifyIdle)
 		return false
 	}
-	select {
-	case <-c.done:
+	if c.hasFinished() {
 		// finish ran before the state was armed and could not start f.
 		c.readable()
-	default:
 	}
 	return true
 }

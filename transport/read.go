@@ -28,7 +28,6 @@ type readState struct {
 	cbuf       *[]byte // compressed payload, pooled
 
 	hdr  [maxHeaderLen]byte
-	ctl  [maxControlPayload]byte
 	src  inflateSource
 	dict []byte // client context takeover window
 
@@ -116,7 +115,12 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		}
 
 		if h.op >= opClose {
-			payload := c.r.ctl[:h.length]
+			// Control frames are rare (a pong per heartbeat): their
+			// payload is not worth a buffer in every connection.
+			var payload []byte
+			if h.length > 0 {
+				payload = make([]byte, h.length)
+			}
 			if err := c.readPayload(payload, h.key); err != nil {
 				return 0, nil, c.readFailed(err)
 			}
@@ -379,7 +383,7 @@ func (c *Conn) handleControl(op byte, payload []byte) error {
 		// Echo the code; when we started the handshake this is the
 		// reply and the close sequence is waiting for signalPeerClosed.
 		c.startClose(closeRequest{frame: closeFrame(code, "")}, ce, failGrace)
-		<-c.done
+		<-c.Done()
 		c.r.err = ce
 		return ce
 	}
@@ -404,7 +408,7 @@ func (c *Conn) fail(code int, reason string) error {
 	} else {
 		c.Terminate(ce)
 	}
-	<-c.done
+	<-c.Done()
 	return ce
 }
 

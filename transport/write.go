@@ -229,14 +229,12 @@ func (c *Conn) sendControl(f []byte) {
 // within PongTimeout of a ping. The timer is re-armed for whichever comes
 // first: the next ping or the outstanding ping's deadline.
 func (c *Conn) heartbeat() {
-	select {
-	case <-c.closing:
-		return
-	default:
-	}
 	c.mu.Lock()
-	hb := c.hb
+	hb, closing := c.hb, c.closeStarted
 	c.mu.Unlock()
+	if closing {
+		return
+	}
 	now := c.now()
 	interval, timeout := int64(c.opts.PingInterval), int64(c.opts.PongTimeout)
 	at := c.pingAt.Load()
@@ -349,16 +347,7 @@ func (c *Conn) closeSequence() {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	c.mu.Lock()
-	wait := time.Until(c.closeDeadline)
-	c.mu.Unlock()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-c.peerClosed:
-	case <-c.kill:
-	case <-t.C:
-	}
+	c.waitPeer()
 }
 
 func (c *Conn) setCloseErr(err error) {
