@@ -35,7 +35,8 @@ type Session struct {
 
 // Store keeps sessions. Implementations are safe for concurrent use.
 type Store interface {
-	// Save creates or replaces s, expiring after ttl.
+	// Save creates or replaces s, expiring after ttl. It must not keep s
+	// or its Rooms: the caller reuses them.
 	Save(ctx context.Context, s *Session, ttl time.Duration) error
 	// Get returns a copy of the session or ErrNotFound.
 	Get(ctx context.Context, id string) (*Session, error)

@@ -13,36 +13,92 @@ import (
 // are needed (KeepAlive is a no-op) and a crash takes the data with it.
 type Presence struct {
 	mu    sync.Mutex
-	rooms map[string]map[string]string // room → node/conn → user
+	rooms map[string]presenceRoom
 }
+
+// presenceRoom holds a room's connections: a short slice while the room is
+// small (every connection's own user room has one), a map past
+// presenceSliceMax. Most rooms are small, and a map costs several hundred
+// bytes even for one entry.
+type presenceRoom struct {
+	few  []presenceEntry
+	many map[presenceKey]string // → user
+}
+
+type presenceKey struct{ node, conn string }
+
+type presenceEntry struct {
+	presenceKey
+	user string
+}
+
+const presenceSliceMax = 8
 
 var _ session.Presence = (*Presence)(nil)
 
 // NewPresence returns an empty presence registry.
-func NewPresence() *Presence { return &Presence{rooms: map[string]map[string]string{}} }
+func NewPresence() *Presence { return &Presence{rooms: map[string]presenceRoom{}} }
 
 // Add implements session.Presence.
 func (p *Presence) Add(_ context.Context, room, node, conn, user string) error {
+	k := presenceKey{node, conn}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := p.rooms[room]
-	if m == nil {
-		m = map[string]string{}
-		p.rooms[room] = m
+	r := p.rooms[room]
+	switch {
+	case r.many != nil:
+		r.many[k] = user
+	default:
+		for i := range r.few {
+			if r.few[i].presenceKey == k {
+				r.few[i].user = user
+				return nil
+			}
+		}
+		if len(r.few) < presenceSliceMax {
+			r.few = append(r.few, presenceEntry{k, user})
+			break
+		}
+		r.many = make(map[presenceKey]string, 2*presenceSliceMax)
+		for _, e := range r.few {
+			r.many[e.presenceKey] = e.user
+		}
+		r.many[k] = user
+		r.few = nil
 	}
-	m[node+"/"+conn] = user
+	p.rooms[room] = r
 	return nil
 }
 
 // Remove implements session.Presence.
 func (p *Presence) Remove(_ context.Context, room, node, conn string) error {
+	k := presenceKey{node, conn}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if m := p.rooms[room]; m != nil {
-		delete(m, node+"/"+conn)
-		if len(m) == 0 {
+	r, ok := p.rooms[room]
+	if !ok {
+		return nil
+	}
+	if r.many != nil {
+		delete(r.many, k)
+		if len(r.many) == 0 {
 			delete(p.rooms, room)
 		}
+		return nil
+	}
+	for i := range r.few {
+		if r.few[i].presenceKey == k {
+			last := len(r.few) - 1
+			r.few[i] = r.few[last]
+			r.few[last] = presenceEntry{}
+			r.few = r.few[:last]
+			break
+		}
+	}
+	if len(r.few) == 0 {
+		delete(p.rooms, room)
+	} else {
+		p.rooms[room] = r
 	}
 	return nil
 }
@@ -51,7 +107,11 @@ func (p *Presence) Remove(_ context.Context, room, node, conn string) error {
 func (p *Presence) List(_ context.Context, room string) ([]session.PresenceEntry, error) {
 	p.mu.Lock()
 	counts := map[string]int{}
-	for _, user := range p.rooms[room] {
+	r := p.rooms[room]
+	for _, e := range r.few {
+		counts[e.user]++
+	}
+	for _, user := range r.many {
 		counts[user]++
 	}
 	p.mu.Unlock()

@@ -41,6 +41,40 @@ func RunPresence(t *testing.T, newPresence func(t *testing.T) session.Presence, 
 			t.Fatalf("empty room: %v", got)
 		}
 	})
+	t.Run("rooms growing and shrinking", func(t *testing.T) {
+		// Engines may keep small and large rooms differently: go across
+		// any such size in both directions.
+		p := newPresence(t)
+		room := fmt.Sprintf("room-%d", rand.Int64())
+		mustDo(t, p.KeepAlive(ctx(t), "node-a", time.Minute))
+		users := []string{"ann", "ben", "cy"}
+		const n = 40
+		for i := range n {
+			mustDo(t, p.Add(ctx(t), room, "node-a", fmt.Sprint("c", i), users[i%3]))
+		}
+		want := []session.PresenceEntry{{User: "ann", Connections: 14}, {User: "ben", Connections: 13}, {User: "cy", Connections: 13}}
+		if got := mustList(t, p, room); !slices.Equal(got, want) {
+			t.Fatalf("%d connections: %v, want %v", n, got, want)
+		}
+		for i := range n - 2 {
+			mustDo(t, p.Remove(ctx(t), room, "node-a", fmt.Sprint("c", i)))
+		}
+		want = []session.PresenceEntry{{User: "ann", Connections: 1}, {User: "cy", Connections: 1}}
+		if got := mustList(t, p, room); !slices.Equal(got, want) {
+			t.Fatalf("2 left: %v, want %v", got, want)
+		}
+		mustDo(t, p.Add(ctx(t), room, "node-a", "c0", "ann"))
+		mustDo(t, p.Remove(ctx(t), room, "node-a", fmt.Sprint("c", n-2)))
+		mustDo(t, p.Remove(ctx(t), room, "node-a", fmt.Sprint("c", n-1)))
+		want = []session.PresenceEntry{{User: "ann", Connections: 1}}
+		if got := mustList(t, p, room); !slices.Equal(got, want) {
+			t.Fatalf("after regrowing: %v, want %v", got, want)
+		}
+		mustDo(t, p.Remove(ctx(t), room, "node-a", "c0"))
+		if got := mustList(t, p, room); len(got) != 0 {
+			t.Fatalf("emptied room: %v", got)
+		}
+	})
 	if !leases {
 		return
 	}
