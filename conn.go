@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldrt/herald/auth"
@@ -19,7 +21,6 @@ import (
 	"github.com/heraldrt/herald/internal/id"
 	"github.com/heraldrt/herald/internal/logctx"
 	"github.com/heraldrt/herald/protocol"
-	"github.com/heraldrt/herald/session"
 	"github.com/heraldrt/herald/transport"
 )
 
@@ -27,16 +28,22 @@ import (
 // Its read side (run, then serveReads on one goroutine at a time) owns
 // rooms; other goroutines only call Deliver (via the hub) and closeWith.
 type conn struct {
-	s      *Server
-	ws     *transport.Conn
-	ctx    context.Context // carries the log attributes
-	info   ConnInfo
-	ip     string
-	rooms  map[string]struct{} // joined rooms, own user room excluded; read loop only
-	userRm string
-	msgLim *messageLimiter  // read loop only
-	sess   *session.Session // read loop only after run starts
-	resume [2]string        // requested session id and resume token
+	s    *Server
+	ws   *transport.Conn
+	ctx  context.Context // carries the log attributes (see LogAttrs)
+	info ConnInfo
+	// sessionID is info.SessionID for log lines, which other goroutines
+	// may write while run sets the session up.
+	sessionID atomic.Pointer[string]
+	ip        string
+	rooms     roomSet // joined rooms, own user room excluded; read loop only
+	userRm    string
+	msgLim    *messageLimiter // read loop only
+	// The session's token and start (its id is info.SessionID), set by
+	// run before the read loop; saveSession writes them back.
+	resumeToken  string
+	sessionStart time.Time
+	resume       [2]string // requested session id and resume token
 
 	identMu sync.Mutex     // guards ident, expiry, warned
 	ident   *auth.Identity // replaced by refresh
@@ -123,45 +130,38 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 
 	connID := id.New(10)
-	ctx = logctx.With(ctx, slog.String("conn_id", connID), slog.String("user", ident.UserID))
 	respHeader := http.Header{"X-Request-ID": {cid}}
-	ws, err := transport.Upgrade(w, r, transport.Options{
-		ReadLimit:            s.cfg.ReadLimit,
-		Compression:          !s.cfg.DisableCompression,
-		CompressionThreshold: s.cfg.CompressionThreshold,
-		CompressionLevel:     s.cfg.CompressionLevel,
-		ContextTakeover:      s.cfg.CompressionContextTakeover,
-		SendQueueSize:        s.cfg.SendQueueSize,
-		WriteTimeout:         s.cfg.WriteTimeout,
-		PingInterval:         s.cfg.HeartbeatInterval,
-		PongTimeout:          s.cfg.HeartbeatTimeout,
-		Subprotocols:         []string{Subprotocol},
-	}, respHeader)
+	ws, err := s.upgrader.Upgrade(w, r, respHeader)
 	if err != nil {
 		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
-		s.log.InfoContext(ctx, "upgrade failed", "err", err, "remote", r.RemoteAddr)
+		s.log.InfoContext(ctx, "upgrade failed", "err", err, "remote", r.RemoteAddr, "conn_id", connID, "user", ident.UserID)
 		return
 	}
 	c := &conn{
-		s:  s,
-		ws: ws,
-		// The connection outlives the request (the handler returns after
-		// the welcome): keep the request's values, not its cancellation.
-		ctx:    context.WithoutCancel(ctx),
+		s:      s,
+		ws:     ws,
 		ident:  ident,
 		ip:     ip,
 		msgLim: newMessageLimiter(&s.cfg),
-		rooms:  make(map[string]struct{}),
 		info: ConnInfo{
 			ID:            connID,
 			CorrelationID: cid,
 			UserID:        ident.UserID,
 			RemoteAddr:    r.RemoteAddr,
 			ConnectedAt:   time.Now(),
-			Header:        r.Header.Clone(),
 		},
 		userRm: auth.UserRoom(ident.UserID),
 	}
+	// The connection outlives the request (the handler returns after the
+	// welcome). Hooks get the request's headers and values, not its
+	// cancellation; without hooks nothing of the request is kept, which
+	// is most of an idle connection's memory.
+	base := context.Background()
+	if s.cfg.Hooks.set() {
+		base = context.WithoutCancel(r.Context())
+		c.info.Header = r.Header.Clone()
+	}
+	c.ctx = logctx.WithSource(base, c)
 	c.resume[0], c.resume[1] = resumeRequest(r)
 	if !s.addConn(c) {
 		// Shutdown began between the check above and now.
@@ -211,9 +211,9 @@ func (c *conn) run() {
 	s.log.InfoContext(c.ctx, "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
 
 	sess, resumed := c.openSession(c.ctx, c.resume[0], c.resume[1])
-	c.sess = sess
+	c.resumeToken, c.sessionStart = sess.ResumeToken, sess.ConnectedAt
 	c.info.SessionID = sess.ID
-	c.ctx = logctx.With(c.ctx, slog.String("session_id", sess.ID))
+	c.sessionID.Store(&sess.ID)
 	// Rooms are joined before welcome, so that once a client has its
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.
@@ -258,6 +258,19 @@ func (c *conn) run() {
 	}
 
 	c.serveReads()
+}
+
+// LogAttrs implements logctx.Source: every log line about the connection
+// carries its ids, put together when the line is logged.
+func (c *conn) LogAttrs() []slog.Attr {
+	a := make([]slog.Attr, 3, 4)
+	a[0] = slog.String("correlation_id", c.info.CorrelationID)
+	a[1] = slog.String("conn_id", c.info.ID)
+	a[2] = slog.String("user", c.info.UserID)
+	if sid := c.sessionID.Load(); sid != nil {
+		a = append(a, slog.String("session_id", *sid))
+	}
+	return a
 }
 
 // serveReads handles the messages that can be read without waiting, then
@@ -346,7 +359,7 @@ func (c *conn) cleanup() {
 		s.log.WarnContext(ctx, "leave failed", "room", c.userRm, "err", err)
 	}
 	s.presenceRemove(ctx, c, c.userRm)
-	for room := range c.rooms {
+	for _, room := range c.rooms {
 		if err := s.hub.Leave(ctx, room, c); err != nil {
 			s.log.WarnContext(ctx, "leave failed", "room", room, "err", err)
 		}
@@ -487,4 +500,31 @@ func (c *conn) send(typ string, b []byte) {
 func (s *Server) retryAfter() time.Duration {
 	base := s.cfg.DrainRetryAfter
 	return base/2 + time.Duration(rand.Int64N(int64(base)+1))
+}
+
+// roomSet is the set of rooms a connection joined, kept sorted: a slice
+// costs a fraction of a map for the few rooms a connection usually joins.
+type roomSet []string
+
+func (rs roomSet) has(room string) bool {
+	_, ok := slices.BinarySearch(rs, room)
+	return ok
+}
+
+// add reports whether room was not in the set yet.
+func (rs *roomSet) add(room string) bool {
+	i, ok := slices.BinarySearch(*rs, room)
+	if !ok {
+		*rs = slices.Insert(*rs, i, room)
+	}
+	return !ok
+}
+
+// remove reports whether room was in the set.
+func (rs *roomSet) remove(room string) bool {
+	i, ok := slices.BinarySearch(*rs, room)
+	if ok {
+		*rs = slices.Delete(*rs, i, i+1)
+	}
+	return ok
 }

@@ -313,6 +313,14 @@ func TestConnectAndDisconnectHooks(t *testing.T) {
 	ts := startServer(t, herald.Config{Hooks: herald.Hooks{
 		OnConnect: func(ctx context.Context, c *herald.ConnInfo) error {
 			events <- ev{"connect", c.UserID, 0}
+			// With hooks set, the upgrade request's headers and context
+			// values stay with the connection.
+			if got := c.Header.Get("X-Client-Id"); got != c.UserID {
+				t.Errorf("ConnInfo.Header X-Client-Id = %q, want %q", got, c.UserID)
+			}
+			if ctx.Value(http.ServerContextKey) == nil {
+				t.Error("hook context lacks the request's values")
+			}
 			if c.UserID == "mallory" {
 				return errors.New("banned")
 			}

@@ -50,7 +50,7 @@ func (c *conn) join(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to join %q", room))
 		return
 	}
-	if _, ok := c.rooms[room]; ok {
+	if c.rooms.has(room) {
 		c.reply(req.ID, roomReply(room))
 		return
 	}
@@ -63,7 +63,7 @@ func (c *conn) join(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "could not subscribe to the room; retry later")
 		return
 	}
-	c.rooms[room] = struct{}{}
+	c.rooms.add(room)
 	c.s.presenceAdd(c, room)
 	c.saveSession()
 	c.reply(req.ID, roomReply(room))
@@ -75,11 +75,10 @@ func (c *conn) leave(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeBadRequest, "a connection cannot leave its own user room")
 		return
 	}
-	if _, ok := c.rooms[room]; !ok {
+	if !c.rooms.remove(room) {
 		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("not a member of %q", room))
 		return
 	}
-	delete(c.rooms, room)
 	if err := c.s.hub.Leave(c.ctx, room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
 		// The member is gone locally either way; only the broker unsubscribe failed.
 		c.s.log.WarnContext(c.ctx, "unsubscribe failed", "room", room, "err", err)
@@ -95,7 +94,7 @@ func (c *conn) publish(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to publish to %q", room))
 		return
 	}
-	if _, ok := c.rooms[room]; !ok && room != c.userRm {
+	if !c.rooms.has(room) && room != c.userRm {
 		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("join %q before publishing to it", room))
 		return
 	}

@@ -18,14 +18,17 @@ type ConnInfo struct {
 	UserID        string
 	RemoteAddr    string
 	ConnectedAt   time.Time
-	// Header holds the upgrade request's headers.
+	// Header holds the upgrade request's headers. It is kept only when a
+	// hook is set (Hooks), so that idle connections do not hold them.
 	Header http.Header
 }
 
 // Hooks are the embedding application's callbacks. Each runs on the
 // connection's own goroutine, so a slow hook delays only that connection. A
 // panic in a hook is recovered, logged and counted; the client gets an
-// "internal" error and every other connection carries on.
+// "internal" error and every other connection carries on. The ctx a hook
+// gets carries the upgrade request's context values (not its cancellation)
+// and the connection's log attributes.
 type Hooks struct {
 	// OnConnect runs after the welcome frame. Returning an error closes the
 	// connection with 1008 (policy violation) and the error's text as reason.
@@ -38,6 +41,12 @@ type Hooks struct {
 	// sent as an error frame: an *EventError chooses its code, any other
 	// error is sent with code "event_failed" and its text.
 	OnEvent func(ctx context.Context, c *ConnInfo, event string, data json.RawMessage) (reply any, err error)
+}
+
+// set reports whether any hook is set: only then does a connection keep
+// its upgrade request's headers and context values.
+func (h *Hooks) set() bool {
+	return h.OnConnect != nil || h.OnDisconnect != nil || h.OnEvent != nil
 }
 
 // EventError is an error an OnEvent hook returns to choose the error code the

@@ -62,19 +62,29 @@ func (l *limiter) acquire(user, ip string) string {
 	if n := l.cfg.MaxConnsPerIP; n > 0 && l.perIP[ip] >= n {
 		return "conns_per_ip"
 	}
-	l.perUser[user]++
-	l.perIP[ip]++
+	// Only the capped counts are kept: with one user per connection, an
+	// uncapped per-user count would cost a map entry per connection.
+	if l.cfg.MaxConnsPerUser > 0 {
+		l.perUser[user]++
+	}
+	if l.cfg.MaxConnsPerIP > 0 {
+		l.perIP[ip]++
+	}
 	return ""
 }
 
 func (l *limiter) release(user, ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.perUser[user]--; l.perUser[user] <= 0 {
-		delete(l.perUser, user)
+	if l.cfg.MaxConnsPerUser > 0 {
+		if l.perUser[user]--; l.perUser[user] <= 0 {
+			delete(l.perUser, user)
+		}
 	}
-	if l.perIP[ip]--; l.perIP[ip] <= 0 {
-		delete(l.perIP, ip)
+	if l.cfg.MaxConnsPerIP > 0 {
+		if l.perIP[ip]--; l.perIP[ip] <= 0 {
+			delete(l.perIP, ip)
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/heraldrt/herald/protocol"
 	"github.com/heraldrt/herald/session"
 	memsession "github.com/heraldrt/herald/session/memory"
+	"github.com/heraldrt/herald/transport"
 )
 
 // Errors returned by the Server's methods.
@@ -51,6 +52,7 @@ type Server struct {
 	mux      *http.ServeMux
 	limits   *limiter
 	revoked  *revocations
+	upgrader *transport.Upgrader
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
@@ -87,6 +89,18 @@ func New(cfg Config) (*Server, error) {
 		revoked:  newRevocations(),
 	}
 	s.limits = newLimiter(&s.cfg)
+	s.upgrader = transport.NewUpgrader(transport.Options{
+		ReadLimit:            cfg.ReadLimit,
+		Compression:          !cfg.DisableCompression,
+		CompressionThreshold: cfg.CompressionThreshold,
+		CompressionLevel:     cfg.CompressionLevel,
+		ContextTakeover:      cfg.CompressionContextTakeover,
+		SendQueueSize:        cfg.SendQueueSize,
+		WriteTimeout:         cfg.WriteTimeout,
+		PingInterval:         cfg.HeartbeatInterval,
+		PongTimeout:          cfg.HeartbeatTimeout,
+		Subprotocols:         []string{Subprotocol},
+	})
 	if s.registry == nil {
 		s.registry = metrics.NewRegistry()
 	}
@@ -337,8 +351,12 @@ func (s *Server) housekeeping() {
 			s.limits.sweep(now, 10*time.Minute)
 			s.revoked.sweep(now)
 			for _, c := range s.snapshot() {
+				sid := c.sessionID.Load()
+				if sid == nil {
+					continue // still opening its session
+				}
 				ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-				if err := s.sessions.Touch(ctx, c.sess.ID, c.ws.LastSeen(), s.cfg.SessionTTL); err != nil {
+				if err := s.sessions.Touch(ctx, *sid, c.ws.LastSeen(), s.cfg.SessionTTL); err != nil {
 					s.log.WarnContext(c.ctx, "session refresh failed", "err", err)
 				}
 				cancel()

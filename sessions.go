@@ -78,7 +78,7 @@ func (c *conn) restoreRooms(rooms []string) []string {
 			c.s.log.WarnContext(c.ctx, "resume: join failed", "room", room, "err", err)
 			continue
 		}
-		c.rooms[room] = struct{}{}
+		c.rooms.add(room)
 		c.s.presenceAdd(c, room)
 		joined = append(joined, room)
 	}
@@ -88,12 +88,11 @@ func (c *conn) restoreRooms(rooms []string) []string {
 // saveSession writes the connection's session with its current rooms.
 func (c *conn) saveSession() {
 	s := c.s
-	c.sess.Rooms = c.sess.Rooms[:0]
-	for r := range c.rooms {
-		c.sess.Rooms = append(c.sess.Rooms, r)
+	sess := &session.Session{
+		ID: c.info.SessionID, UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
+		ResumeToken: c.resumeToken, Rooms: c.rooms, ConnectedAt: c.sessionStart, LastSeen: c.ws.LastSeen(),
 	}
-	c.sess.LastSeen = c.ws.LastSeen()
-	if err := s.sessions.Save(c.ctx, c.sess, s.cfg.SessionTTL); err != nil {
+	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {
 		s.log.WarnContext(c.ctx, "session save failed", "err", err)
 	}
 }
@@ -107,11 +106,11 @@ func (c *conn) endSession(ctx context.Context, code int, byServer bool) {
 	if code != protocol.CloseNormal || byServer {
 		return
 	}
-	cur, err := s.sessions.Get(ctx, c.sess.ID)
+	cur, err := s.sessions.Get(ctx, c.info.SessionID)
 	if err != nil || cur.Conn != c.info.ID {
 		return
 	}
-	if err := s.sessions.Delete(ctx, c.sess.ID); err != nil {
+	if err := s.sessions.Delete(ctx, c.info.SessionID); err != nil {
 		s.log.WarnContext(ctx, "session delete failed", "err", err)
 	}
 }

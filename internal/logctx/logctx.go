@@ -13,17 +13,35 @@ type ctxKey struct{}
 
 // With returns a copy of ctx whose log lines also carry attrs.
 func With(ctx context.Context, attrs ...slog.Attr) context.Context {
-	prev, _ := ctx.Value(ctxKey{}).([]slog.Attr)
+	prev := Attrs(ctx)
 	merged := make([]slog.Attr, 0, len(prev)+len(attrs))
 	merged = append(merged, prev...)
 	merged = append(merged, attrs...)
 	return context.WithValue(ctx, ctxKey{}, merged)
 }
 
+// Source supplies log attributes when a line is logged. A long-lived
+// context (a connection's, held by each of thousands of idle connections)
+// carries its Source instead of attributes built up front.
+type Source interface {
+	LogAttrs() []slog.Attr
+}
+
+// WithSource returns a copy of ctx whose log lines carry src's attributes
+// in place of ctx's.
+func WithSource(ctx context.Context, src Source) context.Context {
+	return context.WithValue(ctx, ctxKey{}, src)
+}
+
 // Attrs returns the attributes carried by ctx.
 func Attrs(ctx context.Context) []slog.Attr {
-	a, _ := ctx.Value(ctxKey{}).([]slog.Attr)
-	return a
+	switch v := ctx.Value(ctxKey{}).(type) {
+	case []slog.Attr:
+		return v
+	case Source:
+		return v.LogAttrs()
+	}
+	return nil
 }
 
 // Handler adds the context's attributes to every record.
