@@ -29,10 +29,6 @@ var (
 	nextShard   atomic.Uint32
 )
 
-// yieldEvery is how many turns a worker gives before it lets other
-// goroutines run.
-const yieldEvery = 32
-
 // turnScratch is a worker's reusable space for one connection's turn.
 type turnScratch struct {
 	batch [][]byte
@@ -73,12 +69,6 @@ func (s *flushShard) run() {
 		for i, c := range turn {
 			turn[i] = nil
 			c.flushTurn(&scratch)
-			if i%yieldEvery == yieldEvery-1 {
-				// Small writes do not tell the scheduler (see
-				// writeNonBlocking), so a long round would keep the P
-				// from the goroutines that read and fan out messages.
-				runtime.Gosched()
-			}
 		}
 	}
 }
