@@ -38,7 +38,7 @@ type conn struct {
 	ip        string
 	rooms     roomSet // joined rooms, own user room excluded; read loop only
 	userRm    string
-	msgLim    *messageLimiter // read loop only
+	msgLim    *messageLimiter // read loop only; made at the first message
 	// The session's token and start (its id is info.SessionID), set by
 	// run before the read loop; saveSession writes them back.
 	resumeToken  string
@@ -138,11 +138,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{
-		s:      s,
-		ws:     ws,
-		ident:  ident,
-		ip:     ip,
-		msgLim: newMessageLimiter(&s.cfg),
+		s:     s,
+		ws:    ws,
+		ident: ident,
+		ip:    ip,
 		info: ConnInfo{
 			ID:            connID,
 			CorrelationID: cid,
@@ -326,6 +325,9 @@ func (c *conn) readLoop() {
 func (c *conn) process(typ transport.MessageType, msg []byte) {
 	s := c.s
 	s.metrics.BytesIn.Add(float64(len(msg)))
+	if c.msgLim == nil {
+		c.msgLim = newMessageLimiter(&s.cfg) // nil when unlimited
+	}
 	if ok, abusive := c.msgLim.allow(); !ok {
 		s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
 		if abusive {
