@@ -49,7 +49,7 @@ fuzz:
 clean:
 	rm -rf bin bench.out
 
-## bench-e2e: Herald vs Node ws and Socket.IO side by side, same run (QUICK=1: ~3 min);
+## bench-e2e: Herald vs Node ws, Socket.IO and the floor side by side, same run (QUICK=1: ~3 min);
 ## writes bench/results/<time>/; a full run also updates docs/benchmarks.md
 .PHONY: bench-e2e
 bench-e2e:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh is `make bench-e2e`: build herald, install the Node peers,
-# run every scenario against Herald, Node ws and Socket.IO in turn, and
+# run every scenario against Herald, Node ws, Socket.IO and the floor
+# server (bench/floor) in turn, and
 # write bench/results/<timestamp>/ (report.md, results.json, *.svg, logs/).
 #
 #   QUICK=1 make bench-e2e          ~3 minutes, for a smoke check

@@ -11,6 +11,10 @@ const (
 	TargetHerald   = "herald"
 	TargetWS       = "ws"
 	TargetSocketIO = "socketio"
+	// TargetFloor is bench/floor: one epoll loop, one write per delivery,
+	// no features. It measures what the kernel costs on the machine of
+	// the day, for the idle and broadcast scenarios only.
+	TargetFloor = "floor"
 )
 
 // Scenarios.
@@ -24,7 +28,7 @@ const (
 // Options configure a Run. Zero fields take the defaults of Defaults (or
 // QuickDefaults).
 type Options struct {
-	Targets   []string // herald, ws, socketio
+	Targets   []string // herald, ws, socketio, floor
 	Scenarios []string // idle, broadcast, churn, cluster (broadcast includes the ramp)
 
 	Conns        int           // subscribers per run (default 10,000)
@@ -59,7 +63,7 @@ type Options struct {
 // Defaults are the full-run settings.
 func Defaults() Options {
 	return Options{
-		Targets:      []string{TargetHerald, TargetWS, TargetSocketIO},
+		Targets:      []string{TargetHerald, TargetWS, TargetSocketIO, TargetFloor},
 		Scenarios:    []string{ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster},
 		Conns:        10000,
 		Rooms:        10,
@@ -114,9 +118,9 @@ func (o *Options) has(scenario string) bool {
 func (o *Options) validate() error {
 	for _, t := range o.Targets {
 		switch t {
-		case TargetHerald, TargetWS, TargetSocketIO:
+		case TargetHerald, TargetWS, TargetSocketIO, TargetFloor:
 		default:
-			return fmt.Errorf("suite: unknown target %q (herald, ws, socketio)", t)
+			return fmt.Errorf("suite: unknown target %q (herald, ws, socketio, floor)", t)
 		}
 	}
 	for _, s := range o.Scenarios {

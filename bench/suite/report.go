@@ -158,7 +158,7 @@ type Table struct {
 }
 
 var targetLabels = map[string]string{
-	TargetHerald: "Herald", TargetWS: "Node ws", TargetSocketIO: "Socket.IO",
+	TargetHerald: "Herald", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
 }
 
 func label(t string) string {
@@ -267,7 +267,13 @@ func (rep *Report) Tables() []Table {
 		tables = append(tables, rampTable("ramp", "Highest sustained broadcast rate (100 B, 0 lost, p99 under the bound)", rep.Ramp, ts))
 	}
 	if len(rep.Churn) > 0 {
-		t := Table{Name: "churn", Title: "Connection churn with JWT verification", Columns: ts,
+		var chs []string
+		for _, tg := range ts {
+			if tg != TargetFloor {
+				chs = append(chs, tg)
+			}
+		}
+		t := Table{Name: "churn", Title: "Connection churn with JWT verification", Columns: chs,
 			Note: "Connect, upgrade with an Authorization: Bearer HS256 token, wait for the welcome (Socket.IO: the CONNECT reply), close; concurrent loops over all source addresses. Median of the repetitions."}
 		type metric struct {
 			name, unit string
@@ -282,7 +288,7 @@ func (rep *Report) Tables() []Table {
 			{"Failed connects", "", true, func(c loadgen.ChurnResult) float64 { return float64(c.Failures) }},
 		} {
 			row := Row{Metric: m.name, Unit: m.unit, LowerBetter: m.lower, Values: map[string]float64{}}
-			for _, tg := range ts {
+			for _, tg := range chs {
 				row.Values[tg] = medianOf(rep.Churn[tg], m.f)
 			}
 			t.Rows = append(t.Rows, row)
@@ -292,7 +298,7 @@ func (rep *Report) Tables() []Table {
 	if len(rep.ClusterRamp) > 0 || len(rep.ClusterFixed) > 0 {
 		var cts []string
 		for _, tg := range ts {
-			if tg != TargetWS {
+			if tg != TargetWS && tg != TargetFloor {
 				cts = append(cts, tg)
 			}
 		}

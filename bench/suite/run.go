@@ -56,13 +56,16 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	}
 	if o.has(ScenarioChurn) {
 		for _, t := range o.Targets {
+			if t == TargetFloor {
+				continue // no JWT
+			}
 			r.guard(t, "churn", func() error { return r.churn(ctx, t) })
 		}
 	}
 	if o.has(ScenarioCluster) {
 		for _, t := range o.Targets {
-			if t == TargetWS {
-				continue // the ws peer has no cross-node fan-out
+			if t == TargetWS || t == TargetFloor {
+				continue // no cross-node fan-out
 			}
 			r.guard(t, "cluster", func() error { return r.cluster(ctx, t) })
 		}

@@ -150,7 +150,11 @@ func (r *runner) startProcess(ctx context.Context, name string, env []string, bi
 func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*deployment, error) {
 	d := &deployment{target: target}
 	var err error
-	if d.kind, err = loadgen.ParseKind(target); err != nil {
+	kind := target
+	if target == TargetFloor {
+		kind = TargetWS // speaks the ws peer's protocol
+	}
+	if d.kind, err = loadgen.ParseKind(kind); err != nil {
 		return nil, err
 	}
 	ok := false
@@ -195,6 +199,8 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 				args = append(args, "--redis-url", redisURL)
 			}
 			p, err = r.startProcess(ctx, name, nil, r.opts.HeraldBin, args...)
+		case TargetFloor:
+			p, err = r.startProcess(ctx, name, nil, r.opts.HeraldBin, "bench", "floor", "--addr", addr)
 		default:
 			script := "ws-server.js"
 			if target == TargetSocketIO {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/heraldrt/herald/bench/floor"
 	"github.com/heraldrt/herald/bench/loadgen"
 	"github.com/heraldrt/herald/bench/suite"
 )
@@ -21,7 +22,24 @@ import (
 //
 //	herald bench [flags] [scenario...]   idle, broadcast, churn, cluster (default: all)
 //	herald bench worker                  internal: a load-generator child process
+//	herald bench floor --addr HOST:PORT  internal: the floor server (bench/floor)
 func runBench(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "floor" {
+		f := flag.NewFlagSet("herald bench floor", flag.ContinueOnError)
+		f.SetOutput(stderr)
+		addr := f.String("addr", "127.0.0.1:8092", "IPv4 address to listen on")
+		if err := f.Parse(args[1:]); err != nil {
+			return 2
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		fmt.Fprintf(stderr, "floor server listening on %s\n", *addr)
+		if err := floor.Serve(ctx, *addr); err != nil {
+			fmt.Fprintf(stderr, "herald bench floor: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if len(args) > 0 && args[0] == "worker" {
 		// The orchestrator talks to its workers over stdin and stdout.
 		if err := loadgen.RunWorker(context.Background(), os.Stdin, stdout); err != nil {
@@ -83,7 +101,7 @@ QUICK=1 in the environment is the same as --quick.
 		fs.PrintDefaults()
 	}
 	fs.Bool("quick", quick, "short run (~3 min): 2,000 connections, 1 repetition, 3 s steps")
-	targets := fs.String("targets", strings.Join(o.Targets, ","), "servers to compare, in order: herald, ws, socketio")
+	targets := fs.String("targets", strings.Join(o.Targets, ","), "servers to compare, in order: herald, ws, socketio, floor (bench/floor: one epoll loop, one write per delivery)")
 	fs.IntVar(&o.Conns, "conns", o.Conns, "subscriber connections (keep under ~15k per server process)")
 	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms the subscribers are spread over")
 	fs.IntVar(&o.Publishers, "publishers", o.Publishers, "publisher connections")

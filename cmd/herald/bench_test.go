@@ -14,7 +14,7 @@ func TestParseBench(t *testing.T) {
 		check func(t *testing.T, conns int, quick bool, scenarios, targets []string, step time.Duration, payloads []int)
 	}{
 		{"defaults", nil, func(t *testing.T, conns int, quick bool, scenarios, targets []string, _ time.Duration, payloads []int) {
-			if conns != 10000 || quick || len(scenarios) != 4 || len(targets) != 3 || len(payloads) != 2 {
+			if conns != 10000 || quick || len(scenarios) != 4 || len(targets) != 4 || len(payloads) != 2 {
 				t.Fatalf("conns %d quick %v scenarios %v targets %v payloads %v", conns, quick, scenarios, targets, payloads)
 			}
 		}},
