@@ -40,8 +40,9 @@ type Identity struct {
 	// UserID is the user the connection acts as; never empty.
 	UserID    string
 	Anonymous bool
-	// TokenID is the token's jti, IssuedAt its iat and ExpiresAt its exp;
-	// zero for anonymous.
+	// TokenID is the token's jti and IssuedAt its iat; ExpiresAt is when
+	// the credential stops being accepted (for a JWT, exp plus the
+	// clock-skew leeway). All zero for anonymous.
 	TokenID   string
 	IssuedAt  time.Time
 	ExpiresAt time.Time

@@ -125,8 +125,11 @@ func (c *Client) stop(err error) {
 // server said not to reconnect, and every goroutine has returned.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err returns nil while the Client runs, ErrClosed after Close, or the
-// *CloseError with which the server ended it for good.
+// Err returns nil while the Client runs, ErrClosed after Close, the
+// *CloseError with which the server ended it for good, or the
+// *HandshakeError with which it refused a reconnect for good (400, 404, or
+// 401/403: at once with a fixed token, after 3 in a row with a token
+// provider).
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/auth/jwt"
 	"github.com/heraldrt/herald/client"
 )
 
@@ -664,4 +665,99 @@ func TestLargeCompressedMessage(t *testing.T) {
 	if err := json.Unmarshal(evs.next(t).Data, &got); err != nil || got != text {
 		t.Fatalf("got %d bytes (%v), want %d", len(got), err, len(text))
 	}
+}
+
+// TestReconnectRefusedForGood: once a token has expired (beyond the
+// leeway), the server closes the connection (4001) and refuses the
+// reconnect with 401. A Client with a
+// fixed token stops at the first refusal; one with a token provider gives
+// the provider three chances, and carries on as soon as it gets a token the
+// server accepts.
+func TestReconnectRefusedForGood(t *testing.T) {
+	t.Parallel()
+	secret := []byte("client-test-secret-0123456789abcdef")
+	sign := func(t *testing.T, ttl time.Duration) string {
+		t.Helper()
+		tok, err := jwt.Sign(secret, "gina", nil, nil, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	newServer := func(t *testing.T) *testServer {
+		// A leeway of its own, short enough for the test: a token is
+		// accepted until exp + 1 s, at the upgrade and on the open
+		// connection alike.
+		a, err := jwt.New(context.Background(), jwt.Config{Secret: secret, Leeway: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startServer(t, herald.Config{Authenticator: a, TokenExpiryNotice: 100 * time.Millisecond})
+	}
+	refused := func(ts *testServer) float64 { return ts.metric("herald_upgrades_rejected_total") }
+	waitStopped := func(t *testing.T, c *client.Client) {
+		t.Helper()
+		select {
+		case <-c.Done():
+		case <-time.After(15 * time.Second):
+			t.Fatal("client still running")
+		}
+		var he *client.HandshakeError
+		if !errors.As(c.Err(), &he) || he.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("Err = %v, want a 401 HandshakeError", c.Err())
+		}
+	}
+
+	t.Run("fixed token", func(t *testing.T) {
+		t.Parallel()
+		ts := newServer(t)
+		c := dial(t, ts.URL, client.WithHeader(http.Header{"Authorization": {"Bearer " + sign(t, 2*time.Second)}}),
+			client.WithReconnect(10*time.Millisecond, 50*time.Millisecond))
+		waitStopped(t, c)
+		if n := refused(ts); n != 1 {
+			t.Errorf("%v refused upgrades, want 1 (no retry with the same token)", n)
+		}
+		if n := ts.metric("herald_connections_opened_total"); n != 1 {
+			t.Errorf("%v connections opened, want 1 (none accepted and closed at once within the leeway)", n)
+		}
+	})
+	t.Run("token provider gets three tries", func(t *testing.T) {
+		t.Parallel()
+		ts := newServer(t)
+		first := sign(t, 2*time.Second)
+		var calls atomic.Int32
+		c := dial(t, ts.URL, client.WithTokenProvider(func(context.Context) (string, error) {
+			if calls.Add(1) == 1 {
+				return first, nil
+			}
+			return first + "x", nil // never valid
+		}), client.WithReconnect(10*time.Millisecond, 50*time.Millisecond))
+		waitStopped(t, c)
+		if n := refused(ts); n != 3 {
+			t.Errorf("%v refused upgrades, want 3", n)
+		}
+	})
+	t.Run("token provider recovers", func(t *testing.T) {
+		t.Parallel()
+		ts := newServer(t)
+		first := sign(t, 2*time.Second)
+		var calls atomic.Int32
+		st := &states{}
+		c := dial(t, ts.URL, client.WithTokenProvider(func(context.Context) (string, error) {
+			switch calls.Add(1) {
+			case 1:
+				return first, nil
+			case 2, 3:
+				return "not-a-token", nil
+			}
+			return sign(t, time.Minute), nil
+		}), client.WithReconnect(10*time.Millisecond, 50*time.Millisecond), client.WithStateHandler(st.handler))
+		waitFor(t, 15*time.Second, "a second connection", func() bool { return st.count(client.Connected) >= 2 })
+		if err := c.Err(); err != nil {
+			t.Fatalf("Err = %v after recovering", err)
+		}
+		if n := refused(ts); n != 2 {
+			t.Errorf("%v refused upgrades, want 2", n)
+		}
+	})
 }

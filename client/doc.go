@@ -13,13 +13,19 @@
 // arrived. From then on the Client reconnects by itself:
 //
 //   - after a network cut, an unexpected close, two heartbeats without a
-//     ping from the server, or a refused upgrade (the token provider is
-//     asked again each time) it waits an exponential backoff with full
-//     jitter (WithReconnect) and dials again;
+//     ping from the server, or an upgrade refused for now (429, 503, 5xx;
+//     the token provider is asked again each time) it waits an exponential
+//     backoff with full jitter (WithReconnect) and dials again;
 //   - after a server_shutdown frame it closes its side and reconnects once
 //     the server's retryAfterMs has passed, without inflating the backoff;
 //   - after close codes that say "do not come back" it stops for good and
-//     reports the *CloseError through Err and Done.
+//     reports the *CloseError through Err and Done;
+//   - when the server refuses a reconnect for good it stops and reports the
+//     *HandshakeError: at once for 400 and 404, and for 401 and 403 with a
+//     fixed token (WithHeader); with WithTokenProvider after 3 such refusals
+//     in a row, so that the provider can come up with a new token.
+//     (A 4001 close, token expired, reconnects: with a fixed token, the
+//     upgrade is then refused with 401 and the Client stops.)
 //
 // Close codes and what the Client does:
 //
@@ -29,6 +35,7 @@
 //	1006  network cut, heartbeat timeout         yes, with backoff
 //	1008  OnConnect hook refused the connection  no
 //	1011  server error                           yes, with backoff
+//	4001  token expired                          yes (see above for the 401)
 //	1013  try again later                        yes, with backoff
 //	4003  forbidden                              no
 //	4004  the application disconnected the user  no

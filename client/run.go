@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"time"
 
@@ -30,6 +31,7 @@ func (c *Client) run(cn *conn) {
 		close(c.queue)
 	}()
 	attempt := 0
+	refusals := 0 // consecutive reconnects refused for the credentials
 	for {
 		end := c.serve(cn)
 		if c.ctx.Err() != nil {
@@ -61,6 +63,7 @@ func (c *Client) run(cn *conn) {
 			next, err := c.connect(c.ctx)
 			if err == nil {
 				cn = next
+				refusals = 0
 				break
 			}
 			if c.ctx.Err() != nil {
@@ -69,8 +72,15 @@ func (c *Client) run(cn *conn) {
 			wait = c.backoff(attempt)
 			attempt++
 			var he *HandshakeError
-			if errors.As(err, &he) && he.RetryAfter > wait {
-				wait = min(he.RetryAfter, c.opts.maxBackoff)
+			if errors.As(err, &he) {
+				if c.refusedForGood(he, &refusals) {
+					c.opts.log.Warn("herald: reconnect refused for good", "err", err)
+					c.stop(he)
+					return
+				}
+				if he.RetryAfter > wait {
+					wait = min(he.RetryAfter, c.opts.maxBackoff)
+				}
 			}
 			c.opts.log.Info("herald: reconnect failed", "err", err, "reconnect_in", wait)
 		}
@@ -195,6 +205,27 @@ func (c *Client) rejoin(cn *conn) bool {
 		}
 	}
 	return ok && ctx.Err() == nil
+}
+
+// maxAuthRefusals is how many reconnects in a row a server may refuse with
+// 401 or 403 before a Client with a token provider gives up: the provider
+// gets that many chances to come up with a token the server accepts.
+const maxAuthRefusals = 3
+
+// refusedForGood reports whether a refused reconnect would be refused
+// again: 400 and 404 (the request itself is wrong), and 401 and 403 (the
+// credentials) unless a token provider may supply better ones, which it
+// gets maxAuthRefusals tries to do. Other refusals (429, 503 while
+// draining, 5xx) are retried with backoff.
+func (c *Client) refusedForGood(he *HandshakeError, refusals *int) bool {
+	switch he.StatusCode {
+	case http.StatusBadRequest, http.StatusNotFound:
+		return true
+	case http.StatusUnauthorized, http.StatusForbidden:
+		*refusals++
+		return c.opts.token == nil || *refusals >= maxAuthRefusals
+	}
+	return false
 }
 
 // permanentJoinError are the error codes for which joining again cannot

@@ -302,7 +302,8 @@ func TestVerifyClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !id.ExpiresAt.Equal(exp) || c.Subject != "alice" || len(c.Rooms) != 2 || len(c.Publish) != 1 {
+	// ExpiresAt is when the token stops being accepted: exp + Leeway.
+	if !id.ExpiresAt.Equal(exp.Add(DefaultLeeway)) || !c.ExpiresAt.Time.Equal(exp) || c.Subject != "alice" || len(c.Rooms) != 2 || len(c.Publish) != 1 {
 		t.Fatalf("identity %+v claims %+v", id, c)
 	}
 	for room, want := range map[string][2]bool{ // join, publish

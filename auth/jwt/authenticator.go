@@ -166,10 +166,13 @@ func (a *Authenticator) Verify(token string) (*auth.Identity, *Claims, error) {
 		return nil, nil, fail(reason)
 	}
 	id := &auth.Identity{
-		IssuedAt:  iat,
-		UserID:    c.Subject,
-		TokenID:   c.ID,
-		ExpiresAt: c.ExpiresAt.Time,
+		IssuedAt: iat,
+		UserID:   c.Subject,
+		TokenID:  c.ID,
+		// The upgrade accepts the token until exp + Leeway; an open
+		// connection is held to the same moment, or a reconnect within the
+		// leeway would be accepted and closed at once, over and over.
+		ExpiresAt: c.ExpiresAt.Time.Add(a.cfg.Leeway),
 		Permissions: &Permissions{
 			Subject:      c.Subject,
 			Rooms:        c.Rooms,
