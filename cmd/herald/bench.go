@@ -92,9 +92,10 @@ func parseBench(args []string, stderr io.Writer) (suite.Options, error) {
 		fmt.Fprint(stderr, `Usage: herald bench [flags] [scenario...]
 
 Runs the end-to-end benchmark: each scenario (idle, broadcast with its ramp,
-churn, cluster; default all) against Herald and the Node reference servers
-of bench/peers (run "npm ci" there first), one after the other with the same
-parameters, and writes report.md, results.json and SVG charts into --out.
+churn, cluster; default all) against Herald, the Node reference servers of
+bench/peers (run "npm ci" there first) and the floor server (bench/floor;
+idle and broadcast only), one after the other with the same parameters, and
+writes report.md, results.json and SVG charts into --out.
 QUICK=1 in the environment is the same as --quick.
 
 `)

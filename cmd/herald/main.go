@@ -54,7 +54,7 @@ Usage:
   herald connect URL     interactive client: type join/publish/emit, see every frame
   herald publish [flags] publish through the server API (herald publish --help)
   herald token [flags]   print a development JWT signed with HERALD_JWT_SECRET
-  herald bench [flags]   end-to-end benchmark against Node ws and Socket.IO (herald bench --help)
+  herald bench [flags]   end-to-end benchmark against Node ws, Socket.IO and a floor server (herald bench --help)
   herald version         print the version
 `)
 }
