@@ -22,9 +22,36 @@ type Store struct {
 	once sync.Once
 }
 
+// entry is a session as kept here: the id is the map key and the times are
+// Unix nanoseconds (0 for the zero time), so that an entry fits in the map's
+// own slot (Go's maps keep values over 128 bytes out of line, behind one
+// more allocation), and the single-node default keeps one per connection.
 type entry struct {
-	s       session.Session
-	expires time.Time
+	user, node, conn, resumeToken  string
+	rooms                          []string
+	connectedAt, lastSeen, expires int64
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func (e *entry) session(id string) *session.Session {
+	return &session.Session{
+		ID: id, UserID: e.user, Node: e.node, Conn: e.conn, ResumeToken: e.resumeToken,
+		Rooms:       slices.Clone(e.rooms),
+		ConnectedAt: fromUnixNano(e.connectedAt), LastSeen: fromUnixNano(e.lastSeen),
+	}
 }
 
 var _ session.Store = (*Store)(nil)
@@ -54,10 +81,10 @@ func (st *Store) janitor(interval time.Duration) {
 		case <-st.stop:
 			return
 		case <-t.C:
-			now := st.now()
+			now := st.now().UnixNano()
 			st.mu.Lock()
 			for id, e := range st.sessions {
-				if now.After(e.expires) {
+				if now > e.expires {
 					delete(st.sessions, id)
 				}
 			}
@@ -68,10 +95,14 @@ func (st *Store) janitor(interval time.Duration) {
 
 // Save implements session.Store.
 func (st *Store) Save(_ context.Context, s *session.Session, ttl time.Duration) error {
-	c := *s
-	c.Rooms = slices.Clone(s.Rooms)
+	e := entry{
+		user: s.UserID, node: s.Node, conn: s.Conn, resumeToken: s.ResumeToken,
+		rooms:       slices.Clone(s.Rooms),
+		connectedAt: unixNano(s.ConnectedAt), lastSeen: unixNano(s.LastSeen),
+		expires: st.now().Add(ttl).UnixNano(),
+	}
 	st.mu.Lock()
-	st.sessions[s.ID] = entry{s: c, expires: st.now().Add(ttl)}
+	st.sessions[s.ID] = e
 	st.mu.Unlock()
 	return nil
 }
@@ -81,12 +112,10 @@ func (st *Store) Get(_ context.Context, id string) (*session.Session, error) {
 	st.mu.Lock()
 	e, ok := st.sessions[id]
 	st.mu.Unlock()
-	if !ok || st.now().After(e.expires) {
+	if !ok || st.now().UnixNano() > e.expires {
 		return nil, session.ErrNotFound
 	}
-	c := e.s
-	c.Rooms = slices.Clone(e.s.Rooms)
-	return &c, nil
+	return e.session(id), nil
 }
 
 // Touch implements session.Store.
@@ -95,11 +124,11 @@ func (st *Store) Touch(_ context.Context, id string, lastSeen time.Time, ttl tim
 	defer st.mu.Unlock()
 	e, ok := st.sessions[id]
 	now := st.now()
-	if !ok || now.After(e.expires) {
+	if !ok || now.UnixNano() > e.expires {
 		return session.ErrNotFound
 	}
-	e.s.LastSeen = lastSeen
-	e.expires = now.Add(ttl)
+	e.lastSeen = unixNano(lastSeen)
+	e.expires = now.Add(ttl).UnixNano()
 	st.sessions[id] = e
 	return nil
 }
