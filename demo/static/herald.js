@@ -9,7 +9,10 @@
 //   - after a server_shutdown frame it closes its side and dials again once
 //     the server's retryAfterMs has passed (counted from the frame);
 //   - after close codes that mean "do not come back" (1008, 4003, 4004) it
-//     stops for good (state "closed", error in onState's info).
+//     stops for good (state "closed", error in onState's info);
+//   - where the socket reports a refused upgrade's HTTP status (ws in Node;
+//     browsers do not), it stops on 400 and 404, and on 401 and 403 with a
+//     fixed token, or after three in a row with a token function.
 //
 // The server keeps no room membership across connections, so the client
 // remembers the rooms joined with join() (and forgotten with leave()) and
@@ -26,6 +29,11 @@
 
 /** Close codes after which the client does not reconnect. */
 export const NO_RECONNECT_CODES = Object.freeze([1008, 4003, 4004]);
+
+// How many reconnects in a row the server may refuse with 401 or 403 before
+// a client with a token function gives up (the function may come up with a
+// token the server accepts).
+const MAX_AUTH_REFUSALS = 3;
 
 const DEFAULTS = Object.freeze({
   reconnect: { min: 500, max: 30000 },
@@ -71,6 +79,7 @@ export class HeraldClient {
   #session = null; // {ws, welcomed, retryAt, started, done, liveTimer}
   #welcome = null;
   #attempt = 0;
+  #refusals = 0; // reconnects refused with 401/403 in a row
   #sleepTimer = null;
   #wakeSleep = null;
 
@@ -263,6 +272,13 @@ export class HeraldClient {
         }));
         return;
       }
+      if (end.welcomed) this.#refusals = 0;
+      if (end.status !== undefined && this.#refusedForGood(end.status)) {
+        this.#stop(new HeraldError('refused', `herald: the server refused the reconnect with HTTP ${end.status}`, {
+          status: end.status,
+        }));
+        return;
+      }
       if (NO_RECONNECT_CODES.includes(end.code)) {
         this.#stop(new HeraldError('closed', `herald: server closed the connection for good: ${end.code} ${end.reason ?? ''}`.trim(), {
           closeCode: end.code, reason: end.reason,
@@ -289,6 +305,23 @@ export class HeraldClient {
         error: end.error,
       });
       await this.#sleep(delay);
+    }
+  }
+
+  // refusedForGood reports whether a refused upgrade would be refused again:
+  // 400 and 404 (the request itself is wrong), 401 and 403 (the
+  // credentials) unless a token function may supply better ones.
+  #refusedForGood(status) {
+    switch (status) {
+      case 400:
+      case 404:
+        return true;
+      case 401:
+      case 403:
+        this.#refusals++;
+        return typeof this.#opts.token !== 'function' || this.#refusals >= MAX_AUTH_REFUSALS;
+      default:
+        return false;
     }
   }
 
@@ -357,13 +390,20 @@ export class HeraldClient {
       started: 0,
       retryAt: undefined,
       retryAfterMs: undefined,
+      status: undefined, // HTTP status of a refused upgrade, where visible
       done: new Promise((r) => (resolveDone = r)),
       liveTimer: null,
       lastSeen: 0,
     };
     this.#session = s;
     ws.onopen = null;
-    ws.onerror = () => {}; // the close event that follows says it all
+    ws.onerror = (ev) => {
+      // The close event that follows says the rest. ws (Node) reports a
+      // refused upgrade as "Unexpected server response: 401"; browsers do
+      // not tell the status.
+      const m = /Unexpected server response: (\d{3})/.exec(ev?.message ?? ev?.error?.message ?? '');
+      if (m) s.status = Number(m[1]);
+    };
     ws.onmessage = (ev) => this.#onMessage(s, ev.data);
     ws.onclose = (ev) => {
       clearInterval(s.liveTimer);
@@ -379,6 +419,7 @@ export class HeraldClient {
         started: s.started,
         retryAt: s.retryAt,
         retryAfterMs: s.retryAfterMs,
+        status: s.status,
       });
     };
     // ws (Node) exposes pings: watch them to spot a dead server (the

@@ -123,6 +123,7 @@ export type ErrorCode =
   | 'disconnected'
   | 'closed'
   | 'connect_failed'
+  | 'refused'
   | (string & {});
 
 export class HeraldError extends Error {
@@ -131,6 +132,8 @@ export class HeraldError extends Error {
   /** Close code, for connect_failed and closed-by-server errors. */
   readonly closeCode?: number;
   readonly reason?: string;
+  /** HTTP status, for a reconnect the server refused for good (code refused). */
+  readonly status?: number;
   /** The room, for a re-join that failed after a reconnect. */
   room?: string;
   constructor(code: ErrorCode, message: string, extra?: object);

@@ -123,6 +123,45 @@ describe('rooms', () => {
 });
 
 describe('reconnect', () => {
+  it('stops when the server refuses the reconnect for good: 401 with a fixed token, three with a function', async () => {
+    // The token is signed with the first server's secret; the second server,
+    // on the same port, has another secret and answers the reconnect with 401.
+    const secretA = 'js-test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa';
+    const secretB = 'js-test-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+    const mint = async () => {
+      const p = spawn(bin, ['token', '--jwt-secret', secretA, '--sub', 'gwen', '--ttl', '1h']);
+      let out = '';
+      p.stdout.on('data', (b) => (out += b));
+      await new Promise((resolve) => p.on('exit', resolve));
+      return out.trim();
+    };
+    const token = await mint();
+    for (const variant of ['fixed', 'function']) {
+      const s1 = await startServer(bin, { args: [...SERVE, '--jwt-secret', secretA] });
+      const states = [];
+      const c = client(s1.ws, {
+        token: variant === 'fixed' ? token : async () => token,
+        onState: (st, info) => states.push({ st, info }),
+      });
+      await c.connect();
+      await s1.stop('SIGKILL');
+      const s2 = await startServer(bin, { port: s1.port, args: [...SERVE, '--jwt-secret', secretB] });
+      try {
+        await waitFor(() => c.state === 'closed', { timeout: 15000, what: `${variant}: client closed` });
+        const err = states.at(-1).info.error;
+        assert.equal(err?.code, 'refused', `${variant}: ${err}`);
+        assert.equal(err.status, 401);
+        const metrics = await (await fetch(`${s2.base}/metrics`)).text();
+        const rejected = metrics.split('\n').filter((l) => l.startsWith('herald_upgrades_rejected_total'))
+          .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+        assert.equal(rejected, variant === 'fixed' ? 1 : 3, `${variant}: upgrades refused by the second server`);
+      } finally {
+        await c.close();
+        await s2.stop();
+      }
+    }
+  });
+
   it('reconnects after the server is killed and restarted, and re-joins its rooms', async () => {
     const s1 = await startServer(bin, { args: SERVE });
     let tokens = 0;
