@@ -81,6 +81,13 @@ func compressFrame(op byte, payload []byte, level int) []byte {
 // inflateSource feeds a compressed message followed by deflateTail to the
 // flate reader. It implements io.ByteReader so that flate does not wrap it
 // in a bufio.Reader of its own.
+// inflateState is the read side's decompression state, made at a
+// connection's first compressed message.
+type inflateState struct {
+	src  inflateSource
+	dict []byte // client context takeover window
+}
+
 type inflateSource struct {
 	b    []byte
 	tail int

@@ -11,7 +11,7 @@ import (
 )
 
 // MessageType is the type of a data message: Text or Binary.
-type MessageType int
+type MessageType uint8
 
 // Data message types, numerically equal to their RFC 6455 opcodes.
 const (

@@ -14,27 +14,26 @@ import (
 
 // readState is owned by whoever holds Conn.readMu.
 type readState struct {
-	err      error // sticky terminal error
-	midFrame bool  // part of a frame has been consumed
-	nonblock bool  // in TryRead: do not wait at a frame boundary
-	ctx      context.Context
+	err error // sticky terminal error
+	ctx context.Context
 
-	// Message being reassembled from fragments.
-	inMessage  bool
-	typ        MessageType
-	compressed bool
-	size       int64
-	frag       []byte  // uncompressed fragments, handed to the caller
-	cbuf       *[]byte // compressed payload, pooled
+	midFrame    bool // part of a frame has been consumed
+	nonblock    bool // in TryRead: do not wait at a frame boundary
+	inMessage   bool // a message is being reassembled from fragments
+	compressed  bool // ... and it is compressed
+	deadlineSet bool // guarded by deadlineMu
+	typ         MessageType
 
-	hdr  [maxHeaderLen]byte
-	src  inflateSource
-	dict []byte // client context takeover window
+	size int64   // of the message so far
+	frag []byte  // uncompressed fragments, handed to the caller
+	cbuf *[]byte // compressed payload, pooled
+
+	hdr [maxHeaderLen]byte
+	z   *inflateState // made at the first compressed message
 
 	// deadlineMu orders the context watcher against the end of a Read.
-	deadlineMu  sync.Mutex
-	gen         uint64
-	deadlineSet bool
+	deadlineMu sync.Mutex
+	gen        uint64
 }
 
 type frameHeader struct {
@@ -187,11 +186,15 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			c.r.frag = nil
 			return c.deliver(msg)
 		}
+		if c.r.z == nil {
+			c.r.z = new(inflateState)
+		}
+		z := c.r.z
 		var dict []byte
 		if c.neg.clientContext {
-			dict = c.r.dict
+			dict = z.dict
 		}
-		msg, ierr := inflate(&c.r.src, *c.r.cbuf, dict, c.opts.ReadLimit)
+		msg, ierr := inflate(&z.src, *c.r.cbuf, dict, c.opts.ReadLimit)
 		if cap(*c.r.cbuf) <= 1<<20 {
 			compressedBufPool.Put(c.r.cbuf)
 		}
@@ -204,10 +207,10 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			return 0, nil, c.fail(CloseInvalidPayload, ierr.Error())
 		}
 		if c.neg.clientContext {
-			if c.r.dict == nil {
-				c.r.dict = make([]byte, 0, windowSize)
+			if z.dict == nil {
+				z.dict = make([]byte, 0, windowSize)
 			}
-			c.r.dict = slideWindow(c.r.dict, msg)
+			z.dict = slideWindow(z.dict, msg)
 		}
 		return c.deliver(msg)
 	}

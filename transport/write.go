@@ -13,14 +13,22 @@ import (
 // Conn.owned): a flush worker, the connection's blocked-write goroutine
 // or its close sequence, one at a time.
 type writeState struct {
-	pending net.Buffers // what a non-blocking write left unwritten
-	frames  int         // frames in pending
-	data    []*Prepared // spare queue, swapped with Conn.sendQ
-	ctrl    [][]byte    // spare control queue, swapped with Conn.ctrlQ
-	arena   []byte      // frames compressed by this conn (context takeover)
-	fw      *flate.Writer
-	sw      sliceWriter
-	err     error // the write error that ended the connection
+	pending net.Buffers   // what a non-blocking write left unwritten
+	frames  int           // frames in pending
+	data    []*Prepared   // spare queue, swapped with Conn.sendQ
+	ctrl    [][]byte      // spare control queue, swapped with Conn.ctrlQ
+	z       *deflateState // made at the first message this conn compresses itself
+	err     error         // the write error that ended the connection
+}
+
+// deflateState is the write side's own compressor, for server context
+// takeover, where a connection's frames cannot be shared. Most connections
+// never need one (messages under the threshold, or no takeover), so it is
+// made on first use rather than held by every connection.
+type deflateState struct {
+	arena []byte // frames compressed by this conn, reset once per batch
+	fw    *flate.Writer
+	sw    sliceWriter
 }
 
 // maxSpareQueue is the largest spare queue a connection keeps between
@@ -85,7 +93,9 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 // buildBatch appends the taken queues' frames to batch, control frames
 // first, and recycles the queue slices as spares.
 func (c *Conn) buildBatch(batch [][]byte, data []*Prepared, ctrl [][]byte) [][]byte {
-	c.w.arena = c.w.arena[:0]
+	if c.w.z != nil {
+		c.w.z.arena = c.w.z.arena[:0]
+	}
 	batch = append(batch, ctrl...)
 	for _, p := range data {
 		batch = append(batch, c.frameFor(p))
@@ -282,14 +292,18 @@ func (c *Conn) frameFor(p *Prepared) []byte {
 	// Context takeover: this conn's compressor state depends on every
 	// message it sent before, so the shared bytes cannot be used. Frames
 	// are appended to arena, which is reset once per batch.
-	if c.w.fw == nil {
-		c.w.fw, _ = flate.NewWriter(&c.w.sw, c.opts.CompressionLevel)
+	if c.w.z == nil {
+		c.w.z = new(deflateState)
 	}
-	c.w.sw.b = c.w.sw.b[:0]
-	deflateInto(c.w.fw, &c.w.sw, p.payload)
-	start := len(c.w.arena)
-	c.w.arena = appendFrame(c.w.arena, p.opcode(), true, c.w.sw.b)
-	return c.w.arena[start:]
+	z := c.w.z
+	if z.fw == nil {
+		z.fw, _ = flate.NewWriter(&z.sw, c.opts.CompressionLevel)
+	}
+	z.sw.b = z.sw.b[:0]
+	deflateInto(z.fw, &z.sw, p.payload)
+	start := len(z.arena)
+	z.arena = appendFrame(z.arena, p.opcode(), true, z.sw.b)
+	return z.arena[start:]
 }
 
 // closeSequence owns the write side until the end: it finishes a partial
