@@ -695,6 +695,13 @@ func TestReconnectRefusedForGood(t *testing.T) {
 		return startServer(t, herald.Config{Authenticator: a, TokenExpiryNotice: 100 * time.Millisecond})
 	}
 	refused := func(ts *testServer) float64 { return ts.metric("herald_upgrades_rejected_total") }
+	// provider hands out toks in turn, then the last one again.
+	provider := func(toks ...string) client.Option {
+		var calls atomic.Int32
+		return client.WithTokenProvider(func(context.Context) (string, error) {
+			return toks[min(int(calls.Add(1)), len(toks))-1], nil
+		})
+	}
 	waitStopped := func(t *testing.T, c *client.Client) {
 		t.Helper()
 		select {
@@ -725,13 +732,7 @@ func TestReconnectRefusedForGood(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t)
 		first := sign(t, 2*time.Second)
-		var calls atomic.Int32
-		c := dial(t, ts.URL, client.WithTokenProvider(func(context.Context) (string, error) {
-			if calls.Add(1) == 1 {
-				return first, nil
-			}
-			return first + "x", nil // never valid
-		}), client.WithReconnect(10*time.Millisecond, 50*time.Millisecond))
+		c := dial(t, ts.URL, provider(first, first+"x" /* never valid */), client.WithReconnect(10*time.Millisecond, 50*time.Millisecond))
 		waitStopped(t, c)
 		if n := refused(ts); n != 3 {
 			t.Errorf("%v refused upgrades, want 3", n)
@@ -740,18 +741,9 @@ func TestReconnectRefusedForGood(t *testing.T) {
 	t.Run("token provider recovers", func(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t)
-		first := sign(t, 2*time.Second)
-		var calls atomic.Int32
 		st := &states{}
-		c := dial(t, ts.URL, client.WithTokenProvider(func(context.Context) (string, error) {
-			switch calls.Add(1) {
-			case 1:
-				return first, nil
-			case 2, 3:
-				return "not-a-token", nil
-			}
-			return sign(t, time.Minute), nil
-		}), client.WithReconnect(10*time.Millisecond, 50*time.Millisecond), client.WithStateHandler(st.handler))
+		c := dial(t, ts.URL, provider(sign(t, 2*time.Second), "not-a-token", "not-a-token", sign(t, time.Minute)),
+			client.WithReconnect(10*time.Millisecond, 50*time.Millisecond), client.WithStateHandler(st.handler))
 		waitFor(t, 15*time.Second, "a second connection", func() bool { return st.count(client.Connected) >= 2 })
 		if err := c.Err(); err != nil {
 			t.Fatalf("Err = %v after recovering", err)
