@@ -9,16 +9,17 @@ import (
 	"github.com/heraldrt/herald/transport"
 )
 
-// ExampleUpgrade echoes every message back to its sender.
-func ExampleUpgrade() {
-	opts := transport.Options{
+// ExampleUpgrader echoes every message back to its sender. One Upgrader
+// serves every connection: they share its Options.
+func ExampleUpgrader() {
+	u := transport.NewUpgrader(transport.Options{
 		Compression:      true,
 		CompressionLevel: 6,
 		PingInterval:     20 * time.Second,
-	}
+	})
 	http.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 		hdr := http.Header{"X-Request-ID": {r.Header.Get("X-Request-ID")}}
-		c, err := transport.Upgrade(w, r, opts, hdr)
+		c, err := u.Upgrade(w, r, hdr)
 		if err != nil {
 			return // Upgrade already wrote the HTTP error
 		}
