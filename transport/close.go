@@ -148,10 +148,10 @@ func (c *Conn) finish() {
 		c.closeStarted = true
 		c.owned = true
 		c.sendQ, c.ctrlQ = nil, nil
-		hb := c.hb
+		hb := c.hbOn
 		c.mu.Unlock()
-		if hb != nil {
-			hb.Stop()
+		if hb {
+			heartbeats.remove(c)
 		}
 		c.closeSocket()
 		c.mu.Lock()

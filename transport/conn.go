@@ -53,11 +53,11 @@ type Conn struct {
 	ctrlQ         [][]byte      // complete control frames, written before data
 	closeReq      *closeRequest // set once closing starts; taken by the owner
 	cause         error
-	closeDeadline time.Time   // once closing: caps every socket write
-	closeErr      error       // writing the close frame failed
-	hb            *time.Timer // heartbeat; nil when disabled
-	peerGone      bool        // the reader has seen the peer's close or EOF
-	finished      bool        // the socket is closed and the write side done
+	closeDeadline time.Time // once closing: caps every socket write
+	closeErr      error     // writing the close frame failed
+	hbOn          bool      // the heartbeat is enabled (PingInterval > 0)
+	peerGone      bool      // the reader has seen the peer's close or EOF
+	finished      bool      // the socket is closed and the write side done
 	// Channels are made only when someone waits, so that an idle
 	// connection holds none: done by Done, wake by a close sequence
 	// waiting for the peer (closed by Terminate or the peer's close).
@@ -79,6 +79,12 @@ type Conn struct {
 	polled      bool // registered with readPoller; guarded by readPoller.mu
 	notifyState atomic.Int32
 	notifyFn    func() // set by NotifyReadable, run by readable
+
+	// Where the heartbeat clock keeps the connection: when it is due (clock
+	// time) and its index in the clock's heap (-1 when not scheduled).
+	// Guarded by heartbeats.mu.
+	hbAt  int64
+	hbIdx int32
 
 	lastSeen  atomic.Int64 // nanoseconds since epoch
 	pingAt    atomic.Int64 // when the unanswered ping was sent; 0 if none
@@ -113,18 +119,20 @@ func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated, subproto
 		epoch:       time.Now(),
 		shard:       pickShard(),
 		queueLimit:  opts.SendQueueSize,
+		hbIdx:       -1,
 	}
 	c.src = socketSource{c: c, prefix: prefix}
 	return c
 }
 
-// start arms the heartbeat. No goroutine is started: writes happen on
-// the flush workers.
+// start arms the heartbeat on the process's heartbeat clock. No
+// goroutine is started: writes happen on the flush workers.
 func (c *Conn) start() {
 	if c.opts.PingInterval > 0 {
-		c.mu.Lock() // the timer's callback reads hb on another goroutine
-		c.hb = time.AfterFunc(c.opts.PingInterval, c.heartbeat)
+		c.mu.Lock()
+		c.hbOn = true
 		c.mu.Unlock()
+		heartbeats.schedule(c, c.opts.PingInterval)
 	}
 }
 

@@ -240,7 +240,7 @@ func (c *Conn) sendControl(f []byte) {
 // first: the next ping or the outstanding ping's deadline.
 func (c *Conn) heartbeat() {
 	c.mu.Lock()
-	hb, closing := c.hb, c.closeStarted
+	closing := c.closeStarted
 	c.mu.Unlock()
 	if closing {
 		return
@@ -278,7 +278,7 @@ func (c *Conn) heartbeat() {
 	if at != 0 && at+timeout < wake {
 		wake = at + timeout
 	}
-	hb.Reset(time.Duration(max(wake-now, int64(time.Millisecond))))
+	heartbeats.schedule(c, time.Duration(max(wake-now, int64(time.Millisecond))))
 }
 
 // frameFor returns the bytes to write for p on this connection.
