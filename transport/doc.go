@@ -29,7 +29,8 @@
 //     sequence. Ownership passes under Conn.mu; only the owner writes to
 //     the socket. Done is closed once the socket is closed and the last
 //     owner has finished.
-//   - Heartbeats run on a timer: a ping every PingInterval, and the
+//   - Heartbeats run on one clock per process (a heap of connections by
+//     next wake-up and one timer): a ping every PingInterval, and the
 //     connection is terminated when nothing at all has arrived within
 //     PongTimeout of it.
 //   - Read runs on the caller's goroutine and must be called from one
