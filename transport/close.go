@@ -148,9 +148,8 @@ func (c *Conn) finish() {
 		c.closeStarted = true
 		c.owned = true
 		c.sendQ, c.ctrlQ = nil, nil
-		hb := c.hbOn
 		c.mu.Unlock()
-		if hb {
+		if c.opts.PingInterval > 0 {
 			heartbeats.remove(c)
 		}
 		c.closeSocket()

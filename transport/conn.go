@@ -55,7 +55,6 @@ type Conn struct {
 	cause         error
 	closeDeadline time.Time // once closing: caps every socket write
 	closeErr      error     // writing the close frame failed
-	hbOn          bool      // the heartbeat is enabled (PingInterval > 0)
 	peerGone      bool      // the reader has seen the peer's close or EOF
 	finished      bool      // the socket is closed and the write side done
 	// Channels are made only when someone waits, so that an idle
@@ -129,9 +128,6 @@ func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated, subproto
 // goroutine is started: writes happen on the flush workers.
 func (c *Conn) start() {
 	if c.opts.PingInterval > 0 {
-		c.mu.Lock()
-		c.hbOn = true
-		c.mu.Unlock()
 		heartbeats.schedule(c, c.opts.PingInterval)
 	}
 }
