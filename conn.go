@@ -32,18 +32,20 @@ type conn struct {
 	ws   *transport.Conn
 	ctx  context.Context // carries the log attributes (see LogAttrs)
 	info ConnInfo
-	// sessionID is info.SessionID for log lines, which other goroutines
-	// may write while run sets the session up.
+	// sessionID points at info.SessionID once run has set it: other
+	// goroutines (log lines, the session refresh) read it through this
+	// pointer. It must not point into the session record, which would
+	// keep the whole record alive for the connection's lifetime.
 	sessionID atomic.Pointer[string]
 	ip        string
 	rooms     roomSet // joined rooms, own user room excluded; read loop only
 	userRm    string
 	msgLim    *messageLimiter // read loop only; made at the first message
-	// The session's token and start (its id is info.SessionID), set by
-	// run before the read loop; saveSession writes them back.
+	// The session's token and start in Unix nanoseconds (its id is
+	// info.SessionID), set by run before the read loop; saveSession
+	// writes them back.
 	resumeToken  string
-	sessionStart time.Time
-	resume       [2]string // requested session id and resume token
+	sessionStart int64
 
 	identMu sync.Mutex     // guards ident, expiry, warned
 	ident   *auth.Identity // replaced by refresh
@@ -161,7 +163,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.info.Header = r.Header.Clone()
 	}
 	c.ctx = logctx.WithSource(base, c)
-	c.resume[0], c.resume[1] = resumeRequest(r)
+	resumeID, resumeToken := resumeRequest(r)
 	if !s.addConn(c) {
 		// Shutdown began between the check above and now.
 		_ = ws.Close(protocol.CloseGoingAway, "server shutdown")
@@ -171,7 +173,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The handler returns once the welcome is sent; the connection lives
 	// on (see serveReads) and removes itself in cleanup.
 	handedOver = true
-	c.run()
+	c.run(resumeID, resumeToken)
 }
 
 // refuse answers an upgrade request that a policy turned down.
@@ -202,17 +204,21 @@ func (s *Server) rejectAuth(ctx context.Context, w http.ResponseWriter, err erro
 	writeJSONError(w, status, reason, msg)
 }
 
-// run serves the connection until it closes.
-func (c *conn) run() {
+// run serves the connection until it closes, resuming the session
+// resumeID when resumeToken matches.
+func (c *conn) run(resumeID, resumeToken string) {
 	s := c.s
 	s.metrics.ConnectionsOpened.Inc()
 	s.metrics.Connections.Inc()
 	s.log.InfoContext(c.ctx, "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
 
-	sess, resumed := c.openSession(c.ctx, c.resume[0], c.resume[1])
-	c.resumeToken, c.sessionStart = sess.ResumeToken, sess.ConnectedAt
-	c.info.SessionID = sess.ID
-	c.sessionID.Store(&sess.ID)
+	sess, resumed := c.openSession(c.ctx, resumeID, resumeToken)
+	c.resumeToken, c.sessionStart = sess.ResumeToken, time.Now().UnixNano()
+	if !sess.ConnectedAt.IsZero() {
+		c.sessionStart = sess.ConnectedAt.UnixNano()
+	}
+	c.info.SessionID = sess.ID // written once, before it is published
+	c.sessionID.Store(&c.info.SessionID)
 	// Rooms are joined before welcome, so that once a client has its
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.

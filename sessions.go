@@ -90,7 +90,7 @@ func (c *conn) saveSession() {
 	s := c.s
 	sess := &session.Session{
 		ID: c.info.SessionID, UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
-		ResumeToken: c.resumeToken, Rooms: c.rooms, ConnectedAt: c.sessionStart, LastSeen: c.ws.LastSeen(),
+		ResumeToken: c.resumeToken, Rooms: c.rooms, ConnectedAt: time.Unix(0, c.sessionStart), LastSeen: c.ws.LastSeen(),
 	}
 	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {
 		s.log.WarnContext(c.ctx, "session save failed", "err", err)
