@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -68,7 +69,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 	if opts.Compression {
 		neg, extHeader = negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"), opts.ContextTakeover)
 	}
-	subprotocol := selectSubprotocol(r, opts.Subprotocols)
+	neg.subprotocol = selectSubprotocol(r, opts.Subprotocols)
 
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -89,9 +90,9 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = append(resp, accept...)
 	resp = append(resp, "\r\n"...)
-	if subprotocol != "" {
+	if neg.subprotocol != 0 {
 		resp = append(resp, "Sec-WebSocket-Protocol: "...)
-		resp = append(resp, subprotocol...)
+		resp = append(resp, opts.Subprotocols[neg.subprotocol-1]...)
 		resp = append(resp, "\r\n"...)
 	}
 	if extHeader != "" {
@@ -110,7 +111,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 	}
 	_ = nc.SetWriteDeadline(time.Time{})
 
-	c := newConn(nc, prefix, opts, neg, subprotocol)
+	c := newConn(nc, prefix, opts, neg)
 	c.bytesOut.Add(uint64(len(resp)))
 	c.start()
 	return c, nil
@@ -159,9 +160,11 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-func selectSubprotocol(r *http.Request, supported []string) string {
+// selectSubprotocol returns 1 + the index in supported of the first
+// subprotocol, in server preference, that the client offers; 0 if none is.
+func selectSubprotocol(r *http.Request, supported []string) uint8 {
 	if len(supported) == 0 {
-		return ""
+		return 0
 	}
 	var offered []string
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
@@ -171,14 +174,14 @@ func selectSubprotocol(r *http.Request, supported []string) string {
 			}
 		}
 	}
-	for _, s := range supported {
+	for i, s := range supported[:min(len(supported), math.MaxUint8)] {
 		for _, o := range offered {
 			if s == o {
-				return s
+				return uint8(i + 1)
 			}
 		}
 	}
-	return ""
+	return 0
 }
 
 // appendExtraHeaders appends h in wire form, skipping the headers that the
@@ -208,7 +211,10 @@ func appendExtraHeaders(b []byte, h http.Header) []byte {
 
 // negotiated holds the permessage-deflate parameters agreed for a conn.
 type negotiated struct {
-	deflate bool
+	// subprotocol is 1 + the index of the chosen subprotocol in
+	// Options.Subprotocols, 0 for none.
+	subprotocol uint8
+	deflate     bool
 	// serverContext: this side keeps its compressor across messages.
 	serverContext bool
 	// clientContext: the client keeps its compressor, so the inflater

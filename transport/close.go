@@ -22,7 +22,7 @@ func (c *Conn) Close(code int, reason string) error {
 	req := closeRequest{frame: closeFrame(code, reason), flush: true, waitPeer: true}
 	if c.startClose(req, &CloseError{Code: code, Reason: reason}, closeGrace) && c.readMu.TryLock() {
 		c.mu.Lock()
-		deadline := c.closeDeadline
+		deadline := c.closeDeadline()
 		c.mu.Unlock()
 		_ = c.nc.SetReadDeadline(deadline)
 		c.reader()
@@ -83,8 +83,8 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 	if c.cause == nil {
 		c.cause = cause
 	}
-	c.closeDeadline = time.Now().Add(grace)
-	_ = c.nc.SetWriteDeadline(c.closeDeadline)
+	c.closeAt = c.now() + int64(grace)
+	_ = c.nc.SetWriteDeadline(c.closeDeadline())
 	c.closeReq = &req
 	claimed := c.claimLocked()
 	c.mu.Unlock()
@@ -126,7 +126,7 @@ func (c *Conn) waitPeer() {
 		c.wake = make(chan struct{})
 	}
 	wake := c.wake
-	wait := time.Until(c.closeDeadline)
+	wait := time.Until(c.closeDeadline())
 	c.mu.Unlock()
 	t := time.NewTimer(wait)
 	defer t.Stop()

@@ -41,36 +41,34 @@ type Conn struct {
 	// mu guards the fields below up to hb. It is never held while
 	// blocking on the socket or a channel, and no other lock is taken
 	// while it is held.
-	mu            sync.Mutex
-	sendQ         []*Prepared // data waiting for the next turn
-	owned         bool        // someone owns the write side (see the package doc)
-	blocked       bool        // a write is waiting for the peer to read
-	held          bool        // Hold: data waits for Release
-	closeStarted  bool
-	killed        bool
-	queueLimit    int           // opts.SendQueueSize
-	shard         *flushShard   // where the connection gets its turns
-	ctrlQ         [][]byte      // complete control frames, written before data
-	closeReq      *closeRequest // set once closing starts; taken by the owner
-	cause         error
-	closeDeadline time.Time // once closing: caps every socket write
-	closeErr      error     // writing the close frame failed
-	peerGone      bool      // the reader has seen the peer's close or EOF
-	finished      bool      // the socket is closed and the write side done
+	mu           sync.Mutex
+	sendQ        []*Prepared // data waiting for the next turn
+	owned        bool        // someone owns the write side (see the package doc)
+	blocked      bool        // a write is waiting for the peer to read
+	held         bool        // Hold: data waits for Release
+	closeStarted bool
+	killed       bool
+	queueLimit   int           // opts.SendQueueSize
+	shard        *flushShard   // where the connection gets its turns
+	ctrlQ        [][]byte      // complete control frames, written before data
+	closeReq     *closeRequest // set once closing starts; taken by the owner
+	cause        error
+	closeAt      int64 // once closing, heartbeat clock time that caps every socket write; 0 before
+	closeErr     error // writing the close frame failed
+	peerGone     bool  // the reader has seen the peer's close or EOF
+	finished     bool  // the socket is closed and the write side done
 	// Channels are made only when someone waits, so that an idle
 	// connection holds none: done by Done, wake by a close sequence
 	// waiting for the peer (closed by Terminate or the peer's close).
 	done chan struct{}
 	wake chan struct{}
 
-	nc          net.Conn
-	rc          syscall.RawConn // nc's socket for non-blocking writes; nil if not a socket
-	src         socketSource
-	br          *bufio.Reader // nil while idle (see TryRead)
-	opts        *Options      // shared by the Upgrader's connections
-	neg         negotiated
-	subprotocol string
-	epoch       time.Time // monotonic base for lastSeen
+	nc     net.Conn
+	rc     syscall.RawConn // nc's socket for non-blocking writes; nil if not a socket
+	prefix []byte          // bytes that came with the upgrade request, read first
+	br     *bufio.Reader   // nil while idle (see TryRead)
+	opts   *Options        // shared by the Upgrader's connections
+	neg    negotiated
 
 	socketOnce sync.Once
 	finishOnce sync.Once
@@ -85,7 +83,7 @@ type Conn struct {
 	hbAt  int64
 	hbIdx int32
 
-	lastSeen  atomic.Int64 // nanoseconds since epoch
+	lastSeen  atomic.Int64 // heartbeat clock time (see heartbeatClock.now)
 	pingAt    atomic.Int64 // when the unanswered ping was sent; 0 if none
 	nextPing  atomic.Int64 // when the next ping is due; 0 before the first
 	framesOut atomic.Uint64
@@ -108,19 +106,18 @@ type closeRequest struct {
 
 // newConn wraps nc; prefix holds bytes the client sent right after the
 // upgrade request.
-func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated, subprotocol string) *Conn {
+func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated) *Conn {
 	c := &Conn{
-		nc:          nc,
-		rc:          rawConn(nc),
-		opts:        opts,
-		neg:         neg,
-		subprotocol: subprotocol,
-		epoch:       time.Now(),
-		shard:       pickShard(),
-		queueLimit:  opts.SendQueueSize,
-		hbIdx:       -1,
+		nc:         nc,
+		rc:         rawConn(nc),
+		prefix:     prefix,
+		opts:       opts,
+		neg:        neg,
+		shard:      pickShard(),
+		queueLimit: opts.SendQueueSize,
+		hbIdx:      -1,
 	}
-	c.src = socketSource{c: c, prefix: prefix}
+	c.lastSeen.Store(c.now())
 	return c
 }
 
@@ -132,7 +129,19 @@ func (c *Conn) start() {
 	}
 }
 
-func (c *Conn) now() int64 { return int64(time.Since(c.epoch)) }
+// closeDeadline returns the deadline closing set (see closeAt), or the
+// zero time. c.mu must be held.
+func (c *Conn) closeDeadline() time.Time {
+	if c.closeAt == 0 {
+		return time.Time{}
+	}
+	return heartbeats.base.Add(time.Duration(c.closeAt))
+}
+
+// now is the heartbeat clock's time, which lastSeen, pingAt and
+// nextPing are kept in: one monotonic base per process rather than one
+// per connection.
+func (c *Conn) now() int64 { return heartbeats.now() }
 
 // Send enqueues m without blocking. When SendQueueSize messages are
 // already waiting while the socket is full (a write is waiting for the
@@ -249,14 +258,19 @@ func (c *Conn) Err() error {
 // LastSeen returns when the last frame of any kind, pongs included, was
 // received from the peer (or the upgrade time if none was).
 func (c *Conn) LastSeen() time.Time {
-	return c.epoch.Add(time.Duration(c.lastSeen.Load()))
+	return heartbeats.base.Add(time.Duration(c.lastSeen.Load()))
 }
 
 // Compressed reports whether permessage-deflate was negotiated.
 func (c *Conn) Compressed() bool { return c.neg.deflate }
 
 // Subprotocol returns the negotiated subprotocol, or "".
-func (c *Conn) Subprotocol() string { return c.subprotocol }
+func (c *Conn) Subprotocol() string {
+	if c.neg.subprotocol == 0 {
+		return ""
+	}
+	return c.opts.Subprotocols[c.neg.subprotocol-1]
+}
 
 // RemoteAddr returns the peer's network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }

@@ -21,7 +21,7 @@ func FuzzReadFrames(f *testing.F) {
 		neg := negotiated{deflate: flags&1 != 0, clientContext: flags&3 == 3}
 		opts := Options{ReadLimit: limit, PingInterval: -1}.withDefaults()
 		srv, cli := net.Pipe()
-		c := newConn(srv, nil, &opts, neg, "")
+		c := newConn(srv, nil, &opts, neg)
 		c.start()
 
 		var wg sync.WaitGroup

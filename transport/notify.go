@@ -31,7 +31,7 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, rea
 func (c *Conn) reader() *bufio.Reader {
 	if c.br == nil {
 		c.br = readerPool.Get().(*bufio.Reader)
-		c.br.Reset(&c.src)
+		c.br.Reset((*socketSource)(c))
 	}
 	return c.br
 }
@@ -113,21 +113,20 @@ func (c *Conn) readable() {
 // socketSource is what the read buffer reads from: the bytes that came
 // with the upgrade request, then the socket. In TryRead at a frame
 // boundary it does not wait: an empty socket is errWouldBlock.
-type socketSource struct {
-	c      *Conn
-	prefix []byte
-}
+// It is the connection itself, under a type of its own so that Conn
+// need not have a Read method of this shape.
+type socketSource Conn
 
 func (s *socketSource) Read(p []byte) (int, error) {
-	if len(s.prefix) > 0 {
-		n := copy(p, s.prefix)
-		s.prefix = s.prefix[n:]
-		if len(s.prefix) == 0 {
-			s.prefix = nil
+	c := (*Conn)(s)
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		if len(c.prefix) == 0 {
+			c.prefix = nil
 		}
 		return n, nil
 	}
-	c := s.c
 	if c.rc != nil && c.r.nonblock && !c.r.midFrame {
 		n, err := readOnce(c.rc, p)
 		if err == nil && n == 0 {

@@ -55,7 +55,8 @@ type Options struct {
 	// ErrHeartbeatTimeout. Default 10s.
 	PongTimeout time.Duration
 	// Subprotocols lists the supported subprotocols in server preference
-	// order; the first one the client also offers is selected.
+	// order; the first one the client also offers is selected. Only the
+	// first 255 entries are considered.
 	Subprotocols []string
 }
 

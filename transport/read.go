@@ -402,7 +402,7 @@ func (c *Conn) fail(code int, reason string) error {
 	c.r.err = ce
 	if c.startClose(closeRequest{frame: closeFrame(code, reason), waitPeer: true}, ce, failGrace) {
 		c.mu.Lock()
-		deadline := c.closeDeadline
+		deadline := c.closeDeadline()
 		c.mu.Unlock()
 		_ = c.nc.SetReadDeadline(deadline)
 		c.r.nonblock = false

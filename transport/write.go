@@ -150,7 +150,7 @@ func (c *Conn) writeBlocking(bufs net.Buffers) error {
 	// fail on it once it has passed (only the close deadline stays).
 	defer func() {
 		c.mu.Lock()
-		_ = c.nc.SetWriteDeadline(c.closeDeadline)
+		_ = c.nc.SetWriteDeadline(c.closeDeadline())
 		c.mu.Unlock()
 	}()
 	for len(bufs) > 0 {
@@ -163,8 +163,8 @@ func (c *Conn) writeBlocking(bufs net.Buffers) error {
 		bufs = bufs[n:]
 		deadline := time.Now().Add(c.opts.WriteTimeout)
 		c.mu.Lock()
-		if !c.closeDeadline.IsZero() && c.closeDeadline.Before(deadline) {
-			deadline = c.closeDeadline
+		if cd := c.closeDeadline(); !cd.IsZero() && cd.Before(deadline) {
+			deadline = cd
 		}
 		_ = c.nc.SetWriteDeadline(deadline)
 		c.mu.Unlock()
