@@ -43,7 +43,7 @@ type Options struct {
 	IdleWindow   time.Duration // CPU sampling window while idle (default 10 s)
 	FixedRate    float64       // deliveries/s of the fixed-rate steps (default 50,000)
 	Payloads     []int         // payload sizes of the fixed-rate steps (default 100, 4096)
-	RampRates    []float64     // offered deliveries/s of the ramp, ascending
+	RampRates    []float64     // offered deliveries/s of the ramp, ascending; the default has 800k and 850k so that 0.8x of a ~1M/s node is resolved
 	P99Bound     time.Duration // ramp bound on p99 (default 500 ms)
 	ChurnTime    time.Duration // duration of one churn run (default 10 s)
 	ChurnConc    int           // concurrent connect loops in total (default 64)
@@ -77,7 +77,7 @@ func Defaults() Options {
 		IdleWindow:   10 * time.Second,
 		FixedRate:    50000,
 		Payloads:     []int{100, 4096},
-		RampRates:    []float64{50e3, 75e3, 100e3, 125e3, 150e3, 200e3, 250e3, 300e3, 400e3, 600e3, 750e3, 900e3, 1000e3},
+		RampRates:    []float64{50e3, 75e3, 100e3, 125e3, 150e3, 200e3, 250e3, 300e3, 400e3, 600e3, 750e3, 800e3, 850e3, 900e3, 1000e3},
 		P99Bound:     500 * time.Millisecond,
 		ChurnTime:    10 * time.Second,
 		ChurnConc:    64,
