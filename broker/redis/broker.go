@@ -39,6 +39,9 @@ type Broker struct {
 	lastErr     error
 	monitorKick chan struct{}
 
+	// Standalone and Sentinel: every channel on one connection (mux).
+	// Cluster: one subscription, with its goroutine, per room (subs).
+	mux        *muxSubscriber
 	subsMu     sync.Mutex
 	subs       map[string]*subscription // by room
 	controlSub *subscription
@@ -85,6 +88,9 @@ func New(cfg Config) (*Broker, error) {
 		flushKick:   make(chan struct{}, 1),
 		subs:        make(map[string]*subscription),
 	}
+	if !b.cluster {
+		b.mux = newMuxSubscriber(b)
+	}
 	return b, nil
 }
 
@@ -128,6 +134,10 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
 	go b.monitor()
 	go b.flusher()
 
+	if b.mux != nil {
+		b.mux.start()
+		return b.mux.subscribe(ctx, b.control, true)
+	}
 	s := b.newSubscription("", b.control, true)
 	if err := b.awaitSubscribed(ctx, s); err != nil {
 		return err

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -284,5 +286,74 @@ func TestInterestReachesRedis(t *testing.T) {
 	}
 	if got, err := c.Do(ctx, c.B().PubsubNumsub().Channel("it:control").Build()).AsIntMap(); err != nil || got["it:control"] != 1 {
 		t.Fatalf("control subscribers = %v, %v; want 1", got, err)
+	}
+}
+
+// TestRoomsShareOneConnection checks that a standalone broker holds its
+// rooms on one connection, without a goroutine per room, and subscribes
+// to all of them again after Redis restarts: every connection has a
+// room of its own, so a goroutine per room was one per connection.
+func TestRoomsShareOneConnection(t *testing.T) {
+	t.Parallel()
+	const rooms = 1500 // more than one resubscribe batch
+	srv := testserver.StartRedis(t)
+	n := brokertest.StartNode(t, newBroker(t, redis.Config{URL: srv.URL(), Prefix: "mux"}))
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	names := make([]string, rooms)
+	for i := range names {
+		names[i] = brokertest.Room("mux" + strconv.Itoa(i))
+		if err := n.Subscribe(ctx, names[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grown := runtime.NumGoroutine() - before; grown > 10 {
+		t.Fatalf("%d rooms added %d goroutines", rooms, grown)
+	}
+	subscriberConns := func() []int {
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, ForceSingleClient: true, DisableCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		list, err := c.Do(ctx, c.B().ClientList().Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var subs []int
+		for line := range strings.Lines(list) {
+			for f := range strings.FieldsSeq(line) {
+				if v, ok := strings.CutPrefix(f, "sub="); ok && v != "0" {
+					k, _ := strconv.Atoi(v)
+					subs = append(subs, k)
+				}
+			}
+		}
+		return subs
+	}
+	if got := subscriberConns(); len(got) != 1 || got[0] != rooms+1 {
+		t.Fatalf("subscribed connections %v, want one holding %d channels (rooms and control)", got, rooms+1)
+	}
+
+	srv.Kill()
+	brokertest.Eventually(t, 5*time.Second, func() bool { return errors.Is(n.Health(ctx), broker.ErrUnavailable) }, "Health ok while Redis is down")
+	srv.Restart()
+	brokertest.Eventually(t, 5*time.Second, func() bool {
+		got := subscriberConns()
+		return len(got) == 1 && got[0] == rooms+1
+	}, "rooms not all subscribed again after a restart: %v", subscriberConns())
+	for _, room := range []string{names[0], names[rooms/2], names[rooms-1]} {
+		if err := n.Publish(ctx, brokertest.Msg(room, "after-restart")); err != nil {
+			t.Fatal(err)
+		}
+		brokertest.Eventually(t, 5*time.Second, func() bool { return len(n.Messages(room)) == 1 }, "room %s got %d messages", room, len(n.Messages(room)))
+	}
+	for _, room := range names {
+		if err := n.Unsubscribe(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := subscriberConns(); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("after Unsubscribe: subscribed connections %v, want one holding control only", got)
 	}
 }

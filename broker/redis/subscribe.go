@@ -148,13 +148,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// deliver decodes one pub/sub message and hands it to the Handler.
+// deliver hands one pub/sub message to the broker, unless s is ending.
 func (s *subscription) deliver(msg rueidis.PubSubMessage) {
 	if s.leaving.Load() {
 		return
 	}
-	b := s.b
-	if s.control {
+	s.b.deliver(msg, s.control)
+}
+
+// deliver decodes one pub/sub message and hands it to the Handler.
+func (b *Broker) deliver(msg rueidis.PubSubMessage, control bool) {
+	if control {
 		var c broker.Control
 		if err := json.Unmarshal([]byte(msg.Message), &c); err != nil {
 			b.log.Warn("redis broker: undecodable control message", "channel", msg.Channel, "err", err)
@@ -218,6 +222,9 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 	if !b.up.Load() {
 		return b.downErr()
 	}
+	if b.mux != nil {
+		return b.mux.subscribe(ctx, b.roomChannel(room), false)
+	}
 	b.subsMu.Lock()
 	if _, ok := b.subs[room]; ok {
 		b.subsMu.Unlock()
@@ -240,6 +247,9 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 // Unsubscribe implements broker.Broker. Once it returns, no message of room
 // is handed to the Handler by this node.
 func (b *Broker) Unsubscribe(_ context.Context, room string) error {
+	if b.mux != nil {
+		return b.mux.unsubscribe(b.roomChannel(room))
+	}
 	b.subsMu.Lock()
 	s := b.subs[room]
 	delete(b.subs, room)
@@ -252,6 +262,9 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 
 // Subscribed reports whether the node currently has interest in room.
 func (b *Broker) Subscribed(room string) bool {
+	if b.mux != nil {
+		return b.mux.subscribed(b.roomChannel(room))
+	}
 	b.subsMu.Lock()
 	defer b.subsMu.Unlock()
 	_, ok := b.subs[room]
