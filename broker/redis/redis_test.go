@@ -293,8 +293,9 @@ func TestInterestReachesRedis(t *testing.T) {
 // rooms on one connection, without a goroutine per room, and subscribes
 // to all of them again after Redis restarts: every connection has a
 // room of its own, so a goroutine per room was one per connection.
+//
+// Not parallel: it counts the process's goroutines.
 func TestRoomsShareOneConnection(t *testing.T) {
-	t.Parallel()
 	const rooms = 1500 // more than one resubscribe batch
 	srv := testserver.StartRedis(t)
 	n := brokertest.StartNode(t, newBroker(t, redis.Config{URL: srv.URL(), Prefix: "mux"}))
@@ -307,7 +308,9 @@ func TestRoomsShareOneConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if grown := runtime.NumGoroutine() - before; grown > 10 {
+	// A goroutine per room would add 1,500; some slack for the
+	// library's own and for tests that are still winding down.
+	if grown := runtime.NumGoroutine() - before; grown > rooms/10 {
 		t.Fatalf("%d rooms added %d goroutines", rooms, grown)
 	}
 	subscriberConns := func() []int {
