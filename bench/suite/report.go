@@ -65,7 +65,10 @@ type Report struct {
 	Churn        map[string][]loadgen.ChurnResult           `json:"churn"`
 	ClusterFixed map[string]map[string][]loadgen.StepResult `json:"clusterFixed"`
 	ClusterRamp  map[string]loadgen.RampResult              `json:"clusterRamp"`
-	Errors       []string                                   `json:"errors,omitempty"`
+	// ClusterIdle is the cluster's nodes' RSS growth (summed; the shared
+	// redis-server is not counted) once its subscribers are connected.
+	ClusterIdle map[string]*IdleFigures `json:"clusterIdle,omitempty"`
+	Errors      []string                `json:"errors,omitempty"`
 
 	fixedRate float64
 	nodes     int
@@ -95,7 +98,8 @@ func newReport(o Options) *Report {
 		Idle: map[string]*IdleFigures{}, Broadcast: map[string]map[string][]loadgen.StepResult{},
 		Ramp: map[string]loadgen.RampResult{}, Churn: map[string][]loadgen.ChurnResult{},
 		ClusterFixed: map[string]map[string][]loadgen.StepResult{}, ClusterRamp: map[string]loadgen.RampResult{},
-		fixedRate: o.FixedRate, nodes: o.ClusterNodes,
+		ClusterIdle: map[string]*IdleFigures{},
+		fixedRate:   o.FixedRate, nodes: o.ClusterNodes,
 	}
 }
 
@@ -303,7 +307,7 @@ func (rep *Report) Tables() []Table {
 			}
 		}
 		t := Table{Name: "cluster", Title: fmt.Sprintf("Cluster: %d nodes sharing one redis-server vs one node", rep.nodes), Columns: cts,
-			Note: "Subscribers spread evenly over the nodes, the publisher on the first node. Single-node figures are from the broadcast scenario of the same run. Cluster CPU sums every node and redis-server."}
+			Note: "Subscribers spread evenly over the nodes, the publisher on the first node. Single-node figures are from the idle and broadcast scenarios of the same run. Cluster CPU sums every node and redis-server; cluster RSS sums the nodes' growth from before connecting to after the idle settle time (redis-server not counted)."}
 		row := func(name, unit string, lower bool, f func(tg string) float64) {
 			r := Row{Metric: name, Unit: unit, LowerBetter: lower, Values: map[string]float64{}}
 			for _, tg := range cts {
@@ -327,6 +331,14 @@ func (rep *Report) Tables() []Table {
 			}
 			return a / b
 		})
+		idleKB := func(m map[string]*IdleFigures, tg string) float64 {
+			if f := m[tg]; f != nil && f.Conns > 0 {
+				return f.RSSPerConnKB
+			}
+			return nan
+		}
+		row("Idle RSS per connection, one node", "KB", true, func(tg string) float64 { return idleKB(rep.Idle, tg) })
+		row("Idle RSS per connection, cluster nodes", "KB", true, func(tg string) float64 { return idleKB(rep.ClusterIdle, tg) })
 		fixed := func(tg string, f func(loadgen.StepResult) float64) float64 {
 			return medianOf(rep.ClusterFixed[tg]["100 B"], f)
 		}

@@ -112,6 +112,8 @@ func TestReportTablesAndMarkdown(t *testing.T) {
 	rep.Broadcast[TargetWS] = map[string][]loadgen.StepResult{"100 B": {step(5e4, 8, 12, 0)}}
 	rep.Ramp[TargetHerald] = loadgen.RampResult{Bound: 500, Steps: []loadgen.StepResult{step(1e5, 10, 9, 0), step(2e5, 900, 9, 0)}, MaxOK: step(1e5, 10, 9, 0)}
 	rep.ClusterRamp[TargetHerald] = loadgen.RampResult{Bound: 500, MaxOK: step(8e4, 10, 9, 0)}
+	rep.ClusterIdle[TargetHerald] = &IdleFigures{Conns: 1000, RSSBefore: 30 << 20, RSSAfter: 33 << 20}
+	rep.ClusterIdle[TargetHerald].compute()
 	tables := rep.Tables()
 	byName := map[string]Table{}
 	for _, tb := range tables {
@@ -128,6 +130,9 @@ func TestReportTablesAndMarkdown(t *testing.T) {
 	}
 	if got := byName["cluster"].Rows[2].Values[TargetHerald]; got != 0.8 {
 		t.Fatalf("cluster/single = %v, want 0.8", got)
+	}
+	if one, nodes := byName["cluster"].Rows[3].Values[TargetHerald], byName["cluster"].Rows[4].Values[TargetHerald]; one != 2048.0/1000 || nodes != 3072.0/1000 {
+		t.Fatalf("idle RSS per conn: one node %v, cluster nodes %v KB; want 2.048 and 3.072", one, nodes)
 	}
 	md := rep.Markdown(tables, "benchmarks/")
 	for _, want := range []string{"QUICK run", "`make bench-e2e`", "![Idle connections](benchmarks/idle.svg)", "| Herald | 100,000 |"} {

@@ -242,6 +242,8 @@ func (r *runner) cluster(ctx context.Context, target string) error {
 		return err
 	}
 	defer d.stop()
+	time.Sleep(time.Second)
+	idle := &IdleFigures{RSSBefore: loadgen.SumRSS(d.nodePIDs())}
 	r.logf("connecting %d subscribers over %d nodes", o.Conns, len(d.nodes))
 	fleet, err := loadgen.StartFleet(ctx, r.subscriberSpecs(d, "subscribe"), r.workerStarter())
 	if err != nil {
@@ -252,6 +254,12 @@ func (r *runner) cluster(ctx context.Context, target string) error {
 	if fleet.Connected == 0 {
 		return fmt.Errorf("no subscriber connected: %s", fleet.FirstErr)
 	}
+	time.Sleep(o.IdleSettle)
+	idle.RSSAfter = loadgen.SumRSS(d.nodePIDs())
+	idle.Conns, idle.Failed, idle.ConnectSeconds = fleet.Connected, fleet.Failed, fleet.ConnectIn.Seconds()
+	idle.compute()
+	r.report.ClusterIdle[target] = idle
+	r.logf("cluster idle: %.2f KB/conn RSS over the nodes", idle.RSSPerConnKB)
 	saved := r.opts.Payloads
 	r.opts.Payloads = []int{100}
 	defer func() { r.opts.Payloads = saved }()
