@@ -34,13 +34,15 @@
 //
 // Every connection has a room of its own (its user room), so a node holds
 // about as many channels as connections. Standalone and Sentinel brokers
-// hold them all on one dedicated connection, with rueidis' pub/sub hooks:
-// a channel costs a map entry, and 16 fan-out workers hand the messages
-// to the Handler. In cluster mode each channel is one rueidis Receive with
-// a goroutine of its own (sharded channels live on different masters),
-// as every channel was before: three bench nodes sharing a standalone
-// Redis, 3,333 idle connections each, grew by 13.4 KB RSS per connection
-// that way and by 6.4 KB on the shared connection.
+// hold rooms on one shared, dedicated connection, with rueidis' pub/sub
+// hooks: a channel costs a map entry, and 16 fan-out workers hand the
+// messages to the Handler. Config.OwnSubscription picks rooms that get a
+// rueidis Receive read by a goroutine of their own instead, as every
+// room has in cluster mode (sharded channels live on different masters):
+// Herald gives one to every room but user rooms. Three bench nodes
+// sharing a standalone Redis, 3,333 idle connections each, grew by
+// 13.4 KB RSS per connection with a Receive per user room and by 6.4 KB
+// with user rooms on the shared connection.
 //
 // # Failures
 //

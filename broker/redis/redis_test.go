@@ -360,3 +360,14 @@ func TestRoomsShareOneConnection(t *testing.T) {
 		t.Fatalf("after Unsubscribe: subscribed connections %v, want one holding control only", got)
 	}
 }
+
+// TestConformanceMixed runs the conformance suite with half the rooms on
+// subscriptions of their own and half on the shared connection.
+func TestConformanceMixed(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartRedis(t)
+	own := func(room string) bool { return len(room)%2 == 0 }
+	brokertest.Run(t, func(t *testing.T) broker.Broker {
+		return newBroker(t, redis.Config{URL: srv.URL(), OwnSubscription: own})
+	})
+}

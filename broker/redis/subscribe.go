@@ -208,6 +208,12 @@ func (b *Broker) stop(s *subscription) error {
 	return nil
 }
 
+// shared reports whether room is held on the shared subscriber
+// connection (see Config.OwnSubscription).
+func (b *Broker) shared(room string) bool {
+	return b.mux != nil && (b.cfg.OwnSubscription == nil || !b.cfg.OwnSubscription(room))
+}
+
 // Subscribe implements broker.Broker. It returns once Redis confirmed the
 // subscription, so a publication made after it returns is delivered. From
 // then on the subscription is renewed after every reconnect until
@@ -222,7 +228,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 	if !b.up.Load() {
 		return b.downErr()
 	}
-	if b.mux != nil {
+	if b.shared(room) {
 		return b.mux.subscribe(ctx, b.roomChannel(room), false)
 	}
 	b.subsMu.Lock()
@@ -247,7 +253,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 // Unsubscribe implements broker.Broker. Once it returns, no message of room
 // is handed to the Handler by this node.
 func (b *Broker) Unsubscribe(_ context.Context, room string) error {
-	if b.mux != nil {
+	if b.shared(room) {
 		return b.mux.unsubscribe(b.roomChannel(room))
 	}
 	b.subsMu.Lock()
@@ -262,7 +268,7 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 
 // Subscribed reports whether the node currently has interest in room.
 func (b *Broker) Subscribed(room string) bool {
-	if b.mux != nil {
+	if b.shared(room) {
 		return b.mux.subscribed(b.roomChannel(room))
 	}
 	b.subsMu.Lock()

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/auth"
 	natsbroker "github.com/heraldrt/herald/broker/nats"
 	redisbroker "github.com/heraldrt/herald/broker/redis"
 	redissession "github.com/heraldrt/herald/session/redis"
@@ -70,7 +72,10 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 		}
 	case useRedis:
 		b, err := redisbroker.New(redisbroker.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster,
-			Password: ec.redisPassword, PublishBuffer: ec.publishBuffer, Logger: logger})
+			Password: ec.redisPassword, PublishBuffer: ec.publishBuffer, Logger: logger,
+			// User rooms, one per connection, share the subscriber
+			// connection; rooms that broadcast get their own.
+			OwnSubscription: func(room string) bool { return !strings.HasPrefix(room, auth.UserRoomPrefix) }})
 		if err != nil {
 			return closeAll, fmt.Errorf("redis broker: %w", err)
 		}
