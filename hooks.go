@@ -28,7 +28,9 @@ type ConnInfo struct {
 // panic in a hook is recovered, logged and counted; the client gets an
 // "internal" error and every other connection carries on. The ctx a hook
 // gets carries the upgrade request's context values (not its cancellation)
-// and the connection's log attributes.
+// and the connection's log attributes. The *ConnInfo a hook gets is the
+// connection's own, which other goroutines read (log lines, session
+// refresh): a hook may read it and keep it, and must not change it.
 type Hooks struct {
 	// OnConnect runs after the welcome frame. Returning an error closes the
 	// connection with 1008 (policy violation) and the error's text as reason.
