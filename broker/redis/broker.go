@@ -39,8 +39,9 @@ type Broker struct {
 	lastErr     error
 	monitorKick chan struct{}
 
-	// Standalone and Sentinel: every channel on one connection (mux).
-	// Cluster: one subscription, with its goroutine, per room (subs).
+	// Standalone: shared rooms (see Config.OwnSubscription) on one
+	// connection (mux). Cluster, and rooms of their own: one subscription,
+	// with its goroutine, per room (subs).
 	mux        *muxSubscriber
 	subsMu     sync.Mutex
 	subs       map[string]*subscription // by room

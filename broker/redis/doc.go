@@ -33,8 +33,8 @@
 // that for each room.
 //
 // Every connection has a room of its own (its user room), so a node holds
-// about as many channels as connections. Standalone and Sentinel brokers
-// hold rooms on one shared, dedicated connection, with rueidis' pub/sub
+// about as many channels as connections. A standalone broker holds
+// rooms on one shared, dedicated connection, with rueidis' pub/sub
 // hooks: a channel costs a map entry, and 16 fan-out workers hand the
 // messages to the Handler. Config.OwnSubscription picks rooms that get a
 // rueidis Receive read by a goroutine of their own instead, as every

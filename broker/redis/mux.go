@@ -12,7 +12,7 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// muxSubscriber holds every channel of a standalone (or Sentinel) broker
+// muxSubscriber holds the shared channels of a standalone broker
 // on one dedicated connection: rooms cost a map entry each rather than a
 // goroutine and a rueidis Receive each, which matters because every
 // connection has a room of its own (its user room). Cluster mode keeps
