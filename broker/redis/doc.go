@@ -41,8 +41,8 @@
 // room has in cluster mode (sharded channels live on different masters):
 // Herald gives one to every room but user rooms. Three bench nodes
 // sharing a standalone Redis, 3,333 idle connections each, grew by
-// 13.4 KB RSS per connection with a Receive per user room and by 6.4 KB
-// with user rooms on the shared connection.
+// 13.4 KB RSS per connection with a Receive per user room; with user
+// rooms on the shared connection, 6.9 KB in the bench's full run.
 //
 // # Failures
 //
@@ -50,9 +50,9 @@
 // Redis is unreachable Health returns an error wrapping
 // broker.ErrUnavailable, Subscribe fails with it and Publish either fails
 // with it (Config.PublishBuffer == 0) or queues, bounded, and the queue is
-// sent in order once this node has resubscribed. The subscriber
-// connection (cluster: every subscription's goroutine) subscribes again
-// as soon as Redis answers, so rooms and control come back within about
+// sent in order once this node has resubscribed. The shared subscriber
+// connection, and the goroutine of every room that has a subscription of
+// its own, subscribe again as soon as Redis answers, so rooms and control come back within about
 // 100ms of Redis.
 // Redis pub/sub itself keeps nothing: messages published while a node is
 // disconnected never reach it, buffered ones included if that node
@@ -64,7 +64,7 @@
 // A Broker is safe for concurrent use. Messages from one publisher to one
 // room reach each node in order: the publisher waits for each PUBLISH reply
 // (or queues behind earlier buffered publications), and each room's
-// messages are handed to the Handler by a single goroutine (one fan-out
-// worker; cluster: the room's own), in order. The Handler must not block.
+// messages are handed to the Handler by a single goroutine (a shared
+// room's fan-out worker, or the room's own), in order. The Handler must not block.
 // Close stops and waits for every goroutine the broker started.
 package redis
