@@ -15,11 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/internal/id"
 )
 
-// UserRoomPrefix prefixes the room every connection of a user is in.
-const UserRoomPrefix = "user:"
+// UserRoomPrefix prefixes the room every connection of a user is in. It
+// is the broker's: engines deliver these rooms to every node without a
+// subscription per room.
+const UserRoomPrefix = broker.UserRoomPrefix
 
 // UserRoom returns the direct-delivery room of user id.
 func UserRoom(id string) string { return UserRoomPrefix + id }

@@ -10,6 +10,14 @@
 //   - Subscribe/Unsubscribe declare this node's interest in a room. The Hub
 //     serialises them per room: Subscribe is called before the first local
 //     member joins and Unsubscribe after the last one leaves.
+//   - User rooms (names starting with UserRoomPrefix) reach every started
+//     node, whatever its interest: engines carry all of them over a few
+//     node-wide channels, and Subscribe and Unsubscribe of a user room do
+//     nothing. Every connection has a user room, so a subscription per
+//     user room would cost a subscription per connection, on every node
+//     and on the backend; a user's messages are few, and a node without
+//     one of the user's connections drops them in the Hub. Like any room,
+//     a user room keeps one publisher's order.
 //   - PublishControl reaches every node, whatever its interest.
 //   - Handler methods must not block: the Hub only enqueues.
 //   - An error from Publish means the message was not accepted and will not
@@ -28,8 +36,19 @@ var ErrUnavailable = errors.New("broker: unavailable")
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("broker: closed")
 
+// UserRoomPrefix starts the name of every user room: "user:<id>" holds
+// every connection of user id, and a direct message to the user is a
+// publication to it.
+const UserRoomPrefix = "user:"
+
+// IsUserRoom reports whether room is a user room, which every node
+// receives without subscribing (see the package documentation).
+func IsUserRoom(room string) bool {
+	return len(room) >= len(UserRoomPrefix) && room[:len(UserRoomPrefix)] == UserRoomPrefix
+}
+
 // Message is one publication to a room. Direct messages to a user are
-// publications to the room "user:<id>". Offset and Epoch are set by engines
+// publications to the room "user:<id>" (UserRoomPrefix). Offset and Epoch are set by engines
 // that keep history; zero otherwise.
 type Message struct {
 	Room  string          `json:"room"`

@@ -53,6 +53,8 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker, opts ...Optio
 		{name: "control reaches all of two nodes", multiNode: true, run: testControlAll},
 		{name: "two subscribed nodes get each message exactly once", multiNode: true, run: testTwoNodes},
 		{name: "publish from another node reaches only subscribed nodes", multiNode: true, run: testCrossNode},
+		{name: "user rooms need no subscription", run: testUserRoomSelf},
+		{name: "user rooms reach every node once, in order", multiNode: true, run: testUserRoomsEverywhere},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,5 +303,63 @@ func testCrossNode(t *testing.T, node func() *Node) {
 	settle(t, a, a, mine)
 	if got := len(a.Messages(room)); got != 0 {
 		t.Fatalf("publishing node without interest got %d messages", got)
+	}
+}
+
+// testUserRoomSelf checks that a user room reaches the node without a
+// Subscribe, and that Subscribe and Unsubscribe of it change nothing (no
+// second copy, no loss).
+func testUserRoomSelf(t *testing.T, node func() *Node) {
+	n := node()
+	room := broker.UserRoomPrefix + Room("self")
+	first := Msg(room, "before")
+	must(t, n.Publish(ctx(t), first), "Publish")
+	Eventually(t, deliveryTimeout, func() bool { return n.Count(room, first.MsgID) == 1 }, "user room not delivered without Subscribe")
+	must(t, n.Subscribe(ctx(t), room), "Subscribe")
+	settle(t, n, n, room)
+	must(t, n.Unsubscribe(ctx(t), room), "Unsubscribe")
+	settle(t, n, n, room)
+	for _, m := range n.Messages(room) {
+		if got := n.Count(room, m.MsgID); got != 1 {
+			t.Fatalf("message %s (%s) delivered %d times", m.MsgID, m.Event, got)
+		}
+	}
+	if got := len(n.Messages(room)); got != 3 {
+		t.Fatalf("%d messages, want 3 (Subscribe or Unsubscribe of a user room changed delivery)", got)
+	}
+}
+
+// testUserRoomsEverywhere publishes to many user rooms from one node, none
+// subscribed: every node gets every message once, each room in order.
+func testUserRoomsEverywhere(t *testing.T, node func() *Node) {
+	const users, perUser = 40, 25
+	a, b := node(), node()
+	rooms := make([]string, users)
+	for u := range rooms {
+		rooms[u] = broker.UserRoomPrefix + Room("u"+strconv.Itoa(u))
+	}
+	for i := range perUser {
+		for _, room := range rooms {
+			m := Msg(room, "dm")
+			m.MsgID = strconv.Itoa(i)
+			must(t, a.Publish(ctx(t), m), "Publish")
+		}
+	}
+	for _, room := range rooms {
+		marker := Msg(room, "marker")
+		must(t, a.Publish(ctx(t), marker), "Publish marker")
+		for k, n := range []*Node{a, b} {
+			Eventually(t, deliveryTimeout, func() bool { return n.Count(room, marker.MsgID) > 0 },
+				"node %d: %s got %d of %d messages and no marker", k, room, len(n.Messages(room)), perUser)
+			got := n.Messages(room)
+			if len(got) != perUser+1 {
+				t.Fatalf("node %d: %s got %d messages, want %d and the marker", k, room, len(got), perUser)
+			}
+			for i, m := range got[:perUser] {
+				if m.MsgID != strconv.Itoa(i) {
+					t.Fatalf("node %d: %s position %d holds message %s", k, room, i, m.MsgID)
+				}
+			}
+		}
 	}
 }

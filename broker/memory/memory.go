@@ -37,7 +37,7 @@ func (b *Broker) Start(_ context.Context, h broker.Handler) error {
 
 // Publish implements broker.Broker. Rooms without local interest are
 // dropped here, exactly as a cluster engine would not route them to a node
-// that has no member.
+// that has no member; user rooms always reach the Handler.
 func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
@@ -46,16 +46,19 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 	h := b.handler
 	_, ok := b.rooms[m.Room]
 	b.mu.RUnlock()
-	if ok && h != nil {
+	if (ok || broker.IsUserRoom(m.Room)) && h != nil {
 		h.HandleMessage(m)
 	}
 	return nil
 }
 
-// Subscribe implements broker.Broker.
+// Subscribe implements broker.Broker; user rooms need no subscription.
 func (b *Broker) Subscribe(_ context.Context, room string) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
+	}
+	if broker.IsUserRoom(room) {
+		return nil
 	}
 	b.mu.Lock()
 	b.rooms[room] = struct{}{}
@@ -65,6 +68,9 @@ func (b *Broker) Subscribe(_ context.Context, room string) error {
 
 // Unsubscribe implements broker.Broker.
 func (b *Broker) Unsubscribe(_ context.Context, room string) error {
+	if broker.IsUserRoom(room) {
+		return nil
+	}
 	b.mu.Lock()
 	delete(b.rooms, room)
 	b.mu.Unlock()
@@ -99,9 +105,13 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// Subscribed reports whether the node currently has interest in room. It
-// exists for tests of the Hub's interest tracking.
+// Subscribed reports whether the node currently has interest in room
+// (always, for a user room). It exists for tests of the Hub's interest
+// tracking.
 func (b *Broker) Subscribed(room string) bool {
+	if broker.IsUserRoom(room) {
+		return true
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	_, ok := b.rooms[room]

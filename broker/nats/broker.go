@@ -29,6 +29,7 @@ type Broker struct {
 	mu         sync.Mutex
 	subs       map[string]*nats.Subscription // by room
 	controlSub *nats.Subscription
+	usersSub   *nats.Subscription // every user room, on one wildcard
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -47,17 +48,26 @@ func New(cfg Config) (*Broker, error) {
 	}, nil
 }
 
-// roomSubject names the subject of room.
+// roomSubject names the subject of room. User rooms have subjects of
+// their own kind, so that one wildcard subscription (usersSubject) holds
+// all of them.
 func (b *Broker) roomSubject(room string) string {
+	if broker.IsUserRoom(room) {
+		return b.cfg.Prefix + ".user." + escapeToken(room)
+	}
 	return b.cfg.Prefix + ".room." + escapeToken(room)
 }
+
+// usersSubject matches the subject of every user room.
+func (b *Broker) usersSubject() string { return b.cfg.Prefix + ".user.*" }
 
 func unavailable(err error) error {
 	return fmt.Errorf("%w: nats: %v", broker.ErrUnavailable, err)
 }
 
 // Start connects to NATS (failing with broker.ErrUnavailable if it cannot),
-// subscribes to the control subject and begins delivering to h.
+// subscribes to the control subject and to every user room, and begins
+// delivering to h.
 func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
@@ -96,6 +106,10 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	}
 	b.nc = nc
 	sub, err := nc.Subscribe(b.control, b.deliverControl)
+	var users *nats.Subscription
+	if err == nil {
+		users, err = nc.Subscribe(b.usersSubject(), b.deliverMessage)
+	}
 	if err == nil {
 		err = b.flush(ctx)
 	}
@@ -104,7 +118,7 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		return unavailable(err)
 	}
 	b.mu.Lock()
-	b.controlSub = sub
+	b.controlSub, b.usersSub = sub, users
 	b.mu.Unlock()
 	return nil
 }
@@ -197,9 +211,13 @@ func (b *Broker) flush(ctx context.Context) error {
 // Subscribe implements broker.Broker. It returns after the server has
 // registered the subscription (a PING round trip), so a publication made
 // after it returns is delivered. nats.go renews it after every reconnect.
+// User rooms need no subscription of their own.
 func (b *Broker) Subscribe(ctx context.Context, room string) error {
 	if err := b.ready(); err != nil {
 		return err
+	}
+	if broker.IsUserRoom(room) {
+		return nil
 	}
 	if !b.nc.IsConnected() {
 		return unavailable(fmt.Errorf("connection %s", b.nc.Status()))
@@ -231,6 +249,9 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 // Unsubscribe implements broker.Broker. Once it returns no further message
 // of room is handed to the Handler (a callback already running may finish).
 func (b *Broker) Unsubscribe(_ context.Context, room string) error {
+	if broker.IsUserRoom(room) {
+		return nil
+	}
 	b.mu.Lock()
 	sub := b.subs[room]
 	delete(b.subs, room)
@@ -246,10 +267,14 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 	return nil
 }
 
-// Subscribed reports whether the node currently has interest in room.
+// Subscribed reports whether the node currently has interest in room
+// (for a user room: whether the broker is started).
 func (b *Broker) Subscribed(room string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if broker.IsUserRoom(room) {
+		return b.usersSub != nil
+	}
 	_, ok := b.subs[room]
 	return ok
 }

@@ -3,8 +3,11 @@
 //
 // Each room is the subject <prefix>.room.<escaped room>, where the room
 // name is percent-encoded into a single token (so '.', '*' and '>' in a
-// room can never address other rooms); control goes to <prefix>.control,
-// to which every node subscribes. Payloads are JSON-encoded broker.Message
+// room can never address other rooms). User rooms are
+// <prefix>.user.<escaped room> instead, and every node holds one
+// subscription to <prefix>.user.* for all of them (see the broker
+// package's contract); control goes to <prefix>.control, to which every
+// node subscribes too. Payloads are JSON-encoded broker.Message
 // and broker.Control values. One Publish is one PUB; Subscribe and
 // Unsubscribe are one SUB and UNSUB, Subscribe also waiting for a PING
 // round trip so that the server has registered it when it returns.

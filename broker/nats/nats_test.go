@@ -46,7 +46,7 @@ func TestRoomNamesNeedingEscapes(t *testing.T) {
 	srv := testserver.StartNATS(t)
 	n := brokertest.StartNode(t, newBroker(t, nats.Config{URL: srv.URL()}))
 	ctx := context.Background()
-	rooms := []string{"a.b", "a*", "a>", "a b", "a%2E", "user:42", "ünï", ""}
+	rooms := []string{"a.b", "a*", "a>", "a b", "a%2E", "user:42", "user:4.2", "user:*", "user:>", "ünï", ""}
 	for _, room := range rooms {
 		if err := n.Subscribe(ctx, room); err != nil {
 			t.Fatalf("Subscribe(%q): %v", room, err)

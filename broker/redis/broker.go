@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -46,6 +48,7 @@ type Broker struct {
 	subsMu     sync.Mutex
 	subs       map[string]*subscription // by room
 	controlSub *subscription
+	userSubs   []*subscription // cluster: the user channels
 	// unconfirmed counts subscriptions not currently confirmed by Redis.
 	unconfirmed atomic.Int64
 
@@ -97,13 +100,33 @@ func New(cfg Config) (*Broker, error) {
 
 // roomChannel names the pub/sub channel of room. The braces make the room
 // the cluster hash tag, so in cluster mode the channel lives on the master
-// owning the room's slot; standalone Redis uses the same name.
+// owning the room's slot; standalone Redis uses the same name. User rooms
+// share the user channels instead.
 func (b *Broker) roomChannel(room string) string {
+	if broker.IsUserRoom(room) {
+		return b.userChannel(room)
+	}
 	return b.cfg.Prefix + ":room:{" + room + "}"
 }
 
-// Start connects to Redis, subscribes to the control channel and begins
-// delivering to h. It fails with broker.ErrUnavailable if Redis cannot be
+// userChannels is how many channels carry the user rooms. Every node
+// subscribes to all of them; a user room's messages take one of them,
+// chosen by a hash of the room's name that every node computes alike.
+// More than one spreads the load over the masters of a cluster and
+// over the fan-out workers of a standalone node.
+const userChannels = 16
+
+// userChannel names the user channel that carries room.
+func (b *Broker) userChannel(room string) string {
+	return b.userChannelN(int(crc32.ChecksumIEEE([]byte(room)) % userChannels))
+}
+
+func (b *Broker) userChannelN(n int) string {
+	return b.cfg.Prefix + ":users:{" + strconv.Itoa(n) + "}"
+}
+
+// Start connects to Redis, subscribes to the control channel and the user
+// channels, and begins delivering to h. It fails with broker.ErrUnavailable if Redis cannot be
 // reached; a broker whose Start failed is closed.
 func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
 	if b.closed.Load() {
@@ -137,15 +160,29 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
 
 	if b.mux != nil {
 		b.mux.start()
-		return b.mux.subscribe(ctx, b.control, true)
+		if err := b.mux.subscribe(ctx, b.control, true); err != nil {
+			return err
+		}
+		for n := range userChannels {
+			if err := b.mux.subscribe(ctx, b.userChannelN(n), false); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	s := b.newSubscription("", b.control, true)
-	if err := b.awaitSubscribed(ctx, s); err != nil {
-		return err
+	control := b.newSubscription("", b.control, true)
+	users := make([]*subscription, userChannels)
+	for n := range users {
+		users[n] = b.newSubscription("", b.userChannelN(n), false)
 	}
 	b.subsMu.Lock()
-	b.controlSub = s
+	b.controlSub, b.userSubs = control, users
 	b.subsMu.Unlock()
+	for _, s := range append([]*subscription{control}, users...) {
+		if err := b.awaitSubscribed(ctx, s); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -34,12 +34,14 @@ type Config struct {
 	Logger *slog.Logger
 	// OwnSubscription reports whether a room gets a subscription of its
 	// own (a rueidis Receive read by a goroutine of its own) rather than a
-	// place on the node's one shared subscriber connection. A shared room
+	// place on the node's one shared subscriber connection, which also
+	// holds the control channel and the user channels. A shared room
 	// costs a map entry and a room of its own ≈ 7 KB, but in the
 	// three-node bench at saturation busy rooms kept a lower p99 on
-	// subscriptions of their own. Herald gives every room but user rooms
-	// (one per connection, little traffic) its own. nil: every room is
-	// shared. Ignored in cluster mode, where every room has its own.
+	// subscriptions of their own; `herald serve` gives every room its
+	// own. It is never asked about user rooms, which need no
+	// subscription (see the broker package). nil: every room is shared.
+	// Ignored in cluster mode, where every room has its own.
 	OwnSubscription func(room string) bool
 }
 

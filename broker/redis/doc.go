@@ -19,8 +19,11 @@
 //
 // Each room is one channel, <prefix>:room:{<room>}; the braces make the
 // room the hash tag, so in cluster mode the channel lives on the master
-// owning that slot. Every node subscribes to <prefix>:control (a sharded
-// channel in cluster mode). Payloads are the JSON encoding of
+// owning that slot. User rooms (broker.UserRoomPrefix) are the exception:
+// they share 16 user channels, <prefix>:users:{0} to {15}, a room taking
+// the one given by the CRC-32 (IEEE) of its name modulo 16, and every node
+// subscribes to all of them at Start, as to <prefix>:control (sharded
+// channels in cluster mode). Payloads are the JSON encoding of
 // broker.Message or broker.Control, readable with redis-cli SUBSCRIBE.
 //
 // # Cost
@@ -30,19 +33,23 @@
 // PUBLISH, broadcast over the cluster bus to every node, does not).
 // Subscribe is one SUBSCRIBE (SSUBSCRIBE) the first time a node has
 // interest in a room and Unsubscribe one UNSUBSCRIBE, the Hub guaranteeing
-// that for each room.
+// that for each room; for a user room both do nothing.
 //
-// Every connection has a room of its own (its user room), so a node holds
-// about as many channels as connections. A standalone broker holds
-// rooms on one shared, dedicated connection, with rueidis' pub/sub
-// hooks: a channel costs a map entry, and 16 fan-out workers hand the
-// messages to the Handler. Config.OwnSubscription picks rooms that get a
-// rueidis Receive read by a goroutine of their own instead, as every
-// room has in cluster mode (sharded channels live on different masters):
-// Herald gives one to every room but user rooms. Three bench nodes
-// sharing a standalone Redis, 3,333 idle connections each, grew by
-// 13.4 KB RSS per connection with a Receive per user room; with user
-// rooms on the shared connection, 6.9 KB in the bench's full run.
+// Every connection has a room of its own (its user room); through the
+// user channels that costs no channel, no subscription and no round trip
+// at connect, on every node and on Redis, at the price of every node
+// receiving every direct message (a node without one of the user's
+// connections drops it in the Hub). A standalone broker holds control,
+// the user channels and shared rooms on one dedicated connection, with
+// rueidis' pub/sub hooks: a channel costs a map entry, and 16 fan-out
+// workers hand the messages to the Handler. Config.OwnSubscription picks
+// rooms that get a rueidis Receive read by a goroutine of their own
+// instead (≈ 7 KB each), as every room has in cluster mode (sharded
+// channels live on different masters); `herald serve` gives one to every
+// room. Three bench nodes sharing a standalone Redis, 3,333 idle
+// connections each, grew by 13.4 KB RSS per connection with a Receive
+// per user room and by 6.9 KB with user rooms as channels of the shared
+// connection (docs/benchmarks.md has the figure with user channels).
 //
 // # Failures
 //

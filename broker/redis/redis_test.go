@@ -291,8 +291,9 @@ func TestInterestReachesRedis(t *testing.T) {
 
 // TestRoomsShareOneConnection checks that a standalone broker holds its
 // rooms on one connection, without a goroutine per room, and subscribes
-// to all of them again after Redis restarts: every connection has a
-// room of its own, so a goroutine per room was one per connection.
+// to all of them again after Redis restarts; and that user rooms, one
+// per connection, add no channel at all: the node's user channels,
+// subscribed at Start, carry them, again after the restart.
 //
 // Not parallel: it counts the process's goroutines.
 func TestRoomsShareOneConnection(t *testing.T) {
@@ -300,7 +301,15 @@ func TestRoomsShareOneConnection(t *testing.T) {
 	srv := testserver.StartRedis(t)
 	n := brokertest.StartNode(t, newBroker(t, redis.Config{URL: srv.URL(), Prefix: "mux"}))
 	ctx := context.Background()
+	const fixed = 1 + 16 // the control channel and the user channels
 	before := runtime.NumGoroutine()
+	users := make([]string, 100)
+	for i := range users {
+		users[i] = broker.UserRoomPrefix + brokertest.Room("mux"+strconv.Itoa(i))
+		if err := n.Subscribe(ctx, users[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
 	names := make([]string, rooms)
 	for i := range names {
 		names[i] = brokertest.Room("mux" + strconv.Itoa(i))
@@ -334,8 +343,8 @@ func TestRoomsShareOneConnection(t *testing.T) {
 		}
 		return subs
 	}
-	if got := subscriberConns(); len(got) != 1 || got[0] != rooms+1 {
-		t.Fatalf("subscribed connections %v, want one holding %d channels (rooms and control)", got, rooms+1)
+	if got := subscriberConns(); len(got) != 1 || got[0] != rooms+fixed {
+		t.Fatalf("subscribed connections %v, want one holding %d channels (rooms, control and user channels)", got, rooms+fixed)
 	}
 
 	srv.Kill()
@@ -343,21 +352,21 @@ func TestRoomsShareOneConnection(t *testing.T) {
 	srv.Restart()
 	brokertest.Eventually(t, 5*time.Second, func() bool {
 		got := subscriberConns()
-		return len(got) == 1 && got[0] == rooms+1
+		return len(got) == 1 && got[0] == rooms+fixed
 	}, "rooms not all subscribed again after a restart: %v", subscriberConns())
-	for _, room := range []string{names[0], names[rooms/2], names[rooms-1]} {
+	for _, room := range []string{names[0], names[rooms/2], names[rooms-1], users[0], users[len(users)-1]} {
 		if err := n.Publish(ctx, brokertest.Msg(room, "after-restart")); err != nil {
 			t.Fatal(err)
 		}
 		brokertest.Eventually(t, 5*time.Second, func() bool { return len(n.Messages(room)) == 1 }, "room %s got %d messages", room, len(n.Messages(room)))
 	}
-	for _, room := range names {
+	for _, room := range append(names, users...) {
 		if err := n.Unsubscribe(ctx, room); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := subscriberConns(); len(got) != 1 || got[0] != 1 {
-		t.Fatalf("after Unsubscribe: subscribed connections %v, want one holding control only", got)
+	if got := subscriberConns(); len(got) != 1 || got[0] != fixed {
+		t.Fatalf("after Unsubscribe: subscribed connections %v, want one holding control and the user channels", got)
 	}
 }
 
@@ -373,4 +382,37 @@ func TestConformanceMixed(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T) broker.Broker {
 		return newBroker(t, redis.Config{URL: srv.URL(), OwnSubscription: own})
 	})
+}
+
+// TestClusterUserRoomsNeedNoSubscription checks that in cluster mode,
+// where every room has a subscription and a goroutine of its own, user
+// rooms (one per connection) add neither, and still reach other nodes.
+//
+// Not parallel: it counts the process's goroutines.
+func TestClusterUserRoomsNeedNoSubscription(t *testing.T) {
+	const users = 300
+	c := testserver.StartRedisCluster(t)
+	a := brokertest.StartNode(t, newBroker(t, redis.Config{ClusterAddrs: c.Addrs()}))
+	b := brokertest.StartNode(t, newBroker(t, redis.Config{ClusterAddrs: c.Addrs()}))
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	rooms := make([]string, users)
+	for i := range rooms {
+		rooms[i] = broker.UserRoomPrefix + brokertest.Room("cu"+strconv.Itoa(i))
+		if err := a.Subscribe(ctx, rooms[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grown := runtime.NumGoroutine() - before; grown > users/10 {
+		t.Fatalf("%d user rooms added %d goroutines", users, grown)
+	}
+	for _, room := range rooms {
+		if err := b.Publish(ctx, brokertest.Msg(room, "dm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, room := range rooms {
+		brokertest.Eventually(t, 5*time.Second, func() bool { return len(a.Messages(room)) == 1 && len(b.Messages(room)) == 1 },
+			"%s: %d and %d messages on the two nodes, want 1 each", room, len(a.Messages(room)), len(b.Messages(room)))
+	}
 }

@@ -217,13 +217,17 @@ func (b *Broker) shared(room string) bool {
 // Subscribe implements broker.Broker. It returns once Redis confirmed the
 // subscription, so a publication made after it returns is delivered. From
 // then on the subscription is renewed after every reconnect until
-// Unsubscribe.
+// Unsubscribe. User rooms need no subscription of their own: Start
+// subscribed to the user channels.
 func (b *Broker) Subscribe(ctx context.Context, room string) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
 	}
 	if !b.started.Load() {
 		return unavailable(errors.New("not started"))
+	}
+	if broker.IsUserRoom(room) {
+		return nil
 	}
 	if !b.up.Load() {
 		return b.downErr()
@@ -253,6 +257,9 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 // Unsubscribe implements broker.Broker. Once it returns, no message of room
 // is handed to the Handler by this node.
 func (b *Broker) Unsubscribe(_ context.Context, room string) error {
+	if broker.IsUserRoom(room) {
+		return nil
+	}
 	if b.shared(room) {
 		return b.mux.unsubscribe(b.roomChannel(room))
 	}
@@ -266,8 +273,12 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 	return b.stop(s)
 }
 
-// Subscribed reports whether the node currently has interest in room.
+// Subscribed reports whether the node currently has interest in room
+// (for a user room: whether the broker is started).
 func (b *Broker) Subscribed(room string) bool {
+	if broker.IsUserRoom(room) {
+		return b.started.Load() && !b.closed.Load()
+	}
 	if b.shared(room) {
 		return b.mux.subscribed(b.roomChannel(room))
 	}

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/heraldrt/herald"
-	"github.com/heraldrt/herald/auth"
 	natsbroker "github.com/heraldrt/herald/broker/nats"
 	redisbroker "github.com/heraldrt/herald/broker/redis"
 	redissession "github.com/heraldrt/herald/session/redis"
@@ -73,9 +71,11 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 	case useRedis:
 		b, err := redisbroker.New(redisbroker.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster,
 			Password: ec.redisPassword, PublishBuffer: ec.publishBuffer, Logger: logger,
-			// User rooms, one per connection, share the subscriber
-			// connection; rooms that broadcast get their own.
-			OwnSubscription: func(room string) bool { return !strings.HasPrefix(room, auth.UserRoomPrefix) }})
+			// Every room gets a subscription of its own (busy rooms kept
+			// a lower p99 that way, see docs/benchmarks.md); user rooms,
+			// one per connection, need none: they travel on the user
+			// channels of the shared connection.
+			OwnSubscription: func(string) bool { return true }})
 		if err != nil {
 			return closeAll, fmt.Errorf("redis broker: %w", err)
 		}
