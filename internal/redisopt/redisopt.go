@@ -9,6 +9,12 @@ import (
 	"github.com/redis/rueidis"
 )
 
+// Per-connection sizes, see Options.
+const (
+	ioBuffer  = 64 << 10
+	ringScale = 8
+)
+
 // Options returns client options for a standalone Redis at url
 // (redis://[user:password@]host:port/db, rediss:// for TLS) or a cluster
 // seeded by addrs, exactly one of the two. Client-side caching is off:
@@ -33,5 +39,11 @@ func Options(url string, addrs []string, password string) (rueidis.ClientOption,
 		return opt, errors.New("URL or ClusterAddrs is required")
 	}
 	opt.DisableCache = true
+	// rueidis sizes every connection for bulk transfers: two 0.5 MiB
+	// buffers and a ring of 1,024 command slots, on each of up to four
+	// connections per client. Herald's commands and messages are small.
+	opt.ReadBufferEachConn = ioBuffer
+	opt.WriteBufferEachConn = ioBuffer
+	opt.RingScaleEachConn = ringScale
 	return opt, nil
 }
