@@ -19,22 +19,23 @@ func (h *countingHandler) HandleControl(*broker.Control) {}
 // Bench measures Publish of a small message to a room the publishing node
 // is subscribed to, from one goroutine ("serial") and from eight
 // goroutines per CPU ("parallel", where engines that pipeline commands
-// shine). Each run ends only when every publication was delivered, so it
-// measures throughput, not just enqueueing. newBroker returns a new,
-// unstarted broker.
+// shine), and to a user room, which needs no subscription ("user"). Each
+// run ends only when every publication was delivered, so it measures
+// throughput, not just enqueueing. newBroker returns a new, unstarted
+// broker.
 func Bench(b *testing.B, newBroker func(tb testing.TB) broker.Broker) {
-	b.Run("serial", func(b *testing.B) { benchPublish(b, newBroker(b), false) })
-	b.Run("parallel", func(b *testing.B) { benchPublish(b, newBroker(b), true) })
+	b.Run("serial", func(b *testing.B) { benchPublish(b, newBroker(b), Room("bench"), false) })
+	b.Run("parallel", func(b *testing.B) { benchPublish(b, newBroker(b), Room("bench"), true) })
+	b.Run("user", func(b *testing.B) { benchPublish(b, newBroker(b), broker.UserRoomPrefix+Room("bench"), false) })
 }
 
-func benchPublish(b *testing.B, br broker.Broker, parallel bool) {
+func benchPublish(b *testing.B, br broker.Broker, room string, parallel bool) {
 	h := new(countingHandler)
 	ctx := context.Background()
 	if err := br.Start(ctx, h); err != nil {
 		b.Fatalf("Start: %v", err)
 	}
 	b.Cleanup(func() { _ = br.Close() })
-	room := Room("bench")
 	if err := br.Subscribe(ctx, room); err != nil {
 		b.Fatalf("Subscribe: %v", err)
 	}
