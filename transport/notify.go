@@ -47,10 +47,11 @@ func (c *Conn) releaseReader() {
 }
 
 // TryRead is Read for event-driven servers: it returns the next complete
-// data message if it can be read without waiting at a message boundary,
-// and ErrWouldBlock (with nothing consumed) otherwise. Once a frame has
-// begun to arrive TryRead waits for the rest of it. Errors are those of
-// Read. Use it with NotifyReadable; it must not run concurrently with
+// data message if it can be read without waiting, and ErrWouldBlock
+// otherwise. A frame that has only partly arrived is kept in the
+// connection's read buffer, unconsumed, until the rest comes; only a
+// frame too large for the buffer (readBufferSize) is waited for once it
+// has begun. Errors are those of Read. Use it with NotifyReadable; it must not run concurrently with
 // Read.
 func (c *Conn) TryRead() (MessageType, []byte, error) {
 	c.readMu.Lock()

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestNotifyReadable(t *testing.T) {
 		}
 	}
 	// A frame cut inside its header, then inside its payload: TryRead
-	// waits for the rest once the frame has begun.
+	// keeps the part that came and returns until the rest arrives.
 	fr := mframe(true, opText, []byte("split across three writes"))
 	for _, part := range [][]byte{fr[:1], fr[1:9], fr[9:]} {
 		rc.write(part)
@@ -131,5 +132,59 @@ func TestNotifyReadableAfterTerminate(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("callback not run after Terminate")
+	}
+}
+
+// TestHalfFramesHoldNoGoroutine: clients that stop halfway through a
+// frame (in its header or its payload) leave the server no goroutine
+// waiting for them; each message is read once the rest arrives. A frame
+// larger than the read buffer is still read in full.
+//
+// Not parallel: it counts the process's goroutines.
+func TestHalfFramesHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll watcher is Linux only")
+	}
+	const clients = 40
+	ech := make(chan *eventEcho, clients)
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+		e := &eventEcho{c: c, ended: make(chan error, 1)}
+		ech <- e
+		e.serve()
+	})
+	conns := make([]*rawClient, clients)
+	frames := make([][]byte, clients)
+	for i := range conns {
+		conns[i] = dialRaw(t, ts.URL, "")
+		<-ech
+		frames[i] = mframe(true, opText, []byte(strings.Repeat("x", 100+i)))
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for i, rc := range conns {
+		cut := 1 + i%2*9 // inside the header, or inside the payload
+		rc.write(frames[i][:cut])
+	}
+	time.Sleep(200 * time.Millisecond)
+	if grown := runtime.NumGoroutine() - before; grown > clients/4 {
+		t.Fatalf("%d clients stalled mid-frame hold %d more goroutines", clients, grown)
+	}
+	for i, rc := range conns {
+		cut := 1 + i%2*9
+		rc.write(frames[i][cut:])
+	}
+	for i, rc := range conns {
+		if f := rc.mustRead(); len(f.payload) != 100+i {
+			t.Fatalf("client %d: echo of %d bytes, want %d", i, len(f.payload), 100+i)
+		}
+	}
+
+	// Larger than the read buffer, sent in two parts.
+	big := mframe(true, opBinary, []byte(strings.Repeat("y", 3*readBufferSize)))
+	conns[0].write(big[:readBufferSize/2])
+	time.Sleep(20 * time.Millisecond)
+	conns[0].write(big[readBufferSize/2:])
+	if f := conns[0].mustRead(); len(f.payload) != 3*readBufferSize {
+		t.Fatalf("echo of %d bytes, want %d", len(f.payload), 3*readBufferSize)
 	}
 }

@@ -104,6 +104,11 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 // connection fails.
 func (c *Conn) readMessage() (MessageType, []byte, error) {
 	for {
+		if c.r.nonblock {
+			if err := c.awaitFrame(); err != nil {
+				return 0, nil, c.readFailed(err)
+			}
+		}
 		h, err := c.readHeader()
 		if err != nil {
 			return 0, nil, c.readFailed(err)
@@ -236,6 +241,49 @@ func growLen(b []byte, n int) []byte {
 		b = nb
 	}
 	return b[:len(b)+n]
+}
+
+// awaitFrame, in TryRead, makes sure the next frame has fully arrived
+// before any of it is consumed: it reads what the socket has without
+// waiting, and while the frame is incomplete it returns errWouldBlock,
+// leaving the part that came in the read buffer for the next readable
+// notification. A client that stops halfway through a frame therefore
+// holds no goroutine, only its read buffer. A frame that cannot fit in
+// the read buffer is read as before: once it has begun, TryRead waits
+// for the rest.
+func (c *Conn) awaitFrame() error {
+	br := c.reader()
+	p, err := br.Peek(2)
+	if err != nil {
+		return err
+	}
+	need := 2
+	switch p[1] & 0x7f {
+	case 126:
+		need += 2
+	case 127:
+		need += 8
+	}
+	if p[1]&maskBit != 0 {
+		need += 4
+	}
+	if p, err = br.Peek(need); err != nil {
+		return err
+	}
+	var length uint64
+	switch p[1] & 0x7f {
+	case 126:
+		length = uint64(binary.BigEndian.Uint16(p[2:]))
+	case 127:
+		length = binary.BigEndian.Uint64(p[2:])
+	default:
+		length = uint64(p[1] & 0x7f)
+	}
+	if length > uint64(br.Size()-need) {
+		return nil
+	}
+	_, err = br.Peek(need + int(length))
+	return err
 }
 
 // readHeader reads one frame header. midFrame becomes true once its first
