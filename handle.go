@@ -37,8 +37,13 @@ func (c *conn) handle(msg []byte) {
 		c.ack(req)
 	case protocol.TypeRefresh:
 		c.refresh(req)
+	case protocol.TypePing:
+		c.reply(req.ID, emptyObject)
 	}
 }
+
+// emptyObject is the data of a ping's reply.
+var emptyObject = json.RawMessage(`{}`)
 
 func (c *conn) join(req *protocol.Request) {
 	room := req.Room

@@ -130,6 +130,7 @@ func TestJoinLeavePublishErrors(t *testing.T) {
 		{"ack", map[string]any{"type": "ack", "id": 16, "msgIds": []string{"nope"}}, "reply", ""},
 		{"room with control char", map[string]any{"type": "join", "id": 17, "room": "a\nb"}, "error", "bad_request"},
 		{"id of wrong type", map[string]any{"type": "join", "id": map[string]int{"x": 1}, "room": "a"}, "error", "bad_request"},
+		{"ping", map[string]any{"type": "ping", "id": "hb-1"}, "reply", ""},
 	}
 	for _, tt := range tests {
 		// Sequential: the cases share one connection's state.

@@ -15,6 +15,10 @@ const (
 	TypeEmit    = "emit"
 	TypeAck     = "ack"
 	TypeRefresh = "refresh"
+	// TypePing asks for an empty reply. It lets a client whose WebSocket
+	// API hides the server's pings (browsers) check that the server still
+	// answers.
+	TypePing = "ping"
 )
 
 // Limits applied by Decode.
@@ -93,6 +97,7 @@ func Decode(b []byte) (*Request, error) {
 		if r.Token == "" {
 			return nil, errorf(r.ID, CodeBadRequest, "refresh needs a \"token\"")
 		}
+	case TypePing:
 	case TypeAck:
 		if len(r.MsgIDs) == 0 {
 			return nil, errorf(r.ID, CodeBadRequest, "ack needs a non-empty \"msgIds\" array")

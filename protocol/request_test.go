@@ -22,6 +22,7 @@ func TestDecode(t *testing.T) {
 		{"publish", `{"type":"publish","room":"r","event":"e","data":{"a":[1,2]}}`, TypePublish, "", ""},
 		{"emit", `{"type":"emit","id":"e","event":"typing"}`, TypeEmit, "", `"e"`},
 		{"ack", `{"type":"ack","msgIds":["a","b"]}`, TypeAck, "", ""},
+		{"ping", `{"type":"ping","id":"hb-1"}`, TypePing, "", `"hb-1"`},
 		{"extra fields ignored", `{"type":"join","room":"r","future":true}`, TypeJoin, "", ""},
 		{"leading space", `  {"type":"join","room":"r"}`, TypeJoin, "", ""},
 		{"empty", ``, "", CodeBadMessage, ""},

@@ -51,6 +51,9 @@ const STABLE_AFTER_MS = 10000;
 // How long close() waits for the closing handshake before giving up on it.
 const CLOSE_WAIT_MS = 1000;
 const OPEN = 1;
+// HEARTBEAT_ID is the id of the ping requests sent where pings are hidden;
+// no request waits for it, so its reply only proves the server alive.
+const HEARTBEAT_ID = 'heartbeat';
 
 /**
  * HeraldError is every failure the client reports. code is the server's
@@ -406,6 +409,8 @@ export class HeraldClient {
     };
     ws.onmessage = (ev) => this.#onMessage(s, ev.data);
     ws.onclose = (ev) => {
+      if (s.ended) return;
+      s.ended = true;
       clearInterval(s.liveTimer);
       if (this.#session === s) this.#session = null;
       this.#failAll(new HeraldError('disconnected', 'herald: connection lost'), false);
@@ -423,22 +428,48 @@ export class HeraldClient {
       });
     };
     // ws (Node) exposes pings: watch them to spot a dead server (the
-    // protocol's 2 × heartbeatMs). Browsers hide pings, so there the socket's
-    // own timeouts have to do.
-    if (typeof ws.on === 'function' && typeof ws.terminate === 'function') {
+    // protocol's 2 × heartbeatMs). Browsers hide pings; there watchPings
+    // asks with a ping request instead.
+    if (pingsVisible(ws)) {
       ws.on('ping', () => (s.lastSeen = Date.now()));
     }
     return s.done;
   }
 
-  // watchPings terminates the socket when nothing, ping or frame, came from
-  // the server for 2 × heartbeatMs. Only where pings are visible (ws).
+  // watchPings gives the connection up when nothing, ping or frame, came
+  // from the server for 2 × heartbeatMs. Where pings are hidden (browsers),
+  // it sends a ping request after heartbeatMs of silence, whose reply
+  // counts as a frame; a dead server sends none, and the socket, which
+  // might take minutes to notice, is abandoned as closed with 1006.
   #watchPings(s, heartbeatMs) {
-    if (!(heartbeatMs > 0) || typeof s.ws.on !== 'function' || typeof s.ws.terminate !== 'function') return;
+    if (!(heartbeatMs > 0)) return;
+    const visible = pingsVisible(s.ws);
     s.lastSeen = Date.now();
-    s.liveTimer = setInterval(() => {
-      if (Date.now() - s.lastSeen > 2 * heartbeatMs) s.ws.terminate();
-    }, heartbeatMs);
+    s.liveTimer = setInterval(
+      () => {
+        const quiet = Date.now() - s.lastSeen;
+        if (quiet > 2 * heartbeatMs) {
+          if (visible) s.ws.terminate();
+          else this.#abandon(s);
+        } else if (!visible && quiet >= heartbeatMs && s.ws.readyState === OPEN) {
+          s.ws.send(JSON.stringify({ type: 'ping', id: HEARTBEAT_ID }));
+        }
+      },
+      visible ? heartbeatMs : heartbeatMs / 4,
+    );
+  }
+
+  // abandon ends a session whose server stopped answering, without waiting
+  // for the socket's own close, which needs the dead server's reply.
+  #abandon(s) {
+    const { ws } = s;
+    ws.onclose?.({ code: 1006, reason: 'server not responding' });
+    ws.onmessage = ws.onerror = ws.onclose = null;
+    try {
+      ws.close(1000, 'server not responding');
+    } catch {
+      // already closing
+    }
   }
 
   #onMessage(s, raw) {
@@ -465,6 +496,7 @@ export class HeraldClient {
         break;
       }
       case 'error': {
+        if (f.id === HEARTBEAT_ID) break; // a server from before ping: alive all the same
         const err = new HeraldError(f.code ?? 'unknown', f.message ?? f.code ?? 'herald: request failed');
         const p = this.#takePending(f.id);
         if (p) p.reject(err);
@@ -634,6 +666,12 @@ export class HeraldClient {
       // an error handler that throws has nowhere left to report to
     }
   }
+}
+
+// pingsVisible reports whether ws shows the server's pings (ws in Node
+// does; browsers' WebSocket does not) and can be torn down at once.
+function pingsVisible(ws) {
+  return typeof ws.on === 'function' && typeof ws.terminate === 'function';
 }
 
 function positive(v, def) {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
-import { API_KEY, apiPublish, buildBinaries, startServer } from '../testutil/helpers.js';
+import { API_KEY, apiPublish, buildBinaries, freezableProxy, startServer } from '../testutil/helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARGS = [
@@ -103,5 +103,39 @@ describe('demo chat in Chromium', { skip }, () => {
     await seen(carol, 'mine', 'carol', 'kitchen only');
     assert.equal(await carol.locator('#messages li', { hasText: 'lobby only' }).count(), 0);
     assert.deepEqual(problems, []);
+  });
+
+  // Browsers hide WebSocket pings, and a server that went silent (dead, or
+  // a NAT that dropped the mapping) is noticed by the socket only after
+  // minutes. The client pings with a request and gives up after
+  // 2 × heartbeatMs of silence.
+  it('a page notices a silent server within 2 × heartbeatMs and reconnects', async () => {
+    const hbMs = 1000;
+    const quick = await startServer(build.bins['./demo/internal/demoserver'], {
+      args: ['--api-key', API_KEY, '--heartbeat-interval', `${hbMs}ms`],
+    });
+    const proxy = await freezableProxy(quick.port);
+    const ctx = await browser.newContext();
+    try {
+      const page = await ctx.newPage();
+      page.setDefaultTimeout(TIMEOUT);
+      await page.goto(`${proxy.base}/demo/`);
+      await page.fill('#name', 'erin');
+      await page.fill('#room', 'lobby');
+      await page.click('#join-button');
+      await page.locator('#status[data-state="connected"]').waitFor();
+
+      proxy.freeze();
+      const frozenAt = Date.now();
+      await page.locator('#status[data-state="reconnecting"]').waitFor();
+      const took = Date.now() - frozenAt;
+      assert.ok(took >= 2 * hbMs && took < 4 * hbMs, `noticed after ${took} ms of silence`);
+      // A new connection through the proxy flows again.
+      await page.locator('#status[data-state="connected"]').waitFor();
+    } finally {
+      await ctx.close();
+      await proxy.close();
+      await quick.stop('SIGTERM');
+    }
   });
 });

@@ -27,10 +27,10 @@ function fakeServer() {
       queueMicrotask(() => this.serverClose(code, reason));
     }
     // --- the test's side ---
-    welcome(user = 'u') {
+    welcome(user = 'u', heartbeatMs = 30000) {
       this.readyState = 1;
       this.onopen?.({});
-      this.frame({ type: 'welcome', protocol: 1, connectionId: 'c', sessionId: 's', userId: user, heartbeatMs: 30000 });
+      this.frame({ type: 'welcome', protocol: 1, connectionId: 'c', sessionId: 's', userId: user, heartbeatMs });
     }
     frame(f) {
       this.onmessage?.({ data: JSON.stringify(f) });
@@ -230,6 +230,46 @@ describe('reconnect backoff', () => {
     await waitFor(() => fake.sockets.length === 2, { what: 'the reconnect' });
     assert.ok(Date.now() - at >= 120, `dialed after ${Date.now() - at} ms`);
     assert.equal(fake.sockets[0].readyState, 3, 'the old socket was not closed');
+    await c.close();
+  });
+});
+
+describe('dead server where pings are hidden (browsers)', () => {
+  it('pings after heartbeatMs of silence, stays while answered, gives up after 2 × heartbeatMs', async () => {
+    const hb = 100;
+    const fake = fakeServer();
+    const closes = [];
+    const c = newClient(fake, { onState: (st, info) => st === 'reconnecting' && closes.push([info.closeCode, info.reason]) });
+    const p = c.connect();
+    await waitFor(() => fake.sockets.length > 0);
+    const s = fake.sockets[0];
+    s.welcome('u', hb);
+    await p;
+    // Answered pings keep the connection for many heartbeats.
+    const until = Date.now() + 6 * hb;
+    let answered = 0;
+    while (Date.now() < until) {
+      const pings = s.requests('ping');
+      if (pings.length > answered) {
+        assert.equal(pings.at(-1).id, 'heartbeat');
+        s.frame({ type: 'reply', id: 'heartbeat', data: {} });
+        answered = pings.length;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(answered >= 3, `${answered} pings in ${6 * hb} ms`);
+    assert.equal(c.state, 'connected');
+    // A ping answered with an error (a server from before ping) proves it alive too.
+    s.frame({ type: 'error', id: 'heartbeat', code: 'unknown_type', message: 'unknown type "ping"' });
+    // Then silence: the socket is given up as 1006, well before the
+    // browser would notice, and the client dials again.
+    const quietFrom = Date.now();
+    await waitFor(() => c.state === 'reconnecting', { what: 'giving up on the silent server' });
+    const took = Date.now() - quietFrom;
+    assert.ok(took >= 2 * hb && took < 4 * hb, `gave up after ${took} ms of silence`);
+    assert.deepEqual(closes, [[1006, 'server not responding']]);
+    assert.ok(s.readyState >= 2, 'the old socket was not closed');
+    await waitFor(() => fake.sockets.length === 2, { what: 'the reconnect' });
     await c.close();
   });
 });

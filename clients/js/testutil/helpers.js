@@ -2,7 +2,7 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +81,44 @@ export async function startServer(bin, { port, args = [], timeout = 20000 } = {}
     async stop(signal = 'SIGKILL') {
       if (!gone) proc.kill(signal);
       return exited;
+    },
+  };
+}
+
+/**
+ * freezableProxy forwards TCP connections to 127.0.0.1:target. freeze()
+ * makes every connection open at that moment go silent both ways without
+ * ever closing, on the client's side, as a dead server or a NAT that
+ * dropped its mapping does; connections made afterwards flow normally.
+ */
+export async function freezableProxy(target) {
+  const pairs = new Set();
+  const server = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    const pair = { client, upstream, frozen: false };
+    pairs.add(pair);
+    client.on('data', (b) => pair.frozen || upstream.write(b));
+    upstream.on('data', (b) => pair.frozen || client.write(b));
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+    client.on('close', () => {
+      pairs.delete(pair);
+      upstream.destroy();
+    });
+    upstream.on('close', () => pair.frozen || client.destroy());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    base: `http://127.0.0.1:${server.address().port}`,
+    freeze() {
+      for (const p of pairs) p.frozen = true;
+    },
+    async close() {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+      await new Promise((resolve) => server.close(resolve));
     },
   };
 }

@@ -33,10 +33,11 @@ func main() {
 func run() error {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	apiKey := flag.String("api-key", "", "API key for /api/v1/publish (empty: one is generated and logged)")
+	heartbeat := flag.Duration("heartbeat-interval", herald.DefaultHeartbeatInterval, "interval between pings, and the heartbeatMs clients are told")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg := herald.Config{Logger: logger}
+	cfg := herald.Config{Logger: logger, HeartbeatInterval: *heartbeat}
 	if *apiKey != "" {
 		cfg.APIKeys = []string{*apiKey}
 	}
