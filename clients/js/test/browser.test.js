@@ -124,14 +124,26 @@ describe('demo chat in Chromium', { skip }, () => {
       await page.fill('#room', 'lobby');
       await page.click('#join-button');
       await page.locator('#status[data-state="connected"]').waitFor();
+      // Record every state the page shows: "reconnecting" may last only
+      // a few milliseconds before the next connection is up.
+      await page.evaluate(() => {
+        window.states = [];
+        const status = document.getElementById('status');
+        new MutationObserver(() => window.states.push({ state: status.dataset.state, at: Date.now() }))
+          .observe(status, { attributes: true, attributeFilter: ['data-state'] });
+      });
 
       proxy.freeze();
       const frozenAt = Date.now();
-      await page.locator('#status[data-state="reconnecting"]').waitFor();
-      const took = Date.now() - frozenAt;
+      const noticed = await page.waitForFunction(
+        () => window.states.find((s) => s.state === 'reconnecting')?.at,
+        null,
+        { timeout: 10 * hbMs },
+      );
+      const took = (await noticed.jsonValue()) - frozenAt;
       assert.ok(took >= 2 * hbMs && took < 4 * hbMs, `noticed after ${took} ms of silence`);
       // A new connection through the proxy flows again.
-      await page.locator('#status[data-state="connected"]').waitFor();
+      await page.waitForFunction(() => window.states.at(-1)?.state === 'connected');
     } finally {
       await ctx.close();
       await proxy.close();
