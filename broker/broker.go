@@ -28,6 +28,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // ErrUnavailable is returned (wrapped) when the engine cannot be reached.
@@ -44,7 +45,7 @@ const UserRoomPrefix = "user:"
 // IsUserRoom reports whether room is a user room, which every node
 // receives without subscribing (see the package documentation).
 func IsUserRoom(room string) bool {
-	return len(room) >= len(UserRoomPrefix) && room[:len(UserRoomPrefix)] == UserRoomPrefix
+	return strings.HasPrefix(room, UserRoomPrefix)
 }
 
 // Message is one publication to a room. Direct messages to a user are

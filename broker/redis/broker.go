@@ -41,14 +41,14 @@ type Broker struct {
 	lastErr     error
 	monitorKick chan struct{}
 
-	// Standalone: shared rooms (see Config.OwnSubscription) on one
-	// connection (mux). Cluster, and rooms of their own: one subscription,
-	// with its goroutine, per room (subs).
-	mux        *muxSubscriber
-	subsMu     sync.Mutex
-	subs       map[string]*subscription // by room
-	controlSub *subscription
-	userSubs   []*subscription // cluster: the user channels
+	// Standalone: control, the user channels and shared rooms (see
+	// Config.OwnSubscription) on one connection (mux). Cluster, and rooms
+	// of their own: one subscription, with its goroutine, per room (subs);
+	// in cluster mode control and each user channel have one too, which
+	// only Close ends.
+	mux    *muxSubscriber
+	subsMu sync.Mutex
+	subs   map[string]*subscription // by room
 	// unconfirmed counts subscriptions not currently confirmed by Redis.
 	unconfirmed atomic.Int64
 
@@ -170,15 +170,11 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
 		}
 		return nil
 	}
-	control := b.newSubscription("", b.control, true)
-	users := make([]*subscription, userChannels)
-	for n := range users {
-		users[n] = b.newSubscription("", b.userChannelN(n), false)
+	fixed := []*subscription{b.newSubscription("", b.control, true)}
+	for n := range userChannels {
+		fixed = append(fixed, b.newSubscription("", b.userChannelN(n), false))
 	}
-	b.subsMu.Lock()
-	b.controlSub, b.userSubs = control, users
-	b.subsMu.Unlock()
-	for _, s := range append([]*subscription{control}, users...) {
+	for _, s := range fixed {
 		if err := b.awaitSubscribed(ctx, s); err != nil {
 			return err
 		}
