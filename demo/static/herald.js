@@ -397,6 +397,7 @@ export class HeraldClient {
       done: new Promise((r) => (resolveDone = r)),
       liveTimer: null,
       lastSeen: 0,
+      pingAt: 0, // when the last ping request went out (browsers)
     };
     this.#session = s;
     ws.onopen = null;
@@ -451,7 +452,8 @@ export class HeraldClient {
         if (quiet > 2 * heartbeatMs) {
           if (visible) s.ws.terminate();
           else this.#abandon(s);
-        } else if (!visible && quiet >= heartbeatMs && s.ws.readyState === OPEN) {
+        } else if (!visible && quiet >= heartbeatMs && !(s.pingAt > s.lastSeen) && s.ws.readyState === OPEN) {
+          s.pingAt = Date.now(); // one ping per silence
           s.ws.send(JSON.stringify({ type: 'ping', id: HEARTBEAT_ID }));
         }
       },

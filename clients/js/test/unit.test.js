@@ -264,8 +264,10 @@ describe('dead server where pings are hidden (browsers)', () => {
     // Then silence: the socket is given up as 1006, well before the
     // browser would notice, and the client dials again.
     const quietFrom = Date.now();
+    const pingsBefore = s.requests('ping').length;
     await waitFor(() => c.state === 'reconnecting', { what: 'giving up on the silent server' });
     const took = Date.now() - quietFrom;
+    assert.equal(s.requests('ping').length - pingsBefore, 1, 'pings sent during the silence');
     assert.ok(took >= 2 * hb && took < 4 * hb, `gave up after ${took} ms of silence`);
     assert.deepEqual(closes, [[1006, 'server not responding']]);
     assert.ok(s.readyState >= 2, 'the old socket was not closed');
