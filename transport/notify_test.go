@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"bytes"
 	"errors"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -186,5 +188,46 @@ func TestHalfFramesHoldNoGoroutine(t *testing.T) {
 	conns[0].write(big[readBufferSize/2:])
 	if f := conns[0].mustRead(); len(f.payload) != 3*readBufferSize {
 		t.Fatalf("echo of %d bytes, want %d", len(f.payload), 3*readBufferSize)
+	}
+}
+
+// TestTryReadChunked writes frames of sizes around every length encoding
+// and around the read buffer's size, cut into chunks of random sizes with
+// pauses between them, and checks that TryRead delivers each message
+// exactly, whether the frame waited in the read buffer or, too large for
+// it, was read once begun.
+func TestTryReadChunked(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll watcher is Linux only")
+	}
+	ech := make(chan *eventEcho, 1)
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+		e := &eventEcho{c: c, ended: make(chan error, 1)}
+		ech <- e
+		e.serve()
+	})
+	rc := dialRaw(t, ts.URL, "")
+	<-ech
+	const hdr16 = 2 + 2 + 4 // header of a masked frame with a 16-bit length
+	sizes := []int{0, 1, 125, 126, 127, 300,
+		readBufferSize - hdr16 - 1, readBufferSize - hdr16, readBufferSize - hdr16 + 1, 3 * readBufferSize}
+	var stream []byte
+	for i, n := range sizes {
+		stream = append(stream, mframe(true, opBinary, bytes.Repeat([]byte{byte('a' + i)}, n))...)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for len(stream) > 0 {
+		n := min(len(stream), 1+rng.IntN(700))
+		rc.write(stream[:n])
+		stream = stream[n:]
+		if rng.IntN(4) == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	for i, n := range sizes {
+		f := rc.mustRead()
+		if len(f.payload) != n || (n > 0 && (f.payload[0] != byte('a'+i) || f.payload[n-1] != byte('a'+i))) {
+			t.Fatalf("message %d: %d bytes, want %d of %c", i, len(f.payload), n, 'a'+i)
+		}
 	}
 }
