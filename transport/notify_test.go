@@ -41,16 +41,27 @@ func (e *eventEcho) serve() {
 	}
 }
 
-func TestNotifyReadable(t *testing.T) {
+// newEchoServer starts a server whose connections are served by an
+// eventEcho (TryRead and NotifyReadable, as Herald does; the handler
+// returns and the connection lives on); each connection's echo is sent on
+// the returned channel, which holds up to conns of them. It skips the
+// test where the epoll watcher is missing.
+func newEchoServer(t *testing.T, conns int) (*testServer, chan *eventEcho) {
+	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("the epoll watcher is Linux only")
 	}
-	ech := make(chan *eventEcho, 1)
+	ech := make(chan *eventEcho, conns)
 	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
 		e := &eventEcho{c: c, ended: make(chan error, 1)}
 		ech <- e
-		e.serve() // the handler returns; the connection lives on
+		e.serve()
 	})
+	return ts, ech
+}
+
+func TestNotifyReadable(t *testing.T) {
+	ts, ech := newEchoServer(t, 1)
 	rc := dialRaw(t, ts.URL, "")
 	e := <-ech
 
@@ -114,15 +125,7 @@ func TestNotifyReadable(t *testing.T) {
 // TestNotifyReadableAfterTerminate: a connection ended by the server
 // while idle runs its pending callback, which sees the cause.
 func TestNotifyReadableAfterTerminate(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the epoll watcher is Linux only")
-	}
-	ech := make(chan *eventEcho, 1)
-	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
-		e := &eventEcho{c: c, ended: make(chan error, 1)}
-		ech <- e
-		e.serve()
-	})
+	ts, ech := newEchoServer(t, 1)
 	rc := dialRaw(t, ts.URL, "")
 	defer rc.nc.Close()
 	e := <-ech
@@ -144,16 +147,8 @@ func TestNotifyReadableAfterTerminate(t *testing.T) {
 //
 // Not parallel: it counts the process's goroutines.
 func TestHalfFramesHoldNoGoroutine(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the epoll watcher is Linux only")
-	}
 	const clients = 40
-	ech := make(chan *eventEcho, clients)
-	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
-		e := &eventEcho{c: c, ended: make(chan error, 1)}
-		ech <- e
-		e.serve()
-	})
+	ts, ech := newEchoServer(t, clients)
 	conns := make([]*rawClient, clients)
 	frames := make([][]byte, clients)
 	for i := range conns {
@@ -197,15 +192,7 @@ func TestHalfFramesHoldNoGoroutine(t *testing.T) {
 // exactly, whether the frame waited in the read buffer or, too large for
 // it, was read once begun.
 func TestTryReadChunked(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the epoll watcher is Linux only")
-	}
-	ech := make(chan *eventEcho, 1)
-	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
-		e := &eventEcho{c: c, ended: make(chan error, 1)}
-		ech <- e
-		e.serve()
-	})
+	ts, ech := newEchoServer(t, 1)
 	rc := dialRaw(t, ts.URL, "")
 	<-ech
 	const hdr16 = 2 + 2 + 4 // header of a masked frame with a 16-bit length
