@@ -38,9 +38,9 @@
 //     NotifyReadable, which runs a callback on a new goroutine when the
 //     socket has bytes (one epoll instance per process watches idle
 //     sockets), a server holds no goroutine and no read buffer for an
-//     idle connection, and only the read buffer for one that stopped
-//     halfway through a frame of up to 4 KiB (a larger frame, once
-//     begun, is waited for). Do not mix the two on one connection.
+//     idle connection, and only a read buffer for one that stopped
+//     halfway through a frame (4 KiB, or the frame's size once 4 KiB of
+//     a larger one have come). Do not mix the two on one connection.
 //   - Hold and Release let a server queue messages behind one it has not
 //     sent yet (Herald's welcome): Send queues while held, Release puts
 //     its message first and starts writing.

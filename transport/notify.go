@@ -36,23 +36,43 @@ func (c *Conn) reader() *bufio.Reader {
 	return c.br
 }
 
-// releaseReader returns an empty read buffer to the pool. readMu must be
-// held.
+// releaseReader returns an empty read buffer to the pool, or drops it if
+// growReader made it for one large frame. readMu must be held.
 func (c *Conn) releaseReader() {
 	if c.br != nil && c.br.Buffered() == 0 {
 		c.br.Reset(nil)
-		readerPool.Put(c.br)
+		if c.br.Size() == readBufferSize {
+			readerPool.Put(c.br)
+		}
 		c.br = nil
 	}
+}
+
+// growReader replaces the read buffer with one of size n, for a frame
+// that does not fit in readBufferSize. What the old buffer held is read
+// again first, ahead of any bytes left from the upgrade request. readMu
+// must be held.
+func (c *Conn) growReader(n int) *bufio.Reader {
+	old := c.br
+	buffered, _ := old.Peek(old.Buffered())
+	prefix := make([]byte, 0, len(buffered)+len(c.prefix))
+	c.prefix = append(append(prefix, buffered...), c.prefix...)
+	old.Reset(nil)
+	if old.Size() == readBufferSize {
+		readerPool.Put(old)
+	}
+	c.br = bufio.NewReaderSize((*socketSource)(c), n)
+	return c.br
 }
 
 // TryRead is Read for event-driven servers: it returns the next complete
 // data message if it can be read without waiting, and ErrWouldBlock
 // otherwise. A frame that has only partly arrived is kept in the
-// connection's read buffer, unconsumed, until the rest comes; only a
-// frame too large for the buffer (readBufferSize) is waited for once it
-// has begun. Errors are those of Read. Use it with NotifyReadable; it must not run concurrently with
-// Read.
+// connection's read buffer, unconsumed, until the rest comes; a frame
+// larger than the buffer (readBufferSize) gets a buffer of its size
+// once the first readBufferSize bytes of it have come. Errors are those
+// of Read. Use it with NotifyReadable; it must not run concurrently
+// with Read.
 func (c *Conn) TryRead() (MessageType, []byte, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()

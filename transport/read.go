@@ -248,9 +248,10 @@ func growLen(b []byte, n int) []byte {
 // waiting, and while the frame is incomplete it returns errWouldBlock,
 // leaving the part that came in the read buffer for the next readable
 // notification. A client that stops halfway through a frame therefore
-// holds no goroutine, only its read buffer. A frame that cannot fit in
-// the read buffer is read as before: once it has begun, TryRead waits
-// for the rest.
+// holds no goroutine, only its read buffer. A frame larger than the
+// read buffer (up to ReadLimit) moves, once the buffer is full, to a
+// buffer of the frame's size, taken back when it has been read; a
+// longer one is left to readMessage, which rejects it.
 func (c *Conn) awaitFrame() error {
 	br := c.reader()
 	p, err := br.Peek(2)
@@ -280,7 +281,15 @@ func (c *Conn) awaitFrame() error {
 		length = uint64(p[1] & 0x7f)
 	}
 	if length > uint64(br.Size()-need) {
-		return nil
+		if length > uint64(c.opts.ReadLimit) {
+			return nil // readMessage closes with 1009
+		}
+		// Wait for a full buffer before making a larger one, so that a
+		// client must send something to make the server hold more.
+		if _, err := br.Peek(br.Size()); err != nil {
+			return err
+		}
+		br = c.growReader(need + int(length))
 	}
 	_, err = br.Peek(need + int(length))
 	return err

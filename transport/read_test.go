@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,36 @@ func readingServer(tb testing.TB, opts Options) (*testServer, chan readResult) {
 				return
 			}
 		}
+	})
+	return ts, results
+}
+
+// tryReadingServer is readingServer reading as Herald does: TryRead
+// until ErrWouldBlock, then NotifyReadable. It skips where the epoll
+// watcher is missing.
+func tryReadingServer(tb testing.TB, opts Options) (*testServer, chan readResult) {
+	if runtime.GOOS != "linux" {
+		tb.Skip("the epoll watcher is Linux only")
+	}
+	results := make(chan readResult, 16)
+	ts := newTestServer(tb, opts, func(c *Conn) {
+		var serve func()
+		serve = func() {
+			for {
+				typ, msg, err := c.TryRead()
+				if err == ErrWouldBlock {
+					if !c.NotifyReadable(serve) {
+						results <- readResult{err: errors.New("NotifyReadable unsupported")}
+					}
+					return
+				}
+				results <- readResult{typ, msg, err}
+				if err != nil {
+					return
+				}
+			}
+		}
+		serve()
 	})
 	return ts, results
 }
@@ -78,6 +109,8 @@ func TestProtocolViolations(t *testing.T) {
 		{name: "bad utf8 split", frames: [][]byte{mframe(false, opText, []byte{'a', 0xe2}), mframe(true, opContinuation, []byte{0x28, 0xa1})}, code: CloseInvalidPayload},
 		{name: "over limit", limit: 1024, frames: [][]byte{mframe(true, opBinary, make([]byte, 1025))}, code: CloseMessageTooBig, inReason: "message too big: limit 1024 bytes"},
 		{name: "over limit fragments", limit: 1024, frames: [][]byte{mframe(false, opBinary, make([]byte, 1000)), mframe(true, opContinuation, make([]byte, 1000))}, code: CloseMessageTooBig},
+		{name: "over limit, larger than the read buffer", frames: [][]byte{mframe(true, opBinary, make([]byte, DefaultReadLimit+1))}, code: CloseMessageTooBig, inReason: "limit 65536 bytes"},
+		{name: "over limit, fragments larger than the read buffer", limit: 8000, frames: [][]byte{mframe(false, opBinary, make([]byte, 5000)), mframe(true, opContinuation, make([]byte, 5000))}, code: CloseMessageTooBig},
 		{name: "zip bomb", deflate: true, frames: [][]byte{frame(true, 0x40, opBinary, bomb, true)}, code: CloseMessageTooBig, inReason: "limit 65536 bytes"},
 		{name: "bad deflate data", deflate: true, frames: [][]byte{frame(true, 0x40, opBinary, []byte{0xff, 0xff, 0xff, 0xff}, true)}, code: CloseInvalidPayload},
 		{name: "close length 1", frames: [][]byte{mframe(true, opClose, []byte{3})}, code: CloseProtocolError},
@@ -89,36 +122,42 @@ func TestProtocolViolations(t *testing.T) {
 		{name: "close code 5000", frames: [][]byte{mframe(true, opClose, closeBody(5000, ""))}, code: CloseProtocolError},
 		{name: "close reason bad utf8", frames: [][]byte{mframe(true, opClose, closeBody(1000, "\xff"))}, code: CloseInvalidPayload},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			ts, results := readingServer(t, Options{Compression: tt.deflate, ReadLimit: tt.limit})
-			ext := ""
-			if tt.deflate {
-				ext = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-			}
-			rc := dialRaw(t, ts.URL, ext)
-			rc.write(tt.frames...)
-			code, reason := rc.expectClose()
-			if code != tt.code || !strings.Contains(reason, tt.inReason) {
-				t.Errorf("client got close %d %q, want %d containing %q", code, reason, tt.code, tt.inReason)
-			}
-			// The server closes TCP first: the client sees EOF, then
-			// closes its side as RFC 6455 7.1.1 asks.
-			if _, err := rc.readFrame(); err == nil {
-				t.Error("expected EOF after close frame")
-			}
-			rc.nc.Close()
-			r := nextResult(t, results)
-			var ce *CloseError
-			if !errors.As(r.err, &ce) || ce.Code != tt.code {
-				t.Fatalf("server Read error = %v, want CloseError %d", r.err, tt.code)
-			}
-			c := ts.nextConn(t)
-			if err := waitDone(t, c, 3*time.Second); !errors.As(err, &ce) || ce.Code != tt.code {
-				t.Errorf("Err() = %v", err)
-			}
-		})
+	servers := []struct {
+		name  string
+		start func(testing.TB, Options) (*testServer, chan readResult)
+	}{{"Read", readingServer}, {"TryRead", tryReadingServer}}
+	for _, srv := range servers {
+		for _, tt := range tests {
+			t.Run(srv.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				ts, results := srv.start(t, Options{Compression: tt.deflate, ReadLimit: tt.limit})
+				ext := ""
+				if tt.deflate {
+					ext = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+				}
+				rc := dialRaw(t, ts.URL, ext)
+				rc.write(tt.frames...)
+				code, reason := rc.expectClose()
+				if code != tt.code || !strings.Contains(reason, tt.inReason) {
+					t.Errorf("client got close %d %q, want %d containing %q", code, reason, tt.code, tt.inReason)
+				}
+				// The server closes TCP first: the client sees EOF, then
+				// closes its side as RFC 6455 7.1.1 asks.
+				if _, err := rc.readFrame(); err == nil {
+					t.Error("expected EOF after close frame")
+				}
+				rc.nc.Close()
+				r := nextResult(t, results)
+				var ce *CloseError
+				if !errors.As(r.err, &ce) || ce.Code != tt.code {
+					t.Fatalf("server Read error = %v, want CloseError %d", r.err, tt.code)
+				}
+				c := ts.nextConn(t)
+				if err := waitDone(t, c, 3*time.Second); !errors.As(err, &ce) || ce.Code != tt.code {
+					t.Errorf("Err() = %v", err)
+				}
+			})
+		}
 	}
 }
 
