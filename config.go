@@ -49,7 +49,10 @@ type Config struct {
 	// Sessions stores resumable sessions. Default: in memory. Shutdown closes it.
 	Sessions session.Store
 	// Presence records who is in which room, for the presence API and for
-	// cluster-wide per-user limits. Default: in memory. Shutdown closes it.
+	// cluster-wide per-user limits. Default: this node's own rooms, read
+	// from the hub, which costs no memory of its own (the node's
+	// connections only, as memory.Presence would hold on one node).
+	// Shutdown closes it.
 	Presence session.Presence
 	// PresenceEvents sends a "presence" event ({"action":"join"|"leave",
 	// "user","connectionId"}) to a room's members when a connection joins

@@ -111,10 +111,6 @@ func New(cfg Config) (*Server, error) {
 	if s.sessions == nil {
 		s.sessions = memsession.New(time.Minute)
 	}
-	s.presence = cfg.Presence
-	if s.presence == nil {
-		s.presence = memsession.NewPresence()
-	}
 	for _, k := range cfg.APIKeys {
 		s.apiKeys = append(s.apiKeys, []byte(k))
 	}
@@ -130,6 +126,10 @@ func New(cfg Config) (*Server, error) {
 		OnFanout:             s.observeFanout,
 		OnControl:            s.handleControl,
 	})
+	s.presence = cfg.Presence
+	if s.presence == nil {
+		s.presence = localPresence{s.hub}
+	}
 	if err := s.broker.Start(context.Background(), s.hub); err != nil {
 		_ = s.sessions.Close()
 		return nil, fmt.Errorf("herald: start broker: %w", err)

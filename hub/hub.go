@@ -306,6 +306,20 @@ func (h *Hub) Members(room string) int {
 	return 0
 }
 
+// EachMember calls f for every local member of room, in no particular
+// order, while holding the room's shard for reading: f must be quick and
+// must not call the Hub.
+func (h *Hub) EachMember(room string, f func(Member)) {
+	s := &h.shards[h.index(room)]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if r := s.rooms[room]; r != nil {
+		for i := range r.members {
+			f(r.members[i].m)
+		}
+	}
+}
+
 // Rooms returns the number of rooms with at least one local member.
 func (h *Hub) Rooms() int {
 	n := 0

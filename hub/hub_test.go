@@ -231,6 +231,16 @@ func TestMembershipAcrossSizes(t *testing.T) {
 		if got := h.Members("r"); got != len(in) {
 			t.Fatalf("%s: Members = %d, want %d", step, got, len(in))
 		}
+		seen := map[hub.Member]int{}
+		h.EachMember("r", func(m hub.Member) { seen[m]++ })
+		for m, n := range seen {
+			if !in[m.(*member)] || n != 1 {
+				t.Fatalf("%s: EachMember gave a member %d times (member: %v)", step, n, in[m.(*member)])
+			}
+		}
+		if len(seen) != len(in) {
+			t.Fatalf("%s: EachMember gave %d members, want %d", step, len(seen), len(in))
+		}
 		mu.Lock()
 		last := fanouts[len(fanouts)-1]
 		mu.Unlock()
