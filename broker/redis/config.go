@@ -37,9 +37,9 @@ type Config struct {
 	// place on the node's one shared subscriber connection, which also
 	// holds the control channel and the user channels. A shared room
 	// costs a map entry and a room of its own ≈ 7 KB, but in the
-	// three-node bench at saturation busy rooms kept a lower p99 on
+	// three-node bench busy rooms reached a higher ceiling on
 	// subscriptions of their own; `herald serve` gives every room its
-	// own. It is never asked about user rooms, which need no
+	// own unless run with --redis-shared-rooms. It is never asked about user rooms, which need no
 	// subscription (see the broker package). nil: every room is shared.
 	// Ignored in cluster mode, where every room has its own.
 	OwnSubscription func(room string) bool

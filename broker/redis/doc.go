@@ -46,7 +46,7 @@
 // rooms that get a rueidis Receive read by a goroutine of their own
 // instead (≈ 7 KB each), as every room has in cluster mode (sharded
 // channels live on different masters); `herald serve` gives one to every
-// room. Three bench nodes sharing a standalone Redis, 3,333 idle
+// room unless run with --redis-shared-rooms. Three bench nodes sharing a standalone Redis, 3,333 idle
 // connections each, grew by 13.4 KB RSS per connection with a Receive
 // per user room and by 6.9 KB with user rooms as channels of the shared
 // connection (docs/benchmarks.md has the figure with user channels).

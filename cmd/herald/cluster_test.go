@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/heraldrt/herald/client"
 	"github.com/heraldrt/herald/internal/testserver"
+	"github.com/redis/rueidis"
 )
 
 const clusterAPIKey = "cluster-test-key-0123456789"
@@ -429,4 +432,71 @@ func TestTwoNodesOnNATS(t *testing.T) {
 		t.Fatalf("API: %d", code)
 	}
 	_ = b
+}
+
+// TestRedisSharedRooms: with --redis-shared-rooms a node holds every room
+// on its one subscriber connection, next to the control channel and the
+// 16 user channels, and messages still arrive; without it each room has
+// a subscription of its own and the shared connection holds only those
+// 17.
+func TestRedisSharedRooms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	bin := buildBinary(t)
+	const rooms, fixed = 20, 1 + 16
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			redis := testserver.StartRedis(t)
+			args := []string{"--redis-url", redis.URL()}
+			if shared {
+				args = append(args, "--redis-shared-rooms")
+			}
+			n := startNodeWith(t, bin, "n1", args...)
+			ctx := context.Background()
+			c, rec := dialNode(t, n.ws(), "ada")
+			for i := range rooms {
+				if err := c.Join(ctx, fmt.Sprintf("room-%d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := []int{fixed + rooms}
+			if !shared {
+				want = []int{fixed, rooms}
+			}
+			if got := subscriberConns(t, redis.Addr()); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("channels per subscriber connection %v, want %v", got, want)
+			}
+			if code, body := apiCall(t, "POST", n.http()+"/api/v1/publish", `{"room":"room-7","event":"news","data":1}`); code != 200 {
+				t.Fatalf("API publish: %d %v", code, body)
+			}
+			waitUntil(t, 5*time.Second, "the message in room-7", func() bool { return len(rec.byEvent("news")) == 1 })
+		})
+	}
+}
+
+// subscriberConns returns how many channels each of Redis' subscribed
+// connections holds, in ascending order.
+func subscriberConns(t *testing.T, addr string) []int {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	list, err := c.Do(context.Background(), c.B().ClientList().Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subs []int
+	for line := range strings.Lines(list) {
+		for f := range strings.FieldsSeq(line) {
+			if v, ok := strings.CutPrefix(f, "sub="); ok && v != "0" {
+				k, _ := strconv.Atoi(v)
+				subs = append(subs, k)
+			}
+		}
+	}
+	slices.Sort(subs)
+	return subs
 }

@@ -19,6 +19,7 @@ type engineConfig struct {
 	redisPassword string
 	natsURL       string
 	publishBuffer int
+	sharedRooms   bool // rooms on the shared subscriber connection (standalone Redis)
 }
 
 // wire sets the broker, session store and presence registry of cfg from
@@ -42,6 +43,9 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 	}()
 	if ec.redisURL != "" && len(ec.redisCluster) > 0 {
 		return closeAll, errors.New("--redis-url and --redis-cluster are exclusive")
+	}
+	if ec.sharedRooms && (ec.redisURL == "" || ec.natsURL != "") {
+		return closeAll, errors.New("--redis-shared-rooms needs --redis-url as the broker (Redis Cluster gives every room a subscription of its own)")
 	}
 	useRedis := ec.redisURL != "" || len(ec.redisCluster) > 0
 	if useRedis {
@@ -71,11 +75,13 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 	case useRedis:
 		b, err := redisbroker.New(redisbroker.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster,
 			Password: ec.redisPassword, PublishBuffer: ec.publishBuffer, Logger: logger,
-			// Every room gets a subscription of its own (busy rooms kept
-			// a lower p99 that way, see docs/benchmarks.md); user rooms,
-			// one per connection, need none: they travel on the user
-			// channels of the shared connection.
-			OwnSubscription: func(string) bool { return true }})
+			// By default every room gets a subscription of its own (busy
+			// rooms reached a higher ceiling that way, see
+			// docs/benchmarks.md); --redis-shared-rooms keeps them all on
+			// the shared connection. User rooms, one per connection, need
+			// none: they travel on the user channels of the shared
+			// connection.
+			OwnSubscription: func(string) bool { return !ec.sharedRooms }})
 		if err != nil {
 			return closeAll, fmt.Errorf("redis broker: %w", err)
 		}

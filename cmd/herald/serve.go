@@ -91,6 +91,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	redisCluster := f.String("redis-cluster", "", "comma-separated Redis Cluster seed addresses (host:port); uses sharded pub/sub")
 	redisPassword := f.String("redis-password", "", "password for --redis-cluster (--redis-url carries its own)")
 	natsURL := f.String("nats-url", "", "NATS for messages across nodes (nats://host:4222); sessions and presence still need --redis-url")
+	sharedRooms := f.Bool("redis-shared-rooms", false, "with --redis-url: every room on the node's one subscriber connection (a map entry each) instead of a subscription and goroutine per room (≈ 7 KB); for many small rooms; busy rooms reach a lower ceiling this way")
 	publishBuffer := f.Int("publish-buffer", 0, "while the broker is down, queue this many publications (NATS: KiB) and send them on return; 0: fail fast with broker_unavailable")
 	leaseTTL := f.Duration("lease-ttl", herald.DefaultLeaseTTL, "how long a dead node's presence entries outlive it (lease renewed every third of it)")
 	pprofAddr := f.String("pprof-addr", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); empty: off. Never expose it publicly")
@@ -126,7 +127,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	sc.insecureNoAuth, sc.tlsCert, sc.tlsKey, sc.maxHeaderBytes = *insecure, *tlsCert, *tlsKey, *maxHeader
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
-		natsURL: *natsURL, publishBuffer: *publishBuffer}
+		natsURL: *natsURL, publishBuffer: *publishBuffer, sharedRooms: *sharedRooms}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
 	sc.demo, sc.pprofAddr = *demoPage, *pprofAddr
 	if (sc.tlsCert == "") != (sc.tlsKey == "") {

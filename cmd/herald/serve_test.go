@@ -97,6 +97,30 @@ func TestServeRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// TestServeRejectsEngineConfig: engine flags that cannot go together
+// stop the server at start with a message naming them.
+func TestServeRejectsEngineConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"redis url and cluster", []string{"--redis-url", "redis://127.0.0.1:1/0", "--redis-cluster", "127.0.0.1:2"}, "--redis-url and --redis-cluster are exclusive"},
+		{"shared rooms without redis", []string{"--redis-shared-rooms"}, "--redis-shared-rooms needs --redis-url"},
+		{"shared rooms on redis cluster", []string{"--redis-shared-rooms", "--redis-cluster", "127.0.0.1:2"}, "--redis-shared-rooms needs --redis-url"},
+		{"shared rooms with nats", []string{"--redis-shared-rooms", "--redis-url", "redis://127.0.0.1:1/0", "--nats-url", "nats://127.0.0.1:1"}, "--redis-shared-rooms needs --redis-url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(append([]string{"serve", "--addr", "127.0.0.1:0"}, tt.args...), &out, &errb)
+			if code == 0 || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want a failure naming %q", code, errb.String(), tt.want)
+			}
+		})
+	}
+}
+
 var (
 	buildOnce sync.Once
 	binPath   string
