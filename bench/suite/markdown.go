@@ -19,8 +19,10 @@ const (
 	EndMarker   = "<!-- END GENERATED -->"
 )
 
-// formatValue renders a measurement compactly: thousands separators for
-// large values, two significant decimals for small ones, "—" when absent.
+// formatValue renders a measurement with three significant digits (all
+// the digits of larger values, with thousands separators), "—" when
+// absent. Three, not two, below 1 too: a cross-node ratio of 0.797 must
+// not read as the 0.80 of a target.
 func formatValue(v float64) string {
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
@@ -33,8 +35,10 @@ func formatValue(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 10:
 		return fmt.Sprintf("%.1f", v)
-	default:
+	case math.Abs(v) >= 1:
 		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
 	}
 }
 
