@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
@@ -218,5 +219,95 @@ func TestTryReadChunked(t *testing.T) {
 		if len(f.payload) != n || (n > 0 && (f.payload[0] != byte('a'+i) || f.payload[n-1] != byte('a'+i))) {
 			t.Fatalf("message %d: %d bytes, want %d of %c", i, len(f.payload), n, 'a'+i)
 		}
+	}
+}
+
+// TestTryReadRandomStreams sends random streams (messages on both sides
+// of the read buffer's size and far above it, some fragmented, pings
+// between frames) in random chunks with pauses, and checks that TryRead
+// delivers every message whole and in order and answers every ping.
+func TestTryReadRandomStreams(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			ts, ech := newEchoServer(t, 1)
+			rc := dialRaw(t, ts.URL, "")
+			<-ech
+			rng := rand.New(rand.NewPCG(seed, 7))
+			var stream []byte
+			var want [][]byte
+			pings := 0
+			for i := range 40 {
+				var n int
+				switch rng.IntN(4) {
+				case 0:
+					n = rng.IntN(200)
+				case 1:
+					n = readBufferSize - 40 + rng.IntN(80)
+				case 2:
+					n = readBufferSize + rng.IntN(3*readBufferSize)
+				default:
+					n = 20000 + rng.IntN(30000)
+				}
+				msg := make([]byte, n)
+				for j := range msg {
+					msg[j] = byte(rng.IntN(256))
+				}
+				want = append(want, msg)
+				parts, rest := 1+rng.IntN(3), msg
+				for p := range parts {
+					chunk := rest
+					if p < parts-1 {
+						k := rng.IntN(len(rest) + 1)
+						chunk, rest = rest[:k], rest[k:]
+					}
+					op := byte(opContinuation)
+					if p == 0 {
+						op = opBinary
+					}
+					stream = append(stream, mframe(p == parts-1, op, chunk)...)
+					if rng.IntN(3) == 0 {
+						stream = append(stream, mframe(true, opPing, []byte{byte(i)})...)
+						pings++
+					}
+				}
+			}
+			frames := make(chan rawFrame, len(want)+pings)
+			errc := make(chan error, 1)
+			go func() { // read while writing, so that neither side's buffers fill
+				for range len(want) + pings {
+					f, err := rc.readFrame()
+					if err != nil {
+						errc <- err
+						return
+					}
+					frames <- f
+				}
+			}()
+			for len(stream) > 0 {
+				n := min(len(stream), 1+rng.IntN(6000))
+				rc.write(stream[:n])
+				stream = stream[n:]
+				if rng.IntN(3) == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			got, pongs := 0, 0
+			for got+pongs < len(want)+pings {
+				select {
+				case f := <-frames:
+					if f.op == opPong {
+						pongs++
+						continue
+					}
+					if !bytes.Equal(f.payload, want[got]) {
+						t.Fatalf("message %d: %d bytes, want %d (same length, other bytes: %v)",
+							got, len(f.payload), len(want[got]), len(f.payload) == len(want[got]))
+					}
+					got++
+				case err := <-errc:
+					t.Fatalf("after %d messages and %d pongs: %v", got, pongs, err)
+				}
+			}
+		})
 	}
 }
