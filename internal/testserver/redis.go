@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,3 +121,26 @@ func (r *Redis) Addr() string { return hostPort(r.port) }
 
 // URL returns redis://host:port/0.
 func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+
+// SubscriberChannels returns, in ascending order, how many channels each
+// connection that has subscribed to any holds (CLIENT LIST's sub=).
+func (r *Redis) SubscriberChannels() ([]int, error) {
+	list, err := command(r.Addr(), "CLIENT", "LIST")
+	if err != nil {
+		return nil, err
+	}
+	var subs []int
+	for line := range strings.Lines(list) {
+		for f := range strings.FieldsSeq(line) {
+			if v, ok := strings.CutPrefix(f, "sub="); ok && v != "0" {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return nil, fmt.Errorf("testserver: CLIENT LIST: %q", f)
+				}
+				subs = append(subs, n)
+			}
+		}
+	}
+	slices.Sort(subs)
+	return subs, nil
+}
