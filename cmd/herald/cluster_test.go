@@ -472,6 +472,9 @@ func TestRedisSharedRooms(t *testing.T) {
 				t.Fatalf("API publish: %d %v", code, body)
 			}
 			waitUntil(t, 5*time.Second, "the message in room-7", func() bool { return len(rec.byEvent("news")) == 1 })
+			if logged := strings.Contains(n.logs.String(), "rooms on the shared subscriber connection"); logged != shared {
+				t.Errorf("start-up log names the shared rooms: %v, want %v\n%s", logged, shared, n.logs.String())
+			}
 		})
 	}
 }

@@ -99,6 +99,8 @@ func (ec engineConfig) name() string {
 		return "nats"
 	case len(ec.redisCluster) > 0:
 		return "redis-cluster"
+	case ec.redisURL != "" && ec.sharedRooms:
+		return "redis (rooms on the shared subscriber connection)"
 	case ec.redisURL != "":
 		return "redis"
 	}
