@@ -62,11 +62,18 @@ func (c *Conn) Terminate(err error) {
 	if wake != nil {
 		close(wake)
 	}
-	c.closeSocket()
-	if claimed {
-		// Nobody was writing: finish here. Otherwise the owner's write
-		// fails on the closed socket and it finishes.
+	switch {
+	case claimed:
+		// Nobody was writing: finish here.
 		c.finish()
+	case c.fd >= 0:
+		// The owner may be writing to the descriptor (see Conn.fd):
+		// shut the socket down so that its write fails or any wait
+		// returns, and let it finish, which closes the descriptor.
+		shutdownSocket(c.rc)
+	default:
+		// The owner's write fails on the closed socket and it finishes.
+		c.closeSocket()
 	}
 }
 

@@ -48,15 +48,23 @@ type Conn struct {
 	held         bool        // Hold: data waits for Release
 	closeStarted bool
 	killed       bool
-	queueLimit   int           // opts.SendQueueSize
-	shard        *flushShard   // where the connection gets its turns
-	ctrlQ        [][]byte      // complete control frames, written before data
-	closeReq     *closeRequest // set once closing starts; taken by the owner
-	cause        error
-	closeAt      int64 // once closing, heartbeat clock time that caps every socket write; 0 before
-	closeErr     error // writing the close frame failed
-	peerGone     bool  // the reader has seen the peer's close or EOF
-	finished     bool  // the socket is closed and the write side done
+	// fd is nc's descriptor, set once by newConn (-1 when rc is nil):
+	// flushTurn writes to it directly, without RawConn's reference count
+	// (a cold cache line per delivery, 5 % of the server's CPU at 50k
+	// deliveries/s). That is safe because the descriptor is closed only
+	// by finish, which runs as the write side's last owner, so no raw
+	// write is in flight or can follow; Terminate only shuts the socket
+	// down while someone else owns it. Not guarded by mu.
+	fd         int32
+	queueLimit int           // opts.SendQueueSize
+	shard      *flushShard   // where the connection gets its turns
+	ctrlQ      [][]byte      // complete control frames, written before data
+	closeReq   *closeRequest // set once closing starts; taken by the owner
+	cause      error
+	closeAt    int64 // once closing, heartbeat clock time that caps every socket write; 0 before
+	closeErr   error // writing the close frame failed
+	peerGone   bool  // the reader has seen the peer's close or EOF
+	finished   bool  // the socket is closed and the write side done
 	// Channels are made only when someone waits, so that an idle
 	// connection holds none: done by Done, wake by a close sequence
 	// waiting for the peer (closed by Terminate or the peer's close).
@@ -64,7 +72,7 @@ type Conn struct {
 	wake chan struct{}
 
 	nc     net.Conn
-	rc     syscall.RawConn // nc's socket for non-blocking writes; nil if not a socket
+	rc     syscall.RawConn // nc's socket for reads and epoll; nil if not a socket
 	prefix []byte          // bytes that came with the upgrade request, read first
 	br     *bufio.Reader   // nil while idle (see TryRead)
 	opts   *Options        // shared by the Upgrader's connections
@@ -116,6 +124,10 @@ func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated) *Conn {
 		shard:      pickShard(),
 		queueLimit: opts.SendQueueSize,
 		hbIdx:      -1,
+		fd:         -1,
+	}
+	if c.rc != nil {
+		_ = c.rc.Control(func(fd uintptr) { c.fd = int32(fd) })
 	}
 	c.lastSeen.Store(c.now())
 	return c

@@ -66,7 +66,7 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 		clear(batch) // drop references to frames
 		scratch.batch = batch[:0]
 	}()
-	if c.rc == nil {
+	if c.fd < 0 {
 		// No raw socket (TLS terminated in-process, a test pipe): every
 		// write may block, so it gets its own goroutine.
 		c.w.pending, c.w.frames = append(net.Buffers(nil), batch...), n
@@ -74,7 +74,7 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 		go c.writeBlocked()
 		return
 	}
-	rest, written, err := writeNonBlocking(c.rc, batch, &scratch.iov)
+	rest, written, err := writeNonBlocking(c.fd, batch, &scratch.iov)
 	c.bytesOut.Add(uint64(written))
 	switch {
 	case err == nil && len(rest) == 0:

@@ -215,3 +215,61 @@ func BenchmarkWriteLoop(b *testing.B) {
 	frames, _, _ := c.Stats()
 	b.ReportMetric(float64(frames)/float64(b.N), "frames/op")
 }
+
+// TestTerminateKeepsDescriptorForOwner: flushTurn writes to the socket's
+// descriptor without RawConn's reference count, so Terminate must not
+// close the descriptor while another goroutine owns the write side (the
+// number could be reused by a new socket and a write land there). It
+// shuts the socket down instead, which the peer sees at once, and the
+// owner's release closes it.
+func TestTerminateKeepsDescriptorForOwner(t *testing.T) {
+	if !pollSupported {
+		t.Skip("raw writes only on Linux")
+	}
+	t.Parallel()
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) { <-c.Done() })
+	rc := dialRaw(t, ts.URL, "")
+	c := ts.nextConn(t)
+	if c.fd < 0 {
+		t.Fatal("no raw descriptor for a TCP connection")
+	}
+	c.mu.Lock()
+	if !c.claimLocked() {
+		c.mu.Unlock()
+		t.Fatal("write side already owned")
+	}
+	c.mu.Unlock()
+	released := false
+	defer func() {
+		if !released { // a failure below: let the cleanup's Done return
+			c.release()
+		}
+	}()
+
+	c.Terminate(ErrHeartbeatTimeout)
+	if _, err := rc.readFrame(); err == nil {
+		t.Fatal("peer read a frame after Terminate, want the end of the stream")
+	}
+	open := func() bool { return c.rc.Control(func(uintptr) {}) == nil }
+	if !open() {
+		t.Fatal("Terminate closed the descriptor while the write side was owned")
+	}
+	select {
+	case <-c.Done():
+		t.Fatal("Done closed before the owner released the write side")
+	default:
+	}
+	// The owner's raw write now fails instead of reaching another socket.
+	var scratch iovecScratch
+	if _, _, err := writeNonBlocking(c.fd, [][]byte{[]byte("x")}, &scratch); err == nil {
+		t.Error("write after Terminate succeeded")
+	}
+	released = true
+	c.release()
+	if err := waitDone(t, c, 5*time.Second); err != ErrHeartbeatTimeout {
+		t.Errorf("cause %v, want ErrHeartbeatTimeout", err)
+	}
+	if open() {
+		t.Error("descriptor still open after the owner released the write side")
+	}
+}

@@ -17,6 +17,9 @@ var errWouldBlock = errors.New("transport: socket buffer full")
 // short-lived writer goroutine per batch.
 func rawConn(net.Conn) syscall.RawConn { return nil }
 
-func writeNonBlocking(syscall.RawConn, [][]byte, *iovecScratch) ([][]byte, int, error) {
+func writeNonBlocking(int32, [][]byte, *iovecScratch) ([][]byte, int, error) {
 	return nil, 0, errors.ErrUnsupported
 }
+
+// shutdownSocket is never called off Linux: rawConn is nil there.
+func shutdownSocket(syscall.RawConn) {}
