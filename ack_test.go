@@ -46,3 +46,25 @@ func TestAckedDeliveryRedeliversUntilAcked(t *testing.T) {
 		return metricValue(t, ts, "herald_acks_expired_total") == 1 && metricValue(t, ts, "herald_redeliveries_total") == 2
 	})
 }
+
+// TestTooManyUnackedClosesSlowConsumer: a client that leaves more than
+// MaxPendingAcks messages unacknowledged is closed with 4008 "slow
+// consumer", as docs/protocol.md says, and counted as one.
+func TestTooManyUnackedClosesSlowConsumer(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{MaxPendingAcks: 2, AckTimeout: time.Minute})
+	c := dial(t, ts.URL, withHeader("X-Client-Id", "laggard"))
+	c.join("orders")
+	for i := range 3 {
+		if _, err := ts.Publish(context.Background(), "orders", "created", map[string]int{"id": i}, herald.WithAck()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, reason := c.closeStatus(5 * time.Second)
+	if code != 4008 || reason != "slow consumer" {
+		t.Fatalf("closed with %d %q, want 4008 \"slow consumer\"", code, reason)
+	}
+	waitFor(t, 2*time.Second, "slow consumer counted", func() bool {
+		return metricValue(t, ts, "herald_slow_consumer_disconnects_total") == 1
+	})
+}

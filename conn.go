@@ -288,10 +288,12 @@ func (c *conn) serveReads() {
 	ended := true
 	defer func() {
 		// A bug of ours must cost one connection, not the process or the
-		// bookkeeping: log it with its stack, drop the socket, clean up.
+		// bookkeeping: log it with its stack, close with 1011, clean up.
 		if v := recover(); v != nil {
 			c.s.log.ErrorContext(c.ctx, "panic while serving a connection", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			c.ws.Terminate(errInternal)
+			if !c.ws.Abort(transport.CloseInternalError, "internal error", errInternal) {
+				c.ws.Terminate(errInternal)
+			}
 			ended = true
 		}
 		if ended {
@@ -407,13 +409,13 @@ func (c *conn) closeStatus() (code int, reason, label string) {
 		return protocol.CloseAbnormal, "heartbeat timeout", "heartbeat_timeout"
 	case errors.Is(err, transport.ErrSlowConsumer):
 		return protocol.CloseSlowConsumer, "slow consumer", "slow_consumer"
+	case errors.Is(err, errInternal):
+		return protocol.CloseInternalError, "internal error", "internal_error"
 	case errors.As(err, &ce):
 		c.closeMu.Lock()
 		byServer := c.closeCode != 0
 		c.closeMu.Unlock()
 		return ce.Code, ce.Reason, closeLabel(ce.Code, byServer)
-	case errors.Is(err, errInternal):
-		return protocol.CloseAbnormal, "internal error", "internal_error"
 	case errors.Is(err, errDrainTerminated):
 		return protocol.CloseAbnormal, "drain timeout", "server_shutdown"
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -479,7 +481,7 @@ func (c *conn) Deliver(d *hub.Delivery) {
 	f := d.Frame(v1Codec{})
 	if d.Msg.Ack && !c.track(d.Msg.MsgID, f) {
 		c.s.log.WarnContext(c.ctx, "too many unacknowledged messages", "limit", c.s.cfg.MaxPendingAcks)
-		c.ws.Terminate(transport.ErrSlowConsumer)
+		c.ws.Abort(transport.CloseSlowConsumer, "slow consumer", transport.ErrSlowConsumer)
 		return
 	}
 	_ = c.ws.Send(f)

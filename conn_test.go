@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/auth"
 )
 
 func TestHeartbeatTerminatesClientThatIgnoresPings(t *testing.T) {
@@ -342,4 +343,54 @@ func TestConnectAndDisconnectHooks(t *testing.T) {
 	if code, reason := m.closeStatus(3 * time.Second); code != websocket.StatusPolicyViolation || reason != "banned" {
 		t.Fatalf("refused by hook: %d %q", code, reason)
 	}
+}
+
+// panickyPermissions is an application's Permissions with a bug: it
+// panics for one room.
+type panickyPermissions struct{}
+
+func (panickyPermissions) CanJoin(room string) bool {
+	if room == "boom" {
+		panic("bug in CanJoin")
+	}
+	return true
+}
+func (panickyPermissions) CanPublish(string) bool { return true }
+
+type permissionsAuthenticator struct{ p auth.Permissions }
+
+func (a permissionsAuthenticator) Authenticate(r *http.Request) (*auth.Identity, error) {
+	return &auth.Identity{UserID: r.Header.Get("X-Client-Id"), Permissions: a.p}, nil
+}
+
+// TestPanicWhileServingClosesWith1011: a panic on a connection's goroutine
+// (here in application code outside the hooks) costs that connection
+// alone: it is closed with 1011 "internal error", the panic is logged with
+// its stack, and the other clients keep their messages.
+func TestPanicWhileServingClosesWith1011(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{Authenticator: permissionsAuthenticator{panickyPermissions{}}})
+	victim := dial(t, ts.URL, withHeader("X-Client-Id", "victim"))
+	bystander := dial(t, ts.URL, withHeader("X-Client-Id", "bystander"))
+	bystander.join("news")
+	victim.send(map[string]any{"type": "join", "id": "j1", "room": "boom"})
+	code, reason := victim.closeStatus(5 * time.Second)
+	if code != websocket.StatusInternalError || reason != "internal error" {
+		t.Fatalf("closed with %d %q, want 1011 \"internal error\"", code, reason)
+	}
+	if _, err := ts.Publish(context.Background(), "news", "still", "here"); err != nil {
+		t.Fatal(err)
+	}
+	if m := bystander.expect("event"); m["event"] != "still" {
+		t.Fatalf("bystander got %v", m)
+	}
+	waitFor(t, 2*time.Second, "panic logged and counted", func() bool {
+		logged := false
+		for _, l := range ts.Logs.lines(t) {
+			if l["msg"] == "panic while serving a connection" && strings.Contains(fmt.Sprint(l["stack"]), "CanJoin") {
+				logged = true
+			}
+		}
+		return logged && metricValue(t, ts, `herald_connections_closed_total{reason="internal_error"}`) == 1
+	})
 }

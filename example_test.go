@@ -35,7 +35,7 @@ func Example() {
 	mux.HandleFunc("GET /api/todos", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `["write docs"]`)
 	})
-	mux.Handle("/", srv) // /ws, /healthz, /readyz, /metrics, /api/v1/publish
+	mux.Handle("/", srv) // /ws, /healthz, /readyz, /metrics, /api/v1/...
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
 	defer srv.Shutdown(context.Background())

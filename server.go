@@ -213,7 +213,7 @@ func (s *Server) PublishToUser(ctx context.Context, user, event string, data any
 }
 
 // DisconnectUser closes every connection of user on every node with code
-// 4003 ("disconnected by server").
+// 4004 ("disconnected by server").
 func (s *Server) DisconnectUser(ctx context.Context, user, reason string) error {
 	return s.broker.PublishControl(ctx, &broker.Control{Kind: broker.ControlDisconnectUser, User: user, Reason: reason})
 }

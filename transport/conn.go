@@ -170,8 +170,7 @@ func (c *Conn) Send(m *Prepared) error {
 	}
 	if n := len(c.sendQ); n >= c.queueLimit && (c.blocked || n >= overloadFactor*c.queueLimit) {
 		c.mu.Unlock()
-		cause := fmt.Errorf("%w: %w", ErrSlowConsumer, &CloseError{Code: CloseSlowConsumer, Reason: "slow consumer"})
-		if !c.startClose(closeRequest{frame: closeFrame(CloseSlowConsumer, "slow consumer")}, cause, failGrace) {
+		if !c.Abort(CloseSlowConsumer, "slow consumer", ErrSlowConsumer) {
 			return ErrClosed
 		}
 		return ErrSlowConsumer
@@ -183,6 +182,24 @@ func (c *Conn) Send(m *Prepared) error {
 		c.shard.push(c)
 	}
 	return nil
+}
+
+// Abort closes the connection at once with code and reason, for a peer
+// the server gives up on (e.g. one that leaves too many messages
+// unacknowledged, which Send's full-queue check does not see) or a
+// failure of the server's own: what is queued is dropped, the close frame
+// is written, and the socket is closed without waiting for the reply.
+// Err then reports cause wrapped together with a *CloseError, so both
+// errors.Is and errors.As work (just the *CloseError when cause is nil).
+// It reports whether it started closing: false when closing had already
+// started. The reason is truncated to 123 bytes on a UTF-8 boundary.
+func (c *Conn) Abort(code int, reason string, cause error) bool {
+	reason = truncateUTF8(reason, maxControlPayload-2)
+	var err error = &CloseError{Code: code, Reason: reason}
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", cause, err)
+	}
+	return c.startClose(closeRequest{frame: closeFrame(code, reason)}, err, failGrace)
 }
 
 // Prefetch reads the fields Send uses, so that a broadcaster can bring
