@@ -90,7 +90,8 @@ type Config struct {
 	// CompressionThreshold: messages smaller than this many bytes are sent
 	// uncompressed. Default 1024.
 	CompressionThreshold int
-	// CompressionLevel is the flate level, 1 (fastest) to 9. Default 1.
+	// CompressionLevel is the flate level, 1 (fastest) to 9; 0 means the
+	// default, 1.
 	CompressionLevel int
 	// CompressionContextTakeover keeps the compressor's window across
 	// messages (better ratio, ~64 KiB more memory per connection, and
@@ -246,7 +247,7 @@ func (c *Config) validate() error {
 	switch {
 	case !strings.HasPrefix(c.Path, "/"):
 		return bad("Path", "must start with / (got %q)", c.Path)
-	case c.CompressionLevel < -2 || c.CompressionLevel > 9:
+	case c.CompressionLevel < 1 || c.CompressionLevel > 9:
 		return bad("CompressionLevel", "must be 1..9 (got %d)", c.CompressionLevel)
 	case c.ReadLimit < 256:
 		return bad("ReadLimit", "must be at least 256 bytes (got %d)", c.ReadLimit)

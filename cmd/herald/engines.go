@@ -22,6 +22,19 @@ type engineConfig struct {
 	sharedRooms   bool // rooms on the shared subscriber connection (standalone Redis)
 }
 
+// validate rejects flag combinations that name no engine setup; serve
+// checks them with the other flags, so that they exit 2 like any invalid
+// configuration rather than 1 like an unreachable Redis.
+func (ec engineConfig) validate() error {
+	if ec.redisURL != "" && len(ec.redisCluster) > 0 {
+		return errors.New("--redis-url and --redis-cluster are exclusive")
+	}
+	if ec.sharedRooms && (ec.redisURL == "" || ec.natsURL != "") {
+		return errors.New("--redis-shared-rooms needs --redis-url as the broker (Redis Cluster gives every room a subscription of its own)")
+	}
+	return nil
+}
+
 // wire sets the broker, session store and presence registry of cfg from
 // ec. Redis (standalone or cluster) provides all three; NATS carries
 // messages only, so with NATS alone sessions and presence stay per node,
@@ -41,11 +54,8 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 			closeAll()
 		}
 	}()
-	if ec.redisURL != "" && len(ec.redisCluster) > 0 {
-		return closeAll, errors.New("--redis-url and --redis-cluster are exclusive")
-	}
-	if ec.sharedRooms && (ec.redisURL == "" || ec.natsURL != "") {
-		return closeAll, errors.New("--redis-shared-rooms needs --redis-url as the broker (Redis Cluster gives every room a subscription of its own)")
+	if err := ec.validate(); err != nil {
+		return closeAll, err
 	}
 	useRedis := ec.redisURL != "" || len(ec.redisCluster) > 0
 	if useRedis {

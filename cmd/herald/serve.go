@@ -133,6 +133,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if (sc.tlsCert == "") != (sc.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
+	if err := sc.engines.validate(); err != nil {
+		return nil, err
+	}
 	if !sc.authConfigured() && !sc.insecureNoAuth && !isLoopback(sc.addr) {
 		return nil, fmt.Errorf("--addr %s is not a loopback address and no authentication is configured: "+
 			"set --jwt-secret, --jwt-public-key-file or --jwks-url, or pass --insecure-no-auth to accept anonymous clients", sc.addr)

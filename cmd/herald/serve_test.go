@@ -80,6 +80,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{"bad env int", map[string]string{"HERALD_READ_LIMIT": "lots"}, nil, "HERALD_READ_LIMIT"},
 		{"bad flag", nil, []string{"--no-such-flag"}, "no-such-flag"},
 		{"bad level", nil, []string{"--compression-level", "12"}, "CompressionLevel"},
+		{"negative level", nil, []string{"--compression-level", "-2"}, "CompressionLevel"},
 		{"bad log format", nil, []string{"--log-format", "xml"}, "log-format"},
 		{"short api key", nil, []string{"--api-key", "short"}, "APIKeys"},
 	}
@@ -114,8 +115,8 @@ func TestServeRejectsEngineConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			code := run(append([]string{"serve", "--addr", "127.0.0.1:0"}, tt.args...), &out, &errb)
-			if code == 0 || !strings.Contains(errb.String(), tt.want) {
-				t.Fatalf("exit %d, stderr %q; want a failure naming %q", code, errb.String(), tt.want)
+			if code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 (invalid configuration) naming %q", code, errb.String(), tt.want)
 			}
 		})
 	}
