@@ -250,8 +250,10 @@ func growLen(b []byte, n int) []byte {
 // notification. A client that stops halfway through a frame therefore
 // holds no goroutine, only its read buffer. A frame larger than the
 // read buffer (up to ReadLimit) moves, once the buffer is full, to a
-// buffer of the frame's size, taken back when it has been read; a
-// longer one is left to readMessage, which rejects it.
+// buffer of the frame's size, taken back when it has been read. A
+// header that readMessage refuses (a protocol violation, or a message
+// over ReadLimit) does not wait for its payload: readMessage fails it at
+// once.
 func (c *Conn) awaitFrame() error {
 	br := c.reader()
 	p, err := br.Peek(2)
@@ -280,10 +282,25 @@ func (c *Conn) awaitFrame() error {
 	default:
 		length = uint64(p[1] & 0x7f)
 	}
-	if length > uint64(br.Size()-need) {
-		if length > uint64(c.opts.ReadLimit) {
+	// A header that readMessage will refuse is refused now, not once a
+	// payload that will never be read has arrived (a client that sent a
+	// bad header and waits would otherwise get no close code at all).
+	h := frameHeader{
+		fin: p[0]&finBit != 0, rsv1: p[0]&rsv1Bit != 0, rsv23: p[0]&(rsv2Bit|rsv3Bit) != 0,
+		op: p[0] & 0x0f, masked: p[1]&maskBit != 0, length: int64(length),
+	}
+	if code, _ := c.checkHeader(&h); code != 0 {
+		return nil
+	}
+	if size := c.r.size; h.op < opClose {
+		if h.op != opContinuation {
+			size = 0 // a new message
+		}
+		if h.length > c.opts.ReadLimit-size {
 			return nil // readMessage closes with 1009
 		}
+	}
+	if length > uint64(br.Size()-need) {
 		// Wait for a full buffer before making a larger one, so that a
 		// client must send something to make the server hold more.
 		if _, err := br.Peek(br.Size()); err != nil {

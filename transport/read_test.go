@@ -121,6 +121,14 @@ func TestProtocolViolations(t *testing.T) {
 		{name: "close code 2000", frames: [][]byte{mframe(true, opClose, closeBody(2000, ""))}, code: CloseProtocolError},
 		{name: "close code 5000", frames: [][]byte{mframe(true, opClose, closeBody(5000, ""))}, code: CloseProtocolError},
 		{name: "close reason bad utf8", frames: [][]byte{mframe(true, opClose, closeBody(1000, "\xff"))}, code: CloseInvalidPayload},
+		// Only the header of a bad frame: the close comes without its payload.
+		{name: "header only: unmasked", frames: [][]byte{frame(true, 0, opText, make([]byte, 1000), false)[:4]}, code: CloseProtocolError, inReason: "unmasked"},
+		{name: "header only: rsv2", frames: [][]byte{frame(true, 0x20, opText, make([]byte, 1000), true)[:8]}, code: CloseProtocolError},
+		{name: "header only: unknown opcode", frames: [][]byte{mframe(true, 0x3, make([]byte, 1000))[:8]}, code: CloseProtocolError, inReason: "unknown opcode"},
+		{name: "header only: long ping", frames: [][]byte{mframe(true, opPing, make([]byte, 1024))[:8]}, code: CloseProtocolError, inReason: "control frame too long"},
+		{name: "header only: continuation first", frames: [][]byte{mframe(true, opContinuation, make([]byte, 1000))[:8]}, code: CloseProtocolError},
+		{name: "header only: over limit", limit: 1024, frames: [][]byte{mframe(true, opBinary, make([]byte, 2000))[:8]}, code: CloseMessageTooBig},
+		{name: "header only: fragments over limit", limit: 1024, frames: [][]byte{mframe(false, opBinary, make([]byte, 1000)), mframe(true, opContinuation, make([]byte, 100))[:6]}, code: CloseMessageTooBig},
 	}
 	servers := []struct {
 		name  string
