@@ -11,7 +11,12 @@ const (
 	DefaultWriteTimeout         = 10 * time.Second
 	DefaultPingInterval         = 30 * time.Second
 	DefaultPongTimeout          = 10 * time.Second
+	DefaultControlFrameRate     = 50
 )
+
+// maxControlFrameRate is the highest ControlFrameRate the per-connection
+// counter (16 bits) can enforce.
+const maxControlFrameRate = 1<<16 - 2
 
 // Options configures one connection. The zero value works: every zero
 // field takes the default named in its comment.
@@ -54,6 +59,12 @@ type Options struct {
 	// frame before the connection is terminated with
 	// ErrHeartbeatTimeout. Default 10s.
 	PongTimeout time.Duration
+	// ControlFrameRate is the most ping and pong frames a peer may send
+	// in one second (of the heartbeat clock). A peer over it is closed
+	// with 1008 "too many control frames": each ping costs the server a
+	// read and a pong, and a flood of them would take a core. Default
+	// 50; at most 65534; negative: no limit.
+	ControlFrameRate int
 	// Subprotocols lists the supported subprotocols in server preference
 	// order; the first one the client also offers is selected. Only the
 	// first 255 entries are considered.
@@ -80,6 +91,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PongTimeout <= 0 {
 		o.PongTimeout = DefaultPongTimeout
+	}
+	switch {
+	case o.ControlFrameRate == 0:
+		o.ControlFrameRate = DefaultControlFrameRate
+	case o.ControlFrameRate > maxControlFrameRate:
+		o.ControlFrameRate = maxControlFrameRate
 	}
 	return o
 }

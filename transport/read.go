@@ -23,13 +23,15 @@ type readState struct {
 	compressed  bool // ... and it is compressed
 	deadlineSet bool // guarded by deadlineMu
 	typ         MessageType
+	ctrlSecond  uint16 // heartbeat clock second (mod 2^16) that ctrlCount counts
 
 	size int64   // of the message so far
 	frag []byte  // uncompressed fragments, handed to the caller
 	cbuf *[]byte // compressed payload, pooled
 
-	hdr [maxHeaderLen]byte
-	z   *inflateState // made at the first compressed message
+	hdr       [maxHeaderLen]byte
+	ctrlCount uint16        // pings and pongs received in ctrlSecond
+	z         *inflateState // made at the first compressed message
 
 	// deadlineMu orders the context watcher against the end of a Read.
 	deadlineMu sync.Mutex
@@ -119,6 +121,9 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		}
 
 		if h.op >= opClose {
+			if h.op != opClose && c.controlFlood() {
+				return 0, nil, c.fail(ClosePolicyViolation, "too many control frames")
+			}
 			// Control frames are rare (a pong per heartbeat): their
 			// payload is not worth a buffer in every connection.
 			var payload []byte
@@ -310,6 +315,19 @@ func (c *Conn) awaitFrame() error {
 	}
 	_, err = br.Peek(need + int(length))
 	return err
+}
+
+// controlFlood counts a ping or pong against ControlFrameRate and
+// reports whether the peer has gone over it.
+func (c *Conn) controlFlood() bool {
+	if c.opts.ControlFrameRate < 0 {
+		return false
+	}
+	if sec := uint16(c.now() / int64(time.Second)); sec != c.r.ctrlSecond {
+		c.r.ctrlSecond, c.r.ctrlCount = sec, 0
+	}
+	c.r.ctrlCount++
+	return int(c.r.ctrlCount) > c.opts.ControlFrameRate
 }
 
 // readHeader reads one frame header. midFrame becomes true once its first

@@ -285,3 +285,37 @@ func TestPipelinedFrames(t *testing.T) {
 		t.Fatalf("got %q", f.payload)
 	}
 }
+
+// TestControlFrameFlood: pings (or pongs) beyond ControlFrameRate in one
+// second close the connection with 1008, on both read paths; below the
+// rate they are answered and the connection stays.
+func TestControlFrameFlood(t *testing.T) {
+	t.Parallel()
+	servers := []struct {
+		name  string
+		start func(testing.TB, Options) (*testServer, chan readResult)
+	}{{"Read", readingServer}, {"TryRead", tryReadingServer}}
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			t.Parallel()
+			ts, results := srv.start(t, Options{ControlFrameRate: 10})
+			rc := dialRaw(t, ts.URL, "")
+			for range 5 {
+				rc.write(mframe(true, opPing, []byte("ok")))
+			}
+			rc.write(mframe(true, opText, []byte("still here")))
+			if r := nextResult(t, results); r.err != nil || string(r.msg) != "still here" {
+				t.Fatalf("after 5 pings: %q, %v", r.msg, r.err)
+			}
+			var flood []byte
+			for range 100 {
+				flood = append(flood, mframe(true, opPong, nil)...)
+			}
+			rc.write(flood)
+			code, reason := rc.expectClose()
+			if code != ClosePolicyViolation || reason != "too many control frames" {
+				t.Fatalf("close %d %q, want 1008 \"too many control frames\"", code, reason)
+			}
+		})
+	}
+}
