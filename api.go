@@ -127,6 +127,17 @@ func (a *apiRequest) ok(v any) {
 	writeJSON(a.w, http.StatusOK, v)
 }
 
+// failBody answers a request body that could not be decoded: 413 when
+// it was over maxAPIBody, 400 otherwise.
+func (a *apiRequest) failBody(err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		a.fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", maxAPIBody))
+		return
+	}
+	a.fail(http.StatusBadRequest, "bad_request", err.Error())
+}
+
 func (s *Server) serveAPINotFound(a *apiRequest) {
 	a.fail(http.StatusNotFound, "not_found", "no such API endpoint: "+a.r.Method+" "+a.r.URL.Path)
 }
@@ -134,12 +145,7 @@ func (s *Server) serveAPINotFound(a *apiRequest) {
 func (s *Server) serveAPIPublish(a *apiRequest) {
 	req, err := decodePublish(http.MaxBytesReader(a.w, a.r.Body, maxAPIBody))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			a.fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", maxAPIBody))
-			return
-		}
-		a.fail(http.StatusBadRequest, "bad_request", err.Error())
+		a.failBody(err)
 		return
 	}
 	room := req.Room
@@ -164,7 +170,7 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) error {
 		if errors.Is(err, io.EOF) {
 			return errors.New("empty body: expected a JSON object")
 		}
-		return fmt.Errorf("invalid JSON body: %v", err)
+		return fmt.Errorf("invalid JSON body: %w", err)
 	}
 	return nil
 }

@@ -116,7 +116,7 @@ func (s *Server) applyRevocation(c *broker.Control) {
 func (s *Server) serveAPIRevoke(a *apiRequest) {
 	var req RevokeRequest
 	if err := decodeJSONBody(a.w, a.r, &req); err != nil {
-		a.fail(http.StatusBadRequest, "bad_request", err.Error())
+		a.failBody(err)
 		return
 	}
 	if req.TokenID == "" && req.User == "" {

@@ -144,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /api/v1/revoke", s.api("revoke", s.serveAPIRevoke))
 	s.mux.HandleFunc("/api/v1/revoke", methodNotAllowed("POST"))
 	s.mux.HandleFunc("GET /api/v1/rooms/{room}/presence", s.api("presence", s.serveAPIPresence))
+	s.mux.HandleFunc("/api/v1/rooms/{room}/presence", methodNotAllowed("GET"))
 	s.mux.HandleFunc("/api/v1/", s.api("other", s.serveAPINotFound))
 
 	s.bgWG.Add(2)

@@ -249,3 +249,41 @@ func TestShutdownDrains(t *testing.T) {
 		t.Errorf("Publish after Shutdown succeeded")
 	}
 }
+
+// TestAPIRefusalsAreConsistent: every API endpoint answers a body over
+// 1 MiB with 413 and a wrong method with 405 and Allow.
+func TestAPIRefusalsAreConsistent(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{})
+	huge := `{"room":"news","event":"e","data":"` + strings.Repeat("x", 1<<20) + `"}`
+	call := func(method, path, body string) (int, http.Header, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, ts.HTTP.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testAPIKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatalf("%s %s: answer is not JSON: %v", method, path, err)
+		}
+		return resp.StatusCode, resp.Header, m
+	}
+	for _, path := range []string{"/api/v1/publish", "/api/v1/revoke"} {
+		if code, _, m := call("POST", path, huge); code != http.StatusRequestEntityTooLarge || m["error"] != "too_large" {
+			t.Errorf("POST %s with a 1 MiB body: %d %v, want 413 too_large", path, code, m)
+		}
+	}
+	for _, tt := range []struct{ method, path, allow string }{
+		{"GET", "/api/v1/publish", "POST"},
+		{"DELETE", "/api/v1/revoke", "POST"},
+		{"POST", "/api/v1/rooms/news/presence", "GET"},
+	} {
+		code, h, m := call(tt.method, tt.path, "")
+		if code != http.StatusMethodNotAllowed || h.Get("Allow") != tt.allow || m["error"] != "method_not_allowed" {
+			t.Errorf("%s %s: %d Allow %q %v, want 405 Allow %s", tt.method, tt.path, code, h.Get("Allow"), m, tt.allow)
+		}
+	}
+}
