@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -353,4 +354,38 @@ func TestRevocationClosesLiveConnectionsWithin5s(t *testing.T) {
 	// A new token for the same user still works (revocation was by jti).
 	fresh := sign(t, gojwt.SigningMethodHS256, testSecret, with(claims("gina", time.Hour), "jti", "gina-phone"))
 	dial(t, ts.URL, withHeader("Authorization", "Bearer "+fresh))
+}
+
+// TestRefreshLeavesRoomsTheNewTokenForbids: permissions follow the newest
+// token, so a refresh with narrower rooms leaves the rooms it no longer
+// allows, names them in the reply, and their messages stop.
+func TestRefreshLeavesRoomsTheNewTokenForbids(t *testing.T) {
+	t.Parallel()
+	ts, _, _ := authServer(t, herald.Config{}, jwtauth.Config{})
+	wide := sign(t, gojwt.SigningMethodHS256, testSecret, with(claims("ivy", time.Hour), "rooms", []string{"chat:*", "news"}))
+	c := dial(t, ts.URL, withHeader("Authorization", "Bearer "+wide))
+	c.join("chat:secret")
+	c.join("news")
+	narrow := sign(t, gojwt.SigningMethodHS256, testSecret, with(claims("ivy", time.Hour), "rooms", []string{"news"}, "jti", "ivy-2"))
+	m := c.request(map[string]any{"type": "refresh", "id": 1, "token": narrow})
+	if m["type"] != "reply" {
+		t.Fatalf("refresh: %v", m)
+	}
+	if d, _ := m["data"].(map[string]any); fmt.Sprint(d["left"]) != "[chat:secret]" {
+		t.Fatalf("refresh reply %v, want left [chat:secret]", m)
+	}
+	for _, room := range []string{"chat:secret", "news"} {
+		if _, err := ts.Publish(context.Background(), room, "e", room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := c.expect("event"); m["room"] != "news" {
+		t.Fatalf("got %v, want only the news event", m)
+	}
+	if extra, err := c.tryRead(300 * time.Millisecond); err == nil {
+		t.Fatalf("event after leaving: %v", extra)
+	}
+	if m := c.request(map[string]any{"type": "join", "id": 2, "room": "chat:secret"}); m["code"] != "forbidden" {
+		t.Fatalf("re-join with the narrow token: %v", m)
+	}
 }

@@ -2,9 +2,11 @@ package herald
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/heraldrt/herald/auth"
+	"github.com/heraldrt/herald/hub"
 	"github.com/heraldrt/herald/protocol"
 )
 
@@ -100,6 +102,34 @@ func (c *conn) refresh(req *protocol.Request) {
 	c.ident = id
 	c.identMu.Unlock()
 	c.scheduleExpiry()
-	c.s.log.InfoContext(c.ctx, "token refreshed", "expires_at", id.ExpiresAt)
-	c.reply(req.ID, mustJSON(map[string]int64{"expiresAt": id.ExpiresAt.UnixMilli()}))
+	left := c.leaveForbiddenRooms(id)
+	c.s.log.InfoContext(c.ctx, "token refreshed", "expires_at", id.ExpiresAt, "rooms_left", left)
+	c.reply(req.ID, mustJSON(refreshReply{ExpiresAt: id.ExpiresAt.UnixMilli(), Left: left}))
+}
+
+// refreshReply is the data of a refresh's reply.
+type refreshReply struct {
+	ExpiresAt int64    `json:"expiresAt"`
+	Left      []string `json:"left,omitempty"` // rooms the new token may not join, left
+}
+
+// leaveForbiddenRooms makes the connection leave the rooms id may not
+// join, since permissions follow the newest token, and returns them.
+func (c *conn) leaveForbiddenRooms(id *auth.Identity) []string {
+	var left []string
+	for _, room := range slices.Clone(c.rooms) {
+		if id.CanJoin(room) {
+			continue
+		}
+		c.rooms.remove(room)
+		if err := c.s.hub.Leave(c.ctx, room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
+			c.s.log.WarnContext(c.ctx, "unsubscribe failed", "room", room, "err", err)
+		}
+		c.s.presenceRemove(c.ctx, c, room)
+		left = append(left, room)
+	}
+	if len(left) > 0 {
+		c.saveSession()
+	}
+	return left
 }
