@@ -55,7 +55,7 @@ func TestTooManyUnackedClosesSlowConsumer(t *testing.T) {
 	ts := startServer(t, herald.Config{MaxPendingAcks: 2, AckTimeout: time.Minute})
 	c := dial(t, ts.URL, withHeader("X-Client-Id", "laggard"))
 	c.join("orders")
-	for i := range 3 {
+	for i := range 6 {
 		if _, err := ts.Publish(context.Background(), "orders", "created", map[string]int{"id": i}, herald.WithAck()); err != nil {
 			t.Fatal(err)
 		}
@@ -67,4 +67,13 @@ func TestTooManyUnackedClosesSlowConsumer(t *testing.T) {
 	waitFor(t, 2*time.Second, "slow consumer counted", func() bool {
 		return metricValue(t, ts, "herald_slow_consumer_disconnects_total") == 1
 	})
+	warned := 0
+	for _, l := range ts.Logs.lines(t) {
+		if l["msg"] == "too many unacknowledged messages" {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Errorf("logged %d times, want once", warned)
+	}
 }

@@ -203,8 +203,10 @@ func decodePublish(body io.Reader) (*PublishRequest, error) {
 		if err := protocol.ValidateRoom(req.Room); err != nil {
 			return nil, err
 		}
-	} else if !auth.ValidClientID(req.User) && protocol.ValidateRoom(auth.UserRoom(req.User)) != nil {
-		return nil, errors.New(`invalid "user"`)
+	} else if !auth.ValidClientID(req.User) {
+		if err := protocol.ValidateRoom(auth.UserRoom(req.User)); err != nil {
+			return nil, fmt.Errorf(`invalid "user" (as the room %s…: %w)`, auth.UserRoomPrefix, err)
+		}
 	}
 	if err := protocol.ValidateEvent(req.Event); err != nil {
 		return nil, err

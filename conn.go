@@ -339,8 +339,9 @@ func (c *conn) process(typ transport.MessageType, msg []byte) {
 	if ok, abusive := c.msgLim.allow(); !ok {
 		s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
 		if abusive {
-			s.log.WarnContext(c.ctx, "closing: sustained message rate abuse")
-			c.closeWith(protocol.ClosePolicyViolation, "rate limit exceeded")
+			if c.closeWith(protocol.ClosePolicyViolation, "rate limit exceeded") {
+				s.log.WarnContext(c.ctx, "closing: sustained message rate abuse")
+			}
 			return
 		}
 		c.sendError(nil, protocol.CodeRateLimited, "too many messages; slow down")
@@ -462,9 +463,11 @@ var (
 // closeWith starts a graceful close with code and reason and returns at
 // once. The handshake (up to the transport's 5 s grace) runs on a goroutine
 // that ends with the connection, before the connection's handler returns.
-func (c *conn) closeWith(code int, reason string) {
+// It reports whether this call started the close (false when one was
+// already under way).
+func (c *conn) closeWith(code int, reason string) (first bool) {
 	c.closeMu.Lock()
-	first := c.closeCode == 0
+	first = c.closeCode == 0
 	if first {
 		c.closeCode, c.closeReason = code, reason
 	}
@@ -472,6 +475,7 @@ func (c *conn) closeWith(code int, reason string) {
 	if first {
 		go func() { _ = c.ws.Close(code, reason) }()
 	}
+	return first
 }
 
 // Deliver implements hub.Member.
@@ -480,8 +484,9 @@ func (c *conn) Deliver(d *hub.Delivery) {
 	// consumer; the cleanup path counts and logs it.
 	f := d.Frame(v1Codec{})
 	if d.Msg.Ack && !c.track(d.Msg.MsgID, f) {
-		c.s.log.WarnContext(c.ctx, "too many unacknowledged messages", "limit", c.s.cfg.MaxPendingAcks)
-		c.ws.Abort(transport.CloseSlowConsumer, "slow consumer", transport.ErrSlowConsumer)
+		if c.ws.Abort(transport.CloseSlowConsumer, "slow consumer", transport.ErrSlowConsumer) {
+			c.s.log.WarnContext(c.ctx, "too many unacknowledged messages", "limit", c.s.cfg.MaxPendingAcks)
+		}
 		return
 	}
 	_ = c.ws.Send(f)

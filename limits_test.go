@@ -98,6 +98,17 @@ func TestMessageRateLimit(t *testing.T) {
 	if code != websocket.StatusPolicyViolation || !strings.Contains(reason, "rate") {
 		t.Fatalf("close %d %q, want 1008 rate limit", code, reason)
 	}
+	// Frames that arrive during the close handshake are refused too, but
+	// the abuse is logged once.
+	warned := 0
+	for _, l := range ts.Logs.lines(t) {
+		if l["msg"] == "closing: sustained message rate abuse" {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Errorf("abuse logged %d times, want once", warned)
+	}
 }
 
 func TestOriginCheck(t *testing.T) {

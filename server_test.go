@@ -99,6 +99,7 @@ func TestAPIPublish(t *testing.T) {
 		{"no event", testAPIKey, `{"room":"news"}`, 400, "bad_request"},
 		{"unknown field", testAPIKey, `{"room":"news","event":"e","colour":1}`, 400, "bad_request"},
 		{"data not JSON", testAPIKey, `{"room":"news","event":"e","data":nope}`, 400, "bad_request"},
+		{"user too long", testAPIKey, `{"user":"` + strings.Repeat("u", 300) + `","event":"e"}`, 400, "bad_request"},
 		{"ok", testAPIKey, `{"room":"news","event":"headline","data":{"title":"Herald ships"}}`, 200, ""},
 		{"rotated old key still works", "old-key-0123456789", `{"room":"news","event":"headline","data":2}`, 200, ""},
 	}

@@ -125,7 +125,7 @@ func (Anonymous) Authenticate(r *http.Request) (*Identity, error) {
 	}
 	if !ValidClientID(cid) {
 		return nil, &Error{Status: http.StatusBadRequest, Reason: "bad_client_id",
-			Message: "X-Client-Id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -"}
+			Message: "the client id (X-Client-Id header or clientId query parameter) must be 1-128 characters of A-Z a-z 0-9 . _ : @ -"}
 	}
 	return &Identity{UserID: cid, Anonymous: true}, nil
 }

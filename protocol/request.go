@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -136,7 +137,7 @@ func validateName(kind, name string, max int) error {
 		return fmt.Errorf("%s name is not valid UTF-8", kind)
 	}
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) { // C0, DEL and C1, as for JWT subjects
 			return fmt.Errorf("%s name contains a control character", kind)
 		}
 	}
