@@ -80,11 +80,30 @@ func requestID(r *http.Request) string {
 	return v
 }
 
+// handshakeErrorCode is the error code of a refused handshake's JSON body.
+func handshakeErrorCode(status int) string {
+	switch status {
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusUpgradeRequired:
+		return "unsupported_version"
+	}
+	return "bad_handshake"
+}
+
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	cid := requestID(r)
 	w.Header().Set("X-Request-ID", cid)
 	ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
 
+	// A request that is no WebSocket upgrade at all is told so first,
+	// before authentication or limits are spent on it.
+	if herr := transport.CheckHandshake(r); herr != nil {
+		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
+		herr.SetHeaders(w.Header())
+		writeJSONError(w, herr.Status, handshakeErrorCode(herr.Status), herr.Message)
+		return
+	}
 	if s.draining.Load() {
 		s.metrics.UpgradesRejected.WithLabelValues("draining").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.DrainRetryAfter+time.Second-1)/time.Second)))

@@ -212,9 +212,13 @@ func TestShutdownDrains(t *testing.T) {
 	if code, body, _ := get(t, ts.HTTP.URL+"/readyz"); code != 503 || !strings.Contains(body, "draining") {
 		t.Errorf("/readyz during drain: %d %s", code, body)
 	}
-	code, body, hdr := get(t, strings.Replace(ts.URL, "ws://", "http://", 1))
-	if code != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(body, "draining") {
-		t.Errorf("upgrade during drain: %d %q Retry-After=%q", code, body, hdr.Get("Retry-After"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, resp, err := websocket.Dial(ctx, ts.URL, nil)
+	cancel()
+	if err == nil || resp == nil {
+		t.Errorf("upgrade during drain: err %v, resp %v; want a 503", err, resp)
+	} else if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "draining") {
+		t.Errorf("upgrade during drain: %d %q Retry-After=%q", resp.StatusCode, b, resp.Header.Get("Retry-After"))
 	}
 	if code, _, _ := get(t, ts.HTTP.URL+"/healthz"); code != 200 {
 		t.Errorf("/healthz must stay 200 while draining: %d", code)
@@ -286,5 +290,54 @@ func TestAPIRefusalsAreConsistent(t *testing.T) {
 		if code != http.StatusMethodNotAllowed || h.Get("Allow") != tt.allow || m["error"] != "method_not_allowed" {
 			t.Errorf("%s %s: %d Allow %q %v, want 405 Allow %s", tt.method, tt.path, code, h.Get("Allow"), m, tt.allow)
 		}
+	}
+}
+
+// TestHandshakeRefusalsComeFirstAsJSON: a request that is not a WebSocket
+// upgrade is told so before authentication and limits are consulted
+// (here an invalid client id that would otherwise get 400 bad_client_id),
+// in the same JSON shape as every other refusal.
+func TestHandshakeRefusalsComeFirstAsJSON(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{})
+	wsURL := ts.HTTP.URL + "/ws"
+	upgrade := http.Header{
+		"Upgrade": {"websocket"}, "Connection": {"Upgrade"},
+		"Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="},
+		"X-Client-Id": {"bad id!"},
+	}
+	tests := []struct {
+		name       string
+		method     string
+		edit       func(http.Header)
+		status     int
+		code       string
+		header, hv string
+	}{
+		{"POST", "POST", func(http.Header) {}, 405, "method_not_allowed", "Allow", "GET"},
+		{"plain GET", "GET", func(h http.Header) { h.Del("Upgrade") }, 400, "bad_handshake", "", ""},
+		{"bad key", "GET", func(h http.Header) { h.Set("Sec-Websocket-Key", "short") }, 400, "bad_handshake", "", ""},
+		{"version 8", "GET", func(h http.Header) { h.Set("Sec-Websocket-Version", "8") }, 426, "unsupported_version", "Sec-Websocket-Version", "13"},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, wsURL, nil)
+		req.Header = upgrade.Clone()
+		tt.edit(req.Header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tt.status || m["error"] != tt.code || m["message"] == "" {
+			t.Errorf("%s: %d %v (%v), want %d %s", tt.name, resp.StatusCode, m, err, tt.status, tt.code)
+		}
+		if tt.header != "" && resp.Header.Get(tt.header) != tt.hv {
+			t.Errorf("%s: %s %q, want %q", tt.name, tt.header, resp.Header.Get(tt.header), tt.hv)
+		}
+	}
+	if got := metricValue(t, ts, `herald_upgrades_rejected_total{reason="bad_handshake"}`); got != float64(len(tests)) {
+		t.Errorf("bad_handshake refusals counted %v, want %d", got, len(tests))
 	}
 }

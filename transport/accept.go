@@ -13,15 +13,37 @@ import (
 
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// handshakeError is a rejected upgrade: the HTTP status and the short
-// text body written to the client.
-type handshakeError struct {
-	status int
-	msg    string
+// HandshakeError is a request that is not a valid WebSocket opening
+// handshake: the HTTP status it is answered with (400, 405 or 426) and
+// what is wrong with it.
+type HandshakeError struct {
+	Status  int
+	Message string
 }
 
-func (e *handshakeError) Error() string {
-	return fmt.Sprintf("transport: handshake: %d %s", e.status, e.msg)
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("transport: handshake: %d %s", e.Status, e.Message)
+}
+
+// SetHeaders adds the response headers that go with the status: Allow
+// for 405, Sec-WebSocket-Version for 426.
+func (e *HandshakeError) SetHeaders(h http.Header) {
+	switch e.Status {
+	case http.StatusMethodNotAllowed:
+		h.Set("Allow", http.MethodGet)
+	case http.StatusUpgradeRequired:
+		h.Set("Sec-WebSocket-Version", "13")
+	}
+}
+
+// CheckHandshake reports whether r is a valid WebSocket opening handshake
+// (RFC 6455 section 4.2.1) without answering it: nil, or the error
+// Upgrade would answer with. A server that refuses upgrades for other
+// reasons too (authentication, limits) calls it first, so that a request
+// that is not an upgrade at all is told so, cheaply, in its own format.
+func CheckHandshake(r *http.Request) *HandshakeError {
+	_, herr := checkHandshake(r)
+	return herr
 }
 
 // Upgrader accepts WebSocket connections with one set of Options, which
@@ -53,13 +75,8 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader ht
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, respHeader http.Header) (*Conn, error) {
 	accept, herr := checkHandshake(r)
 	if herr != nil {
-		if herr.status == http.StatusMethodNotAllowed {
-			w.Header().Set("Allow", http.MethodGet)
-		}
-		if herr.status == http.StatusUpgradeRequired {
-			w.Header().Set("Sec-WebSocket-Version", "13")
-		}
-		http.Error(w, herr.msg, herr.status)
+		herr.SetHeaders(w.Header())
+		http.Error(w, herr.Message, herr.Status)
 		return nil, herr
 	}
 	opts := &u.opts
@@ -119,25 +136,25 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 
 // checkHandshake validates the upgrade request and returns the
 // Sec-WebSocket-Accept value.
-func checkHandshake(r *http.Request) (string, *handshakeError) {
+func checkHandshake(r *http.Request) (string, *HandshakeError) {
 	if r.Method != http.MethodGet {
-		return "", &handshakeError{http.StatusMethodNotAllowed, "websocket upgrade requires GET"}
+		return "", &HandshakeError{http.StatusMethodNotAllowed, "websocket upgrade requires GET"}
 	}
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		return "", &handshakeError{http.StatusBadRequest, `missing "Upgrade: websocket" header`}
+		return "", &HandshakeError{http.StatusBadRequest, `missing "Upgrade: websocket" header`}
 	}
 	if !headerHasToken(r.Header, "Connection", "upgrade") {
-		return "", &handshakeError{http.StatusBadRequest, `missing "Connection: Upgrade" header`}
+		return "", &HandshakeError{http.StatusBadRequest, `missing "Connection: Upgrade" header`}
 	}
 	if v := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Version")); v != "13" {
-		return "", &handshakeError{http.StatusUpgradeRequired, "unsupported websocket version, want 13"}
+		return "", &HandshakeError{http.StatusUpgradeRequired, "unsupported websocket version, want 13"}
 	}
 	key := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))
 	if key == "" {
-		return "", &handshakeError{http.StatusBadRequest, "missing Sec-WebSocket-Key header"}
+		return "", &HandshakeError{http.StatusBadRequest, "missing Sec-WebSocket-Key header"}
 	}
 	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
-		return "", &handshakeError{http.StatusBadRequest, "invalid Sec-WebSocket-Key header"}
+		return "", &HandshakeError{http.StatusBadRequest, "invalid Sec-WebSocket-Key header"}
 	}
 	return acceptKey(key), nil
 }
