@@ -67,13 +67,7 @@ func TestTooManyUnackedClosesSlowConsumer(t *testing.T) {
 	waitFor(t, 2*time.Second, "slow consumer counted", func() bool {
 		return metricValue(t, ts, "herald_slow_consumer_disconnects_total") == 1
 	})
-	warned := 0
-	for _, l := range ts.Logs.lines(t) {
-		if l["msg"] == "too many unacknowledged messages" {
-			warned++
-		}
-	}
-	if warned != 1 {
+	if warned := logCount(t, ts, "too many unacknowledged messages"); warned != 1 {
 		t.Errorf("logged %d times, want once", warned)
 	}
 }

@@ -291,7 +291,15 @@ func (w *wsClient) closeStatus(timeout time.Duration) (websocket.StatusCode, str
 // apiPublish posts to /api/v1/publish.
 func apiPublish(t testing.TB, ts *testServer, key string, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", ts.HTTP.URL+"/api/v1/publish", strings.NewReader(body))
+	code, _, m := apiCall(t, ts, "POST", "/api/v1/publish", key, body)
+	return code, m
+}
+
+// apiCall sends an API request with key (none when empty) and returns the
+// status, the headers and the JSON answer, failing when it is not JSON.
+func apiCall(t testing.TB, ts *testServer, method, path, key, body string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, ts.HTTP.URL+path, strings.NewReader(body))
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
@@ -303,9 +311,21 @@ func apiPublish(t testing.TB, ts *testServer, key string, body string) (int, map
 	b, _ := io.ReadAll(resp.Body)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("API answer is not JSON: %q", b)
+		t.Fatalf("%s %s: answer is not JSON: %q", method, path, b)
 	}
-	return resp.StatusCode, m
+	return resp.StatusCode, resp.Header, m
+}
+
+// logCount returns how many of the server's log lines have msg.
+func logCount(t testing.TB, ts *testServer, msg string) int {
+	t.Helper()
+	n := 0
+	for _, l := range ts.Logs.lines(t) {
+		if l["msg"] == msg {
+			n++
+		}
+	}
+	return n
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -100,13 +100,7 @@ func TestMessageRateLimit(t *testing.T) {
 	}
 	// Frames that arrive during the close handshake are refused too, but
 	// the abuse is logged once.
-	warned := 0
-	for _, l := range ts.Logs.lines(t) {
-		if l["msg"] == "closing: sustained message rate abuse" {
-			warned++
-		}
-	}
-	if warned != 1 {
+	if warned := logCount(t, ts, "closing: sustained message rate abuse"); warned != 1 {
 		t.Errorf("abuse logged %d times, want once", warned)
 	}
 }

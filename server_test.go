@@ -263,18 +263,7 @@ func TestAPIRefusalsAreConsistent(t *testing.T) {
 	huge := `{"room":"news","event":"e","data":"` + strings.Repeat("x", 1<<20) + `"}`
 	call := func(method, path, body string) (int, http.Header, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, ts.HTTP.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testAPIKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			t.Fatalf("%s %s: answer is not JSON: %v", method, path, err)
-		}
-		return resp.StatusCode, resp.Header, m
+		return apiCall(t, ts, method, path, testAPIKey, body)
 	}
 	for _, path := range []string{"/api/v1/publish", "/api/v1/revoke"} {
 		if code, _, m := call("POST", path, huge); code != http.StatusRequestEntityTooLarge || m["error"] != "too_large" {

@@ -99,16 +99,8 @@ func TestPresenceAPIAndEvents(t *testing.T) {
 	a2.join("hall")
 	b.join("hall")
 	get := func(room string) (int, map[string]any) {
-		req, _ := http.NewRequest("GET", ts.HTTP.URL+"/api/v1/rooms/"+room+"/presence", nil)
-		req.Header.Set("Authorization", "Bearer "+testAPIKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = jsonDecode(resp, &m)
-		return resp.StatusCode, m
+		code, _, m := apiCall(t, ts, "GET", "/api/v1/rooms/"+room+"/presence", testAPIKey, "")
+		return code, m
 	}
 	code, m := get("hall")
 	if code != 200 || m["connections"] != float64(3) || fmt.Sprint(m["users"]) != "[map[connections:2 user:ann] map[connections:1 user:ben]]" {
