@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/auth"
-	"github.com/heraldrt/herald/hub"
 	"github.com/heraldrt/herald/protocol"
 )
 
@@ -121,11 +120,7 @@ func (c *conn) leaveForbiddenRooms(id *auth.Identity) []string {
 		if id.CanJoin(room) {
 			continue
 		}
-		c.rooms.remove(room)
-		if err := c.s.hub.Leave(c.ctx, room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
-			c.s.log.WarnContext(c.ctx, "unsubscribe failed", "room", room, "err", err)
-		}
-		c.s.presenceRemove(c.ctx, c, room)
+		c.leaveRoom(room)
 		left = append(left, room)
 	}
 	if len(left) > 0 {

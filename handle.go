@@ -80,17 +80,27 @@ func (c *conn) leave(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeBadRequest, "a connection cannot leave its own user room")
 		return
 	}
-	if !c.rooms.remove(room) {
+	if !c.leaveRoom(room) {
 		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("not a member of %q", room))
 		return
+	}
+	c.saveSession()
+	c.reply(req.ID, roomReply(room))
+}
+
+// leaveRoom takes the connection out of room (its set, the hub and
+// presence) and reports whether it was a member. The caller saves the
+// session.
+func (c *conn) leaveRoom(room string) bool {
+	if !c.rooms.remove(room) {
+		return false
 	}
 	if err := c.s.hub.Leave(c.ctx, room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
 		// The member is gone locally either way; only the broker unsubscribe failed.
 		c.s.log.WarnContext(c.ctx, "unsubscribe failed", "room", room, "err", err)
 	}
 	c.s.presenceRemove(c.ctx, c, room)
-	c.saveSession()
-	c.reply(req.ID, roomReply(room))
+	return true
 }
 
 func (c *conn) publish(req *protocol.Request) {
