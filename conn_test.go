@@ -40,7 +40,10 @@ func TestHeartbeatTerminatesClientThatIgnoresPings(t *testing.T) {
 	// The socket was closed without a close handshake: the zombie sees no close frame.
 	zombie.startReader()
 	for {
-		m, err := zombie.tryRead(2 * time.Second)
+		m, err := zombie.tryRead(5 * time.Second)
+		if errors.Is(err, errTimeout) {
+			t.Fatal("the zombie's socket is still open after the server terminated it")
+		}
 		if err != nil {
 			var ce websocket.CloseError
 			if errors.As(err, &ce) {

@@ -366,3 +366,10 @@ func metricValue(t testing.TB, ts *testServer, series string) float64 {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// str is v as a string, "" when it is absent or not a string: a JSON
+// field compared with "" must not pass when the field is missing.
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}

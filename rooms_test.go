@@ -88,7 +88,7 @@ func TestRoomsDeliverOnceInOrder(t *testing.T) {
 			if m["room"] != "chat" || m["event"] != "msg" || d.N != i {
 				t.Fatalf("client %d: message %d = %v", ci, i, m)
 			}
-			if m["msgId"] == "" || m["ts"] == nil || m["from"] != pub.welcome["userId"] {
+			if str(m["msgId"]) == "" || m["ts"] == nil || m["from"] != pub.welcome["userId"] {
 				t.Fatalf("event lacks msgId/ts/from: %v", m)
 			}
 		}
@@ -138,7 +138,7 @@ func TestJoinLeavePublishErrors(t *testing.T) {
 		if m["type"] != tt.wantType || (tt.wantCode != "" && m["code"] != tt.wantCode) {
 			t.Errorf("%s: got %v, want %s %s", tt.name, m, tt.wantType, tt.wantCode)
 		}
-		if tt.wantType == "error" && m["message"] == "" {
+		if tt.wantType == "error" && str(m["message"]) == "" {
 			t.Errorf("%s: error without message: %v", tt.name, m)
 		}
 	}

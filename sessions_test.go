@@ -106,7 +106,7 @@ func TestPresenceAPIAndEvents(t *testing.T) {
 	if code != 200 || m["connections"] != float64(3) || fmt.Sprint(m["users"]) != "[map[connections:2 user:ann] map[connections:1 user:ben]]" {
 		t.Fatalf("presence: %d %v", code, m)
 	}
-	// ben saw ann's second connection join (presence events), then ann leaves.
+	// ann's second connection leaves: ben, in the room, gets the presence event.
 	_ = a2.c.Close(websocket.StatusNormalClosure, "")
 	for {
 		e := b.expect("event")

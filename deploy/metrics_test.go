@@ -402,7 +402,7 @@ func TestGrafanaDashboard(t *testing.T) {
 			t.Errorf("panel %q: duplicate id %v", p["title"], id)
 		}
 		ids[id] = true
-		if p["title"] == "" {
+		if title, _ := p["title"].(string); title == "" {
 			t.Errorf("panel %v has no title", id)
 		}
 	}

@@ -122,9 +122,15 @@ func TestConcurrentJoinLeaveKeepsInterestConsistent(t *testing.T) {
 			m := &member{codec: jsonCodec{enc}}
 			for i := 0; i < 200; i++ {
 				room := fmt.Sprintf("r%d", i%4)
-				_, _ = h.Join(ctx, room, m)
-				_ = h.Publish(ctx, &broker.Message{Room: room, Event: "e"})
-				_ = h.Leave(ctx, room, m)
+				if _, err := h.Join(ctx, room, m); err != nil {
+					t.Error(err)
+				}
+				if err := h.Publish(ctx, &broker.Message{Room: room, Event: "e"}); err != nil {
+					t.Error(err)
+				}
+				if err := h.Leave(ctx, room, m); err != nil {
+					t.Error(err)
+				}
 			}
 		}()
 	}

@@ -79,8 +79,8 @@ func TestHandshakeTokens(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, Options{}, nil)
 	rc := dialRaw(t, ts.URL, "")
-	if got := rc.resp.Header.Get("Sec-WebSocket-Accept"); got == "" {
-		t.Fatal("no Sec-WebSocket-Accept")
+	if got, want := rc.resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(rc.key); got != want {
+		t.Fatalf("Sec-WebSocket-Accept %q, want %q", got, want)
 	}
 	if got := acceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Errorf("acceptKey = %q (RFC 6455 example)", got)

@@ -444,11 +444,14 @@ func TestSlowReaderKeepsUp(t *testing.T) {
 		total += m
 		time.Sleep(15 * time.Millisecond)
 	}
-	if took := time.Since(start); took < 2*400*time.Millisecond {
-		t.Logf("drained in %s: the socket buffers were larger than expected", took)
-	}
+	took := time.Since(start)
 	if err := c.Err(); err != nil {
 		t.Fatalf("connection ended: %v", err)
+	}
+	if took < 2*400*time.Millisecond {
+		// The test is about a reader slower than WriteTimeout; this one
+		// was not, so the point was not tested.
+		t.Skipf("drained in %s: the socket buffers were larger than expected", took)
 	}
 }
 

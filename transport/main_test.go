@@ -111,6 +111,7 @@ type rawClient struct {
 	nc   net.Conn
 	br   *bufio.Reader
 	resp *http.Response
+	key  string // the Sec-WebSocket-Key sent
 }
 
 func dialRaw(tb testing.TB, url string, extraHeader string) *rawClient {
@@ -127,10 +128,11 @@ func dialRawWith(tb testing.TB, url string, extraHeader string, early []byte) *r
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { nc.Close() })
-	key := make([]byte, 16)
-	_, _ = rand.Read(key)
+	raw := make([]byte, 16)
+	_, _ = rand.Read(raw)
+	key := base64.StdEncoding.EncodeToString(raw)
 	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(key) + "\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\n" +
 		extraHeader + "\r\n"
 	if _, err := nc.Write(append([]byte(req), early...)); err != nil {
 		tb.Fatal(err)
@@ -143,7 +145,7 @@ func dialRawWith(tb testing.TB, url string, extraHeader string, early []byte) *r
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		tb.Fatalf("handshake status %d", resp.StatusCode)
 	}
-	return &rawClient{tb: tb, nc: nc, br: br, resp: resp}
+	return &rawClient{tb: tb, nc: nc, br: br, resp: resp, key: key}
 }
 
 // frame encodes one client frame. rsv holds the RSV bits (0x40, 0x20, 0x10).

@@ -412,7 +412,7 @@ func TestTwoNodesOnNATS(t *testing.T) {
 	n1 := startNodeWith(t, bin, "nats-1", "--nats-url", nats.URL())
 	n2 := startNodeWith(t, bin, "nats-2", "--nats-url", nats.URL())
 	ctx := context.Background()
-	a, _ := dialNode(t, n1.ws(), "a")
+	a, recA := dialNode(t, n1.ws(), "a")
 	b, recB := dialNode(t, n2.ws(), "b")
 	for _, c := range []*client.Client{a, b} {
 		if err := c.Join(ctx, "r"); err != nil {
@@ -425,10 +425,11 @@ func TestTwoNodesOnNATS(t *testing.T) {
 		}
 	}
 	waitUntil(t, 5*time.Second, "20 messages across nodes", func() bool { return len(recB.byEvent("n")) == 20 })
+	// A direct message published on node 2 reaches a's connection on node 1.
 	if code, _ := apiCall(t, "POST", n2.http()+"/api/v1/publish", `{"user":"a","event":"dm"}`); code != 200 {
 		t.Fatalf("API: %d", code)
 	}
-	_ = b
+	waitUntil(t, 5*time.Second, "direct message across nodes", func() bool { return len(recA.byEvent("dm")) == 1 })
 }
 
 // TestRedisSharedRooms: with --redis-shared-rooms a node holds every room

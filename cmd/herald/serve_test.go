@@ -124,6 +124,7 @@ func TestServeRejectsEngineConfig(t *testing.T) {
 
 var (
 	buildOnce sync.Once
+	binDir    string // removed by TestMain
 	binPath   string
 	buildErr  error
 )
@@ -137,6 +138,7 @@ func buildBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "herald")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
@@ -207,6 +209,11 @@ func TestSIGTERMDrainsRealBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.CloseNow()
+		// The welcome comes once the server holds the connection, so the
+		// drain below will find it.
+		if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), `"welcome"`) {
+			t.Fatalf("welcome: %q %v", b, err)
+		}
 		leaveWhenTold := i%2 == 0
 		go func() {
 			var r result
@@ -231,7 +238,6 @@ func TestSIGTERMDrainsRealBinary(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // let the welcomes flow
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
