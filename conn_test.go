@@ -335,11 +335,11 @@ func TestConnectAndDisconnectHooks(t *testing.T) {
 		},
 	}})
 	c := dial(t, ts.URL, withHeader("X-Client-Id", "dave"))
-	if e := <-events; e != (ev{"connect", "dave", 0}) {
+	if e := recv(t, events); e != (ev{"connect", "dave", 0}) {
 		t.Fatalf("got %v", e)
 	}
 	_ = c.c.Close(websocket.StatusNormalClosure, "bye")
-	if e := <-events; e != (ev{"disconnect", "dave", 1000}) {
+	if e := recv(t, events); e != (ev{"disconnect", "dave", 1000}) {
 		t.Fatalf("got %v", e)
 	}
 	m := dial(t, ts.URL, withHeader("X-Client-Id", "mallory"))

@@ -373,3 +373,17 @@ func str(v any) string {
 	s, _ := v.(string)
 	return s
 }
+
+// recv takes one value from ch, failing after 5 s instead of hanging
+// until the test binary's timeout.
+func recv[T any](t testing.TB, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing received within 5 s")
+		var zero T
+		return zero
+	}
+}

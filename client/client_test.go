@@ -415,7 +415,11 @@ func TestDisconnectedWhileWaiting(t *testing.T) {
 		_, err := c.Emit(ctxT(t), "slow", nil)
 		errc <- err
 	}()
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server never got the emit")
+	}
 	p.kill()
 	if err := <-errc; !errors.Is(err, client.ErrDisconnected) {
 		t.Errorf("Emit = %v, want ErrDisconnected", err)
