@@ -37,9 +37,11 @@ func (c *Conn) Close(code int, reason string) error {
 	return c.closeErr
 }
 
-// Terminate closes the socket immediately without a close frame, for a
-// peer that is gone (heartbeat timeout) or when there is no time for a
-// handshake. err is recorded as the cause unless one already is; nil
+// Terminate ends the connection immediately without a close frame, for
+// a peer that is gone (heartbeat timeout) or when there is no time for a
+// handshake: the socket is closed, or, while a write is in progress on
+// another goroutine, shut down at once and closed when that write
+// returns. err is recorded as the cause unless one already is; nil
 // records ErrClosed. Terminate is idempotent and does not wait for Done.
 func (c *Conn) Terminate(err error) {
 	if err == nil {

@@ -65,10 +65,11 @@
 //	1005  CloseNoStatus         received close frame had no code          (never sent)
 //	1006  CloseAbnormal         socket dropped without a close frame      (never sent) reconnect
 //	1007  CloseInvalidPayload   invalid UTF-8 or invalid deflate data     not reconnect (bug)
-//	1008  ClosePolicyViolation  application policy (auth, abuse)          not reconnect
+//	1008  ClosePolicyViolation  application policy (auth, abuse), or      not reconnect
+//	                            more than ControlFrameRate pings/pongs
 //	1009  CloseMessageTooBig    message larger than Options.ReadLimit     not reconnect (bug)
-//	1011  CloseInternalError    server error                              reconnect with backoff
-//	4008  CloseSlowConsumer     send queue full                           reconnect with backoff
+//	1011  CloseInternalError    server error (Abort by the application)   reconnect with backoff
+//	4008  CloseSlowConsumer     send queue full (or Abort)                reconnect with backoff
 //
 // A heartbeat timeout (ErrHeartbeatTimeout) ends the connection without
 // a close frame; the client sees 1006 and should reconnect with backoff.
