@@ -48,6 +48,12 @@ type Options struct {
 	ChurnTime    time.Duration // duration of one churn run (default 10 s)
 	ChurnConc    int           // concurrent connect loops in total (default 64)
 	ClusterNodes int           // nodes in the cluster scenario (default 3)
+	// ClusterProcs is GOMAXPROCS for each Herald node of the cluster
+	// scenario. 0 (the default) gives each node its share of the
+	// machine's cores, at least one, as a CPU limit of cores/nodes would
+	// (Go reads a container's limit); -1 leaves Go's default (every core)
+	// to every node. The one-node scenarios always run with Go's default.
+	ClusterProcs int
 
 	HeraldBin string // herald binary for servers and workers (default: this executable)
 	PeersDir  string // bench/peers (default "bench/peers")
@@ -134,10 +140,25 @@ func (o *Options) validate() error {
 	if o.Conns <= 0 || o.Rooms <= 0 || o.Reps <= 0 {
 		return fmt.Errorf("suite: conns, rooms and reps must be positive")
 	}
+	if o.ClusterProcs < -1 {
+		return fmt.Errorf("suite: cluster procs must be -1 (Go's default), 0 (cores/nodes) or a count")
+	}
 	if o.Rooms > 100 {
 		return fmt.Errorf("suite: at most 100 rooms (Herald's default per-connection room limit is 128 and a publisher joins all)")
 	}
 	return nil
+}
+
+// clusterProcs returns the GOMAXPROCS of each Herald cluster node, or 0
+// for Go's default.
+func (o *Options) clusterProcs(cpus int) int {
+	switch {
+	case o.ClusterProcs > 0:
+		return o.ClusterProcs
+	case o.ClusterProcs < 0:
+		return 0
+	}
+	return max(1, cpus/max(1, o.ClusterNodes))
 }
 
 // sourceIPs returns 127.0.0.2 … 127.0.0.(1+n).

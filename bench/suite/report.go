@@ -93,7 +93,7 @@ func newReport(o Options) *Report {
 			"ramp":               fmt.Sprint(o.RampRates),
 			"p99 bound":          o.P99Bound.String(),
 			"churn":              fmt.Sprintf("%s, %d concurrent", o.ChurnTime, o.ChurnConc),
-			"cluster nodes":      fmt.Sprint(o.ClusterNodes),
+			"cluster nodes":      clusterNodesParam(o),
 		},
 		Idle: map[string]*IdleFigures{}, Broadcast: map[string]map[string][]loadgen.StepResult{},
 		Ramp: map[string]loadgen.RampResult{}, Churn: map[string][]loadgen.ChurnResult{},
@@ -101,6 +101,14 @@ func newReport(o Options) *Report {
 		ClusterIdle: map[string]*IdleFigures{},
 		fixedRate:   o.FixedRate, nodes: o.ClusterNodes,
 	}
+}
+
+// clusterNodesParam describes the cluster's nodes and their GOMAXPROCS.
+func clusterNodesParam(o Options) string {
+	if p := o.clusterProcs(runtime.NumCPU()); p > 0 {
+		return fmt.Sprintf("%d (Herald nodes with GOMAXPROCS=%d each)", o.ClusterNodes, p)
+	}
+	return fmt.Sprintf("%d (Herald nodes with Go's default GOMAXPROCS)", o.ClusterNodes)
 }
 
 func execOutput(ctx context.Context, bin string, args ...string) (string, error) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -237,7 +238,7 @@ func (r *runner) churn(ctx context.Context, target string) error {
 // first.
 func (r *runner) cluster(ctx context.Context, target string) error {
 	o := r.opts
-	d, err := r.deploy(ctx, target, deployConfig{nodes: o.ClusterNodes})
+	d, err := r.deploy(ctx, target, deployConfig{nodes: o.ClusterNodes, procs: o.clusterProcs(runtime.NumCPU())})
 	if err != nil {
 		return err
 	}

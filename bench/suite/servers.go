@@ -92,6 +92,7 @@ func (d *deployment) stop() {
 type deployConfig struct {
 	nodes int
 	jwt   bool
+	procs int // GOMAXPROCS of each Herald node; 0 for Go's default
 }
 
 func freePort() (int, error) {
@@ -198,7 +199,11 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 			if redisURL != "" {
 				args = append(args, "--redis-url", redisURL)
 			}
-			p, err = r.startProcess(ctx, name, nil, r.opts.HeraldBin, args...)
+			var env []string
+			if c.procs > 0 {
+				env = []string{"GOMAXPROCS=" + strconv.Itoa(c.procs)}
+			}
+			p, err = r.startProcess(ctx, name, env, r.opts.HeraldBin, args...)
 		case TargetFloor:
 			p, err = r.startProcess(ctx, name, nil, r.opts.HeraldBin, "bench", "floor", "--addr", addr)
 		default:

@@ -120,6 +120,7 @@ QUICK=1 in the environment is the same as --quick.
 	fs.DurationVar(&o.ChurnTime, "churn-time", o.ChurnTime, "duration of one churn run")
 	fs.IntVar(&o.ChurnConc, "churn-concurrency", o.ChurnConc, "concurrent connect loops in the churn scenario")
 	fs.IntVar(&o.ClusterNodes, "cluster-nodes", o.ClusterNodes, "nodes in the cluster scenario")
+	fs.IntVar(&o.ClusterProcs, "cluster-procs", o.ClusterProcs, "GOMAXPROCS of each Herald cluster node: 0 = cores/nodes, at least 1 (as a CPU limit would set it); -1 = Go's default (every core)")
 	fs.StringVar(&o.HeraldBin, "herald-bin", "", "herald binary to benchmark (default: this executable)")
 	fs.StringVar(&o.PeersDir, "peers", o.PeersDir, "directory of the Node reference servers")
 	fs.StringVar(&o.NodeBin, "node", o.NodeBin, "node binary")
