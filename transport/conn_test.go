@@ -230,6 +230,34 @@ func TestHeartbeat(t *testing.T) {
 		}
 	})
 
+	t.Run("no control queue kept between pings", func(t *testing.T) {
+		t.Parallel()
+		// Every idle connection gets pings: the queue a ping went through
+		// is not kept until the next one.
+		ts := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PongTimeout: 2 * time.Second}, nil)
+		c := dialCoder(t, ts, nil)
+		c.CloseRead(context.Background()) // answers pings
+		sc := ts.nextConn(t)
+		// Two queues took turns holding a ping before: wait for a few.
+		checkFor(t, 5*time.Second, func() error {
+			if n := sc.framesOut.Load(); n < 3 {
+				return fmt.Errorf("%d pings written", n)
+			}
+			return nil
+		})
+		checkFor(t, 5*time.Second, func() error {
+			if err := sc.Err(); err != nil {
+				t.Fatalf("connection ended: %v", err) // closing clears the queue
+			}
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			if sc.ctrlQ != nil {
+				return fmt.Errorf("control queue held between pings: len %d cap %d", len(sc.ctrlQ), cap(sc.ctrlQ))
+			}
+			return nil
+		})
+	})
+
 	t.Run("responsive client kept", func(t *testing.T) {
 		t.Parallel()
 		// A timeout a loaded CI machine's scheduling cannot reach; the

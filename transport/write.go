@@ -16,7 +16,6 @@ type writeState struct {
 	pending net.Buffers   // what a non-blocking write left unwritten
 	frames  int           // frames in pending
 	data    []*Prepared   // spare queue, swapped with Conn.sendQ
-	ctrl    [][]byte      // spare control queue, swapped with Conn.ctrlQ
 	z       *deflateState // made at the first message this conn compresses itself
 	err     error         // the write error that ended the connection
 }
@@ -49,8 +48,11 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 		c.release()
 		return
 	}
+	// No spare control queue: control frames come every few seconds at
+	// most (a ping per heartbeat), so an allocation then costs less than
+	// a slice held by every idle connection.
 	data, ctrl := c.sendQ, c.ctrlQ
-	c.ctrlQ = c.w.ctrl
+	c.ctrlQ = nil
 	if c.held {
 		data = nil // held data waits for Release
 	} else {
@@ -91,7 +93,7 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 }
 
 // buildBatch appends the taken queues' frames to batch, control frames
-// first, and recycles the queue slices as spares.
+// first, and keeps the data queue's slice as the spare.
 func (c *Conn) buildBatch(batch [][]byte, data []*Prepared, ctrl [][]byte) [][]byte {
 	if c.w.z != nil {
 		c.w.z.arena = c.w.z.arena[:0]
@@ -101,11 +103,9 @@ func (c *Conn) buildBatch(batch [][]byte, data []*Prepared, ctrl [][]byte) [][]b
 		batch = append(batch, c.frameFor(p))
 	}
 	clear(data)
-	clear(ctrl)
 	if data != nil {
 		c.w.data = spare(data)
 	}
-	c.w.ctrl = spare(ctrl)
 	return batch
 }
 
