@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,8 @@ type Conn struct {
 	held         bool        // Hold: data waits for Release
 	closeStarted bool
 	killed       bool
+	peerGone     bool // the reader has seen the peer's close or EOF
+	finished     bool // the socket is closed and the write side done
 	// fd is nc's descriptor, set once by newConn (-1 when rc is nil):
 	// flushTurn writes to it directly, without RawConn's reference count
 	// (a cold cache line per delivery, 5 % of the server's CPU at 50k
@@ -56,15 +59,13 @@ type Conn struct {
 	// write is in flight or can follow; Terminate only shuts the socket
 	// down while someone else owns it. Not guarded by mu.
 	fd         int32
-	queueLimit int           // opts.SendQueueSize
+	queueLimit int32         // opts.SendQueueSize
 	shard      *flushShard   // where the connection gets its turns
 	ctrlQ      [][]byte      // complete control frames, written before data
 	closeReq   *closeRequest // set once closing starts; taken by the owner
 	cause      error
 	closeAt    int64 // once closing, heartbeat clock time that caps every socket write; 0 before
 	closeErr   error // writing the close frame failed
-	peerGone   bool  // the reader has seen the peer's close or EOF
-	finished   bool  // the socket is closed and the write side done
 	// Channels are made only when someone waits, so that an idle
 	// connection holds none: done by Done, wake by a close sequence
 	// waiting for the peer (closed by Terminate or the peer's close).
@@ -83,13 +84,12 @@ type Conn struct {
 
 	polled      bool // registered with readPoller; guarded by readPoller.mu
 	notifyState atomic.Int32
-	notifyFn    func() // set by NotifyReadable, run by readable
-
 	// Where the heartbeat clock keeps the connection: when it is due (clock
 	// time) and its index in the clock's heap (-1 when not scheduled).
 	// Guarded by heartbeats.mu.
-	hbAt  int64
-	hbIdx int32
+	hbIdx    int32
+	hbAt     int64
+	notifyFn func() // set by NotifyReadable, run by readable
 
 	lastSeen  atomic.Int64 // heartbeat clock time (see heartbeatClock.now)
 	pingAt    atomic.Int64 // when the unanswered ping was sent; 0 if none
@@ -122,7 +122,7 @@ func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated) *Conn {
 		opts:       opts,
 		neg:        neg,
 		shard:      pickShard(),
-		queueLimit: opts.SendQueueSize,
+		queueLimit: int32(min(opts.SendQueueSize, math.MaxInt32)),
 		hbIdx:      -1,
 		fd:         -1,
 	}
@@ -168,7 +168,7 @@ func (c *Conn) Send(m *Prepared) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if n := len(c.sendQ); n >= c.queueLimit && (c.blocked || n >= overloadFactor*c.queueLimit) {
+	if n, limit := len(c.sendQ), int(c.queueLimit); n >= limit && (c.blocked || n >= overloadFactor*limit) {
 		c.mu.Unlock()
 		if !c.Abort(CloseSlowConsumer, "slow consumer", ErrSlowConsumer) {
 			return ErrClosed
@@ -205,7 +205,7 @@ func (c *Conn) Abort(code int, reason string, cause error) bool {
 // Prefetch reads the fields Send uses, so that a broadcaster can bring
 // several connections' state into the CPU cache at once (see
 // hub.Prefetcher). It has no effect otherwise; the result is meaningless.
-func (c *Conn) Prefetch() int { return c.queueLimit }
+func (c *Conn) Prefetch() int { return int(c.queueLimit) }
 
 // Hold makes Send queue data without writing it until Release, e.g.
 // while a server subscribes a new connection to its rooms before telling

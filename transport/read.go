@@ -15,15 +15,17 @@ import (
 // readState is owned by whoever holds Conn.readMu.
 type readState struct {
 	err error // sticky terminal error
-	ctx context.Context
+	// watch is the context handling of Reads with a cancellable context,
+	// made at the first one: most connections are read with TryRead, or
+	// with a context that is never done.
+	watch *readWatch
 
-	midFrame    bool // part of a frame has been consumed
-	nonblock    bool // in TryRead: do not wait at a frame boundary
-	inMessage   bool // a message is being reassembled from fragments
-	compressed  bool // ... and it is compressed
-	deadlineSet bool // guarded by deadlineMu
-	typ         MessageType
-	ctrlSecond  uint16 // heartbeat clock second (mod 2^16) that ctrlCount counts
+	midFrame   bool // part of a frame has been consumed
+	nonblock   bool // in TryRead: do not wait at a frame boundary
+	inMessage  bool // a message is being reassembled from fragments
+	compressed bool // ... and it is compressed
+	typ        MessageType
+	ctrlSecond uint16 // heartbeat clock second (mod 2^16) that ctrlCount counts
 
 	size int64   // of the message so far
 	frag []byte  // uncompressed fragments, handed to the caller
@@ -32,10 +34,17 @@ type readState struct {
 	hdr       [maxHeaderLen]byte
 	ctrlCount uint16        // pings and pongs received in ctrlSecond
 	z         *inflateState // made at the first compressed message
+}
 
-	// deadlineMu orders the context watcher against the end of a Read.
-	deadlineMu sync.Mutex
-	gen        uint64
+// readWatch lets a cancelled context end a blocking Read: the context's
+// AfterFunc sets a past read deadline, which the next Read clears.
+type readWatch struct {
+	ctx context.Context // the current Read's, nil between Reads; reader only
+	// mu orders the AfterFunc against the end of a Read: gen changes with
+	// every Read, so a late AfterFunc leaves the deadline alone.
+	mu          sync.Mutex
+	gen         uint64
+	deadlineSet bool
 }
 
 type frameHeader struct {
@@ -69,35 +78,45 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
-	c.r.deadlineMu.Lock()
-	c.r.gen++
-	gen := c.r.gen
-	if c.r.deadlineSet {
-		_ = c.nc.SetReadDeadline(time.Time{})
-		c.r.deadlineSet = false
+	w := c.r.watch
+	if w == nil && ctx.Done() != nil {
+		w = new(readWatch)
+		c.r.watch = w
 	}
-	c.r.deadlineMu.Unlock()
+	if w == nil {
+		// No context was ever cancellable: no deadline to clear or set.
+		c.reader()
+		return c.readMessage()
+	}
+	w.mu.Lock()
+	w.gen++
+	gen := w.gen
+	if w.deadlineSet {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		w.deadlineSet = false
+	}
+	w.mu.Unlock()
 
 	var stop func() bool
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, func() {
-			c.r.deadlineMu.Lock()
-			defer c.r.deadlineMu.Unlock()
-			if c.r.gen == gen {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.gen == gen {
 				_ = c.nc.SetReadDeadline(time.Unix(1, 0))
-				c.r.deadlineSet = true
+				w.deadlineSet = true
 			}
 		})
 	}
-	c.r.ctx = ctx
+	w.ctx = ctx
 	c.reader()
 	typ, msg, err := c.readMessage()
-	c.r.ctx = nil
+	w.ctx = nil
 	if stop != nil {
 		stop()
-		c.r.deadlineMu.Lock()
-		c.r.gen++ // a watcher that is still running must not touch the deadline
-		c.r.deadlineMu.Unlock()
+		w.mu.Lock()
+		w.gen++ // a watcher that is still running must not touch the deadline
+		w.mu.Unlock()
 	}
 	return typ, msg, err
 }
@@ -507,12 +526,21 @@ func (c *Conn) fail(code int, reason string) error {
 	return ce
 }
 
+// readCtx returns the context of the Read in progress if it can be
+// cancelled, else nil. Reader only.
+func (c *Conn) readCtx() context.Context {
+	if c.r.watch == nil {
+		return nil
+	}
+	return c.r.watch.ctx
+}
+
 // readFailed handles an error from the socket.
 func (c *Conn) readFailed(err error) error {
 	if errors.Is(err, errWouldBlock) && !c.r.midFrame {
 		return ErrWouldBlock
 	}
-	if ctx := c.r.ctx; ctx != nil && ctx.Err() != nil {
+	if ctx := c.readCtx(); ctx != nil && ctx.Err() != nil {
 		if !c.r.midFrame {
 			return ctx.Err()
 		}
