@@ -51,12 +51,11 @@ type conn struct {
 	ident   *auth.Identity // replaced by refresh
 	expiry  *time.Timer
 	warned  bool
+	// closeCode is set once, by the first closeWith, before the socket
+	// goes away; 0 while the server has not closed the connection.
+	closeCode atomic.Int32
 
 	acks acks
-
-	closeMu     sync.Mutex
-	closeCode   int    // set by closeWith before the socket goes away
-	closeReason string // idem
 }
 
 // Subprotocol is the WebSocket subprotocol Herald's protocol v1 answers to.
@@ -396,9 +395,7 @@ func (c *conn) cleanup() {
 		s.presenceRemove(ctx, c, room)
 	}
 	code, reason, label := c.closeStatus()
-	c.closeMu.Lock()
-	byServer := c.closeCode != 0
-	c.closeMu.Unlock()
+	byServer := c.closeCode.Load() != 0
 	c.endSession(ctx, code, byServer || s.draining.Load())
 
 	s.metrics.Connections.Dec()
@@ -432,9 +429,7 @@ func (c *conn) closeStatus() (code int, reason, label string) {
 	case errors.Is(err, errInternal):
 		return protocol.CloseInternalError, "internal error", "internal_error"
 	case errors.As(err, &ce):
-		c.closeMu.Lock()
-		byServer := c.closeCode != 0
-		c.closeMu.Unlock()
+		byServer := c.closeCode.Load() != 0
 		return ce.Code, ce.Reason, closeLabel(ce.Code, byServer)
 	case errors.Is(err, errDrainTerminated):
 		return protocol.CloseAbnormal, "drain timeout", "server_shutdown"
@@ -485,13 +480,7 @@ var (
 // It reports whether this call started the close (false when one was
 // already under way).
 func (c *conn) closeWith(code int, reason string) (first bool) {
-	c.closeMu.Lock()
-	first = c.closeCode == 0
-	if first {
-		c.closeCode, c.closeReason = code, reason
-	}
-	c.closeMu.Unlock()
-	if first {
+	if first = c.closeCode.CompareAndSwap(0, int32(code)); first {
 		go func() { _ = c.ws.Close(code, reason) }()
 	}
 	return first
