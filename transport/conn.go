@@ -217,8 +217,8 @@ func (c *Conn) Hold() {
 	c.mu.Unlock()
 }
 
-// Release queues first ahead of everything sent since Hold, and writes
-// from then on.
+// Release queues first, unless nil, ahead of everything sent since Hold,
+// and writes from then on.
 func (c *Conn) Release(first *Prepared) error {
 	c.mu.Lock()
 	if c.closeStarted {
@@ -226,9 +226,11 @@ func (c *Conn) Release(first *Prepared) error {
 		return ErrClosed
 	}
 	c.held = false
-	c.sendQ = append(c.sendQ, nil)
-	copy(c.sendQ[1:], c.sendQ)
-	c.sendQ[0] = first
+	if first != nil {
+		c.sendQ = append(c.sendQ, nil)
+		copy(c.sendQ[1:], c.sendQ)
+		c.sendQ[0] = first
+	}
 	claimed := c.claimLocked()
 	c.mu.Unlock()
 	if claimed {

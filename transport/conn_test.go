@@ -258,6 +258,51 @@ func TestHeartbeat(t *testing.T) {
 		})
 	})
 
+	t.Run("no data queues kept once quiet", func(t *testing.T) {
+		t.Parallel()
+		// A burst grows the two data queues a connection swaps; the first
+		// heartbeat with no data behind it lets them go.
+		ts := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PongTimeout: 2 * time.Second}, nil)
+		c := dialCoder(t, ts, nil)
+		sc := ts.nextConn(t)
+		sc.Hold() // the whole burst in one turn
+		const burst = 40
+		for i := range burst {
+			if err := sc.Send(NewPrepared(Text, []byte{byte(i)}, 0, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sc.Release(nil); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for i := range burst {
+			if _, b, err := c.Read(ctx); err != nil || len(b) != 1 || b[0] != byte(i) {
+				t.Fatalf("message %d: %v %v", i, b, err)
+			}
+		}
+		c.CloseRead(context.Background()) // answers pings from now on
+		pings := sc.framesOut.Load() + 2
+		checkFor(t, 5*time.Second, func() error {
+			if n := sc.framesOut.Load(); n < pings {
+				return fmt.Errorf("%d frames written, want %d", n, pings)
+			}
+			return nil
+		})
+		checkFor(t, 5*time.Second, func() error {
+			if err := sc.Err(); err != nil {
+				t.Fatalf("connection ended: %v", err) // closing clears the queues
+			}
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			if sc.sendQ != nil || sc.w.data != nil {
+				return fmt.Errorf("data queues held by a quiet connection: cap %d and %d", cap(sc.sendQ), cap(sc.w.data))
+			}
+			return nil
+		})
+	})
+
 	t.Run("responsive client kept", func(t *testing.T) {
 		t.Parallel()
 		// A timeout a loaded CI machine's scheduling cannot reach; the
@@ -400,6 +445,24 @@ func TestHoldRelease(t *testing.T) {
 		if f := rc.mustRead(); string(f.payload) != want {
 			t.Fatalf("got %q, want %q", f.payload, want)
 		}
+	}
+}
+
+// TestReleaseWithoutFirst: Release(nil) only resumes writing.
+func TestReleaseWithoutFirst(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+		c.Hold()
+		if err := c.Send(NewPrepared(Text, []byte("a"), 0, 0)); err != nil {
+			t.Error(err)
+		}
+		if err := c.Release(nil); err != nil {
+			t.Error(err)
+		}
+		echo(c)
+	})
+	rc := dialRaw(t, ts.URL, "")
+	if f := rc.mustRead(); string(f.payload) != "a" {
+		t.Fatalf("got %q, want %q", f.payload, "a")
 	}
 }
 

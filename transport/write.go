@@ -53,9 +53,17 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 	// a slice held by every idle connection.
 	data, ctrl := c.sendQ, c.ctrlQ
 	c.ctrlQ = nil
-	if c.held {
+	switch {
+	case c.held:
 		data = nil // held data waits for Release
-	} else {
+	case len(data) == 0:
+		// Control frames only (a heartbeat's ping): no data came since
+		// the last turn, so the two data queues the connection swaps go
+		// too, and a connection that has gone quiet holds none (a burst
+		// leaves up to 2 × maxSpareQueue slots). The next message makes
+		// a new one: at most two allocations per heartbeat.
+		c.sendQ, c.w.data, data = nil, nil, nil
+	default:
 		c.sendQ = c.w.data
 	}
 	c.mu.Unlock()
