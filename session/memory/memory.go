@@ -14,7 +14,7 @@ import (
 // Store is an in-memory session store. Create it with New.
 type Store struct {
 	mu       sync.Mutex
-	sessions map[string]entry
+	sessions map[string]*entry
 	now      func() time.Time
 
 	stop chan struct{}
@@ -23,9 +23,12 @@ type Store struct {
 }
 
 // entry is a session as kept here: the id is the map key and the times are
-// Unix nanoseconds (0 for the zero time), so that an entry fits in the map's
-// own slot (Go's maps keep values over 128 bytes out of line, behind one
-// more allocation), and the single-node default keeps one per connection.
+// Unix nanoseconds (0 for the zero time), 112 bytes. The single-node default
+// keeps one per connection, behind a pointer: a map's slots are sized for
+// their values and about 40 % of them stand empty on average (groups fill to
+// 7/8, then the table doubles). Measured with 7,000 to 20,000 sessions of
+// one room each: 210-239 bytes per session with the entry in the slot,
+// 158-172 with a pointer there.
 type entry struct {
 	user, node, conn, resumeToken  string
 	rooms                          []string
@@ -63,7 +66,7 @@ func New(interval time.Duration) *Store {
 		interval = time.Minute
 	}
 	st := &Store{
-		sessions: make(map[string]entry),
+		sessions: make(map[string]*entry),
 		now:      time.Now,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -102,17 +105,22 @@ func (st *Store) Save(_ context.Context, s *session.Session, ttl time.Duration) 
 		expires: st.now().Add(ttl).UnixNano(),
 	}
 	st.mu.Lock()
-	st.sessions[s.ID] = e
+	if old := st.sessions[s.ID]; old != nil {
+		*old = e
+	} else {
+		st.sessions[s.ID] = &e
+	}
 	st.mu.Unlock()
 	return nil
 }
 
 // Get implements session.Store.
 func (st *Store) Get(_ context.Context, id string) (*session.Session, error) {
+	now := st.now().UnixNano()
 	st.mu.Lock()
-	e, ok := st.sessions[id]
-	st.mu.Unlock()
-	if !ok || st.now().UnixNano() > e.expires {
+	defer st.mu.Unlock()
+	e := st.sessions[id]
+	if e == nil || now > e.expires {
 		return nil, session.ErrNotFound
 	}
 	return e.session(id), nil
@@ -122,14 +130,13 @@ func (st *Store) Get(_ context.Context, id string) (*session.Session, error) {
 func (st *Store) Touch(_ context.Context, id string, lastSeen time.Time, ttl time.Duration) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	e, ok := st.sessions[id]
+	e := st.sessions[id]
 	now := st.now()
-	if !ok || now.UnixNano() > e.expires {
+	if e == nil || now.UnixNano() > e.expires {
 		return session.ErrNotFound
 	}
 	e.lastSeen = unixNano(lastSeen)
 	e.expires = now.Add(ttl).UnixNano()
-	st.sessions[id] = e
 	return nil
 }
 
