@@ -97,7 +97,7 @@ func (s *Server) redeliverUnacked() {
 				}
 				if len(expired) > 0 {
 					s.metrics.AcksExpired.Add(float64(len(expired)))
-					s.log.WarnContext(c.ctx, "gave up redelivering unacknowledged messages", "msg_ids", expired)
+					s.log.WarnContext(c.ctx(), "gave up redelivering unacknowledged messages", "msg_ids", expired)
 				}
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,18 +29,19 @@ import (
 // Its read side (run, then serveReads on one goroutine at a time) owns
 // rooms; other goroutines only call Deliver (via the hub) and closeWith.
 type conn struct {
-	s    *Server
-	ws   *transport.Conn
-	ctx  context.Context // carries the log attributes (see LogAttrs)
-	info ConnInfo
+	s  *Server
+	ws *transport.Conn
+	// logCtx is the connection's context (see ctx): its log lines carry
+	// the connection's attributes (see LogAttrs).
+	logCtx logctx.SourceContext
+	info   ConnInfo
 	// sessionID points at info.SessionID once run has set it: other
 	// goroutines (log lines, the session refresh) read it through this
 	// pointer. It must not point into the session record, which would
 	// keep the whole record alive for the connection's lifetime.
 	sessionID atomic.Pointer[string]
 	ip        string
-	rooms     roomSet // joined rooms, own user room excluded; read loop only
-	userRm    string
+	rooms     roomSet         // joined rooms, own user room excluded; read loop only
 	msgLim    *messageLimiter // read loop only; made at the first message
 	// The session's token and start in Unix nanoseconds (its id is
 	// info.SessionID), set by run before the read loop; saveSession
@@ -169,7 +171,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			RemoteAddr:    r.RemoteAddr,
 			ConnectedAt:   time.Now(),
 		},
-		userRm: auth.UserRoom(ident.UserID),
 	}
 	// The connection outlives the request (the handler returns after the
 	// welcome). Hooks get the request's headers and values, not its
@@ -180,7 +181,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		base = context.WithoutCancel(r.Context())
 		c.info.Header = r.Header.Clone()
 	}
-	c.ctx = logctx.WithSource(base, c)
+	c.logCtx = logctx.SourceContext{Context: base, Source: c}
 	resumeID, resumeToken := resumeRequest(r)
 	if !s.addConn(c) {
 		// Shutdown began between the check above and now.
@@ -228,9 +229,9 @@ func (c *conn) run(resumeID, resumeToken string) {
 	s := c.s
 	s.metrics.ConnectionsOpened.Inc()
 	s.metrics.Connections.Inc()
-	s.log.InfoContext(c.ctx, "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
+	s.log.InfoContext(c.ctx(), "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
 
-	sess, resumed := c.openSession(c.ctx, resumeID, resumeToken)
+	sess, resumed := c.openSession(c.ctx(), resumeID, resumeToken)
 	c.resumeToken, c.sessionStart = sess.ResumeToken, time.Now().UnixNano()
 	if !sess.ConnectedAt.IsZero() {
 		c.sessionStart = sess.ConnectedAt.UnixNano()
@@ -241,15 +242,15 @@ func (c *conn) run(resumeID, resumeToken string) {
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.
 	c.ws.Hold()
-	if _, err := s.hub.Join(c.ctx, c.userRm, c); err != nil {
-		s.log.ErrorContext(c.ctx, "join user room failed", "err", err)
+	if _, err := s.hub.Join(c.ctx(), c.userRoom(), c); err != nil {
+		s.log.ErrorContext(c.ctx(), "join user room failed", "err", err)
 		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
 	}
-	s.presenceAdd(c, c.userRm)
+	s.presenceAdd(c, c.userRoom())
 	var restored []string
 	if resumed {
 		restored = c.restoreRooms(c.restorable(sess.Rooms))
-		s.log.InfoContext(c.ctx, "session resumed", "rooms", len(restored))
+		s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
 	}
 	c.saveSession()
 	hb := s.cfg.HeartbeatInterval
@@ -269,18 +270,34 @@ func (c *conn) run(resumeID, resumeToken string) {
 	}))
 	c.scheduleExpiry()
 	if h := s.cfg.Hooks.OnConnect; h != nil {
-		err := s.callHook(c.ctx, "on_connect", func() error { return h(c.ctx, &c.info) })
+		err := s.callHook(c.ctx(), "on_connect", func() error { return h(c.ctx(), &c.info) })
 		if err != nil {
 			reason := err.Error()
 			if _, ok := err.(errHookPanic); ok {
 				reason = "internal error"
 			}
-			s.log.InfoContext(c.ctx, "connection refused by on_connect hook", "err", err)
+			s.log.InfoContext(c.ctx(), "connection refused by on_connect hook", "err", err)
 			c.closeWith(protocol.ClosePolicyViolation, reason)
 		}
 	}
 
 	c.serveReads()
+}
+
+// ctx is the connection's context: never cancelled, the upgrade
+// request's values when hooks are set, and log lines that carry the
+// connection's attributes. It points into c: no allocation.
+func (c *conn) ctx() context.Context { return &c.logCtx }
+
+// userRoom returns the name of the connection's own user room. It is
+// built when needed (joining and leaving it) rather than kept: the hub
+// keeps the string it was joined with.
+func (c *conn) userRoom() string { return auth.UserRoom(c.info.UserID) }
+
+// isUserRoom reports whether room is the connection's own user room,
+// without building its name.
+func (c *conn) isUserRoom(room string) bool {
+	return strings.HasPrefix(room, auth.UserRoomPrefix) && room[len(auth.UserRoomPrefix):] == c.info.UserID
 }
 
 // LogAttrs implements logctx.Source: every log line about the connection
@@ -308,7 +325,7 @@ func (c *conn) serveReads() {
 		// A bug of ours must cost one connection, not the process or the
 		// bookkeeping: log it with its stack, close with 1011, clean up.
 		if v := recover(); v != nil {
-			c.s.log.ErrorContext(c.ctx, "panic while serving a connection", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.s.log.ErrorContext(c.ctx(), "panic while serving a connection", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if !c.ws.Abort(transport.CloseInternalError, "internal error", errInternal) {
 				c.ws.Terminate(errInternal)
 			}
@@ -338,7 +355,7 @@ func (c *conn) serveReads() {
 // readLoop reads with blocking Reads until the connection ends.
 func (c *conn) readLoop() {
 	for {
-		typ, msg, err := c.ws.Read(c.ctx)
+		typ, msg, err := c.ws.Read(c.ctx())
 		if err != nil {
 			return
 		}
@@ -358,7 +375,7 @@ func (c *conn) process(typ transport.MessageType, msg []byte) {
 		s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
 		if abusive {
 			if c.closeWith(protocol.ClosePolicyViolation, "rate limit exceeded") {
-				s.log.WarnContext(c.ctx, "closing: sustained message rate abuse")
+				s.log.WarnContext(c.ctx(), "closing: sustained message rate abuse")
 			}
 			return
 		}
@@ -382,12 +399,12 @@ func (c *conn) cleanup() {
 	<-c.ws.Done()
 	c.stopExpiry()
 	// Rooms are left with a fresh context: the request's may be cancelled.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 5*time.Second)
 	defer cancel()
-	if err := s.hub.Leave(ctx, c.userRm, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
-		s.log.WarnContext(ctx, "leave failed", "room", c.userRm, "err", err)
+	if err := s.hub.Leave(ctx, c.userRoom(), c); err != nil && !errors.Is(err, hub.ErrNotMember) {
+		s.log.WarnContext(ctx, "leave failed", "room", c.userRoom(), "err", err)
 	}
-	s.presenceRemove(ctx, c, c.userRm)
+	s.presenceRemove(ctx, c, c.userRoom())
 	for _, room := range c.rooms {
 		if err := s.hub.Leave(ctx, room, c); err != nil {
 			s.log.WarnContext(ctx, "leave failed", "room", room, "err", err)
@@ -493,7 +510,7 @@ func (c *conn) Deliver(d *hub.Delivery) {
 	f := d.Frame(v1Codec{})
 	if d.Msg.Ack && !c.track(d.Msg.MsgID, f) {
 		if c.ws.Abort(transport.CloseSlowConsumer, "slow consumer", transport.ErrSlowConsumer) {
-			c.s.log.WarnContext(c.ctx, "too many unacknowledged messages", "limit", c.s.cfg.MaxPendingAcks)
+			c.s.log.WarnContext(c.ctx(), "too many unacknowledged messages", "limit", c.s.cfg.MaxPendingAcks)
 		}
 		return
 	}

@@ -49,7 +49,7 @@ func (c *conn) onExpiryTimer() {
 		c.expiry = time.AfterFunc(left, c.onExpiryTimer)
 		c.identMu.Unlock()
 		c.send(protocol.TypeTokenExpiring, protocol.EncodeTokenExpiring(exp.UnixMilli(), left.Milliseconds()))
-		c.s.log.InfoContext(c.ctx, "token expiring", "in_ms", left.Milliseconds())
+		c.s.log.InfoContext(c.ctx(), "token expiring", "in_ms", left.Milliseconds())
 		return
 	}
 	if left > 0 { // refreshed meanwhile to a later exp; a new timer is armed
@@ -57,7 +57,7 @@ func (c *conn) onExpiryTimer() {
 		return
 	}
 	c.identMu.Unlock()
-	c.s.log.InfoContext(c.ctx, "token expired: closing")
+	c.s.log.InfoContext(c.ctx(), "token expired: closing")
 	c.closeWith(protocol.CloseTokenExpired, "token expired")
 }
 
@@ -102,7 +102,7 @@ func (c *conn) refresh(req *protocol.Request) {
 	c.identMu.Unlock()
 	c.scheduleExpiry()
 	left := c.leaveForbiddenRooms(id)
-	c.s.log.InfoContext(c.ctx, "token refreshed", "expires_at", id.ExpiresAt, "rooms_left", left)
+	c.s.log.InfoContext(c.ctx(), "token refreshed", "expires_at", id.ExpiresAt, "rooms_left", left)
 	c.reply(req.ID, mustJSON(refreshReply{ExpiresAt: id.ExpiresAt.UnixMilli(), Left: left}))
 }
 

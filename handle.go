@@ -23,7 +23,7 @@ func (c *conn) handle(msg []byte) {
 		return
 	}
 	s.metrics.MessagesIn.WithLabelValues(req.Type).Inc()
-	s.log.DebugContext(c.ctx, "message handled", "type", req.Type, "room", req.Room, "event", req.Event)
+	s.log.DebugContext(c.ctx(), "message handled", "type", req.Type, "room", req.Room, "event", req.Event)
 	switch req.Type {
 	case protocol.TypeJoin:
 		c.join(req)
@@ -47,7 +47,7 @@ var emptyObject = json.RawMessage(`{}`)
 
 func (c *conn) join(req *protocol.Request) {
 	room := req.Room
-	if room == c.userRm {
+	if c.isUserRoom(room) {
 		c.reply(req.ID, roomReply(room))
 		return
 	}
@@ -63,8 +63,8 @@ func (c *conn) join(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", c.s.cfg.MaxRoomsPerConn))
 		return
 	}
-	if _, err := c.s.hub.Join(c.ctx, room, c); err != nil {
-		c.s.log.WarnContext(c.ctx, "join failed", "room", room, "err", err)
+	if _, err := c.s.hub.Join(c.ctx(), room, c); err != nil {
+		c.s.log.WarnContext(c.ctx(), "join failed", "room", room, "err", err)
 		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "could not subscribe to the room; retry later")
 		return
 	}
@@ -76,7 +76,7 @@ func (c *conn) join(req *protocol.Request) {
 
 func (c *conn) leave(req *protocol.Request) {
 	room := req.Room
-	if room == c.userRm {
+	if c.isUserRoom(room) {
 		c.sendError(req.ID, protocol.CodeBadRequest, "a connection cannot leave its own user room")
 		return
 	}
@@ -95,11 +95,11 @@ func (c *conn) leaveRoom(room string) bool {
 	if !c.rooms.remove(room) {
 		return false
 	}
-	if err := c.s.hub.Leave(c.ctx, room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
+	if err := c.s.hub.Leave(c.ctx(), room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
 		// The member is gone locally either way; only the broker unsubscribe failed.
-		c.s.log.WarnContext(c.ctx, "unsubscribe failed", "room", room, "err", err)
+		c.s.log.WarnContext(c.ctx(), "unsubscribe failed", "room", room, "err", err)
 	}
-	c.s.presenceRemove(c.ctx, c, room)
+	c.s.presenceRemove(c.ctx(), c, room)
 	return true
 }
 
@@ -109,14 +109,14 @@ func (c *conn) publish(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to publish to %q", room))
 		return
 	}
-	if !c.rooms.has(room) && room != c.userRm {
+	if !c.rooms.has(room) && !c.isUserRoom(room) {
 		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("join %q before publishing to it", room))
 		return
 	}
-	msgID, err := c.s.publish(c.ctx, room, req.Event, req.Data,
+	msgID, err := c.s.publish(c.ctx(), room, req.Event, req.Data,
 		pubMeta{cid: c.info.CorrelationID, from: c.info.UserID, ack: req.Ack})
 	if err != nil {
-		c.s.log.WarnContext(c.ctx, "publish failed", "room", room, "err", err)
+		c.s.log.WarnContext(c.ctx(), "publish failed", "room", room, "err", err)
 		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
 		return
 	}
@@ -130,9 +130,9 @@ func (c *conn) emit(req *protocol.Request) {
 		return
 	}
 	var reply any
-	err := c.s.callHook(c.ctx, "on_event", func() error {
+	err := c.s.callHook(c.ctx(), "on_event", func() error {
 		var err error
-		reply, err = h(c.ctx, &c.info, req.Event, req.Data)
+		reply, err = h(c.ctx(), &c.info, req.Event, req.Data)
 		return err
 	})
 	var ee *EventError
@@ -150,7 +150,7 @@ func (c *conn) emit(req *protocol.Request) {
 	}
 	data, err := marshalData(reply)
 	if err != nil {
-		c.s.log.ErrorContext(c.ctx, "event reply not encodable", "event", req.Event, "err", err)
+		c.s.log.ErrorContext(c.ctx(), "event reply not encodable", "event", req.Event, "err", err)
 		c.sendError(req.ID, protocol.CodeInternal, "internal error while encoding the reply")
 		return
 	}
@@ -173,7 +173,7 @@ func (c *conn) reply(id json.RawMessage, data json.RawMessage) {
 
 func (c *conn) sendError(id json.RawMessage, code, message string) {
 	c.s.metrics.Errors.WithLabelValues(code).Inc()
-	c.s.log.InfoContext(c.ctx, "request failed", "code", code, "message", message)
+	c.s.log.InfoContext(c.ctx(), "request failed", "code", code, "message", message)
 	c.send(protocol.TypeError, protocol.EncodeError(id, code, message))
 }
 

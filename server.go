@@ -356,9 +356,9 @@ func (s *Server) housekeeping() {
 				if sid == nil {
 					continue // still opening its session
 				}
-				ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+				ctx, cancel := context.WithTimeout(c.ctx(), 5*time.Second)
 				if err := s.sessions.Touch(ctx, *sid, c.ws.LastSeen(), s.cfg.SessionTTL); err != nil {
-					s.log.WarnContext(c.ctx, "session refresh failed", "err", err)
+					s.log.WarnContext(c.ctx(), "session refresh failed", "err", err)
 				}
 				cancel()
 			}

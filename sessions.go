@@ -74,8 +74,8 @@ func (c *conn) restorable(rooms []string) []string {
 func (c *conn) restoreRooms(rooms []string) []string {
 	var joined []string
 	for _, room := range rooms {
-		if _, err := c.s.hub.Join(c.ctx, room, c); err != nil {
-			c.s.log.WarnContext(c.ctx, "resume: join failed", "room", room, "err", err)
+		if _, err := c.s.hub.Join(c.ctx(), room, c); err != nil {
+			c.s.log.WarnContext(c.ctx(), "resume: join failed", "room", room, "err", err)
 			continue
 		}
 		c.rooms.add(room)
@@ -92,8 +92,8 @@ func (c *conn) saveSession() {
 		ID: c.info.SessionID, UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
 		ResumeToken: c.resumeToken, Rooms: c.rooms, ConnectedAt: time.Unix(0, c.sessionStart), LastSeen: c.ws.LastSeen(),
 	}
-	if err := s.sessions.Save(c.ctx, sess, s.cfg.SessionTTL); err != nil {
-		s.log.WarnContext(c.ctx, "session save failed", "err", err)
+	if err := s.sessions.Save(c.ctx(), sess, s.cfg.SessionTTL); err != nil {
+		s.log.WarnContext(c.ctx(), "session save failed", "err", err)
 	}
 }
 
@@ -118,8 +118,8 @@ func (c *conn) endSession(ctx context.Context, code int, byServer bool) {
 // presenceAdd and presenceRemove keep the presence registry in step with
 // room membership, and announce it to the room when PresenceEvents is on.
 func (s *Server) presenceAdd(c *conn, room string) {
-	if err := s.presence.Add(c.ctx, room, s.cfg.NodeID, c.info.ID, c.info.UserID); err != nil {
-		s.log.WarnContext(c.ctx, "presence add failed", "room", room, "err", err)
+	if err := s.presence.Add(c.ctx(), room, s.cfg.NodeID, c.info.ID, c.info.UserID); err != nil {
+		s.log.WarnContext(c.ctx(), "presence add failed", "room", room, "err", err)
 	}
 	s.announce(c, room, "join")
 }
@@ -140,12 +140,12 @@ type PresenceEvent struct {
 }
 
 func (s *Server) announce(c *conn, room, action string) {
-	if !s.cfg.PresenceEvents || room == c.userRm {
+	if !s.cfg.PresenceEvents || c.isUserRoom(room) {
 		return
 	}
 	data := mustJSON(PresenceEvent{Action: action, User: c.info.UserID, ConnectionID: c.info.ID})
-	if _, err := s.publish(context.WithoutCancel(c.ctx), room, "presence", data, pubMeta{cid: c.info.CorrelationID}); err != nil {
-		s.log.WarnContext(c.ctx, "presence event not published", "room", room, "err", err)
+	if _, err := s.publish(context.WithoutCancel(c.ctx()), room, "presence", data, pubMeta{cid: c.info.CorrelationID}); err != nil {
+		s.log.WarnContext(c.ctx(), "presence event not published", "room", room, "err", err)
 	}
 }
 

@@ -30,7 +30,24 @@ type Source interface {
 // WithSource returns a copy of ctx whose log lines carry src's attributes
 // in place of ctx's.
 func WithSource(ctx context.Context, src Source) context.Context {
-	return context.WithValue(ctx, ctxKey{}, src)
+	return &SourceContext{Context: ctx, Source: src}
+}
+
+// SourceContext is a context whose log lines carry Source's attributes in
+// place of its parent's. A long-lived value can hold one and pass its
+// address as its context, with no allocation of its own; every idle
+// connection has such a context.
+type SourceContext struct {
+	context.Context // the parent: deadline, cancellation, other values
+	Source          Source
+}
+
+// Value implements context.Context.
+func (c *SourceContext) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c.Source
+	}
+	return c.Context.Value(key)
 }
 
 // Attrs returns the attributes carried by ctx.

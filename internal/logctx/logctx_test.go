@@ -33,3 +33,23 @@ func TestAttrsOnEveryLine(t *testing.T) {
 		}
 	}
 }
+
+// A SourceContext held by value passes the parent's values and
+// cancellation through.
+func TestSourceContextKeepsParent(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	holder := struct{ ctx SourceContext }{SourceContext{Context: parent, Source: &idSource{id: "c1"}}}
+	ctx := context.Context(&holder.ctx)
+	if got := ctx.Value(key{}); got != "v" {
+		t.Errorf("parent value = %v, want v", got)
+	}
+	if attrs := Attrs(ctx); len(attrs) != 1 || attrs[0].Value.String() != "c1" {
+		t.Errorf("Attrs = %v, want conn_id=c1", attrs)
+	}
+	cancel()
+	<-ctx.Done()
+	if ctx.Err() != context.Canceled {
+		t.Errorf("Err = %v, want Canceled", ctx.Err())
+	}
+}
