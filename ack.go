@@ -74,6 +74,22 @@ func (c *conn) redeliverDue(now time.Time, timeout time.Duration, retries int) (
 	return resent, expired
 }
 
+// dropPending empties the pending set of a connection that has ended and
+// returns the ids it held: nothing can redeliver them any more.
+func (c *conn) dropPending() []string {
+	c.acks.mu.Lock()
+	defer c.acks.mu.Unlock()
+	ids := make([]string, 0, len(c.acks.pending))
+	for id := range c.acks.pending {
+		ids = append(ids, id)
+	}
+	c.acks.pending = nil
+	return ids
+}
+
+// maxLoggedIDs bounds the message ids one log line lists.
+const maxLoggedIDs = 20
+
 // redeliverUnacked is the Server's goroutine that resends unacknowledged
 // messages. It stops when Shutdown closes s.stop.
 func (s *Server) redeliverUnacked() {

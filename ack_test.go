@@ -71,3 +71,24 @@ func TestTooManyUnackedClosesSlowConsumer(t *testing.T) {
 		t.Errorf("logged %d times, want once", warned)
 	}
 }
+
+// TestUnackedMessagesOfAnEndedConnectionAreCounted: messages a client had
+// not acknowledged when its connection ended cannot be redelivered; they
+// are counted and logged, not dropped silently.
+func TestUnackedMessagesOfAnEndedConnectionAreCounted(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{AckTimeout: time.Minute})
+	c := dial(t, ts.URL, withHeader("X-Client-Id", "leaver"))
+	c.join("orders")
+	for i := range 3 {
+		if _, err := ts.Publish(context.Background(), "orders", "created", map[string]int{"id": i}, herald.WithAck()); err != nil {
+			t.Fatal(err)
+		}
+		c.expect("event")
+	}
+	c.c.CloseNow() // gone without acknowledging
+	waitFor(t, 5*time.Second, "dropped acks counted and logged", func() bool {
+		return metricValue(t, ts, "herald_acks_dropped_total") == 3 &&
+			logCount(t, ts, "connection ended with unacknowledged messages; they are not redelivered") == 1
+	})
+}

@@ -153,7 +153,12 @@ func (s *Server) serveAPIPublish(a *apiRequest) {
 		room = auth.UserRoom(req.User)
 	}
 	msgID, err := s.publish(a.ctx, room, req.Event, req.Data, pubMeta{cid: a.cid, ack: req.Ack})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrPublishTimeout):
+		s.log.WarnContext(a.ctx, "api publish: not confirmed in time", "room", room, "err", err)
+		a.fail(http.StatusGatewayTimeout, protocol.CodePublishTimeout, "the broker did not confirm the message in time; it may still be delivered, and a retry may deliver it twice")
+		return
+	case err != nil:
 		s.log.WarnContext(a.ctx, "api publish: broker refused", "room", room, "err", err)
 		a.fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
 		return

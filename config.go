@@ -35,6 +35,7 @@ const (
 	DefaultTokenExpiryNotice    = 30 * time.Second
 	DefaultRevocationTTL        = 24 * time.Hour
 	DefaultLeaseTTL             = 10 * time.Second
+	DefaultBackendTimeout       = 2 * time.Second
 )
 
 // Config configures a Server. The zero value works: every field documents
@@ -126,6 +127,15 @@ type Config struct {
 	// SessionTTL is how long a session outlives its last sign of life.
 	// Default 2 minutes.
 	SessionTTL time.Duration
+	// BackendTimeout bounds what the broker, the session store and the
+	// presence registry may take on a client's behalf, so that a stalled
+	// Redis does not stall clients: a publish (over the socket or the API)
+	// that runs out of time is answered publish_timeout, since it may
+	// still be delivered; a connect is welcomed once its session and
+	// presence writes have had this long, without those that have not
+	// finished (logged); a join or leave saves its session within it.
+	// Default 2s.
+	BackendTimeout time.Duration
 	// AckTimeout is how long a message published with ack waits for a
 	// client's ack before it is sent again. Default 5s.
 	AckTimeout time.Duration
@@ -167,7 +177,8 @@ type Config struct {
 	// remembered: at least the longest token lifetime. Default 24h.
 	RevocationTTL time.Duration
 
-	// NodeID names this node in sessions and logs. Default: random.
+	// NodeID names this node in sessions and logs; it may not contain
+	// "/". Default: random.
 	NodeID string
 }
 
@@ -235,6 +246,9 @@ func (c *Config) setDefaults() {
 	if c.SessionTTL == 0 {
 		c.SessionTTL = DefaultSessionTTL
 	}
+	if c.BackendTimeout == 0 {
+		c.BackendTimeout = DefaultBackendTimeout
+	}
 }
 
 // ErrConfig wraps every configuration error.
@@ -263,6 +277,10 @@ func (c *Config) validate() error {
 		return bad("AckTimeout/AckRetries/MaxPendingAcks", "must be positive")
 	case c.SessionTTL < 0:
 		return bad("SessionTTL", "must be positive (got %s)", c.SessionTTL)
+	case c.BackendTimeout < 0:
+		return bad("BackendTimeout", "must be positive (got %s)", c.BackendTimeout)
+	case strings.Contains(c.NodeID, "/"):
+		return bad("NodeID", "may not contain \"/\" (got %q)", c.NodeID)
 	case c.MaxConnsPerUser < 0 || c.MaxConnsPerIP < 0:
 		return bad("MaxConnsPerUser/MaxConnsPerIP", "must not be negative")
 	case c.UpgradeRatePerIP < 0:

@@ -41,7 +41,7 @@ type conn struct {
 	// keep the whole record alive for the connection's lifetime.
 	sessionID atomic.Pointer[string]
 	ip        string
-	rooms     roomSet         // joined rooms, own user room excluded; read loop only
+	rooms     roomSet         // joined rooms, own user room excluded; changed by the read side only (see addRoom)
 	msgLim    *messageLimiter // read loop only; made at the first message
 	// The session's token and start in Unix nanoseconds (its id is
 	// info.SessionID), set by run before the read loop; saveSession
@@ -49,7 +49,7 @@ type conn struct {
 	resumeToken  string
 	sessionStart int64
 
-	identMu sync.Mutex     // guards ident, expiry, warned
+	identMu sync.Mutex     // guards ident, expiry, warned; rooms change under it
 	ident   *auth.Identity // replaced by refresh
 	expiry  *time.Timer
 	warned  bool
@@ -231,7 +231,11 @@ func (c *conn) run(resumeID, resumeToken string) {
 	s.metrics.Connections.Inc()
 	s.log.InfoContext(c.ctx(), "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
 
-	sess, resumed := c.openSession(c.ctx(), resumeID, resumeToken)
+	// A stalled store or broker delays the welcome by BackendTimeout at
+	// most: what has not finished by then is logged and left undone.
+	bctx, cancel := c.backendCtx()
+	defer cancel()
+	sess, resumed := c.openSession(bctx, resumeID, resumeToken)
 	c.resumeToken, c.sessionStart = sess.ResumeToken, time.Now().UnixNano()
 	if !sess.ConnectedAt.IsZero() {
 		c.sessionStart = sess.ConnectedAt.UnixNano()
@@ -242,17 +246,17 @@ func (c *conn) run(resumeID, resumeToken string) {
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.
 	c.ws.Hold()
-	if _, err := s.hub.Join(c.ctx(), c.userRoom(), c); err != nil {
+	if _, err := s.hub.Join(bctx, c.userRoom(), c); err != nil {
 		s.log.ErrorContext(c.ctx(), "join user room failed", "err", err)
 		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
 	}
-	s.presenceAdd(c, c.userRoom())
+	s.presenceAdd(bctx, c, c.userRoom())
 	var restored []string
 	if resumed {
-		restored = c.restoreRooms(c.restorable(sess.Rooms))
+		restored = c.restoreRooms(bctx, c.restorable(sess.Rooms))
 		s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
 	}
-	c.saveSession()
+	c.saveSession(bctx)
 	hb := s.cfg.HeartbeatInterval
 	if hb < 0 {
 		hb = 0
@@ -414,6 +418,14 @@ func (c *conn) cleanup() {
 	code, reason, label := c.closeStatus()
 	byServer := c.closeCode.Load() != 0
 	c.endSession(ctx, code, byServer || s.draining.Load())
+	if s.draining.Load() && label == "client_close" {
+		label = "server_shutdown" // the client left because the drain told it to
+	}
+	if ids := c.dropPending(); len(ids) > 0 {
+		s.metrics.AcksDropped.Add(float64(len(ids)))
+		s.log.WarnContext(ctx, "connection ended with unacknowledged messages; they are not redelivered",
+			"messages", len(ids), "msg_ids", ids[:min(len(ids), maxLoggedIDs)])
+	}
 
 	s.metrics.Connections.Dec()
 	s.metrics.ConnectionsClosed.WithLabelValues(label).Inc()

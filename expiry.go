@@ -116,15 +116,17 @@ type refreshReply struct {
 // join, since permissions follow the newest token, and returns them.
 func (c *conn) leaveForbiddenRooms(id *auth.Identity) []string {
 	var left []string
+	ctx, cancel := c.backendCtx()
+	defer cancel()
 	for _, room := range slices.Clone(c.rooms) {
 		if id.CanJoin(room) {
 			continue
 		}
-		c.leaveRoom(room)
+		c.leaveRoom(ctx, room)
 		left = append(left, room)
 	}
 	if len(left) > 0 {
-		c.saveSession()
+		c.saveSession(ctx)
 	}
 	return left
 }

@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,14 +64,16 @@ func (c *conn) join(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", c.s.cfg.MaxRoomsPerConn))
 		return
 	}
-	if _, err := c.s.hub.Join(c.ctx(), room, c); err != nil {
-		c.s.log.WarnContext(c.ctx(), "join failed", "room", room, "err", err)
+	ctx, cancel := c.backendCtx()
+	defer cancel()
+	if _, err := c.s.hub.Join(ctx, room, c); err != nil {
+		c.s.log.WarnContext(ctx, "join failed", "room", room, "err", err)
 		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "could not subscribe to the room; retry later")
 		return
 	}
-	c.rooms.add(room)
-	c.s.presenceAdd(c, room)
-	c.saveSession()
+	c.addRoom(room)
+	c.s.presenceAdd(ctx, c, room)
+	c.saveSession(ctx)
 	c.reply(req.ID, roomReply(room))
 }
 
@@ -80,27 +83,46 @@ func (c *conn) leave(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeBadRequest, "a connection cannot leave its own user room")
 		return
 	}
-	if !c.leaveRoom(room) {
+	ctx, cancel := c.backendCtx()
+	defer cancel()
+	if !c.leaveRoom(ctx, room) {
 		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("not a member of %q", room))
 		return
 	}
-	c.saveSession()
+	c.saveSession(ctx)
 	c.reply(req.ID, roomReply(room))
 }
 
 // leaveRoom takes the connection out of room (its set, the hub and
 // presence) and reports whether it was a member. The caller saves the
 // session.
-func (c *conn) leaveRoom(room string) bool {
-	if !c.rooms.remove(room) {
+func (c *conn) leaveRoom(ctx context.Context, room string) bool {
+	c.identMu.Lock()
+	was := c.rooms.remove(room)
+	c.identMu.Unlock()
+	if !was {
 		return false
 	}
-	if err := c.s.hub.Leave(c.ctx(), room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
+	if err := c.s.hub.Leave(ctx, room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
 		// The member is gone locally either way; only the broker unsubscribe failed.
-		c.s.log.WarnContext(c.ctx(), "unsubscribe failed", "room", room, "err", err)
+		c.s.log.WarnContext(ctx, "unsubscribe failed", "room", room, "err", err)
 	}
-	c.s.presenceRemove(c.ctx(), c, room)
+	c.s.presenceRemove(ctx, c, room)
 	return true
+}
+
+// addRoom records room as joined. Only the read side changes rooms, under
+// identMu, so that others (the session refresh) can read them under it.
+func (c *conn) addRoom(room string) {
+	c.identMu.Lock()
+	c.rooms.add(room)
+	c.identMu.Unlock()
+}
+
+// backendCtx bounds calls made for c to the broker and the stores (see
+// Config.BackendTimeout).
+func (c *conn) backendCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx(), c.s.cfg.BackendTimeout)
 }
 
 func (c *conn) publish(req *protocol.Request) {
@@ -115,7 +137,12 @@ func (c *conn) publish(req *protocol.Request) {
 	}
 	msgID, err := c.s.publish(c.ctx(), room, req.Event, req.Data,
 		pubMeta{cid: c.info.CorrelationID, from: c.info.UserID, ack: req.Ack})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrPublishTimeout):
+		c.s.log.WarnContext(c.ctx(), "publish not confirmed in time", "room", room, "err", err)
+		c.sendError(req.ID, protocol.CodePublishTimeout, "the broker did not confirm the message in time; it may still be delivered, and a retry may deliver it twice")
+		return
+	case err != nil:
 		c.s.log.WarnContext(c.ctx(), "publish failed", "room", room, "err", err)
 		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
 		return

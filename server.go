@@ -46,13 +46,18 @@ type Server struct {
 	broker   broker.Broker
 	sessions session.Store
 	presence session.Presence
-	auth     auth.Authenticator
-	apiKeys  [][]byte
-	msgIDs   *id.Sequence
-	mux      *http.ServeMux
-	limits   *limiter
-	revoked  *revocations
-	upgrader *transport.Upgrader
+	// presenceNode names this process in the presence registry: the node
+	// id and a random suffix, so that a node restarted under the same id
+	// (after a crash, without removing its entries) does not keep its
+	// previous run's entries alive with its new lease.
+	presenceNode string
+	auth         auth.Authenticator
+	apiKeys      [][]byte
+	msgIDs       *id.Sequence
+	mux          *http.ServeMux
+	limits       *limiter
+	revoked      *revocations
+	upgrader     *transport.Upgrader
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
@@ -77,16 +82,17 @@ func New(cfg Config) (*Server, error) {
 		cfg.NodeID = "node-" + id.New(5)
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      slog.New(logctx.NewHandler(cfg.Logger.Handler())).With("node", cfg.NodeID),
-		registry: cfg.Registry,
-		broker:   cfg.Broker,
-		sessions: cfg.Sessions,
-		auth:     cfg.Authenticator,
-		msgIDs:   id.NewSequence(),
-		conns:    make(map[*conn]struct{}),
-		stop:     make(chan struct{}),
-		revoked:  newRevocations(),
+		cfg:          cfg,
+		presenceNode: cfg.NodeID + "." + id.New(5),
+		log:          slog.New(logctx.NewHandler(cfg.Logger.Handler())).With("node", cfg.NodeID),
+		registry:     cfg.Registry,
+		broker:       cfg.Broker,
+		sessions:     cfg.Sessions,
+		auth:         cfg.Authenticator,
+		msgIDs:       id.NewSequence(),
+		conns:        make(map[*conn]struct{}),
+		stop:         make(chan struct{}),
+		revoked:      newRevocations(),
 	}
 	s.limits = newLimiter(&s.cfg)
 	s.upgrader = transport.NewUpgrader(transport.Options{
@@ -240,11 +246,23 @@ func (s *Server) publish(ctx context.Context, room, event string, data json.RawM
 		From:          meta.from,
 		Ack:           meta.ack,
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.BackendTimeout)
+	defer cancel()
 	if err := s.hub.Publish(ctx, m); err != nil {
+		if ctx.Err() != nil {
+			// The command may have reached the broker before the
+			// deadline or the caller's cancellation.
+			return "", fmt.Errorf("%w: %w", ErrPublishTimeout, err)
+		}
 		return "", fmt.Errorf("herald: publish: %w", err)
 	}
 	return m.MsgID, nil
 }
+
+// ErrPublishTimeout is returned by publishes that the broker did not
+// confirm within Config.BackendTimeout, or whose context ended first: the
+// message may still be delivered, so a retry may deliver it twice.
+var ErrPublishTimeout = errors.New("herald: publish not confirmed in time; it may still be delivered")
 
 func marshalData(data any) (json.RawMessage, error) {
 	switch d := data.(type) {
@@ -351,17 +369,7 @@ func (s *Server) housekeeping() {
 		case now := <-t.C:
 			s.limits.sweep(now, 10*time.Minute)
 			s.revoked.sweep(now)
-			for _, c := range s.snapshot() {
-				sid := c.sessionID.Load()
-				if sid == nil {
-					continue // still opening its session
-				}
-				ctx, cancel := context.WithTimeout(c.ctx(), 5*time.Second)
-				if err := s.sessions.Touch(ctx, *sid, c.ws.LastSeen(), s.cfg.SessionTTL); err != nil {
-					s.log.WarnContext(c.ctx(), "session refresh failed", "err", err)
-				}
-				cancel()
-			}
+			s.refreshSessions()
 		}
 	}
 }
@@ -371,7 +379,7 @@ func (s *Server) housekeeping() {
 func (s *Server) keepAlive() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaseTTL/3)
 	defer cancel()
-	if err := s.presence.KeepAlive(ctx, s.cfg.NodeID, s.cfg.LeaseTTL); err != nil {
+	if err := s.presence.KeepAlive(ctx, s.presenceNode, s.cfg.LeaseTTL); err != nil {
 		s.log.Warn("presence lease renewal failed", "err", err)
 	}
 	if err := s.broker.Health(ctx); err != nil {

@@ -249,6 +249,14 @@ func TestShutdownDrains(t *testing.T) {
 	if ts.Connections() != 0 {
 		t.Errorf("%d connections left", ts.Connections())
 	}
+	// Every close is the drain's, including the leaver's own close after
+	// it was told to go: the metric operators watch during a rollout.
+	waitFor(t, 2*time.Second, "closes counted as server_shutdown", func() bool {
+		return metricValue(t, ts, `herald_connections_closed_total{reason="server_shutdown"}`) == 5
+	})
+	if n := metricValue(t, ts, `herald_connections_closed_total{reason="client_close"}`); n != 0 {
+		t.Errorf("%v drain closes counted as client_close", n)
+	}
 	zombie.startReader()
 	if _, err := ts.Publish(context.Background(), "x", "y", nil); err == nil {
 		t.Errorf("Publish after Shutdown succeeded")

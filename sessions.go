@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/heraldrt/herald/auth"
@@ -71,29 +72,81 @@ func (c *conn) restorable(rooms []string) []string {
 // restoreRooms joins the restorable rooms and returns those joined. A room
 // the broker cannot subscribe to now is logged and left out; clients
 // re-join their rooms after a reconnect anyway.
-func (c *conn) restoreRooms(rooms []string) []string {
+func (c *conn) restoreRooms(ctx context.Context, rooms []string) []string {
 	var joined []string
 	for _, room := range rooms {
-		if _, err := c.s.hub.Join(c.ctx(), room, c); err != nil {
-			c.s.log.WarnContext(c.ctx(), "resume: join failed", "room", room, "err", err)
+		if _, err := c.s.hub.Join(ctx, room, c); err != nil {
+			c.s.log.WarnContext(ctx, "resume: join failed", "room", room, "err", err)
 			continue
 		}
-		c.rooms.add(room)
-		c.s.presenceAdd(c, room)
+		c.addRoom(room)
+		c.s.presenceAdd(ctx, c, room)
 		joined = append(joined, room)
 	}
 	return joined
 }
 
 // saveSession writes the connection's session with its current rooms.
-func (c *conn) saveSession() {
-	s := c.s
-	sess := &session.Session{
-		ID: c.info.SessionID, UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
-		ResumeToken: c.resumeToken, Rooms: c.rooms, ConnectedAt: time.Unix(0, c.sessionStart), LastSeen: c.ws.LastSeen(),
+// The read side calls it; others (the session refresh) hold identMu.
+func (c *conn) saveSession(ctx context.Context) {
+	if err := c.writeSession(ctx); err != nil {
+		c.s.log.WarnContext(ctx, "session save failed", "err", err)
 	}
-	if err := s.sessions.Save(c.ctx(), sess, s.cfg.SessionTTL); err != nil {
-		s.log.WarnContext(c.ctx(), "session save failed", "err", err)
+}
+
+func (c *conn) writeSession(ctx context.Context) error {
+	return c.s.sessions.Save(ctx, c.sessionRecord(c.rooms), c.s.cfg.SessionTTL)
+}
+
+// sessionRecord is the connection's session with rooms.
+func (c *conn) sessionRecord(rooms []string) *session.Session {
+	return &session.Session{
+		ID: c.info.SessionID, UserID: c.info.UserID, Node: c.s.cfg.NodeID, Conn: c.info.ID,
+		ResumeToken: c.resumeToken, Rooms: rooms, ConnectedAt: time.Unix(0, c.sessionStart), LastSeen: c.ws.LastSeen(),
+	}
+}
+
+// refreshSessions keeps live connections' sessions from expiring and
+// writes again those the store no longer has (a Redis that restarted
+// empty, or sessions that expired while it was unreachable), so that
+// any connection can still resume after a reconnect. A round stops at
+// the first failure other than a missing session: the store is down or
+// stalled, and the next round tries again. It logs once per round.
+func (s *Server) refreshSessions() {
+	conns := s.snapshot()
+	var refreshed, rewritten, skipped int
+	var failure error
+	for i, c := range conns {
+		sid := c.sessionID.Load()
+		if sid == nil || c.ws.Err() != nil {
+			// Still opening its session, or closing (a clean close
+			// deletes it, which a rewrite must not undo).
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BackendTimeout)
+		err := s.sessions.Touch(ctx, *sid, c.ws.LastSeen(), s.cfg.SessionTTL)
+		if errors.Is(err, session.ErrNotFound) {
+			c.identMu.Lock()
+			rooms := slices.Clone(c.rooms)
+			c.identMu.Unlock()
+			if err = s.sessions.Save(ctx, c.sessionRecord(rooms), s.cfg.SessionTTL); err == nil {
+				rewritten++
+			}
+		} else if err == nil {
+			refreshed++
+		}
+		cancel()
+		if err != nil {
+			failure, skipped = err, len(conns)-i
+			break
+		}
+	}
+	if rewritten > 0 {
+		s.log.Warn("sessions missing from the store written again", "sessions", rewritten)
+	}
+	if failure != nil {
+		s.log.Warn("session refresh failed; the next round retries", "err", failure,
+			"refreshed", refreshed+rewritten, "not_refreshed", skipped)
 	}
 }
 
@@ -117,15 +170,15 @@ func (c *conn) endSession(ctx context.Context, code int, byServer bool) {
 
 // presenceAdd and presenceRemove keep the presence registry in step with
 // room membership, and announce it to the room when PresenceEvents is on.
-func (s *Server) presenceAdd(c *conn, room string) {
-	if err := s.presence.Add(c.ctx(), room, s.cfg.NodeID, c.info.ID, c.info.UserID); err != nil {
-		s.log.WarnContext(c.ctx(), "presence add failed", "room", room, "err", err)
+func (s *Server) presenceAdd(ctx context.Context, c *conn, room string) {
+	if err := s.presence.Add(ctx, room, s.presenceNode, c.info.ID, c.info.UserID); err != nil {
+		s.log.WarnContext(ctx, "presence add failed", "room", room, "err", err)
 	}
 	s.announce(c, room, "join")
 }
 
 func (s *Server) presenceRemove(ctx context.Context, c *conn, room string) {
-	if err := s.presence.Remove(ctx, room, s.cfg.NodeID, c.info.ID); err != nil {
+	if err := s.presence.Remove(ctx, room, s.presenceNode, c.info.ID); err != nil {
 		s.log.WarnContext(ctx, "presence remove failed", "room", room, "err", err)
 	}
 	s.announce(c, room, "leave")

@@ -27,6 +27,10 @@ const (
 	// CodeBrokerUnavailable: the message could not be handed to the broker;
 	// it was not delivered and the client may retry.
 	CodeBrokerUnavailable = "broker_unavailable"
+	// CodePublishTimeout: the broker did not confirm the message within the
+	// server's backend timeout. It may still be delivered: retrying may
+	// deliver it twice.
+	CodePublishTimeout = "publish_timeout"
 	// CodeTokenInvalid: a refresh carried a token that does not verify or
 	// belongs to another user; the connection keeps its current token.
 	CodeTokenInvalid = "token_invalid"

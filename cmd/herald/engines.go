@@ -62,7 +62,7 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 		rc := redissession.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster, Password: ec.redisPassword}
 		st, err := redissession.New(rc)
 		if err != nil {
-			return closeAll, fmt.Errorf("redis session store: %w", err)
+			return closeAll, err // it says "redis session store: ..."
 		}
 		closers = append(closers, func() { _ = st.Close() })
 		pr, err := redissession.NewPresence(rc)

@@ -66,6 +66,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	ackTimeout := f.Duration("ack-timeout", herald.DefaultAckTimeout, "redeliver a message published with ack if not acknowledged within this time")
 	ackRetries := f.Int("ack-retries", herald.DefaultAckRetries, "redeliveries of an unacknowledged message before it is given up")
 	sessionTTL := f.Duration("session-ttl", herald.DefaultSessionTTL, "how long a session outlives its connection's last sign of life")
+	backendTimeout := f.Duration("backend-timeout", herald.DefaultBackendTimeout, "longest wait for Redis/NATS on a client's behalf: a publish over it answers publish_timeout, a connect is welcomed without the writes not done by then")
 	nodeID := f.String("node-id", "", "name of this node in logs and sessions (default: random)")
 	secret := f.String("jwt-secret", "", "HS256 secret (at least 32 bytes); enables JWT authentication")
 	pemFile := f.String("jwt-public-key-file", "", "PEM file of public keys (RS256, ES256, EdDSA); enables JWT authentication")
@@ -116,7 +117,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	cfg.MaxRoomsPerConn = *maxRooms
 	cfg.DrainTimeout, cfg.DrainRetryAfter = *drain, *retry
 	cfg.AckTimeout, cfg.AckRetries = *ackTimeout, *ackRetries
-	cfg.SessionTTL, cfg.NodeID = *sessionTTL, *nodeID
+	cfg.SessionTTL, cfg.NodeID, cfg.BackendTimeout = *sessionTTL, *nodeID, *backendTimeout
 	cfg.AllowedOrigins = splitList(*origins)
 	cfg.MaxConnsPerUser, cfg.MaxConnsPerIP, cfg.UpgradeRatePerIP = *perUser, *perIP, *upgradeRate
 	cfg.MessageRate, cfg.MessageBurst, cfg.TrustForwardedFor = *msgRate, *msgBurst, *trustXFF

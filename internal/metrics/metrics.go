@@ -29,6 +29,7 @@ type Metrics struct {
 	LimitRejections     *prometheus.CounterVec // by limit
 	Redeliveries        prometheus.Counter
 	AcksExpired         prometheus.Counter
+	AcksDropped         prometheus.Counter
 }
 
 // New creates the metrics and registers them, plus the Go and process
@@ -94,12 +95,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		AcksExpired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_acks_expired_total", Help: "Messages given up after the last redelivery went unacknowledged.",
 		}),
+		AcksDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_acks_dropped_total", Help: "Messages still unacknowledged when their connection ended; they are not redelivered.",
+		}),
 	}
 	reg.MustRegister(
 		m.Connections, m.ConnectionsOpened, m.ConnectionsClosed, m.UpgradesRejected,
 		m.MessagesIn, m.MessagesOut, m.BytesIn, m.BytesOut, m.HeartbeatTerminated,
 		m.SlowConsumers, m.Errors, m.FanoutSeconds, m.HookPanics, m.APIRequests, m.Draining,
-		m.Redeliveries, m.AcksExpired, m.LimitRejections, m.BrokerUp,
+		m.Redeliveries, m.AcksExpired, m.AcksDropped, m.LimitRejections, m.BrokerUp,
 	)
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,6 +106,26 @@ func (r *Redis) Kill() {
 	<-r.exited
 	r.cmd, r.exited = nil, nil
 }
+
+// Freeze stops the server with SIGSTOP: its connections stay open and
+// nothing answers, as when Redis stalls (a long command, a paused VM).
+// Thaw resumes it; Kill also ends a frozen server.
+func (r *Redis) Freeze() { r.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server.
+func (r *Redis) Thaw() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(sig)
+	}
+}
+
+// Command runs one command and returns its reply if it is a status or an
+// integer (EXISTS, DBSIZE, ...).
+func (r *Redis) Command(args ...string) (string, error) { return command(r.Addr(), args...) }
 
 // Restart starts the server again on the same port (killing it first if it
 // is running) and waits until it answers PING. The data set starts empty.
