@@ -156,7 +156,7 @@ func (s *Server) serveAPIPublish(a *apiRequest) {
 	switch {
 	case errors.Is(err, ErrPublishTimeout):
 		s.log.WarnContext(a.ctx, "api publish: not confirmed in time", "room", room, "err", err)
-		a.fail(http.StatusGatewayTimeout, protocol.CodePublishTimeout, "the broker did not confirm the message in time; it may still be delivered, and a retry may deliver it twice")
+		a.fail(http.StatusGatewayTimeout, protocol.CodePublishTimeout, publishTimeoutMessage)
 		return
 	case err != nil:
 		s.log.WarnContext(a.ctx, "api publish: broker refused", "room", room, "err", err)

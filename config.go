@@ -129,8 +129,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// BackendTimeout bounds what the broker, the session store and the
 	// presence registry may take on a client's behalf, so that a stalled
-	// Redis does not stall clients: a publish (over the socket or the API)
-	// that runs out of time is answered publish_timeout, since it may
+	// Redis does not stall clients: a publish (over the socket, the API or
+	// Server.Publish) that runs out of time is answered publish_timeout
+	// (ErrPublishTimeout), since it may
 	// still be delivered; a connect is welcomed once its session and
 	// presence writes have had this long, without those that have not
 	// finished (logged); a join or leave saves its session within it.

@@ -234,7 +234,6 @@ func (c *conn) run(resumeID, resumeToken string) {
 	// A stalled store or broker delays the welcome by BackendTimeout at
 	// most: what has not finished by then is logged and left undone.
 	bctx, cancel := c.backendCtx()
-	defer cancel()
 	sess, resumed := c.openSession(bctx, resumeID, resumeToken)
 	c.resumeToken, c.sessionStart = sess.ResumeToken, time.Now().UnixNano()
 	if !sess.ConnectedAt.IsZero() {
@@ -257,6 +256,7 @@ func (c *conn) run(resumeID, resumeToken string) {
 		s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
 	}
 	c.saveSession(bctx)
+	cancel()
 	hb := s.cfg.HeartbeatInterval
 	if hb < 0 {
 		hb = 0

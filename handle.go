@@ -140,7 +140,7 @@ func (c *conn) publish(req *protocol.Request) {
 	switch {
 	case errors.Is(err, ErrPublishTimeout):
 		c.s.log.WarnContext(c.ctx(), "publish not confirmed in time", "room", room, "err", err)
-		c.sendError(req.ID, protocol.CodePublishTimeout, "the broker did not confirm the message in time; it may still be delivered, and a retry may deliver it twice")
+		c.sendError(req.ID, protocol.CodePublishTimeout, publishTimeoutMessage)
 		return
 	case err != nil:
 		c.s.log.WarnContext(c.ctx(), "publish failed", "room", room, "err", err)

@@ -181,7 +181,9 @@ func (s *Server) Connections() int {
 
 // Publish sends event with data to every member of room, on every node. data
 // is marshalled to JSON (a json.RawMessage is used as is). It returns the
-// message id once the broker has accepted the message.
+// message id once the broker has accepted the message, or an error
+// wrapping ErrPublishTimeout if the broker did not confirm it within
+// Config.BackendTimeout or before ctx ended: it may still be delivered.
 func (s *Server) Publish(ctx context.Context, room, event string, data any, opts ...PublishOption) (string, error) {
 	if err := protocol.ValidateRoom(room); err != nil {
 		return "", fmt.Errorf("herald: %w", err)
@@ -263,6 +265,9 @@ func (s *Server) publish(ctx context.Context, room, event string, data json.RawM
 // confirm within Config.BackendTimeout, or whose context ended first: the
 // message may still be delivered, so a retry may deliver it twice.
 var ErrPublishTimeout = errors.New("herald: publish not confirmed in time; it may still be delivered")
+
+// publishTimeoutMessage tells a client or API caller about ErrPublishTimeout.
+const publishTimeoutMessage = "the broker did not confirm the message in time; it may still be delivered, and a retry may deliver it twice"
 
 func marshalData(data any) (json.RawMessage, error) {
 	switch d := data.(type) {
