@@ -118,6 +118,8 @@ export type ErrorCode =
   | 'event_failed'
   | 'rate_limited'
   | 'broker_unavailable'
+  | 'publish_timeout'
+  | 'token_invalid'
   | 'internal'
   | 'timeout'
   | 'disconnected'
