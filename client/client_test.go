@@ -305,6 +305,19 @@ func TestDrainHonoursRetryAfter(t *testing.T) {
 	node.Store(b)
 	drained := make(chan error, 1)
 	go func() { drained <- a.Shutdown(context.Background()) }()
+	// Until retryAfterMs has passed the client still receives from the
+	// draining node.
+	waitFor(t, 5*time.Second, "server_shutdown", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !shutdownAt.IsZero()
+	})
+	if _, err := a.Publish(ctx, "alerts", "during-drain", nil); err != nil {
+		t.Fatal(err)
+	}
+	if ev := evs.next(t); ev.Event != "during-drain" {
+		t.Errorf("got %+v while the node drained", ev)
+	}
 	waitFor(t, 5*time.Second, "reconnect to b", func() bool { return st.count(client.Connected) >= 2 })
 	mu.Lock()
 	if len(upgrades) != 2 || shutdownAt.IsZero() {

@@ -16,8 +16,9 @@
 //     ping from the server, or an upgrade refused for now (429, 503, 5xx;
 //     the token provider is asked again each time) it waits an exponential
 //     backoff with full jitter (WithReconnect) and dials again;
-//   - after a server_shutdown frame it closes its side and reconnects once
-//     the server's retryAfterMs has passed, without inflating the backoff;
+//   - after a server_shutdown frame it keeps receiving on the draining node
+//     until the server's retryAfterMs has passed, then closes its side and
+//     reconnects at once, without inflating the backoff;
 //   - after close codes that say "do not come back" it stops for good and
 //     reports the *CloseError through Err and Done;
 //   - when the server refuses a reconnect for good it stops and reports the

@@ -134,7 +134,7 @@ func (c *Client) serve(cn *conn) ended {
 // announces a drain, or the server goes quiet for two heartbeats.
 func (c *Client) watch(cn *conn) ended {
 	var end ended
-	var tick <-chan time.Time
+	var tick, leave <-chan time.Time
 	hb := time.Duration(cn.welcome.HeartbeatMs) * time.Millisecond
 	if hb > 0 {
 		t := time.NewTicker(hb)
@@ -150,7 +150,13 @@ func (c *Client) watch(cn *conn) ended {
 		case end.retry = <-cn.shutdown:
 			end.drainAt = time.Now()
 			c.opts.log.Info("herald: server draining", "retry_after", end.retry)
-			// Leave now rather than wait for the server's 1001.
+			// Keep receiving from the draining node until retryAfter has
+			// passed (it still delivers; leaving at once would miss that
+			// much), then leave and dial again at once.
+			t := time.NewTimer(end.retry)
+			defer t.Stop()
+			leave = t.C
+		case <-leave:
 			_ = cn.ws.Close(websocket.StatusGoingAway, "server shutdown")
 			return end
 		case now := <-tick:

@@ -6,8 +6,10 @@
 //   - after a network cut or an unexpected close it waits an exponential
 //     backoff with full jitter (a random delay in [0, min·2ⁿ], capped at max)
 //     and dials again;
-//   - after a server_shutdown frame it closes its side and dials again once
-//     the server's retryAfterMs has passed (counted from the frame);
+//   - after a server_shutdown frame it keeps receiving on the draining
+//     node until the server's retryAfterMs has passed (counted from the
+//     frame), then closes its side and dials again at once, so that little
+//     is missed while it moves;
 //   - after close codes that mean "do not come back" (1008, 4003, 4004) it
 //     stops for good (state "closed", error in onState's info);
 //   - where the socket reports a refused upgrade's HTTP status (ws in Node;
@@ -396,6 +398,7 @@ export class HeraldClient {
       status: undefined, // HTTP status of a refused upgrade, where visible
       done: new Promise((r) => (resolveDone = r)),
       liveTimer: null,
+      leaveTimer: null, // after server_shutdown: when to leave
       lastSeen: 0,
       pingAt: 0, // when the last ping request went out (browsers)
     };
@@ -413,6 +416,7 @@ export class HeraldClient {
       if (s.ended) return;
       s.ended = true;
       clearInterval(s.liveTimer);
+      clearTimeout(s.leaveTimer);
       if (this.#session === s) this.#session = null;
       this.#failAll(new HeraldError('disconnected', 'herald: connection lost'), false);
       this.#ackIds = [];
@@ -509,12 +513,17 @@ export class HeraldClient {
         const ms = Number.isFinite(f.retryAfterMs) ? Math.max(0, f.retryAfterMs) : 0;
         s.retryAfterMs = ms;
         s.retryAt = Date.now() + ms;
-        this.#flushAcks();
-        try {
-          s.ws.close(1000, 'server shutdown');
-        } catch {
-          // already closing
-        }
+        // Keep receiving from the draining node until then: it still
+        // delivers, and leaving at once would miss that much.
+        clearTimeout(s.leaveTimer);
+        s.leaveTimer = setTimeout(() => {
+          this.#flushAcks();
+          try {
+            s.ws.close(1000, 'server shutdown');
+          } catch {
+            // already closing
+          }
+        }, ms);
         break;
       }
       default:

@@ -258,8 +258,16 @@ describe('reconnect', () => {
     });
     await c.connect();
     await c.join('lobby');
+    const during = collector();
+    c.onAny(during.fn);
 
-    await s1.stop('SIGTERM');
+    const stopped = s1.stop('SIGTERM');
+    await waitFor(() => rec.received.some((f) => f.type === 'server_shutdown'), { what: 'server_shutdown' });
+    // Until retryAfterMs has passed the client still receives from the
+    // draining node.
+    await apiPublish(s1.base, { room: 'lobby', event: 'during-drain', data: true });
+    await waitFor(() => during.got.some((e) => e.event === 'during-drain'), { what: 'a message from the draining node' });
+    await stopped;
     const shutdown = rec.received.find((f) => f.type === 'server_shutdown');
     assert.ok(shutdown, 'no server_shutdown frame before the server exited');
     const exit = await s1.exited;

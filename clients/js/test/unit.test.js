@@ -221,12 +221,14 @@ describe('reconnect backoff', () => {
     });
   });
 
-  it('server_shutdown: waits retryAfterMs, then dials', async () => {
+  it('server_shutdown: keeps the socket for retryAfterMs, then dials', async () => {
     const fake = fakeServer();
     const c = newClient(fake);
     await connected(fake, c);
     const at = Date.now();
     fake.sockets[0].frame({ type: 'server_shutdown', retryAfterMs: 120, reason: 'server shutdown' });
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(fake.sockets[0].readyState, 1, 'the socket was closed before retryAfterMs');
     await waitFor(() => fake.sockets.length === 2, { what: 'the reconnect' });
     assert.ok(Date.now() - at >= 120, `dialed after ${Date.now() - at} ms`);
     assert.equal(fake.sockets[0].readyState, 3, 'the old socket was not closed');
