@@ -10,17 +10,24 @@ import (
 	"github.com/heraldrt/herald/internal/testserver"
 )
 
-// TestRedisStall: a Redis that stops answering (SIGSTOP) holds no client
-// longer than --backend-timeout. An API publish is answered 504
-// publish_timeout (it may still be delivered), a new client is welcomed,
-// and once Redis answers again publishing works.
-func TestRedisStall(t *testing.T) {
+// nodeOnRedis starts a redis-server of the test's own and a node named
+// name on it, with flags; it returns the binary for further nodes.
+func nodeOnRedis(t *testing.T, name string, flags ...string) (string, *testserver.Redis, *node) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts server processes")
 	}
 	bin := buildBinary(t)
 	redis := testserver.StartRedis(t)
-	n := startNodeWith(t, bin, "stall", "--redis-url", redis.URL())
+	return bin, redis, startNodeWith(t, bin, name, append([]string{"--redis-url", redis.URL()}, flags...)...)
+}
+
+// TestRedisStall: a Redis that stops answering (SIGSTOP) holds no client
+// longer than --backend-timeout. An API publish is answered 504
+// publish_timeout (it may still be delivered), a new client is welcomed,
+// and once Redis answers again publishing works.
+func TestRedisStall(t *testing.T) {
+	_, redis, n := nodeOnRedis(t, "stall", "--backend-timeout", "1s")
 	ctx := context.Background()
 	lc, lrec := dialNode(t, n.ws(), "listener")
 	if err := lc.Join(ctx, "feed"); err != nil {
@@ -58,12 +65,7 @@ func TestRedisStall(t *testing.T) {
 // gets the sessions of live connections again from the node's refresh, so
 // that they can still resume.
 func TestSessionsRewrittenAfterRedisRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts server processes")
-	}
-	bin := buildBinary(t)
-	redis := testserver.StartRedis(t)
-	n := startNodeWith(t, bin, "rw", "--redis-url", redis.URL(), "--session-ttl", "3s")
+	_, redis, n := nodeOnRedis(t, "rw", "--session-ttl", "3s")
 	c, _ := dialNode(t, n.ws(), "keeper")
 	if err := c.Join(context.Background(), "feed"); err != nil {
 		t.Fatal(err)
@@ -86,12 +88,7 @@ func TestSessionsRewrittenAfterRedisRestart(t *testing.T) {
 // same --node-id does not keep its previous run's presence entries alive;
 // they go once the previous run's lease lapses.
 func TestPresenceAfterCrashRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts server processes")
-	}
-	bin := buildBinary(t)
-	redis := testserver.StartRedis(t)
-	n := startNodeWith(t, bin, "phoenix", "--redis-url", redis.URL(), "--lease-ttl", "1s")
+	bin, redis, n := nodeOnRedis(t, "phoenix", "--lease-ttl", "1s")
 	c, _ := dialNode(t, n.ws(), "ghost", client.WithReconnect(time.Hour, time.Hour))
 	if err := c.Join(context.Background(), "lobby"); err != nil {
 		t.Fatal(err)
