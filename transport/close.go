@@ -72,7 +72,7 @@ func (c *Conn) Terminate(err error) {
 		// The owner may be writing to the descriptor (see Conn.fd):
 		// shut the socket down so that its write fails or any wait
 		// returns, and let it finish, which closes the descriptor.
-		shutdownSocket(c.rc)
+		_ = c.raw().shutdownBoth()
 	default:
 		// The owner's write fails on the closed socket and it finishes.
 		c.closeSocket()
@@ -105,10 +105,10 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 
 func (c *Conn) closeSocket() {
 	c.socketOnce.Do(func() {
-		if readPoller.registered(c) {
-			readPoller.remove(c)
-		}
 		_ = c.nc.Close()
+		if c.raw() != nil {
+			readPoller.forget(c)
+		}
 	})
 }
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -51,13 +50,14 @@ type Conn struct {
 	killed       bool
 	peerGone     bool // the reader has seen the peer's close or EOF
 	finished     bool // the socket is closed and the write side done
-	// fd is nc's descriptor, set once by newConn (-1 when rc is nil):
-	// flushTurn writes to it directly, without RawConn's reference count
-	// (a cold cache line per delivery, 5 % of the server's CPU at 50k
-	// deliveries/s). That is safe because the descriptor is closed only
-	// by finish, which runs as the write side's last owner, so no raw
-	// write is in flight or can follow; Terminate only shuts the socket
-	// down while someone else owns it. Not guarded by mu.
+	// fd is the raw socket's descriptor, set once by newConn (-1 when
+	// nc is not a *rawSocket): flushTurn writes to it directly, without
+	// the socket's reference count (a cold cache line per delivery, 5 %
+	// of the server's CPU at 50k deliveries/s with poll.FD's). That is
+	// safe because the descriptor is closed only by finish, which runs as
+	// the write side's last owner, so no raw write is in flight or can
+	// follow; Terminate only shuts the socket down while someone else
+	// owns it. Not guarded by mu.
 	fd         int32
 	queueLimit int32         // opts.SendQueueSize
 	shard      *flushShard   // where the connection gets its turns
@@ -72,11 +72,13 @@ type Conn struct {
 	done chan struct{}
 	wake chan struct{}
 
+	// nc is a *rawSocket for a TCP or Unix socket on Linux (see
+	// newRawSocket), else the hijacked net.Conn itself (TLS terminated
+	// in-process, a pipe), which every read and write then waits on.
 	nc     net.Conn
-	rc     syscall.RawConn // nc's socket for reads and epoll; nil if not a socket
-	prefix []byte          // bytes that came with the upgrade request, read first
-	br     *bufio.Reader   // nil while idle (see TryRead)
-	opts   *Options        // shared by the Upgrader's connections
+	prefix []byte        // bytes that came with the upgrade request, read first
+	br     *bufio.Reader // nil while idle (see TryRead)
+	opts   *Options      // shared by the Upgrader's connections
 	neg    negotiated
 
 	socketOnce sync.Once
@@ -112,12 +114,15 @@ type closeRequest struct {
 	waitPeer bool   // after the close frame, wait for the peer's close or EOF
 }
 
-// newConn wraps nc; prefix holds bytes the client sent right after the
+// newConn wraps nc, taking its socket over as a *rawSocket where it can
+// (nc is closed then); prefix holds bytes the client sent right after the
 // upgrade request.
 func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated) *Conn {
+	if s := newRawSocket(nc); s != nil {
+		nc = s
+	}
 	c := &Conn{
 		nc:         nc,
-		rc:         rawConn(nc),
 		prefix:     prefix,
 		opts:       opts,
 		neg:        neg,
@@ -126,11 +131,17 @@ func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated) *Conn {
 		hbIdx:      -1,
 		fd:         -1,
 	}
-	if c.rc != nil {
-		_ = c.rc.Control(func(fd uintptr) { c.fd = int32(fd) })
+	if s := c.raw(); s != nil {
+		c.fd = s.fd
 	}
 	c.lastSeen.Store(c.now())
 	return c
+}
+
+// raw returns the connection's raw socket, or nil if it has none.
+func (c *Conn) raw() *rawSocket {
+	s, _ := c.nc.(*rawSocket)
+	return s
 }
 
 // start arms the heartbeat on the process's heartbeat clock. No
@@ -303,7 +314,9 @@ func (c *Conn) Subprotocol() string {
 	return c.opts.Subprotocols[c.neg.subprotocol-1]
 }
 
-// RemoteAddr returns the peer's network address.
+// RemoteAddr returns the peer's network address. For a TCP or Unix
+// socket it is asked of the kernel at each call, and is empty once the
+// socket is closed.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // Stats returns the frames and bytes written and the bytes read, counted

@@ -100,7 +100,7 @@ func (c *Conn) TryRead() (MessageType, []byte, error) {
 // Unix socket on Linux, e.g. TLS terminated in-process); the caller then
 // reads with Read on a goroutine of its own.
 func (c *Conn) NotifyReadable(f func()) bool {
-	if !pollSupported || c.rc == nil {
+	if !pollSupported || c.raw() == nil {
 		return false
 	}
 	c.notifyFn = f
@@ -148,8 +148,8 @@ func (s *socketSource) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if c.rc != nil && c.r.nonblock && !c.r.midFrame {
-		n, err := readOnce(c.rc, p)
+	if s := c.raw(); s != nil && c.r.nonblock && !c.r.midFrame {
+		n, err := s.readNow(p)
 		if err == nil && n == 0 {
 			return 0, io.EOF
 		}

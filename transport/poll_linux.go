@@ -1,7 +1,7 @@
 package transport
 
 import (
-	"errors"
+	"net"
 	"sync"
 	"syscall"
 )
@@ -41,32 +41,43 @@ func (p *poller) init() error {
 	return p.initErr
 }
 
-// arm registers c's socket, or re-arms its one-shot registration.
+// arm registers c's socket, or re-arms its one-shot registration. It
+// fails with net.ErrClosed once the socket is closed.
 func (p *poller) arm(c *Conn) error {
 	if err := p.init(); err != nil {
 		return err
 	}
+	s := c.raw()
 	var ctlErr error
-	// Control holds a reference to the socket: it cannot be closed, and
-	// its descriptor reused, while the registration is changed.
-	err := c.rc.Control(func(fd uintptr) {
+	// control holds a reference to the socket: it cannot be closed, and
+	// its descriptor reused, while the registration is changed. Checking
+	// closedBit under p.mu orders arm against forget: either forget sees
+	// the slot set here, or this sees the socket closed.
+	if !s.control(func(fd int) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
 		p.mu.Lock()
+		if s.state.Load()&closedBit != 0 {
+			p.mu.Unlock()
+			ctlErr = net.ErrClosed
+			return
+		}
 		op := syscall.EPOLL_CTL_MOD
 		if !c.polled {
 			op = syscall.EPOLL_CTL_ADD
 			c.polled = true
-			p.set(int(fd), c)
+			p.set(fd, c)
 		}
 		start := !p.running
 		p.running = true
 		p.mu.Unlock()
-		ctlErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
+		ctlErr = syscall.EpollCtl(p.epfd, op, fd, &ev)
 		if start {
 			go p.run()
 		}
-	})
-	return errors.Join(err, ctlErr)
+	}) {
+		return net.ErrClosed
+	}
+	return ctlErr
 }
 
 // get returns the connection registered for fd, or nil. p.mu must be held.
@@ -97,23 +108,16 @@ func (p *poller) set(fd int, c *Conn) {
 	p.conns[fd] = c
 }
 
-// registered reports whether c was ever added.
-func (p *poller) registered(c *Conn) bool {
+// forget drops c's slot once its socket is closed (the descriptor's
+// epoll registration ends with the descriptor itself, which nothing else
+// holds). The number may already belong to a new socket: only c's own
+// slot is cleared.
+func (p *poller) forget(c *Conn) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return c.polled
-}
-
-// remove unregisters c; it is called before its socket is closed.
-func (p *poller) remove(c *Conn) {
-	_ = c.rc.Control(func(fd uintptr) {
-		_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
-		p.mu.Lock()
-		if p.get(int32(fd)) == c {
-			p.set(int(fd), nil)
-		}
-		p.mu.Unlock()
-	})
+	if fd := c.raw().fd; p.get(fd) == c {
+		p.set(int(fd), nil)
+	}
+	p.mu.Unlock()
 }
 
 func (p *poller) run() {
@@ -145,29 +149,4 @@ func (p *poller) run() {
 		}
 		ready = ready[:0]
 	}
-}
-
-// readOnce reads what the socket holds now, without waiting. It returns
-// errWouldBlock when there is nothing, and io.EOF as (0, nil).
-func readOnce(rc syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var errno error
-	err := rc.Read(func(fd uintptr) bool {
-		for {
-			n, errno = syscall.Read(int(fd), p)
-			if errno != syscall.EINTR {
-				return true
-			}
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	if errno == syscall.EAGAIN {
-		return 0, errWouldBlock
-	}
-	if errno != nil {
-		return 0, errno
-	}
-	return n, nil
 }

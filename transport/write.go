@@ -176,7 +176,13 @@ func (c *Conn) writeBlocking(bufs net.Buffers) error {
 		}
 		_ = c.nc.SetWriteDeadline(deadline)
 		c.mu.Unlock()
-		written, err := chunk.WriteTo(c.nc)
+		var written int64
+		var err error
+		if s := c.raw(); s != nil {
+			written, err = s.writeBuffers(chunk)
+		} else {
+			written, err = chunk.WriteTo(c.nc)
+		}
 		c.bytesOut.Add(uint64(written))
 		if err != nil {
 			return fmt.Errorf("transport: write: %w", err)

@@ -250,7 +250,7 @@ func TestTerminateKeepsDescriptorForOwner(t *testing.T) {
 	if _, err := rc.readFrame(); err == nil {
 		t.Fatal("peer read a frame after Terminate, want the end of the stream")
 	}
-	open := func() bool { return c.rc.Control(func(uintptr) {}) == nil }
+	open := func() bool { return c.raw().control(func(int) {}) }
 	if !open() {
 		t.Fatal("Terminate closed the descriptor while the write side was owned")
 	}

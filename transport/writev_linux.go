@@ -2,7 +2,6 @@ package transport
 
 import (
 	"errors"
-	"net"
 	"syscall"
 	"unsafe"
 )
@@ -14,25 +13,6 @@ const maxIovecs = 1024
 type iovecScratch struct{ iov []syscall.Iovec }
 
 var errWouldBlock = errors.New("transport: socket buffer full")
-
-// rawConn returns the socket for non-blocking writes, or nil when nc is
-// not a plain socket (TLS in-process, a pipe).
-func rawConn(nc net.Conn) syscall.RawConn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	if _, isTCP := nc.(*net.TCPConn); !isTCP {
-		if _, isUnix := nc.(*net.UnixConn); !isUnix {
-			return nil
-		}
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
-}
 
 // writeNonBlocking writes as much of bufs as the socket fd takes now,
 // with writev, and returns what is left and how many bytes were written.
@@ -91,11 +71,4 @@ func writeNonBlocking(fd int32, bufs [][]byte, s *iovecScratch) (rest [][]byte, 
 		}
 	}
 	return nil, written, nil
-}
-
-// shutdownSocket ends both directions of rc's socket without closing
-// its descriptor: blocked reads and writes return, the peer sees the
-// end, and the descriptor stays valid for a raw write in flight.
-func shutdownSocket(rc syscall.RawConn) {
-	_ = rc.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
 }
