@@ -34,7 +34,7 @@ func (c *Conn) Close(code int, reason string) error {
 	<-c.Done()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closeErr
+	return c.closing.err
 }
 
 // Terminate ends the connection immediately without a close frame, for
@@ -48,15 +48,16 @@ func (c *Conn) Terminate(err error) {
 		err = ErrClosed
 	}
 	c.mu.Lock()
-	if c.cause == nil {
-		c.cause = err
+	cl := c.closingLocked()
+	if cl.cause == nil {
+		cl.cause = err
 	}
 	already := c.killed
 	c.killed = true
 	c.closeStarted = true
 	claimed := !already && c.claimLocked()
-	wake := c.wake
-	c.wake = nil
+	wake := cl.wake
+	cl.wake = nil
 	c.mu.Unlock()
 	if already {
 		return
@@ -89,12 +90,13 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 		return false
 	}
 	c.closeStarted = true
-	if c.cause == nil {
-		c.cause = cause
+	cl := c.closingLocked()
+	if cl.cause == nil {
+		cl.cause = cause
 	}
-	c.closeAt = c.now() + int64(grace)
+	cl.at = c.now() + int64(grace)
 	_ = c.nc.SetWriteDeadline(c.closeDeadline())
-	c.closeReq = &req
+	cl.req, cl.requested = req, true
 	claimed := c.claimLocked()
 	c.mu.Unlock()
 	if claimed {
@@ -103,20 +105,22 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 	return true
 }
 
+// closeSocket closes the socket. It may run more than once (Terminate
+// and finish, for a net.Conn): closing again only fails.
 func (c *Conn) closeSocket() {
-	c.socketOnce.Do(func() {
-		_ = c.nc.Close()
-		if c.raw() != nil {
-			readPoller.forget(c)
-		}
-	})
+	_ = c.nc.Close()
+	if c.raw() != nil {
+		readPoller.forget(c)
+	}
 }
 
 func (c *Conn) signalPeerClosed() {
 	c.mu.Lock()
 	c.peerGone = true
-	wake := c.wake
-	c.wake = nil
+	var wake chan struct{}
+	if cl := c.closing; cl != nil {
+		wake, cl.wake = cl.wake, nil
+	}
 	c.mu.Unlock()
 	if wake != nil {
 		close(wake)
@@ -131,10 +135,11 @@ func (c *Conn) waitPeer() {
 		c.mu.Unlock()
 		return
 	}
-	if c.wake == nil {
-		c.wake = make(chan struct{})
+	cl := c.closingLocked()
+	if cl.wake == nil {
+		cl.wake = make(chan struct{})
 	}
-	wake := c.wake
+	wake := cl.wake
 	wait := time.Until(c.closeDeadline())
 	c.mu.Unlock()
 	t := time.NewTimer(wait)
@@ -149,26 +154,29 @@ func (c *Conn) waitPeer() {
 // closes the socket and Done. The write side stays owned for good, so
 // nothing writes after it.
 func (c *Conn) finish() {
-	c.finishOnce.Do(func() {
-		c.mu.Lock()
-		if c.cause == nil {
-			c.cause = ErrClosed
-		}
-		c.closeStarted = true
-		c.owned = true
-		c.sendQ, c.ctrlQ = nil, nil
+	c.mu.Lock()
+	if c.finishing {
 		c.mu.Unlock()
-		if c.opts.PingInterval > 0 {
-			heartbeats.remove(c)
-		}
-		c.closeSocket()
-		c.mu.Lock()
-		c.finished = true
-		done := c.done
-		c.mu.Unlock()
-		if done != nil {
-			close(done)
-		}
-		c.readable() // a pending NotifyReadable callback sees the end
-	})
+		return
+	}
+	c.finishing = true
+	if cl := c.closingLocked(); cl.cause == nil {
+		cl.cause = ErrClosed
+	}
+	c.closeStarted = true
+	c.owned = true
+	c.sendQ, c.ctrlQ = nil, nil
+	c.mu.Unlock()
+	if c.opts.PingInterval > 0 {
+		heartbeats.remove(c)
+	}
+	c.closeSocket()
+	c.mu.Lock()
+	c.finished = true
+	done := c.closing.done
+	c.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
+	c.readable() // a pending NotifyReadable callback sees the end
 }

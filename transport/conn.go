@@ -49,6 +49,7 @@ type Conn struct {
 	closeStarted bool
 	killed       bool
 	peerGone     bool // the reader has seen the peer's close or EOF
+	finishing    bool // finish has started: it runs once
 	finished     bool // the socket is closed and the write side done
 	// fd is the raw socket's descriptor, set once by newConn (-1 when
 	// nc is not a *rawSocket): flushTurn writes to it directly, without
@@ -59,30 +60,21 @@ type Conn struct {
 	// follow; Terminate only shuts the socket down while someone else
 	// owns it. Not guarded by mu.
 	fd         int32
-	queueLimit int32         // opts.SendQueueSize
-	shard      *flushShard   // where the connection gets its turns
-	ctrlQ      [][]byte      // complete control frames, written before data
-	closeReq   *closeRequest // set once closing starts; taken by the owner
-	cause      error
-	closeAt    int64 // once closing, heartbeat clock time that caps every socket write; 0 before
-	closeErr   error // writing the close frame failed
-	// Channels are made only when someone waits, so that an idle
-	// connection holds none: done by Done, wake by a close sequence
-	// waiting for the peer (closed by Terminate or the peer's close).
-	done chan struct{}
-	wake chan struct{}
+	queueLimit int32       // opts.SendQueueSize
+	shard      *flushShard // where the connection gets its turns
+	ctrlQ      [][]byte    // complete control frames, written before data
+	// closing is made when closing starts, or by Done, so that an open
+	// connection nobody waits for holds none of its state.
+	closing *closeState
 
 	// nc is a *rawSocket for a TCP or Unix socket on Linux (see
 	// newRawSocket), else the hijacked net.Conn itself (TLS terminated
 	// in-process, a pipe), which every read and write then waits on.
 	nc     net.Conn
-	prefix []byte        // bytes that came with the upgrade request, read first
+	prefix *[]byte       // bytes that came with the upgrade request, read first; nil once read
 	br     *bufio.Reader // nil while idle (see TryRead)
 	opts   *Options      // shared by the Upgrader's connections
 	neg    negotiated
-
-	socketOnce sync.Once
-	finishOnce sync.Once
 
 	polled      bool // registered with readPoller; guarded by readPoller.mu
 	notifyState atomic.Int32
@@ -107,6 +99,30 @@ type Conn struct {
 	w      writeState
 }
 
+// closeState is how the connection ends, made by closingLocked when
+// closing starts. Guarded by Conn.mu.
+type closeState struct {
+	req       closeRequest // valid when requested
+	requested bool         // req waits for the write side's owner
+	cause     error        // what Err reports
+	at        int64        // heartbeat clock time that caps every socket write; 0 if none
+	err       error        // writing the close frame failed
+	// wake is made by a close sequence waiting for the peer, and closed
+	// by Terminate or the peer's close.
+	wake chan struct{}
+	done chan struct{} // made by Done, closed by finish
+}
+
+// closingLocked returns the connection's close state, making it on the
+// first call. c.mu must be held. Only Err, closeDeadline and the fields'
+// own checks read it: its existence says nothing.
+func (c *Conn) closingLocked() *closeState {
+	if c.closing == nil {
+		c.closing = new(closeState)
+	}
+	return c.closing
+}
+
 // closeRequest asks the write side to end the connection with frame.
 type closeRequest struct {
 	frame    []byte // complete close frame
@@ -123,7 +139,6 @@ func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated) *Conn {
 	}
 	c := &Conn{
 		nc:         nc,
-		prefix:     prefix,
 		opts:       opts,
 		neg:        neg,
 		shard:      pickShard(),
@@ -133,6 +148,9 @@ func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated) *Conn {
 	}
 	if s := c.raw(); s != nil {
 		c.fd = s.fd
+	}
+	if len(prefix) > 0 {
+		c.prefix = &prefix
 	}
 	c.lastSeen.Store(c.now())
 	return c
@@ -152,13 +170,13 @@ func (c *Conn) start() {
 	}
 }
 
-// closeDeadline returns the deadline closing set (see closeAt), or the
-// zero time. c.mu must be held.
+// closeDeadline returns the deadline closing set (see closeState.at), or
+// the zero time. c.mu must be held.
 func (c *Conn) closeDeadline() time.Time {
-	if c.closeAt == 0 {
+	if c.closing == nil || c.closing.at == 0 {
 		return time.Time{}
 	}
-	return heartbeats.base.Add(time.Duration(c.closeAt))
+	return heartbeats.base.Add(time.Duration(c.closing.at))
 }
 
 // now is the heartbeat clock's time, which lastSeen, pingAt and
@@ -264,10 +282,11 @@ func (c *Conn) Done() <-chan struct{} {
 	if c.finished {
 		return closedChan
 	}
-	if c.done == nil {
-		c.done = make(chan struct{})
+	cl := c.closingLocked()
+	if cl.done == nil {
+		cl.done = make(chan struct{})
 	}
-	return c.done
+	return cl.done
 }
 
 // closedChan is Done's answer once the connection has finished.
@@ -294,7 +313,10 @@ func (c *Conn) hasFinished() bool {
 func (c *Conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cause
+	if c.closing == nil {
+		return nil
+	}
+	return c.closing.cause
 }
 
 // LastSeen returns when the last frame of any kind, pongs included, was

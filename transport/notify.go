@@ -55,8 +55,16 @@ func (c *Conn) releaseReader() {
 func (c *Conn) growReader(n int) *bufio.Reader {
 	old := c.br
 	buffered, _ := old.Peek(old.Buffered())
-	prefix := make([]byte, 0, len(buffered)+len(c.prefix))
-	c.prefix = append(append(prefix, buffered...), c.prefix...)
+	var rest []byte
+	if c.prefix != nil {
+		rest = *c.prefix
+	}
+	prefix := make([]byte, 0, len(buffered)+len(rest))
+	prefix = append(append(prefix, buffered...), rest...)
+	c.prefix = nil
+	if len(prefix) > 0 {
+		c.prefix = &prefix
+	}
 	old.Reset(nil)
 	if old.Size() == readBufferSize {
 		readerPool.Put(old)
@@ -140,10 +148,11 @@ type socketSource Conn
 
 func (s *socketSource) Read(p []byte) (int, error) {
 	c := (*Conn)(s)
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		if len(c.prefix) == 0 {
+	if c.prefix != nil {
+		n := copy(p, *c.prefix)
+		if rest := (*c.prefix)[n:]; len(rest) > 0 {
+			*c.prefix = rest
+		} else {
 			c.prefix = nil
 		}
 		return n, nil

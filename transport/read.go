@@ -27,13 +27,21 @@ type readState struct {
 	typ        MessageType
 	ctrlSecond uint16 // heartbeat clock second (mod 2^16) that ctrlCount counts
 
-	size int64   // of the message so far
-	frag []byte  // uncompressed fragments, handed to the caller
-	cbuf *[]byte // compressed payload, pooled
+	size int64 // of the message so far
+	// big is made at the first fragmented or compressed message: most
+	// connections send single-frame messages only.
+	big *bigMessage
 
 	hdr       [maxHeaderLen]byte
-	ctrlCount uint16        // pings and pongs received in ctrlSecond
-	z         *inflateState // made at the first compressed message
+	ctrlCount uint16 // pings and pongs received in ctrlSecond
+}
+
+// bigMessage is the reassembly state of fragmented and compressed
+// messages.
+type bigMessage struct {
+	frag []byte        // uncompressed fragments, handed to the caller
+	cbuf *[]byte       // compressed payload, pooled
+	z    *inflateState // made at the first compressed message
 }
 
 // readWatch lets a cancelled context end a blocking Read: the context's
@@ -180,27 +188,31 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			return c.deliver(msg)
 		}
 
+		if c.r.big == nil {
+			c.r.big = new(bigMessage)
+		}
+		big := c.r.big
 		var buf []byte
 		if c.r.compressed {
-			if c.r.cbuf == nil {
+			if big.cbuf == nil {
 				if p, ok := compressedBufPool.Get().(*[]byte); ok {
-					c.r.cbuf = p
+					big.cbuf = p
 				} else {
-					c.r.cbuf = new([]byte)
+					big.cbuf = new([]byte)
 				}
-				*c.r.cbuf = (*c.r.cbuf)[:0]
+				*big.cbuf = (*big.cbuf)[:0]
 			}
-			buf = *c.r.cbuf
+			buf = *big.cbuf
 		} else {
-			buf = c.r.frag
+			buf = big.frag
 		}
 		start := len(buf)
 		buf = growLen(buf, int(h.length))
 		err = c.readPayload(buf[start:], h.key)
 		if c.r.compressed {
-			*c.r.cbuf = buf
+			*big.cbuf = buf
 		} else {
-			c.r.frag = buf
+			big.frag = buf
 		}
 		if err != nil {
 			return 0, nil, c.readFailed(err)
@@ -211,23 +223,23 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 
 		c.r.inMessage = false
 		if !c.r.compressed {
-			msg := c.r.frag
-			c.r.frag = nil
+			msg := big.frag
+			big.frag = nil
 			return c.deliver(msg)
 		}
-		if c.r.z == nil {
-			c.r.z = new(inflateState)
+		if big.z == nil {
+			big.z = new(inflateState)
 		}
-		z := c.r.z
+		z := big.z
 		var dict []byte
 		if c.neg.clientContext {
 			dict = z.dict
 		}
-		msg, ierr := inflate(&z.src, *c.r.cbuf, dict, c.opts.ReadLimit)
-		if cap(*c.r.cbuf) <= 1<<20 {
-			compressedBufPool.Put(c.r.cbuf)
+		msg, ierr := inflate(&z.src, *big.cbuf, dict, c.opts.ReadLimit)
+		if cap(*big.cbuf) <= 1<<20 {
+			compressedBufPool.Put(big.cbuf)
 		}
-		c.r.cbuf = nil
+		big.cbuf = nil
 		switch ierr {
 		case nil:
 		case errTooBig:

@@ -13,11 +13,16 @@ import (
 // Conn.owned): a flush worker, the connection's blocked-write goroutine
 // or its close sequence, one at a time.
 type writeState struct {
-	pending net.Buffers   // what a non-blocking write left unwritten
-	frames  int           // frames in pending
+	pending *pendingWrite // what a non-blocking write left unwritten; nil if nothing
 	data    []*Prepared   // spare queue, swapped with Conn.sendQ
 	z       *deflateState // made at the first message this conn compresses itself
-	err     error         // the write error that ended the connection
+}
+
+// pendingWrite is a batch the socket did not take at once, for the
+// goroutine that waits for the peer (writeBlocked).
+type pendingWrite struct {
+	bufs   net.Buffers
+	frames int // frames in the batch, counted once it is written
 }
 
 // deflateState is the write side's own compressor, for server context
@@ -43,7 +48,7 @@ const maxSpareQueue = 64
 // it.
 func (c *Conn) flushTurn(scratch *turnScratch) {
 	c.mu.Lock()
-	if c.killed || c.closeReq != nil {
+	if c.killed || c.closing != nil && c.closing.requested {
 		c.mu.Unlock()
 		c.release()
 		return
@@ -79,7 +84,7 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 	if c.fd < 0 {
 		// No raw socket (TLS terminated in-process, a test pipe): every
 		// write may block, so it gets its own goroutine.
-		c.w.pending, c.w.frames = append(net.Buffers(nil), batch...), n
+		c.w.pending = &pendingWrite{append(net.Buffers(nil), batch...), n}
 		c.setBlocked(true)
 		go c.writeBlocked()
 		return
@@ -91,7 +96,7 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 		c.framesOut.Add(uint64(n))
 		c.release()
 	case err == nil || errors.Is(err, errWouldBlock):
-		c.w.pending, c.w.frames = append(net.Buffers(nil), rest...), n
+		c.w.pending = &pendingWrite{append(net.Buffers(nil), rest...), n}
 		c.setBlocked(true)
 		go c.writeBlocked()
 	default:
@@ -127,11 +132,11 @@ func spare[T any](s []T) []T {
 // writeBlocked finishes a write the socket did not take at once, waiting
 // for the peer for up to WriteTimeout, then gives the turn back.
 func (c *Conn) writeBlocked() {
-	err := c.writeBlocking(c.w.pending)
+	err := c.writeBlocking(c.w.pending.bufs)
 	if err == nil {
-		c.framesOut.Add(uint64(c.w.frames))
+		c.framesOut.Add(uint64(c.w.pending.frames))
 	}
-	c.w.pending, c.w.frames = nil, 0
+	c.w.pending = nil
 	c.setBlocked(false)
 	if err != nil {
 		c.writeFailed(err)
@@ -194,7 +199,6 @@ func (c *Conn) writeBlocking(bufs net.Buffers) error {
 // writeFailed terminates the connection after a failed write: the stream
 // may end mid-frame.
 func (c *Conn) writeFailed(err error) {
-	c.w.err = err
 	c.Terminate(err)
 }
 
@@ -207,7 +211,7 @@ func (c *Conn) release() {
 	case c.killed:
 		c.mu.Unlock()
 		c.finish()
-	case c.closeReq != nil:
+	case c.closing != nil && c.closing.requested:
 		c.mu.Unlock()
 		go c.closeSequence()
 	case len(c.ctrlQ) > 0 || len(c.sendQ) > 0 && !c.held:
@@ -327,15 +331,15 @@ func (c *Conn) frameFor(p *Prepared) []byte {
 func (c *Conn) closeSequence() {
 	defer c.finish()
 	c.mu.Lock()
-	req := *c.closeReq
+	req := c.closing.req
 	killed := c.killed
 	c.mu.Unlock()
 	if killed {
 		return
 	}
 	// A frame cut by a partial write must be completed first.
-	if len(c.w.pending) > 0 {
-		if err := c.writeBlocking(c.w.pending); err != nil {
+	if c.w.pending != nil {
+		if err := c.writeBlocking(c.w.pending.bufs); err != nil {
 			c.setCloseErr(err)
 			return
 		}
@@ -380,6 +384,6 @@ func (c *Conn) closeSequence() {
 
 func (c *Conn) setCloseErr(err error) {
 	c.mu.Lock()
-	c.closeErr = err
+	c.closing.err = err
 	c.mu.Unlock()
 }
