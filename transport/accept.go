@@ -69,6 +69,11 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader ht
 // and arms its heartbeat. Every header in respHeader
 // is added to the 101 response, except the ones the handshake itself owns.
 //
+// On Linux, a hijacked *net.TCPConn or *net.UnixConn is closed once its
+// descriptor has been duplicated: the Conn holds the socket from then on
+// (see the package documentation), so a listener or ConnState hook that
+// keeps the net.Conn must not use it after the upgrade.
+//
 // When the request is not a valid WebSocket upgrade, Upgrade writes a
 // plain-text 400, 405 or 426 response, hijacks nothing and returns an
 // error.
