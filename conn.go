@@ -49,8 +49,11 @@ type conn struct {
 	resumeToken  string
 	sessionStart int64
 
-	identMu sync.Mutex     // guards ident, expiry, warned; rooms change under it
-	ident   *auth.Identity // replaced by refresh
+	identMu sync.Mutex // guards ident, expiry, warned; rooms change under it
+	// ident is replaced by refresh. It is nil for a plain anonymous
+	// identity (see keptIdentity), which identity rebuilds from the user
+	// id: such a connection need not hold 128 bytes for its user id alone.
+	ident *auth.Identity
 	expiry  *time.Timer
 	warned  bool
 	// closeCode is set once, by the first closeWith, before the socket
@@ -162,7 +165,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		s:     s,
 		ws:    ws,
-		ident: ident,
+		ident: keptIdentity(ident),
 		ip:    ip,
 		info: ConnInfo{
 			ID:            connID,

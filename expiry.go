@@ -11,10 +11,64 @@ import (
 
 // identity returns the connection's current identity (a refresh may
 // replace it from the read loop while timers and control messages read it).
+// The caller must not change it.
 func (c *conn) identity() *auth.Identity {
+	return c.currentIdentity(new(auth.Identity))
+}
+
+// The checks below are what most paths need of the identity; for a plain
+// anonymous connection they build it on the stack instead of allocating
+// it as identity does.
+
+// canJoin reports whether the connection's identity may join room.
+func (c *conn) canJoin(room string) bool {
+	var anon auth.Identity
+	return c.currentIdentity(&anon).CanJoin(room)
+}
+
+// canPublish reports whether the connection's identity may publish to room.
+func (c *conn) canPublish(room string) bool {
+	var anon auth.Identity
+	return c.currentIdentity(&anon).CanPublish(room)
+}
+
+// revokedAt reports whether the connection's credential is revoked.
+func (c *conn) revokedAt(now time.Time) bool {
+	var anon auth.Identity
+	return c.s.revoked.revoked(c.currentIdentity(&anon), now)
+}
+
+// currentIdentity returns the connection's identity, filling in anon for a
+// plain anonymous one.
+func (c *conn) currentIdentity(anon *auth.Identity) *auth.Identity {
 	c.identMu.Lock()
-	defer c.identMu.Unlock()
-	return c.ident
+	id := c.ident
+	c.identMu.Unlock()
+	if id == nil {
+		*anon = auth.Identity{UserID: c.info.UserID, Anonymous: true}
+		id = anon
+	}
+	return id
+}
+
+// keptIdentity returns what a connection keeps of id: nil for a plain
+// anonymous identity (a user id and nothing else), which identity
+// rebuilds, else id.
+func keptIdentity(id *auth.Identity) *auth.Identity {
+	if id.Anonymous && id.TokenID == "" && id.IssuedAt.IsZero() && id.ExpiresAt.IsZero() &&
+		id.Source == "" && id.Permissions == nil {
+		return nil
+	}
+	return id
+}
+
+// expiresAtLocked returns when the connection's credential expires; zero
+// for never. c.identMu must be held.
+func (c *conn) expiresAtLocked() time.Time {
+	if c.ident == nil {
+		return time.Time{}
+	}
+	return c.ident.ExpiresAt
 }
 
 // scheduleExpiry arms the connection's token timer: token_expiring at
@@ -27,7 +81,7 @@ func (c *conn) scheduleExpiry() {
 		c.expiry.Stop()
 		c.expiry = nil
 	}
-	exp := c.ident.ExpiresAt
+	exp := c.expiresAtLocked()
 	if exp.IsZero() {
 		return
 	}
@@ -42,7 +96,7 @@ func (c *conn) scheduleExpiry() {
 
 func (c *conn) onExpiryTimer() {
 	c.identMu.Lock()
-	exp := c.ident.ExpiresAt
+	exp := c.expiresAtLocked()
 	left := time.Until(exp)
 	if left > 0 && !c.warned {
 		c.warned = true

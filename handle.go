@@ -52,7 +52,7 @@ func (c *conn) join(req *protocol.Request) {
 		c.reply(req.ID, roomReply(room))
 		return
 	}
-	if !c.identity().CanJoin(room) {
+	if !c.canJoin(room) {
 		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to join %q", room))
 		return
 	}
@@ -127,7 +127,7 @@ func (c *conn) backendCtx() (context.Context, context.CancelFunc) {
 
 func (c *conn) publish(req *protocol.Request) {
 	room := req.Room
-	if !c.identity().CanPublish(room) {
+	if !c.canPublish(room) {
 		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to publish to %q", room))
 		return
 	}

@@ -105,7 +105,7 @@ func (s *Server) applyRevocation(c *broker.Control) {
 	s.revoked.add(c, now)
 	n := 0
 	for _, cn := range s.snapshot() {
-		if s.revoked.revoked(cn.identity(), now) {
+		if cn.revokedAt(now) {
 			cn.closeWith(protocol.CloseRevoked, nonEmpty(c.Reason, "token revoked"))
 			n++
 		}

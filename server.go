@@ -309,7 +309,7 @@ func (s *Server) handleControl(c *broker.Control) {
 	switch c.Kind {
 	case broker.ControlDisconnectUser:
 		for _, cn := range s.snapshot() {
-			if cn.identity().UserID == c.User {
+			if cn.info.UserID == c.User { // a refresh keeps the user
 				cn.closeWith(protocol.CloseDisconnected, nonEmpty(c.Reason, "disconnected by server"))
 			}
 		}

@@ -61,7 +61,7 @@ func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.
 func (c *conn) restorable(rooms []string) []string {
 	var out []string
 	for _, room := range rooms {
-		if len(out) >= c.s.cfg.MaxRoomsPerConn || protocol.ValidateRoom(room) != nil || !c.identity().CanJoin(room) {
+		if len(out) >= c.s.cfg.MaxRoomsPerConn || protocol.ValidateRoom(room) != nil || !c.canJoin(room) {
 			continue
 		}
 		out = append(out, room)
