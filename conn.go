@@ -53,9 +53,9 @@ type conn struct {
 	// ident is replaced by refresh. It is nil for a plain anonymous
 	// identity (see keptIdentity), which identity rebuilds from the user
 	// id: such a connection need not hold 128 bytes for its user id alone.
-	ident *auth.Identity
-	expiry  *time.Timer
-	warned  bool
+	ident  *auth.Identity
+	expiry *time.Timer
+	warned bool
 	// closeCode is set once, by the first closeWith, before the socket
 	// goes away; 0 while the server has not closed the connection.
 	closeCode atomic.Int32
