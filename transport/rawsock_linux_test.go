@@ -138,13 +138,21 @@ func TestRawSocketReadDeadline(t *testing.T) {
 	}()
 	waitForWaiter(t, s, waitRead)
 	_ = s.SetReadDeadline(time.Unix(1, 0))
+	if err := waitErr(t, done, "the Read woken by a past deadline"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read: %v, want the deadline exceeded", err)
+	}
+}
+
+// waitErr returns what ch delivers, failing the test if nothing comes
+// within 5 s.
+func waitErr(t *testing.T, ch <-chan error, what string) error {
+	t.Helper()
 	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("Read: %v, want the deadline exceeded", err)
-		}
+	case err := <-ch:
+		return err
 	case <-time.After(5 * time.Second):
-		t.Fatal("a past deadline did not wake the waiting Read")
+		t.Fatalf("%s did not return", what)
+		return nil
 	}
 }
 
@@ -184,13 +192,8 @@ func TestRawSocketCloseWakesWaiters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, ch := range map[string]chan error{"Read": readErr, "Write": writeErr} {
-		select {
-		case err := <-ch:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Errorf("%s: %v, want net.ErrClosed", name, err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("Close did not wake the waiting %s", name)
+		if err := waitErr(t, ch, "the "+name+" woken by Close"); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s: %v, want net.ErrClosed", name, err)
 		}
 	}
 	// closedBit alone: the last reference was dropped, which closed the
@@ -244,13 +247,8 @@ func TestRawSocketWriteDeadline(t *testing.T) {
 	// A nearer deadline applies to the write already waiting (as closing
 	// does to a write in flight).
 	_ = s.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("Write: %v, want the deadline exceeded", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the nearer deadline did not end the waiting Write")
+	if err := waitErr(t, done, "the Write given a nearer deadline"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write: %v, want the deadline exceeded", err)
 	}
 	// A reader lets a waiting write finish.
 	_ = s.SetWriteDeadline(time.Time{})
