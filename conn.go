@@ -381,8 +381,11 @@ func (c *conn) process(typ transport.MessageType, msg []byte) {
 	if ok, abusive := c.msgLim.allow(); !ok {
 		s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
 		if abusive {
-			if c.closeWith(protocol.ClosePolicyViolation, "rate limit exceeded") {
+			// Logged once, and before the close frame goes out, so the
+			// line is written by the time the client sees the close.
+			if c.claimClose(protocol.ClosePolicyViolation) {
 				s.log.WarnContext(c.ctx(), "closing: sustained message rate abuse")
+				c.startClose(protocol.ClosePolicyViolation, "rate limit exceeded")
 			}
 			return
 		}
@@ -512,10 +515,20 @@ var (
 // It reports whether this call started the close (false when one was
 // already under way).
 func (c *conn) closeWith(code int, reason string) (first bool) {
-	if first = c.closeCode.CompareAndSwap(0, int32(code)); first {
-		go func() { _ = c.ws.Close(code, reason) }()
+	if first = c.claimClose(code); first {
+		c.startClose(code, reason)
 	}
 	return first
+}
+
+// claimClose records code as the connection's close code; it reports
+// false when a close was already decided. The caller that wins then
+// calls startClose.
+func (c *conn) claimClose(code int) bool { return c.closeCode.CompareAndSwap(0, int32(code)) }
+
+// startClose runs the closing handshake without blocking the caller.
+func (c *conn) startClose(code int, reason string) {
+	go func() { _ = c.ws.Close(code, reason) }()
 }
 
 // Deliver implements hub.Member.
