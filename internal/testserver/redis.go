@@ -3,12 +3,12 @@ package testserver
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -107,15 +107,7 @@ func (r *Redis) Kill() {
 	r.cmd, r.exited = nil, nil
 }
 
-// Freeze stops the server with SIGSTOP: its connections stay open and
-// nothing answers, as when Redis stalls (a long command, a paused VM).
-// Thaw resumes it; Kill also ends a frozen server.
-func (r *Redis) Freeze() { r.signal(syscall.SIGSTOP) }
-
-// Thaw resumes a frozen server.
-func (r *Redis) Thaw() { r.signal(syscall.SIGCONT) }
-
-func (r *Redis) signal(sig syscall.Signal) {
+func (r *Redis) signal(sig os.Signal) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd != nil {
