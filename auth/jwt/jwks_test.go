@@ -59,8 +59,18 @@ func TestJWKSBackgroundRefresh(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A fetch that Close cancelled in flight may still reach the server;
+	// wait until three intervals pass without one, which a loop still
+	// running every 20 ms would never allow.
 	n := js.fetches.Load()
-	time.Sleep(100 * time.Millisecond) // five intervals: none may fetch
+	checkFor(t, 5*time.Second, func() bool {
+		time.Sleep(60 * time.Millisecond)
+		m := js.fetches.Load()
+		quiet := m == n
+		n = m
+		return quiet
+	})
+	time.Sleep(100 * time.Millisecond) // five more intervals: none may fetch
 	if m := js.fetches.Load(); m != n {
 		t.Errorf("fetched %d times after Close", m-n)
 	}
