@@ -33,6 +33,9 @@ func (c *conn) track(msgID string, f *transport.Prepared) bool {
 	if len(c.acks.pending) >= c.s.cfg.MaxPendingAcks {
 		return false
 	}
+	if len(c.acks.pending) == 0 {
+		c.s.awaitAcks(c, true)
+	}
 	c.acks.pending[msgID] = &pendingAck{frame: f, sentAt: time.Now(), attempts: 1}
 	return true
 }
@@ -71,6 +74,9 @@ func (c *conn) redeliverDue(now time.Time, timeout time.Duration, retries int) (
 			resent++
 		}
 	}
+	if len(c.acks.pending) == 0 {
+		c.s.awaitAcks(c, false)
+	}
 	return resent, expired
 }
 
@@ -84,7 +90,36 @@ func (c *conn) dropPending() []string {
 		ids = append(ids, id)
 	}
 	c.acks.pending = nil
+	c.s.awaitAcks(c, false)
 	return ids
+}
+
+// awaitAcks adds c to, or takes it out of, the connections the redelivery
+// goroutine visits. The caller holds c.acks.mu.
+func (s *Server) awaitAcks(c *conn, waiting bool) {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	if !waiting {
+		delete(s.awaiting, c)
+		return
+	}
+	if s.awaiting == nil {
+		s.awaiting = make(map[*conn]struct{})
+	}
+	s.awaiting[c] = struct{}{}
+}
+
+// awaitingAcks returns the connections that may hold unacknowledged
+// messages. One whose messages were all acknowledged leaves the set at
+// the redelivery goroutine's next visit.
+func (s *Server) awaitingAcks() []*conn {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	out := make([]*conn, 0, len(s.awaiting))
+	for c := range s.awaiting {
+		out = append(out, c)
+	}
+	return out
 }
 
 // maxLoggedIDs bounds the message ids one log line lists.
@@ -105,7 +140,7 @@ func (s *Server) redeliverUnacked() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			for _, c := range s.snapshot() {
+			for _, c := range s.awaitingAcks() {
 				resent, expired := c.redeliverDue(now, s.cfg.AckTimeout, s.cfg.AckRetries)
 				if resent > 0 {
 					s.metrics.Redeliveries.Add(float64(resent))

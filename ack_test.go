@@ -2,6 +2,7 @@ package herald_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -94,4 +95,36 @@ func TestUnackedMessagesOfAnEndedConnectionAreCounted(t *testing.T) {
 		return metricValue(t, ts, "herald_acks_dropped_total") == 3 &&
 			logCount(t, ts, "connection ended with unacknowledged messages; they are not redelivered") == 1
 	})
+}
+
+// TestRedeliveryVisitsOnlyConnectionsAwaitingAcks: the redelivery
+// goroutine walks the connections holding unacknowledged messages, not
+// every connection, so idle connections cost it nothing. A connection
+// leaves that set once its messages are acknowledged or it ends.
+func TestRedeliveryVisitsOnlyConnectionsAwaitingAcks(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{AckTimeout: 100 * time.Millisecond, AckRetries: 50})
+	acker := dial(t, ts.URL, withHeader("X-Client-Id", "acker"))
+	leaver := dial(t, ts.URL, withHeader("X-Client-Id", "leaver"))
+	for i := range 5 {
+		dial(t, ts.URL, withHeader("X-Client-Id", fmt.Sprintf("idle-%d", i)))
+	}
+	acker.join("orders")
+	leaver.join("orders")
+	if n := ts.AwaitingAcks(); n != 0 {
+		t.Fatalf("%d connections awaiting acks before any acked message", n)
+	}
+	id, err := ts.Publish(context.Background(), "orders", "created", map[string]int{"id": 1}, herald.WithAck())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acker.expect("event")
+	leaver.expect("event")
+	if n := ts.AwaitingAcks(); n != 2 {
+		t.Fatalf("%d connections awaiting acks, want the 2 members of the room", n)
+	}
+	acker.request(map[string]any{"type": "ack", "id": "a1", "msgIds": []string{id}})
+	waitFor(t, 2*time.Second, "the acker to leave the set", func() bool { return ts.AwaitingAcks() == 1 })
+	leaver.c.CloseNow()
+	waitFor(t, 2*time.Second, "the ended connection to leave the set", func() bool { return ts.AwaitingAcks() == 0 })
 }

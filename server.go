@@ -63,6 +63,12 @@ type Server struct {
 	conns   map[*conn]struct{}
 	connWG  sync.WaitGroup // one per connection handler
 
+	// ackMu guards awaiting: the connections that may hold messages
+	// waiting for an ack, which the redelivery goroutine visits instead
+	// of every connection. A connection's acks.mu is taken before ackMu.
+	ackMu    sync.Mutex
+	awaiting map[*conn]struct{}
+
 	draining atomic.Bool
 	closed   atomic.Bool
 	stop     chan struct{} // closed by Shutdown: stops background goroutines
