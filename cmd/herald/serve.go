@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/heraldrt/herald"
 	jwtauth "github.com/heraldrt/herald/auth/jwt"
 	"github.com/heraldrt/herald/demo"
+	"github.com/heraldrt/herald/internal/gctune"
 )
 
 // serveConfig is what `herald serve` reads from flags and environment.
@@ -34,6 +36,7 @@ type serveConfig struct {
 	engines        engineConfig
 	demo           bool
 	pprofAddr      string
+	gcTuning       string
 }
 
 // authConfigured reports whether any token verification is set up.
@@ -96,6 +99,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	publishBuffer := f.Int("publish-buffer", 0, "while the broker is down, queue this many publications (NATS: KiB) and send them on return; 0: fail fast with broker_unavailable")
 	leaseTTL := f.Duration("lease-ttl", herald.DefaultLeaseTTL, "how long a dead node's presence entries outlive it (lease renewed every third of it)")
 	pprofAddr := f.String("pprof-addr", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); empty: off. Never expose it publicly")
+	gcTuning := f.String("gc-tuning", "adaptive", "adaptive: GOGC between 10 and 100 by what the collector costs (low while quiet, 100 during reconnect storms); off: Go's default. Setting GOGC in the environment turns it off")
 	demoPage := f.Bool("demo", false, "serve a demo chat page at /demo/ (two browser tabs, one room)")
 	presenceEvents := f.Bool("presence-events", false, "send presence join/leave events to room members")
 	if err := f.parse(args); err != nil {
@@ -130,7 +134,10 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
 		natsURL: *natsURL, publishBuffer: *publishBuffer, sharedRooms: *sharedRooms}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
-	sc.demo, sc.pprofAddr = *demoPage, *pprofAddr
+	sc.demo, sc.pprofAddr, sc.gcTuning = *demoPage, *pprofAddr, *gcTuning
+	if sc.gcTuning != "adaptive" && sc.gcTuning != "off" {
+		return nil, fmt.Errorf("--gc-tuning: %q is not adaptive or off", sc.gcTuning)
+	}
 	if (sc.tlsCert == "") != (sc.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
@@ -190,6 +197,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "herald serve: %v\n", err)
 		return 2
+	}
+	if sc.pprofAddr == "" {
+		// Nothing can read a heap profile: do not sample for one. The
+		// sampler's table alone is 1.4 MB, made at its first sample.
+		runtime.MemProfileRate = 0
 	}
 	logger, err := newLogger(sc.logFormat, sc.logLevel, stderr)
 	if err != nil {
@@ -257,6 +269,19 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		MaxHeaderBytes:    sc.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	gcTuning := sc.gcTuning
+	if v, ok := os.LookupEnv("GOGC"); ok && gcTuning == "adaptive" {
+		gcTuning = "off (GOGC=" + v + ")"
+	}
+	if gcTuning == "adaptive" {
+		tuneCtx, stopTuning := context.WithCancel(context.Background())
+		tuned := make(chan struct{})
+		go func() {
+			defer close(tuned)
+			gctune.Run(tuneCtx, gctune.Config{Log: logger})
+		}()
+		defer func() { stopTuning(); <-tuned }()
+	}
 	serveErr := make(chan error, 1)
 	go func() {
 		if sc.tlsCert != "" {
@@ -267,7 +292,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}()
 	logger.Info("listening", "addr", ln.Addr().String(), "ws_path", sc.server.Path, "tls", sc.tlsCert != "",
 		"engine", sc.engines.name(),
-		"auth", sc.authConfigured(), "version", version)
+		"auth", sc.authConfigured(), "gc_tuning", gcTuning, "version", version)
 
 	select {
 	case err := <-serveErr:
