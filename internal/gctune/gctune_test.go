@@ -17,10 +17,10 @@ func TestStep(t *testing.T) {
 	c := Config{}
 	c.setDefaults()
 	tests := []struct {
-		name       string
-		gogc       int
-		frac       float64
-		quiet      int
+		name        string
+		gogc        int
+		frac        float64
+		quiet       int
 		want, wantQ int
 	}{
 		{"costly: straight to Max", 10, 0.05, 1, 100, 0},
