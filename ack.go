@@ -1,6 +1,8 @@
 package herald
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,11 +117,7 @@ func (s *Server) awaitAcks(c *conn, waiting bool) {
 func (s *Server) awaitingAcks() []*conn {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
-	out := make([]*conn, 0, len(s.awaiting))
-	for c := range s.awaiting {
-		out = append(out, c)
-	}
-	return out
+	return slices.AppendSeq(make([]*conn, 0, len(s.awaiting)), maps.Keys(s.awaiting))
 }
 
 // maxLoggedIDs bounds the message ids one log line lists.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -354,11 +356,7 @@ func (s *Server) removeConn(c *conn) {
 func (s *Server) snapshot() []*conn {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
+	return slices.AppendSeq(make([]*conn, 0, len(s.conns)), maps.Keys(s.conns))
 }
 
 // housekeeping keeps live connections' sessions from expiring, writing

@@ -1,51 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
-
-// startBinary runs `herald serve` on a free port with env added to the
-// environment and returns its base URL and log.
-func startBinary(t *testing.T, env ...string) (string, *syncWriter) {
-	t.Helper()
-	bin := buildBinary(t)
-	addr := freePort(t)
-	logs := &syncWriter{w: &bytes.Buffer{}}
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--api-key", "gc-tuning-test-key-0123456789")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return base, logs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // waitLogged waits for the log to contain want (the listening line may
 // follow the first answer to /healthz).
@@ -85,7 +48,8 @@ func TestGCTuningInTheBinary(t *testing.T) {
 	t.Parallel()
 	t.Run("adaptive by default", func(t *testing.T) {
 		t.Parallel()
-		base, logs := startBinary(t)
+		srv := startBinary(t, nil, "--api-key", "gc-tuning-test-key-0123456789")
+		base, logs := srv.base, srv.logs
 		waitLogged(t, logs, `"gc_tuning":"adaptive"`)
 		deadline := time.Now().Add(15 * time.Second)
 		for scrapeGOGC(t, base) >= 100 {
@@ -97,7 +61,8 @@ func TestGCTuningInTheBinary(t *testing.T) {
 	})
 	t.Run("GOGC set in the environment", func(t *testing.T) {
 		t.Parallel()
-		base, logs := startBinary(t, "GOGC=60")
+		srv := startBinary(t, []string{"GOGC=60"}, "--api-key", "gc-tuning-test-key-0123456789")
+		base, logs := srv.base, srv.logs
 		waitLogged(t, logs, `"gc_tuning":"off (GOGC=60)"`)
 		time.Sleep(3 * time.Second) // past the first steps the tuner would take
 		if got := scrapeGOGC(t, base); got != 60 {

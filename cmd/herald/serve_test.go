@@ -153,6 +153,47 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
+// binaryServer is a `herald serve` child process started by startBinary.
+type binaryServer struct {
+	addr   string // host:port it listens on
+	base   string // http://addr
+	logs   *syncWriter
+	cmd    *exec.Cmd
+	exited chan error // gets Wait's result; a test that takes it puts it back for the cleanup
+}
+
+// startBinary runs the built binary's `serve` on a free port, with env
+// added to the environment and args after --addr, waits for /healthz and
+// kills the process at the end of the test.
+func startBinary(t *testing.T, env []string, args ...string) *binaryServer {
+	t.Helper()
+	srv := &binaryServer{addr: freePort(t), logs: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan error, 1)}
+	srv.base = "http://" + srv.addr
+	srv.cmd = exec.Command(buildBinary(t), append([]string{"serve", "--addr", srv.addr}, args...)...)
+	srv.cmd.Env = append(os.Environ(), env...)
+	srv.cmd.Stderr = srv.logs
+	if err := srv.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { srv.exited <- srv.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.cmd.Process.Kill()
+		<-srv.exited
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(srv.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return srv
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up: %v\n%s", err, srv.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -167,33 +208,8 @@ func freePort(t *testing.T) string {
 // SIGTERM and checks the drain end to end: readiness fails, every client is
 // told server_shutdown, and the process exits 0 within the drain timeout.
 func TestSIGTERMDrainsRealBinary(t *testing.T) {
-	bin := buildBinary(t)
-	addr := freePort(t)
-	logs := &syncWriter{w: &bytes.Buffer{}}
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--drain-timeout", "3s", "--drain-retry-after", "1s", "--api-key", "binary-test-key-0123456789")
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	srv := startBinary(t, nil, "--drain-timeout", "3s", "--drain-retry-after", "1s", "--api-key", "binary-test-key-0123456789")
+	addr, base, logs, cmd, exited := srv.addr, srv.base, srv.logs, srv.cmd, srv.exited
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
