@@ -248,10 +248,7 @@ func (c *conn) run(resumeID, resumeToken string) {
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.
 	c.ws.Hold()
-	if _, err := s.hub.Join(bctx, c.userRoom(), c); err != nil {
-		s.log.ErrorContext(c.ctx(), "join user room failed", "err", err)
-		c.closeWith(protocol.CloseTryAgainLater, "broker unavailable")
-	}
+	s.hub.JoinUser(c.info.UserID, c) // keyed by the id string c holds
 	s.presenceAdd(bctx, c, c.userRoom())
 	var restored []string
 	if resumed {
@@ -296,9 +293,9 @@ func (c *conn) run(resumeID, resumeToken string) {
 // connection's attributes. It points into c: no allocation.
 func (c *conn) ctx() context.Context { return &c.logCtx }
 
-// userRoom returns the name of the connection's own user room. It is
-// built when needed (joining and leaving it) rather than kept: the hub
-// keeps the string it was joined with.
+// userRoom returns the name of the connection's own user room, built
+// when needed (presence) rather than kept: the hub keeps the user room
+// by the user id (Hub.JoinUser).
 func (c *conn) userRoom() string { return auth.UserRoom(c.info.UserID) }
 
 // isUserRoom reports whether room is the connection's own user room,
@@ -411,9 +408,7 @@ func (c *conn) cleanup() {
 	// Rooms are left with a fresh context: the request's may be cancelled.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 5*time.Second)
 	defer cancel()
-	if err := s.hub.Leave(ctx, c.userRoom(), c); err != nil && !errors.Is(err, hub.ErrNotMember) {
-		s.log.WarnContext(ctx, "leave failed", "room", c.userRoom(), "err", err)
-	}
+	_ = s.hub.LeaveUser(c.info.UserID, c) // not a member only if it never joined
 	s.presenceRemove(ctx, c, c.userRoom())
 	for _, room := range c.rooms {
 		if err := s.hub.Leave(ctx, room, c); err != nil {

@@ -5,7 +5,10 @@
 // frame is queued to every member; members must only enqueue, never block,
 // so one slow client cannot hold up a broadcast. Join and Leave tell the
 // broker about this node's interest: the first local member of a room
-// subscribes, the last one to leave unsubscribes.
+// subscribes, the last one to leave unsubscribes. User rooms (see
+// broker.UserRoomPrefix) reach every node without a subscription; the hub
+// keeps them by user id (JoinUser), one map slot per user with a single
+// local connection.
 //
 // Concurrency: all methods are safe for concurrent use. Rooms live in 64
 // shards, each under its own RWMutex; fan-out holds a shard's read lock.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,14 @@ type Hub struct {
 type shard struct {
 	mu    sync.RWMutex
 	rooms map[string]*memberSet
+	// User rooms ("user:<id>", one per connection) are kept by user id
+	// rather than as rooms: the key is the id string the member already
+	// holds, and a user with one local connection (the usual case) costs
+	// one map slot instead of a room name, a member set and its slice.
+	// A user with several local connections has them in usersMany
+	// instead of users; never in both.
+	users     map[string]Member
+	usersMany map[string][]Member
 }
 
 // memberSet is a room's local members. Most rooms are small (every connection
@@ -163,6 +172,8 @@ func New(cfg Config) *Hub {
 	h := &Hub{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].rooms = make(map[string]*memberSet)
+		h.shards[i].users = make(map[string]Member)
+		h.shards[i].usersMany = make(map[string][]Member)
 	}
 	return h
 }
@@ -171,9 +182,21 @@ func (h *Hub) index(room string) int {
 	return int(maphash.String(h.seed, room) % numShards)
 }
 
+// userOf returns the user id of a user room, and whether room is one.
+func userOf(room string) (string, bool) {
+	if !broker.IsUserRoom(room) {
+		return "", false
+	}
+	return room[len(broker.UserRoomPrefix):], true
+}
+
 // Join adds m to room, subscribing the node to the room first if m is its
-// first local member. It reports false if m was already a member.
+// first local member (user rooms need no subscription; see JoinUser). It
+// reports false if m was already a member.
 func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
+	if user, ok := userOf(room); ok {
+		return h.JoinUser(user, m), nil
+	}
 	i := h.index(room)
 	h.subMu[i].Lock()
 	defer h.subMu[i].Unlock()
@@ -205,9 +228,68 @@ func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
 	return true, nil
 }
 
+// JoinUser adds m to the user room of user (broker.UserRoomPrefix + user)
+// and reports false if m was already in it. Every node receives every
+// user room's messages without subscribing (see package broker), so this
+// never calls the broker. The hub keeps user as a map key: pass the
+// string the member holds anyway rather than one built for the call.
+func (h *Hub) JoinUser(user string, m Member) bool {
+	s := &h.shards[h.index(user)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if many, ok := s.usersMany[user]; ok {
+		if slices.Contains(many, m) {
+			return false
+		}
+		s.usersMany[user] = append(many, m)
+		return true
+	}
+	one, ok := s.users[user]
+	switch {
+	case !ok:
+		s.users[user] = m
+	case one == m:
+		return false
+	default:
+		delete(s.users, user)
+		s.usersMany[user] = []Member{one, m}
+	}
+	return true
+}
+
+// LeaveUser removes m from the user room of user, or returns ErrNotMember.
+func (h *Hub) LeaveUser(user string, m Member) error {
+	s := &h.shards[h.index(user)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if one, ok := s.users[user]; ok {
+		if one != m {
+			return ErrNotMember
+		}
+		delete(s.users, user)
+		return nil
+	}
+	many := s.usersMany[user]
+	i := slices.Index(many, m)
+	if i < 0 {
+		return ErrNotMember
+	}
+	many = slices.Delete(many, i, i+1)
+	if len(many) == 1 {
+		delete(s.usersMany, user)
+		s.users[user] = many[0]
+	} else {
+		s.usersMany[user] = many
+	}
+	return nil
+}
+
 // Leave removes m from room and unsubscribes the node when the room has no
 // local member left. The member is removed even if unsubscribing fails.
 func (h *Hub) Leave(ctx context.Context, room string, m Member) error {
+	if user, ok := userOf(room); ok {
+		return h.LeaveUser(user, m)
+	}
 	i := h.index(room)
 	h.subMu[i].Lock()
 	defer h.subMu[i].Unlock()
@@ -246,6 +328,10 @@ func (h *Hub) Publish(ctx context.Context, m *broker.Message) error {
 func (h *Hub) HandleMessage(m *broker.Message) {
 	start := time.Now()
 	d := &Delivery{Msg: m, threshold: h.cfg.CompressionThreshold, level: h.cfg.CompressionLevel}
+	if user, ok := userOf(m.Room); ok {
+		h.deliverUser(user, d, start)
+		return
+	}
 	s := &h.shards[h.index(m.Room)]
 	s.mu.RLock()
 	var members []roomMember
@@ -288,6 +374,49 @@ func (h *Hub) HandleMessage(m *broker.Message) {
 	}
 }
 
+// deliverUser queues d to the local connections of user. A user has a
+// few at most, so they go through Deliver rather than the direct path.
+func (h *Hub) deliverUser(user string, d *Delivery, start time.Time) {
+	s := &h.shards[h.index(user)]
+	n := 0
+	s.mu.RLock()
+	if one, ok := s.users[user]; ok {
+		one.Deliver(d)
+		n = 1
+	} else {
+		many := s.usersMany[user]
+		for _, m := range many {
+			m.Deliver(d)
+		}
+		n = len(many)
+	}
+	s.mu.RUnlock()
+	if h.cfg.OnFanout != nil && n > 0 {
+		h.cfg.OnFanout(d, n, time.Since(start))
+	}
+}
+
+// userMembers calls f for each local member of user's room, under the
+// shard's read lock, and returns how many there are.
+func (h *Hub) userMembers(user string, f func(Member)) int {
+	s := &h.shards[h.index(user)]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if one, ok := s.users[user]; ok {
+		if f != nil {
+			f(one)
+		}
+		return 1
+	}
+	many := s.usersMany[user]
+	if f != nil {
+		for _, m := range many {
+			f(m)
+		}
+	}
+	return len(many)
+}
+
 // HandleControl implements broker.Handler.
 func (h *Hub) HandleControl(c *broker.Control) {
 	if h.cfg.OnControl != nil {
@@ -297,6 +426,9 @@ func (h *Hub) HandleControl(c *broker.Control) {
 
 // Members returns the number of local members of room.
 func (h *Hub) Members(room string) int {
+	if user, ok := userOf(room); ok {
+		return h.userMembers(user, nil)
+	}
 	s := &h.shards[h.index(room)]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -310,6 +442,10 @@ func (h *Hub) Members(room string) int {
 // order, while holding the room's shard for reading: f must be quick and
 // must not call the Hub.
 func (h *Hub) EachMember(room string, f func(Member)) {
+	if user, ok := userOf(room); ok {
+		h.userMembers(user, f)
+		return
+	}
 	s := &h.shards[h.index(room)]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -326,7 +462,7 @@ func (h *Hub) Rooms() int {
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.RLock()
-		n += len(s.rooms)
+		n += len(s.rooms) + len(s.users) + len(s.usersMany)
 		s.mu.RUnlock()
 	}
 	return n

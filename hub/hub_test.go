@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,10 +197,21 @@ func TestDirectMembers(t *testing.T) {
 // get each message, and that OnFanout reports how many they were.
 func TestMembershipAcrossSizes(t *testing.T) {
 	t.Parallel()
+	// A user room takes the hub's user index, the other the room sets.
+	for _, room := range []string{"r", "user:alice"} {
+		t.Run(room, func(t *testing.T) {
+			t.Parallel()
+			testMembershipAcrossSizes(t, room)
+		})
+	}
+}
+
+func testMembershipAcrossSizes(t *testing.T, room string) {
 	b := memory.New()
+	cb := &countingBroker{Broker: b}
 	var fanouts []int
 	var mu sync.Mutex
-	h := hub.New(hub.Config{Broker: b, OnFanout: func(_ *hub.Delivery, n int, _ time.Duration) {
+	h := hub.New(hub.Config{Broker: cb, OnFanout: func(_ *hub.Delivery, n int, _ time.Duration) {
 		mu.Lock()
 		fanouts = append(fanouts, n)
 		mu.Unlock()
@@ -221,7 +233,7 @@ func TestMembershipAcrossSizes(t *testing.T) {
 			m.got = nil
 			m.mu.Unlock()
 		}
-		if err := h.Publish(ctx, &broker.Message{Room: "r", Event: "e", MsgID: step}); err != nil {
+		if err := h.Publish(ctx, &broker.Message{Room: room, Event: "e", MsgID: step}); err != nil {
 			t.Fatal(err)
 		}
 		for i, m := range ms {
@@ -234,11 +246,11 @@ func TestMembershipAcrossSizes(t *testing.T) {
 				t.Fatalf("%s: non-member %d got %d messages", step, i, len(m.got))
 			}
 		}
-		if got := h.Members("r"); got != len(in) {
+		if got := h.Members(room); got != len(in) {
 			t.Fatalf("%s: Members = %d, want %d", step, got, len(in))
 		}
 		seen := map[hub.Member]int{}
-		h.EachMember("r", func(m hub.Member) { seen[m]++ })
+		h.EachMember(room, func(m hub.Member) { seen[m]++ })
 		for m, n := range seen {
 			if !in[m.(*member)] || n != 1 {
 				t.Fatalf("%s: EachMember gave a member %d times (member: %v)", step, n, in[m.(*member)])
@@ -255,7 +267,7 @@ func TestMembershipAcrossSizes(t *testing.T) {
 		}
 	}
 	for i, m := range ms {
-		if ok, err := h.Join(ctx, "r", m); !ok || err != nil {
+		if ok, err := h.Join(ctx, room, m); !ok || err != nil {
 			t.Fatalf("join %d: %v %v", i, ok, err)
 		}
 		in[m] = true
@@ -263,17 +275,144 @@ func TestMembershipAcrossSizes(t *testing.T) {
 			check(fmt.Sprintf("after %d joins", i+1))
 		}
 	}
-	if ok, _ := h.Join(ctx, "r", ms[5]); ok {
+	if ok, _ := h.Join(ctx, room, ms[5]); ok {
 		t.Fatal("second join of a member reported true")
 	}
+	if h.Rooms() != 1 {
+		t.Fatalf("Rooms = %d, want 1", h.Rooms())
+	}
+	if subs, want := cb.subscribes.Load(), int64(1); broker.IsUserRoom(room) {
+		if subs != 0 {
+			t.Fatalf("%d subscriptions for a user room", subs)
+		}
+	} else if subs != want {
+		t.Fatalf("%d subscriptions, want %d", subs, want)
+	}
 	for _, i := range []int{0, 19, 7, 8, 3, 12, 15, 1, 2, 4, 5, 6, 9, 10, 11} {
-		if err := h.Leave(ctx, "r", ms[i]); err != nil {
+		if err := h.Leave(ctx, room, ms[i]); err != nil {
 			t.Fatalf("leave %d: %v", i, err)
 		}
 		delete(in, ms[i])
 		check(fmt.Sprintf("after leaving %d", i))
 	}
-	if err := h.Leave(ctx, "r", ms[0]); !errors.Is(err, hub.ErrNotMember) {
+	if err := h.Leave(ctx, room, ms[0]); !errors.Is(err, hub.ErrNotMember) {
 		t.Fatalf("leave of a non-member: %v", err)
 	}
+	for i := range ms {
+		_ = h.Leave(ctx, room, ms[i])
+	}
+	if h.Rooms() != 0 || h.Members(room) != 0 {
+		t.Fatalf("after everyone left: Rooms = %d, Members = %d", h.Rooms(), h.Members(room))
+	}
+}
+
+// TestUserRoomsKeptByUser checks JoinUser and LeaveUser with one and
+// several connections per user, that messages reach only that user's
+// members, and that no user room costs a subscription.
+func TestUserRoomsKeptByUser(t *testing.T) {
+	t.Parallel()
+	h, _ := newHub(t)
+	ctx := context.Background()
+	enc := &atomic.Int64{}
+	a1, a2, bob := &member{codec: jsonCodec{enc}}, &member{codec: jsonCodec{enc}}, &member{codec: jsonCodec{enc}}
+	got := func(m *member) int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		n := len(m.got)
+		m.got = nil
+		return n
+	}
+	send := func(user string, want ...int) {
+		t.Helper()
+		if err := h.Publish(ctx, &broker.Message{Room: "user:" + user, Event: "e"}); err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range []*member{a1, a2, bob} {
+			if n := got(m); n != want[i] {
+				t.Fatalf("to %s: member %d got %d, want %d", user, i, n, want[i])
+			}
+		}
+	}
+	if !h.JoinUser("alice", a1) || !h.JoinUser("bob", bob) {
+		t.Fatal("first joins reported false")
+	}
+	if h.JoinUser("alice", a1) {
+		t.Fatal("joining twice reported true")
+	}
+	send("alice", 1, 0, 0)
+	send("bob", 0, 0, 1)
+	send("carol", 0, 0, 0)
+	if !h.JoinUser("alice", a2) || h.JoinUser("alice", a2) {
+		t.Fatal("second connection: first join false or repeated join true")
+	}
+	send("alice", 1, 1, 0)
+	if h.Members("user:alice") != 2 || h.Rooms() != 2 {
+		t.Fatalf("Members = %d, Rooms = %d; want 2, 2", h.Members("user:alice"), h.Rooms())
+	}
+	if err := h.LeaveUser("alice", bob); !errors.Is(err, hub.ErrNotMember) {
+		t.Fatalf("leave by a non-member: %v", err)
+	}
+	if err := h.LeaveUser("alice", a1); err != nil {
+		t.Fatal(err)
+	}
+	send("alice", 0, 1, 0)
+	if err := h.LeaveUser("alice", a1); !errors.Is(err, hub.ErrNotMember) {
+		t.Fatalf("second leave: %v", err)
+	}
+	if !h.JoinUser("alice", a1) {
+		t.Fatal("rejoin reported false")
+	}
+	send("alice", 1, 1, 0)
+	for _, m := range []*member{a1, a2} {
+		if err := h.LeaveUser("alice", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("alice", 0, 0, 0)
+	if h.Members("user:alice") != 0 || h.Rooms() != 1 {
+		t.Fatalf("Members = %d, Rooms = %d; want 0, 1", h.Members("user:alice"), h.Rooms())
+	}
+}
+
+// countingBroker counts the Subscribe calls it passes on.
+type countingBroker struct {
+	*memory.Broker
+	subscribes atomic.Int64
+}
+
+func (b *countingBroker) Subscribe(ctx context.Context, room string) error {
+	b.subscribes.Add(1)
+	return b.Broker.Subscribe(ctx, room)
+}
+
+// TestUserRoomCost checks that a user with one connection costs the hub
+// about one map slot: no room name, member set or slice of its own.
+func TestUserRoomCost(t *testing.T) {
+	h, _ := newHub(t)
+	const n = 10000
+	users := make([]string, n)
+	ms := make([]*member, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("user-%08d", i)
+		ms[i] = &member{}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range users {
+		h.JoinUser(users[i], ms[i])
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(h)
+	per := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+	t.Logf("%.0f bytes per user (heap %d -> %d)", per, before.HeapAlloc, after.HeapAlloc)
+	// A map slot of a string key and an interface is 32 bytes, up to
+	// twice that with the table's spare room; a room name, member set
+	// and one-member slice would add 112.
+	if per > 90 {
+		t.Fatalf("%.0f bytes per user room, want at most 90", per)
+	}
+	runtime.KeepAlive(users)
+	runtime.KeepAlive(ms)
 }
