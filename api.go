@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/auth"
+	"github.com/heraldrt/herald/internal/id"
 	"github.com/heraldrt/herald/internal/logctx"
 	"github.com/heraldrt/herald/protocol"
 )
@@ -100,7 +101,7 @@ type apiRequest struct {
 // WWW-Authenticate) and a request count by endpoint and status.
 func (s *Server) api(endpoint string, h func(a *apiRequest)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		cid := requestID(r)
+		cid := requestID(r, id.New(12))
 		w.Header().Set("X-Request-ID", cid)
 		ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
 		if !s.checkAPIKey(r) {

@@ -71,14 +71,16 @@ const Subprotocol = "herald.v1"
 // maxRequestIDLen bounds an X-Request-ID we are willing to reuse.
 const maxRequestIDLen = 128
 
-func requestID(r *http.Request) string {
+// requestID returns the request's X-Request-ID when it is one we can
+// reuse (printable ASCII, at most maxRequestIDLen bytes), else made.
+func requestID(r *http.Request, made string) string {
 	v := r.Header.Get("X-Request-ID")
 	if v == "" || len(v) > maxRequestIDLen {
-		return id.New(12)
+		return made
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] <= ' ' || v[i] > '~' {
-			return id.New(12)
+			return made
 		}
 	}
 	return v
@@ -96,7 +98,10 @@ func handshakeErrorCode(status int) string {
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	cid := requestID(r)
+	// Without an X-Request-ID of its own, the connection's id serves as
+	// its correlation id: one string fewer kept per connection.
+	connID := id.New(10)
+	cid := requestID(r, connID)
 	w.Header().Set("X-Request-ID", cid)
 	ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
 
@@ -154,7 +159,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	connID := id.New(10)
 	respHeader := http.Header{"X-Request-ID": {cid}}
 	ws, err := s.upgrader.Upgrade(w, r, respHeader)
 	if err != nil {

@@ -12,8 +12,10 @@ import (
 // ConnInfo describes a connection to application hooks. It is a snapshot:
 // hooks must not modify it.
 type ConnInfo struct {
-	ID            string
-	SessionID     string
+	ID        string
+	SessionID string
+	// CorrelationID is the upgrade request's X-Request-ID, or ID when
+	// it had none that could be used.
 	CorrelationID string
 	UserID        string
 	RemoteAddr    string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,11 +32,20 @@ func TestWelcome(t *testing.T) {
 		t.Errorf("welcome = %v", w)
 	}
 
-	// Without X-Request-ID one is generated and still echoed.
-	c2 := dial(t, ts.URL)
-	if cid := c2.welcome["correlationId"].(string); cid == "" || c2.resp.Header.Get("X-Request-ID") != cid {
-		t.Errorf("generated correlation id %q not echoed (header %q)", cid, c2.resp.Header.Get("X-Request-ID"))
+	// Without X-Request-ID the connection id serves and is echoed; so
+	// with one that cannot go into a log line as it is.
+	for _, h := range []string{"", "bad id", strings.Repeat("x", 129)} {
+		var opts []dialOpt
+		if h != "" {
+			opts = append(opts, withHeader("X-Request-ID", h))
+		}
+		c2 := dial(t, ts.URL, opts...)
+		cid := c2.welcome["correlationId"].(string)
+		if cid != c2.welcome["connectionId"] || c2.resp.Header.Get("X-Request-ID") != cid {
+			t.Errorf("X-Request-ID %q: correlation id %q, want the connection id %q, echoed (header %q)", h, cid, c2.welcome["connectionId"], c2.resp.Header.Get("X-Request-ID"))
+		}
 	}
+	c2 := dial(t, ts.URL)
 	if uid := c2.welcome["userId"].(string); len(uid) < 6 {
 		t.Errorf("generated user id %q", uid)
 	}
