@@ -31,6 +31,13 @@ func TestWelcome(t *testing.T) {
 	if w["userId"] != "alice" || w["heartbeatMs"] != float64(7000) || w["protocol"] != float64(1) {
 		t.Errorf("welcome = %v", w)
 	}
+	// 120 random bits each, 24 characters: every connection keeps both,
+	// and 24 bytes is an allocation size class (26 would take 32).
+	for _, f := range []string{"sessionId", "resumeToken"} {
+		if v, _ := w[f].(string); len(v) != 24 {
+			t.Errorf("%s = %q: %d characters, want 24", f, v, len(v))
+		}
+	}
 
 	// Without X-Request-ID the connection id serves and is echoed; so
 	// with one that cannot go into a log line as it is.

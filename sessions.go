@@ -26,6 +26,11 @@ func resumeRequest(r *http.Request) (sessionID, token string) {
 	return sessionID, token
 }
 
+// secretBytes is the randomness of a session id and a resume token: 120
+// bits, 24 characters, which fill a 24-byte allocation exactly (16
+// bytes made 26 characters in a 32-byte one, kept by every connection).
+const secretBytes = 15
+
 // openSession resumes the session the client asked for when it exists,
 // the token matches and it belongs to the same user; otherwise it starts a
 // new one. A refused resume is not an error: the client learns it from
@@ -46,13 +51,13 @@ func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.
 			s.log.WarnContext(ctx, "resume refused: session belongs to another user", "session_id", wantID)
 		default:
 			old.Node, old.Conn, old.LastSeen = s.cfg.NodeID, c.info.ID, now
-			old.ResumeToken = id.New(16)
+			old.ResumeToken = id.New(secretBytes)
 			return old, true
 		}
 	}
 	return &session.Session{
-		ID: id.New(16), UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
-		ResumeToken: id.New(16), ConnectedAt: now, LastSeen: now,
+		ID: id.New(secretBytes), UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
+		ResumeToken: id.New(secretBytes), ConnectedAt: now, LastSeen: now,
 	}, false
 }
 
