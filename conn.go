@@ -29,20 +29,13 @@ import (
 // Its read side (run, then serveReads on one goroutine at a time) owns
 // rooms; other goroutines only call Deliver (via the hub) and closeWith.
 type conn struct {
-	s  *Server
-	ws *transport.Conn
-	// logCtx is the connection's context (see ctx): its log lines carry
-	// the connection's attributes (see LogAttrs).
-	logCtx logctx.SourceContext
-	info   ConnInfo
-	// sessionID points at info.SessionID once run has set it: other
-	// goroutines (log lines, the session refresh) read it through this
-	// pointer. It must not point into the session record, which would
-	// keep the whole record alive for the connection's lifetime.
-	sessionID atomic.Pointer[string]
-	ip        string
-	rooms     roomSet         // joined rooms, own user room excluded; changed by the read side only (see addRoom)
-	msgLim    *messageLimiter // read loop only; made at the first message
+	s    *Server
+	ws   *transport.Conn
+	info ConnInfo
+	// extra holds what only some connections need; nil for the others.
+	extra *connExtra
+
+	rooms roomSet // joined rooms, own user room excluded; changed by the read side only (see addRoom)
 	// The session's token and start in Unix nanoseconds (its id is
 	// info.SessionID), set by run before the read loop; saveSession
 	// writes them back.
@@ -55,12 +48,32 @@ type conn struct {
 	// id: such a connection need not hold 128 bytes for its user id alone.
 	ident  *auth.Identity
 	expiry *time.Timer
-	warned bool
+
 	// closeCode is set once, by the first closeWith, before the socket
 	// goes away; 0 while the server has not closed the connection.
 	closeCode atomic.Int32
+	// limited counts the frames the message bucket refused since the last
+	// one it let through (read loop only).
+	limited uint32
+	// sessionSet is stored once run has set info.SessionID: other
+	// goroutines (log lines, the session refresh) read the id after
+	// loading it (see sessionID).
+	sessionSet atomic.Bool
+	warned     bool
+	msgBucket  tokenBucket // read loop only
 
 	acks acks
+}
+
+// connExtra is what a connection keeps only when a feature needs it, so
+// that the others do not carry the fields.
+type connExtra struct {
+	// base is the upgrade request's context without its cancellation:
+	// hooks get its values (set only when hooks are).
+	base context.Context
+	// ip is the address counted against MaxConnsPerIP (set only when
+	// it is).
+	ip string
 }
 
 // Subprotocol is the WebSocket subprotocol Herald's protocol v1 answers to.
@@ -170,7 +183,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s:     s,
 		ws:    ws,
 		ident: keptIdentity(ident),
-		ip:    ip,
 		info: ConnInfo{
 			ID:            connID,
 			CorrelationID: cid,
@@ -183,12 +195,16 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// welcome). Hooks get the request's headers and values, not its
 	// cancellation; without hooks nothing of the request is kept, which
 	// is most of an idle connection's memory.
-	base := context.Background()
-	if s.cfg.Hooks.set() {
-		base = context.WithoutCancel(r.Context())
-		c.info.Header = r.Header.Clone()
+	if s.cfg.Hooks.set() || s.cfg.MaxConnsPerIP > 0 {
+		c.extra = &connExtra{}
+		if s.cfg.Hooks.set() {
+			c.extra.base = context.WithoutCancel(r.Context())
+			c.info.Header = r.Header.Clone()
+		}
+		if s.cfg.MaxConnsPerIP > 0 {
+			c.extra.ip = ip
+		}
 	}
-	c.logCtx = logctx.SourceContext{Context: base, Source: c}
 	resumeID, resumeToken := resumeRequest(r)
 	if !s.addConn(c) {
 		// Shutdown began between the check above and now.
@@ -247,7 +263,7 @@ func (c *conn) run(resumeID, resumeToken string) {
 		c.sessionStart = sess.ConnectedAt.UnixNano()
 	}
 	c.info.SessionID = sess.ID // written once, before it is published
-	c.sessionID.Store(&c.info.SessionID)
+	c.sessionSet.Store(true)
 	// Rooms are joined before welcome, so that once a client has its
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.
@@ -294,8 +310,41 @@ func (c *conn) run(resumeID, resumeToken string) {
 
 // ctx is the connection's context: never cancelled, the upgrade
 // request's values when hooks are set, and log lines that carry the
-// connection's attributes. It points into c: no allocation.
-func (c *conn) ctx() context.Context { return &c.logCtx }
+// connection's attributes. It is c itself: no allocation.
+func (c *conn) ctx() context.Context { return (*connContext)(c) }
+
+// connContext is a conn as its context.Context (see conn.ctx).
+type connContext conn
+
+// Deadline implements context.Context: none.
+func (*connContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done implements context.Context: never cancelled.
+func (*connContext) Done() <-chan struct{} { return nil }
+
+// Err implements context.Context.
+func (*connContext) Err() error { return nil }
+
+// Value implements context.Context: the connection is the logctx.Source
+// of its log lines; other keys are looked up in the upgrade request's
+// context when hooks are set.
+func (c *connContext) Value(key any) any {
+	if key == (logctx.Key{}) {
+		return (*conn)(c)
+	}
+	if c.extra != nil && c.extra.base != nil {
+		return c.extra.base.Value(key)
+	}
+	return nil
+}
+
+// sessionID returns the connection's session id once run has set it.
+func (c *conn) sessionID() (string, bool) {
+	if !c.sessionSet.Load() {
+		return "", false
+	}
+	return c.info.SessionID, true
+}
 
 // userRoom returns the name of the connection's own user room, built
 // when needed (presence) rather than kept: the hub keeps the user room
@@ -315,8 +364,8 @@ func (c *conn) LogAttrs() []slog.Attr {
 	a[0] = slog.String("correlation_id", c.info.CorrelationID)
 	a[1] = slog.String("conn_id", c.info.ID)
 	a[2] = slog.String("user", c.info.UserID)
-	if sid := c.sessionID.Load(); sid != nil {
-		a = append(a, slog.String("session_id", *sid))
+	if sid, ok := c.sessionID(); ok {
+		a = append(a, slog.String("session_id", sid))
 	}
 	return a
 }
@@ -376,10 +425,7 @@ func (c *conn) readLoop() {
 func (c *conn) process(typ transport.MessageType, msg []byte) {
 	s := c.s
 	s.metrics.BytesIn.Add(float64(len(msg)))
-	if c.msgLim == nil {
-		c.msgLim = newMessageLimiter(&s.cfg) // nil when unlimited
-	}
-	if ok, abusive := c.msgLim.allow(); !ok {
+	if ok, abusive := c.allowMessage(); !ok {
 		s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
 		if abusive {
 			// Logged once, and before the close frame goes out, so the
@@ -406,7 +452,7 @@ func (c *conn) process(typ transport.MessageType, msg []byte) {
 func (c *conn) cleanup() {
 	s := c.s
 	defer s.removeConn(c)
-	defer s.limits.release(c.info.UserID, c.ip)
+	defer s.limits.release(c.info.UserID, c.ip())
 	<-c.ws.Done()
 	c.stopExpiry()
 	// Rooms are left with a fresh context: the request's may be cancelled.

@@ -122,14 +122,14 @@ func (s *Server) refreshSessions() {
 	var refreshed, rewritten, skipped int
 	var failure error
 	for i, c := range conns {
-		sid := c.sessionID.Load()
-		if sid == nil || c.ws.Err() != nil {
+		sid, ok := c.sessionID()
+		if !ok || c.ws.Err() != nil {
 			// Still opening its session, or closing (a clean close
 			// deletes it, which a rewrite must not undo).
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BackendTimeout)
-		err := s.sessions.Touch(ctx, *sid, c.ws.LastSeen(), s.cfg.SessionTTL)
+		err := s.sessions.Touch(ctx, sid, c.ws.LastSeen(), s.cfg.SessionTTL)
 		if errors.Is(err, session.ErrNotFound) {
 			c.identMu.Lock()
 			rooms := slices.Clone(c.rooms)

@@ -10,11 +10,69 @@ import (
 )
 
 // Every idle connection holds a conn next to its transport.Conn (see
-// transport's TestConnFitsSizeClass): 288 B is a malloc size class, the
-// next one 320 B.
+// transport's TestConnFitsSizeClass): 256 B is a malloc size class, the
+// next one 288 B.
 func TestConnFitsSizeClass(t *testing.T) {
-	if size := unsafe.Sizeof(conn{}); size > 288 {
-		t.Errorf("conn is %d B: over the 288 B size class (each idle connection would cost 320 B)", size)
+	if size := unsafe.Sizeof(conn{}); size > 256 {
+		t.Errorf("conn is %d B: over the 256 B size class (each idle connection would cost 288 B)", size)
+	}
+}
+
+// A connection that has sent frames keeps its message bucket inside conn:
+// nothing is allocated for it, with the default cap on.
+func TestMessageBucketAllocatesNothing(t *testing.T) {
+	c := &conn{s: &Server{cfg: Config{MessageRate: 1e9}}}
+	if n := testing.AllocsPerRun(100, func() { c.allowMessage() }); n != 0 {
+		t.Errorf("allowMessage allocates %v times per frame", n)
+	}
+}
+
+// The message bucket lets a burst through at once, then the rate, and
+// counts refusals for the abuse close.
+func TestTokenBucket(t *testing.T) {
+	var b tokenBucket
+	const rate, burst = 10, 3 // a token every 100 ms
+	now := int64(1)
+	for i := range burst {
+		if !b.take(now, rate, burst) {
+			t.Fatalf("burst frame %d refused", i)
+		}
+	}
+	if b.take(now, rate, burst) {
+		t.Fatal("frame past the burst allowed")
+	}
+	now += int64(50 * time.Millisecond)
+	if b.take(now, rate, burst) {
+		t.Fatal("allowed half a token after the last refusal")
+	}
+	now += int64(60 * time.Millisecond)
+	if !b.take(now, rate, burst) {
+		t.Fatal("refused after a whole token came back")
+	}
+	now += int64(time.Hour)
+	for i := range burst {
+		if !b.take(now, rate, burst) {
+			t.Fatalf("after an hour: frame %d refused", i)
+		}
+	}
+	if b.take(now, rate, burst) {
+		t.Fatal("the bucket held more than its burst")
+	}
+
+	c := &conn{s: &Server{cfg: Config{MessageRate: 1, MessageBurst: 2}}}
+	var abusive int
+	for i := range 6 {
+		ok, abuse := c.allowMessage()
+		if ok != (i < 2) {
+			t.Fatalf("frame %d: allowed %v", i, ok)
+		}
+		if abuse {
+			abusive = i
+			break
+		}
+	}
+	if abusive != 4 { // two allowed, then the third refusal is past a burst of 2
+		t.Fatalf("abuse at frame %d, want 4", abusive)
 	}
 }
 

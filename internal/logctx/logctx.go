@@ -9,7 +9,10 @@ import (
 	"log/slog"
 )
 
-type ctxKey struct{}
+// Key is the context key of a context's log attributes: Value(Key{})
+// returns its []slog.Attr or its Source. A Context type of its own that
+// carries a Source answers with it (see SourceContext).
+type Key struct{}
 
 // With returns a copy of ctx whose log lines also carry attrs.
 func With(ctx context.Context, attrs ...slog.Attr) context.Context {
@@ -17,7 +20,7 @@ func With(ctx context.Context, attrs ...slog.Attr) context.Context {
 	merged := make([]slog.Attr, 0, len(prev)+len(attrs))
 	merged = append(merged, prev...)
 	merged = append(merged, attrs...)
-	return context.WithValue(ctx, ctxKey{}, merged)
+	return context.WithValue(ctx, Key{}, merged)
 }
 
 // Source supplies log attributes when a line is logged. A long-lived
@@ -44,7 +47,7 @@ type SourceContext struct {
 
 // Value implements context.Context.
 func (c *SourceContext) Value(key any) any {
-	if key == (ctxKey{}) {
+	if key == (Key{}) {
 		return c.Source
 	}
 	return c.Context.Value(key)
@@ -52,7 +55,7 @@ func (c *SourceContext) Value(key any) any {
 
 // Attrs returns the attributes carried by ctx.
 func Attrs(ctx context.Context) []slog.Attr {
-	switch v := ctx.Value(ctxKey{}).(type) {
+	switch v := ctx.Value(Key{}).(type) {
 	case []slog.Attr:
 		return v
 	case Source:
