@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -383,6 +384,57 @@ type countingBroker struct {
 func (b *countingBroker) Subscribe(ctx context.Context, room string) error {
 	b.subscribes.Add(1)
 	return b.Broker.Subscribe(ctx, room)
+}
+
+// TestUserRoomsConcurrent joins and leaves several connections of the
+// same users while messages to them are delivered: under -race this
+// checks the user index's locking, and at the end every user room is
+// empty and every member got only its own user's messages.
+func TestUserRoomsConcurrent(t *testing.T) {
+	t.Parallel()
+	h, _ := newHub(t)
+	ctx := context.Background()
+	enc := &atomic.Int64{}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := fmt.Sprintf("u%d", g%3) // three users, several connections each
+			m := &member{codec: jsonCodec{enc}}
+			for i := range 200 {
+				if !h.JoinUser(user, m) {
+					t.Errorf("%s: join %d reported false", user, i)
+				}
+				if err := h.Publish(ctx, &broker.Message{Room: "user:" + user, Event: user}); err != nil {
+					t.Error(err)
+				}
+				if err := h.LeaveUser(user, m); err != nil {
+					t.Errorf("%s: leave %d: %v", user, i, err)
+				}
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if len(m.got) < 200 {
+				t.Errorf("%s: a member got %d of its own 200 messages", user, len(m.got))
+			}
+			for _, p := range m.got {
+				if !strings.Contains(string(p.Payload()), `"event":"`+user+`"`) {
+					t.Errorf("%s: got another user's message %s", user, p.Payload())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for u := range 3 {
+		if n := h.Members(fmt.Sprintf("user:u%d", u)); n != 0 {
+			t.Errorf("user u%d: %d members after everyone left", u, n)
+		}
+	}
+	if h.Rooms() != 0 {
+		t.Errorf("Rooms = %d after everyone left", h.Rooms())
+	}
 }
 
 // TestUserRoomCost checks that a user with one connection costs the hub
