@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{name: "touch extends ttl", run: testTouchExtends},
 		{name: "touch after expiry", run: testTouchExpired},
 		{name: "delete", run: testDelete},
+		{name: "sessions of several nodes", run: testNodes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,4 +210,42 @@ func testDelete(t *testing.T, st session.Store) {
 	if err := st.Delete(ctx(t), s.ID); err != nil {
 		t.Fatalf("Delete missing: %v", err)
 	}
+}
+
+// testNodes keeps sessions of several nodes side by side (one store can
+// hold a cluster's, and a memory store may keep the node apart from the
+// session) and moves them between nodes.
+func testNodes(t *testing.T, st session.Store) {
+	var ss []*session.Session
+	for _, node := range []string{"node-a", "node-b", "node-a", "node-c"} {
+		s := sample()
+		s.Node = node
+		mustSave(t, st, s, time.Minute)
+		ss = append(ss, s)
+	}
+	check := func(step string) {
+		t.Helper()
+		for _, s := range ss {
+			if got := mustGet(t, st, s.ID); !equal(got, s) {
+				t.Fatalf("%s: got %+v, want %+v", step, got, s)
+			}
+		}
+	}
+	check("saved")
+	ss[0].Node, ss[1].Node = "node-b", "node-a" // a resume moves a session
+	mustSave(t, st, ss[0], time.Minute)
+	mustSave(t, st, ss[1], time.Minute)
+	check("moved")
+	for _, s := range ss[:3] {
+		if err := st.Delete(ctx(t), s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss = ss[3:]
+	check("three deleted")
+	s := sample()
+	s.Node = "node-d"
+	mustSave(t, st, s, time.Minute)
+	ss = append(ss, s)
+	check("saved after deletes")
 }
