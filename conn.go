@@ -617,6 +617,9 @@ func (s *Server) retryAfter() time.Duration {
 
 // roomSet is the set of rooms a connection joined, kept sorted: a slice
 // costs a fraction of a map for the few rooms a connection usually joins.
+// add and remove make a new array rather than change the old one, so a
+// roomSet once handed out never changes: the session store keeps the
+// one it was saved with (see session.Store.Save).
 type roomSet []string
 
 func (rs roomSet) has(room string) bool {
@@ -628,7 +631,7 @@ func (rs roomSet) has(room string) bool {
 func (rs *roomSet) add(room string) bool {
 	i, ok := slices.BinarySearch(*rs, room)
 	if !ok {
-		*rs = slices.Insert(*rs, i, room)
+		*rs = slices.Insert(slices.Clip(*rs), i, room) // a new array
 	}
 	return !ok
 }
@@ -637,7 +640,11 @@ func (rs *roomSet) add(room string) bool {
 func (rs *roomSet) remove(room string) bool {
 	i, ok := slices.BinarySearch(*rs, room)
 	if ok {
-		*rs = slices.Delete(*rs, i, i+1)
+		if len(*rs) == 1 {
+			*rs = nil
+		} else {
+			*rs = slices.Concat((*rs)[:i], (*rs)[i+1:]) // a new array
+		}
 	}
 	return ok
 }

@@ -11,7 +11,12 @@ import (
 func TestRoomSet(t *testing.T) {
 	var rs roomSet
 	want := map[string]bool{}
+	// Every set handed out stays as it was: the session store keeps the
+	// one it was saved with.
+	type snapshot struct{ held, copied roomSet }
+	var snaps []snapshot
 	for i := range 2000 {
+		snaps = append(snaps, snapshot{rs, slices.Clone(rs)})
 		room := fmt.Sprint("room-", (i*7919)%97)
 		if i%3 == 0 {
 			if got := rs.remove(room); got != want[room] {
@@ -31,6 +36,11 @@ func TestRoomSet(t *testing.T) {
 			if !rs.has(r) {
 				t.Fatalf("after %d ops: %s missing", i, r)
 			}
+		}
+	}
+	for i, sn := range snaps {
+		if !slices.Equal(sn.held, sn.copied) {
+			t.Fatalf("the set before op %d changed in place: %v, was %v", i, sn.held, sn.copied)
 		}
 	}
 }

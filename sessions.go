@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/heraldrt/herald/auth"
@@ -132,7 +131,7 @@ func (s *Server) refreshSessions() {
 		err := s.sessions.Touch(ctx, sid, c.ws.LastSeen(), s.cfg.SessionTTL)
 		if errors.Is(err, session.ErrNotFound) {
 			c.identMu.Lock()
-			rooms := slices.Clone(c.rooms)
+			rooms := c.rooms // never changed in place (see roomSet)
 			c.identMu.Unlock()
 			if err = s.sessions.Save(ctx, c.sessionRecord(rooms), s.cfg.SessionTTL); err == nil {
 				rewritten++

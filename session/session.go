@@ -35,8 +35,9 @@ type Session struct {
 
 // Store keeps sessions. Implementations are safe for concurrent use.
 type Store interface {
-	// Save creates or replaces s, expiring after ttl. It must not keep s
-	// or its Rooms: the caller reuses them.
+	// Save creates or replaces s, expiring after ttl. It must not keep s,
+	// which the caller reuses; it may keep s.Rooms, which the caller does
+	// not modify once saved.
 	Save(ctx context.Context, s *Session, ttl time.Duration) error
 	// Get returns a copy of the session or ErrNotFound.
 	Get(ctx context.Context, id string) (*Session, error)

@@ -108,7 +108,7 @@ func (st *Store) janitor(interval time.Duration) {
 func (st *Store) Save(_ context.Context, s *session.Session, ttl time.Duration) error {
 	e := entry{
 		user: s.UserID, conn: s.Conn, resumeToken: s.ResumeToken,
-		rooms:       slices.Clone(s.Rooms),
+		rooms:       s.Rooms, // kept, not copied: see session.Store.Save
 		connectedAt: unixNano(s.ConnectedAt), lastSeen: unixNano(s.LastSeen),
 		expires: st.now().Add(ttl).UnixNano(),
 	}

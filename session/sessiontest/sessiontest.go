@@ -22,7 +22,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{name: "save then get", run: testSaveGet},
 		{name: "get missing", run: testGetMissing},
 		{name: "save replaces", run: testReplace},
-		{name: "get returns a copy", run: testCopy},
+		{name: "keeps no caller state; get returns a copy", run: testCopy},
 		{name: "touch updates lastSeen only", run: testTouch},
 		{name: "touch missing", run: testTouchMissing},
 		{name: "ttl expiry", run: testExpiry},
@@ -137,12 +137,17 @@ func testReplace(t *testing.T, st session.Store) {
 func testCopy(t *testing.T, st session.Store) {
 	s := sample()
 	mustSave(t, st, s, time.Minute)
-	s.Rooms[0] = "changed-after-save"
-	got := mustGet(t, st, s.ID)
+	// The caller reuses s (not its Rooms, which a store may keep).
+	want := *s
+	s.UserID, s.Node, s.ResumeToken, s.Rooms = "changed-after-save", "changed", "changed", nil
+	got := mustGet(t, st, want.ID)
+	if !equal(got, &want) {
+		t.Fatalf("got %+v, want %+v", got, &want)
+	}
 	got.Rooms[1] = "changed-after-get"
-	again := mustGet(t, st, s.ID)
-	if want := []string{"lobby", "user:user-1"}; !slices.Equal(again.Rooms, want) {
-		t.Fatalf("rooms = %v, want %v", again.Rooms, want)
+	again := mustGet(t, st, want.ID)
+	if wantRooms := []string{"lobby", "user:user-1"}; !slices.Equal(again.Rooms, wantRooms) {
+		t.Fatalf("rooms = %v, want %v", again.Rooms, wantRooms)
 	}
 }
 
