@@ -380,20 +380,7 @@ func (h *Hub) HandleMessage(m *broker.Message) {
 // deliverUser queues d to the local connections of user. A user has a
 // few at most, so they go through Deliver rather than the direct path.
 func (h *Hub) deliverUser(user string, d *Delivery, start time.Time) {
-	s := &h.shards[h.index(user)]
-	n := 0
-	s.mu.RLock()
-	if one, ok := s.users[user]; ok {
-		one.Deliver(d)
-		n = 1
-	} else {
-		many := s.usersMany[user]
-		for _, m := range many {
-			m.Deliver(d)
-		}
-		n = len(many)
-	}
-	s.mu.RUnlock()
+	n := h.userMembers(user, func(m Member) { m.Deliver(d) })
 	if h.cfg.OnFanout != nil && n > 0 {
 		h.cfg.OnFanout(d, n, time.Since(start))
 	}
