@@ -28,6 +28,7 @@ test-go:
 	$(GO) vet $(PKGS)
 	GOOS=darwin $(GO) vet ./transport  # the non-Linux fallbacks (no epoll, no raw writev) must build
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	HERALD_IO_URING=off $(GO) test -race -count=1 ./transport  # the writev path, used where io_uring is not
 
 ## lint: vet and staticcheck
 lint:

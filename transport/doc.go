@@ -21,6 +21,19 @@
 // that waits for the peer, for up to WriteTimeout, and then gives the
 // connection back to its shard; a worker never blocks on one client.
 //
+// On Linux a worker writes the turns of up to 256 ready connections with
+// one io_uring submission: a writev each, with RWF_NOWAIT, so a full
+// socket answers EAGAIN at once exactly as a non-blocking writev does.
+// The kernel's work per socket is the same; the system call's own cost
+// (about 0.6 µs on a virtual machine with the usual speculative
+// execution mitigations, plus the descriptor lookup) is shared, which
+// cuts the CPU per write on loopback by about a quarter. Where the
+// kernel does not offer io_uring to the process (older kernels, or one
+// whose io_uring would wait on a full socket, which a probe at first use
+// checks; recent Docker and containerd default seccomp profiles refuse
+// it), after DisableIOUring, or with HERALD_IO_URING=off in the
+// environment, each turn is a writev of its own. IOURing reports which.
+//
 // # Concurrency contract
 //
 //   - Upgrade starts no goroutine per connection. The write side has at

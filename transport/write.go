@@ -47,11 +47,29 @@ const maxSpareQueue = 64
 // caller owns the write side; flushTurn passes ownership on or releases
 // it.
 func (c *Conn) flushTurn(scratch *turnScratch) {
+	batch, write := c.takeTurn(scratch.batch[:0])
+	if write {
+		rest, written, err := writeNonBlocking(c.fd, batch, &scratch.iov)
+		c.endTurn(len(batch), rest, written, err)
+	}
+	clear(batch) // drop references to frames
+	scratch.batch = batch[:0]
+}
+
+// takeTurn starts the connection's turn: it appends everything queued to
+// batch and reports whether the caller is to write it to c.fd without
+// waiting and then call endTurn. When it reports false the turn is over
+// already: the connection was closing (the write side is released) or it
+// has no descriptor of its own (the batch went to writeBlocked).
+//
+// The batch lives in the worker's scratch space: only what a socket does
+// not take at once is copied to the connection (endTurn).
+func (c *Conn) takeTurn(batch [][]byte) ([][]byte, bool) {
 	c.mu.Lock()
 	if c.killed || c.closing != nil && c.closing.requested {
 		c.mu.Unlock()
 		c.release()
-		return
+		return batch, false
 	}
 	// No spare control queue: control frames come every few seconds at
 	// most (a ping per heartbeat), so an allocation then costs less than
@@ -73,23 +91,25 @@ func (c *Conn) flushTurn(scratch *turnScratch) {
 	}
 	c.mu.Unlock()
 
-	// The batch lives in the worker's scratch space: only what a socket
-	// does not take at once is copied to the connection.
-	batch := c.buildBatch(scratch.batch[:0], data, ctrl)
-	n := len(batch)
-	defer func() {
-		clear(batch) // drop references to frames
-		scratch.batch = batch[:0]
-	}()
+	start := len(batch)
+	batch = c.buildBatch(batch, data, ctrl)
 	if c.fd < 0 {
 		// No raw socket (TLS terminated in-process, a test pipe): every
 		// write may block, so it gets its own goroutine.
-		c.w.pending = &pendingWrite{append(net.Buffers(nil), batch...), n}
+		frames := batch[start:]
+		c.w.pending = &pendingWrite{append(net.Buffers(nil), frames...), len(frames)}
 		c.setBlocked(true)
 		go c.writeBlocked()
-		return
+		return batch, false
 	}
-	rest, written, err := writeNonBlocking(c.fd, batch, &scratch.iov)
+	return batch, true
+}
+
+// endTurn ends a turn that takeTurn started, after a non-blocking write
+// of its frames (n of them) wrote written bytes and left rest, with err
+// as the write's error. Unwritten frames go to writeBlocked; a failed
+// write terminates the connection.
+func (c *Conn) endTurn(n int, rest [][]byte, written int, err error) {
 	c.bytesOut.Add(uint64(written))
 	switch {
 	case err == nil && len(rest) == 0:

@@ -80,6 +80,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{"bad env int", map[string]string{"HERALD_READ_LIMIT": "lots"}, nil, "HERALD_READ_LIMIT"},
 		{"bad flag", nil, []string{"--no-such-flag"}, "no-such-flag"},
 		{"bad gc tuning", nil, []string{"--gc-tuning", "fast"}, "gc-tuning"},
+		{"bad io_uring", nil, []string{"--io-uring", "on"}, "io-uring"},
 		{"bad level", nil, []string{"--compression-level", "12"}, "CompressionLevel"},
 		{"negative level", nil, []string{"--compression-level", "-2"}, "CompressionLevel"},
 		{"bad log format", nil, []string{"--log-format", "xml"}, "log-format"},
