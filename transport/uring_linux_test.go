@@ -106,6 +106,14 @@ func TestURingWritesTurns(t *testing.T) {
 		}
 		return fmt.Sprintf("%d:%d", i, k)
 	}
+	errs := make(chan error, n)
+	for i := 1; i < n; i++ {
+		go func() {
+			errs <- readTexts(clients[i], rounds, func(k int) string { return msg(i, k) })
+		}()
+	}
+	// A round at a time, each written before the next is sent: turns of
+	// one frame, which go through the ring.
 	before := uringWrites.Load()
 	for k := range rounds {
 		for i, c := range conns {
@@ -113,12 +121,14 @@ func TestURingWritesTurns(t *testing.T) {
 				t.Fatalf("Send %d/%d: %v", i, k, err)
 			}
 		}
-	}
-	errs := make(chan error, n)
-	for i := 1; i < n; i++ {
-		go func() {
-			errs <- readTexts(clients[i], rounds, func(k int) string { return msg(i, k) })
-		}()
+		for i, c := range conns[1:] {
+			checkFor(t, 5*time.Second, func() error {
+				if frames, _, _ := c.Stats(); frames != uint64(k+1) {
+					return fmt.Errorf("round %d: conn %d: %d frames out", k, i+1, frames)
+				}
+				return nil
+			})
+		}
 	}
 	for i := 1; i < n; i++ {
 		if err := <-errs; err != nil {
@@ -130,8 +140,8 @@ func TestURingWritesTurns(t *testing.T) {
 	if err := readTexts(clients[0], rounds, func(k int) string { return msg(0, k) }); err != nil {
 		t.Fatalf("slow peer: %v", err)
 	}
-	if got := uringWrites.Load() - before; got < n {
-		t.Errorf("%d writes through io_uring, want at least one per connection (%d)", got, n)
+	if got := uringWrites.Load() - before; got < (n-1)*rounds/2 {
+		t.Errorf("%d writes through io_uring, want most of the %d turns", got, (n-1)*rounds)
 	}
 	for i, c := range conns {
 		checkFor(t, 5*time.Second, func() error {
@@ -140,6 +150,41 @@ func TestURingWritesTurns(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestURingLongTurns: a group whose turns carry several frames each is
+// written one turn at a time, not through the ring, and every frame
+// arrives in order.
+func TestURingLongTurns(t *testing.T) {
+	requireURing(t)
+	const n, frames = 8, 2
+	conns, clients := loopbackConns(t, n, Options{PingInterval: -1})
+	r, err := newURing(uringEntries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	turn := make([]*Conn, n)
+	for i, c := range conns {
+		for k := range frames {
+			c.mu.Lock()
+			c.sendQ = append(c.sendQ, NewPrepared(Text, fmt.Appendf(nil, "%d:%d", i, k), 0, 0))
+			c.mu.Unlock()
+		}
+		queueForTurn(t, c, NewPrepared(Text, fmt.Appendf(nil, "%d:%d", i, frames), 0, 0))
+		turn[i] = c
+	}
+	before := uringWrites.Load()
+	var sc turnScratch
+	sc.writeTurns(r, turn)
+	if got := uringWrites.Load() - before; got != 0 {
+		t.Errorf("%d long turns written through the ring", got)
+	}
+	for i, nc := range clients {
+		if err := readTexts(nc, frames+1, func(k int) string { return fmt.Sprintf("%d:%d", i, k) }); err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
 	}
 }
 
