@@ -24,6 +24,7 @@ type uringSlot struct {
 // path uses.
 type uringScratch struct {
 	slots []uringSlot
+	long  bool // the last group's turns carried more than one frame each
 }
 
 // shardRing is the io_uring a shard's workers write through, made by
@@ -58,11 +59,32 @@ func (s *shardRing) get() *uring {
 
 // writeTurns gives each connection of turn its turn, writing up to a
 // ring's capacity of them with one submission.
+//
+// The ring is for single-frame turns, the low rates where each message
+// is its own write and the system call a large part of its cost. A
+// group is taken whole before it is submitted, so frames that arrive
+// while it is being written wait for the next round; when turns carry
+// more than one frame (a busy node), they are taken and written one at
+// a time instead, as without io_uring, and what arrives meanwhile
+// joins the turns still to come. In the cluster benchmark (three nodes
+// of one thread each on two cores) the ring for every group raised p99
+// at 600k deliveries/s from a median of 433 to 546 ms over six
+// alternating runs. The frames per turn of each group decide how the
+// next one is written.
 func (sc *turnScratch) writeTurns(r *uring, turn []*Conn) {
 	for len(turn) > 0 {
 		group := turn[:min(len(turn), r.capacity())]
 		turn = turn[len(group):]
-		sc.writeGroup(r, group)
+		var frames int
+		if sc.ring.long {
+			for i, c := range group {
+				group[i] = nil
+				frames += c.flushTurn(sc)
+			}
+		} else {
+			frames = sc.writeGroup(r, group)
+		}
+		sc.ring.long = longTurns(frames, len(group))
 		if r.broken {
 			for i, c := range turn {
 				turn[i] = nil
@@ -73,6 +95,10 @@ func (sc *turnScratch) writeTurns(r *uring, turn []*Conn) {
 	}
 }
 
+// longTurns reports whether turns carrying frames frames in all are
+// more than single-frame turns: over 1.25 frames per turn on average.
+func longTurns(frames, turns int) bool { return 4*frames > 5*turns }
+
 // abandoned keeps the memory of writes a broken ring may still read.
 var abandoned struct {
 	mu   sync.Mutex
@@ -80,8 +106,9 @@ var abandoned struct {
 }
 
 // writeGroup takes the turns of group, writes them with one io_uring
-// submission and ends each with its result.
-func (sc *turnScratch) writeGroup(r *uring, group []*Conn) {
+// submission and ends each with its result. It returns the frames the
+// turns carried.
+func (sc *turnScratch) writeGroup(r *uring, group []*Conn) int {
 	batch := sc.batch[:0]
 	slots := sc.ring.slots[:0]
 	for i, c := range group {
@@ -95,16 +122,6 @@ func (sc *turnScratch) writeGroup(r *uring, group []*Conn) {
 			batch = batch[:start]
 		}
 	}
-	// The ring is for groups of single-frame turns (1.25 frames per turn
-	// at most), the low rates where each message is its own write and
-	// the system call a large part of its cost. Longer turns mean a busy
-	// node: there each turn is taken just before its own write, as
-	// without io_uring, so frames that arrive while the group is being
-	// written still join it. Taking a whole group first left them for
-	// the next round: in the cluster benchmark (three nodes of one
-	// thread each on two cores) p99 at 600k deliveries/s rose from a
-	// median of 433 to 546 ms over six alternating runs.
-	ring := 4*len(batch) <= 5*len(slots)
 	// One iovec array for the group, sized first: the ring holds its
 	// addresses until the submission returns.
 	total := 0
@@ -112,15 +129,11 @@ func (sc *turnScratch) writeGroup(r *uring, group []*Conn) {
 		total += min(sl.end-sl.start, maxIovecs)
 	}
 	iov := sc.iov.iov[:0]
-	if ring && cap(iov) < total {
+	if cap(iov) < total {
 		iov = make([]syscall.Iovec, 0, total)
 	}
 	for k := range slots {
 		sl := &slots[k]
-		if !ring {
-			sl.queued = true // and not done: written one by one below
-			continue
-		}
 		first := len(iov)
 		for _, b := range batch[sl.start:min(sl.end, sl.start+maxIovecs)] {
 			if len(b) == 0 {
@@ -149,6 +162,7 @@ func (sc *turnScratch) writeGroup(r *uring, group []*Conn) {
 		batch, iov = append([][]byte(nil), batch...), nil
 	}
 	sc.iov.iov = iov
+	frames := len(batch)
 	for k := range slots {
 		sl := &slots[k]
 		frames := batch[sl.start:sl.end]
@@ -159,8 +173,7 @@ func (sc *turnScratch) writeGroup(r *uring, group []*Conn) {
 		case !sl.queued:
 			// Nothing but empty frames: nothing to write.
 		case !sl.done:
-			// Not through the ring (a group of long turns, or the ring
-			// broke before this write): make it here.
+			// The ring broke before this write: make it here.
 			rest, written, err = writeNonBlocking(sl.c.fd, frames, &sc.iov)
 		case sl.res == -int32(syscall.EAGAIN):
 			rest, err = frames, errWouldBlock
@@ -184,4 +197,5 @@ func (sc *turnScratch) writeGroup(r *uring, group []*Conn) {
 	clear(sc.iov.iov)
 	clear(slots)
 	sc.ring.slots = slots[:0]
+	return frames
 }

@@ -153,36 +153,62 @@ func TestURingWritesTurns(t *testing.T) {
 	}
 }
 
-// TestURingLongTurns: a group whose turns carry several frames each is
-// written one turn at a time, not through the ring, and every frame
-// arrives in order.
+// TestURingLongTurns: after a group whose turns carried several frames
+// each, turns are taken and written one at a time, not through the
+// ring, until a group of single-frame turns; every frame arrives in
+// order.
 func TestURingLongTurns(t *testing.T) {
 	requireURing(t)
-	const n, frames = 8, 2
+	const n = 8
 	conns, clients := loopbackConns(t, n, Options{PingInterval: -1})
 	r, err := newURing(uringEntries)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.close()
-	turn := make([]*Conn, n)
-	for i, c := range conns {
-		for k := range frames {
-			c.mu.Lock()
-			c.sendQ = append(c.sendQ, NewPrepared(Text, fmt.Appendf(nil, "%d:%d", i, k), 0, 0))
-			c.mu.Unlock()
-		}
-		queueForTurn(t, c, NewPrepared(Text, fmt.Appendf(nil, "%d:%d", i, frames), 0, 0))
-		turn[i] = c
-	}
-	before := uringWrites.Load()
 	var sc turnScratch
-	sc.writeTurns(r, turn)
-	if got := uringWrites.Load() - before; got != 0 {
-		t.Errorf("%d long turns written through the ring", got)
+	sent := make([]int, n)
+	// round queues frames frames on every connection and runs their
+	// turns, reporting how many writes went through the ring.
+	round := func(frames int) uint64 {
+		turn := make([]*Conn, n)
+		for i, c := range conns {
+			for k := range frames {
+				m := NewPrepared(Text, fmt.Appendf(nil, "%d:%d", i, sent[i]), 0, 0)
+				sent[i]++
+				if k < frames-1 {
+					c.mu.Lock()
+					c.sendQ = append(c.sendQ, m)
+					c.mu.Unlock()
+					continue
+				}
+				queueForTurn(t, c, m)
+			}
+			turn[i] = c
+		}
+		before := uringWrites.Load()
+		sc.writeTurns(r, turn)
+		return uringWrites.Load() - before
+	}
+	for _, step := range []struct {
+		frames   int
+		viaRing  uint64
+		thenLong bool
+	}{
+		{3, n, true}, // nothing seen yet: through the ring
+		{3, 0, true}, // after long turns: one at a time
+		{1, 0, false},
+		{1, n, false}, // after single-frame turns: the ring again
+	} {
+		if got := round(step.frames); got != step.viaRing {
+			t.Errorf("%d frames per turn: %d writes through the ring, want %d", step.frames, got, step.viaRing)
+		}
+		if sc.ring.long != step.thenLong {
+			t.Errorf("%d frames per turn: long = %v, want %v", step.frames, sc.ring.long, step.thenLong)
+		}
 	}
 	for i, nc := range clients {
-		if err := readTexts(nc, frames+1, func(k int) string { return fmt.Sprintf("%d:%d", i, k) }); err != nil {
+		if err := readTexts(nc, sent[i], func(k int) string { return fmt.Sprintf("%d:%d", i, k) }); err != nil {
 			t.Fatalf("conn %d: %v", i, err)
 		}
 	}

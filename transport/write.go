@@ -45,15 +45,17 @@ const maxSpareQueue = 64
 // socket does not accept is handed to a goroutine that waits for the
 // peer (writeBlocked), so a worker never blocks on one slow client. The
 // caller owns the write side; flushTurn passes ownership on or releases
-// it.
-func (c *Conn) flushTurn(scratch *turnScratch) {
+// it. It returns how many frames the turn carried.
+func (c *Conn) flushTurn(scratch *turnScratch) int {
 	batch, write := c.takeTurn(scratch.batch[:0])
 	if write {
 		rest, written, err := writeNonBlocking(c.fd, batch, &scratch.iov)
 		c.endTurn(len(batch), rest, written, err)
 	}
+	n := len(batch)
 	clear(batch) // drop references to frames
 	scratch.batch = batch[:0]
+	return n
 }
 
 // takeTurn starts the connection's turn: it appends everything queued to
