@@ -162,7 +162,7 @@ func (sc *turnScratch) writeGroup(r *uring, group []*Conn) int {
 		batch, iov = append([][]byte(nil), batch...), nil
 	}
 	sc.iov.iov = iov
-	frames := len(batch)
+	carried := len(batch)
 	for k := range slots {
 		sl := &slots[k]
 		frames := batch[sl.start:sl.end]
@@ -197,5 +197,5 @@ func (sc *turnScratch) writeGroup(r *uring, group []*Conn) int {
 	clear(sc.iov.iov)
 	clear(slots)
 	sc.ring.slots = slots[:0]
-	return frames
+	return carried
 }

@@ -81,6 +81,19 @@ func readTexts(nc net.Conn, n int, want func(k int) string) error {
 	return nil
 }
 
+// connsAndRing connects n clients (loopbackConns) and makes a ring for a
+// test that runs the turns itself; the test closes the ring.
+func connsAndRing(t *testing.T, n int) ([]*Conn, []net.Conn, *uring) {
+	t.Helper()
+	requireURing(t)
+	conns, clients := loopbackConns(t, n, Options{PingInterval: -1})
+	r, err := newURing(uringEntries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conns, clients, r
+}
+
 func requireURing(tb testing.TB) {
 	tb.Helper()
 	if !uringUsable() {
@@ -158,13 +171,8 @@ func TestURingWritesTurns(t *testing.T) {
 // ring, until a group of single-frame turns; every frame arrives in
 // order.
 func TestURingLongTurns(t *testing.T) {
-	requireURing(t)
 	const n = 8
-	conns, clients := loopbackConns(t, n, Options{PingInterval: -1})
-	r, err := newURing(uringEntries)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conns, clients, r := connsAndRing(t, n)
 	defer r.close()
 	var sc turnScratch
 	sent := make([]int, n)
@@ -218,13 +226,8 @@ func TestURingLongTurns(t *testing.T) {
 // good, the turns are written one by one and the shard stops using the
 // ring.
 func TestURingBrokenFallsBack(t *testing.T) {
-	requireURing(t)
 	const n = 8
-	conns, clients := loopbackConns(t, n, Options{PingInterval: -1})
-	r, err := newURing(uringEntries)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conns, clients, r := connsAndRing(t, n)
 	r.close() // io_uring_enter now fails with EBADF
 	turn := make([]*Conn, n)
 	for i, c := range conns {
