@@ -61,16 +61,16 @@ func (s *shardRing) get() *uring {
 // ring's capacity of them with one submission.
 //
 // The ring is for single-frame turns, the low rates where each message
-// is its own write and the system call a large part of its cost. A
-// group is taken whole before it is submitted, so frames that arrive
-// while it is being written wait for the next round; when turns carry
-// more than one frame (a busy node), they are taken and written one at
-// a time instead, as without io_uring, and what arrives meanwhile
-// joins the turns still to come. In the cluster benchmark (three nodes
-// of one thread each on two cores) the ring for every group raised p99
-// at 600k deliveries/s from a median of 433 to 546 ms over six
-// alternating runs. The frames per turn of each group decide how the
-// next one is written.
+// is its own write and the system call a large part of its cost. When
+// turns carry more than one frame (a busy node), they are taken and
+// written one at a time, as without io_uring. In the cluster benchmark
+// (three nodes of one thread each on two cores) the ring for every
+// group raised p99 at 600k deliveries/s from a median of 433 to 546 ms
+// over six alternating runs, and with groups of 32 turns instead of 256
+// the 750k step fell to about 610k/s at p99 2.2 s where this switch
+// passed it; why is not known (a group taken whole before any of it is
+// written is not all of it). The frames per turn of each group decide
+// how the next one is written.
 func (sc *turnScratch) writeTurns(r *uring, turn []*Conn) {
 	for len(turn) > 0 {
 		group := turn[:min(len(turn), r.capacity())]
