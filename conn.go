@@ -453,6 +453,10 @@ func (c *conn) cleanup() {
 	s := c.s
 	defer s.removeConn(c)
 	defer s.limits.release(c.info.UserID, c.ip())
+	// Publications the client sent before it went are still given to
+	// the broker; nothing queues any more.
+	c.awaitPublishes()
+	c.forgetPipeline()
 	<-c.ws.Done()
 	c.stopExpiry()
 	// Rooms are left with a fresh context: the request's may be cancelled.

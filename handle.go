@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/hub"
 	"github.com/heraldrt/herald/protocol"
 )
@@ -20,10 +21,16 @@ func (c *conn) handle(msg []byte) {
 			pe = &protocol.Error{Code: protocol.CodeBadMessage, Message: err.Error()}
 		}
 		s.metrics.MessagesIn.WithLabelValues("invalid").Inc()
+		c.awaitPublishes()
 		c.sendError(pe.ID, pe.Code, pe.Message)
 		return
 	}
 	s.metrics.MessagesIn.WithLabelValues(req.Type).Inc()
+	if req.Type != protocol.TypePublish {
+		// Replies, and what a request changes, follow the publications
+		// before it (see pubPipeline).
+		c.awaitPublishes()
+	}
 	s.log.DebugContext(c.ctx(), "message handled", "type", req.Type, "room", req.Room, "event", req.Event)
 	switch req.Type {
 	case protocol.TypeJoin:
@@ -128,26 +135,44 @@ func (c *conn) backendCtx() (context.Context, context.CancelFunc) {
 func (c *conn) publish(req *protocol.Request) {
 	room := req.Room
 	if !c.canPublish(room) {
+		c.awaitPublishes() // errors too come in request order
 		c.sendError(req.ID, protocol.CodeForbidden, fmt.Sprintf("not allowed to publish to %q", room))
 		return
 	}
 	if !c.rooms.has(room) && !c.isUserRoom(room) {
+		c.awaitPublishes()
 		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("join %q before publishing to it", room))
 		return
 	}
-	msgID, err := c.s.publish(c.ctx(), room, req.Event, req.Data,
+	m := c.s.newMessage(room, req.Event, req.Data,
 		pubMeta{cid: c.info.CorrelationID, from: c.info.UserID, ack: req.Ack})
-	switch {
-	case errors.Is(err, ErrPublishTimeout):
-		c.s.log.WarnContext(c.ctx(), "publish not confirmed in time", "room", room, "err", err)
-		c.sendError(req.ID, protocol.CodePublishTimeout, publishTimeoutMessage)
-		return
-	case err != nil:
-		c.s.log.WarnContext(c.ctx(), "publish failed", "room", room, "err", err)
-		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
+	if c.s.batcher != nil {
+		c.pipelinePublish(c.s.batcher, req.ID, m)
 		return
 	}
-	c.reply(req.ID, mustJSON(map[string]string{"msgId": msgID}))
+	err := ErrClosed
+	if !c.s.closed.Load() {
+		ctx, cancel := c.backendCtx()
+		err = c.s.publishErr(ctx, c.s.hub.Publish(ctx, m))
+		cancel()
+	}
+	c.publishResult(req.ID, m, err)
+}
+
+// publishResult answers the publish request id for m, which the broker
+// answered err.
+func (c *conn) publishResult(id json.RawMessage, m *broker.Message, err error) {
+	switch {
+	case errors.Is(err, ErrPublishTimeout):
+		c.s.log.WarnContext(c.ctx(), "publish not confirmed in time", "room", m.Room, "err", err)
+		c.sendError(id, protocol.CodePublishTimeout, publishTimeoutMessage)
+		return
+	case err != nil:
+		c.s.log.WarnContext(c.ctx(), "publish failed", "room", m.Room, "err", err)
+		c.sendError(id, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
+		return
+	}
+	c.reply(id, mustJSON(map[string]string{"msgId": m.MsgID}))
 }
 
 func (c *conn) emit(req *protocol.Request) {

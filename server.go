@@ -65,6 +65,13 @@ type Server struct {
 	conns   map[*conn]struct{}
 	connWG  sync.WaitGroup // one per connection handler
 
+	// pipes holds the publish pipelines of connections that published
+	// through a broker.BatchPublisher (see pubPipeline); batcher is the
+	// broker as one, nil when it is not.
+	pipesMu sync.Mutex
+	pipes   map[*conn]*pubPipeline
+	batcher broker.BatchPublisher
+
 	// ackMu guards awaiting: the connections that may hold messages
 	// waiting for an ack, which the redelivery goroutine visits instead
 	// of every connection. A connection's acks.mu is taken before ackMu.
@@ -99,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 		auth:         cfg.Authenticator,
 		msgIDs:       id.NewSequence(),
 		conns:        make(map[*conn]struct{}),
+		pipes:        make(map[*conn]*pubPipeline),
 		stop:         make(chan struct{}),
 		revoked:      newRevocations(),
 	}
@@ -122,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 	if s.broker == nil {
 		s.broker = memory.New()
 	}
+	s.batcher, _ = s.broker.(broker.BatchPublisher)
 	if s.sessions == nil {
 		s.sessions = memsession.New(time.Minute)
 	}
@@ -246,7 +255,19 @@ func (s *Server) publish(ctx context.Context, room, event string, data json.RawM
 	if s.closed.Load() {
 		return "", ErrClosed
 	}
-	m := &broker.Message{
+	m := s.newMessage(room, event, data, meta)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.BackendTimeout)
+	defer cancel()
+	if err := s.publishErr(ctx, s.hub.Publish(ctx, m)); err != nil {
+		return "", err
+	}
+	return m.MsgID, nil
+}
+
+// newMessage makes the broker message of a publication, with its id and
+// publish time.
+func (s *Server) newMessage(room, event string, data json.RawMessage, meta pubMeta) *broker.Message {
+	return &broker.Message{
 		Room:          room,
 		Event:         event,
 		Data:          data,
@@ -256,17 +277,21 @@ func (s *Server) publish(ctx context.Context, room, event string, data json.RawM
 		From:          meta.from,
 		Ack:           meta.ack,
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.BackendTimeout)
-	defer cancel()
-	if err := s.hub.Publish(ctx, m); err != nil {
-		if ctx.Err() != nil {
-			// The command may have reached the broker before the
-			// deadline or the caller's cancellation.
-			return "", fmt.Errorf("%w: %w", ErrPublishTimeout, err)
-		}
-		return "", fmt.Errorf("herald: publish: %w", err)
+}
+
+// publishErr is the error publish returns when the broker answered err
+// within ctx.
+func (s *Server) publishErr(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		// The command may have reached the broker before the deadline or
+		// the caller's cancellation.
+		return fmt.Errorf("%w: %w", ErrPublishTimeout, err)
+	default:
+		return fmt.Errorf("herald: publish: %w", err)
 	}
-	return m.MsgID, nil
 }
 
 // ErrPublishTimeout is returned by publishes that the broker did not

@@ -111,3 +111,14 @@ type Broker interface {
 	// Close stops delivery and releases resources.
 	Close() error
 }
+
+// BatchPublisher is implemented by engines whose Publish waits for a
+// round trip to a server (Redis). PublishBatch publishes ms as that many
+// Publish calls in that order would, in one round trip, and sets errs[i]
+// (len(errs) == len(ms)) to what Publish would have returned for ms[i].
+// Herald sends a connection's publications through it while earlier
+// ones are still unconfirmed, so that one connection can publish faster
+// than one message per round trip and still keep its order.
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, ms []*Message, errs []error)
+}

@@ -47,6 +47,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker, opts ...Optio
 		{name: "unsubscribe stops delivery", run: testUnsubscribe},
 		{name: "resubscribe after unsubscribe", run: testResubscribe},
 		{name: "per-publisher order of 1000 messages", run: testOrder},
+		{name: "batches keep order and report each message", run: testBatchOrder},
 		{name: "health ok", run: testHealth},
 		{name: "closed broker refuses work", run: testClosed},
 		{name: "control reaches the publishing node", run: testControlSelf},
@@ -208,11 +209,49 @@ func testOrder(t *testing.T, node func() *Node) {
 		m.MsgID = strconv.Itoa(i)
 		must(t, n.Publish(ctx(t), m), "Publish")
 	}
-	Eventually(t, deliveryTimeout, func() bool { return len(n.Messages(room)) >= count },
-		"only %d of %d messages delivered", len(n.Messages(room)), count)
-	for i, m := range n.Messages(room) {
-		if m.MsgID != strconv.Itoa(i) {
-			t.Fatalf("position %d holds message %s", i, m.MsgID)
+	n.InOrder(t, room, count, deliveryTimeout)
+}
+
+// testBatchOrder checks a broker.BatchPublisher: 1000 messages in
+// batches of 1 to 100, mixed with single publishes, arrive once each in
+// publish order; after Close every message of a batch gets ErrClosed.
+func testBatchOrder(t *testing.T, node func() *Node) {
+	n := node()
+	bp, ok := n.Broker.(broker.BatchPublisher)
+	if !ok {
+		t.Skip("not a broker.BatchPublisher")
+	}
+	const count = 1000
+	room := Room("batch")
+	must(t, n.Subscribe(ctx(t), room), "Subscribe")
+	for i, size := 0, 1; i < count; size = size%100 + 7 {
+		if size%3 == 0 { // a single publish between batches
+			m := Msg(room, "seq")
+			m.MsgID = strconv.Itoa(i)
+			must(t, n.Publish(ctx(t), m), "Publish")
+			i++
+			continue
+		}
+		var ms []*broker.Message
+		for ; len(ms) < size && i < count; i++ {
+			m := Msg(room, "seq")
+			m.MsgID = strconv.Itoa(i)
+			ms = append(ms, m)
+		}
+		errs := make([]error, len(ms))
+		bp.PublishBatch(ctx(t), ms, errs)
+		for k, err := range errs {
+			must(t, err, "PublishBatch of message "+ms[k].MsgID)
+		}
+	}
+	n.InOrder(t, room, count, deliveryTimeout)
+
+	must(t, n.Close(), "Close")
+	errs := make([]error, 3)
+	bp.PublishBatch(ctx(t), []*broker.Message{Msg(room, "x"), Msg(room, "y"), Msg(room, "z")}, errs)
+	for k, err := range errs {
+		if !errors.Is(err, broker.ErrClosed) {
+			t.Errorf("PublishBatch after Close: message %d got %v, want ErrClosed", k, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -79,5 +80,18 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg strin
 			t.Fatalf(msg, args...)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// InOrder waits up to timeout for count messages in room and checks that
+// their MsgIDs are "0", "1", … in that order.
+func (r *Recorder) InOrder(t testing.TB, room string, count int, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, func() bool { return len(r.Messages(room)) >= count },
+		"%d of %d messages delivered within %v", len(r.Messages(room)), count, timeout)
+	for i, m := range r.Messages(room) {
+		if m.MsgID != strconv.Itoa(i) {
+			t.Fatalf("position %d holds message %s: order lost", i, m.MsgID)
+		}
 	}
 }

@@ -182,13 +182,7 @@ func TestFaultBuffered(t *testing.T) {
 		}
 	}
 	srv.Restart()
-	brokertest.Eventually(t, 5*time.Second, func() bool { return len(n.Messages(room)) >= buffered },
-		"%d of %d buffered messages delivered within 5s of restart", len(n.Messages(room)), buffered)
-	for i, m := range n.Messages(room) {
-		if m.MsgID != strconv.Itoa(i) {
-			t.Fatalf("position %d holds %s: buffered order lost", i, m.MsgID)
-		}
-	}
+	n.InOrder(t, room, buffered, 5*time.Second)
 }
 
 func BenchmarkPublish(b *testing.B) {

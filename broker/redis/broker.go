@@ -208,37 +208,82 @@ func (b *Broker) publishCmd(channel string, payload []byte) rueidis.Completed {
 	return b.client.B().Publish().Channel(channel).Message(rueidis.BinaryString(payload)).Build()
 }
 
+// PublishBatch implements broker.BatchPublisher: the PUBLISH commands of
+// ms go out in one pipeline, in order (in cluster mode, in order per
+// slot owner, which keeps each room's order), and each gets the result
+// Publish would have given it.
+func (b *Broker) PublishBatch(ctx context.Context, ms []*broker.Message, errs []error) {
+	type direct struct {
+		i       int
+		channel string
+		payload []byte
+	}
+	sent := make([]direct, 0, len(ms))
+	cmds := make(rueidis.Commands, 0, len(ms))
+	for i, m := range ms {
+		payload, err := json.Marshal(m)
+		if err != nil {
+			errs[i] = fmt.Errorf("redis broker: encode: %w", err)
+			continue
+		}
+		channel := b.roomChannel(m.Room)
+		ok, err := b.admit(channel, payload)
+		errs[i] = err
+		if ok {
+			sent = append(sent, direct{i: i, channel: channel, payload: payload})
+			cmds = append(cmds, b.publishCmd(channel, payload))
+		}
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	for k, r := range b.client.DoMulti(ctx, cmds...) {
+		d := sent[k]
+		errs[d.i] = b.sent(d.channel, d.payload, r.Error())
+	}
+}
+
 // send publishes, or queues while Redis is down (or while older queued
 // publications are still being flushed, so that order is kept).
 func (b *Broker) send(ctx context.Context, channel string, payload []byte) error {
+	ok, err := b.admit(channel, payload)
+	if !ok {
+		return err
+	}
+	return b.sent(channel, payload, b.client.Do(ctx, b.publishCmd(channel, payload)).Error())
+}
+
+// admit reports whether a publication is to be sent now. When it is not,
+// it has been queued (a nil error) or refused (the error).
+func (b *Broker) admit(channel string, payload []byte) (bool, error) {
 	if b.closed.Load() {
-		return broker.ErrClosed
+		return false, broker.ErrClosed
 	}
 	if !b.started.Load() {
-		return unavailable(errors.New("not started"))
+		return false, unavailable(errors.New("not started"))
 	}
 	if b.cfg.PublishBuffer == 0 {
 		if !b.up.Load() {
-			return b.downErr()
+			return false, b.downErr()
 		}
-		err := b.client.Do(ctx, b.publishCmd(channel, payload)).Error()
-		if isConnErr(err) {
-			b.markDown(err)
-			return unavailable(err)
-		}
-		return err
+		return true, nil
 	}
+	queued, err := b.enqueue(channel, payload, false)
+	return !queued && err == nil, err
+}
 
-	if queued, err := b.enqueue(channel, payload, false); queued || err != nil {
-		return err
-	}
-	err := b.client.Do(ctx, b.publishCmd(channel, payload)).Error()
+// sent returns the result of a publication sent to Redis that answered
+// err.
+func (b *Broker) sent(channel string, payload []byte, err error) error {
 	if !isConnErr(err) {
 		return err
 	}
+	b.markDown(err)
+	if b.cfg.PublishBuffer == 0 {
+		return unavailable(err)
+	}
 	// The command may or may not have reached Redis; sending it again after
 	// the outage prefers a rare duplicate to a silent loss.
-	b.markDown(err)
 	_, err = b.enqueue(channel, payload, true)
 	return err
 }

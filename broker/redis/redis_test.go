@@ -203,13 +203,7 @@ func TestFaultBuffered(t *testing.T) {
 	}
 
 	srv.Restart()
-	brokertest.Eventually(t, 5*time.Second, func() bool { return len(n.Messages(room)) >= buffered },
-		"%d of %d buffered messages delivered within 5s of restart", len(n.Messages(room)), buffered)
-	for i, m := range n.Messages(room) {
-		if m.MsgID != strconv.Itoa(i) {
-			t.Fatalf("position %d holds %s: buffered order lost", i, m.MsgID)
-		}
-	}
+	n.InOrder(t, room, buffered, 5*time.Second)
 	if got := rb.Buffered(); got != 0 {
 		t.Fatalf("Buffered = %d after flush", got)
 	}
@@ -400,4 +394,59 @@ func TestClusterUserRoomsNeedNoSubscription(t *testing.T) {
 		brokertest.Eventually(t, 5*time.Second, func() bool { return len(a.Messages(room)) == 1 && len(b.Messages(room)) == 1 },
 			"%s: %d and %d messages on the two nodes, want 1 each", room, len(a.Messages(room)), len(b.Messages(room)))
 	}
+}
+
+// PublishBatch while Redis is down answers each message as Publish
+// would: ErrUnavailable without a buffer; with one, queued in order and
+// sent once Redis is back, and ErrUnavailable for what does not fit.
+func TestFaultBatch(t *testing.T) {
+	t.Parallel()
+	const buffered = 30
+	srv := testserver.StartRedis(t)
+	failFast := brokertest.StartNode(t, newBroker(t, redis.Config{URL: srv.URL()}))
+	n := brokertest.StartNode(t, newBroker(t, redis.Config{URL: srv.URL(), PublishBuffer: buffered}))
+	room := brokertest.Room("batch-down")
+	ctx := context.Background()
+	if err := n.Subscribe(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	brokertest.Eventually(t, 5*time.Second, func() bool {
+		return errors.Is(n.Health(ctx), broker.ErrUnavailable) && errors.Is(failFast.Health(ctx), broker.ErrUnavailable)
+	}, "Health ok while Redis is down")
+
+	batch := func(first, count int) ([]*broker.Message, []error) {
+		ms := make([]*broker.Message, count)
+		for i := range ms {
+			ms[i] = brokertest.Msg(room, "queued")
+			ms[i].MsgID = strconv.Itoa(first + i)
+		}
+		return ms, make([]error, count)
+	}
+	ms, errs := batch(0, 3)
+	failFast.Broker.(broker.BatchPublisher).PublishBatch(ctx, ms, errs)
+	for i, err := range errs {
+		if !errors.Is(err, broker.ErrUnavailable) {
+			t.Fatalf("message %d of a batch while down without a buffer: %v, want ErrUnavailable", i, err)
+		}
+	}
+
+	bp := n.Broker.(broker.BatchPublisher)
+	ms, errs = batch(0, buffered-5)
+	bp.PublishBatch(ctx, ms, errs)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("message %d of a batch while down with a buffer: %v", i, err)
+		}
+	}
+	ms, errs = batch(buffered-5, 10) // 5 fit
+	bp.PublishBatch(ctx, ms, errs)
+	for i, err := range errs {
+		if fits := i < 5; fits != (err == nil) || !fits && !errors.Is(err, broker.ErrUnavailable) {
+			t.Fatalf("message %d of a batch that overflows the buffer: %v", i, err)
+		}
+	}
+
+	srv.Restart()
+	n.InOrder(t, room, buffered, 5*time.Second)
 }
