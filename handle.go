@@ -150,13 +150,7 @@ func (c *conn) publish(req *protocol.Request) {
 		c.pipelinePublish(c.s.batcher, req.ID, m)
 		return
 	}
-	err := ErrClosed
-	if !c.s.closed.Load() {
-		ctx, cancel := c.backendCtx()
-		err = c.s.publishErr(ctx, c.s.hub.Publish(ctx, m))
-		cancel()
-	}
-	c.publishResult(req.ID, m, err)
+	c.publishResult(req.ID, m, c.s.publishMessage(c.ctx(), m))
 }
 
 // publishResult answers the publish request id for m, which the broker

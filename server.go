@@ -252,16 +252,22 @@ type pubMeta struct {
 }
 
 func (s *Server) publish(ctx context.Context, room, event string, data json.RawMessage, meta pubMeta) (string, error) {
-	if s.closed.Load() {
-		return "", ErrClosed
-	}
 	m := s.newMessage(room, event, data, meta)
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.BackendTimeout)
-	defer cancel()
-	if err := s.publishErr(ctx, s.hub.Publish(ctx, m)); err != nil {
+	if err := s.publishMessage(ctx, m); err != nil {
 		return "", err
 	}
 	return m.MsgID, nil
+}
+
+// publishMessage hands m, made by newMessage, to the broker and waits
+// for it at most Config.BackendTimeout.
+func (s *Server) publishMessage(ctx context.Context, m *broker.Message) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.BackendTimeout)
+	defer cancel()
+	return s.publishErr(ctx, s.hub.Publish(ctx, m))
 }
 
 // newMessage makes the broker message of a publication, with its id and
