@@ -147,7 +147,7 @@ func (c *conn) publish(req *protocol.Request) {
 	m := c.s.newMessage(room, req.Event, req.Data,
 		pubMeta{cid: c.info.CorrelationID, from: c.info.UserID, ack: req.Ack})
 	if c.s.batcher != nil {
-		c.pipelinePublish(c.s.batcher, req.ID, m)
+		c.pipelinePublish(req.ID, m)
 		return
 	}
 	c.publishResult(req.ID, m, c.s.publishMessage(c.ctx(), m))

@@ -61,7 +61,7 @@ func (c *conn) pipeline() *pubPipeline {
 
 // pipelinePublish queues m, a checked publication of request id, and
 // waits while the connection has maxPipelinedPublishes unconfirmed.
-func (c *conn) pipelinePublish(bp broker.BatchPublisher, id json.RawMessage, m *broker.Message) {
+func (c *conn) pipelinePublish(id json.RawMessage, m *broker.Message) {
 	p := c.pipeline()
 	p.mu.Lock()
 	for p.running && len(p.queue)+p.sending >= maxPipelinedPublishes {
@@ -72,7 +72,7 @@ func (c *conn) pipelinePublish(bp broker.BatchPublisher, id json.RawMessage, m *
 	p.running = true
 	p.mu.Unlock()
 	if start {
-		go c.sendPublishes(p, bp)
+		go c.sendPublishes(p)
 	}
 }
 
@@ -111,7 +111,7 @@ func (c *conn) forgetPipeline() {
 // sendPublishes is the pipeline's sender: it hands everything queued to
 // the broker in one batch, answers each request, and repeats until the
 // queue is empty.
-func (c *conn) sendPublishes(p *pubPipeline, bp broker.BatchPublisher) {
+func (c *conn) sendPublishes(p *pubPipeline) {
 	var (
 		batch []pendingPublish
 		msgs  []*broker.Message
@@ -149,7 +149,7 @@ func (c *conn) sendPublishes(p *pubPipeline, bp broker.BatchPublisher) {
 		}
 		errs = slices.Grow(errs[:0], len(msgs))[:len(msgs)]
 		clear(errs)
-		c.s.publishBatch(c.ctx(), bp, msgs, errs)
+		c.s.publishBatch(c.ctx(), msgs, errs)
 		for i, pp := range batch {
 			c.publishResult(pp.id, pp.msg, errs[i])
 		}
@@ -166,7 +166,7 @@ func (c *conn) sendPublishes(p *pubPipeline, bp broker.BatchPublisher) {
 // publishBatch is publish for messages made by newMessage, through an
 // engine that takes them in one round trip; errs[i] is what publish
 // would have returned for msgs[i].
-func (s *Server) publishBatch(ctx context.Context, bp broker.BatchPublisher, msgs []*broker.Message, errs []error) {
+func (s *Server) publishBatch(ctx context.Context, msgs []*broker.Message, errs []error) {
 	if s.closed.Load() {
 		for i := range errs {
 			errs[i] = ErrClosed
@@ -175,7 +175,7 @@ func (s *Server) publishBatch(ctx context.Context, bp broker.BatchPublisher, msg
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.BackendTimeout)
 	defer cancel()
-	bp.PublishBatch(ctx, msgs, errs)
+	s.batcher.PublishBatch(ctx, msgs, errs)
 	for i, err := range errs {
 		errs[i] = s.publishErr(ctx, err)
 	}
