@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 )
 
 // ErrUnavailable is returned (wrapped) when the engine cannot be reached.
@@ -68,6 +69,58 @@ type Message struct {
 	// From is the user id of the client that published it; empty for
 	// server-side publishes (API, Server.Publish).
 	From string `json:"from,omitempty"`
+	// IdempotencyKey, if set, makes a retried publish to a room with
+	// history count once: a Publish whose key was already stored for the
+	// room within the history window returns nil without storing or
+	// delivering again, and sets MsgID, Offset and Epoch to those of the
+	// stored message.
+	IdempotencyKey string `json:"idk,omitempty"`
+}
+
+// Position is a point in a room's history: the offset of a message and the
+// epoch of the history it is in.
+type Position struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
+
+// HistoryPolicy says how much history a room keeps; Size 0 means none.
+type HistoryPolicy struct {
+	// Size is how many messages are kept at most (engines may trim
+	// approximately, e.g. Redis MAXLEN ~, keeping a few more).
+	Size int
+	// TTL is how long a message is kept; 0: as long as Size allows.
+	TTL time.Duration
+}
+
+// HistoryFunc gives a room's policy (from the room-name patterns of the
+// config).
+type HistoryFunc func(room string) HistoryPolicy
+
+// ErrUnrecoverable is returned (wrapped) by Since when the gap cannot be
+// filled: the messages were trimmed or expired, or the position is of
+// another epoch.
+var ErrUnrecoverable = errors.New("broker: history cannot fill the gap")
+
+// Historian is implemented by engines that keep room history.
+//
+// Publish to a room with history appends the message to the history
+// first (assigning the room's next offset and its epoch), sets m.Offset
+// and m.Epoch on the caller's message, then delivers; it returns only
+// after the message is stored and accepted. Offsets are per room,
+// strictly increasing, and start at 1 in a new epoch; the epoch changes
+// whenever history is lost (stream deleted, Redis flushed or restarted
+// without its data, memory engine restarted).
+type Historian interface {
+	// SetHistory sets the per-room policy; called once, before Start.
+	SetHistory(f HistoryFunc)
+	// Since returns the messages of room published after pos, oldest
+	// first, at most limit (limit <= 0: all kept), and the room's current
+	// position (the offset of its newest message, and its epoch). If pos
+	// is of another epoch, or messages after pos.Offset were trimmed or
+	// expired, it returns the current position and an error wrapping
+	// ErrUnrecoverable. A zero pos asks only for the current position.
+	Since(ctx context.Context, room string, pos Position, limit int) ([]*Message, Position, error)
 }
 
 // ControlKind names a cluster-wide control action.
@@ -96,6 +149,10 @@ type Control struct {
 type Handler interface {
 	HandleMessage(m *Message)
 	HandleControl(c *Control)
+	// HandleGap is called when this node may have missed messages of rooms
+	// and history cannot fill the gap: rooms without history after the
+	// engine resubscribed, or rooms whose catch-up from history failed.
+	HandleGap(rooms []string)
 }
 
 // Broker is a message engine. See the package documentation for the contract.

@@ -77,6 +77,9 @@ type Config struct {
 	OnFanout func(d *Delivery, members int, took time.Duration)
 	// OnControl, if set, receives cluster-wide control messages.
 	OnControl func(c *broker.Control)
+	// OnGap, if set, receives the rooms of which this node may have missed
+	// messages that history cannot give back (see broker.Handler).
+	OnGap func(rooms []string)
 }
 
 // ErrNotMember is returned by Leave for a member that is not in the room.
@@ -411,6 +414,13 @@ func (h *Hub) userMembers(user string, f func(Member)) int {
 func (h *Hub) HandleControl(c *broker.Control) {
 	if h.cfg.OnControl != nil {
 		h.cfg.OnControl(c)
+	}
+}
+
+// HandleGap implements broker.Handler: it passes rooms to Config.OnGap.
+func (h *Hub) HandleGap(rooms []string) {
+	if h.cfg.OnGap != nil {
+		h.cfg.OnGap(rooms)
 	}
 }
 

@@ -15,6 +15,7 @@ type countingHandler struct{ n atomic.Int64 }
 
 func (h *countingHandler) HandleMessage(*broker.Message) { h.n.Add(1) }
 func (h *countingHandler) HandleControl(*broker.Control) {}
+func (h *countingHandler) HandleGap([]string)            {}
 
 // Bench measures Publish of a small message to a room the publishing node
 // is subscribed to, from one goroutine ("serial") and from eight

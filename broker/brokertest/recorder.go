@@ -15,6 +15,7 @@ type Recorder struct {
 	mu       sync.Mutex
 	messages []*broker.Message
 	controls []*broker.Control
+	gaps     [][]string
 }
 
 var _ broker.Handler = (*Recorder)(nil)
@@ -31,6 +32,20 @@ func (r *Recorder) HandleControl(c *broker.Control) {
 	r.mu.Lock()
 	r.controls = append(r.controls, c)
 	r.mu.Unlock()
+}
+
+// HandleGap implements broker.Handler.
+func (r *Recorder) HandleGap(rooms []string) {
+	r.mu.Lock()
+	r.gaps = append(r.gaps, append([]string(nil), rooms...))
+	r.mu.Unlock()
+}
+
+// Gaps returns every HandleGap call's rooms, in order.
+func (r *Recorder) Gaps() [][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]string(nil), r.gaps...)
 }
 
 // Messages returns the messages received for room, in arrival order.
