@@ -123,7 +123,15 @@ func (sc *turnScratch) writeGroup(r *uring, group []*Conn) int {
 		}
 	}
 	// One iovec array for the group, sized first: the ring holds its
-	// addresses until the submission returns.
+	// addresses until the submission returns. The kernel reads it and
+	// the frames after queueWritev has returned and Go code has run, so
+	// neither may be on a goroutine stack, which moves when it grows.
+	// Both are heap memory, which never moves: the iovecs are the
+	// scratch's array (or a new one stored there, so it escapes; the
+	// escape test in uring_linux_test.go checks it), and the frames are
+	// the connections' queued ones, which outlive any one call. Both
+	// stay reachable (iov and batch) until every write is reaped, or
+	// forever in abandoned when the ring broke with writes in flight.
 	total := 0
 	for _, sl := range slots {
 		total += min(sl.end-sl.start, maxIovecs)

@@ -124,6 +124,8 @@ func (s *rawSocket) readNow(p []byte) (int, error) {
 	if !s.acquire() {
 		return 0, net.ErrClosed
 	}
+	// p is read into during the call only (no address outlives it, unlike
+	// the io_uring path's), so it may be any memory.
 	n, err := ignoringEINTRIO(syscall.Read, int(s.fd), p)
 	s.release()
 	if err == syscall.EAGAIN {

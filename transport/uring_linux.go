@@ -160,7 +160,11 @@ func (r *uring) close() {
 func (r *uring) capacity() int { return len(r.sqes) }
 
 // queueWritev adds a non-blocking writev of iov to fd, tagged with tag.
-// The iovecs and what they point at must stay put until submit returns.
+// The iovecs and what they point at must stay put until submit returns:
+// the entry keeps their address as an integer, which neither the garbage
+// collector nor a stack copy knows about, so they must be heap memory
+// (which never moves) held reachable by the caller, never a variable
+// that may live on a goroutine stack.
 func (r *uring) queueWritev(fd int32, iov []syscall.Iovec, tag uint64) {
 	tail := atomic.LoadUint32(r.sqTail) + uint32(r.queued)
 	i := tail & r.sqMask
@@ -253,9 +257,8 @@ func uringProbe(r *uring) bool {
 	}
 	defer syscall.Close(fds[1])
 	defer syscall.Close(fds[0])
-	buf := make([]byte, 4096)
-	iov := []syscall.Iovec{{Base: &buf[0]}}
-	iov[0].SetLen(len(buf))
+	mem := newProbeMemory()
+	buf, iov := mem.buf[:], mem.iov[:]
 	write := func() (res int32, completed bool) {
 		r.queueWritev(int32(fds[0]), iov, 0)
 		r.publish()
@@ -290,6 +293,37 @@ func uringProbe(r *uring) bool {
 		return false
 	}
 	return res == -int32(syscall.EAGAIN)
+}
+
+// probeMemory is what the probe's writes point the kernel at: the frame
+// and its iovec. A submission entry holds their addresses as plain
+// integers from queueWritev until the write completes, and Go code runs
+// in between, so they must not be on a goroutine stack, which moves when
+// it grows (a buffer that does not escape, such as make([]byte, 4096)
+// used only through unsafe.Pointer, is put there). Each probe's memory
+// is allocated on the heap, which never moves, and kept reachable for
+// the life of the process in probeMemories: a probe whose write did not
+// complete leaves it in flight, and the kernel may still read it after
+// the probe returned.
+type probeMemory struct {
+	buf [4096]byte
+	iov [1]syscall.Iovec
+}
+
+var probeMemories struct {
+	mu   sync.Mutex
+	kept []*probeMemory
+}
+
+// newProbeMemory returns memory for one probe, on the heap and kept.
+func newProbeMemory() *probeMemory {
+	m := new(probeMemory)
+	m.iov[0] = syscall.Iovec{Base: &m.buf[0]}
+	m.iov[0].SetLen(len(m.buf))
+	probeMemories.mu.Lock()
+	probeMemories.kept = append(probeMemories.kept, m)
+	probeMemories.mu.Unlock()
+	return m
 }
 
 var uringState struct {
