@@ -28,19 +28,24 @@
 //     (A 4001 close, token expired, reconnects: with a fixed token, the
 //     upgrade is then refused with 401 and the Client stops.)
 //
-// Close codes and what the Client does:
+// Close codes and what the Client does (the table is protocol.CloseCodes;
+// a test keeps this copy in step with it):
 //
-//	code  meaning                                reconnect
-//	1000  normal close                           yes (the server ended it)
-//	1001  server draining                        yes, after retryAfterMs
-//	1006  network cut, heartbeat timeout         yes, with backoff
-//	1008  OnConnect hook refused the connection  no
-//	1011  server error                           yes, with backoff
-//	4001  token expired                          yes (see above for the 401)
-//	1013  try again later                        yes, with backoff
-//	4003  forbidden                              no
-//	4004  the application disconnected the user  no
-//	4008  slow consumer                          yes, with backoff
+//	code  meaning                          reconnect
+//	1000  normal close                     yes (a close the client did not ask for)
+//	1001  server draining                  yes, after retryAfterMs
+//	1002  protocol violation               yes, but it is a client bug
+//	1003  unsupported data                 yes, with backoff
+//	1006  network cut, heartbeat timeout   yes, with backoff
+//	1007  invalid UTF-8                    yes, but it is a client bug
+//	1008  refused by policy                no, unless the cause is fixed
+//	1009  message too big                  yes, send smaller messages
+//	1011  server error                     yes, with backoff
+//	1013  try again later                  yes, with backoff
+//	4001  token expired                    yes, with a new token
+//	4003  token or user revoked            no
+//	4004  disconnected by the application  no
+//	4008  slow consumer                    yes, with backoff; read faster
 //
 // The server keeps no room membership across connections, so the Client
 // remembers the rooms joined with Join (and forgotten with Leave) and joins

@@ -31,7 +31,8 @@ func (e *ServerError) Error() string {
 }
 
 // CloseError is the close frame that ended the Client for good: the server
-// said not to reconnect (1008, 4003, 4004). Err returns it.
+// said not to reconnect (the codes of protocol.CloseCodes without
+// Reconnect: 1008, 4003, 4004). Err returns it.
 type CloseError struct {
 	Code   int
 	Reason string
@@ -61,10 +62,3 @@ func (e *HandshakeError) Error() string {
 }
 
 func (e *HandshakeError) Unwrap() error { return e.err }
-
-// terminalCodes are the close codes after which reconnecting is pointless.
-var terminalCodes = map[int]bool{
-	1008: true, // policy violation: the OnConnect hook refused us
-	4003: true, // forbidden
-	4004: true, // the application disconnected this user
-}

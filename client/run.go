@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/heraldrt/herald/protocol"
 )
 
 // stableAfter is how long a connection must have lived for the next
@@ -37,7 +39,7 @@ func (c *Client) run(cn *conn) {
 		if c.ctx.Err() != nil {
 			return
 		}
-		if code, reason := closeCode(end.err); terminalCodes[code] {
+		if code, reason := closeCode(end.err); !protocol.CloseReconnects(code) {
 			c.opts.log.Warn("herald: closed by server for good", "code", code, "reason", reason)
 			c.stop(&CloseError{Code: code, Reason: reason})
 			return

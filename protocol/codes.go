@@ -38,22 +38,3 @@ const (
 	// panicked). The request may or may not have taken effect.
 	CodeInternal = "internal"
 )
-
-// WebSocket close codes sent by Herald. The 1xxx codes are RFC 6455's; the
-// 4xxx codes are Herald's own (the range RFC 6455 reserves for applications).
-const (
-	CloseNormal          = 1000 // the client or server finished normally
-	CloseGoingAway       = 1001 // server shutdown (drain) or client navigating away
-	CloseProtocolError   = 1002 // RFC 6455 framing violation
-	CloseUnsupportedData = 1003 // unsupported data
-	CloseAbnormal        = 1006 // never sent: socket closed without a close frame (heartbeat timeout, network cut)
-	CloseInvalidPayload  = 1007 // text frame with invalid UTF-8
-	ClosePolicyViolation = 1008 // rejected by policy (application hook refused the connection, abuse)
-	CloseMessageTooBig   = 1009 // message over the read limit
-	CloseInternalError   = 1011 // unexpected server failure
-	CloseTryAgainLater   = 1013 // server overloaded
-	CloseTokenExpired    = 4001 // the token expired and was not refreshed in time
-	CloseRevoked         = 4003 // the token or user was revoked
-	CloseDisconnected    = 4004 // the application disconnected this client (DisconnectUser)
-	CloseSlowConsumer    = 4008 // the client did not read fast enough; its send queue filled up
-)

@@ -70,19 +70,22 @@
 //
 // # Close codes
 //
-//	Code  Name                  Sent when                                 Client should
-//	1000  CloseNormal           Close(1000, ...) by the application       not reconnect
-//	1001  CloseGoingAway        server shutdown / drain                   reconnect with backoff
-//	1002  CloseProtocolError    frame violates RFC 6455 / RFC 7692        not reconnect (bug)
-//	1003  CloseUnsupportedData  application rejects the message type      not reconnect
-//	1005  CloseNoStatus         received close frame had no code          (never sent)
-//	1006  CloseAbnormal         socket dropped without a close frame      (never sent) reconnect
-//	1007  CloseInvalidPayload   invalid UTF-8 or invalid deflate data     not reconnect (bug)
-//	1008  ClosePolicyViolation  application policy (auth, abuse), or      not reconnect
+//	Code  Name                  Sent when
+//	1000  CloseNormal           Close(1000, ...) by the application
+//	1001  CloseGoingAway        server shutdown / drain
+//	1002  CloseProtocolError    frame violates RFC 6455 / RFC 7692
+//	1003  CloseUnsupportedData  application rejects the message type
+//	1005  CloseNoStatus         received close frame had no code (never sent)
+//	1006  CloseAbnormal         socket dropped without a close frame (never sent)
+//	1007  CloseInvalidPayload   invalid UTF-8 or invalid deflate data
+//	1008  ClosePolicyViolation  application policy (auth, abuse), or
 //	                            more than ControlFrameRate pings/pongs
-//	1009  CloseMessageTooBig    message larger than Options.ReadLimit     not reconnect (bug)
-//	1011  CloseInternalError    server error (Abort by the application)   reconnect with backoff
-//	4008  CloseSlowConsumer     send queue full (or Abort)                reconnect with backoff
+//	1009  CloseMessageTooBig    message larger than Options.ReadLimit
+//	1011  CloseInternalError    server error (Abort by the application)
+//	4008  CloseSlowConsumer     send queue full (or Abort)
+//
+// Whether a client should reconnect after each, and the codes Herald
+// adds, are in one table: protocol.CloseCodes (docs/protocol.md).
 //
 // A heartbeat timeout (ErrHeartbeatTimeout) ends the connection without
 // a close frame; the client sees 1006 and should reconnect with backoff.

@@ -29,7 +29,11 @@
 // This file has no dependencies and is copied verbatim into demo/static by
 // `go generate ./demo`; keep it self-contained.
 
-/** Close codes after which the client does not reconnect. */
+/**
+ * Close codes after which the client does not reconnect: those of the
+ * server's table (protocol.CloseCodes, docs/protocol.md) that say "no". A Go
+ * test compares the two.
+ */
 export const NO_RECONNECT_CODES = Object.freeze([1008, 4003, 4004]);
 
 // How many reconnects in a row the server may refuse with 401 or 403 before
