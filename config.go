@@ -181,6 +181,15 @@ type Config struct {
 	// NodeID names this node in sessions and logs; it may not contain
 	// "/". Default: random.
 	NodeID string
+
+	// History gives rooms a bounded history with per-room offsets, by
+	// room-name pattern; the first matching rule decides. Messages of such
+	// rooms are stored by the engine before a publish is answered, carry
+	// an offset and an epoch, can be published with an idempotency key,
+	// and a node whose link to the engine broke catches them up. The
+	// Broker must implement broker.Historian (memory, Redis and NATS do).
+	// User rooms never keep history. Default: no room keeps history.
+	History []HistoryRule
 }
 
 func (c *Config) setDefaults() {
@@ -288,6 +297,9 @@ func (c *Config) validate() error {
 		return bad("UpgradeRatePerIP", "must not be negative")
 	case c.MaxRoomsPerConn < 0:
 		return bad("MaxRoomsPerConn", "must be positive (got %d)", c.MaxRoomsPerConn)
+	}
+	if err := c.validateHistory(bad); err != nil {
+		return err
 	}
 	for i, k := range c.APIKeys {
 		if len(k) < 16 {

@@ -131,6 +131,13 @@ func New(cfg Config) (*Server, error) {
 		s.broker = memory.New()
 	}
 	s.batcher, _ = s.broker.(broker.BatchPublisher)
+	if len(cfg.History) > 0 {
+		h, ok := s.broker.(broker.Historian)
+		if !ok {
+			return nil, fmt.Errorf("%w: History: the broker (%T) keeps no history", ErrConfig, s.broker)
+		}
+		h.SetHistory(historyFunc(cfg.History))
+	}
 	if s.sessions == nil {
 		s.sessions = memsession.New(time.Minute)
 	}

@@ -66,6 +66,28 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker, opts ...Optio
 			tt.run(t, func() *Node { return StartNode(t, newBroker(t)) })
 		})
 	}
+	for _, tt := range historyCases {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.multiNode && o.singleNode {
+				t.Skip("single-node engine")
+			}
+			first := newBroker(t)
+			if _, ok := first.(broker.Historian); !ok {
+				_ = first.Close()
+				t.Skip("not a broker.Historian")
+			}
+			tt.run(t, func() *Node {
+				b := first
+				if b == nil {
+					b = newBroker(t)
+				}
+				first = nil
+				b.(broker.Historian).SetHistory(TestHistory)
+				return StartNode(t, b)
+			})
+		})
+	}
 }
 
 // Node is a started broker and what its Handler received.

@@ -2,12 +2,21 @@
 // to the local Handler in the caller's goroutine, so a publisher's messages
 // are delivered in order and a publish returns once every local member has
 // the message queued. It starts no goroutines.
+//
+// Rooms given a history (SetHistory) keep their last messages in a ring
+// of at most HistoryPolicy.Size; a message older than HistoryPolicy.TTL
+// is gone. The history lives in this process only: every Broker (so
+// every start of the process) has an epoch of its own, and offsets
+// start at 1 in it.
 package memory
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/heraldrt/herald/broker"
 )
@@ -18,14 +27,169 @@ type Broker struct {
 	handler broker.Handler
 	rooms   map[string]struct{}
 	closed  atomic.Bool
+
+	epoch   string
+	policy  broker.HistoryFunc // nil: no room keeps history
+	histMu  sync.Mutex
+	history map[string]*ring
+	now     func() time.Time
 }
 
 // New returns an in-memory broker.
 func New() *Broker {
-	return &Broker{rooms: make(map[string]struct{})}
+	return &Broker{
+		rooms:   make(map[string]struct{}),
+		epoch:   rand.Text()[:12],
+		history: make(map[string]*ring),
+		now:     time.Now,
+	}
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker    = (*Broker)(nil)
+	_ broker.Historian = (*Broker)(nil)
+)
+
+// ring is one room's history: the newest messages, oldest first, at most
+// size, and the offset of the newest one ever stored (offsets start at 1).
+// A room's publications are stored and delivered under mu, so its
+// members get them in offset order.
+type ring struct {
+	mu     sync.Mutex
+	msgs   []stored // circular; len == size once full
+	head   int      // index of the oldest message
+	count  int
+	last   uint64
+	keys   map[string]*broker.Message // idempotency key -> kept message
+	policy broker.HistoryPolicy
+}
+
+type stored struct {
+	m  *broker.Message
+	at time.Time
+}
+
+// SetHistory implements broker.Historian.
+func (b *Broker) SetHistory(f broker.HistoryFunc) {
+	b.mu.Lock()
+	b.policy = f
+	b.mu.Unlock()
+}
+
+// ringOf returns room's ring, created if create; nil for a room without
+// history.
+func (b *Broker) ringOf(room string, create bool) *ring {
+	b.mu.RLock()
+	f := b.policy
+	b.mu.RUnlock()
+	if f == nil {
+		return nil
+	}
+	b.histMu.Lock()
+	defer b.histMu.Unlock()
+	if r := b.history[room]; r != nil {
+		return r
+	}
+	p := f(room)
+	if p.Size <= 0 {
+		return nil
+	}
+	if !create {
+		return nil
+	}
+	r := &ring{policy: p, msgs: make([]stored, 0, min(p.Size, 64)), keys: make(map[string]*broker.Message)}
+	b.history[room] = r
+	return r
+}
+
+// expire drops messages older than the TTL. Called with r.mu held.
+func (r *ring) expire(now time.Time) {
+	if r.policy.TTL <= 0 {
+		return
+	}
+	for r.count > 0 {
+		s := r.msgs[r.head]
+		if now.Sub(s.at) < r.policy.TTL {
+			return
+		}
+		r.drop()
+	}
+}
+
+// drop removes the oldest message. Called with r.mu held.
+func (r *ring) drop() {
+	s := &r.msgs[r.head]
+	if k := s.m.IdempotencyKey; k != "" && r.keys[k] == s.m {
+		delete(r.keys, k)
+	}
+	*s = stored{}
+	r.head = (r.head + 1) % len(r.msgs)
+	r.count--
+}
+
+// add stores m as the newest message. Called with r.mu held.
+func (r *ring) add(m *broker.Message, now time.Time) {
+	if r.count == r.policy.Size {
+		r.drop()
+	}
+	if len(r.msgs) < r.policy.Size && r.count == len(r.msgs) {
+		// Still growing: make the ring contiguous from index 0, then append.
+		if r.head != 0 {
+			r.msgs = append(append(make([]stored, 0, cap(r.msgs)), r.msgs[r.head:]...), r.msgs[:r.head]...)
+			r.head = 0
+		}
+		r.msgs = append(r.msgs, stored{m: m, at: now})
+	} else {
+		r.msgs[(r.head+r.count)%len(r.msgs)] = stored{m: m, at: now}
+	}
+	r.count++
+	if m.IdempotencyKey != "" {
+		r.keys[m.IdempotencyKey] = m
+	}
+}
+
+// Since implements broker.Historian.
+func (b *Broker) Since(_ context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error) {
+	if b.closed.Load() {
+		return nil, broker.Position{}, broker.ErrClosed
+	}
+	cur := broker.Position{Epoch: b.epoch}
+	r := b.ringOf(room, false)
+	if r == nil {
+		if pos == (broker.Position{}) || pos == cur {
+			return nil, cur, nil
+		}
+		return nil, cur, fmt.Errorf("%w: room %q has no history at %d of epoch %q", broker.ErrUnrecoverable, room, pos.Offset, pos.Epoch)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expire(b.now())
+	cur.Offset = r.last
+	if pos == (broker.Position{}) {
+		return nil, cur, nil
+	}
+	if pos.Epoch != b.epoch {
+		return nil, cur, fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, b.epoch)
+	}
+	if pos.Offset > r.last {
+		return nil, cur, fmt.Errorf("%w: offset %d is past the newest, %d", broker.ErrUnrecoverable, pos.Offset, r.last)
+	}
+	want := r.last - pos.Offset
+	if want > uint64(r.count) {
+		return nil, cur, fmt.Errorf("%w: messages after %d are no longer kept", broker.ErrUnrecoverable, pos.Offset)
+	}
+	n := int(want)
+	if limit > 0 && n > limit {
+		n = limit
+	}
+	out := make([]*broker.Message, n)
+	first := r.count - int(want)
+	for i := range out {
+		m := *r.msgs[(r.head+first+i)%len(r.msgs)].m
+		out[i] = &m
+	}
+	return out, cur, nil
+}
 
 // Start implements broker.Broker.
 func (b *Broker) Start(_ context.Context, h broker.Handler) error {
@@ -42,6 +206,36 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
 	}
+	if r := b.ringOf(m.Room, true); r != nil {
+		return b.publishStored(r, m)
+	}
+	b.mu.RLock()
+	h := b.handler
+	_, ok := b.rooms[m.Room]
+	b.mu.RUnlock()
+	if (ok || broker.IsUserRoom(m.Room)) && h != nil {
+		h.HandleMessage(m)
+	}
+	return nil
+}
+
+// publishStored stores m in r and delivers it, both under r.mu so that
+// the room's members get its messages in offset order.
+func (b *Broker) publishStored(r *ring, m *broker.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := b.now()
+	r.expire(now)
+	if k := m.IdempotencyKey; k != "" {
+		if prev := r.keys[k]; prev != nil {
+			m.MsgID, m.Offset, m.Epoch = prev.MsgID, prev.Offset, prev.Epoch
+			return nil
+		}
+	}
+	r.last++
+	m.Offset, m.Epoch = r.last, b.epoch
+	keep := *m
+	r.add(&keep, now)
 	b.mu.RLock()
 	h := b.handler
 	_, ok := b.rooms[m.Room]

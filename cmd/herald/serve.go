@@ -105,6 +105,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	ioURing := f.String("io-uring", "auto", "auto: write to clients through io_uring where the kernel allows it (one system call for many connections' writes, less CPU per message); off: one writev per connection")
 	demoPage := f.Bool("demo", false, "serve a demo chat page at /demo/ (two browser tabs, one room)")
 	presenceEvents := f.Bool("presence-events", false, "send presence join/leave events to room members")
+	history := f.String("history", "", "rooms that keep a history (offsets, recovery, idempotent publishes): comma-separated PATTERN=SIZE[/TTL], * matching any characters, first match wins, e.g. 'chat:*=100/10m,orders:*=1000/1h'; empty: none")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -138,6 +139,11 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		natsURL: *natsURL, publishBuffer: *publishBuffer, sharedRooms: *sharedRooms}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
 	sc.demo, sc.pprofAddr, sc.gcTuning = *demoPage, *pprofAddr, *gcTuning
+	rules, err := herald.ParseHistoryRules(*history)
+	if err != nil {
+		return nil, fmt.Errorf("--history: %w", err)
+	}
+	cfg.History = rules
 	if sc.gcTuning != "adaptive" && sc.gcTuning != "off" {
 		return nil, fmt.Errorf("--gc-tuning: %q is not adaptive or off", sc.gcTuning)
 	}

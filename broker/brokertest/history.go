@@ -1,0 +1,262 @@
+package brokertest
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+)
+
+// HistorySize is what the conformance table's history rooms keep.
+const HistorySize = 8
+
+// historyTTL is the TTL of the table's expiring rooms.
+const historyTTL = 300 * time.Millisecond
+
+// TestHistory is the policy the history cases give their nodes: rooms
+// starting with "h-" keep HistorySize messages, rooms starting with
+// "ttl-" keep HistorySize for historyTTL, others none.
+func TestHistory(room string) broker.HistoryPolicy {
+	switch {
+	case strings.HasPrefix(room, "h-"):
+		return broker.HistoryPolicy{Size: HistorySize}
+	case strings.HasPrefix(room, "ttl-"):
+		return broker.HistoryPolicy{Size: HistorySize, TTL: historyTTL}
+	}
+	return broker.HistoryPolicy{}
+}
+
+// historyCases are the cases for engines that implement broker.Historian.
+var historyCases = []struct {
+	name      string
+	multiNode bool
+	run       func(t *testing.T, node func() *Node)
+}{
+	{name: "history: offsets start at 1, increase, and reach the handler", run: testOffsets},
+	{name: "history: since returns what followed, oldest first, limited", run: testSince},
+	{name: "history: a trimmed gap is unrecoverable", run: testTrimmed},
+	{name: "history: another epoch is unrecoverable", run: testOtherEpoch},
+	{name: "history: expired messages are unrecoverable", run: testExpired},
+	{name: "history: an idempotency key stores and delivers once", run: testIdempotent},
+	{name: "history: rooms without history keep none", run: testNoHistory},
+	{name: "history: two nodes share offsets and epoch", multiNode: true, run: testHistoryTwoNodes},
+}
+
+func historian(t *testing.T, n *Node) broker.Historian {
+	t.Helper()
+	h, ok := n.Broker.(broker.Historian)
+	if !ok {
+		t.Fatal("not a broker.Historian")
+	}
+	return h
+}
+
+// publishN publishes count numbered messages ("0", "1", …) to room.
+func publishN(t *testing.T, n *Node, room string, count int) []*broker.Message {
+	t.Helper()
+	out := make([]*broker.Message, count)
+	for i := range out {
+		m := Msg(room, "seq")
+		m.MsgID = strconv.Itoa(i)
+		must(t, n.Publish(ctx(t), m), "Publish")
+		out[i] = m
+	}
+	return out
+}
+
+func testOffsets(t *testing.T, node func() *Node) {
+	n := node()
+	room := Room("h-offsets")
+	must(t, n.Subscribe(ctx(t), room), "Subscribe")
+	sent := publishN(t, n, room, 5)
+	epoch := sent[0].Epoch
+	if epoch == "" {
+		t.Fatal("Publish left Epoch empty")
+	}
+	for i, m := range sent {
+		if m.Offset != uint64(i+1) || m.Epoch != epoch {
+			t.Fatalf("publish %d got offset %d epoch %q, want %d %q", i, m.Offset, m.Epoch, i+1, epoch)
+		}
+	}
+	n.InOrder(t, room, 5, deliveryTimeout)
+	for i, m := range n.Messages(room) {
+		if m.Offset != uint64(i+1) || m.Epoch != epoch {
+			t.Fatalf("delivery %d has offset %d epoch %q, want %d %q", i, m.Offset, m.Epoch, i+1, epoch)
+		}
+	}
+}
+
+func testSince(t *testing.T, node func() *Node) {
+	n := node()
+	h := historian(t, n)
+	room := Room("h-since")
+	_, cur, err := h.Since(ctx(t), room, broker.Position{}, 0)
+	must(t, err, "Since of an empty room")
+	if cur.Offset != 0 {
+		t.Fatalf("empty room is at offset %d", cur.Offset)
+	}
+	sent := publishN(t, n, room, 5)
+	epoch := sent[0].Epoch
+	got, cur, err := h.Since(ctx(t), room, broker.Position{}, 0)
+	must(t, err, "Since(zero)")
+	if len(got) != 0 || cur != (broker.Position{Offset: 5, Epoch: epoch}) {
+		t.Fatalf("Since(zero) = %d messages at %+v, want none at 5 %q", len(got), cur, epoch)
+	}
+	got, cur, err = h.Since(ctx(t), room, broker.Position{Offset: 2, Epoch: epoch}, 0)
+	must(t, err, "Since(2)")
+	if cur.Offset != 5 || len(got) != 3 {
+		t.Fatalf("Since(2) = %d messages at %+v, want 3 at 5", len(got), cur)
+	}
+	for i, m := range got {
+		if m.Offset != uint64(3+i) || m.MsgID != strconv.Itoa(2+i) || m.Epoch != epoch || m.Room != room || string(m.Data) != `{"n":1}` {
+			t.Fatalf("Since(2)[%d] = %+v", i, m)
+		}
+	}
+	got, _, err = h.Since(ctx(t), room, broker.Position{Offset: 1, Epoch: epoch}, 2)
+	must(t, err, "Since(1, limit 2)")
+	if len(got) != 2 || got[0].Offset != 2 || got[1].Offset != 3 {
+		t.Fatalf("Since(1, limit 2) = %d messages", len(got))
+	}
+	got, _, err = h.Since(ctx(t), room, broker.Position{Offset: 5, Epoch: epoch}, 0)
+	must(t, err, "Since(newest)")
+	if len(got) != 0 {
+		t.Fatalf("Since(newest) = %d messages", len(got))
+	}
+	got, _, err = h.Since(ctx(t), room, broker.Position{Offset: 0, Epoch: epoch}, 0)
+	must(t, err, "Since(start of epoch)")
+	if len(got) != 5 {
+		t.Fatalf("Since(start of epoch) = %d messages, want 5", len(got))
+	}
+}
+
+func testTrimmed(t *testing.T, node func() *Node) {
+	// Engines may trim approximately (Redis MAXLEN ~ keeps whole
+	// stream nodes of up to 100 entries): publish well past that.
+	const count = 300
+	n := node()
+	h := historian(t, n)
+	room := Room("h-trim")
+	sent := publishN(t, n, room, count)
+	epoch := sent[0].Epoch
+	_, cur, err := h.Since(ctx(t), room, broker.Position{Offset: 2, Epoch: epoch}, 0)
+	if !errors.Is(err, broker.ErrUnrecoverable) {
+		t.Fatalf("Since(2) after %d publishes to a room of %d: %v, want ErrUnrecoverable", count, HistorySize, err)
+	}
+	if cur != (broker.Position{Offset: count, Epoch: epoch}) {
+		t.Fatalf("Since(2) current position %+v, want %d %q", cur, count, epoch)
+	}
+	got, _, err := h.Since(ctx(t), room, broker.Position{Offset: count - HistorySize, Epoch: epoch}, 0)
+	must(t, err, "Since within the window")
+	if len(got) != HistorySize || got[0].Offset != count-HistorySize+1 {
+		t.Fatalf("Since within the window = %d messages", len(got))
+	}
+}
+
+func testOtherEpoch(t *testing.T, node func() *Node) {
+	n := node()
+	h := historian(t, n)
+	room := Room("h-epoch")
+	sent := publishN(t, n, room, 3)
+	_, cur, err := h.Since(ctx(t), room, broker.Position{Offset: 1, Epoch: "not-" + sent[0].Epoch}, 0)
+	if !errors.Is(err, broker.ErrUnrecoverable) {
+		t.Fatalf("Since of another epoch: %v, want ErrUnrecoverable", err)
+	}
+	if cur != (broker.Position{Offset: 3, Epoch: sent[0].Epoch}) {
+		t.Fatalf("current position %+v", cur)
+	}
+}
+
+func testExpired(t *testing.T, node func() *Node) {
+	n := node()
+	h := historian(t, n)
+	room := Room("ttl-expire")
+	sent := publishN(t, n, room, 3)
+	pos := broker.Position{Offset: 1, Epoch: sent[0].Epoch}
+	got, _, err := h.Since(ctx(t), room, pos, 0)
+	must(t, err, "Since before the TTL")
+	if len(got) != 2 {
+		t.Fatalf("Since before the TTL = %d messages, want 2", len(got))
+	}
+	Eventually(t, deliveryTimeout, func() bool {
+		_, _, err := h.Since(ctx(t), room, pos, 0)
+		return errors.Is(err, broker.ErrUnrecoverable)
+	}, "messages older than the TTL still returned")
+}
+
+func testIdempotent(t *testing.T, node func() *Node) {
+	n := node()
+	h := historian(t, n)
+	room := Room("h-idk")
+	must(t, n.Subscribe(ctx(t), room), "Subscribe")
+	first := Msg(room, "once")
+	first.IdempotencyKey = "key-1"
+	must(t, n.Publish(ctx(t), first), "Publish")
+	retry := Msg(room, "once")
+	retry.IdempotencyKey = "key-1"
+	must(t, n.Publish(ctx(t), retry), "Publish again")
+	if retry.MsgID != first.MsgID || retry.Offset != first.Offset || retry.Epoch != first.Epoch {
+		t.Fatalf("retry got %s %d %q, want the stored %s %d %q", retry.MsgID, retry.Offset, retry.Epoch, first.MsgID, first.Offset, first.Epoch)
+	}
+	other := Msg(room, "other")
+	other.IdempotencyKey = "key-2"
+	must(t, n.Publish(ctx(t), other), "Publish another key")
+	if other.Offset != first.Offset+1 {
+		t.Fatalf("another key got offset %d, want %d", other.Offset, first.Offset+1)
+	}
+	settle(t, n, n, room)
+	if got := n.Count(room, first.MsgID); got != 1 {
+		t.Fatalf("message delivered %d times, want 1", got)
+	}
+	got, _, err := h.Since(ctx(t), room, broker.Position{Epoch: first.Epoch}, 0)
+	must(t, err, "Since")
+	if len(got) != 3 || got[0].IdempotencyKey != "key-1" {
+		t.Fatalf("history holds %d messages, want 3 (first, other, marker)", len(got))
+	}
+}
+
+func testNoHistory(t *testing.T, node func() *Node) {
+	n := node()
+	h := historian(t, n)
+	room := Room("plain")
+	must(t, n.Subscribe(ctx(t), room), "Subscribe")
+	m := Msg(room, "x")
+	must(t, n.Publish(ctx(t), m), "Publish")
+	if m.Offset != 0 || m.Epoch != "" {
+		t.Fatalf("a room without history got offset %d epoch %q", m.Offset, m.Epoch)
+	}
+	got, _, err := h.Since(ctx(t), room, broker.Position{Offset: 0, Epoch: "x"}, 0)
+	if len(got) != 0 || !errors.Is(err, broker.ErrUnrecoverable) {
+		t.Fatalf("Since of a room without history = %d messages, %v; want none, ErrUnrecoverable", len(got), err)
+	}
+}
+
+func testHistoryTwoNodes(t *testing.T, node func() *Node) {
+	const count = 40
+	a, b := node(), node()
+	room := Room("h-two")
+	must(t, a.Subscribe(ctx(t), room), "Subscribe a")
+	must(t, b.Subscribe(ctx(t), room), "Subscribe b")
+	for i := range count {
+		pub := a
+		if i%2 == 1 {
+			pub = b
+		}
+		m := Msg(room, "seq")
+		m.MsgID = strconv.Itoa(i)
+		must(t, pub.Publish(ctx(t), m), "Publish")
+		if m.Offset != uint64(i+1) {
+			t.Fatalf("publish %d got offset %d", i, m.Offset)
+		}
+	}
+	for k, n := range []*Node{a, b} {
+		n.InOrder(t, room, count, deliveryTimeout)
+		for i, m := range n.Messages(room) {
+			if m.Offset != uint64(i+1) {
+				t.Fatalf("node %d delivery %d has offset %d", k, i, m.Offset)
+			}
+		}
+	}
+}
