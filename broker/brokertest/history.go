@@ -43,6 +43,7 @@ var historyCases = []struct {
 	{name: "history: an idempotency key stores and delivers once", run: testIdempotent},
 	{name: "history: rooms without history keep none", run: testNoHistory},
 	{name: "history: two nodes share offsets and epoch", multiNode: true, run: testHistoryTwoNodes},
+	{name: "history: batches store in order, once per idempotency key", run: testHistoryBatch},
 }
 
 func historian(t *testing.T, n *Node) broker.Historian {
@@ -258,5 +259,43 @@ func testHistoryTwoNodes(t *testing.T, node func() *Node) {
 				t.Fatalf("node %d delivery %d has offset %d", k, i, m.Offset)
 			}
 		}
+	}
+}
+
+// testHistoryBatch checks a broker.BatchPublisher on a room with
+// history: offsets follow the batch order, and a key repeated within a
+// batch is stored once.
+func testHistoryBatch(t *testing.T, node func() *Node) {
+	n := node()
+	bp, ok := n.Broker.(broker.BatchPublisher)
+	if !ok {
+		t.Skip("not a broker.BatchPublisher")
+	}
+	room := Room("h-batch")
+	must(t, n.Subscribe(ctx(t), room), "Subscribe")
+	var ms []*broker.Message
+	for i := range 6 {
+		m := Msg(room, "seq")
+		m.MsgID = strconv.Itoa(i)
+		ms = append(ms, m)
+	}
+	ms[4].IdempotencyKey, ms[5].IdempotencyKey = "k", "k"
+	errs := make([]error, len(ms))
+	bp.PublishBatch(ctx(t), ms, errs)
+	for i, err := range errs {
+		must(t, err, "PublishBatch of message "+strconv.Itoa(i))
+	}
+	for i, m := range ms[:5] {
+		if m.Offset != uint64(i+1) {
+			t.Fatalf("message %d got offset %d", i, m.Offset)
+		}
+	}
+	if ms[5].Offset != 5 || ms[5].MsgID != "4" {
+		t.Fatalf("repeated key got offset %d msgId %s, want 5 and 4", ms[5].Offset, ms[5].MsgID)
+	}
+	n.InOrder(t, room, 5, deliveryTimeout)
+	settle(t, n, n, room)
+	if got := len(n.Messages(room)); got != 6 {
+		t.Fatalf("%d deliveries, want 5 and the marker", got)
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/broker/internal/catchup"
 	"github.com/redis/rueidis"
 )
 
@@ -55,6 +57,11 @@ type Broker struct {
 	qmu       sync.Mutex
 	queue     []pending
 	flushKick chan struct{}
+
+	history broker.HistoryFunc // set before Start; nil: no room keeps history
+	// track orders the messages of rooms with history and fills the gaps
+	// a resubscribe leaves (see package catchup); set by Start.
+	track *catchup.Tracker
 }
 
 // pending is a publication waiting in the buffer for Redis to return.
@@ -109,6 +116,16 @@ func (b *Broker) roomChannel(room string) string {
 	return b.cfg.Prefix + ":room:{" + room + "}"
 }
 
+// channelRoom returns the room of a room channel; "" for the control
+// and user channels.
+func (b *Broker) channelRoom(channel string) string {
+	rest, ok := strings.CutPrefix(channel, b.cfg.Prefix+":room:{")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSuffix(rest, "}")
+}
+
 // userChannels is how many channels carry the user rooms. Every node
 // subscribes to all of them; a user room's messages take one of them,
 // chosen by a hash of the room's name that every node computes alike.
@@ -149,6 +166,7 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
 		return unavailable(err)
 	}
 	b.client, b.h = client, h
+	b.track = catchup.New(h, func(room string) bool { return b.policy(room).Size > 0 }, b.Since, b.log)
 	b.stateMu.Lock()
 	b.up.Store(true)
 	close(b.upCh)
@@ -185,6 +203,9 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
 // Publish implements broker.Broker: one PUBLISH (cluster: one SPUBLISH to
 // the slot owner) of the JSON-encoded message.
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
+	if p := b.policy(m.Room); p.Size > 0 {
+		return b.publishStored(ctx, m, p)
+	}
 	payload, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("redis broker: encode: %w", err)
@@ -220,7 +241,25 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []*broker.Message, errs []
 	}
 	sent := make([]direct, 0, len(ms))
 	cmds := make(rueidis.Commands, 0, len(ms))
+	var stored map[int]*storedPublish
 	for i, m := range ms {
+		if p := b.policy(m.Room); p.Size > 0 {
+			if !b.up.Load() || b.closed.Load() || !b.started.Load() {
+				errs[i] = b.publishStored(ctx, m, p) // the refusal it gives
+				continue
+			}
+			sp, err := b.prepareStored(m, p)
+			if errs[i] = err; err != nil {
+				continue
+			}
+			if stored == nil {
+				stored = make(map[int]*storedPublish)
+			}
+			stored[len(cmds)] = sp
+			sent = append(sent, direct{i: i})
+			cmds = append(cmds, b.client.B().Evalsha().Sha1(publishSha1).Numkeys(int64(len(sp.keys))).Key(sp.keys...).Arg(sp.args...).Build())
+			continue
+		}
 		payload, err := json.Marshal(m)
 		if err != nil {
 			errs[i] = fmt.Errorf("redis broker: encode: %w", err)
@@ -237,9 +276,24 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []*broker.Message, errs []
 	if len(cmds) == 0 {
 		return
 	}
+	var noScript []int
 	for k, r := range b.client.DoMulti(ctx, cmds...) {
 		d := sent[k]
+		if sp := stored[k]; sp != nil {
+			if rerr, ok := rueidis.IsRedisErr(r.Error()); ok && rerr.IsNoScript() {
+				noScript = append(noScript, k)
+				continue
+			}
+			errs[d.i] = b.storedResult(sp, r)
+			continue
+		}
 		errs[d.i] = b.sent(d.channel, d.payload, r.Error())
+	}
+	// Redis lost its script cache (a restart): these go again, in order,
+	// with EVAL, which also loads the script.
+	for _, k := range noScript {
+		sp := stored[k]
+		errs[sent[k].i] = b.storedResult(sp, publishLua.Exec(ctx, b.client, sp.keys, sp.args))
 	}
 }
 
@@ -342,6 +396,9 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.cancel()
+	if b.track != nil {
+		b.track.Close()
+	}
 	b.wg.Wait()
 	if b.client != nil {
 		b.client.Close()

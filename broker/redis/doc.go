@@ -63,7 +63,21 @@
 // 100ms of Redis.
 // Redis pub/sub itself keeps nothing: messages published while a node is
 // disconnected never reach it, buffered ones included if that node
-// resubscribes after the flush. A publication whose reply was lost in an
+// resubscribes after the flush. Rooms with history (SetHistory) are the
+// exception: when a subscription comes back, the node reads what it
+// missed from the room's stream and hands it on, in order and without
+// duplicates, before newer messages; other rooms are reported to the
+// Handler (HandleGap).
+//
+// # History
+//
+// A room with history has a stream <prefix>:hist:{<room>}:s (entry ID
+// <offset>-0, XADD MAXLEN ~ size), a hash <prefix>:hist:{<room>}:m
+// (epoch, newest offset) and a hash <prefix>:hist:{<room>}:k
+// (idempotency keys); the room is their hash tag, as for its channel.
+// One Lua script numbers, stores and publishes a message atomically, so
+// the channel carries a room's messages in offset order, one round trip
+// per publish. Such publishes are never buffered. A publication whose reply was lost in an
 // outage is queued again rather than dropped, so it may arrive twice.
 //
 // # Concurrency

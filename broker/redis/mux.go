@@ -182,16 +182,24 @@ func (m *muxSubscriber) onSubscription(s rueidis.PubSubSubscription) {
 		return // an unsubscribe confirms what unsubscribe already removed
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	c := m.chans[s.Channel]
 	if c == nil || c.confirmed {
+		m.mu.Unlock()
 		return
 	}
 	c.confirmed = true
 	m.b.unconfirmed.Add(-1)
+	again := c.ready == nil // confirmed before, on an earlier connection
 	if c.ready != nil {
 		c.ready <- nil
 		c.ready = nil
+	}
+	m.mu.Unlock()
+	if room := m.b.channelRoom(s.Channel); again && room != "" {
+		// Back after a break: what was published meanwhile never
+		// reached this node. On this connection's reader, before any
+		// message that follows the confirmation.
+		m.b.track.Resubscribed([]string{room})
 	}
 }
 

@@ -91,7 +91,13 @@ func (s *subscription) run() {
 		switch ps.Kind {
 		case "subscribe", "ssubscribe":
 			s.setConfirmed(true)
-			s.readyOnce.Do(func() { close(s.ready) })
+			first := false
+			s.readyOnce.Do(func() { close(s.ready); first = true })
+			if !first && s.room != "" {
+				// Back after a break: what was published meanwhile
+				// never reached this node.
+				s.b.track.Resubscribed([]string{s.room})
+			}
 		case "unsubscribe", "sunsubscribe":
 			s.setConfirmed(false)
 		}
@@ -172,7 +178,7 @@ func (b *Broker) deliver(msg rueidis.PubSubMessage, control bool) {
 		b.log.Warn("redis broker: undecodable message", "channel", msg.Channel, "err", err)
 		return
 	}
-	b.h.HandleMessage(m)
+	b.track.Deliver(m)
 }
 
 // awaitSubscribed waits for s's first confirmation. On failure it stops s.
@@ -233,7 +239,11 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 		return b.downErr()
 	}
 	if b.shared(room) {
-		return b.mux.subscribe(ctx, b.roomChannel(room), false)
+		if err := b.mux.subscribe(ctx, b.roomChannel(room), false); err != nil {
+			return err
+		}
+		b.track.Subscribed(ctx, room)
+		return nil
 	}
 	b.subsMu.Lock()
 	if _, ok := b.subs[room]; ok {
@@ -250,8 +260,10 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 			delete(b.subs, room)
 		}
 		b.subsMu.Unlock()
+		return err
 	}
-	return err
+	b.track.Subscribed(ctx, room)
+	return nil
 }
 
 // Unsubscribe implements broker.Broker. Once it returns, no message of room
@@ -261,7 +273,9 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 		return nil
 	}
 	if b.shared(room) {
-		return b.mux.unsubscribe(b.roomChannel(room))
+		err := b.mux.unsubscribe(b.roomChannel(room))
+		b.track.Unsubscribed(room)
+		return err
 	}
 	b.subsMu.Lock()
 	s := b.subs[room]
@@ -270,7 +284,9 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 	if s == nil {
 		return nil
 	}
-	return b.stop(s)
+	err := b.stop(s)
+	b.track.Unsubscribed(room)
+	return err
 }
 
 // Subscribed reports whether the node currently has interest in room

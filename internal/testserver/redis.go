@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,8 @@ type Redis struct {
 	bin   string
 	port  int
 	extra []string
+
+	dir   string // working directory: where SHUTDOWN SAVE writes dump.rdb
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -45,7 +48,7 @@ func StartRedis(t testing.TB) *Redis {
 
 func newRedis(t testing.TB, port int, extra []string) *Redis {
 	t.Helper()
-	return &Redis{t: t, bin: lookBinary(t, "redis-server"), port: port, extra: extra}
+	return &Redis{t: t, bin: lookBinary(t, "redis-server"), port: port, extra: extra, dir: t.TempDir()}
 }
 
 func (r *Redis) start() error {
@@ -59,6 +62,7 @@ func (r *Redis) start() error {
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
+		"--dir", r.dir,
 	}, r.extra...)
 	cmd := exec.Command(r.bin, args...)
 	out := new(bytes.Buffer)
@@ -124,6 +128,36 @@ func (r *Redis) Command(args ...string) (string, error) { return command(r.Addr(
 func (r *Redis) Restart() {
 	r.t.Helper()
 	r.Kill()
+	if err := os.Remove(filepath.Join(r.dir, "dump.rdb")); err != nil && !os.IsNotExist(err) {
+		r.t.Fatal(err)
+	}
+	if err := waitFor(startTimeout, r.start); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// RestartWithData stops the server as an operator's restart would
+// (SHUTDOWN SAVE: it writes its data set to disk and exits), starts it
+// again on the same port with that data set, and waits until it answers
+// PING.
+func (r *Redis) RestartWithData() {
+	r.t.Helper()
+	r.mu.Lock()
+	exited := r.exited
+	r.mu.Unlock()
+	if exited == nil {
+		r.t.Fatal("testserver: RestartWithData of a stopped redis-server")
+	}
+	// The connection ends as the server exits, so the reply is an error.
+	_, _ = command(r.Addr(), "SHUTDOWN", "SAVE")
+	select {
+	case <-exited:
+	case <-time.After(startTimeout):
+		r.t.Fatal("testserver: redis-server did not exit on SHUTDOWN SAVE")
+	}
+	r.mu.Lock()
+	r.cmd, r.exited = nil, nil
+	r.mu.Unlock()
 	if err := waitFor(startTimeout, r.start); err != nil {
 		r.t.Fatal(err)
 	}

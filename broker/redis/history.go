@@ -1,0 +1,299 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+	"github.com/redis/rueidis"
+)
+
+// History: each room with a history policy has, in its hash slot (the
+// room is the hash tag, as for its channel):
+//
+//	<prefix>:hist:{<room>}:m  hash: e (epoch), n (newest offset)
+//	<prefix>:hist:{<room>}:s  stream: one entry per message, ID <offset>-0,
+//	                          field m: the message's JSON (with offset and epoch)
+//	<prefix>:hist:{<room>}:k  hash: idempotency key -> "<offset>:<msgId>"
+//
+// One script stores, numbers and publishes a message atomically, so the
+// channel carries a room's messages in offset order.
+
+// publishScript: KEYS meta, stream, keys; ARGV channel, JSON without its
+// opening brace, size, TTL in ms (0: none), idempotency key, a new
+// epoch (used if the room has none), msgId, "1" for SPUBLISH.
+// It returns {offset, epoch, "" | "<offset>:<msgId>" of the stored twin}.
+const publishScript = `
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'n', 0)
+end
+local size = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+if ARGV[5] ~= '' then
+  local prev = redis.call('HGET', KEYS[3], ARGV[5])
+  if prev then
+    return {0, epoch, prev}
+  end
+end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local payload = '{"offset":' .. n .. ',"epoch":"' .. epoch .. '",' .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, n .. '-0', 'm', payload)
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[5], n .. ':' .. ARGV[7])
+  if redis.call('HLEN', KEYS[3]) > 2 * size + 16 then
+    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+    local min = tonumber(string.match(first[1][1], '^(%d+)'))
+    local all = redis.call('HGETALL', KEYS[3])
+    for i = 1, #all, 2 do
+      if tonumber(string.match(all[i + 1], '^(%d+)')) < min then
+        redis.call('HDEL', KEYS[3], all[i])
+      end
+    end
+  end
+end
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+if ARGV[8] == '1' then
+  redis.call('SPUBLISH', ARGV[1], payload)
+else
+  redis.call('PUBLISH', ARGV[1], payload)
+end
+return {n, epoch, ''}
+`
+
+// sinceScript: KEYS meta, stream; ARGV first stream ID wanted ("" for
+// none), count (0: all), a new epoch (used if the room has none), TTL
+// in ms. It returns {epoch, newest offset, entries}.
+const sinceScript = `
+local e = redis.call('HMGET', KEYS[1], 'e', 'n')
+if not e[1] then
+  e = {ARGV[3], '0'}
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', ARGV[3], 'n', 0)
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  end
+end
+local entries = {}
+if ARGV[1] ~= '' then
+  if tonumber(ARGV[2]) > 0 then
+    entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])
+  else
+    entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+')
+  end
+end
+return {e[1], e[2], entries}
+`
+
+var (
+	publishLua  = rueidis.NewLuaScript(publishScript)
+	publishSha1 = fmt.Sprintf("%x", sha1.Sum([]byte(publishScript)))
+	sinceLua    = rueidis.NewLuaScript(sinceScript)
+)
+
+var _ broker.Historian = (*Broker)(nil)
+
+// SetHistory implements broker.Historian.
+func (b *Broker) SetHistory(f broker.HistoryFunc) { b.history = f }
+
+// policy returns room's history policy; Size 0 for none.
+func (b *Broker) policy(room string) broker.HistoryPolicy {
+	if b.history == nil || broker.IsUserRoom(room) {
+		return broker.HistoryPolicy{}
+	}
+	return b.history(room)
+}
+
+func (b *Broker) histKeys(room string) []string {
+	base := b.cfg.Prefix + ":hist:{" + room + "}:"
+	return []string{base + "m", base + "s", base + "k"}
+}
+
+func newEpoch() string { return rand.Text()[:12] }
+
+// storedPublish is one publication to a room with history.
+type storedPublish struct {
+	m    *broker.Message
+	keys []string
+	args []string
+}
+
+// prepareStored encodes m for publishScript.
+func (b *Broker) prepareStored(m *broker.Message, p broker.HistoryPolicy) (*storedPublish, error) {
+	m.Offset, m.Epoch = 0, ""
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("redis broker: encode: %w", err)
+	}
+	cluster := "0"
+	if b.cluster {
+		cluster = "1"
+	}
+	return &storedPublish{m: m, keys: b.histKeys(m.Room), args: []string{
+		b.roomChannel(m.Room), string(payload[1:]), strconv.Itoa(p.Size),
+		strconv.FormatInt(p.TTL.Milliseconds(), 10), m.IdempotencyKey, newEpoch(), m.MsgID, cluster,
+	}}, nil
+}
+
+// stored reads publishScript's reply into sp.m.
+func (sp *storedPublish) stored(r rueidis.RedisResult) error {
+	vals, err := r.ToArray()
+	if err != nil {
+		return err
+	}
+	if len(vals) != 3 {
+		return fmt.Errorf("redis broker: publish script returned %d values", len(vals))
+	}
+	offset, err := vals[0].AsInt64()
+	if err != nil {
+		return err
+	}
+	epoch, err := vals[1].ToString()
+	if err != nil {
+		return err
+	}
+	twin, err := vals[2].ToString()
+	if err != nil {
+		return err
+	}
+	if twin != "" {
+		o, id, _ := strings.Cut(twin, ":")
+		n, err := strconv.ParseUint(o, 10, 64)
+		if err != nil {
+			return fmt.Errorf("redis broker: bad idempotency entry %q", twin)
+		}
+		sp.m.MsgID, sp.m.Offset, sp.m.Epoch = id, n, epoch
+		return nil
+	}
+	sp.m.Offset, sp.m.Epoch = uint64(offset), epoch
+	return nil
+}
+
+// storedResult turns a script result into Publish's error.
+func (b *Broker) storedResult(sp *storedPublish, r rueidis.RedisResult) error {
+	err := r.Error()
+	if isConnErr(err) {
+		b.markDown(err)
+		// The script may or may not have run: a retry with the same
+		// idempotency key finds out.
+		return unavailable(err)
+	}
+	if err != nil {
+		return fmt.Errorf("redis broker: publish to %s: %w", sp.m.Room, err)
+	}
+	return sp.stored(r)
+}
+
+// publishStored publishes to a room with history: never buffered, since
+// the reply must mean "stored".
+func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.HistoryPolicy) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if !b.started.Load() {
+		return unavailable(fmt.Errorf("not started"))
+	}
+	if !b.up.Load() {
+		return b.downErr()
+	}
+	sp, err := b.prepareStored(m, p)
+	if err != nil {
+		return err
+	}
+	return b.storedResult(sp, publishLua.Exec(ctx, b.client, sp.keys, sp.args))
+}
+
+// Since implements broker.Historian: one script (HMGET and XRANGE) on
+// the room's slot.
+func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error) {
+	if b.closed.Load() {
+		return nil, broker.Position{}, broker.ErrClosed
+	}
+	if !b.started.Load() {
+		return nil, broker.Position{}, unavailable(fmt.Errorf("not started"))
+	}
+	p := b.policy(room)
+	if p.Size <= 0 {
+		if pos == (broker.Position{}) {
+			return nil, broker.Position{}, nil
+		}
+		return nil, broker.Position{}, fmt.Errorf("%w: room %q keeps no history", broker.ErrUnrecoverable, room)
+	}
+	start := ""
+	if pos != (broker.Position{}) {
+		start = strconv.FormatUint(pos.Offset+1, 10) + "-0"
+	}
+	keys := b.histKeys(room)
+	r := sinceLua.Exec(ctx, b.client, keys[:2], []string{start, strconv.Itoa(max(limit, 0)), newEpoch(), strconv.FormatInt(p.TTL.Milliseconds(), 10)})
+	if err := r.Error(); err != nil {
+		if isConnErr(err) {
+			return nil, broker.Position{}, unavailable(err)
+		}
+		return nil, broker.Position{}, fmt.Errorf("redis broker: since %s: %w", room, err)
+	}
+	vals, err := r.ToArray()
+	if err != nil || len(vals) != 3 {
+		return nil, broker.Position{}, fmt.Errorf("redis broker: since %s: bad reply: %v", room, err)
+	}
+	var cur broker.Position
+	if cur.Epoch, err = vals[0].ToString(); err != nil {
+		return nil, cur, err
+	}
+	n, err := vals[1].ToString()
+	if err != nil {
+		return nil, cur, err
+	}
+	if cur.Offset, err = strconv.ParseUint(n, 10, 64); err != nil {
+		return nil, cur, fmt.Errorf("redis broker: since %s: offset %q", room, n)
+	}
+	if pos == (broker.Position{}) {
+		return nil, cur, nil
+	}
+	switch {
+	case pos.Epoch != cur.Epoch:
+		return nil, cur, fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, cur.Epoch)
+	case pos.Offset > cur.Offset:
+		return nil, cur, fmt.Errorf("%w: offset %d is past the newest, %d", broker.ErrUnrecoverable, pos.Offset, cur.Offset)
+	case pos.Offset == cur.Offset:
+		return nil, cur, nil
+	}
+	entries, err := vals[2].ToArray()
+	if err != nil {
+		return nil, cur, err
+	}
+	out := make([]*broker.Message, 0, len(entries))
+	for _, e := range entries {
+		fields, err := e.ToArray()
+		if err != nil || len(fields) != 2 {
+			return nil, cur, fmt.Errorf("redis broker: since %s: bad entry", room)
+		}
+		kv, err := fields[1].AsStrSlice()
+		if err != nil || len(kv) != 2 {
+			return nil, cur, fmt.Errorf("redis broker: since %s: bad entry fields", room)
+		}
+		m := new(broker.Message)
+		if err := json.Unmarshal([]byte(kv[1]), m); err != nil {
+			return nil, cur, fmt.Errorf("redis broker: since %s: %w", room, err)
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 || out[0].Offset != pos.Offset+1 {
+		return nil, cur, fmt.Errorf("%w: messages after %d are no longer kept", broker.ErrUnrecoverable, pos.Offset)
+	}
+	if p.TTL > 0 && time.Since(time.Unix(0, out[0].PublishedAt)) > p.TTL {
+		return nil, cur, fmt.Errorf("%w: messages after %d expired", broker.ErrUnrecoverable, pos.Offset)
+	}
+	return out, cur, nil
+}
