@@ -25,7 +25,7 @@ type Redis struct {
 	port  int
 	extra []string
 
-	dir   string // working directory: where SHUTDOWN SAVE writes dump.rdb
+	dir string // working directory: where SHUTDOWN SAVE writes dump.rdb
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
