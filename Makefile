@@ -7,9 +7,11 @@ FUZZTIME  ?= 30s
 
 .PHONY: run build test test-go test-js lint fmt bench fuzz clean
 
-## run: the server on the embedded in-memory engine (no Redis needed), 127.0.0.1:8080
-run:
-	$(GO) run ./cmd/herald serve --log-format text --demo
+## run: the server on the embedded in-memory engine (no Redis needed), 127.0.0.1:8080.
+## It runs the built binary rather than `go run`, which reports the process's
+## clean exit on Ctrl-C as a failure (exit 1, and make's "Error 1").
+run: build
+	./bin/herald serve --log-format text --demo
 
 ## build: the herald binary in ./bin
 build:

@@ -45,7 +45,9 @@ type apiError struct {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // "Bearer <key>", not "Bearer \u003ckey\u003e"
+	_ = enc.Encode(v)
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, message string) {

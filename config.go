@@ -308,11 +308,3 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
-
-// DrainTimeoutOrDefault returns the drain timeout New will use.
-func (c Config) DrainTimeoutOrDefault() time.Duration {
-	if c.DrainTimeout == 0 {
-		return DefaultDrainTimeout
-	}
-	return c.DrainTimeout
-}

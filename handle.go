@@ -228,7 +228,7 @@ func roomReply(room string) json.RawMessage {
 }
 
 func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
+	b, err := protocol.Marshal(v)
 	if err != nil {
 		panic(err)
 	}

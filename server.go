@@ -145,9 +145,9 @@ func New(cfg Config) (*Server, error) {
 		s.apiKeys = append(s.apiKeys, []byte(k))
 	}
 	if len(s.apiKeys) == 0 {
-		k := "hk_" + id.New(20)
+		k := id.APIKey()
 		s.apiKeys = [][]byte{[]byte(k)}
-		s.log.Warn("no API key configured: generated one for /api/v1 (set HERALD_API_KEY to choose your own)", "api_key", k)
+		s.log.Warn("no API key configured: generated one for /api/v1 (set Config.APIKeys to choose your own; Server.APIKey returns it)", "api_key", k)
 	}
 	s.hub = hub.New(hub.Config{
 		Broker:               s.broker,
@@ -325,7 +325,7 @@ func marshalData(data any) (json.RawMessage, error) {
 		}
 		return d, nil
 	}
-	b, err := json.Marshal(data)
+	b, err := protocol.Marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("herald: marshal data: %w", err)
 	}

@@ -139,6 +139,15 @@ func TestGeneratedAPIKeyLoggedOnce(t *testing.T) {
 	if len(keys) != 1 || keys[0] != ts.APIKey() {
 		t.Fatalf("generated key logged %d times (%v), want once", len(keys), keys)
 	}
+	// The library reads Config.APIKeys, not the binary's HERALD_API_KEY:
+	// the line must not send a library user to a variable nothing reads.
+	for _, l := range logs.lines(t) {
+		if _, ok := l["api_key"]; ok {
+			if msg := str(l["msg"]); !strings.Contains(msg, "Config.APIKeys") || strings.Contains(msg, "HERALD_") {
+				t.Errorf("generated-key line %q should point to Config.APIKeys and no HERALD_ variable", msg)
+			}
+		}
+	}
 	if code, _ := apiPublish(t, ts, keys[0], `{"room":"r","event":"e"}`); code != 200 {
 		t.Fatalf("generated key refused: %d", code)
 	}
@@ -265,6 +274,42 @@ func TestShutdownDrains(t *testing.T) {
 
 // TestAPIRefusalsAreConsistent: every API endpoint answers a body over
 // 1 MiB with 413 and a wrong method with 405 and Allow.
+// TestAPIErrorsAreNotHTMLEscaped: API bodies are read by programs and
+// people, never embedded in HTML: "Bearer <key>", not "Bearer \u003ckey\u003e".
+func TestAPIErrorsAreNotHTMLEscaped(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{})
+	req, _ := http.NewRequest("POST", ts.HTTP.URL+"/api/v1/publish", strings.NewReader(`{"room":"r","event":"e"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "Bearer <key>") || strings.Contains(string(body), `\u00`) {
+		t.Fatalf("401 body %d %s: want the message with <key> as is", resp.StatusCode, body)
+	}
+	// A publish's data keeps its characters too.
+	c := dial(t, ts.URL)
+	c.join("r")
+	if code, _ := apiPublish(t, ts, testAPIKey, `{"room":"r","event":"e","data":{"html":"<b>&</b>"}}`); code != 200 {
+		t.Fatalf("publish: %d", code)
+	}
+	if _, err := ts.Publish(context.Background(), "r", "e", map[string]string{"html": "<i>&</i>"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<b>&</b>`, `<i>&</i>`} {
+		select {
+		case b := <-c.frames:
+			if !strings.Contains(string(b), want) {
+				t.Errorf("event frame %s lacks %s", b, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event carrying %s", want)
+		}
+	}
+}
+
 func TestAPIRefusalsAreConsistent(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, herald.Config{})

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -150,10 +151,24 @@ func EncodeServerShutdown(retryAfterMs int64, reason string) []byte {
 	return mustMarshal(ServerShutdown{Type: TypeServerShutdown, RetryAfterMs: retryAfterMs, Reason: reason})
 }
 
+// Marshal is json.Marshal without HTML escaping: '<', '>' and '&' are
+// written as they are, not as \u003c, \u003e and \u0026, since frames and
+// API bodies are read by programs, never embedded in HTML. It is the one
+// JSON encoding of every frame and API body.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
 // mustMarshal encodes values whose types cannot fail to marshal. RawMessage
 // fields are only ever set from data the decoder already validated.
 func mustMarshal(v any) []byte {
-	b, err := json.Marshal(v)
+	b, err := Marshal(v)
 	if err != nil {
 		panic("protocol: marshal: " + err.Error())
 	}
@@ -162,15 +177,16 @@ func mustMarshal(v any) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// AppendString appends s as a JSON string. Invalid UTF-8 is replaced by
-// U+FFFD, as encoding/json does, so the output is always valid JSON.
+// AppendString appends s as a JSON string, escaped as Marshal does (no HTML
+// escaping). Invalid UTF-8 is replaced by U+FFFD, as encoding/json does, so
+// the output is always valid JSON.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
 				continue
 			}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/protocol"
 )
 
 // maxPublishResponse bounds the response body `herald publish` reads.
@@ -61,7 +62,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		return usageErr("--data is not valid JSON: %s", *data)
 	}
 
-	body, err := json.Marshal(herald.PublishRequest{
+	body, err := protocol.Marshal(herald.PublishRequest{
 		Room: *room, User: *user, Event: *event, Data: json.RawMessage(*data), Ack: *ack,
 	})
 	if err != nil {

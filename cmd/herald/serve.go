@@ -20,6 +20,7 @@ import (
 	jwtauth "github.com/heraldrt/herald/auth/jwt"
 	"github.com/heraldrt/herald/demo"
 	"github.com/heraldrt/herald/internal/gctune"
+	"github.com/heraldrt/herald/internal/id"
 	"github.com/heraldrt/herald/transport"
 )
 
@@ -237,9 +238,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer authn.Close()
 		sc.server.Authenticator = authn
-	} else {
-		logger.Warn("no authentication configured: every client is anonymous (X-Client-Id or a generated id); " +
-			"set --jwt-secret, --jwt-public-key-file or --jwks-url for production")
+	}
+	generatedKey := ""
+	if len(sc.server.APIKeys) == 0 {
+		generatedKey = id.APIKey()
+		sc.server.APIKeys = []string{generatedKey}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -256,6 +259,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herald serve: %v\n", err)
 		return 2
 	}
+	// Warnings only once the configuration is known to be valid, so that
+	// they do not bury the error that stops the server.
+	if authn == nil {
+		logger.Warn("no authentication configured: every client is anonymous, its id taken from ?clientId= or " +
+			"X-Client-Id (else generated); set --jwt-secret, --jwt-public-key-file or --jwks-url for production")
+	}
+	if generatedKey != "" {
+		logger.Warn("no API key configured: generated one for /api/v1 (set HERALD_API_KEY or --api-key to choose your own)",
+			"api_key", generatedKey)
+	}
 	ln, err := net.Listen("tcp", sc.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald serve: listen: %v\n", err)
@@ -267,6 +280,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	mux := http.NewServeMux()
 	if sc.demo {
 		mux.Handle(demo.Prefix, demo.Handler())
+		// The root is where a newcomer looks first: send it to the demo.
+		mux.Handle("GET /{$}", http.RedirectHandler(demo.Prefix, http.StatusFound))
 		logger.Info("demo chat page enabled", "url", "http://"+ln.Addr().String()+demo.Prefix)
 	}
 	mux.Handle("/", srv)
@@ -326,7 +341,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	stop() // a second signal kills the process the default way
 	logger.Info("signal received: draining")
-	drainCtx, cancel := context.WithTimeout(context.Background(), sc.server.DrainTimeoutOrDefault()+5*time.Second)
+	drain := sc.server.DrainTimeout
+	if drain == 0 { // --drain-timeout 0: the library's default
+		drain = herald.DefaultDrainTimeout
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), drain+5*time.Second)
 	defer cancel()
 	code := 0
 	if err := srv.Shutdown(drainCtx); err != nil {

@@ -96,7 +96,44 @@ func TestServeRejectsBadConfig(t *testing.T) {
 			if code != 2 || !strings.Contains(errb.String(), tt.want) {
 				t.Fatalf("exit %d, stderr %q; want 2 naming %s", code, errb.String(), tt.want)
 			}
+			// Nothing unrelated comes before the error that stops the server.
+			if strings.Contains(errb.String(), "no authentication") || strings.Contains(errb.String(), "api_key") {
+				t.Fatalf("a startup warning buries the error:\n%s", errb.String())
+			}
 		})
+	}
+}
+
+// TestServeDemoRootAndGeneratedKey: with --demo, / sends a newcomer to the
+// demo page, and the generated API key's line names what the binary reads.
+func TestServeDemoRootAndGeneratedKey(t *testing.T) {
+	srv := startBinary(t, nil, "--demo")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(srv.base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/demo/" {
+		t.Fatalf("GET / with --demo: %d Location %q, want 302 to /demo/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var keyLine map[string]any
+	for _, line := range strings.Split(srv.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["api_key"] != nil {
+			keyLine = m
+		}
+	}
+	if msg, _ := keyLine["msg"].(string); !strings.Contains(msg, "HERALD_API_KEY") || strings.Contains(msg, "Config.") {
+		t.Fatalf("generated-key line %v: want one naming HERALD_API_KEY", keyLine)
+	}
+	resp, err = http.Get(srv.base + "/api/v1/rooms/r/presence")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API without the key: %d", resp.StatusCode)
 	}
 }
 

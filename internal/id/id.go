@@ -18,6 +18,9 @@ func New(n int) string {
 	return encoding.EncodeToString(b)
 }
 
+// APIKey returns a new random server API key: "hk_" and 32 characters.
+func APIKey() string { return "hk_" + New(20) }
+
 // Sequence makes message ids unique across a cluster: a random node prefix
 // and a counter, so making one costs no syscall.
 type Sequence struct {
