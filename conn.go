@@ -74,6 +74,12 @@ type connExtra struct {
 	// ip is the address counted against MaxConnsPerIP (set only when
 	// it is).
 	ip string
+	// holdPresence is set while run joins rooms before the welcome: the
+	// OnPresence calls of those joins wait in heldPresence until
+	// OnConnect has run, so that the application hears of the connection
+	// before its rooms (run's goroutine only).
+	holdPresence bool
+	heldPresence []string
 }
 
 // Subprotocol is the WebSocket subprotocol Herald's protocol v1 answers to.
@@ -150,6 +156,22 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.refuse(ctx, w, http.StatusForbidden, "origin_not_allowed", "cross-origin WebSocket refused for origin "+strconv.Quote(r.Header.Get("Origin")))
 		return
 	}
+	var up *UpgradeResult
+	if s.cfg.Hooks.OnUpgrade != nil {
+		if up, err = s.upgradeHook(ctx, r, ident, ip, connID, cid); err != nil {
+			s.refuseUpgradeHook(ctx, w, err)
+			return
+		}
+		if up != nil && up.UserID != "" && up.UserID != ident.UserID {
+			changed := *ident
+			changed.UserID = up.UserID
+			ident = &changed
+			if s.revoked.revoked(ident, time.Now()) {
+				s.rejectAuth(ctx, w, &auth.Error{Status: http.StatusUnauthorized, Reason: "revoked", Message: "credential revoked"})
+				return
+			}
+		}
+	}
 	if which := s.limits.acquire(ident.UserID, ip); which != "" {
 		s.refuse(ctx, w, http.StatusTooManyRequests, which, "connection limit reached ("+which+")")
 		return
@@ -201,6 +223,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			c.extra.base = context.WithoutCancel(r.Context())
 			c.info.Header = r.Header.Clone()
 		}
+		if up != nil && len(up.Data) > 0 {
+			c.extra.base = context.WithValue(c.extra.base, connDataKey{}, up.Data)
+		}
 		if s.cfg.MaxConnsPerIP > 0 {
 			c.extra.ip = ip
 		}
@@ -215,7 +240,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The handler returns once the welcome is sent; the connection lives
 	// on (see serveReads) and removes itself in cleanup.
 	handedOver = true
-	c.run(resumeID, resumeToken)
+	var rooms []string
+	if up != nil {
+		rooms = up.Rooms
+	}
+	c.run(resumeID, resumeToken, rooms)
 }
 
 // refuse answers an upgrade request that a policy turned down.
@@ -247,8 +276,9 @@ func (s *Server) rejectAuth(ctx context.Context, w http.ResponseWriter, err erro
 }
 
 // run serves the connection until it closes, resuming the session
-// resumeID when resumeToken matches.
-func (c *conn) run(resumeID, resumeToken string) {
+// resumeID when resumeToken matches, and joining the rooms OnUpgrade
+// named.
+func (c *conn) run(resumeID, resumeToken string, rooms []string) {
 	s := c.s
 	s.metrics.ConnectionsOpened.Inc()
 	s.metrics.Connections.Inc()
@@ -268,12 +298,18 @@ func (c *conn) run(resumeID, resumeToken string) {
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.
 	c.ws.Hold()
+	if c.extra != nil && s.cfg.Hooks.OnPresence != nil {
+		c.extra.holdPresence = true
+	}
 	s.hub.JoinUser(c.info.UserID, c) // keyed by the id string c holds
 	s.presenceAdd(bctx, c, c.userRoom())
 	var restored []string
 	if resumed {
 		restored = c.restoreRooms(bctx, c.restorable(sess.Rooms))
 		s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
+	}
+	if len(rooms) > 0 {
+		restored = append(restored, c.restoreRooms(bctx, c.unjoined(rooms))...)
 	}
 	c.saveSession(bctx)
 	cancel()
@@ -302,6 +338,14 @@ func (c *conn) run(resumeID, resumeToken string) {
 			}
 			s.log.InfoContext(c.ctx(), "connection refused by on_connect hook", "err", err)
 			c.closeWith(protocol.ClosePolicyViolation, reason)
+		}
+	}
+	if c.extra != nil && c.extra.holdPresence {
+		c.extra.holdPresence = false
+		held := c.extra.heldPresence
+		c.extra.heldPresence = nil
+		for _, room := range held {
+			s.callPresenceHook(c.ctx(), c, room, true)
 		}
 	}
 

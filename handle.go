@@ -71,6 +71,14 @@ func (c *conn) join(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection", c.s.cfg.MaxRoomsPerConn))
 		return
 	}
+	if h := c.s.cfg.Hooks.OnJoin; h != nil {
+		err := c.s.callHook(c.ctx(), "on_join", func() error { return h(c.ctx(), &c.info, room) })
+		if err != nil {
+			code, msg := hookError(err)
+			c.sendError(req.ID, code, msg)
+			return
+		}
+	}
 	ctx, cancel := c.backendCtx()
 	defer cancel()
 	if _, err := c.s.hub.Join(ctx, room, c); err != nil {
@@ -144,7 +152,31 @@ func (c *conn) publish(req *protocol.Request) {
 		c.sendError(req.ID, protocol.CodeNotJoined, fmt.Sprintf("join %q before publishing to it", room))
 		return
 	}
-	m := c.s.newMessage(room, req.Event, req.Data,
+	data := req.Data
+	if h := c.s.cfg.Hooks.OnPublish; h != nil {
+		// The hook runs on the read side, in request order: the
+		// publications before it are still in flight meanwhile.
+		var out json.RawMessage
+		err := c.s.callHook(c.ctx(), "on_publish", func() error {
+			var err error
+			out, err = h(c.ctx(), &c.info, room, req.Event, data)
+			return err
+		})
+		if err == nil && out != nil && !json.Valid(out) {
+			c.s.log.ErrorContext(c.ctx(), "on_publish hook returned data that is not JSON", "room", room)
+			err = &EventError{Code: protocol.CodeInternal, Message: "internal error while checking the publication"}
+		}
+		if err != nil {
+			code, msg := hookError(err)
+			c.awaitPublishes()
+			c.sendError(req.ID, code, msg)
+			return
+		}
+		if out != nil {
+			data = out
+		}
+	}
+	m := c.s.newMessage(room, req.Event, data,
 		pubMeta{cid: c.info.CorrelationID, from: c.info.UserID, ack: req.Ack})
 	if c.s.batcher != nil {
 		c.pipelinePublish(req.ID, m)

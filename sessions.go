@@ -179,6 +179,7 @@ func (s *Server) presenceAdd(ctx context.Context, c *conn, room string) {
 		s.log.WarnContext(ctx, "presence add failed", "room", room, "err", err)
 	}
 	s.announce(c, room, "join")
+	s.reportPresence(ctx, c, room, true)
 }
 
 func (s *Server) presenceRemove(ctx context.Context, c *conn, room string) {
@@ -186,6 +187,39 @@ func (s *Server) presenceRemove(ctx context.Context, c *conn, room string) {
 		s.log.WarnContext(ctx, "presence remove failed", "room", room, "err", err)
 	}
 	s.announce(c, room, "leave")
+	s.reportPresence(ctx, c, room, false)
+}
+
+// reportPresence calls OnPresence when c's join made its user present in
+// room (joined) or its leave made the user absent, as the presence
+// registry sees it after c's own entry was written.
+func (s *Server) reportPresence(ctx context.Context, c *conn, room string, joined bool) {
+	if s.cfg.Hooks.OnPresence == nil || c.isUserRoom(room) {
+		return
+	}
+	entries, err := s.presence.List(ctx, room)
+	if err != nil {
+		s.log.WarnContext(ctx, "presence read failed; presence hook not called", "room", room, "err", err)
+		return
+	}
+	conns := 0
+	for _, e := range entries {
+		if e.User == c.info.UserID {
+			conns = e.Connections
+		}
+	}
+	if (joined && conns == 1) || (!joined && conns == 0) {
+		if joined && c.extra != nil && c.extra.holdPresence {
+			c.extra.heldPresence = append(c.extra.heldPresence, room)
+			return
+		}
+		s.callPresenceHook(ctx, c, room, joined)
+	}
+}
+
+func (s *Server) callPresenceHook(ctx context.Context, c *conn, room string, joined bool) {
+	h := s.cfg.Hooks.OnPresence
+	_ = s.callHook(ctx, "on_presence", func() error { h(ctx, &c.info, room, joined); return nil })
 }
 
 // PresenceEvent is the data of the "presence" event sent to a room's

@@ -34,6 +34,15 @@ const (
 	// CodeTokenInvalid: a refresh carried a token that does not verify or
 	// belongs to another user; the connection keeps its current token.
 	CodeTokenInvalid = "token_invalid"
+	// CodeBackendUnavailable: the application's backend, which the server
+	// asks about this request, is down, refused the call or answered
+	// something the server cannot read. The request did not take effect
+	// (for an emit: it may have reached the backend).
+	CodeBackendUnavailable = "backend_unavailable"
+	// CodeBackendTimeout: the application's backend did not answer in
+	// time. For a join or publish the request did not take effect; an
+	// emit may have reached the backend.
+	CodeBackendTimeout = "backend_timeout"
 	// CodeInternal: the server failed (for example an application hook
 	// panicked). The request may or may not have taken effect.
 	CodeInternal = "internal"

@@ -33,7 +33,8 @@ type Welcome struct {
 	// any node after a reconnect; it changes on every resume.
 	ResumeToken string `json:"resumeToken"`
 	Resumed     bool   `json:"resumed"`
-	// Rooms lists the rooms restored by a resume.
+	// Rooms lists the rooms restored by a resume and those the
+	// application joined at the upgrade (Hooks.OnUpgrade).
 	Rooms []string `json:"rooms,omitempty"`
 }
 

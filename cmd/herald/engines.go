@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/backend"
+	"github.com/heraldrt/herald/backend/redisqueue"
 	natsbroker "github.com/heraldrt/herald/broker/nats"
 	redisbroker "github.com/heraldrt/herald/broker/redis"
+	"github.com/heraldrt/herald/internal/id"
 	redissession "github.com/heraldrt/herald/session/redis"
 )
 
@@ -115,4 +119,19 @@ func (ec engineConfig) name() string {
 		return "redis"
 	}
 	return "memory"
+}
+
+// eventsQueue returns the queue of the backend's webhooks: nil (the
+// proxy's memory queue) without Redis; with Redis, one that survives
+// this node and that the other nodes take over when its lease lapses.
+func (ec engineConfig) eventsQueue(node string, lease time.Duration, max int) (backend.Queue, error) {
+	if ec.redisURL == "" && len(ec.redisCluster) == 0 {
+		return nil, nil
+	}
+	q, err := redisqueue.New(redisqueue.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster, Password: ec.redisPassword,
+		Node: node + "." + id.New(5), LeaseTTL: lease, MaxLen: max})
+	if err != nil {
+		return nil, fmt.Errorf("redis events queue: %w", err)
+	}
+	return q, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldrt/herald"
 	jwtauth "github.com/heraldrt/herald/auth/jwt"
+	"github.com/heraldrt/herald/backend"
 	"github.com/heraldrt/herald/demo"
 	"github.com/heraldrt/herald/internal/gctune"
 	"github.com/heraldrt/herald/internal/id"
@@ -36,6 +37,7 @@ type serveConfig struct {
 	tlsKey         string
 	maxHeaderBytes int
 	engines        engineConfig
+	backend        backendConfig
 	demo           bool
 	pprofAddr      string
 	gcTuning       string
@@ -107,6 +109,13 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	demoPage := f.Bool("demo", false, "serve a demo chat page at /demo/ (two browser tabs, one room)")
 	presenceEvents := f.Bool("presence-events", false, "send presence join/leave events to room members")
 	history := f.String("history", "", "rooms that keep a history (offsets, recovery, idempotent publishes): comma-separated PATTERN=SIZE[/TTL], * matching any characters, first match wins, e.g. 'chat:*=100/10m,orders:*=1000/1h'; empty: none")
+	backendURL := f.String("backend-url", "", "the application's backend: each hook of --backend-hooks is POSTed to URL/<hook> (docs/backend.md)")
+	backendHooks := f.String("backend-hooks", "", "comma list of hooks sent to --backend-url: connect, join, publish, emit, events")
+	backendSecret := f.String("backend-secret", "", "shared secret (at least 32 bytes) that signs backend requests (X-Herald-Signature: HMAC-SHA256 over timestamp and body)")
+	backendHookTimeout := f.Duration("backend-hook-timeout", backend.DefaultTimeout, "longest wait for one backend hook call, retries included (over it: backend_timeout)")
+	backendMaxCalls := f.Int("backend-max-calls", backend.DefaultMaxConcurrent, "backend calls in flight on this node at most")
+	backendH2C := f.Bool("backend-h2c", false, "speak HTTP/2 without TLS to an http:// --backend-url (the backend must support h2c)")
+	backendEventsQueue := f.Int("backend-events-queue", backend.DefaultEventsQueue, "webhook events held per node at most (in memory, or in Redis with --redis-url/--redis-cluster); over it they are given up and counted")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -139,6 +148,15 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
 		natsURL: *natsURL, publishBuffer: *publishBuffer, sharedRooms: *sharedRooms}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
+	hooks, err := backend.ParseHooks(*backendHooks)
+	if err != nil {
+		return nil, fmt.Errorf("--backend-hooks: %w", err)
+	}
+	sc.backend = backendConfig{url: *backendURL, hooks: hooks, secret: *backendSecret, timeout: *backendHookTimeout,
+		maxCalls: *backendMaxCalls, h2c: *backendH2C, eventsQueue: *backendEventsQueue}
+	if err := sc.backend.validate(); err != nil {
+		return nil, err
+	}
 	sc.demo, sc.pprofAddr, sc.gcTuning = *demoPage, *pprofAddr, *gcTuning
 	rules, err := herald.ParseHistoryRules(*history)
 	if err != nil {
@@ -161,9 +179,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := sc.engines.validate(); err != nil {
 		return nil, err
 	}
-	if !sc.authConfigured() && !sc.insecureNoAuth && !isLoopback(sc.addr) {
+	if !sc.authConfigured() && !sc.backend.has(backend.HookConnect) && !sc.insecureNoAuth && !isLoopback(sc.addr) {
 		return nil, fmt.Errorf("--addr %s is not a loopback address and no authentication is configured: "+
-			"set --jwt-secret, --jwt-public-key-file or --jwks-url, or pass --insecure-no-auth to accept anonymous clients", sc.addr)
+			"set --jwt-secret, --jwt-public-key-file or --jwks-url, or the connect hook of --backend-hooks, or pass --insecure-no-auth to accept anonymous clients", sc.addr)
 	}
 	return sc, nil
 }
@@ -253,6 +271,27 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herald serve: %v\n", err)
 		return 1
 	}
+	if sc.backend.on() {
+		if sc.server.NodeID == "" {
+			sc.server.NodeID = "node-" + id.New(5)
+		}
+		q, err := sc.engines.eventsQueue(sc.server.NodeID, sc.server.LeaseTTL, sc.backend.eventsQueue)
+		if err != nil {
+			closeEngines()
+			fmt.Fprintf(stderr, "herald serve: %v\n", err)
+			return 1
+		}
+		proxy, err := sc.backend.wire(&sc.server, q, sc.server.NodeID, logger)
+		if err != nil {
+			if q != nil {
+				_ = q.Close(context.Background(), false)
+			}
+			closeEngines()
+			fmt.Fprintf(stderr, "herald serve: %v\n", err)
+			return 2
+		}
+		defer closeProxy(proxy, logger)
+	}
 	srv, err := herald.New(sc.server)
 	if err != nil {
 		closeEngines()
@@ -261,7 +300,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	// Warnings only once the configuration is known to be valid, so that
 	// they do not bury the error that stops the server.
-	if authn == nil {
+	if authn == nil && !sc.backend.has(backend.HookConnect) {
 		logger.Warn("no authentication configured: every client is anonymous, its id taken from ?clientId= or " +
 			"X-Client-Id (else generated); set --jwt-secret, --jwt-public-key-file or --jwks-url for production")
 	}

@@ -364,6 +364,10 @@ func TestSecureDefault(t *testing.T) {
 		{"empty host without auth", []string{"--addr", ":8080"}, false},
 		{"all interfaces, explicitly insecure", []string{"--addr", "0.0.0.0:8080", "--insecure-no-auth"}, true},
 		{"all interfaces with a JWT secret", []string{"--addr", "0.0.0.0:8080", "--jwt-secret", "0123456789abcdef0123456789abcdef"}, true},
+		{"all interfaces with the backend's connect hook", []string{"--addr", "0.0.0.0:8080", "--backend-url", "http://127.0.0.1:3000",
+			"--backend-hooks", "connect", "--backend-secret", "0123456789abcdef0123456789abcdef"}, true},
+		{"all interfaces with other backend hooks only", []string{"--addr", "0.0.0.0:8080", "--backend-url", "http://127.0.0.1:3000",
+			"--backend-hooks", "emit,events", "--backend-secret", "0123456789abcdef0123456789abcdef"}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseServe(tt.args, &bytes.Buffer{})
@@ -372,6 +376,34 @@ func TestSecureDefault(t *testing.T) {
 			}
 			if err != nil && !strings.Contains(err.Error(), "--insecure-no-auth") {
 				t.Fatalf("the refusal does not say how to proceed: %v", err)
+			}
+		})
+	}
+}
+
+func TestBackendFlags(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string // in the error; "" for none
+	}{
+		{"hooks without url", []string{"--backend-hooks", "emit"}, "--backend-hooks needs --backend-url"},
+		{"url without hooks", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-secret", secret}, "needs --backend-hooks"},
+		{"unknown hook", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "emit,subscribe", "--backend-secret", secret}, `"subscribe" is not one of`},
+		{"short secret", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "emit", "--backend-secret", "short"}, "at least 32 bytes"},
+		{"all hooks", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "connect, join,publish,emit,events", "--backend-secret", secret}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, err := parseServe(tt.args, &bytes.Buffer{})
+			if tt.want == "" {
+				if err != nil || len(sc.backend.hooks) != 5 {
+					t.Fatalf("parse: %v %+v", err, sc)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
 	}

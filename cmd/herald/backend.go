@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/backend"
+	"github.com/heraldrt/herald/internal/metrics"
+)
+
+// backendConfig is what `herald serve` reads about the application's
+// backend (the proxy hooks and webhooks).
+type backendConfig struct {
+	url         string
+	hooks       []string
+	secret      string
+	timeout     time.Duration
+	maxCalls    int
+	h2c         bool
+	eventsQueue int
+}
+
+// on reports whether any hook goes to the backend.
+func (bc *backendConfig) on() bool { return bc.url != "" }
+
+// has reports whether hook goes to the backend.
+func (bc *backendConfig) has(hook string) bool {
+	for _, h := range bc.hooks {
+		if h == hook {
+			return true
+		}
+	}
+	return false
+}
+
+func (bc *backendConfig) validate() error {
+	switch {
+	case bc.url == "" && len(bc.hooks) > 0:
+		return errors.New("--backend-hooks needs --backend-url")
+	case bc.url != "" && len(bc.hooks) == 0:
+		return errors.New("--backend-url needs --backend-hooks (a comma list of connect, join, publish, emit, events)")
+	case bc.url != "" && len(bc.secret) < 32:
+		return errors.New("--backend-secret must be at least 32 bytes: the backend verifies every request with it")
+	}
+	return nil
+}
+
+// wire builds the proxy and installs its hooks in cfg, whose metrics
+// registry it shares. The Redis queue for webhooks comes with a Redis
+// engine (see engineConfig.eventsQueue).
+func (bc *backendConfig) wire(cfg *herald.Config, q backend.Queue, node string, logger *slog.Logger) (*backend.Proxy, error) {
+	if cfg.Registry == nil {
+		cfg.Registry = metrics.NewRegistry()
+	}
+	p, err := backend.New(backend.Config{
+		URL: bc.url, Hooks: bc.hooks, Secret: []byte(bc.secret), Timeout: bc.timeout, MaxConcurrent: bc.maxCalls,
+		H2C: bc.h2c, EventsQueue: bc.eventsQueue, Queue: q, NodeName: node, LeaseTTL: cfg.LeaseTTL,
+		Registerer: cfg.Registry, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Hooks = p.Hooks()
+	return p, nil
+}
+
+// closeProxy posts the webhooks of the drain for a few seconds at most.
+func closeProxy(p *backend.Proxy, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		logger.Warn("backend events queue close", "err", err)
+	}
+}
