@@ -13,33 +13,107 @@ import (
 // acks tracks a connection's messages that were published with ack and not
 // yet acknowledged. Deliver adds (fan-out goroutines), the read loop removes
 // (ack frames), the server's redelivery goroutine resends.
+//
+// A pending message is its prepared frame, the one the send queue held and
+// other members of its room share: it is held once, and counted once per
+// node however many connections wait for its ack (see ackBudget).
 type acks struct {
-	mu      sync.Mutex
-	pending map[string]*pendingAck
+	mu sync.Mutex
+	p  *pendingAcks // nil while nothing is pending (an idle connection holds no map)
+}
+
+// pendingAcks is a connection's unacknowledged messages by msgId.
+type pendingAcks struct {
+	byID  map[string]*pendingAck
+	bytes int64 // sum of the frames' sizes
+}
+
+// get returns the pending message id, or nil; p may be nil.
+func (p *pendingAcks) get(id string) *pendingAck {
+	if p == nil {
+		return nil
+	}
+	return p.byID[id]
+}
+
+// byIDOrNil returns the map of pending messages; nil when p is.
+func (p *pendingAcks) byIDOrNil() map[string]*pendingAck {
+	if p == nil {
+		return nil
+	}
+	return p.byID
+}
+
+// len returns how many messages are pending; p may be nil.
+func (p *pendingAcks) len() int {
+	if p == nil {
+		return 0
+	}
+	return len(p.byID)
 }
 
 type pendingAck struct {
 	frame    *transport.Prepared
+	size     int64 // frame.Size() when it was tracked
 	sentAt   time.Time
 	attempts int
 }
 
-// track records an acked message; it reports false when the connection is
-// over its limit of pending acks.
-func (c *conn) track(msgID string, f *transport.Prepared) bool {
+// ackLimit names the bound a connection's message could not be tracked
+// under; "" when it was tracked.
+type ackLimit string
+
+const (
+	ackLimitCount     ackLimit = "pending_acks"
+	ackLimitBytes     ackLimit = "pending_ack_bytes"
+	ackLimitNodeBytes ackLimit = "node_pending_ack_bytes"
+)
+
+// track records an acked message. It refuses, naming the bound, a message
+// that would take the connection over MaxPendingAcks or
+// MaxPendingAckBytes (a message larger than the latter is still taken
+// when nothing else is pending), or a message the node does not hold yet
+// that arrives while the node's pending messages already take
+// MaxNodePendingAckBytes. The node's count may pass its bound by the
+// messages being tracked at that moment, never more.
+func (c *conn) track(msgID string, f *transport.Prepared) ackLimit {
+	size := int64(f.Size())
+	cfg := &c.s.cfg
 	c.acks.mu.Lock()
 	defer c.acks.mu.Unlock()
-	if c.acks.pending == nil {
-		c.acks.pending = make(map[string]*pendingAck)
+	n := c.acks.p.len()
+	switch {
+	case n >= cfg.MaxPendingAcks:
+		return ackLimitCount
+	case n > 0 && c.acks.p.bytes+size > cfg.MaxPendingAckBytes:
+		return ackLimitBytes
+	case !f.Retained() && c.s.pendingAckBytes.Load() >= cfg.MaxNodePendingAckBytes:
+		// A message already held costs the node nothing more.
+		return ackLimitNodeBytes
 	}
-	if len(c.acks.pending) >= c.s.cfg.MaxPendingAcks {
-		return false
+	if c.acks.p == nil {
+		c.acks.p = &pendingAcks{byID: make(map[string]*pendingAck)}
 	}
-	if len(c.acks.pending) == 0 {
+	if old := c.acks.p.byID[msgID]; old != nil {
+		c.releaseAck(old) // the same message again: keep the newest
+	} else if n == 0 {
 		c.s.awaitAcks(c, true)
 	}
-	c.acks.pending[msgID] = &pendingAck{frame: f, sentAt: time.Now(), attempts: 1}
-	return true
+	if f.Retain() {
+		c.s.pendingAckBytes.Add(size)
+	}
+	c.acks.p.bytes += size
+	c.acks.p.byID[msgID] = &pendingAck{frame: f, size: size, sentAt: time.Now(), attempts: 1}
+	return ""
+}
+
+// releaseAck uncounts p, which the caller removes from the pending set.
+// c.acks.mu must be held.
+func (c *conn) releaseAck(p *pendingAck) {
+	c.acks.p.bytes -= p.size
+	if p.frame.Unretain() {
+		c.s.pendingAckBytes.Add(-p.size)
+	}
 }
 
 // acked removes ids from the pending set and returns how many were pending.
@@ -48,8 +122,9 @@ func (c *conn) acked(ids []string) int {
 	defer c.acks.mu.Unlock()
 	n := 0
 	for _, id := range ids {
-		if _, ok := c.acks.pending[id]; ok {
-			delete(c.acks.pending, id)
+		if p := c.acks.p.get(id); p != nil {
+			c.releaseAck(p)
+			delete(c.acks.p.byID, id)
 			n++
 		}
 	}
@@ -61,12 +136,17 @@ func (c *conn) acked(ids []string) int {
 func (c *conn) redeliverDue(now time.Time, timeout time.Duration, retries int) (resent int, expired []string) {
 	c.acks.mu.Lock()
 	defer c.acks.mu.Unlock()
-	for id, p := range c.acks.pending {
+	if c.acks.p == nil {
+		c.s.awaitAcks(c, false)
+		return 0, nil
+	}
+	for id, p := range c.acks.p.byID {
 		if now.Sub(p.sentAt) < timeout {
 			continue
 		}
 		if p.attempts > retries {
-			delete(c.acks.pending, id)
+			c.releaseAck(p)
+			delete(c.acks.p.byID, id)
 			expired = append(expired, id)
 			continue
 		}
@@ -76,7 +156,8 @@ func (c *conn) redeliverDue(now time.Time, timeout time.Duration, retries int) (
 			resent++
 		}
 	}
-	if len(c.acks.pending) == 0 {
+	if len(c.acks.p.byID) == 0 {
+		c.acks.p = nil
 		c.s.awaitAcks(c, false)
 	}
 	return resent, expired
@@ -87,11 +168,12 @@ func (c *conn) redeliverDue(now time.Time, timeout time.Duration, retries int) (
 func (c *conn) dropPending() []string {
 	c.acks.mu.Lock()
 	defer c.acks.mu.Unlock()
-	ids := make([]string, 0, len(c.acks.pending))
-	for id := range c.acks.pending {
+	ids := make([]string, 0, c.acks.p.len())
+	for id, p := range c.acks.p.byIDOrNil() {
+		c.releaseAck(p)
 		ids = append(ids, id)
 	}
-	c.acks.pending = nil
+	c.acks.p = nil
 	c.s.awaitAcks(c, false)
 	return ids
 }

@@ -2,7 +2,9 @@ package herald_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,18 +64,99 @@ func TestTooManyUnackedClosesSlowConsumer(t *testing.T) {
 		}
 	}
 	code, reason := c.closeStatus(5 * time.Second)
-	if code != 4008 || reason != "slow consumer" {
-		t.Fatalf("closed with %d %q, want 4008 \"slow consumer\"", code, reason)
+	if code != 4008 || reason != "too many unacknowledged messages" {
+		t.Fatalf("closed with %d %q, want 4008 \"too many unacknowledged messages\"", code, reason)
 	}
 	// The warning is written by the delivering goroutine once the close
 	// has started, so it may follow the close frame; wait for it.
+	const warning = "closing: too many unacknowledged messages"
 	waitFor(t, 2*time.Second, "slow consumer counted and logged", func() bool {
 		return metricValue(t, ts, "herald_slow_consumer_disconnects_total") == 1 &&
-			logCount(t, ts, "too many unacknowledged messages") > 0
+			metricValue(t, ts, `herald_limit_rejections_total{limit="pending_acks"}`) == 1 &&
+			logCount(t, ts, warning) > 0
 	})
-	if warned := logCount(t, ts, "too many unacknowledged messages"); warned != 1 {
+	if warned := logCount(t, ts, warning); warned != 1 {
 		t.Errorf("logged %d times, want once", warned)
 	}
+}
+
+// ackPayload is JSON data of about n bytes.
+func ackPayload(n int) json.RawMessage {
+	return json.RawMessage(`"` + strings.Repeat("x", n) + `"`)
+}
+
+// TestPendingAckBytesPerConnection: a connection whose unacknowledged
+// messages would pass MaxPendingAckBytes is closed with 4008, whatever
+// their number, and what it held is released from the node's count.
+func TestPendingAckBytesPerConnection(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{MaxPendingAckBytes: 50 << 10, AckTimeout: time.Minute})
+	c := dial(t, ts.URL, withHeader("X-Client-Id", "hoarder"))
+	c.join("orders")
+	for range 2 {
+		if _, err := ts.Publish(context.Background(), "orders", "big", ackPayload(20<<10), herald.WithAck()); err != nil {
+			t.Fatal(err)
+		}
+		c.expect("event")
+	}
+	if n := metricValue(t, ts, "herald_pending_ack_bytes"); n < 40<<10 || n > 42<<10 {
+		t.Fatalf("herald_pending_ack_bytes = %v with two 20 KiB messages pending", n)
+	}
+	if _, err := ts.Publish(context.Background(), "orders", "big", ackPayload(20<<10), herald.WithAck()); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := c.closeStatus(5 * time.Second); code != 4008 || reason != "too many unacknowledged messages" {
+		t.Fatalf("closed with %d %q, want 4008 \"too many unacknowledged messages\"", code, reason)
+	}
+	waitFor(t, 5*time.Second, "bound counted, pending bytes released", func() bool {
+		return metricValue(t, ts, `herald_limit_rejections_total{limit="pending_ack_bytes"}`) == 1 &&
+			metricValue(t, ts, "herald_pending_ack_bytes") == 0 &&
+			metricValue(t, ts, "herald_acks_dropped_total") == 2
+	})
+}
+
+// TestPendingAckBytesPerNode: a message broadcast with ack to several
+// connections is held once and counted once on the node. Once the node's
+// pending messages reach MaxNodePendingAckBytes, a connection whose
+// message cannot be tracked is closed with 1013 (try again later).
+func TestPendingAckBytesPerNode(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{MaxNodePendingAckBytes: 64 << 10, AckTimeout: time.Minute})
+	var members []*wsClient
+	for i := range 3 {
+		c := dial(t, ts.URL, withHeader("X-Client-Id", fmt.Sprintf("member-%d", i)))
+		c.join("orders")
+		members = append(members, c)
+	}
+	publish := func() {
+		t.Helper()
+		if _, err := ts.Publish(context.Background(), "orders", "big", ackPayload(20<<10), herald.WithAck()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish()
+	for _, c := range members {
+		c.expect("event")
+	}
+	if n := metricValue(t, ts, "herald_pending_ack_bytes"); n < 20<<10 || n > 21<<10 {
+		t.Fatalf("herald_pending_ack_bytes = %v for one 20 KiB message pending on 3 connections: want it counted once", n)
+	}
+	for range 3 { // 80 KiB: the last one passes the bound
+		publish()
+		for _, c := range members {
+			c.expect("event")
+		}
+	}
+	publish() // the node is over its bound: nobody can take it
+	for _, c := range members {
+		if code, reason := c.closeStatus(5 * time.Second); code != 1013 || !strings.Contains(reason, "unacknowledged") {
+			t.Fatalf("closed with %d %q, want 1013 (too many unacknowledged messages on this node)", code, reason)
+		}
+	}
+	waitFor(t, 5*time.Second, "node bound counted, pending bytes released", func() bool {
+		return metricValue(t, ts, `herald_limit_rejections_total{limit="node_pending_ack_bytes"}`) == 3 &&
+			metricValue(t, ts, "herald_pending_ack_bytes") == 0
+	})
 }
 
 // TestUnackedMessagesOfAnEndedConnectionAreCounted: messages a client had

@@ -16,26 +16,28 @@ import (
 
 // Defaults used for zero Config fields.
 const (
-	DefaultPath                 = "/ws"
-	DefaultHeartbeatInterval    = 30 * time.Second
-	DefaultHeartbeatTimeout     = 10 * time.Second
-	DefaultCompressionThreshold = 1024
-	DefaultCompressionLevel     = 1
-	DefaultReadLimit            = 64 << 10
-	DefaultSendQueueSize        = 256
-	DefaultWriteTimeout         = 10 * time.Second
-	DefaultMaxRoomsPerConn      = 128
-	DefaultDrainTimeout         = 30 * time.Second
-	DefaultDrainRetryAfter      = 2 * time.Second
-	DefaultSessionTTL           = 2 * time.Minute
-	DefaultAckTimeout           = 5 * time.Second
-	DefaultAckRetries           = 3
-	DefaultMaxPendingAcks       = 1024
-	DefaultMessageRate          = 100
-	DefaultTokenExpiryNotice    = 30 * time.Second
-	DefaultRevocationTTL        = 24 * time.Hour
-	DefaultLeaseTTL             = 10 * time.Second
-	DefaultBackendTimeout       = 2 * time.Second
+	DefaultPath                   = "/ws"
+	DefaultHeartbeatInterval      = 30 * time.Second
+	DefaultHeartbeatTimeout       = 10 * time.Second
+	DefaultCompressionThreshold   = 1024
+	DefaultCompressionLevel       = 1
+	DefaultReadLimit              = 64 << 10
+	DefaultSendQueueSize          = 256
+	DefaultWriteTimeout           = 10 * time.Second
+	DefaultMaxRoomsPerConn        = 128
+	DefaultDrainTimeout           = 30 * time.Second
+	DefaultDrainRetryAfter        = 2 * time.Second
+	DefaultSessionTTL             = 2 * time.Minute
+	DefaultAckTimeout             = 5 * time.Second
+	DefaultAckRetries             = 3
+	DefaultMaxPendingAcks         = 1024
+	DefaultMaxPendingAckBytes     = 4 << 20
+	DefaultMaxNodePendingAckBytes = 256 << 20
+	DefaultMessageRate            = 100
+	DefaultTokenExpiryNotice      = 30 * time.Second
+	DefaultRevocationTTL          = 24 * time.Hour
+	DefaultLeaseTTL               = 10 * time.Second
+	DefaultBackendTimeout         = 2 * time.Second
 )
 
 // Config configures a Server. The zero value works: every field documents
@@ -146,6 +148,17 @@ type Config struct {
 	// MaxPendingAcks bounds unacknowledged messages per connection; a client
 	// over it is disconnected as a slow consumer (4008). Default 1024.
 	MaxPendingAcks int
+	// MaxPendingAckBytes bounds the bytes of one connection's
+	// unacknowledged messages (their frames, which the node holds for
+	// redelivery); a client over it is disconnected as a slow consumer
+	// (4008). One message larger than the bound is still delivered when
+	// nothing else is pending. Default 4 MiB.
+	MaxPendingAckBytes int64
+	// MaxNodePendingAckBytes bounds the bytes of unacknowledged messages
+	// on this node, each message counted once however many connections
+	// wait for its ack. A connection whose message arrives while the node
+	// is at the bound is closed with 1013 (try again later). Default 256 MiB.
+	MaxNodePendingAckBytes int64
 
 	// AllowedOrigins lists the origins allowed to open cross-origin
 	// WebSockets from a browser: "*", full origins ("https://app.example.com")
@@ -241,6 +254,12 @@ func (c *Config) setDefaults() {
 	if c.MaxPendingAcks == 0 {
 		c.MaxPendingAcks = DefaultMaxPendingAcks
 	}
+	if c.MaxPendingAckBytes == 0 {
+		c.MaxPendingAckBytes = DefaultMaxPendingAckBytes
+	}
+	if c.MaxNodePendingAckBytes == 0 {
+		c.MaxNodePendingAckBytes = DefaultMaxNodePendingAckBytes
+	}
 	if c.MessageRate == 0 {
 		c.MessageRate = DefaultMessageRate
 	}
@@ -285,6 +304,10 @@ func (c *Config) validate() error {
 		return bad("DrainTimeout", "must be positive (got %s)", c.DrainTimeout)
 	case c.AckTimeout < 0 || c.AckRetries < 0 || c.MaxPendingAcks < 0:
 		return bad("AckTimeout/AckRetries/MaxPendingAcks", "must be positive")
+	case c.MaxPendingAckBytes < 0:
+		return bad("MaxPendingAckBytes", "must be positive (got %d)", c.MaxPendingAckBytes)
+	case c.MaxNodePendingAckBytes < 0:
+		return bad("MaxNodePendingAckBytes", "must be positive (got %d)", c.MaxNodePendingAckBytes)
 	case c.SessionTTL < 0:
 		return bad("SessionTTL", "must be positive (got %s)", c.SessionTTL)
 	case c.BackendTimeout < 0:

@@ -469,6 +469,9 @@ func (c *conn) readLoop() {
 func (c *conn) process(typ transport.MessageType, msg []byte) {
 	s := c.s
 	s.metrics.BytesIn.Add(float64(len(msg)))
+	if c.closeCode.Load() == closeGaveUp {
+		return // the server gave up on it: nothing it sends is handled
+	}
 	if ok, abusive := c.allowMessage(); !ok {
 		s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
 		if abusive {
@@ -553,7 +556,11 @@ func (c *conn) closeStatus() (code int, reason, label string) {
 	case errors.Is(err, transport.ErrHeartbeatTimeout):
 		return protocol.CloseAbnormal, "heartbeat timeout", "heartbeat_timeout"
 	case errors.Is(err, transport.ErrSlowConsumer):
-		return protocol.CloseSlowConsumer, "slow consumer", "slow_consumer"
+		reason = "slow consumer"
+		if errors.As(err, &ce) {
+			reason = ce.Reason // which bound
+		}
+		return protocol.CloseSlowConsumer, reason, "slow_consumer"
 	case errors.Is(err, errInternal):
 		return protocol.CloseInternalError, "internal error", "internal_error"
 	case errors.As(err, &ce):
@@ -598,6 +605,7 @@ func closeLabel(code int, byServer bool) string {
 }
 
 var (
+	errPendingAcksFull = errors.New("herald: node's pending acks at their bound")
 	errDrainTerminated = errors.New("herald: drain timeout")
 	errInternal        = errors.New("herald: internal error")
 )
@@ -629,13 +637,37 @@ func (c *conn) Deliver(d *hub.Delivery) {
 	// A full queue makes the transport close the connection as a slow
 	// consumer; the cleanup path counts and logs it.
 	f := d.Frame(v1Codec{})
-	if d.Msg.Ack && !c.track(d.Msg.MsgID, f) {
-		if c.ws.Abort(transport.CloseSlowConsumer, "slow consumer", transport.ErrSlowConsumer) {
-			c.s.log.WarnContext(c.ctx(), "too many unacknowledged messages", "limit", c.s.cfg.MaxPendingAcks)
+	if d.Msg.Ack {
+		if limit := c.track(d.Msg.MsgID, f); limit != "" {
+			c.overPendingAcks(limit)
+			return
 		}
-		return
 	}
 	_ = c.ws.Send(f)
+}
+
+// closeGaveUp marks, in conn.closeCode, a connection the server aborted:
+// its frames are no longer handled while the close runs. It is no code
+// sent on the wire (the transport's error carries that).
+const closeGaveUp = -1
+
+// overPendingAcks closes a connection whose message could not be tracked
+// for its ack: 4008 when the connection itself holds too many, 1013 when
+// the node's pending messages as a whole are at their bound. The message
+// is not sent; what the connection had pending is dropped (and counted)
+// as it ends.
+func (c *conn) overPendingAcks(limit ackLimit) {
+	code, reason, err := transport.CloseSlowConsumer, "too many unacknowledged messages", transport.ErrSlowConsumer
+	if limit == ackLimitNodeBytes {
+		code, reason, err = protocol.CloseTryAgainLater, "server busy: too many unacknowledged messages on this node", errPendingAcksFull
+	}
+	if c.claimClose(closeGaveUp) && c.ws.Abort(code, reason, err) {
+		c.s.metrics.LimitRejections.WithLabelValues(string(limit)).Inc()
+		cfg := &c.s.cfg
+		c.s.log.WarnContext(c.ctx(), "closing: too many unacknowledged messages", "limit", string(limit),
+			"max_pending_acks", cfg.MaxPendingAcks, "max_pending_ack_bytes", cfg.MaxPendingAckBytes,
+			"max_node_pending_ack_bytes", cfg.MaxNodePendingAckBytes)
+	}
 }
 
 // Direct implements hub.DirectMember: messages without acks go straight

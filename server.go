@@ -77,6 +77,9 @@ type Server struct {
 	// of every connection. A connection's acks.mu is taken before ackMu.
 	ackMu    sync.Mutex
 	awaiting map[*conn]struct{}
+	// pendingAckBytes is the size of the unacknowledged messages the
+	// node holds, each counted once (see transport.Prepared.Retain).
+	pendingAckBytes atomic.Int64
 
 	draining atomic.Bool
 	closed   atomic.Bool
@@ -127,6 +130,9 @@ func New(cfg Config) (*Server, error) {
 		s.registry = metrics.NewRegistry()
 	}
 	s.metrics = metrics.New(s.registry)
+	metrics.RegisterGauges(s.registry, metrics.Gauges{
+		PendingAckBytes: func() float64 { return float64(s.pendingAckBytes.Load()) },
+	})
 	if s.broker == nil {
 		s.broker = memory.New()
 	}

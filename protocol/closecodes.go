@@ -16,7 +16,7 @@ const (
 	ClosePolicyViolation = 1008 // rejected by policy (application hook refused the connection, abuse)
 	CloseMessageTooBig   = 1009 // message over the read limit
 	CloseInternalError   = 1011 // unexpected server failure
-	CloseTryAgainLater   = 1013 // never sent by Herald: a proxy or gateway in front of it may
+	CloseTryAgainLater   = 1013 // the node is at a node-wide bound (unacknowledged messages); a proxy may send it too
 	CloseTokenExpired    = 4001 // the token expired and was not refreshed in time
 	CloseRevoked         = 4003 // the token or user was revoked
 	CloseDisconnected    = 4004 // the application disconnected this client (DisconnectUser)
@@ -35,7 +35,7 @@ type CloseCode struct {
 	Meaning string
 	// Sent is false for codes Herald never puts in a close frame: 1006
 	// is what a client reports when the socket ends without one, and
-	// 1003 and 1013 may come from something else on the way.
+	// 1003 may come from something else on the way.
 	Sent bool
 	// Reconnect reports whether a client connects again after it. A
 	// client's own close (1000, or 1001 when a page goes away) is final
@@ -56,7 +56,7 @@ var CloseCodes = []CloseCode{
 	{ClosePolicyViolation, "ClosePolicyViolation", "refused by policy", true, false, "no, unless the cause is fixed"},
 	{CloseMessageTooBig, "CloseMessageTooBig", "message too big", true, true, "yes, send smaller messages"},
 	{CloseInternalError, "CloseInternalError", "server error", true, true, "yes, with backoff"},
-	{CloseTryAgainLater, "CloseTryAgainLater", "try again later", false, true, "yes, with backoff"},
+	{CloseTryAgainLater, "CloseTryAgainLater", "try again later", true, true, "yes, with backoff"},
 	{CloseTokenExpired, "CloseTokenExpired", "token expired", true, true, "yes, with a new token"},
 	{CloseRevoked, "CloseRevoked", "token or user revoked", true, false, "no"},
 	{CloseDisconnected, "CloseDisconnected", "disconnected by the application", true, false, "no"},

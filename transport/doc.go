@@ -6,9 +6,9 @@
 //
 // # Fan-out
 //
-// A broadcast is encoded once with [NewPrepared]. Its frame, and its
-// compressed frame, are built on first use and the same bytes are
-// written to every recipient.
+// A broadcast is encoded once with [NewPrepared], whose frame holds the
+// message's only copy; its compressed frame is built on first use. The
+// same bytes are written to every recipient.
 //
 // Send appends to the connection's queue and, unless the connection is
 // already waiting for a turn, puts it on the ready list of one of

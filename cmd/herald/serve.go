@@ -73,6 +73,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	retry := f.Duration("drain-retry-after", herald.DefaultDrainRetryAfter, "typical retryAfterMs told to clients on drain (jittered 0.5x-1.5x)")
 	ackTimeout := f.Duration("ack-timeout", herald.DefaultAckTimeout, "redeliver a message published with ack if not acknowledged within this time")
 	ackRetries := f.Int("ack-retries", herald.DefaultAckRetries, "redeliveries of an unacknowledged message before it is given up")
+	maxPending := f.Int("max-pending-acks", herald.DefaultMaxPendingAcks, "unacknowledged messages one connection may hold (over it: close 4008)")
+	maxPendingBytes := f.Int("max-pending-ack-bytes", herald.DefaultMaxPendingAckBytes, "bytes of unacknowledged messages one connection may hold (over it: close 4008)")
+	nodePendingBytes := f.Int("max-node-pending-ack-bytes", herald.DefaultMaxNodePendingAckBytes, "bytes of unacknowledged messages this node holds for all its connections, each message once (at it: close 1013)")
 	sessionTTL := f.Duration("session-ttl", herald.DefaultSessionTTL, "how long a session outlives its connection's last sign of life")
 	backendTimeout := f.Duration("backend-timeout", herald.DefaultBackendTimeout, "longest wait for Redis/NATS on a client's behalf: a publish over it answers publish_timeout, a connect is welcomed without the writes not done by then")
 	nodeID := f.String("node-id", "", "name of this node in logs and sessions (default: random)")
@@ -135,6 +138,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	cfg.MaxRoomsPerConn = *maxRooms
 	cfg.DrainTimeout, cfg.DrainRetryAfter = *drain, *retry
 	cfg.AckTimeout, cfg.AckRetries = *ackTimeout, *ackRetries
+	cfg.MaxPendingAcks, cfg.MaxPendingAckBytes, cfg.MaxNodePendingAckBytes = *maxPending, int64(*maxPendingBytes), int64(*nodePendingBytes)
 	cfg.SessionTTL, cfg.NodeID, cfg.BackendTimeout = *sessionTTL, *nodeID, *backendTimeout
 	cfg.AllowedOrigins = splitList(*origins)
 	cfg.MaxConnsPerUser, cfg.MaxConnsPerIP, cfg.UpgradeRatePerIP = *perUser, *perIP, *upgradeRate

@@ -108,6 +108,23 @@ func New(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// Gauges are values read when the metrics are scraped, from counters the
+// server keeps on its hot paths anyway.
+type Gauges struct {
+	// PendingAckBytes is the size of the messages waiting for a client's ack.
+	PendingAckBytes func() float64
+}
+
+// RegisterGauges registers g's functions on reg.
+func RegisterGauges(reg prometheus.Registerer, g Gauges) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herald_pending_ack_bytes",
+			Help: "Bytes of messages held for redelivery until clients acknowledge them (each message counted once).",
+		}, g.PendingAckBytes),
+	)
+}
+
 // NewRegistry returns a registry with the Go runtime and process collectors,
 // the one a Server uses when the embedding application gives none.
 func NewRegistry() *prometheus.Registry {
