@@ -597,6 +597,8 @@ func closeLabel(code int, byServer bool) string {
 		return "disconnected"
 	case protocol.CloseTryAgainLater:
 		return "try_again_later"
+	case protocol.CloseSlowConsumer:
+		return "slow_consumer"
 	}
 	if byServer {
 		return "server_close"
@@ -605,7 +607,6 @@ func closeLabel(code int, byServer bool) string {
 }
 
 var (
-	errPendingAcksFull = errors.New("herald: node's pending acks at their bound")
 	errDrainTerminated = errors.New("herald: drain timeout")
 	errInternal        = errors.New("herald: internal error")
 )
@@ -646,9 +647,9 @@ func (c *conn) Deliver(d *hub.Delivery) {
 	_ = c.ws.Send(f)
 }
 
-// closeGaveUp marks, in conn.closeCode, a connection the server aborted:
-// its frames are no longer handled while the close runs. It is no code
-// sent on the wire (the transport's error carries that).
+// closeGaveUp marks, in conn.closeCode, a connection the server gave up
+// on: its frames are no longer handled while the close runs. It is no
+// code sent on the wire (the transport's error carries that).
 const closeGaveUp = -1
 
 // overPendingAcks closes a connection whose message could not be tracked
@@ -657,16 +658,21 @@ const closeGaveUp = -1
 // is not sent; what the connection had pending is dropped (and counted)
 // as it ends.
 func (c *conn) overPendingAcks(limit ackLimit) {
-	code, reason, err := transport.CloseSlowConsumer, "too many unacknowledged messages", transport.ErrSlowConsumer
+	code, reason := protocol.CloseSlowConsumer, "too many unacknowledged messages"
 	if limit == ackLimitNodeBytes {
-		code, reason, err = protocol.CloseTryAgainLater, "server busy: too many unacknowledged messages on this node", errPendingAcksFull
+		code, reason = protocol.CloseTryAgainLater, "server busy: too many unacknowledged messages on this node"
 	}
-	if c.claimClose(closeGaveUp) && c.ws.Abort(code, reason, err) {
+	if c.claimClose(closeGaveUp) {
 		c.s.metrics.LimitRejections.WithLabelValues(string(limit)).Inc()
 		cfg := &c.s.cfg
 		c.s.log.WarnContext(c.ctx(), "closing: too many unacknowledged messages", "limit", string(limit),
 			"max_pending_acks", cfg.MaxPendingAcks, "max_pending_ack_bytes", cfg.MaxPendingAckBytes,
 			"max_node_pending_ack_bytes", cfg.MaxNodePendingAckBytes)
+		// A graceful close: the client still reads, and one that is
+		// still sending only sees the close frame if the server waits
+		// for its reply (closing at once would make the kernel reset the
+		// connection, discarding what the client had not read yet).
+		c.startClose(code, reason)
 	}
 }
 

@@ -217,8 +217,7 @@ func (c *Conn) Send(m *Prepared) error {
 // the server gives up on (e.g. one that leaves too many messages
 // unacknowledged, which Send's full-queue check does not see) or a
 // failure of the server's own: what is queued is dropped, the close frame
-// is written, and the socket is closed after the peer's reply or within a
-// second.
+// is written, and the socket is closed without waiting for the reply.
 // Err then reports cause wrapped together with a *CloseError, so both
 // errors.Is and errors.As work (just the *CloseError when cause is nil).
 // It reports whether it started closing: false when closing had already
@@ -229,11 +228,7 @@ func (c *Conn) Abort(code int, reason string, cause error) bool {
 	if cause != nil {
 		err = fmt.Errorf("%w: %w", cause, err)
 	}
-	// The close frame is followed by a half-close and a wait (up to
-	// failGrace) for the peer's reply: closing at once while the peer's
-	// frames sit unread would make the kernel reset the connection, and
-	// the reset can discard the close frame before the peer reads it.
-	return c.startClose(closeRequest{frame: closeFrame(code, reason), waitPeer: true}, err, failGrace)
+	return c.startClose(closeRequest{frame: closeFrame(code, reason)}, err, failGrace)
 }
 
 // Prefetch reads the fields Send uses, so that a broadcaster can bring
