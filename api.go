@@ -28,12 +28,18 @@ type PublishRequest struct {
 	Event string          `json:"event"`
 	Data  json.RawMessage `json:"data,omitempty"`
 	Ack   bool            `json:"ack,omitempty"`
+	// IdempotencyKey makes a retry with the same key count once in a room
+	// that keeps history (the Idempotency-Key header does the same).
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
 
-// PublishResponse is the body of a successful publish.
+// PublishResponse is the body of a successful publish. Offset and Epoch
+// are the message's place in the room's history, when it keeps one.
 type PublishResponse struct {
-	MsgID string `json:"msgId"`
-	Room  string `json:"room"`
+	MsgID  string `json:"msgId"`
+	Room   string `json:"room"`
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
 }
 
 // apiError is the JSON body of every non-2xx answer.
@@ -155,7 +161,24 @@ func (s *Server) serveAPIPublish(a *apiRequest) {
 	if req.User != "" {
 		room = auth.UserRoom(req.User)
 	}
-	msgID, err := s.publish(a.ctx, room, req.Event, req.Data, pubMeta{cid: a.cid, ack: req.Ack})
+	key := req.IdempotencyKey
+	if h := a.r.Header.Get("Idempotency-Key"); h != "" {
+		if key != "" && key != h {
+			a.fail(http.StatusBadRequest, "bad_request", `the Idempotency-Key header and "idempotencyKey" differ`)
+			return
+		}
+		key = h
+	}
+	if err := protocol.ValidateIdempotencyKey(key); err != nil {
+		a.fail(http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	meta := pubMeta{cid: a.cid, ack: req.Ack}
+	if key != "" {
+		meta.idk = "a:" + key // the space of Server.Publish's keys
+	}
+	m := s.newMessage(room, req.Event, req.Data, meta)
+	err = s.publishMessage(a.ctx, m)
 	switch {
 	case errors.Is(err, ErrPublishTimeout):
 		s.log.WarnContext(a.ctx, "api publish: not confirmed in time", "room", room, "err", err)
@@ -166,8 +189,8 @@ func (s *Server) serveAPIPublish(a *apiRequest) {
 		a.fail(http.StatusServiceUnavailable, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
 		return
 	}
-	s.log.InfoContext(a.ctx, "api publish", "room", room, "event", req.Event, "msg_id", msgID)
-	a.ok(PublishResponse{MsgID: msgID, Room: room})
+	s.log.InfoContext(a.ctx, "api publish", "room", room, "event", req.Event, "msg_id", m.MsgID, "offset", m.Offset)
+	a.ok(PublishResponse{MsgID: m.MsgID, Room: room, Offset: m.Offset, Epoch: m.Epoch})
 }
 
 // decodeJSONBody decodes a size-limited JSON object without unknown fields.

@@ -55,15 +55,22 @@ type conn struct {
 	// limited counts the frames the message bucket refused since the last
 	// one it let through (read loop only).
 	limited uint32
-	// sessionSet is stored once run has set info.SessionID: other
-	// goroutines (log lines, the session refresh) read the id after
-	// loading it (see sessionID).
-	sessionSet atomic.Bool
-	warned     bool
-	msgBucket  tokenBucket // read loop only
+	// flags holds flagSession, stored once run has set info.SessionID
+	// (other goroutines, log lines and the session refresh, read the id
+	// after loading it; see sessionID), and flagFeeds, stored once the
+	// connection has feeds in Server.feeds (see recover.go).
+	flags     atomic.Uint32
+	warned    bool
+	msgBucket tokenBucket // read loop only
 
 	acks acks
 }
+
+// Bits of conn.flags.
+const (
+	flagSession = 1 << iota
+	flagFeeds
+)
 
 // connExtra is what a connection keeps only when a feature needs it, so
 // that the others do not carry the fields.
@@ -230,7 +237,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			c.extra.ip = ip
 		}
 	}
-	resumeID, resumeToken := resumeRequest(r)
+	resumeID, resumeToken, recover := resumeRequest(r)
 	if !s.addConn(c) {
 		// Shutdown began between the check above and now.
 		_ = ws.Close(protocol.CloseGoingAway, "server shutdown")
@@ -244,7 +251,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if up != nil {
 		rooms = up.Rooms
 	}
-	c.run(resumeID, resumeToken, rooms)
+	c.run(resumeID, resumeToken, recover, rooms)
 }
 
 // refuse answers an upgrade request that a policy turned down.
@@ -276,9 +283,9 @@ func (s *Server) rejectAuth(ctx context.Context, w http.ResponseWriter, err erro
 }
 
 // run serves the connection until it closes, resuming the session
-// resumeID when resumeToken matches, and joining the rooms OnUpgrade
-// named.
-func (c *conn) run(resumeID, resumeToken string, rooms []string) {
+// resumeID when resumeToken matches (recover: see resumeRequest), and
+// joining the rooms OnUpgrade named.
+func (c *conn) run(resumeID, resumeToken string, recover bool, rooms []string) {
 	s := c.s
 	s.metrics.ConnectionsOpened.Inc()
 	s.metrics.Connections.Inc()
@@ -293,7 +300,7 @@ func (c *conn) run(resumeID, resumeToken string, rooms []string) {
 		c.sessionStart = sess.ConnectedAt.UnixNano()
 	}
 	c.info.SessionID = sess.ID // written once, before it is published
-	c.sessionSet.Store(true)
+	c.flags.Or(flagSession)
 	// Rooms are joined before welcome, so that once a client has its
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.
@@ -305,7 +312,7 @@ func (c *conn) run(resumeID, resumeToken string, rooms []string) {
 	s.presenceAdd(bctx, c, c.userRoom())
 	var restored []string
 	if resumed {
-		restored = c.restoreRooms(bctx, c.restorable(sess.Rooms))
+		restored = c.restoreRooms(bctx, c.restorable(sess.Rooms, recover))
 		s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
 	}
 	if len(rooms) > 0 {
@@ -384,7 +391,7 @@ func (c *connContext) Value(key any) any {
 
 // sessionID returns the connection's session id once run has set it.
 func (c *conn) sessionID() (string, bool) {
-	if !c.sessionSet.Load() {
+	if c.flags.Load()&flagSession == 0 {
 		return "", false
 	}
 	return c.info.SessionID, true
@@ -517,6 +524,7 @@ func (c *conn) cleanup() {
 		}
 		s.presenceRemove(ctx, c, room)
 	}
+	c.dropFeeds()
 	code, reason, label := c.closeStatus()
 	byServer := c.closeCode.Load() != 0
 	c.endSession(ctx, code, byServer || s.draining.Load())
@@ -635,6 +643,18 @@ func (c *conn) startClose(code int, reason string) {
 
 // Deliver implements hub.Member.
 func (c *conn) Deliver(d *hub.Delivery) {
+	if c.flags.Load()&flagFeeds != 0 {
+		if f := c.feed(d.Msg.Room); f != nil {
+			c.deliverFeed(f, d)
+			return
+		}
+	}
+	c.deliverNow(d)
+}
+
+// deliverNow queues d to the connection, tracking it when it asks for an
+// ack.
+func (c *conn) deliverNow(d *hub.Delivery) {
 	// A full queue makes the transport close the connection as a slow
 	// consumer; the cleanup path counts and logs it.
 	f := d.Frame(v1Codec{})

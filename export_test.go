@@ -7,3 +7,7 @@ func (s *Server) AwaitingAcks() int {
 	defer s.ackMu.Unlock()
 	return len(s.awaiting)
 }
+
+// InjectGap makes the server act as if its broker reported a gap in rooms
+// (broker.Handler.HandleGap).
+func (s *Server) InjectGap(rooms []string) { s.hub.HandleGap(rooms) }

@@ -64,7 +64,7 @@ func (c *conn) join(req *protocol.Request) {
 		return
 	}
 	if c.rooms.has(room) {
-		c.reply(req.ID, roomReply(room))
+		c.reply(req.ID, c.joinReply(room))
 		return
 	}
 	if len(c.rooms) >= c.s.cfg.MaxRoomsPerConn {
@@ -79,6 +79,10 @@ func (c *conn) join(req *protocol.Request) {
 			return
 		}
 	}
+	if c.s.keepsHistory(room) {
+		c.joinHistory(req)
+		return
+	}
 	ctx, cancel := c.backendCtx()
 	defer cancel()
 	if _, err := c.s.hub.Join(ctx, room, c); err != nil {
@@ -89,6 +93,13 @@ func (c *conn) join(req *protocol.Request) {
 	c.addRoom(room)
 	c.s.presenceAdd(ctx, c, room)
 	c.saveSession(ctx)
+	if req.Recovering() {
+		// The client saw offsets of this room, but it keeps no history
+		// here (any more): nothing can fill its gap.
+		no := false
+		c.reply(req.ID, mustJSON(protocol.JoinReply{Room: room, Recovered: &no}))
+		return
+	}
 	c.reply(req.ID, roomReply(room))
 }
 
@@ -122,6 +133,7 @@ func (c *conn) leaveRoom(ctx context.Context, room string) bool {
 		// The member is gone locally either way; only the broker unsubscribe failed.
 		c.s.log.WarnContext(ctx, "unsubscribe failed", "room", room, "err", err)
 	}
+	c.setFeed(room, nil)
 	c.s.presenceRemove(ctx, c, room)
 	return true
 }
@@ -176,8 +188,13 @@ func (c *conn) publish(req *protocol.Request) {
 			data = out
 		}
 	}
-	m := c.s.newMessage(room, req.Event, data,
-		pubMeta{cid: c.info.CorrelationID, from: c.info.UserID, ack: req.Ack})
+	meta := pubMeta{cid: c.info.CorrelationID, from: c.info.UserID, ack: req.Ack}
+	if req.IdempotencyKey != "" {
+		// Scoped to the user: nobody can make another user's publish
+		// look like a repeat of theirs.
+		meta.idk = "c:" + c.info.UserID + ":" + req.IdempotencyKey
+	}
+	m := c.s.newMessage(room, req.Event, data, meta)
 	if c.s.batcher != nil {
 		c.pipelinePublish(req.ID, m)
 		return
@@ -198,7 +215,7 @@ func (c *conn) publishResult(id json.RawMessage, m *broker.Message, err error) {
 		c.sendError(id, protocol.CodeBrokerUnavailable, "message not delivered: broker unavailable; retry later")
 		return
 	}
-	c.reply(id, mustJSON(map[string]string{"msgId": m.MsgID}))
+	c.reply(id, mustJSON(protocol.PublishReply{MsgID: m.MsgID, Offset: m.Offset, Epoch: m.Epoch}))
 }
 
 func (c *conn) emit(req *protocol.Request) {

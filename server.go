@@ -71,6 +71,13 @@ type Server struct {
 	pipesMu sync.Mutex
 	pipes   map[*conn]*pubPipeline
 	batcher broker.BatchPublisher
+	// historian is the broker as a broker.Historian, nil when it keeps
+	// no history; historyOf is the rooms' history policy.
+	historian broker.Historian
+	historyOf broker.HistoryFunc
+	// feeds holds the feedSet of each connection that joined a room
+	// with history (see recover.go).
+	feeds sync.Map
 
 	// ackMu guards awaiting: the connections that may hold messages
 	// waiting for an ack, which the redelivery goroutine visits instead
@@ -142,7 +149,8 @@ func New(cfg Config) (*Server, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: History: the broker (%T) keeps no history", ErrConfig, s.broker)
 		}
-		h.SetHistory(historyFunc(cfg.History))
+		s.historyOf = historyFunc(cfg.History)
+		h.SetHistory(s.historyOf)
 	}
 	if s.sessions == nil {
 		s.sessions = memsession.New(time.Minute)
@@ -161,7 +169,9 @@ func New(cfg Config) (*Server, error) {
 		CompressionLevel:     cfg.CompressionLevel,
 		OnFanout:             s.observeFanout,
 		OnControl:            s.handleControl,
+		OnGap:                s.handleGap,
 	})
+	s.historian, _ = s.broker.(broker.Historian)
 	s.presence = cfg.Presence
 	if s.presence == nil {
 		s.presence = localPresence{s.hub}
@@ -229,18 +239,37 @@ func (s *Server) Publish(ctx context.Context, room, event string, data any, opts
 	for _, o := range opts {
 		o(&po)
 	}
-	return s.publish(ctx, room, event, raw, pubMeta{cid: correlationID(ctx), ack: po.ack})
+	if po.idk != "" {
+		if err := protocol.ValidateIdempotencyKey(po.idk); err != nil {
+			return "", fmt.Errorf("herald: %w", err)
+		}
+		po.idk = "a:" + po.idk
+	}
+	return s.publish(ctx, room, event, raw, pubMeta{cid: correlationID(ctx), ack: po.ack, idk: po.idk})
 }
 
 // PublishOption modifies one Publish call.
 type PublishOption func(*publishOptions)
 
-type publishOptions struct{ ack bool }
+type publishOptions struct {
+	ack bool
+	idk string
+}
 
 // WithAck asks every recipient to acknowledge the message. Unacknowledged
 // messages are redelivered (same msgId) every Config.AckTimeout, up to
 // Config.AckRetries times.
 func WithAck() PublishOption { return func(o *publishOptions) { o.ack = true } }
+
+// WithIdempotencyKey makes a retried Publish with the same key (at most
+// protocol.MaxIdempotencyKeyLen bytes of printable ASCII) count once: in
+// a room that keeps history, a repeat within the history window is
+// neither stored nor delivered again, and returns the first one's id.
+// Keys of Publish and of the HTTP API share one space, apart from the
+// keys of clients' publishes.
+func WithIdempotencyKey(key string) PublishOption {
+	return func(o *publishOptions) { o.idk = key }
+}
 
 // PublishToUser sends event with data to every connection of user, on every
 // node.
@@ -262,6 +291,7 @@ type pubMeta struct {
 	cid  string // correlation id of the publisher
 	from string // publishing user; empty for server-side publishes
 	ack  bool
+	idk  string // idempotency key, already scoped to its publisher
 }
 
 func (s *Server) publish(ctx context.Context, room, event string, data json.RawMessage, meta pubMeta) (string, error) {
@@ -287,14 +317,15 @@ func (s *Server) publishMessage(ctx context.Context, m *broker.Message) error {
 // publish time.
 func (s *Server) newMessage(room, event string, data json.RawMessage, meta pubMeta) *broker.Message {
 	return &broker.Message{
-		Room:          room,
-		Event:         event,
-		Data:          data,
-		MsgID:         s.msgIDs.Next(),
-		PublishedAt:   time.Now().UnixNano(),
-		CorrelationID: meta.cid,
-		From:          meta.from,
-		Ack:           meta.ack,
+		Room:           room,
+		Event:          event,
+		Data:           data,
+		MsgID:          s.msgIDs.Next(),
+		PublishedAt:    time.Now().UnixNano(),
+		CorrelationID:  meta.cid,
+		From:           meta.from,
+		Ack:            meta.ack,
+		IdempotencyKey: meta.idk,
 	}
 }
 

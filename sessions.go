@@ -15,14 +15,19 @@ import (
 
 // resumeRequest returns the session id and resume token a reconnecting
 // client presents: headers X-Herald-Session-Id and X-Herald-Resume-Token,
-// or query parameters sessionId and resumeToken (browsers).
-func resumeRequest(r *http.Request) (sessionID, token string) {
+// or query parameters sessionId and resumeToken (browsers). recover is
+// set by X-Herald-Recover: 1 or the query parameter recover=1: the client
+// joins its rooms that keep history itself, with its position, so the
+// resume must not restore them (see restorable).
+func resumeRequest(r *http.Request) (sessionID, token string, recover bool) {
 	sessionID, token = r.Header.Get("X-Herald-Session-Id"), r.Header.Get("X-Herald-Resume-Token")
+	recover = r.Header.Get("X-Herald-Recover") == "1"
 	if sessionID == "" {
 		q := r.URL.Query()
 		sessionID, token = q.Get("sessionId"), q.Get("resumeToken")
+		recover = recover || q.Get("recover") == "1"
 	}
-	return sessionID, token
+	return sessionID, token, recover
 }
 
 // secretBytes is the randomness of a session id and a resume token: 120
@@ -61,11 +66,18 @@ func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.
 }
 
 // restorable returns the rooms of a resumed session that the identity may
-// still join, within the per-connection limit.
-func (c *conn) restorable(rooms []string) []string {
+// still join, within the per-connection limit. For a client that
+// recovers (see resumeRequest) it leaves out the rooms that keep
+// history: restored here, their live messages would reach the client
+// before the replay of what it missed, which its join with its position
+// sends in order.
+func (c *conn) restorable(rooms []string, recover bool) []string {
 	var out []string
 	for _, room := range rooms {
 		if len(out) >= c.s.cfg.MaxRoomsPerConn || protocol.ValidateRoom(room) != nil || !c.canJoin(room) {
+			continue
+		}
+		if recover && c.s.keepsHistory(room) {
 			continue
 		}
 		out = append(out, room)

@@ -200,6 +200,18 @@ func userOf(room string) (string, bool) {
 // first local member (user rooms need no subscription; see JoinUser). It
 // reports false if m was already a member.
 func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
+	return h.join(ctx, room, m, true)
+}
+
+// JoinIndirect is Join for a member that must see every message of room
+// in its Deliver, never on the direct path (see DirectMember): a
+// connection that replays the room's history holds live messages back
+// until the replay is done, and drops those the replay already sent.
+func (h *Hub) JoinIndirect(ctx context.Context, room string, m Member) (bool, error) {
+	return h.join(ctx, room, m, false)
+}
+
+func (h *Hub) join(ctx context.Context, room string, m Member, direct bool) (bool, error) {
 	if user, ok := userOf(room); ok {
 		return h.JoinUser(user, m), nil
 	}
@@ -221,7 +233,7 @@ func (h *Hub) Join(ctx context.Context, room string, m Member) (bool, error) {
 		}
 	}
 	var e entry
-	if dm, ok := m.(DirectMember); ok {
+	if dm, ok := m.(DirectMember); ok && direct {
 		e.send, e.codec = dm.Direct()
 	}
 	s.mu.Lock()

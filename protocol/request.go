@@ -28,6 +28,10 @@ const (
 	MaxRoomLen  = 256 // bytes of a room name
 	MaxEventLen = 128 // bytes of an event name
 	MaxAckIDs   = 1024
+	// MaxIdempotencyKeyLen bounds a publish's idempotency key (bytes).
+	MaxIdempotencyKeyLen = 128
+	// MaxEpochLen bounds the epoch of a join's recovery position (bytes).
+	MaxEpochLen = 128
 )
 
 // Request is one decoded client frame.
@@ -45,7 +49,18 @@ type Request struct {
 	Ack bool `json:"ack,omitempty"`
 	// Token is the new credential of a refresh request.
 	Token string `json:"token,omitempty"`
+	// IdempotencyKey on a publish makes a retry with the same key count
+	// once in a room that keeps history (see docs/delivery.md).
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// Offset and Epoch on a join are the position of the last message of
+	// the room the client saw: the server replays what followed before
+	// live delivery resumes (recovery; see docs/protocol.md).
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
 }
+
+// Recovering reports whether a join asks to recover from a position.
+func (r *Request) Recovering() bool { return r.Offset != 0 || r.Epoch != "" }
 
 // Error is a protocol-level failure to be sent to the client as an error
 // frame. ID is the request's id when it could be recovered.
@@ -79,7 +94,14 @@ func Decode(b []byte) (*Request, error) {
 		return nil, errorf(r.ID, CodeBadMessage, "missing field \"type\"")
 	}
 	switch r.Type {
-	case TypeJoin, TypeLeave:
+	case TypeJoin:
+		if err := ValidateRoom(r.Room); err != nil {
+			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
+		}
+		if err := validateToken("epoch", r.Epoch, MaxEpochLen); err != nil {
+			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
+		}
+	case TypeLeave:
 		if err := ValidateRoom(r.Room); err != nil {
 			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
 		}
@@ -88,6 +110,9 @@ func Decode(b []byte) (*Request, error) {
 			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
 		}
 		if err := ValidateEvent(r.Event); err != nil {
+			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
+		}
+		if err := ValidateIdempotencyKey(r.IdempotencyKey); err != nil {
 			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
 		}
 	case TypeEmit:
@@ -124,6 +149,27 @@ func ValidateRoom(name string) error {
 // ValidateEvent reports whether name is an acceptable event name.
 func ValidateEvent(name string) error {
 	return validateName("event", name, MaxEventLen)
+}
+
+// ValidateIdempotencyKey reports whether key is an acceptable idempotency
+// key: empty (none), or at most MaxIdempotencyKeyLen bytes of printable
+// ASCII.
+func ValidateIdempotencyKey(key string) error {
+	return validateToken("idempotencyKey", key, MaxIdempotencyKeyLen)
+}
+
+// validateToken accepts an empty value or up to max bytes of printable
+// ASCII.
+func validateToken(field, v string, max int) error {
+	if len(v) > max {
+		return fmt.Errorf("%q longer than %d bytes", field, max)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			return fmt.Errorf("%q must be printable ASCII without spaces", field)
+		}
+	}
+	return nil
 }
 
 func validateName(kind, name string, max int) error {

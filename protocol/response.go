@@ -15,6 +15,9 @@ const (
 	TypeError          = "error"
 	TypeServerShutdown = "server_shutdown"
 	TypeTokenExpiring  = "token_expiring"
+	// TypeGap tells a connection that it may have missed messages of a
+	// room and that history cannot give them back: resync the room.
+	TypeGap = "gap"
 )
 
 // Version is the wire protocol version announced in welcome.
@@ -129,6 +132,39 @@ type TokenExpiring struct {
 // EncodeTokenExpiring returns a token_expiring frame.
 func EncodeTokenExpiring(expiresAtMs, inMs int64) []byte {
 	return mustMarshal(TokenExpiring{Type: TypeTokenExpiring, ExpiresAt: expiresAtMs, InMs: inMs})
+}
+
+// Gap is the frame of TypeGap.
+type Gap struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+}
+
+// EncodeGap returns a gap frame for room.
+func EncodeGap(room string) []byte {
+	return mustMarshal(Gap{Type: TypeGap, Room: room})
+}
+
+// JoinReply is the data of a join's reply. For a room that keeps history
+// it carries the room's position when live delivery began (Offset and
+// Epoch: the client's position until an event comes) and, when the join
+// asked to recover, whether everything after the client's position was
+// replayed (Recovered).
+type JoinReply struct {
+	Room      string `json:"room"`
+	Offset    uint64 `json:"offset,omitempty"`
+	Epoch     string `json:"epoch,omitempty"`
+	Recovered *bool  `json:"recovered,omitempty"`
+	// Replayed is how many messages the recovery sent before the reply.
+	Replayed int `json:"replayed,omitempty"`
+}
+
+// PublishReply is the data of a publish's reply: the message's id and,
+// in a room that keeps history, its offset and epoch.
+type PublishReply struct {
+	MsgID  string `json:"msgId"`
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
 }
 
 // EncodeWelcome returns the JSON of w with its type set.

@@ -231,6 +231,18 @@ func (c *Conn) Abort(code int, reason string, cause error) bool {
 	return c.startClose(closeRequest{frame: closeFrame(code, reason)}, err, failGrace)
 }
 
+// Queued returns how many data messages wait in the send queue: a
+// sender with much to say (a history replay) paces itself by it rather
+// than fill the queue and be closed as a slow consumer.
+func (c *Conn) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sendQ)
+}
+
+// QueueLimit returns the send queue's bound (Options.SendQueueSize).
+func (c *Conn) QueueLimit() int { return int(c.queueLimit) }
+
 // Prefetch reads the fields Send uses, so that a broadcaster can bring
 // several connections' state into the CPU cache at once (see
 // hub.Prefetcher). It has no effect otherwise; the result is meaningless.

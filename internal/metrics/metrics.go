@@ -30,6 +30,8 @@ type Metrics struct {
 	Redeliveries        prometheus.Counter
 	AcksExpired         prometheus.Counter
 	AcksDropped         prometheus.Counter
+	Recoveries          *prometheus.CounterVec // by result
+	Gaps                prometheus.Counter
 }
 
 // New creates the metrics and registers them, plus the Go and process
@@ -98,12 +100,19 @@ func New(reg prometheus.Registerer) *Metrics {
 		AcksDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_acks_dropped_total", Help: "Messages still unacknowledged when their connection ended; they are not redelivered.",
 		}),
+		Recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_recoveries_total", Help: "Joins that asked to recover a room from a position, by result (recovered, unrecoverable).",
+		}, []string{"result"}),
+		Gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_gap_frames_total", Help: "Gap frames sent: connections told they may have missed messages history cannot give back.",
+		}),
 	}
 	reg.MustRegister(
 		m.Connections, m.ConnectionsOpened, m.ConnectionsClosed, m.UpgradesRejected,
 		m.MessagesIn, m.MessagesOut, m.BytesIn, m.BytesOut, m.HeartbeatTerminated,
 		m.SlowConsumers, m.Errors, m.FanoutSeconds, m.HookPanics, m.APIRequests, m.Draining,
 		m.Redeliveries, m.AcksExpired, m.AcksDropped, m.LimitRejections, m.BrokerUp,
+		m.Recoveries, m.Gaps,
 	)
 	return m
 }

@@ -1,0 +1,338 @@
+package herald
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/hub"
+	"github.com/heraldrt/herald/protocol"
+)
+
+// Recovery: a connection joins a room that keeps history through a
+// roomFeed. The feed holds the room's live messages back while the
+// connection is sent what it missed (the history after the position the
+// client gave, or after the room's position at the join), then lets the
+// held ones through, dropping those the replay already sent, and from
+// then on drops any live message at or below the last offset sent. So a
+// message published while the replay runs reaches the client exactly
+// once, and in offset order.
+//
+// Lock order: the hub's shard lock (held around Deliver), then
+// feedSet.mu, then roomFeed.mu, then the connection's acks.mu and its
+// transport's lock.
+
+// maxHeld bounds the live messages a feed holds during a replay. Past it
+// the feed drops what it holds and the replay reads history once more:
+// everything held was stored before it was delivered, so history has it.
+const maxHeld = 1024
+
+// replayPage is how many messages one Since call reads.
+const replayPage = 128
+
+// maxReplayRounds bounds the Since calls of one recovery: a room
+// published to faster than the connection can be replayed to gives up
+// rather than loop for ever.
+const maxReplayRounds = 1000
+
+// replayQueueWait bounds how long a replay waits for the connection's
+// send queue to drain before it gives the client up as a slow consumer.
+const replayQueueWait = 10 * time.Second
+
+// feedSet is a connection's feeds by room, kept in Server.feeds (not in
+// conn, which must stay small) once the connection joined a room that
+// keeps history; feeds are added by the read side and removed when it
+// leaves the room, the set when the connection ends.
+type feedSet struct {
+	mu sync.Mutex
+	m  map[string]*roomFeed
+}
+
+// roomFeed is one room's feed (see the top of this file).
+type roomFeed struct {
+	mu       sync.Mutex
+	live     bool            // the replay is done
+	held     []*hub.Delivery // live messages that came during the replay
+	overflow bool            // held was dropped since the last Since call
+	// pos is the position of the last message sent (or where the feed
+	// started): a message at or below it in the same epoch is a duplicate.
+	pos broker.Position
+}
+
+// dup reports whether m was already sent. The caller holds f.mu.
+func (f *roomFeed) dup(m *broker.Message) bool {
+	return m.Offset != 0 && m.Epoch == f.pos.Epoch && m.Offset <= f.pos.Offset
+}
+
+// advance records m as sent. The caller holds f.mu.
+func (f *roomFeed) advance(m *broker.Message) {
+	if m.Offset != 0 {
+		f.pos = broker.Position{Offset: m.Offset, Epoch: m.Epoch}
+	}
+}
+
+// feed returns the connection's feed of room, or nil.
+func (c *conn) feed(room string) *roomFeed {
+	v, ok := c.s.feeds.Load(c)
+	if !ok {
+		return nil
+	}
+	fs := v.(*feedSet)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.m[room]
+}
+
+// setFeed adds (f != nil) or removes the feed of room.
+func (c *conn) setFeed(room string, f *roomFeed) {
+	var fs *feedSet
+	if v, ok := c.s.feeds.Load(c); ok {
+		fs = v.(*feedSet)
+	} else {
+		if f == nil {
+			return
+		}
+		fs = &feedSet{m: make(map[string]*roomFeed)}
+		c.s.feeds.Store(c, fs) // only the read side adds
+		c.flags.Or(flagFeeds)
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f == nil {
+		delete(fs.m, room)
+	} else {
+		fs.m[room] = f
+	}
+}
+
+// dropFeeds forgets the connection's feeds; cleanup calls it once the
+// connection left its rooms.
+func (c *conn) dropFeeds() {
+	if c.flags.Load()&flagFeeds != 0 {
+		c.s.feeds.Delete(c)
+	}
+}
+
+// deliverFeed is Deliver for a room with a feed.
+func (c *conn) deliverFeed(f *roomFeed, d *hub.Delivery) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.live {
+		if f.overflow {
+			return
+		}
+		if len(f.held) >= maxHeld {
+			clear(f.held)
+			f.held, f.overflow = f.held[:0], true
+			return
+		}
+		f.held = append(f.held, d)
+		return
+	}
+	if f.dup(d.Msg) {
+		return
+	}
+	f.advance(d.Msg)
+	c.deliverNow(d)
+}
+
+// keepsHistory reports whether room keeps history on this server's
+// broker. User rooms are never recovered.
+func (s *Server) keepsHistory(room string) bool {
+	return s.historian != nil && s.historyOf != nil && !broker.IsUserRoom(room) && s.historyOf(room).Size > 0
+}
+
+// errSlowReplay ends a recovery whose client does not read its replay.
+var errSlowReplay = errors.New("herald: the client did not read its history replay")
+
+// joinHistory joins room, which keeps history, for the join request req:
+// it replays what followed the client's position (or, for a plain join,
+// what followed the room's position when the connection joined), replies,
+// and then lets live messages through. On failure the connection is not
+// in the room and the client got an error.
+func (c *conn) joinHistory(req *protocol.Request) {
+	room := req.Room
+	f := &roomFeed{}
+	c.setFeed(room, f)
+	ctx, cancel := c.backendCtx()
+	_, err := c.s.hub.JoinIndirect(ctx, room, c)
+	cancel()
+	if err != nil {
+		c.setFeed(room, nil)
+		c.s.log.WarnContext(c.ctx(), "join failed", "room", room, "err", err)
+		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "could not subscribe to the room; retry later")
+		return
+	}
+	c.addRoom(room)
+	err = c.replay(f, room, req)
+	if err != nil {
+		ctx, cancel := c.backendCtx()
+		c.leaveRoom(ctx, room)
+		cancel()
+		if errors.Is(err, errSlowReplay) {
+			if c.ws.Abort(protocol.CloseSlowConsumer, "slow consumer", err) {
+				c.s.log.WarnContext(c.ctx(), "closing: history replay not read", "room", room)
+			}
+			return
+		}
+		c.s.log.WarnContext(c.ctx(), "recovery failed", "room", room, "err", err)
+		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "could not read the room's history; retry the join later")
+		return
+	}
+	ctx, cancel = c.backendCtx()
+	c.s.presenceAdd(ctx, c, room)
+	c.saveSession(ctx)
+	cancel()
+}
+
+// replay sends the connection what it missed of room and makes f live,
+// sending the join's reply between the replay and the held messages.
+func (c *conn) replay(f *roomFeed, room string, req *protocol.Request) error {
+	s := c.s
+	reply := protocol.JoinReply{Room: room}
+	from := broker.Position{Offset: req.Offset, Epoch: req.Epoch}
+	recovering := req.Recovering()
+	recovered := true
+	if !recovering {
+		// A plain join starts at the room's position now: what follows it
+		// reaches the client, by replay or live.
+		ctx, cancel := c.backendCtx()
+		_, cur, err := s.historian.Since(ctx, room, broker.Position{}, 0)
+		cancel()
+		if err != nil {
+			return err
+		}
+		from = cur
+	}
+	f.mu.Lock()
+	f.pos = from
+	f.mu.Unlock()
+	for round := 0; ; round++ {
+		if round == maxReplayRounds {
+			return errSlowReplay
+		}
+		// Whatever is held now was stored before this Since call reads
+		// history, so Since returns it too.
+		f.mu.Lock()
+		clear(f.held)
+		f.held, f.overflow = f.held[:0], false
+		pos := f.pos
+		f.mu.Unlock()
+		ctx, cancel := c.backendCtx()
+		msgs, cur, err := s.historian.Since(ctx, room, pos, replayPage)
+		cancel()
+		if errors.Is(err, broker.ErrUnrecoverable) {
+			// The gap cannot be filled: the client is told so, and gets
+			// everything after the room's current position.
+			s.log.InfoContext(c.ctx(), "recovery: history cannot fill the gap", "room", room,
+				"from_offset", pos.Offset, "from_epoch", pos.Epoch, "offset", cur.Offset, "epoch", cur.Epoch, "err", err)
+			recovered = false
+			f.mu.Lock()
+			f.pos = cur
+			f.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if err := c.awaitQueue(); err != nil {
+				return err
+			}
+			f.mu.Lock()
+			if !f.dup(m) {
+				f.advance(m)
+				c.deliverNow(hub.NewDelivery(m, s.cfg.CompressionThreshold, s.cfg.CompressionLevel))
+				reply.Replayed++
+			}
+			f.mu.Unlock()
+		}
+		if len(msgs) >= replayPage {
+			continue // more to read
+		}
+		f.mu.Lock()
+		if f.overflow {
+			f.mu.Unlock()
+			continue
+		}
+		reply.Offset, reply.Epoch = f.pos.Offset, f.pos.Epoch
+		if recovering {
+			reply.Recovered = &recovered
+		}
+		if !recovering {
+			reply.Replayed = 0 // a plain join replays what raced with it, not history
+		}
+		c.reply(req.ID, mustJSON(reply))
+		for _, d := range f.held {
+			if !f.dup(d.Msg) {
+				f.advance(d.Msg)
+				c.deliverNow(d)
+			}
+		}
+		f.held, f.live = nil, true
+		f.mu.Unlock()
+		if recovering {
+			s.metrics.Recoveries.WithLabelValues(recoveryLabel(recovered)).Inc()
+		}
+		return nil
+	}
+}
+
+func recoveryLabel(recovered bool) string {
+	if recovered {
+		return "recovered"
+	}
+	return "unrecoverable"
+}
+
+// awaitQueue waits until the connection's send queue is at most half
+// full, so that a replay never fills it.
+func (c *conn) awaitQueue() error {
+	limit := c.ws.QueueLimit() / 2
+	if c.ws.Queued() <= limit {
+		return nil
+	}
+	deadline := time.Now().Add(replayQueueWait)
+	for c.ws.Queued() > limit {
+		if c.ws.Err() != nil {
+			return fmt.Errorf("herald: connection closed during replay: %w", c.ws.Err())
+		}
+		if time.Now().After(deadline) {
+			return errSlowReplay
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// joinReply is the reply to a join of a room the connection is already
+// in: the room and, with history, the position of the last message sent.
+func (c *conn) joinReply(room string) json.RawMessage {
+	r := protocol.JoinReply{Room: room}
+	if f := c.feed(room); f != nil {
+		f.mu.Lock()
+		r.Offset, r.Epoch = f.pos.Offset, f.pos.Epoch
+		f.mu.Unlock()
+	}
+	return mustJSON(r)
+}
+
+// handleGap tells the local members of rooms that they may have missed
+// messages that history cannot give back.
+func (s *Server) handleGap(rooms []string) {
+	for _, room := range rooms {
+		frame := protocol.EncodeGap(room)
+		n := 0
+		s.hub.EachMember(room, func(m hub.Member) {
+			if c, ok := m.(*conn); ok {
+				c.send(protocol.TypeGap, frame)
+				n++
+			}
+		})
+		s.metrics.Gaps.Add(float64(n))
+		s.log.Warn("messages of a room may have been missed; members told to resync", "room", room, "connections", n)
+	}
+}
