@@ -33,6 +33,7 @@ type Client struct {
 	cur         *conn         // the usable connection, nil while (re)connecting
 	ready       chan struct{} // closed when cur is set
 	rooms       map[string]struct{}
+	positions   map[string]position    // of rooms that keep history
 	pending     map[string]chan result // request id → its caller
 	state       State
 	sessionID   string
@@ -64,14 +65,15 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 		opt(&o)
 	}
 	c := &Client{
-		url:      url,
-		opts:     o,
-		queue:    make(chan item, queueSize),
-		done:     make(chan struct{}),
-		ready:    make(chan struct{}),
-		rooms:    make(map[string]struct{}),
-		pending:  make(map[string]chan result),
-		handlers: make(map[string][]func(Event)),
+		url:       url,
+		opts:      o,
+		queue:     make(chan item, queueSize),
+		done:      make(chan struct{}),
+		ready:     make(chan struct{}),
+		rooms:     make(map[string]struct{}),
+		positions: make(map[string]position),
+		pending:   make(map[string]chan result),
+		handlers:  make(map[string][]func(Event)),
 	}
 	c.acks.init(o.ackMax)
 	c.ctx, c.cancel = context.WithCancel(context.Background())

@@ -87,15 +87,21 @@ func (cn *conn) readLoop() {
 				c.opts.log.Warn("herald: server error", "code", f.Code, "message", f.Message)
 			}
 		case typeEvent:
-			it.ev = &Event{Room: f.Room, Event: f.Event, Data: f.Data, MsgID: f.MsgID, TS: f.TS, From: f.From}
+			it.ev = &Event{Room: f.Room, Event: f.Event, Data: f.Data, MsgID: f.MsgID, TS: f.TS, From: f.From,
+				Offset: f.Offset, Epoch: f.Epoch}
 			it.ack = f.Ack
+			if f.Offset != 0 {
+				c.advance(f.Room, position{f.Offset, f.Epoch}, false)
+			}
+		case typeGap:
+			it.note = &roomNote{room: f.Room, gap: true}
 		case typeShutdown:
 			select {
 			case cn.shutdown <- time.Duration(f.RetryAfterMs) * time.Millisecond:
 			default:
 			}
 		}
-		if it.frame == nil && it.ev == nil {
+		if it.frame == nil && it.ev == nil && it.note == nil {
 			continue
 		}
 		select {

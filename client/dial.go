@@ -34,6 +34,9 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		// Ask any node to resume the session: same identity, rooms restored.
 		h.Set("X-Herald-Session-Id", c.sessionID)
 		h.Set("X-Herald-Resume-Token", c.resumeToken)
+		// Rooms that keep history are joined again with their position
+		// (see rejoin), not restored by the resume.
+		h.Set("X-Herald-Recover", "1")
 	}
 	c.mu.Unlock()
 	if c.opts.token != nil {

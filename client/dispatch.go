@@ -18,6 +18,14 @@ type item struct {
 	ev      *Event
 	ack     bool   // the event asks for an ack
 	gen     uint64 // connection the frame came on
+	note    *roomNote
+}
+
+// roomNote tells the application about a room's recovery or gap.
+type roomNote struct {
+	room      string
+	gap       bool // else a recovery
+	recovered bool
 }
 
 // dispatch runs every handler, in order, until the queue is closed; then it
@@ -34,6 +42,14 @@ func (c *Client) dispatch() {
 		}
 		if it.frame != nil {
 			c.opts.onFrame(it.frame)
+		}
+		if n := it.note; n != nil {
+			switch {
+			case n.gap && c.opts.onGap != nil:
+				c.opts.onGap(n.room)
+			case !n.gap && c.opts.onRecovery != nil:
+				c.opts.onRecovery(n.room, n.recovered)
+			}
 		}
 		if it.ev == nil {
 			continue

@@ -59,6 +59,15 @@
 // what it does not see acknowledged, so the Client drops an event whose
 // msgId it handed out recently (the last 4096 ids).
 //
+// In rooms that keep history every Event has an Offset and an Epoch. The
+// Client remembers the last it received per room (Position) and joins
+// again with it after every reconnect, so the server sends what was
+// published meanwhile, in order and once, before live events; it tells
+// the application whether that filled the gap (WithRecoveryHandler: false
+// means fetch the room's state again), and passes on the server's gap
+// frames (WithGapHandler). WithIdempotencyKey makes a retried Publish
+// count once. See docs/delivery.md.
+//
 // # Concurrency
 //
 // A Client is safe for concurrent use. Each connection has one reader and

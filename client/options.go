@@ -29,6 +29,8 @@ type options struct {
 	ackMax     int
 	onState    func(State)
 	onFrame    func(frame []byte)
+	onRecovery func(room string, recovered bool)
+	onGap      func(room string)
 	log        *slog.Logger
 	httpClient *http.Client
 	readLimit  int64
@@ -110,6 +112,24 @@ func WithStateHandler(f func(State)) Option {
 	return func(o *options) { o.onState = f }
 }
 
+// WithRecoveryHandler is called on the dispatch goroutine after every
+// join that recovered a room that keeps history from the Client's last
+// position (on each reconnect, for each such room), after the events
+// the server replayed. recovered false means the server could not give
+// back everything the Client missed (its history no longer holds it, or
+// was lost): the application should fetch the room's state again.
+func WithRecoveryHandler(f func(room string, recovered bool)) Option {
+	return func(o *options) { o.onRecovery = f }
+}
+
+// WithGapHandler is called on the dispatch goroutine when the server says
+// the Client may have missed messages of room that history cannot give
+// back (the server's node lost its broker subscription to a room without
+// history): the application should fetch the room's state again.
+func WithGapHandler(f func(room string)) Option {
+	return func(o *options) { o.onGap = f }
+}
+
 // WithFrameHandler is called on the dispatch goroutine with every frame the
 // server sends (welcome, event, reply, error, server_shutdown, and
 // redelivered events too), raw, in arrival order, before the event handlers
@@ -154,4 +174,12 @@ type PublishOption func(*request)
 // redelivers it to those that do not.
 func WithAck() PublishOption {
 	return func(r *request) { r.Ack = true }
+}
+
+// WithIdempotencyKey sets the publish's idempotency key (at most 128
+// bytes of printable ASCII): in a room that keeps history, publishing
+// again with the same key (a retry after an error or a reconnect) is
+// stored and delivered once, and answered with the first one's msgId.
+func WithIdempotencyKey(key string) PublishOption {
+	return func(r *request) { r.IdempotencyKey = key }
 }

@@ -19,12 +19,56 @@ func (c *Client) Join(ctx context.Context, room string) error {
 	c.mu.Lock()
 	c.rooms[room] = struct{}{}
 	c.mu.Unlock()
-	_, err := c.call(ctx, request{Type: typeJoin, Room: room})
+	reply, err := c.call(ctx, request{Type: typeJoin, Room: room})
 	var se *ServerError
 	if errors.As(err, &se) {
 		c.forget(room)
 	}
+	if err == nil {
+		c.joined(room, reply)
+	}
 	return err
+}
+
+// joined records the position a join's reply gives, and returns the
+// reply's recovered (nil when the join did not ask to recover).
+func (c *Client) joined(room string, reply json.RawMessage) *bool {
+	var r joinReply
+	if json.Unmarshal(reply, &r) != nil {
+		return nil
+	}
+	if r.Offset != 0 || r.Epoch != "" {
+		c.advance(room, position{r.Offset, r.Epoch}, true)
+	}
+	return r.Recovered
+}
+
+// advance records p as the Client's position in room, if it is still in
+// it. Events come in offset order; a join's reply may be read after
+// events that followed it, so fromReply only moves the position forward
+// within its epoch, and sets it in another epoch only if no event of
+// that epoch came yet.
+func (c *Client) advance(room string, p position, fromReply bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.rooms[room]; !ok {
+		return
+	}
+	old, had := c.positions[room]
+	if fromReply && had && old.epoch == p.epoch && old.offset >= p.offset {
+		return
+	}
+	c.positions[room] = p
+}
+
+// Position returns the offset and epoch of the last message of room the
+// Client received (or, before any, the room's position when it joined),
+// for rooms that keep history; zero values otherwise.
+func (c *Client) Position(room string) (offset uint64, epoch string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.positions[room]
+	return p.offset, p.epoch
 }
 
 // Leave leaves room and forgets it, even if the request fails.
@@ -49,6 +93,7 @@ func (c *Client) Rooms() []string {
 func (c *Client) forget(room string) {
 	c.mu.Lock()
 	delete(c.rooms, room)
+	delete(c.positions, room)
 	c.mu.Unlock()
 }
 

@@ -190,7 +190,12 @@ func (c *Client) rejoin(cn *conn) bool {
 	}
 	joins := make([]join, 0, len(rooms))
 	for _, room := range rooms {
-		wait, err := c.start(ctx, cn, request{Type: typeJoin, Room: room})
+		// With a position, the server replays what this Client missed of
+		// the room before live delivery resumes.
+		c.mu.Lock()
+		p := c.positions[room]
+		c.mu.Unlock()
+		wait, err := c.start(ctx, cn, request{Type: typeJoin, Room: room, Offset: p.offset, Epoch: p.epoch})
 		if err != nil {
 			return false
 		}
@@ -198,9 +203,19 @@ func (c *Client) rejoin(cn *conn) bool {
 	}
 	ok := true
 	for _, j := range joins {
-		_, err := j.wait()
+		reply, err := j.wait()
 		var se *ServerError
 		switch {
+		case err == nil:
+			if recovered := c.joined(j.room, reply); recovered != nil {
+				if !*recovered {
+					c.opts.log.Warn("herald: room not recovered: messages were missed", "room", j.room)
+				}
+				select {
+				case c.queue <- item{note: &roomNote{room: j.room, recovered: *recovered}}:
+				case <-c.ctx.Done():
+				}
+			}
 		case errors.As(err, &se) && permanentJoinError[se.Code]:
 			// The server no longer lets us in: forget the room.
 			c.opts.log.Warn("herald: re-join refused", "room", j.room, "code", se.Code, "message", se.Message)

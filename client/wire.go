@@ -17,6 +17,7 @@ const (
 	typeReply    = "reply"
 	typeError    = "error"
 	typeShutdown = "server_shutdown"
+	typeGap      = "gap"
 )
 
 // maxAckIDs is the protocol's limit of msgIds in one ack frame.
@@ -31,6 +32,26 @@ type request struct {
 	Data   json.RawMessage `json:"data,omitempty"`
 	Ack    bool            `json:"ack,omitempty"`
 	MsgIDs []string        `json:"msgIds,omitempty"`
+	// publish
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// join: the position to recover from
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
+}
+
+// joinReply is the data of a join's reply.
+type joinReply struct {
+	Room      string `json:"room"`
+	Offset    uint64 `json:"offset"`
+	Epoch     string `json:"epoch"`
+	Recovered *bool  `json:"recovered"`
+}
+
+// position is where a Client is in a room's history: the offset and
+// epoch of the last message it received.
+type position struct {
+	offset uint64
+	epoch  string
 }
 
 // frame is every frame the server sends; the fields a type does not use
@@ -45,12 +66,14 @@ type frame struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	// event
-	Room  string `json:"room"`
-	Event string `json:"event"`
-	MsgID string `json:"msgId"`
-	TS    int64  `json:"ts"`
-	Ack   bool   `json:"ack"`
-	From  string `json:"from"`
+	Room   string `json:"room"`
+	Event  string `json:"event"`
+	MsgID  string `json:"msgId"`
+	TS     int64  `json:"ts"`
+	Ack    bool   `json:"ack"`
+	From   string `json:"from"`
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
 	// server_shutdown
 	RetryAfterMs int64  `json:"retryAfterMs"`
 	Reason       string `json:"reason"`
@@ -91,6 +114,11 @@ type Event struct {
 	// From is the publishing user's id as the server knows it (empty for
 	// server-side publishes); unlike anything in Data, clients cannot forge it.
 	From string
+	// Offset and Epoch are the message's place in the room's history, in
+	// rooms that keep one (zero otherwise). The Client recovers from the
+	// last one it received after a reconnect.
+	Offset uint64
+	Epoch  string
 }
 
 // marshalData encodes a request payload; nil stays absent and a
