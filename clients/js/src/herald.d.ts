@@ -27,8 +27,15 @@ export interface Message<T = unknown> {
   from?: string;
   /** Set when the message was published with ack (the client acknowledges it). */
   ack?: true;
+  /** The message's place in the room's history, in rooms that keep one. */
   offset?: number;
   epoch?: string;
+}
+
+/** A room's position in its history: the last event received. */
+export interface Position {
+  offset: number;
+  epoch: string;
 }
 
 /** What onState is told with each change. */
@@ -103,6 +110,18 @@ export interface HeraldClientOptions {
    * handler that threw. Default console.error.
    */
   onError?: (err: Error) => void;
+  /**
+   * Called after each reconnect for every room that keeps history, once
+   * the server replayed what the client missed: recovered false means it
+   * could not give everything back (trimmed, expired, or history lost);
+   * fetch the room's state again.
+   */
+  onRecovery?: (room: string, recovered: boolean) => void;
+  /**
+   * Called when the server says the client may have missed messages of
+   * room that history cannot give back; fetch the room's state again.
+   */
+  onGap?: (room: string) => void;
 }
 
 /** Server error codes (docs/protocol.md) and the client's own. */
@@ -151,10 +170,12 @@ export class HeraldClient {
   readonly rooms: string[];
   /** Resolves once connected; rejects (code connect_failed) if the first attempt fails. */
   connect(): Promise<Welcome>;
-  join(room: string): Promise<{ room: string }>;
+  join(room: string): Promise<{ room: string; offset?: number; epoch?: string; recovered?: boolean }>;
+  /** The last position received in room, for rooms that keep history. */
+  position(room: string): Position | undefined;
   leave(room: string): Promise<{ room: string }>;
   /** Resolves with the message's msgId. */
-  publish(room: string, event: string, data?: unknown, options?: { ack?: boolean }): Promise<string>;
+  publish(room: string, event: string, data?: unknown, options?: { ack?: boolean; idempotencyKey?: string }): Promise<string>;
   /** Resolves with the server hook's reply; rejects with HeraldError (e.g. code no_handler). */
   emit<R = unknown>(event: string, data?: unknown): Promise<R>;
   on<T = unknown>(event: string, fn: (data: T, message: Message<T>) => void): () => void;

@@ -19,6 +19,11 @@
 // The server keeps no room membership across connections, so the client
 // remembers the rooms joined with join() (and forgotten with leave()) and
 // joins them again on every new connection before it reports "connected".
+// In rooms that keep history, every event carries an offset and an epoch;
+// the client remembers the last it received per room and sends it when it
+// joins the room again, so the server replays what was missed first
+// (onRecovery(room, recovered) says whether it could: false means the
+// app should fetch the room's state again; so does onGap(room)).
 // Events published with ack are acknowledged in batches once every handler
 // has returned; the server redelivers what it does not see acknowledged, so
 // events whose msgId was seen recently are dropped.
@@ -96,6 +101,7 @@ export class HeraldClient {
   #pending = new Map(); // request id → {resolve, reject, timer}
   #waiters = new Set(); // requests waiting for "connected": {resolve, reject}
   #rooms = new Set();
+  #positions = new Map(); // room → {offset, epoch}: the last event received
 
   #handlers = new Map(); // event name → Set of fn(data, message)
   #anyHandlers = new Set(); // fn(message)
@@ -132,6 +138,8 @@ export class HeraldClient {
       requestTimeout: positive(o.requestTimeout, DEFAULTS.requestTimeout),
       dedupSize: Math.floor(positive(o.dedupSize, DEFAULTS.dedupSize)),
       onState: o.onState,
+      onRecovery: o.onRecovery,
+      onGap: o.onGap,
       onError: o.onError ?? ((err) => console.error('herald:', err)),
     };
   }
@@ -171,8 +179,31 @@ export class HeraldClient {
   /** join enters room; the client re-joins it after every reconnect. */
   async join(room) {
     const data = await this.#request({ type: 'join', room });
-    if (!this.#closed) this.#rooms.add(room);
+    if (!this.#closed) {
+      this.#rooms.add(room);
+      this.#joined(room, data);
+    }
     return data;
+  }
+
+  /**
+   * position returns {offset, epoch} of the last event of room received
+   * (before any, the room's position when it was joined), for rooms that
+   * keep history; undefined otherwise.
+   */
+  position(room) {
+    const p = this.#positions.get(room);
+    return p ? { ...p } : undefined;
+  }
+
+  // joined records the position in a join's reply. The reply may come
+  // after events of the room that followed it only in another epoch
+  // (events are in offset order, the reply before the live ones).
+  #joined(room, data) {
+    if (!data || typeof data !== 'object' || !(data.offset > 0 || typeof data.epoch === 'string')) return;
+    const old = this.#positions.get(room);
+    if (old && old.epoch === data.epoch && old.offset >= (data.offset ?? 0)) return;
+    this.#positions.set(room, { offset: data.offset ?? 0, epoch: data.epoch ?? '' });
   }
 
   /**
@@ -181,6 +212,7 @@ export class HeraldClient {
    */
   async leave(room) {
     this.#rooms.delete(room);
+    this.#positions.delete(room);
     if (this.#state !== 'connected') return { room };
     try {
       return await this.#request({ type: 'leave', room });
@@ -194,10 +226,13 @@ export class HeraldClient {
    * publish sends an event to every member of room (the client must have
    * joined it) and resolves with the message's msgId.
    */
-  async publish(room, event, data, { ack = false } = {}) {
+  async publish(room, event, data, { ack = false, idempotencyKey = undefined } = {}) {
     const frame = { type: 'publish', room, event };
     if (data !== undefined) frame.data = data;
     if (ack) frame.ack = true;
+    // In a room that keeps history, a retry with the same key is stored
+    // and delivered once, and answered with the first one's msgId.
+    if (idempotencyKey !== undefined) frame.idempotencyKey = String(idempotencyKey);
     const reply = await this.#request(frame);
     return reply?.msgId;
   }
@@ -377,6 +412,9 @@ export class HeraldClient {
       // Resume the session on whichever node answers: same user, rooms restored.
       u.searchParams.set('sessionId', w.sessionId);
       u.searchParams.set('resumeToken', w.resumeToken);
+      // Rooms that keep history are joined again with their position
+      // (onWelcome), not restored by the resume.
+      u.searchParams.set('recover', '1');
     }
     const tok = this.#opts.token;
     if (tok !== undefined && tok !== null) {
@@ -500,6 +538,11 @@ export class HeraldClient {
       case 'event':
         this.#onEvent(f);
         break;
+      case 'gap':
+        // The server's node may have missed messages of the room that
+        // history cannot give back.
+        if (typeof f.room === 'string' && this.#opts.onGap) this.#call(this.#opts.onGap, f.room);
+        break;
       case 'reply': {
         const p = this.#takePending(f.id);
         p?.resolve(f.data);
@@ -541,11 +584,27 @@ export class HeraldClient {
     this.#welcome = f;
     this.#watchPings(s, Number.isFinite(f.heartbeatMs) ? f.heartbeatMs : 0);
     const rooms = [...this.#rooms];
-    const results = await Promise.allSettled(rooms.map((room) => this.#request({ type: 'join', room }, true)));
+    // With the last position seen, the server replays what was missed of
+    // a room that keeps history before its live events.
+    const joins = rooms.map((room) => {
+      const frame = { type: 'join', room };
+      const p = this.#positions.get(room);
+      if (p) Object.assign(frame, { offset: p.offset, epoch: p.epoch });
+      return this.#request(frame, true).then((data) => {
+        if (this.#session !== s) return data;
+        this.#joined(room, data);
+        if (typeof data?.recovered === 'boolean' && this.#opts.onRecovery) {
+          this.#call(this.#opts.onRecovery, room, data.recovered);
+        }
+        return data;
+      });
+    });
+    const results = await Promise.allSettled(joins);
     if (this.#session !== s || this.#closed) return; // lost while re-joining
     results.forEach((r, i) => {
       if (r.status === 'rejected' && r.reason?.code !== 'disconnected') {
         this.#rooms.delete(rooms[i]);
+        this.#positions.delete(rooms[i]);
         r.reason.room = rooms[i];
         this.#report(r.reason);
       }
@@ -562,6 +621,9 @@ export class HeraldClient {
 
   #onEvent(f) {
     const id = typeof f.msgId === 'string' ? f.msgId : '';
+    if (typeof f.room === 'string' && Number.isSafeInteger(f.offset) && f.offset > 0) {
+      this.#positions.set(f.room, { offset: f.offset, epoch: typeof f.epoch === 'string' ? f.epoch : '' });
+    }
     const dup = id !== '' && this.#seen.has(id);
     if (id !== '' && !dup) {
       this.#seen.set(id, true);

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { HeraldClient, HeraldError } from '../src/herald.js';
 import {
-  API_KEY, apiPublish, buildBinaries, collector, freePort, recordingWebSocket, startServer, waitFor,
+  API_KEY, apiPublish, buildBinaries, collector, freePort, freezableProxy, recordingWebSocket, startServer, waitFor,
 } from '../testutil/helpers.js';
 
 const ACK_TIMEOUT_MS = 300;
@@ -321,6 +321,75 @@ describe('reconnect', () => {
     const c = client(`ws://127.0.0.1:${port}/ws`);
     await assert.rejects(c.connect(), (err) => err instanceof HeraldError && err.code === 'connect_failed');
     assert.equal(c.state, 'closed');
+  });
+});
+
+describe('recovery', () => {
+  it('gets what was published while it was cut off, once and in order, and says whether it recovered', async () => {
+    const s = await startServer(bin, { args: [...SERVE, '--history', 'h:*=1000,tiny:*=3'] });
+    const proxy = await freezableProxy(s.port);
+    const recoveries = [];
+    const { WebSocket: WS, rec } = recordingWebSocket();
+    const c = client(`${proxy.base.replace('http', 'ws')}/ws?clientId=rita`, {
+      WebSocket: WS,
+      onRecovery: (room, recovered) => recoveries.push([room, recovered]),
+    });
+    try {
+      await c.connect();
+      const joined = await c.join('h:feed');
+      assert.equal(typeof joined.epoch, 'string');
+      await c.join('tiny:x');
+      const got = collector();
+      c.on('n', got.fn);
+      for (let i = 1; i <= 5; i++) {
+        const r = await apiPublish(s.base, { room: 'h:feed', event: 'n', data: i });
+        assert.equal(r.offset, i);
+      }
+      await apiPublish(s.base, { room: 'tiny:x', event: 't', data: 0 });
+      await waitFor(() => got.got.length === 5, { what: 'the first 5' });
+      assert.deepEqual(c.position('h:feed'), { offset: 5, epoch: joined.epoch });
+
+      proxy.cut();
+      await waitFor(() => c.state === 'reconnecting', { what: 'state reconnecting' });
+      for (let i = 6; i <= 20; i++) await apiPublish(s.base, { room: 'h:feed', event: 'n', data: i });
+      for (let i = 1; i <= 5; i++) await apiPublish(s.base, { room: 'tiny:x', event: 't', data: i });
+      proxy.restore();
+      await waitFor(() => c.state === 'connected', { what: 'reconnected' });
+      await waitFor(() => recoveries.length === 2, { what: 'both rooms reported' });
+      for (let i = 21; i <= 25; i++) await apiPublish(s.base, { room: 'h:feed', event: 'n', data: i });
+      await waitFor(() => got.got.length === 25, { what: 'all 25' });
+      assert.deepEqual(got.got.map(([d]) => d), Array.from({ length: 25 }, (_, i) => i + 1));
+      assert.deepEqual(got.got.map(([, m]) => m.offset), Array.from({ length: 25 }, (_, i) => i + 1));
+      assert.deepEqual(recoveries.sort(), [['h:feed', true], ['tiny:x', false]]);
+      const rejoin = rec.sent.filter((f) => f.type === 'join' && f.room === 'h:feed').at(-1);
+      assert.equal(rejoin.offset, 5);
+      assert.equal(rejoin.epoch, joined.epoch);
+      assert.equal(new URL(rec.sockets.at(-1).url).searchParams.get('recover'), '1');
+    } finally {
+      await c.close();
+      await proxy.close();
+      await s.stop();
+    }
+  });
+
+  it('publishes with an idempotency key: a retry is delivered once, with the same reply', async () => {
+    const s = await startServer(bin, { args: [...SERVE, '--history', 'h:*=100'] });
+    const c = client(`${s.ws}?clientId=ida`);
+    try {
+      await c.connect();
+      await c.join('h:idem');
+      const got = collector();
+      c.on('e', got.fn);
+      const a = await c.publish('h:idem', 'e', 1, { idempotencyKey: 'k1' });
+      const b = await c.publish('h:idem', 'e', 1, { idempotencyKey: 'k1' });
+      assert.equal(a, b);
+      await c.publish('h:idem', 'e', 2);
+      await waitFor(() => got.got.length === 2, { what: 'two events' });
+      assert.deepEqual(got.got.map(([d]) => d), [1, 2]);
+    } finally {
+      await c.close();
+      await s.stop();
+    }
   });
 });
 

@@ -306,3 +306,29 @@ describe('construction', () => {
     assert.equal(fake.sockets.length, 0);
   });
 });
+
+describe('gaps and positions', () => {
+  it('a gap frame reaches onGap with its room', async () => {
+    const fake = fakeServer();
+    const gaps = [];
+    const c = newClient(fake, { onGap: (room) => gaps.push(room) });
+    await connected(fake, c);
+    fake.sockets[0].frame({ type: 'gap', room: 'news' });
+    assert.deepEqual(gaps, ['news']);
+    await c.close();
+  });
+
+  it('a join reply read after later events does not move the position back', async () => {
+    const fake = fakeServer();
+    const c = newClient(fake);
+    await connected(fake, c);
+    const s = fake.sockets[0];
+    const joined = c.join('h:r');
+    await waitFor(() => s.requests('join').length === 1);
+    s.frame({ type: 'event', room: 'h:r', event: 'e', msgId: 'm8', offset: 8, epoch: 'E' });
+    s.frame({ type: 'reply', id: s.requests('join')[0].id, data: { room: 'h:r', offset: 7, epoch: 'E' } });
+    await joined;
+    assert.deepEqual(c.position('h:r'), { offset: 8, epoch: 'E' });
+    await c.close();
+  });
+});

@@ -93,7 +93,12 @@ export async function startServer(bin, { port, args = [], timeout = 20000 } = {}
  */
 export async function freezableProxy(target) {
   const pairs = new Set();
+  let refusing = false;
   const server = createServer((client) => {
+    if (refusing) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = connect(target, '127.0.0.1');
     const pair = { client, upstream, frozen: false };
     pairs.add(pair);
@@ -112,6 +117,20 @@ export async function freezableProxy(target) {
     base: `http://127.0.0.1:${server.address().port}`,
     freeze() {
       for (const p of pairs) p.frozen = true;
+    },
+    /**
+     * cut resets every connection open now, as a network failure does, and
+     * refuses new ones until restore.
+     */
+    cut() {
+      refusing = true;
+      for (const p of pairs) {
+        p.client.resetAndDestroy();
+        p.upstream.resetAndDestroy();
+      }
+    },
+    restore() {
+      refusing = false;
     },
     async close() {
       for (const p of pairs) {
