@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/broker/internal/catchup"
 	"github.com/nats-io/nats.go"
 )
 
@@ -30,6 +31,11 @@ type Broker struct {
 	subs       map[string]*nats.Subscription // by room
 	controlSub *nats.Subscription
 	usersSub   *nats.Subscription // every user room, on one wildcard
+
+	hist historyState
+	// track orders the messages of rooms with history and fills the gaps
+	// a reconnect leaves (see package catchup); set by Start.
+	track *catchup.Tracker
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -76,6 +82,7 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		return errors.New("nats broker: already started")
 	}
 	b.h = h
+	b.track = catchup.New(h, func(room string) bool { return b.policy(room).Size > 0 }, b.Since, b.log)
 	buf := b.cfg.PublishBufferBytes
 	if buf == 0 {
 		buf = -1 // nats.go: no reconnect buffer, publish fails at once
@@ -91,6 +98,7 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.log.Info("nats broker: reconnected", "url", nc.ConnectedUrlRedacted())
+			b.reconnected()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
@@ -102,9 +110,17 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	}, b.cfg.Options...)
 	nc, err := nats.Connect(b.cfg.URL, opts...)
 	if err != nil {
+		b.track.Close()
 		return unavailable(err)
 	}
 	b.nc = nc
+	if b.hist.policy != nil {
+		if err := b.startJetStream(ctx); err != nil {
+			nc.Close()
+			b.track.Close()
+			return err
+		}
+	}
 	sub, err := nc.Subscribe(b.control, b.deliverControl)
 	var users *nats.Subscription
 	if err == nil {
@@ -115,6 +131,7 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	}
 	if err != nil {
 		nc.Close()
+		b.track.Close()
 		return unavailable(err)
 	}
 	b.mu.Lock()
@@ -138,7 +155,22 @@ func (b *Broker) deliverMessage(msg *nats.Msg) {
 		b.log.Warn("nats broker: undecodable message", "subject", msg.Subject, "err", err)
 		return
 	}
-	b.h.HandleMessage(m)
+	b.track.Deliver(m)
+}
+
+// reconnected runs after nats.go reconnected and sent every
+// subscription again: messages published meanwhile never reached this
+// node, so rooms with history are caught up from their streams and the
+// others reported to the Handler.
+func (b *Broker) reconnected() {
+	b.forgetStreams()
+	b.mu.Lock()
+	rooms := make([]string, 0, len(b.subs))
+	for room := range b.subs {
+		rooms = append(rooms, room)
+	}
+	b.mu.Unlock()
+	b.track.Resubscribed(rooms)
 }
 
 // ready reports why the broker cannot be used now, if it cannot.
@@ -155,10 +187,16 @@ func (b *Broker) ready() error {
 // Publish implements broker.Broker: one PUB of the JSON-encoded message.
 // A nil error means nats.go accepted it for sending (NATS core is
 // at-most-once); while reconnecting it is buffered or refused according
-// to Config.PublishBufferBytes.
-func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
+// to Config.PublishBufferBytes. To a room with history it is first
+// stored in the room's stream (see the package documentation), and a
+// nil error means JetStream acknowledged it; such publishes are never
+// buffered.
+func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	if err := b.ready(); err != nil {
 		return err
+	}
+	if p := b.policy(m.Room); p.Size > 0 {
+		return b.publishStored(ctx, m, p)
 	}
 	payload, err := json.Marshal(m)
 	if err != nil {
@@ -243,6 +281,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 		_ = sub.Unsubscribe()
 		return unavailable(err)
 	}
+	b.track.Subscribed(ctx, room)
 	return nil
 }
 
@@ -259,6 +298,7 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 	if sub == nil {
 		return nil
 	}
+	defer b.track.Unsubscribed(room)
 	// While disconnected the UNSUB is buffered or, with the connection gone,
 	// moot: nats.go forgets the subscription and will not resend it.
 	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -299,6 +339,9 @@ func (b *Broker) Close() error {
 	}
 	if b.nc != nil {
 		b.nc.Close()
+	}
+	if b.track != nil {
+		b.track.Close()
 	}
 	return nil
 }

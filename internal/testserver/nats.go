@@ -18,15 +18,18 @@ type NATS struct {
 	srv *server.Server
 }
 
-// StartNATS starts an embedded nats-server on a free loopback port and shuts
-// it down when the test ends.
+// StartNATS starts an embedded nats-server, with JetStream (file storage
+// in a directory of the test's), on a free loopback port and shuts it
+// down when the test ends.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
 	n := &NATS{t: t, opts: server.Options{
-		Host:   "127.0.0.1",
-		Port:   freePort(t),
-		NoLog:  true,
-		NoSigs: true,
+		Host:      "127.0.0.1",
+		Port:      freePort(t),
+		NoLog:     true,
+		NoSigs:    true,
+		JetStream: true,
+		StoreDir:  t.TempDir(), // kept across Restart, as a server's disk is
 	}}
 	if err := n.start(); err != nil {
 		t.Fatal(err)

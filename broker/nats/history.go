@@ -1,0 +1,296 @@
+package nats
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// History on NATS is JetStream: each room with history has a stream of
+// its own, <PREFIX>_H_<hash of the room> (file storage), on the subject
+// <prefix>.hist.<escaped room>, limited to the room's Size (MaxMsgs,
+// discarding the oldest) and TTL (MaxAge). The stream sequence is the
+// room's offset; the epoch is a random value kept in the stream's
+// metadata when it is created, so a stream deleted and created again
+// (or lost with a server's storage) starts a new epoch. Idempotency keys
+// are JetStream's message ids (Nats-Msg-Id), within the stream's
+// duplicate window (the TTL, or 2 minutes without one).
+//
+// A publish is stored first (one JetStream publish, acknowledged by the
+// server), then sent with its offset and epoch on the room's core
+// subject, as any message is. Two publishers may so reach a node out of
+// offset order; the node then puts them back in order from the stream.
+
+const epochKey = "herald_epoch"
+
+// dupWindow is the idempotency window of a room without TTL.
+const dupWindow = 2 * time.Minute
+
+// roomStream is what a node knows of a room's stream.
+type roomStream struct {
+	name  string
+	epoch string
+}
+
+// historyState is the broker's JetStream side.
+type historyState struct {
+	policy broker.HistoryFunc
+	js     jetstream.JetStream
+
+	mu      sync.Mutex
+	streams map[string]roomStream // by room; forgotten after a reconnect
+}
+
+var _ broker.Historian = (*Broker)(nil)
+
+// SetHistory implements broker.Historian.
+func (b *Broker) SetHistory(f broker.HistoryFunc) { b.hist.policy = f }
+
+func (b *Broker) policy(room string) broker.HistoryPolicy {
+	if b.hist.policy == nil || broker.IsUserRoom(room) {
+		return broker.HistoryPolicy{}
+	}
+	return b.hist.policy(room)
+}
+
+// startJetStream checks that the server has JetStream, which rooms with
+// history need.
+func (b *Broker) startJetStream(ctx context.Context) error {
+	js, err := jetstream.New(b.nc)
+	if err != nil {
+		return unavailable(err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return fmt.Errorf("nats broker: rooms with history need JetStream, which the server does not enable: %w", err)
+		}
+		return unavailable(fmt.Errorf("jetstream: %w", err))
+	}
+	b.hist.js = js
+	return nil
+}
+
+func (b *Broker) histSubject(room string) string {
+	return b.cfg.Prefix + ".hist." + escapeToken(room)
+}
+
+func (b *Broker) streamName(room string) string {
+	sum := sha256.Sum256([]byte(room))
+	prefix := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, b.cfg.Prefix)
+	return strings.ToUpper(prefix) + "_H_" + hex.EncodeToString(sum[:16])
+}
+
+// forgetStreams drops what this node knows of streams (after a
+// reconnect: a server may have come back without them).
+func (b *Broker) forgetStreams() {
+	b.hist.mu.Lock()
+	b.hist.streams = nil
+	b.hist.mu.Unlock()
+}
+
+// stream returns room's stream, creating it if it does not exist.
+func (b *Broker) stream(ctx context.Context, room string, p broker.HistoryPolicy) (roomStream, error) {
+	b.hist.mu.Lock()
+	rs, ok := b.hist.streams[room]
+	b.hist.mu.Unlock()
+	if ok {
+		return rs, nil
+	}
+	info, err := b.streamInfo(ctx, room, p)
+	if err != nil {
+		return roomStream{}, err
+	}
+	rs = roomStream{name: info.Config.Name, epoch: info.Config.Metadata[epochKey]}
+	b.hist.mu.Lock()
+	if b.hist.streams == nil {
+		b.hist.streams = make(map[string]roomStream)
+	}
+	b.hist.streams[room] = rs
+	b.hist.mu.Unlock()
+	return rs, nil
+}
+
+// streamInfo reads room's stream, creating it if it does not exist.
+func (b *Broker) streamInfo(ctx context.Context, room string, p broker.HistoryPolicy) (*jetstream.StreamInfo, error) {
+	name := b.streamName(room)
+	for range 3 {
+		s, err := b.hist.js.Stream(ctx, name)
+		if err == nil {
+			return s.Info(ctx)
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, b.jsErr(err)
+		}
+		dup := dupWindow
+		if p.TTL > 0 {
+			dup = min(dup, p.TTL)
+		}
+		cfg := jetstream.StreamConfig{
+			Name:       name,
+			Subjects:   []string{b.histSubject(room)},
+			Storage:    jetstream.FileStorage,
+			Retention:  jetstream.LimitsPolicy,
+			Discard:    jetstream.DiscardOld,
+			MaxMsgs:    int64(p.Size),
+			MaxAge:     p.TTL,
+			Duplicates: dup,
+			Metadata:   map[string]string{epochKey: rand.Text()[:12]},
+		}
+		s, err = b.hist.js.CreateStream(ctx, cfg)
+		if err == nil {
+			return s.Info(ctx)
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, b.jsErr(err)
+		}
+		// Another node created it meanwhile: read that one.
+	}
+	return nil, unavailable(fmt.Errorf("stream %s: created and deleted concurrently", name))
+}
+
+func (b *Broker) jsErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return fmt.Errorf("nats broker: jetstream: %w", err)
+	}
+	return unavailable(err)
+}
+
+// publishStored stores m in its room's stream, then publishes it (with
+// its offset and epoch) on the room's subject.
+func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.HistoryPolicy) error {
+	if !b.nc.IsConnected() {
+		return unavailable(fmt.Errorf("connection %s", b.nc.Status()))
+	}
+	rs, err := b.stream(ctx, m.Room, p)
+	if err != nil {
+		return err
+	}
+	m.Offset, m.Epoch = 0, ""
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("nats broker: encode: %w", err)
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(rs.name), jetstream.WithRetryAttempts(0)}
+	if m.IdempotencyKey != "" {
+		opts = append(opts, jetstream.WithMsgID(m.IdempotencyKey))
+	}
+	ack, err := b.hist.js.Publish(ctx, b.histSubject(m.Room), payload, opts...)
+	if err != nil {
+		b.forgetStreams() // it may be gone; read it again next time
+		return b.jsErr(err)
+	}
+	if ack.Duplicate {
+		s, err := b.hist.js.Stream(ctx, rs.name)
+		if err != nil {
+			return b.jsErr(err)
+		}
+		raw, err := s.GetMsg(ctx, ack.Sequence)
+		if err != nil {
+			return b.jsErr(err)
+		}
+		var stored broker.Message
+		if err := json.Unmarshal(raw.Data, &stored); err != nil {
+			return fmt.Errorf("nats broker: stored message %d: %w", ack.Sequence, err)
+		}
+		m.MsgID, m.Offset, m.Epoch = stored.MsgID, ack.Sequence, rs.epoch
+		return nil
+	}
+	m.Offset, m.Epoch = ack.Sequence, rs.epoch
+	live, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("nats broker: encode: %w", err)
+	}
+	// Stored: a failure to send it live now is repaired by the nodes from
+	// the stream when the room's next message (or their reconnect) shows
+	// the gap.
+	if err := b.publish(b.roomSubject(m.Room), live); err != nil {
+		b.log.Warn("nats broker: stored message not sent live", "room", m.Room, "offset", m.Offset, "err", err)
+	}
+	return nil
+}
+
+// Since implements broker.Historian: the stream's info, then one direct
+// read per message.
+func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error) {
+	if err := b.ready(); err != nil {
+		return nil, broker.Position{}, err
+	}
+	p := b.policy(room)
+	if p.Size <= 0 {
+		if pos == (broker.Position{}) {
+			return nil, broker.Position{}, nil
+		}
+		return nil, broker.Position{}, fmt.Errorf("%w: room %q keeps no history", broker.ErrUnrecoverable, room)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	info, err := b.streamInfo(ctx, room, p)
+	if err != nil {
+		return nil, broker.Position{}, err
+	}
+	cur := broker.Position{Offset: info.State.LastSeq, Epoch: info.Config.Metadata[epochKey]}
+	switch {
+	case pos == (broker.Position{}):
+		return nil, cur, nil
+	case pos.Epoch != cur.Epoch:
+		return nil, cur, fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, cur.Epoch)
+	case pos.Offset > cur.Offset:
+		return nil, cur, fmt.Errorf("%w: offset %d is past the newest, %d", broker.ErrUnrecoverable, pos.Offset, cur.Offset)
+	case pos.Offset == cur.Offset:
+		return nil, cur, nil
+	case pos.Offset+1 < info.State.FirstSeq:
+		return nil, cur, fmt.Errorf("%w: messages after %d are no longer kept", broker.ErrUnrecoverable, pos.Offset)
+	}
+	n := cur.Offset - pos.Offset
+	if limit > 0 && n > uint64(limit) {
+		n = uint64(limit)
+	}
+	s, err := b.hist.js.Stream(ctx, info.Config.Name)
+	if err != nil {
+		return nil, cur, b.jsErr(err)
+	}
+	out := make([]*broker.Message, 0, n)
+	for seq := pos.Offset + 1; seq <= pos.Offset+n; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, cur, fmt.Errorf("%w: message %d is no longer kept", broker.ErrUnrecoverable, seq)
+		}
+		if err != nil {
+			return nil, cur, b.jsErr(err)
+		}
+		m := new(broker.Message)
+		if err := json.Unmarshal(raw.Data, m); err != nil {
+			return nil, cur, fmt.Errorf("nats broker: stored message %d: %w", seq, err)
+		}
+		m.Offset, m.Epoch = seq, cur.Epoch
+		out = append(out, m)
+	}
+	return out, cur, nil
+}
