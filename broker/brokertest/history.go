@@ -10,8 +10,9 @@ import (
 	"github.com/heraldrt/herald/broker"
 )
 
-// HistorySize is what the conformance table's history rooms keep.
-const HistorySize = 8
+// HistorySize is what the conformance table's history rooms keep: small,
+// yet room enough for a node to fill a gap while others publish on.
+const HistorySize = 64
 
 // historyTTL is the TTL of the table's expiring rooms.
 const historyTTL = 300 * time.Millisecond

@@ -280,7 +280,7 @@ func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, li
 	for seq := pos.Offset + 1; seq <= pos.Offset+n; seq++ {
 		raw, err := s.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, cur, fmt.Errorf("%w: message %d is no longer kept", broker.ErrUnrecoverable, seq)
+			return nil, cur, fmt.Errorf("%w: message %d is no longer kept (%v, first %d)", broker.ErrUnrecoverable, seq, err, info.State.FirstSeq)
 		}
 		if err != nil {
 			return nil, cur, b.jsErr(err)
