@@ -283,9 +283,25 @@ func (c *Config) setDefaults() {
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("herald: invalid config")
 
+// ConfigError is the error New returns for an invalid Config. Field is the
+// field's Go name, with an index or sub-field where it applies
+// ("CompressionLevel", "APIKeys", "History[0].Size"), Problem what is
+// wrong with its value. errors.Is(err, ErrConfig) holds for it; a program
+// that sets Config from its own flags can use Field to name the flag the
+// user typed (the herald binary does).
+type ConfigError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return ErrConfig.Error() + ": " + e.Field + ": " + e.Problem }
+
+// Unwrap returns ErrConfig.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
 func (c *Config) validate() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+		return &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case !strings.HasPrefix(c.Path, "/"):
@@ -302,8 +318,12 @@ func (c *Config) validate() error {
 		return bad("WriteTimeout", "must be positive (got %s)", c.WriteTimeout)
 	case c.DrainTimeout < 0:
 		return bad("DrainTimeout", "must be positive (got %s)", c.DrainTimeout)
-	case c.AckTimeout < 0 || c.AckRetries < 0 || c.MaxPendingAcks < 0:
-		return bad("AckTimeout/AckRetries/MaxPendingAcks", "must be positive")
+	case c.AckTimeout < 0:
+		return bad("AckTimeout", "must be positive (got %s)", c.AckTimeout)
+	case c.AckRetries < 0:
+		return bad("AckRetries", "must not be negative (got %d)", c.AckRetries)
+	case c.MaxPendingAcks < 0:
+		return bad("MaxPendingAcks", "must not be negative (got %d)", c.MaxPendingAcks)
 	case c.MaxPendingAckBytes < 0:
 		return bad("MaxPendingAckBytes", "must be positive (got %d)", c.MaxPendingAckBytes)
 	case c.MaxNodePendingAckBytes < 0:
@@ -314,10 +334,12 @@ func (c *Config) validate() error {
 		return bad("BackendTimeout", "must be positive (got %s)", c.BackendTimeout)
 	case strings.Contains(c.NodeID, "/"):
 		return bad("NodeID", "may not contain \"/\" (got %q)", c.NodeID)
-	case c.MaxConnsPerUser < 0 || c.MaxConnsPerIP < 0:
-		return bad("MaxConnsPerUser/MaxConnsPerIP", "must not be negative")
+	case c.MaxConnsPerUser < 0:
+		return bad("MaxConnsPerUser", "must not be negative (got %d)", c.MaxConnsPerUser)
+	case c.MaxConnsPerIP < 0:
+		return bad("MaxConnsPerIP", "must not be negative (got %d)", c.MaxConnsPerIP)
 	case c.UpgradeRatePerIP < 0:
-		return bad("UpgradeRatePerIP", "must not be negative")
+		return bad("UpgradeRatePerIP", "must not be negative (got %g)", c.UpgradeRatePerIP)
 	case c.MaxRoomsPerConn < 0:
 		return bad("MaxRoomsPerConn", "must be positive (got %d)", c.MaxRoomsPerConn)
 	}
@@ -326,7 +348,8 @@ func (c *Config) validate() error {
 	}
 	for i, k := range c.APIKeys {
 		if len(k) < 16 {
-			return bad(fmt.Sprintf("APIKeys[%d]", i), "must be at least 16 characters")
+			// The key itself is a secret: say which one, not what it is.
+			return bad("APIKeys", "key %d of %d has %d characters; each needs at least 16", i+1, len(c.APIKeys), len(k))
 		}
 	}
 	return nil

@@ -147,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.History) > 0 {
 		h, ok := s.broker.(broker.Historian)
 		if !ok {
-			return nil, fmt.Errorf("%w: History: the broker (%T) keeps no history", ErrConfig, s.broker)
+			return nil, &ConfigError{Field: "History", Problem: fmt.Sprintf("the broker (%T) keeps no history", s.broker)}
 		}
 		s.historyOf = historyFunc(cfg.History)
 		h.SetHistory(s.historyOf)

@@ -16,8 +16,9 @@ import (
 // on the command line or through their HERALD_* variable, so the
 // precedence is: flag > environment > config file > default. Keys are the
 // flag names (addr, drain-timeout, redis-url, ...); a list may be given
-// for comma-separated flags. An unknown key or a value the flag rejects is
-// an error naming the field.
+// for comma-separated flags. An unknown key (with the closest known one)
+// or a value the flag rejects (with what it takes) is an error naming the
+// file and the key.
 func (f *envFlags) loadConfigFile(path string) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -26,10 +27,9 @@ func (f *envFlags) loadConfigFile(path string) error {
 	var doc map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
-		return fmt.Errorf("config file %s: not valid YAML: %v", path, err)
+		return fmt.Errorf("%s: not valid YAML: %v", path, err)
 	}
-	setOnCLI := map[string]bool{}
-	f.fs.Visit(func(fl *flagT) { setOnCLI[fl.Name] = true })
+	f.file = path
 	keys := make([]string, 0, len(doc))
 	for k := range doc {
 		keys = append(keys, k)
@@ -37,18 +37,23 @@ func (f *envFlags) loadConfigFile(path string) error {
 	sort.Strings(keys)
 	for _, key := range keys {
 		if key == "config" || f.fs.Lookup(key) == nil {
-			return fmt.Errorf("config file %s: unknown field %q (fields are the flag names of herald serve --help)", path, key)
+			names := flagNames(f.fs)
+			if s := suggest(key, names); s != "" && s != "config" {
+				return fmt.Errorf("%s: unknown key %q; did you mean %s? (the keys are the flag names)", path, key, s)
+			}
+			return fmt.Errorf("%s: unknown key %q (the keys are the flag names)", path, key)
 		}
-		if setOnCLI[key] || f.fromEnv[key] {
+		if f.onCLI[key] || f.fromEnv[key] {
 			continue
 		}
 		val, err := yamlScalar(doc[key])
 		if err != nil {
-			return fmt.Errorf("config file %s: field %q: %v", path, key, err)
+			return fmt.Errorf("%s: %s: %v", path, key, err)
 		}
 		if err := f.fs.Set(key, val); err != nil {
-			return fmt.Errorf("config file %s: field %q: invalid value %q: %v", path, key, val, err)
+			return badValue(path+": "+key, val, f.fs.Lookup(key), err)
 		}
+		f.fromFile[key] = true
 	}
 	return nil
 }
@@ -73,5 +78,8 @@ func yamlScalar(v any) (string, error) {
 		}
 		return strings.Join(parts, ","), nil
 	}
-	return "", fmt.Errorf("expected a scalar or a list, got %T", v)
+	if _, ok := v.(map[string]any); ok {
+		return "", errors.New("expected a value or a list, not a mapping")
+	}
+	return "", fmt.Errorf("expected a value or a list, got %T", v)
 }

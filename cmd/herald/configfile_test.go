@@ -55,12 +55,14 @@ func TestInvalidConfigFileExits2NamingTheField(t *testing.T) {
 	tests := []struct {
 		name, text, want string
 	}{
-		{"unknown field", "adress: 127.0.0.1:1\n", `unknown field "adress"`},
-		{"bad duration", "drain-timeout: soon\n", `field "drain-timeout"`},
-		{"bad int", "read-limit: lots\n", `field "read-limit"`},
-		{"rejected by validation", "compression-level: 42\n", "CompressionLevel"},
+		{"unknown field", "adress: 127.0.0.1:1\n", `herald.yaml: unknown key "adress"; did you mean addr?`},
+		{"bad duration", "drain-timeout: soon\n", `herald.yaml: drain-timeout: "soon" is not a duration`},
+		{"duration without a unit", "heartbeat-interval: 5\n", `herald.yaml: heartbeat-interval: "5" is not a duration: it needs a unit, e.g. 5s`},
+		{"bad bool", "no-compression: maybe\n", `herald.yaml: no-compression: "maybe" is not a boolean: use true or false`},
+		{"bad int", "read-limit: lots\n", `herald.yaml: read-limit: "lots" is not a whole number, e.g. 65536`},
+		{"rejected by validation", "compression-level: 42\n", "herald.yaml: compression-level: must be 1..9 (got 42)"},
 		{"not YAML", "addr: [unclosed\n", "not valid YAML"},
-		{"nested map", "addr: {host: x}\n", `field "addr"`},
+		{"nested map", "addr: {host: x}\n", `herald.yaml: addr: expected a value or a list, not a mapping`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

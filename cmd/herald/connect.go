@@ -37,29 +37,20 @@ and errors go to stderr.
 // runConnect is `herald connect URL`: an interactive client, like wscat,
 // built on the client package, so it reconnects and re-joins by itself.
 func runConnect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	f := newEnvFlags("connect", stderr)
+	f := newEnvFlags("connect", stdout)
 	token := f.String("token", "", "bearer token sent on every (re)connect")
 	clientID := f.String("client-id", "", "X-Client-Id: the user id in anonymous mode")
-	f.fs.Usage = func() {
-		w := f.fs.Output()
-		fmt.Fprint(w, "Usage: herald connect URL [--token T] [--client-id ID]\n\nURL is the WebSocket endpoint, e.g. ws://127.0.0.1:8080/ws.\n\n")
-		printFlags(w, f)
-		fmt.Fprint(w, "\n"+connectHelp)
-	}
+	f.header = "Usage: herald connect URL [--token T] [--client-id ID]\n\nURL is the WebSocket endpoint, e.g. ws://127.0.0.1:8080/ws.\n"
+	f.footer = "\n" + connectHelp
 	flagArgs, pos := splitArgs(args, f.fs)
-	if err := f.fs.Parse(flagArgs); err != nil {
+	if err := f.parse(flagArgs); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		return 2
-	}
-	if len(f.errs) > 0 {
-		fmt.Fprintf(stderr, "herald connect: %v\n", f.errs[0])
-		return 2
+		return usageFailed(stderr, "connect", err)
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "Usage: herald connect URL [--token T] [--client-id ID] (e.g. ws://127.0.0.1:8080/ws)")
-		return 2
+		return usageFailed(stderr, "connect", errors.New("give one URL, the WebSocket endpoint (e.g. ws://127.0.0.1:8080/ws)"))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -237,18 +228,6 @@ func splitArgs(args []string, fs *flag.FlagSet) (flags, positional []string) {
 func isBoolFlag(fl *flag.Flag) bool {
 	b, ok := fl.Value.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()
-}
-
-// printFlags lists a subcommand's flags with the environment variable that
-// can set each, if any.
-func printFlags(w io.Writer, f *envFlags) {
-	f.fs.VisitAll(func(fl *flag.Flag) {
-		env := ""
-		if e, ok := f.envs[fl.Name]; ok {
-			env = " (" + e + ")"
-		}
-		fmt.Fprintf(w, "  --%s%s\n      %s (default %q)\n", fl.Name, env, fl.Usage, fl.DefValue)
-	})
 }
 
 // lockedWriter serialises writes from the command loop and the client's

@@ -40,7 +40,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "herald: unknown command %q\n\n", args[0])
+		if s := suggest(args[0], []string{"serve", "connect", "publish", "token", "bench", "version", "help"}); s != "" {
+			fmt.Fprintf(stderr, "herald: unknown command %q; did you mean %s?\n\n", args[0], s)
+		} else {
+			fmt.Fprintf(stderr, "herald: unknown command %q\n\n", args[0])
+		}
 		usage(stderr)
 		return 2
 	}

@@ -22,7 +22,7 @@ const maxPublishResponse = 1 << 20
 // runPublish is `herald publish`: one POST to the server API's
 // /api/v1/publish, for scripts and operators.
 func runPublish(args []string, stdout, stderr io.Writer) int {
-	f := newEnvFlags("publish", stderr)
+	f := newEnvFlags("publish", stdout)
 	url := f.String("url", "http://127.0.0.1:8080", "base URL of the Herald server")
 	apiKey := f.String("api-key", "", "server API key (required)")
 	fs := f.fs
@@ -32,26 +32,17 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", "", "JSON payload, e.g. '{\"text\":\"hi\"}' (optional)")
 	ack := fs.Bool("ack", false, "ask recipients to acknowledge; unacknowledged messages are redelivered")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of the request")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprint(w, "Usage: herald publish --room ROOM | --user USER --event EVENT [--data JSON] [flags]\n\n")
-		printFlags(w, f)
-	}
-	if err := fs.Parse(args); err != nil {
+	f.header = "Usage: herald publish --room ROOM | --user USER --event EVENT [--data JSON] [flags]\n"
+	if err := f.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		return 2
+		return usageFailed(stderr, "publish", err)
 	}
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "herald publish: "+format+"\n", a...)
-		return 2
+		return usageFailed(stderr, "publish", fmt.Errorf(format, a...))
 	}
 	switch {
-	case len(f.errs) > 0:
-		return usageErr("%v", f.errs[0])
-	case fs.NArg() > 0:
-		return usageErr("unexpected argument %q", fs.Arg(0))
 	case *apiKey == "":
 		return usageErr("an API key is required: --api-key or HERALD_API_KEY")
 	case (*room == "") == (*user == ""):

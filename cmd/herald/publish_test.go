@@ -161,8 +161,8 @@ func TestPublishHelp(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"--api-key (HERALD_API_KEY)", "--url (HERALD_URL)", "--room", "--user", "--data"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("help lacks %q:\n%s", want, stderr.String())
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("help (on stdout) lacks %q:\n%s", want, stdout.String())
 		}
 	}
 }

@@ -42,6 +42,7 @@ type serveConfig struct {
 	pprofAddr      string
 	gcTuning       string
 	noIOURing      bool
+	flags          *envFlags // to name a setting as the user gave it
 }
 
 // authConfigured reports whether any token verification is set up.
@@ -49,9 +50,11 @@ func (sc *serveConfig) authConfigured() bool {
 	return len(sc.jwt.Secret) > 0 || sc.jwt.PublicKeyFile != "" || sc.jwt.JWKSURL != ""
 }
 
-func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
-	f := newEnvFlags("serve", stderr)
-	sc := &serveConfig{}
+// parseServe reads serve's flags, variables and config file; --help is
+// written to helpOut (and flag.ErrHelp returned).
+func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
+	f := newEnvFlags("serve", helpOut)
+	sc := &serveConfig{flags: f}
 	cfg := &sc.server
 	f.String("config", "", "YAML config file; keys are these flag names (e.g. drain-timeout: 45s)")
 	addr := f.String("addr", "127.0.0.1:8080", "listen address (host:port)")
@@ -164,18 +167,32 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	sc.demo, sc.pprofAddr, sc.gcTuning = *demoPage, *pprofAddr, *gcTuning
 	rules, err := herald.ParseHistoryRules(*history)
 	if err != nil {
-		return nil, fmt.Errorf("--history: %w", err)
+		return nil, fmt.Errorf("%s: %w", f.origin("history"), err)
 	}
 	cfg.History = rules
 	if sc.gcTuning != "adaptive" && sc.gcTuning != "off" {
-		return nil, fmt.Errorf("--gc-tuning: %q is not adaptive or off", sc.gcTuning)
+		return nil, fmt.Errorf("%s: %q is not adaptive or off", f.origin("gc-tuning"), sc.gcTuning)
 	}
 	switch *ioURing {
 	case "auto":
 	case "off":
 		sc.noIOURing = true
 	default:
-		return nil, fmt.Errorf("--io-uring: %q is not auto or off", *ioURing)
+		return nil, fmt.Errorf("%s: %q is not auto or off", f.origin("io-uring"), *ioURing)
+	}
+	if n := len(sc.jwt.Secret); n > 0 && n < jwtauth.MinSecretBytes {
+		return nil, fmt.Errorf("%s: the secret has %d bytes; HS256 needs at least %d (e.g. openssl rand -hex 32)",
+			f.origin("jwt-secret"), n, jwtauth.MinSecretBytes)
+	}
+	if *maxLifetime < 0 {
+		return nil, fmt.Errorf("%s: must not be negative (got %s)", f.origin("jwt-max-lifetime"), *maxLifetime)
+	}
+	var lv slog.Level
+	if lv.UnmarshalText([]byte(sc.logLevel)) != nil {
+		return nil, fmt.Errorf("%s: %q is not one of debug, info, warn, error", f.origin("log-level"), sc.logLevel)
+	}
+	if sc.logFormat != "json" && sc.logFormat != "text" {
+		return nil, fmt.Errorf("%s: %q is not json or text", f.origin("log-format"), sc.logFormat)
 	}
 	if (sc.tlsCert == "") != (sc.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
@@ -184,8 +201,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, err
 	}
 	if !sc.authConfigured() && !sc.backend.has(backend.HookConnect) && !sc.insecureNoAuth && !isLoopback(sc.addr) {
-		return nil, fmt.Errorf("--addr %s is not a loopback address and no authentication is configured: "+
-			"set --jwt-secret, --jwt-public-key-file or --jwks-url, or the connect hook of --backend-hooks, or pass --insecure-no-auth to accept anonymous clients", sc.addr)
+		return nil, fmt.Errorf("%s %s is not a loopback address and no authentication is configured: "+
+			"set --jwt-secret, --jwt-public-key-file or --jwks-url, or the connect hook of --backend-hooks, or pass --insecure-no-auth to accept anonymous clients", f.origin("addr"), sc.addr)
 	}
 	return sc, nil
 }
@@ -229,13 +246,12 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
-	sc, err := parseServe(args, stderr)
+	sc, err := parseServe(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "herald serve: %v\n", err)
-		return 2
+		return usageFailed(stderr, "serve", err)
 	}
 	if sc.pprofAddr == "" {
 		// Nothing can read a heap profile: do not sample for one. The
@@ -244,8 +260,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	logger, err := newLogger(sc.logFormat, sc.logLevel, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "herald serve: %v\n", err)
-		return 2
+		return usageFailed(stderr, "serve", err)
 	}
 	sc.server.Logger = logger
 	var authn *jwtauth.Authenticator
@@ -255,8 +270,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		authn, err = jwtauth.New(initCtx, sc.jwt)
 		cancel()
 		if err != nil {
-			fmt.Fprintf(stderr, "herald serve: jwt: %v\n", err)
-			return 2
+			return usageFailed(stderr, "serve", err)
 		}
 		defer authn.Close()
 		sc.server.Authenticator = authn
@@ -299,8 +313,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	srv, err := herald.New(sc.server)
 	if err != nil {
 		closeEngines()
-		fmt.Fprintf(stderr, "herald serve: %v\n", err)
-		return 2
+		return usageFailed(stderr, "serve", sc.flags.configError(err))
 	}
 	// Warnings only once the configuration is known to be valid, so that
 	// they do not bury the error that stops the server.

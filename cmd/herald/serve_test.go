@@ -81,10 +81,10 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{"bad flag", nil, []string{"--no-such-flag"}, "no-such-flag"},
 		{"bad gc tuning", nil, []string{"--gc-tuning", "fast"}, "gc-tuning"},
 		{"bad io_uring", nil, []string{"--io-uring", "on"}, "io-uring"},
-		{"bad level", nil, []string{"--compression-level", "12"}, "CompressionLevel"},
-		{"negative level", nil, []string{"--compression-level", "-2"}, "CompressionLevel"},
+		{"bad level", nil, []string{"--compression-level", "12"}, "--compression-level: must be 1..9 (got 12)"},
+		{"negative level", nil, []string{"--compression-level", "-2"}, "--compression-level: must be 1..9"},
 		{"bad log format", nil, []string{"--log-format", "xml"}, "log-format"},
-		{"short api key", nil, []string{"--api-key", "short"}, "APIKeys"},
+		{"short api key", nil, []string{"--api-key", "short"}, "--api-key: key 1 of 1 has 5 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 // runToken prints a development token signed with the configured secret,
 // so that trying authentication takes a minute.
 func runToken(args []string, stdout, stderr io.Writer) int {
-	f := newEnvFlags("token", stderr)
+	f := newEnvFlags("token", stdout)
 	secret := f.String("jwt-secret", "", "HS256 secret the server verifies with (at least 32 bytes)")
 	f.envs["sub"] = "-"
 	sub := f.fs.String("sub", "", "user id (the sub claim); required")
@@ -36,8 +36,7 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		err = errors.New("no secret: set HERALD_JWT_SECRET (or --jwt-secret) to the server's secret")
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "herald token: %v\n", err)
-		return 2
+		return usageFailed(stderr, "token", err)
 	}
 	pub := splitList(*publish)
 	if *publish == "" {
