@@ -23,13 +23,17 @@ const (
 	ScenarioBroadcast = "broadcast"
 	ScenarioChurn     = "churn"
 	ScenarioCluster   = "cluster"
+	// ScenarioProxy compares Herald's connects with the connect hook sent
+	// to a local backend (docs/backend.md) with JWT-only connects, in the
+	// same run. Not in the default list: run it by name.
+	ScenarioProxy = "proxy"
 )
 
 // Options configure a Run. Zero fields take the defaults of Defaults (or
 // QuickDefaults).
 type Options struct {
 	Targets   []string // herald, ws, socketio, floor
-	Scenarios []string // idle, broadcast, churn, cluster (broadcast includes the ramp)
+	Scenarios []string // idle, broadcast, churn, cluster (broadcast includes the ramp); proxy by name only
 
 	Conns        int           // subscribers per run (default 10,000)
 	Rooms        int           // rooms they are spread over (default 10)
@@ -131,10 +135,10 @@ func (o *Options) validate() error {
 	}
 	for _, s := range o.Scenarios {
 		switch s {
-		case ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster:
+		case ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster, ScenarioProxy:
 		default:
 			return fmt.Errorf("suite: unknown scenario %q (%s)", s,
-				strings.Join([]string{ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster}, ", "))
+				strings.Join([]string{ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster, ScenarioProxy}, ", "))
 		}
 	}
 	if o.Conns <= 0 || o.Rooms <= 0 || o.Reps <= 0 {

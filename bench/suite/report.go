@@ -52,17 +52,20 @@ type Machine struct {
 
 // Report is everything a Run measured; results.json is its JSON form.
 type Report struct {
-	Started      time.Time                                  `json:"started"`
-	Finished     time.Time                                  `json:"finished"`
-	Command      string                                     `json:"command"`
-	Quick        bool                                       `json:"quick"`
-	Machine      Machine                                    `json:"machine"`
-	Params       map[string]string                          `json:"params"`
-	Targets      []string                                   `json:"targets"`
-	Idle         map[string]*IdleFigures                    `json:"idle"`
-	Broadcast    map[string]map[string][]loadgen.StepResult `json:"broadcast"`
-	Ramp         map[string]loadgen.RampResult              `json:"ramp"`
-	Churn        map[string][]loadgen.ChurnResult           `json:"churn"`
+	Started   time.Time                                  `json:"started"`
+	Finished  time.Time                                  `json:"finished"`
+	Command   string                                     `json:"command"`
+	Quick     bool                                       `json:"quick"`
+	Machine   Machine                                    `json:"machine"`
+	Params    map[string]string                          `json:"params"`
+	Targets   []string                                   `json:"targets"`
+	Idle      map[string]*IdleFigures                    `json:"idle"`
+	Broadcast map[string]map[string][]loadgen.StepResult `json:"broadcast"`
+	Ramp      map[string]loadgen.RampResult              `json:"ramp"`
+	Churn     map[string][]loadgen.ChurnResult           `json:"churn"`
+	// Proxy holds the proxy scenario's churn results by column (ProxyJWT,
+	// ProxyConnect).
+	Proxy        map[string][]loadgen.ChurnResult           `json:"proxy,omitempty"`
 	ClusterFixed map[string]map[string][]loadgen.StepResult `json:"clusterFixed"`
 	ClusterRamp  map[string]loadgen.RampResult              `json:"clusterRamp"`
 	// ClusterIdle is the cluster's nodes' RSS growth (summed; the shared
@@ -96,7 +99,7 @@ func newReport(o Options) *Report {
 			"cluster nodes":      clusterNodesParam(o),
 		},
 		Idle: map[string]*IdleFigures{}, Broadcast: map[string]map[string][]loadgen.StepResult{},
-		Ramp: map[string]loadgen.RampResult{}, Churn: map[string][]loadgen.ChurnResult{},
+		Ramp: map[string]loadgen.RampResult{}, Churn: map[string][]loadgen.ChurnResult{}, Proxy: map[string][]loadgen.ChurnResult{},
 		ClusterFixed: map[string]map[string][]loadgen.StepResult{}, ClusterRamp: map[string]loadgen.RampResult{},
 		ClusterIdle: map[string]*IdleFigures{},
 		fixedRate:   o.FixedRate, nodes: o.ClusterNodes,
@@ -287,21 +290,23 @@ func (rep *Report) Tables() []Table {
 		}
 		t := Table{Name: "churn", Title: "Connection churn with JWT verification", Columns: chs,
 			Note: "Connect, upgrade with an Authorization: Bearer HS256 token, wait for the welcome (Socket.IO: the CONNECT reply), close; concurrent loops over all source addresses. Median of the repetitions."}
-		type metric struct {
-			name, unit string
-			lower      bool
-			f          func(loadgen.ChurnResult) float64
-		}
-		for _, m := range []metric{
-			{"Connects", "per s", false, func(c loadgen.ChurnResult) float64 { return c.ConnectsPerSec }},
-			{"Connect latency p50", "ms", true, func(c loadgen.ChurnResult) float64 { return c.Latency.P50 }},
-			{"Connect latency p99", "ms", true, func(c loadgen.ChurnResult) float64 { return c.Latency.P99 }},
-			{"Server CPU per connect", "µs", true, func(c loadgen.ChurnResult) float64 { return c.ServerCPUPerConn }},
-			{"Failed connects", "", true, func(c loadgen.ChurnResult) float64 { return float64(c.Failures) }},
-		} {
+		for _, m := range churnMetrics() {
 			row := Row{Metric: m.name, Unit: m.unit, LowerBetter: m.lower, Values: map[string]float64{}}
 			for _, tg := range chs {
 				row.Values[tg] = medianOf(rep.Churn[tg], m.f)
+			}
+			t.Rows = append(t.Rows, row)
+		}
+		tables = append(tables, t)
+	}
+	if len(rep.Proxy) > 0 {
+		cols := []string{ProxyJWT, ProxyConnect}
+		t := Table{Name: "proxy", Title: "Connects with the connect hook sent to the application's backend, vs JWT only", Columns: cols,
+			Note: "One Herald node. JWT only: the churn scenario (HS256 verified on the node). Connect proxy: no JWT on the node; each upgrade is one signed POST /connect to a local Go backend that verifies the HMAC and allows it (keep-alive HTTP/1.1; the backend's CPU is not in the server CPU). Median of the repetitions."}
+		for _, m := range churnMetrics() {
+			row := Row{Metric: m.name, Unit: m.unit, LowerBetter: m.lower, Values: map[string]float64{}}
+			for _, c := range cols {
+				row.Values[c] = medianOf(rep.Proxy[c], m.f)
 			}
 			t.Rows = append(t.Rows, row)
 		}
@@ -449,4 +454,21 @@ func (rep *Report) write(o Options) error {
 		}
 	}
 	return UpdateDocs(o.DocsFile, rep.Markdown(tables, prefix))
+}
+
+// churnMetric is one row of a churn table.
+type churnMetric struct {
+	name, unit string
+	lower      bool
+	f          func(loadgen.ChurnResult) float64
+}
+
+func churnMetrics() []churnMetric {
+	return []churnMetric{
+		{"Connects", "per s", false, func(c loadgen.ChurnResult) float64 { return c.ConnectsPerSec }},
+		{"Connect latency p50", "ms", true, func(c loadgen.ChurnResult) float64 { return c.Latency.P50 }},
+		{"Connect latency p99", "ms", true, func(c loadgen.ChurnResult) float64 { return c.Latency.P99 }},
+		{"Server CPU per connect", "µs", true, func(c loadgen.ChurnResult) float64 { return c.ServerCPUPerConn }},
+		{"Failed connects", "", true, func(c loadgen.ChurnResult) float64 { return float64(c.Failures) }},
+	}
 }

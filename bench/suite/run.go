@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +63,9 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 			}
 			r.guard(t, "churn", func() error { return r.churn(ctx, t) })
 		}
+	}
+	if o.has(ScenarioProxy) && slices.Contains(o.Targets, TargetHerald) {
+		r.guard(TargetHerald, "connect proxy", func() error { return r.proxy(ctx) })
 	}
 	if o.has(ScenarioCluster) {
 		for _, t := range o.Targets {
@@ -201,12 +205,20 @@ func payloadLabel(size int) string {
 
 // churn measures connects per second, each verifying a JWT.
 func (r *runner) churn(ctx context.Context, target string) error {
-	o := r.opts
 	d, err := r.deploy(ctx, target, deployConfig{nodes: 1, jwt: true})
 	if err != nil {
 		return err
 	}
 	defer d.stop()
+	return r.churnReps(ctx, d, target, func(res loadgen.ChurnResult) {
+		r.report.Churn[target] = append(r.report.Churn[target], res)
+	})
+}
+
+// churnReps runs the churn measurement o.Reps times against d, each
+// connect carrying a JWT, and hands each result to keep.
+func (r *runner) churnReps(ctx context.Context, d *deployment, label string, keep func(loadgen.ChurnResult)) error {
+	o := r.opts
 	workers := max(1, min(4, o.ChurnConc/16))
 	for rep := 0; rep < o.Reps; rep++ {
 		var specs []loadgen.WorkerSpec
@@ -225,9 +237,9 @@ func (r *runner) churn(ctx context.Context, target string) error {
 		if err != nil {
 			return err
 		}
-		r.report.Churn[target] = append(r.report.Churn[target], res)
-		r.logf("churn rep %d: %.0f connects/s, p99 %.1f ms, %.0f µs server CPU/connect, %d failed %s",
-			rep+1, res.ConnectsPerSec, res.Latency.P99, res.ServerCPUPerConn, res.Failures, res.FirstErr)
+		keep(res)
+		r.logf("%s churn rep %d: %.0f connects/s, p99 %.1f ms, %.0f µs server CPU/connect, %d failed %s",
+			label, rep+1, res.ConnectsPerSec, res.Latency.P99, res.ServerCPUPerConn, res.Failures, res.FirstErr)
 		time.Sleep(time.Second)
 	}
 	return nil

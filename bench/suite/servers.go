@@ -93,6 +93,8 @@ type deployConfig struct {
 	nodes int
 	jwt   bool
 	procs int // GOMAXPROCS of each Herald node; 0 for Go's default
+	// backendURL sends Herald's connect hook to this backend.
+	backendURL string
 }
 
 func freePort() (int, error) {
@@ -198,6 +200,10 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 			}
 			if redisURL != "" {
 				args = append(args, "--redis-url", redisURL)
+			}
+			if c.backendURL != "" {
+				args = append(args, "--backend-url", c.backendURL, "--backend-hooks", "connect", "--backend-secret", backendSecret,
+					"--backend-max-calls", "256")
 			}
 			var env []string
 			if c.procs > 0 {

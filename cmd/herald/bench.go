@@ -20,7 +20,7 @@ import (
 // runBench is `herald bench`: the end-to-end load generator that compares
 // Herald with the reference servers of bench/peers in one run.
 //
-//	herald bench [flags] [scenario...]   idle, broadcast, churn, cluster (default: all)
+//	herald bench [flags] [scenario...]   idle, broadcast, churn, cluster (default: all), proxy
 //	herald bench worker                  internal: a load-generator child process
 //	herald bench floor --addr HOST:PORT  internal: the floor server (bench/floor)
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -92,7 +92,8 @@ func parseBench(args []string, stderr io.Writer) (suite.Options, error) {
 		fmt.Fprint(stderr, `Usage: herald bench [flags] [scenario...]
 
 Runs the end-to-end benchmark: each scenario (idle, broadcast with its ramp,
-churn, cluster; default all) against Herald, the Node reference servers of
+churn, cluster; default all; and proxy, by name only: Herald's connects with
+the connect hook sent to a local backend vs JWT only) against Herald, the Node reference servers of
 bench/peers (run "npm ci" there first) and the floor server (bench/floor;
 idle and broadcast only), one after the other with the same parameters, and
 writes report.md, results.json and SVG charts into --out.
