@@ -28,6 +28,20 @@ func Bench(b *testing.B, newBroker func(tb testing.TB) broker.Broker) {
 	b.Run("serial", func(b *testing.B) { benchPublish(b, newBroker(b), Room("bench"), false) })
 	b.Run("parallel", func(b *testing.B) { benchPublish(b, newBroker(b), Room("bench"), true) })
 	b.Run("user", func(b *testing.B) { benchPublish(b, newBroker(b), broker.UserRoomPrefix+Room("bench"), false) })
+	// The same room with a history of 1,000 messages (no TTL), on
+	// engines that keep one: the cost of storing before delivering.
+	withHistory := func(tb testing.TB) broker.Broker {
+		br := newBroker(tb)
+		h, ok := br.(broker.Historian)
+		if !ok {
+			_ = br.Close()
+			tb.Skip("not a broker.Historian")
+		}
+		h.SetHistory(func(string) broker.HistoryPolicy { return broker.HistoryPolicy{Size: 1000} })
+		return br
+	}
+	b.Run("serial-history", func(b *testing.B) { benchPublish(b, withHistory(b), Room("bench"), false) })
+	b.Run("parallel-history", func(b *testing.B) { benchPublish(b, withHistory(b), Room("bench"), true) })
 }
 
 func benchPublish(b *testing.B, br broker.Broker, room string, parallel bool) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -49,6 +50,46 @@ type historyState struct {
 
 	mu      sync.Mutex
 	streams map[string]roomStream // by room; forgotten after a reconnect
+
+	// chains keeps this node's live sends of a room in offset order: a
+	// room's publishes go to JetStream in order (asynchronously, so they
+	// pipeline), and each waits for the one before it to have been sent
+	// live before it is sent itself.
+	chainMu sync.Mutex
+	chains  map[string]*chain
+}
+
+// chain is one room's publishes in flight on this node.
+type chain struct {
+	mu   sync.Mutex
+	last chan struct{} // closed once the newest publish was sent live (or failed)
+	refs int           // publishes holding the chain; guarded by chainMu
+}
+
+// closedChan is the chain's start: nothing to wait for.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (h *historyState) acquire(room string) *chain {
+	h.chainMu.Lock()
+	defer h.chainMu.Unlock()
+	c := h.chains[room]
+	if c == nil {
+		if h.chains == nil {
+			h.chains = make(map[string]*chain)
+		}
+		c = &chain{last: closedChan}
+		h.chains[room] = c
+	}
+	c.refs++
+	return c
+}
+
+func (h *historyState) release(room string, c *chain) {
+	h.chainMu.Lock()
+	defer h.chainMu.Unlock()
+	if c.refs--; c.refs == 0 && h.chains[room] == c {
+		delete(h.chains, room)
+	}
 }
 
 var _ broker.Historian = (*Broker)(nil)
@@ -198,10 +239,39 @@ func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.
 	if m.IdempotencyKey != "" {
 		opts = append(opts, jetstream.WithMsgID(m.IdempotencyKey))
 	}
-	ack, err := b.hist.js.Publish(ctx, b.histSubject(m.Room), payload, opts...)
+	c := b.hist.acquire(m.Room)
+	defer b.hist.release(m.Room, c)
+	c.mu.Lock()
+	future, err := b.hist.js.PublishMsgAsync(&nats.Msg{Subject: b.histSubject(m.Room), Data: payload}, opts...)
+	prev, done := c.last, make(chan struct{})
+	c.last = done
+	c.mu.Unlock()
+	// Whatever happens, the next publish of the room waits for this
+	// one's turn to pass.
+	sent := false
+	defer func() {
+		if !sent {
+			<-prev
+			close(done)
+		}
+	}()
 	if err != nil {
+		b.forgetStreams()
+		return b.jsErr(err)
+	}
+	wait, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		wait, cancel = context.WithTimeout(ctx, flushTimeout)
+	}
+	defer cancel()
+	var ack *jetstream.PubAck
+	select {
+	case ack = <-future.Ok():
+	case err := <-future.Err():
 		b.forgetStreams() // it may be gone; read it again next time
 		return b.jsErr(err)
+	case <-wait.Done():
+		return wait.Err()
 	}
 	if ack.Duplicate {
 		s, err := b.hist.js.Stream(ctx, rs.name)
@@ -227,7 +297,11 @@ func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.
 	// Stored: a failure to send it live now is repaired by the nodes from
 	// the stream when the room's next message (or their reconnect) shows
 	// the gap.
-	if err := b.publish(b.roomSubject(m.Room), live); err != nil {
+	<-prev
+	err = b.publish(b.roomSubject(m.Room), live)
+	close(done)
+	sent = true
+	if err != nil {
 		b.log.Warn("nats broker: stored message not sent live", "room", m.Room, "offset", m.Offset, "err", err)
 	}
 	return nil

@@ -10,9 +10,11 @@
 package catchup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -160,7 +162,7 @@ func (t *Tracker) Deliver(m *broker.Message) {
 	default:
 		// A gap: this message skips some, or is of another epoch.
 		r.hold(m)
-		t.startRepair(m.Room, r)
+		t.startRepair(m.Room, r, true)
 	}
 }
 
@@ -199,7 +201,7 @@ func (t *Tracker) Resubscribed(rooms []string) {
 		case !r.known:
 			gaps = append(gaps, name)
 		default:
-			t.startRepair(name, r)
+			t.startRepair(name, r, false)
 		}
 		r.mu.Unlock()
 	}
@@ -208,14 +210,54 @@ func (t *Tracker) Resubscribed(rooms []string) {
 	}
 }
 
-// startRepair starts filling room's gap. Called with r.mu held.
-func (t *Tracker) startRepair(name string, r *room) {
+// startRepair starts filling room's gap; skip tells that a live message
+// skipped offsets (which may only be overtaking its predecessors, from
+// another publisher) rather than a resubscribe. Called with r.mu held.
+func (t *Tracker) startRepair(name string, r *room, skip bool) {
 	if t.ctx.Err() != nil {
 		return
 	}
 	r.repairing = true
 	t.wg.Add(1)
-	go t.repair(name, r)
+	go t.repair(name, r, skip)
+}
+
+// overtakeGrace is how long a room whose live message skipped offsets
+// waits for the missing ones to arrive live before it reads history:
+// two publishers' messages may reach a node out of offset order (on
+// NATS, whose live messages are sent after they are stored), and
+// reading history for each such swap would cost round trips.
+const overtakeGrace = 5 * time.Millisecond
+
+// drainHeld hands on the held messages that follow r.pos without a gap
+// and reports whether none is left. Called with r.mu held.
+func (t *Tracker) drainHeld(r *room) bool {
+	// The room's epoch first, by offset; others after, as they came.
+	var same, other []*broker.Message
+	for _, m := range r.held {
+		if m.Epoch == r.pos.Epoch {
+			same = append(same, m)
+		} else {
+			other = append(other, m)
+		}
+	}
+	slices.SortStableFunc(same, func(a, b *broker.Message) int { return cmp.Compare(a.Offset, b.Offset) })
+	r.held = append(append(r.held[:0], same...), other...)
+	i := 0
+	for ; i < len(r.held); i++ {
+		m := r.held[i]
+		if m.Epoch == r.pos.Epoch && m.Offset <= r.pos.Offset {
+			continue
+		}
+		if m.Epoch == r.pos.Epoch && m.Offset == r.pos.Offset+1 {
+			r.pos, r.soft = pos(m), false
+			t.h.HandleMessage(m)
+			continue
+		}
+		break
+	}
+	r.held = append(r.held[:0], r.held[i:]...)
+	return len(r.held) == 0 && !r.overflow
 }
 
 // retryDelay spaces out Since calls that failed for a reason other than
@@ -224,8 +266,24 @@ func (t *Tracker) startRepair(name string, r *room) {
 const retryDelay = 100 * time.Millisecond
 
 // repair fills room's gap from history, then hands on what was held.
-func (t *Tracker) repair(name string, r *room) {
+func (t *Tracker) repair(name string, r *room, skip bool) {
 	defer t.wg.Done()
+	if skip {
+		timer := time.NewTimer(overtakeGrace)
+		select {
+		case <-timer.C:
+		case <-t.ctx.Done():
+			timer.Stop()
+			return
+		}
+		r.mu.Lock()
+		if !r.gone && t.drainHeld(r) {
+			r.repairing = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
 	reported := false
 	for {
 		r.mu.Lock()
@@ -293,21 +351,7 @@ func (t *Tracker) repair(name string, r *room) {
 		}
 		// Hand on what was held, in order; a gap among them needs
 		// another round.
-		var rest []*broker.Message
-		for i, m := range r.held {
-			if m.Epoch == r.pos.Epoch && m.Offset <= r.pos.Offset {
-				continue
-			}
-			if m.Epoch == r.pos.Epoch && m.Offset == r.pos.Offset+1 {
-				r.pos = pos(m)
-				t.h.HandleMessage(m)
-				continue
-			}
-			rest = r.held[i:]
-			break
-		}
-		if len(rest) > 0 {
-			r.held = append([]*broker.Message(nil), rest...)
+		if !t.drainHeld(r) {
 			r.mu.Unlock()
 			continue
 		}

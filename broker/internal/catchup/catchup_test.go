@@ -1,0 +1,128 @@
+package catchup_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/broker/brokertest"
+	"github.com/heraldrt/herald/broker/internal/catchup"
+	"github.com/heraldrt/herald/broker/memory"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// setup returns a memory engine holding count numbered messages of a
+// room with history (size 10), a Tracker reading that history, and
+// what the Tracker handed on.
+func setup(t *testing.T, count int) (*memory.Broker, *catchup.Tracker, *brokertest.Recorder, []*broker.Message, string) {
+	t.Helper()
+	eng := memory.New()
+	eng.SetHistory(func(room string) broker.HistoryPolicy {
+		if strings.HasPrefix(room, "h-") {
+			return broker.HistoryPolicy{Size: 10}
+		}
+		return broker.HistoryPolicy{}
+	})
+	if err := eng.Start(context.Background(), new(brokertest.Recorder)); err != nil {
+		t.Fatal(err)
+	}
+	room := brokertest.Room("h-room")
+	rec := new(brokertest.Recorder)
+	tr := catchup.New(rec, func(room string) bool { return strings.HasPrefix(room, "h-") }, eng.Since, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(tr.Close)
+	tr.Subscribed(context.Background(), room)
+	var sent []*broker.Message
+	for i := range count {
+		m := brokertest.Msg(room, "n")
+		m.MsgID = strconv.Itoa(i)
+		if err := eng.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		c := *m
+		sent = append(sent, &c)
+	}
+	return eng, tr, rec, sent, room
+}
+
+func ids(rec *brokertest.Recorder, room string) []string {
+	var out []string
+	for _, m := range rec.Messages(room) {
+		out = append(out, m.MsgID)
+	}
+	return out
+}
+
+func waitIDs(t *testing.T, rec *brokertest.Recorder, room string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(ids(rec, room), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("handed on %v, want %v", ids(rec, room), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestOvertakenMessagesAreReordered(t *testing.T) {
+	_, tr, rec, sent, room := setup(t, 4)
+	tr.Deliver(sent[0])
+	tr.Deliver(sent[2]) // overtook 1
+	tr.Deliver(sent[1])
+	tr.Deliver(sent[3])
+	waitIDs(t, rec, room, []string{"0", "1", "2", "3"})
+}
+
+func TestSkipIsFilledFromHistory(t *testing.T) {
+	_, tr, rec, sent, room := setup(t, 5)
+	tr.Deliver(sent[0])
+	tr.Deliver(sent[3]) // 1 and 2 never come live; history has them, and 4
+	waitIDs(t, rec, room, []string{"0", "1", "2", "3", "4"})
+	tr.Deliver(sent[2]) // late copies: dropped
+	tr.Deliver(sent[4])
+	if got := ids(rec, room); len(got) != 5 {
+		t.Fatalf("handed on %v", got)
+	}
+}
+
+func TestResubscribeCatchesUp(t *testing.T) {
+	eng, tr, rec, sent, room := setup(t, 2)
+	tr.Deliver(sent[0])
+	tr.Deliver(sent[1])
+	tr.Subscribed(context.Background(), "plain")
+	for i := 2; i < 5; i++ { // published while this node was cut off
+		m := brokertest.Msg(room, "n")
+		m.MsgID = strconv.Itoa(i)
+		if err := eng.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		c := *m
+		sent = append(sent, &c)
+	}
+	tr.Resubscribed([]string{room, "plain"})
+	waitIDs(t, rec, room, []string{"0", "1", "2", "3", "4"})
+	tr.Deliver(sent[4]) // live copy of the last one caught up: dropped
+	if got := ids(rec, room); len(got) != 5 {
+		t.Fatalf("handed on %v", got)
+	}
+	if gaps := rec.Gaps(); len(gaps) != 1 || !slices.Equal(gaps[0], []string{"plain"}) {
+		t.Fatalf("gaps %v, want [[plain]]", gaps)
+	}
+}
+
+func TestTrimmedGapIsReported(t *testing.T) {
+	_, tr, rec, sent, room := setup(t, 30) // history keeps 21..30
+	tr.Deliver(sent[0])
+	tr.Deliver(sent[29])
+	waitIDs(t, rec, room, []string{"0", "29"})
+	if gaps := rec.Gaps(); len(gaps) != 1 || gaps[0][0] != room {
+		t.Fatalf("gaps %v, want [[%s]]", gaps, room)
+	}
+}
