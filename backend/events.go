@@ -105,7 +105,6 @@ func (d *dispatcher) run() {
 			}
 			continue
 		}
-		d.p.m.eventsQueued.Set(float64(len(batch)))
 		if len(batch) == 0 {
 			select {
 			case <-d.closing:
@@ -187,6 +186,11 @@ func (d *dispatcher) maintain() {
 			d.p.log.Info("took over a dead node's webhook events", "events", n)
 			d.signal()
 		}
+		ctx, cancel = context.WithTimeout(d.ctx, d.p.cfg.LeaseTTL/4)
+		if l, err := d.q.Len(ctx); err == nil {
+			d.p.m.eventsQueued.Set(float64(l))
+		}
+		cancel()
 		select {
 		case <-t.C:
 		case <-d.stop:
@@ -208,9 +212,11 @@ func (d *dispatcher) close(ctx context.Context) error {
 		close(d.stop)
 		d.cancel()
 		d.wg.Wait()
-		if mq, ok := d.q.(*MemoryQueue); ok && mq.Len() > 0 {
-			d.p.log.Error("events given up at shutdown", "events", mq.Len())
-			d.p.m.eventsGivenUp.WithLabelValues("shutdown").Add(float64(mq.Len()))
+		if mq, ok := d.q.(*MemoryQueue); ok {
+			if n, _ := mq.Len(ctx); n > 0 {
+				d.p.log.Error("events given up at shutdown", "events", n)
+				d.p.m.eventsGivenUp.WithLabelValues("shutdown").Add(float64(n))
+			}
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()

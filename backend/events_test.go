@@ -67,7 +67,7 @@ func TestEvents(t *testing.T) {
 	t.Parallel()
 	sink := &eventSink{}
 	fb := newFakeBackend(t, sink.answer)
-	n := startNode(t, backend.Config{URL: fb.srv.URL, Hooks: []string{"events"}, Retries: -1, BreakerFailures: 1000})
+	n := startNode(t, backend.Config{URL: fb.srv.URL, Hooks: []string{"events"}, Retries: -1, BreakerFailures: 1000, LeaseTTL: 400 * time.Millisecond})
 	fb.mode.Store("500") // the first posts fail: the events wait in the queue
 	c := dial(t, n.url, nil)
 	connID := fmt.Sprint(c.welcome["connectionId"])
@@ -82,6 +82,9 @@ func TestEvents(t *testing.T) {
 	}
 	_ = c.c.Close(websocket.StatusNormalClosure, "bye")
 	waitFor(t, 10*time.Second, "failed posts", func() bool { return len(fb.requests("events")) >= 2 })
+	waitFor(t, 10*time.Second, "six events queued", func() bool {
+		return metric(t, n.reg, "herald_backend_events_queued", nil) == 6
+	})
 	fb.mode.Store("")
 	want := "[connected presence:join:lobby presence:leave:lobby presence:join:lobby presence:leave:lobby disconnected:1000]"
 	waitFor(t, 15*time.Second, "events delivered", func() bool { return len(sink.of(connID)) == 6 })
@@ -95,6 +98,9 @@ func TestEvents(t *testing.T) {
 	if v := metric(t, n.reg, "herald_backend_events_sent_total", nil); v < 6 {
 		t.Fatalf("events sent %v", v)
 	}
+	waitFor(t, 10*time.Second, "an empty queue", func() bool {
+		return metric(t, n.reg, "herald_backend_events_queued", nil) == 0
+	})
 }
 
 // TestEventsGivenUp: a full queue gives events up, counted.

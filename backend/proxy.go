@@ -325,7 +325,7 @@ func newMetrics(reg prometheus.Registerer) *proxyMetrics {
 			Name: "herald_backend_events_given_up_total", Help: "Webhook events never delivered, by reason (queue_full, max_age, queue_error, shutdown).",
 		}, []string{"reason"}),
 		eventsQueued: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "herald_backend_events_queued", Help: "Webhook events waiting in this node's queue (at its last read).",
+			Name: "herald_backend_events_queued", Help: "Webhook events waiting in this node's queue, read every quarter of the lease.",
 		}),
 	}
 	if reg != nil {

@@ -269,6 +269,59 @@ func TestBreaker(t *testing.T) {
 	}
 }
 
+// TestBreakerDeadBackend: a backend that is gone (connection refused)
+// opens the breaker; once it listens again, the probe after the cooldown
+// closes it.
+func TestBreakerDeadBackend(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	fb := newFakeBackend(t, answer) // its handler, served on addr below
+	serve := func(ln net.Listener) *http.Server {
+		srv := &http.Server{Handler: http.HandlerFunc(fb.serve)}
+		go func() { _ = srv.Serve(ln) }()
+		return srv
+	}
+	srv := serve(ln)
+	n := startNode(t, backend.Config{URL: "http://" + addr, Hooks: []string{"emit"}, BreakerFailures: 2, BreakerCooldown: 300 * time.Millisecond, Retries: -1})
+	c := dial(t, n.url, nil)
+	if m := c.request(map[string]any{"type": "emit", "id": "up", "event": "x"}); m["type"] != "reply" {
+		t.Fatal(m)
+	}
+	_ = srv.Close() // the backend dies
+	for i := range 2 {
+		if m := c.request(map[string]any{"type": "emit", "id": fmt.Sprint("d", i), "event": "x"}); m["code"] != "backend_unavailable" {
+			t.Fatalf("emit to a dead backend: %v", m)
+		}
+	}
+	if v := metric(t, n.reg, "herald_backend_breaker_open", nil); v != 1 {
+		t.Fatalf("breaker gauge %v after two refused connections", v)
+	}
+	if m := c.request(map[string]any{"type": "emit", "id": "open", "event": "x"}); m["code"] != "backend_unavailable" {
+		t.Fatal(m)
+	}
+	if v := metric(t, n.reg, "herald_backend_errors_total", map[string]string{"hook": "emit", "kind": "breaker_open"}); v != 1 {
+		t.Fatalf("breaker refusals %v", v)
+	}
+	ln, err = net.Listen("tcp", addr) // the backend comes back on its address
+	if err != nil {
+		t.Skipf("address %s taken meanwhile: %v", addr, err)
+	}
+	srv = serve(ln)
+	defer srv.Close()
+	i := 0
+	waitFor(t, 10*time.Second, "the breaker to close", func() bool {
+		i++
+		return c.request(map[string]any{"type": "emit", "id": fmt.Sprint("p", i), "event": "x"})["type"] == "reply"
+	})
+	if v := metric(t, n.reg, "herald_backend_breaker_open", nil); v != 0 {
+		t.Fatalf("breaker gauge %v after the probe", v)
+	}
+}
+
 // TestRetries: connect and join (questions) are asked again after a 503;
 // publish and emit are not, since the backend may have acted on them.
 func TestRetries(t *testing.T) {

@@ -17,6 +17,8 @@ type Queue interface {
 	Peek(ctx context.Context, max int) ([][]byte, error)
 	// Ack removes the n events at the head, which Peek returned.
 	Ack(ctx context.Context, n int) error
+	// Len returns how many events this node's queue holds.
+	Len(ctx context.Context) (int, error)
 	// Maintain renews this node's lease and takes over the queues of
 	// nodes whose lease lapsed, adding their events and the disconnected
 	// events of the connections they held to this node's queue. It
@@ -90,11 +92,11 @@ func (q *MemoryQueue) Ack(_ context.Context, n int) error {
 	return nil
 }
 
-// Len returns how many events the queue holds.
-func (q *MemoryQueue) Len() int {
+// Len implements Queue.
+func (q *MemoryQueue) Len(context.Context) (int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items)
+	return len(q.items), nil
 }
 
 // Maintain implements Queue: a memory queue has no lease.

@@ -145,6 +145,15 @@ func (q *Queue) Ack(ctx context.Context, n int) error {
 	return nil
 }
 
+// Len implements backend.Queue.
+func (q *Queue) Len(ctx context.Context) (int, error) {
+	n, err := q.client.Do(ctx, q.client.B().Llen().Key(q.list(q.cfg.Node)).Build()).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("redisqueue: len: %w", err)
+	}
+	return int(n), nil
+}
+
 // takeoverScript moves a dead node's queue and open connections to the
 // taker's queue. KEYS: dead lease, dead list, dead open, taker list,
 // nodes. ARGV: dead node. Returns the events moved, or -1 when the lease

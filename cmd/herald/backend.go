@@ -2,7 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"net/url"
 	"log/slog"
 	"time"
 
@@ -36,14 +37,28 @@ func (bc *backendConfig) has(hook string) bool {
 	return false
 }
 
-func (bc *backendConfig) validate() error {
+// validate checks the backend settings, naming each as the user gave it
+// (flag, variable or config file key).
+func (bc *backendConfig) validate(f *envFlags) error {
 	switch {
 	case bc.url == "" && len(bc.hooks) > 0:
-		return errors.New("--backend-hooks needs --backend-url")
-	case bc.url != "" && len(bc.hooks) == 0:
-		return errors.New("--backend-url needs --backend-hooks (a comma list of connect, join, publish, emit, events)")
-	case bc.url != "" && len(bc.secret) < 32:
-		return errors.New("--backend-secret must be at least 32 bytes: the backend verifies every request with it")
+		return fmt.Errorf("%s needs --backend-url", f.origin("backend-hooks"))
+	case bc.url == "":
+		return nil
+	case len(bc.hooks) == 0:
+		return fmt.Errorf("%s needs --backend-hooks (a comma list of connect, join, publish, emit, events)", f.origin("backend-url"))
+	case len(bc.secret) < 32:
+		return fmt.Errorf("%s: the secret has %d bytes; at least 32 are needed, since the backend verifies every request with it (e.g. openssl rand -hex 32)",
+			f.origin("backend-secret"), len(bc.secret))
+	case bc.timeout <= 0:
+		return fmt.Errorf("%s: must be positive (got %s)", f.origin("backend-hook-timeout"), bc.timeout)
+	case bc.maxCalls <= 0:
+		return fmt.Errorf("%s: must be positive (got %d)", f.origin("backend-max-calls"), bc.maxCalls)
+	case bc.eventsQueue <= 0:
+		return fmt.Errorf("%s: must be positive (got %d)", f.origin("backend-events-queue"), bc.eventsQueue)
+	}
+	if u, err := url.Parse(bc.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s: %q is not an http:// or https:// URL", f.origin("backend-url"), bc.url)
 	}
 	return nil
 }

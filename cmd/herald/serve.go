@@ -157,11 +157,11 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
 	hooks, err := backend.ParseHooks(*backendHooks)
 	if err != nil {
-		return nil, fmt.Errorf("--backend-hooks: %w", err)
+		return nil, fmt.Errorf("%s: %w", f.origin("backend-hooks"), err)
 	}
 	sc.backend = backendConfig{url: *backendURL, hooks: hooks, secret: *backendSecret, timeout: *backendHookTimeout,
 		maxCalls: *backendMaxCalls, h2c: *backendH2C, eventsQueue: *backendEventsQueue}
-	if err := sc.backend.validate(); err != nil {
+	if err := sc.backend.validate(f); err != nil {
 		return nil, err
 	}
 	sc.demo, sc.pprofAddr, sc.gcTuning = *demoPage, *pprofAddr, *gcTuning

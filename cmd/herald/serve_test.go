@@ -391,7 +391,9 @@ func TestBackendFlags(t *testing.T) {
 		{"hooks without url", []string{"--backend-hooks", "emit"}, "--backend-hooks needs --backend-url"},
 		{"url without hooks", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-secret", secret}, "needs --backend-hooks"},
 		{"unknown hook", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "emit,subscribe", "--backend-secret", secret}, `"subscribe" is not one of`},
-		{"short secret", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "emit", "--backend-secret", "short"}, "at least 32 bytes"},
+		{"short secret", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "emit", "--backend-secret", "short"}, "--backend-secret: the secret has 5 bytes; at least 32"},
+		{"not a URL", []string{"--backend-url", "ftp://x", "--backend-hooks", "emit", "--backend-secret", secret}, `--backend-url: "ftp://x" is not an http`},
+		{"zero timeout", []string{"--backend-url", "http://x", "--backend-hooks", "emit", "--backend-secret", secret, "--backend-hook-timeout", "0s"}, "--backend-hook-timeout: must be positive"},
 		{"all hooks", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "connect, join,publish,emit,events", "--backend-secret", secret}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
