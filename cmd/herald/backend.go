@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/heraldrt/herald"
