@@ -30,15 +30,23 @@ type HistoryRule struct {
 
 // historyFunc returns the broker.HistoryFunc of rules: the first rule
 // whose pattern matches a room decides; no match means no history.
+// It is asked on every publish, so patterns are split once, here.
 func historyFunc(rules []HistoryRule) broker.HistoryFunc {
-	rules = append([]HistoryRule(nil), rules...)
+	type compiled struct {
+		parts  []string
+		policy broker.HistoryPolicy
+	}
+	cs := make([]compiled, len(rules))
+	for i, r := range rules {
+		cs[i] = compiled{strings.Split(r.Pattern, "*"), broker.HistoryPolicy{Size: r.Size, TTL: r.TTL}}
+	}
 	return func(room string) broker.HistoryPolicy {
 		if broker.IsUserRoom(room) {
 			return broker.HistoryPolicy{}
 		}
-		for _, r := range rules {
-			if matchPattern(r.Pattern, room) {
-				return broker.HistoryPolicy{Size: r.Size, TTL: r.TTL}
+		for _, c := range cs {
+			if matchParts(c.parts, room) {
+				return c.policy
 			}
 		}
 		return broker.HistoryPolicy{}
@@ -48,9 +56,13 @@ func historyFunc(rules []HistoryRule) broker.HistoryFunc {
 // matchPattern reports whether name matches pattern, where "*" matches
 // any run of characters.
 func matchPattern(pattern, name string) bool {
-	parts := strings.Split(pattern, "*")
+	return matchParts(strings.Split(pattern, "*"), name)
+}
+
+// matchParts is matchPattern with the pattern split at its stars.
+func matchParts(parts []string, name string) bool {
 	if len(parts) == 1 {
-		return pattern == name
+		return parts[0] == name
 	}
 	if !strings.HasPrefix(name, parts[0]) {
 		return false

@@ -30,7 +30,7 @@ type Broker struct {
 
 	epoch   string
 	policy  broker.HistoryFunc // nil: no room keeps history
-	histMu  sync.Mutex
+	histMu  sync.RWMutex
 	history map[string]*ring
 	now     func() time.Time
 }
@@ -85,19 +85,22 @@ func (b *Broker) ringOf(room string, create bool) *ring {
 	if f == nil {
 		return nil
 	}
+	b.histMu.RLock()
+	r := b.history[room]
+	b.histMu.RUnlock()
+	if r != nil {
+		return r
+	}
+	p := f(room)
+	if p.Size <= 0 || !create {
+		return nil
+	}
 	b.histMu.Lock()
 	defer b.histMu.Unlock()
 	if r := b.history[room]; r != nil {
 		return r
 	}
-	p := f(room)
-	if p.Size <= 0 {
-		return nil
-	}
-	if !create {
-		return nil
-	}
-	r := &ring{policy: p, msgs: make([]stored, 0, min(p.Size, 64)), keys: make(map[string]*broker.Message)}
+	r = &ring{policy: p, msgs: make([]stored, 0, min(p.Size, 64)), keys: make(map[string]*broker.Message)}
 	b.history[room] = r
 	return r
 }
