@@ -91,6 +91,9 @@ func (b *Broker) ringOf(room string, create bool) *ring {
 	if r != nil {
 		return r
 	}
+	if broker.IsUserRoom(room) {
+		return nil // user rooms never keep history, as on every engine
+	}
 	p := f(room)
 	if p.Size <= 0 || !create {
 		return nil

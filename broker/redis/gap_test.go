@@ -33,11 +33,22 @@ func TestGapRepair(t *testing.T) {
 		{name: "restart with data, shared connection", shared: true, fault: "restart"},
 		{name: "restart empty, own subscriptions", fault: "crash"},
 		{name: "restart empty, shared connection", shared: true, fault: "crash"},
+		{name: "cluster, client kill on every master", fault: "cluster-kill"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := testserver.StartRedis(t)
-			cfg := redis.Config{URL: srv.URL(), OwnSubscription: func(string) bool { return !tt.shared }}
+			var (
+				srv     *testserver.Redis
+				cluster *testserver.RedisCluster
+				cfg     redis.Config
+			)
+			if tt.fault == "cluster-kill" {
+				cluster = testserver.StartRedisCluster(t)
+				cfg = redis.Config{ClusterAddrs: cluster.Addrs()}
+			} else {
+				srv = testserver.StartRedis(t)
+				cfg = redis.Config{URL: srv.URL(), OwnSubscription: func(string) bool { return !tt.shared }}
+			}
 			node := func() *brokertest.Node {
 				b := newBroker(t, cfg)
 				b.SetHistory(func(room string) broker.HistoryPolicy {
@@ -94,6 +105,12 @@ func TestGapRepair(t *testing.T) {
 					srv.RestartWithData()
 				case "crash":
 					srv.Restart()
+				case "cluster-kill":
+					for _, n := range cluster.Nodes() {
+						if _, err := n.Command("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+							t.Fatal(err)
+						}
+					}
 				default:
 					if _, err := srv.Command("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
 						t.Fatal(err)
