@@ -3,5 +3,5 @@
 // alerts and a Grafana dashboard) and the tests that keep them true to the
 // server: timings, probe paths, ports and metric names are checked against
 // the real code, and the nginx configurations are run in front of real
-// Herald nodes. It has no code of its own.
+// Herald nodes. Its only code embeds the nginx files (Nginx).
 package deploy

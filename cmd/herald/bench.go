@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/heraldrt/herald/bench/floor"
 	"github.com/heraldrt/herald/bench/loadgen"
+	"github.com/heraldrt/herald/bench/rolling"
 	"github.com/heraldrt/herald/bench/suite"
 )
 
@@ -21,6 +23,7 @@ import (
 // Herald with the reference servers of bench/peers in one run.
 //
 //	herald bench [flags] [scenario...]   idle, broadcast, churn, cluster (default: all), proxy
+//	herald bench rolling [flags]         the rolling-deploy scenario (bench/rolling)
 //	herald bench worker                  internal: a load-generator child process
 //	herald bench floor --addr HOST:PORT  internal: the floor server (bench/floor)
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -39,6 +42,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	}
+	if len(args) > 0 && args[0] == "rolling" {
+		return runBenchRolling(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "worker" {
 		// The orchestrator talks to its workers over stdin and stdout.
@@ -189,4 +195,44 @@ func parseFloats(s string) ([]float64, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// runBenchRolling is `herald bench rolling`: nginx, three nodes of this
+// binary on one redis-server, clients through a rolling deploy. It exits
+// 1 when a message was lost, duplicated or out of order.
+func runBenchRolling(args []string, stdout, stderr io.Writer) int {
+	f := flag.NewFlagSet("herald bench rolling", flag.ContinueOnError)
+	f.SetOutput(stderr)
+	var o rolling.Options
+	f.IntVar(&o.Clients, "clients", 300, "clients (Go client), spread over the rooms")
+	f.IntVar(&o.Rooms, "rooms", 10, "rooms, each keeping history")
+	f.IntVar(&o.Rate, "rate", 200, "acknowledged publishes per second through the API, all rooms together")
+	f.DurationVar(&o.Phase, "phase", 10*time.Second, "traffic between two steps of the deploy")
+	f.BoolVar(&o.NodeLogs, "node-logs", false, "print the end of each node's log (warnings and errors) to stderr")
+	f.StringVar(&o.Redis, "redis-server", "", "redis-server binary (default: from PATH)")
+	f.StringVar(&o.Nginx, "nginx", "", "nginx binary (default: from PATH, or /usr/sbin/nginx)")
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "herald bench rolling: %v\n", err)
+		return 1
+	}
+	o.Herald, o.Log = exe, stderr
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := rolling.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald bench rolling: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, rep.String())
+	if rep.Total.Lost+rep.Total.Duplicated+rep.Total.OutOfOrder > 0 {
+		return 1
+	}
+	return 0
 }
