@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/heraldrt/herald"
@@ -15,13 +16,14 @@ import (
 // backendConfig is what `herald serve` reads about the application's
 // backend (the proxy hooks and webhooks).
 type backendConfig struct {
-	url         string
-	hooks       []string
-	secret      string
-	timeout     time.Duration
-	maxCalls    int
-	h2c         bool
-	eventsQueue int
+	url          string
+	hooks        []string
+	secret       string
+	timeout      time.Duration
+	hookTimeouts map[string]time.Duration
+	maxCalls     int
+	h2c          bool
+	eventsQueue  int
 }
 
 // on reports whether any hook goes to the backend.
@@ -71,7 +73,7 @@ func (bc *backendConfig) wire(cfg *herald.Config, q backend.Queue, node string, 
 		cfg.Registry = metrics.NewRegistry()
 	}
 	p, err := backend.New(backend.Config{
-		URL: bc.url, Hooks: bc.hooks, Secret: []byte(bc.secret), Timeout: bc.timeout, MaxConcurrent: bc.maxCalls,
+		URL: bc.url, Hooks: bc.hooks, Secret: []byte(bc.secret), Timeout: bc.timeout, HookTimeouts: bc.hookTimeouts, MaxConcurrent: bc.maxCalls,
 		H2C: bc.h2c, EventsQueue: bc.eventsQueue, Queue: q, NodeName: node, LeaseTTL: cfg.LeaseTTL,
 		Registerer: cfg.Registry, Logger: logger,
 	})
@@ -89,4 +91,25 @@ func closeProxy(p *backend.Proxy, logger *slog.Logger) {
 	if err := p.Close(ctx); err != nil {
 		logger.Warn("backend events queue close", "err", err)
 	}
+}
+
+// parseHookTimeouts reads HOOK=DURATION pairs, comma-separated.
+func parseHookTimeouts(s string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, kv := range splitList(s) {
+		name, v, ok := strings.Cut(kv, "=")
+		name = strings.TrimSpace(name)
+		if !ok {
+			return nil, fmt.Errorf("%q is not HOOK=DURATION (e.g. connect=1s)", kv)
+		}
+		if _, err := backend.ParseHooks(name); err != nil || name == "" {
+			return nil, fmt.Errorf("%q is not one of %s", name, strings.Join(backend.AllHooks, ", "))
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive duration with a unit (e.g. 1s)", name, v)
+		}
+		out[name] = d
+	}
+	return out, nil
 }

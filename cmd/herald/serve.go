@@ -119,6 +119,7 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	backendHooks := f.String("backend-hooks", "", "comma list of hooks sent to --backend-url: connect, join, publish, emit, events")
 	backendSecret := f.String("backend-secret", "", "shared secret (at least 32 bytes) that signs backend requests (X-Herald-Signature: HMAC-SHA256 over timestamp and body)")
 	backendHookTimeout := f.Duration("backend-hook-timeout", backend.DefaultTimeout, "longest wait for one backend hook call, retries included (over it: backend_timeout)")
+	backendHookTimeouts := f.String("backend-hook-timeouts", "", "per-hook timeouts over --backend-hook-timeout, comma-separated HOOK=DURATION (e.g. connect=1s,emit=10s)")
 	backendMaxCalls := f.Int("backend-max-calls", backend.DefaultMaxConcurrent, "backend calls in flight on this node at most")
 	backendH2C := f.Bool("backend-h2c", false, "speak HTTP/2 without TLS to an http:// --backend-url (the backend must support h2c)")
 	backendEventsQueue := f.Int("backend-events-queue", backend.DefaultEventsQueue, "webhook events held per node at most (in memory, or in Redis with --redis-url/--redis-cluster); over it they are given up and counted")
@@ -159,8 +160,12 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.origin("backend-hooks"), err)
 	}
+	hookTimeouts, err := parseHookTimeouts(*backendHookTimeouts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.origin("backend-hook-timeouts"), err)
+	}
 	sc.backend = backendConfig{url: *backendURL, hooks: hooks, secret: *backendSecret, timeout: *backendHookTimeout,
-		maxCalls: *backendMaxCalls, h2c: *backendH2C, eventsQueue: *backendEventsQueue}
+		hookTimeouts: hookTimeouts, maxCalls: *backendMaxCalls, h2c: *backendH2C, eventsQueue: *backendEventsQueue}
 	if err := sc.backend.validate(f); err != nil {
 		return nil, err
 	}

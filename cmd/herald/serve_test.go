@@ -393,13 +393,16 @@ func TestBackendFlags(t *testing.T) {
 		{"unknown hook", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "emit,subscribe", "--backend-secret", secret}, `"subscribe" is not one of`},
 		{"short secret", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "emit", "--backend-secret", "short"}, "--backend-secret: the secret has 5 bytes; at least 32"},
 		{"not a URL", []string{"--backend-url", "ftp://x", "--backend-hooks", "emit", "--backend-secret", secret}, `--backend-url: "ftp://x" is not an http`},
+		{"bad hook timeout", []string{"--backend-url", "http://x", "--backend-hooks", "emit", "--backend-secret", secret, "--backend-hook-timeouts", "emit=5"}, `--backend-hook-timeouts: emit: "5" is not a positive duration`},
+		{"unknown hook timeout", []string{"--backend-url", "http://x", "--backend-hooks", "emit", "--backend-secret", secret, "--backend-hook-timeouts", "sub=5s"}, `"sub" is not one of`},
 		{"zero timeout", []string{"--backend-url", "http://x", "--backend-hooks", "emit", "--backend-secret", secret, "--backend-hook-timeout", "0s"}, "--backend-hook-timeout: must be positive"},
-		{"all hooks", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "connect, join,publish,emit,events", "--backend-secret", secret}, ""},
+		{"all hooks", []string{"--backend-url", "http://127.0.0.1:3000", "--backend-hooks", "connect, join,publish,emit,events", "--backend-secret", secret,
+			"--backend-hook-timeouts", "connect=1s, emit=10s"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sc, err := parseServe(tt.args, &bytes.Buffer{})
 			if tt.want == "" {
-				if err != nil || len(sc.backend.hooks) != 5 {
+				if err != nil || len(sc.backend.hooks) != 5 || sc.backend.hookTimeouts["emit"] != 10*time.Second {
 					t.Fatalf("parse: %v %+v", err, sc)
 				}
 				return
