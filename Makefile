@@ -44,10 +44,13 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=6 ./... | tee bench.out
 
-## fuzz: each fuzz target for FUZZTIME
+## fuzz: each fuzz target for FUZZTIME (the transport's over real loopback sockets)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./protocol/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrames$$' -fuzztime $(FUZZTIME) ./transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzSocketFrames$$' -fuzztime $(FUZZTIME) ./transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzUpgradeRequest$$' -fuzztime $(FUZZTIME) ./transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzDeflateNegotiation$$' -fuzztime $(FUZZTIME) ./transport/
 
 clean:
 	rm -rf bin bench.out
