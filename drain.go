@@ -3,6 +3,7 @@ package herald
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/heraldrt/herald/protocol"
@@ -13,15 +14,22 @@ import (
 //  1. /readyz turns 503 and new upgrades get 503 with Retry-After;
 //  2. every client gets server_shutdown with a jittered retryAfterMs;
 //  3. clients that leave on their own are let go; from half of the drain
-//     time on, the rest are closed with 1001, paced evenly until 90% of it,
-//     so they do not all reconnect at once;
-//  4. at the end of the drain (Config.DrainTimeout, or ctx's deadline if
-//     sooner) whatever is left is terminated;
-//  5. the background goroutines, the broker and the session store stop.
+//     time on, the rest are closed with 1001, paced evenly until 80% of it
+//     (earlier in drains of a few seconds), so they do not all reconnect
+//     at once;
+//  4. shortly before the end of the drain (Config.DrainTimeout, or ctx's
+//     deadline if sooner), at the drain time less a tenth of it (at least
+//     0.5 s, at most 2 s, never more than a quarter), whatever is left is
+//     terminated;
+//  5. the background goroutines (the server's and the transport's), the
+//     broker and the session store stop, in the time left.
 //
-// It returns ctx.Err() if ctx ended before the connection handlers did. It
-// does not stop the http.Server the handler is mounted on: shut that down
-// afterwards.
+// Shutdown returns within the drain time: the tenth kept back is for
+// stopping, so that a process that exits after it is gone before the
+// drain time is up. It returns an error if something did not stop in
+// time, or ctx.Err() if ctx ended first. It leaves no goroutine behind.
+// It does not stop the http.Server the handler is mounted on: shut that
+// down afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() { s.shutErr = s.shutdown(ctx) })
 	return s.shutErr
@@ -45,12 +53,19 @@ func (s *Server) shutdown(ctx context.Context) error {
 		c.send(protocol.TypeServerShutdown, protocol.EncodeServerShutdown(ms, "server shutdown"))
 	}
 
+	// A tenth of the drain (at least 0.5 s, at most 2 s, and never more
+	// than a quarter) is kept for what comes after the connections: their
+	// handlers, the transport's goroutines, the broker and the store, and
+	// the caller's own exit.
+	reserve := min(max(drain/10, 500*time.Millisecond), drain/4, 2*time.Second)
 	pacedFrom := start.Add(drain / 2)
-	pacedUntil := start.Add(drain * 9 / 10)
-	end := start.Add(drain)
+	// Closed clients get some time to answer before the terminations.
+	pacedUntil := start.Add(min(drain*8/10, drain-reserve*3/2))
+	terminateAt := start.Add(drain - reserve)
+	end := start.Add(drain - reserve/4)
 	s.waitConns(ctx, pacedFrom)
 
-	if rest := s.snapshot(); len(rest) > 0 && time.Now().Before(end) {
+	if rest := s.snapshot(); len(rest) > 0 && time.Now().Before(terminateAt) {
 		s.log.Info("closing remaining connections, paced", "connections", len(rest))
 		step := time.Until(pacedUntil) / time.Duration(len(rest))
 		for i, c := range rest {
@@ -65,7 +80,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 				break
 			}
 		}
-		s.waitConns(ctx, end)
+		s.waitConns(ctx, terminateAt)
 	}
 	if rest := s.snapshot(); len(rest) > 0 {
 		s.log.Warn("drain timeout: terminating connections", "connections", len(rest))
@@ -74,20 +89,21 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 
-	done := make(chan struct{})
-	go func() { s.connWG.Wait(); close(done) }()
+	// A connection leaves the set when its handler has finished.
 	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-time.After(5 * time.Second):
-		err = errors.New("herald: connection handlers did not finish")
+	s.waitConns(ctx, end)
+	if n := s.Connections(); n > 0 {
+		err = fmt.Errorf("herald: %d connection handlers did not finish", n)
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 	}
 	s.closed.Store(true)
 	close(s.stop)
 	s.bgWG.Wait()
-	err = errors.Join(err, s.broker.Close(), s.sessions.Close(), s.presence.Close())
+	stopCtx, cancel := context.WithDeadline(ctx, start.Add(drain))
+	defer cancel()
+	err = errors.Join(err, s.upgrader.Close(stopCtx), s.broker.Close(), s.sessions.Close(), s.presence.Close())
 	s.log.Info("stopped", "took_ms", time.Since(start).Milliseconds())
 	return err
 }

@@ -62,8 +62,7 @@ type Server struct {
 	upgrader     *transport.Upgrader
 
 	connsMu sync.Mutex
-	conns   map[*conn]struct{}
-	connWG  sync.WaitGroup // one per connection handler
+	conns   map[*conn]struct{} // a connection leaves when its handler has finished
 
 	// pipes holds the publish pipelines of connections that published
 	// through a broker.BatchPublisher (see pubPipeline); batcher is the
@@ -178,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if err := s.broker.Start(context.Background(), s.hub); err != nil {
 		_ = s.sessions.Close()
+		_ = s.upgrader.Close(context.Background()) // it has upgraded nothing
 		return nil, fmt.Errorf("herald: start broker: %w", err)
 	}
 	s.mux = http.NewServeMux()
@@ -417,7 +417,6 @@ func (s *Server) addConn(c *conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
-	s.connWG.Add(1)
 	return true
 }
 
@@ -425,7 +424,6 @@ func (s *Server) removeConn(c *conn) {
 	s.connsMu.Lock()
 	delete(s.conns, c)
 	s.connsMu.Unlock()
-	s.connWG.Done()
 }
 
 func (s *Server) snapshot() []*conn {

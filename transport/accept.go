@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,19 +51,25 @@ func CheckHandshake(r *http.Request) *HandshakeError {
 // every connection it accepts shares instead of holding a copy. It is safe
 // for concurrent use.
 type Upgrader struct {
-	opts Options
+	opts   Options
+	closed atomic.Bool
 }
 
 // NewUpgrader returns an Upgrader for opts; zero fields take their
-// defaults.
+// defaults. It holds the package's background goroutines until Close
+// (see Upgrader.Close).
 func NewUpgrader(opts Options) *Upgrader {
+	hold()
 	return &Upgrader{opts: opts.withDefaults()}
 }
 
 // Upgrade is NewUpgrader(opts).Upgrade(w, r, respHeader), for a server
-// that accepts few connections or varies Options per connection.
+// that accepts few connections or varies Options per connection. It
+// takes no hold on the background goroutines: they still end once no
+// connection needs them, but nothing waits for them.
 func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader http.Header) (*Conn, error) {
-	return NewUpgrader(opts).Upgrade(w, r, respHeader)
+	u := &Upgrader{opts: opts.withDefaults()}
+	return u.Upgrade(w, r, respHeader)
 }
 
 // Upgrade completes the WebSocket opening handshake (RFC 6455 section 4.2)

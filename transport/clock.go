@@ -46,24 +46,31 @@ func (k *heartbeatClock) remove(c *Conn) {
 	if c.hbIdx >= 0 {
 		heap.Remove(&k.due, int(c.hbIdx))
 	}
-	if len(k.due) == 0 && k.timer != nil {
-		k.timer.Stop()
+	if len(k.due) == 0 && k.timer != nil && k.timer.Stop() {
+		backgroundDone() // the callback will not run
 	}
 }
 
-// armLocked sets the timer to fire at at (clock time).
+// armLocked sets the timer to fire at at (clock time). A callback
+// counts as a background goroutine from when its timer is armed until
+// it returns or Stop takes it back (see Upgrader.Close): counted first,
+// and the count given back when Reset only moved a pending one.
 func (k *heartbeatClock) armLocked(at int64) {
 	d := time.Duration(max(at-k.now(), 0))
+	backgroundStarted()
 	if k.timer == nil {
 		k.timer = time.AfterFunc(d, k.fire)
 		return
 	}
-	k.timer.Reset(d)
+	if k.timer.Reset(d) {
+		backgroundDone() // it replaced a callback that had not run
+	}
 }
 
 // fire runs the heartbeats that are due and re-arms the timer for the
 // next one.
 func (k *heartbeatClock) fire() {
+	defer backgroundDone()
 	k.mu.Lock()
 	now := k.now()
 	var ready []*Conn

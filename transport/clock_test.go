@@ -12,8 +12,8 @@ import (
 func TestHeartbeatClockHeap(t *testing.T) {
 	k := &heartbeatClock{base: time.Now()}
 	defer func() {
-		if k.timer != nil {
-			k.timer.Stop()
+		if k.timer != nil && k.timer.Stop() {
+			backgroundDone() // the armed callback counted as a background goroutine
 		}
 	}()
 	conns := make([]*Conn, 300)

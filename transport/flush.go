@@ -65,6 +65,7 @@ func (s *flushShard) push(c *Conn) {
 	s.running = true
 	s.mu.Unlock()
 	if start {
+		backgroundStarted()
 		go s.run()
 	}
 }
@@ -72,6 +73,7 @@ func (s *flushShard) push(c *Conn) {
 // run gives each ready connection a turn, in arrival order, until none
 // is left.
 func (s *flushShard) run() {
+	defer backgroundDone()
 	var turn []*Conn
 	var scratch turnScratch
 	for {

@@ -322,3 +322,10 @@ func text(n int) []byte {
 	}
 	return b.Bytes()[:n]
 }
+
+// testOptions returns opts with their defaults, for a Conn made without
+// an Upgrader.
+func testOptions(opts Options) *Options {
+	opts = opts.withDefaults()
+	return &opts
+}

@@ -2,8 +2,12 @@ package transport
 
 import (
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // pollSupported reports whether NotifyReadable can watch sockets without
@@ -24,6 +28,8 @@ type poller struct {
 	once    sync.Once
 	epfd    int
 	initErr error
+	wakeFd  int32       // an eventfd in the epoll set: see wakePollers
+	ready   atomic.Bool // epfd and wakeFd are made
 
 	mu sync.Mutex
 	// conns holds the registered connections by file descriptor:
@@ -36,9 +42,58 @@ type poller struct {
 
 func (p *poller) init() error {
 	p.once.Do(func() {
-		p.epfd, p.initErr = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		p.epfd, p.wakeFd, p.initErr = newEpoll()
+		p.ready.Store(p.initErr == nil)
 	})
 	return p.initErr
+}
+
+// newEpoll makes an epoll instance with an eventfd in it, which wakes
+// its poller when written (wakeEpoll).
+func newEpoll() (epfd int, wakeFd int32, err error) {
+	epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return -1, -1, os.NewSyscallError("epoll_create1", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		_ = syscall.Close(epfd)
+		return -1, -1, os.NewSyscallError("eventfd", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(efd)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		_ = syscall.Close(efd)
+		_ = syscall.Close(epfd)
+		return -1, -1, os.NewSyscallError("epoll_ctl", err)
+	}
+	return epfd, int32(efd), nil
+}
+
+// wakeEpoll makes the eventfd readable: the poller's EpollWait returns.
+func wakeEpoll(wakeFd int32) {
+	var one = [8]byte{1}
+	_, _ = syscall.Write(int(wakeFd), one[:])
+}
+
+// woken consumes a wake-up (the eventfd reads as its counter, and is
+// then empty again).
+func woken(wakeFd int32) {
+	var b [8]byte
+	_, _ = syscall.Read(int(wakeFd), b[:])
+}
+
+// wakePollers makes idle pollers look again at once, rather than at the
+// end of their pollIdleMs wait, and so end if they have nothing to
+// watch (Upgrader.Close).
+func wakePollers() {
+	if readPoller.ready.Load() {
+		wakeEpoll(readPoller.wakeFd)
+	}
+	for i := range waitPollers {
+		if p := &waitPollers[i]; p.ready.Load() {
+			wakeEpoll(p.wakeFd)
+		}
+	}
 }
 
 // arm registers c's socket, or re-arms its one-shot registration. It
@@ -72,6 +127,7 @@ func (p *poller) arm(c *Conn) error {
 		p.mu.Unlock()
 		ctlErr = syscall.EpollCtl(p.epfd, op, fd, &ev)
 		if start {
+			backgroundStarted()
 			go p.run()
 		}
 	}) {
@@ -121,6 +177,7 @@ func (p *poller) forget(c *Conn) {
 }
 
 func (p *poller) run() {
+	defer backgroundDone()
 	events := make([]syscall.EpollEvent, 256)
 	ready := make([]*Conn, 0, len(events))
 	for {
@@ -130,15 +187,19 @@ func (p *poller) run() {
 			n = 0
 		}
 		p.mu.Lock()
-		if n <= 0 && p.n == 0 {
+		wake := false
+		for _, ev := range events[:max(n, 0)] {
+			if ev.Fd == p.wakeFd {
+				woken(p.wakeFd)
+				wake = true
+			} else if c := p.get(ev.Fd); c != nil {
+				ready = append(ready, c)
+			}
+		}
+		if (n <= 0 || wake) && p.n == 0 {
 			p.running = false
 			p.mu.Unlock()
 			return
-		}
-		for _, ev := range events[:max(n, 0)] {
-			if c := p.get(ev.Fd); c != nil {
-				ready = append(ready, c)
-			}
 		}
 		p.mu.Unlock()
 		for i, c := range ready {

@@ -410,6 +410,8 @@ type waitPoller struct {
 	once    sync.Once
 	epfd    int
 	initErr error
+	wakeFd  int32       // see wakePollers
+	ready   atomic.Bool // epfd and wakeFd are made
 
 	mu      sync.Mutex
 	waiting map[int32]chan struct{}
@@ -421,8 +423,9 @@ type waitPoller struct {
 // descriptor is closed.
 func (p *waitPoller) add(fd int32, ch chan struct{}) error {
 	p.once.Do(func() {
-		p.epfd, p.initErr = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		p.epfd, p.wakeFd, p.initErr = newEpoll()
 		p.waiting = make(map[int32]chan struct{})
+		p.ready.Store(p.initErr == nil)
 	})
 	if p.initErr != nil {
 		return p.initErr
@@ -433,6 +436,7 @@ func (p *waitPoller) add(fd int32, ch chan struct{}) error {
 	p.running = true
 	p.mu.Unlock()
 	if start {
+		backgroundStarted()
 		go p.run()
 	}
 	ev := syscall.EpollEvent{Events: p.events | syscall.EPOLLONESHOT, Fd: fd}
@@ -458,6 +462,7 @@ func (p *waitPoller) del(fd int32, ch chan struct{}) {
 // run reports readiness while anyone waits and exits within pollIdleMs
 // once nobody does.
 func (p *waitPoller) run() {
+	defer backgroundDone()
 	events := make([]syscall.EpollEvent, 64)
 	for {
 		n, err := syscall.EpollWait(p.epfd, events, pollIdleMs)
@@ -465,12 +470,13 @@ func (p *waitPoller) run() {
 			n = 0 // cannot happen with a valid epoll descriptor; do not spin
 		}
 		p.mu.Lock()
-		if n <= 0 && len(p.waiting) == 0 {
-			p.running = false
-			p.mu.Unlock()
-			return
-		}
+		wake := false
 		for _, ev := range events[:max(n, 0)] {
+			if ev.Fd == p.wakeFd {
+				woken(p.wakeFd)
+				wake = true
+				continue
+			}
 			// A stale event (the waiter left and another socket got the
 			// number) only makes that waiter try its call again.
 			if ch := p.waiting[ev.Fd]; ch != nil {
@@ -479,6 +485,11 @@ func (p *waitPoller) run() {
 				default:
 				}
 			}
+		}
+		if (n <= 0 || wake) && len(p.waiting) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
 		}
 		p.mu.Unlock()
 	}

@@ -20,7 +20,7 @@ func loopbackConns(tb testing.TB, n int, opts Options) ([]*Conn, []net.Conn) {
 		tb.Fatal(err)
 	}
 	defer ln.Close()
-	u := NewUpgrader(opts)
+	u := &Upgrader{opts: opts.withDefaults()} // no hold: nothing here waits for the background goroutines
 	conns := make([]*Conn, 0, n)
 	clients := make([]net.Conn, 0, n)
 	tb.Cleanup(func() {
@@ -333,7 +333,7 @@ func TestURingFullSocket(t *testing.T) {
 	}
 	server, client := fileConn(fds[0]), fileConn(fds[1])
 	defer client.Close()
-	c := newConn(server, nil, &NewUpgrader(Options{PingInterval: -1}).opts, negotiated{})
+	c := newConn(server, nil, testOptions(Options{PingInterval: -1}), negotiated{})
 	if c.fd < 0 {
 		t.Fatal("no raw socket")
 	}

@@ -131,7 +131,7 @@ func BenchmarkPreparedSend(b *testing.B) {
 			const fanout = 1000
 			conns := make([]*Conn, fanout)
 			for i := range conns {
-				conns[i] = newConn(nil, nil, &NewUpgrader(Options{SendQueueSize: 4}).opts, negotiated{deflate: bc.deflate})
+				conns[i] = newConn(nil, nil, testOptions(Options{SendQueueSize: 4}), negotiated{deflate: bc.deflate})
 			}
 			payload := text(bc.size)
 			b.ReportAllocs()
@@ -192,7 +192,7 @@ func BenchmarkWriteLoop(b *testing.B) {
 		}
 	}()
 	nc := <-accepted
-	c := newConn(nc, nil, &NewUpgrader(Options{PingInterval: -1}).opts, negotiated{})
+	c := newConn(nc, nil, testOptions(Options{PingInterval: -1}), negotiated{})
 	c.start()
 	p := NewPrepared(Text, text(200), 0, 0)
 	b.ReportAllocs()

@@ -406,17 +406,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if drain == 0 { // --drain-timeout 0: the library's default
 		drain = herald.DefaultDrainTimeout
 	}
-	drainCtx, cancel := context.WithTimeout(context.Background(), drain+5*time.Second)
+	// The process is gone within the drain timeout: Shutdown keeps a
+	// tenth of it for stopping, and the HTTP server gets what is left
+	// (connections still busy then end with the process).
+	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	code := 0
 	if err := srv.Shutdown(drainCtx); err != nil {
 		logger.Error("drain finished with errors", "err", err)
 		code = 1
 	}
-	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelHTTP()
-	if err := hs.Shutdown(httpCtx); err != nil {
-		logger.Error("http shutdown", "err", err)
+	if err := hs.Shutdown(drainCtx); err != nil {
+		logger.Warn("http shutdown: requests still in progress at the end of the drain", "err", err)
 	}
 	logger.Info("exit", "code", code)
 	_ = os.Stderr.Sync()
