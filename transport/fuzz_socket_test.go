@@ -264,10 +264,26 @@ func FuzzSocketFrames(f *testing.F) {
 				}
 			}()
 		}
+		// The server's frames: pongs, and a close frame when it fails the
+		// connection, after which it reads no more than it discards.
 		discarded := make(chan struct{})
+		serverClosed := make(chan struct{})
 		go func() {
 			defer close(discarded)
-			_, _ = io.Copy(io.Discard, br) // pongs and close frames
+			rc := &rawClient{tb: t, nc: nc, br: br}
+			closed := false
+			for {
+				f, err := rc.readFrame()
+				if err != nil {
+					break
+				}
+				if f.op == opClose && !closed {
+					close(serverClosed)
+					closed = true
+				}
+			}
+			_ = nc.SetReadDeadline(time.Time{})
+			_, _ = io.Copy(io.Discard, br)
 		}()
 
 		rest := data
@@ -282,13 +298,17 @@ func FuzzSocketFrames(f *testing.F) {
 				case <-drained: // the server read all it could of what came before
 				case <-ended:
 					break write
+				case <-serverClosed:
+					break write
 				case <-time.After(5 * time.Second):
 					t.Fatal("the server did not read what it was sent")
 				}
 			} else {
 				select {
 				case <-ended:
-					break write // the server failed the connection and reads no more
+					break write // the server reads no more
+				case <-serverClosed:
+					break write
 				default:
 				}
 			}
