@@ -176,3 +176,97 @@ func TestWebhooksAfterSIGKILL(t *testing.T) {
 	t.Logf("%d lost connections: %d distinct disconnected events (%d posted) %s after the SIGKILL (lease %s)",
 		len(lost), len(got), posted, took.Round(time.Millisecond), lease)
 }
+
+// TestServeBackendHooks runs `herald serve --backend-url` with the
+// connect, join and emit hooks against a backend of the test's: the
+// backend decides who connects and as whom, who joins, what emit answers;
+// once it is gone, connects are refused with 503 and emits answered
+// backend_unavailable.
+func TestServeBackendHooks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	bin := buildBinary(t)
+	bs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := backend.Verify([]byte(webhookSecret), body, r.Header.Get(backend.HeaderSignature), time.Now(), time.Minute); err != nil {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var req map[string]any
+		_ = json.Unmarshal(body, &req)
+		var answer any
+		switch r.URL.Path {
+		case "/connect":
+			if req["token"] == "deny" {
+				answer = map[string]any{"allow": false, "status": 401, "code": "login_required"}
+			} else {
+				answer = map[string]any{"allow": true, "user": fmt.Sprint("app-", req["token"]), "rooms": []string{"news"}}
+			}
+		case "/join":
+			answer = map[string]any{"allow": req["room"] != "staff"}
+		case "/emit":
+			answer = map[string]any{"reply": map[string]any{"user": req["conn"].(map[string]any)["user"], "event": req["event"]}}
+		}
+		_ = json.NewEncoder(w).Encode(answer)
+	}))
+	defer bs.Close()
+	n := startNodeWith(t, bin, "bk", "--backend-url", bs.URL, "--backend-hooks", "connect,join,emit",
+		"--backend-secret", webhookSecret, "--backend-hook-timeout", "1s")
+	dial := func(token string) (*websocket.Conn, map[string]any, *http.Response, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, resp, err := websocket.Dial(ctx, n.ws(), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
+		if err != nil {
+			return nil, nil, resp, err
+		}
+		t.Cleanup(func() { _ = c.CloseNow() })
+		_, b, err := c.Read(ctx)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		return c, m, resp, err
+	}
+	request := func(c *websocket.Conn, req map[string]any) map[string]any {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b, _ := json.Marshal(req)
+		if err := c.Write(ctx, websocket.MessageText, b); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			if m["id"] == req["id"] {
+				return m
+			}
+		}
+	}
+	if _, _, resp, err := dial("deny"); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("refused connect: %v %v", err, resp)
+	}
+	c, welcome, _, err := dial("zoe")
+	if err != nil || welcome["userId"] != "app-zoe" || fmt.Sprint(welcome["rooms"]) != "[news]" {
+		t.Fatalf("welcome %v %v", welcome, err)
+	}
+	if m := request(c, map[string]any{"type": "join", "id": "j1", "room": "staff"}); m["code"] != "forbidden" {
+		t.Fatalf("join staff: %v", m)
+	}
+	if m := request(c, map[string]any{"type": "join", "id": "j2", "room": "lobby"}); m["type"] != "reply" {
+		t.Fatalf("join lobby: %v", m)
+	}
+	if m := request(c, map[string]any{"type": "emit", "id": "e1", "event": "hello"}); fmt.Sprint(m["data"]) != "map[event:hello user:app-zoe]" {
+		t.Fatalf("emit: %v", m)
+	}
+	bs.Close() // the backend goes away
+	if m := request(c, map[string]any{"type": "emit", "id": "e2", "event": "hello"}); m["code"] != "backend_unavailable" {
+		t.Fatalf("emit with the backend gone: %v", m)
+	}
+	if _, _, resp, err := dial("yan"); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("connect with the backend gone: %v %v", err, resp)
+	}
+}
