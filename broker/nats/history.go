@@ -278,7 +278,13 @@ func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.
 		if err != nil {
 			return b.jsErr(err)
 		}
+		m.Offset, m.Epoch = ack.Sequence, rs.epoch
 		raw, err := s.GetMsg(ctx, ack.Sequence)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Trimmed since, though still within the duplicate window:
+			// stored once all the same; its msgId is gone with it.
+			return nil
+		}
 		if err != nil {
 			return b.jsErr(err)
 		}
@@ -286,7 +292,7 @@ func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.
 		if err := json.Unmarshal(raw.Data, &stored); err != nil {
 			return fmt.Errorf("nats broker: stored message %d: %w", ack.Sequence, err)
 		}
-		m.MsgID, m.Offset, m.Epoch = stored.MsgID, ack.Sequence, rs.epoch
+		m.MsgID = stored.MsgID
 		return nil
 	}
 	m.Offset, m.Epoch = ack.Sequence, rs.epoch

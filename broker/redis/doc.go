@@ -73,8 +73,9 @@
 //
 // A room with history has a stream <prefix>:hist:{<room>}:s (entry ID
 // <offset>-0, XADD MAXLEN ~ size), a hash <prefix>:hist:{<room>}:m
-// (epoch, newest offset) and a hash <prefix>:hist:{<room>}:k
-// (idempotency keys); the room is their hash tag, as for its channel.
+// (epoch, newest offset) and a sorted set <prefix>:hist:{<room>}:k
+// (idempotency keys scored by offset, those of trimmed messages
+// removed); the room is their hash tag, as for its channel.
 // One Lua script numbers, stores and publishes a message atomically, so
 // the channel carries a room's messages in offset order, one round trip
 // per publish. Such publishes are never buffered. A publication whose reply was lost in an

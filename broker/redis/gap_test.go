@@ -183,3 +183,44 @@ func TestGapRepair(t *testing.T) {
 		})
 	}
 }
+
+// TestIdempotencyKeysBounded: the idempotency keys of a room are kept
+// only while their messages are in the history, so a stream of
+// publishes with keys holds about as many keys as messages.
+func TestIdempotencyKeysBounded(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartRedis(t)
+	b := newBroker(t, redis.Config{URL: srv.URL()})
+	b.SetHistory(brokertest.TestHistory)
+	n := brokertest.StartNode(t, b)
+	room := brokertest.Room("h-keys")
+	ctx := context.Background()
+	for i := range 1000 {
+		m := brokertest.Msg(room, "k")
+		m.IdempotencyKey = "key-" + strconv.Itoa(i)
+		if err := n.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := srv.Command("ZCARD", "herald:hist:{"+room+"}:k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := srv.Command("XLEN", "herald:hist:{"+room+"}:s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after 1000 publishes with keys to a room of %d: %s keys, %s stream entries", brokertest.HistorySize, keys, entries)
+	if k, _ := strconv.Atoi(keys); k == 0 || k > 2*brokertest.HistorySize+100 {
+		t.Fatalf("%s idempotency keys kept for a history of %d (%s entries)", keys, brokertest.HistorySize, entries)
+	}
+	// A key whose message was trimmed is a new publish again.
+	m := brokertest.Msg(room, "k")
+	m.IdempotencyKey = "key-0"
+	if err := n.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Offset != 1001 {
+		t.Fatalf("key of a trimmed message: offset %d, want a new one, 1001", m.Offset)
+	}
+}

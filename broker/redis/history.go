@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/heraldrt/herald/broker"
@@ -20,15 +19,19 @@ import (
 //	<prefix>:hist:{<room>}:m  hash: e (epoch), n (newest offset)
 //	<prefix>:hist:{<room>}:s  stream: one entry per message, ID <offset>-0,
 //	                          field m: the message's JSON (with offset and epoch)
-//	<prefix>:hist:{<room>}:k  hash: idempotency key -> "<offset>:<msgId>"
+//	<prefix>:hist:{<room>}:k  sorted set: idempotency keys, scored by offset
 //
 // One script stores, numbers and publishes a message atomically, so the
 // channel carries a room's messages in offset order.
 
 // publishScript: KEYS meta, stream, keys; ARGV channel, JSON without its
 // opening brace, size, TTL in ms (0: none), idempotency key, a new
-// epoch (used if the room has none), msgId, "1" for SPUBLISH.
-// It returns {offset, epoch, "" | "<offset>:<msgId>" of the stored twin}.
+// epoch (used if the room has none), "1" for SPUBLISH.
+// It returns {offset, epoch, msgId of the stored twin or ""}.
+//
+// Idempotency keys are a sorted set scored by offset: a key whose
+// message is still in the stream names a twin; keys of trimmed
+// messages are removed as publishes with a key go by (O(log n) each).
 const publishScript = `
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
@@ -39,33 +42,29 @@ end
 local size = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 if ARGV[5] ~= '' then
-  local prev = redis.call('HGET', KEYS[3], ARGV[5])
+  local prev = redis.call('ZSCORE', KEYS[3], ARGV[5])
   if prev then
-    return {0, epoch, prev}
+    local e = redis.call('XRANGE', KEYS[2], prev .. '-0', prev .. '-0')
+    if #e == 1 then
+      return {tonumber(prev), epoch, cjson.decode(e[1][2][2]).msgId}
+    end
   end
 end
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 local payload = '{"offset":' .. n .. ',"epoch":"' .. epoch .. '",' .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, n .. '-0', 'm', payload)
 if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[3], ARGV[5], n .. ':' .. ARGV[7])
-  if redis.call('HLEN', KEYS[3]) > 2 * size + 16 then
-    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
-    local min = tonumber(string.match(first[1][1], '^(%d+)'))
-    local all = redis.call('HGETALL', KEYS[3])
-    for i = 1, #all, 2 do
-      if tonumber(string.match(all[i + 1], '^(%d+)')) < min then
-        redis.call('HDEL', KEYS[3], all[i])
-      end
-    end
-  end
+  redis.call('ZADD', KEYS[3], n, ARGV[5])
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  local min = tonumber(string.match(first[1][1], '^(%d+)'))
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. min)
 end
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
-if ARGV[8] == '1' then
+if ARGV[7] == '1' then
   redis.call('SPUBLISH', ARGV[1], payload)
 else
   redis.call('PUBLISH', ARGV[1], payload)
@@ -143,7 +142,7 @@ func (b *Broker) prepareStored(m *broker.Message, p broker.HistoryPolicy) (*stor
 	}
 	return &storedPublish{m: m, keys: b.histKeys(m.Room), args: []string{
 		b.roomChannel(m.Room), string(payload[1:]), strconv.Itoa(p.Size),
-		strconv.FormatInt(p.TTL.Milliseconds(), 10), m.IdempotencyKey, newEpoch(), m.MsgID, cluster,
+		strconv.FormatInt(p.TTL.Milliseconds(), 10), m.IdempotencyKey, newEpoch(), cluster,
 	}}, nil
 }
 
@@ -169,13 +168,7 @@ func (sp *storedPublish) stored(r rueidis.RedisResult) error {
 		return err
 	}
 	if twin != "" {
-		o, id, _ := strings.Cut(twin, ":")
-		n, err := strconv.ParseUint(o, 10, 64)
-		if err != nil {
-			return fmt.Errorf("redis broker: bad idempotency entry %q", twin)
-		}
-		sp.m.MsgID, sp.m.Offset, sp.m.Epoch = id, n, epoch
-		return nil
+		sp.m.MsgID = twin
 	}
 	sp.m.Offset, sp.m.Epoch = uint64(offset), epoch
 	return nil
