@@ -328,6 +328,9 @@ func newMetrics(reg prometheus.Registerer) *proxyMetrics {
 			Name: "herald_backend_events_queued", Help: "Webhook events waiting in this node's queue, read every quarter of the lease.",
 		}),
 	}
+	for _, reason := range []string{"queue_full", "queue_error", "max_age", "shutdown"} {
+		m.eventsGivenUp.WithLabelValues(reason) // exported at 0, so that alerts see increases
+	}
 	if reg != nil {
 		reg.MustRegister(m.calls, m.retries, m.errors, m.duration, m.breakerOpen, m.eventsSent, m.eventsGivenUp, m.eventsQueued)
 	}

@@ -23,7 +23,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/backend"
 	"github.com/heraldrt/herald/client"
+	"github.com/heraldrt/herald/internal/metrics"
 )
 
 // promQLKeywords are identifiers in PromQL that are not metric names:
@@ -176,13 +178,29 @@ func exportedMetrics(t testing.TB) map[string]bool {
 }
 
 func scrapeLiveServer() (map[string]bool, error) {
+	// The backend proxy's metrics too: webhooks to a backend that is not
+	// there (its calls fail, its events wait).
+	reg := metrics.NewRegistry()
+	proxy, err := backend.New(backend.Config{URL: "http://127.0.0.1:1", Hooks: []string{backend.HookEvents},
+		Registerer: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LeaseTTL: 400 * time.Millisecond})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = proxy.Close(ctx)
+	}()
+	hooks := proxy.Hooks()
+	hooks.OnEvent = func(context.Context, *herald.ConnInfo, string, json.RawMessage) (any, error) {
+		panic("metrics test: a hook panic, on purpose")
+	}
 	srv, err := herald.New(herald.Config{
 		APIKeys:       []string{testAPIKey},
 		MaxConnsPerIP: 1,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Hooks: herald.Hooks{OnEvent: func(context.Context, *herald.ConnInfo, string, json.RawMessage) (any, error) {
-			panic("metrics test: a hook panic, on purpose")
-		}},
+		Registry:      reg,
+		Hooks:         hooks,
 	})
 	if err != nil {
 		return nil, err
@@ -226,7 +244,8 @@ func scrapeLiveServer() (map[string]bool, error) {
 		if samples, err = scrape(ts.URL + "/metrics"); err != nil {
 			return nil, err
 		}
-		if samples["herald_connections"] == 0 && samples["# TYPE herald_connections_closed_total"] == 1 {
+		if samples["herald_connections"] == 0 && samples["# TYPE herald_connections_closed_total"] == 1 &&
+			samples["# TYPE herald_backend_errors_total"] == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
