@@ -21,6 +21,13 @@
 // that waits for the peer, for up to WriteTimeout, and then gives the
 // connection back to its shard; a worker never blocks on one client.
 //
+// The flush workers, the pollers and the heartbeat clock serve every
+// connection of the process and run only while they have work. Each
+// Upgrader holds them (NewUpgrader); Upgrader.Close, once the
+// connections are closed, gives the hold back, and the last one waits
+// until they have all ended, so that a server's shutdown leaves none of
+// them behind.
+//
 // On Linux a worker writes the turns of up to 256 ready connections with
 // one io_uring submission: a writev each, with RWF_NOWAIT, so a full
 // socket answers EAGAIN at once exactly as a non-blocking writev does.
