@@ -64,8 +64,17 @@ type Config struct {
 	// LeaseTTL is how long this node's presence entries outlive it if it
 	// dies without a word; the lease is renewed every third of it. Default 10s.
 	LeaseTTL time.Duration
-	// Authenticator decides who connects. Default: auth.Anonymous.
+	// Authenticator decides who connects. Default: auth.Anonymous, which
+	// trusts the id a client claims: it serves clients that connect over
+	// loopback only (see InsecureNoAuth).
 	Authenticator auth.Authenticator
+	// InsecureNoAuth lets anonymous clients connect through any address.
+	// Without it, while the Authenticator is auth.Anonymous and no
+	// Hooks.OnUpgrade decides who connects, an upgrade that reached the
+	// server on an address that is not loopback (a listener on ":8080"
+	// reached from another machine) is refused with 403 auth_required and
+	// logged: the rule `herald serve` applies to --addr. Default off.
+	InsecureNoAuth bool
 
 	// APIKeys guard /api/v1/*. Any of them is accepted (for rotation). When
 	// empty the server generates one at start and logs it once.

@@ -145,6 +145,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "draining", "server is shutting down; reconnect to another node")
 		return
 	}
+	if s.localOnly && !onLoopback(r) {
+		s.refuseRemoteAnonymous(ctx, w, r)
+		return
+	}
 	ip := s.clientIP(r)
 	if !s.limits.allowUpgrade(ip, time.Now()) {
 		s.refuse(ctx, w, http.StatusTooManyRequests, "upgrade_rate", "too many connection attempts from your address; retry later")
@@ -255,6 +259,36 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // refuse answers an upgrade request that a policy turned down.
+// onLoopback reports whether r reached the server on a loopback address
+// (or a Unix socket): the local address of its connection, not the
+// client's, so that a listener on all interfaces still serves local tools.
+func onLoopback(r *http.Request) bool {
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	case net.Addr:
+		host, _, err := net.SplitHostPort(a.String())
+		ip := net.ParseIP(host)
+		return err == nil && ip != nil && ip.IsLoopback()
+	}
+	return false
+}
+
+// refuseRemoteAnonymous refuses an anonymous client that came through an
+// address other than loopback, and says once, loudly, how to allow it.
+func (s *Server) refuseRemoteAnonymous(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	s.remoteRefusalLog.Do(func() {
+		s.log.ErrorContext(ctx, "anonymous client refused on a non-loopback address: without authentication Herald "+
+			"serves clients that connect over loopback only; set Config.Authenticator (e.g. auth/jwt), or "+
+			"Config.InsecureNoAuth to accept anonymous clients from anywhere (herald serve: --jwt-secret or --insecure-no-auth)",
+			"local_addr", fmt.Sprint(r.Context().Value(http.LocalAddrContextKey)), "remote_addr", r.RemoteAddr)
+	})
+	s.refuse(ctx, w, http.StatusForbidden, "auth_required",
+		"this server has no authentication configured and accepts anonymous clients on loopback only")
+}
+
 func (s *Server) refuse(ctx context.Context, w http.ResponseWriter, status int, reason, msg string) {
 	s.metrics.UpgradesRejected.WithLabelValues(reason).Inc()
 	if status == http.StatusTooManyRequests {

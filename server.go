@@ -59,7 +59,11 @@ type Server struct {
 	mux          *http.ServeMux
 	limits       *limiter
 	revoked      *revocations
-	upgrader     *transport.Upgrader
+	// localOnly: anonymous authentication without an OnUpgrade hook or
+	// InsecureNoAuth, so upgrades are served on loopback addresses only.
+	localOnly        bool
+	remoteRefusalLog sync.Once
+	upgrader         *transport.Upgrader
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{} // a connection leaves when its handler has finished
@@ -120,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 		revoked:      newRevocations(),
 	}
 	s.limits = newLimiter(&s.cfg)
+	s.localOnly = auth.IsAnonymous(cfg.Authenticator) && cfg.Hooks.OnUpgrade == nil && !cfg.InsecureNoAuth
 	s.upgrader = transport.NewUpgrader(transport.Options{
 		ReadLimit:            cfg.ReadLimit,
 		Compression:          !cfg.DisableCompression,

@@ -103,8 +103,19 @@ type Refresher interface {
 	Refresh(token string) (*Identity, error)
 }
 
-// Anonymous accepts every client.
+// Anonymous accepts every client. herald.Server serves it to clients that
+// connect over loopback only, unless told otherwise (Config.InsecureNoAuth).
 type Anonymous struct{}
+
+// IsAnonymous reports whether a is Anonymous (or nil, which means it):
+// every client is let in under the id it claims.
+func IsAnonymous(a Authenticator) bool {
+	switch a.(type) {
+	case nil, Anonymous, *Anonymous:
+		return true
+	}
+	return false
+}
 
 // MaxClientIDLen bounds the client-chosen anonymous id.
 const MaxClientIDLen = 128

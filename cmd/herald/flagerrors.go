@@ -86,13 +86,18 @@ func durationExample(fl *flag.Flag) string {
 	if ex == "" || ex == "0s" {
 		return "30s"
 	}
-	// 1h0m0s reads better as 1h, 2m0s as 2m.
+	return shortDuration(ex)
+}
+
+// shortDuration writes a time.Duration's text as a person would: 1h0m0s
+// as 1h, 2m0s as 2m.
+func shortDuration(d string) string {
 	for _, zero := range []string{"0s", "0m"} {
-		if s := strings.TrimSuffix(ex, zero); s != ex && s != "" && !strings.HasSuffix(s, ".") && (strings.HasSuffix(s, "m") || strings.HasSuffix(s, "h")) {
-			ex = s
+		if s := strings.TrimSuffix(d, zero); s != d && s != "" && (strings.HasSuffix(s, "m") || strings.HasSuffix(s, "h")) {
+			d = s
 		}
 	}
-	return ex
+	return d
 }
 
 func exampleSuffix(fl *flag.Flag) string {

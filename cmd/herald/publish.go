@@ -68,7 +68,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	}
 	req.Header.Set("Authorization", "Bearer "+*apiKey)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "herald/"+version)
+	req.Header.Set("User-Agent", "herald/"+versionString())
 
 	hc := &http.Client{}
 	defer hc.CloseIdleConnections()

@@ -156,6 +156,7 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
 		natsURL: *natsURL, publishBuffer: *publishBuffer, sharedRooms: *sharedRooms}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
+	cfg.InsecureNoAuth = *insecure // the library applies the same rule per connection
 	hooks, err := backend.ParseHooks(*backendHooks)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.origin("backend-hooks"), err)
@@ -391,7 +392,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}()
 	logger.Info("listening", "addr", ln.Addr().String(), "ws_path", sc.server.Path, "tls", sc.tlsCert != "",
 		"engine", sc.engines.name(),
-		"auth", sc.authConfigured(), "gc_tuning", gcTuning, "writes", writes, "version", version)
+		"auth", sc.authConfigured(), "gc_tuning", gcTuning, "writes", writes, "version", versionString())
 
 	select {
 	case err := <-serveErr:

@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,8 +33,51 @@ func TestVersion(t *testing.T) {
 	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "herald ") {
 		t.Fatalf("version: code %d out %q", code, out.String())
 	}
+	// From the build info: the module's (pseudo-)version, the commit, its
+	// time and whether the tree had changes; -X main.version wins.
+	info := &debug.BuildInfo{GoVersion: "go1.26.3", Main: debug.Module{Version: "v0.0.0-20261205184548-f342641dd4ad+dirty"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "f342641dd4adabc688311ef729acf3f20681d96c"},
+			{Key: "vcs.time", Value: "2026-12-05T18:45:48Z"}, {Key: "vcs.modified", Value: "true"}}}
+	v, line := buildVersion("", info)
+	want := "herald v0.0.0-20261205184548-f342641dd4ad+dirty (commit f342641dd4adabc688311ef729acf3f20681d96c 2026-12-05T18:45:48Z with uncommitted changes, go1.26.3 " + runtime.GOOS + "/" + runtime.GOARCH + ")"
+	if v != "v0.0.0-20261205184548-f342641dd4ad+dirty" || line != want {
+		t.Errorf("buildVersion = %q, %q\nwant %q", v, line, want)
+	}
+	if v, _ := buildVersion("v1.2.3", info); v != "v1.2.3" {
+		t.Errorf("-X main.version: %q", v)
+	}
+	if v, line := buildVersion("", &debug.BuildInfo{GoVersion: "go1.26.3", Main: debug.Module{Version: "(devel)"}}); v != "devel" || strings.Contains(line, "commit") {
+		t.Errorf("without VCS information: %q %q", v, line)
+	}
 	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 {
 		t.Fatalf("unknown command: code %d", code)
+	}
+}
+
+// TestVersionOfTheBuiltBinary: the real binary prints what Go recorded in
+// it (go version -m): its module version and, when built in a checkout
+// with VCS stamping (the default outside this test's GOFLAGS), the commit.
+func TestVersionOfTheBuiltBinary(t *testing.T) {
+	bin := buildBinary(t)
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(line, "herald ") || strings.HasPrefix(line, "herald dev ") || !strings.Contains(line, runtime.Version()) {
+		t.Fatalf("herald version = %q", line)
+	}
+	for _, l := range strings.Split(string(meta), "\n") {
+		if rev, ok := strings.CutPrefix(strings.TrimSpace(l), "build\tvcs.revision="); ok && !strings.Contains(line, rev) {
+			t.Fatalf("herald version = %q, lacks the commit %s recorded in the binary", line, rev)
+		}
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "mod" && f[2] != "(devel)" && !strings.Contains(line, f[2]) {
+			t.Fatalf("herald version = %q, lacks the module version %s", line, f[2])
+		}
 	}
 }
 
@@ -523,5 +568,17 @@ func TestHeaderLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("oversized header: %d, want 431", resp.StatusCode)
+	}
+}
+
+// TestInsecureNoAuthReachesTheLibrary: --insecure-no-auth sets
+// Config.InsecureNoAuth, so the library's per-connection rule (anonymous
+// clients on loopback only) is lifted exactly when the binary's is.
+func TestInsecureNoAuthReachesTheLibrary(t *testing.T) {
+	for args, want := range map[string]bool{"--addr 0.0.0.0:8080 --insecure-no-auth": true, "--addr 127.0.0.1:8080": false} {
+		sc, err := parseServe(strings.Fields(args), &bytes.Buffer{})
+		if err != nil || sc.server.InsecureNoAuth != want {
+			t.Errorf("%s: InsecureNoAuth %v, %v; want %v", args, sc != nil && sc.server.InsecureNoAuth, err, want)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 func runToken(args []string, stdout, stderr io.Writer) int {
 	f := newEnvFlags("token", stdout)
 	secret := f.String("jwt-secret", "", "HS256 secret the server verifies with (at least 32 bytes)")
+	maxLifetime := f.Duration("jwt-max-lifetime", jwtauth.DefaultMaxLifetime, "the server's --jwt-max-lifetime: a longer --ttl is refused, since the server would reject the token (lifetime_too_long)")
 	f.envs["sub"] = "-"
 	sub := f.fs.String("sub", "", "user id (the sub claim); required")
 	rooms := f.fs.String("rooms", "", "comma-separated room patterns the user may join (e.g. 'chat:*')")
@@ -34,6 +35,13 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil && *secret == "" {
 		err = errors.New("no secret: set HERALD_JWT_SECRET (or --jwt-secret) to the server's secret")
+	}
+	if err == nil && *ttl > *maxLifetime {
+		// Refused rather than warned: a token the server rejects is of no
+		// use, and the refusal says how to match a server configured longer.
+		err = fmt.Errorf("--ttl %s is longer than the server accepts (%s %s): it would reject the token "+
+			"with lifetime_too_long; if your server runs with a longer --jwt-max-lifetime, give the same here "+
+			"(or set HERALD_JWT_MAX_LIFETIME for both)", shortDuration(ttl.String()), f.origin("jwt-max-lifetime"), shortDuration(maxLifetime.String()))
 	}
 	if err != nil {
 		return usageFailed(stderr, "token", err)
