@@ -18,7 +18,10 @@ build:
 	$(GO) build -o bin/herald ./cmd/herald
 
 ## test: the whole test suite: the JS client's tests (node --test), then gofmt and
-## vet checks and every Go test with -race (including the browser test of the demo)
+## vet checks and every Go test with -race (including the browser test of the demo).
+## The Go tests run through internal/testsummary: one line per package, the output
+## of failing tests, and at the end every skipped test with its reason (a missing
+## tool and how to install it); the exit code is go test's.
 test: test-js test-go
 
 test-js:
@@ -29,8 +32,8 @@ test-go:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	GOOS=darwin $(GO) vet ./transport  # the non-Linux fallbacks (no epoll, no raw writev) must build
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
-	HERALD_IO_URING=off $(GO) test -race -count=1 ./transport  # the writev path, used where io_uring is not
+	$(GO) run ./internal/testsummary $(GO) test -json -race -count=1 -timeout 15m $(PKGS)
+	HERALD_IO_URING=off $(GO) run ./internal/testsummary $(GO) test -json -race -count=1 ./transport  # the writev path, used where io_uring is not
 
 ## lint: vet and staticcheck
 lint:
