@@ -23,5 +23,6 @@ func (v1Codec) Encode(m *broker.Message) (transport.MessageType, []byte) {
 		From:   m.From,
 		TS:     m.PublishedAt / 1e6,
 	}
-	return transport.Text, protocol.AppendEvent(make([]byte, 0, 96+len(m.Data)+len(m.Room)), &ev)
+	b := make([]byte, transport.FrameHeadroom, transport.FrameHeadroom+96+len(m.Data)+len(m.Room))
+	return transport.Text, protocol.AppendEvent(b, &ev)
 }

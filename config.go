@@ -23,6 +23,8 @@ const (
 	DefaultCompressionLevel       = 1
 	DefaultReadLimit              = 64 << 10
 	DefaultSendQueueSize          = 256
+	DefaultSendQueueBytes         = 4 << 20
+	DefaultMaxNodeQueuedBytes     = 1 << 30
 	DefaultWriteTimeout           = 10 * time.Second
 	DefaultMaxRoomsPerConn        = 128
 	DefaultDrainTimeout           = 30 * time.Second
@@ -119,6 +121,21 @@ type Config struct {
 	// because the node itself is behind may hold 4× as many first.
 	// Default 256.
 	SendQueueSize int
+	// SendQueueBytes bounds each connection's outgoing queue in bytes
+	// (frames before compression): a message that would take it over
+	// closes the connection with 4008, whether or not the client still
+	// reads. One message larger than the bound is still queued when the
+	// queue is empty. A connection holds at most this queue plus one batch
+	// being written to it (taken from the queue, so no larger): with the
+	// default, 8 MiB in the worst case (plus the kernel's socket buffer).
+	// Default 4 MiB; at most 2 GiB.
+	SendQueueBytes int64
+	// MaxNodeQueuedBytes bounds what all connections of this node queue
+	// together, batches being written included (a broadcast frame is
+	// counted once per connection it waits in). A connection whose message
+	// arrives while the node is at the bound is closed with 1013 (try
+	// again later). Default 1 GiB.
+	MaxNodeQueuedBytes int64
 	// WriteTimeout bounds each socket write that has to wait for the client
 	// (at most 256 KiB per write): a client that reads nothing for this
 	// long is dropped. Default 10s.
@@ -242,6 +259,12 @@ func (c *Config) setDefaults() {
 	if c.SendQueueSize == 0 {
 		c.SendQueueSize = DefaultSendQueueSize
 	}
+	if c.SendQueueBytes == 0 {
+		c.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if c.MaxNodeQueuedBytes == 0 {
+		c.MaxNodeQueuedBytes = DefaultMaxNodeQueuedBytes
+	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
@@ -321,6 +344,10 @@ func (c *Config) validate() error {
 		return bad("ReadLimit", "must be at least 256 bytes (got %d)", c.ReadLimit)
 	case c.SendQueueSize < 1:
 		return bad("SendQueueSize", "must be positive (got %d)", c.SendQueueSize)
+	case c.SendQueueBytes < 1 || c.SendQueueBytes > 1<<31-1:
+		return bad("SendQueueBytes", "must be 1..2147483647 (got %d)", c.SendQueueBytes)
+	case c.MaxNodeQueuedBytes < 1:
+		return bad("MaxNodeQueuedBytes", "must be positive (got %d)", c.MaxNodeQueuedBytes)
 	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= 0:
 		return bad("HeartbeatTimeout", "must be positive (got %s)", c.HeartbeatTimeout)
 	case c.WriteTimeout < 0:

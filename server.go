@@ -132,6 +132,8 @@ func New(cfg Config) (*Server, error) {
 		CompressionLevel:     cfg.CompressionLevel,
 		ContextTakeover:      cfg.CompressionContextTakeover,
 		SendQueueSize:        cfg.SendQueueSize,
+		SendQueueBytes:       cfg.SendQueueBytes,
+		MaxQueuedBytes:       cfg.MaxNodeQueuedBytes,
 		WriteTimeout:         cfg.WriteTimeout,
 		PingInterval:         cfg.HeartbeatInterval,
 		PongTimeout:          cfg.HeartbeatTimeout,
@@ -143,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = metrics.New(s.registry)
 	metrics.RegisterGauges(s.registry, metrics.Gauges{
 		PendingAckBytes: func() float64 { return float64(s.pendingAckBytes.Load()) },
+		SendQueueBytes:  func() float64 { return float64(s.upgrader.QueuedBytes()) },
 	})
 	if s.broker == nil {
 		s.broker = memory.New()

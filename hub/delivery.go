@@ -15,6 +15,10 @@ const MaxCodecs = 4
 // unique per codec and below MaxCodecs.
 type Codec interface {
 	Slot() int
+	// Encode returns the message type and the encoded message after
+	// transport.FrameHeadroom bytes of room, which the frame header is
+	// written into (transport.NewPreparedInPlace): the message is held
+	// once, as its frame.
 	Encode(m *broker.Message) (transport.MessageType, []byte)
 }
 
@@ -41,7 +45,7 @@ func (d *Delivery) Frame(c Codec) *transport.Prepared {
 	f := &d.frames[c.Slot()]
 	f.once.Do(func() {
 		typ, b := c.Encode(d.Msg)
-		f.p = transport.NewPrepared(typ, b, d.threshold, d.level)
+		f.p = transport.NewPreparedInPlace(typ, b, d.threshold, d.level)
 	})
 	return f.p
 }

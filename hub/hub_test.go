@@ -26,7 +26,7 @@ func (jsonCodec) Slot() int { return 1 }
 func (c jsonCodec) Encode(m *broker.Message) (transport.MessageType, []byte) {
 	c.encodes.Add(1)
 	b, _ := json.Marshal(m)
-	return transport.Text, b
+	return transport.Text, append(make([]byte, transport.FrameHeadroom), b...)
 }
 
 type member struct {

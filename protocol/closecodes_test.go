@@ -109,6 +109,7 @@ func TestCloseCodesTransport(t *testing.T) {
 		transport.ClosePolicyViolation: protocol.ClosePolicyViolation,
 		transport.CloseMessageTooBig:   protocol.CloseMessageTooBig,
 		transport.CloseInternalError:   protocol.CloseInternalError,
+		transport.CloseTryAgainLater:   protocol.CloseTryAgainLater,
 		transport.CloseSlowConsumer:    protocol.CloseSlowConsumer,
 	}
 	for tc, pc := range same {

@@ -60,7 +60,18 @@ type Upgrader struct {
 // (see Upgrader.Close).
 func NewUpgrader(opts Options) *Upgrader {
 	hold()
-	return &Upgrader{opts: opts.withDefaults()}
+	u := &Upgrader{opts: opts.withDefaults()}
+	u.opts.queues = &queueBudget{limit: u.opts.MaxQueuedBytes}
+	return u
+}
+
+// QueuedBytes returns the bytes the Upgrader's connections hold queued
+// or being written to slow peers (see Options.MaxQueuedBytes).
+func (u *Upgrader) QueuedBytes() int64 {
+	if u.opts.queues == nil {
+		return 0
+	}
+	return u.opts.queues.used.Load()
 }
 
 // Upgrade is NewUpgrader(opts).Upgrade(w, r, respHeader), for a server

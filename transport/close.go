@@ -166,7 +166,10 @@ func (c *Conn) finish() {
 	c.closeStarted = true
 	c.owned = true
 	c.sendQ, c.ctrlQ = nil, nil
+	taken := c.unqueueLocked()
 	c.mu.Unlock()
+	c.opts.queues.give(taken)
+	c.endPendingWrite() // the write side is this caller's now
 	if c.opts.PingInterval > 0 {
 		heartbeats.remove(c)
 	}

@@ -35,8 +35,8 @@ const (
 // documentation for its concurrency contract.
 type Conn struct {
 	// Send, run for every member of a room on each broadcast, touches
-	// only the first cache line: mu, sendQ, the flags, queueLimit and
-	// shard. Keep them together and first.
+	// only the first cache line: mu, sendQ, the flags, room, queueLimit
+	// and shard. Keep them together and first.
 	//
 	// mu guards the fields below up to hb. It is never held while
 	// blocking on the socket or a channel, and no other lock is taken
@@ -51,15 +51,11 @@ type Conn struct {
 	peerGone     bool // the reader has seen the peer's close or EOF
 	finishing    bool // finish has started: it runs once
 	finished     bool // the socket is closed and the write side done
-	// fd is the raw socket's descriptor, set once by newConn (-1 when
-	// nc is not a *rawSocket): flushTurn writes to it directly, without
-	// the socket's reference count (a cold cache line per delivery, 5 %
-	// of the server's CPU at 50k deliveries/s with poll.FD's). That is
-	// safe because the descriptor is closed only by finish, which runs as
-	// the write side's last owner, so no raw write is in flight or can
-	// follow; Terminate only shuts the socket down while someone else
-	// owns it. Not guarded by mu.
-	fd         int32
+	// room is how many more bytes the queue takes before the connection
+	// is a slow consumer: Options.SendQueueBytes minus the sizes queued
+	// since the last turn took the queue (negative after one message
+	// larger than the bound).
+	room       int32
 	queueLimit int32       // opts.SendQueueSize
 	shard      *flushShard // where the connection gets its turns
 	ctrlQ      [][]byte    // complete control frames, written before data
@@ -76,7 +72,15 @@ type Conn struct {
 	opts   *Options      // shared by the Upgrader's connections
 	neg    negotiated
 
-	polled      bool // registered with readPoller; guarded by readPoller.mu
+	// fd is the raw socket's descriptor, set once by newConn (-1 when
+	// nc is not a *rawSocket): flushTurn writes to it directly, without
+	// the socket's reference count (a cold cache line per delivery, 5 %
+	// of the server's CPU at 50k deliveries/s with poll.FD's). That is
+	// safe because the descriptor is closed only by finish, which runs as
+	// the write side's last owner, so no raw write is in flight or can
+	// follow; Terminate only shuts the socket down while someone else
+	// owns it. Not guarded by mu.
+	fd          int32
 	notifyState atomic.Int32
 	// Where the heartbeat clock keeps the connection: when it is due (clock
 	// time) and its index in the clock's heap (-1 when not scheduled).
@@ -143,6 +147,7 @@ func newConn(nc net.Conn, prefix []byte, opts *Options, neg negotiated) *Conn {
 		neg:        neg,
 		shard:      pickShard(),
 		queueLimit: int32(min(opts.SendQueueSize, math.MaxInt32)),
+		room:       int32(opts.SendQueueBytes),
 		hbIdx:      -1,
 		fd:         -1,
 	}
@@ -186,24 +191,37 @@ func (c *Conn) now() int64 { return heartbeats.now() }
 
 // Send enqueues m without blocking. When SendQueueSize messages are
 // already waiting while the socket is full (a write is waiting for the
-// peer to read), the peer is not keeping up: Send returns ErrSlowConsumer
-// and closes the connection with code 4008, so that one slow client never
-// stalls a broadcaster. A queue that grows only because the server itself
-// is behind may hold overloadFactor times as many before that happens.
-// After closing has started Send returns ErrClosed.
+// peer to read), or m would take the queue over SendQueueBytes, the peer
+// is not keeping up: Send returns ErrSlowConsumer and closes the
+// connection with code 4008, so that one slow client never stalls a
+// broadcaster. A queue that grows only because the server itself is
+// behind may hold overloadFactor times as many messages (never more
+// bytes) before that happens. When the Upgrader's connections together
+// queue MaxQueuedBytes, Send returns ErrQueuesFull and closes the
+// connection with 1013. After closing has started Send returns ErrClosed.
 func (c *Conn) Send(m *Prepared) error {
+	size := int32(min(m.Size(), math.MaxInt32))
 	c.mu.Lock()
 	if c.closeStarted {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if n, limit := len(c.sendQ), int(c.queueLimit); n >= limit && (c.blocked || n >= overloadFactor*limit) {
+	n, limit := len(c.sendQ), int(c.queueLimit)
+	if n > 0 && size > c.room || n >= limit && (c.blocked || n >= overloadFactor*limit) {
 		c.mu.Unlock()
 		if !c.Abort(CloseSlowConsumer, "slow consumer", ErrSlowConsumer) {
 			return ErrClosed
 		}
 		return ErrSlowConsumer
 	}
+	if !c.opts.queues.take(int64(size)) {
+		c.mu.Unlock()
+		if !c.Abort(CloseTryAgainLater, "server busy: send queues full", ErrQueuesFull) {
+			return ErrClosed
+		}
+		return ErrQueuesFull
+	}
+	c.room -= size
 	c.sendQ = append(c.sendQ, m)
 	claimed := !c.held && c.claimLocked()
 	c.mu.Unlock()
@@ -268,6 +286,9 @@ func (c *Conn) Release(first *Prepared) error {
 	}
 	c.held = false
 	if first != nil {
+		size := int32(min(first.Size(), math.MaxInt32))
+		c.opts.queues.add(int64(size))
+		c.room -= size
 		c.sendQ = append(c.sendQ, nil)
 		copy(c.sendQ[1:], c.sendQ)
 		c.sendQ[0] = first
@@ -357,4 +378,12 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 // as on the wire (headers and compressed payloads included).
 func (c *Conn) Stats() (framesOut, bytesOut, bytesIn uint64) {
 	return c.framesOut.Load(), c.bytesOut.Load(), c.bytesIn.Load()
+}
+
+// unqueueLocked ends the count of what the queue held, which the caller
+// takes (to write it or drop it), and returns its size. c.mu must be held.
+func (c *Conn) unqueueLocked() int64 {
+	taken := c.opts.SendQueueBytes - int64(c.room)
+	c.room = int32(c.opts.SendQueueBytes)
+	return taken
 }

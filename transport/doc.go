@@ -64,10 +64,12 @@
 //   - Hold and Release let a server queue messages behind one it has not
 //     sent yet (Herald's welcome): Send queues while held, Release puts
 //     its message first and starts writing.
-//   - Send and WriteText never block: they enqueue on a bounded queue.
-//     When it is full while the socket is full too, the connection is
-//     closed as a slow consumer (4008) so that a broadcaster is never
-//     stalled by one client.
+//   - Send and WriteText never block: they enqueue on a queue bounded in
+//     messages and in bytes. When it is full (in messages while the
+//     socket is full too; in bytes at any time), the connection is closed
+//     as a slow consumer (4008) so that a broadcaster is never stalled by
+//     one client. The queues of an Upgrader's connections share a bound in
+//     bytes (Options.MaxQueuedBytes; over it: 1013).
 //   - Close, Terminate, Done, Err, LastSeen, Stats and the other getters
 //     are safe to call from any goroutine.
 //
@@ -89,7 +91,8 @@
 //	                            more than ControlFrameRate pings/pongs
 //	1009  CloseMessageTooBig    message larger than Options.ReadLimit
 //	1011  CloseInternalError    server error (Abort by the application)
-//	4008  CloseSlowConsumer     send queue full (or Abort)
+//	1013  CloseTryAgainLater    the Upgrader's queues full (MaxQueuedBytes)
+//	4008  CloseSlowConsumer     send queue full, in messages or bytes (or Abort)
 //
 // Whether a client should reconnect after each, and the codes Herald
 // adds, are in one table: protocol.CloseCodes (docs/protocol.md).

@@ -18,6 +18,7 @@ const (
 	ClosePolicyViolation = 1008
 	CloseMessageTooBig   = 1009
 	CloseInternalError   = 1011
+	CloseTryAgainLater   = 1013
 	CloseSlowConsumer    = 4008
 )
 
@@ -28,6 +29,11 @@ var (
 	// wrapped together with this error, so both errors.Is and errors.As
 	// work.
 	ErrSlowConsumer = errors.New("transport: slow consumer")
+	// ErrQueuesFull means the connections of the Upgrader together
+	// already queue Options.MaxQueuedBytes: the connection whose message
+	// did not fit is closed with code 1013 (try again later); Err wraps
+	// this error and a *CloseError like ErrSlowConsumer.
+	ErrQueuesFull = errors.New("transport: send queues full")
 	// ErrHeartbeatTimeout means the peer sent nothing within PongTimeout
 	// after a ping and the socket was terminated without a close frame.
 	ErrHeartbeatTimeout = errors.New("transport: heartbeat timeout")

@@ -1,6 +1,10 @@
 package transport
 
-import "time"
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
 
 // Defaults applied by Upgrade to zero-valued Options fields.
 const (
@@ -8,6 +12,8 @@ const (
 	DefaultCompressionThreshold = 1024
 	DefaultCompressionLevel     = 1
 	DefaultSendQueueSize        = 256
+	DefaultSendQueueBytes       = 4 << 20
+	DefaultMaxQueuedBytes       = 1 << 30
 	DefaultWriteTimeout         = 10 * time.Second
 	DefaultPingInterval         = 30 * time.Second
 	DefaultPongTimeout          = 10 * time.Second
@@ -48,6 +54,23 @@ type Options struct {
 	// the queue may grow to 4× this (the server, not the peer, is behind).
 	// Default 256.
 	SendQueueSize int
+	// SendQueueBytes bounds the per-connection send queue in bytes (the
+	// frames' uncompressed size): a message that would take the queue
+	// over it closes the connection as a slow consumer (4008), whether
+	// or not the socket still takes data. A message larger than the bound
+	// is still queued when the queue is empty. What a connection holds
+	// is at most this queue plus one batch being written to a slow peer
+	// (taken from the queue, so no larger than it). Default 4 MiB; at
+	// most 2 GiB.
+	SendQueueBytes int64
+	// MaxQueuedBytes bounds the bytes queued by all connections of one
+	// Upgrader together, batches being written to slow peers included,
+	// each connection counting the frames it queues (a broadcast frame
+	// shared by many connections counts once per connection). A message
+	// that arrives while the total is at the bound closes its connection
+	// with 1013 (try again later) and Err reports ErrQueuesFull.
+	// Default 1 GiB.
+	MaxQueuedBytes int64
 	// WriteTimeout bounds each write call that has to wait for the peer
 	// (at most 256 KiB, or one larger frame, per call): a peer that reads
 	// nothing for this long is dropped. Default 10s.
@@ -69,6 +92,10 @@ type Options struct {
 	// order; the first one the client also offers is selected. Only the
 	// first 255 entries are considered.
 	Subprotocols []string
+
+	// queues counts what the Upgrader's connections queue; set by
+	// NewUpgrader.
+	queues *queueBudget
 }
 
 // withDefaults returns o with every zero field replaced by its default.
@@ -82,6 +109,13 @@ func (o Options) withDefaults() Options {
 	o.CompressionLevel = normLevel(o.CompressionLevel)
 	if o.SendQueueSize <= 0 {
 		o.SendQueueSize = DefaultSendQueueSize
+	}
+	if o.SendQueueBytes <= 0 {
+		o.SendQueueBytes = DefaultSendQueueBytes
+	}
+	o.SendQueueBytes = min(o.SendQueueBytes, math.MaxInt32)
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = DefaultMaxQueuedBytes
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
@@ -99,4 +133,38 @@ func (o Options) withDefaults() Options {
 		o.ControlFrameRate = maxControlFrameRate
 	}
 	return o
+}
+
+// queueBudget counts the bytes queued by the connections of one Upgrader
+// (see Options.MaxQueuedBytes).
+type queueBudget struct {
+	used  atomic.Int64
+	limit int64
+}
+
+// take adds n bytes unless the total is already at the limit. A nil
+// budget (Options not made by NewUpgrader) takes everything.
+func (b *queueBudget) take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Load() >= b.limit {
+		return false
+	}
+	b.used.Add(n)
+	return true
+}
+
+// give returns n bytes taken with take or add.
+func (b *queueBudget) give(n int64) {
+	if b != nil && n != 0 {
+		b.used.Add(-n)
+	}
+}
+
+// add counts n bytes that cannot be refused (a batch already taken).
+func (b *queueBudget) add(n int64) {
+	if b != nil {
+		b.used.Add(n)
+	}
 }

@@ -117,9 +117,9 @@ func (p *poller) arm(c *Conn) error {
 			return
 		}
 		op := syscall.EPOLL_CTL_MOD
-		if !c.polled {
+		if !c.r.polled {
 			op = syscall.EPOLL_CTL_ADD
-			c.polled = true
+			c.r.polled = true
 			p.set(fd, c)
 		}
 		start := !p.running

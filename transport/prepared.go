@@ -48,6 +48,31 @@ func NewPrepared(typ MessageType, payload []byte, threshold, level int) *Prepare
 	return p
 }
 
+// FrameHeadroom is the room NewPreparedInPlace needs in front of a
+// payload: the longest frame header a server writes.
+const FrameHeadroom = 10
+
+// NewPreparedInPlace is NewPrepared for a payload encoded at
+// b[FrameHeadroom:]: the frame header is written into the room in front
+// of it, so the payload is neither copied nor held twice. b must not be
+// used by the caller afterwards.
+func NewPreparedInPlace(typ MessageType, b []byte, threshold, level int) *Prepared {
+	if threshold == 0 {
+		threshold = DefaultCompressionThreshold
+	}
+	payload := b[FrameHeadroom:]
+	p := &Prepared{
+		typ:      typ,
+		compress: threshold < 0 || len(payload) >= threshold,
+		level:    normLevel(level),
+	}
+	start := FrameHeadroom - serverHeaderLen(len(payload))
+	putServerHeader(b[start:], p.opcode(), false, len(payload))
+	p.plain = b[start:len(b):len(b)]
+	p.payload = payload
+	return p
+}
+
 // Size returns the bytes the message holds: its plain frame. A compressed
 // copy, made for connections that negotiated permessage-deflate, is not
 // counted.

@@ -25,6 +25,9 @@ type readState struct {
 	inMessage  bool // a message is being reassembled from fragments
 	compressed bool // ... and it is compressed
 	typ        MessageType
+	// polled: the connection is registered with readPoller. Guarded by
+	// readPoller.mu, not readMu; kept here where it costs no padding.
+	polled     bool
 	ctrlSecond uint16 // heartbeat clock second (mod 2^16) that ctrlCount counts
 
 	size int64 // of the message so far

@@ -22,7 +22,27 @@ type writeState struct {
 // goroutine that waits for the peer (writeBlocked).
 type pendingWrite struct {
 	bufs   net.Buffers
-	frames int // frames in the batch, counted once it is written
+	frames int   // frames in the batch, counted once it is written
+	bytes  int64 // what it holds, counted in Options.MaxQueuedBytes until it is written
+}
+
+// newPendingWrite makes the pendingWrite of frames (n of them) and counts
+// their bytes in the Upgrader's queued bytes.
+func (c *Conn) newPendingWrite(frames [][]byte, n int) *pendingWrite {
+	pw := &pendingWrite{bufs: append(net.Buffers(nil), frames...), frames: n}
+	for _, f := range frames {
+		pw.bytes += int64(len(f))
+	}
+	c.opts.queues.add(pw.bytes)
+	return pw
+}
+
+// endPendingWrite drops the pending write, written or not.
+func (c *Conn) endPendingWrite() {
+	if c.w.pending != nil {
+		c.opts.queues.give(c.w.pending.bytes)
+		c.w.pending = nil
+	}
 }
 
 // deflateState is the write side's own compressor, for server context
@@ -78,6 +98,7 @@ func (c *Conn) takeTurn(batch [][]byte) ([][]byte, bool) {
 	// a slice held by every idle connection.
 	data, ctrl := c.sendQ, c.ctrlQ
 	c.ctrlQ = nil
+	var taken int64
 	switch {
 	case c.held:
 		data = nil // held data waits for Release
@@ -90,8 +111,12 @@ func (c *Conn) takeTurn(batch [][]byte) ([][]byte, bool) {
 		c.sendQ, c.w.data, data = nil, nil, nil
 	default:
 		c.sendQ = c.w.data
+		taken = c.unqueueLocked()
 	}
 	c.mu.Unlock()
+	// The batch leaves the count: it is written now, or counted again as
+	// a pending write when the socket does not take it all.
+	c.opts.queues.give(taken)
 
 	start := len(batch)
 	batch = c.buildBatch(batch, data, ctrl)
@@ -99,7 +124,7 @@ func (c *Conn) takeTurn(batch [][]byte) ([][]byte, bool) {
 		// No raw socket (TLS terminated in-process, a test pipe): every
 		// write may block, so it gets its own goroutine.
 		frames := batch[start:]
-		c.w.pending = &pendingWrite{append(net.Buffers(nil), frames...), len(frames)}
+		c.w.pending = c.newPendingWrite(frames, len(frames))
 		c.setBlocked(true)
 		go c.writeBlocked()
 		return batch, false
@@ -118,7 +143,7 @@ func (c *Conn) endTurn(n int, rest [][]byte, written int, err error) {
 		c.framesOut.Add(uint64(n))
 		c.release()
 	case err == nil || errors.Is(err, errWouldBlock):
-		c.w.pending = &pendingWrite{append(net.Buffers(nil), rest...), n}
+		c.w.pending = c.newPendingWrite(rest, n)
 		c.setBlocked(true)
 		go c.writeBlocked()
 	default:
@@ -158,7 +183,7 @@ func (c *Conn) writeBlocked() {
 	if err == nil {
 		c.framesOut.Add(uint64(c.w.pending.frames))
 	}
-	c.w.pending = nil
+	c.endPendingWrite()
 	c.setBlocked(false)
 	if err != nil {
 		c.writeFailed(err)
@@ -365,7 +390,7 @@ func (c *Conn) closeSequence() {
 			c.setCloseErr(err)
 			return
 		}
-		c.w.pending = nil
+		c.endPendingWrite()
 	}
 	for req.flush {
 		c.mu.Lock()
@@ -374,7 +399,9 @@ func (c *Conn) closeSequence() {
 			data = nil // never released: its first message was not sent
 		}
 		c.sendQ, c.ctrlQ = nil, nil
+		taken := c.unqueueLocked()
 		c.mu.Unlock()
+		c.opts.queues.give(taken)
 		if len(data)+len(ctrl) == 0 {
 			break
 		}

@@ -148,3 +148,92 @@ func closeReason(err error) string {
 	}
 	return ""
 }
+
+// TestSendQueueBytesBounded: clients that stop reading publish 60 KB
+// messages to their own user room, so the server queues every one of
+// them back to its publisher. Each is closed as a slow consumer once its
+// queue would pass --send-queue-bytes (1 MiB here, so that the bound
+// stands out from what a queue of 256 messages of 60 KB holds), and the
+// server's peak RSS stays within a small multiple of N × the documented
+// worst case per connection (the queue plus one batch being written:
+// 2 MiB here). Before the byte bound a queue held up to 256 messages
+// while blocked, 4 × 256 otherwise: 15–60 MB per connection.
+func TestSendQueueBytesBounded(t *testing.T) {
+	const (
+		attackers = 12
+		messages  = 400 // 24 MB each: far over the bound
+		size      = 60_000
+	)
+	const queueBytes = 1 << 20
+	srv := startBinary(t, nil, "--api-key", "bounds-test-key-0123456789", "--message-rate", "5000", "--log-level", "error",
+		"--send-queue-bytes", strconv.Itoa(queueBytes))
+	pid := srv.cmd.Process.Pid
+	before := procStatusKB(t, pid, "VmRSS")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	for i := range attackers {
+		a := dialAttacker(ctx, t, srv.addr, fmt.Sprintf("sleeper-%d", i))
+		wg.Add(1)
+		go func() { // never reads
+			defer wg.Done()
+			defer a.conn.CloseNow()
+			for n := range messages {
+				if err := a.conn.Write(ctx, websocket.MessageText, a.publishFrame(n, size, false)); err != nil {
+					return // closed by the server
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitForMetric(t, srv.base, "herald_slow_consumer_disconnects_total", attackers)
+	peak := procStatusKB(t, pid, "VmHWM")
+	// Each attacker's queue may hold 1 MiB (plus one message) and one
+	// batch of as much being written; the garbage collector lets the heap
+	// grow to about twice what is live, and the messages being parsed
+	// and encoded add their garbage.
+	bound := before + attackers*6*queueBytes/1024
+	t.Logf("RSS before %d KiB, peak %d KiB (+%d KiB) with %d attackers; bound %d KiB", before, peak, peak-before, attackers, bound)
+	if peak > bound {
+		t.Errorf("peak RSS %d KiB over %d KiB: send queues are not bounded in bytes", peak, bound)
+	}
+}
+
+// waitForMetric polls the binary's /metrics until series reaches at
+// least want.
+func waitForMetric(t *testing.T, base, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var got float64
+	for time.Now().Before(deadline) {
+		got = scrapeMetric(t, base, series)
+		if got >= want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s = %v after 30s, want at least %v", series, got, want)
+}
+
+// scrapeMetric returns the value of series on the binary's /metrics; 0
+// when absent.
+func scrapeMetric(t *testing.T, base, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", sc.Text(), err)
+			}
+			return v
+		}
+	}
+	return 0
+}

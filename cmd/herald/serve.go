@@ -70,6 +70,8 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	takeover := f.Bool("compression-context-takeover", false, "keep the compression window across messages (more memory per connection)")
 	readLimit := f.Int("read-limit", herald.DefaultReadLimit, "largest client message in bytes, after decompression (over it: close 1009)")
 	queue := f.Int("send-queue", herald.DefaultSendQueueSize, "per-connection send queue, in messages (full: disconnect with 4008)")
+	queueBytes := f.Int("send-queue-bytes", herald.DefaultSendQueueBytes, "per-connection send queue, in bytes (over it: disconnect with 4008)")
+	nodeQueued := f.Int("max-node-queued-bytes", herald.DefaultMaxNodeQueuedBytes, "bytes queued to all clients of this node together (at it: the connection whose message does not fit is closed with 1013)")
 	writeTimeout := f.Duration("write-timeout", herald.DefaultWriteTimeout, "drop a client that reads nothing for this long (each write of up to 256 KiB)")
 	maxRooms := f.Int("max-rooms", herald.DefaultMaxRoomsPerConn, "rooms one connection may join")
 	drain := f.Duration("drain-timeout", herald.DefaultDrainTimeout, "on SIGTERM, how long clients get to leave before the rest are terminated")
@@ -139,6 +141,7 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	cfg.DisableCompression, cfg.CompressionThreshold, cfg.CompressionLevel = *noCompression, *threshold, *level
 	cfg.CompressionContextTakeover = *takeover
 	cfg.ReadLimit, cfg.SendQueueSize, cfg.WriteTimeout = int64(*readLimit), *queue, *writeTimeout
+	cfg.SendQueueBytes, cfg.MaxNodeQueuedBytes = int64(*queueBytes), int64(*nodeQueued)
 	cfg.MaxRoomsPerConn = *maxRooms
 	cfg.DrainTimeout, cfg.DrainRetryAfter = *drain, *retry
 	cfg.AckTimeout, cfg.AckRetries = *ackTimeout, *ackRetries

@@ -122,6 +122,9 @@ func New(reg prometheus.Registerer) *Metrics {
 type Gauges struct {
 	// PendingAckBytes is the size of the messages waiting for a client's ack.
 	PendingAckBytes func() float64
+	// SendQueueBytes is the size of what connections' send queues hold,
+	// batches being written to slow clients included.
+	SendQueueBytes func() float64
 }
 
 // RegisterGauges registers g's functions on reg.
@@ -131,6 +134,10 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 			Name: "herald_pending_ack_bytes",
 			Help: "Bytes of messages held for redelivery until clients acknowledge them (each message counted once).",
 		}, g.PendingAckBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herald_send_queue_bytes",
+			Help: "Bytes queued to clients or being written to slow ones (a broadcast frame counted once per connection).",
+		}, g.SendQueueBytes),
 	)
 }
 

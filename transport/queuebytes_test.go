@@ -1,0 +1,150 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// upgraderServer serves u on a test server and hands each connection to
+// the test; every connection reads (and drops) what its client sends.
+func upgraderServer(t *testing.T, u *Upgrader) (string, <-chan *Conn) {
+	t.Helper()
+	conns := make(chan *Conn, 16)
+	var wg sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := u.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		conns <- c
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		wg.Wait()
+	})
+	return srv.URL, conns
+}
+
+// nonReader dials a client that never reads, with a small receive buffer.
+func nonReader(t *testing.T, url string, conns <-chan *Conn) *Conn {
+	t.Helper()
+	rc := dialRaw(t, url, "")
+	if tcp, ok := rc.nc.(interface{ SetReadBuffer(int) error }); ok {
+		_ = tcp.SetReadBuffer(4096)
+	}
+	select {
+	case c := <-conns:
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection")
+		return nil
+	}
+}
+
+// TestSendQueueBytes: a peer that stops reading is closed as a slow
+// consumer once its queue would pass SendQueueBytes, long before
+// SendQueueSize messages; what it held, queued and being written, is
+// never more than twice the bound plus a message, and is released when it
+// ends.
+func TestSendQueueBytes(t *testing.T) {
+	t.Parallel()
+	const bound = 256 << 10
+	u := NewUpgrader(Options{SendQueueBytes: bound, SendQueueSize: 100_000, PingInterval: -1})
+	url, conns := upgraderServer(t, u)
+	c := nonReader(t, url, conns)
+	msg := NewPrepared(Binary, make([]byte, 60_000), 0, 0)
+	var err error
+	sent, peak := 0, int64(0)
+	for ; sent < 10_000; sent++ {
+		if err = c.Send(msg); err != nil {
+			break
+		}
+		peak = max(peak, u.QueuedBytes())
+		if sent%8 == 0 {
+			time.Sleep(time.Millisecond) // let the writer take turns
+		}
+	}
+	if !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("Send = %v after %d messages, want ErrSlowConsumer", err, sent)
+	}
+	t.Logf("closed after %d messages of 60 KB; peak queued %d bytes", sent, peak)
+	if limit := int64(2*bound + msg.Size()); peak > limit {
+		t.Errorf("queued %d bytes, over twice the bound plus a message (%d)", peak, limit)
+	}
+	cause := waitDone(t, c, 5*time.Second)
+	var ce *CloseError
+	if !errors.As(cause, &ce) || ce.Code != CloseSlowConsumer {
+		t.Fatalf("Err() = %v, want close 4008", cause)
+	}
+	if n := u.QueuedBytes(); n != 0 {
+		t.Errorf("QueuedBytes = %d after the connection ended, want 0", n)
+	}
+}
+
+// TestMaxQueuedBytes: once the connections of an Upgrader together queue
+// MaxQueuedBytes, a message that does not fit closes its connection with
+// 1013 and ErrQueuesFull, whatever its own queue holds.
+func TestMaxQueuedBytes(t *testing.T) {
+	t.Parallel()
+	const perConn, node = 1 << 20, 512 << 10
+	u := NewUpgrader(Options{SendQueueBytes: perConn, MaxQueuedBytes: node, SendQueueSize: 100_000, PingInterval: -1})
+	url, conns := upgraderServer(t, u)
+	a, b := nonReader(t, url, conns), nonReader(t, url, conns)
+	msg := NewPrepared(Binary, make([]byte, 60_000), 0, 0)
+	var errA, errB error
+	for i := 0; i < 1000 && (errA == nil || errB == nil); i++ {
+		if errA == nil {
+			errA = a.Send(msg)
+		}
+		if errB == nil {
+			errB = b.Send(msg)
+		}
+		if i%8 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if !errors.Is(errA, ErrQueuesFull) && !errors.Is(errB, ErrQueuesFull) {
+		t.Fatalf("Send errors %v, %v: want ErrQueuesFull for one of them", errA, errB)
+	}
+	for _, c := range []*Conn{a, b} {
+		cause := waitDone(t, c, 5*time.Second)
+		var ce *CloseError
+		if errors.Is(cause, ErrQueuesFull) && (!errors.As(cause, &ce) || ce.Code != CloseTryAgainLater) {
+			t.Errorf("Err() = %v, want close 1013 with ErrQueuesFull", cause)
+		}
+	}
+	if n := u.QueuedBytes(); n != 0 {
+		t.Errorf("QueuedBytes = %d after both ended, want 0", n)
+	}
+}
+
+// TestPreparedInPlace: a message encoded after FrameHeadroom bytes makes
+// the same frame as NewPrepared, for every header length, holding the
+// payload once.
+func TestPreparedInPlace(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 70000} {
+		payload := text(n)
+		b := append(make([]byte, FrameHeadroom), payload...)
+		in := NewPreparedInPlace(Text, b, 0, 0)
+		want := NewPrepared(Text, payload, 0, 0)
+		if string(in.plainFrame()) != string(want.plainFrame()) || string(in.Payload()) != string(payload) {
+			t.Errorf("%d bytes: frame differs from NewPrepared's", n)
+		}
+		if in.Size() != want.Size() || n > 0 && &in.Payload()[0] != &b[FrameHeadroom] {
+			t.Errorf("%d bytes: Size %d (want %d), or the payload was copied", n, in.Size(), want.Size())
+		}
+	}
+}
