@@ -10,6 +10,15 @@ import (
 	"time"
 )
 
+// unheldUpgrader is NewUpgrader without its hold on the background
+// goroutines (which other tests' connections may still use when this
+// test ends).
+func unheldUpgrader(opts Options) *Upgrader {
+	u := &Upgrader{opts: opts.withDefaults()}
+	u.opts.queues = &queueBudget{limit: u.opts.MaxQueuedBytes}
+	return u
+}
+
 // upgraderServer serves u on a test server and hands each connection to
 // the test; every connection reads (and drops) what its client sends.
 func upgraderServer(t *testing.T, u *Upgrader) (string, <-chan *Conn) {
@@ -61,7 +70,7 @@ func nonReader(t *testing.T, url string, conns <-chan *Conn) *Conn {
 func TestSendQueueBytes(t *testing.T) {
 	t.Parallel()
 	const bound = 256 << 10
-	u := NewUpgrader(Options{SendQueueBytes: bound, SendQueueSize: 100_000, PingInterval: -1})
+	u := unheldUpgrader(Options{SendQueueBytes: bound, SendQueueSize: 100_000, PingInterval: -1})
 	url, conns := upgraderServer(t, u)
 	c := nonReader(t, url, conns)
 	msg := NewPrepared(Binary, make([]byte, 60_000), 0, 0)
@@ -99,7 +108,7 @@ func TestSendQueueBytes(t *testing.T) {
 func TestMaxQueuedBytes(t *testing.T) {
 	t.Parallel()
 	const perConn, node = 1 << 20, 512 << 10
-	u := NewUpgrader(Options{SendQueueBytes: perConn, MaxQueuedBytes: node, SendQueueSize: 100_000, PingInterval: -1})
+	u := unheldUpgrader(Options{SendQueueBytes: perConn, MaxQueuedBytes: node, SendQueueSize: 100_000, PingInterval: -1})
 	url, conns := upgraderServer(t, u)
 	a, b := nonReader(t, url, conns), nonReader(t, url, conns)
 	msg := NewPrepared(Binary, make([]byte, 60_000), 0, 0)

@@ -45,7 +45,7 @@ func backgroundStacks() []string {
 // Upgrader: Close returns once every one of them has ended.
 func TestUpgraderCloseStopsBackground(t *testing.T) {
 	// Not parallel: no other test's connections may hold the goroutines.
-	u := NewUpgrader(Options{PingInterval: time.Second, WriteTimeout: 5 * time.Second})
+	u := NewUpgrader(Options{PingInterval: time.Second, WriteTimeout: 5 * time.Second, SendQueueBytes: 32 << 20})
 	var mu sync.Mutex
 	var conns []*Conn
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
