@@ -55,13 +55,18 @@ function showState(state, info) {
   if (state === 'closed' && info?.error) system(`disconnected: ${info.error.message}`);
 }
 
-function onMessage(data, msg) {
-  if (msg.room !== room) return;
+// onEvent shows every event of the room and of this user (user:<name>,
+// direct messages from the publish API), whatever its name: a chat
+// "message" as its text, any other event as [event] and its data.
+function onEvent(msg) {
+  if (msg.room !== room && msg.room !== `user:${name}`) return;
   // msg.from is the sender's user id as the server knows it (the clientId
   // the page connected with); messages from the publish API carry none.
   const fromServer = typeof msg.from !== 'string';
   const from = fromServer ? 'server' : msg.from;
-  const text = typeof data?.text === 'string' ? data.text : JSON.stringify(data);
+  const data = msg.data;
+  let text = typeof data?.text === 'string' ? data.text : JSON.stringify(data ?? null);
+  if (msg.event !== 'message') text = `[${msg.event}] ${text}`;
   line(fromServer ? 'server' : from === name ? 'mine' : 'other', from, text, msg.ts);
 }
 
@@ -85,7 +90,7 @@ async function join(e) {
         onState: showState,
         onError: (err) => system(`error: ${err.message}`),
       });
-      client.on('message', onMessage);
+      client.onAny(onEvent);
       try {
         await client.connect();
       } catch (err) {

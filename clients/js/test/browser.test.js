@@ -82,6 +82,12 @@ describe('demo chat in Chromium', { skip }, () => {
 
     await apiPublish(srv.base, { room: 'lobby', event: 'message', data: { text: 'from the API' } });
     await Promise.all([seen(ada, 'server', 'server', 'from the API'), seen(bob, 'server', 'server', 'from the API')]);
+    // Every event is shown, not only "message": other names with their
+    // name, and a direct message to one user on that user's page only.
+    await apiPublish(srv.base, { room: 'lobby', event: 'alert', data: { level: 'high' } });
+    await seen(bob, 'server', 'server', '[alert] {"level":"high"}');
+    await apiPublish(srv.base, { user: 'ada', event: 'dm', data: 'just for you' });
+    await seen(ada, 'server', 'server', '[dm] "just for you"');
 
     // Message text is shown as text, never parsed as HTML.
     const evil = '<img src=x onerror="window.pwned=1">';
