@@ -311,9 +311,13 @@ func (t *Tracker) repair(name string, r *room, skip bool) {
 		}
 		if err != nil {
 			if !reported {
+				// Told first, and not under r.mu (the Handler may call
+				// back into the engine); then read again.
 				reported = true
+				r.mu.Unlock()
 				t.log.Info("catch-up: gap cannot be filled", "room", name, "from", from, "to", cur, "err", err)
 				t.h.HandleGap([]string{name})
+				continue
 			}
 			if cur.Epoch != from.Epoch && cur.Epoch != "" {
 				// The history was lost and began again: what the new
