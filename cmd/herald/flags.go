@@ -29,8 +29,6 @@ type envFlags struct {
 	header, footer string
 }
 
-type flagT = flag.Flag
-
 // newEnvFlags returns the flags of `herald name`; --help is written to
 // helpOut. Errors are not printed: parse returns them, explained.
 func newEnvFlags(name string, helpOut io.Writer) *envFlags {
