@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldrt/herald/admin"
 	"github.com/heraldrt/herald/auth"
 	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/session"
@@ -229,6 +230,20 @@ type Config struct {
 	// Broker must implement broker.Historian (memory, Redis and NATS do).
 	// User rooms never keep history. Default: no room keeps history.
 	History []HistoryRule
+
+	// Admin serves the admin console at /admin/ (docs/admin.md) when set;
+	// its zero value works (a password is generated and logged once).
+	// Default nil: no console on this node. Every node answers the
+	// consoles of other nodes, through the broker, either way.
+	Admin *admin.Config
+	// OnDrainRequest is called when an admin drains this node from a
+	// console; it must return quickly and start the application's own
+	// shutdown, which calls Shutdown. Default nil: the server calls
+	// Shutdown itself, and the application's HTTP server keeps running.
+	OnDrainRequest func()
+	// Version names the running build in the admin console. Default: the
+	// main module's version from the build information.
+	Version string
 }
 
 func (c *Config) setDefaults() {

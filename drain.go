@@ -41,6 +41,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.connsMu.Unlock()
 	s.metrics.Draining.Set(1)
+	s.stopAdminConsole()
 
 	drain := s.cfg.DrainTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < drain {
@@ -101,6 +102,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.closed.Store(true)
 	close(s.stop)
 	s.bgWG.Wait()
+	s.stopAdmin()
 	stopCtx, cancel := context.WithDeadline(ctx, start.Add(drain))
 	defer cancel()
 	err = errors.Join(err, s.upgrader.Close(stopCtx), s.broker.Close(), s.sessions.Close(), s.presence.Close())

@@ -91,6 +91,8 @@ type Server struct {
 	// node holds, each counted once (see transport.Prepared.Retain).
 	pendingAckBytes atomic.Int64
 
+	admin adminState
+
 	draining atomic.Bool
 	closed   atomic.Bool
 	stop     chan struct{} // closed by Shutdown: stops background goroutines
@@ -200,6 +202,11 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/rooms/{room}/presence", s.api("presence", s.serveAPIPresence))
 	s.mux.HandleFunc("/api/v1/rooms/{room}/presence", methodNotAllowed("GET"))
 	s.mux.HandleFunc("/api/v1/", s.api("other", s.serveAPINotFound))
+	if err := s.startAdmin(); err != nil {
+		_ = s.broker.Close()
+		_ = s.sessions.Close()
+		return nil, fmt.Errorf("%w: Admin: %w", ErrConfig, err)
+	}
 
 	s.bgWG.Add(2)
 	go s.housekeeping()
@@ -406,6 +413,8 @@ func (s *Server) handleControl(c *broker.Control) {
 		}
 	case broker.ControlRevoke:
 		s.applyRevocation(c)
+	case broker.ControlAdminQuery, broker.ControlAdminReply:
+		s.admin.resp.HandleControl(c)
 	default:
 		s.log.Debug("control message ignored", "kind", string(c.Kind))
 	}

@@ -135,6 +135,15 @@ const (
 	ControlRevoke ControlKind = "revoke"
 )
 
+// Control kinds of the admin console (package admin): a node asks every
+// node a question (Payload holds it) and each answers with a reply that
+// names the question; nodes that did not ask ignore the replies. Nothing
+// is sent while no console is in use.
+const (
+	ControlAdminQuery ControlKind = "admin_query"
+	ControlAdminReply ControlKind = "admin_reply"
+)
+
 // Control is a message that must reach every node.
 type Control struct {
 	Kind    ControlKind `json:"kind"`
@@ -143,6 +152,9 @@ type Control struct {
 	// Until is when a revocation stops mattering (token expiry), Unix seconds.
 	Until  int64  `json:"until,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Payload carries what a kind needs beyond the fields above (the
+	// admin console's questions and answers).
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 // Handler receives what the engine delivers to this node.

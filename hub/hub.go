@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -478,4 +479,36 @@ func (h *Hub) Rooms() int {
 		s.mu.RUnlock()
 	}
 	return n
+}
+
+// RoomNames returns up to limit names of rooms with local members that
+// start with prefix, sorted, user rooms included ("user:<id>"). It visits
+// every shard: for inspection (the admin console), not for hot paths.
+func (h *Hub) RoomNames(prefix string, limit int) []string {
+	var names []string
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for room := range s.rooms {
+			if strings.HasPrefix(room, prefix) {
+				names = append(names, room)
+			}
+		}
+		for u := range s.users {
+			if room := broker.UserRoomPrefix + u; strings.HasPrefix(room, prefix) {
+				names = append(names, room)
+			}
+		}
+		for u := range s.usersMany {
+			if room := broker.UserRoomPrefix + u; strings.HasPrefix(room, prefix) {
+				names = append(names, room)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	slices.Sort(names)
+	if len(names) > limit {
+		names = names[:limit]
+	}
+	return names
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -526,4 +527,32 @@ func heapGrowth(f func()) float64 {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	return float64(after.HeapAlloc) - float64(before.HeapAlloc)
+}
+
+func TestRoomNames(t *testing.T) {
+	h, _ := newHub(t)
+	ctx := context.Background()
+	for _, room := range []string{"lobby", "lab", "ops", "user:ada"} {
+		if _, err := h.Join(ctx, room, &member{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, prefix string
+		limit        int
+		want         []string
+	}{
+		{"all, sorted, user rooms included", "", 10, []string{"lab", "lobby", "ops", "user:ada"}},
+		{"prefix", "l", 10, []string{"lab", "lobby"}},
+		{"user rooms", "user:", 10, []string{"user:ada"}},
+		{"limit", "", 2, []string{"lab", "lobby"}},
+		{"none", "x", 10, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := h.RoomNames(tt.prefix, tt.limit); !slices.Equal(got, tt.want) {
+				t.Fatalf("RoomNames(%q, %d) = %v, want %v", tt.prefix, tt.limit, got, tt.want)
+			}
+		})
+	}
 }

@@ -313,11 +313,12 @@ func testControlSelf(t *testing.T, node func() *Node) {
 func testControlAll(t *testing.T, node func() *Node) {
 	a, b := node(), node()
 	reason := Room("all")
-	c := &broker.Control{Kind: broker.ControlRevoke, TokenID: "jti-1", User: "u2", Until: 1700000000, Reason: reason}
+	c := &broker.Control{Kind: broker.ControlRevoke, TokenID: "jti-1", User: "u2", Until: 1700000000, Reason: reason,
+		Payload: json.RawMessage(`{"id":"q1"}`)}
 	must(t, a.PublishControl(ctx(t), c), "PublishControl")
 	for i, n := range []*Node{a, b} {
 		Eventually(t, deliveryTimeout, func() bool { return len(n.Controls(reason)) > 0 }, "control not delivered to node %d", i)
-		if got := *n.Controls(reason)[0]; got != *c {
+		if got := *n.Controls(reason)[0]; !reflect.DeepEqual(got, *c) {
 			t.Fatalf("node %d got %+v, want %+v", i, got, *c)
 		}
 	}

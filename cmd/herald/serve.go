@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/admin"
 	jwtauth "github.com/heraldrt/herald/auth/jwt"
 	"github.com/heraldrt/herald/backend"
 	"github.com/heraldrt/herald/demo"
@@ -125,6 +126,9 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	backendMaxCalls := f.Int("backend-max-calls", backend.DefaultMaxConcurrent, "backend calls in flight on this node at most")
 	backendH2C := f.Bool("backend-h2c", false, "speak HTTP/2 without TLS to an http:// --backend-url (the backend must support h2c)")
 	backendEventsQueue := f.Int("backend-events-queue", backend.DefaultEventsQueue, "webhook events held per node at most (in memory, or in Redis with --redis-url/--redis-cluster); over it they are given up and counted")
+	adminOn := f.Bool("admin", false, "serve the admin console at /admin/ (docs/admin.md)")
+	adminPassword := f.String("admin-password", "", "admin console password (at least 12 characters; not the API key); empty: one is generated at start and logged once")
+	adminInsecure := f.Bool("admin-insecure", false, "serve the admin console over plain HTTP to non-loopback clients (only behind a proxy that terminates TLS)")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -179,6 +183,14 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 		return nil, fmt.Errorf("%s: %w", f.origin("history"), err)
 	}
 	cfg.History = rules
+	if *adminOn {
+		cfg.Admin = &admin.Config{Password: *adminPassword, AllowInsecure: *adminInsecure}
+		if err := cfg.Admin.Validate(); err != nil {
+			return nil, fmt.Errorf("--admin-password: %w", err)
+		}
+	} else if *adminPassword != "" || *adminInsecure {
+		return nil, errors.New("--admin-password and --admin-insecure need --admin")
+	}
 	if sc.gcTuning != "adaptive" && sc.gcTuning != "off" {
 		return nil, fmt.Errorf("%s: %q is not adaptive or off", f.origin("gc-tuning"), sc.gcTuning)
 	}
@@ -293,6 +305,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	// A drain asked for from an admin console takes the path of SIGTERM.
+	drainRequested := make(chan struct{}, 1)
+	sc.server.OnDrainRequest = func() {
+		select {
+		case drainRequested <- struct{}{}:
+		default:
+		}
+	}
+	sc.server.Version = version
+
 	closeEngines, err := sc.engines.wire(&sc.server, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald serve: %v\n", err)
@@ -343,6 +365,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// The binary mounts Herald exactly as a library user would: on a mux,
 	// beside other routes.
 	mux := http.NewServeMux()
+	if sc.server.Admin != nil {
+		logger.Info("admin console enabled", "url", "http://"+ln.Addr().String()+admin.Prefix)
+	}
 	if sc.demo {
 		mux.Handle(demo.Prefix, demo.Handler())
 		// The root is where a newcomer looks first: send it to the demo.
@@ -403,9 +428,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		_ = srv.Shutdown(context.Background())
 		return 1
 	case <-ctx.Done():
+		logger.Info("signal received: draining")
+	case <-drainRequested:
+		logger.Info("drain requested from the admin console: draining")
 	}
 	stop() // a second signal kills the process the default way
-	logger.Info("signal received: draining")
 	drain := sc.server.DrainTimeout
 	if drain == 0 { // --drain-timeout 0: the library's default
 		drain = herald.DefaultDrainTimeout
