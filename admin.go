@@ -3,6 +3,7 @@ package herald
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -251,8 +252,31 @@ func (n adminNode) Presence(ctx context.Context, room string) ([]admin.PresenceE
 	return out, nil
 }
 
-func (n adminNode) History(context.Context, string, int) ([]*broker.Message, error) {
-	return nil, admin.ErrNoHistory
+// History reads room's last limit messages from the engine's history:
+// first its current position, then the messages after the position
+// limit before it. When some of those were trimmed or expired it asks
+// for half as many, down to none.
+func (n adminNode) History(ctx context.Context, room string, limit int) ([]*broker.Message, error) {
+	h, ok := n.s.broker.(broker.Historian)
+	if !ok || len(n.s.cfg.History) == 0 || historyFunc(n.s.cfg.History)(room).Size == 0 {
+		return nil, admin.ErrNoHistory
+	}
+	_, cur, err := h.Since(ctx, room, broker.Position{}, 0)
+	if err != nil {
+		return nil, err
+	}
+	for window := uint64(limit); window > 0; window /= 2 {
+		from := broker.Position{Epoch: cur.Epoch}
+		if cur.Offset > window {
+			from.Offset = cur.Offset - window
+		}
+		msgs, _, err := h.Since(ctx, room, from, limit)
+		if errors.Is(err, broker.ErrUnrecoverable) {
+			continue
+		}
+		return msgs, err
+	}
+	return nil, nil
 }
 
 func (n adminNode) Tail(ctx context.Context, room string, m hub.Member) (func(), error) {

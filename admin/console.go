@@ -535,7 +535,7 @@ func (c *Console) serveRoom(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrNoHistory):
 		hist["enabled"] = false
-		hist["message"] = "history not enabled: the engine keeps no messages for rooms"
+		hist["message"] = "history not enabled for this room (see --history)"
 	case err != nil:
 		hist["error"] = err.Error()
 	default:

@@ -458,3 +458,29 @@ func TestTailThrottled(t *testing.T) {
 	}
 	cancel()
 }
+
+func TestRoomHistory(t *testing.T) {
+	n := startNode(t, herald.Config{History: []herald.HistoryRule{{Pattern: "chat:*", Size: 100}}})
+	b := newBrowser(t, n)
+	b.login()
+	for i := 1; i <= 30; i++ {
+		if _, err := n.srv.Publish(context.Background(), "chat:x", "msg", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, out, _ := b.do("GET", "api/room?name=chat:x", nil)
+	h := out["history"].(map[string]any)
+	msgs, _ := h["messages"].([]any)
+	if h["enabled"] != true || len(msgs) != 20 {
+		t.Fatalf("history: %v", h)
+	}
+	first, last := msgs[0].(map[string]any), msgs[19].(map[string]any)
+	if first["offset"] != 11.0 || last["offset"] != 30.0 || last["data"] != 30.0 {
+		t.Fatalf("history from %v to %v, want offsets 11 to 30", first, last)
+	}
+	// A room outside the rules says so.
+	_, out, _ = b.do("GET", "api/room?name=lobby", nil)
+	if h := out["history"].(map[string]any); h["enabled"] != false {
+		t.Fatalf("lobby history: %v", h)
+	}
+}

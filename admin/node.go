@@ -43,7 +43,7 @@ type Node interface {
 	// registry knows them.
 	Presence(ctx context.Context, room string) ([]PresenceEntry, error)
 	// History returns up to limit of room's last messages, oldest first;
-	// ErrNoHistory when the engine keeps none.
+	// ErrNoHistory when the room keeps none.
 	History(ctx context.Context, room string, limit int) ([]*broker.Message, error)
 	// Tail adds m as a local member of room (a user room for a user), so
 	// that it receives what is published there from any node; leave
@@ -51,7 +51,7 @@ type Node interface {
 	Tail(ctx context.Context, room string, m hub.Member) (leave func(), err error)
 }
 
-// ErrNoHistory is returned by Node.History when rooms keep no history.
+// ErrNoHistory is returned by Node.History for a room without history.
 var ErrNoHistory = errors.New("admin: history not enabled")
 
 // NodeStats is one node's state as the overview shows it. Counters are

@@ -57,7 +57,7 @@ func TestAdminConsoleBrowser(t *testing.T) {
 
 	redis := testserver.StartRedis(t)
 	bin := buildBinary(t)
-	flags := []string{"--redis-url", redis.URL(), "--admin", "--admin-password", adminPassword}
+	flags := []string{"--redis-url", redis.URL(), "--admin", "--admin-password", adminPassword, "--history", "lobby=100"}
 	a := startNodeWith(t, bin, "node-a", flags...)
 	b := startNodeWith(t, bin, "node-b", flags...)
 

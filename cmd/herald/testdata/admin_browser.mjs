@@ -108,7 +108,9 @@ try {
   await lobby.locator('button').click();
   await page.locator('#room-members tbody tr', { hasText: 'ada' }).waitFor();
   assert.match(await page.locator('#room-members tbody').textContent(), /bob.*node-a|node-a.*bob/s);
-  assert.match(await page.locator('#room-history-state').textContent(), /history not enabled/);
+  // lobby keeps history (--history lobby=100): bob's messages, with offsets.
+  await page.locator('#room-history tbody tr').nth(4).waitFor();
+  assert.match(await page.locator('#room-history tbody').textContent(), /hello 19/);
   await shot(page, 'rooms');
 
   step('live tail of the room');
