@@ -397,6 +397,11 @@ func (c *Config) validate() error {
 	if err := c.validateHistory(bad); err != nil {
 		return err
 	}
+	if c.Admin != nil {
+		if err := c.Admin.Validate(); err != nil {
+			return bad("Admin.Password", "%v", err)
+		}
+	}
 	for i, k := range c.APIKeys {
 		if len(k) < 16 {
 			// The key itself is a secret: say which one, not what it is.

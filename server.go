@@ -205,7 +205,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.startAdmin(); err != nil {
 		_ = s.broker.Close()
 		_ = s.sessions.Close()
-		return nil, fmt.Errorf("%w: Admin: %w", ErrConfig, err)
+		return nil, fmt.Errorf("herald: admin console: %w", err)
 	}
 
 	s.bgWG.Add(2)

@@ -41,10 +41,15 @@ type Config struct {
 	AllowInsecure bool
 }
 
+// GeneratePassword returns a random admin password (24 characters after
+// the "ha_" prefix).
+func GeneratePassword() string { return "ha_" + id.New(24) }
+
 // Validate reports what is wrong with cfg.
 func (cfg Config) Validate() error {
 	if cfg.Password != "" && len(cfg.Password) < MinPasswordLen {
-		return fmt.Errorf("admin password must be at least %d characters", MinPasswordLen)
+		// The password is a secret: say how long it is, not what it is.
+		return fmt.Errorf("has %d characters; it needs at least %d", len(cfg.Password), MinPasswordLen)
 	}
 	return nil
 }
@@ -127,8 +132,8 @@ func New(cfg Config, node Node, resp *Responder, log *slog.Logger, reg prometheu
 		return nil, err
 	}
 	if c.password == "" {
-		c.password = "ha_" + id.New(24)
-		log.Warn("admin console: no password configured: generated one (set HERALD_ADMIN_PASSWORD to choose your own)", "admin_password", c.password)
+		c.password = GeneratePassword()
+		log.Warn("admin console: no password configured: generated one (set Config.Admin.Password to choose your own)", "admin_password", c.password)
 	}
 	return c, nil
 }

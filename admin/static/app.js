@@ -274,10 +274,11 @@ async function showRoom(name) {
       ? r.presence.map((p) => el('tr', {}, el('td', {}, p.user), el('td', {}, p.connections)))
       : [el('tr', {}, el('td', { colSpan: 2, class: 'error' }, r.presenceError))]);
     const h = r.history;
-    $('#room-history-state').textContent = !h.enabled ? h.message : h.error ? `History unavailable: ${h.error}` : `${h.messages.length} most recent`;
+    $('#room-history-state').textContent = !h.enabled ? h.message : h.error ? `History unavailable: ${h.error}` : `the ${h.messages.length} most recent, newest first`;
     $('#room-history').hidden = !h.enabled || !!h.error;
-    fill($('#room-history tbody'), (h.messages || []).map((m) => el('tr', {},
-      el('td', {}, m.offset ?? ''), el('td', {}, new Date(m.ts / 1e6).toLocaleTimeString()), el('td', {}, m.event), el('td', {}, el('code', {}, JSON.stringify(m.data ?? null))))));
+    fill($('#room-history tbody'), (h.messages || []).slice().reverse().map((m) => el('tr', {},
+      el('td', {}, m.offset ?? ''), el('td', {}, new Date(m.ts / 1e6).toLocaleTimeString()), el('td', {}, m.event),
+      el('td', {}, m.from || m.cid || ''), el('td', {}, el('code', {}, JSON.stringify(m.data ?? null))))));
   } catch (err) {
     toast(err.message, true);
   }

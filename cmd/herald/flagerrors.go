@@ -217,6 +217,7 @@ func editDistance(a, b string) int {
 // config file key the user typed (TestConfigErrorsNameWhatTheUserTyped).
 var configFieldFlags = map[string]string{
 	"APIKeys":            "api-key",
+	"Admin":              "admin-password", // Admin.Password; Admin.AllowInsecure cannot be wrong
 	"DisableCompression": "no-compression",
 	"SendQueueSize":      "send-queue",
 	"MaxRoomsPerConn":    "max-rooms",

@@ -185,9 +185,6 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	cfg.History = rules
 	if *adminOn {
 		cfg.Admin = &admin.Config{Password: *adminPassword, AllowInsecure: *adminInsecure}
-		if err := cfg.Admin.Validate(); err != nil {
-			return nil, fmt.Errorf("--admin-password: %w", err)
-		}
 	} else if *adminPassword != "" || *adminInsecure {
 		return nil, errors.New("--admin-password and --admin-insecure need --admin")
 	}
@@ -301,6 +298,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		generatedKey = id.APIKey()
 		sc.server.APIKeys = []string{generatedKey}
 	}
+	generatedAdmin := ""
+	if sc.server.Admin != nil && sc.server.Admin.Password == "" {
+		generatedAdmin = admin.GeneratePassword()
+		sc.server.Admin.Password = generatedAdmin
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -356,6 +358,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		logger.Warn("no API key configured: generated one for /api/v1 (set HERALD_API_KEY or --api-key to choose your own)",
 			"api_key", generatedKey)
 	}
+	if generatedAdmin != "" {
+		logger.Warn("admin console: no password configured: generated one (set HERALD_ADMIN_PASSWORD or --admin-password to choose your own)",
+			"admin_password", generatedAdmin)
+	}
 	ln, err := net.Listen("tcp", sc.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald serve: listen: %v\n", err)
@@ -366,7 +372,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// beside other routes.
 	mux := http.NewServeMux()
 	if sc.server.Admin != nil {
-		logger.Info("admin console enabled", "url", "http://"+ln.Addr().String()+admin.Prefix)
+		scheme := "http://"
+		if sc.tlsCert != "" {
+			scheme = "https://"
+		}
+		logger.Info("admin console enabled", "url", scheme+ln.Addr().String()+admin.Prefix)
 	}
 	if sc.demo {
 		mux.Handle(demo.Prefix, demo.Handler())

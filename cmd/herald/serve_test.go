@@ -130,6 +130,9 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{"negative level", nil, []string{"--compression-level", "-2"}, "--compression-level: must be 1..9"},
 		{"bad log format", nil, []string{"--log-format", "xml"}, "log-format"},
 		{"short api key", nil, []string{"--api-key", "short"}, "--api-key: key 1 of 1 has 5 characters"},
+		{"short admin password", nil, []string{"--admin", "--admin-password", "short"}, "--admin-password (Admin.Password): has 5 characters; it needs at least 12"},
+		{"admin password without --admin", nil, []string{"--admin-password", "long-enough-password"}, "need --admin"},
+		{"admin insecure without --admin", map[string]string{"HERALD_ADMIN_INSECURE": "1"}, nil, "need --admin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,7 +145,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 2 naming %s", code, errb.String(), tt.want)
 			}
 			// Nothing unrelated comes before the error that stops the server.
-			if strings.Contains(errb.String(), "no authentication") || strings.Contains(errb.String(), "api_key") {
+			if strings.Contains(errb.String(), "no authentication") || strings.Contains(errb.String(), "api_key") || strings.Contains(errb.String(), "admin_password") {
 				t.Fatalf("a startup warning buries the error:\n%s", errb.String())
 			}
 		})
@@ -579,6 +582,41 @@ func TestInsecureNoAuthReachesTheLibrary(t *testing.T) {
 		sc, err := parseServe(strings.Fields(args), &bytes.Buffer{})
 		if err != nil || sc.server.InsecureNoAuth != want {
 			t.Errorf("%s: InsecureNoAuth %v, %v; want %v", args, sc != nil && sc.server.InsecureNoAuth, err, want)
+		}
+	}
+}
+
+// TestServeAdminGeneratedPassword: --admin without a password generates
+// one, logs it once naming what the binary reads, and it opens the console.
+func TestServeAdminGeneratedPassword(t *testing.T) {
+	srv := startBinary(t, nil, "--admin")
+	var line map[string]any
+	for _, l := range strings.Split(srv.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["admin_password"] != nil {
+			if line != nil {
+				t.Fatal("the generated admin password was logged twice")
+			}
+			line = m
+		}
+	}
+	pw, _ := line["admin_password"].(string)
+	if msg, _ := line["msg"].(string); !strings.Contains(msg, "HERALD_ADMIN_PASSWORD") || len(pw) < 12 {
+		t.Fatalf("generated-password line %v: want one naming HERALD_ADMIN_PASSWORD", line)
+	}
+	for _, tt := range []struct {
+		password string
+		want     int
+	}{{"wrong-password-000", http.StatusUnauthorized}, {pw, http.StatusOK}} {
+		req, _ := http.NewRequest("GET", srv.base+"/admin/api/overview", nil)
+		req.Header.Set("Authorization", "Bearer "+tt.password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Fatalf("overview with password %q: %d, want %d", tt.password, resp.StatusCode, tt.want)
 		}
 	}
 }
