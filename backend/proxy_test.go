@@ -135,11 +135,14 @@ func TestHookFailures(t *testing.T) {
 	t.Parallel()
 	fb := newFakeBackend(t, answer)
 	// The breaker stays out of the way here (TestBreaker).
+	// A timeout long enough for a loaded machine to answer a 500 within
+	// it: only "slow" may run into it.
+	const timeout = time.Second
 	n := startNode(t, backend.Config{URL: fb.srv.URL, Hooks: []string{"connect", "join", "publish", "emit"},
-		Timeout: 300 * time.Millisecond, BreakerFailures: 1000, Retries: -1})
+		Timeout: timeout, BreakerFailures: 1000, Retries: -1})
 	dead := deadURL(t)
-	nd := startNode(t, backend.Config{URL: dead, Hooks: []string{"join", "publish", "emit"}, Timeout: 300 * time.Millisecond, BreakerFailures: 1000})
-	ndc := startNode(t, backend.Config{URL: dead, Hooks: []string{"connect"}, Timeout: 300 * time.Millisecond, BreakerFailures: 1000})
+	nd := startNode(t, backend.Config{URL: dead, Hooks: []string{"join", "publish", "emit"}, Timeout: timeout, BreakerFailures: 1000})
+	ndc := startNode(t, backend.Config{URL: dead, Hooks: []string{"connect"}, Timeout: timeout, BreakerFailures: 1000})
 
 	c := dial(t, n.url, bearer("carol"))
 	if m := c.request(map[string]any{"type": "join", "id": "j", "room": "chat"}); m["type"] != "reply" {
@@ -231,7 +234,9 @@ func deadURL(t testing.TB) string {
 func TestBreaker(t *testing.T) {
 	t.Parallel()
 	fb := newFakeBackend(t, answer)
-	n := startNode(t, backend.Config{URL: fb.srv.URL, Hooks: []string{"emit"}, BreakerFailures: 3, BreakerCooldown: 500 * time.Millisecond, Retries: -1})
+	// The cooldown is long enough for the calls below to find the breaker
+	// still open on a loaded machine.
+	n := startNode(t, backend.Config{URL: fb.srv.URL, Hooks: []string{"emit"}, BreakerFailures: 3, BreakerCooldown: 2 * time.Second, Retries: -1})
 	c := dial(t, n.url, nil)
 	fb.mode.Store("500")
 	for i := range 3 {
@@ -257,9 +262,17 @@ func TestBreaker(t *testing.T) {
 	if v := metric(t, n.reg, "herald_backend_errors_total", map[string]string{"hook": "emit", "kind": "breaker_open"}); v != 5 {
 		t.Fatalf("breaker refusals counted: %v", v)
 	}
-	time.Sleep(600 * time.Millisecond) // the cooldown (a duration under test, not a wait for a condition)
-	if m := c.request(map[string]any{"type": "emit", "id": "probe", "event": "x"}); m["type"] != "reply" {
-		t.Fatalf("probe after cooldown: %v", m)
+	i := 0
+	waitFor(t, 10*time.Second, "the probe after the cooldown", func() bool {
+		i++
+		m := c.request(map[string]any{"type": "emit", "id": fmt.Sprint("p", i), "event": "x"})
+		if m["type"] != "reply" && m["code"] != "backend_unavailable" {
+			t.Fatalf("while waiting for the probe: %v", m)
+		}
+		return m["type"] == "reply"
+	})
+	if len(fb.requests("emit")) != 4 {
+		t.Fatalf("backend reached %d times: the probe should be the only call after the failures", len(fb.requests("emit")))
 	}
 	if v := metric(t, n.reg, "herald_backend_breaker_open", nil); v != 0 {
 		t.Fatalf("breaker still open: %v", v)
@@ -286,7 +299,7 @@ func TestBreakerDeadBackend(t *testing.T) {
 		return srv
 	}
 	srv := serve(ln)
-	n := startNode(t, backend.Config{URL: "http://" + addr, Hooks: []string{"emit"}, BreakerFailures: 2, BreakerCooldown: 300 * time.Millisecond, Retries: -1})
+	n := startNode(t, backend.Config{URL: "http://" + addr, Hooks: []string{"emit"}, BreakerFailures: 2, BreakerCooldown: 2 * time.Second, Retries: -1})
 	c := dial(t, n.url, nil)
 	if m := c.request(map[string]any{"type": "emit", "id": "up", "event": "x"}); m["type"] != "reply" {
 		t.Fatal(m)
