@@ -39,7 +39,7 @@ func strs(b [][]byte) []string {
 func TestTakeover(t *testing.T) {
 	r := testserver.StartRedis(t)
 	ctx := context.Background()
-	lease := 300 * time.Millisecond
+	lease := 2 * time.Second // long enough that a's lease outlives the first takeover attempt
 	a := newQueue(t, r.URL(), "a", lease, 100)
 	b := newQueue(t, r.URL(), "b", lease, 100)
 	c := newQueue(t, r.URL(), "c", lease, 100)
@@ -70,7 +70,7 @@ func TestTakeover(t *testing.T) {
 	if n, err := b.Maintain(ctx); n != 0 || err != nil {
 		t.Fatalf("takeover of a live node: %d %v", n, err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(4 * lease)
 	taken := 0
 	for taken == 0 && time.Now().Before(deadline) {
 		for _, q := range []*redisqueue.Queue{b, c} {

@@ -137,8 +137,9 @@ func TestWebhooksAfterSIGKILL(t *testing.T) {
 		return true
 	})
 	// The lease lapses at most lease after the kill and the survivors
-	// look every quarter of it: 1.25 x lease, plus the posting.
-	if took > 2*lease {
+	// look every quarter of it: 1.25 x lease, plus the posting (logged
+	// below); 3 x lease leaves room for a loaded machine.
+	if took > 3*lease {
 		t.Errorf("the lost connections' disconnected events took %s after the kill (lease %s)", took, lease)
 	}
 	// A moment for duplicates or strays to show up, then the exact count.
