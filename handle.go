@@ -221,7 +221,7 @@ func (c *conn) publishResult(id json.RawMessage, m *broker.Message, err error) {
 func (c *conn) emit(req *protocol.Request) {
 	h := c.s.cfg.Hooks.OnEvent
 	if h == nil {
-		c.sendError(req.ID, protocol.CodeNoHandler, "the server handles no custom events")
+		c.sendError(req.ID, protocol.CodeNoHandler, "the server handles no custom events: it has no OnEvent hook (herald serve: --backend-url with --backend-hooks emit)")
 		return
 	}
 	var reply any
