@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/protocol"
+	"github.com/heraldrt/herald/session"
 	"github.com/heraldrt/herald/transport"
 )
 
@@ -53,10 +54,11 @@ func (p *pendingAcks) len() int {
 }
 
 type pendingAck struct {
-	frame    *transport.Prepared
-	size     int64 // frame.Size() when it was tracked
-	sentAt   time.Time
-	attempts int
+	frame     *transport.Prepared
+	size      int64 // frame.Size() when it was tracked
+	sentAt    time.Time
+	firstSent time.Time // orders what a connection hands on (dropPending)
+	attempts  int
 }
 
 // ackLimit names the bound a connection's message could not be tracked
@@ -103,7 +105,8 @@ func (c *conn) track(msgID string, f *transport.Prepared) ackLimit {
 		c.s.pendingAckBytes.Add(size)
 	}
 	c.acks.p.bytes += size
-	c.acks.p.byID[msgID] = &pendingAck{frame: f, size: size, sentAt: time.Now(), attempts: 1}
+	now := time.Now()
+	c.acks.p.byID[msgID] = &pendingAck{frame: f, size: size, sentAt: now, firstSent: now, attempts: 1}
 	return ""
 }
 
@@ -164,18 +167,26 @@ func (c *conn) redeliverDue(now time.Time, timeout time.Duration, retries int) (
 }
 
 // dropPending empties the pending set of a connection that has ended and
-// returns the ids it held: nothing can redeliver them any more.
-func (c *conn) dropPending() []string {
+// returns the ids it held and their event frames, oldest first: this
+// connection cannot redeliver them any more (see carryPending).
+func (c *conn) dropPending() ([]string, []session.Pending) {
 	c.acks.mu.Lock()
 	defer c.acks.mu.Unlock()
 	ids := make([]string, 0, c.acks.p.len())
+	msgs := make([]session.Pending, 0, c.acks.p.len())
 	for id, p := range c.acks.p.byIDOrNil() {
-		c.releaseAck(p)
-		ids = append(ids, id)
+		msgs = append(msgs, session.Pending{MsgID: id, Frame: p.frame.Payload()})
+	}
+	slices.SortFunc(msgs, func(a, b session.Pending) int {
+		return c.acks.p.byID[a.MsgID].firstSent.Compare(c.acks.p.byID[b.MsgID].firstSent)
+	})
+	for _, m := range msgs {
+		c.releaseAck(c.acks.p.byID[m.MsgID])
+		ids = append(ids, m.MsgID)
 	}
 	c.acks.p = nil
 	c.s.awaitAcks(c, false)
-	return ids
+	return ids, msgs
 }
 
 // awaitAcks adds c to, or takes it out of, the connections the redelivery

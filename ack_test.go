@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/heraldrt/herald"
 )
 
@@ -159,10 +161,10 @@ func TestPendingAckBytesPerNode(t *testing.T) {
 	})
 }
 
-// TestUnackedMessagesOfAnEndedConnectionAreCounted: messages a client had
-// not acknowledged when its connection ended cannot be redelivered; they
-// are counted and logged, not dropped silently.
-func TestUnackedMessagesOfAnEndedConnectionAreCounted(t *testing.T) {
+// TestUnackedMessagesOfAnEndedSessionAreCounted: messages a client had
+// not acknowledged when it ended its session (a clean close) cannot be
+// redelivered; they are counted and logged, not dropped silently.
+func TestUnackedMessagesOfAnEndedSessionAreCounted(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, herald.Config{AckTimeout: time.Minute})
 	c := dial(t, ts.URL, withHeader("X-Client-Id", "leaver"))
@@ -173,11 +175,79 @@ func TestUnackedMessagesOfAnEndedConnectionAreCounted(t *testing.T) {
 		}
 		c.expect("event")
 	}
-	c.c.CloseNow() // gone without acknowledging
+	_ = c.c.Close(websocket.StatusNormalClosure, "bye") // gone for good without acknowledging
 	waitFor(t, 5*time.Second, "dropped acks counted and logged", func() bool {
 		return metricValue(t, ts, "herald_acks_dropped_total") == 3 &&
 			logCount(t, ts, "connection ended with unacknowledged messages; they are not redelivered") == 1
 	})
+}
+
+// TestUnackedMessagesFollowTheSession: what a client had not acknowledged
+// when its connection was lost is delivered again to the connection that
+// resumes its session, in the order first sent, and tracked there.
+func TestUnackedMessagesFollowTheSession(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{AckTimeout: time.Minute})
+	c := dial(t, ts.URL, withHeader("X-Client-Id", "mover"))
+	c.join("orders")
+	var ids []string
+	for i := range 3 {
+		id, err := ts.Publish(context.Background(), "orders", "created", map[string]int{"id": i}, herald.WithAck())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		c.expect("event")
+	}
+	// The first is acknowledged; two are not when the connection drops.
+	if r := c.request(map[string]any{"type": "ack", "id": "a", "msgIds": []string{ids[0]}}); r["type"] != "reply" {
+		t.Fatal(r)
+	}
+	sid, tok := str(c.welcome["sessionId"]), str(c.welcome["resumeToken"])
+	_ = c.c.CloseNow()
+	waitFor(t, 5*time.Second, "the unacknowledged messages kept with the session", func() bool {
+		return metricValue(t, ts, "herald_acks_carried_total") == 2
+	})
+	r := dial(t, ts.URL, withHeader("X-Client-Id", "mover"), withHeader("X-Herald-Session-Id", sid), withHeader("X-Herald-Resume-Token", tok))
+	if r.welcome["resumed"] != true {
+		t.Fatalf("welcome %v", r.welcome)
+	}
+	for _, want := range ids[1:] {
+		if m := r.expect("event"); m["msgId"] != want || m["ack"] != true {
+			t.Fatalf("redelivered %v, want msgId %s with ack", m, want)
+		}
+	}
+	if r := r.request(map[string]any{"type": "ack", "id": "b", "msgIds": ids[1:]}); r["data"].(map[string]any)["acked"] != float64(2) {
+		t.Fatalf("the redelivered messages are not tracked for their ack: %v", r)
+	}
+	if v := metricValue(t, ts, "herald_acks_dropped_total"); v != 0 {
+		t.Fatalf("herald_acks_dropped_total = %v", v)
+	}
+}
+
+// TestUnackedMessagesReachASessionResumedFirst: when the client resumes
+// before its old connection's end is noticed, the old connection's
+// unacknowledged messages still reach the new one.
+func TestUnackedMessagesReachASessionResumedFirst(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{AckTimeout: time.Minute})
+	old := dial(t, ts.URL, withHeader("X-Client-Id", "quick"))
+	old.join("orders")
+	id, err := ts.Publish(context.Background(), "orders", "created", 1, herald.WithAck())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.expect("event")
+	sid, tok := str(old.welcome["sessionId"]), str(old.welcome["resumeToken"])
+	// The new connection resumes while the old one is still open.
+	r := dial(t, ts.URL, withHeader("X-Client-Id", "quick"), withHeader("X-Herald-Session-Id", sid), withHeader("X-Herald-Resume-Token", tok))
+	if r.welcome["resumed"] != true {
+		t.Fatalf("welcome %v", r.welcome)
+	}
+	_ = old.c.CloseNow()
+	if m := r.expect("event"); m["msgId"] != id {
+		t.Fatalf("got %v, want the old connection's unacknowledged %s", m, id)
+	}
 }
 
 // TestRedeliveryVisitsOnlyConnectionsAwaitingAcks: the redelivery

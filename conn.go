@@ -353,6 +353,11 @@ func (c *conn) run(resumeID, resumeToken string, recover bool, rooms []string) {
 		restored = append(restored, c.restoreRooms(bctx, c.unjoined(rooms))...)
 	}
 	c.saveSession(bctx)
+	if resumed {
+		// After the save, which makes the session this connection's (see
+		// carry.go); queued behind the welcome.
+		c.redeliverCarried(bctx)
+	}
 	cancel()
 	hb := s.cfg.HeartbeatInterval
 	if hb < 0 {
@@ -565,10 +570,23 @@ func (c *conn) cleanup() {
 	if s.draining.Load() && label == "client_close" {
 		label = "server_shutdown" // the client left because the drain told it to
 	}
-	if ids := c.dropPending(); len(ids) > 0 {
-		s.metrics.AcksDropped.Add(float64(len(ids)))
-		s.log.WarnContext(ctx, "connection ended with unacknowledged messages; they are not redelivered",
-			"messages", len(ids), "msg_ids", ids[:min(len(ids), maxLoggedIDs)])
+	// What the client had not acknowledged goes with its session to the
+	// connection that resumes it, on any node; unless the client ended
+	// the session (a clean close), or the store cannot keep it.
+	// A connection given up for its unacknowledged messages or as a slow
+	// consumer hands nothing on: its next connection would choke on it.
+	sessionKept := (code != protocol.CloseNormal || byServer || s.draining.Load()) &&
+		label != "slow_consumer" && c.closeCode.Load() != closeGaveUp
+	if ids, msgs := c.dropPending(); len(ids) > 0 {
+		if sessionKept && s.carryPending(ctx, c, msgs) {
+			s.metrics.AcksCarried.Add(float64(len(ids)))
+			s.log.InfoContext(ctx, "connection ended with unacknowledged messages; kept with the session for the connection that resumes it",
+				"messages", len(ids))
+		} else {
+			s.metrics.AcksDropped.Add(float64(len(ids)))
+			s.log.WarnContext(ctx, "connection ended with unacknowledged messages; they are not redelivered",
+				"messages", len(ids), "msg_ids", ids[:min(len(ids), maxLoggedIDs)])
+		}
 	}
 
 	s.metrics.Connections.Dec()

@@ -99,7 +99,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
+	s.connsMu.Lock() // see takeCarriedFor
 	s.closed.Store(true)
+	s.connsMu.Unlock()
 	close(s.stop)
 	s.bgWG.Wait()
 	s.stopAdmin()

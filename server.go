@@ -415,6 +415,8 @@ func (s *Server) handleControl(c *broker.Control) {
 		s.applyRevocation(c)
 	case broker.ControlAdminQuery, broker.ControlAdminReply:
 		s.admin.resp.HandleControl(c)
+	case broker.ControlSessionPending:
+		s.takeCarriedFor(c.Session)
 	default:
 		s.log.Debug("control message ignored", "kind", string(c.Kind))
 	}

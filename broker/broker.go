@@ -133,6 +133,10 @@ const (
 	// ControlRevoke closes connections whose token has TokenID (jti) or whose
 	// user is User, and makes nodes refuse such tokens until they expire.
 	ControlRevoke ControlKind = "revoke"
+	// ControlSessionPending tells the node holding session Session that
+	// the session's previous connection ended with unacknowledged
+	// messages, now in the session store for it to redeliver.
+	ControlSessionPending ControlKind = "session_pending"
 )
 
 // Control kinds of the admin console (package admin): a node asks every
@@ -155,6 +159,8 @@ type Control struct {
 	// Payload carries what a kind needs beyond the fields above (the
 	// admin console's questions and answers).
 	Payload json.RawMessage `json:"payload,omitempty"`
+	// Session is the session id of ControlSessionPending.
+	Session string `json:"session,omitempty"`
 }
 
 // Handler receives what the engine delivers to this node.

@@ -91,7 +91,7 @@ func (cn *conn) readLoop() {
 				Offset: f.Offset, Epoch: f.Epoch}
 			it.ack = f.Ack
 			if f.Offset != 0 {
-				c.advance(f.Room, position{f.Offset, f.Epoch}, false)
+				c.advance(f.Room, position{f.Offset, f.Epoch})
 			}
 		case typeGap:
 			it.note = &roomNote{room: f.Room, gap: true}

@@ -38,24 +38,22 @@ func (c *Client) joined(room string, reply json.RawMessage) *bool {
 		return nil
 	}
 	if r.Offset != 0 || r.Epoch != "" {
-		c.advance(room, position{r.Offset, r.Epoch}, true)
+		c.advance(room, position{r.Offset, r.Epoch})
 	}
 	return r.Recovered
 }
 
 // advance records p as the Client's position in room, if it is still in
-// it. Events come in offset order; a join's reply may be read after
-// events that followed it, so fromReply only moves the position forward
-// within its epoch, and sets it in another epoch only if no event of
-// that epoch came yet.
-func (c *Client) advance(room string, p position, fromReply bool) {
+// it. It only moves forward within an epoch: a join's reply may be read
+// after events that followed it, and a redelivered acked message may be
+// older than the last event.
+func (c *Client) advance(room string, p position) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.rooms[room]; !ok {
 		return
 	}
-	old, had := c.positions[room]
-	if fromReply && had && old.epoch == p.epoch && old.offset >= p.offset {
+	if old, had := c.positions[room]; had && old.epoch == p.epoch && old.offset >= p.offset {
 		return
 	}
 	c.positions[room] = p

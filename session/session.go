@@ -71,3 +71,23 @@ type Presence interface {
 	// Close releases resources.
 	Close() error
 }
+
+// Pending is an acknowledged-delivery message (published with ack) that a
+// session's connection had not acknowledged when it ended: the event
+// frame as it was sent, by its msgId.
+type Pending struct {
+	MsgID string `json:"id"`
+	Frame []byte `json:"frame"`
+}
+
+// PendingStore is implemented by stores that keep a session's pending
+// messages across a reconnect, so that the node the client resumes on,
+// whichever it is, can redeliver them. The built-in stores implement it.
+type PendingStore interface {
+	// AddPending appends msgs to the pending messages of session id,
+	// keeping the newest max of them, and makes them expire after ttl.
+	AddPending(ctx context.Context, id string, msgs []Pending, max int, ttl time.Duration) error
+	// TakePending returns the pending messages of session id, oldest
+	// first, and removes them; none is not an error.
+	TakePending(ctx context.Context, id string) ([]Pending, error)
+}

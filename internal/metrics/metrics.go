@@ -30,6 +30,7 @@ type Metrics struct {
 	Redeliveries        prometheus.Counter
 	AcksExpired         prometheus.Counter
 	AcksDropped         prometheus.Counter
+	AcksCarried         prometheus.Counter
 	Recoveries          *prometheus.CounterVec // by result
 	Gaps                prometheus.Counter
 }
@@ -100,6 +101,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		AcksDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_acks_dropped_total", Help: "Messages still unacknowledged when their connection ended; they are not redelivered.",
 		}),
+		AcksCarried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_acks_carried_total", Help: "Messages still unacknowledged when their connection ended, kept with the session for the connection that resumes it.",
+		}),
 		Recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_recoveries_total", Help: "Joins that asked to recover a room from a position, by result (recovered, unrecoverable).",
 		}, []string{"result"}),
@@ -112,7 +116,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.MessagesIn, m.MessagesOut, m.BytesIn, m.BytesOut, m.HeartbeatTerminated,
 		m.SlowConsumers, m.Errors, m.FanoutSeconds, m.HookPanics, m.APIRequests, m.Draining,
 		m.Redeliveries, m.AcksExpired, m.AcksDropped, m.LimitRejections, m.BrokerUp,
-		m.Recoveries, m.Gaps,
+		m.Recoveries, m.Gaps, m.AcksCarried,
 	)
 	return m
 }

@@ -20,7 +20,10 @@ type Store struct {
 	// so that an entry need not hold a node of its own.
 	node  string
 	nodes map[string]string
-	now   func() time.Time
+	// pending holds sessions' pending messages (see pending.go); nil
+	// until the first.
+	pending map[string]*pendingEntry
+	now     func() time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -99,6 +102,7 @@ func (st *Store) janitor(interval time.Duration) {
 					st.deleteLocked(id)
 				}
 			}
+			st.sweepPendingLocked(now)
 			st.mu.Unlock()
 		}
 	}
@@ -174,6 +178,7 @@ func (st *Store) Touch(_ context.Context, id string, lastSeen time.Time, ttl tim
 func (st *Store) Delete(_ context.Context, id string) error {
 	st.mu.Lock()
 	st.deleteLocked(id)
+	delete(st.pending, id) // its pending messages go with it
 	st.mu.Unlock()
 	return nil
 }

@@ -139,8 +139,12 @@ func (st *Store) Touch(ctx context.Context, id string, lastSeen time.Time, ttl t
 
 // Delete implements session.Store.
 func (st *Store) Delete(ctx context.Context, id string) error {
-	if err := st.client.Do(ctx, st.client.B().Del().Key(st.key(id)).Build()).Error(); err != nil {
-		return fmt.Errorf("redis session store: delete %s: %w", id, err)
+	// Its pending messages go with it (separate keys, so that Redis
+	// Cluster may hold them on different slots).
+	for _, key := range []string{st.key(id), st.pendingKey(id)} {
+		if err := st.client.Do(ctx, st.client.B().Del().Key(key).Build()).Error(); err != nil {
+			return fmt.Errorf("redis session store: delete %s: %w", id, err)
+		}
 	}
 	return nil
 }

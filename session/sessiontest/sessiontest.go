@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{name: "touch after expiry", run: testTouchExpired},
 		{name: "delete", run: testDelete},
 		{name: "sessions of several nodes", run: testNodes},
+		{name: "pending messages: add, take once, oldest first", run: testPending},
+		{name: "pending messages: bounded to the newest max", run: testPendingMax},
+		{name: "pending messages: expire, and go with the session", run: testPendingExpiry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,4 +257,99 @@ func testNodes(t *testing.T, st session.Store) {
 	mustSave(t, st, s, time.Minute)
 	ss = append(ss, s)
 	check("saved after deletes")
+}
+
+func pendingStore(t *testing.T, st session.Store) session.PendingStore {
+	t.Helper()
+	ps, ok := st.(session.PendingStore)
+	if !ok {
+		t.Fatalf("%T does not implement session.PendingStore", st)
+	}
+	return ps
+}
+
+func pendings(ids ...string) []session.Pending {
+	var out []session.Pending
+	for _, id := range ids {
+		out = append(out, session.Pending{MsgID: id, Frame: []byte(`{"type":"event","msgId":"` + id + `"}`)})
+	}
+	return out
+}
+
+func pendingIDs(t *testing.T, ps session.PendingStore, id string) []string {
+	t.Helper()
+	got, err := ps.TakePending(ctx(t), id)
+	if err != nil {
+		t.Fatalf("TakePending: %v", err)
+	}
+	var ids []string
+	for _, p := range got {
+		if string(p.Frame) != `{"type":"event","msgId":"`+p.MsgID+`"}` {
+			t.Fatalf("frame of %s changed: %q", p.MsgID, p.Frame)
+		}
+		ids = append(ids, p.MsgID)
+	}
+	return ids
+}
+
+func testPending(t *testing.T, st session.Store) {
+	ps := pendingStore(t, st)
+	if ids := pendingIDs(t, ps, "none"); len(ids) != 0 {
+		t.Fatalf("pending of an unknown session: %v", ids)
+	}
+	msgs := pendings("a", "b")
+	if err := ps.AddPending(ctx(t), "s1", msgs, 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	msgs[0].Frame[0] = 'X' // the store keeps no caller state
+	if err := ps.AddPending(ctx(t), "s1", pendings("c"), 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.AddPending(ctx(t), "s2", pendings("z"), 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ids := pendingIDs(t, ps, "s1"); fmt.Sprint(ids) != "[a b c]" {
+		t.Fatalf("took %v, want [a b c]", ids)
+	}
+	if ids := pendingIDs(t, ps, "s1"); len(ids) != 0 {
+		t.Fatalf("taken twice: %v", ids)
+	}
+	if ids := pendingIDs(t, ps, "s2"); fmt.Sprint(ids) != "[z]" {
+		t.Fatalf("other session: %v", ids)
+	}
+}
+
+func testPendingMax(t *testing.T, st session.Store) {
+	ps := pendingStore(t, st)
+	if err := ps.AddPending(ctx(t), "s", pendings("a", "b", "c"), 4, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.AddPending(ctx(t), "s", pendings("d", "e"), 4, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ids := pendingIDs(t, ps, "s"); fmt.Sprint(ids) != "[b c d e]" {
+		t.Fatalf("took %v, want the newest 4 [b c d e]", ids)
+	}
+}
+
+func testPendingExpiry(t *testing.T, st session.Store) {
+	ps := pendingStore(t, st)
+	if err := ps.AddPending(ctx(t), "short", pendings("a"), 10, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // past the TTL: gone, however late the check
+	if ids := pendingIDs(t, ps, "short"); len(ids) != 0 {
+		t.Fatalf("pending messages outlived their TTL: %v", ids)
+	}
+	s := sample()
+	mustSave(t, st, s, time.Minute)
+	if err := ps.AddPending(ctx(t), s.ID, pendings("a"), 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx(t), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ids := pendingIDs(t, ps, s.ID); len(ids) != 0 {
+		t.Fatalf("pending messages outlived their deleted session: %v", ids)
+	}
 }

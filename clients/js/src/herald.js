@@ -196,9 +196,8 @@ export class HeraldClient {
     return p ? { ...p } : undefined;
   }
 
-  // joined records the position in a join's reply. The reply may come
-  // after events of the room that followed it only in another epoch
-  // (events are in offset order, the reply before the live ones).
+  // joined records a position (a join's reply, an event's) unless it is
+  // behind the one recorded in the same epoch.
   #joined(room, data) {
     if (!data || typeof data !== 'object' || !(data.offset > 0 || typeof data.epoch === 'string')) return;
     const old = this.#positions.get(room);
@@ -622,7 +621,9 @@ export class HeraldClient {
   #onEvent(f) {
     const id = typeof f.msgId === 'string' ? f.msgId : '';
     if (typeof f.room === 'string' && Number.isSafeInteger(f.offset) && f.offset > 0) {
-      this.#positions.set(f.room, { offset: f.offset, epoch: typeof f.epoch === 'string' ? f.epoch : '' });
+      // Forward only within an epoch: a redelivered acked message may be
+      // older than the last event.
+      this.#joined(f.room, { offset: f.offset, epoch: typeof f.epoch === 'string' ? f.epoch : '' });
     }
     const dup = id !== '' && this.#seen.has(id);
     if (id !== '' && !dup) {

@@ -1,0 +1,111 @@
+package herald
+
+import (
+	"context"
+	"time"
+
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/session"
+	"github.com/heraldrt/herald/transport"
+)
+
+// Acknowledged messages across a reconnect: a connection that ends with
+// messages its client did not acknowledge hands them to its session in
+// the session store (carryPending); the connection that resumes the
+// session, on whichever node, takes them and delivers them again
+// (redeliverCarried). The two may happen in either order:
+//
+//   - the old connection ends first: the resume finds them in the store;
+//   - the client resumed first (its old connection's end was noticed
+//     late): the old node, seeing that the session moved, tells the node
+//     holding it (broker.ControlSessionPending).
+//
+// The old node stores before it looks where the session is, and the new
+// node records the session as its own before it takes: whichever order
+// the store sees, one of the two finds the messages.
+
+// carryPending stores msgs with c's session and reports whether it could.
+func (s *Server) carryPending(ctx context.Context, c *conn, msgs []session.Pending) bool {
+	ps, ok := s.sessions.(session.PendingStore)
+	if !ok {
+		return false
+	}
+	sid := c.info.SessionID
+	if err := ps.AddPending(ctx, sid, msgs, s.cfg.MaxPendingAcks, s.cfg.SessionTTL); err != nil {
+		s.log.WarnContext(ctx, "unacknowledged messages not stored with the session", "err", err)
+		return false
+	}
+	cur, err := s.sessions.Get(ctx, sid)
+	if err == nil && cur.Conn != c.info.ID {
+		err = s.broker.PublishControl(ctx, &broker.Control{Kind: broker.ControlSessionPending, Session: sid, User: c.info.UserID})
+		if err != nil {
+			s.log.WarnContext(ctx, "session moved; its node not told of the unacknowledged messages", "err", err)
+		}
+	}
+	return true
+}
+
+// redeliverCarried takes what c's session carried and delivers it again,
+// tracked for its ack like any acked message. Messages past the
+// connection's bounds are dropped and counted.
+func (c *conn) redeliverCarried(ctx context.Context) {
+	s := c.s
+	ps, ok := s.sessions.(session.PendingStore)
+	if !ok {
+		return
+	}
+	msgs, err := ps.TakePending(ctx, c.info.SessionID)
+	if err != nil {
+		s.log.WarnContext(ctx, "unacknowledged messages of the session not read", "err", err)
+		return
+	}
+	sent := 0
+	for i, m := range msgs {
+		f := transport.NewPrepared(transport.Text, m.Frame, s.cfg.CompressionThreshold, s.cfg.CompressionLevel)
+		if limit := c.track(m.MsgID, f); limit != "" {
+			s.metrics.AcksDropped.Add(float64(len(msgs) - i))
+			s.log.WarnContext(ctx, "unacknowledged messages of the session dropped: over the connection's bounds",
+				"limit", string(limit), "messages", len(msgs)-i)
+			break
+		}
+		if c.ws.Send(f) != nil {
+			break
+		}
+		sent++
+	}
+	if sent > 0 {
+		s.metrics.Redeliveries.Add(float64(sent))
+		s.log.InfoContext(ctx, "unacknowledged messages of the session delivered again", "messages", sent)
+	}
+}
+
+// takeCarriedFor handles broker.ControlSessionPending: the connection of
+// session sid on this node, if any, takes what its session carries.
+func (s *Server) takeCarriedFor(sid string) {
+	// The goroutine is background work (bgWG), added under connsMu while
+	// the server is not closed: Shutdown sets closed under connsMu before
+	// it waits for bgWG.
+	var target *conn
+	s.connsMu.Lock()
+	for c := range s.conns {
+		if s.closed.Load() {
+			break
+		}
+		// The ended connection of the session may still be here, cleaning up.
+		if id, ok := c.sessionID(); ok && id == sid && c.ws.Err() == nil {
+			target = c
+			s.bgWG.Add(1)
+			break
+		}
+	}
+	s.connsMu.Unlock()
+	if target == nil {
+		return
+	}
+	go func() {
+		defer s.bgWG.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(target.ctx()), s.cfg.BackendTimeout+time.Second)
+		defer cancel()
+		target.redeliverCarried(ctx)
+	}()
+}

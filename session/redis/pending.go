@@ -1,0 +1,69 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/heraldrt/herald/session"
+)
+
+var _ session.PendingStore = (*Store)(nil)
+
+// pendingKey is the list of a session's pending messages, JSON each.
+func (st *Store) pendingKey(id string) string { return st.prefix + id + ":pending" }
+
+// addPendingScript appends ARGV[3..] to the list, keeps its newest
+// ARGV[1] and sets its TTL to ARGV[2] ms.
+var addPendingScript = rueidis.NewLuaScript(`
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+if tonumber(ARGV[1]) > 0 then redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`)
+
+// takePendingScript returns the list and deletes it, atomically.
+var takePendingScript = rueidis.NewLuaScript(`
+local v = redis.call('LRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return v`)
+
+// AddPending implements session.PendingStore.
+func (st *Store) AddPending(ctx context.Context, id string, msgs []session.Pending, max int, ttl time.Duration) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	args := make([]string, 0, len(msgs)+2)
+	args = append(args, strconv.Itoa(max), strconv.FormatInt(millis(ttl), 10))
+	for _, m := range msgs {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("redis session store: encode pending: %w", err)
+		}
+		args = append(args, string(b))
+	}
+	if err := addPendingScript.Exec(ctx, st.client, []string{st.pendingKey(id)}, args).Error(); err != nil {
+		return fmt.Errorf("redis session store: add pending %s: %w", id, err)
+	}
+	return nil
+}
+
+// TakePending implements session.PendingStore.
+func (st *Store) TakePending(ctx context.Context, id string) ([]session.Pending, error) {
+	items, err := takePendingScript.Exec(ctx, st.client, []string{st.pendingKey(id)}, nil).AsStrSlice()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return nil, fmt.Errorf("redis session store: take pending %s: %w", id, err)
+	}
+	out := make([]session.Pending, 0, len(items))
+	for _, it := range items {
+		var p session.Pending
+		if err := json.Unmarshal([]byte(it), &p); err != nil {
+			return nil, fmt.Errorf("redis session store: take pending %s: %w", id, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
