@@ -239,13 +239,14 @@ func (c *conn) replay(f *roomFeed, room string, req *protocol.Request) error {
 			return err
 		}
 		for _, m := range msgs {
-			if err := c.awaitQueue(); err != nil {
+			d := hub.NewDelivery(m, s.cfg.CompressionThreshold, s.cfg.CompressionLevel)
+			if err := c.awaitQueue(d.Frame(v1Codec{}).Size()); err != nil {
 				return err
 			}
 			f.mu.Lock()
 			if !f.dup(m) {
 				f.advance(m)
-				c.deliverNow(hub.NewDelivery(m, s.cfg.CompressionThreshold, s.cfg.CompressionLevel))
+				c.deliverNow(d)
 				reply.Replayed++
 			}
 			f.mu.Unlock()
@@ -289,14 +290,18 @@ func recoveryLabel(recovered bool) string {
 }
 
 // awaitQueue waits until the connection's send queue is at most half
-// full, so that a replay never fills it.
-func (c *conn) awaitQueue() error {
+// full and has room for size more bytes, so that a replay never fills it.
+func (c *conn) awaitQueue(size int) error {
 	limit := c.ws.QueueLimit() / 2
-	if c.ws.Queued() <= limit {
+	ready := func() bool {
+		n := c.ws.Queued()
+		return n == 0 || n <= limit && c.ws.QueueRoom() >= size
+	}
+	if ready() {
 		return nil
 	}
 	deadline := time.Now().Add(replayQueueWait)
-	for c.ws.Queued() > limit {
+	for !ready() {
 		if c.ws.Err() != nil {
 			return fmt.Errorf("herald: connection closed during replay: %w", c.ws.Err())
 		}

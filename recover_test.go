@@ -292,3 +292,37 @@ func TestGapFrame(t *testing.T) {
 		t.Fatalf("a member of another room got %v", m)
 	}
 }
+
+// TestReplayPacedByTheSendQueue: a replay larger than the connection's
+// send queue, in messages and in bytes, is paced by it: the client that
+// reads gets all of it and is not closed as a slow consumer.
+func TestReplayPacedByTheSendQueue(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{
+		History:        []herald.HistoryRule{{Pattern: "h:*", Size: 1000}},
+		SendQueueSize:  16,
+		SendQueueBytes: 64 << 10,
+	})
+	c := dial(t, ts.URL)
+	r := c.request(map[string]any{"type": "join", "id": 1, "room": "h:big"})
+	epoch := str(r["data"].(map[string]any)["epoch"])
+	_ = c.c.CloseNow()
+	pad := strings.Repeat("x", 8<<10)
+	const n = 200 // 1.6 MB: 25 times the queue's bytes, 12 times its messages
+	for i := 1; i <= n; i++ {
+		if _, err := ts.Publish(context.Background(), "h:big", "n", map[string]any{"i": i, "pad": pad}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := dial(t, ts.URL)
+	c2.send(map[string]any{"type": "join", "id": "r", "room": "h:big", "offset": 0, "epoch": epoch})
+	for i := 1; i <= n; i++ {
+		m := c2.read()
+		if m["type"] != "event" || m["offset"] != float64(i) {
+			t.Fatalf("replayed message %d: %v", i, str(m["type"])+" "+fmt.Sprint(m["offset"], m["code"], m["reason"]))
+		}
+	}
+	if m := c2.read(); m["type"] != "reply" || m["data"].(map[string]any)["replayed"] != float64(n) {
+		t.Fatalf("after the replay: %v", m)
+	}
+}

@@ -261,6 +261,13 @@ func (c *Conn) Queued() int {
 // QueueLimit returns the send queue's bound (Options.SendQueueSize).
 func (c *Conn) QueueLimit() int { return int(c.queueLimit) }
 
+// QueueRoom returns how many more bytes the send queue takes now.
+func (c *Conn) QueueRoom() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int(c.room)
+}
+
 // Prefetch reads the fields Send uses, so that a broadcaster can bring
 // several connections' state into the CPU cache at once (see
 // hub.Prefetcher). It has no effect otherwise; the result is meaningless.
