@@ -1,13 +1,16 @@
 package client_test
 
 import (
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/heraldrt/herald"
+	redisbroker "github.com/heraldrt/herald/broker/redis"
 	"github.com/heraldrt/herald/client"
+	"github.com/heraldrt/herald/internal/testserver"
 )
 
 // recoveries records a client's recovery and gap notes.
@@ -131,5 +134,42 @@ func TestRecoveryNotPossible(t *testing.T) {
 	}
 	if off, _ := c.Position("h:small"); off != 20 {
 		t.Fatalf("position %d, want 20 (the room's when it was joined again)", off)
+	}
+}
+
+// TestGapHandlerAfterSubscriptionLoss: when the server's node loses its
+// Redis subscriptions (CLIENT KILL TYPE pubsub) and a room keeps no
+// history, the Client's gap handler hears of the room; a room with
+// history is caught up instead, and its handler hears nothing.
+func TestGapHandlerAfterSubscriptionLoss(t *testing.T) {
+	t.Parallel()
+	rs := testserver.StartRedis(t)
+	b, err := redisbroker.New(redisbroker.Config{URL: rs.URL(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, herald.Config{Broker: b, History: []herald.HistoryRule{{Pattern: "h:*", Size: 100}}})
+	var rec recoveries
+	c := dial(t, ts.URL, client.WithGapHandler(rec.gap))
+	ctx := ctxT(t)
+	for _, room := range []string{"plain", "h:kept"} {
+		if err := c.Join(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rs.Command("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a gap for the room without history", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.gaps) > 0
+	})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, room := range rec.gaps {
+		if room != "plain" {
+			t.Fatalf("gaps %v: only the room without history may have one", rec.gaps)
+		}
 	}
 }
