@@ -72,7 +72,7 @@ func TestTooManyUnackedClosesSlowConsumer(t *testing.T) {
 	// The warning is written by the delivering goroutine once the close
 	// has started, so it may follow the close frame; wait for it.
 	const warning = "closing: too many unacknowledged messages"
-	waitFor(t, 2*time.Second, "slow consumer counted and logged", func() bool {
+	waitFor(t, 10*time.Second, "slow consumer counted and logged", func() bool {
 		return metricValue(t, ts, "herald_slow_consumer_disconnects_total") == 1 &&
 			metricValue(t, ts, `herald_limit_rejections_total{limit="pending_acks"}`) == 1 &&
 			logCount(t, ts, warning) > 0

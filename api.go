@@ -115,6 +115,7 @@ func (s *Server) api(endpoint string, h func(a *apiRequest)) http.HandlerFunc {
 		if !s.checkAPIKey(r) {
 			s.log.InfoContext(ctx, "api request refused: bad key", "endpoint", endpoint)
 			s.metrics.APIRequests.WithLabelValues(endpoint, "401").Inc()
+			refuseBody(w, r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald-api"`)
 			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
 			return
@@ -250,7 +251,26 @@ func decodePublish(body io.Reader) (*PublishRequest, error) {
 
 func methodNotAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		refuseBody(w, r)
 		w.Header().Set("Allow", allow)
 		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed; use "+allow)
 	}
+}
+
+// refuseBody makes the answer to r, which is about to be refused, end its
+// connection without reading the rest of r's body: net/http would
+// otherwise read up to 256 KiB of an unread body before it writes the
+// answer, so a client trickling a body it has no right to send would
+// hold the connection for as long as it likes (or until the server's
+// ReadTimeout). Call it before writing the answer. It does nothing for a
+// request without a body, or over HTTP/2 (whose streams are cheap to
+// reset).
+func refuseBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 || r.ProtoMajor != 1 {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	// Reads of the body from now on fail at once, so neither the answer
+	// nor the connection's end waits for the client.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }

@@ -100,6 +100,12 @@ func (l *limiter) sweep(now time.Time, idle time.Duration) {
 	}
 }
 
+// ClientIP returns the address per-IP limits count r against: the TCP
+// peer, or the client's address as configured trusted proxies report it.
+// An embedding server can use it for its own per-IP limits (as
+// the binary does for its cap on HTTP connections per IP).
+func (s *Server) ClientIP(r *http.Request) string { return s.clientIP(r) }
+
 // clientIP is the address limits apply to: the TCP peer, or the first
 // X-Forwarded-For hop when the server sits behind a trusted proxy.
 func (s *Server) clientIP(r *http.Request) string {

@@ -130,8 +130,10 @@ func BenchmarkPreparedSend(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			const fanout = 1000
 			conns := make([]*Conn, fanout)
+			opts := testOptions(Options{SendQueueSize: 4})
+			opts.queues = &queueBudget{limit: opts.MaxQueuedBytes} // shared, as an Upgrader's
 			for i := range conns {
-				conns[i] = newConn(nil, nil, testOptions(Options{SendQueueSize: 4}), negotiated{deflate: bc.deflate})
+				conns[i] = newConn(nil, nil, opts, negotiated{deflate: bc.deflate})
 				// Held: Send only queues, and no flush worker takes a
 				// turn of a connection that has no socket.
 				conns[i].Hold()
@@ -151,6 +153,7 @@ func BenchmarkPreparedSend(b *testing.B) {
 						_ = c.frameFor(p)
 					}
 					c.sendQ = c.sendQ[:0]
+					c.opts.queues.give(c.unqueueLocked()) // as a turn would
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*fanout), "ns/send")

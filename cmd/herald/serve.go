@@ -23,7 +23,18 @@ import (
 	"github.com/heraldrt/herald/demo"
 	"github.com/heraldrt/herald/internal/gctune"
 	"github.com/heraldrt/herald/internal/id"
+	"github.com/heraldrt/herald/internal/metrics"
 	"github.com/heraldrt/herald/transport"
+)
+
+// Defaults of the HTTP server's own bounds, which apply to every request
+// but not to WebSocket traffic: an upgraded connection leaves the HTTP
+// server, and its deadlines, at the upgrade.
+const (
+	defaultHTTPReadTimeout   = 30 * time.Second
+	defaultHTTPWriteTimeout  = 30 * time.Second
+	defaultHTTPIdleTimeout   = 30 * time.Second
+	defaultMaxHTTPConnsPerIP = 256
 )
 
 // serveConfig is what `herald serve` reads from flags and environment.
@@ -37,13 +48,18 @@ type serveConfig struct {
 	tlsCert        string
 	tlsKey         string
 	maxHeaderBytes int
-	engines        engineConfig
-	backend        backendConfig
-	demo           bool
-	pprofAddr      string
-	gcTuning       string
-	noIOURing      bool
-	flags          *envFlags // to name a setting as the user gave it
+	// HTTP requests other than WebSocket upgrades (see newHTTPServer).
+	httpReadTimeout   time.Duration
+	httpWriteTimeout  time.Duration
+	httpIdleTimeout   time.Duration
+	maxHTTPConnsPerIP int
+	engines           engineConfig
+	backend           backendConfig
+	demo              bool
+	pprofAddr         string
+	gcTuning          string
+	noIOURing         bool
+	flags             *envFlags // to name a setting as the user gave it
 }
 
 // authConfigured reports whether any token verification is set up.
@@ -103,6 +119,10 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	msgBurst := f.Int("message-burst", 0, "token bucket burst for --message-rate (0: twice the rate)")
 	trustXFF := f.Bool("trust-forwarded-for", false, "per-IP limits use X-Forwarded-For (only behind a proxy that sets it)")
 	maxHeader := f.Int("max-header-bytes", 32<<10, "largest HTTP request header block")
+	httpRead := f.Duration("http-read-timeout", defaultHTTPReadTimeout, "longest time to read an HTTP request, body included (not WebSocket traffic)")
+	httpWrite := f.Duration("http-write-timeout", defaultHTTPWriteTimeout, "longest time to write an HTTP response (not WebSocket traffic)")
+	httpIdle := f.Duration("http-idle-timeout", defaultHTTPIdleTimeout, "how long an idle keep-alive HTTP connection stays open")
+	httpPerIP := f.Int("max-http-conns-per-ip", defaultMaxHTTPConnsPerIP, "concurrent HTTP connections (not WebSockets) per client IP; over it: 429 (0: no cap)")
 	tlsCert := f.String("tls-cert", "", "TLS certificate (PEM) to serve https/wss directly")
 	tlsKey := f.String("tls-key", "", "TLS private key (PEM) for --tls-cert")
 	redisURL := f.String("redis-url", "", "Redis for messages, sessions and presence across nodes (redis://host:6379/0); empty: in-memory, one node")
@@ -160,6 +180,13 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 		CookieName: *cookie, DisableQueryToken: *noQuery, PublicRoomPrefix: *publicPrefix,
 	}
 	sc.insecureNoAuth, sc.tlsCert, sc.tlsKey, sc.maxHeaderBytes = *insecure, *tlsCert, *tlsKey, *maxHeader
+	sc.httpReadTimeout, sc.httpWriteTimeout, sc.httpIdleTimeout, sc.maxHTTPConnsPerIP = *httpRead, *httpWrite, *httpIdle, *httpPerIP
+	if sc.httpReadTimeout <= 0 || sc.httpWriteTimeout <= 0 || sc.httpIdleTimeout <= 0 {
+		return nil, errors.New("--http-read-timeout, --http-write-timeout and --http-idle-timeout must be positive")
+	}
+	if sc.maxHTTPConnsPerIP < 0 {
+		return nil, errors.New("--max-http-conns-per-ip must not be negative")
+	}
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
 		natsURL: *natsURL, publishBuffer: *publishBuffer, sharedRooms: *sharedRooms}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
@@ -343,6 +370,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer closeProxy(proxy, logger)
 	}
+	if sc.server.Registry == nil {
+		sc.server.Registry = metrics.NewRegistry()
+	}
 	srv, err := herald.New(sc.server)
 	if err != nil {
 		closeEngines()
@@ -397,8 +427,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    sc.maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Read, write and idle timeouts bound every HTTP request. They
+		// set deadlines on the connection, which the transport clears
+		// when it takes an upgraded one over, so WebSockets outlive them.
+		ReadTimeout:    sc.httpReadTimeout,
+		WriteTimeout:   sc.httpWriteTimeout,
+		IdleTimeout:    sc.httpIdleTimeout,
+		MaxHeaderBytes: sc.maxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if sc.maxHTTPConnsPerIP > 0 {
+		refused := metrics.NewHTTPConnsRefused(sc.server.Registry)
+		capper := newHTTPConnCap(sc.maxHTTPConnsPerIP, srv.ClientIP, refused.Inc)
+		hs.Handler = capper.handler(mux)
+		hs.ConnContext, hs.ConnState = capper.connContext, capper.connState
 	}
 	gcTuning := sc.gcTuning
 	if v, ok := os.LookupEnv("GOGC"); ok && gcTuning == "adaptive" {

@@ -145,6 +145,17 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 	)
 }
 
+// NewHTTPConnsRefused registers and returns the counter of HTTP requests
+// the binary refused because their client IP held too many connections.
+func NewHTTPConnsRefused(reg prometheus.Registerer) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_http_conns_refused_total",
+		Help: "HTTP requests answered 429 because their client IP held --max-http-conns-per-ip connections.",
+	})
+	reg.MustRegister(c)
+	return c
+}
+
 // NewRegistry returns a registry with the Go runtime and process collectors,
 // the one a Server uses when the embedding application gives none.
 func NewRegistry() *prometheus.Registry {
