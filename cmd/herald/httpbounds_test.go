@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -213,4 +216,64 @@ func TestHTTPBounds(t *testing.T) {
 		t.Fatalf("join after %s answered %s", time.Since(wsOpened), msg)
 	}
 	t.Logf("WebSocket still served %s after it opened", time.Since(wsOpened).Round(time.Millisecond))
+}
+
+// TestHTTPTimeoutsSpareTLSWebSockets: over TLS terminated by the binary,
+// the transport keeps the hijacked net.Conn, whose deadlines net/http set
+// from --http-read-timeout and --http-write-timeout: the upgrade must
+// clear them, or they would cut the WebSocket. A connection quiet for
+// longer than both timeouts still answers, and still receives.
+func TestHTTPTimeoutsSpareTLSWebSockets(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile)
+	addr := freePort(t)
+	cmd := exec.Command(buildBinary(t), "serve", "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile,
+		"--api-key", "tls-bounds-key-0123456789", "--log-level", "error",
+		"--http-read-timeout", "1s", "--http-write-timeout", "1s", "--http-idle-timeout", "1s")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	defer insecure.CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := insecure.Get("https://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("https not up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "wss://"+addr+"/ws", &websocket.DialOptions{
+		HTTPClient: insecure, HTTPHeader: http.Header{"X-Client-Id": {"tls-stayer"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	opened := time.Now()
+	if _, _, err := ws.Read(ctx); err != nil { // welcome
+		t.Fatal(err)
+	}
+	// Quiet for longer than the read and write timeouts (with margin):
+	// the deadlines they set would have passed by now.
+	time.Sleep(2500 * time.Millisecond)
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","id":"j1","room":"after"}`)); err != nil {
+		t.Fatalf("WebSocket over TLS cut by the HTTP timeouts: %v", err)
+	}
+	_, msg, err := ws.Read(ctx)
+	if err != nil || !strings.Contains(string(msg), `"id":"j1"`) {
+		t.Fatalf("WebSocket over TLS after %s: %q %v", time.Since(opened), msg, err)
+	}
+	t.Logf("WebSocket over TLS still served %s after it opened", time.Since(opened).Round(time.Millisecond))
 }
