@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,10 @@ func TestAuthenticateRejects(t *testing.T) {
 		{name: "issued in the future (iat)", a: as.hs, token: hs(with(hsClaims, "iat", now.Add(10*time.Minute).Unix())), reason: ReasonNotYetValid},
 		{name: "exp too far without iat", a: as.hs, token: hs(with(hsClaims, "iat", nil, "exp", now.Add(48*time.Hour).Unix())), reason: ReasonLifetime},
 		{name: "exp-iat over MaxLifetime", a: as.hs, token: hs(with(hsClaims, "iat", now.Add(-23*time.Hour).Unix(), "exp", now.Add(2*time.Hour).Unix())), reason: ReasonLifetime},
+		{name: "exp a string", a: as.hs, token: hs(with(hsClaims, "exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))), reason: ReasonMalformed},
+		{name: "nbf a string", a: as.hs, token: hs(with(hsClaims, "nbf", strconv.FormatInt(now.Add(-time.Minute).Unix(), 10))), reason: ReasonMalformed},
+		{name: "iat a string", a: as.hs, token: hs(with(hsClaims, "iat", strconv.FormatInt(now.Add(-time.Minute).Unix(), 10))), reason: ReasonMalformed},
+		{name: "exp null", a: as.hs, token: hs(with(hsClaims, "exp", json.RawMessage("null"))), reason: ReasonMissingClaim},
 		{name: "missing exp", a: as.hs, token: hs(with(hsClaims, "exp", nil)), reason: ReasonMissingClaim},
 		{name: "missing sub", a: as.hs, token: hs(with(hsClaims, "sub", nil)), reason: ReasonMissingClaim},
 		{name: "sub with control characters", a: as.hs, token: hs(with(hsClaims, "sub", "al\nice")), reason: ReasonMalformed},

@@ -2,10 +2,13 @@ package jwt
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
@@ -158,6 +161,9 @@ func (a *Authenticator) Verify(token string) (*auth.Identity, *Claims, error) {
 	if err != nil {
 		return nil, nil, fail(classify(err, tok, a.allowed))
 	}
+	if !timeClaimsAreNumbers(token) {
+		return nil, nil, fail(ReasonMalformed)
+	}
 	var iat time.Time
 	if c.IssuedAt != nil {
 		iat = c.IssuedAt.Time
@@ -181,6 +187,36 @@ func (a *Authenticator) Verify(token string) (*auth.Identity, *Claims, error) {
 		},
 	}
 	return id, c, nil
+}
+
+// timeClaims are exp, nbf and iat as the token spells them.
+type timeClaims struct {
+	Exp json.RawMessage `json:"exp"`
+	Nbf json.RawMessage `json:"nbf"`
+	Iat json.RawMessage `json:"iat"`
+}
+
+// timeClaimsAreNumbers reports whether the time claims of token, whose
+// signature has been verified, are JSON numbers where present: the parser
+// also takes a string holding a number ("exp":"9999999999"), which RFC
+// 7519 (NumericDate) does not allow.
+func timeClaimsAreNumbers(token string) bool {
+	_, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return false
+	}
+	var tc timeClaims
+	if err := json.Unmarshal(b, &tc); err != nil {
+		return false
+	}
+	for _, v := range []json.RawMessage{tc.Exp, tc.Nbf, tc.Iat} {
+		if v != nil && (len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9'))) {
+			return false
+		}
+	}
+	return true
 }
 
 // check applies what the parser does not: sub, iss, aud, lifetime and
