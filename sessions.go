@@ -2,7 +2,6 @@ package herald
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"time"
@@ -43,19 +42,18 @@ func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.
 	s := c.s
 	now := time.Now()
 	if wantID != "" && token != "" {
-		old, err := s.sessions.Get(ctx, wantID)
+		// Resume checks the token and swaps it in one step: of concurrent
+		// resumes with one token, exactly one gets the session.
+		old, err := s.sessions.Resume(ctx, wantID, c.info.UserID, token, id.New(secretBytes))
 		switch {
 		case errors.Is(err, session.ErrNotFound):
 			s.log.InfoContext(ctx, "resume refused: session unknown or expired", "session_id", wantID)
+		case errors.Is(err, session.ErrMismatch):
+			s.log.InfoContext(ctx, "resume refused: wrong resume token or another user's session", "session_id", wantID)
 		case err != nil:
 			s.log.WarnContext(ctx, "resume failed: session store", "err", err)
-		case subtle.ConstantTimeCompare([]byte(old.ResumeToken), []byte(token)) != 1:
-			s.log.InfoContext(ctx, "resume refused: wrong resume token", "session_id", wantID)
-		case old.UserID != c.info.UserID:
-			s.log.WarnContext(ctx, "resume refused: session belongs to another user", "session_id", wantID)
 		default:
 			old.Node, old.Conn, old.LastSeen = s.cfg.NodeID, c.info.ID, now
-			old.ResumeToken = id.New(secretBytes)
 			return old, true
 		}
 	}

@@ -2,14 +2,19 @@ package herald_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/internal/testserver"
+	redissession "github.com/heraldrt/herald/session/redis"
 )
 
 func TestSessionResume(t *testing.T) {
@@ -131,4 +136,76 @@ func TestPresenceAPIAndEvents(t *testing.T) {
 		t.Fatalf("presence without key: %d", resp.StatusCode)
 	}
 	_ = a1
+}
+
+// TestConcurrentResumesOneWins replays one resume token from many clients
+// at once, on two nodes sharing a real Redis session store: the token
+// works once, so exactly one client resumes the session.
+func TestConcurrentResumesOneWins(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t)
+	node := func() *testServer {
+		st, err := redissession.New(redissession.Config{URL: r.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startServer(t, herald.Config{Sessions: st})
+	}
+	nodes := []*testServer{node(), node()}
+	const tries = 16
+	for round := range 3 {
+		c := dial(t, nodes[0].URL, withHeader("X-Client-Id", "ivy"))
+		c.join("a")
+		sid, tok := c.welcome["sessionId"].(string), c.welcome["resumeToken"].(string)
+		_ = c.c.CloseNow()
+		waitFor(t, 2*time.Second, "disconnect", func() bool { return nodes[0].Connections() == 0 })
+
+		var (
+			wg      sync.WaitGroup
+			start   = make(chan struct{})
+			resumed atomic.Int32
+			fresh   atomic.Int32
+		)
+		for i := range tries {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				conn, _, err := websocket.Dial(ctx, nodes[i%2].URL, &websocket.DialOptions{HTTPHeader: http.Header{
+					"X-Client-Id": {"ivy"}, "X-Herald-Session-Id": {sid}, "X-Herald-Resume-Token": {tok},
+				}})
+				if err != nil {
+					t.Errorf("dial: %v", err)
+					return
+				}
+				defer conn.CloseNow()
+				_, b, err := conn.Read(ctx)
+				if err != nil {
+					t.Errorf("read welcome: %v", err)
+					return
+				}
+				var w struct {
+					Type    string `json:"type"`
+					Resumed bool   `json:"resumed"`
+				}
+				if err := json.Unmarshal(b, &w); err != nil || w.Type != "welcome" {
+					t.Errorf("first frame %s (%v), want a welcome", b, err)
+					return
+				}
+				if w.Resumed {
+					resumed.Add(1)
+				} else {
+					fresh.Add(1)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if resumed.Load() != 1 || fresh.Load() != tries-1 {
+			t.Fatalf("round %d: %d of %d concurrent resumes with one token succeeded (%d refused), want exactly 1",
+				round, resumed.Load(), tries, fresh.Load())
+		}
+	}
 }

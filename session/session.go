@@ -17,6 +17,10 @@ import (
 // ErrNotFound is returned by Get for a missing or expired session.
 var ErrNotFound = errors.New("session: not found")
 
+// ErrMismatch is returned by Resume when the resume token or the user
+// does not match the session's.
+var ErrMismatch = errors.New("session: resume token or user does not match")
+
 // Session is the resumable state of one connection.
 type Session struct {
 	ID     string `json:"id"`
@@ -43,6 +47,14 @@ type Store interface {
 	Get(ctx context.Context, id string) (*Session, error)
 	// Touch records lastSeen and extends the TTL; ErrNotFound if it expired.
 	Touch(ctx context.Context, id string, lastSeen time.Time, ttl time.Duration) error
+	// Resume claims session id for a reconnecting client of user that
+	// presents token: when the session exists and its resume token and user
+	// match, it replaces the token with next and returns a copy of the
+	// session with next as its token. The check and the swap are one atomic
+	// step, so that of several resumes with one token exactly one succeeds.
+	// ErrNotFound for a missing or expired session, ErrMismatch for a wrong
+	// token or user (the session is left as it was).
+	Resume(ctx context.Context, id, user, token, next string) (*Session, error)
 	// Delete removes the session (a clean disconnect). Missing is not an error.
 	Delete(ctx context.Context, id string) error
 	// Close releases resources and stops background work.

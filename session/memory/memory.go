@@ -4,6 +4,7 @@ package memory
 
 import (
 	"context"
+	"crypto/subtle"
 	"slices"
 	"sync"
 	"time"
@@ -172,6 +173,22 @@ func (st *Store) Touch(_ context.Context, id string, lastSeen time.Time, ttl tim
 	e.lastSeen = unixNano(lastSeen)
 	e.expires = now.Add(ttl).UnixNano()
 	return nil
+}
+
+// Resume implements session.Store.
+func (st *Store) Resume(_ context.Context, id, user, token, next string) (*session.Session, error) {
+	now := st.now().UnixNano()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	e := st.sessions[id]
+	if e == nil || now > e.expires {
+		return nil, session.ErrNotFound
+	}
+	if subtle.ConstantTimeCompare([]byte(e.resumeToken), []byte(token)) != 1 || e.user != user {
+		return nil, session.ErrMismatch
+	}
+	e.resumeToken = next
+	return e.session(id, st.nodeLocked(id)), nil
 }
 
 // Delete implements session.Store.

@@ -40,6 +40,17 @@ redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`)
 
+// resumeScript swaps the resume token of a session whose token (ARGV[1])
+// and user (ARGV[2]) match, and returns the session's fields; 0 when it is
+// missing, -1 when they do not match. One script, so that of concurrent
+// resumes with one token exactly one sees its token.
+var resumeScript = rueidis.NewLuaScript(`
+local f = redis.call('HMGET', KEYS[1], 'resumeToken', 'user')
+if not f[1] then return 0 end
+if f[1] ~= ARGV[1] or f[2] ~= ARGV[2] then return -1 end
+redis.call('HSET', KEYS[1], 'resumeToken', ARGV[3])
+return redis.call('HGETALL', KEYS[1])`)
+
 // New connects to Redis. It fails if Redis cannot be reached.
 func New(cfg Config) (*Store, error) {
 	opt, err := redisopt.Options(cfg.URL, cfg.ClusterAddrs, cfg.Password)
@@ -110,6 +121,28 @@ func (st *Store) Get(ctx context.Context, id string) (*session.Session, error) {
 	if len(fields) == 0 {
 		return nil, session.ErrNotFound
 	}
+	return parseSession(id, fields)
+}
+
+// Resume implements session.Store.
+func (st *Store) Resume(ctx context.Context, id, user, token, next string) (*session.Session, error) {
+	res := resumeScript.Exec(ctx, st.client, []string{st.key(id)}, []string{token, user, next})
+	if n, err := res.AsInt64(); err == nil {
+		if n == 0 {
+			return nil, session.ErrNotFound
+		}
+		return nil, session.ErrMismatch
+	}
+	fields, err := res.AsStrMap()
+	if err != nil {
+		return nil, fmt.Errorf("redis session store: resume %s: %w", id, err)
+	}
+	return parseSession(id, fields)
+}
+
+// parseSession builds session id from its hash fields.
+func parseSession(id string, fields map[string]string) (*session.Session, error) {
+	var err error
 	s := &session.Session{ID: id, UserID: fields["user"], Node: fields["node"],
 		Conn: fields["conn"], ResumeToken: fields["resumeToken"]}
 	if err := json.Unmarshal([]byte(fields["rooms"]), &s.Rooms); err != nil {

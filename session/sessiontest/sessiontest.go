@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,10 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{name: "pending messages: add, take once, oldest first", run: testPending},
 		{name: "pending messages: bounded to the newest max", run: testPendingMax},
 		{name: "pending messages: expire, and go with the session", run: testPendingExpiry},
+		{name: "resume swaps the token", run: testResume},
+		{name: "resume refuses a wrong token or user", run: testResumeMismatch},
+		{name: "resume missing or expired", run: testResumeMissing},
+		{name: "concurrent resumes with one token: exactly one wins", run: testResumeRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -351,5 +356,100 @@ func testPendingExpiry(t *testing.T, st session.Store) {
 	}
 	if ids := pendingIDs(t, ps, s.ID); len(ids) != 0 {
 		t.Fatalf("pending messages outlived their deleted session: %v", ids)
+	}
+}
+
+func testResume(t *testing.T, st session.Store) {
+	s := sample()
+	mustSave(t, st, s, time.Minute)
+	got, err := st.Resume(ctx(t), s.ID, s.UserID, s.ResumeToken, "next-token")
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	want := *s
+	want.ResumeToken = "next-token"
+	if !equal(got, &want) {
+		t.Fatalf("Resume returned %+v, want %+v", got, &want)
+	}
+	if stored := mustGet(t, st, s.ID); !equal(stored, &want) {
+		t.Fatalf("stored after Resume: %+v, want %+v", stored, &want)
+	}
+	// The old token worked once.
+	if _, err := st.Resume(ctx(t), s.ID, s.UserID, s.ResumeToken, "third"); !errors.Is(err, session.ErrMismatch) {
+		t.Fatalf("second Resume with the old token = %v, want ErrMismatch", err)
+	}
+	if _, err := st.Resume(ctx(t), s.ID, s.UserID, "next-token", "third"); err != nil {
+		t.Fatalf("Resume with the new token: %v", err)
+	}
+}
+
+func testResumeMismatch(t *testing.T, st session.Store) {
+	s := sample()
+	mustSave(t, st, s, time.Minute)
+	for _, try := range []struct{ user, token string }{
+		{s.UserID, s.ResumeToken + "x"},
+		{s.UserID, ""},
+		{"user-2", s.ResumeToken},
+	} {
+		if _, err := st.Resume(ctx(t), s.ID, try.user, try.token, "stolen"); !errors.Is(err, session.ErrMismatch) {
+			t.Fatalf("Resume(user %q, token %q) = %v, want ErrMismatch", try.user, try.token, err)
+		}
+	}
+	if got := mustGet(t, st, s.ID); !equal(got, s) {
+		t.Fatalf("refused resumes changed the session: %+v, want %+v", got, s)
+	}
+}
+
+func testResumeMissing(t *testing.T, st session.Store) {
+	if _, err := st.Resume(ctx(t), "s-missing-"+rand.Text()[:8], "user-1", "t", "n"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Resume of a missing session = %v, want ErrNotFound", err)
+	}
+	s := sample()
+	mustSave(t, st, s, 20*time.Millisecond)
+	waitGone(t, st, s.ID)
+	if _, err := st.Resume(ctx(t), s.ID, s.UserID, s.ResumeToken, "n"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Resume of an expired session = %v, want ErrNotFound", err)
+	}
+}
+
+// testResumeRace resumes one session with one token from many goroutines
+// at once, as clients reconnecting to several nodes with one stolen or
+// replayed token would: exactly one may succeed.
+func testResumeRace(t *testing.T, st session.Store) {
+	const tries = 32
+	for round := range 5 {
+		s := sample()
+		mustSave(t, st, s, time.Minute)
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			mu    sync.Mutex
+			won   []string
+		)
+		for i := range tries {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				next := fmt.Sprintf("next-%d", i)
+				_, err := st.Resume(ctx(t), s.ID, s.UserID, s.ResumeToken, next)
+				switch {
+				case err == nil:
+					mu.Lock()
+					won = append(won, next)
+					mu.Unlock()
+				case !errors.Is(err, session.ErrMismatch):
+					t.Errorf("Resume: %v", err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if len(won) != 1 {
+			t.Fatalf("round %d: %d of %d concurrent resumes with one token succeeded (%v), want exactly 1", round, len(won), tries, won)
+		}
+		if got := mustGet(t, st, s.ID); got.ResumeToken != won[0] {
+			t.Fatalf("round %d: stored token %q, want the winner's %q", round, got.ResumeToken, won[0])
+		}
 	}
 }
