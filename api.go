@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -194,9 +195,28 @@ func (s *Server) serveAPIPublish(a *apiRequest) {
 	a.ok(PublishResponse{MsgID: m.MsgID, Room: room, Offset: m.Offset, Epoch: m.Epoch})
 }
 
+// readText reads a JSON body whole and refuses it unless it is valid
+// UTF-8 without escaped lone surrogates (protocol.CheckText), which the
+// JSON decoder would otherwise turn into U+FFFD: a room name with such
+// bytes would be published to another room than the one named.
+func readText(body io.Reader) (io.Reader, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := protocol.CheckText(b); err != nil {
+		return nil, fmt.Errorf("invalid JSON body: %w", err)
+	}
+	return bytes.NewReader(b), nil
+}
+
 // decodeJSONBody decodes a size-limited JSON object without unknown fields.
 func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	body, err := readText(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -208,7 +228,11 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // decodePublish parses and validates a publish body.
-func decodePublish(body io.Reader) (*PublishRequest, error) {
+func decodePublish(r io.Reader) (*PublishRequest, error) {
+	body, err := readText(r)
+	if err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	var req PublishRequest

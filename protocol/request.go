@@ -90,6 +90,11 @@ func Decode(b []byte) (*Request, error) {
 	if err := validateID(r.ID); err != nil {
 		return nil, err
 	}
+	// The transport refuses text frames that are not UTF-8; escapes of
+	// lone surrogates would still become U+FFFD in names.
+	if err := checkSurrogates(b); err != nil {
+		return nil, errorf(r.ID, CodeBadMessage, "invalid JSON: %s", err)
+	}
 	if r.Type == "" {
 		return nil, errorf(r.ID, CodeBadMessage, "missing field \"type\"")
 	}

@@ -38,6 +38,12 @@ func TestDecode(t *testing.T) {
 		{"room with DEL", `{"type":"join","room":"a\u007fb"}`, "", CodeBadRequest, ""},
 		{"room with C1 control", `{"type":"join","room":"a\u0085b"}`, "", CodeBadRequest, ""},
 		{"event with C1 control", `{"type":"publish","room":"r","event":"e\u009b"}`, "", CodeBadRequest, ""},
+		{"room with a lone low surrogate", `{"type":"join","id":3,"room":"a\udc00b"}`, "", CodeBadMessage, `3`},
+		{"room with a lone high surrogate", `{"type":"join","room":"a\ud800b"}`, "", CodeBadMessage, ""},
+		{"room with a high surrogate at the end", `{"type":"join","room":"a\ud800"}`, "", CodeBadMessage, ""},
+		{"data with a lone surrogate", `{"type":"publish","room":"r","event":"e","data":"\udfff"}`, "", CodeBadMessage, ""},
+		{"room with a surrogate pair", `{"type":"join","room":"a\ud83d\ude00b"}`, TypeJoin, "", ""},
+		{"escaped backslash before u", `{"type":"join","room":"a\\ud800"}`, TypeJoin, "", ""},
 		{"room with non-ASCII letters", `{"type":"join","room":"café:ü"}`, TypeJoin, "", ""},
 		{"publish without event", `{"type":"publish","room":"r"}`, "", CodeBadRequest, ""},
 		{"emit without event", `{"type":"emit"}`, "", CodeBadRequest, ""},
@@ -141,4 +147,28 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("event built from accepted input is invalid JSON: %s", ev)
 		}
 	})
+}
+
+func TestCheckText(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want error
+	}{
+		{`{"room":"caf\u00e9"}`, nil},
+		{`{"room":"café"}`, nil},
+		{"{\"room\":\"a\xffb\"}", ErrInvalidUTF8},
+		{"{\"room\":\"\xed\xa0\x80\"}", ErrInvalidUTF8}, // a surrogate encoded in UTF-8
+		{`{"room":"\udc00"}`, ErrLoneSurrogate},
+		{`{"room":"\ud800\u0041"}`, ErrLoneSurrogate},
+		{`{"room":"\\\ud800"}`, ErrLoneSurrogate},
+		{`{"room":"\\\\ud800"}`, nil},
+		{`{"room":"\ud83d\ude00"}`, nil},
+		{`{"room":"\u12"}`, nil}, // not JSON: left to the decoder
+	}
+	for _, tt := range tests {
+		if got := CheckText([]byte(tt.in)); !errors.Is(got, tt.want) {
+			t.Errorf("CheckText(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
 }
