@@ -193,8 +193,21 @@ type Config struct {
 	// without Origin are always allowed. With the list empty, cross-origin
 	// requests are allowed unless their credential is a cookie (then 403).
 	AllowedOrigins []string
-	// TrustForwardedFor makes per-IP limits use the first X-Forwarded-For
-	// address; set it only behind a proxy that sets the header.
+	// TrustedProxies lists the proxies in front of Herald, as CIDR prefixes
+	// ("10.0.0.0/8", "fd00::/8") or single addresses. When a request's TCP
+	// peer is one of them, per-IP limits apply to the address taken from
+	// X-Forwarded-For read from the right: the first one that is not itself
+	// a trusted proxy. A client may put anything at the left of the header;
+	// it cannot change what the proxies append on its right. Requests from
+	// any other peer are counted by the peer's address, whatever their
+	// header says. Default: none (always the TCP peer).
+	TrustedProxies []string
+	// TrustForwardedFor trusts the TCP peer, whatever its address, as one
+	// proxy: per-IP limits use the last X-Forwarded-For address (the one
+	// that proxy appended), then skip TrustedProxies as above. Set it only
+	// when every request comes through a proxy. Deprecated: list the
+	// proxies in TrustedProxies instead. (It used to take the first
+	// address, which the client writes; it no longer does.)
 	TrustForwardedFor bool
 	// MaxConnsPerUser and MaxConnsPerIP cap concurrent connections on this
 	// node (429 at the upgrade). Default 0: no cap.
@@ -401,6 +414,9 @@ func (c *Config) validate() error {
 		if err := c.Admin.Validate(); err != nil {
 			return bad("Admin.Password", "%v", err)
 		}
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		return bad("TrustedProxies", "%v", err)
 	}
 	for i, k := range c.APIKeys {
 		if len(k) < 16 {

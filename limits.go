@@ -1,9 +1,10 @@
 package herald
 
 import (
+	"fmt"
 	"math"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -106,22 +107,94 @@ func (l *limiter) sweep(now time.Time, idle time.Duration) {
 // the binary does for its cap on HTTP connections per IP).
 func (s *Server) ClientIP(r *http.Request) string { return s.clientIP(r) }
 
-// clientIP is the address limits apply to: the TCP peer, or the first
-// X-Forwarded-For hop when the server sits behind a trusted proxy.
+// parseTrustedProxies parses Config.TrustedProxies: CIDR prefixes or
+// single addresses.
+func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR prefix", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// trustedProxy reports whether a is one of Config.TrustedProxies.
+func (s *Server) trustedProxy(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the address per-IP limits apply to: the TCP peer, unless the
+// peer is a trusted proxy (Config.TrustedProxies, or any peer with
+// Config.TrustForwardedFor). Then X-Forwarded-For is read from the right,
+// where each proxy appended the address it saw: the first address that is
+// not a trusted proxy is the client. Whatever lies left of it was written
+// by the client (or proxies it chose) and is never looked at, so a forged
+// header cannot change the address counted. When every address is a
+// trusted proxy, the leftmost counts; an entry that is not an address
+// stops the walk at the last address read.
 func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
+	peer, ok := addrOf(r.RemoteAddr)
+	if !ok {
+		return r.RemoteAddr
+	}
+	if !s.cfg.TrustForwardedFor && !s.trustedProxy(peer) {
+		return peer.String()
+	}
+	client := peer
+	values := r.Header.Values("X-Forwarded-For")
+	for i := len(values) - 1; i >= 0; i-- {
+		rest := values[i]
+		for rest != "" {
+			hop := rest
+			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+				hop, rest = rest[j+1:], rest[:j]
+			} else {
+				rest = ""
+			}
+			if hop = strings.TrimSpace(hop); hop == "" {
+				continue
+			}
+			a, ok := addrOf(hop)
+			if !ok {
+				return client.String()
+			}
+			client = a
+			if !s.trustedProxy(a) {
+				return a.String()
 			}
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	return client.String()
+}
+
+// addrOf parses an address as RemoteAddr or an X-Forwarded-For entry
+// holds it: "ip", "ip:port" or "[ipv6]:port"; IPv4-mapped IPv6 addresses
+// become IPv4.
+func addrOf(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone(""), true
 	}
-	return host
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
 }
 
 // tokenBucket holds up to burst tokens, refilled at rate per second: the

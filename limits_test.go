@@ -2,7 +2,11 @@ package herald_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +166,110 @@ func TestRevokeAPIClosesAndRefuses(t *testing.T) {
 	frank.join("unaffected")
 	if got := dialStatus(t, ts.URL, http.Header{"X-Client-Id": {"eve"}}); got != http.StatusUnauthorized {
 		t.Fatalf("revoked user reconnect: %d, want 401", got)
+	}
+}
+
+// TestClientIP checks which address per-IP limits count: the TCP peer
+// unless it is a trusted proxy, then X-Forwarded-For from the right.
+func TestClientIP(t *testing.T) {
+	t.Parallel()
+	quiet := slog.New(slog.DiscardHandler)
+	none := newQuietServer(t, herald.Config{Logger: quiet})
+	proxies := newQuietServer(t, herald.Config{Logger: quiet, TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1", "fd00::/8"}})
+	legacy := newQuietServer(t, herald.Config{Logger: quiet, TrustForwardedFor: true})
+	both := newQuietServer(t, herald.Config{Logger: quiet, TrustForwardedFor: true, TrustedProxies: []string{"10.0.0.0/8"}})
+	tests := []struct {
+		name string
+		s    *herald.Server
+		peer string
+		xff  []string
+		want string
+	}{
+		{"no proxies: the peer, header ignored", none, "203.0.113.7:5000", []string{"1.2.3.4"}, "203.0.113.7"},
+		{"untrusted peer forging the header", proxies, "203.0.113.7:5000", []string{"10.1.1.1, 1.2.3.4"}, "203.0.113.7"},
+		{"trusted proxy: the address it appended", proxies, "10.0.0.5:80", []string{"198.51.100.9"}, "198.51.100.9"},
+		{"forged entries left of the appended one", proxies, "10.0.0.5:80", []string{"1.2.3.4, 5.6.7.8, 198.51.100.9"}, "198.51.100.9"},
+		{"chain of trusted proxies skipped", proxies, "10.0.0.5:80", []string{"1.2.3.4, 198.51.100.9, 192.168.1.1, 10.9.9.9"}, "198.51.100.9"},
+		{"several header lines, last one nearest", proxies, "10.0.0.5:80", []string{"1.2.3.4", "198.51.100.9, 10.2.2.2"}, "198.51.100.9"},
+		{"all trusted: the leftmost", proxies, "10.0.0.5:80", []string{"10.3.3.3, 10.4.4.4"}, "10.3.3.3"},
+		{"garbage stops the walk", proxies, "10.0.0.5:80", []string{"1.2.3.4, nonsense, 10.4.4.4"}, "10.4.4.4"},
+		{"no header from a proxy: the proxy", proxies, "10.0.0.5:80", nil, "10.0.0.5"},
+		{"entry with a port", proxies, "10.0.0.5:80", []string{"198.51.100.9:4711"}, "198.51.100.9"},
+		{"IPv6 client behind an IPv6 proxy", proxies, "[fd00::1]:80", []string{"2001:db8::7"}, "2001:db8::7"},
+		{"IPv4-mapped peer", proxies, "[::ffff:10.0.0.5]:80", []string{"198.51.100.9"}, "198.51.100.9"},
+		{"deprecated flag: the last entry, not the first", legacy, "203.0.113.7:5000", []string{"1.2.3.4, 198.51.100.9"}, "198.51.100.9"},
+		{"deprecated flag with proxies", both, "203.0.113.7:5000", []string{"1.2.3.4, 198.51.100.9, 10.0.0.9"}, "198.51.100.9"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodGet, "/ws", nil)
+		r.RemoteAddr = tt.peer
+		for _, v := range tt.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := tt.s.ClientIP(r); got != tt.want {
+			t.Errorf("%s: clientIP = %s, want %s", tt.name, got, tt.want)
+		}
+	}
+	if _, err := herald.New(herald.Config{Logger: quiet, TrustedProxies: []string{"10.0.0.0/33"}}); !errors.Is(err, herald.ErrConfig) {
+		t.Errorf("New with a bad prefix: %v, want ErrConfig", err)
+	}
+}
+
+func newQuietServer(t *testing.T, cfg herald.Config) *herald.Server {
+	t.Helper()
+	cfg.APIKeys = []string{testAPIKey}
+	s, err := herald.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s
+}
+
+// TestForwardedForSpoof is the attack on per-IP limits: a client that
+// writes its own X-Forwarded-For, a new address on each upgrade, directly
+// and as if it came through a trusted proxy that appends to the header.
+// Neither gets it past MaxConnsPerIP or UpgradeRatePerIP.
+func TestForwardedForSpoof(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		proxies []string
+		forged  func(i int) string
+	}{
+		// The peer (127.0.0.1) is not a proxy: the header is ignored.
+		{"direct", []string{"10.0.0.0/8"}, func(i int) string { return fmt.Sprintf("203.0.113.%d", i) }},
+		// The peer (127.0.0.1) is a trusted proxy that appended the
+		// client's address (198.51.100.1) to the client's own header:
+		// what the client wrote on the left is never read.
+		{"through a proxy that appends", []string{"127.0.0.1/32"}, func(i int) string {
+			return fmt.Sprintf("203.0.113.%d, 198.51.100.1", i)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, herald.Config{MaxConnsPerIP: 2, TrustedProxies: tc.proxies})
+			for i := range 3 {
+				hdr := http.Header{"X-Client-Id": {fmt.Sprintf("spoofer-%d", i)}, "X-Forwarded-For": {tc.forged(i)}}
+				want := http.StatusSwitchingProtocols
+				if i == 2 {
+					want = http.StatusTooManyRequests
+				}
+				if code := dialStatus(t, ts.URL, hdr); code != want {
+					t.Fatalf("upgrade %d with X-Forwarded-For %q: %d, want %d", i+1, tc.forged(i), code, want)
+				}
+			}
+			rated := startServer(t, herald.Config{UpgradeRatePerIP: 0.001, UpgradeBurstPerIP: 2, TrustedProxies: tc.proxies})
+			for i := range 3 {
+				hdr := http.Header{"X-Forwarded-For": {tc.forged(i)}}
+				want := http.StatusSwitchingProtocols
+				if i == 2 {
+					want = http.StatusTooManyRequests
+				}
+				if code := dialStatus(t, rated.URL, hdr); code != want {
+					t.Fatalf("rated upgrade %d with X-Forwarded-For %q: %d, want %d", i+1, tc.forged(i), code, want)
+				}
+			}
+		})
 	}
 }

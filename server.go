@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,7 @@ type Server struct {
 	mux          *http.ServeMux
 	limits       *limiter
 	revoked      *revocations
+	trusted      []netip.Prefix // Config.TrustedProxies
 	// localOnly: anonymous authentication without an OnUpgrade hook or
 	// InsecureNoAuth, so upgrades are served on loopback addresses only.
 	localOnly        bool
@@ -125,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		stop:         make(chan struct{}),
 		revoked:      newRevocations(),
 	}
+	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // checked by validate
 	s.limits = newLimiter(&s.cfg)
 	s.localOnly = auth.IsAnonymous(cfg.Authenticator) && cfg.Hooks.OnUpgrade == nil && !cfg.InsecureNoAuth
 	s.upgrader = transport.NewUpgrader(transport.Options{

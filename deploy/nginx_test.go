@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,11 +36,11 @@ type heraldNode struct {
 	err        error // Wait's result, once exited is closed
 }
 
-func startHeraldNode(t *testing.T, bin, name, redisURL string) *heraldNode {
+func startHeraldNode(t *testing.T, bin, name, redisURL string, extra ...string) *heraldNode {
 	t.Helper()
 	n := &heraldNode{name: name, addr: freeAddr(t), logs: &syncBuffer{}, exited: make(chan struct{})}
-	n.cmd = exec.Command(bin, "serve", "--addr", n.addr, "--node-id", name, "--redis-url", redisURL,
-		"--api-key", testAPIKey, "--drain-timeout", "3s", "--drain-retry-after", "200ms", "--lease-ttl", "3s")
+	n.cmd = exec.Command(bin, append([]string{"serve", "--addr", n.addr, "--node-id", name, "--redis-url", redisURL,
+		"--api-key", testAPIKey, "--drain-timeout", "3s", "--drain-retry-after", "200ms", "--lease-ttl", "3s"}, extra...)...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -337,6 +338,70 @@ func TestNginxStateless(t *testing.T) {
 	}
 }
 
+// dialFrom attempts an upgrade to url from the local address src (any
+// 127/8 address is the loopback) with a forged X-Forwarded-For, and
+// returns the HTTP status (101 when it succeeded; the connection stays
+// open until the test ends).
+func dialFrom(t *testing.T, url, src, forged string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+		HTTPClient: hc,
+		HTTPHeader: http.Header{"X-Forwarded-For": {forged}, "X-Client-Id": {"spoofer"}},
+	})
+	if err == nil {
+		t.Cleanup(func() { _ = c.CloseNow() })
+		return http.StatusSwitchingProtocols
+	}
+	if resp == nil {
+		t.Fatalf("dial %s from %s: %v", url, src, err)
+	}
+	return resp.StatusCode
+}
+
+// TestNginxForwardedForSpoof is the attack on per-IP limits through the
+// shipped nginx file and around it: a client forges a new X-Forwarded-For
+// on every upgrade, through nginx (which must not pass the client's header
+// on) and directly to the node (which must not believe a peer that is not
+// a trusted proxy). The node trusts nginx's address only, and allows two
+// connections per client address: the third is refused both ways.
+func TestNginxForwardedForSpoof(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nginx, redis-server and a herald process")
+	}
+	t.Parallel()
+	nginx := need(t, "nginx", nginxHint, "/usr/sbin/nginx")
+	bin, _ := buildHerald(t)
+	redis := testserver.StartRedis(t)
+	// nginx reaches the node from 127.0.0.1; the attacker comes from
+	// 127.0.0.2 (through nginx) and 127.0.0.3 (directly).
+	n := startHeraldNode(t, bin, "xff", redis.URL(), "--trusted-proxies", "127.0.0.1/32", "--max-conns-per-ip", "2")
+	ng := startNginx(t, nginx, "herald-stateless.conf", n.addr, n.addr)
+	for _, way := range []struct{ name, url, src string }{
+		{"through nginx", ng.ws(), "127.0.0.2"},
+		{"directly", "ws://" + n.addr + "/ws", "127.0.0.3"},
+	} {
+		for i := range 3 {
+			// Each upgrade claims another client, and claims to have come
+			// through the trusted proxy, as a client that knows the setup would.
+			forged := fmt.Sprintf("203.0.113.%d, 127.0.0.1", i+1)
+			want := http.StatusSwitchingProtocols
+			if i == 2 {
+				want = http.StatusTooManyRequests
+			}
+			if code := dialFrom(t, way.url, way.src, forged); code != want {
+				t.Fatalf("%s, upgrade %d with X-Forwarded-For %q: %d, want %d", way.name, i+1, forged, code, want)
+			}
+		}
+	}
+	if got := n.connections(t); got != 4 {
+		t.Fatalf("node holds %d connections, want 4 (two per attacking address)", got)
+	}
+}
+
 // TestNginxSticky checks herald-sticky.conf: nginx accepts it, proxies
 // WebSockets and the API, and ip_hash keeps one client address on one node.
 func TestNginxSticky(t *testing.T) {
@@ -377,7 +442,7 @@ func TestNginxConfigs(t *testing.T) {
 				"proxy_set_header Connection $connection_upgrade;",
 				"map $http_upgrade $connection_upgrade",
 				"proxy_set_header X-Request-ID",
-				"proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+				"proxy_set_header X-Forwarded-For $remote_addr;",
 				"proxy_buffering off;",
 				"proxy_send_timeout",
 				"http_503",

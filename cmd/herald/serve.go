@@ -117,7 +117,8 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	upgradeRate := f.Float("upgrade-rate", 0, "upgrades per second per client IP (0: no cap)")
 	msgRate := f.Float("message-rate", herald.DefaultMessageRate, "client frames per second per connection (negative: no cap)")
 	msgBurst := f.Int("message-burst", 0, "token bucket burst for --message-rate (0: twice the rate)")
-	trustXFF := f.Bool("trust-forwarded-for", false, "per-IP limits use X-Forwarded-For (only behind a proxy that sets it)")
+	trustedProxies := f.String("trusted-proxies", "", "comma-separated CIDR prefixes or addresses of the proxies in front of Herald (10.0.0.0/8,192.168.1.5): from them, per-IP limits use X-Forwarded-For read from the right, skipping these proxies")
+	trustXFF := f.Bool("trust-forwarded-for", false, "deprecated, use --trusted-proxies: trust every peer as one proxy (per-IP limits use the last X-Forwarded-For address)")
 	maxHeader := f.Int("max-header-bytes", 32<<10, "largest HTTP request header block")
 	httpRead := f.Duration("http-read-timeout", defaultHTTPReadTimeout, "longest time to read an HTTP request, body included (not WebSocket traffic)")
 	httpWrite := f.Duration("http-write-timeout", defaultHTTPWriteTimeout, "longest time to write an HTTP response (not WebSocket traffic)")
@@ -174,6 +175,7 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	cfg.AllowedOrigins = splitList(*origins)
 	cfg.MaxConnsPerUser, cfg.MaxConnsPerIP, cfg.UpgradeRatePerIP = *perUser, *perIP, *upgradeRate
 	cfg.MessageRate, cfg.MessageBurst, cfg.TrustForwardedFor = *msgRate, *msgBurst, *trustXFF
+	cfg.TrustedProxies = splitList(*trustedProxies)
 	sc.jwt = jwtauth.Config{
 		Secret: []byte(*secret), PublicKeyFile: *pemFile, JWKSURL: *jwksURL,
 		Issuer: *issuer, Audience: *audience, MaxLifetime: *maxLifetime,
@@ -329,6 +331,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if sc.server.Admin != nil && sc.server.Admin.Password == "" {
 		generatedAdmin = admin.GeneratePassword()
 		sc.server.Admin.Password = generatedAdmin
+	}
+
+	if sc.server.TrustForwardedFor {
+		logger.Warn("--trust-forwarded-for is deprecated: it trusts every peer as a proxy, so a client that reaches Herald " +
+			"directly picks the address its per-IP limits count; list your proxies in --trusted-proxies instead")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
