@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -24,17 +25,40 @@ import (
 //
 // Cost: Add and Remove are one HSET (+PEXPIRE) or HDEL; List is one HGETALL
 // plus one EXISTS per distinct node in the room (pipelined).
+//
+// A room hash has a TTL (Config.PresenceRoomTTL, 24h by default), so
+// that a room that nobody lists any more does not keep the entries of
+// dead nodes for ever. Each Presence counts its own entries by room and
+// renews the TTL of the rooms where it has some from KeepAlive, every
+// half of the TTL, so a quiet room whose members stay connected for
+// days keeps its presence (and the per-user counts that cluster-wide
+// connection caps read from the user rooms) without waiting for a join.
+// The count costs a map entry per room with local entries (every user
+// connected to the node has one: their user room).
 type Presence struct {
-	prefix string
-	client rueidis.Client
-	own    bool
+	prefix  string
+	client  rueidis.Client
+	own     bool
+	roomTTL time.Duration
+
+	mu    sync.Mutex
+	rooms map[string]roomEntries // this Presence's entries by room
+}
+
+// roomEntries is how many entries a Presence has in a room and when it
+// last set the room's TTL (Unix nanoseconds).
+type roomEntries struct {
+	n       int32
+	renewed int64
 }
 
 var _ session.Presence = (*Presence)(nil)
 
-// presenceRoomTTL bounds how long a room hash nobody lists can keep dead
-// nodes' entries.
-const presenceRoomTTL = 24 * time.Hour
+// DefaultPresenceRoomTTL is the default Config.PresenceRoomTTL.
+const DefaultPresenceRoomTTL = 24 * time.Hour
+
+// renewBatch bounds the commands of one round trip of renewals.
+const renewBatch = 512
 
 // NewPresence connects a presence registry with the same configuration as
 // a Store.
@@ -44,7 +68,11 @@ func NewPresence(cfg Config) (*Presence, error) {
 		return nil, err
 	}
 	prefix := strings.TrimSuffix(st.prefix, "session:")
-	return &Presence{prefix: prefix, client: st.client, own: true}, nil
+	ttl := cfg.PresenceRoomTTL
+	if ttl <= 0 {
+		ttl = DefaultPresenceRoomTTL
+	}
+	return &Presence{prefix: prefix, client: st.client, own: true, roomTTL: ttl, rooms: map[string]roomEntries{}}, nil
 }
 
 func (p *Presence) roomKey(room string) string { return p.prefix + "presence:{" + room + "}" }
@@ -54,21 +82,44 @@ func (p *Presence) nodeKey(node string) string { return p.prefix + "node:" + nod
 func (p *Presence) Add(ctx context.Context, room, node, conn, user string) error {
 	key := p.roomKey(room)
 	b := p.client.B()
-	for _, r := range p.client.DoMulti(ctx,
+	now := time.Now().UnixNano()
+	res := p.client.DoMulti(ctx,
 		b.Hset().Key(key).FieldValue().FieldValue(node+"/"+conn, user).Build(),
-		b.Pexpire().Key(key).Milliseconds(presenceRoomTTL.Milliseconds()).Build(),
-	) {
+		b.Pexpire().Key(key).Milliseconds(p.roomTTL.Milliseconds()).Build(),
+	)
+	for _, r := range res {
 		if err := r.Error(); err != nil {
 			return fmt.Errorf("redis presence: add: %w", err)
 		}
 	}
+	added, _ := res[0].AsInt64() // 0: the entry was there already
+	p.mu.Lock()
+	e := p.rooms[room]
+	e.n += int32(added)
+	e.renewed = now
+	if e.n > 0 {
+		p.rooms[room] = e
+	}
+	p.mu.Unlock()
 	return nil
 }
 
 // Remove implements session.Presence.
 func (p *Presence) Remove(ctx context.Context, room, node, conn string) error {
-	if err := p.client.Do(ctx, p.client.B().Hdel().Key(p.roomKey(room)).Field(node+"/"+conn).Build()).Error(); err != nil {
+	removed, err := p.client.Do(ctx, p.client.B().Hdel().Key(p.roomKey(room)).Field(node+"/"+conn).Build()).AsInt64()
+	if err != nil {
 		return fmt.Errorf("redis presence: remove: %w", err)
+	}
+	if removed > 0 {
+		p.mu.Lock()
+		if e, ok := p.rooms[room]; ok {
+			if e.n--; e.n <= 0 {
+				delete(p.rooms, room)
+			} else {
+				p.rooms[room] = e
+			}
+		}
+		p.mu.Unlock()
 	}
 	return nil
 }
@@ -123,6 +174,44 @@ func (p *Presence) KeepAlive(ctx context.Context, node string, ttl time.Duration
 	err := p.client.Do(ctx, p.client.B().Set().Key(p.nodeKey(node)).Value("1").Px(ttl).Build()).Error()
 	if err != nil {
 		return fmt.Errorf("redis presence: keepalive: %w", err)
+	}
+	return p.renewRooms(ctx)
+}
+
+// renewRooms renews the TTL of the room hashes where this Presence has
+// entries and last did so half a room TTL ago or more.
+func (p *Presence) renewRooms(ctx context.Context) error {
+	now := time.Now()
+	due := now.Add(-p.roomTTL / 2).UnixNano()
+	p.mu.Lock()
+	var rooms []string
+	for room, e := range p.rooms {
+		if e.renewed <= due {
+			rooms = append(rooms, room)
+		}
+	}
+	p.mu.Unlock()
+	ms := p.roomTTL.Milliseconds()
+	for len(rooms) > 0 {
+		batch := rooms[:min(len(rooms), renewBatch)]
+		rooms = rooms[len(batch):]
+		cmds := make(rueidis.Commands, 0, len(batch))
+		for _, room := range batch {
+			cmds = append(cmds, p.client.B().Pexpire().Key(p.roomKey(room)).Milliseconds(ms).Build())
+		}
+		for _, r := range p.client.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				return fmt.Errorf("redis presence: renew room ttl: %w", err)
+			}
+		}
+		p.mu.Lock()
+		for _, room := range batch {
+			if e, ok := p.rooms[room]; ok {
+				e.renewed = now.UnixNano()
+				p.rooms[room] = e
+			}
+		}
+		p.mu.Unlock()
 	}
 	return nil
 }

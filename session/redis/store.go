@@ -23,6 +23,12 @@ type Config struct {
 	Password string
 	// Prefix of every key. Default "herald".
 	Prefix string
+	// PresenceRoomTTL is how long a presence room hash (see Presence)
+	// outlives the last sign of life of this process's entries in it:
+	// KeepAlive renews it for the rooms where the process has entries,
+	// every half of it. It bounds how long a hash that nobody lists keeps
+	// the entries of nodes that died. Default 24h.
+	PresenceRoomTTL time.Duration
 }
 
 // Store is a Redis-backed session.Store. Create it with New.

@@ -1,7 +1,11 @@
 package redis_test
 
 import (
+	"context"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldrt/herald/internal/testserver"
 	"github.com/heraldrt/herald/session"
@@ -75,4 +79,57 @@ func TestClusterPresenceConformance(t *testing.T) {
 		t.Cleanup(func() { _ = p.Close() })
 		return p
 	}, true)
+}
+
+// TestPresenceOutlivesRoomTTL keeps a room quiet (no join, no leave) for
+// several room TTLs while its members stay connected: the node's lease
+// keep-alive renews the room hash, so the room keeps its presence, and
+// the user room keeps the count that cluster-wide per-user caps read.
+func TestPresenceOutlivesRoomTTL(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartRedis(t)
+	const roomTTL = 300 * time.Millisecond
+	p, err := redis.NewPresence(redis.Config{URL: srv.URL(), Prefix: "ttl", PresenceRoomTTL: roomTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(p.KeepAlive(ctx, "node-a", time.Minute))
+	must(p.Add(ctx, "quiet", "node-a", "c1", "alice"))
+	must(p.Add(ctx, "quiet", "node-a", "c2", "bob"))
+	must(p.Add(ctx, "user:alice", "node-a", "c1", "alice"))
+
+	// Keep the lease alive, as a node does every third of its lease TTL,
+	// for five room TTLs.
+	end := time.Now().Add(5 * roomTTL)
+	for time.Now().Before(end) {
+		must(p.KeepAlive(ctx, "node-a", time.Minute))
+		time.Sleep(roomTTL / 10)
+	}
+	list := func(room string) []session.PresenceEntry {
+		t.Helper()
+		got, err := p.List(ctx, room)
+		must(err)
+		return got
+	}
+	if got := list("quiet"); len(got) != 2 {
+		t.Fatalf("quiet room after %s: %v, want alice and bob", 5*roomTTL, got)
+	}
+	if got := list("user:alice"); len(got) != 1 || got[0].Connections != 1 {
+		t.Fatalf("alice's user room after %s: %v, want one connection", 5*roomTTL, got)
+	}
+	out, err := srv.Command("PTTL", "ttl:presence:{quiet}")
+	must(err)
+	pttl, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	must(err)
+	if pttl <= 0 || pttl > roomTTL.Milliseconds() {
+		t.Fatalf("quiet room's PTTL = %d ms, want within (0, %d]", pttl, roomTTL.Milliseconds())
+	}
 }
