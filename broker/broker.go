@@ -154,7 +154,10 @@ type Control struct {
 	User    string      `json:"user,omitempty"`
 	TokenID string      `json:"jti,omitempty"`
 	// Until is when a revocation stops mattering (token expiry), Unix seconds.
-	Until  int64  `json:"until,omitempty"`
+	Until int64 `json:"until,omitempty"`
+	// At is when a revocation of User was made, Unix seconds: it applies
+	// to the user's tokens issued up to then. Zero: when it arrives.
+	At     int64  `json:"at,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	// Payload carries what a kind needs beyond the fields above (the
 	// admin console's questions and answers).
@@ -171,6 +174,17 @@ type Handler interface {
 	// and history cannot fill the gap: rooms without history after the
 	// engine resubscribed, or rooms whose catch-up from history failed.
 	HandleGap(rooms []string)
+}
+
+// ControlGapHandler is implemented by Handlers that want to know when
+// this node may have missed control messages: an engine calls
+// HandleControlGap once its control subscription is back after a break
+// (a Redis resubscribe, a NATS reconnect). Control messages are not kept
+// anywhere, so the handler re-reads whatever state they carry from where
+// that state is stored (revocations: Config.Revocations). Like every
+// Handler method, it must not block.
+type ControlGapHandler interface {
+	HandleControlGap()
 }
 
 // Broker is a message engine. See the package documentation for the contract.

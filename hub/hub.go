@@ -81,6 +81,9 @@ type Config struct {
 	// OnGap, if set, receives the rooms of which this node may have missed
 	// messages that history cannot give back (see broker.Handler).
 	OnGap func(rooms []string)
+	// OnControlGap, if set, is called when this node may have missed
+	// control messages (see broker.ControlGapHandler). It must not block.
+	OnControlGap func()
 }
 
 // ErrNotMember is returned by Leave for a member that is not in the room.
@@ -434,6 +437,14 @@ func (h *Hub) HandleControl(c *broker.Control) {
 func (h *Hub) HandleGap(rooms []string) {
 	if h.cfg.OnGap != nil {
 		h.cfg.OnGap(rooms)
+	}
+}
+
+// HandleControlGap implements broker.ControlGapHandler: it calls
+// Config.OnControlGap.
+func (h *Hub) HandleControlGap() {
+	if h.cfg.OnControlGap != nil {
+		h.cfg.OnControlGap()
 	}
 }
 

@@ -99,6 +99,10 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.log.Info("nats broker: reconnected", "url", nc.ConnectedUrlRedacted())
 			b.reconnected()
+			// Control messages sent while disconnected never reached us.
+			if h, ok := b.h.(broker.ControlGapHandler); ok {
+				h.HandleControlGap()
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""

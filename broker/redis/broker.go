@@ -200,6 +200,14 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
 	return nil
 }
 
+// controlGap tells the Handler that control messages may have been missed
+// (see broker.ControlGapHandler).
+func (b *Broker) controlGap() {
+	if h, ok := b.h.(broker.ControlGapHandler); ok {
+		h.HandleControlGap()
+	}
+}
+
 // Publish implements broker.Broker: one PUBLISH (cluster: one SPUBLISH to
 // the slot owner) of the JSON-encoded message.
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {

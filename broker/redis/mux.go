@@ -195,6 +195,9 @@ func (m *muxSubscriber) onSubscription(s rueidis.PubSubSubscription) {
 		c.ready = nil
 	}
 	m.mu.Unlock()
+	if again && c.control {
+		m.b.controlGap()
+	}
 	if room := m.b.channelRoom(s.Channel); again && room != "" {
 		// Back after a break: what was published meanwhile never
 		// reached this node. On this connection's reader, before any

@@ -98,6 +98,9 @@ func (s *subscription) run() {
 				// never reached this node.
 				s.b.track.Resubscribed([]string{s.room})
 			}
+			if !first && s.control {
+				s.b.controlGap()
+			}
 		case "unsubscribe", "sunsubscribe":
 			s.setConfirmed(false)
 		}
