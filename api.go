@@ -72,10 +72,16 @@ type readyStatus struct {
 	Broker      string `json:"broker"`
 	BrokerError string `json:"brokerError,omitempty"`
 	Connections int    `json:"connections"`
+	// Revocations is "loaded", or "loading" until Config.Revocations has
+	// been read (the node is not ready until then).
+	Revocations string `json:"revocations"`
 }
 
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
-	st := readyStatus{Status: "ready", Broker: "up", Draining: s.draining.Load(), Connections: s.Connections()}
+	st := readyStatus{Status: "ready", Broker: "up", Draining: s.draining.Load(), Connections: s.Connections(), Revocations: "loaded"}
+	if !s.revLoaded.Load() {
+		st.Revocations = "loading"
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.broker.Health(ctx); err != nil {
@@ -89,6 +95,8 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case st.Draining:
 		st.Status, code = "draining", http.StatusServiceUnavailable
+	case st.Revocations != "loaded":
+		st.Status, code = "starting", http.StatusServiceUnavailable
 	case st.Broker != "up":
 		st.Status = "degraded"
 	}

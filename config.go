@@ -227,6 +227,14 @@ type Config struct {
 	// TokenExpiryNotice is how long before its token expires a connection
 	// is sent token_expiring. Default 30s (at most half the remaining time).
 	TokenExpiryNotice time.Duration
+	// Revocations keeps revocations where every node and every node that
+	// starts reads them (session/redis.Revocations with Redis): a node
+	// loads them before it is ready and accepts upgrades, re-reads them
+	// after every resubscribe of its control channel (revocations sent
+	// meanwhile never reached it) and every RevocationResync. Default nil:
+	// each node keeps only the revocations it received while running, so
+	// a restart forgets them. Shutdown closes it.
+	Revocations session.Revocations
 	// RevocationTTL is how long a revocation without an explicit "until" is
 	// remembered: at least the longest token lifetime. Default 24h.
 	RevocationTTL time.Duration

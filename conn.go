@@ -149,6 +149,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.refuseRemoteAnonymous(ctx, w, r)
 		return
 	}
+	if !s.revLoaded.Load() {
+		s.metrics.UpgradesRejected.WithLabelValues("starting").Inc()
+		w.Header().Set("Retry-After", "1")
+		writeJSONError(w, http.StatusServiceUnavailable, "starting", "revocations not loaded yet; retry shortly or reconnect to another node")
+		return
+	}
 	ip := s.clientIP(r)
 	if !s.limits.allowUpgrade(ip, time.Now()) {
 		s.refuse(ctx, w, http.StatusTooManyRequests, "upgrade_rate", "too many connection attempts from your address; retry later")

@@ -108,6 +108,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	stopCtx, cancel := context.WithDeadline(ctx, start.Add(drain))
 	defer cancel()
 	err = errors.Join(err, s.upgrader.Close(stopCtx), s.broker.Close(), s.sessions.Close(), s.presence.Close())
+	if s.cfg.Revocations != nil {
+		err = errors.Join(err, s.cfg.Revocations.Close())
+	}
 	s.log.Info("stopped", "took_ms", time.Since(start).Milliseconds())
 	return err
 }

@@ -65,7 +65,12 @@ type Server struct {
 	// InsecureNoAuth, so upgrades are served on loopback addresses only.
 	localOnly        bool
 	remoteRefusalLog sync.Once
-	upgrader         *transport.Upgrader
+	// revLoaded is set once Config.Revocations has been read (at once
+	// without it); until then the node is not ready and refuses upgrades.
+	// revReload asks syncRevocations to read it again.
+	revLoaded atomic.Bool
+	revReload chan struct{}
+	upgrader  *transport.Upgrader
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{} // a connection leaves when its handler has finished
@@ -126,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		pipes:        make(map[*conn]*pubPipeline),
 		stop:         make(chan struct{}),
 		revoked:      newRevocations(),
+		revReload:    make(chan struct{}, 1),
 	}
 	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // checked by validate
 	s.limits = newLimiter(&s.cfg)
@@ -182,6 +188,7 @@ func New(cfg Config) (*Server, error) {
 		OnFanout:             s.observeFanout,
 		OnControl:            s.handleControl,
 		OnGap:                s.handleGap,
+		OnControlGap:         s.requestRevocationReload,
 	})
 	s.historian, _ = s.broker.(broker.Historian)
 	s.presence = cfg.Presence
@@ -211,6 +218,20 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("herald: admin console: %w", err)
 	}
 
+	if cfg.Revocations == nil {
+		s.revLoaded.Store(true)
+	} else {
+		// Before the node serves: a restarted node must not accept a
+		// token revoked before it started. On failure syncRevocations
+		// retries, and the node stays unready meanwhile.
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.BackendTimeout)
+		if err := s.loadRevocations(ctx); err != nil {
+			s.log.Warn("revocations not loaded; not ready until they are", "err", err)
+		}
+		cancel()
+		s.bgWG.Add(1)
+		go s.syncRevocations()
+	}
 	s.bgWG.Add(2)
 	go s.housekeeping()
 	go s.redeliverUnacked()

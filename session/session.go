@@ -103,3 +103,25 @@ type PendingStore interface {
 	// first, and removes them; none is not an error.
 	TakePending(ctx context.Context, id string) ([]Pending, error)
 }
+
+// Revocation is a revoked token (TokenID, its jti) or user (User, its
+// sub: the user's tokens issued at or before At), remembered until Until.
+type Revocation struct {
+	TokenID string
+	User    string
+	At      time.Time // for User; whole seconds
+	Until   time.Time // whole seconds
+}
+
+// Revocations keeps revocations where every node, and a node that starts,
+// can read them: a restarted node must not accept a token revoked before
+// it started. Implementations are safe for concurrent use.
+type Revocations interface {
+	// Add records r until r.Until. A later revocation of the same jti or
+	// user replaces the earlier one.
+	Add(ctx context.Context, r Revocation) error
+	// List returns every revocation whose Until has not passed.
+	List(ctx context.Context) ([]Revocation, error)
+	// Close releases resources.
+	Close() error
+}

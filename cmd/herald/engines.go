@@ -74,7 +74,12 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 			return closeAll, fmt.Errorf("redis presence: %w", err)
 		}
 		closers = append(closers, func() { _ = pr.Close() })
-		cfg.Sessions, cfg.Presence = st, pr
+		rv, err := redissession.NewRevocations(rc)
+		if err != nil {
+			return closeAll, fmt.Errorf("redis revocations: %w", err)
+		}
+		closers = append(closers, func() { _ = rv.Close() })
+		cfg.Sessions, cfg.Presence, cfg.Revocations = st, pr, rv
 	}
 	switch {
 	case ec.natsURL != "":
