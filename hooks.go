@@ -47,8 +47,9 @@ type UpgradeRequest struct {
 	// Identity is what the Authenticator decided; the hook must not
 	// change it (UpgradeResult.UserID replaces its user).
 	Identity *auth.Identity
-	// ClientIP is the address per-IP limits count (X-Forwarded-For's
-	// first address with Config.TrustForwardedFor).
+	// ClientIP is the address per-IP limits count: the TCP peer, or the
+	// client's address as Config.TrustedProxies report it in
+	// X-Forwarded-For (see Server.ClientIP).
 	ClientIP string
 	// ConnID and CorrelationID are those the connection will have.
 	ConnID        string
