@@ -54,6 +54,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSocketFrames$$' -fuzztime $(FUZZTIME) ./transport/
 	$(GO) test -run '^$$' -fuzz '^FuzzUpgradeRequest$$' -fuzztime $(FUZZTIME) ./transport/
 	$(GO) test -run '^$$' -fuzz '^FuzzDeflateNegotiation$$' -fuzztime $(FUZZTIME) ./transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeText$$' -fuzztime $(FUZZTIME) ./protocol/engineio/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayload$$' -fuzztime $(FUZZTIME) ./protocol/engineio/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHandshake$$' -fuzztime $(FUZZTIME) ./protocol/engineio/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttachments$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
 
 clean:
 	rm -rf bin bench.out
