@@ -89,6 +89,12 @@ func TestOnUpgrade(t *testing.T) {
 	if ev := c.expect("event"); ev["room"] != "news" {
 		t.Fatalf("event %v", ev)
 	}
+	// OnConnect runs after the welcome is sent: wait for it, not for the event.
+	waitFor(t, 5*time.Second, "OnConnect for alice", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) > 0
+	})
 	mu.Lock()
 	got, gotData := seen[len(seen)-1], data[len(data)-1]
 	mu.Unlock()
