@@ -6,6 +6,7 @@
 #
 #   QUICK=1 make bench-e2e          ~3 minutes, for a smoke check
 #   make bench-e2e                  full run (~20 min); also updates docs/benchmarks.md
+#                                   (only a run of every default target and scenario does)
 #   BENCH_ARGS="--conns 5000 broadcast" make bench-e2e   extra herald bench flags / scenarios
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -68,15 +68,19 @@ func ratio(a, b float64) string {
 }
 
 // MarkdownTable renders t with a column per target and, when Herald is
-// one of them, a Herald/peer ratio column per peer.
+// one of them, a Herald/peer ratio column per peer (herald-history is not
+// a peer: the history table holds its ratio).
 func MarkdownTable(t Table) string {
 	var b strings.Builder
 	hasHerald := false
 	var peers []string
 	for _, c := range t.Columns {
-		if c == TargetHerald {
+		switch c {
+		case TargetHerald:
 			hasHerald = true
-		} else {
+		case TargetHeraldHistory:
+			// Herald itself: compared with herald in its own table.
+		default:
 			peers = append(peers, c)
 		}
 	}

@@ -2,6 +2,7 @@ package suite
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -15,7 +16,24 @@ const (
 	// no features. It measures what the kernel costs on the machine of
 	// the day, for the idle and broadcast scenarios only.
 	TargetFloor = "floor"
+	// TargetHeraldHistory is the same herald serve as TargetHerald with
+	// history on for every bench room (HistoryRule), in memory as a
+	// single node keeps it. Not in the default list: run it by name next
+	// to herald (--targets herald,herald-history) to read the ratio of
+	// the two ceilings.
+	TargetHeraldHistory = "herald-history"
 )
+
+// HistoryRule is the --history rule of TargetHeraldHistory: every room
+// the load generator uses (loadgen.RoomName: bench-0, bench-1, …) keeps
+// its last 1,000 messages.
+const HistoryRule = "bench-*=1000"
+
+// isHerald reports whether target runs herald serve (with or without
+// history): it speaks Herald's protocol, takes a JWT and has /metrics.
+func isHerald(target string) bool {
+	return target == TargetHerald || target == TargetHeraldHistory
+}
 
 // Scenarios.
 const (
@@ -32,7 +50,7 @@ const (
 // Options configure a Run. Zero fields take the defaults of Defaults (or
 // QuickDefaults).
 type Options struct {
-	Targets   []string // herald, ws, socketio, floor
+	Targets   []string // herald, ws, socketio, floor; herald-history by name only
 	Scenarios []string // idle, broadcast, churn, cluster (broadcast includes the ramp); proxy by name only
 
 	Conns        int           // subscribers per run (default 10,000)
@@ -125,12 +143,33 @@ func (o *Options) has(scenario string) bool {
 	return false
 }
 
+// fullRun reports whether o covers every default target and scenario
+// at full size: only such a run may rewrite the generated part of
+// DocsFile, so that a subset does not replace the full run's standings.
+func (o *Options) fullRun() bool {
+	if o.Quick {
+		return false
+	}
+	d := Defaults()
+	for _, t := range d.Targets {
+		if !slices.Contains(o.Targets, t) {
+			return false
+		}
+	}
+	for _, s := range d.Scenarios {
+		if !o.has(s) {
+			return false
+		}
+	}
+	return true
+}
+
 func (o *Options) validate() error {
 	for _, t := range o.Targets {
 		switch t {
-		case TargetHerald, TargetWS, TargetSocketIO, TargetFloor:
+		case TargetHerald, TargetHeraldHistory, TargetWS, TargetSocketIO, TargetFloor:
 		default:
-			return fmt.Errorf("suite: unknown target %q (herald, ws, socketio, floor)", t)
+			return fmt.Errorf("suite: unknown target %q (herald, herald-history, ws, socketio, floor)", t)
 		}
 	}
 	for _, s := range o.Scenarios {

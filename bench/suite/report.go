@@ -173,7 +173,7 @@ type Table struct {
 }
 
 var targetLabels = map[string]string{
-	TargetHerald: "Herald", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
+	TargetHerald: "Herald", TargetHeraldHistory: "Herald + history", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
 }
 
 func label(t string) string {
@@ -281,6 +281,9 @@ func (rep *Report) Tables() []Table {
 	if len(rep.Ramp) > 0 {
 		tables = append(tables, rampTable("ramp", "Highest sustained broadcast rate (100 B, 0 lost, p99 under the bound)", rep.Ramp, ts))
 	}
+	if t, ok := rep.historyTable(); ok {
+		tables = append(tables, t)
+	}
 	if len(rep.Churn) > 0 {
 		var chs []string
 		for _, tg := range ts {
@@ -372,6 +375,43 @@ func (rep *Report) Tables() []Table {
 	return tables
 }
 
+// historyTable compares herald with herald-history when both ran the
+// broadcast scenario: the ramp ceilings, their ratio, and the fixed-rate
+// step's latency, losses and CPU per delivery.
+func (rep *Report) historyTable() (Table, bool) {
+	off, okOff := rep.Ramp[TargetHerald]
+	on, okOn := rep.Ramp[TargetHeraldHistory]
+	if !okOff || !okOn {
+		return Table{}, false
+	}
+	cols := []string{TargetHerald, TargetHeraldHistory}
+	t := Table{Name: "history", Title: "Room history on vs off, one node (100 B)", Columns: cols,
+		Note: fmt.Sprintf("The same herald serve, without and with --history '%s' (every bench room keeps its last 1,000 messages; one node: the memory engine). Ceilings from the ramp; the other rows at the fixed rate of %.0f deliveries/s (median of the repetitions).", HistoryRule, rep.fixedRate)}
+	add := func(name, unit string, lower bool, v func(tg string) float64) {
+		r := Row{Metric: name, Unit: unit, LowerBetter: lower, Values: map[string]float64{}}
+		for _, tg := range cols {
+			r.Values[tg] = v(tg)
+		}
+		t.Rows = append(t.Rows, r)
+	}
+	ceiling := map[string]float64{TargetHerald: off.MaxOK.DeliveriesPerSec, TargetHeraldHistory: on.MaxOK.DeliveriesPerSec}
+	add("Highest sustained", "deliveries/s", false, func(tg string) float64 { return ceiling[tg] })
+	add("Ceiling / ceiling without history", "×", false, func(tg string) float64 {
+		if ceiling[TargetHerald] == 0 {
+			return math.NaN()
+		}
+		return ceiling[tg] / ceiling[TargetHerald]
+	})
+	add("p99 at the ceiling", "ms", true, func(tg string) float64 { return rep.Ramp[tg].MaxOK.Latency.P99 })
+	fixed := func(f func(loadgen.StepResult) float64) func(tg string) float64 {
+		return func(tg string) float64 { return medianOf(rep.Broadcast[tg]["100 B"], f) }
+	}
+	add(fmt.Sprintf("p99 at %.0f/s", rep.fixedRate), "ms", true, fixed(func(s loadgen.StepResult) float64 { return s.Latency.P99 }))
+	add(fmt.Sprintf("Lost at %.0f/s", rep.fixedRate), "msgs", true, fixed(func(s loadgen.StepResult) float64 { return float64(s.Lost) }))
+	add(fmt.Sprintf("Server CPU per delivery at %.0f/s", rep.fixedRate), "µs", true, fixed(func(s loadgen.StepResult) float64 { return s.ServerCPUPerDeliveryUs }))
+	return t, true
+}
+
 func rampTable(name, title string, ramps map[string]loadgen.RampResult, ts []string) Table {
 	t := Table{Name: name, Title: title, Columns: ts,
 		Note: "The offered rate rises step by step until a step loses a message or its p99 exceeds the bound; the highest delivered rate of a passing step is reported."}
@@ -434,6 +474,11 @@ func (rep *Report) write(o Options) error {
 		return err
 	}
 	if o.DocsFile == "" {
+		return nil
+	}
+	if !o.fullRun() {
+		// A subset (some targets or scenarios, or --quick) keeps the
+		// full run's standings: its report is in OutDir only.
 		return nil
 	}
 	if o.DocsSVG != "" {

@@ -3,6 +3,8 @@ package suite
 import (
 	"encoding/xml"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +141,56 @@ func TestReportTablesAndMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestHistoryTableAndPartialRunKeepsDocs(t *testing.T) {
+	t.Parallel()
+	o := Defaults()
+	o.Targets = []string{TargetHerald, TargetHeraldHistory}
+	o.Scenarios = []string{ScenarioBroadcast}
+	o.OutDir = t.TempDir()
+	o.DocsFile = filepath.Join(t.TempDir(), "benchmarks.md")
+	const doc = "# Benchmarks\n\n" + BeginMarker + "\n\nthe full run's standings\n\n" + EndMarker + "\n"
+	if err := os.WriteFile(o.DocsFile, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := newReport(o)
+	rep.Finished = rep.Started.Add(time.Minute)
+	step := func(rate, p99, cpu float64, lost int64) loadgen.StepResult {
+		return loadgen.StepResult{OfferedDeliveriesPerSec: rate, DeliveriesPerSec: rate, Received: 100, Lost: lost,
+			Latency: loadgen.Summary{P99: p99}, ServerCPUPerDeliveryUs: cpu}
+	}
+	rep.Broadcast[TargetHerald] = map[string][]loadgen.StepResult{"100 B": {step(5e4, 3, 2, 0)}}
+	rep.Broadcast[TargetHeraldHistory] = map[string][]loadgen.StepResult{"100 B": {step(5e4, 4, 2.5, 0)}}
+	rep.Ramp[TargetHerald] = loadgen.RampResult{Bound: 500, MaxOK: step(1e6, 300, 1, 0)}
+	rep.Ramp[TargetHeraldHistory] = loadgen.RampResult{Bound: 500, MaxOK: step(8.5e5, 400, 1.2, 0)}
+	var hist *Table
+	for _, tb := range rep.Tables() {
+		if tb.Name == "history" {
+			hist = &tb
+		}
+	}
+	if hist == nil {
+		t.Fatal("no history table with herald and herald-history in the ramp")
+	}
+	if got := hist.Rows[1].Values[TargetHeraldHistory]; got != 0.85 {
+		t.Errorf("history/no-history ceiling = %v, want 0.85", got)
+	}
+	if got := hist.Rows[5].Values[TargetHeraldHistory]; got != 2.5 {
+		t.Errorf("CPU per delivery at the fixed rate = %v, want 2.5", got)
+	}
+	md := MarkdownTable(*hist)
+	if strings.Contains(md, "Herald / Herald + history") {
+		t.Errorf("herald-history treated as a peer:\n%s", md)
+	}
+	if err := rep.write(o); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(o.DocsFile); string(got) != doc {
+		t.Errorf("a partial run rewrote the docs:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(o.OutDir, "history.svg")); err != nil {
+		t.Errorf("no history chart in the results: %v", err)
 	}
 }

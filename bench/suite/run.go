@@ -50,6 +50,9 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	}
 	r := &runner{opts: o, log: log, report: newReport(o)}
 	r.logf("results in %s", o.OutDir)
+	if o.DocsFile != "" && !o.fullRun() {
+		r.logf("not a full run (every default target and scenario, not quick): %s is left as it is", o.DocsFile)
+	}
 	single := o.has(ScenarioIdle) || o.has(ScenarioBroadcast)
 	for _, t := range o.Targets {
 		if single {
@@ -193,6 +196,9 @@ func (r *runner) broadcast(ctx context.Context, d *deployment, fleet *loadgen.Fl
 		return err
 	}
 	r.logf("ramp: highest sustained %.0f deliveries/s (p99 %.1f ms)", ramp.MaxOK.DeliveriesPerSec, ramp.MaxOK.Latency.P99)
+	if off, ok := ramps[TargetHerald]; ok && d.target == TargetHeraldHistory && off.MaxOK.DeliveriesPerSec > 0 {
+		r.logf("history on / off: %.3f× of the ceiling", ramp.MaxOK.DeliveriesPerSec/off.MaxOK.DeliveriesPerSec)
+	}
 	return nil
 }
 

@@ -154,8 +154,11 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 	d := &deployment{target: target}
 	var err error
 	kind := target
-	if target == TargetFloor {
+	switch {
+	case target == TargetFloor:
 		kind = TargetWS // speaks the ws peer's protocol
+	case isHerald(target):
+		kind = TargetHerald
 	}
 	if d.kind, err = loadgen.ParseKind(kind); err != nil {
 		return nil, err
@@ -191,10 +194,9 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		name := fmt.Sprintf("%s-node%d-%d", target, i, r.seq())
 		var p *process
-		switch target {
-		case TargetHerald:
-			args := []string{"serve", "--addr", addr, "--api-key", "herald-bench-api-key", "--message-rate", "-1",
-				"--log-level", "warn", "--log-format", "text", "--node-id", fmt.Sprintf("bench-%d", i)}
+		switch {
+		case isHerald(target):
+			args := heraldArgs(target, addr, i)
 			if c.jwt {
 				args = append(args, "--jwt-secret", jwtSecret)
 			}
@@ -210,7 +212,7 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 				env = []string{"GOMAXPROCS=" + strconv.Itoa(c.procs)}
 			}
 			p, err = r.startProcess(ctx, name, env, r.opts.HeraldBin, args...)
-		case TargetFloor:
+		case target == TargetFloor:
 			p, err = r.startProcess(ctx, name, nil, r.opts.HeraldBin, "bench", "floor", "--addr", addr)
 		default:
 			script := "ws-server.js"
@@ -234,10 +236,21 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 			return nil, err
 		}
 		d.bases = append(d.bases, "ws://"+addr)
-		if target == TargetHerald && i == 0 {
+		if isHerald(target) && i == 0 {
 			d.metricsURL = "http://" + addr + "/metrics"
 		}
 	}
 	ok = true
 	return d, nil
+}
+
+// heraldArgs is the herald serve command line of node i of target (herald
+// or herald-history) listening on addr, before the flags of deployConfig.
+func heraldArgs(target, addr string, i int) []string {
+	args := []string{"serve", "--addr", addr, "--api-key", "herald-bench-api-key", "--message-rate", "-1",
+		"--log-level", "warn", "--log-format", "text", "--node-id", fmt.Sprintf("bench-%d", i)}
+	if target == TargetHeraldHistory {
+		args = append(args, "--history", HistoryRule)
+	}
+	return args
 }
