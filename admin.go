@@ -170,7 +170,7 @@ func (n adminNode) LocalRooms(prefix string, limit int) []admin.RoomInfo {
 	for _, room := range n.s.hub.RoomNames(prefix, limit) {
 		members := 0
 		n.s.hub.EachMember(room, func(m hub.Member) {
-			if _, ok := m.(*conn); ok { // not the console's own tails
+			if _, ok := memberConn(m); ok { // not the console's own tails
 				members++
 			}
 		})
@@ -184,7 +184,7 @@ func (n adminNode) LocalRooms(prefix string, limit int) []admin.RoomInfo {
 func (n adminNode) LocalMembers(room string, limit int) []admin.MemberInfo {
 	counts := map[string]int{}
 	n.s.hub.EachMember(room, func(m hub.Member) {
-		if c, ok := m.(*conn); ok {
+		if c, ok := memberConn(m); ok {
 			counts[c.info.UserID]++
 		}
 	})

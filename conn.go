@@ -564,7 +564,7 @@ func (c *conn) cleanup() {
 	_ = s.hub.LeaveUser(c.info.UserID, c) // not a member only if it never joined
 	s.presenceRemove(ctx, c, c.userRoom())
 	for _, room := range c.rooms {
-		if err := s.hub.Leave(ctx, room, c); err != nil {
+		if err := s.hub.Leave(ctx, room, c.member(room)); err != nil {
 			s.log.WarnContext(ctx, "leave failed", "room", room, "err", err)
 		}
 		s.presenceRemove(ctx, c, room)
@@ -700,13 +700,9 @@ func (c *conn) startClose(code int, reason string) {
 }
 
 // Deliver implements hub.Member.
+// A room that keeps history reaches the connection through its feed
+// (roomFeed.Deliver) instead.
 func (c *conn) Deliver(d *hub.Delivery) {
-	if c.flags.Load()&flagFeeds != 0 {
-		if f := c.feed(d.Msg.Room); f != nil {
-			c.deliverFeed(f, d)
-			return
-		}
-	}
 	c.deliverNow(d)
 }
 

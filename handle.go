@@ -129,7 +129,7 @@ func (c *conn) leaveRoom(ctx context.Context, room string) bool {
 	if !was {
 		return false
 	}
-	if err := c.s.hub.Leave(ctx, room, c); err != nil && !errors.Is(err, hub.ErrNotMember) {
+	if err := c.s.hub.Leave(ctx, room, c.member(room)); err != nil && !errors.Is(err, hub.ErrNotMember) {
 		// The member is gone locally either way; only the broker unsubscribe failed.
 		c.s.log.WarnContext(ctx, "unsubscribe failed", "room", room, "err", err)
 	}

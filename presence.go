@@ -26,7 +26,7 @@ func (localPresence) Remove(context.Context, string, string, string) error { ret
 func (p localPresence) List(_ context.Context, room string) ([]session.PresenceEntry, error) {
 	counts := map[string]int{}
 	p.hub.EachMember(room, func(m hub.Member) {
-		if c, ok := m.(*conn); ok {
+		if c, ok := memberConn(m); ok {
 			counts[c.info.UserID]++
 		}
 	})

@@ -51,8 +51,11 @@ type feedSet struct {
 	m  map[string]*roomFeed
 }
 
-// roomFeed is one room's feed (see the top of this file).
+// roomFeed is one room's feed (see the top of this file). It is the
+// connection's member of the room in the hub, so a delivery reaches the
+// feed without looking it up.
 type roomFeed struct {
+	c        *conn
 	mu       sync.Mutex
 	live     bool            // the replay is done
 	held     []*hub.Delivery // live messages that came during the replay
@@ -72,6 +75,34 @@ func (f *roomFeed) advance(m *broker.Message) {
 	if m.Offset != 0 {
 		f.pos = broker.Position{Offset: m.Offset, Epoch: m.Epoch}
 	}
+}
+
+// Deliver implements hub.Member for the connection's membership of the
+// feed's room.
+func (f *roomFeed) Deliver(d *hub.Delivery) { f.c.deliverFeed(f, d) }
+
+// memberConn returns the connection behind a room member: the connection
+// itself, or the connection of a room feed. Other members (the admin
+// console's tails) have none.
+func memberConn(m hub.Member) (*conn, bool) {
+	switch m := m.(type) {
+	case *conn:
+		return m, true
+	case *roomFeed:
+		return m.c, true
+	}
+	return nil, false
+}
+
+// member returns the connection's member of room in the hub: its feed if
+// the room keeps history, else the connection.
+func (c *conn) member(room string) hub.Member {
+	if c.flags.Load()&flagFeeds != 0 {
+		if f := c.feed(room); f != nil {
+			return f
+		}
+	}
+	return c
 }
 
 // feed returns the connection's feed of room, or nil.
@@ -155,10 +186,10 @@ var errSlowReplay = errors.New("herald: the client did not read its history repl
 // in the room and the client got an error.
 func (c *conn) joinHistory(req *protocol.Request) {
 	room := req.Room
-	f := &roomFeed{}
+	f := &roomFeed{c: c}
 	c.setFeed(room, f)
 	ctx, cancel := c.backendCtx()
-	_, err := c.s.hub.JoinIndirect(ctx, room, c)
+	_, err := c.s.hub.JoinIndirect(ctx, room, f)
 	cancel()
 	if err != nil {
 		c.setFeed(room, nil)
@@ -332,7 +363,7 @@ func (s *Server) handleGap(rooms []string) {
 		frame := protocol.EncodeGap(room)
 		n := 0
 		s.hub.EachMember(room, func(m hub.Member) {
-			if c, ok := m.(*conn); ok {
+			if c, ok := memberConn(m); ok {
 				c.send(protocol.TypeGap, frame)
 				n++
 			}
