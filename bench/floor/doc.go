@@ -8,6 +8,14 @@
 // it side by side with Herald: the CPU per delivery it needs at a low rate
 // is what the kernel costs on the machine of the day.
 //
+// With Config.JWTSecret it is also the handshake floor of the churn
+// scenario: each upgrade must carry an HS256 JWT in "Authorization:
+// Bearer", verified (signature, alg, exp, nbf, subject) before the 101
+// and the welcome go out together in one write; the client's close frame
+// is answered and the socket closed. Its CPU per connect is what the
+// kernel's TCP connect, accept and close plus one token check cost on the
+// machine of the day.
+//
 // It is a measuring stick, not a server: it trusts its clients (it
 // handles only unfragmented frames and closes on anything else) and has no
 // limits beyond a per-client backlog.

@@ -43,6 +43,7 @@ type conn struct {
 }
 
 type server struct {
+	auth  *verifier // nil: anonymous clients
 	ep    int
 	ln    int
 	conns map[int]*conn
@@ -52,9 +53,15 @@ type server struct {
 	ids   uint64
 }
 
-// Serve listens on addr (host:port) and serves until ctx ends. The loop
-// runs on one locked OS thread.
+// Serve listens on addr (host:port) and serves anonymous clients until
+// ctx ends.
 func Serve(ctx context.Context, addr string) error {
+	return Run(ctx, Config{Addr: addr})
+}
+
+// Run serves cfg until ctx ends. The loop runs on one locked OS thread.
+func Run(ctx context.Context, cfg Config) error {
+	addr := cfg.Addr
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || !ap.Addr().Is4() {
 		return fmt.Errorf("floor: want an IPv4 host:port, got %q", addr)
@@ -83,6 +90,9 @@ func Serve(ctx context.Context, addr string) error {
 		return err
 	}
 	s := &server{ep: ep, ln: ln, conns: map[int]*conn{}, rooms: map[string][]*conn{}, buf: make([]byte, readBufSize)}
+	if len(cfg.JWTSecret) > 0 {
+		s.auth = newVerifier(cfg.JWTSecret)
+	}
 	defer func() {
 		for _, c := range s.conns {
 			unix.Close(c.fd)
@@ -225,11 +235,21 @@ func (s *server) consume(c *conn, data []byte) []byte {
 
 func (s *server) upgrade(c *conn, req []byte) {
 	lines := bytes.Split(req, []byte("\r\n"))
-	var key []byte
+	var key, token []byte
 	for _, l := range lines[1:] {
 		name, value, ok := bytes.Cut(l, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Key")) {
+		if !ok {
+			continue
+		}
+		name = bytes.TrimSpace(name)
+		switch {
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Key")):
 			key = bytes.TrimSpace(value)
+		case bytes.EqualFold(name, []byte("Authorization")):
+			v := bytes.TrimSpace(value)
+			if len(v) > 7 && bytes.EqualFold(v[:7], []byte("Bearer ")) {
+				token = v[7:]
+			}
 		}
 	}
 	if !bytes.HasPrefix(lines[0], []byte("GET /ws")) || len(key) == 0 {
@@ -237,15 +257,30 @@ func (s *server) upgrade(c *conn, req []byte) {
 		s.drop(c)
 		return
 	}
+	s.ids++
+	user := "anon-" + strconv.FormatUint(s.ids, 10)
+	if s.auth != nil {
+		sub, err := s.auth.verify(token, time.Now())
+		if err != nil {
+			s.write(c, []byte("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+			s.drop(c)
+			return
+		}
+		user = sub
+	}
 	h := sha1.Sum(append(key, acceptGUID...))
 	resp := make([]byte, 0, 256)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = base64.StdEncoding.AppendEncode(resp, h[:])
 	resp = append(resp, "\r\n\r\n"...)
-	s.ids++
-	welcome := fmt.Appendf(nil, `{"type":"welcome","protocol":1,"connectionId":"%d","userId":"anon-%d","heartbeatMs":0,"resumed":false}`, s.ids, s.ids)
+	welcome := make([]byte, 0, 128+len(user))
+	welcome = append(welcome, `{"type":"welcome","protocol":1,"connectionId":"`...)
+	welcome = strconv.AppendUint(welcome, s.ids, 10)
+	welcome = append(welcome, `","userId":`...)
+	welcome = strconv.AppendQuote(welcome, user)
+	welcome = append(welcome, `,"heartbeatMs":0,"resumed":false}`...)
 	c.open = true
-	s.write(c, frame(resp, opText, welcome))
+	s.write(c, frame(resp, opText, welcome)) // the 101 and the welcome in one write
 }
 
 type request struct {

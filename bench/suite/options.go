@@ -14,7 +14,9 @@ const (
 	TargetSocketIO = "socketio"
 	// TargetFloor is bench/floor: one epoll loop, one write per delivery,
 	// no features. It measures what the kernel costs on the machine of
-	// the day, for the idle and broadcast scenarios only.
+	// the day: in the idle and broadcast scenarios, and in churn as the
+	// handshake floor (the same JWT verified, the 101 and the welcome in
+	// one write).
 	TargetFloor = "floor"
 	// TargetHeraldHistory is the same herald serve as TargetHerald with
 	// history on for every bench room (HistoryRule), in memory as a

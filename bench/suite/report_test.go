@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,11 @@ func TestReportTablesAndMarkdown(t *testing.T) {
 	rep.ClusterRamp[TargetHerald] = loadgen.RampResult{Bound: 500, MaxOK: step(8e4, 10, 9, 0)}
 	rep.ClusterIdle[TargetHerald] = &IdleFigures{Conns: 1000, RSSBefore: 30 << 20, RSSAfter: 33 << 20}
 	rep.ClusterIdle[TargetHerald].compute()
+	churn := func(us float64) loadgen.ChurnResult {
+		return loadgen.ChurnResult{ConnectsPerSec: 1e6 / us, ServerCPUPerConn: us}
+	}
+	rep.Churn[TargetHerald] = []loadgen.ChurnResult{churn(90), churn(60), churn(75)}
+	rep.Churn[TargetFloor] = []loadgen.ChurnResult{churn(50)}
 	tables := rep.Tables()
 	byName := map[string]Table{}
 	for _, tb := range tables {
@@ -136,8 +142,12 @@ func TestReportTablesAndMarkdown(t *testing.T) {
 	if one, nodes := byName["cluster"].Rows[3].Values[TargetHerald], byName["cluster"].Rows[4].Values[TargetHerald]; one != 2048.0/1000 || nodes != 3072.0/1000 {
 		t.Fatalf("idle RSS per conn: one node %v, cluster nodes %v KB; want 2.048 and 3.072", one, nodes)
 	}
+	if cols := byName["churn"].Columns; !slices.Contains(cols, TargetFloor) {
+		t.Fatalf("churn columns %v lack the handshake floor", cols)
+	}
 	md := rep.Markdown(tables, "benchmarks/")
-	for _, want := range []string{"QUICK run", "`make bench-e2e`", "![Idle connections](benchmarks/idle.svg)", "| Herald | 100,000 |"} {
+	for _, want := range []string{"QUICK run", "`make bench-e2e`", "![Idle connections](benchmarks/idle.svg)", "| Herald | 100,000 |",
+		"| Server CPU per connect (µs) ↓ | 75.0 | — | — | 50.0 | — | — | 1.50× |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

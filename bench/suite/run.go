@@ -61,9 +61,6 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 	}
 	if o.has(ScenarioChurn) {
 		for _, t := range o.Targets {
-			if t == TargetFloor {
-				continue // no JWT
-			}
 			r.guard(t, "churn", func() error { return r.churn(ctx, t) })
 		}
 	}

@@ -213,7 +213,11 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 			}
 			p, err = r.startProcess(ctx, name, env, r.opts.HeraldBin, args...)
 		case target == TargetFloor:
-			p, err = r.startProcess(ctx, name, nil, r.opts.HeraldBin, "bench", "floor", "--addr", addr)
+			args := []string{"bench", "floor", "--addr", addr}
+			if c.jwt {
+				args = append(args, "--jwt-secret", jwtSecret)
+			}
+			p, err = r.startProcess(ctx, name, nil, r.opts.HeraldBin, args...)
 		default:
 			script := "ws-server.js"
 			if target == TargetSocketIO {

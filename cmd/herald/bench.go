@@ -25,19 +25,20 @@ import (
 //	herald bench [flags] [scenario...]   idle, broadcast, churn, cluster (default: all), proxy
 //	herald bench rolling [flags]         the rolling-deploy scenario (bench/rolling)
 //	herald bench worker                  internal: a load-generator child process
-//	herald bench floor --addr HOST:PORT  internal: the floor server (bench/floor)
+//	herald bench floor --addr HOST:PORT [--jwt-secret S]  internal: the floor server (bench/floor)
 func runBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "floor" {
 		f := flag.NewFlagSet("herald bench floor", flag.ContinueOnError)
 		f.SetOutput(stderr)
 		addr := f.String("addr", "127.0.0.1:8092", "IPv4 address to listen on")
+		secret := f.String("jwt-secret", "", "require an HS256 JWT signed with this secret on every upgrade (the churn scenario's handshake floor)")
 		if err := f.Parse(args[1:]); err != nil {
 			return 2
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		fmt.Fprintf(stderr, "floor server listening on %s\n", *addr)
-		if err := floor.Serve(ctx, *addr); err != nil {
+		if err := floor.Run(ctx, floor.Config{Addr: *addr, JWTSecret: []byte(*secret)}); err != nil {
 			fmt.Fprintf(stderr, "herald bench floor: %v\n", err)
 			return 1
 		}
@@ -101,7 +102,7 @@ Runs the end-to-end benchmark: each scenario (idle, broadcast with its ramp,
 churn, cluster; default all; and proxy, by name only: Herald's connects with
 the connect hook sent to a local backend vs JWT only) against Herald, the Node reference servers of
 bench/peers (run "npm ci" there first) and the floor server (bench/floor;
-idle and broadcast only), one after the other with the same parameters, and
+idle, broadcast and churn), one after the other with the same parameters, and
 writes report.md, results.json and SVG charts into --out.
 QUICK=1 in the environment is the same as --quick.
 
