@@ -20,6 +20,6 @@
 // carry, and every failure is an error wrapping ErrInvalid or ErrTooLarge,
 // never a panic.
 //
-// Status: not yet served; namespaces, sockets and the Socket.IO adapter are
-// built on this package in a later change.
+// Namespaces, sockets and acks are built on this package by the Socket.IO
+// adapter, package adapter/socketio.
 package socketio

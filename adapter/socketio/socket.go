@@ -1,0 +1,324 @@
+package socketio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sio "github.com/heraldrt/herald/protocol/socketio"
+)
+
+type socketState uint8
+
+const (
+	stateConnecting socketState = iota // OnConnect runs; sends are held in pre
+	stateConnected
+	stateLeft
+)
+
+// errPreConnectFull is returned by a send while OnConnect runs once
+// Config.MaxPreConnect packets wait.
+var errPreConnectFull = errors.New("socketio: too many packets emitted before the CONNECT reply")
+
+// errAcked is returned by an AckFunc called a second time.
+var errAcked = errors.New("socketio: ack already sent")
+
+// errConnecting is returned by Disconnect from within OnConnect.
+var errConnecting = errors.New("socketio: socket still connecting: refuse it by returning an error from OnConnect")
+
+// Socket is a client's membership of one namespace.
+type Socket struct {
+	client *Client
+	ns     string
+	auth   json.RawMessage
+	id     string
+	pid    string
+	data   any
+
+	mu     sync.Mutex
+	state  socketState
+	pre    []outPacket // sent after the CONNECT reply
+	acks   map[uint64]*pendingAck
+	nextID uint64
+}
+
+// outPacket is a packet to send: text and its attachments, or a prepared
+// event for a PreparedConn.
+type outPacket struct {
+	text     []byte
+	bin      [][]byte
+	prepared *Prepared
+}
+
+type pendingAck struct {
+	cb    func(Args, error)
+	timer *time.Timer
+}
+
+// ID returns the socket's id, sent in the CONNECT reply ("" while
+// OnConnect runs).
+func (s *Socket) ID() string { return s.id }
+
+// PID returns the private session id given in the CONNECT reply, ""
+// when connection state recovery is off for the socket.
+func (s *Socket) PID() string { return s.pid }
+
+// Namespace returns the socket's namespace.
+func (s *Socket) Namespace() string { return s.ns }
+
+// Auth returns the client's CONNECT payload (the handshake's auth
+// object), nil when it sent none.
+func (s *Socket) Auth() json.RawMessage { return s.auth }
+
+// Data returns ConnectResult.Data.
+func (s *Socket) Data() any { return s.data }
+
+// Client returns the connection's client.
+func (s *Socket) Client() *Client { return s.client }
+
+// Connected reports whether the socket is in its namespace.
+func (s *Socket) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == stateConnected
+}
+
+// Emit sends the event name with args to the socket.
+func (s *Socket) Emit(name string, args Args) error {
+	p, err := Prepare(s.ns, Event{Name: name, Args: args})
+	if err != nil {
+		return err
+	}
+	return s.queue(p.text, p.bin)
+}
+
+// EmitWithAck sends the event name with args and asks the client for an
+// ack: cb gets its arguments, or ErrAckTimeout when none came within
+// timeout (zero waits as long as the socket lives), or ErrDisconnected
+// when the socket left first. cb is called exactly once, on any
+// goroutine, unless EmitWithAck returns an error. At most
+// Config.MaxPendingAcks acks are awaited at a time (ErrTooManyAcks).
+func (s *Socket) EmitWithAck(name string, args Args, timeout time.Duration, cb func(Args, error)) error {
+	s.mu.Lock()
+	if s.state == stateLeft {
+		s.mu.Unlock()
+		return ErrDisconnected
+	}
+	if len(s.acks) >= s.client.srv.cfg.MaxPendingAcks {
+		s.mu.Unlock()
+		return ErrTooManyAcks
+	}
+	id := s.nextID
+	s.nextID++
+	if s.acks == nil {
+		s.acks = make(map[uint64]*pendingAck)
+	}
+	pa := &pendingAck{cb: cb}
+	s.acks[id] = pa
+	s.mu.Unlock()
+
+	p, err := prepare(s.ns, Event{Name: name, Args: args}, true, id)
+	if err == nil {
+		err = s.queue(p.text, p.bin)
+	}
+	if err != nil {
+		s.mu.Lock()
+		delete(s.acks, id)
+		s.mu.Unlock()
+		return err
+	}
+	if timeout > 0 {
+		s.mu.Lock()
+		if s.acks[id] == pa {
+			pa.timer = time.AfterFunc(timeout, func() { s.settleAck(id, Args{}, ErrAckTimeout) })
+		}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Send queues an event prepared for the socket's namespace.
+func (s *Socket) Send(p *Prepared) error {
+	if p.ns != s.ns {
+		return ErrWrongNamespace
+	}
+	return s.queuePrepared(p)
+}
+
+// Disconnect makes the socket leave its namespace: the client is sent a
+// DISCONNECT and OnDisconnect runs with ReasonServerDisconnect. The
+// connection stays open for its other namespaces (Client.Close closes it).
+func (s *Socket) Disconnect() error {
+	c := s.client
+	c.sendMu.Lock()
+	s.mu.Lock()
+	switch s.state {
+	case stateConnecting:
+		s.mu.Unlock()
+		c.sendMu.Unlock()
+		return errConnecting
+	case stateLeft:
+		s.mu.Unlock()
+		c.sendMu.Unlock()
+		return ErrDisconnected
+	}
+	s.mu.Unlock()
+	_ = c.write(s.disconnectPacket(), nil)
+	c.sendMu.Unlock()
+	c.remove(s)
+	s.end(ReasonServerDisconnect)
+	return nil
+}
+
+func (s *Socket) disconnectPacket() []byte {
+	text, _ := sio.Encode(sio.Packet{Type: sio.Disconnect, Namespace: s.ns})
+	return text
+}
+
+// queue sends a packet, or holds it while OnConnect runs.
+func (s *Socket) queue(text []byte, bin [][]byte) error {
+	return s.queueOut(outPacket{text: text, bin: bin})
+}
+
+// queuePrepared sends a prepared event, framed once by the engine when it
+// can.
+func (s *Socket) queuePrepared(p *Prepared) error {
+	if _, ok := s.client.conn.(PreparedConn); ok {
+		return s.queueOut(outPacket{prepared: p})
+	}
+	return s.queueOut(outPacket{text: p.text, bin: p.bin})
+}
+
+func (s *Socket) queueOut(o outPacket) error {
+	c := s.client
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	s.mu.Lock()
+	switch s.state {
+	case stateConnecting:
+		defer s.mu.Unlock()
+		if len(s.pre) >= c.srv.cfg.MaxPreConnect {
+			return errPreConnectFull
+		}
+		s.pre = append(s.pre, o)
+		return nil
+	case stateLeft:
+		s.mu.Unlock()
+		return ErrDisconnected
+	}
+	s.mu.Unlock()
+	return c.writeOut(o)
+}
+
+// handle handles a packet of the socket's namespace from the client.
+func (s *Socket) handle(p sio.Packet, attachments [][]byte) {
+	c := s.client
+	cfg := &c.srv.cfg
+	switch p.Type {
+	case sio.Event, sio.BinaryEvent:
+		name, args, err := splitEvent(p.Data)
+		if err != nil {
+			c.fail(ReasonParseError, err)
+			return
+		}
+		args.Binary = attachments
+		var ack AckFunc
+		if p.HasID {
+			ack = s.ackFunc(p.ID)
+		}
+		if cfg.OnEvent != nil {
+			cfg.OnEvent(c.ctx, s, name, args, ack)
+		}
+	case sio.Ack, sio.BinaryAck:
+		args, err := splitAck(p.Data)
+		if err != nil {
+			c.fail(ReasonParseError, err)
+			return
+		}
+		args.Binary = attachments
+		s.settleAck(p.ID, args, nil) // an unknown id is ignored, as the reference does
+	case sio.Disconnect:
+		c.remove(s)
+		s.end(ReasonClientDisconnect)
+	}
+}
+
+// ackFunc answers the client's event id.
+func (s *Socket) ackFunc(id uint64) AckFunc {
+	var sent atomic.Bool
+	return func(a Args) error {
+		if !sent.CompareAndSwap(false, true) {
+			return errAcked
+		}
+		typ := sio.Ack
+		if len(a.Binary) > 0 {
+			typ = sio.BinaryAck
+		}
+		text, err := sio.Encode(sio.Packet{Type: typ, Namespace: s.ns, HasID: true, ID: id,
+			Data: a.array(nil), Attachments: len(a.Binary)})
+		if err != nil {
+			return err
+		}
+		return s.queue(text, a.Binary)
+	}
+}
+
+// settleAck calls the callback of pending ack id, if it still waits.
+func (s *Socket) settleAck(id uint64, args Args, err error) {
+	s.mu.Lock()
+	pa := s.acks[id]
+	delete(s.acks, id)
+	s.mu.Unlock()
+	if pa == nil {
+		return
+	}
+	if pa.timer != nil {
+		pa.timer.Stop()
+	}
+	pa.cb(args, err)
+}
+
+// end makes the socket leave: it fails its pending acks and runs
+// OnDisconnect, once.
+func (s *Socket) end(reason string) {
+	s.mu.Lock()
+	if s.state == stateLeft {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateLeft
+	s.pre = nil
+	acks := s.acks
+	s.acks = nil
+	s.mu.Unlock()
+	for _, pa := range acks {
+		if pa.timer != nil {
+			pa.timer.Stop()
+		}
+		pa.cb(Args{}, ErrDisconnected)
+	}
+	if h := s.client.srv.cfg.OnDisconnect; h != nil {
+		h(s.client.ctx, s, reason)
+	}
+}
+
+// remove takes s out of its client's sockets.
+func (c *Client) remove(s *Socket) {
+	c.mu.Lock()
+	if c.sockets[s.ns] == s {
+		delete(c.sockets, s.ns)
+	}
+	c.mu.Unlock()
+}
+
+// newID returns a random socket id: 20 URL-safe characters, as the
+// reference server's.
+func newID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
