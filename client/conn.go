@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/heraldrt/herald/protocol"
 )
 
 // writeTimeout bounds one frame write; a peer that takes longer is treated
@@ -20,7 +22,7 @@ type conn struct {
 	c        *Client
 	ws       *websocket.Conn
 	gen      uint64
-	welcome  frame
+	welcome  protocol.Welcome
 	out      chan []byte        // frames for the writer
 	shutdown chan time.Duration // server_shutdown's retryAfter, from the reader
 	lastSeen *atomic.Int64      // Unix ns of the last frame or ping received
@@ -78,26 +80,31 @@ func (cn *conn) readLoop() {
 			it.frame = b
 		}
 		switch f.Type {
-		case typeReply:
+		case protocol.TypeReply:
 			c.resolve(f.id(), result{data: f.Data})
-		case typeError:
+		case protocol.TypeError:
+			var e protocol.ErrorFrame
+			_ = json.Unmarshal(b, &e)
 			if id := f.id(); id != "" {
-				c.resolve(id, result{err: &ServerError{Code: f.Code, Message: f.Message}})
+				c.resolve(id, result{err: &ServerError{Code: e.Code, Message: e.Message}})
 			} else {
-				c.opts.log.Warn("herald: server error", "code", f.Code, "message", f.Message)
+				c.opts.log.Warn("herald: server error", "code", e.Code, "message", e.Message)
 			}
-		case typeEvent:
-			it.ev = &Event{Room: f.Room, Event: f.Event, Data: f.Data, MsgID: f.MsgID, TS: f.TS, From: f.From,
-				Offset: f.Offset, Epoch: f.Epoch}
-			it.ack = f.Ack
-			if f.Offset != 0 {
-				c.advance(f.Room, position{f.Offset, f.Epoch})
+		case protocol.TypeEvent:
+			ev := &f.Event
+			it.ev = &Event{Room: ev.Room, Event: ev.Event, Data: ev.Data, MsgID: ev.MsgID, TS: ev.TS, From: ev.From,
+				Offset: ev.Offset, Epoch: ev.Epoch}
+			it.ack = ev.Ack
+			if ev.Offset != 0 {
+				c.advance(ev.Room, position{ev.Offset, ev.Epoch})
 			}
-		case typeGap:
+		case protocol.TypeGap:
 			it.note = &roomNote{room: f.Room, gap: true}
-		case typeShutdown:
+		case protocol.TypeServerShutdown:
+			var sd protocol.ServerShutdown
+			_ = json.Unmarshal(b, &sd)
 			select {
-			case cn.shutdown <- time.Duration(f.RetryAfterMs) * time.Millisecond:
+			case cn.shutdown <- time.Duration(sd.RetryAfterMs) * time.Millisecond:
 			default:
 			}
 		}
@@ -151,7 +158,7 @@ func (cn *conn) flushAcks(fullOnly bool) error {
 	ids := cn.c.acks.take(cn.gen, fullOnly)
 	for len(ids) > 0 {
 		n := min(len(ids), cn.c.acks.max)
-		b, err := json.Marshal(request{Type: typeAck, MsgIDs: ids[:n]})
+		b, err := protocol.Marshal(protocol.Request{Type: protocol.TypeAck, MsgIDs: ids[:n]})
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/heraldrt/herald/protocol"
 )
 
 // handshakeTimeout bounds one connection attempt, upgrade and welcome.
@@ -70,8 +72,8 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		_ = ws.CloseNow()
 		return nil, fmt.Errorf("herald/client: reading welcome: %w", err)
 	}
-	var w frame
-	if typ != websocket.MessageText || json.Unmarshal(b, &w) != nil || w.Type != typeWelcome {
+	var w protocol.Welcome
+	if typ != websocket.MessageText || json.Unmarshal(b, &w) != nil || w.Type != protocol.TypeWelcome {
 		_ = ws.Close(websocket.StatusProtocolError, "expected welcome")
 		return nil, fmt.Errorf("herald/client: first frame is not a welcome: %.100q", b)
 	}

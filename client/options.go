@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/heraldrt/herald/protocol"
 )
 
 // Defaults used when an Option is not given.
@@ -94,14 +96,15 @@ func WithReconnect(minDelay, maxDelay time.Duration) Option {
 
 // WithAckBatch sets how acknowledgements of messages published with ack are
 // batched: they are sent every interval, or as soon as max are pending.
-// Defaults 500ms and 64; max is capped at the protocol's 1024.
+// Defaults 500ms and 64; max is capped at the protocol's 1024
+// (protocol.MaxAckIDs).
 func WithAckBatch(interval time.Duration, maxIDs int) Option {
 	return func(o *options) {
 		if interval > 0 {
 			o.ackEvery = interval
 		}
 		if maxIDs > 0 {
-			o.ackMax = min(maxIDs, maxAckIDs)
+			o.ackMax = min(maxIDs, protocol.MaxAckIDs)
 		}
 	}
 }
@@ -168,12 +171,12 @@ func WithReadLimit(n int64) Option {
 }
 
 // PublishOption modifies one Publish call.
-type PublishOption func(*request)
+type PublishOption func(*protocol.Request)
 
 // WithAck asks every recipient to acknowledge the message; the server
 // redelivers it to those that do not.
 func WithAck() PublishOption {
-	return func(r *request) { r.Ack = true }
+	return func(r *protocol.Request) { r.Ack = true }
 }
 
 // WithIdempotencyKey sets the publish's idempotency key (at most 128
@@ -181,5 +184,5 @@ func WithAck() PublishOption {
 // again with the same key (a retry after an error or a reconnect) is
 // stored and delivered once, and answered with the first one's msgId.
 func WithIdempotencyKey(key string) PublishOption {
-	return func(r *request) { r.IdempotencyKey = key }
+	return func(r *protocol.Request) { r.IdempotencyKey = key }
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/heraldrt/herald/protocol"
 )
 
 // idPrefix makes the Client's request ids unlikely to collide with ids in
@@ -19,7 +21,7 @@ func (c *Client) Join(ctx context.Context, room string) error {
 	c.mu.Lock()
 	c.rooms[room] = struct{}{}
 	c.mu.Unlock()
-	reply, err := c.call(ctx, request{Type: typeJoin, Room: room})
+	reply, err := c.call(ctx, protocol.Request{Type: protocol.TypeJoin, Room: room})
 	var se *ServerError
 	if errors.As(err, &se) {
 		c.forget(room)
@@ -33,7 +35,7 @@ func (c *Client) Join(ctx context.Context, room string) error {
 // joined records the position a join's reply gives, and returns the
 // reply's recovered (nil when the join did not ask to recover).
 func (c *Client) joined(room string, reply json.RawMessage) *bool {
-	var r joinReply
+	var r protocol.JoinReply
 	if json.Unmarshal(reply, &r) != nil {
 		return nil
 	}
@@ -72,7 +74,7 @@ func (c *Client) Position(room string) (offset uint64, epoch string) {
 // Leave leaves room and forgets it, even if the request fails.
 func (c *Client) Leave(ctx context.Context, room string) error {
 	c.forget(room)
-	_, err := c.call(ctx, request{Type: typeLeave, Room: room})
+	_, err := c.call(ctx, protocol.Request{Type: protocol.TypeLeave, Room: room})
 	return err
 }
 
@@ -103,7 +105,7 @@ func (c *Client) Publish(ctx context.Context, room, event string, data any, opts
 	if err != nil {
 		return "", fmt.Errorf("herald/client: publish data: %w", err)
 	}
-	req := request{Type: typePublish, Room: room, Event: event, Data: raw}
+	req := protocol.Request{Type: protocol.TypePublish, Room: room, Event: event, Data: raw}
 	for _, o := range opts {
 		o(&req)
 	}
@@ -111,9 +113,7 @@ func (c *Client) Publish(ctx context.Context, room, event string, data any, opts
 	if err != nil {
 		return "", err
 	}
-	var r struct {
-		MsgID string `json:"msgId"`
-	}
+	var r protocol.PublishReply
 	if err := json.Unmarshal(reply, &r); err != nil {
 		return "", fmt.Errorf("herald/client: publish reply %q: %w", reply, err)
 	}
@@ -127,7 +127,7 @@ func (c *Client) Emit(ctx context.Context, event string, data any) (json.RawMess
 	if err != nil {
 		return nil, fmt.Errorf("herald/client: emit data: %w", err)
 	}
-	return c.call(ctx, request{Type: typeEmit, Event: event, Data: raw})
+	return c.call(ctx, protocol.Request{Type: protocol.TypeEmit, Event: event, Data: raw})
 }
 
 // Send writes frame, a JSON object, on the current connection as is, and
@@ -164,7 +164,7 @@ func (c *Client) conn(ctx context.Context) (*conn, error) {
 }
 
 // call sends req once a connection is usable and waits for its answer.
-func (c *Client) call(ctx context.Context, req request) (json.RawMessage, error) {
+func (c *Client) call(ctx context.Context, req protocol.Request) (json.RawMessage, error) {
 	cn, err := c.conn(ctx)
 	if err != nil {
 		return nil, err
@@ -178,19 +178,20 @@ func (c *Client) call(ctx context.Context, req request) (json.RawMessage, error)
 
 // start sends req with a fresh id on cn and returns the function that
 // waits for its reply, bounded by ctx and the connection's life.
-func (c *Client) start(ctx context.Context, cn *conn, req request) (wait func() (json.RawMessage, error), err error) {
-	req.ID = idPrefix + strconv.FormatUint(c.nextID.Add(1), 36)
-	b, err := json.Marshal(req)
+func (c *Client) start(ctx context.Context, cn *conn, req protocol.Request) (wait func() (json.RawMessage, error), err error) {
+	id := idPrefix + strconv.FormatUint(c.nextID.Add(1), 36)
+	req.ID = protocol.AppendString(nil, id)
+	b, err := protocol.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
 	ch := make(chan result, 1)
 	c.mu.Lock()
-	c.pending[req.ID] = ch
+	c.pending[id] = ch
 	c.mu.Unlock()
 	unregister := func() {
 		c.mu.Lock()
-		delete(c.pending, req.ID)
+		delete(c.pending, id)
 		c.mu.Unlock()
 	}
 	if err := cn.send(ctx, b); err != nil {

@@ -195,7 +195,7 @@ func (c *Client) rejoin(cn *conn) bool {
 		c.mu.Lock()
 		p := c.positions[room]
 		c.mu.Unlock()
-		wait, err := c.start(ctx, cn, request{Type: typeJoin, Room: room, Offset: p.offset, Epoch: p.epoch})
+		wait, err := c.start(ctx, cn, protocol.Request{Type: protocol.TypeJoin, Room: room, Offset: p.offset, Epoch: p.epoch})
 		if err != nil {
 			return false
 		}

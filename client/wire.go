@@ -3,48 +3,43 @@ package client
 import (
 	"encoding/json"
 	"strings"
+
+	"github.com/heraldrt/herald/protocol"
 )
 
-// Frame types of protocol v1.
-const (
-	typeJoin     = "join"
-	typeLeave    = "leave"
-	typePublish  = "publish"
-	typeEmit     = "emit"
-	typeAck      = "ack"
-	typeWelcome  = "welcome"
-	typeEvent    = "event"
-	typeReply    = "reply"
-	typeError    = "error"
-	typeShutdown = "server_shutdown"
-	typeGap      = "gap"
-)
+// The wire types are package protocol's: protocol.Request for every frame
+// the Client sends, protocol.Welcome, protocol.Event, protocol.ErrorFrame,
+// protocol.ServerShutdown and protocol.JoinReply for what it reads. Only
+// the decoding of an incoming frame whose type is not yet known lives
+// here.
 
-// maxAckIDs is the protocol's limit of msgIds in one ack frame.
-const maxAckIDs = 1024
-
-// request is every frame the client sends.
-type request struct {
-	Type   string          `json:"type"`
-	ID     string          `json:"id,omitempty"`
-	Room   string          `json:"room,omitempty"`
-	Event  string          `json:"event,omitempty"`
-	Data   json.RawMessage `json:"data,omitempty"`
-	Ack    bool            `json:"ack,omitempty"`
-	MsgIDs []string        `json:"msgIds,omitempty"`
-	// publish
-	IdempotencyKey string `json:"idempotencyKey,omitempty"`
-	// join: the position to recover from
-	Offset uint64 `json:"offset,omitempty"`
-	Epoch  string `json:"epoch,omitempty"`
+// frame is the first decoding of every frame the server sends after the
+// welcome: its type and id, and the fields of protocol.Event, which also
+// carry a reply's data and a gap's room. An error or server_shutdown
+// frame, rare, is decoded again into its protocol type (body). Unknown
+// fields are ignored as the protocol asks.
+type frame struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id"`
+	protocol.Event
 }
 
-// joinReply is the data of a join's reply.
-type joinReply struct {
-	Room      string `json:"room"`
-	Offset    uint64 `json:"offset"`
-	Epoch     string `json:"epoch"`
-	Recovered *bool  `json:"recovered"`
+// id returns the frame's request id as text: a JSON string unquoted, a
+// number as written, "" when absent.
+func (f *frame) id() string { return idText(f.ID) }
+
+// idText returns a request id as text: a JSON string unquoted, a number
+// as written, "" when absent.
+func idText(id json.RawMessage) string {
+	raw := strings.TrimSpace(string(id))
+	if raw == "" || raw == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(id, &s) == nil {
+		return s
+	}
+	return raw
 }
 
 // position is where a Client is in a room's history: the offset and
@@ -52,53 +47,6 @@ type joinReply struct {
 type position struct {
 	offset uint64
 	epoch  string
-}
-
-// frame is every frame the server sends; the fields a type does not use
-// stay zero, and unknown fields are ignored as the protocol asks.
-type frame struct {
-	Type string          `json:"type"`
-	ID   json.RawMessage `json:"id"`
-
-	// reply, event
-	Data json.RawMessage `json:"data"`
-	// error
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// event
-	Room   string `json:"room"`
-	Event  string `json:"event"`
-	MsgID  string `json:"msgId"`
-	TS     int64  `json:"ts"`
-	Ack    bool   `json:"ack"`
-	From   string `json:"from"`
-	Offset uint64 `json:"offset"`
-	Epoch  string `json:"epoch"`
-	// server_shutdown
-	RetryAfterMs int64  `json:"retryAfterMs"`
-	Reason       string `json:"reason"`
-	// welcome
-	Protocol     int    `json:"protocol"`
-	ConnectionID string `json:"connectionId"`
-	SessionID    string `json:"sessionId"`
-	UserID       string `json:"userId"`
-	HeartbeatMs  int64  `json:"heartbeatMs"`
-	ResumeToken  string `json:"resumeToken"`
-	Resumed      bool   `json:"resumed"`
-}
-
-// id returns the frame's request id as text: a JSON string unquoted, a
-// number as written, "" when absent.
-func (f *frame) id() string {
-	raw := strings.TrimSpace(string(f.ID))
-	if raw == "" || raw == "null" {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(f.ID, &s) == nil {
-		return s
-	}
-	return raw
 }
 
 // Event is a message published to a room the Client is in.
