@@ -134,7 +134,11 @@ func counterTotals(vec *prometheus.CounterVec) (float64, map[string]float64) {
 
 func (n adminNode) LocalConns(q admin.ConnQuery, limit int) []admin.ConnInfo {
 	out := []admin.ConnInfo{}
-	for _, c := range n.s.snapshot() {
+	conns := n.s.snapshot()
+	if q.User != "" {
+		conns = n.s.connsOf(q.User, "")
+	}
+	for _, c := range conns {
 		if len(out) >= limit {
 			break
 		}

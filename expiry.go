@@ -151,9 +151,7 @@ func (c *conn) refresh(req *protocol.Request) {
 		return
 	}
 	id.Source = cur.Source
-	c.identMu.Lock()
-	c.ident = id
-	c.identMu.Unlock()
+	c.s.setIdentity(c, id)
 	c.scheduleExpiry()
 	left := c.leaveForbiddenRooms(id)
 	c.s.log.InfoContext(c.ctx(), "token refreshed", "expires_at", id.ExpiresAt, "rooms_left", left)

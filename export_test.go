@@ -11,3 +11,11 @@ func (s *Server) AwaitingAcks() int {
 // InjectGap makes the server act as if its broker reported a gap in rooms
 // (broker.Handler.HandleGap).
 func (s *Server) InjectGap(rooms []string) { s.hub.HandleGap(rooms) }
+
+// IndexedConns returns how many connections the connection index holds
+// under a user id and under a jti (connindex.go).
+func (s *Server) IndexedConns() (users, tokens int) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	return s.index.users.len(), s.index.tokens.len()
+}

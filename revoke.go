@@ -180,18 +180,19 @@ func (s *Server) applyRevocation(c *broker.Control) {
 	if !s.revoked.add(c, time.Now()) {
 		return // known already: applied when it was recorded or loaded
 	}
-	n := s.closeRevoked(nonEmpty(c.Reason, "token revoked"))
+	n := s.closeRevoked(nonEmpty(c.Reason, "token revoked"), s.connsOf(c.User, c.TokenID))
 	s.log.Info("revocation applied", "jti", c.TokenID, "sub", c.User, "closed", n)
 }
 
-// closeRevoked closes the connections whose credential is revoked, with
-// 4003 and reason, and returns how many.
-func (s *Server) closeRevoked(reason string) int {
+// closeRevoked closes those of cands (found through the connection
+// index, see connsOf) whose credential is revoked, with 4003 and reason,
+// and returns how many it closed (a connection closing already, or listed
+// twice, counts once at most).
+func (s *Server) closeRevoked(reason string, cands []*conn) int {
 	now := time.Now()
 	n := 0
-	for _, cn := range s.snapshot() {
-		if cn.revokedAt(now) {
-			cn.closeWith(protocol.CloseRevoked, reason)
+	for _, cn := range cands {
+		if cn.revokedAt(now) && cn.closeWith(protocol.CloseRevoked, reason) {
 			n++
 		}
 	}
@@ -212,13 +213,15 @@ func (s *Server) loadRevocations(ctx context.Context) error {
 		return err
 	}
 	changed := 0
+	var cands []*conn
 	for _, r := range list {
 		if s.revoked.put(r.TokenID, r.User, r.At, r.Until) {
 			changed++
+			cands = append(cands, s.connsOf(r.User, r.TokenID)...)
 		}
 	}
 	if changed > 0 {
-		n := s.closeRevoked("token revoked")
+		n := s.closeRevoked("token revoked", cands)
 		s.log.Info("revocations loaded", "new", changed, "total", len(list), "closed", n)
 	}
 	s.revLoaded.Store(true)

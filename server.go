@@ -74,6 +74,7 @@ type Server struct {
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{} // a connection leaves when its handler has finished
+	index   connIndex          // conns by user and jti (connindex.go)
 
 	// pipes holds the publish pipelines of connections that published
 	// through a broker.BatchPublisher (see pubPipeline); batcher is the
@@ -430,10 +431,8 @@ func (s *Server) observeFanout(d *hub.Delivery, members int, took time.Duration)
 func (s *Server) handleControl(c *broker.Control) {
 	switch c.Kind {
 	case broker.ControlDisconnectUser:
-		for _, cn := range s.snapshot() {
-			if cn.info.UserID == c.User { // a refresh keeps the user
-				cn.closeWith(protocol.CloseDisconnected, nonEmpty(c.Reason, "disconnected by server"))
-			}
+		for _, cn := range s.connsOf(c.User, "") {
+			cn.closeWith(protocol.CloseDisconnected, nonEmpty(c.Reason, "disconnected by server"))
 		}
 	case broker.ControlRevoke:
 		s.applyRevocation(c)
@@ -460,12 +459,16 @@ func (s *Server) addConn(c *conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
+	s.index.add(c)
 	return true
 }
 
 func (s *Server) removeConn(c *conn) {
 	s.connsMu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.index.remove(c)
+	}
 	s.connsMu.Unlock()
 }
 
