@@ -9,6 +9,6 @@
 // what it accepts, returns an error wrapping ErrInvalid (or ErrTooLarge) for
 // anything malformed, and never panics.
 //
-// Status: not yet served; the Engine.IO transports (polling, WebSocket,
-// upgrade, heartbeats) are built on this package in a later change.
+// The server (polling, WebSocket, upgrade, heartbeats) built on it is
+// package transport/engineio.
 package engineio

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"time"
+
+	"net/http"
+
+	"github.com/heraldrt/herald/transport/engineio"
+)
+
+// newEngineIOApp is the Engine.IO app of the engine.io-protocol test
+// suite: every message, text or binary, is sent back to its sender.
+func newEngineIOApp() (*engineio.Server, error) {
+	return engineio.New(engineio.Config{
+		PingInterval: 300 * time.Millisecond,
+		PingTimeout:  200 * time.Millisecond,
+		MaxPayload:   1_000_000,
+		CORS:         engineio.CORS{Origins: []string{"*"}},
+		OnConnection: func(*engineio.Socket, *http.Request) engineio.Handler { return echo{} },
+	})
+}
+
+// echo sends each message back as it came.
+type echo struct{}
+
+func (echo) OnMessage(s *engineio.Socket, data []byte, binary bool) {
+	if binary {
+		_ = s.SendBinary(data)
+	} else {
+		_ = s.SendText(data)
+	}
+}
+
+func (echo) OnClose(*engineio.Socket, error) {}

@@ -1,0 +1,104 @@
+package engineio
+
+import (
+	"net/http"
+
+	eio "github.com/heraldrt/herald/protocol/engineio"
+	"github.com/heraldrt/herald/transport"
+)
+
+// ServeHTTP serves one Engine.IO request: a handshake, a poll (GET), a
+// post of packets (POST), or a WebSocket opening a session or upgrading
+// one. Requests are checked in the reference server's order (transport,
+// sid, method, protocol version) and refused with its error codes. A
+// sid this server does not know (e.g. a poll that a load balancer sent
+// to another node) gets 400 {"code":1,"message":"Session ID unknown"}
+// at once.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name := q.Get("transport")
+	sid := q.Get("sid")
+	upgrade := r.Header.Get("Upgrade") != ""
+
+	if r.Method == http.MethodOptions && len(s.cfg.CORS.Origins) > 0 {
+		s.cfg.CORS.setHeaders(w.Header(), r, true)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	s.cfg.CORS.setHeaders(w.Header(), r, false)
+	refuse := s.writeError
+	if upgrade {
+		refuse = s.refuseUpgrade
+	}
+	if !s.enter() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.wg.Done()
+
+	var ws bool
+	switch {
+	case name == "polling" && !s.cfg.DisablePolling:
+	case name == "websocket" && !s.cfg.DisableWebSocket:
+		ws = true
+	default:
+		refuse(w, eio.UnknownTransport, "")
+		return
+	}
+	// A WebSocket transport request that is not a valid upgrade is a bad
+	// request, as is an upgrade for the polling transport.
+	if ws && transport.CheckHandshake(r) != nil || !ws && upgrade {
+		refuse(w, eio.BadRequest, "")
+		return
+	}
+
+	if sid != "" {
+		so := s.Socket(sid)
+		if so == nil {
+			refuse(w, eio.UnknownSID, "")
+			return
+		}
+		if ws {
+			so.upgradeRequest(w, r)
+			return
+		}
+		switch r.Method {
+		case http.MethodGet:
+			so.poll(w, r)
+		case http.MethodPost:
+			so.post(w, r)
+		default:
+			refuse(w, eio.BadRequest, "")
+		}
+		return
+	}
+
+	if r.Method != http.MethodGet {
+		refuse(w, eio.BadHandshakeMethod, "")
+		return
+	}
+	if q.Get("EIO") != "4" {
+		refuse(w, eio.UnsupportedProtocolVersion, "")
+		return
+	}
+	if s.cfg.AllowRequest != nil {
+		if err := s.cfg.AllowRequest(r); err != nil {
+			refuse(w, eio.Forbidden, err.Error())
+			return
+		}
+	}
+	if ws {
+		s.openWebSocket(w, r)
+	} else {
+		s.openPolling(w, r)
+	}
+}
+
+// setCookie adds the sticky-session cookie, if configured, to h.
+func (s *Server) setCookie(h http.Header, sid string) {
+	if s.cfg.Cookie == "" {
+		return
+	}
+	c := http.Cookie{Name: s.cfg.Cookie, Value: sid, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	h.Add("Set-Cookie", c.String())
+}

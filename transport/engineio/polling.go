@@ -1,0 +1,243 @@
+package engineio
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	eio "github.com/heraldrt/herald/protocol/engineio"
+	"github.com/heraldrt/herald/transport"
+)
+
+// pollSize is the size of m in a polling payload, separator included.
+func pollSize(m *transport.Prepared) int {
+	n := len(m.Payload())
+	if m.Type() == transport.Binary {
+		n = 1 + base64.StdEncoding.EncodedLen(n)
+	}
+	return n + 1
+}
+
+// appendPayload appends the polling payload of packets to dst: their text
+// forms joined by the record separator, binary messages as 'b' and
+// base64.
+func appendPayload(dst []byte, packets []*transport.Prepared) []byte {
+	for i, m := range packets {
+		if i > 0 {
+			dst = append(dst, eio.RecordSeparator)
+		}
+		if m.Type() == transport.Binary {
+			dst = append(dst, 'b')
+			dst = base64.StdEncoding.AppendEncode(dst, m.Payload())
+		} else {
+			dst = append(dst, m.Payload()...)
+		}
+	}
+	return dst
+}
+
+// openPolling answers a polling handshake: a new session whose first
+// poll is this request, answered at once with the open packet and
+// whatever OnConnection sent.
+func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
+	so := s.newSocket(r)
+	so.buf = append(so.buf, s.openPacket(so.id, true))
+	if !s.add(so) {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.stats.handshakesPolling.Add(1)
+	s.stats.polling.Add(1)
+	s.setCookie(w.Header(), so.id)
+	if s.cfg.OnConnection != nil {
+		if h := s.cfg.OnConnection(so, r); h != nil {
+			so.handler = h
+		}
+	}
+	so.startHeartbeat()
+	so.poll(w, r)
+}
+
+// poll serves a GET: it answers with the buffered packets, waiting for
+// some if there are none. A second GET while one waits closes the
+// session (the first is answered with a close packet, the second 400).
+func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	switch {
+	case s.overdueLocked():
+		s.mu.Unlock()
+		s.finish(ErrPingTimeout)
+		s.srv.writeError(w, eio.UnknownSID, "")
+		return
+	case s.state == stateClosed:
+		s.mu.Unlock()
+		s.srv.writeError(w, eio.UnknownSID, "")
+		return
+	case s.ws:
+		s.mu.Unlock()
+		s.srv.writeError(w, eio.BadRequest, "")
+		return
+	case s.pollCh != nil:
+		s.mu.Unlock()
+		s.finish(ErrTransportError)
+		s.srv.writeError(w, eio.BadRequest, "")
+		return
+	}
+	if !s.pollReadyLocked() {
+		ch := make(chan struct{})
+		s.pollCh = ch
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			s.mu.Lock()
+			abandoned := s.pollCh == ch
+			if abandoned {
+				s.pollCh = nil
+			}
+			s.mu.Unlock()
+			if abandoned {
+				s.finish(ErrTransportError)
+				return
+			}
+		}
+		s.mu.Lock()
+	}
+	body, last := s.takePollLocked()
+	s.mu.Unlock()
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	if last {
+		s.finish(ErrForcedClose)
+	}
+}
+
+// pollReadyLocked reports whether a GET can be answered now. s.mu must
+// be held.
+func (s *Socket) pollReadyLocked() bool {
+	return len(s.buf) > 0 || s.state != stateOpen || s.upgrading || s.ws
+}
+
+// takePollLocked returns the body that answers a GET and empties the
+// buffer; last reports that it carries the close packet of a session
+// being closed, which ends with it. s.mu must be held.
+func (s *Socket) takePollLocked() (body []byte, last bool) {
+	switch {
+	case s.state == stateClosed:
+		// The client's own close ends its pending poll with a noop, any
+		// other end with a close packet.
+		if s.err == ErrTransportClose {
+			return []byte{'0' + byte(eio.Noop)}, false
+		}
+		return []byte{'0' + byte(eio.Close)}, false
+	case len(s.buf) == 0 && s.state == stateClosing:
+		return []byte{'0' + byte(eio.Close)}, true
+	case len(s.buf) == 0:
+		// Upgrading or upgraded: end the poll so the client can switch.
+		return []byte{'0' + byte(eio.Noop)}, false
+	}
+	body = appendPayload(make([]byte, 0, int(s.bufBytes)+2), s.buf)
+	clear(s.buf)
+	s.buf, s.bufBytes = s.buf[:0], 0
+	if cap(s.buf) > 16 {
+		s.buf = nil
+	}
+	if s.state == stateClosing {
+		body = append(body, eio.RecordSeparator, '0'+byte(eio.Close))
+		last = true
+	}
+	return body, last
+}
+
+// post serves a POST: the packets in its body, at most MaxPayload bytes.
+func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	switch {
+	case s.overdueLocked():
+		s.mu.Unlock()
+		s.finish(ErrPingTimeout)
+		s.srv.writeError(w, eio.UnknownSID, "")
+		return
+	case s.state == stateClosed:
+		s.mu.Unlock()
+		s.srv.writeError(w, eio.UnknownSID, "")
+		return
+	case s.ws:
+		s.mu.Unlock()
+		s.srv.writeError(w, eio.BadRequest, "")
+		return
+	case s.posting:
+		s.mu.Unlock()
+		s.finish(ErrTransportError)
+		s.srv.writeError(w, eio.BadRequest, "")
+		return
+	}
+	s.posting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.posting = false
+		s.mu.Unlock()
+	}()
+
+	if r.Header.Get("Content-Type") == "application/octet-stream" {
+		// Revision 4 sends binary as base64 text.
+		s.finish(ErrTransportError)
+		s.srv.writeError(w, eio.BadRequest, "")
+		return
+	}
+	body, err := readBody(r, s.srv.cfg.MaxPayload)
+	switch {
+	case errors.Is(err, eio.ErrTooLarge):
+		s.finish(ErrPayloadTooLarge)
+		s.srv.stats.refused.Add(1)
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
+	case err != nil:
+		s.finish(ErrTransportError)
+		return
+	}
+	packets, err := eio.DecodePayload(body, 0)
+	if err != nil {
+		s.finish(ErrParse)
+		s.srv.writeError(w, eio.BadRequest, "")
+		return
+	}
+	for _, p := range packets {
+		if !s.onPacket(p) {
+			break
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ok")
+}
+
+// readBody reads a request body of at most limit bytes, or fails with
+// an error wrapping ErrTooLarge as soon as it knows the body is longer.
+func readBody(r *http.Request, limit int) ([]byte, error) {
+	if r.ContentLength > int64(limit) {
+		return nil, eio.ErrTooLarge
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > int64(limit) {
+		return nil, eio.ErrTooLarge
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,143 @@
+package engineio
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A sid this node does not know (another node's, behind a load balancer
+// without sticky sessions) is refused at once on every path.
+func TestUnknownSID(t *testing.T) {
+	e := newEnv(t, Config{})
+	want := errorBody(1, "Session ID unknown")
+	for _, m := range []string{"GET", "POST"} {
+		start := time.Now()
+		r := e.do(t, m, "EIO=4&transport=polling&sid=nope", "4x")
+		if r.status != 400 || r.body != want {
+			t.Errorf("%s: %d %q", m, r.status, r.body)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s took %v", m, d)
+		}
+	}
+	_, resp, err := websocket.Dial(t.Context(), e.wsURL("EIO=4&transport=websocket&sid=nope"), nil)
+	if err == nil || resp == nil || resp.StatusCode != 400 {
+		t.Fatalf("websocket: %v %+v", err, resp)
+	}
+}
+
+func TestCloseReasons(t *testing.T) {
+	t.Run("client close over polling", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		sid := e.handshake(t)
+		e.post(t, sid, "1")
+		wantClose(t, e, ErrTransportClose)
+		if e.srv.Len() != 0 {
+			t.Fatalf("Len = %d", e.srv.Len())
+		}
+	})
+	t.Run("ping timeout over polling", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		e.handshake(t)
+		wantClose(t, e, ErrPingTimeout)
+	})
+	t.Run("ping timeout over websocket", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		c := e.dial(t, "EIO=4&transport=websocket")
+		read(t, c)
+		wantClose(t, e, ErrPingTimeout)
+	})
+	t.Run("parse error over websocket", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		c := e.dial(t, "EIO=4&transport=websocket")
+		read(t, c)
+		write(t, c, websocket.MessageText, "x")
+		wantClose(t, e, ErrParse)
+		if code := waitClosed(t, c, 2*time.Second); code != websocket.StatusProtocolError {
+			t.Fatalf("close code %v", code)
+		}
+	})
+	t.Run("client closes websocket", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		c := e.dial(t, "EIO=4&transport=websocket")
+		read(t, c)
+		c.Close(websocket.StatusNormalClosure, "")
+		wantClose(t, e, ErrTransportClose)
+	})
+	t.Run("ping from the client", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		sid := e.handshake(t)
+		e.post(t, sid, "2")
+		wantClose(t, e, ErrTransportError)
+	})
+}
+
+// OnClose comes after the last OnMessage, once, even when the handler
+// closes the socket from OnMessage.
+func TestCloseFromHandler(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.h.noEcho = true
+	closer := &closingHandler{recorder: e.h}
+	e.srv.cfg.OnConnection = func(*Socket, *http.Request) Handler { return closer }
+	c := e.dial(t, "EIO=4&transport=websocket")
+	read(t, c)
+	write(t, c, websocket.MessageText, "4bye")
+	wantClose(t, e, ErrForcedClose)
+	if code := waitClosed(t, c, 3*time.Second); code != websocket.StatusNormalClosure {
+		t.Fatalf("close code %v", code)
+	}
+	select {
+	case err := <-e.h.closed:
+		t.Fatalf("second OnClose: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+type closingHandler struct{ *recorder }
+
+func (h *closingHandler) OnMessage(s *Socket, data []byte, binary bool) {
+	h.recorder.OnMessage(s, data, binary)
+	s.Close()
+}
+
+func TestShutdownWithOpenSessions(t *testing.T) {
+	e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+	sid := e.handshake(t)
+	done := make(chan response, 1)
+	go func() { done <- e.poll(t, sid) }()
+	waitFor(t, func() bool {
+		so := e.srv.Socket(sid)
+		so.mu.Lock()
+		defer so.mu.Unlock()
+		return so.pollCh != nil
+	})
+	c := e.dial(t, "EIO=4&transport=websocket")
+	read(t, c)
+	errc := make(chan websocket.StatusCode, 1)
+	go func() {
+		_, _, err := c.Read(context.Background())
+		errc <- websocket.CloseStatus(err)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.status != 200 || r.body != "1" {
+		t.Fatalf("pending poll: %d %q", r.status, r.body)
+	}
+	if code := <-errc; code != websocket.StatusGoingAway {
+		t.Fatalf("websocket close %v", code)
+	}
+	for range 2 {
+		wantClose(t, e, ErrServerShutdown)
+	}
+	if r := e.do(t, "GET", "EIO=4&transport=polling", ""); r.status != 503 || !strings.Contains(r.body, "shutting down") {
+		t.Fatalf("after shutdown: %d %q", r.status, r.body)
+	}
+}

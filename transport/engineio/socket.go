@@ -1,0 +1,366 @@
+package engineio
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	eio "github.com/heraldrt/herald/protocol/engineio"
+	"github.com/heraldrt/herald/transport"
+)
+
+// Handler receives a socket's messages. Its methods for one socket never
+// run concurrently, and OnClose runs once, after the last OnMessage.
+type Handler interface {
+	// OnMessage is one message from the client, in order; data belongs
+	// to the callee. It runs on the goroutine that read the message (a
+	// POST's, or the WebSocket's reader): a slow handler delays that
+	// client only.
+	OnMessage(s *Socket, data []byte, binary bool)
+	// OnClose tells why the session ended: one of the Err* values.
+	OnClose(s *Socket, reason error)
+}
+
+type nopHandler struct{}
+
+func (nopHandler) OnMessage(*Socket, []byte, bool) {}
+func (nopHandler) OnClose(*Socket, error)          {}
+
+// Socket states.
+const (
+	stateOpen    = iota
+	stateClosing // Close called: the client is being told
+	stateClosed
+)
+
+// Socket is one Engine.IO session, over HTTP long-polling or WebSocket.
+// Its methods are safe for concurrent use.
+type Socket struct {
+	srv     *Server
+	id      string
+	handler Handler
+	remote  string
+
+	// mu guards the fields up to hbIdx. It is held only for field
+	// updates, never across I/O or a callback. Lock order: recvMu, mu,
+	// then clock.mu.
+	mu         sync.Mutex
+	state      uint8
+	ws         bool  // the transport is WebSocket (from the start, or upgraded)
+	upgrading  bool  // a probe WebSocket answered "2probe"
+	posting    bool  // a POST is being read
+	inHandler  bool  // OnMessage is running
+	notified   bool  // OnClose has been called (or is about to be)
+	awaitPong  bool  // a ping was sent and no pong has come
+	pingDue    int64 // clock time the next ping is due; its pong is due PingTimeout later
+	bufBytes   int32
+	buf        []*transport.Prepared // polling: packets for the next GET
+	pollCh     chan struct{}         // polling: the pending GET waits on it; closed to wake it
+	conn       *transport.Conn       // WebSocket transport
+	probe      *transport.Conn       // WebSocket upgrading a polling session
+	upgradeDue *time.Timer           // ends an upgrade that takes too long
+	err        error                 // why the session closed (or is closing)
+	done       chan struct{}         // made by Done
+
+	// Where the server's clock keeps the socket; guarded by clock.mu.
+	hbIdx int32
+	hbAt  int64
+
+	recvMu sync.Mutex // serialises OnMessage
+}
+
+func (s *Server) newSocket(r *http.Request) *Socket {
+	return &Socket{srv: s, id: newID(), remote: r.RemoteAddr, hbIdx: -1, handler: nopHandler{}}
+}
+
+// ID returns the session id (the handshake's sid).
+func (s *Socket) ID() string { return s.id }
+
+// RemoteAddr returns the address the handshake came from, as
+// http.Request.RemoteAddr reports it.
+func (s *Socket) RemoteAddr() string { return s.remote }
+
+// Transport returns "websocket" or "polling": the transport in use.
+func (s *Socket) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ws {
+		return "websocket"
+	}
+	return "polling"
+}
+
+// Err returns why the session closed, or is closing: nil while it is
+// open.
+func (s *Socket) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Done is closed when the session has closed.
+func (s *Socket) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.state == stateClosed {
+			close(s.done)
+		}
+	}
+	return s.done
+}
+
+// SendText sends a text message to this socket only.
+func (s *Socket) SendText(data []byte) error { return s.Send(s.srv.NewMessage(data, false)) }
+
+// SendBinary sends a binary message to this socket only.
+func (s *Socket) SendBinary(data []byte) error { return s.Send(s.srv.NewMessage(data, true)) }
+
+// Send queues m, made by Server.NewMessage, without blocking. Over
+// Config.MaxBufferedBytes it returns ErrBufferFull and closes the session;
+// once the session is closing it returns ErrClosed.
+func (s *Socket) Send(m *transport.Prepared) error {
+	s.mu.Lock()
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.ws {
+		c := s.conn
+		s.mu.Unlock()
+		if err := c.Send(m); err != nil {
+			if err == transport.ErrClosed {
+				return ErrClosed
+			}
+			s.finish(ErrBufferFull)
+			return ErrBufferFull
+		}
+		return nil
+	}
+	err := s.bufferLocked(m)
+	s.mu.Unlock()
+	if err != nil {
+		s.finish(err)
+	}
+	return err
+}
+
+// bufferLocked appends m to the polling buffer and wakes the pending
+// GET. s.mu must be held.
+func (s *Socket) bufferLocked(m *transport.Prepared) error {
+	n := pollSize(m)
+	if len(s.buf) > 0 && int(s.bufBytes)+n > s.srv.cfg.MaxBufferedBytes {
+		return ErrBufferFull
+	}
+	s.bufBytes += int32(n)
+	s.buf = append(s.buf, m)
+	s.wakePollLocked()
+	return nil
+}
+
+// wakePollLocked ends the pending GET's wait. s.mu must be held.
+func (s *Socket) wakePollLocked() {
+	if s.pollCh != nil {
+		close(s.pollCh)
+		s.pollCh = nil
+	}
+}
+
+// Close ends the session after what is already queued has been sent:
+// the client is told (a close packet on its next poll, or a WebSocket
+// close frame) and the reason is ErrForcedClose.
+func (s *Socket) Close() { s.closeWith(ErrForcedClose) }
+
+func (s *Socket) closeWith(reason error) {
+	s.mu.Lock()
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateClosing
+	s.err = reason
+	if s.ws {
+		c := s.conn
+		s.mu.Unlock()
+		s.srv.wg.Add(1)
+		go func() {
+			defer s.srv.wg.Done()
+			_ = c.Close(closeCode(reason), reason.Error())
+			s.finish(reason)
+		}()
+		return
+	}
+	waiting := s.pollCh != nil
+	s.wakePollLocked()
+	s.mu.Unlock()
+	if !waiting {
+		// The close packet waits for the next GET, for as long as a
+		// client that answers pings may take to come back.
+		s.srv.clock.scheduleAt(s, s.srv.clock.now()+int64(s.srv.cfg.PingInterval+s.srv.cfg.PingTimeout))
+	}
+}
+
+// finish closes the session for reason (unless Close already gave one):
+// the session is forgotten, a pending GET is answered, the WebSocket is
+// closed and the handler told. It runs once; later calls do nothing.
+func (s *Socket) finish(reason error) {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	if s.err != nil {
+		reason = s.err
+	}
+	s.state = stateClosed
+	s.err = reason
+	conn, probe := s.conn, s.probe
+	s.probe = nil
+	if s.upgradeDue != nil {
+		if s.upgradeDue.Stop() {
+			s.srv.wg.Done()
+		}
+		s.upgradeDue = nil
+	}
+	s.buf, s.bufBytes = nil, 0
+	s.wakePollLocked()
+	if s.done != nil {
+		close(s.done)
+	}
+	notify := !s.inHandler && !s.notified
+	s.notified = s.notified || notify
+	wasPolling := !s.ws
+	s.mu.Unlock()
+
+	s.srv.remove(s, reason)
+	if wasPolling {
+		s.srv.stats.polling.Add(-1)
+	}
+	if conn != nil {
+		conn.Abort(closeCode(reason), reason.Error(), nil)
+	}
+	if probe != nil {
+		probe.Abort(transport.CloseNormal, "", nil)
+	}
+	if notify {
+		s.handler.OnClose(s, reason)
+	}
+}
+
+// tick is the socket's heartbeat, run by the server's clock: a ping, or
+// the end of a session whose pong or whose closing is overdue.
+func (s *Socket) tick() {
+	s.mu.Lock()
+	switch {
+	case s.state == stateClosed:
+		s.mu.Unlock()
+	case s.state == stateClosing:
+		s.mu.Unlock()
+		s.srv.goFinish(s, ErrForcedClose)
+	case s.overdueLocked():
+		s.mu.Unlock()
+		s.srv.goFinish(s, ErrPingTimeout)
+	case s.awaitPong:
+		s.mu.Unlock()
+		s.srv.clock.scheduleAt(s, s.pingDue+int64(s.srv.cfg.PingTimeout))
+	default:
+		s.awaitPong = true
+		var err error
+		c := s.conn
+		if !s.ws {
+			err = s.bufferLocked(s.srv.ping)
+		}
+		due := s.pingDue + int64(s.srv.cfg.PingTimeout)
+		s.mu.Unlock()
+		if s.ws {
+			err = c.Send(s.srv.ping)
+		}
+		if err != nil {
+			s.srv.goFinish(s, ErrBufferFull)
+			return
+		}
+		s.srv.clock.scheduleAt(s, due)
+	}
+}
+
+// startHeartbeat schedules the first ping. s.mu must not be held.
+func (s *Socket) startHeartbeat() {
+	s.mu.Lock()
+	s.pingDue = s.srv.clock.now() + int64(s.srv.cfg.PingInterval)
+	due := s.pingDue
+	s.mu.Unlock()
+	s.srv.clock.scheduleAt(s, due)
+}
+
+// overdueLocked reports whether the pong is overdue: the session has
+// timed out even if the clock has not yet got round to closing it, so a
+// request that comes just after the deadline gets the same answer
+// whatever the timer's latency. s.mu must be held.
+func (s *Socket) overdueLocked() bool {
+	return s.state == stateOpen && s.srv.clock.now() >= s.pingDue+int64(s.srv.cfg.PingTimeout)
+}
+
+// goFinish runs finish on a goroutine of its own, so that the clock does
+// not wait for a handler's OnClose.
+func (s *Server) goFinish(so *Socket, reason error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		so.finish(reason)
+	}()
+}
+
+// onPacket handles a packet from the client, over either transport. It
+// reports whether the session is still open.
+func (s *Socket) onPacket(p eio.Packet) bool {
+	switch p.Type {
+	case eio.Message:
+		s.dispatch(p.Data, p.Binary)
+	case eio.Pong:
+		s.mu.Lock()
+		open := s.state == stateOpen && s.awaitPong && !s.overdueLocked()
+		if open {
+			s.awaitPong = false
+			s.pingDue = s.srv.clock.now() + int64(s.srv.cfg.PingInterval)
+		}
+		due := s.pingDue
+		s.mu.Unlock()
+		if open {
+			s.srv.clock.scheduleAt(s, due)
+		}
+	case eio.Ping:
+		// In revision 4 only the server pings.
+		s.finish(ErrTransportError)
+		return false
+	case eio.Close:
+		s.finish(ErrTransportClose)
+		return false
+	}
+	// Open, upgrade and noop packets from a client mean nothing here.
+	return true
+}
+
+// dispatch hands one message to the handler, unless the session is no
+// longer open.
+func (s *Socket) dispatch(data []byte, binary bool) {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	s.mu.Lock()
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return
+	}
+	s.inHandler = true
+	s.mu.Unlock()
+	s.handler.OnMessage(s, data, binary)
+	s.mu.Lock()
+	s.inHandler = false
+	notify := s.state == stateClosed && !s.notified
+	s.notified = s.notified || notify
+	reason := s.err
+	s.mu.Unlock()
+	if notify {
+		s.handler.OnClose(s, reason)
+	}
+}

@@ -1,0 +1,256 @@
+package engineio
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	eio "github.com/heraldrt/herald/protocol/engineio"
+	"github.com/heraldrt/herald/transport"
+)
+
+// openPacket returns the open packet of session sid.
+func (s *Server) openPacket(sid string, polling bool) *transport.Prepared {
+	return s.newControl("0" + string(s.handshake(sid, polling)))
+}
+
+// openWebSocket answers a WebSocket handshake: a new session on the
+// WebSocket transport, whose first frame is the open packet.
+func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
+	so := s.newSocket(r)
+	var hdr http.Header
+	if s.cfg.Cookie != "" {
+		hdr = make(http.Header)
+		s.setCookie(hdr, so.id)
+	}
+	c, err := s.upgrader.Upgrade(w, r, hdr)
+	if err != nil {
+		return // Upgrade answered
+	}
+	so.conn, so.ws = c, true
+	if !s.add(so) {
+		c.Abort(transport.CloseGoingAway, ErrServerShutdown.Error(), ErrServerShutdown)
+		return
+	}
+	if err := c.Send(s.openPacket(so.id, false)); err != nil {
+		so.finish(ErrBufferFull)
+		return
+	}
+	s.stats.handshakesWS.Add(1)
+	if s.cfg.OnConnection != nil {
+		if h := s.cfg.OnConnection(so, r); h != nil {
+			so.handler = h
+		}
+	}
+	so.startHeartbeat()
+	s.startReading(so, c)
+}
+
+// upgradeRequest serves a WebSocket that opens with the sid of a polling
+// session: the probe of an upgrade. A session that is already on
+// WebSocket, or already upgrading, gets the WebSocket closed at once, as
+// the reference server does.
+func (s *Socket) upgradeRequest(w http.ResponseWriter, r *http.Request) {
+	c, err := s.srv.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.state != stateOpen || s.ws || s.probe != nil {
+		s.mu.Unlock()
+		c.Abort(transport.CloseNormal, "", nil)
+		return
+	}
+	s.probe = c
+	s.srv.wg.Add(1)
+	s.upgradeDue = time.AfterFunc(s.srv.cfg.UpgradeTimeout, func() {
+		defer s.srv.wg.Done()
+		s.endProbe(c)
+	})
+	s.mu.Unlock()
+	s.srv.startReading(s, c)
+}
+
+// endProbe closes c if it is still the session's probe, which then goes
+// on over polling.
+func (s *Socket) endProbe(c *transport.Conn) {
+	s.mu.Lock()
+	if s.probe != c {
+		s.mu.Unlock()
+		return
+	}
+	s.probe, s.upgrading = nil, false
+	if s.upgradeDue != nil {
+		if s.upgradeDue.Stop() {
+			s.srv.wg.Done()
+		}
+		s.upgradeDue = nil
+	}
+	s.mu.Unlock()
+	c.Abort(transport.CloseNormal, "", nil)
+}
+
+// onProbeFrame handles a frame from the probe c: "2probe" is answered
+// "3probe" and ends the pending poll with a noop; "5" completes the
+// upgrade; anything else abandons it.
+func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg []byte) {
+	switch {
+	case typ == transport.Text && string(msg) == "2probe":
+		if c.Send(s.srv.pongProbe) != nil {
+			s.endProbe(c)
+			return
+		}
+		s.mu.Lock()
+		if s.probe == c {
+			s.upgrading = true
+			s.wakePollLocked()
+		}
+		s.mu.Unlock()
+	case typ == transport.Text && string(msg) == "5":
+		s.mu.Lock()
+		if s.probe != c || !s.upgrading || s.state == stateClosed {
+			s.mu.Unlock()
+			s.endProbe(c)
+			return
+		}
+		s.probe, s.upgrading = nil, false
+		if s.upgradeDue != nil {
+			if s.upgradeDue.Stop() {
+				s.srv.wg.Done()
+			}
+			s.upgradeDue = nil
+		}
+		s.conn, s.ws = c, true
+		// What waited for the next poll goes over the WebSocket, in order.
+		buf := s.buf
+		s.buf, s.bufBytes = nil, 0
+		s.wakePollLocked()
+		closing := s.state == stateClosing
+		reason := s.err
+		s.mu.Unlock()
+		s.srv.stats.upgrades.Add(1)
+		s.srv.stats.polling.Add(-1)
+		for _, m := range buf {
+			if c.Send(m) != nil {
+				s.finish(ErrBufferFull)
+				return
+			}
+		}
+		if closing {
+			s.srv.wg.Add(1)
+			go func() {
+				defer s.srv.wg.Done()
+				_ = c.Close(closeCode(reason), reason.Error())
+				s.finish(reason)
+			}()
+		}
+	default:
+		s.endProbe(c)
+	}
+}
+
+// onFrame handles a data frame from the session's WebSocket.
+func (s *Socket) onFrame(typ transport.MessageType, msg []byte) {
+	if typ == transport.Binary {
+		s.dispatch(msg, true)
+		return
+	}
+	if len(msg) > 0 && msg[0] == '0'+byte(eio.Message) {
+		s.dispatch(msg[1:], false) // the common case, without a copy
+		return
+	}
+	p, err := eio.DecodeText(msg)
+	if err != nil {
+		s.finish(ErrParse)
+		return
+	}
+	s.onPacket(p)
+}
+
+// startReading reads c's frames for so without a goroutine while c is
+// idle (TryRead and NotifyReadable), or with one where c's socket cannot
+// be watched. Each is counted in the server's WaitGroup.
+func (s *Server) startReading(so *Socket, c *transport.Conn) {
+	r := &wsReader{so: so, c: c}
+	r.fn = r.serve
+	s.wg.Add(1)
+	r.serve()
+}
+
+// wsReader reads one WebSocket of a session: the session's transport,
+// or a probe upgrading it.
+type wsReader struct {
+	so *Socket
+	c  *transport.Conn
+	fn func()
+}
+
+// serve reads what has arrived, then asks to be called again. It owns
+// one count of the server's WaitGroup.
+func (r *wsReader) serve() {
+	wg := &r.so.srv.wg
+	defer wg.Done()
+	for {
+		typ, msg, err := r.c.TryRead()
+		if err == transport.ErrWouldBlock {
+			wg.Add(1)
+			if !r.c.NotifyReadable(r.fn) {
+				go r.readLoop() // owns the count just added
+			}
+			return
+		}
+		if err != nil {
+			r.ended(err)
+			return
+		}
+		if !r.frame(typ, msg) {
+			return
+		}
+	}
+}
+
+// readLoop is serve for a connection that cannot be watched (TLS
+// terminated in-process).
+func (r *wsReader) readLoop() {
+	defer r.so.srv.wg.Done()
+	for {
+		typ, msg, err := r.c.Read(context.Background())
+		if err != nil {
+			r.ended(err)
+			return
+		}
+		if !r.frame(typ, msg) {
+			return
+		}
+	}
+}
+
+// frame handles one frame and reports whether to go on reading.
+func (r *wsReader) frame(typ transport.MessageType, msg []byte) bool {
+	so := r.so
+	so.mu.Lock()
+	main, probe := so.conn == r.c, so.probe == r.c
+	so.mu.Unlock()
+	switch {
+	case main:
+		so.onFrame(typ, msg)
+	case probe:
+		so.onProbeFrame(r.c, typ, msg)
+	default:
+		// A probe that was abandoned: read on until its close ends it.
+	}
+	return true
+}
+
+// ended handles the end of the connection.
+func (r *wsReader) ended(err error) {
+	so := r.so
+	so.mu.Lock()
+	main := so.conn == r.c
+	so.mu.Unlock()
+	if main {
+		so.finish(connReason(err))
+	} else {
+		so.endProbe(r.c)
+	}
+}
