@@ -169,7 +169,7 @@ func (s *Server) serveAPIPublish(a *apiRequest) {
 	}
 	room := req.Room
 	if req.User != "" {
-		room = auth.UserRoom(req.User)
+		room = protocol.UserRoom(req.User)
 	}
 	key := req.IdempotencyKey
 	if h := a.r.Header.Get("Idempotency-Key"); h != "" {
@@ -268,8 +268,8 @@ func decodePublish(r io.Reader) (*PublishRequest, error) {
 			return nil, err
 		}
 	} else if !auth.ValidClientID(req.User) {
-		if err := protocol.ValidateRoom(auth.UserRoom(req.User)); err != nil {
-			return nil, fmt.Errorf(`invalid "user" (as the room %s…: %w)`, auth.UserRoomPrefix, err)
+		if err := protocol.ValidateRoom(protocol.UserRoom(req.User)); err != nil {
+			return nil, fmt.Errorf(`invalid "user" (as the room %s…: %w)`, protocol.UserRoomPrefix, err)
 		}
 	}
 	if err := protocol.ValidateEvent(req.Event); err != nil {

@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -445,12 +444,12 @@ func (c *conn) sessionID() (string, bool) {
 // userRoom returns the name of the connection's own user room, built
 // when needed (presence) rather than kept: the hub keeps the user room
 // by the user id (Hub.JoinUser).
-func (c *conn) userRoom() string { return auth.UserRoom(c.info.UserID) }
+func (c *conn) userRoom() string { return protocol.UserRoom(c.info.UserID) }
 
 // isUserRoom reports whether room is the connection's own user room,
 // without building its name.
 func (c *conn) isUserRoom(room string) bool {
-	return strings.HasPrefix(room, auth.UserRoomPrefix) && room[len(auth.UserRoomPrefix):] == c.info.UserID
+	return protocol.IsUserRoomOf(room, c.info.UserID)
 }
 
 // LogAttrs implements logctx.Source: every log line about the connection

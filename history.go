@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 )
 
 // MaxHistorySize bounds HistoryRule.Size: a room's history is held by the
@@ -41,7 +42,7 @@ func historyFunc(rules []HistoryRule) broker.HistoryFunc {
 		cs[i] = compiled{strings.Split(r.Pattern, "*"), broker.HistoryPolicy{Size: r.Size, TTL: r.TTL}}
 	}
 	return func(room string) broker.HistoryPolicy {
-		if broker.IsUserRoom(room) {
+		if protocol.IsUserRoom(room) {
 			return broker.HistoryPolicy{}
 		}
 		for _, c := range cs {

@@ -173,7 +173,7 @@ func (c *conn) deliverFeed(f *roomFeed, d *hub.Delivery) {
 // keepsHistory reports whether room keeps history on this server's
 // broker. User rooms are never recovered.
 func (s *Server) keepsHistory(room string) bool {
-	return s.historian != nil && s.historyOf != nil && !broker.IsUserRoom(room) && s.historyOf(room).Size > 0
+	return s.historian != nil && s.historyOf != nil && !protocol.IsUserRoom(room) && s.historyOf(room).Size > 0
 }
 
 // errSlowReplay ends a recovery whose client does not read its replay.

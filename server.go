@@ -317,7 +317,7 @@ func (s *Server) PublishToUser(ctx context.Context, user, event string, data any
 	if user == "" {
 		return "", errors.New("herald: empty user")
 	}
-	return s.Publish(ctx, auth.UserRoom(user), event, data, opts...)
+	return s.Publish(ctx, protocol.UserRoom(user), event, data, opts...)
 }
 
 // DisconnectUser closes every connection of user on every node with code

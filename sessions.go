@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/heraldrt/herald/auth"
 	"github.com/heraldrt/herald/internal/id"
 	"github.com/heraldrt/herald/protocol"
 	"github.com/heraldrt/herald/session"
@@ -273,7 +272,7 @@ func (s *Server) serveAPIPresence(a *apiRequest) {
 
 // userConnections counts user's connections on every live node.
 func (s *Server) userConnections(ctx context.Context, user string) (int, error) {
-	users, err := s.presence.List(ctx, userRoom(user))
+	users, err := s.presence.List(ctx, protocol.UserRoom(user))
 	if err != nil {
 		return 0, err
 	}
@@ -283,5 +282,3 @@ func (s *Server) userConnections(ctx context.Context, user string) (int, error) 
 	}
 	return n, nil
 }
-
-func userRoom(user string) string { return auth.UserRoom(user) }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/internal/id"
 	"github.com/heraldrt/herald/protocol"
 )
@@ -43,7 +42,7 @@ func (c *Console) servePublish(w http.ResponseWriter, r *http.Request, a admin) 
 		writeError(w, http.StatusBadRequest, "bad_request", `give exactly one of "room" or "user"`)
 		return
 	case req.User != "":
-		room = broker.UserRoomPrefix + req.User
+		room = protocol.UserRoomPrefix + req.User
 	}
 	if err := protocol.ValidateRoom(room); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())

@@ -120,7 +120,7 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request, a admin) {
 			writeError(w, http.StatusBadRequest, "bad_request", `give "room" or "user", not both`)
 			return
 		}
-		room = broker.UserRoomPrefix + u
+		room = protocol.UserRoomPrefix + u
 	}
 	if err := protocol.ValidateRoom(room); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())

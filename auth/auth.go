@@ -12,17 +12,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/internal/id"
+	"github.com/heraldrt/herald/protocol"
 )
 
 // UserRoomPrefix prefixes the room every connection of a user is in. It
 // is the broker's: engines deliver these rooms to every node without a
 // subscription per room.
-const UserRoomPrefix = broker.UserRoomPrefix
+const UserRoomPrefix = protocol.UserRoomPrefix
 
 // UserRoom returns the direct-delivery room of user id.
 func UserRoom(id string) string { return UserRoomPrefix + id }
@@ -88,7 +87,7 @@ func (id *Identity) CanPublish(room string) bool {
 }
 
 func isOtherUserRoom(user, room string) bool {
-	return strings.HasPrefix(room, UserRoomPrefix) && room != UserRoom(user)
+	return protocol.IsUserRoom(room) && !protocol.IsUserRoomOf(room, user)
 }
 
 // Authenticator decides on the upgrade request who the client is. An error

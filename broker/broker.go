@@ -10,7 +10,7 @@
 //   - Subscribe/Unsubscribe declare this node's interest in a room. The Hub
 //     serialises them per room: Subscribe is called before the first local
 //     member joins and Unsubscribe after the last one leaves.
-//   - User rooms (names starting with UserRoomPrefix) reach every started
+//   - User rooms (names starting with protocol.UserRoomPrefix, "user:") reach every started
 //     node, whatever its interest: engines carry all of them over a few
 //     node-wide channels, and Subscribe and Unsubscribe of a user room do
 //     nothing. Every connection has a user room, so a subscription per
@@ -28,7 +28,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 )
 
@@ -38,19 +37,8 @@ var ErrUnavailable = errors.New("broker: unavailable")
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("broker: closed")
 
-// UserRoomPrefix starts the name of every user room: "user:<id>" holds
-// every connection of user id, and a direct message to the user is a
-// publication to it.
-const UserRoomPrefix = "user:"
-
-// IsUserRoom reports whether room is a user room, which every node
-// receives without subscribing (see the package documentation).
-func IsUserRoom(room string) bool {
-	return strings.HasPrefix(room, UserRoomPrefix)
-}
-
 // Message is one publication to a room. Direct messages to a user are
-// publications to the room "user:<id>" (UserRoomPrefix). Offset and Epoch are set by engines
+// publications to the room "user:<id>" (protocol.UserRoom). Offset and Epoch are set by engines
 // that keep history; zero otherwise.
 type Message struct {
 	Room  string          `json:"room"`

@@ -6,7 +6,7 @@
 // so one slow client cannot hold up a broadcast. Join and Leave tell the
 // broker about this node's interest: the first local member of a room
 // subscribes, the last one to leave unsubscribes. User rooms (see
-// broker.UserRoomPrefix) reach every node without a subscription; the hub
+// protocol.UserRoomPrefix) reach every node without a subscription; the hub
 // keeps them by user id (JoinUser), one map slot per user with a single
 // local connection.
 //

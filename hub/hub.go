@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/heraldrt/herald/transport"
 )
 
@@ -193,12 +194,7 @@ func (h *Hub) index(room string) int {
 }
 
 // userOf returns the user id of a user room, and whether room is one.
-func userOf(room string) (string, bool) {
-	if !broker.IsUserRoom(room) {
-		return "", false
-	}
-	return room[len(broker.UserRoomPrefix):], true
-}
+func userOf(room string) (string, bool) { return protocol.UserOfRoom(room) }
 
 // Join adds m to room, subscribing the node to the room first if m is its
 // first local member (user rooms need no subscription; see JoinUser). It
@@ -250,7 +246,7 @@ func (h *Hub) join(ctx context.Context, room string, m Member, direct bool) (boo
 	return true, nil
 }
 
-// JoinUser adds m to the user room of user (broker.UserRoomPrefix + user)
+// JoinUser adds m to the user room of user (protocol.UserRoomPrefix + user)
 // and reports false if m was already in it. Every node receives every
 // user room's messages without subscribing (see package broker), so this
 // never calls the broker. The hub keeps user as a map key: pass the
@@ -506,12 +502,12 @@ func (h *Hub) RoomNames(prefix string, limit int) []string {
 			}
 		}
 		for u := range s.users {
-			if room := broker.UserRoomPrefix + u; strings.HasPrefix(room, prefix) {
+			if room := protocol.UserRoomPrefix + u; strings.HasPrefix(room, prefix) {
 				names = append(names, room)
 			}
 		}
 		for u := range s.usersMany {
-			if room := broker.UserRoomPrefix + u; strings.HasPrefix(room, prefix) {
+			if room := protocol.UserRoomPrefix + u; strings.HasPrefix(room, prefix) {
 				names = append(names, room)
 			}
 		}

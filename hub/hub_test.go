@@ -16,6 +16,7 @@ import (
 	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/broker/memory"
 	"github.com/heraldrt/herald/hub"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/heraldrt/herald/transport"
 )
 
@@ -294,7 +295,7 @@ func testMembershipAcrossSizes(t *testing.T, room string) {
 	if h.Rooms() != 1 {
 		t.Fatalf("Rooms = %d, want 1", h.Rooms())
 	}
-	if subs, want := cb.subscribes.Load(), int64(1); broker.IsUserRoom(room) {
+	if subs, want := cb.subscribes.Load(), int64(1); protocol.IsUserRoom(room) {
 		if subs != 0 {
 			t.Fatalf("%d subscriptions for a user room", subs)
 		}

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/heraldrt/herald/auth"
+	"github.com/heraldrt/herald/protocol"
 )
 
 // Permissions are the room rights a token grants; Verify sets them on the
@@ -26,8 +27,8 @@ var _ auth.Permissions = (*Permissions)(nil)
 
 // CanJoin implements auth.Permissions.
 func (p *Permissions) CanJoin(room string) bool {
-	if strings.HasPrefix(room, auth.UserRoomPrefix) {
-		return room == auth.UserRoom(p.Subject)
+	if protocol.IsUserRoom(room) {
+		return room == protocol.UserRoom(p.Subject)
 	}
 	if p.PublicPrefix != "" && strings.HasPrefix(room, p.PublicPrefix) {
 		return true
@@ -37,8 +38,8 @@ func (p *Permissions) CanJoin(room string) bool {
 
 // CanPublish implements auth.Permissions.
 func (p *Permissions) CanPublish(room string) bool {
-	if strings.HasPrefix(room, auth.UserRoomPrefix) {
-		return room == auth.UserRoom(p.Subject)
+	if protocol.IsUserRoom(room) {
+		return room == protocol.UserRoom(p.Subject)
 	}
 	return matchAny(p.Publish, room)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 )
 
 // countingHandler counts deliveries without keeping them.
@@ -27,7 +28,7 @@ func (h *countingHandler) HandleGap([]string)            {}
 func Bench(b *testing.B, newBroker func(tb testing.TB) broker.Broker) {
 	b.Run("serial", func(b *testing.B) { benchPublish(b, newBroker(b), Room("bench"), false) })
 	b.Run("parallel", func(b *testing.B) { benchPublish(b, newBroker(b), Room("bench"), true) })
-	b.Run("user", func(b *testing.B) { benchPublish(b, newBroker(b), broker.UserRoomPrefix+Room("bench"), false) })
+	b.Run("user", func(b *testing.B) { benchPublish(b, newBroker(b), protocol.UserRoomPrefix+Room("bench"), false) })
 	// The same room with a history of 1,000 messages (no TTL), on
 	// engines that keep one: the cost of storing before delivering.
 	withHistory := func(tb testing.TB) broker.Broker {

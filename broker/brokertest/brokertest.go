@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 )
 
 // deliveryTimeout bounds every wait for a delivery.
@@ -373,7 +374,7 @@ func testCrossNode(t *testing.T, node func() *Node) {
 // second copy, no loss).
 func testUserRoomSelf(t *testing.T, node func() *Node) {
 	n := node()
-	room := broker.UserRoomPrefix + Room("self")
+	room := protocol.UserRoomPrefix + Room("self")
 	first := Msg(room, "before")
 	must(t, n.Publish(ctx(t), first), "Publish")
 	Eventually(t, deliveryTimeout, func() bool { return n.Count(room, first.MsgID) == 1 }, "user room not delivered without Subscribe")
@@ -398,7 +399,7 @@ func testUserRoomsEverywhere(t *testing.T, node func() *Node) {
 	a, b := node(), node()
 	rooms := make([]string, users)
 	for u := range rooms {
-		rooms[u] = broker.UserRoomPrefix + Room("u"+strconv.Itoa(u))
+		rooms[u] = protocol.UserRoomPrefix + Room("u"+strconv.Itoa(u))
 	}
 	for i := range perUser {
 		for _, room := range rooms {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 )
 
 // Broker is the in-memory engine. The zero value is not usable; call New.
@@ -91,7 +92,7 @@ func (b *Broker) ringOf(room string, create bool) *ring {
 	if r != nil {
 		return r
 	}
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return nil // user rooms never keep history, as on every engine
 	}
 	p := f(room)
@@ -219,7 +220,7 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 	h := b.handler
 	_, ok := b.rooms[m.Room]
 	b.mu.RUnlock()
-	if (ok || broker.IsUserRoom(m.Room)) && h != nil {
+	if (ok || protocol.IsUserRoom(m.Room)) && h != nil {
 		h.HandleMessage(m)
 	}
 	return nil
@@ -246,7 +247,7 @@ func (b *Broker) publishStored(r *ring, m *broker.Message) error {
 	h := b.handler
 	_, ok := b.rooms[m.Room]
 	b.mu.RUnlock()
-	if (ok || broker.IsUserRoom(m.Room)) && h != nil {
+	if (ok || protocol.IsUserRoom(m.Room)) && h != nil {
 		h.HandleMessage(m)
 	}
 	return nil
@@ -257,7 +258,7 @@ func (b *Broker) Subscribe(_ context.Context, room string) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
 	}
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return nil
 	}
 	b.mu.Lock()
@@ -268,7 +269,7 @@ func (b *Broker) Subscribe(_ context.Context, room string) error {
 
 // Unsubscribe implements broker.Broker.
 func (b *Broker) Unsubscribe(_ context.Context, room string) error {
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return nil
 	}
 	b.mu.Lock()
@@ -309,7 +310,7 @@ func (b *Broker) Close() error {
 // (always, for a user room). It exists for tests of the Hub's interest
 // tracking.
 func (b *Broker) Subscribed(room string) bool {
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return true
 	}
 	b.mu.RLock()

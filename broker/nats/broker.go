@@ -12,6 +12,7 @@ import (
 
 	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/broker/internal/catchup"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/nats-io/nats.go"
 )
 
@@ -58,7 +59,7 @@ func New(cfg Config) (*Broker, error) {
 // their own kind, so that one wildcard subscription (usersSubject) holds
 // all of them.
 func (b *Broker) roomSubject(room string) string {
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return b.cfg.Prefix + ".user." + escapeToken(room)
 	}
 	return b.cfg.Prefix + ".room." + escapeToken(room)
@@ -258,7 +259,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 	if err := b.ready(); err != nil {
 		return err
 	}
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return nil
 	}
 	if !b.nc.IsConnected() {
@@ -292,7 +293,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 // Unsubscribe implements broker.Broker. Once it returns no further message
 // of room is handed to the Handler (a callback already running may finish).
 func (b *Broker) Unsubscribe(_ context.Context, room string) error {
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return nil
 	}
 	b.mu.Lock()
@@ -316,7 +317,7 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 func (b *Broker) Subscribed(room string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return b.usersSub != nil
 	}
 	_, ok := b.subs[room]

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -98,7 +99,7 @@ var _ broker.Historian = (*Broker)(nil)
 func (b *Broker) SetHistory(f broker.HistoryFunc) { b.hist.policy = f }
 
 func (b *Broker) policy(room string) broker.HistoryPolicy {
-	if b.hist.policy == nil || broker.IsUserRoom(room) {
+	if b.hist.policy == nil || protocol.IsUserRoom(room) {
 		return broker.HistoryPolicy{}
 	}
 	return b.hist.policy(room)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/broker/internal/catchup"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/redis/rueidis"
 )
 
@@ -110,7 +111,7 @@ func New(cfg Config) (*Broker, error) {
 // owning the room's slot; standalone Redis uses the same name. User rooms
 // share the user channels instead.
 func (b *Broker) roomChannel(room string) string {
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return b.userChannel(room)
 	}
 	return b.cfg.Prefix + ":room:{" + room + "}"

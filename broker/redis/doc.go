@@ -19,7 +19,7 @@
 //
 // Each room is one channel, <prefix>:room:{<room>}; the braces make the
 // room the hash tag, so in cluster mode the channel lives on the master
-// owning that slot. User rooms (broker.UserRoomPrefix) are the exception:
+// owning that slot. User rooms (protocol.UserRoomPrefix) are the exception:
 // they share 16 user channels, <prefix>:users:{0} to {15}, a room taking
 // the one given by the CRC-32 (IEEE) of its name modulo 16, and every node
 // subscribes to all of them at Start, as to <prefix>:control (sharded

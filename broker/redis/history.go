@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/redis/rueidis"
 )
 
@@ -109,7 +110,7 @@ func (b *Broker) SetHistory(f broker.HistoryFunc) { b.history = f }
 
 // policy returns room's history policy; Size 0 for none.
 func (b *Broker) policy(room string) broker.HistoryPolicy {
-	if b.history == nil || broker.IsUserRoom(room) {
+	if b.history == nil || protocol.IsUserRoom(room) {
 		return broker.HistoryPolicy{}
 	}
 	return b.history(room)

@@ -14,6 +14,7 @@ import (
 	"github.com/heraldrt/herald/broker/brokertest"
 	"github.com/heraldrt/herald/broker/redis"
 	"github.com/heraldrt/herald/internal/testserver"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 )
@@ -302,7 +303,7 @@ func TestRoomsShareOneConnection(t *testing.T) {
 	before := runtime.NumGoroutine()
 	users := make([]string, 100)
 	for i := range users {
-		users[i] = broker.UserRoomPrefix + brokertest.Room("mux"+strconv.Itoa(i))
+		users[i] = protocol.UserRoomPrefix + brokertest.Room("mux"+strconv.Itoa(i))
 		if err := n.Subscribe(ctx, users[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -381,7 +382,7 @@ func TestClusterUserRoomsNeedNoSubscription(t *testing.T) {
 	before := runtime.NumGoroutine()
 	rooms := make([]string, users)
 	for i := range rooms {
-		rooms[i] = broker.UserRoomPrefix + brokertest.Room("cu"+strconv.Itoa(i))
+		rooms[i] = protocol.UserRoomPrefix + brokertest.Room("cu"+strconv.Itoa(i))
 		if err := a.Subscribe(ctx, rooms[i]); err != nil {
 			t.Fatal(err)
 		}

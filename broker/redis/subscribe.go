@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/redis/rueidis"
 )
 
@@ -235,7 +236,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 	if !b.started.Load() {
 		return unavailable(errors.New("not started"))
 	}
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return nil
 	}
 	if !b.up.Load() {
@@ -272,7 +273,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string) error {
 // Unsubscribe implements broker.Broker. Once it returns, no message of room
 // is handed to the Handler by this node.
 func (b *Broker) Unsubscribe(_ context.Context, room string) error {
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return nil
 	}
 	if b.shared(room) {
@@ -295,7 +296,7 @@ func (b *Broker) Unsubscribe(_ context.Context, room string) error {
 // Subscribed reports whether the node currently has interest in room
 // (for a user room: whether the broker is started).
 func (b *Broker) Subscribed(room string) bool {
-	if broker.IsUserRoom(room) {
+	if protocol.IsUserRoom(room) {
 		return b.started.Load() && !b.closed.Load()
 	}
 	if b.shared(room) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 )
 
 // SinceFunc reads a room's history (broker.Historian.Since).
@@ -93,7 +94,7 @@ func (t *Tracker) state(name string, create bool) *room {
 // rooms with history only; a failure leaves the room without a position
 // (a later gap is then reported rather than filled).
 func (t *Tracker) Subscribed(ctx context.Context, name string) {
-	if broker.IsUserRoom(name) || !t.history(name) {
+	if protocol.IsUserRoom(name) || !t.history(name) {
 		return
 	}
 	r := t.state(name, true)
@@ -124,7 +125,7 @@ func (t *Tracker) Unsubscribed(name string) {
 
 // Deliver hands a live message on, in offset order.
 func (t *Tracker) Deliver(m *broker.Message) {
-	if m.Offset == 0 || broker.IsUserRoom(m.Room) {
+	if m.Offset == 0 || protocol.IsUserRoom(m.Room) {
 		t.h.HandleMessage(m)
 		return
 	}
@@ -183,7 +184,7 @@ func (r *room) hold(m *broker.Message) {
 func (t *Tracker) Resubscribed(rooms []string) {
 	var gaps []string
 	for _, name := range rooms {
-		if broker.IsUserRoom(name) {
+		if protocol.IsUserRoom(name) {
 			continue
 		}
 		if !t.history(name) {
