@@ -155,7 +155,7 @@ func (c *conn) redeliverDue(now time.Time, timeout time.Duration, retries int) (
 		}
 		p.attempts++
 		p.sentAt = now
-		if c.ws.Send(p.frame) == nil {
+		if c.link.Send(p.frame) == nil {
 			resent++
 		}
 	}

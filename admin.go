@@ -162,8 +162,8 @@ func (n adminNode) LocalConns(q admin.ConnQuery, limit int) []admin.ConnInfo {
 		out = append(out, admin.ConnInfo{
 			Node: n.s.cfg.NodeID, ID: c.info.ID, User: c.info.UserID, CorrelationID: c.info.CorrelationID,
 			SessionID: sid, RemoteAddr: c.info.RemoteAddr, Rooms: rooms, ConnectedAt: c.info.ConnectedAt,
-			LastSeen: c.ws.LastSeen(), Protocol: "herald v" + strconv.Itoa(protocol.Version), Compressed: c.ws.Compressed(),
-			PendingAcks: pending, Queued: c.ws.Queued(),
+			LastSeen: c.link.LastSeen(), Protocol: adminProtocol(c.link.protocol()), Compressed: c.link.Compressed(),
+			PendingAcks: pending, Queued: c.link.Queued(),
 		})
 	}
 	return out
@@ -294,4 +294,12 @@ func (n adminNode) Tail(ctx context.Context, room string, m hub.Member) (func(),
 			n.s.log.Debug("admin tail: leave failed", "room", room, "err", err)
 		}
 	}, nil
+}
+
+// adminProtocol is how the console names a connection's protocol.
+func adminProtocol(p string) string {
+	if p == protocolV1 {
+		return "herald v" + strconv.Itoa(protocol.Version)
+	}
+	return p
 }

@@ -68,7 +68,7 @@ func (c *conn) redeliverCarried(ctx context.Context) {
 				"limit", string(limit), "messages", len(msgs)-i)
 			break
 		}
-		if c.ws.Send(f) != nil {
+		if c.link.Send(f) != nil {
 			break
 		}
 		sent++
@@ -92,7 +92,7 @@ func (s *Server) takeCarriedFor(sid string) {
 			break
 		}
 		// The ended connection of the session may still be here, cleaning up.
-		if id, ok := c.sessionID(); ok && id == sid && c.ws.Err() == nil {
+		if id, ok := c.sessionID(); ok && id == sid && c.link.Err() == nil {
 			target = c
 			s.bgWG.Add(1)
 			break

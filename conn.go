@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -24,12 +23,15 @@ import (
 	"github.com/heraldrt/herald/transport"
 )
 
-// conn is the server side of one WebSocket connection speaking protocol v1.
-// Its read side (run, then serveReads on one goroutine at a time) owns
-// rooms; other goroutines only call Deliver (via the hub) and closeWith.
+// conn is the core's side of one client connection, whatever protocol it
+// speaks: its identity, rooms, acks, session and limits. It reaches its
+// client only through its link (see adapter.go): protocol v1 over a
+// WebSocket today. Its read side (the adapter's request handling, one
+// request at a time) owns rooms; other goroutines only call Deliver (via
+// the hub) and closeWith.
 type conn struct {
 	s    *Server
-	ws   *transport.Conn
+	link link
 	info ConnInfo
 	// extra holds what only some connections need; nil for the others.
 	extra *connExtra
@@ -41,25 +43,24 @@ type conn struct {
 	resumeToken  string
 	sessionStart int64
 
-	identMu sync.Mutex // guards ident, expiry, warned; rooms change under it
+	identMu sync.Mutex // guards ident, expiry, flagWarned; rooms change under it
 	// ident is replaced by refresh. It is nil for a plain anonymous
 	// identity (see keptIdentity), which identity rebuilds from the user
 	// id: such a connection need not hold 128 bytes for its user id alone.
 	ident  *auth.Identity
 	expiry *time.Timer
 
-	// closeCode is set once, by the first closeWith, before the socket
-	// goes away; 0 while the server has not closed the connection.
-	closeCode atomic.Int32
 	// limited counts the frames the message bucket refused since the last
 	// one it let through (read loop only).
 	limited uint32
 	// flags holds flagSession, stored once run has set info.SessionID
 	// (other goroutines, log lines and the session refresh, read the id
-	// after loading it; see sessionID), and flagFeeds, stored once the
-	// connection has feeds in Server.feeds (see recover.go).
+	// after loading it; see sessionID), flagFeeds, stored once the
+	// connection has feeds in Server.feeds (see recover.go), the close
+	// the server decided (flagClosing, flagGaveUp; see claimClose) and
+	// flagWarned (see expiry.go). Bits, not fields: conn stays in its
+	// 256 B size class.
 	flags     atomic.Uint32
-	warned    bool
 	msgBucket tokenBucket // read loop only
 
 	acks acks
@@ -69,6 +70,15 @@ type conn struct {
 const (
 	flagSession = 1 << iota
 	flagFeeds
+	// flagClosing is set once, by the first claimClose, before the
+	// socket goes away: the server closed the connection.
+	flagClosing
+	// flagGaveUp marks a connection the server gave up on (with
+	// flagClosing): its frames are no longer handled while the close
+	// runs.
+	flagGaveUp
+	// flagWarned: the client was told its token expires (under identMu).
+	flagWarned
 )
 
 // connExtra is what a connection keeps only when a feature needs it, so
@@ -219,7 +229,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{
 		s:     s,
-		ws:    ws,
+		link:  v1Link{ws},
 		ident: keptIdentity(ident),
 		info: ConnInfo{
 			ID:            connID,
@@ -321,14 +331,16 @@ func (s *Server) rejectAuth(ctx context.Context, w http.ResponseWriter, err erro
 	writeJSONError(w, status, reason, msg)
 }
 
-// run serves the connection until it closes, resuming the session
-// resumeID when resumeToken matches (recover: see resumeRequest), and
-// joining the rooms OnUpgrade named.
-func (c *conn) run(resumeID, resumeToken string, recover bool, rooms []string) {
+// open sets the connection up once its adapter admitted it and made its
+// link: it resumes the session resumeID when resumeToken matches
+// (recover: see resumeRequest), joins the rooms OnUpgrade named, sends
+// the welcome through the link and runs OnConnect. The adapter then
+// serves the client's requests; cleanup runs when the link is done.
+func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) {
 	s := c.s
 	s.metrics.ConnectionsOpened.Inc()
 	s.metrics.Connections.Inc()
-	s.log.InfoContext(c.ctx(), "connected", "remote", c.info.RemoteAddr, "compression", c.ws.Compressed())
+	s.log.InfoContext(c.ctx(), "connected", "remote", c.info.RemoteAddr, "protocol", c.link.protocol(), "compression", c.link.Compressed())
 
 	// A stalled store or broker delays the welcome by BackendTimeout at
 	// most: what has not finished by then is logged and left undone.
@@ -343,7 +355,7 @@ func (c *conn) run(resumeID, resumeToken string, recover bool, rooms []string) {
 	// Rooms are joined before welcome, so that once a client has its
 	// welcome, messages to it and to its rooms reach it; deliveries that
 	// come first are held in the send queue behind the welcome.
-	c.ws.Hold()
+	c.link.Hold()
 	if c.extra != nil && s.cfg.Hooks.OnPresence != nil {
 		c.extra.holdPresence = true
 	}
@@ -368,17 +380,7 @@ func (c *conn) run(resumeID, resumeToken string, recover bool, rooms []string) {
 	if hb < 0 {
 		hb = 0
 	}
-	c.sendFirst(protocol.TypeWelcome, protocol.EncodeWelcome(protocol.Welcome{
-		Protocol:      protocol.Version,
-		ConnectionID:  c.info.ID,
-		SessionID:     c.info.SessionID,
-		CorrelationID: c.info.CorrelationID,
-		UserID:        c.info.UserID,
-		HeartbeatMs:   hb.Milliseconds(),
-		ResumeToken:   sess.ResumeToken,
-		Resumed:       resumed,
-		Rooms:         restored,
-	}))
+	c.link.welcome(c, &welcome{Rooms: restored, Resumed: resumed, Heartbeat: hb})
 	c.scheduleExpiry()
 	if h := s.cfg.Hooks.OnConnect; h != nil {
 		err := s.callHook(c.ctx(), "on_connect", func() error { return h(c.ctx(), &c.info) })
@@ -399,8 +401,6 @@ func (c *conn) run(resumeID, resumeToken string, recover bool, rooms []string) {
 			s.callPresenceHook(c.ctx(), c, room, true)
 		}
 	}
-
-	c.serveReads()
 }
 
 // ctx is the connection's context: never cancelled, the upgrade
@@ -465,86 +465,6 @@ func (c *conn) LogAttrs() []slog.Attr {
 	return a
 }
 
-// serveReads handles the messages that can be read without waiting, then
-// asks the transport to call it again, on a new goroutine, when more
-// arrive: between bursts a connection holds no goroutine and no read
-// buffer. Where the transport cannot watch the socket (TLS terminated
-// in-process), it reads with blocking Reads on this goroutine instead.
-// The goroutine that sees the connection end cleans up.
-func (c *conn) serveReads() {
-	ended := true
-	defer func() {
-		// A bug of ours must cost one connection, not the process or the
-		// bookkeeping: log it with its stack, close with 1011, clean up.
-		if v := recover(); v != nil {
-			c.s.log.ErrorContext(c.ctx(), "panic while serving a connection", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if !c.ws.Abort(transport.CloseInternalError, "internal error", errInternal) {
-				c.ws.Terminate(errInternal)
-			}
-			ended = true
-		}
-		if ended {
-			c.cleanup()
-		}
-	}()
-	for {
-		typ, msg, err := c.ws.TryRead()
-		if err == transport.ErrWouldBlock {
-			if c.ws.NotifyReadable(c.serveReads) {
-				ended = false // c now belongs to the next call
-				return
-			}
-			c.readLoop()
-			return
-		}
-		if err != nil {
-			return
-		}
-		c.process(typ, msg)
-	}
-}
-
-// readLoop reads with blocking Reads until the connection ends.
-func (c *conn) readLoop() {
-	for {
-		typ, msg, err := c.ws.Read(c.ctx())
-		if err != nil {
-			return
-		}
-		c.process(typ, msg)
-	}
-}
-
-// process handles one message from the client. After a close for abuse
-// the caller keeps reading until the close handshake ends.
-func (c *conn) process(typ transport.MessageType, msg []byte) {
-	s := c.s
-	s.metrics.BytesIn.Add(float64(len(msg)))
-	if c.closeCode.Load() == closeGaveUp {
-		return // the server gave up on it: nothing it sends is handled
-	}
-	if ok, abusive := c.allowMessage(); !ok {
-		s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
-		if abusive {
-			// Logged once, and before the close frame goes out, so the
-			// line is written by the time the client sees the close.
-			if c.claimClose(protocol.ClosePolicyViolation) {
-				s.log.WarnContext(c.ctx(), "closing: sustained message rate abuse")
-				c.startClose(protocol.ClosePolicyViolation, "rate limit exceeded")
-			}
-			return
-		}
-		c.sendError(nil, protocol.CodeRateLimited, "too many messages; slow down")
-		return
-	}
-	if typ == transport.Binary {
-		s.metrics.MessagesIn.WithLabelValues("binary").Inc()
-		c.sendError(nil, protocol.CodeBinaryUnsupported, "protocol v1 uses text frames only; binary frame ignored")
-		return
-	}
-	c.handle(msg)
-}
-
 // cleanup runs once the socket is gone: leave rooms, drop the session,
 // count and log the close, tell the application.
 func (c *conn) cleanup() {
@@ -555,7 +475,7 @@ func (c *conn) cleanup() {
 	// the broker; nothing queues any more.
 	c.awaitPublishes()
 	c.forgetPipeline()
-	<-c.ws.Done()
+	<-c.link.Done()
 	c.stopExpiry()
 	// Rooms are left with a fresh context: the request's may be cancelled.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 5*time.Second)
@@ -570,7 +490,7 @@ func (c *conn) cleanup() {
 	}
 	c.dropFeeds()
 	code, reason, label := c.closeStatus()
-	byServer := c.closeCode.Load() != 0
+	byServer := c.closing()
 	c.endSession(ctx, code, byServer || s.draining.Load())
 	if s.draining.Load() && label == "client_close" {
 		label = "server_shutdown" // the client left because the drain told it to
@@ -581,7 +501,7 @@ func (c *conn) cleanup() {
 	// A connection given up for its unacknowledged messages or as a slow
 	// consumer hands nothing on: its next connection would choke on it.
 	sessionKept := (code != protocol.CloseNormal || byServer || s.draining.Load()) &&
-		label != "slow_consumer" && c.closeCode.Load() != closeGaveUp
+		label != "slow_consumer" && !c.gaveUp()
 	if ids, msgs := c.dropPending(); len(ids) > 0 {
 		if sessionKept && s.carryPending(ctx, c, msgs) {
 			s.metrics.AcksCarried.Add(float64(len(ids)))
@@ -615,7 +535,7 @@ func (c *conn) cleanup() {
 // closeStatus derives the close code, reason and metric label from how the
 // transport ended.
 func (c *conn) closeStatus() (code int, reason, label string) {
-	err := c.ws.Err()
+	err := c.link.Err()
 	var ce *transport.CloseError
 	switch {
 	case errors.Is(err, transport.ErrHeartbeatTimeout):
@@ -629,7 +549,7 @@ func (c *conn) closeStatus() (code int, reason, label string) {
 	case errors.Is(err, errInternal):
 		return protocol.CloseInternalError, "internal error", "internal_error"
 	case errors.As(err, &ce):
-		byServer := c.closeCode.Load() != 0
+		byServer := c.closing()
 		return ce.Code, ce.Reason, closeLabel(ce.Code, byServer)
 	case errors.Is(err, errDrainTerminated):
 		return protocol.CloseAbnormal, "drain timeout", "server_shutdown"
@@ -688,14 +608,35 @@ func (c *conn) closeWith(code int, reason string) (first bool) {
 	return first
 }
 
-// claimClose records code as the connection's close code; it reports
-// false when a close was already decided. The caller that wins then
-// calls startClose.
-func (c *conn) claimClose(code int) bool { return c.closeCode.CompareAndSwap(0, int32(code)) }
+// claimClose records that the server closes the connection (with
+// code, or closeGaveUp); it reports false when a close was already
+// decided. The caller that wins then calls startClose.
+func (c *conn) claimClose(code int) bool {
+	bits := uint32(flagClosing)
+	if code == closeGaveUp {
+		bits |= flagGaveUp
+	}
+	for {
+		old := c.flags.Load()
+		if old&flagClosing != 0 {
+			return false
+		}
+		if c.flags.CompareAndSwap(old, old|bits) {
+			return true
+		}
+	}
+}
+
+// closing reports whether the server decided to close the connection.
+func (c *conn) closing() bool { return c.flags.Load()&flagClosing != 0 }
+
+// gaveUp reports whether the server gave up on the connection (see
+// closeGaveUp).
+func (c *conn) gaveUp() bool { return c.flags.Load()&flagGaveUp != 0 }
 
 // startClose runs the closing handshake without blocking the caller.
 func (c *conn) startClose(code int, reason string) {
-	go func() { _ = c.ws.Close(code, reason) }()
+	go func() { _ = c.link.Close(code, reason) }()
 }
 
 // Deliver implements hub.Member.
@@ -710,19 +651,21 @@ func (c *conn) Deliver(d *hub.Delivery) {
 func (c *conn) deliverNow(d *hub.Delivery) {
 	// A full queue makes the transport close the connection as a slow
 	// consumer; the cleanup path counts and logs it.
-	f := d.Frame(v1Codec{})
+	_, codec := c.link.direct()
+	f := d.Frame(codec)
 	if d.Msg.Ack {
 		if limit := c.track(d.Msg.MsgID, f); limit != "" {
 			c.overPendingAcks(limit)
 			return
 		}
 	}
-	_ = c.ws.Send(f)
+	_ = c.link.Send(f)
 }
 
-// closeGaveUp marks, in conn.closeCode, a connection the server gave up
-// on: its frames are no longer handled while the close runs. It is no
-// code sent on the wire (the transport's error carries that).
+// closeGaveUp, given to claimClose, marks a connection the server gave
+// up on (flagGaveUp): its frames are no longer handled while the close
+// runs. It is no code sent on the wire (the transport's error carries
+// that).
 const closeGaveUp = -1
 
 // overPendingAcks closes a connection whose message could not be tracked
@@ -751,22 +694,7 @@ func (c *conn) overPendingAcks(limit ackLimit) {
 
 // Direct implements hub.DirectMember: messages without acks go straight
 // to the socket's queue.
-func (c *conn) Direct() (hub.Sender, hub.Codec) { return c.ws, v1Codec{} }
-
-// sendFirst queues b ahead of everything held since the connection
-// started and ends the hold.
-func (c *conn) sendFirst(typ string, b []byte) {
-	c.s.metrics.MessagesOut.WithLabelValues(typ).Inc()
-	c.s.metrics.BytesOut.Add(float64(len(b)))
-	_ = c.ws.Release(transport.NewPrepared(transport.Text, b, c.s.cfg.CompressionThreshold, c.s.cfg.CompressionLevel))
-}
-
-// send queues a frame for this connection only.
-func (c *conn) send(typ string, b []byte) {
-	c.s.metrics.MessagesOut.WithLabelValues(typ).Inc()
-	c.s.metrics.BytesOut.Add(float64(len(b)))
-	_ = c.ws.WriteText(b)
-}
+func (c *conn) Direct() (hub.Sender, hub.Codec) { return c.link.direct() }
 
 // retryAfter returns the per-client jittered reconnect delay for a drain.
 func (s *Server) retryAfter() time.Duration {

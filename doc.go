@@ -10,6 +10,13 @@
 // default) and an auth.Authenticator decides who connects (anonymous by
 // default).
 //
+// Inside, a core (identity and permissions, rooms and fan-out, acks,
+// limits, sessions and recovery, drain, hooks, metrics) serves clients
+// through protocol adapters that it knows only by a small interface, a
+// connection's link: protocol v1 (Herald's JSON over a WebSocket) is one
+// adapter. adapter.go describes the seam, how v1 is plugged into it and
+// where another protocol goes.
+//
 // A Server starts goroutines in New; call Shutdown to drain clients and stop
 // them. All methods are safe for concurrent use.
 package herald

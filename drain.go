@@ -50,8 +50,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	conns := s.snapshot()
 	s.log.Info("draining", "connections", len(conns), "drain_timeout", drain.String())
 	for _, c := range conns {
-		ms := s.retryAfter().Milliseconds()
-		c.send(protocol.TypeServerShutdown, protocol.EncodeServerShutdown(ms, "server shutdown"))
+		c.link.shutdown(c, s.retryAfter())
 	}
 
 	// A tenth of the drain (at least 0.5 s, at most 2 s, and never more
@@ -86,7 +85,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if rest := s.snapshot(); len(rest) > 0 {
 		s.log.Warn("drain timeout: terminating connections", "connections", len(rest))
 		for _, c := range rest {
-			c.ws.Terminate(errDrainTerminated)
+			c.link.Terminate(errDrainTerminated)
 		}
 	}
 

@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -90,7 +91,7 @@ func (c *conn) scheduleExpiry() {
 	if notice > left/2 {
 		notice = left / 2
 	}
-	c.warned = false
+	c.flags.And(^uint32(flagWarned))
 	c.expiry = time.AfterFunc(left-notice, c.onExpiryTimer)
 }
 
@@ -98,11 +99,11 @@ func (c *conn) onExpiryTimer() {
 	c.identMu.Lock()
 	exp := c.expiresAtLocked()
 	left := time.Until(exp)
-	if left > 0 && !c.warned {
-		c.warned = true
+	if left > 0 && c.flags.Load()&flagWarned == 0 {
+		c.flags.Or(flagWarned)
 		c.expiry = time.AfterFunc(left, c.onExpiryTimer)
 		c.identMu.Unlock()
-		c.send(protocol.TypeTokenExpiring, protocol.EncodeTokenExpiring(exp.UnixMilli(), left.Milliseconds()))
+		c.link.tokenExpiring(c, exp, left)
 		c.s.log.InfoContext(c.ctx(), "token expiring", "in_ms", left.Milliseconds())
 		return
 	}
@@ -125,29 +126,29 @@ func (c *conn) stopExpiry() {
 
 // refresh handles a refresh request: a new token for the same user extends
 // the connection's life and replaces its permissions.
-func (c *conn) refresh(req *protocol.Request) {
+func (c *conn) refresh(ref json.RawMessage, token string) {
 	r, ok := c.s.auth.(auth.Refresher)
 	if !ok {
-		c.sendError(req.ID, protocol.CodeBadRequest, "this server uses no expiring tokens; nothing to refresh")
+		c.sendError(ref, protocol.CodeBadRequest, "this server uses no expiring tokens; nothing to refresh")
 		return
 	}
-	id, err := r.Refresh(req.Token)
+	id, err := r.Refresh(token)
 	if err != nil {
 		msg := "token rejected"
 		var ae *auth.Error
 		if errors.As(err, &ae) {
 			msg = ae.Message
 		}
-		c.sendError(req.ID, protocol.CodeTokenInvalid, msg)
+		c.sendError(ref, protocol.CodeTokenInvalid, msg)
 		return
 	}
 	cur := c.identity()
 	switch {
 	case id.UserID != cur.UserID:
-		c.sendError(req.ID, protocol.CodeTokenInvalid, "the new token is for another user")
+		c.sendError(ref, protocol.CodeTokenInvalid, "the new token is for another user")
 		return
 	case c.s.revoked.revoked(id, time.Now()):
-		c.sendError(req.ID, protocol.CodeTokenInvalid, "the new token is revoked")
+		c.sendError(ref, protocol.CodeTokenInvalid, "the new token is revoked")
 		return
 	}
 	id.Source = cur.Source
@@ -155,7 +156,7 @@ func (c *conn) refresh(req *protocol.Request) {
 	c.scheduleExpiry()
 	left := c.leaveForbiddenRooms(id)
 	c.s.log.InfoContext(c.ctx(), "token refreshed", "expires_at", id.ExpiresAt, "rooms_left", left)
-	c.reply(req.ID, mustJSON(refreshReply{ExpiresAt: id.ExpiresAt.UnixMilli(), Left: left}))
+	c.reply(ref, mustJSON(refreshReply{ExpiresAt: id.ExpiresAt.UnixMilli(), Left: left}))
 }
 
 // refreshReply is the data of a refresh's reply.

@@ -121,8 +121,8 @@ func (c *conn) sendPublishes(p *pubPipeline) {
 		if v := recover(); v != nil {
 			// As in serveReads: a bug of ours costs this connection only.
 			c.s.log.ErrorContext(c.ctx(), "panic while publishing", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if !c.ws.Abort(transport.CloseInternalError, "internal error", errInternal) {
-				c.ws.Terminate(errInternal)
+			if !c.link.Abort(transport.CloseInternalError, "internal error", errInternal) {
+				c.link.Terminate(errInternal)
 			}
 			p.mu.Lock()
 			clear(p.queue)

@@ -179,13 +179,12 @@ func (s *Server) keepsHistory(room string) bool {
 // errSlowReplay ends a recovery whose client does not read its replay.
 var errSlowReplay = errors.New("herald: the client did not read its history replay")
 
-// joinHistory joins room, which keeps history, for the join request req:
+// joinHistory joins room, which keeps history, answering ref:
 // it replays what followed the client's position (or, for a plain join,
 // what followed the room's position when the connection joined), replies,
 // and then lets live messages through. On failure the connection is not
 // in the room and the client got an error.
-func (c *conn) joinHistory(req *protocol.Request) {
-	room := req.Room
+func (c *conn) joinHistory(ref json.RawMessage, room string, from *broker.Position) {
 	f := &roomFeed{c: c}
 	c.setFeed(room, f)
 	ctx, cancel := c.backendCtx()
@@ -194,23 +193,23 @@ func (c *conn) joinHistory(req *protocol.Request) {
 	if err != nil {
 		c.setFeed(room, nil)
 		c.s.log.WarnContext(c.ctx(), "join failed", "room", room, "err", err)
-		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "could not subscribe to the room; retry later")
+		c.sendError(ref, protocol.CodeBrokerUnavailable, "could not subscribe to the room; retry later")
 		return
 	}
 	c.addRoom(room)
-	err = c.replay(f, room, req)
+	err = c.replay(f, ref, room, from)
 	if err != nil {
 		ctx, cancel := c.backendCtx()
 		c.leaveRoom(ctx, room)
 		cancel()
 		if errors.Is(err, errSlowReplay) {
-			if c.ws.Abort(protocol.CloseSlowConsumer, "slow consumer", err) {
+			if c.link.Abort(protocol.CloseSlowConsumer, "slow consumer", err) {
 				c.s.log.WarnContext(c.ctx(), "closing: history replay not read", "room", room)
 			}
 			return
 		}
 		c.s.log.WarnContext(c.ctx(), "recovery failed", "room", room, "err", err)
-		c.sendError(req.ID, protocol.CodeBrokerUnavailable, "could not read the room's history; retry the join later")
+		c.sendError(ref, protocol.CodeBrokerUnavailable, "could not read the room's history; retry the join later")
 		return
 	}
 	ctx, cancel = c.backendCtx()
@@ -221,13 +220,15 @@ func (c *conn) joinHistory(req *protocol.Request) {
 
 // replay sends the connection what it missed of room and makes f live,
 // sending the join's reply between the replay and the held messages.
-func (c *conn) replay(f *roomFeed, room string, req *protocol.Request) error {
+func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broker.Position) error {
 	s := c.s
 	reply := protocol.JoinReply{Room: room}
-	from := broker.Position{Offset: req.Offset, Epoch: req.Epoch}
-	recovering := req.Recovering()
+	recovering := from != nil
 	recovered := true
-	if !recovering {
+	var pos broker.Position
+	if recovering {
+		pos = *from
+	} else {
 		// A plain join starts at the room's position now: what follows it
 		// reaches the client, by replay or live.
 		ctx, cancel := c.backendCtx()
@@ -236,10 +237,10 @@ func (c *conn) replay(f *roomFeed, room string, req *protocol.Request) error {
 		if err != nil {
 			return err
 		}
-		from = cur
+		pos = cur
 	}
 	f.mu.Lock()
-	f.pos = from
+	f.pos = pos
 	f.mu.Unlock()
 	for round := 0; ; round++ {
 		if round == maxReplayRounds {
@@ -271,7 +272,8 @@ func (c *conn) replay(f *roomFeed, room string, req *protocol.Request) error {
 		}
 		for _, m := range msgs {
 			d := hub.NewDelivery(m, s.cfg.CompressionThreshold, s.cfg.CompressionLevel)
-			if err := c.awaitQueue(d.Frame(v1Codec{}).Size()); err != nil {
+			_, codec := c.link.direct()
+			if err := c.awaitQueue(d.Frame(codec).Size()); err != nil {
 				return err
 			}
 			f.mu.Lock()
@@ -297,7 +299,7 @@ func (c *conn) replay(f *roomFeed, room string, req *protocol.Request) error {
 		if !recovering {
 			reply.Replayed = 0 // a plain join replays what raced with it, not history
 		}
-		c.reply(req.ID, mustJSON(reply))
+		c.reply(ref, mustJSON(reply))
 		for _, d := range f.held {
 			if !f.dup(d.Msg) {
 				f.advance(d.Msg)
@@ -323,18 +325,18 @@ func recoveryLabel(recovered bool) string {
 // awaitQueue waits until the connection's send queue is at most half
 // full and has room for size more bytes, so that a replay never fills it.
 func (c *conn) awaitQueue(size int) error {
-	limit := c.ws.QueueLimit() / 2
+	limit := c.link.QueueLimit() / 2
 	ready := func() bool {
-		n := c.ws.Queued()
-		return n == 0 || n <= limit && c.ws.QueueRoom() >= size
+		n := c.link.Queued()
+		return n == 0 || n <= limit && c.link.QueueRoom() >= size
 	}
 	if ready() {
 		return nil
 	}
 	deadline := time.Now().Add(replayQueueWait)
 	for !ready() {
-		if c.ws.Err() != nil {
-			return fmt.Errorf("herald: connection closed during replay: %w", c.ws.Err())
+		if c.link.Err() != nil {
+			return fmt.Errorf("herald: connection closed during replay: %w", c.link.Err())
 		}
 		if time.Now().After(deadline) {
 			return errSlowReplay
@@ -360,11 +362,10 @@ func (c *conn) joinReply(room string) json.RawMessage {
 // messages that history cannot give back.
 func (s *Server) handleGap(rooms []string) {
 	for _, room := range rooms {
-		frame := protocol.EncodeGap(room)
 		n := 0
 		s.hub.EachMember(room, func(m hub.Member) {
 			if c, ok := memberConn(m); ok {
-				c.send(protocol.TypeGap, frame)
+				c.link.gap(c, room)
 				n++
 			}
 		})

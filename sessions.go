@@ -115,7 +115,7 @@ func (c *conn) writeSession(ctx context.Context) error {
 func (c *conn) sessionRecord(rooms []string) *session.Session {
 	return &session.Session{
 		ID: c.info.SessionID, UserID: c.info.UserID, Node: c.s.cfg.NodeID, Conn: c.info.ID,
-		ResumeToken: c.resumeToken, Rooms: rooms, ConnectedAt: time.Unix(0, c.sessionStart), LastSeen: c.ws.LastSeen(),
+		ResumeToken: c.resumeToken, Rooms: rooms, ConnectedAt: time.Unix(0, c.sessionStart), LastSeen: c.link.LastSeen(),
 	}
 }
 
@@ -131,13 +131,13 @@ func (s *Server) refreshSessions() {
 	var failure error
 	for i, c := range conns {
 		sid, ok := c.sessionID()
-		if !ok || c.ws.Err() != nil {
+		if !ok || c.link.Err() != nil {
 			// Still opening its session, or closing (a clean close
 			// deletes it, which a rewrite must not undo).
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BackendTimeout)
-		err := s.sessions.Touch(ctx, sid, c.ws.LastSeen(), s.cfg.SessionTTL)
+		err := s.sessions.Touch(ctx, sid, c.link.LastSeen(), s.cfg.SessionTTL)
 		if errors.Is(err, session.ErrNotFound) {
 			c.identMu.Lock()
 			rooms := c.rooms // never changed in place (see roomSet)
