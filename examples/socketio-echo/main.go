@@ -1,18 +1,31 @@
-// Command socketio-echo is the small app the published Engine.IO and
-// Socket.IO protocol test suites run against (socketio/engine.io-protocol
-// and socketio/socket.io-protocol): an Engine.IO server at /engine.io/
-// that echoes every message, and a Socket.IO server at /socket.io/, with
-// the settings the suites expect (pingInterval 300 ms, pingTimeout
-// 200 ms, maxPayload 1,000,000).
+// Command socketio-echo is the small app the published Socket.IO and
+// Engine.IO protocol test suites (socketio/socket.io-protocol and
+// socketio/engine.io-protocol, test-suite/) are run against, built on
+// Herald's packages: Socket.IO at /socket.io/ and a bare Engine.IO echo at
+// /engine.io/, with the settings those suites expect (pingInterval 300 ms,
+// pingTimeout 200 ms, maxPayload 1,000,000, connectTimeout 1 s).
 //
-//	go run ./examples/socketio-echo -addr localhost:3000
+// Behaviour, as the suites' reference server:
+//   - namespaces "/" and "/custom"; a CONNECT to any other is refused with
+//     {"message":"Invalid namespace"};
+//   - on connect to either, emit "auth" with the CONNECT's auth object;
+//   - on "/", echo "message" back as "message-back" with all its arguments
+//     (binary attachments included), and answer "message-with-ack" by
+//     acking its arguments;
+//   - on "/", "request-ack" (not in the suites; used by the socket.io-client
+//     test) emits "ack-request" with its arguments and an ack, and sends
+//     the client's answer back as "ack-response";
+//   - the Engine.IO app at /engine.io/ echoes every message.
+//
+// Usage: socketio-echo [-addr localhost:3000]
 package main
 
 import (
 	"context"
 	"errors"
 	"flag"
-	"log"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -21,28 +34,36 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "localhost:3000", "listen address (the suites use localhost:3000)")
+	addr := flag.String("addr", "localhost:3000", "address to listen on (the suites expect localhost:3000)")
 	flag.Parse()
-
-	mux := http.NewServeMux()
-	eng, err := newEngineIOApp()
-	if err != nil {
-		log.Fatal(err)
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(*addr, log); err != nil {
+		fmt.Fprintln(os.Stderr, "socketio-echo:", err)
+		os.Exit(1)
 	}
-	mux.Handle("/engine.io/", eng)
+}
 
-	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+func run(addr string, log *slog.Logger) error {
+	app, err := newApp(log)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Addr: addr, Handler: app, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = eng.Shutdown(sctx)
-		_ = srv.Shutdown(sctx)
-	}()
-	log.Printf("socketio-echo listening on http://%s (Engine.IO at /engine.io/)", *addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		log.Fatal(err)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("socketio-echo listening", "addr", addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
 	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = errors.Join(app.Shutdown(shutdownCtx), srv.Shutdown(shutdownCtx))
+	if errors.Is(<-errc, http.ErrServerClosed) {
+		return err
+	}
+	return err
 }
