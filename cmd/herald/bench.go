@@ -24,6 +24,7 @@ import (
 //
 //	herald bench [flags] [scenario...]   idle, broadcast, churn, cluster (default: all), proxy
 //	herald bench rolling [flags]         the rolling-deploy scenario (bench/rolling)
+//	herald bench scale [flags]           many nodes, 100k connections (benchscale.go)
 //	herald bench worker                  internal: a load-generator child process
 //	herald bench floor --addr HOST:PORT [--jwt-secret S]  internal: the floor server (bench/floor)
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -46,6 +47,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "rolling" {
 		return runBenchRolling(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "scale" {
+		return runBenchScale(args[1:], stdout, stderr) // benchscale.go
 	}
 	if len(args) > 0 && args[0] == "worker" {
 		// The orchestrator talks to its workers over stdin and stdout.

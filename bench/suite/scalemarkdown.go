@@ -1,0 +1,221 @@
+package suite
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Markdown renders the report: per engine, one table with a column per
+// stage and the ratio of the last stage to the first, then every
+// broadcast step.
+func (rep *ScaleReport) Markdown() string {
+	var b strings.Builder
+	o := rep.Options
+	fmt.Fprintf(&b, "## Scale: %d herald serve nodes on one box (%s)\n\n", o.Nodes, rep.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	if o.Command != "" {
+		fmt.Fprintf(&b, "Command: `%s` (took %s).\n\n", o.Command, rep.Finished.Sub(rep.Started).Round(1e9))
+	}
+	fmt.Fprintf(&b, "Machine: %s. Load average at the start of each engine's run: %s.\n\n", rep.Machine, strings.Join(scaleTrimAll(rep.LoadAvg), "; "))
+	fmt.Fprintf(&b, "Parameters: nodes %d (GOMAXPROCS=%d each); rooms %d; publishers %d (on the first node); connections/worker %d; "+
+		"source addresses 127.0.0.2–127.0.0.%d; idle settle/window %s / %s; ramp %v deliveries/s, %s steps, drain %s, p99 bound %s; payload %d B.\n\n",
+		o.Nodes, o.Procs, o.Rooms, o.Publishers, o.WorkerConns, 1+o.SourceIPs, o.IdleSettle, o.IdleWindow, o.Rates, o.Step, o.Drain, o.P99Bound, o.Payload)
+	for _, e := range rep.Errors {
+		fmt.Fprintf(&b, "**Error:** %s\n\n", e)
+	}
+	for _, se := range rep.Engines {
+		if len(se.Stages) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "### %s\n\n", engineTitle(se.Engine, o.Nodes))
+		b.WriteString("| Metric |")
+		for _, st := range se.Stages {
+			fmt.Fprintf(&b, " %s conns |", scaleThousands(float64(st.Conns)))
+		}
+		b.WriteString(" last / first |\n|---|")
+		for range se.Stages {
+			b.WriteString("---:|")
+		}
+		b.WriteString("---:|\n")
+		for _, row := range scaleRows(se.Stages) {
+			fmt.Fprintf(&b, "| %s |", row.name)
+			for _, v := range row.vals {
+				fmt.Fprintf(&b, " %s |", row.format(v))
+			}
+			first, last := row.vals[0], row.vals[len(row.vals)-1]
+			if first > 0 && !math.IsNaN(first) && !math.IsNaN(last) && len(row.vals) > 1 {
+				fmt.Fprintf(&b, " %.2f× |\n", last/first)
+			} else {
+				b.WriteString(" — |\n")
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("### Broadcast steps\n\n| Engine | Connections | Offered (deliveries/s) | Delivered/s | p50 (ms) | p99 (ms) | Lost | Disconnects | Nodes µs/delivery | Redis % of a core | Redis µs/delivery | Loadgen µs/delivery |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, se := range rep.Engines {
+		for _, st := range se.Stages {
+			for _, s := range st.Steps {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s |\n", se.Engine, scaleThousands(float64(st.Conns)),
+					scaleThousands(s.OfferedDeliveriesPerSec), scaleThousands(s.DeliveriesPerSec), scaleSig3(s.Latency.P50), scaleSig3(s.Latency.P99),
+					s.Lost, s.Disconnects, scaleSig3(s.NodesCPUPerDeliveryUs), scaleSig3(s.RedisCPUPercent), scaleSig3(s.RedisCPUPerDeliveryUs), scaleSig3(s.LoadCPUPerDeliveryUs))
+			}
+		}
+	}
+	return b.String()
+}
+
+func engineTitle(engine string, nodes int) string {
+	if engine == EngineRedisCluster {
+		return fmt.Sprintf("%d nodes on a three-master Redis Cluster", nodes)
+	}
+	return fmt.Sprintf("%d nodes on one redis-server", nodes)
+}
+
+type scaleRow struct {
+	name   string
+	vals   []float64
+	format func(float64) string
+}
+
+func scaleRows(stages []ScaleStage) []scaleRow {
+	col := func(f func(ScaleStage) float64) []float64 {
+		var out []float64
+		for _, st := range stages {
+			out = append(out, f(st))
+		}
+		return out
+	}
+	best := func(f func(*ScaleStep) float64) []float64 {
+		return col(func(st ScaleStage) float64 {
+			if st.Best == nil {
+				return math.NaN()
+			}
+			return f(st.Best)
+		})
+	}
+	// at returns f of the stage's first step at the ramp's first rate:
+	// the same offered load at every size.
+	at := func(f func(*ScaleStep) float64) []float64 {
+		return col(func(st ScaleStage) float64 {
+			if len(st.Steps) == 0 {
+				return math.NaN()
+			}
+			return f(&st.Steps[0])
+		})
+	}
+	first := "the first ramp rate"
+	if len(stages) > 0 && len(stages[0].Steps) > 0 {
+		first = scaleThousands(stages[0].Steps[0].OfferedDeliveriesPerSec) + "/s"
+	}
+	num, f3 := scaleThousands, scaleSig3
+	return []scaleRow{
+		{"Connections held", col(func(st ScaleStage) float64 { return float64(st.Conns) }), num},
+		{"Failed connects", col(func(st ScaleStage) float64 { return float64(st.Failed) }), num},
+		{"Connections per node, fewest", col(func(st ScaleStage) float64 { return scaleMinOr(st.NodeConns) }), num},
+		{"Connects/s of the stage's new connections", col(func(st ScaleStage) float64 { return scaleNewConns(stages, st) / st.ConnectSeconds }), num},
+		{"Node RSS per connection, KB (median of nodes)", col(func(st ScaleStage) float64 { return scaleMedian(st.NodeRSSPerConn) }), f3},
+		{"Node RSS per connection, KB (highest node)", col(func(st ScaleStage) float64 { return scaleMaxOr(st.NodeRSSPerConn) }), f3},
+		{"Node Go heap in use per connection, KB (median)", col(func(st ScaleStage) float64 { return scaleMedian(st.NodeHeapPerConn) }), f3},
+		{"Largest node RSS, MB", col(func(st ScaleStage) float64 { return scaleMaxOr(st.NodeRSSMB) }), f3},
+		{"Kernel socket buffers (sockstat TCP mem) per connection, KB, both ends", col(func(st ScaleStage) float64 { return st.SockstatPerConnKB }), f3},
+		{"Kernel socket slabs (TCP, inode, file, dentry, epoll) per connection, KB, both ends", col(func(st ScaleStage) float64 { return st.SlabPerConnKB }), f3},
+		{"Idle CPU of all nodes, % of a core", col(func(st ScaleStage) float64 { return st.NodesIdleCPU }), f3},
+		{"Idle CPU per 10k connections, % of a core", col(func(st ScaleStage) float64 { return st.NodesIdleCPU * 1e4 / float64(max(1, st.Conns)) }), f3},
+		{"Redis idle CPU, % of a core", col(func(st ScaleStage) float64 { return st.RedisIdleCPU }), f3},
+		{"Redis RSS, MB", col(func(st ScaleStage) float64 { return st.RedisRSSMB }), f3},
+		{"Highest sustained broadcast to all, 0 lost (deliveries/s)", best(func(s *ScaleStep) float64 { return s.DeliveriesPerSec }), num},
+		{"p99 at that rate, ms", best(func(s *ScaleStep) float64 { return s.Latency.P99 }), f3},
+		{"Nodes' CPU per delivery at that rate, µs", best(func(s *ScaleStep) float64 { return s.NodesCPUPerDeliveryUs }), f3},
+		{"Redis CPU at that rate, % of a core", best(func(s *ScaleStep) float64 { return s.RedisCPUPercent }), f3},
+		{"p99 at " + first + ", ms", at(func(s *ScaleStep) float64 { return s.Latency.P99 }), f3},
+		{"Nodes' CPU per delivery at " + first + ", µs", at(func(s *ScaleStep) float64 { return s.NodesCPUPerDeliveryUs }), f3},
+		{"Redis CPU at " + first + ", % of a core", at(func(s *ScaleStep) float64 { return s.RedisCPUPercent }), f3},
+	}
+}
+
+func scaleNewConns(stages []ScaleStage, st ScaleStage) float64 {
+	prev := 0
+	for _, s := range stages {
+		if s.Conns == st.Conns {
+			break
+		}
+		prev = s.Conns + s.Failed
+	}
+	return float64(st.Conns + st.Failed - prev)
+}
+
+func scaleMedian(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func scaleMaxOr[T int | float64](xs []T) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	return float64(slices.Max(xs))
+}
+
+func scaleMinOr[T int | float64](xs []T) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	return float64(slices.Min(xs))
+}
+
+func scaleTrimAll(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		f := strings.Fields(x)
+		if len(f) > 3 {
+			f = f[:3]
+		}
+		out = append(out, strings.Join(f, " "))
+	}
+	return out
+}
+
+func scaleThousands(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "—"
+	}
+	s := fmt.Sprintf("%.0f", v)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var parts []string
+	for len(s) > 3 {
+		parts = append([]string{s[len(s)-3:]}, parts...)
+		s = s[:len(s)-3]
+	}
+	parts = append([]string{s}, parts...)
+	out := strings.Join(parts, ",")
+	if neg {
+		return "-" + out
+	}
+	return out
+}
+
+func scaleSig3(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "—"
+	case v == 0:
+		return "0"
+	case math.Abs(v) >= 100:
+		return scaleThousands(v)
+	case math.Abs(v) >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case math.Abs(v) >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/heraldrt/herald/bench/suite"
+)
+
+// runBenchScale is `herald bench scale`: many herald serve nodes on one
+// box sharing Redis (and then a Redis Cluster), connections added in
+// stages, memory, idle CPU and a broadcast to every connection measured
+// at each stage (bench/suite, RunScale). It exits 1 when an engine's run
+// failed.
+func runBenchScale(args []string, stdout, stderr io.Writer) int {
+	o, err := parseBenchScale(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "herald bench scale: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := suite.RunScale(ctx, o, stderr)
+	if rep != nil {
+		fmt.Fprint(stdout, rep.Markdown())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "herald bench scale: %v\n", err)
+		return 1
+	}
+	if len(rep.Errors) > 0 {
+		return 1
+	}
+	return 0
+}
+
+func parseBenchScale(args []string, stderr io.Writer) (suite.ScaleOptions, error) {
+	o := suite.ScaleDefaults()
+	fs := flag.NewFlagSet("herald bench scale", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: herald bench scale [flags]
+
+Starts --nodes herald serve nodes on one redis-server, adds subscribers in
+stages (--sizes, in total) spread over the nodes and --rooms rooms, and at
+each stage reads each node's memory per connection, the kernel's socket
+memory, idle CPU of the nodes and Redis, then ramps a broadcast to every
+connection; then the same on a three-master Redis Cluster. Writes scale.md
+and scale.json into --out. Needs redis-server and redis-cli in PATH, and
+a descriptor limit of at least (connections / nodes + rooms + 100) per
+node process.
+
+`)
+		fs.PrintDefaults()
+	}
+	engines := fs.String("engines", strings.Join(o.Engines, ","), "engines, in order: redis, redis-cluster")
+	sizes := fs.String("sizes", joinInts(o.Sizes), "total subscriber connections at each stage, ascending")
+	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "herald serve nodes")
+	fs.IntVar(&o.Procs, "procs", o.Procs, "GOMAXPROCS of each node")
+	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms the subscribers are spread over")
+	fs.IntVar(&o.Publishers, "publishers", o.Publishers, "publisher connections (each joins rooms/publishers rooms, at most 100)")
+	fs.IntVar(&o.WorkerConns, "worker-conns", o.WorkerConns, "connections per load-generator process")
+	fs.IntVar(&o.SourceIPs, "source-ips", o.SourceIPs, "loopback source addresses used, from 127.0.0.2")
+	fs.DurationVar(&o.IdleSettle, "idle-settle", o.IdleSettle, "wait after a stage's connects before reading memory")
+	fs.DurationVar(&o.IdleWindow, "idle-window", o.IdleWindow, "idle CPU window")
+	ramp := fs.String("ramp", joinFloats(o.Rates), "offered deliveries/s of the broadcast ramp, ascending")
+	fs.DurationVar(&o.Step, "step", o.Step, "publishing time of each broadcast step")
+	fs.DurationVar(&o.Drain, "drain", o.Drain, "wait for in-flight deliveries after a step before counting the rest as lost")
+	fs.DurationVar(&o.P99Bound, "p99-bound", o.P99Bound, "highest p99 of a passing step")
+	fs.IntVar(&o.Payload, "payload", o.Payload, "payload bytes")
+	fs.StringVar(&o.HeraldBin, "herald-bin", "", "herald binary for the nodes and workers (default: this executable)")
+	fs.StringVar(&o.RedisBin, "redis-server", o.RedisBin, "redis-server binary")
+	fs.StringVar(&o.RedisCLI, "redis-cli", o.RedisCLI, "redis-cli binary (creates the cluster)")
+	fs.StringVar(&o.OutDir, "out", "", "results directory (default bench/results/scale-<timestamp>)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o.Engines = splitList(*engines)
+	var err error
+	if o.Sizes, err = parseInts(*sizes); err != nil {
+		return o, fmt.Errorf("--sizes: %w", err)
+	}
+	if o.Rates, err = parseFloats(*ramp); err != nil {
+		return o, fmt.Errorf("--ramp: %w", err)
+	}
+	o.Command = "herald bench scale " + strings.Join(args, " ")
+	return o, nil
+}
