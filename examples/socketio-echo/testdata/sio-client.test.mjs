@@ -1,5 +1,5 @@
 // Drives examples/socketio-echo with the real socket.io-client: run by
-// main_test.go with SOCKETIO_URL set to the example's address.
+// socketio_test.go with SOCKETIO_URL set to the example's address.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { io, Manager } from "socket.io-client";
