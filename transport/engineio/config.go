@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -74,6 +75,9 @@ type Config struct {
 	// call: copy what you need). It returns the Handler of the socket's
 	// messages; nil drops them.
 	OnConnection func(s *Socket, r *http.Request) Handler
+	// Logger logs what cannot be answered to a client (a Handler's
+	// panic). Default slog.Default().
+	Logger *slog.Logger
 }
 
 // CORS is the cross-origin policy of the polling transport, as the

@@ -27,6 +27,8 @@ var (
 	ErrForcedClose = errors.New("forced close")
 	// ErrServerShutdown: Server.Shutdown closed the socket.
 	ErrServerShutdown = errors.New("server shutting down")
+	// ErrInternal: the Handler panicked.
+	ErrInternal = errors.New("internal error")
 	// ErrBufferFull: more than Config.MaxBufferedBytes waited for the
 	// client, which is not keeping up. Send returns it too.
 	ErrBufferFull = errors.New("engineio: send buffer full")
@@ -45,6 +47,8 @@ func closeCode(reason error) int {
 		return transport.CloseMessageTooBig
 	case ErrBufferFull:
 		return transport.CloseSlowConsumer
+	case ErrInternal:
+		return transport.CloseInternalError
 	}
 	return transport.CloseNormal
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -242,3 +243,5 @@ func wantClose(tb testing.TB, e *testEnv, want error) {
 func errorBody(code int, msg string) string {
 	return fmt.Sprintf(`{"code":%d,"message":%q}`, code, msg)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	eio "github.com/heraldrt/herald/protocol/engineio"
 	"github.com/heraldrt/herald/transport"
@@ -44,7 +45,7 @@ func appendPayload(dst []byte, packets []*transport.Prepared) []byte {
 // whatever OnConnection sent.
 func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 	so := s.newSocket(r)
-	so.buf = append(so.buf, s.openPacket(so.id, true))
+	so.pstate = &pollState{buf: []*transport.Prepared{s.openPacket(so.id, true)}}
 	if !s.add(so) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
@@ -80,23 +81,37 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
-	case s.pollCh != nil:
+	case s.pstate.pollCh != nil:
 		s.mu.Unlock()
 		s.finish(ErrTransportError)
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
 	}
-	if !s.pollReadyLocked() {
+	wait := !s.pollReadyLocked()
+	var timeout <-chan time.Time
+	if !wait && s.upgrading && len(s.pstate.buf) == 0 && s.state == stateOpen {
+		// A poll that comes while the session upgrades is ended with a
+		// noop, as the reference server does, within upgradePollDelay:
+		// long enough for the upgrade packet that may already be on its
+		// way, after which the poll is refused (the client is on
+		// WebSocket now).
+		wait = true
+		t := time.NewTimer(upgradePollDelay)
+		defer t.Stop()
+		timeout = t.C
+	}
+	if wait {
 		ch := make(chan struct{})
-		s.pollCh = ch
+		s.pstate.pollCh = ch
 		s.mu.Unlock()
 		select {
 		case <-ch:
+		case <-timeout:
 		case <-r.Context().Done():
 			s.mu.Lock()
-			abandoned := s.pollCh == ch
+			abandoned := s.pstate != nil && s.pstate.pollCh == ch
 			if abandoned {
-				s.pollCh = nil
+				s.pstate.pollCh = nil
 			}
 			s.mu.Unlock()
 			if abandoned {
@@ -105,6 +120,14 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.mu.Lock()
+		if s.pstate != nil && s.pstate.pollCh == ch {
+			s.pstate.pollCh = nil
+		}
+		if s.ws && s.state != stateClosed {
+			s.mu.Unlock()
+			s.srv.writeError(w, eio.BadRequest, "")
+			return
+		}
 	}
 	body, last := s.takePollLocked()
 	s.mu.Unlock()
@@ -118,16 +141,25 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// upgradePollDelay is how long a poll that comes during an upgrade waits
+// for the upgrade to complete before it is ended with a noop; the
+// reference server ends such polls every 100 ms.
+const upgradePollDelay = 100 * time.Millisecond
+
 // pollReadyLocked reports whether a GET can be answered now. s.mu must
 // be held.
 func (s *Socket) pollReadyLocked() bool {
-	return len(s.buf) > 0 || s.state != stateOpen || s.upgrading || s.ws
+	return s.ws || len(s.pstate.buf) > 0 || s.state != stateOpen || s.upgrading
 }
 
 // takePollLocked returns the body that answers a GET and empties the
 // buffer; last reports that it carries the close packet of a session
 // being closed, which ends with it. s.mu must be held.
 func (s *Socket) takePollLocked() (body []byte, last bool) {
+	var p pollState
+	if s.pstate != nil {
+		p = *s.pstate
+	}
 	switch {
 	case s.state == stateClosed:
 		// The client's own close ends its pending poll with a noop, any
@@ -136,17 +168,17 @@ func (s *Socket) takePollLocked() (body []byte, last bool) {
 			return []byte{'0' + byte(eio.Noop)}, false
 		}
 		return []byte{'0' + byte(eio.Close)}, false
-	case len(s.buf) == 0 && s.state == stateClosing:
+	case len(p.buf) == 0 && s.state == stateClosing:
 		return []byte{'0' + byte(eio.Close)}, true
-	case len(s.buf) == 0:
+	case len(p.buf) == 0:
 		// Upgrading or upgraded: end the poll so the client can switch.
 		return []byte{'0' + byte(eio.Noop)}, false
 	}
-	body = appendPayload(make([]byte, 0, int(s.bufBytes)+2), s.buf)
-	clear(s.buf)
-	s.buf, s.bufBytes = s.buf[:0], 0
-	if cap(s.buf) > 16 {
-		s.buf = nil
+	body = appendPayload(make([]byte, 0, int(p.bufBytes)+2), p.buf)
+	clear(p.buf)
+	s.pstate.buf, s.pstate.bufBytes = p.buf[:0], 0
+	if cap(p.buf) > 16 {
+		s.pstate.buf = nil
 	}
 	if s.state == stateClosing {
 		body = append(body, eio.RecordSeparator, '0'+byte(eio.Close))
@@ -172,17 +204,18 @@ func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
-	case s.posting:
+	case s.pstate.posting:
 		s.mu.Unlock()
 		s.finish(ErrTransportError)
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
 	}
-	s.posting = true
+	p := s.pstate
+	p.posting = true
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.posting = false
+		p.posting = false
 		s.mu.Unlock()
 	}()
 

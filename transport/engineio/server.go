@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/maphash"
+	"log/slog"
 	"math"
 	"net/http"
 	"sync"
@@ -23,6 +24,7 @@ import (
 // concurrent use.
 type Server struct {
 	cfg      Config
+	log      *slog.Logger
 	upgrader *transport.Upgrader
 	clock    *clock
 	shards   [sessionShards]sessionShard
@@ -56,7 +58,7 @@ type counters struct {
 
 // The close reasons counted by Stats, in Stats.Closed order.
 var reasons = [...]error{ErrPingTimeout, ErrTransportClose, ErrTransportError, ErrParse,
-	ErrPayloadTooLarge, ErrForcedClose, ErrServerShutdown, ErrBufferFull}
+	ErrPayloadTooLarge, ErrForcedClose, ErrServerShutdown, ErrBufferFull, ErrInternal}
 
 const numReasons = len(reasons)
 
@@ -79,7 +81,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, seed: maphash.MakeSeed()}
+	s := &Server{cfg: cfg, seed: maphash.MakeSeed(), log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
 	s.clock = newClock(func(so *Socket) { so.tick() })
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]*Socket)

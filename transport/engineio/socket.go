@@ -1,7 +1,9 @@
 package engineio
 
 import (
+	"fmt"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -41,32 +43,38 @@ type Socket struct {
 	handler Handler
 	remote  string
 
-	// mu guards the fields up to hbIdx. It is held only for field
-	// updates, never across I/O or a callback. Lock order: recvMu, mu,
-	// then clock.mu.
-	mu         sync.Mutex
-	state      uint8
-	ws         bool  // the transport is WebSocket (from the start, or upgraded)
-	upgrading  bool  // a probe WebSocket answered "2probe"
-	posting    bool  // a POST is being read
-	inHandler  bool  // OnMessage is running
-	notified   bool  // OnClose has been called (or is about to be)
-	awaitPong  bool  // a ping was sent and no pong has come
-	pingDue    int64 // clock time the next ping is due; its pong is due PingTimeout later
-	bufBytes   int32
-	buf        []*transport.Prepared // polling: packets for the next GET
-	pollCh     chan struct{}         // polling: the pending GET waits on it; closed to wake it
-	conn       *transport.Conn       // WebSocket transport
-	probe      *transport.Conn       // WebSocket upgrading a polling session
-	upgradeDue *time.Timer           // ends an upgrade that takes too long
-	err        error                 // why the session closed (or is closing)
-	done       chan struct{}         // made by Done
+	// mu guards the fields up to hbIdx and those of *pstate. It is held
+	// only for field updates, never across I/O or a callback. Lock
+	// order: recvMu, mu, then clock.mu.
+	mu        sync.Mutex
+	state     uint8
+	ws        bool // the transport is WebSocket (from the start, or upgraded)
+	upgrading bool // a probe WebSocket answered "2probe"
+	inHandler bool // OnMessage is running
+	notified  bool // OnClose has been called (or is about to be)
+	awaitPong bool // a ping was sent and no pong has come
+	pingDue   int64
+	conn      *transport.Conn // the WebSocket transport
+	pstate    *pollState      // the polling transport; nil on WebSocket
+	err       error           // why the session closed (or is closing)
+	done      chan struct{}   // made by Done
 
 	// Where the server's clock keeps the socket; guarded by clock.mu.
 	hbIdx int32
 	hbAt  int64
 
 	recvMu sync.Mutex // serialises OnMessage
+}
+
+// pollState is what a session on the polling transport holds, dropped
+// when it upgrades to WebSocket. Guarded by Socket.mu.
+type pollState struct {
+	buf        []*transport.Prepared // packets for the next GET
+	bufBytes   int32
+	posting    bool            // a POST is being read
+	pollCh     chan struct{}   // the pending GET waits on it; closed to wake it
+	probe      *transport.Conn // WebSocket upgrading the session
+	upgradeDue *time.Timer     // ends an upgrade that takes too long
 }
 
 func (s *Server) newSocket(r *http.Request) *Socket {
@@ -150,20 +158,21 @@ func (s *Socket) Send(m *transport.Prepared) error {
 // GET. s.mu must be held.
 func (s *Socket) bufferLocked(m *transport.Prepared) error {
 	n := pollSize(m)
-	if len(s.buf) > 0 && int(s.bufBytes)+n > s.srv.cfg.MaxBufferedBytes {
+	p := s.pstate
+	if len(p.buf) > 0 && int(p.bufBytes)+n > s.srv.cfg.MaxBufferedBytes {
 		return ErrBufferFull
 	}
-	s.bufBytes += int32(n)
-	s.buf = append(s.buf, m)
+	p.bufBytes += int32(n)
+	p.buf = append(p.buf, m)
 	s.wakePollLocked()
 	return nil
 }
 
 // wakePollLocked ends the pending GET's wait. s.mu must be held.
 func (s *Socket) wakePollLocked() {
-	if s.pollCh != nil {
-		close(s.pollCh)
-		s.pollCh = nil
+	if p := s.pstate; p != nil && p.pollCh != nil {
+		close(p.pollCh)
+		p.pollCh = nil
 	}
 }
 
@@ -191,9 +200,14 @@ func (s *Socket) closeWith(reason error) {
 		}()
 		return
 	}
-	waiting := s.pollCh != nil
+	waiting := s.pstate.pollCh != nil
 	s.wakePollLocked()
 	s.mu.Unlock()
+	if reason == ErrServerShutdown && !waiting {
+		// No poll will come that could be answered.
+		s.finish(reason)
+		return
+	}
 	if !waiting {
 		// The close packet waits for the next GET, for as long as a
 		// client that answers pings may take to come back.
@@ -215,16 +229,14 @@ func (s *Socket) finish(reason error) {
 	}
 	s.state = stateClosed
 	s.err = reason
-	conn, probe := s.conn, s.probe
-	s.probe = nil
-	if s.upgradeDue != nil {
-		if s.upgradeDue.Stop() {
-			s.srv.wg.Done()
-		}
-		s.upgradeDue = nil
+	conn := s.conn
+	var probe *transport.Conn
+	if p := s.pstate; p != nil {
+		probe = p.probe
+		s.stopUpgradeLocked()
+		p.buf, p.bufBytes = nil, 0
+		s.wakePollLocked()
 	}
-	s.buf, s.bufBytes = nil, 0
-	s.wakePollLocked()
 	if s.done != nil {
 		close(s.done)
 	}
@@ -245,6 +257,19 @@ func (s *Socket) finish(reason error) {
 	}
 	if notify {
 		s.handler.OnClose(s, reason)
+	}
+}
+
+// stopUpgradeLocked forgets the probe and its timeout. s.mu must be
+// held and s.pstate set.
+func (s *Socket) stopUpgradeLocked() {
+	p := s.pstate
+	p.probe, s.upgrading = nil, false
+	if p.upgradeDue != nil {
+		if p.upgradeDue.Stop() {
+			s.srv.wg.Done()
+		}
+		p.upgradeDue = nil
 	}
 }
 
@@ -353,6 +378,16 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 	}
 	s.inHandler = true
 	s.mu.Unlock()
+	defer func() {
+		// A bug in a handler costs its session, not the process.
+		if v := recover(); v != nil {
+			s.srv.log.Error("engineio: panic in Handler.OnMessage", "sid", s.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.mu.Lock()
+			s.inHandler = false
+			s.mu.Unlock()
+			s.finish(ErrInternal)
+		}
+	}()
 	s.handler.OnMessage(s, data, binary)
 	s.mu.Lock()
 	s.inHandler = false

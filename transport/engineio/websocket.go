@@ -56,14 +56,14 @@ func (s *Socket) upgradeRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if s.state != stateOpen || s.ws || s.probe != nil {
+	if s.state != stateOpen || s.ws || s.pstate.probe != nil {
 		s.mu.Unlock()
 		c.Abort(transport.CloseNormal, "", nil)
 		return
 	}
-	s.probe = c
+	s.pstate.probe = c
 	s.srv.wg.Add(1)
-	s.upgradeDue = time.AfterFunc(s.srv.cfg.UpgradeTimeout, func() {
+	s.pstate.upgradeDue = time.AfterFunc(s.srv.cfg.UpgradeTimeout, func() {
 		defer s.srv.wg.Done()
 		s.endProbe(c)
 	})
@@ -75,19 +75,20 @@ func (s *Socket) upgradeRequest(w http.ResponseWriter, r *http.Request) {
 // on over polling.
 func (s *Socket) endProbe(c *transport.Conn) {
 	s.mu.Lock()
-	if s.probe != c {
-		s.mu.Unlock()
-		return
-	}
-	s.probe, s.upgrading = nil, false
-	if s.upgradeDue != nil {
-		if s.upgradeDue.Stop() {
-			s.srv.wg.Done()
-		}
-		s.upgradeDue = nil
+	if s.probeLocked() == c {
+		s.stopUpgradeLocked()
 	}
 	s.mu.Unlock()
 	c.Abort(transport.CloseNormal, "", nil)
+}
+
+// probeLocked returns the session's probe WebSocket, or nil. s.mu must
+// be held.
+func (s *Socket) probeLocked() *transport.Conn {
+	if s.pstate == nil {
+		return nil
+	}
+	return s.pstate.probe
 }
 
 // onProbeFrame handles a frame from the probe c: "2probe" is answered
@@ -101,30 +102,24 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 			return
 		}
 		s.mu.Lock()
-		if s.probe == c {
+		if s.probeLocked() == c {
 			s.upgrading = true
 			s.wakePollLocked()
 		}
 		s.mu.Unlock()
 	case typ == transport.Text && string(msg) == "5":
 		s.mu.Lock()
-		if s.probe != c || !s.upgrading || s.state == stateClosed {
+		if s.probeLocked() != c || !s.upgrading || s.state == stateClosed {
 			s.mu.Unlock()
 			s.endProbe(c)
 			return
 		}
-		s.probe, s.upgrading = nil, false
-		if s.upgradeDue != nil {
-			if s.upgradeDue.Stop() {
-				s.srv.wg.Done()
-			}
-			s.upgradeDue = nil
-		}
+		s.stopUpgradeLocked()
 		s.conn, s.ws = c, true
 		// What waited for the next poll goes over the WebSocket, in order.
-		buf := s.buf
-		s.buf, s.bufBytes = nil, 0
+		buf := s.pstate.buf
 		s.wakePollLocked()
+		s.pstate = nil
 		closing := s.state == stateClosing
 		reason := s.err
 		s.mu.Unlock()
@@ -172,7 +167,6 @@ func (s *Socket) onFrame(typ transport.MessageType, msg []byte) {
 // be watched. Each is counted in the server's WaitGroup.
 func (s *Server) startReading(so *Socket, c *transport.Conn) {
 	r := &wsReader{so: so, c: c}
-	r.fn = r.serve
 	s.wg.Add(1)
 	r.serve()
 }
@@ -182,7 +176,6 @@ func (s *Server) startReading(so *Socket, c *transport.Conn) {
 type wsReader struct {
 	so *Socket
 	c  *transport.Conn
-	fn func()
 }
 
 // serve reads what has arrived, then asks to be called again. It owns
@@ -194,7 +187,7 @@ func (r *wsReader) serve() {
 		typ, msg, err := r.c.TryRead()
 		if err == transport.ErrWouldBlock {
 			wg.Add(1)
-			if !r.c.NotifyReadable(r.fn) {
+			if !r.c.NotifyReadable(r.serve) {
 				go r.readLoop() // owns the count just added
 			}
 			return
@@ -229,7 +222,7 @@ func (r *wsReader) readLoop() {
 func (r *wsReader) frame(typ transport.MessageType, msg []byte) bool {
 	so := r.so
 	so.mu.Lock()
-	main, probe := so.conn == r.c, so.probe == r.c
+	main, probe := so.conn == r.c, so.probeLocked() == r.c
 	so.mu.Unlock()
 	switch {
 	case main:

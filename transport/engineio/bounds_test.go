@@ -1,0 +1,384 @@
+package engineio
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestMaxPayloadPolling(t *testing.T) {
+	e := newEnv(t, Config{MaxPayload: 100})
+	sid := e.handshake(t)
+	at := "4" + strings.Repeat("a", 99)
+	if r := e.post(t, sid, at); r.status != 200 {
+		t.Fatalf("at the limit: %d %q", r.status, r.body)
+	}
+	if r := e.poll(t, sid); r.body != at {
+		t.Fatalf("echo %q", r.body)
+	}
+	if r := e.post(t, sid, at+"a"); r.status != 413 {
+		t.Fatalf("over the limit: %d %q", r.status, r.body)
+	}
+	wantClose(t, e, ErrPayloadTooLarge)
+	if r := e.poll(t, sid); r.status != 400 {
+		t.Fatalf("poll after 413: %d", r.status)
+	}
+
+	// Without a Content-Length the body is cut at the limit.
+	sid = e.handshake(t)
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte(at + "aaaa"))
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", e.url+"?EIO=4&transport=polling&sid="+sid, pr)
+	if r := e.send(t, req); r.status != 413 {
+		t.Fatalf("chunked over the limit: %d %q", r.status, r.body)
+	}
+	wantClose(t, e, ErrPayloadTooLarge)
+}
+
+func TestMaxPayloadWebSocket(t *testing.T) {
+	e := newEnv(t, Config{MaxPayload: 100})
+	c := e.dial(t, "EIO=4&transport=websocket")
+	read(t, c)
+	write(t, c, websocket.MessageText, "4"+strings.Repeat("a", 100))
+	if code := waitClosed(t, c, 3*time.Second); code != websocket.StatusMessageTooBig {
+		t.Fatalf("close %v", code)
+	}
+	wantClose(t, e, ErrPayloadTooLarge)
+}
+
+func TestBufferBoundPolling(t *testing.T) {
+	e := newEnv(t, Config{MaxBufferedBytes: 1000, PingInterval: time.Minute, PingTimeout: time.Minute})
+	sid := e.handshake(t)
+	so := e.srv.Socket(sid)
+	msg := []byte(strings.Repeat("x", 199)) // 201 bytes in the payload
+	var err error
+	n := 0
+	for ; n < 10 && err == nil; n++ {
+		err = so.SendText(msg)
+	}
+	if !errors.Is(err, ErrBufferFull) || n != 5 {
+		t.Fatalf("after %d sends: %v", n, err)
+	}
+	wantClose(t, e, ErrBufferFull)
+	if err := so.SendText(msg); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+	if r := e.poll(t, sid); r.status != 400 {
+		t.Fatalf("poll: %d %q", r.status, r.body)
+	}
+	if got := e.srv.Stats().Closed[ErrBufferFull.Error()]; got != 1 {
+		t.Fatalf("Stats.Closed[buffer full] = %d", got)
+	}
+}
+
+func TestBufferBoundWebSocket(t *testing.T) {
+	e := newEnv(t, Config{MaxBufferedBytes: 256 << 10, PingInterval: time.Minute, PingTimeout: time.Minute})
+	c := e.dial(t, "EIO=4&transport=websocket")
+	read(t, c)
+	so := <-e.h.sockets
+	// The client reads nothing: once the kernel's buffers are full the
+	// send queue grows to the bound.
+	m := e.srv.NewMessage([]byte(strings.Repeat("y", 64<<10)), false)
+	var err error
+	for i := 0; i < 2000 && err == nil; i++ {
+		err = so.Send(m)
+	}
+	if !errors.Is(err, ErrBufferFull) && !errors.Is(err, ErrClosed) {
+		t.Fatalf("send: %v", err)
+	}
+	wantClose(t, e, ErrBufferFull)
+}
+
+// Messages the app sends while a polling session upgrades wait in the
+// polling buffer and go over the WebSocket in order once it completes.
+func TestUpgradeCarriesBuffer(t *testing.T) {
+	e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+	sid := e.handshake(t)
+	so := e.srv.Socket(sid)
+	pending := make(chan response, 1)
+	go func() { pending <- e.poll(t, sid) }()
+	waitFor(t, func() bool {
+		so.mu.Lock()
+		defer so.mu.Unlock()
+		return so.pstate.pollCh != nil
+	})
+	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+	write(t, c, websocket.MessageText, "2probe")
+	if _, data := read(t, c); data != "3probe" {
+		t.Fatalf("probe answer %q", data)
+	}
+	if r := <-pending; r.body != "6" {
+		t.Fatalf("pending poll got %q, want noop", r.body)
+	}
+	for _, m := range []string{"one", "two"} {
+		if err := so.SendText([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := so.SendBinary([]byte{9, 8}); err != nil {
+		t.Fatal(err)
+	}
+	if so.Transport() != "polling" {
+		t.Fatal("upgraded before 5")
+	}
+	write(t, c, websocket.MessageText, "5")
+	for _, want := range []string{"4one", "4two", "\x09\x08"} {
+		if _, data := read(t, c); data != want {
+			t.Fatalf("got %q, want %q", data, want)
+		}
+	}
+	if so.Transport() != "websocket" || e.srv.Stats().Upgrades != 1 || e.srv.Stats().Polling != 0 {
+		t.Fatalf("transport %s, stats %+v", so.Transport(), e.srv.Stats())
+	}
+	write(t, c, websocket.MessageText, "4after")
+	if _, data := read(t, c); data != "4after" {
+		t.Fatalf("echo %q", data)
+	}
+}
+
+func TestUpgradeAbandoned(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		probe func(t *testing.T, c *websocket.Conn)
+	}{
+		{"timeout", func(t *testing.T, c *websocket.Conn) {
+			write(t, c, websocket.MessageText, "2probe")
+			read(t, c)
+		}},
+		{"not a probe", func(t *testing.T, c *websocket.Conn) { write(t, c, websocket.MessageText, "4x") }},
+		{"upgrade without probe", func(t *testing.T, c *websocket.Conn) { write(t, c, websocket.MessageText, "5") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{UpgradeTimeout: 200 * time.Millisecond, PingInterval: time.Minute, PingTimeout: time.Minute})
+			sid := e.handshake(t)
+			c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+			tt.probe(t, c)
+			waitClosed(t, c, 3*time.Second)
+			// The session goes on over polling.
+			if r := e.post(t, sid, "4still"); r.status != 200 {
+				t.Fatalf("post: %d %q", r.status, r.body)
+			}
+			if r := e.poll(t, sid); r.body != "4still" {
+				t.Fatalf("poll: %d %q", r.status, r.body)
+			}
+		})
+	}
+}
+
+func TestTransportRules(t *testing.T) {
+	t.Run("overlapping posts", func(t *testing.T) {
+		e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+		sid := e.handshake(t)
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		req, _ := http.NewRequest("POST", e.url+"?EIO=4&transport=polling&sid="+sid, pr)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+		_, _ = pw.Write([]byte("4a"))
+		so := e.srv.Socket(sid)
+		waitFor(t, func() bool {
+			so.mu.Lock()
+			defer so.mu.Unlock()
+			return so.pstate.posting
+		})
+		if r := e.post(t, sid, "4b"); r.status != 400 || r.body != errorBody(3, "Bad request") {
+			t.Fatalf("second post: %d %q", r.status, r.body)
+		}
+		wantClose(t, e, ErrTransportError)
+	})
+	t.Run("binary body", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		sid := e.handshake(t)
+		req, _ := http.NewRequest("POST", e.url+"?EIO=4&transport=polling&sid="+sid, strings.NewReader("\x01\x02"))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		if r := e.send(t, req); r.status != 400 {
+			t.Fatalf("%d %q", r.status, r.body)
+		}
+		wantClose(t, e, ErrTransportError)
+	})
+	t.Run("abandoned poll", func(t *testing.T) {
+		e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+		sid := e.handshake(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"?EIO=4&transport=polling&sid="+sid, nil)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+		so := e.srv.Socket(sid)
+		waitFor(t, func() bool {
+			so.mu.Lock()
+			defer so.mu.Unlock()
+			return so.pstate.pollCh != nil
+		})
+		cancel()
+		wantClose(t, e, ErrTransportError)
+	})
+	t.Run("polling request on a websocket session", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		c := e.dial(t, "EIO=4&transport=websocket")
+		_, data := read(t, c)
+		sid := checkHandshake(t, data, []string{})
+		for _, m := range []string{"GET", "POST"} {
+			if r := e.do(t, m, "EIO=4&transport=polling&sid="+sid, "4x"); r.status != 400 || r.body != errorBody(3, "Bad request") {
+				t.Fatalf("%s: %d %q", m, r.status, r.body)
+			}
+		}
+	})
+}
+
+func TestCORS(t *testing.T) {
+	tests := []struct {
+		name, origin string
+		cors         CORS
+		want         string // Access-Control-Allow-Origin
+		creds        bool
+	}{
+		{"none", "https://a.example", CORS{}, "", false},
+		{"any", "https://a.example", CORS{Origins: []string{"*"}}, "*", false},
+		{"listed", "https://a.example", CORS{Origins: []string{"https://a.example"}}, "https://a.example", false},
+		{"not listed", "https://b.example", CORS{Origins: []string{"https://a.example"}}, "", false},
+		{"credentials", "https://a.example", CORS{Origins: []string{"*"}, Credentials: true}, "https://a.example", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{CORS: tt.cors})
+			req, _ := http.NewRequest("GET", e.url+"?EIO=4&transport=polling", nil)
+			req.Header.Set("Origin", tt.origin)
+			r := e.send(t, req)
+			if got := r.header.Get("Access-Control-Allow-Origin"); got != tt.want {
+				t.Fatalf("GET: Allow-Origin %q, want %q", got, tt.want)
+			}
+			if got := r.header.Get("Access-Control-Allow-Credentials") == "true"; got != tt.creds {
+				t.Fatalf("GET: Allow-Credentials %v", got)
+			}
+			req, _ = http.NewRequest("OPTIONS", e.url+"?EIO=4&transport=polling", nil)
+			req.Header.Set("Origin", tt.origin)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Headers", "content-type")
+			r = e.send(t, req)
+			if len(tt.cors.Origins) == 0 {
+				if r.status != 400 { // a handshake must be a GET
+					t.Fatalf("OPTIONS without CORS: %d", r.status)
+				}
+				return
+			}
+			if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != tt.want {
+				t.Fatalf("OPTIONS: %d %v", r.status, r.header)
+			}
+			if tt.want != "" && (!strings.Contains(r.header.Get("Access-Control-Allow-Methods"), "POST") ||
+				r.header.Get("Access-Control-Allow-Headers") != "content-type") {
+				t.Fatalf("OPTIONS headers: %v", r.header)
+			}
+		})
+	}
+}
+
+func TestAllowRequestAndCookie(t *testing.T) {
+	refuse := true
+	e := newEnv(t, Config{Cookie: "io", AllowRequest: func(*http.Request) error {
+		if refuse {
+			return errors.New("too many sessions")
+		}
+		return nil
+	}})
+	if r := e.do(t, "GET", "EIO=4&transport=polling", ""); r.status != 403 || r.body != errorBody(4, "too many sessions") {
+		t.Fatalf("refused polling: %d %q", r.status, r.body)
+	}
+	_, resp, err := websocket.Dial(t.Context(), e.wsURL("EIO=4&transport=websocket"), nil)
+	if err == nil || resp == nil || resp.StatusCode != 400 {
+		t.Fatalf("refused websocket: %v %+v", err, resp)
+	}
+	refuse = false
+	r := e.do(t, "GET", "EIO=4&transport=polling", "")
+	sid := checkHandshake(t, r.body, []string{"websocket"})
+	if c := r.header.Get("Set-Cookie"); !strings.HasPrefix(c, "io="+sid+";") || !strings.Contains(c, "HttpOnly") {
+		t.Fatalf("polling Set-Cookie %q", c)
+	}
+	_, resp, err = websocket.Dial(t.Context(), e.wsURL("EIO=4&transport=websocket"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "io=") {
+		t.Fatalf("websocket Set-Cookie %q", c)
+	}
+}
+
+func TestServerClose(t *testing.T) {
+	t.Run("polling", func(t *testing.T) {
+		e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+		sid := e.handshake(t)
+		so := e.srv.Socket(sid)
+		_ = so.SendText([]byte("last"))
+		so.Close()
+		if err := so.SendText([]byte("late")); !errors.Is(err, ErrClosed) {
+			t.Fatalf("send while closing: %v", err)
+		}
+		if r := e.poll(t, sid); r.body != "4last\x1e1" {
+			t.Fatalf("poll: %d %q", r.status, r.body)
+		}
+		wantClose(t, e, ErrForcedClose)
+		<-so.Done()
+		if r := e.poll(t, sid); r.status != 400 {
+			t.Fatalf("poll after close: %d", r.status)
+		}
+	})
+	t.Run("polling, client gone", func(t *testing.T) {
+		e := newEnv(t, Config{PingInterval: 100 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+		sid := e.handshake(t)
+		e.srv.Socket(sid).Close()
+		wantClose(t, e, ErrForcedClose)
+	})
+	t.Run("websocket", func(t *testing.T) {
+		e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+		c := e.dial(t, "EIO=4&transport=websocket")
+		read(t, c)
+		so := <-e.h.sockets
+		_ = so.SendText([]byte("last"))
+		so.Close()
+		if _, data := read(t, c); data != "4last" {
+			t.Fatalf("got %q", data)
+		}
+		if code := waitClosed(t, c, 3*time.Second); code != websocket.StatusNormalClosure {
+			t.Fatalf("close %v", code)
+		}
+		wantClose(t, e, ErrForcedClose)
+	})
+}
+
+type panicky struct{ *recorder }
+
+func (panicky) OnMessage(*Socket, []byte, bool) { panic("handler bug") }
+
+func TestHandlerPanic(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.srv.cfg.OnConnection = func(*Socket, *http.Request) Handler { return panicky{e.h} }
+	e.srv.log = discardLogger()
+	c := e.dial(t, "EIO=4&transport=websocket")
+	read(t, c)
+	write(t, c, websocket.MessageText, "4boom")
+	wantClose(t, e, ErrInternal)
+	if code := waitClosed(t, c, 3*time.Second); code != websocket.StatusInternalError {
+		t.Fatalf("close %v", code)
+	}
+	sid := e.handshake(t) // the server goes on
+	if r := e.post(t, sid, "4boom"); r.status != 200 {
+		t.Fatalf("post: %d", r.status)
+	}
+	wantClose(t, e, ErrInternal)
+}
