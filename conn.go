@@ -3,14 +3,12 @@ package herald
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,114 +146,26 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, herr.Status, handshakeErrorCode(herr.Status), herr.Message)
 		return
 	}
-	if s.draining.Load() {
-		s.metrics.UpgradesRejected.WithLabelValues("draining").Inc()
-		w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.DrainRetryAfter+time.Second-1)/time.Second)))
-		writeJSONError(w, http.StatusServiceUnavailable, "draining", "server is shutting down; reconnect to another node")
-		return
-	}
-	if s.localOnly && !onLoopback(r) {
-		s.refuseRemoteAnonymous(ctx, w, r)
-		return
-	}
-	if !s.revLoaded.Load() {
-		s.metrics.UpgradesRejected.WithLabelValues("starting").Inc()
-		w.Header().Set("Retry-After", "1")
-		writeJSONError(w, http.StatusServiceUnavailable, "starting", "revocations not loaded yet; retry shortly or reconnect to another node")
-		return
-	}
-	ip := s.clientIP(r)
-	if !s.limits.allowUpgrade(ip, time.Now()) {
-		s.refuse(ctx, w, http.StatusTooManyRequests, "upgrade_rate", "too many connection attempts from your address; retry later")
-		return
-	}
-	ident, err := s.auth.Authenticate(r)
-	if err != nil {
-		s.rejectAuth(ctx, w, err)
-		return
-	}
-	if s.revoked.revoked(ident, time.Now()) {
-		s.rejectAuth(ctx, w, &auth.Error{Status: http.StatusUnauthorized, Reason: "revoked", Message: "credential revoked"})
-		return
-	}
-	if !s.originAllowed(r, ident.Source == "cookie") {
-		s.refuse(ctx, w, http.StatusForbidden, "origin_not_allowed", "cross-origin WebSocket refused for origin "+strconv.Quote(r.Header.Get("Origin")))
-		return
-	}
-	var up *UpgradeResult
-	if s.cfg.Hooks.OnUpgrade != nil {
-		if up, err = s.upgradeHook(ctx, r, ident, ip, connID, cid); err != nil {
-			s.refuseUpgradeHook(ctx, w, err)
-			return
-		}
-		if up != nil && up.UserID != "" && up.UserID != ident.UserID {
-			changed := *ident
-			changed.UserID = up.UserID
-			ident = &changed
-			if s.revoked.revoked(ident, time.Now()) {
-				s.rejectAuth(ctx, w, &auth.Error{Status: http.StatusUnauthorized, Reason: "revoked", Message: "credential revoked"})
-				return
-			}
-		}
-	}
-	if which := s.limits.acquire(ident.UserID, ip); which != "" {
-		s.refuse(ctx, w, http.StatusTooManyRequests, which, "connection limit reached ("+which+")")
+	adm, no := s.admit(ctx, r, connID, cid)
+	if no != nil {
+		no.writeHTTP(w)
 		return
 	}
 	handedOver := false // once c runs, its cleanup releases the slot
 	defer func() {
 		if !handedOver {
-			s.limits.release(ident.UserID, ip)
+			s.limits.release(adm.ident.UserID, adm.ip)
 		}
 	}()
-	if n := s.cfg.MaxConnsPerUser; n > 0 {
-		// The node-local count above is exact; this one spans the cluster
-		// (through the presence registry) and is best effort.
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		have, err := s.userConnections(pctx, ident.UserID)
-		cancel()
-		if err == nil && have >= n {
-			s.refuse(ctx, w, http.StatusTooManyRequests, "conns_per_user", "connection limit reached (conns_per_user, cluster-wide)")
-			return
-		}
-	}
 
 	respHeader := http.Header{"X-Request-ID": {cid}}
 	ws, err := s.upgrader.Upgrade(w, r, respHeader)
 	if err != nil {
 		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
-		s.log.InfoContext(ctx, "upgrade failed", "err", err, "remote", r.RemoteAddr, "conn_id", connID, "user", ident.UserID)
+		s.log.InfoContext(ctx, "upgrade failed", "err", err, "remote", r.RemoteAddr, "conn_id", connID, "user", adm.ident.UserID)
 		return
 	}
-	c := &conn{
-		s:     s,
-		link:  v1Link{ws},
-		ident: keptIdentity(ident),
-		info: ConnInfo{
-			ID:            connID,
-			CorrelationID: cid,
-			UserID:        ident.UserID,
-			RemoteAddr:    r.RemoteAddr,
-			ConnectedAt:   time.Now(),
-		},
-	}
-	// The connection outlives the request (the handler returns after the
-	// welcome). Hooks get the request's headers and values, not its
-	// cancellation; without hooks nothing of the request is kept, which
-	// is most of an idle connection's memory.
-	if s.cfg.Hooks.set() || s.cfg.MaxConnsPerIP > 0 {
-		c.extra = &connExtra{}
-		if s.cfg.Hooks.set() {
-			c.extra.base = context.WithoutCancel(r.Context())
-			c.info.Header = r.Header.Clone()
-		}
-		if up != nil && len(up.Data) > 0 {
-			c.extra.base = context.WithValue(c.extra.base, connDataKey{}, up.Data)
-		}
-		if s.cfg.MaxConnsPerIP > 0 {
-			c.extra.ip = ip
-		}
-	}
+	c := s.newConn(&adm, r, v1Link{ws}, connID, cid)
 	resumeID, resumeToken, recover := resumeRequest(r)
 	if !s.addConn(c) {
 		// Shutdown began between the check above and now.
@@ -266,14 +176,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The handler returns once the welcome is sent; the connection lives
 	// on (see serveReads) and removes itself in cleanup.
 	handedOver = true
-	var rooms []string
-	if up != nil {
-		rooms = up.Rooms
-	}
-	c.run(resumeID, resumeToken, recover, rooms)
+	c.run(resumeID, resumeToken, recover, adm.rooms())
 }
 
-// refuse answers an upgrade request that a policy turned down.
 // onLoopback reports whether r reached the server on a loopback address
 // (or a Unix socket): the local address of its connection, not the
 // client's, so that a listener on all interfaces still serves local tools.
@@ -289,46 +194,6 @@ func onLoopback(r *http.Request) bool {
 		return err == nil && ip != nil && ip.IsLoopback()
 	}
 	return false
-}
-
-// refuseRemoteAnonymous refuses an anonymous client that came through an
-// address other than loopback, and says once, loudly, how to allow it.
-func (s *Server) refuseRemoteAnonymous(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	s.remoteRefusalLog.Do(func() {
-		s.log.ErrorContext(ctx, "anonymous client refused on a non-loopback address: without authentication Herald "+
-			"serves clients that connect over loopback only; set Config.Authenticator (e.g. auth/jwt), or "+
-			"Config.InsecureNoAuth to accept anonymous clients from anywhere (herald serve: --jwt-secret or --insecure-no-auth)",
-			"local_addr", fmt.Sprint(r.Context().Value(http.LocalAddrContextKey)), "remote_addr", r.RemoteAddr)
-	})
-	s.refuse(ctx, w, http.StatusForbidden, "auth_required",
-		"this server has no authentication configured and accepts anonymous clients on loopback only")
-}
-
-func (s *Server) refuse(ctx context.Context, w http.ResponseWriter, status int, reason, msg string) {
-	s.metrics.UpgradesRejected.WithLabelValues(reason).Inc()
-	if status == http.StatusTooManyRequests {
-		s.metrics.LimitRejections.WithLabelValues(reason).Inc()
-		w.Header().Set("Retry-After", "1")
-	}
-	s.log.InfoContext(ctx, "upgrade refused", "reason", reason, "status", status)
-	writeJSONError(w, status, reason, msg)
-}
-
-func (s *Server) rejectAuth(ctx context.Context, w http.ResponseWriter, err error) {
-	status, reason, msg := http.StatusUnauthorized, "unauthorized", "authentication failed"
-	var ae *auth.Error
-	if errors.As(err, &ae) {
-		if ae.Status != 0 {
-			status = ae.Status
-		}
-		reason, msg = nonEmpty(ae.Reason, reason), nonEmpty(ae.Message, msg)
-	}
-	s.metrics.UpgradesRejected.WithLabelValues(reason).Inc()
-	s.log.InfoContext(ctx, "upgrade refused", "reason", reason, "status", status)
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-	}
-	writeJSONError(w, status, reason, msg)
 }
 
 // open sets the connection up once its adapter admitted it and made its

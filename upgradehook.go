@@ -48,25 +48,6 @@ func (s *Server) upgradeHook(ctx context.Context, r *http.Request, ident *auth.I
 	return &out, nil
 }
 
-// refuseUpgradeHook answers an upgrade OnUpgrade refused.
-func (s *Server) refuseUpgradeHook(ctx context.Context, w http.ResponseWriter, err error) {
-	status, code, msg := http.StatusForbidden, "connect_refused", err.Error()
-	var ue *UpgradeError
-	var hp errHookPanic
-	switch {
-	case errors.As(err, &ue):
-		status, code, msg = nonZero(ue.Status, http.StatusForbidden), nonEmpty(ue.Code, code), nonEmpty(ue.Message, "connection refused")
-	case errors.As(err, &hp):
-		status, code, msg = http.StatusInternalServerError, "internal", "internal error"
-	}
-	if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
-		w.Header().Set("Retry-After", "1")
-	}
-	s.metrics.UpgradesRejected.WithLabelValues("on_upgrade").Inc() // codes are the application's: not a label
-	s.log.InfoContext(ctx, "upgrade refused by on_upgrade hook", "reason", code, "status", status, "err", err)
-	writeJSONError(w, status, code, msg)
-}
-
 func nonZero(v, def int) int {
 	if v == 0 {
 		return def
