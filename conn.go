@@ -159,7 +159,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	respHeader := http.Header{"X-Request-ID": {cid}}
-	ws, err := s.upgrader.Upgrade(w, r, respHeader)
+	// Held: the 101 goes out with the welcome, in one write (run sends
+	// it once the session is open and the rooms are joined).
+	ws, err := s.upgrader.UpgradeHeld(w, r, respHeader)
 	if err != nil {
 		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
 		s.log.InfoContext(ctx, "upgrade failed", "err", err, "remote", r.RemoteAddr, "conn_id", connID, "user", adm.ident.UserID)

@@ -120,6 +120,20 @@ func (c *Conn) takeTurn(batch [][]byte) ([][]byte, bool) {
 
 	start := len(batch)
 	batch = c.buildBatch(batch, data, ctrl)
+	if pw := c.w.pending; pw != nil {
+		// The 101 response of UpgradeHeld, not written yet: it goes
+		// first, in one buffer with the turn's first frame (the
+		// welcome fits in the room the response was made with), so
+		// that one write carries both. No other turn runs while a
+		// pending write from a blocked one exists, so this is it.
+		resp := pw.bufs[0]
+		if len(batch) > start {
+			batch[start] = append(resp, batch[start]...)
+		} else {
+			batch = append(batch, resp)
+		}
+		c.endPendingWrite()
+	}
 	if c.fd < 0 {
 		// No raw socket (TLS terminated in-process, a test pipe): every
 		// write may block, so it gets its own goroutine.

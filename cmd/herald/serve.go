@@ -399,7 +399,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		logger.Warn("admin console: no password configured: generated one (set HERALD_ADMIN_PASSWORD or --admin-password to choose your own)",
 			"admin_password", generatedAdmin)
 	}
-	ln, err := net.Listen("tcp", sc.addr)
+	// TCP keep-alive costs four setsockopt calls per accepted connection
+	// (SO_KEEPALIVE and its three timers), about a tenth of the system
+	// calls of a WebSocket connect. Heartbeats find a dead WebSocket peer
+	// and the HTTP timeouts end idle requests, so keep-alive is only set
+	// when heartbeats are off.
+	lc := net.ListenConfig{KeepAlive: -1}
+	if sc.server.HeartbeatInterval < 0 {
+		lc.KeepAlive = 0 // Go's default
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", sc.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald serve: listen: %v\n", err)
 		_ = srv.Shutdown(context.Background())
