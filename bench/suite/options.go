@@ -24,6 +24,11 @@ const (
 	// to herald (--targets herald,herald-history) to read the ratio of
 	// the two ceilings.
 	TargetHeraldHistory = "herald-history"
+	// TargetHeraldBase is herald serve from another binary
+	// (Options.BaseBin), run by name only: Herald before a change, next
+	// to herald after it, in the same run, so that a before/after ratio
+	// does not straddle an hour of this machine's noise.
+	TargetHeraldBase = "herald-base"
 )
 
 // HistoryRule is the --history rule of TargetHeraldHistory: every room
@@ -34,7 +39,7 @@ const HistoryRule = "bench-*=1000"
 // isHerald reports whether target runs herald serve (with or without
 // history): it speaks Herald's protocol, takes a JWT and has /metrics.
 func isHerald(target string) bool {
-	return target == TargetHerald || target == TargetHeraldHistory
+	return target == TargetHerald || target == TargetHeraldHistory || target == TargetHeraldBase
 }
 
 // Scenarios.
@@ -80,6 +85,7 @@ type Options struct {
 	ClusterProcs int
 
 	HeraldBin string // herald binary for servers and workers (default: this executable)
+	BaseBin   string // herald binary of TargetHeraldBase
 	PeersDir  string // bench/peers (default "bench/peers")
 	NodeBin   string // default "node"
 	RedisBin  string // default "redis-server"
@@ -170,8 +176,12 @@ func (o *Options) validate() error {
 	for _, t := range o.Targets {
 		switch t {
 		case TargetHerald, TargetHeraldHistory, TargetWS, TargetSocketIO, TargetFloor:
+		case TargetHeraldBase:
+			if o.BaseBin == "" {
+				return fmt.Errorf("suite: target %s needs the binary to compare with (--base-bin)", t)
+			}
 		default:
-			return fmt.Errorf("suite: unknown target %q (herald, herald-history, ws, socketio, floor)", t)
+			return fmt.Errorf("suite: unknown target %q (herald, herald-history, herald-base, ws, socketio, floor)", t)
 		}
 	}
 	for _, s := range o.Scenarios {

@@ -173,7 +173,7 @@ type Table struct {
 }
 
 var targetLabels = map[string]string{
-	TargetHerald: "Herald", TargetHeraldHistory: "Herald + history", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
+	TargetHerald: "Herald", TargetHeraldHistory: "Herald + history", TargetHeraldBase: "Herald (base)", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
 }
 
 func label(t string) string {

@@ -211,7 +211,11 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 			if c.procs > 0 {
 				env = []string{"GOMAXPROCS=" + strconv.Itoa(c.procs)}
 			}
-			p, err = r.startProcess(ctx, name, env, r.opts.HeraldBin, args...)
+			bin := r.opts.HeraldBin
+			if target == TargetHeraldBase {
+				bin = r.opts.BaseBin
+			}
+			p, err = r.startProcess(ctx, name, env, bin, args...)
 		case target == TargetFloor:
 			args := []string{"bench", "floor", "--addr", addr}
 			if c.jwt {

@@ -114,7 +114,7 @@ QUICK=1 in the environment is the same as --quick.
 		fs.PrintDefaults()
 	}
 	fs.Bool("quick", quick, "short run (~3 min): 2,000 connections, 1 repetition, 3 s steps")
-	targets := fs.String("targets", strings.Join(o.Targets, ","), "servers to compare, in order: herald, ws, socketio, floor (bench/floor: one epoll loop, one write per delivery); herald-history (herald with --history '"+suite.HistoryRule+"' on the bench rooms) by name only")
+	targets := fs.String("targets", strings.Join(o.Targets, ","), "servers to compare, in order: herald, ws, socketio, floor (bench/floor: one epoll loop, one write per delivery); herald-history (herald with --history '"+suite.HistoryRule+"' on the bench rooms) and herald-base (--base-bin) by name only")
 	fs.IntVar(&o.Conns, "conns", o.Conns, "subscriber connections (keep under ~15k per server process)")
 	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms the subscribers are spread over")
 	fs.IntVar(&o.Publishers, "publishers", o.Publishers, "publisher connections")
@@ -134,6 +134,7 @@ QUICK=1 in the environment is the same as --quick.
 	fs.IntVar(&o.ClusterNodes, "cluster-nodes", o.ClusterNodes, "nodes in the cluster scenario")
 	fs.IntVar(&o.ClusterProcs, "cluster-procs", o.ClusterProcs, "GOMAXPROCS of each Herald cluster node: 0 = cores/nodes, at least 1 (as a CPU limit would set it); -1 = Go's default (every core)")
 	fs.StringVar(&o.HeraldBin, "herald-bin", "", "herald binary to benchmark (default: this executable)")
+	fs.StringVar(&o.BaseBin, "base-bin", "", "herald binary of the target herald-base (e.g. a build of main), for before/after ratios in one run")
 	fs.StringVar(&o.PeersDir, "peers", o.PeersDir, "directory of the Node reference servers")
 	fs.StringVar(&o.NodeBin, "node", o.NodeBin, "node binary")
 	fs.StringVar(&o.RedisBin, "redis-server", o.RedisBin, "redis-server binary")
