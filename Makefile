@@ -57,6 +57,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeText$$' -fuzztime $(FUZZTIME) ./protocol/engineio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayload$$' -fuzztime $(FUZZTIME) ./protocol/engineio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHandshake$$' -fuzztime $(FUZZTIME) ./protocol/engineio/
+	$(GO) test -run '^$$' -fuzz '^FuzzPollingPost$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./transport/engineio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttachments$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
 

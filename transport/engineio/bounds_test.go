@@ -104,6 +104,9 @@ func TestUpgradeCarriesBuffer(t *testing.T) {
 	e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
 	sid := e.handshake(t)
 	so := e.srv.Socket(sid)
+	if !strings.HasPrefix(so.RemoteAddr(), "127.0.0.1:") {
+		t.Fatalf("RemoteAddr %q on polling", so.RemoteAddr())
+	}
 	pending := make(chan response, 1)
 	go func() { pending <- e.poll(t, sid) }()
 	waitFor(t, func() bool {
@@ -138,6 +141,9 @@ func TestUpgradeCarriesBuffer(t *testing.T) {
 	}
 	if so.Transport() != "websocket" || e.srv.Stats().Upgrades != 1 || e.srv.Stats().Polling != 0 {
 		t.Fatalf("transport %s, stats %+v", so.Transport(), e.srv.Stats())
+	}
+	if !strings.HasPrefix(so.RemoteAddr(), "127.0.0.1:") {
+		t.Fatalf("RemoteAddr %q on websocket", so.RemoteAddr())
 	}
 	write(t, c, websocket.MessageText, "4after")
 	if _, data := read(t, c); data != "4after" {

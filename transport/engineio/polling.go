@@ -45,7 +45,7 @@ func appendPayload(dst []byte, packets []*transport.Prepared) []byte {
 // whatever OnConnection sent.
 func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 	so := s.newSocket(r)
-	so.pstate = &pollState{buf: []*transport.Prepared{s.openPacket(so.id, true)}}
+	so.pstate = &pollState{remote: r.RemoteAddr, buf: []*transport.Prepared{s.openPacket(so.id, true)}}
 	if !s.add(so) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return

@@ -41,7 +41,6 @@ type Socket struct {
 	srv     *Server
 	id      string
 	handler Handler
-	remote  string
 
 	// mu guards the fields up to hbIdx and those of *pstate. It is held
 	// only for field updates, never across I/O or a callback. Lock
@@ -69,6 +68,7 @@ type Socket struct {
 // pollState is what a session on the polling transport holds, dropped
 // when it upgrades to WebSocket. Guarded by Socket.mu.
 type pollState struct {
+	remote     string                // the handshake's RemoteAddr
 	buf        []*transport.Prepared // packets for the next GET
 	bufBytes   int32
 	posting    bool            // a POST is being read
@@ -78,15 +78,28 @@ type pollState struct {
 }
 
 func (s *Server) newSocket(r *http.Request) *Socket {
-	return &Socket{srv: s, id: newID(), remote: r.RemoteAddr, hbIdx: -1, handler: nopHandler{}}
+	return &Socket{srv: s, id: newID(), hbIdx: -1, handler: nopHandler{}}
 }
 
 // ID returns the session id (the handshake's sid).
 func (s *Socket) ID() string { return s.id }
 
-// RemoteAddr returns the address the handshake came from, as
-// http.Request.RemoteAddr reports it.
-func (s *Socket) RemoteAddr() string { return s.remote }
+// RemoteAddr returns the client's address ("host:port"): that of the
+// handshake request while on polling, of the WebSocket's socket after.
+func (s *Socket) RemoteAddr() string {
+	s.mu.Lock()
+	p, c := s.pstate, s.conn
+	s.mu.Unlock()
+	if p != nil {
+		return p.remote
+	}
+	if c != nil {
+		if a := c.RemoteAddr(); a != nil {
+			return a.String()
+		}
+	}
+	return ""
+}
 
 // Transport returns "websocket" or "polling": the transport in use.
 func (s *Socket) Transport() string {

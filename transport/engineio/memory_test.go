@@ -1,0 +1,177 @@
+package engineio
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/heraldrt/herald/transport"
+)
+
+// Every session holds a Socket: keep it in the 128 B size class (the
+// next is 144 B). What only polling needs is in pollState, dropped on
+// upgrade.
+func TestSocketSize(t *testing.T) {
+	if size := unsafe.Sizeof(Socket{}); size > 128 {
+		t.Errorf("Socket is %d B: over the 128 B size class", size)
+	}
+}
+
+// BenchmarkIdleSessionMemory measures the heap an idle session costs,
+// b.N sessions at once (run it with -benchtime=2000x): an Engine.IO
+// session on WebSocket against a bare transport connection that reads
+// with NotifyReadable (what a v1 connection's transport costs), and a
+// polling session waiting in a GET. The clients are raw sockets in the
+// same process, the same for each: the difference between the first
+// two is what Engine.IO adds per WebSocket session.
+func BenchmarkIdleSessionMemory(b *testing.B) {
+	b.Run("transport", func(b *testing.B) {
+		u := transport.NewUpgrader(transport.Options{PingInterval: time.Minute})
+		var conns []*transport.Conn
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := u.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // one at a time: the clients connect in turn
+			var serve func()
+			serve = func() {
+				for {
+					if _, _, err := c.TryRead(); err != nil {
+						if err == transport.ErrWouldBlock {
+							c.NotifyReadable(serve)
+						}
+						return
+					}
+				}
+			}
+			serve()
+		})
+		measureIdle(b, h, "/", "\r\n\r\n")
+		for _, c := range conns {
+			c.Terminate(nil)
+		}
+		_ = u.Close(context.Background())
+	})
+	b.Run("engineio-websocket", func(b *testing.B) {
+		srv, _ := New(Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+		measureIdle(b, srv, "/?EIO=4&transport=websocket", "}")
+		_ = srv.Shutdown(context.Background())
+	})
+	b.Run("engineio-polling", func(b *testing.B) {
+		srv, _ := New(Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+		measureIdlePolling(b, srv)
+		_ = srv.Shutdown(context.Background())
+	})
+}
+
+// measureIdle opens b.N WebSockets to h at path, each read until until
+// has come, and reports the heap they hold.
+func measureIdle(b *testing.B, h http.Handler, path, until string) {
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	clients := make([]net.Conn, 0, b.N)
+	before := heapInUse()
+	b.ResetTimer()
+	for range b.N {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path)
+		readUntil(b, c, until)
+		clients = append(clients, c)
+	}
+	b.StopTimer()
+	report(b, before, len(clients))
+	for _, c := range clients {
+		c.Close()
+	}
+}
+
+func measureIdlePolling(b *testing.B, srv *Server) {
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	clients := make([]net.Conn, 0, b.N)
+	before := heapInUse()
+	b.ResetTimer()
+	for range b.N {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
+		body := readUntil(b, c, "}")
+		i := strings.Index(body, `"sid":"`)
+		sid := body[i+7 : i+27]
+		fmt.Fprintf(c, "GET /?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n\r\n", sid)
+		clients = append(clients, c)
+	}
+	waitForB(b, func() bool {
+		n := 0
+		for _, so := range srv.all() {
+			so.mu.Lock()
+			if so.pstate != nil && so.pstate.pollCh != nil {
+				n++
+			}
+			so.mu.Unlock()
+		}
+		return n == b.N
+	})
+	b.StopTimer()
+	report(b, before, len(clients))
+	for _, c := range clients {
+		c.Close()
+	}
+}
+
+func readUntil(tb testing.TB, c net.Conn, until string) string {
+	var buf bytes.Buffer
+	p := make([]byte, 512)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(buf.String(), until) || !strings.Contains(buf.String(), "\r\n\r\n") {
+		n, err := c.Read(p)
+		if err != nil {
+			tb.Fatalf("read: %v (got %q)", err, buf.String())
+		}
+		buf.Write(p[:n])
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return buf.String()
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
+
+func report(b *testing.B, before uint64, n int) {
+	time.Sleep(100 * time.Millisecond) // let the handshakes' goroutines end
+	after := heapInUse()
+	b.ReportMetric(float64(int64(after)-int64(before))/float64(n), "B/session")
+	b.ReportMetric(0, "ns/op")
+}
+
+func waitForB(b *testing.B, cond func() bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatal("condition not met within 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
