@@ -251,10 +251,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		// Out of time: drop what is still closing.
 		for _, so := range s.all() {
 			so.finish(ErrServerShutdown)
 		}
-		return errors.Join(errors.New("engineio: shutdown: sockets still closing"), ctx.Err())
+		s.clock.stop()
+		return errors.Join(errors.New("engineio: shutdown: sessions still closing"), ctx.Err())
 	}
 	s.clock.stop()
 	if s.upgrader != nil {
