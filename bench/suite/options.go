@@ -77,6 +77,8 @@ type Options struct {
 	ChurnTime    time.Duration // duration of one churn run (default 10 s)
 	ChurnConc    int           // concurrent connect loops in total (default 64)
 	ClusterNodes int           // nodes in the cluster scenario (default 3)
+	// Storm sizes the storm scenario (ScenarioStorm).
+	Storm StormOptions
 	// ClusterProcs is GOMAXPROCS for each Herald node of the cluster
 	// scenario. 0 (the default) gives each node its share of the
 	// machine's cores, at least one, as a CPU limit of cores/nodes would
@@ -118,6 +120,7 @@ func Defaults() Options {
 		ChurnTime:    10 * time.Second,
 		ChurnConc:    64,
 		ClusterNodes: 3,
+		Storm:        defaultStormOptions(),
 		PeersDir:     "bench/peers",
 		NodeBin:      "node",
 		RedisBin:     "redis-server",
@@ -186,14 +189,19 @@ func (o *Options) validate() error {
 	}
 	for _, s := range o.Scenarios {
 		switch s {
-		case ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster, ScenarioProxy:
+		case ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster, ScenarioProxy, ScenarioStorm:
 		default:
 			return fmt.Errorf("suite: unknown scenario %q (%s)", s,
-				strings.Join([]string{ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster, ScenarioProxy}, ", "))
+				strings.Join([]string{ScenarioIdle, ScenarioBroadcast, ScenarioChurn, ScenarioCluster, ScenarioProxy, ScenarioStorm}, ", "))
 		}
 	}
 	if o.Conns <= 0 || o.Rooms <= 0 || o.Reps <= 0 {
 		return fmt.Errorf("suite: conns, rooms and reps must be positive")
+	}
+	if o.has(ScenarioStorm) {
+		if err := o.Storm.validate(); err != nil {
+			return err
+		}
 	}
 	if o.ClusterProcs < -1 {
 		return fmt.Errorf("suite: cluster procs must be -1 (Go's default), 0 (cores/nodes) or a count")

@@ -71,10 +71,13 @@ type Report struct {
 	// ClusterIdle is the cluster's nodes' RSS growth (summed; the shared
 	// redis-server is not counted) once its subscribers are connected.
 	ClusterIdle map[string]*IdleFigures `json:"clusterIdle,omitempty"`
-	Errors      []string                `json:"errors,omitempty"`
+	// Storm holds the storm scenario's results, one per target and signal.
+	Storm  []StormResult `json:"storm,omitempty"`
+	Errors []string      `json:"errors,omitempty"`
 
-	fixedRate float64
-	nodes     int
+	fixedRate  float64
+	nodes      int
+	stormNodes int
 }
 
 func newReport(o Options) *Report {
@@ -102,7 +105,7 @@ func newReport(o Options) *Report {
 		Ramp: map[string]loadgen.RampResult{}, Churn: map[string][]loadgen.ChurnResult{}, Proxy: map[string][]loadgen.ChurnResult{},
 		ClusterFixed: map[string]map[string][]loadgen.StepResult{}, ClusterRamp: map[string]loadgen.RampResult{},
 		ClusterIdle: map[string]*IdleFigures{},
-		fixedRate:   o.FixedRate, nodes: o.ClusterNodes,
+		fixedRate:   o.FixedRate, nodes: o.ClusterNodes, stormNodes: o.Storm.Nodes,
 	}
 }
 
@@ -367,7 +370,7 @@ func (rep *Report) Tables() []Table {
 		})
 		tables = append(tables, t)
 	}
-	return tables
+	return append(tables, rep.stormTables()...)
 }
 
 // historyTable compares herald with herald-history when both ran the

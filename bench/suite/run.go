@@ -75,6 +75,14 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Report, error) {
 			r.guard(t, "cluster", func() error { return r.cluster(ctx, t) })
 		}
 	}
+	if o.has(ScenarioStorm) {
+		for _, t := range o.Targets {
+			if t != TargetHerald && t != TargetSocketIO {
+				continue // the Go client and the cluster peer only
+			}
+			r.guard(t, "storm", func() error { return r.storm(ctx, t) })
+		}
+	}
 	r.report.Finished = time.Now()
 	if err := r.report.write(o); err != nil {
 		return r.report, err

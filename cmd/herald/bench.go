@@ -26,6 +26,7 @@ import (
 //	herald bench rolling [flags]         the rolling-deploy scenario (bench/rolling)
 //	herald bench scale [flags]           many nodes, 100k connections (benchscale.go)
 //	herald bench worker                  internal: a load-generator child process
+//	herald bench storm-worker            internal: a storm scenario client process (bench/storm)
 //	herald bench floor --addr HOST:PORT [--jwt-secret S]  internal: the floor server (bench/floor)
 func runBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "floor" {
@@ -50,6 +51,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "scale" {
 		return runBenchScale(args[1:], stdout, stderr) // benchscale.go
+	}
+	if len(args) > 0 && args[0] == "storm-worker" {
+		return runStormWorker(stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "worker" {
 		// The orchestrator talks to its workers over stdin and stdout.
@@ -103,8 +107,9 @@ func parseBench(args []string, stderr io.Writer) (suite.Options, error) {
 		fmt.Fprint(stderr, `Usage: herald bench [flags] [scenario...]
 
 Runs the end-to-end benchmark: each scenario (idle, broadcast with its ramp,
-churn, cluster; default all; and proxy, by name only: Herald's connects with
-the connect hook sent to a local backend vs JWT only) against Herald, the Node reference servers of
+churn, cluster; default all; and, by name only, proxy: Herald's connects with
+the connect hook sent to a local backend vs JWT only, and storm: one of three
+nodes SIGTERMed, then SIGKILLed, under 15,000 clients, herald and socketio) against Herald, the Node reference servers of
 bench/peers (run "npm ci" there first) and the floor server (bench/floor;
 idle, broadcast and churn), one after the other with the same parameters, and
 writes report.md, results.json and SVG charts into --out.
@@ -133,6 +138,7 @@ QUICK=1 in the environment is the same as --quick.
 	fs.IntVar(&o.ChurnConc, "churn-concurrency", o.ChurnConc, "concurrent connect loops in the churn scenario")
 	fs.IntVar(&o.ClusterNodes, "cluster-nodes", o.ClusterNodes, "nodes in the cluster scenario")
 	fs.IntVar(&o.ClusterProcs, "cluster-procs", o.ClusterProcs, "GOMAXPROCS of each Herald cluster node: 0 = cores/nodes, at least 1 (as a CPU limit would set it); -1 = Go's default (every core)")
+	stormFlags(fs, &o.Storm)
 	fs.StringVar(&o.HeraldBin, "herald-bin", "", "herald binary to benchmark (default: this executable)")
 	fs.StringVar(&o.BaseBin, "base-bin", "", "herald binary of the target herald-base (e.g. a build of main), for before/after ratios in one run")
 	fs.StringVar(&o.PeersDir, "peers", o.PeersDir, "directory of the Node reference servers")
