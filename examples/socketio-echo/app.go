@@ -73,6 +73,8 @@ func newApp(log *slog.Logger) (*app, error) {
 
 	a.mux.Handle("/socket.io/", a.socketIO)
 	a.mux.Handle("/engine.io/", a.engineIO)
+	// For load balancers (deploy/nginx_socketio_test.go waits on it).
+	a.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	return a, nil
 }
 
