@@ -284,7 +284,11 @@ func (c *Conn) Hold() {
 }
 
 // Release queues first, unless nil, ahead of everything sent since Hold,
-// and writes from then on.
+// and writes from then on. The first turn is taken on the caller's
+// goroutine, not on a flush worker: a new connection's first write (a
+// welcome, behind an UpgradeHeld response) then costs one system call
+// and no worker's wakeup, which at a few thousand connects a second was
+// a goroutine started per connect.
 func (c *Conn) Release(first *Prepared) error {
 	c.mu.Lock()
 	if c.closeStarted {
@@ -303,10 +307,15 @@ func (c *Conn) Release(first *Prepared) error {
 	claimed := c.claimLocked()
 	c.mu.Unlock()
 	if claimed {
-		c.shard.push(c)
+		sc := turnScratches.Get().(*turnScratch)
+		c.flushTurn(sc)
+		turnScratches.Put(sc)
 	}
 	return nil
 }
+
+// turnScratches serve turns taken outside the flush workers (Release).
+var turnScratches = sync.Pool{New: func() any { return new(turnScratch) }}
 
 // WriteText enqueues a text message for this connection only, compressed
 // according to the connection's Options. It does not block; see Send.

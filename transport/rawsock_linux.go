@@ -74,12 +74,9 @@ func newRawSocket(nc net.Conn) *rawSocket {
 	}); err != nil || dupErr != nil {
 		return nil
 	}
-	// The duplicate shares the open file and its O_NONBLOCK flag, which
-	// Go set; make sure of it anyway, since every call here relies on it.
-	if err := syscall.SetNonblock(dup, true); err != nil {
-		_ = syscall.Close(dup)
-		return nil
-	}
+	// The duplicate shares the open file description and so its
+	// O_NONBLOCK flag (a file status flag, fcntl(2)), which Go sets on
+	// every socket it makes or accepts: no fcntl call to check it.
 	// Closing nc closes its descriptor only (our duplicate keeps the
 	// socket open) and removes it from Go's poller.
 	_ = nc.Close()

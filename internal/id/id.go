@@ -6,16 +6,49 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"strconv"
+	"sync"
 	"sync/atomic"
 )
 
 var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
-// New returns a random lowercase id encoding n random bytes (n*8/5 characters).
+// maxInline is the largest n New serves from its buffers; larger ids
+// read crypto/rand directly.
+const maxInline = 32
+
+// randBuf is random bytes read ahead from crypto/rand. A connection
+// takes three ids (connection, session, resume token): one read of 512
+// bytes serves about twenty connections, where a read each cost a
+// getrandom call and, on a new goroutine's small stack, a stack copy.
+// Bytes handed out are zeroed, so a buffer holds only unused ones.
+type randBuf struct {
+	b    [512]byte
+	used int // b[:used] has been handed out
+}
+
+var randBufs = sync.Pool{New: func() any { return &randBuf{used: len(randBuf{}.b)} }}
+
+// New returns a random lowercase id encoding n random bytes (n*8/5
+// characters, rounded up), from crypto/rand.
 func New(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (Go 1.24+)
-	return encoding.EncodeToString(b)
+	if n > maxInline {
+		b := make([]byte, n)
+		_, _ = rand.Read(b) // crypto/rand.Read never returns an error (Go 1.24+)
+		return encoding.EncodeToString(b)
+	}
+	rb := randBufs.Get().(*randBuf)
+	if len(rb.b)-rb.used < n {
+		_, _ = rand.Read(rb.b[:])
+		rb.used = 0
+	}
+	raw := rb.b[rb.used : rb.used+n]
+	var out [(maxInline*8 + 4) / 5]byte
+	m := encoding.EncodedLen(n)
+	encoding.Encode(out[:m], raw)
+	clear(raw)
+	rb.used += n
+	randBufs.Put(rb)
+	return string(out[:m])
 }
 
 // APIKey returns a new random server API key: "hk_" and 32 characters.
