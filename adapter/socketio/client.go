@@ -317,5 +317,8 @@ func (c *Client) writeOut(o outPacket) error {
 	if o.prepared != nil {
 		return c.conn.(PreparedConn).SendPrepared(o.prepared)
 	}
+	if o.frame != nil {
+		return c.conn.(FrameConn).SendFrame(o.frame)
+	}
 	return c.write(o.text, o.bin)
 }

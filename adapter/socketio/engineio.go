@@ -31,6 +31,8 @@ func (e *engineConn) SendText(b []byte) error   { return e.es.SendText(b) }
 func (e *engineConn) SendBinary(b []byte) error { return e.es.SendBinary(b) }
 func (e *engineConn) Close(string)              { e.es.Close() }
 
+func (e *engineConn) SendFrame(m *transport.Prepared) error { return e.es.Send(m) }
+
 func (e *engineConn) SendPrepared(p *Prepared) error {
 	msgs := p.Engine(func(text []byte, bin [][]byte) any {
 		m := make([]*transport.Prepared, 0, 1+len(bin))

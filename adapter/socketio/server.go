@@ -8,6 +8,7 @@ import (
 	"time"
 
 	sio "github.com/heraldrt/herald/protocol/socketio"
+	"github.com/heraldrt/herald/transport"
 )
 
 // EngineConn is what the adapter needs of an Engine.IO connection. Its
@@ -33,6 +34,19 @@ type PreparedConn interface {
 	// SendPrepared queues p's text message and its attachments, in order.
 	SendPrepared(p *Prepared) error
 }
+
+// FrameConn is an EngineConn that also queues engine messages framed
+// once by the caller for many connections (a broadcast encoded once per
+// namespace, such as Herald's room messages). Socket.SendFrame needs it.
+type FrameConn interface {
+	EngineConn
+	// SendFrame queues m, an engine message frame, without copying it.
+	SendFrame(m *transport.Prepared) error
+}
+
+// ErrNoFrames is returned by Socket.SendFrame when the connection is no
+// FrameConn.
+var ErrNoFrames = errors.New("socketio: the engine connection takes no prepared frames")
 
 // Errors reported by Socket and Client methods.
 var (

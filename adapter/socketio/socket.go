@@ -10,6 +10,7 @@ import (
 	"time"
 
 	sio "github.com/heraldrt/herald/protocol/socketio"
+	"github.com/heraldrt/herald/transport"
 )
 
 type socketState uint8
@@ -52,6 +53,7 @@ type outPacket struct {
 	text     []byte
 	bin      [][]byte
 	prepared *Prepared
+	frame    *transport.Prepared
 }
 
 type pendingAck struct {
@@ -147,6 +149,17 @@ func (s *Socket) Send(p *Prepared) error {
 		return ErrWrongNamespace
 	}
 	return s.queuePrepared(p)
+}
+
+// SendFrame queues m, an engine message already framed for the socket's
+// namespace (made once for many sockets), like Send: in order with the
+// socket's other packets, after the CONNECT reply, ErrDisconnected once
+// the socket left. The connection must be a FrameConn.
+func (s *Socket) SendFrame(m *transport.Prepared) error {
+	if _, ok := s.client.conn.(FrameConn); !ok {
+		return ErrNoFrames
+	}
+	return s.queueOut(outPacket{frame: m})
 }
 
 // Disconnect makes the socket leave its namespace: the client is sent a
