@@ -61,9 +61,11 @@ func (r *refusal) writeHTTP(w http.ResponseWriter) {
 }
 
 // admit runs the admission checks for the client of request r, which
-// will have connection id connID and correlation id cid. A nil refusal
+// will have connection id connID and correlation id cid; rated says the
+// per-IP upgrade rate was already spent on it (a Socket.IO handshake). A
+// nil refusal
 // admits it (returned by value: the connect path allocates no more).
-func (s *Server) admit(ctx context.Context, r *http.Request, connID, cid string) (admission, *refusal) {
+func (s *Server) admit(ctx context.Context, r *http.Request, connID, cid string, rated bool) (admission, *refusal) {
 	if s.draining.Load() {
 		s.metrics.UpgradesRejected.WithLabelValues("draining").Inc()
 		return admission{}, &refusal{status: http.StatusServiceUnavailable, code: "draining",
@@ -79,7 +81,7 @@ func (s *Server) admit(ctx context.Context, r *http.Request, connID, cid string)
 			message: "revocations not loaded yet; retry shortly or reconnect to another node", retryAfter: "1"}
 	}
 	ip := s.clientIP(r)
-	if !s.limits.allowUpgrade(ip, time.Now()) {
+	if !rated && !s.limits.allowUpgrade(ip, time.Now()) {
 		return admission{}, s.refuse(ctx, http.StatusTooManyRequests, "upgrade_rate", "too many connection attempts from your address; retry later")
 	}
 	ident, err := s.auth.Authenticate(r)

@@ -265,12 +265,17 @@ type Config struct {
 	// Version names the running build in the admin console. Default: the
 	// main module's version from the build information.
 	Version string
+
+	// SocketIO serves Socket.IO clients (Engine.IO v4, Socket.IO v5) next
+	// to protocol v1, on the same core. Default off in the library.
+	SocketIO SocketIOConfig
 }
 
 func (c *Config) setDefaults() {
 	if c.Path == "" {
 		c.Path = DefaultPath
 	}
+	c.SocketIO.setDefaults()
 	if c.Authenticator == nil {
 		c.Authenticator = auth.Anonymous{}
 	}
@@ -371,9 +376,14 @@ func (c *Config) validate() error {
 	bad := func(field, format string, args ...any) error {
 		return &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
 	}
+	if err := c.SocketIO.validate(bad); err != nil {
+		return err
+	}
 	switch {
 	case !strings.HasPrefix(c.Path, "/"):
 		return bad("Path", "must start with / (got %q)", c.Path)
+	case c.SocketIO.Enabled && c.SocketIO.Path == c.Path:
+		return bad("SocketIO.Path", "must differ from Path (both %q)", c.Path)
 	case c.CompressionLevel < 1 || c.CompressionLevel > 9:
 		return bad("CompressionLevel", "must be 1..9 (got %d)", c.CompressionLevel)
 	case c.ReadLimit < 256:

@@ -146,7 +146,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, herr.Status, handshakeErrorCode(herr.Status), herr.Message)
 		return
 	}
-	adm, no := s.admit(ctx, r, connID, cid)
+	adm, no := s.admit(ctx, r, connID, cid, false)
 	if no != nil {
 		no.writeHTTP(w)
 		return
@@ -293,6 +293,12 @@ func (*connContext) Err() error { return nil }
 func (c *connContext) Value(key any) any {
 	if key == (logctx.Key{}) {
 		return (*conn)(c)
+	}
+	if key == (sioSocketKey{}) {
+		if l, ok := c.link.(*sioLink); ok {
+			return l.sock
+		}
+		return nil
 	}
 	if c.extra != nil && c.extra.base != nil {
 		return c.extra.base.Value(key)
@@ -520,7 +526,9 @@ func (c *conn) deliverNow(d *hub.Delivery) {
 	// consumer; the cleanup path counts and logs it.
 	_, codec := c.link.direct()
 	f := d.Frame(codec)
-	if d.Msg.Ack {
+	if d.Msg.Ack && c.link.protocol() == protocolV1 {
+		// Socket.IO clients do not acknowledge by msgId: their messages
+		// are delivered once (docs/socketio.md).
 		if limit := c.track(d.Msg.MsgID, f); limit != "" {
 			c.overPendingAcks(limit)
 			return

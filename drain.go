@@ -106,7 +106,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.stopAdmin()
 	stopCtx, cancel := context.WithDeadline(ctx, start.Add(drain))
 	defer cancel()
-	err = errors.Join(err, s.upgrader.Close(stopCtx), s.broker.Close(), s.sessions.Close(), s.presence.Close())
+	err = errors.Join(err, s.upgrader.Close(stopCtx))
+	if s.sio != nil {
+		err = errors.Join(err, s.sio.eng.Shutdown(stopCtx))
+	}
+	err = errors.Join(err, s.broker.Close(), s.sessions.Close(), s.presence.Close())
 	if s.cfg.Revocations != nil {
 		err = errors.Join(err, s.cfg.Revocations.Close())
 	}

@@ -100,6 +100,7 @@ type Server struct {
 	pendingAckBytes atomic.Int64
 
 	admin adminState
+	sio   *sioServer // nil unless Config.SocketIO.Enabled
 
 	draining atomic.Bool
 	closed   atomic.Bool
@@ -213,6 +214,13 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/rooms/{room}/presence", s.api("presence", s.serveAPIPresence))
 	s.mux.HandleFunc("/api/v1/rooms/{room}/presence", methodNotAllowed("GET"))
 	s.mux.HandleFunc("/api/v1/", s.api("other", s.serveAPINotFound))
+	if cfg.SocketIO.Enabled {
+		if err := s.startSocketIO(); err != nil {
+			_ = s.broker.Close()
+			_ = s.sessions.Close()
+			return nil, fmt.Errorf("herald: socket.io: %w", err)
+		}
+	}
 	if err := s.startAdmin(); err != nil {
 		_ = s.broker.Close()
 		_ = s.sessions.Close()

@@ -43,7 +43,14 @@ func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.
 	if wantID != "" && token != "" {
 		// Resume checks the token and swaps it in one step: of concurrent
 		// resumes with one token, exactly one gets the session.
-		old, err := s.sessions.Resume(ctx, wantID, c.info.UserID, token, id.New(secretBytes))
+		next := id.New(secretBytes)
+		if c.link.protocol() == protocolSocketIO {
+			// A Socket.IO client sends its pid (session id and token)
+			// back unchanged and sees its state as recovered only when
+			// the reply's pid is the same: its token is kept.
+			next = token
+		}
+		old, err := s.sessions.Resume(ctx, wantID, c.info.UserID, token, next)
 		switch {
 		case errors.Is(err, session.ErrNotFound):
 			s.log.InfoContext(ctx, "resume refused: session unknown or expired", "session_id", wantID)

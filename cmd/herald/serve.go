@@ -138,6 +138,10 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	ioURing := f.String("io-uring", "auto", "auto: write to clients through io_uring where the kernel allows it (one system call for many connections' writes, less CPU per message); off: one writev per connection")
 	demoPage := f.Bool("demo", false, "serve a demo chat page at /demo/ (two browser tabs, one room)")
 	presenceEvents := f.Bool("presence-events", false, "send presence join/leave events to room members")
+	sioPath := f.String("socketio-path", herald.DefaultSocketIOPath, "Socket.IO (Engine.IO v4) endpoint path: unmodified socket.io-client apps connect here (docs/socketio.md)")
+	noSIO := f.Bool("no-socketio", false, "do not serve Socket.IO clients")
+	sioRecovery := f.Bool("socketio-recovery", false, "Socket.IO connection state recovery: pid and offsets mapped onto Herald sessions and room history (--history)")
+	sioCookie := f.String("socketio-cookie", "", "set this cookie to the Engine.IO session id, for load balancers that route polling requests by cookie (empty: none; nginx ip_hash needs none)")
 	history := f.String("history", "", "rooms that keep a history (offsets, recovery, idempotent publishes): comma-separated PATTERN=SIZE[/TTL], * matching any characters, first match wins, e.g. 'chat:*=100/10m,orders:*=1000/1h'; empty: none")
 	backendURL := f.String("backend-url", "", "the application's backend: each hook of --backend-hooks is POSTed to URL/<hook> (docs/backend.md)")
 	backendHooks := f.String("backend-hooks", "", "comma list of hooks sent to --backend-url: connect, join, publish, emit, events")
@@ -192,6 +196,14 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
 		natsURL: *natsURL, publishBuffer: *publishBuffer, sharedRooms: *sharedRooms}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
+	cfg.SocketIO = herald.SocketIOConfig{Enabled: !*noSIO, Path: *sioPath, Recovery: *sioRecovery, Cookie: *sioCookie}
+	for _, o := range cfg.AllowedOrigins {
+		// Engine.IO's polling CORS takes exact origins or "*"; patterns
+		// such as *.example.com apply to the origin check only.
+		if o == "*" || !strings.Contains(o, "*") {
+			cfg.SocketIO.CORSOrigins = append(cfg.SocketIO.CORSOrigins, o)
+		}
+	}
 	cfg.InsecureNoAuth = *insecure // the library applies the same rule per connection
 	hooks, err := backend.ParseHooks(*backendHooks)
 	if err != nil {

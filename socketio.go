@@ -1,0 +1,432 @@
+package herald
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/heraldrt/herald/adapter/socketio"
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/internal/id"
+	"github.com/heraldrt/herald/internal/logctx"
+	"github.com/heraldrt/herald/protocol"
+	"github.com/heraldrt/herald/transport"
+	"github.com/heraldrt/herald/transport/engineio"
+)
+
+// Socket.IO as the core's second protocol adapter (see adapter.go): an
+// Engine.IO server (transport/engineio) carries the connections, the
+// Socket.IO adapter (adapter/socketio) their namespaces, and this file
+// plugs each socket into the core as a conn whose link is a sioLink.
+//
+//   - A CONNECT is the upgrade: the handshake request, with the CONNECT's
+//     auth.token as its bearer token when it has one, goes through the
+//     same admission as a v1 upgrade (admit), and a refusal is a
+//     CONNECT_ERROR {"message":…,"data":{"code":…,"status":…}}.
+//   - The socket's herald:join, herald:leave, herald:publish,
+//     herald:ack, herald:refresh and herald:ping events are the core's
+//     operations, answered through the client's ack as v1 answers them
+//     (the reply's data, or {"error":{"code":…,"message":…}}); other
+//     events go to SocketIOConfig.OnEvent or Hooks.OnEvent.
+//   - Room messages and direct messages reach the socket as events of
+//     its namespace, encoded once per broadcast (sioCodec, one hub codec
+//     slot per namespace).
+
+// sioServer is a Server's Socket.IO endpoint.
+type sioServer struct {
+	eng         *engineio.Server
+	sio         *socketio.Server
+	slots       map[string]int // namespace → hub codec slot
+	maxBuffered int
+}
+
+// sioClient is one Engine.IO connection: what its sockets' admission
+// needs of the handshake request, kept until its first socket is
+// accepted (or for good when several namespaces are served).
+type sioClient struct {
+	srv *sioServer
+	es  *engineio.Socket
+	req *http.Request // a copy of the handshake request: headers, URL, context values
+}
+
+type sioClientKey struct{}
+
+// sioSocketKey is the context key under which a Socket.IO connection's
+// hooks find its socket (SocketIOSocket).
+type sioSocketKey struct{}
+
+// SocketIOSocket returns the Socket.IO socket of the connection whose
+// hook got ctx, or nil for a v1 connection: hooks use it to emit to the
+// client (s.Emit) or read the CONNECT's auth object (s.Auth).
+func SocketIOSocket(ctx context.Context) *socketio.Socket {
+	s, _ := ctx.Value(sioSocketKey{}).(*socketio.Socket)
+	return s
+}
+
+// startSocketIO builds the Socket.IO endpoint and mounts it on s.mux.
+func (s *Server) startSocketIO() error {
+	cfg := &s.cfg.SocketIO
+	so := &sioServer{slots: map[string]int{"/": 1}}
+	for i, ns := range cfg.Namespaces {
+		so.slots[ns] = 2 + i
+	}
+	sioSrv, err := socketio.New(socketio.Config{
+		Namespaces:     cfg.Namespaces,
+		ConnectTimeout: cfg.ConnectTimeout,
+		OnConnect:      s.sioConnect,
+		OnEvent:        s.sioEvent,
+		OnDisconnect:   s.sioDisconnect,
+		OnProtocolError: func(ctx context.Context, err error) {
+			s.log.InfoContext(ctx, "socket.io connection closed for a protocol error", "err", err)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	so.sio = sioSrv
+	ecfg := engineio.Config{
+		PingInterval: cfg.PingInterval,
+		PingTimeout:  cfg.PingTimeout,
+		MaxPayload:   cfg.MaxPayload,
+		WebSocket: transport.Options{
+			Compression:          !s.cfg.DisableCompression,
+			CompressionThreshold: s.cfg.CompressionThreshold,
+			CompressionLevel:     s.cfg.CompressionLevel,
+			ContextTakeover:      s.cfg.CompressionContextTakeover,
+			SendQueueSize:        s.cfg.SendQueueSize,
+			MaxQueuedBytes:       s.cfg.MaxNodeQueuedBytes,
+			WriteTimeout:         s.cfg.WriteTimeout,
+		},
+		MaxBufferedBytes: int(s.cfg.SendQueueBytes),
+		Cookie:           cfg.Cookie,
+		CORS:             engineio.CORS{Origins: cfg.CORSOrigins},
+		AllowRequest:     s.sioAllow,
+		Logger:           s.log,
+		OnConnection: func(es *engineio.Socket, r *http.Request) engineio.Handler {
+			cl := &sioClient{srv: so, es: es, req: r.Clone(context.WithoutCancel(r.Context()))}
+			ctx := context.WithValue(context.WithoutCancel(r.Context()), sioClientKey{}, cl)
+			h, _ := so.sio.ServeEngine(ctx, so.eng, es)
+			return h
+		},
+	}
+	so.maxBuffered = ecfg.MaxBufferedBytes
+	if so.eng, err = engineio.New(ecfg); err != nil {
+		return err
+	}
+	s.sio = so
+	s.mux.Handle(cfg.Path, so.eng)
+	return nil
+}
+
+// sioAllow vets an Engine.IO handshake: none while the node drains, and
+// the per-IP upgrade rate, spent here rather than at each CONNECT.
+func (s *Server) sioAllow(r *http.Request) error {
+	if s.draining.Load() {
+		s.metrics.UpgradesRejected.WithLabelValues("draining").Inc()
+		return errors.New("server is shutting down; reconnect to another node")
+	}
+	if !s.limits.allowUpgrade(s.clientIP(r), time.Now()) {
+		s.metrics.UpgradesRejected.WithLabelValues("upgrade_rate").Inc()
+		s.metrics.LimitRejections.WithLabelValues("upgrade_rate").Inc()
+		return errors.New("too many connection attempts from your address; retry later")
+	}
+	return nil
+}
+
+// authRequest returns the request a CONNECT is admitted with: the
+// handshake's, with the CONNECT's auth.token as its bearer token when it
+// has one (a token in the handshake's Authorization header, cookie or
+// query works too).
+func (cl *sioClient) authRequest(authObj json.RawMessage) *http.Request {
+	r := cl.req
+	var a struct {
+		Token string `json:"token"`
+	}
+	if len(authObj) > 0 && json.Unmarshal(authObj, &a) == nil && a.Token != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+a.Token)
+	}
+	return r
+}
+
+// sioConnect admits a CONNECT and sets its socket up as a core
+// connection.
+func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *socketio.ConnectRequest) (socketio.ConnectResult, error) {
+	cl := ctx.Value(sioClientKey{}).(*sioClient)
+	if cl.req == nil {
+		return socketio.ConnectResult{}, &socketio.ConnectError{Message: "connect to one namespace per connection"}
+	}
+	r := cl.authRequest(req.Auth)
+	connID := id.New(10)
+	cid := requestID(r, connID)
+	lctx := logctx.With(ctx, slog.String("correlation_id", cid))
+	adm, no := s.admit(lctx, r, connID, cid, true)
+	if no != nil {
+		return socketio.ConnectResult{}, &socketio.ConnectError{Message: no.message,
+			Data: mustJSON(map[string]any{"code": no.code, "status": no.status})}
+	}
+	l := newSioLink(sock, cl, sioCodec{ns: req.Namespace, slot: cl.srv.slots[req.Namespace], recovery: s.cfg.SocketIO.Recovery})
+	c := s.newConn(&adm, r, l, connID, cid)
+	if len(s.cfg.SocketIO.Namespaces) == 0 {
+		cl.req = nil // one namespace: nothing else will be admitted
+	}
+	if !s.addConn(c) {
+		s.limits.release(adm.ident.UserID, adm.ip)
+		return socketio.ConnectResult{}, &socketio.ConnectError{Message: "server is shutting down; reconnect to another node",
+			Data: mustJSON(map[string]any{"code": "draining", "status": http.StatusServiceUnavailable})}
+	}
+	var resumeID, resumeToken string
+	var from *sioRecovery
+	if s.cfg.SocketIO.Recovery && req.PID != "" {
+		resumeID, resumeToken, _ = strings.Cut(req.PID, ".")
+		from = &sioRecovery{offset: req.Offset}
+	}
+	c.open(resumeID, resumeToken, from != nil, adm.rooms())
+	if err := c.sioOpened(ctx, from); err != nil {
+		// Refused: the socket never joins its namespace, the Engine.IO
+		// connection stays for the client's next CONNECT.
+		l.refused(err)
+		c.cleanup()
+		var ce *socketio.ConnectError
+		if errors.As(err, &ce) {
+			return socketio.ConnectResult{}, ce
+		}
+		return socketio.ConnectResult{}, &socketio.ConnectError{Message: err.Error()}
+	}
+	res := socketio.ConnectResult{Data: c}
+	if s.cfg.SocketIO.Recovery {
+		res.PID = c.info.SessionID + "." + c.resumeToken
+	}
+	return res, nil
+}
+
+// sioRecovery is what a reconnecting Socket.IO client said it last saw.
+type sioRecovery struct{ offset string }
+
+// sioOpened finishes a Socket.IO connection the core opened: the
+// recovery of its rooms with history, then SocketIOConfig.OnConnect. A
+// non-nil error refuses the CONNECT.
+func (c *conn) sioOpened(ctx context.Context, rec *sioRecovery) error {
+	if c.closing() {
+		return errors.New("connection refused")
+	}
+	s := c.s
+	if rec != nil {
+		c.sioRecover(rec)
+	}
+	if h := s.cfg.SocketIO.OnConnect; h != nil {
+		l := c.link.(*sioLink)
+		var herr error
+		err := s.callHook(c.ctx(), "on_socketio_connect", func() error { herr = h(c.ctx(), &c.info, l.sock); return nil })
+		if err != nil {
+			return errors.New("internal error")
+		}
+		return herr
+	}
+	return nil
+}
+
+// sioRecover joins again, with replay, the rooms with history of the
+// resumed session: the room of the client's offset from that position,
+// the others from the room's position now (Socket.IO clients keep one
+// offset; see docs/socketio.md).
+func (c *conn) sioRecover(rec *sioRecovery) {
+	s := c.s
+	if c.info.SessionID == "" {
+		return
+	}
+	ctx, cancel := c.backendCtx()
+	sess, err := s.sessions.Get(ctx, c.info.SessionID)
+	cancel()
+	if err != nil {
+		return
+	}
+	room, pos, ok := decodeSioOffset(rec.offset)
+	for _, r := range c.restorableHistory(sess.Rooms) {
+		if ok && r == room {
+			p := pos
+			c.join(nil, r, &p)
+			continue
+		}
+		c.join(nil, r, nil)
+	}
+}
+
+// restorableHistory returns the rooms of rooms that keep history, that
+// the connection may join and is not in.
+func (c *conn) restorableHistory(rooms []string) []string {
+	var out []string
+	for _, room := range rooms {
+		if !c.s.keepsHistory(room) || c.rooms.has(room) || protocol.ValidateRoom(room) != nil || !c.canJoin(room) {
+			continue
+		}
+		out = append(out, room)
+	}
+	return out
+}
+
+// sioConn returns the conn of an accepted socket.
+func sioConn(sock *socketio.Socket) *conn {
+	c, _ := sock.Data().(*conn)
+	return c
+}
+
+// sioDisconnect ends a socket's connection: the core cleans up.
+func (s *Server) sioDisconnect(_ context.Context, sock *socketio.Socket, reason string) {
+	c := sioConn(sock)
+	if c == nil {
+		return
+	}
+	c.link.(*sioLink).end(reason)
+	go c.cleanup()
+}
+
+// Socket.IO events that are the core's operations.
+const (
+	sioJoin    = "herald:join"
+	sioLeave   = "herald:leave"
+	sioPublish = "herald:publish"
+	sioAck     = "herald:ack"
+	sioRefresh = "herald:refresh"
+	sioPing    = "herald:ping"
+)
+
+// sioOps maps the herald:* events to v1 request types.
+var sioOps = map[string]string{
+	sioJoin: protocol.TypeJoin, sioLeave: protocol.TypeLeave, sioPublish: protocol.TypePublish,
+	sioAck: protocol.TypeAck, sioRefresh: protocol.TypeRefresh, sioPing: protocol.TypePing,
+}
+
+// sioEvent serves a client's event, on the connection's read side.
+func (s *Server) sioEvent(_ context.Context, sock *socketio.Socket, event string, args socketio.Args, ack socketio.AckFunc) {
+	c := sioConn(sock)
+	if c == nil {
+		return
+	}
+	l := c.link.(*sioLink)
+	l.touch()
+	n := len(event)
+	for _, a := range args.JSON {
+		n += len(a)
+	}
+	for _, b := range args.Binary {
+		n += len(b)
+	}
+	if !c.admit(n) {
+		return
+	}
+	typ, op := sioOps[event]
+	if !op {
+		s.metrics.MessagesIn.WithLabelValues(protocol.TypeEmit).Inc()
+		c.awaitPublishes()
+		if h := s.cfg.SocketIO.OnEvent; h != nil {
+			_ = s.callHook(c.ctx(), "on_socketio_event", func() error { h(c.ctx(), &c.info, sock, event, args, ack); return nil })
+			return
+		}
+		if len(args.Binary) > 0 {
+			c.sendError(l.ref(ack), protocol.CodeBinaryUnsupported, "binary arguments need a SocketIOConfig.OnEvent hook; Hooks.OnEvent takes JSON")
+			return
+		}
+		if err := protocol.ValidateEvent(event); err != nil {
+			c.sendError(l.ref(ack), protocol.CodeBadRequest, err.Error())
+			return
+		}
+		c.emit(l.ref(ack), event, sioEventData(args.JSON))
+		return
+	}
+	req, err := sioRequest(typ, args)
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			pe = &protocol.Error{Code: protocol.CodeBadMessage, Message: err.Error()}
+		}
+		s.metrics.MessagesIn.WithLabelValues("invalid").Inc()
+		c.awaitPublishes()
+		c.sendError(l.ref(ack), pe.Code, pe.Message)
+		return
+	}
+	s.metrics.MessagesIn.WithLabelValues(req.Type).Inc()
+	if req.Type != protocol.TypePublish {
+		c.awaitPublishes()
+	}
+	ref := l.ref(ack)
+	switch req.Type {
+	case protocol.TypeJoin:
+		var from *broker.Position
+		if req.Recovering() {
+			from = &broker.Position{Offset: req.Offset, Epoch: req.Epoch}
+		}
+		c.join(ref, req.Room, from)
+	case protocol.TypeLeave:
+		c.leave(ref, req.Room)
+	case protocol.TypePublish:
+		c.publish(ref, req.Room, req.Event, req.Data, req.Ack, req.IdempotencyKey)
+	case protocol.TypeAck:
+		c.ack(ref, req.MsgIDs)
+	case protocol.TypeRefresh:
+		c.refresh(ref, req.Token)
+	case protocol.TypePing:
+		c.ping(ref)
+	}
+}
+
+// sioRequest decodes the argument of a herald:* event, a JSON object
+// with the fields of the v1 request of type typ, with v1's checks.
+func sioRequest(typ string, args socketio.Args) (*protocol.Request, error) {
+	if len(args.Binary) > 0 || len(args.JSON) > 1 {
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "herald:* events take one JSON object"}
+	}
+	obj := json.RawMessage(`{}`)
+	if len(args.JSON) == 1 {
+		obj = bytes.TrimSpace(args.JSON[0])
+	}
+	if len(obj) < 2 || obj[0] != '{' {
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "herald:* events take one JSON object"}
+	}
+	// The object with its type in front: the last "type" wins in JSON
+	// decoding, so a "type" of the client's own is refused below.
+	frame := make([]byte, 0, len(obj)+len(typ)+12)
+	frame = append(frame, `{"type":`...)
+	frame = protocol.AppendString(frame, typ)
+	if len(bytes.TrimSpace(obj[1:len(obj)-1])) > 0 {
+		frame = append(frame, ',')
+	}
+	frame = append(frame, obj[1:]...)
+	req, err := protocol.Decode(frame)
+	if err != nil {
+		return nil, err
+	}
+	if req.Type != typ {
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("unexpected \"type\" %q", req.Type)}
+	}
+	req.ID = nil
+	return req, nil
+}
+
+// sioEventData is the data Hooks.OnEvent gets for an event's arguments:
+// the single argument, nothing, or the array of several.
+func sioEventData(args []json.RawMessage) json.RawMessage {
+	switch len(args) {
+	case 0:
+		return nil
+	case 1:
+		if bytes.Equal(bytes.TrimSpace(args[0]), []byte("null")) {
+			return nil
+		}
+		return args[0]
+	}
+	b := []byte{'['}
+	for i, a := range args {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, a...)
+	}
+	return append(b, ']')
+}

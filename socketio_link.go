@@ -1,0 +1,340 @@
+package herald
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldrt/herald/adapter/socketio"
+	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/hub"
+	"github.com/heraldrt/herald/protocol"
+	"github.com/heraldrt/herald/transport"
+	"github.com/heraldrt/herald/transport/engineio"
+)
+
+// protocolSocketIO is Socket.IO's name in metrics and logs.
+const protocolSocketIO = "socketio"
+
+// sioLink is the link of a Socket.IO socket (one namespace of an
+// Engine.IO connection): the socket is the transport, and the core's
+// answers become acks and its notices herald:* events. Room messages are
+// frames of sioCodec, queued through the socket so that they keep their
+// place among its other packets.
+type sioLink struct {
+	sock   *socketio.Socket
+	client *sioClient
+	codec  sioCodec
+
+	lastSeen atomic.Int64 // Unix nanoseconds of the client's last event
+
+	mu      sync.Mutex
+	acks    map[uint64]socketio.AckFunc // requests waiting for the core's answer, by ref
+	nextRef uint64
+	closeBy error // what the server closed the socket with, before it went
+	err     error // why it went; set once, before done is closed
+	done    chan struct{}
+}
+
+var _ link = (*sioLink)(nil)
+
+func newSioLink(sock *socketio.Socket, client *sioClient, codec sioCodec) *sioLink {
+	l := &sioLink{sock: sock, client: client, codec: codec, done: make(chan struct{})}
+	l.touch()
+	return l
+}
+
+func (l *sioLink) touch() { l.lastSeen.Store(time.Now().UnixNano()) }
+
+// Send queues a frame of l's codec, in order with the socket's other
+// packets (and after its CONNECT reply).
+func (l *sioLink) Send(p *transport.Prepared) error {
+	if err := l.sock.SendFrame(p); err != nil {
+		if errors.Is(err, engineio.ErrBufferFull) {
+			l.closeWith(transport.ErrSlowConsumer)
+		}
+		return transport.ErrClosed
+	}
+	return nil
+}
+
+// Hold and Release: the adapter holds what is sent while the socket
+// connects and sends it after the CONNECT reply, which is the welcome.
+func (l *sioLink) Hold()                             {}
+func (l *sioLink) Release(*transport.Prepared) error { return nil }
+
+// Close closes with code and reason and waits (5 s at most) for the
+// socket to go. A drain or an overloaded node closes the Engine.IO
+// connection, which the client reconnects after (to another node); any
+// other code, such as a revocation, makes the socket leave its namespace
+// after a herald:close event, and the client does not reconnect on its
+// own.
+func (l *sioLink) Close(code int, reason string) error {
+	l.close(code, reason, nil)
+	select {
+	case <-l.done:
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+// Abort closes at once with code and reason and reports whether this
+// call closed the socket.
+func (l *sioLink) Abort(code int, reason string, cause error) bool {
+	return l.close(code, reason, cause)
+}
+
+// Terminate drops the Engine.IO connection.
+func (l *sioLink) Terminate(cause error) { l.closeWith(cause) }
+
+func (l *sioLink) close(code int, reason string, cause error) bool {
+	l.mu.Lock()
+	first := l.closeBy == nil
+	if first {
+		l.closeBy = &transport.CloseError{Code: code, Reason: reason}
+		if cause != nil {
+			l.closeBy = cause
+		}
+	}
+	l.mu.Unlock()
+	if !first {
+		return false
+	}
+	if !l.sock.Connected() {
+		// Still connecting (OnConnect runs): the CONNECT is refused
+		// instead (sioOpened).
+		return true
+	}
+	switch code {
+	case protocol.CloseGoingAway, protocol.CloseTryAgainLater, protocol.CloseSlowConsumer, protocol.CloseInternalError:
+		l.client.es.Close()
+	default:
+		l.emit("herald:close", mustJSON(map[string]any{"code": code, "reason": reason}))
+		if err := l.sock.Disconnect(); err != nil {
+			l.client.es.Close()
+		}
+	}
+	return true
+}
+
+// closeWith drops the Engine.IO connection, recording cause.
+func (l *sioLink) closeWith(cause error) {
+	l.mu.Lock()
+	if l.closeBy == nil {
+		l.closeBy = cause
+	}
+	l.mu.Unlock()
+	l.client.es.Close()
+}
+
+// refused ends a socket whose CONNECT was refused after the core opened
+// it (OnConnect hooks): the connection ends with a 1008 close.
+func (l *sioLink) refused(err error) {
+	l.mu.Lock()
+	if l.closeBy == nil {
+		l.closeBy = &transport.CloseError{Code: protocol.ClosePolicyViolation, Reason: err.Error()}
+	}
+	l.mu.Unlock()
+	l.end("")
+}
+
+// end records that the socket went, for reason (the adapter's), and
+// closes done.
+func (l *sioLink) end(reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	switch {
+	case l.closeBy != nil:
+		l.err = l.closeBy
+	case reason == socketio.ReasonClientDisconnect:
+		// The client's socket.disconnect(): a clean close, which ends
+		// the session.
+		l.err = &transport.CloseError{Code: protocol.CloseNormal, Reason: "client disconnect"}
+	case reason == engineio.ErrPingTimeout.Error():
+		l.err = transport.ErrHeartbeatTimeout
+	case reason == engineio.ErrBufferFull.Error():
+		l.err = transport.ErrSlowConsumer
+	default:
+		l.err = io.EOF // the connection went away: its session is kept
+	}
+	close(l.done)
+}
+
+func (l *sioLink) Done() <-chan struct{} { return l.done }
+
+func (l *sioLink) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+func (l *sioLink) LastSeen() time.Time { return time.Unix(0, l.lastSeen.Load()) }
+func (l *sioLink) Compressed() bool    { return false }
+
+// Queued, QueueLimit and QueueRoom: the Engine.IO socket bounds what it
+// buffers itself (SocketIOConfig's engine MaxBufferedBytes) and closes a
+// client over it; a history replay does not wait for it.
+func (l *sioLink) Queued() int     { return 0 }
+func (l *sioLink) QueueLimit() int { return l.client.srv.maxBuffered }
+func (l *sioLink) QueueRoom() int  { return l.client.srv.maxBuffered }
+
+func (l *sioLink) protocol() string { return protocolSocketIO }
+
+func (l *sioLink) direct() (hub.Sender, hub.Codec) { return l, l.codec }
+
+// welcome: the CONNECT reply, which the adapter sends once OnConnect
+// returns, is the welcome.
+func (l *sioLink) welcome(*conn, *welcome) {}
+
+// ref registers ack, the client's callback of a request, and returns the
+// reference the core answers it by; nil (no answer) without an ack.
+func (l *sioLink) ref(ack socketio.AckFunc) json.RawMessage {
+	if ack == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.acks == nil {
+		l.acks = make(map[uint64]socketio.AckFunc)
+	}
+	l.nextRef++
+	l.acks[l.nextRef] = ack
+	return strconv.AppendUint(nil, l.nextRef, 10)
+}
+
+// takeAck returns and forgets the callback of ref.
+func (l *sioLink) takeAck(ref json.RawMessage) socketio.AckFunc {
+	n, err := strconv.ParseUint(string(ref), 10, 64)
+	if err != nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ack := l.acks[n]
+	delete(l.acks, n)
+	if len(l.acks) == 0 {
+		l.acks = nil
+	}
+	return ack
+}
+
+func (l *sioLink) reply(c *conn, ref json.RawMessage, data json.RawMessage) {
+	if ack := l.takeAck(ref); ack != nil {
+		c.s.countOut(protocol.TypeReply, len(data))
+		_ = ack(socketio.Args{JSON: []json.RawMessage{data}})
+	}
+}
+
+// sioError is an error answer: the ack's argument {"error":{…}}, or the
+// herald:error event's data.
+type sioError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (l *sioLink) fail(c *conn, ref json.RawMessage, code, message string) {
+	var e sioError
+	e.Error.Code, e.Error.Message = code, message
+	data := mustJSON(e)
+	if ack := l.takeAck(ref); ack != nil {
+		c.s.countOut(protocol.TypeError, len(data))
+		_ = ack(socketio.Args{JSON: []json.RawMessage{data}})
+		return
+	}
+	c.s.countOut(protocol.TypeError, len(data))
+	l.emit("herald:error", data)
+}
+
+func (l *sioLink) gap(c *conn, room string) {
+	c.s.countOut(protocol.TypeGap, 0)
+	l.emit("herald:gap", mustJSON(map[string]string{"room": room}))
+}
+
+func (l *sioLink) tokenExpiring(c *conn, exp time.Time, left time.Duration) {
+	c.s.countOut(protocol.TypeTokenExpiring, 0)
+	l.emit("herald:token_expiring", mustJSON(map[string]int64{"expiresAt": exp.UnixMilli(), "inMs": left.Milliseconds()}))
+}
+
+func (l *sioLink) shutdown(c *conn, retryAfter time.Duration) {
+	c.s.countOut(protocol.TypeServerShutdown, 0)
+	l.emit("herald:shutdown", mustJSON(map[string]any{"retryAfterMs": retryAfter.Milliseconds(), "reason": "server shutdown"}))
+}
+
+// emit sends event with data to this socket only.
+func (l *sioLink) emit(event string, data json.RawMessage) {
+	_ = l.sock.Emit(event, socketio.Args{JSON: []json.RawMessage{data}})
+}
+
+// sioCodec encodes room messages as Socket.IO EVENT packets of one
+// namespace inside an Engine.IO message: 42["event",data] on "/",
+// 42/ns,["event",data] on another, with the message's offset as the last
+// argument when recovery is on. It is built once per broadcast and
+// namespace, and the same frame is queued to every socket of that
+// namespace.
+type sioCodec struct {
+	ns       string
+	slot     int
+	recovery bool
+}
+
+func (c sioCodec) Slot() int { return c.slot }
+
+func (c sioCodec) Encode(m *broker.Message) (transport.MessageType, []byte) {
+	var off string
+	if c.recovery && m.Offset != 0 {
+		off = encodeSioOffset(m.Room, broker.Position{Offset: m.Offset, Epoch: m.Epoch})
+	}
+	b := make([]byte, transport.FrameHeadroom, transport.FrameHeadroom+8+len(c.ns)+len(m.Event)+len(m.Data)+len(off)+8)
+	b = append(b, '4', '2')
+	if c.ns != "/" {
+		b = append(b, c.ns...)
+		b = append(b, ',')
+	}
+	b = append(b, '[')
+	b = protocol.AppendString(b, m.Event)
+	if len(m.Data) > 0 {
+		b = append(b, ',')
+		b = append(b, m.Data...)
+	}
+	if off != "" {
+		b = append(b, ',')
+		b = protocol.AppendString(b, off)
+	}
+	b = append(b, ']')
+	return transport.Text, b
+}
+
+// encodeSioOffset is the Socket.IO offset of a message of room at pos:
+// the room and its position there, which a reconnecting client sends
+// back (Socket.IO keeps one offset, the last message's; Herald keeps a
+// position per room).
+func encodeSioOffset(room string, pos broker.Position) string {
+	return "o=" + strconv.FormatUint(pos.Offset, 10) + "&e=" + url.QueryEscape(pos.Epoch) + "&r=" + url.QueryEscape(room)
+}
+
+// decodeSioOffset parses what encodeSioOffset made.
+func decodeSioOffset(s string) (room string, pos broker.Position, ok bool) {
+	if len(s) > protocol.MaxRoomLen*3+protocol.MaxEpochLen*3+32 {
+		return "", pos, false
+	}
+	q, err := url.ParseQuery(s)
+	if err != nil {
+		return "", pos, false
+	}
+	n, err := strconv.ParseUint(q.Get("o"), 10, 64)
+	room = q.Get("r")
+	if err != nil || n == 0 || protocol.ValidateRoom(room) != nil {
+		return "", pos, false
+	}
+	return room, broker.Position{Offset: n, Epoch: q.Get("e")}, true
+}

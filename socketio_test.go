@@ -1,0 +1,202 @@
+package herald_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/adapter/socketio"
+)
+
+// sioConfig is a server config with Socket.IO on and quick heartbeats.
+func sioConfig() herald.Config {
+	return herald.Config{SocketIO: herald.SocketIOConfig{Enabled: true, PingInterval: 300 * time.Millisecond, PingTimeout: 1 * time.Second}}
+}
+
+// A Socket.IO client over each transport joins a room with herald:join
+// (answered through its ack), and a server publication to the room
+// reaches it and a v1 client in the same room: one system, two protocols.
+func TestSocketIOMixedRoom(t *testing.T) {
+	dir := sioNodeDir(t)
+	ts := startServer(t, sioConfig())
+	v1 := dial(t, ts.URL)
+	v1.join("mixed")
+	p := startPeer(t, dir)
+	for _, tt := range []struct {
+		name string
+		opts map[string]any
+		want string // transport once connected (or upgraded)
+	}{
+		{name: "polling", opts: map[string]any{"transports": []string{"polling"}}, want: "polling"},
+		{name: "websocket", opts: map[string]any{"transports": []string{"websocket"}}, want: "websocket"},
+		{name: "upgrade", opts: map[string]any{}, want: "websocket"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p.t = t
+			c := p.connect(tt.name, ts.HTTP.URL, tt.opts)
+			if tt.name == "upgrade" {
+				if c["transport"] != "polling" {
+					t.Fatalf("connected over %v, want polling first", c["transport"])
+				}
+				up := p.expect("upgrade", is(tt.name, "upgrade", ""))
+				if up["transport"] != tt.want {
+					t.Fatalf("upgraded to %v", up["transport"])
+				}
+			} else if c["transport"] != tt.want {
+				t.Fatalf("connected over %v, want %s", c["transport"], tt.want)
+			}
+			res := p.call(tt.name, "join", "herald:join", map[string]any{"room": "mixed"})
+			if len(res) != 1 || res[0].(map[string]any)["room"] != "mixed" {
+				t.Fatalf("join ack = %v", res)
+			}
+			if _, err := ts.Publish(context.Background(), "mixed", "news", map[string]any{"n": tt.name}); err != nil {
+				t.Fatal(err)
+			}
+			ev := p.expect("news", is(tt.name, "event", "news"))
+			args := ev["args"].([]any)
+			if len(args) != 1 || args[0].(map[string]any)["n"] != tt.name {
+				t.Fatalf("news args = %v", args)
+			}
+			got := v1.expect("event")
+			if got["event"] != "news" || got["data"].(map[string]any)["n"] != tt.name {
+				t.Fatalf("v1 client got %v", got)
+			}
+			// A Socket.IO client publishes to the room through the core:
+			// the v1 client gets it.
+			res = p.call(tt.name, "pub", "herald:publish", map[string]any{"room": "mixed", "event": "chat", "data": "hi " + tt.name})
+			if m := res[0].(map[string]any); m["msgId"] == nil {
+				t.Fatalf("publish ack = %v", res)
+			}
+			if got := v1.expect("event"); got["event"] != "chat" || got["data"] != "hi "+tt.name {
+				t.Fatalf("v1 client got %v", got)
+			}
+			p.expect("own chat", is(tt.name, "event", "chat"))
+			p.do(map[string]any{"op": "disconnect", "name": tt.name})
+			p.expect("disconnect", is(tt.name, "disconnect", ""))
+		})
+	}
+}
+
+// Errors of the core come back through the ack as {"error":{code,message}}.
+func TestSocketIOErrorsAnswerTheAck(t *testing.T) {
+	dir := sioNodeDir(t)
+	ts := startServer(t, sioConfig())
+	p := startPeer(t, dir)
+	p.connect("s", ts.HTTP.URL, nil)
+	for _, tt := range []struct {
+		name, event string
+		arg         any
+		code        string
+	}{
+		{name: "publish before join", event: "herald:publish", arg: map[string]any{"room": "r", "event": "e"}, code: "not_joined"},
+		{name: "bad room", event: "herald:join", arg: map[string]any{"room": ""}, code: "bad_request"},
+		{name: "not an object", event: "herald:join", arg: "r", code: "bad_request"},
+		{name: "leave a room not joined", event: "herald:leave", arg: map[string]any{"room": "r"}, code: "not_joined"},
+		{name: "other user's room", event: "herald:join", arg: map[string]any{"room": "user:somebody-else"}, code: "forbidden"},
+		{name: "no OnEvent hook", event: "hello", arg: 1, code: "no_handler"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := p.call("s", tt.name, tt.event, tt.arg)
+			e, _ := res[0].(map[string]any)["error"].(map[string]any)
+			if e == nil || e["code"] != tt.code {
+				t.Fatalf("ack = %v, want error %s", res, tt.code)
+			}
+		})
+	}
+}
+
+// Events reach Hooks.OnEvent, whose reply is the ack's argument; the
+// SocketIOConfig hooks see the CONNECT's auth, emit to the socket, get
+// binary arguments and ack with several arguments; the server's own
+// emit with ack gets the client's answer.
+func TestSocketIOEventsAndAcks(t *testing.T) {
+	dir := sioNodeDir(t)
+	cfg := sioConfig()
+	cfg.Hooks.OnEvent = func(ctx context.Context, c *herald.ConnInfo, event string, data json.RawMessage) (any, error) {
+		if event == "fail" {
+			return nil, &herald.EventError{Code: "nope", Message: "refused"}
+		}
+		return map[string]any{"event": event, "data": data, "user": c.UserID}, nil
+	}
+	serverAck := make(chan socketio.Args, 1)
+	cfg.SocketIO.OnConnect = func(ctx context.Context, c *herald.ConnInfo, s *socketio.Socket) error {
+		if herald.SocketIOSocket(ctx) != s {
+			return errors.New("SocketIOSocket(ctx) is not the socket")
+		}
+		var a struct{ Refuse bool }
+		_ = json.Unmarshal(s.Auth(), &a)
+		if a.Refuse {
+			return &socketio.ConnectError{Message: "go away"}
+		}
+		if err := s.Emit("auth", socketio.Args{JSON: []json.RawMessage{s.Auth()}}); err != nil {
+			return err
+		}
+		return s.EmitWithAck("question", socketio.MustValues("q", 42), 5*time.Second, func(a socketio.Args, err error) {
+			if err == nil {
+				serverAck <- a
+			}
+		})
+	}
+	cfg.SocketIO.OnEvent = func(ctx context.Context, c *herald.ConnInfo, s *socketio.Socket, event string, args socketio.Args, ack socketio.AckFunc) {
+		if event == "binary" && ack != nil {
+			_ = ack(args) // every argument back, attachments included
+			return
+		}
+		// Anything else goes the default way.
+		_ = s.Emit("unexpected", socketio.MustValues(event))
+	}
+	ts := startServer(t, cfg)
+	p := startPeer(t, dir)
+
+	p.do(map[string]any{"op": "connect", "name": "no", "url": ts.HTTP.URL, "opts": map[string]any{"auth": map[string]any{"refuse": true}, "reconnection": false}})
+	if m := p.expect("refusal", is("no", "connect_error", "")); m["message"] != "go away" {
+		t.Fatalf("connect_error = %v", m)
+	}
+
+	p.connect("s", ts.HTTP.URL, map[string]any{"auth": map[string]any{"hello": "there"}})
+	if ev := p.expect("auth event", is("s", "event", "auth")); ev["args"].([]any)[0].(map[string]any)["hello"] != "there" {
+		t.Fatalf("auth event = %v", ev)
+	}
+	p.expect("question", is("s", "event", "question"))
+	a := recv(t, serverAck)
+	if len(a.JSON) != 1 || string(a.JSON[0]) != `{"echo":["q",42]}` {
+		t.Fatalf("client's ack = %s", a.JSON)
+	}
+
+	res := p.call("s", "bin", "binary", "text", map[string]any{"$bin": base64.StdEncoding.EncodeToString([]byte{1, 2, 3})}, 7)
+	if len(res) != 3 || res[0] != "text" || res[1].(map[string]any)["$bin"] != "AQID" || res[2] != float64(7) {
+		t.Fatalf("binary ack = %v", res)
+	}
+}
+
+// Without SocketIOConfig.OnEvent, events go to Hooks.OnEvent: one
+// argument as its data, several as an array.
+func TestSocketIOHooksOnEvent(t *testing.T) {
+	dir := sioNodeDir(t)
+	cfg := sioConfig()
+	cfg.Hooks.OnEvent = func(ctx context.Context, c *herald.ConnInfo, event string, data json.RawMessage) (any, error) {
+		if event == "fail" {
+			return nil, &herald.EventError{Code: "nope", Message: "refused"}
+		}
+		return map[string]any{"event": event, "data": data}, nil
+	}
+	ts := startServer(t, cfg)
+	p := startPeer(t, dir)
+	p.connect("s", ts.HTTP.URL, nil)
+	res := p.call("s", "one", "greet", map[string]any{"a": 1})
+	if m := res[0].(map[string]any); m["event"] != "greet" || m["data"].(map[string]any)["a"] != float64(1) {
+		t.Fatalf("ack = %v", res)
+	}
+	res = p.call("s", "two", "greet", 1, "x")
+	if d := res[0].(map[string]any)["data"].([]any); len(d) != 2 || d[1] != "x" {
+		t.Fatalf("ack = %v", res)
+	}
+	res = p.call("s", "fail", "fail")
+	if e := res[0].(map[string]any)["error"].(map[string]any); e["code"] != "nope" || e["message"] != "refused" {
+		t.Fatalf("ack = %v", res)
+	}
+}
