@@ -10,14 +10,18 @@ import (
 
 // newEngineIOApp is the Engine.IO app of the engine.io-protocol test
 // suite: every message, text or binary, is sent back to its sender.
-func newEngineIOApp() (*engineio.Server, error) {
-	return engineio.New(engineio.Config{
+func newEngineIOApp() (*engineio.Server, error) { return engineio.New(engineIOConfig()) }
+
+// engineIOConfig is the app's configuration, with the settings the suite
+// expects.
+func engineIOConfig() engineio.Config {
+	return engineio.Config{
 		PingInterval: 300 * time.Millisecond,
 		PingTimeout:  200 * time.Millisecond,
 		MaxPayload:   1_000_000,
 		CORS:         engineio.CORS{Origins: []string{"*"}},
 		OnConnection: func(*engineio.Socket, *http.Request) engineio.Handler { return echo{} },
-	})
+	}
 }
 
 // echo sends each message back as it came.

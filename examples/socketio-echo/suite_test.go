@@ -12,16 +12,18 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/npmtest"
+	"github.com/heraldrt/herald/transport/engineio"
 )
 
 // engineIOSuiteCommit pins socketio/engine.io-protocol: the suite run is
 // that commit's test-suite/, fetched at test time (never copied here).
 const engineIOSuiteCommit = "f21de7b00ed09b3bbad2807db718ea5d6bc36aba"
 
-// startEngineIO serves the example's Engine.IO app on a free port.
-func startEngineIO(t *testing.T) string {
+// startEngineIO serves the example's Engine.IO app, configured with cfg,
+// on a free port.
+func startEngineIO(t *testing.T, cfg engineio.Config) string {
 	t.Helper()
-	eng, err := newEngineIOApp()
+	eng, err := engineio.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 	}
 	nm := npmtest.Install(t, "testdata/node")
 	suite := npmtest.GitHubFiles(t, "socketio/engine.io-protocol", engineIOSuiteCommit, "test-suite", "ENGINEIO_PROTOCOL_DIR")
-	url := startEngineIO(t)
+	url := startEngineIO(t, engineIOConfig())
 
 	// The suite imports its libraries from node_modules: run it from a
 	// directory inside the install. It targets localhost:3000; point it
@@ -86,7 +88,11 @@ func TestEngineIOClient(t *testing.T) {
 		t.Skip("runs node: skipped in -short mode")
 	}
 	nm := npmtest.Install(t, "testdata/node")
-	url := startEngineIO(t)
+	// The suite's 200 ms pingTimeout leaves a loaded machine little
+	// room; this test is about the client's transports, not timing.
+	cfg := engineIOConfig()
+	cfg.PingTimeout = 5 * time.Second
+	url := startEngineIO(t, cfg)
 	script, err := filepath.Abs("testdata/eio-client.cjs")
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,12 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 		s.finish(ErrPingTimeout)
 		s.srv.writeError(w, eio.UnknownSID, "")
 		return
+	case s.state == stateClosed && s.pstate != nil && s.pstate.lingering:
+		s.pstate.lingering = false
+		s.mu.Unlock()
+		s.srv.unmap(s)
+		writePoll(w, []byte{'0' + byte(eio.Noop)})
+		return
 	case s.state == stateClosed:
 		s.mu.Unlock()
 		s.srv.writeError(w, eio.UnknownSID, "")
@@ -91,12 +97,13 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 	var timeout <-chan time.Time
 	if !wait && s.upgrading && len(s.pstate.buf) == 0 && s.state == stateOpen {
 		// A poll that comes while the session upgrades is ended with a
-		// noop, as the reference server does, within upgradePollDelay:
-		// long enough for the upgrade packet that may already be on its
+		// noop, as the reference server does, upgradePollDelay after the
+		// probe: time for the upgrade packet that may already be on its
 		// way, after which the poll is refused (the client is on
 		// WebSocket now).
 		wait = true
-		t := time.NewTimer(upgradePollDelay)
+		d := time.Duration(s.pstate.probedAt + int64(upgradePollDelay) - s.srv.clock.now())
+		t := time.NewTimer(max(d, 0))
 		defer t.Stop()
 		timeout = t.C
 	}
@@ -124,27 +131,46 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 			s.pstate.pollCh = nil
 		}
 		if s.ws && s.state != stateClosed {
+			c := s.conn
 			s.mu.Unlock()
+			awaitWritten(c)
 			s.srv.writeError(w, eio.BadRequest, "")
 			return
 		}
 	}
 	body, last := s.takePollLocked()
+	probe := s.probeLocked()
 	s.mu.Unlock()
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=UTF-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	awaitWritten(probe)
+	writePoll(w, body)
 	if last {
 		s.finish(ErrForcedClose)
 	}
 }
 
-// upgradePollDelay is how long a poll that comes during an upgrade waits
-// for the upgrade to complete before it is ended with a noop; the
-// reference server ends such polls every 100 ms.
+// writePoll answers a poll with body.
+func writePoll(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// upgradePollDelay is how long after the probe a poll that comes during
+// the upgrade waits for it to complete before it is ended with a noop;
+// the reference server ends such polls every 100 ms from the probe.
 const upgradePollDelay = 100 * time.Millisecond
+
+// awaitWritten waits, for up to 50 ms, until what is queued on c (an
+// upgrade's "3probe") has been written, so that a poll answered during
+// an upgrade does not overtake it: a client may act on the poll's
+// answer first. c may be nil.
+func awaitWritten(c *transport.Conn) {
+	for i := 0; c != nil && i < 50 && c.Queued() > 0; i++ {
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // pollReadyLocked reports whether a GET can be answered now. s.mu must
 // be held.
@@ -191,11 +217,6 @@ func (s *Socket) takePollLocked() (body []byte, last bool) {
 func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	switch {
-	case s.overdueLocked():
-		s.mu.Unlock()
-		s.finish(ErrPingTimeout)
-		s.srv.writeError(w, eio.UnknownSID, "")
-		return
 	case s.state == stateClosed:
 		s.mu.Unlock()
 		s.srv.writeError(w, eio.UnknownSID, "")

@@ -191,14 +191,11 @@ func (s *Server) add(so *Socket) bool {
 }
 
 // remove forgets a closed session and counts why it closed.
-func (s *Server) remove(so *Socket, reason error) {
-	sh := s.shard(so.id)
-	sh.mu.Lock()
-	_, ok := sh.m[so.id]
-	delete(sh.m, so.id)
-	sh.mu.Unlock()
-	if !ok {
-		return
+// It runs once per session (from finish); linger leaves the sid known
+// (see closeLinger) until unmap.
+func (s *Server) remove(so *Socket, reason error, linger bool) {
+	if !linger {
+		s.unmap(so)
 	}
 	s.sessions.Add(-1)
 	s.clock.remove(so)
@@ -209,7 +206,17 @@ func (s *Server) remove(so *Socket, reason error) {
 	}
 }
 
-// all returns every open session.
+// unmap forgets sid so.id.
+func (s *Server) unmap(so *Socket) {
+	sh := s.shard(so.id)
+	sh.mu.Lock()
+	if sh.m[so.id] == so {
+		delete(sh.m, so.id)
+	}
+	sh.mu.Unlock()
+}
+
+// all returns every open session (and those lingering after a close).
 func (s *Server) all() []*Socket {
 	var out []*Socket
 	for i := range s.shards {

@@ -68,6 +68,8 @@ type Socket struct {
 // pollState is what a session on the polling transport holds, dropped
 // when it upgrades to WebSocket. Guarded by Socket.mu.
 type pollState struct {
+	probedAt   int64                 // clock time "3probe" was sent
+	lingering  bool                  // closed by the client: the next poll gets the noop
 	remote     string                // the handshake's RemoteAddr
 	buf        []*transport.Prepared // packets for the next GET
 	bufBytes   int32
@@ -203,14 +205,17 @@ func (s *Socket) closeWith(reason error) {
 	s.state = stateClosing
 	s.err = reason
 	if s.ws {
+		// The closing handshake (queued data first, then the close
+		// frame, up to 5 s for the reply) goes on in the background;
+		// the session ends now.
 		c := s.conn
 		s.mu.Unlock()
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
 			_ = c.Close(closeCode(reason), reason.Error())
-			s.finish(reason)
 		}()
+		s.finish(reason)
 		return
 	}
 	waiting := s.pstate.pollCh != nil
@@ -240,11 +245,19 @@ func (s *Socket) finish(reason error) {
 	if s.err != nil {
 		reason = s.err
 	}
+	// A WebSocket that closeWith is closing gracefully is left to it.
+	graceful := s.state == stateClosing && s.ws
 	s.state = stateClosed
 	s.err = reason
 	conn := s.conn
 	var probe *transport.Conn
+	linger := false
 	if p := s.pstate; p != nil {
+		// The client's own close, with no poll pending to take the noop
+		// that answers it: the poll may be on its way (sent with the
+		// close, as the suite does), so keep the sid for it.
+		linger = reason == ErrTransportClose && p.pollCh == nil
+		p.lingering = linger
 		probe = p.probe
 		s.stopUpgradeLocked()
 		p.buf, p.bufBytes = nil, 0
@@ -258,11 +271,18 @@ func (s *Socket) finish(reason error) {
 	wasPolling := !s.ws
 	s.mu.Unlock()
 
-	s.srv.remove(s, reason)
+	s.srv.remove(s, reason, linger)
+	if linger {
+		s.srv.wg.Add(1)
+		time.AfterFunc(closeLinger, func() {
+			defer s.srv.wg.Done()
+			s.srv.unmap(s)
+		})
+	}
 	if wasPolling {
 		s.srv.stats.polling.Add(-1)
 	}
-	if conn != nil {
+	if conn != nil && !graceful {
 		conn.Abort(closeCode(reason), reason.Error(), nil)
 	}
 	if probe != nil {
@@ -272,6 +292,12 @@ func (s *Socket) finish(reason error) {
 		s.handler.OnClose(s, reason)
 	}
 }
+
+// closeLinger is how long the sid of a polling session closed by the
+// client stays known, for a poll sent together with the close packet:
+// it gets the noop a pending poll would have got (the reference server,
+// reading request bodies asynchronously, sees such a poll first).
+const closeLinger = 100 * time.Millisecond
 
 // stopUpgradeLocked forgets the probe and its timeout. s.mu must be
 // held and s.pstate set.
@@ -291,9 +317,11 @@ func (s *Socket) stopUpgradeLocked() {
 func (s *Socket) tick() {
 	s.mu.Lock()
 	switch {
-	case s.state == stateClosed:
+	case s.state == stateClosed, s.state == stateClosing && s.ws:
+		// A WebSocket's closing handshake ends the session itself.
 		s.mu.Unlock()
 	case s.state == stateClosing:
+		// The close packet waited for a poll that did not come.
 		s.mu.Unlock()
 		s.srv.goFinish(s, ErrForcedClose)
 	case s.overdueLocked():
@@ -357,7 +385,9 @@ func (s *Socket) onPacket(p eio.Packet) bool {
 		s.dispatch(p.Data, p.Binary)
 	case eio.Pong:
 		s.mu.Lock()
-		open := s.state == stateOpen && s.awaitPong && !s.overdueLocked()
+		// A pong is accepted until the clock has closed the session,
+		// even a little after its deadline: it proves the client alive.
+		open := s.state == stateOpen && s.awaitPong
 		if open {
 			s.awaitPong = false
 			s.pingDue = s.srv.clock.now() + int64(s.srv.cfg.PingInterval)
@@ -388,6 +418,17 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 	if s.state != stateOpen {
 		s.mu.Unlock()
 		return
+	}
+	if s.awaitPong {
+		if s.overdueLocked() {
+			s.mu.Unlock()
+			s.finish(ErrPingTimeout)
+			return
+		}
+		// A message shows the client alive, as a pong does: like the
+		// reference server, give its pong PingInterval+PingTimeout from
+		// now (the clock finds the later deadline when it wakes).
+		s.pingDue = max(s.pingDue, s.srv.clock.now()+int64(s.srv.cfg.PingInterval))
 	}
 	s.inHandler = true
 	s.mu.Unlock()

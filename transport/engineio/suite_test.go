@@ -236,6 +236,27 @@ func TestSuiteClose(t *testing.T) {
 			t.Fatalf("poll after close: %d %q", r.status, r.body)
 		}
 	})
+	// The suite sends the poll and the close together: the close may be
+	// read first. The poll still gets the noop, once.
+	t.Run("polling, the poll after the close", func(t *testing.T) {
+		sid := e.handshake(t)
+		if r := e.post(t, sid, "1"); r.status != 200 {
+			t.Fatalf("post: %d %q", r.status, r.body)
+		}
+		if r := e.poll(t, sid); r.status != 200 || r.body != "6" {
+			t.Fatalf("poll: %d %q", r.status, r.body)
+		}
+		if r := e.poll(t, sid); r.status != 400 {
+			t.Fatalf("second poll: %d %q", r.status, r.body)
+		}
+		// Without that poll the sid is forgotten after closeLinger.
+		sid = e.handshake(t)
+		e.post(t, sid, "1")
+		time.Sleep(closeLinger + 50*time.Millisecond)
+		if r := e.poll(t, sid); r.status != 400 {
+			t.Fatalf("poll after the linger: %d %q", r.status, r.body)
+		}
+	})
 	t.Run("websocket", func(t *testing.T) {
 		c := e.dial(t, "EIO=4&transport=websocket")
 		read(t, c)

@@ -58,6 +58,7 @@ func (s *Socket) upgradeRequest(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.state != stateOpen || s.ws || s.pstate.probe != nil {
 		s.mu.Unlock()
+		s.settleProbe()
 		c.Abort(transport.CloseNormal, "", nil)
 		return
 	}
@@ -69,6 +70,28 @@ func (s *Socket) upgradeRequest(w http.ResponseWriter, r *http.Request) {
 	})
 	s.mu.Unlock()
 	s.srv.startReading(s, c)
+}
+
+// settleProbe waits, for up to 100 ms, until the session's probe (if it
+// has one) has answered "2probe" and the answer is written. A second
+// WebSocket of an upgrading session is closed after that: frames sent
+// on the first before the second was opened are then answered first,
+// as a server reading its sockets in order would.
+func (s *Socket) settleProbe() {
+	for i := 0; i < 50; i++ {
+		s.mu.Lock()
+		c := s.probeLocked()
+		settled := c == nil || s.upgrading
+		if s.ws {
+			c = s.conn
+		}
+		s.mu.Unlock()
+		if settled {
+			awaitWritten(c)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // endProbe closes c if it is still the session's probe, which then goes
@@ -104,6 +127,7 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 		s.mu.Lock()
 		if s.probeLocked() == c {
 			s.upgrading = true
+			s.pstate.probedAt = s.srv.clock.now()
 			s.wakePollLocked()
 		}
 		s.mu.Unlock()
@@ -136,8 +160,8 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 			go func() {
 				defer s.srv.wg.Done()
 				_ = c.Close(closeCode(reason), reason.Error())
-				s.finish(reason)
 			}()
+			s.finish(reason)
 		}
 	default:
 		s.endProbe(c)
