@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/heraldrt/herald"
 	"github.com/heraldrt/herald/adapter/socketio"
 	"github.com/heraldrt/herald/transport/engineio"
 )
@@ -28,53 +29,40 @@ const (
 	authDelay = 25 * time.Millisecond
 )
 
-// app serves Socket.IO at /socket.io/ and an Engine.IO echo at /engine.io/.
+// app serves Socket.IO at /socket.io/ through herald.Server (its Socket.IO
+// endpoint, the same core as protocol v1), and the Engine.IO echo at
+// /engine.io/ next to it on one mux.
 type app struct {
-	mux       *http.ServeMux
-	socketIO  *engineio.Server
-	engineIO  *engineio.Server
-	namespace *socketio.Server
+	mux      *http.ServeMux
+	herald   *herald.Server
+	engineIO *engineio.Server
 }
 
 func newApp(log *slog.Logger) (*app, error) {
 	a := &app{mux: http.NewServeMux()}
 	var err error
-	a.namespace, err = socketio.New(socketio.Config{
-		Namespaces:     []string{"/custom"},
-		ConnectTimeout: connectTimeout,
-		OnConnect:      onConnect,
-		OnEvent:        onEvent,
-		OnProtocolError: func(_ context.Context, err error) {
-			log.Debug("socket.io protocol error", "err", err)
+	a.herald, err = herald.New(herald.Config{
+		Logger: log,
+		SocketIO: herald.SocketIOConfig{
+			Enabled:        true,
+			Namespaces:     []string{"/custom"},
+			PingInterval:   pingInterval,
+			PingTimeout:    pingTimeout,
+			MaxPayload:     maxPayload,
+			ConnectTimeout: connectTimeout,
+			CORSOrigins:    []string{"*"},
+			OnConnect:      onConnect,
+			OnEvent:        onEvent,
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	base := engineio.Config{
-		PingInterval: pingInterval,
-		PingTimeout:  pingTimeout,
-		MaxPayload:   maxPayload,
-		CORS:         engineio.CORS{Origins: []string{"*"}},
-	}
-
-	sioCfg := base
-	sioCfg.OnConnection = func(es *engineio.Socket, r *http.Request) engineio.Handler {
-		h, _ := a.namespace.ServeEngine(context.WithoutCancel(r.Context()), a.socketIO, es)
-		return h
-	}
-	if a.socketIO, err = engineio.New(sioCfg); err != nil {
-		return nil, err
-	}
-
 	if a.engineIO, err = newEngineIOApp(); err != nil {
 		return nil, err
 	}
-
-	a.mux.Handle("/socket.io/", a.socketIO)
 	a.mux.Handle("/engine.io/", a.engineIO)
-	// For load balancers (deploy/nginx_socketio_test.go waits on it).
-	a.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	a.mux.Handle("/", a.herald) // /socket.io/, and Herald's /ws, /healthz, /readyz, /metrics
 	return a, nil
 }
 
@@ -82,12 +70,12 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 
 // Shutdown closes every session of both endpoints.
 func (a *app) Shutdown(ctx context.Context) error {
-	return errors.Join(a.socketIO.Shutdown(ctx), a.engineIO.Shutdown(ctx))
+	return errors.Join(a.herald.Shutdown(ctx), a.engineIO.Shutdown(ctx))
 }
 
 // onConnect accepts "/" and "/custom" and emits "auth" with the CONNECT's
 // auth object ({} when it had none), authDelay after the CONNECT reply.
-func onConnect(_ context.Context, s *socketio.Socket, _ *socketio.ConnectRequest) (socketio.ConnectResult, error) {
+func onConnect(_ context.Context, _ *herald.ConnInfo, s *socketio.Socket) error {
 	auth := s.Auth()
 	if auth == nil {
 		auth = json.RawMessage(`{}`)
@@ -95,11 +83,11 @@ func onConnect(_ context.Context, s *socketio.Socket, _ *socketio.ConnectRequest
 	time.AfterFunc(authDelay, func() {
 		_ = s.Emit("auth", socketio.Args{JSON: []json.RawMessage{auth}})
 	})
-	return socketio.ConnectResult{}, nil
+	return nil
 }
 
 // onEvent echoes the events of "/".
-func onEvent(_ context.Context, s *socketio.Socket, event string, args socketio.Args, ack socketio.AckFunc) {
+func onEvent(_ context.Context, _ *herald.ConnInfo, s *socketio.Socket, event string, args socketio.Args, ack socketio.AckFunc) {
 	if s.Namespace() != "/" {
 		return
 	}

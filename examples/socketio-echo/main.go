@@ -1,9 +1,11 @@
 // Command socketio-echo is the small app the published Socket.IO and
 // Engine.IO protocol test suites (socketio/socket.io-protocol and
-// socketio/engine.io-protocol, test-suite/) are run against, built on
-// Herald's packages: Socket.IO at /socket.io/ and a bare Engine.IO echo at
-// /engine.io/, with the settings those suites expect (pingInterval 300 ms,
-// pingTimeout 200 ms, maxPayload 1,000,000, connectTimeout 1 s).
+// socketio/engine.io-protocol, test-suite/) are run against: Socket.IO at
+// /socket.io/ served by herald.Server (Config.SocketIO, the same core as
+// protocol v1, whose /ws, /healthz and /metrics it also serves) and a bare
+// Engine.IO echo at /engine.io/ (transport/engineio), with the settings
+// those suites expect (pingInterval 300 ms, pingTimeout 200 ms, maxPayload
+// 1,000,000, connectTimeout 1 s).
 //
 // Behaviour, as the suites' reference server:
 //   - namespaces "/" and "/custom"; a CONNECT to any other is refused with
