@@ -18,6 +18,10 @@ import (
 const (
 	EngineRedis        = "redis"         // one redis-server
 	EngineRedisCluster = "redis-cluster" // three masters, no replicas
+	// EngineRedisShared is one redis-server with --redis-shared-rooms:
+	// every room on each node's one subscriber connection instead of a
+	// connection (and goroutine) per room. By name only.
+	EngineRedisShared = "redis-shared"
 )
 
 // ScaleOptions configure RunScale: the scale scenario, many Herald nodes
@@ -25,7 +29,7 @@ const (
 // the same deployment, with memory, idle CPU and a broadcast ramp measured
 // at each stage.
 type ScaleOptions struct {
-	Engines     []string      // redis, redis-cluster (default both)
+	Engines     []string      // redis, redis-cluster (default both), redis-shared
 	Sizes       []int         // total subscriber connections at each stage, ascending (default 10k, 50k, 100k)
 	Nodes       int           // herald serve nodes (default 7: ~14,300 connections each at 100k)
 	Procs       int           // GOMAXPROCS of each node (default 1)
@@ -35,11 +39,17 @@ type ScaleOptions struct {
 	SourceIPs   int           // loopback source addresses 127.0.0.2… (default 16: 6,250 ports each at 100k)
 	IdleSettle  time.Duration // wait after a stage's connects before reading memory (default 10 s)
 	IdleWindow  time.Duration // idle CPU window (default 40 s: one session refresh round at the default TTL)
-	Rates       []float64     // offered deliveries/s of the broadcast ramp, ascending
-	Step        time.Duration // publishing time of one ramp step (default 10 s)
-	Drain       time.Duration // wait for in-flight deliveries after a step (default 5 s)
-	P99Bound    time.Duration // a passing step's highest p99 (default 500 ms)
-	Payload     int           // payload bytes (default 100)
+	// Rounds are the steps of the broadcast ramp, ascending, in
+	// broadcasts to every connection per second: a round is one message
+	// to each room, so it reaches every subscriber once, and a step
+	// offers Rounds × connections deliveries/s. The same round rate is
+	// the same message rate at every size.
+	Rounds    []float64
+	Step      time.Duration // publishing time of one ramp step (default 10 s)
+	Drain     time.Duration // wait for in-flight deliveries after a step (default 5 s)
+	P99Bound  time.Duration // a passing step's highest p99 (default 500 ms)
+	Payload   int           // payload bytes (default 100)
+	NodeFlags []string      // more herald serve flags for every node (e.g. --heartbeat-timeout 60s)
 
 	HeraldBin string // herald binary for nodes and workers (default: this executable)
 	RedisBin  string // default "redis-server"
@@ -62,7 +72,7 @@ func ScaleDefaults() ScaleOptions {
 		SourceIPs:   16,
 		IdleSettle:  10 * time.Second,
 		IdleWindow:  40 * time.Second,
-		Rates:       []float64{100e3, 200e3, 400e3, 600e3, 800e3, 1000e3},
+		Rounds:      []float64{0.25, 0.5, 1, 2, 4, 8},
 		Step:        10 * time.Second,
 		Drain:       5 * time.Second,
 		P99Bound:    500 * time.Millisecond,
@@ -73,12 +83,12 @@ func ScaleDefaults() ScaleOptions {
 }
 
 func (o *ScaleOptions) validate() error {
-	if len(o.Engines) == 0 || len(o.Sizes) == 0 || len(o.Rates) == 0 {
-		return errors.New("suite: scale needs engines, sizes and rates")
+	if len(o.Engines) == 0 || len(o.Sizes) == 0 || len(o.Rounds) == 0 {
+		return errors.New("suite: scale needs engines, sizes and rounds")
 	}
 	for _, e := range o.Engines {
-		if e != EngineRedis && e != EngineRedisCluster {
-			return fmt.Errorf("suite: unknown engine %q (%s, %s)", e, EngineRedis, EngineRedisCluster)
+		if e != EngineRedis && e != EngineRedisCluster && e != EngineRedisShared {
+			return fmt.Errorf("suite: unknown engine %q (%s, %s, %s)", e, EngineRedis, EngineRedisCluster, EngineRedisShared)
 		}
 	}
 	if !slices.IsSorted(o.Sizes) || o.Sizes[0] <= 0 {
@@ -90,8 +100,8 @@ func (o *ScaleOptions) validate() error {
 	if (o.Rooms+o.Publishers-1)/o.Publishers > 100 {
 		return fmt.Errorf("suite: %d rooms need at least %d publishers (a connection may join 128 rooms, a publisher joins rooms/publishers)", o.Rooms, (o.Rooms+99)/100)
 	}
-	if n := 3 * len(o.Rates); n > loadgen.MaxSteps/len(o.Sizes) {
-		return fmt.Errorf("suite: %d rates over %d sizes may take more than %d steps", len(o.Rates), len(o.Sizes), loadgen.MaxSteps)
+	if n := 2 * len(o.Rounds); n > loadgen.MaxSteps/len(o.Sizes) {
+		return fmt.Errorf("suite: %d round rates over %d sizes may take more than %d steps", len(o.Rounds), len(o.Sizes), loadgen.MaxSteps)
 	}
 	return nil
 }
@@ -118,6 +128,12 @@ type ScaleStage struct {
 	Conns          int     `json:"conns"` // subscribers held by the load generator
 	Failed         int     `json:"failed"`
 	ConnectSeconds float64 `json:"connectSeconds"` // for this stage's new connections
+	// NodesHold is the connections the nodes report (herald_connections,
+	// the publishers included) after the settle time.
+	NodesHold int `json:"nodesHold"`
+	// LostIdle is the connections the load generator lost (closed by the
+	// server) from the start until the end of this stage's idle window.
+	LostIdle int `json:"lostIdle"`
 	// Per node, in node order.
 	NodeConns       []int     `json:"nodeConns"`        // herald_connections
 	NodeRSSPerConn  []float64 `json:"nodeRSSPerConnKB"` // RSS growth since before any connection ÷ its connections
@@ -140,6 +156,7 @@ type ScaleStage struct {
 // ScaleStep is one broadcast step to every connection.
 type ScaleStep struct {
 	loadgen.StepResult
+	Rounds                float64 `json:"rounds"` // broadcasts to every connection per second offered
 	NodesCPUPerDeliveryUs float64 `json:"nodesCPUPerDeliveryUs"`
 	RedisCPUPercent       float64 `json:"redisCPUPercent"` // % of one core over the step
 	RedisCPUPerDeliveryUs float64 `json:"redisCPUPerDeliveryUs"`
@@ -222,7 +239,7 @@ func (r *runner) scaleEngine(ctx context.Context, o ScaleOptions, se *ScaleEngin
 			return err
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		args := append(heraldArgs(TargetHerald, addr, i), eng.flags...)
+		args := append(append(heraldArgs(TargetHerald, addr, i), eng.flags...), o.NodeFlags...)
 		env := []string{"GOMAXPROCS=" + strconv.Itoa(o.Procs)}
 		p, err := r.startProcess(ctx, fmt.Sprintf("scale-%s-node%d-%d", se.Engine, i, r.seq()), env, o.HeraldBin, args...)
 		if err != nil {
@@ -284,10 +301,20 @@ func (r *runner) scaleEngine(ctx context.Context, o ScaleOptions, se *ScaleEngin
 				st.NodeHeapPerConn = append(st.NodeHeapPerConn, (heap-n.heap0)/1024/c)
 			}
 		}
+		// What the nodes hold: a connection the load generator opened may
+		// have been closed since (a heartbeat timeout on an overloaded
+		// machine), and its sockets are gone from the kernel's figures.
+		held := 0
+		for _, c := range st.NodeConns {
+			held += c
+		}
+		st.NodesHold = held
 		k := readKernelMem()
 		st.TCPInUse = k.tcpInUse
-		st.SockstatPerConnKB = float64(k.sockstatBytes-k0.sockstatBytes) / 1024 / float64(fleet.Connected)
-		st.SlabPerConnKB = float64(k.slabBytes-k0.slabBytes) / 1024 / float64(fleet.Connected)
+		if held > 0 {
+			st.SockstatPerConnKB = float64(k.sockstatBytes-k0.sockstatBytes) / 1024 / float64(held)
+			st.SlabPerConnKB = float64(k.slabBytes-k0.slabBytes) / 1024 / float64(held)
+		}
 		nodePIDs := make([]int, len(nodes))
 		for i, n := range nodes {
 			nodePIDs[i] = n.p.pid()
@@ -298,24 +325,27 @@ func (r *runner) scaleEngine(ctx context.Context, o ScaleOptions, se *ScaleEngin
 		c0, rc0 := loadgen.SumCPU(nodePIDs), loadgen.SumCPU(redisPIDs)
 		time.Sleep(o.IdleWindow)
 		st.NodesIdleCPU = 100 * (loadgen.SumCPU(nodePIDs) - c0).Seconds() / o.IdleWindow.Seconds()
+		st.LostIdle = int(fleetDisconnects(fleet))
 		st.RedisIdleCPU = 100 * (loadgen.SumCPU(redisPIDs) - rc0).Seconds() / o.IdleWindow.Seconds()
 		r.logf("scale %s @%d: node RSS/conn %s KB, heap/conn %s KB, kernel %.2f KB sockstat + %.2f KB slab per conn (both ends), idle CPU nodes %.1f%% redis %.1f%%",
 			se.Engine, fleet.Connected, scaleFmtList(st.NodeRSSPerConn), scaleFmtList(st.NodeHeapPerConn), st.SockstatPerConnKB, st.SlabPerConnKB, st.NodesIdleCPU, st.RedisIdleCPU)
 
 		// The broadcast ramp: every room in turn, so each round of Rooms
 		// messages reaches every connection.
-		for _, rate := range o.Rates {
+		for _, rounds := range o.Rounds {
+			rate := rounds * float64(fleet.Connected)
 			var s ScaleStep
 			for attempt := 0; attempt < 2; attempt++ {
 				s, err = r.scaleStep(ctx, o, fleet, pub, step, rate, nodePIDs, redisPIDs)
+				s.Rounds = rounds
 				step++
 				if err != nil {
 					se.Stages = append(se.Stages, st)
 					return err
 				}
 				st.Steps = append(st.Steps, s)
-				r.logf("  scale %s @%d: %8.0f/s offered: %8.0f/s delivered, p99 %.1f ms, lost %d, disconnects %d, %.2f µs/delivery nodes, redis %.0f%% of a core",
-					se.Engine, fleet.Connected, rate, s.DeliveriesPerSec, s.Latency.P99, s.Lost, s.Disconnects, s.NodesCPUPerDeliveryUs, s.RedisCPUPercent)
+				r.logf("  scale %s @%d: %g rounds/s, %8.0f/s offered: %8.0f/s delivered, p99 %.1f ms, lost %d, disconnects %d, %.2f µs/delivery nodes, redis %.0f%% of a core",
+					se.Engine, fleet.Connected, rounds, rate, s.DeliveriesPerSec, s.Latency.P99, s.Lost, s.Disconnects, s.NodesCPUPerDeliveryUs, s.RedisCPUPercent)
 				if s.OK || s.Lost > 0 || s.Disconnects > 0 {
 					break
 				}
@@ -375,4 +405,18 @@ func scaleFmtList(xs []float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f–%.2f", slices.Min(xs), slices.Max(xs))
+}
+
+// fleetDisconnects returns how many of the fleet's connections were
+// closed by the other end so far (0 when a worker does not answer).
+func fleetDisconnects(f *loadgen.Fleet) int64 {
+	var n int64
+	for _, h := range f.Workers {
+		r, err := h.Do(loadgen.Command{Cmd: "report", Step: 0})
+		if err != nil || r.Report == nil {
+			return 0
+		}
+		n += r.Report.Disconnects
+	}
+	return n
 }

@@ -80,8 +80,11 @@ func (r *runner) startEngine(ctx context.Context, o ScaleOptions, engine string)
 		}
 		addrs = append(addrs, addr)
 	}
-	if engine == EngineRedis {
+	if engine != EngineRedisCluster {
 		e.flags = []string{"--redis-url", "redis://" + addrs[0] + "/0"}
+		if engine == EngineRedisShared {
+			e.flags = append(e.flags, "--redis-shared-rooms")
+		}
 		ok = true
 		return e, nil
 	}

@@ -19,8 +19,8 @@ func (rep *ScaleReport) Markdown() string {
 	}
 	fmt.Fprintf(&b, "Machine: %s. Load average at the start of each engine's run: %s.\n\n", rep.Machine, strings.Join(scaleTrimAll(rep.LoadAvg), "; "))
 	fmt.Fprintf(&b, "Parameters: nodes %d (GOMAXPROCS=%d each); rooms %d; publishers %d (on the first node); connections/worker %d; "+
-		"source addresses 127.0.0.2–127.0.0.%d; idle settle/window %s / %s; ramp %v deliveries/s, %s steps, drain %s, p99 bound %s; payload %d B.\n\n",
-		o.Nodes, o.Procs, o.Rooms, o.Publishers, o.WorkerConns, 1+o.SourceIPs, o.IdleSettle, o.IdleWindow, o.Rates, o.Step, o.Drain, o.P99Bound, o.Payload)
+		"source addresses 127.0.0.2–127.0.0.%d; idle settle/window %s / %s; ramp %v broadcasts to every connection per second, %s steps, drain %s, p99 bound %s; payload %d B; node flags %q.\n\n",
+		o.Nodes, o.Procs, o.Rooms, o.Publishers, o.WorkerConns, 1+o.SourceIPs, o.IdleSettle, o.IdleWindow, o.Rounds, o.Step, o.Drain, o.P99Bound, o.Payload, strings.Join(o.NodeFlags, " "))
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "**Error:** %s\n\n", e)
 	}
@@ -52,12 +52,12 @@ func (rep *ScaleReport) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("### Broadcast steps\n\n| Engine | Connections | Offered (deliveries/s) | Delivered/s | p50 (ms) | p99 (ms) | Lost | Disconnects | Nodes µs/delivery | Redis % of a core | Redis µs/delivery | Loadgen µs/delivery |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("### Broadcast steps\n\n| Engine | Connections | Rounds/s | Offered (deliveries/s) | Delivered/s | p50 (ms) | p99 (ms) | Lost | Disconnects | Nodes µs/delivery | Redis % of a core | Redis µs/delivery | Loadgen µs/delivery |\n")
+	b.WriteString("|---|" + strings.Repeat("---:|", 12) + "\n")
 	for _, se := range rep.Engines {
 		for _, st := range se.Stages {
 			for _, s := range st.Steps {
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s |\n", se.Engine, scaleThousands(float64(st.Conns)),
+				fmt.Fprintf(&b, "| %s | %s | %g | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s |\n", se.Engine, scaleThousands(float64(st.Conns)), s.Rounds,
 					scaleThousands(s.OfferedDeliveriesPerSec), scaleThousands(s.DeliveriesPerSec), scaleSig3(s.Latency.P50), scaleSig3(s.Latency.P99),
 					s.Lost, s.Disconnects, scaleSig3(s.NodesCPUPerDeliveryUs), scaleSig3(s.RedisCPUPercent), scaleSig3(s.RedisCPUPerDeliveryUs), scaleSig3(s.LoadCPUPerDeliveryUs))
 			}
@@ -70,7 +70,10 @@ func engineTitle(engine string, nodes int) string {
 	if engine == EngineRedisCluster {
 		return fmt.Sprintf("%d nodes on a three-master Redis Cluster", nodes)
 	}
-	return fmt.Sprintf("%d nodes on one redis-server", nodes)
+	if engine == EngineRedisShared {
+		return fmt.Sprintf("%d nodes on one redis-server, rooms on each node's one subscriber connection (--redis-shared-rooms)", nodes)
+	}
+	return fmt.Sprintf("%d nodes on one redis-server, a subscriber connection per room (the default)", nodes)
 }
 
 type scaleRow struct {
@@ -107,25 +110,31 @@ func scaleRows(stages []ScaleStage) []scaleRow {
 	}
 	first := "the first ramp rate"
 	if len(stages) > 0 && len(stages[0].Steps) > 0 {
-		first = scaleThousands(stages[0].Steps[0].OfferedDeliveriesPerSec) + "/s"
+		first = fmt.Sprintf("%g round(s)/s", stages[0].Steps[0].Rounds)
 	}
 	num, f3 := scaleThousands, scaleSig3
 	return []scaleRow{
-		{"Connections held", col(func(st ScaleStage) float64 { return float64(st.Conns) }), num},
+		{"Connections opened by the load generator", col(func(st ScaleStage) float64 { return float64(st.Conns) }), num},
 		{"Failed connects", col(func(st ScaleStage) float64 { return float64(st.Failed) }), num},
+		{"Connections the nodes hold after the settle time (publishers included)", col(func(st ScaleStage) float64 { return float64(scaleHeld(st)) }), num},
+		{"Connections closed by the nodes so far (after the idle window)", col(func(st ScaleStage) float64 { return float64(st.LostIdle) }), num},
 		{"Connections per node, fewest", col(func(st ScaleStage) float64 { return scaleMinOr(st.NodeConns) }), num},
 		{"Connects/s of the stage's new connections", col(func(st ScaleStage) float64 { return scaleNewConns(stages, st) / st.ConnectSeconds }), num},
 		{"Node RSS per connection, KB (median of nodes)", col(func(st ScaleStage) float64 { return scaleMedian(st.NodeRSSPerConn) }), f3},
 		{"Node RSS per connection, KB (highest node)", col(func(st ScaleStage) float64 { return scaleMaxOr(st.NodeRSSPerConn) }), f3},
+		{"Marginal node RSS per connection since the previous stage, KB (all nodes)", scaleMarginal(stages, func(st ScaleStage) float64 { return scaleSum(st.NodeRSSMB) * 1024 }), f3},
 		{"Node Go heap in use per connection, KB (median)", col(func(st ScaleStage) float64 { return scaleMedian(st.NodeHeapPerConn) }), f3},
 		{"Largest node RSS, MB", col(func(st ScaleStage) float64 { return scaleMaxOr(st.NodeRSSMB) }), f3},
-		{"Kernel socket buffers (sockstat TCP mem) per connection, KB, both ends", col(func(st ScaleStage) float64 { return st.SockstatPerConnKB }), f3},
-		{"Kernel socket slabs (TCP, inode, file, dentry, epoll) per connection, KB, both ends", col(func(st ScaleStage) float64 { return st.SlabPerConnKB }), f3},
+		{"Kernel socket buffers (sockstat TCP mem) per held connection, KB, both ends", col(func(st ScaleStage) float64 { return st.SockstatPerConnKB }), f3},
+		{"Kernel socket slabs (TCP, inode, file, dentry, epoll) per held connection, KB, both ends", col(func(st ScaleStage) float64 { return st.SlabPerConnKB }), f3},
 		{"Idle CPU of all nodes, % of a core", col(func(st ScaleStage) float64 { return st.NodesIdleCPU }), f3},
-		{"Idle CPU per 10k connections, % of a core", col(func(st ScaleStage) float64 { return st.NodesIdleCPU * 1e4 / float64(max(1, st.Conns)) }), f3},
+		{"Marginal idle CPU per 10k connections since the previous stage, % of a core", scaleMarginal(stages, func(st ScaleStage) float64 { return st.NodesIdleCPU * 1e4 }), f3},
+		{"Idle CPU per 10k connections, % of a core", col(func(st ScaleStage) float64 { return st.NodesIdleCPU * 1e4 / float64(max(1, scaleHeld(st))) }), f3},
 		{"Redis idle CPU, % of a core", col(func(st ScaleStage) float64 { return st.RedisIdleCPU }), f3},
+		{"Marginal Redis RSS per connection since the previous stage, KB", scaleMarginal(stages, func(st ScaleStage) float64 { return st.RedisRSSMB * 1024 }), f3},
 		{"Redis RSS, MB", col(func(st ScaleStage) float64 { return st.RedisRSSMB }), f3},
-		{"Highest sustained broadcast to all, 0 lost (deliveries/s)", best(func(s *ScaleStep) float64 { return s.DeliveriesPerSec }), num},
+		{"Highest sustained broadcast to all, 0 lost, p99 under the bound (rounds/s)", best(func(s *ScaleStep) float64 { return s.Rounds }), f3},
+		{"… in deliveries/s", best(func(s *ScaleStep) float64 { return s.DeliveriesPerSec }), num},
 		{"p99 at that rate, ms", best(func(s *ScaleStep) float64 { return s.Latency.P99 }), f3},
 		{"Nodes' CPU per delivery at that rate, µs", best(func(s *ScaleStep) float64 { return s.NodesCPUPerDeliveryUs }), f3},
 		{"Redis CPU at that rate, % of a core", best(func(s *ScaleStep) float64 { return s.RedisCPUPercent }), f3},
@@ -218,4 +227,39 @@ func scaleSig3(v float64) string {
 		return fmt.Sprintf("%.2f", v)
 	}
 	return fmt.Sprintf("%.3g", v)
+}
+
+// scaleMarginal is, per stage, the growth of f since the previous stage
+// divided by the growth of the connections the nodes hold (NaN for the
+// first stage).
+func scaleMarginal(stages []ScaleStage, f func(ScaleStage) float64) []float64 {
+	out := make([]float64, len(stages))
+	for i, st := range stages {
+		out[i] = math.NaN()
+		if i > 0 && scaleHeld(st) > scaleHeld(stages[i-1]) {
+			out[i] = (f(st) - f(stages[i-1])) / float64(scaleHeld(st)-scaleHeld(stages[i-1]))
+		}
+	}
+	return out
+}
+
+func scaleSum(xs []float64) float64 {
+	var n float64
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
+// scaleHeld is the connections the nodes hold at st (NodesHold, or the
+// sum of NodeConns in reports written before it).
+func scaleHeld(st ScaleStage) int {
+	if st.NodesHold > 0 {
+		return st.NodesHold
+	}
+	n := 0
+	for _, c := range st.NodeConns {
+		n += c
+	}
+	return n
 }

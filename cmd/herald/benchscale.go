@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -19,6 +21,21 @@ import (
 // at each stage (bench/suite, RunScale). It exits 1 when an engine's run
 // failed.
 func runBenchScale(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "--render" {
+		// Renders the tables of a scale.json again (after a change of
+		// the report's rows).
+		b, err := os.ReadFile(args[1])
+		var rep suite.ScaleReport
+		if err == nil {
+			err = json.Unmarshal(b, &rep)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "herald bench scale --render: %v\n", err)
+			return 1
+		}
+		fmt.Fprint(stdout, rep.Markdown())
+		return 0
+	}
 	o, err := parseBenchScale(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -62,7 +79,7 @@ node process.
 `)
 		fs.PrintDefaults()
 	}
-	engines := fs.String("engines", strings.Join(o.Engines, ","), "engines, in order: redis, redis-cluster")
+	engines := fs.String("engines", strings.Join(o.Engines, ","), "engines, in order: redis, redis-cluster; redis-shared (one redis-server, --redis-shared-rooms) by name")
 	sizes := fs.String("sizes", joinInts(o.Sizes), "total subscriber connections at each stage, ascending")
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "herald serve nodes")
 	fs.IntVar(&o.Procs, "procs", o.Procs, "GOMAXPROCS of each node")
@@ -72,11 +89,12 @@ node process.
 	fs.IntVar(&o.SourceIPs, "source-ips", o.SourceIPs, "loopback source addresses used, from 127.0.0.2")
 	fs.DurationVar(&o.IdleSettle, "idle-settle", o.IdleSettle, "wait after a stage's connects before reading memory")
 	fs.DurationVar(&o.IdleWindow, "idle-window", o.IdleWindow, "idle CPU window")
-	ramp := fs.String("ramp", joinFloats(o.Rates), "offered deliveries/s of the broadcast ramp, ascending")
+	rounds := fs.String("rounds", joinFloats(o.Rounds), "steps of the broadcast ramp in broadcasts to every connection per second (one message to each room), ascending")
 	fs.DurationVar(&o.Step, "step", o.Step, "publishing time of each broadcast step")
 	fs.DurationVar(&o.Drain, "drain", o.Drain, "wait for in-flight deliveries after a step before counting the rest as lost")
 	fs.DurationVar(&o.P99Bound, "p99-bound", o.P99Bound, "highest p99 of a passing step")
 	fs.IntVar(&o.Payload, "payload", o.Payload, "payload bytes")
+	nodeFlags := fs.String("node-flags", "", "more herald serve flags for every node, space-separated (e.g. \"--heartbeat-timeout 60s\")")
 	fs.StringVar(&o.HeraldBin, "herald-bin", "", "herald binary for the nodes and workers (default: this executable)")
 	fs.StringVar(&o.RedisBin, "redis-server", o.RedisBin, "redis-server binary")
 	fs.StringVar(&o.RedisCLI, "redis-cli", o.RedisCLI, "redis-cli binary (creates the cluster)")
@@ -88,12 +106,13 @@ node process.
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	o.Engines = splitList(*engines)
+	o.NodeFlags = strings.Fields(*nodeFlags)
 	var err error
 	if o.Sizes, err = parseInts(*sizes); err != nil {
 		return o, fmt.Errorf("--sizes: %w", err)
 	}
-	if o.Rates, err = parseFloats(*ramp); err != nil {
-		return o, fmt.Errorf("--ramp: %w", err)
+	if o.Rounds, err = parseFloats(*rounds); err != nil {
+		return o, fmt.Errorf("--rounds: %w", err)
 	}
 	o.Command = "herald bench scale " + strings.Join(args, " ")
 	return o, nil

@@ -33,7 +33,7 @@ func TestBenchScale(t *testing.T) {
 	}
 	o, err := parseBenchScale([]string{"--nodes", "2", "--sizes", "100,300", "--rooms", "10", "--publishers", "2",
 		"--worker-conns", "100", "--source-ips", "3", "--idle-settle", "500ms", "--idle-window", "1s",
-		"--ramp", "1000,3000", "--step", "1s", "--drain", "3s", "--p99-bound", "2s"}, io.Discard)
+		"--rounds", "5,10", "--step", "1s", "--drain", "3s", "--p99-bound", "2s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
