@@ -227,16 +227,20 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 		c.extra.holdPresence = true
 	}
 	s.hub.JoinUser(c.info.UserID, c) // keyed by the id string c holds
-	s.presenceAdd(bctx, c, c.userRoom())
 	var restored []string
-	if resumed {
-		restored = c.restoreRooms(bctx, c.restorable(sess.Rooms, recover))
-		s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
+	if s.opener != nil && !resumed && len(rooms) == 0 {
+		c.openStored(bctx)
+	} else {
+		s.presenceAdd(bctx, c, c.userRoom())
+		if resumed {
+			restored = c.restoreRooms(bctx, c.restorable(sess.Rooms, recover))
+			s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
+		}
+		if len(rooms) > 0 {
+			restored = append(restored, c.restoreRooms(bctx, c.unjoined(rooms))...)
+		}
+		c.saveSession(bctx)
 	}
-	if len(rooms) > 0 {
-		restored = append(restored, c.restoreRooms(bctx, c.unjoined(rooms))...)
-	}
-	c.saveSession(bctx)
 	if resumed {
 		// After the save, which makes the session this connection's (see
 		// carry.go); queued behind the welcome.

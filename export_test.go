@@ -19,3 +19,7 @@ func (s *Server) IndexedConns() (users, tokens int) {
 	defer s.connsMu.Unlock()
 	return s.index.users.len(), s.index.tokens.len()
 }
+
+// UsesOpener reports whether new connections write their session and
+// presence entry together (session.Opener).
+func (s *Server) UsesOpener() bool { return s.opener != nil }

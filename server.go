@@ -49,6 +49,9 @@ type Server struct {
 	broker   broker.Broker
 	sessions session.Store
 	presence session.Presence
+	// opener is presence as a session.Opener when it saves into sessions:
+	// a new connection's two writes then take one round trip.
+	opener session.Opener
 	// presenceNode names this process in the presence registry: the node
 	// id and a random suffix, so that a node restarted under the same id
 	// (after a crash, without removing its entries) does not keep its
@@ -196,6 +199,9 @@ func New(cfg Config) (*Server, error) {
 	s.presence = cfg.Presence
 	if s.presence == nil {
 		s.presence = localPresence{s.hub}
+	}
+	if o, ok := s.presence.(session.Opener); ok && o.OpenStore() != nil && o.OpenStore() == s.sessions {
+		s.opener = o
 	}
 	if err := s.broker.Start(context.Background(), s.hub); err != nil {
 		_ = s.sessions.Close()

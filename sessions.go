@@ -106,6 +106,19 @@ func (c *conn) restoreRooms(ctx context.Context, rooms []string) []string {
 	return joined
 }
 
+// openStored does for a new connection without rooms what presenceAdd
+// of its user room and saveSession do, with one round trip to the store
+// (session.Opener) instead of two.
+func (c *conn) openStored(ctx context.Context) {
+	s := c.s
+	room := c.userRoom()
+	if err := s.opener.Open(ctx, c.sessionRecord(c.rooms), s.cfg.SessionTTL, room, s.presenceNode); err != nil {
+		s.log.WarnContext(ctx, "session save and presence add failed", "err", err)
+	}
+	s.announce(c, room, "join")
+	s.reportPresence(ctx, c, room, true)
+}
+
 // saveSession writes the connection's session with its current rooms.
 // The read side calls it; others (the session refresh) hold identMu.
 func (c *conn) saveSession(ctx context.Context) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldrt/herald"
 	"github.com/heraldrt/herald/internal/testserver"
+	"github.com/heraldrt/herald/protocol"
 	redissession "github.com/heraldrt/herald/session/redis"
 )
 
@@ -207,5 +208,55 @@ func TestConcurrentResumesOneWins(t *testing.T) {
 			t.Fatalf("round %d: %d of %d concurrent resumes with one token succeeded (%d refused), want exactly 1",
 				round, resumed.Load(), tries, fresh.Load())
 		}
+	}
+}
+
+// TestOpenerOnRedis: with a Redis presence made from the session store
+// (a session.Opener), a new connection's session and presence entry are
+// written together: the session resumes on another node, and the user is
+// present in its user room until the connection leaves.
+func TestOpenerOnRedis(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t)
+	st, err := redissession.New(redissession.Config{URL: r.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := st.Presence(0)
+	a := startServer(t, herald.Config{Sessions: st, Presence: pr})
+	st2, err := redissession.New(redissession.Config{URL: r.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startServer(t, herald.Config{Sessions: st2, Presence: st2.Presence(0)})
+	if !a.UsesOpener() || !b.UsesOpener() {
+		t.Fatal("the presence made from the session store is not used as a session.Opener")
+	}
+	other, err := redissession.NewPresence(redissession.Config{URL: r.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := startServer(t, herald.Config{Sessions: st2, Presence: other}); c.UsesOpener() {
+		t.Fatal("a presence that saves into no store (or another) is used as a session.Opener")
+	}
+
+	c := dial(t, a.URL, withHeader("X-Client-Id", "kim"))
+	sid, tok := c.welcome["sessionId"].(string), c.welcome["resumeToken"].(string)
+	entries, err := pr.List(context.Background(), protocol.UserRoom("kim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].User != "kim" || entries[0].Connections != 1 {
+		t.Fatalf("presence in kim's user room: %+v", entries)
+	}
+	_ = c.c.CloseNow()
+	waitFor(t, 2*time.Second, "disconnect", func() bool { return a.Connections() == 0 })
+	waitFor(t, 2*time.Second, "presence removed", func() bool {
+		e, err := pr.List(context.Background(), protocol.UserRoom("kim"))
+		return err == nil && len(e) == 0
+	})
+	w := dial(t, b.URL, withHeader("X-Client-Id", "kim"), withHeader("X-Herald-Session-Id", sid), withHeader("X-Herald-Resume-Token", tok)).welcome
+	if w["resumed"] != true || w["sessionId"] != sid {
+		t.Fatalf("resume on the other node: %v", w)
 	}
 }

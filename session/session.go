@@ -84,6 +84,19 @@ type Presence interface {
 	Close() error
 }
 
+// Opener is implemented by a Presence kept in the same backend as a
+// session Store (the Redis Presence made by its Store's Presence method):
+// Open saves a new connection's session, as Store.Save does, and adds its
+// entry in room, as Add does, in one round trip instead of two. A server
+// uses it only when OpenStore is the Store it saves sessions in.
+type Opener interface {
+	// Open is Save(ctx, s, ttl) on OpenStore and Add(ctx, room, node,
+	// s.Conn, s.UserID) together.
+	Open(ctx context.Context, s *Session, ttl time.Duration, room, node string) error
+	// OpenStore is the Store Open saves into.
+	OpenStore() Store
+}
+
 // Pending is an acknowledged-delivery message (published with ack) that a
 // session's connection had not acknowledged when it ended: the event
 // frame as it was sent, by its msgId.

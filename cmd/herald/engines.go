@@ -69,10 +69,9 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 			return closeAll, err // it says "redis session store: ..."
 		}
 		closers = append(closers, func() { _ = st.Close() })
-		pr, err := redissession.NewPresence(rc)
-		if err != nil {
-			return closeAll, fmt.Errorf("redis presence: %w", err)
-		}
+		// On the store's connections: a new connection's session and
+		// presence entry then go to Redis in one round trip.
+		pr := st.Presence(rc.PresenceRoomTTL)
 		closers = append(closers, func() { _ = pr.Close() })
 		rv, err := redissession.NewRevocations(rc)
 		if err != nil {

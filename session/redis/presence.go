@@ -40,6 +40,7 @@ type Presence struct {
 	client  rueidis.Client
 	own     bool
 	roomTTL time.Duration
+	store   *Store // the Store it shares connections with (Store.Presence); nil from NewPresence
 
 	mu    sync.Mutex
 	rooms map[string]roomEntries // this Presence's entries by room
@@ -78,20 +79,87 @@ func NewPresence(cfg Config) (*Presence, error) {
 func (p *Presence) roomKey(room string) string { return p.prefix + "presence:{" + room + "}" }
 func (p *Presence) nodeKey(node string) string { return p.prefix + "node:" + node }
 
-// Add implements session.Presence.
-func (p *Presence) Add(ctx context.Context, room, node, conn, user string) error {
+// Presence returns a presence registry on st's connections (closing it
+// leaves them to st), with rooms kept for roomTTL (0:
+// DefaultPresenceRoomTTL). Unlike one from NewPresence it is a
+// session.Opener: a new connection's session and presence entry go to
+// Redis in one round trip.
+func (st *Store) Presence(roomTTL time.Duration) *Presence {
+	if roomTTL <= 0 {
+		roomTTL = DefaultPresenceRoomTTL
+	}
+	return &Presence{prefix: strings.TrimSuffix(st.prefix, "session:"), client: st.client, roomTTL: roomTTL,
+		rooms: map[string]roomEntries{}, store: st}
+}
+
+var _ session.Opener = (*Presence)(nil)
+
+// OpenStore implements session.Opener: the Store the Presence was made
+// from, or nil for one from NewPresence (which has no Store to save to).
+func (p *Presence) OpenStore() session.Store {
+	if p.store == nil {
+		return nil
+	}
+	return p.store
+}
+
+// Open implements session.Opener: Save and Add in one pipeline (on a
+// Cluster: both sent at once, a round trip each in parallel).
+func (p *Presence) Open(ctx context.Context, s *session.Session, ttl time.Duration, room, node string) error {
+	if p.store == nil {
+		return errors.New("redis presence: open: no session store (made by NewPresence)")
+	}
+	save, err := p.store.saveCmds(s, ttl)
+	if err != nil {
+		return err
+	}
+	add := p.addCmds(room, node, s.Conn, s.UserID)
+	var addRes, saveRes []rueidis.RedisResult
+	if p.client.Mode() == rueidis.ClientModeCluster {
+		// A Cluster client refuses a MULTI block and another slot's
+		// commands in one DoMulti: the two go out at once instead, a
+		// round trip each, in parallel.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			addRes = p.client.DoMulti(ctx, add...)
+		}()
+		saveRes = p.client.DoMulti(ctx, save...)
+		<-done
+	} else {
+		res := p.client.DoMulti(ctx, append(add, save...)...)
+		addRes, saveRes = res[:len(add)], res[len(add):]
+	}
+	for _, r := range saveRes {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("redis session store: save %s: %w", s.ID, err)
+		}
+	}
+	return p.added(room, addRes)
+}
+
+func (p *Presence) addCmds(room, node, conn, user string) rueidis.Commands {
 	key := p.roomKey(room)
 	b := p.client.B()
-	now := time.Now().UnixNano()
-	res := p.client.DoMulti(ctx,
+	return rueidis.Commands{
 		b.Hset().Key(key).FieldValue().FieldValue(node+"/"+conn, user).Build(),
 		b.Pexpire().Key(key).Milliseconds(p.roomTTL.Milliseconds()).Build(),
-	)
+	}
+}
+
+// Add implements session.Presence.
+func (p *Presence) Add(ctx context.Context, room, node, conn, user string) error {
+	return p.added(room, p.client.DoMulti(ctx, p.addCmds(room, node, conn, user)...))
+}
+
+// added counts the entry that addCmds' results res show added.
+func (p *Presence) added(room string, res []rueidis.RedisResult) error {
 	for _, r := range res {
 		if err := r.Error(); err != nil {
 			return fmt.Errorf("redis presence: add: %w", err)
 		}
 	}
+	now := time.Now().UnixNano()
 	added, _ := res[0].AsInt64() // 0: the entry was there already
 	p.mu.Lock()
 	e := p.rooms[room]

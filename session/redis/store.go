@@ -90,13 +90,28 @@ func formatTime(t time.Time) string { return t.Format(time.RFC3339Nano) }
 
 // Save implements session.Store.
 func (st *Store) Save(ctx context.Context, s *session.Session, ttl time.Duration) error {
+	cmds, err := st.saveCmds(s, ttl)
+	if err != nil {
+		return err
+	}
+	for _, r := range st.client.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("redis session store: save %s: %w", s.ID, err)
+		}
+	}
+	return nil
+}
+
+// saveCmds are the commands of Save: the session's hash replaced and its
+// TTL set, in one transaction.
+func (st *Store) saveCmds(s *session.Session, ttl time.Duration) (rueidis.Commands, error) {
 	rooms, err := json.Marshal(s.Rooms)
 	if err != nil {
-		return fmt.Errorf("redis session store: encode rooms: %w", err)
+		return nil, fmt.Errorf("redis session store: encode rooms: %w", err)
 	}
 	key := st.key(s.ID)
 	b := st.client.B()
-	res := st.client.DoMulti(ctx,
+	return rueidis.Commands{
 		b.Multi().Build(),
 		b.Del().Key(key).Build(),
 		b.Hset().Key(key).FieldValue().
@@ -109,13 +124,7 @@ func (st *Store) Save(ctx context.Context, s *session.Session, ttl time.Duration
 			FieldValue("lastSeen", formatTime(s.LastSeen)).Build(),
 		b.Pexpire().Key(key).Milliseconds(millis(ttl)).Build(),
 		b.Exec().Build(),
-	)
-	for _, r := range res {
-		if err := r.Error(); err != nil {
-			return fmt.Errorf("redis session store: save %s: %w", s.ID, err)
-		}
-	}
-	return nil
+	}, nil
 }
 
 // Get implements session.Store.
@@ -180,8 +189,10 @@ func (st *Store) Touch(ctx context.Context, id string, lastSeen time.Time, ttl t
 func (st *Store) Delete(ctx context.Context, id string) error {
 	// Its pending messages go with it (separate keys, so that Redis
 	// Cluster may hold them on different slots).
-	for _, key := range []string{st.key(id), st.pendingKey(id)} {
-		if err := st.client.Do(ctx, st.client.B().Del().Key(key).Build()).Error(); err != nil {
+	// One round trip: one DEL each, pipelined.
+	b := st.client.B()
+	for _, r := range st.client.DoMulti(ctx, b.Del().Key(st.key(id)).Build(), b.Del().Key(st.pendingKey(id)).Build()) {
+		if err := r.Error(); err != nil {
 			return fmt.Errorf("redis session store: delete %s: %w", id, err)
 		}
 	}

@@ -146,3 +146,93 @@ func TestPresenceOutlivesRoomTTL(t *testing.T) {
 		t.Fatalf("alice's user room a TTL after her join: %v, want one connection", got)
 	}
 }
+
+// TestOpen: a Presence made from a Store is a session.Opener whose Open
+// saves the session and adds the presence entry (one round trip), on one
+// Redis and on a Cluster, where the session and the room hash live on
+// different slots; its Presence passes the conformance table too.
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		cfg  func(t *testing.T) redis.Config
+	}{
+		{"redis", func(t *testing.T) redis.Config { return redis.Config{URL: testserver.StartRedis(t).URL()} }},
+		{"cluster", func(t *testing.T) redis.Config {
+			return redis.Config{ClusterAddrs: testserver.StartRedisCluster(t).Addrs()}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tc.cfg(t)
+			st, err := redis.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			pr := st.Presence(0)
+			t.Cleanup(func() { _ = pr.Close() })
+			var o session.Opener = pr
+			if o.OpenStore() != session.Store(st) {
+				t.Fatal("OpenStore is not the Store the Presence was made from")
+			}
+			ctx := context.Background()
+			if err := pr.KeepAlive(ctx, "node-a#1", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().Truncate(time.Millisecond)
+			s := &session.Session{ID: "sess-open-1", UserID: "alice", Node: "node-a", Conn: "conn-1",
+				ResumeToken: "tok-1", ConnectedAt: now, LastSeen: now}
+			if err := o.Open(ctx, s, time.Minute, "user:alice", "node-a#1"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.Get(ctx, s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.UserID != "alice" || got.Conn != "conn-1" || got.ResumeToken != "tok-1" || !got.ConnectedAt.Equal(now) {
+				t.Fatalf("saved session %+v", got)
+			}
+			entries, err := pr.List(ctx, "user:alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].User != "alice" || entries[0].Connections != 1 {
+				t.Fatalf("presence %+v", entries)
+			}
+			// Closing the Presence leaves the Store's connections open.
+			_ = pr.Close()
+			if _, err := st.Get(ctx, s.ID); err != nil {
+				t.Fatalf("store after the presence closed: %v", err)
+			}
+			if err := st.Delete(ctx, s.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Get(ctx, s.ID); err != session.ErrNotFound {
+				t.Fatalf("after Delete: %v", err)
+			}
+		})
+	}
+	t.Run("conformance", func(t *testing.T) {
+		t.Parallel()
+		srv := testserver.StartRedis(t)
+		sessiontest.RunPresence(t, func(t *testing.T) session.Presence {
+			st, err := redis.New(redis.Config{URL: srv.URL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			p := st.Presence(0)
+			t.Cleanup(func() { _ = p.Close() })
+			return p
+		}, true)
+	})
+	p, err := redis.NewPresence(redis.Config{URL: testserver.StartRedis(t).URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	if p.OpenStore() != nil {
+		t.Fatal("a Presence from NewPresence names a Store")
+	}
+}
