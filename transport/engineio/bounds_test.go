@@ -63,6 +63,9 @@ func TestBufferBoundPolling(t *testing.T) {
 	var err error
 	n := 0
 	for ; n < 10 && err == nil; n++ {
+		if b, q := so.Buffered(), so.Queued(); b != n*201 || q != n {
+			t.Fatalf("after %d sends: Buffered %d, Queued %d", n, b, q)
+		}
 		err = so.SendText(msg)
 	}
 	if !errors.Is(err, ErrBufferFull) || n != 5 {
@@ -89,8 +92,13 @@ func TestBufferBoundWebSocket(t *testing.T) {
 	// send queue grows to the bound.
 	m := e.srv.NewMessage([]byte(strings.Repeat("y", 64<<10)), false)
 	var err error
+	maxBuffered := 0
 	for i := 0; i < 2000 && err == nil; i++ {
 		err = so.Send(m)
+		maxBuffered = max(maxBuffered, so.Buffered())
+	}
+	if maxBuffered == 0 || maxBuffered > 256<<10 {
+		t.Fatalf("Buffered peaked at %d", maxBuffered)
 	}
 	if !errors.Is(err, ErrBufferFull) && !errors.Is(err, ErrClosed) {
 		t.Fatalf("send: %v", err)

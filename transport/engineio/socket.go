@@ -134,6 +134,37 @@ func (s *Socket) Done() <-chan struct{} {
 	return s.done
 }
 
+// Buffered returns the bytes waiting to be sent to the client: the
+// polling buffer, or the WebSocket's send queue. Config.MaxBufferedBytes
+// bounds it; a sender with much to say (a history replay) paces itself
+// by it rather than have the session closed as a slow client.
+func (s *Socket) Buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.ws:
+		return max(s.srv.cfg.MaxBufferedBytes-s.conn.QueueRoom(), 0)
+	case s.pstate != nil:
+		return int(s.pstate.bufBytes)
+	}
+	return 0
+}
+
+// Queued returns how many messages wait to be sent to the client. Over
+// WebSocket it is also bounded in messages (Config.WebSocket's
+// SendQueueSize, when the client does not read).
+func (s *Socket) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.ws:
+		return s.conn.Queued()
+	case s.pstate != nil:
+		return len(s.pstate.buf)
+	}
+	return 0
+}
+
 // SendText sends a text message to this socket only.
 func (s *Socket) SendText(data []byte) error { return s.Send(s.srv.NewMessage(data, false)) }
 
