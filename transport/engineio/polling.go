@@ -53,11 +53,7 @@ func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 	s.stats.handshakesPolling.Add(1)
 	s.stats.polling.Add(1)
 	s.setCookie(w.Header(), so.id)
-	if s.cfg.OnConnection != nil {
-		if h := s.cfg.OnConnection(so, r); h != nil {
-			so.handler = h
-		}
-	}
+	s.connect(so, r)
 	so.startHeartbeat()
 	so.poll(w, r)
 }

@@ -151,7 +151,8 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Socket returns the open session sid, or nil.
+// Socket returns session sid, or nil if this server does not know it
+// (a session closed by its client stays known for closeLinger, closed).
 func (s *Server) Socket(sid string) *Socket {
 	sh := s.shard(sid)
 	sh.mu.RLock()

@@ -83,6 +83,34 @@ func (s *Server) newSocket(r *http.Request) *Socket {
 	return &Socket{srv: s, id: newID(), hbIdx: -1, handler: nopHandler{}}
 }
 
+// connect runs Config.OnConnection for a new session and installs the
+// Handler it returns. A session that ends meanwhile (Shutdown) tells that
+// Handler, not the placeholder, once OnConnection has returned.
+func (s *Server) connect(so *Socket, r *http.Request) {
+	if s.cfg.OnConnection == nil {
+		return
+	}
+	so.mu.Lock()
+	so.inHandler = true
+	so.mu.Unlock()
+	var h Handler
+	defer func() {
+		so.mu.Lock()
+		if h != nil {
+			so.handler = h
+		}
+		so.inHandler = false
+		notify := so.state == stateClosed && !so.notified
+		so.notified = so.notified || notify
+		reason := so.err
+		so.mu.Unlock()
+		if notify {
+			so.handler.OnClose(so, reason)
+		}
+	}()
+	h = s.cfg.OnConnection(so, r)
+}
+
 // ID returns the session id (the handshake's sid).
 func (s *Socket) ID() string { return s.id }
 

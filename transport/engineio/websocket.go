@@ -37,11 +37,7 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stats.handshakesWS.Add(1)
-	if s.cfg.OnConnection != nil {
-		if h := s.cfg.OnConnection(so, r); h != nil {
-			so.handler = h
-		}
-	}
+	s.connect(so, r)
 	so.startHeartbeat()
 	s.startReading(so, c)
 }
