@@ -20,6 +20,9 @@ import (
 
 	"github.com/heraldrt/herald"
 	jwtauth "github.com/heraldrt/herald/auth/jwt"
+	"github.com/heraldrt/herald/bench/loadgen"
+	"github.com/heraldrt/herald/internal/testserver"
+	redissession "github.com/heraldrt/herald/session/redis"
 )
 
 // BenchmarkHandshake measures complete authenticated upgrades over
@@ -58,6 +61,78 @@ func BenchmarkHandshake(b *testing.B) {
 				_ = conn.CloseNow()
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+		})
+	}
+}
+
+// BenchmarkConnect is one connect of herald bench's churn scenario in one
+// process: TCP connect, upgrade with an HS256 token in Authorization:
+// Bearer, the welcome, a close frame and a reset (no TIME_WAIT). The
+// client is the load generator's minimal one, so most of the time is the
+// server's. memory: the default stores; redis: sessions and presence on
+// a redis-server of the benchmark's own (the store's Presence, so a
+// connect's two writes take one round trip), as herald serve --redis-url
+// keeps them; redis-separate: the presence on connections of its own, a
+// round trip each, as before session.Opener. Serial connects over loopback: compare the lines with each
+// other, and with benchstat, not with other machines.
+func BenchmarkConnect(b *testing.B) {
+	tok, err := jwtauth.Sign(testSecret, "bench-user", nil, nil, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		stores func(b *testing.B) herald.Config
+	}{
+		{"memory", func(*testing.B) herald.Config { return herald.Config{} }},
+		{"redis", func(b *testing.B) herald.Config {
+			r := testserver.StartRedis(b)
+			st, err := redissession.New(redissession.Config{URL: r.URL()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return herald.Config{Sessions: st, Presence: st.Presence(0)}
+		}},
+		{"redis-separate", func(b *testing.B) herald.Config {
+			// As before session.Opener: a presence registry on its own
+			// connections, a round trip for the session and one for
+			// the presence entry.
+			r := testserver.StartRedis(b)
+			st, err := redissession.New(redissession.Config{URL: r.URL()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pr, err := redissession.NewPresence(redissession.Config{URL: r.URL()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return herald.Config{Sessions: st, Presence: pr}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			a, err := jwtauth.New(context.Background(), jwtauth.Config{Secret: testSecret})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer a.Close()
+			cfg := tc.stores(b)
+			cfg.Authenticator = a
+			cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			ts := startServer(b, cfg)
+			opts := loadgen.DialOptions{Header: http.Header{"Authorization": {"Bearer " + tok}}}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := loadgen.Dial(ctx, ts.URL, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := loadgen.KindHerald.Open(c, 10*time.Second); err != nil {
+					b.Fatal(err)
+				}
+				_ = c.Close()
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "connects/s")
 		})
 	}
 }
