@@ -167,10 +167,42 @@ type PublishReply struct {
 	Epoch  string `json:"epoch,omitempty"`
 }
 
-// EncodeWelcome returns the JSON of w with its type set.
+// EncodeWelcome returns the JSON of w with its type set: what Marshal
+// writes, appended by hand, since every connect sends one (encoding/json's
+// reflection was 2 % of a connect's CPU).
 func EncodeWelcome(w Welcome) []byte {
-	w.Type = TypeWelcome
-	return mustMarshal(w)
+	n := 160 + len(w.ConnectionID) + len(w.SessionID) + len(w.CorrelationID) + len(w.UserID) + len(w.ResumeToken)
+	for _, r := range w.Rooms {
+		n += len(r) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"type":"welcome","protocol":`...)
+	b = strconv.AppendInt(b, int64(w.Protocol), 10)
+	b = append(b, `,"connectionId":`...)
+	b = AppendString(b, w.ConnectionID)
+	b = append(b, `,"sessionId":`...)
+	b = AppendString(b, w.SessionID)
+	b = append(b, `,"correlationId":`...)
+	b = AppendString(b, w.CorrelationID)
+	b = append(b, `,"userId":`...)
+	b = AppendString(b, w.UserID)
+	b = append(b, `,"heartbeatMs":`...)
+	b = strconv.AppendInt(b, w.HeartbeatMs, 10)
+	b = append(b, `,"resumeToken":`...)
+	b = AppendString(b, w.ResumeToken)
+	b = append(b, `,"resumed":`...)
+	b = strconv.AppendBool(b, w.Resumed)
+	if len(w.Rooms) > 0 {
+		b = append(b, `,"rooms":[`...)
+		for i, r := range w.Rooms {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendString(b, r)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // EncodeReply returns a reply frame for id carrying data (may be nil).

@@ -33,3 +33,42 @@ func TestFramesAreNotHTMLEscaped(t *testing.T) {
 		t.Errorf("Marshal = %s", b)
 	}
 }
+
+// TestEncodeWelcome: the hand-written encoding is Marshal's, byte for byte.
+func TestEncodeWelcome(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		w    Welcome
+	}{
+		{"fresh", Welcome{Protocol: Version, ConnectionID: "c1", SessionID: "s1", CorrelationID: "c1", UserID: "alice", HeartbeatMs: 30000, ResumeToken: "t1"}},
+		{"resumed with rooms", Welcome{Protocol: Version, ConnectionID: "c2", SessionID: "s2", CorrelationID: "req-9", UserID: "bob", ResumeToken: "t2", Resumed: true, Rooms: []string{"a", "chat:b"}}},
+		{"empty rooms", Welcome{Protocol: Version, Rooms: []string{}}},
+		{"odd strings", Welcome{Protocol: -1, UserID: "é \"q\" \\ <&> \u2028 \x01 \n\t\r", CorrelationID: "\xff", HeartbeatMs: -5, Rooms: []string{"", "日本"}}},
+	}
+	for _, tt := range tests {
+		w := tt.w
+		w.Type = TypeWelcome
+		if got, want := EncodeWelcome(tt.w), mustMarshal(w); string(got) != string(want) {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, want)
+		}
+	}
+}
+
+func BenchmarkEncodeWelcome(b *testing.B) {
+	w := Welcome{Protocol: Version, ConnectionID: "0123456789abcdef", SessionID: "0123456789abcdefghjkmnpq", CorrelationID: "0123456789abcdef",
+		UserID: "bench-user-0", HeartbeatMs: 30000, ResumeToken: "0123456789abcdefghjkmnpq"}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = EncodeWelcome(w)
+		}
+	})
+	b.Run("marshal", func(b *testing.B) { // the encoding before the hand-written one
+		w.Type = TypeWelcome
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = mustMarshal(w)
+		}
+	})
+}
