@@ -207,6 +207,8 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	s := c.s
 	s.metrics.ConnectionsOpened.Inc()
 	s.metrics.Connections.Inc()
+	s.metrics.ProtocolConnectionsOpened.WithLabelValues(c.link.protocol()).Inc()
+	s.metrics.ProtocolConnections.WithLabelValues(c.link.protocol()).Inc()
 	s.log.InfoContext(c.ctx(), "connected", "remote", c.info.RemoteAddr, "protocol", c.link.protocol(), "compression", c.link.Compressed())
 
 	// A stalled store or broker delays the welcome by BackendTimeout at
@@ -339,6 +341,9 @@ func (c *conn) LogAttrs() []slog.Attr {
 	if sid, ok := c.sessionID(); ok {
 		a = append(a, slog.String("session_id", sid))
 	}
+	if p := c.link.protocol(); p != protocolV1 {
+		a = append(a, slog.String("protocol", p))
+	}
 	return a
 }
 
@@ -393,6 +398,8 @@ func (c *conn) cleanup() {
 
 	s.metrics.Connections.Dec()
 	s.metrics.ConnectionsClosed.WithLabelValues(label).Inc()
+	s.metrics.ProtocolConnections.WithLabelValues(c.link.protocol()).Dec()
+	s.metrics.ProtocolConnectionsClosed.WithLabelValues(c.link.protocol(), label).Inc()
 	switch label {
 	case "heartbeat_timeout":
 		s.metrics.HeartbeatTerminated.Inc()

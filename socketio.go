@@ -323,7 +323,7 @@ func (s *Server) sioEvent(_ context.Context, sock *socketio.Socket, event string
 	}
 	typ, op := sioOps[event]
 	if !op {
-		s.metrics.MessagesIn.WithLabelValues(protocol.TypeEmit).Inc()
+		s.countIn(protocolSocketIO, protocol.TypeEmit)
 		c.awaitPublishes()
 		if h := s.cfg.SocketIO.OnEvent; h != nil {
 			_ = s.callHook(c.ctx(), "on_socketio_event", func() error { h(c.ctx(), &c.info, sock, event, args, ack); return nil })
@@ -346,12 +346,12 @@ func (s *Server) sioEvent(_ context.Context, sock *socketio.Socket, event string
 		if !errors.As(err, &pe) {
 			pe = &protocol.Error{Code: protocol.CodeBadMessage, Message: err.Error()}
 		}
-		s.metrics.MessagesIn.WithLabelValues("invalid").Inc()
+		s.countIn(protocolSocketIO, "invalid")
 		c.awaitPublishes()
 		c.sendError(l.ref(ack), pe.Code, pe.Message)
 		return
 	}
-	s.metrics.MessagesIn.WithLabelValues(req.Type).Inc()
+	s.countIn(protocolSocketIO, req.Type)
 	if req.Type != protocol.TypePublish {
 		c.awaitPublishes()
 	}

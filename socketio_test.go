@@ -79,6 +79,19 @@ func TestSocketIOMixedRoom(t *testing.T) {
 			p.expect("disconnect", is(tt.name, "disconnect", ""))
 		})
 	}
+	p.t = t
+	waitFor(t, 5*time.Second, "socket.io connections closed", func() bool {
+		return metricValue(t, ts, `herald_protocol_connections{protocol="socketio"}`) == 0
+	})
+	if n := metricValue(t, ts, `herald_protocol_connections_opened_total{protocol="socketio"}`); n != 3 {
+		t.Errorf("socket.io connections opened: %v", n)
+	}
+	if n := metricValue(t, ts, `herald_protocol_connections_opened_total{protocol="v1"}`); n != 1 {
+		t.Errorf("v1 connections opened: %v", n)
+	}
+	if n := metricValue(t, ts, `herald_protocol_messages_received_total{protocol="socketio",type="publish"}`); n != 3 {
+		t.Errorf("socket.io publishes counted: %v", n)
+	}
 }
 
 // Errors of the core come back through the ack as {"error":{code,message}}.

@@ -78,6 +78,12 @@ func (l v1Link) send(c *conn, typ string, b []byte) {
 	_ = l.WriteText(b)
 }
 
+// countIn counts a client request of type typ in protocol proto.
+func (s *Server) countIn(proto, typ string) {
+	s.metrics.MessagesIn.WithLabelValues(typ).Inc()
+	s.metrics.ProtocolMessagesIn.WithLabelValues(proto, typ).Inc()
+}
+
 // countOut counts a frame of type typ and n bytes sent to one connection.
 func (s *Server) countOut(typ string, n int) {
 	s.metrics.MessagesOut.WithLabelValues(typ).Inc()
@@ -152,7 +158,7 @@ func (c *conn) process(typ transport.MessageType, msg []byte) {
 	}
 	if typ == transport.Binary {
 		s := c.s
-		s.metrics.MessagesIn.WithLabelValues("binary").Inc()
+		s.countIn(protocolV1, "binary")
 		c.sendError(nil, protocol.CodeBinaryUnsupported, "protocol v1 uses text frames only; binary frame ignored")
 		return
 	}
@@ -168,12 +174,12 @@ func (c *conn) handle(msg []byte) {
 		if !errors.As(err, &pe) {
 			pe = &protocol.Error{Code: protocol.CodeBadMessage, Message: err.Error()}
 		}
-		s.metrics.MessagesIn.WithLabelValues("invalid").Inc()
+		s.countIn(protocolV1, "invalid")
 		c.awaitPublishes()
 		c.sendError(pe.ID, pe.Code, pe.Message)
 		return
 	}
-	s.metrics.MessagesIn.WithLabelValues(req.Type).Inc()
+	s.countIn(protocolV1, req.Type)
 	if req.Type != protocol.TypePublish {
 		// Replies, and what a request changes, follow the publications
 		// before it (see pubPipeline).

@@ -33,6 +33,13 @@ type Metrics struct {
 	AcksCarried         prometheus.Counter
 	Recoveries          *prometheus.CounterVec // by result
 	Gaps                prometheus.Counter
+	// The same connections and client messages by protocol (v1,
+	// socketio): the series above keep their labels for the dashboards
+	// and alerts built on them.
+	ProtocolConnections       *prometheus.GaugeVec   // by protocol
+	ProtocolConnectionsOpened *prometheus.CounterVec // by protocol
+	ProtocolConnectionsClosed *prometheus.CounterVec // by protocol, reason
+	ProtocolMessagesIn        *prometheus.CounterVec // by protocol, type
 }
 
 // New creates the metrics and registers them, plus the Go and process
@@ -110,6 +117,18 @@ func New(reg prometheus.Registerer) *Metrics {
 		Gaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_gap_frames_total", Help: "Gap frames sent: connections told they may have missed messages history cannot give back.",
 		}),
+		ProtocolConnections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_protocol_connections", Help: "Open connections, by protocol (v1, socketio).",
+		}, []string{"protocol"}),
+		ProtocolConnectionsOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_protocol_connections_opened_total", Help: "Connections accepted, by protocol (v1, socketio).",
+		}, []string{"protocol"}),
+		ProtocolConnectionsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_protocol_connections_closed_total", Help: "Connections closed, by protocol (v1, socketio) and reason.",
+		}, []string{"protocol", "reason"}),
+		ProtocolMessagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_protocol_messages_received_total", Help: "Client requests received, by protocol (v1, socketio) and type.",
+		}, []string{"protocol", "type"}),
 	}
 	reg.MustRegister(
 		m.Connections, m.ConnectionsOpened, m.ConnectionsClosed, m.UpgradesRejected,
@@ -117,6 +136,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.SlowConsumers, m.Errors, m.FanoutSeconds, m.HookPanics, m.APIRequests, m.Draining,
 		m.Redeliveries, m.AcksExpired, m.AcksDropped, m.LimitRejections, m.BrokerUp,
 		m.Recoveries, m.Gaps, m.AcksCarried,
+		m.ProtocolConnections, m.ProtocolConnectionsOpened, m.ProtocolConnectionsClosed, m.ProtocolMessagesIn,
 	)
 	return m
 }
