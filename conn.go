@@ -202,8 +202,10 @@ func onLoopback(r *http.Request) bool {
 // link: it resumes the session resumeID when resumeToken matches
 // (recover: see resumeRequest), joins the rooms OnUpgrade named, sends
 // the welcome through the link and runs OnConnect. The adapter then
-// serves the client's requests; cleanup runs when the link is done.
-func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) {
+// serves the client's requests; cleanup runs when the link is done. It
+// returns the rooms of the session it resumed (nil for a new one): with
+// recover, those that keep history are the adapter's to join.
+func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) (resumedRooms []string) {
 	s := c.s
 	s.metrics.ConnectionsOpened.Inc()
 	s.metrics.Connections.Inc()
@@ -235,6 +237,7 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	} else {
 		s.presenceAdd(bctx, c, c.userRoom())
 		if resumed {
+			resumedRooms = sess.Rooms
 			restored = c.restoreRooms(bctx, c.restorable(sess.Rooms, recover))
 			s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
 		}
@@ -274,6 +277,7 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 			s.callPresenceHook(c.ctx(), c, room, true)
 		}
 	}
+	return resumedRooms
 }
 
 // ctx is the connection's context: never cancelled, the upgrade

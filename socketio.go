@@ -182,13 +182,17 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 			Data: mustJSON(map[string]any{"code": "draining", "status": http.StatusServiceUnavailable})}
 	}
 	var resumeID, resumeToken string
-	var from *sioRecovery
+	var rec *sioRecovery
 	if s.cfg.SocketIO.Recovery && req.PID != "" {
 		resumeID, resumeToken, _ = strings.Cut(req.PID, ".")
-		from = &sioRecovery{offset: req.Offset}
+		resumeToken, _, _ = strings.Cut(resumeToken, ".")
+		rec = &sioRecovery{offset: req.Offset}
 	}
-	c.open(resumeID, resumeToken, from != nil, adm.rooms())
-	if err := c.sioOpened(ctx, from); err != nil {
+	rooms := c.open(resumeID, resumeToken, rec != nil, adm.rooms())
+	if rec != nil {
+		rec.resumed, rec.rooms = rooms != nil || c.info.SessionID == resumeID, rooms
+	}
+	if err := c.sioOpened(ctx, rec); err != nil {
 		// Refused: the socket never joins its namespace, the Engine.IO
 		// connection stays for the client's next CONNECT.
 		l.refused(err)
@@ -202,12 +206,27 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 	res := socketio.ConnectResult{Data: c}
 	if s.cfg.SocketIO.Recovery {
 		res.PID = c.info.SessionID + "." + c.resumeToken
+		if rec != nil && rec.resumed {
+			// The client sees its state as recovered when the pid is
+			// the one it sent; a pid with another suffix (ignored when
+			// it comes back) tells it what it missed is not all there.
+			res.PID = req.PID
+			if !rec.complete {
+				res.PID = c.info.SessionID + "." + c.resumeToken + "." + id.New(3)
+			}
+		}
 	}
 	return res, nil
 }
 
-// sioRecovery is what a reconnecting Socket.IO client said it last saw.
-type sioRecovery struct{ offset string }
+// sioRecovery is what a reconnecting Socket.IO client said it last saw,
+// and how its recovery went.
+type sioRecovery struct {
+	offset   string
+	resumed  bool     // its session was resumed
+	rooms    []string // the session's rooms
+	complete bool     // every room with history was recovered from the client's position
+}
 
 // sioOpened finishes a Socket.IO connection the core opened: the
 // recovery of its rooms with history, then SocketIOConfig.OnConnect. A
@@ -217,8 +236,8 @@ func (c *conn) sioOpened(ctx context.Context, rec *sioRecovery) error {
 		return errors.New("connection refused")
 	}
 	s := c.s
-	if rec != nil {
-		c.sioRecover(rec)
+	if rec != nil && rec.resumed {
+		rec.complete = c.sioRecover(rec)
 	}
 	if h := s.cfg.SocketIO.OnConnect; h != nil {
 		l := c.link.(*sioLink)
@@ -232,30 +251,34 @@ func (c *conn) sioOpened(ctx context.Context, rec *sioRecovery) error {
 	return nil
 }
 
-// sioRecover joins again, with replay, the rooms with history of the
-// resumed session: the room of the client's offset from that position,
-// the others from the room's position now (Socket.IO clients keep one
-// offset; see docs/socketio.md).
-func (c *conn) sioRecover(rec *sioRecovery) {
-	s := c.s
-	if c.info.SessionID == "" {
-		return
-	}
-	ctx, cancel := c.backendCtx()
-	sess, err := s.sessions.Get(ctx, c.info.SessionID)
-	cancel()
-	if err != nil {
-		return
-	}
+// sioRecover joins again the rooms with history of the resumed session:
+// the room of the client's offset from that position, with the replay of
+// what followed it, the others from their position now (a Socket.IO
+// client keeps one offset, the last message's; see docs/socketio.md). It
+// reports whether every such room was recovered from the client's
+// position.
+func (c *conn) sioRecover(rec *sioRecovery) bool {
+	l := c.link.(*sioLink)
 	room, pos, ok := decodeSioOffset(rec.offset)
-	for _, r := range c.restorableHistory(sess.Rooms) {
+	complete := true
+	for _, r := range c.restorableHistory(rec.rooms) {
+		var from *broker.Position
 		if ok && r == room {
-			p := pos
-			c.join(nil, r, &p)
-			continue
+			from = &pos
 		}
-		c.join(nil, r, nil)
+		recovered := false
+		ref := l.ref(func(a socketio.Args) error {
+			var jr protocol.JoinReply
+			if len(a.JSON) == 1 && json.Unmarshal(a.JSON[0], &jr) == nil && jr.Recovered != nil {
+				recovered = *jr.Recovered
+			}
+			return nil
+		})
+		c.join(ref, r, from)
+		l.takeAck(ref) // unanswered when the join failed (its error went to the client)
+		complete = complete && recovered
 	}
+	return complete
 }
 
 // restorableHistory returns the rooms of rooms that keep history, that

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/heraldrt/herald"
 	"github.com/heraldrt/herald/adapter/socketio"
+	jwtauth "github.com/heraldrt/herald/auth/jwt"
 )
 
 // sioConfig is a server config with Socket.IO on and quick heartbeats.
@@ -211,5 +213,57 @@ func TestSocketIOHooksOnEvent(t *testing.T) {
 	res = p.call("s", "fail", "fail")
 	if e := res[0].(map[string]any)["error"].(map[string]any); e["code"] != "nope" || e["message"] != "refused" {
 		t.Fatalf("ack = %v", res)
+	}
+}
+
+// A Socket.IO client authenticates with the JWT of its CONNECT auth.token,
+// checked with the same rules as a v1 upgrade: a bad token and a revoked
+// one are refused with a CONNECT_ERROR naming the v1 error code, the
+// token's permissions apply to joins, the connection limit counts both
+// protocols, and a revocation closes the socket (herald:close, then a
+// server DISCONNECT).
+func TestSocketIOAuthentication(t *testing.T) {
+	dir := sioNodeDir(t)
+	cfg := sioConfig()
+	cfg.MaxConnsPerUser = 2
+	ts, _, _ := authServer(t, cfg, jwtauth.Config{})
+	tok := func(sub string) string { return sign(t, gojwt.SigningMethodHS256, testSecret, claims(sub, time.Hour)) }
+	p := startPeer(t, dir)
+	refused := func(name string, auth map[string]any) map[string]any {
+		t.Helper()
+		p.do(map[string]any{"op": "connect", "name": name, "url": ts.HTTP.URL, "opts": map[string]any{"auth": auth, "reconnection": false}})
+		return p.expect(name+" refusal", is(name, "connect_error", ""))
+	}
+	if m := refused("garbage", map[string]any{"token": "not-a-jwt"}); m["data"].(map[string]any)["status"] != float64(401) {
+		t.Fatalf("bad token: %v", m)
+	}
+	if m := refused("none", nil); m["data"].(map[string]any)["status"] != float64(401) {
+		t.Fatalf("no token: %v", m)
+	}
+
+	p.connect("ann", ts.HTTP.URL, map[string]any{"auth": map[string]any{"token": tok("ann")}})
+	if res := p.call("ann", "ok", "herald:join", map[string]any{"room": "chat:1"}); res[0].(map[string]any)["room"] != "chat:1" {
+		t.Fatalf("join chat:1: %v", res)
+	}
+	if res := p.call("ann", "no", "herald:join", map[string]any{"room": "secret"}); res[0].(map[string]any)["error"].(map[string]any)["code"] != "forbidden" {
+		t.Fatalf("join secret: %v", res)
+	}
+	v1 := dial(t, ts.URL, withHeader("Authorization", "Bearer "+tok("ann")))
+	if m := refused("third", map[string]any{"token": tok("ann")}); m["data"].(map[string]any)["code"] != "conns_per_user" {
+		t.Fatalf("third connection of ann: %v", m)
+	}
+	_ = v1.c.CloseNow()
+
+	if err := ts.Revoke(context.Background(), herald.RevokeRequest{User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.expect("herald:close", is("ann", "event", "herald:close")); m["args"].([]any)[0].(map[string]any)["code"] != float64(4003) {
+		t.Fatalf("herald:close = %v", m)
+	}
+	if m := p.expect("disconnect", is("ann", "disconnect", "")); m["reason"] != "io server disconnect" {
+		t.Fatalf("disconnect = %v", m)
+	}
+	if m := refused("revoked", map[string]any{"token": tok("ann")}); m["data"].(map[string]any)["code"] != "revoked" {
+		t.Fatalf("revoked token: %v", m)
 	}
 }
