@@ -19,6 +19,12 @@ import (
 // engineServer serves cfg over a real Engine.IO server at /socket.io/ and
 // returns its URL; the server is shut down when the test ends.
 func engineServer(t *testing.T, cfg Config) string {
+	url, _ := engineServerWith(t, cfg)
+	return url
+}
+
+// engineServerWith is engineServer that also returns the Engine.IO server.
+func engineServerWith(t *testing.T, cfg Config) (string, *engineio.Server) {
 	t.Helper()
 	srv, err := New(cfg)
 	if err != nil {
@@ -46,7 +52,7 @@ func engineServer(t *testing.T, cfg Config) string {
 		}
 		ts.Close()
 	})
-	return ts.URL
+	return ts.URL, eng
 }
 
 // wsClient is a raw Engine.IO WebSocket client.
@@ -138,7 +144,7 @@ func TestOverEngineIOWebSocket(t *testing.T) {
 		reasons = append(reasons, reason)
 		mu.Unlock()
 	}
-	url := engineServer(t, cfg)
+	url, eng := engineServerWith(t, cfg)
 
 	a, b := dialWS(t, url), dialWS(t, url)
 	a.text(`0{"n":"a"}`)
@@ -165,6 +171,21 @@ func TestOverEngineIOWebSocket(t *testing.T) {
 	}
 	for _, w := range []*wsClient{a, b} {
 		w.expect(text(`451-["news","hi",{"_placeholder":true,"num":0},"9-1"]`), binary(7))
+	}
+
+	// A frame made once by the engine (a hub broadcast), in order with the
+	// socket's packets.
+	frame := eng.NewMessage([]byte(`2["framed",1]`), false)
+	for _, s := range []*Socket{sa, sb} {
+		if err := s.SendFrame(frame); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Emit("after", Args{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range []*wsClient{a, b} {
+		w.expect(text(`42["framed",1]`), text(`42["after"]`))
 	}
 
 	// A server-to-client ack over the wire.
