@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,9 +25,10 @@ type Client struct {
 
 	sendMu sync.Mutex
 
-	mu           sync.Mutex
-	sockets      map[string]*Socket // namespace → socket, accepted ones only
-	joined       bool               // a namespace was ever joined
+	mu      sync.Mutex
+	sockets []*Socket // accepted ones, one per namespace: a few at most, usually one
+
+	joined       bool // a namespace was ever joined
 	closed       bool
 	connectTimer *time.Timer
 
@@ -46,7 +48,19 @@ func (c *Client) Conn() EngineConn { return c.conn }
 func (c *Client) Socket(ns string) *Socket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sockets[ns]
+	return c.socketLocked(ns)
+}
+
+// socketLocked returns the socket of namespace ns; the caller holds mu.
+// A slice rather than a map: a connection is in one namespace or a few,
+// and a map would cost each idle connection a few hundred bytes.
+func (c *Client) socketLocked(ns string) *Socket {
+	for _, s := range c.sockets {
+		if s.ns == ns {
+			return s
+		}
+	}
+	return nil
 }
 
 // HandleText handles a text message received on the connection: one
@@ -114,10 +128,7 @@ func (c *Client) HandleClose(reason string) { c.closeAll(reason) }
 // closes the connection; the sockets leave with reason.
 func (c *Client) Close(reason string) {
 	c.mu.Lock()
-	socks := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		socks = append(socks, s)
-	}
+	socks := slices.Clone(c.sockets)
 	c.mu.Unlock()
 	c.sendMu.Lock()
 	for _, s := range socks {
@@ -156,11 +167,8 @@ func (c *Client) closeAll(reason string) {
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 	}
-	socks := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		socks = append(socks, s)
-	}
-	clear(c.sockets)
+	socks := c.sockets
+	c.sockets = nil
 	c.mu.Unlock()
 	for _, s := range socks {
 		s.end(reason)
@@ -181,7 +189,7 @@ func (c *Client) connectTimedOut() {
 // namespace's socket, and everything else closes the connection.
 func (c *Client) dispatch(p sio.Packet, attachments [][]byte) {
 	c.mu.Lock()
-	s := c.sockets[p.Namespace]
+	s := c.socketLocked(p.Namespace)
 	c.mu.Unlock()
 	switch {
 	case p.Type == sio.Connect && s == nil:
@@ -241,7 +249,7 @@ func (c *Client) connect(p sio.Packet) {
 		s.end(ReasonServerClose) // the hook accepted it: tell OnDisconnect
 		return
 	}
-	c.sockets[p.Namespace] = s
+	c.sockets = append(c.sockets, s)
 	c.joined = true
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()

@@ -200,7 +200,7 @@ func (s *Server) Serves(ns string) bool { return s.namespaces[ns] }
 // embedding code attached: the request's values, log attributes); its
 // cancellation is not watched.
 func (s *Server) Accept(ctx context.Context, conn EngineConn) *Client {
-	c := &Client{srv: s, conn: conn, ctx: ctx, sockets: make(map[string]*Socket)}
+	c := &Client{srv: s, conn: conn, ctx: ctx}
 	if d := s.cfg.ConnectTimeout; d > 0 {
 		c.mu.Lock()
 		c.connectTimer = time.AfterFunc(d, c.connectTimedOut)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -322,8 +323,8 @@ func (s *Socket) end(reason string) {
 // remove takes s out of its client's sockets.
 func (c *Client) remove(s *Socket) {
 	c.mu.Lock()
-	if c.sockets[s.ns] == s {
-		delete(c.sockets, s.ns)
+	if i := slices.Index(c.sockets, s); i >= 0 {
+		c.sockets = slices.Delete(c.sockets, i, i+1)
 	}
 	c.mu.Unlock()
 }

@@ -564,3 +564,49 @@ func TestConcurrentBinaryEmits(t *testing.T) {
 		}
 	}
 }
+
+// nopConn is an EngineConn that drops everything, for benchmarks.
+type nopConn struct{}
+
+func (nopConn) SendText([]byte) error   { return nil }
+func (nopConn) SendBinary([]byte) error { return nil }
+func (nopConn) Close(string)            {}
+
+// BenchmarkConnect is what joining "/" costs a connection: the bytes
+// allocated per op bound what an idle Socket.IO client holds in this
+// package (its Client and Socket), garbage included.
+func BenchmarkConnect(b *testing.B) {
+	srv, err := New(Config{ConnectTimeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	connect := []byte("0")
+	b.ReportAllocs()
+	for b.Loop() {
+		c := srv.Accept(ctx, nopConn{})
+		c.HandleText(connect)
+		c.HandleClose("bench")
+	}
+}
+
+// BenchmarkSendPrepared is one delivery of an event encoded once.
+func BenchmarkSendPrepared(b *testing.B) {
+	srv, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := srv.Accept(context.Background(), nopConn{})
+	c.HandleText([]byte("0"))
+	s := c.Socket("/")
+	p, err := Prepare("/", Event{Name: "e", Args: MustValues(map[string]any{"x": 1})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Send(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
