@@ -15,6 +15,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 		{"herald 100 B", KindHerald, 100},
 		{"herald 4 KB", KindHerald, 4096},
 		{"socketio 100 B", KindSocketIO, 100},
+		{"herald-socketio 100 B", KindHeraldSocketIO, 100},
 		{"tiny size still carries the fields", KindWS, 1},
 	}
 	for _, tt := range tests {
@@ -30,7 +31,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 			// What a server would send back: the data inside an event.
 			frame := tt.kind.AppendPublish(nil, "bench-3", p)
 			body := frame
-			if tt.kind == KindSocketIO {
+			if tt.kind.socketIO() {
 				body = frame[2:] // after the "42" packet types
 			}
 			if !json.Valid(body) {

@@ -14,26 +14,32 @@ type Kind string
 
 // The server kinds the load generator can drive. Herald and the Node ws
 // peer both speak Herald protocol v1; the Socket.IO peer speaks the same
-// scenario over Socket.IO v5 / Engine.IO v4.
+// scenario over Socket.IO v5 / Engine.IO v4; Herald's Socket.IO endpoint
+// is driven as socket.io-client apps use it, with Herald's event
+// convention (herald:join and herald:publish, answered through acks).
 const (
-	KindHerald   Kind = "herald"
-	KindWS       Kind = "ws"
-	KindSocketIO Kind = "socketio"
+	KindHerald         Kind = "herald"
+	KindWS             Kind = "ws"
+	KindSocketIO       Kind = "socketio"
+	KindHeraldSocketIO Kind = "herald-socketio"
 )
+
+// socketIO reports whether k speaks Socket.IO.
+func (k Kind) socketIO() bool { return k == KindSocketIO || k == KindHeraldSocketIO }
 
 // ParseKind checks a kind name.
 func ParseKind(s string) (Kind, error) {
 	switch k := Kind(s); k {
-	case KindHerald, KindWS, KindSocketIO:
+	case KindHerald, KindWS, KindSocketIO, KindHeraldSocketIO:
 		return k, nil
 	}
-	return "", fmt.Errorf("loadgen: unknown server kind %q (herald, ws, socketio)", s)
+	return "", fmt.Errorf("loadgen: unknown server kind %q (herald, ws, socketio, herald-socketio)", s)
 }
 
 // EndpointURL returns the WebSocket URL of a server of kind k at base
 // (ws://127.0.0.1:PORT).
 func (k Kind) EndpointURL(base string) string {
-	if k == KindSocketIO {
+	if k.socketIO() {
 		return base + "/socket.io/?EIO=4&transport=websocket"
 	}
 	return base + "/ws"
@@ -50,7 +56,7 @@ var errRefused = errors.New("loadgen: refused")
 func (k Kind) Open(c *WSConn, timeout time.Duration) error {
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	defer c.SetReadDeadline(time.Time{})
-	if k != KindSocketIO {
+	if !k.socketIO() {
 		for {
 			msg, err := c.Read()
 			if err != nil {
@@ -96,6 +102,9 @@ func (k Kind) Open(c *WSConn, timeout time.Duration) error {
 // Join joins room (request id) and waits for the reply.
 func (k Kind) Join(c *WSConn, room string, id int, timeout time.Duration) error {
 	q := strconv.Quote(room)
+	if k == KindHeraldSocketIO {
+		return joinHeraldSocketIO(c, q, id, timeout)
+	}
 	var req []byte
 	if k == KindSocketIO {
 		req = fmt.Appendf(nil, `42["join",{"id":%d,"room":%s}]`, id, q)
@@ -126,18 +135,48 @@ func (k Kind) Join(c *WSConn, room string, id int, timeout time.Duration) error 
 	}
 }
 
+// joinHeraldSocketIO joins room (quoted) with Herald's herald:join event,
+// ack id id, and waits for the ack: {"room":…} joined, {"error":…} refused.
+func joinHeraldSocketIO(c *WSConn, quotedRoom string, id int, timeout time.Duration) error {
+	if err := c.WriteText(fmt.Appendf(nil, `42%d["herald:join",{"room":%s}]`, id, quotedRoom)); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		msg, err := c.Read()
+		if err != nil {
+			return err
+		}
+		if KindHeraldSocketIO.Control(c, msg) {
+			continue
+		}
+		p, err := ParseSocketIO(msg)
+		if err != nil || p.EIO != eioMessage || p.SIO != sioAck || p.AckID != id {
+			continue
+		}
+		if bytes.Contains(p.Data, []byte(`"error"`)) {
+			return fmt.Errorf("%w: join %s: %s", errRefused, quotedRoom, truncate(msg))
+		}
+		return nil
+	}
+}
+
 // AppendPublish appends the frame that publishes data (a JSON value) to
 // room as event "e".
 func (k Kind) AppendPublish(dst []byte, room string, data []byte) []byte {
-	if k == KindSocketIO {
+	switch k {
+	case KindHeraldSocketIO:
+		dst = append(dst, `42["herald:publish",{"room":`...)
+	case KindSocketIO:
 		dst = append(dst, `42["publish",{"room":`...)
-	} else {
+	default:
 		dst = append(dst, `{"type":"publish","room":`...)
 	}
 	dst = strconv.AppendQuote(dst, room)
 	dst = append(dst, `,"event":"e","data":`...)
 	dst = append(dst, data...)
-	if k == KindSocketIO {
+	if k.socketIO() {
 		return append(dst, "}]"...)
 	}
 	return append(dst, '}')
@@ -147,7 +186,7 @@ func (k Kind) AppendPublish(dst []byte, room string, data []byte) []byte {
 // processing (the Engine.IO ping, answered with a pong) and reports
 // whether msg was one.
 func (k Kind) Control(c *WSConn, msg []byte) bool {
-	if k == KindSocketIO && len(msg) == 1 && msg[0] == eioPing {
+	if k.socketIO() && len(msg) == 1 && msg[0] == eioPing {
 		_ = c.WriteText([]byte{eioPong})
 		return true
 	}

@@ -56,14 +56,15 @@ func TestAppendPublish(t *testing.T) {
 		{KindHerald, `{"type":"publish","room":"bench-1","event":"e","data":{"a":1}}`},
 		{KindWS, `{"type":"publish","room":"bench-1","event":"e","data":{"a":1}}`},
 		{KindSocketIO, `42["publish",{"room":"bench-1","event":"e","data":{"a":1}}]`},
+		{KindHeraldSocketIO, `42["herald:publish",{"room":"bench-1","event":"e","data":{"a":1}}]`},
 	}
 	for _, tt := range tests {
 		if got := string(tt.kind.AppendPublish(nil, "bench-1", []byte(`{"a":1}`))); got != tt.want {
 			t.Errorf("%s: %s, want %s", tt.kind, got, tt.want)
 		}
-		if tt.kind == KindSocketIO {
+		if tt.kind.socketIO() {
 			p, err := ParseSocketIO([]byte(tt.want))
-			if err != nil || p.Event != "publish" {
+			if err != nil || (p.Event != "publish" && p.Event != "herald:publish") {
 				t.Errorf("socket.io publish does not parse back: %+v %v", p, err)
 			}
 		}
@@ -73,6 +74,9 @@ func TestAppendPublish(t *testing.T) {
 func TestEndpointURL(t *testing.T) {
 	t.Parallel()
 	if got := KindSocketIO.EndpointURL("ws://h:1"); got != "ws://h:1/socket.io/?EIO=4&transport=websocket" {
+		t.Error(got)
+	}
+	if got := KindHeraldSocketIO.EndpointURL("ws://h:1"); got != "ws://h:1/socket.io/?EIO=4&transport=websocket" {
 		t.Error(got)
 	}
 	if got := KindWS.EndpointURL("ws://h:1"); got != "ws://h:1/ws" {

@@ -16,12 +16,20 @@ import (
 // TestBroadcastSmoke runs the broadcast scenario for about two seconds
 // against an in-process Herald with 50 subscribers on local workers, so
 // that CI exercises the whole generator: dial, join, publish, latency and
-// loss accounting, CPU sampling.
+// loss accounting, CPU sampling; with v1 clients and with Socket.IO ones
+// (the herald-socketio target).
 func TestBroadcastSmoke(t *testing.T) {
+	for _, kind := range []loadgen.Kind{loadgen.KindHerald, loadgen.KindHeraldSocketIO} {
+		t.Run(string(kind), func(t *testing.T) { broadcastSmoke(t, kind) })
+	}
+}
+
+func broadcastSmoke(t *testing.T, kind loadgen.Kind) {
 	srv, err := herald.New(herald.Config{
 		APIKeys:     []string{"smoke-test-api-key-0123"},
 		MessageRate: -1,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SocketIO:    herald.SocketIOConfig{Enabled: kind == loadgen.KindHeraldSocketIO},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +43,9 @@ func TestBroadcastSmoke(t *testing.T) {
 		_ = srv.Shutdown(ctx)
 	})
 	ctx := context.Background()
-	url := loadgen.KindHerald.EndpointURL("ws" + strings.TrimPrefix(hs.URL, "http"))
+	url := kind.EndpointURL("ws" + strings.TrimPrefix(hs.URL, "http"))
 	specs := loadgen.SplitSpecs(loadgen.WorkerSpec{
-		Kind: loadgen.KindHerald, URLs: []string{url}, Mode: "subscribe", Conns: 50, Rooms: 5,
+		Kind: kind, URLs: []string{url}, Mode: "subscribe", Conns: 50, Rooms: 5,
 		SourceIPs: []string{"127.0.0.1"},
 	}, 25)
 	fleet, err := loadgen.StartFleet(ctx, specs, loadgen.LocalWorkers)
@@ -48,7 +56,7 @@ func TestBroadcastSmoke(t *testing.T) {
 	if fleet.Connected != 50 || len(fleet.PerRoom) != 5 {
 		t.Fatalf("connected %d in %d rooms (failed %d: %s), want 50 in 5", fleet.Connected, len(fleet.PerRoom), fleet.Failed, fleet.FirstErr)
 	}
-	pub, err := loadgen.NewPublisher(ctx, loadgen.KindHerald, url, 5, 2, nil, nil)
+	pub, err := loadgen.NewPublisher(ctx, kind, url, 5, 2, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

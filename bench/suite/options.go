@@ -29,6 +29,13 @@ const (
 	// to herald after it, in the same run, so that a before/after ratio
 	// does not straddle an hour of this machine's noise.
 	TargetHeraldBase = "herald-base"
+	// TargetHeraldSocketIO is the same herald serve as TargetHerald with
+	// its subscribers and publishers speaking Socket.IO (WebSocket
+	// transport, Herald's herald:join / herald:publish events) at
+	// /socket.io/ instead of v1 at /ws. Not in the default list: run it by
+	// name next to herald (--targets herald,herald-socketio) to read what
+	// a Socket.IO client costs Herald against a v1 one in the same run.
+	TargetHeraldSocketIO = "herald-socketio"
 )
 
 // HistoryRule is the --history rule of TargetHeraldHistory: every room
@@ -39,7 +46,7 @@ const HistoryRule = "bench-*=1000"
 // isHerald reports whether target runs herald serve (with or without
 // history): it speaks Herald's protocol, takes a JWT and has /metrics.
 func isHerald(target string) bool {
-	return target == TargetHerald || target == TargetHeraldHistory || target == TargetHeraldBase
+	return target == TargetHerald || target == TargetHeraldHistory || target == TargetHeraldBase || target == TargetHeraldSocketIO
 }
 
 // Scenarios.
@@ -178,13 +185,13 @@ func (o *Options) fullRun() bool {
 func (o *Options) validate() error {
 	for _, t := range o.Targets {
 		switch t {
-		case TargetHerald, TargetHeraldHistory, TargetWS, TargetSocketIO, TargetFloor:
+		case TargetHerald, TargetHeraldHistory, TargetHeraldSocketIO, TargetWS, TargetSocketIO, TargetFloor:
 		case TargetHeraldBase:
 			if o.BaseBin == "" {
 				return fmt.Errorf("suite: target %s needs the binary to compare with (--base-bin)", t)
 			}
 		default:
-			return fmt.Errorf("suite: unknown target %q (herald, herald-history, herald-base, ws, socketio, floor)", t)
+			return fmt.Errorf("suite: unknown target %q (herald, herald-history, herald-base, herald-socketio, ws, socketio, floor)", t)
 		}
 	}
 	for _, s := range o.Scenarios {

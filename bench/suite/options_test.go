@@ -87,3 +87,21 @@ func TestFullRunOnlyUpdatesDocs(t *testing.T) {
 		}
 	}
 }
+
+func TestHeraldSocketIOTarget(t *testing.T) {
+	o := Defaults()
+	if slices.Contains(o.Targets, TargetHeraldSocketIO) {
+		t.Error("herald-socketio is in the default targets; it is meant to be run by name")
+	}
+	o.Targets = []string{TargetHerald, TargetHeraldSocketIO}
+	if err := o.validate(); err != nil {
+		t.Fatalf("herald-socketio rejected: %v", err)
+	}
+	if !isHerald(TargetHeraldSocketIO) {
+		t.Error("herald-socketio runs herald serve")
+	}
+	// The same server as herald: only the clients differ.
+	if a, b := heraldArgs(TargetHeraldSocketIO, "127.0.0.1:1", 0), heraldArgs(TargetHerald, "127.0.0.1:1", 0); !slices.Equal(a, b) {
+		t.Errorf("herald-socketio args %q differ from herald's %q", a, b)
+	}
+}

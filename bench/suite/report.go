@@ -176,7 +176,7 @@ type Table struct {
 }
 
 var targetLabels = map[string]string{
-	TargetHerald: "Herald", TargetHeraldHistory: "Herald + history", TargetHeraldBase: "Herald (base)", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
+	TargetHerald: "Herald", TargetHeraldHistory: "Herald + history", TargetHeraldBase: "Herald (base)", TargetHeraldSocketIO: "Herald (Socket.IO)", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
 }
 
 func label(t string) string {

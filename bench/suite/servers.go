@@ -157,6 +157,8 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 	switch {
 	case target == TargetFloor:
 		kind = TargetWS // speaks the ws peer's protocol
+	case target == TargetHeraldSocketIO:
+		kind = string(loadgen.KindHeraldSocketIO)
 	case isHerald(target):
 		kind = TargetHerald
 	}
