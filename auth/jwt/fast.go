@@ -6,8 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -129,11 +132,19 @@ func (f *hsFast) verify(token string) *Claims {
 			continue // absent
 		}
 		// A number, as timeClaimsAreNumbers wants (null, a string: the
-		// parser's path, which refuses them); decoded by the method
-		// json.Unmarshal calls for the parser.
-		if v := d.raw[0]; v != '-' && (v < '0' || v > '9') || dates[i].UnmarshalJSON(d.raw) != nil {
+		// parser's path, which refuses them).
+		if v := d.raw[0]; v != '-' && (v < '0' || v > '9') {
 			return nil
 		}
+		// What jwt.NumericDate.UnmarshalJSON does with a number literal
+		// (json.Number's Float64, then seconds and their fraction,
+		// truncated to jwt.TimePrecision), without its allocations.
+		f, err := strconv.ParseFloat(string(d.raw), 64)
+		if err != nil {
+			return nil
+		}
+		round, frac := math.Modf(f)
+		dates[i] = jwt.NumericDate{Time: time.Unix(int64(round), int64(frac*1e9)).Truncate(jwt.TimePrecision)}
 		*d.to = &dates[i]
 	}
 	if f.validator.Validate(c) != nil {

@@ -66,6 +66,9 @@ func TestFastPathAgreesWithParser(t *testing.T) {
 		{"rooms, publish, aud string, iss", plain, `{"sub":"bob","exp":` + num(exp) + `,"rooms":["chat:*"],"publish":["chat:a"],"aud":"herald","iss":"me"}`, true},
 		{"aud list", plain, `{"sub":"bob","exp":` + num(exp) + `,"aud":["a","b"]}`, true},
 		{"fractional exp", plain, `{"sub":"bob","exp":` + num(exp) + `.75}`, true},
+		{"fractional times", plain, `{"sub":"bob","exp":` + num(exp) + `.123456789,"iat":1700000000.987654321,"nbf":-1.25}`, true},
+		{"exp -0", plain, `{"sub":"bob","exp":-0,"iat":0}`, false},
+		{"exp overflows", plain, `{"sub":"bob","exp":1e400}`, false},
 		{"exponent exp", plain, `{"sub":"bob","exp":1.9e10}`, true}, // parsed fast, refused by check (lifetime) on both paths
 		{"nbf in the past", plain, `{"sub":"bob","exp":` + num(exp) + `,"nbf":` + num(iat) + `}`, true},
 		{"upper-case key", plain, `{"SUB":"carol","Exp":` + num(exp) + `}`, true},
