@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/npmtest"
+	"github.com/heraldrt/herald/internal/testserver"
 )
 
 // socketIONode is one examples/socketio-echo process: the Socket.IO app
@@ -252,5 +253,42 @@ func TestNginxRoundRobinSocketIOUnknownSid(t *testing.T) {
 	direct.url = strings.Replace(direct.url, n1.addr, n2.addr, 1)
 	if status, body := direct.get(); status != http.StatusBadRequest || body != unknown {
 		t.Fatalf("other node: %d %s", status, body)
+	}
+}
+
+// TestNginxStickySocketIOHerald runs herald-sticky.conf in front of two
+// real `herald serve` nodes sharing Redis, Socket.IO on by default at
+// /socket.io/: long-polling Socket.IO sessions through nginx connect, join
+// a room with herald:join and get a publication made through the server
+// API, every request of each session reaching its node.
+func TestNginxStickySocketIOHerald(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nginx, redis-server and two herald processes")
+	}
+	t.Parallel()
+	nginx := need(t, "nginx", nginxHint, "/usr/sbin/nginx")
+	bin, _ := buildHerald(t)
+	redis := testserver.StartRedis(t)
+	n1 := startHeraldNode(t, bin, "sio-h1", redis.URL())
+	n2 := startHeraldNode(t, bin, "sio-h2", redis.URL())
+	ng := startNginx(t, nginx, "herald-sticky.conf", n1.addr, n2.addr)
+	base := "http://" + ng.addr
+
+	var sessions []*pollSession
+	for i := range 4 {
+		p := openPolling(t, base)
+		if status, body := p.post("40"); status != http.StatusOK {
+			t.Fatalf("session %d: CONNECT: %d %s", i, status, body)
+		}
+		p.expect(`40{"sid":"`)
+		if status, body := p.post(`421["herald:join",{"room":"news"}]`); status != http.StatusOK {
+			t.Fatalf("session %d: herald:join: %d %s", i, status, body)
+		}
+		p.expect(`431[{"room":"news"`)
+		sessions = append(sessions, p)
+	}
+	ng.publish(t, `{"room":"news","event":"hello","data":{"n":1}}`)
+	for _, p := range sessions {
+		p.expect(`42["hello",{"n":1}]`)
 	}
 }
