@@ -93,11 +93,11 @@ type StormResult struct {
 	Resumed, Recovered, NotRecovered int64
 	// Receiving nodes: the highest CPU of one over a 500 ms window (%
 	// of a core), their CPU time from the signal until every client was
-	// back above what they spent at the same rate before the signal
-	// (publishing only), the highest RSS of one and its growth over its
-	// RSS at the signal.
-	PeakCPUPercent, StormCPUSeconds float64
-	PeakRSSMB, RSSGrowthMB          float64
+	// back (or the timeout), their CPU while only publishing before the
+	// signal (% of a core, summed), the highest RSS of one and its growth
+	// over its RSS at the signal.
+	PeakCPUPercent, StormCPUSeconds, BaseCPUPercent float64
+	PeakRSSMB, RSSGrowthMB                          float64
 	// Load generator CPU (workers and this process) over the same time.
 	LoadCPUSeconds float64
 	// Messages: numbers published per room summed, given up, and what the
@@ -289,7 +289,7 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 	}
 	sampler := startSampler(receivers)
 	cpu0, load0 := loadgen.SumCPU(receivers), loadgen.SumCPU(loadPIDs)
-	baseRate := (cpu0 - base0).Seconds() / time.Since(baseAt).Seconds() // cores
+	res.BaseCPUPercent = 100 * (cpu0 - base0).Seconds() / time.Since(baseAt).Seconds()
 	marks, err := doAll(ws, storm.Command{Cmd: "mark", Node: 0})
 	if err != nil {
 		sampler.finish()
@@ -328,8 +328,7 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	window := time.Since(mark).Seconds()
-	res.StormCPUSeconds = (loadgen.SumCPU(receivers) - cpu0).Seconds() - baseRate*window
+	res.StormCPUSeconds = (loadgen.SumCPU(receivers) - cpu0).Seconds()
 	res.LoadCPUSeconds = (loadgen.SumCPU(loadPIDs) - load0).Seconds()
 	if res.Moved >= res.Moving && last > 0 {
 		res.AllBack, res.AllBackSeconds = true, time.Unix(0, last).Sub(mark).Seconds()
@@ -337,7 +336,9 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 			res.SpreadSeconds = time.Unix(0, last).Sub(time.Unix(0, first)).Seconds()
 		}
 	}
-	r.logf("storm: %d of %d back, the last %.2fs after the signal", res.Moved, res.Moving, res.AllBackSeconds)
+	if res.AllBack {
+		r.logf("storm: all %d back, the last %.2fs after the signal", res.Moving, res.AllBackSeconds)
+	}
 	sleepCtx(ctx, so.Tail)
 	sampler.finish()
 	res.PeakCPUPercent = sampler.peakCPU
@@ -400,10 +401,10 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 		res.OutOfOrder += w.OutOfOrder
 	}
 	res.Latency = lat.Summarize()
-	r.logf("storm %s %s: %d/%d back in %.2fs; connect p50 %.1f p99 %.1f ms; %d attempts, %d failed, %d refused %s; resumed %d, recovered %d/%d; receiving nodes: peak %.0f%% CPU, %.2fs CPU, peak RSS %.0f MB (+%.0f); published %d, lost %d, duplicated %d, out of order %d",
-		target, signame, res.Moved, res.Moving, res.AllBackSeconds, res.Latency.P50, res.Latency.P99,
+	r.logf("storm %s %s: %d/%d back (all: %v, in %.2fs); connect p50 %.1f p99 %.1f ms; %d attempts, %d failed, %d refused %s; resumed %d, recovered %d/%d; receiving nodes: peak %.0f%% CPU, %.2fs CPU (publishing alone: %.0f%%), peak RSS %.0f MB (+%.0f); published %d, lost %d, duplicated %d, out of order %d",
+		target, signame, res.Moved, res.Moving, res.AllBack, res.AllBackSeconds, res.Latency.P50, res.Latency.P99,
 		res.Attempts, res.Failed, res.Refused, res.FirstErr, res.Resumed, res.Recovered, res.Recovered+res.NotRecovered,
-		res.PeakCPUPercent, res.StormCPUSeconds, res.PeakRSSMB, res.RSSGrowthMB, res.Published, res.Lost, res.Duplicated, res.OutOfOrder)
+		res.PeakCPUPercent, res.StormCPUSeconds, res.BaseCPUPercent, res.PeakRSSMB, res.RSSGrowthMB, res.Published, res.Lost, res.Duplicated, res.OutOfOrder)
 	return res, nil
 }
 
@@ -459,7 +460,7 @@ func (rep *Report) stormTables() []Table {
 		t := Table{Name: "storm-" + map[bool]string{true: "sigterm", false: "sigkill"}[s.sig == syscall.SIGTERM],
 			Title: fmt.Sprintf("Reconnect storm: %s to one of %d nodes on one redis-server, %d clients", s.name, rep.stormNodes, first.Clients+first.FailedInitial),
 			Note: how + ". Its clients land on the other nodes (each client's next node in turn). Herald: the Go client with session resume, rooms with history (Redis streams), recovery from the last offset; Socket.IO: the load generator's client, joining again, no history. " +
-				"Connect latency: start of the TCP connect → connected and joined again. Herald's clients wait the retryAfterMs they are told (0.5–1.5× of 2 s) before reconnecting; the Socket.IO clients, and every client after a SIGKILL, reconnect after the Go client's first backoff (a random 0–250 ms). Receiving nodes: the other nodes; peak CPU over 500 ms windows; CPU from the signal until the last client was back, less what they spend at the same rate on the publishing alone (measured during the warmup). Lost: published messages a client never got, after a drain wait.",
+				"Connect latency: start of the TCP connect → connected and joined again. Herald's clients wait the retryAfterMs they are told (0.5–1.5× of 2 s) before reconnecting; the Socket.IO clients, and every client after a SIGKILL, reconnect after the Go client's first backoff (a random 0–250 ms). Receiving nodes: the other nodes; peak CPU over 500 ms windows; CPU from the signal until the last client was back (or the timeout), and for scale their CPU on the publishing alone during the warmup. Lost: published messages a client never got, after a drain wait.",
 			Columns: cols}
 		add := func(name, unit string, lower bool, f func(StormResult) float64) {
 			row := Row{Metric: name, Unit: unit, LowerBetter: lower, Values: map[string]float64{}}
@@ -489,7 +490,8 @@ func (rep *Report) stormTables() []Table {
 		add("TCP connects refused", "", true, func(x StormResult) float64 { return float64(x.Refused) })
 		add("Sessions resumed", "", false, func(x StormResult) float64 { return float64(x.Resumed) })
 		add("Peak CPU of a receiving node", "% of a core", true, func(x StormResult) float64 { return x.PeakCPUPercent })
-		add("CPU of the receiving nodes until all back, above publishing", "s", true, func(x StormResult) float64 { return x.StormCPUSeconds })
+		add("CPU of the receiving nodes until all back", "s", true, func(x StormResult) float64 { return x.StormCPUSeconds })
+		add("Their CPU while only publishing, before", "% of a core", true, func(x StormResult) float64 { return x.BaseCPUPercent })
 		add("Peak RSS of a receiving node", "MB", true, func(x StormResult) float64 { return x.PeakRSSMB })
 		add("RSS growth of it", "MB", true, func(x StormResult) float64 { return x.RSSGrowthMB })
 		add("Messages published", "", false, func(x StormResult) float64 { return float64(x.Published) })
