@@ -266,10 +266,11 @@ func mustJSON(v any) json.RawMessage {
 
 // admit counts a request of n bytes from the client and reports whether
 // it may be handled: not once the server gave up on the connection, nor
-// over the message rate (the client is told, and closed with 1008 if it
-// keeps sending through a whole burst of refusals). After a close for
-// abuse the adapter keeps reading until the close ends.
-func (c *conn) admit(n int) bool {
+// over the message rate (the client is told, in answer to ref when the
+// adapter knows it, and closed with 1008 if it keeps sending through a
+// whole burst of refusals). After a close for abuse the adapter keeps
+// reading until the close ends.
+func (c *conn) admit(n int, ref json.RawMessage) bool {
 	s := c.s
 	s.metrics.BytesIn.Add(float64(n))
 	if c.gaveUp() {
@@ -289,6 +290,6 @@ func (c *conn) admit(n int) bool {
 		}
 		return false
 	}
-	c.sendError(nil, protocol.CodeRateLimited, "too many messages; slow down")
+	c.sendError(ref, protocol.CodeRateLimited, "too many messages; slow down")
 	return false
 }

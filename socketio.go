@@ -43,7 +43,8 @@ type sioServer struct {
 	eng         *engineio.Server
 	sio         *socketio.Server
 	slots       map[string]int // namespace → hub codec slot
-	maxBuffered int
+	maxBuffered int            // bytes an Engine.IO socket holds for its client at most
+	maxQueued   int            // messages a history replay lets wait (Config.SendQueueSize)
 }
 
 // sioClient is one Engine.IO connection: what its sockets' admission
@@ -115,7 +116,7 @@ func (s *Server) startSocketIO() error {
 			return h
 		},
 	}
-	so.maxBuffered = ecfg.MaxBufferedBytes
+	so.maxBuffered, so.maxQueued = ecfg.MaxBufferedBytes, s.cfg.SendQueueSize
 	if so.eng, err = engineio.New(ecfg); err != nil {
 		return err
 	}
@@ -341,7 +342,8 @@ func (s *Server) sioEvent(_ context.Context, sock *socketio.Socket, event string
 	for _, b := range args.Binary {
 		n += len(b)
 	}
-	if !c.admit(n) {
+	ref := l.ref(ack)
+	if !c.admit(n, ref) {
 		return
 	}
 	typ, op := sioOps[event]
@@ -349,18 +351,19 @@ func (s *Server) sioEvent(_ context.Context, sock *socketio.Socket, event string
 		s.countIn(protocolSocketIO, protocol.TypeEmit)
 		c.awaitPublishes()
 		if h := s.cfg.SocketIO.OnEvent; h != nil {
+			l.takeAck(ref) // the hook answers the client's ack itself
 			_ = s.callHook(c.ctx(), "on_socketio_event", func() error { h(c.ctx(), &c.info, sock, event, args, ack); return nil })
 			return
 		}
 		if len(args.Binary) > 0 {
-			c.sendError(l.ref(ack), protocol.CodeBinaryUnsupported, "binary arguments need a SocketIOConfig.OnEvent hook; Hooks.OnEvent takes JSON")
+			c.sendError(ref, protocol.CodeBinaryUnsupported, "binary arguments need a SocketIOConfig.OnEvent hook; Hooks.OnEvent takes JSON")
 			return
 		}
 		if err := protocol.ValidateEvent(event); err != nil {
-			c.sendError(l.ref(ack), protocol.CodeBadRequest, err.Error())
+			c.sendError(ref, protocol.CodeBadRequest, err.Error())
 			return
 		}
-		c.emit(l.ref(ack), event, sioEventData(args.JSON))
+		c.emit(ref, event, sioEventData(args.JSON))
 		return
 	}
 	req, err := sioRequest(typ, args)
@@ -371,14 +374,13 @@ func (s *Server) sioEvent(_ context.Context, sock *socketio.Socket, event string
 		}
 		s.countIn(protocolSocketIO, "invalid")
 		c.awaitPublishes()
-		c.sendError(l.ref(ack), pe.Code, pe.Message)
+		c.sendError(ref, pe.Code, pe.Message)
 		return
 	}
 	s.countIn(protocolSocketIO, req.Type)
 	if req.Type != protocol.TypePublish {
 		c.awaitPublishes()
 	}
-	ref := l.ref(ack)
 	switch req.Type {
 	case protocol.TypeJoin:
 		var from *broker.Position

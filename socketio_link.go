@@ -179,12 +179,13 @@ func (l *sioLink) Err() error {
 func (l *sioLink) LastSeen() time.Time { return time.Unix(0, l.lastSeen.Load()) }
 func (l *sioLink) Compressed() bool    { return false }
 
-// Queued, QueueLimit and QueueRoom: the Engine.IO socket bounds what it
-// buffers itself (SocketIOConfig's engine MaxBufferedBytes) and closes a
-// client over it; a history replay does not wait for it.
-func (l *sioLink) Queued() int     { return 0 }
-func (l *sioLink) QueueLimit() int { return l.client.srv.maxBuffered }
-func (l *sioLink) QueueRoom() int  { return l.client.srv.maxBuffered }
+// Queued, QueueLimit and QueueRoom describe what the Engine.IO socket
+// holds for the client (its polling buffer or WebSocket send queue),
+// which it bounds by MaxBufferedBytes (Config.SendQueueBytes) and closes
+// a client over: a history replay waits for room in it.
+func (l *sioLink) Queued() int     { return l.client.es.Queued() }
+func (l *sioLink) QueueLimit() int { return l.client.srv.maxQueued }
+func (l *sioLink) QueueRoom() int  { return l.client.srv.maxBuffered - l.client.es.Buffered() }
 
 func (l *sioLink) protocol() string { return protocolSocketIO }
 

@@ -267,3 +267,27 @@ func TestSocketIOAuthentication(t *testing.T) {
 		t.Fatalf("revoked token: %v", m)
 	}
 }
+
+// A Socket.IO client over the message rate is answered rate_limited
+// through its ack, and closed (its Engine.IO connection) when it keeps
+// sending through a whole burst of refusals, as a v1 client is.
+func TestSocketIOMessageRate(t *testing.T) {
+	dir := sioNodeDir(t)
+	cfg := sioConfig()
+	cfg.MessageRate, cfg.MessageBurst = 0.5, 2
+	ts := startServer(t, cfg)
+	p := startPeer(t, dir)
+	p.connect("s", ts.HTTP.URL, map[string]any{"reconnection": false})
+	p.call("s", "1", "herald:ping", map[string]any{})
+	p.call("s", "2", "herald:ping", map[string]any{})
+	if res := p.call("s", "3", "herald:ping", map[string]any{}); res[0].(map[string]any)["error"].(map[string]any)["code"] != "rate_limited" {
+		t.Fatalf("third ping: %v", res)
+	}
+	for i := range 3 {
+		p.do(map[string]any{"op": "emit", "name": "s", "event": "herald:ping", "args": []any{map[string]any{}}, "tag": i})
+	}
+	p.expect("disconnect", is("s", "disconnect", ""))
+	waitFor(t, 5*time.Second, "closed for abuse", func() bool {
+		return metricValue(t, ts, `herald_protocol_connections_closed_total{protocol="socketio",reason="policy_violation"}`) == 1
+	})
+}

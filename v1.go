@@ -153,7 +153,7 @@ func (c *conn) readLoop() {
 // process handles one message from the client. After a close for abuse
 // the caller keeps reading until the close handshake ends.
 func (c *conn) process(typ transport.MessageType, msg []byte) {
-	if !c.admit(len(msg)) {
+	if !c.admit(len(msg), nil) {
 		return
 	}
 	if typ == transport.Binary {
