@@ -225,9 +225,7 @@ func (c *Client) connect(p sio.Packet) {
 		var err error
 		res, err = cfg.OnConnect(c.ctx, s, req)
 		if err != nil {
-			s.mu.Lock()
-			s.state, s.pre = stateLeft, nil
-			s.mu.Unlock()
+			s.refused()
 			var ce *ConnectError
 			if errors.As(err, &ce) {
 				c.refuse(p.Namespace, ce.Message, ce.Data)

@@ -299,10 +299,26 @@ func (s *Socket) settleAck(id uint64, args Args, err error) {
 // end makes the socket leave: it fails its pending acks and runs
 // OnDisconnect, once.
 func (s *Socket) end(reason string) {
+	if !s.leave() {
+		return
+	}
+	if h := s.client.srv.cfg.OnDisconnect; h != nil {
+		h(s.client.ctx, s, reason)
+	}
+}
+
+// refused ends a socket OnConnect refused: what it emitted is dropped and
+// the acks it asked for fail; OnDisconnect does not run, as the socket
+// never joined.
+func (s *Socket) refused() { s.leave() }
+
+// leave marks the socket left, drops what waits for the CONNECT reply and
+// fails its pending acks; it reports whether the socket had not left yet.
+func (s *Socket) leave() bool {
 	s.mu.Lock()
 	if s.state == stateLeft {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.state = stateLeft
 	s.pre = nil
@@ -315,9 +331,7 @@ func (s *Socket) end(reason string) {
 		}
 		pa.cb(Args{}, ErrDisconnected)
 	}
-	if h := s.client.srv.cfg.OnDisconnect; h != nil {
-		h(s.client.ctx, s, reason)
-	}
+	return true
 }
 
 // remove takes s out of its client's sockets.

@@ -81,14 +81,22 @@ func TestConnectRefused(t *testing.T) {
 			t.Parallel()
 			var rec recorder
 			cfg := rec.config(Config{})
+			acks := make(chan error, 2)
 			cfg.OnConnect = func(_ context.Context, s *Socket, _ *ConnectRequest) (ConnectResult, error) {
 				_ = s.Emit("never", Args{}) // held until the reply, then dropped
+				// An ack asked for by a refused socket fails at once.
+				if err := s.EmitWithAck("never", Args{}, time.Hour, func(_ Args, err error) { acks <- err }); err != nil {
+					t.Error(err)
+				}
 				return ConnectResult{}, tt.err
 			}
 			c, conn := newClient(t, cfg)
 			c.HandleText([]byte(`0{"token":"x"}`))
 			conn.expect(t, text(tt.want))
 			conn.quiet(t)
+			if err := <-acks; !errors.Is(err, ErrDisconnected) {
+				t.Fatalf("ack of a refused socket: %v", err)
+			}
 			if c.Socket("/") != nil {
 				t.Fatal("refused socket joined")
 			}
