@@ -139,50 +139,6 @@ func (c *conn) sessionRecord(rooms []string) *session.Session {
 	}
 }
 
-// refreshSessions keeps live connections' sessions from expiring and
-// writes again those the store no longer has (a Redis that restarted
-// empty, or sessions that expired while it was unreachable), so that
-// any connection can still resume after a reconnect. A round stops at
-// the first failure other than a missing session: the store is down or
-// stalled, and the next round tries again. It logs once per round.
-func (s *Server) refreshSessions() {
-	conns := s.snapshot()
-	var refreshed, rewritten, skipped int
-	var failure error
-	for i, c := range conns {
-		sid, ok := c.sessionID()
-		if !ok || c.link.Err() != nil {
-			// Still opening its session, or closing (a clean close
-			// deletes it, which a rewrite must not undo).
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BackendTimeout)
-		err := s.sessions.Touch(ctx, sid, c.link.LastSeen(), s.cfg.SessionTTL)
-		if errors.Is(err, session.ErrNotFound) {
-			c.identMu.Lock()
-			rooms := c.rooms // never changed in place (see roomSet)
-			c.identMu.Unlock()
-			if err = s.sessions.Save(ctx, c.sessionRecord(rooms), s.cfg.SessionTTL); err == nil {
-				rewritten++
-			}
-		} else if err == nil {
-			refreshed++
-		}
-		cancel()
-		if err != nil {
-			failure, skipped = err, len(conns)-i
-			break
-		}
-	}
-	if rewritten > 0 {
-		s.log.Warn("sessions missing from the store written again", "sessions", rewritten)
-	}
-	if failure != nil {
-		s.log.Warn("session refresh failed; the next round retries", "err", failure,
-			"refreshed", refreshed+rewritten, "not_refreshed", skipped)
-	}
-}
-
 // endSession deletes the session after a clean, client-initiated close
 // (1000), unless another connection resumed it meanwhile. Any other end
 // (network loss, drain, going away) keeps it until its TTL so the client

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -82,6 +83,24 @@ func TestSessionsRewrittenAfterRedisRestart(t *testing.T) {
 		v, err := redis.Command("EXISTS", key)
 		return err == nil && v == "1"
 	})
+}
+
+// TestSessionRefreshKeepsEverySession: with many connections, every
+// session outlives several session TTLs while its connection lives: the
+// refresh round, whose touches are in flight together, reaches each.
+func TestSessionRefreshKeepsEverySession(t *testing.T) {
+	_, redis, n := nodeOnRedis(t, "many", "--session-ttl", "1500ms")
+	var keys []string
+	for i := range 150 {
+		c, _ := dialNode(t, n.ws(), fmt.Sprintf("holder-%d", i))
+		keys = append(keys, "herald:session:"+c.SessionID())
+	}
+	time.Sleep(4 * time.Second) // over two TTLs: only the refresh keeps them
+	for _, key := range keys {
+		if v, err := redis.Command("EXISTS", key); err != nil || v != "1" {
+			t.Fatalf("EXISTS %s after two session TTLs: %q %v", key, v, err)
+		}
+	}
 }
 
 // TestPresenceAfterCrashRestart: a node killed and restarted under the
