@@ -110,8 +110,14 @@ func (s *Server) startSocketIO() error {
 		AllowRequest:     s.sioAllow,
 		Logger:           s.log,
 		OnConnection: func(es *engineio.Socket, r *http.Request) engineio.Handler {
+			// The request (its headers, URL and context values) is kept
+			// for admission until a CONNECT is accepted; the adapter's
+			// context holds only the client, so that an idle connection
+			// does not keep the handshake's context chain (hooks get the
+			// connection's context, with the request's values when hooks
+			// are set: newConn).
 			cl := &sioClient{srv: so, es: es, req: r.Clone(context.WithoutCancel(r.Context()))}
-			ctx := context.WithValue(context.WithoutCancel(r.Context()), sioClientKey{}, cl)
+			ctx := context.WithValue(context.Background(), sioClientKey{}, cl)
 			h, _ := so.sio.ServeEngine(ctx, so.eng, es)
 			return h
 		},
