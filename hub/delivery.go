@@ -7,8 +7,9 @@ import (
 	"github.com/heraldrt/herald/transport"
 )
 
-// MaxCodecs is the number of wire encodings a Delivery can cache: the native
-// v1 JSON protocol today, a Socket.IO adapter later.
+// MaxCodecs is the number of wire encodings a Delivery can cache: slot 0
+// is protocol v1's JSON, slot 1 Socket.IO's main namespace "/", and the
+// others Socket.IO's further namespaces (herald.SocketIOConfig).
 const MaxCodecs = 4
 
 // Codec turns a message into a wire frame for one protocol. Slot must be
