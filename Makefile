@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPollingPost$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./transport/engineio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttachments$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
+	$(GO) test -run '^$$' -fuzz '^FuzzClient$$' -fuzztime $(FUZZTIME) ./adapter/socketio/
 
 clean:
 	rm -rf bin bench.out
