@@ -104,7 +104,12 @@ type StormResult struct {
 	// clients got.
 	Published, GivenUp                       int64
 	Deliveries, Lost, Duplicated, OutOfOrder int64
-	PublishErr                               string `json:",omitempty"`
+	// DownAtEnd counts clients not connected when the messages were
+	// counted (after waiting up to a minute for them): what they miss
+	// counts as lost, although a client with history would recover it
+	// once back.
+	DownAtEnd  int
+	PublishErr string `json:",omitempty"`
 }
 
 // storm runs the storm scenario against target with each signal in turn.
@@ -354,6 +359,23 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 	if pubFailed > 0 {
 		r.logf("storm: %d publishes failed: %s", pubFailed, pubErr)
 	}
+	// Clients cut meanwhile (a receiving node may terminate its own
+	// clients when it misses their pongs) get a minute to come back.
+	for wait := time.Now().Add(time.Minute); ; {
+		sts, err := doAll(ws, storm.Command{Cmd: "status"})
+		if err != nil {
+			return res, err
+		}
+		up := 0
+		for _, s := range sts {
+			up += s.Status.Connected
+		}
+		res.DownAtEnd = res.Clients - up
+		if res.DownAtEnd <= 0 || time.Now().After(wait) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	// Wait for what is in flight, until nothing is missing or the count
 	// stops moving for 3 s.
 	cmd := storm.Command{Cmd: "missing", Published: published, Skip: skip}
@@ -401,10 +423,10 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 		res.OutOfOrder += w.OutOfOrder
 	}
 	res.Latency = lat.Summarize()
-	r.logf("storm %s %s: %d/%d back (all: %v, in %.2fs); connect p50 %.1f p99 %.1f ms; %d attempts, %d failed, %d refused %s; resumed %d, recovered %d/%d; receiving nodes: peak %.0f%% CPU, %.2fs CPU (publishing alone: %.0f%%), peak RSS %.0f MB (+%.0f); published %d, lost %d, duplicated %d, out of order %d",
+	r.logf("storm %s %s: %d/%d back (all: %v, in %.2fs); connect p50 %.1f p99 %.1f ms; %d attempts, %d failed, %d refused %s; resumed %d, recovered %d/%d; receiving nodes: peak %.0f%% CPU, %.2fs CPU (publishing alone: %.0f%%), peak RSS %.0f MB (+%.0f); published %d, lost %d, duplicated %d, out of order %d, clients down when counted %d",
 		target, signame, res.Moved, res.Moving, res.AllBack, res.AllBackSeconds, res.Latency.P50, res.Latency.P99,
 		res.Attempts, res.Failed, res.Refused, res.FirstErr, res.Resumed, res.Recovered, res.Recovered+res.NotRecovered,
-		res.PeakCPUPercent, res.StormCPUSeconds, res.BaseCPUPercent, res.PeakRSSMB, res.RSSGrowthMB, res.Published, res.Lost, res.Duplicated, res.OutOfOrder)
+		res.PeakCPUPercent, res.StormCPUSeconds, res.BaseCPUPercent, res.PeakRSSMB, res.RSSGrowthMB, res.Published, res.Lost, res.Duplicated, res.OutOfOrder, res.DownAtEnd)
 	return res, nil
 }
 
@@ -499,6 +521,7 @@ func (rep *Report) stormTables() []Table {
 		add("Lost", "deliveries", true, func(x StormResult) float64 { return float64(x.Lost) })
 		add("Duplicated", "", true, func(x StormResult) float64 { return float64(x.Duplicated) })
 		add("Out of order", "", true, func(x StormResult) float64 { return float64(x.OutOfOrder) })
+		add("Clients not connected when counted", "", true, func(x StormResult) float64 { return float64(x.DownAtEnd) })
 		add("Load generator CPU until all back", "s", true, func(x StormResult) float64 { return x.LoadCPUSeconds })
 		tables = append(tables, t)
 	}

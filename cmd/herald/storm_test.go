@@ -64,8 +64,9 @@ func TestStormScenario(t *testing.T) {
 		if r.Target != suite.TargetHerald {
 			continue
 		}
-		if r.Lost != 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.GivenUp != 0 {
-			t.Errorf("herald %s: lost %d, duplicated %d, out of order %d, given up %d", r.Signal, r.Lost, r.Duplicated, r.OutOfOrder, r.GivenUp)
+		if r.Lost != 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.GivenUp != 0 || r.DownAtEnd != 0 {
+			t.Errorf("herald %s: lost %d, duplicated %d, out of order %d, given up %d, clients down when counted %d",
+				r.Signal, r.Lost, r.Duplicated, r.OutOfOrder, r.GivenUp, r.DownAtEnd)
 		}
 		if r.Resumed != int64(r.Moving) || r.Recovered < int64(r.Moving) || r.NotRecovered != 0 {
 			t.Errorf("herald %s: %d of %d resumed, %d recovered, %d not", r.Signal, r.Resumed, r.Moving, r.Recovered, r.NotRecovered)
