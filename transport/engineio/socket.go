@@ -392,13 +392,15 @@ func (s *Socket) tick() {
 	default:
 		s.awaitPong = true
 		var err error
-		c := s.conn
-		if !s.ws {
+		// c and ws are read under s.mu: an upgrade may change both as
+		// soon as it is released.
+		c, ws := s.conn, s.ws
+		if !ws {
 			err = s.bufferLocked(s.srv.ping)
 		}
 		due := s.pingDue + int64(s.srv.cfg.PingTimeout)
 		s.mu.Unlock()
-		if s.ws {
+		if ws {
 			err = c.Send(s.srv.ping)
 		}
 		if err != nil {
