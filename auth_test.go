@@ -389,3 +389,28 @@ func TestRefreshLeavesRoomsTheNewTokenForbids(t *testing.T) {
 		t.Fatalf("re-join with the narrow token: %v", m)
 	}
 }
+
+// TestRevocationWhileConnecting revokes a token while its connection is
+// being admitted (from OnUpgrade: after the upgrade checked the
+// credential, before the connection is registered where a revocation
+// looks for it). The connection must still be closed with 4003.
+func TestRevocationWhileConnecting(t *testing.T) {
+	t.Parallel()
+	var ts *testServer
+	hooks := herald.Hooks{OnUpgrade: func(ctx context.Context, r *herald.UpgradeRequest) (*herald.UpgradeResult, error) {
+		if r.Identity.TokenID == "ivy-racing" {
+			if err := ts.Revoke(ctx, herald.RevokeRequest{TokenID: "ivy-racing"}); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}}
+	ts, _, _ = authServer(t, herald.Config{Hooks: hooks}, jwtauth.Config{})
+	tok := sign(t, gojwt.SigningMethodHS256, testSecret, with(claims("ivy", time.Hour), "jti", "ivy-racing"))
+	c := dial(t, ts.URL, withHeader("Authorization", "Bearer "+tok))
+	if code, reason := c.closeStatus(5 * time.Second); code != 4003 {
+		t.Fatalf("connection revoked while connecting closed with %d %q, want 4003", code, reason)
+	}
+	other := dial(t, ts.URL, withHeader("Authorization", "Bearer "+sign(t, gojwt.SigningMethodHS256, testSecret, claims("jack", time.Hour))))
+	other.join("chat:unaffected")
+}

@@ -258,6 +258,15 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	}
 	c.link.welcome(c, &welcome{Rooms: restored, Resumed: resumed, Heartbeat: hb})
 	c.scheduleExpiry()
+	// A revocation recorded after admission checked the credential but
+	// before addConn put the connection in the index found nothing to
+	// close: it is seen here. (One recorded later finds the connection
+	// in the index: Revocations.add comes before the index lookup, and
+	// addConn before this check.)
+	if c.revokedAt(time.Now()) {
+		s.log.InfoContext(c.ctx(), "credential revoked while connecting")
+		c.closeWith(protocol.CloseRevoked, "token revoked")
+	}
 	if h := s.cfg.Hooks.OnConnect; h != nil {
 		err := s.callHook(c.ctx(), "on_connect", func() error { return h(c.ctx(), &c.info) })
 		if err != nil {
