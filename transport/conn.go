@@ -403,3 +403,12 @@ func (c *Conn) unqueueLocked() int64 {
 	c.room = int32(c.opts.SendQueueBytes)
 	return taken
 }
+
+// unreadBytes returns how many bytes the client sent that the socket
+// holds unread, 0 when the connection has no raw socket to ask.
+func (c *Conn) unreadBytes() int {
+	if s := c.raw(); s != nil {
+		return s.unread()
+	}
+	return 0
+}

@@ -211,6 +211,26 @@ func TestHeartbeat(t *testing.T) {
 		}
 	})
 
+	t.Run("client whose answers wait unread is kept", func(t *testing.T) {
+		t.Parallel()
+		// A server that does not get round to reading (here: never
+		// reads; in production: a node short of CPU) must not take the
+		// client's unread pongs for silence.
+		ts := newTestServer(t, opts, func(c *Conn) { <-c.Done() })
+		rc := dialRaw(t, ts.URL, "")
+		sc := ts.nextConn(t)
+		for range 6 { // six pings: several pong timeouts' worth
+			f := rc.mustRead()
+			if f.op != opPing {
+				t.Fatalf("got op %d, want pings only", f.op)
+			}
+			rc.write(mframe(true, opPong, f.payload))
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatalf("connection with unread pongs ended: %v", err)
+		}
+	})
+
 	t.Run("pings every interval when the timeout is longer", func(t *testing.T) {
 		t.Parallel()
 		ts := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PongTimeout: 2 * time.Second}, nil)

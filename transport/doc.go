@@ -52,7 +52,9 @@
 //   - Heartbeats run on one clock per process (a heap of connections by
 //     next wake-up and one timer): a ping every PingInterval, and the
 //     connection is terminated when nothing at all has arrived within
-//     PongTimeout of it.
+//     PongTimeout of it. Bytes the socket holds unread (FIONREAD) count
+//     as arrived: a process short of CPU that has not read a pong yet
+//     does not terminate a live client.
 //   - Read runs on the caller's goroutine and must be called from one
 //     goroutine at a time. TryRead is its non-waiting form: with
 //     NotifyReadable, which runs a callback on a new goroutine when the

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // rawSocket is a connection's socket held as a bare descriptor instead of
@@ -113,6 +114,19 @@ func (s *rawSocket) control(f func(fd int)) bool {
 	f(int(s.fd))
 	s.release()
 	return true
+}
+
+// unread returns how many bytes the socket has received that nobody has
+// read yet (FIONREAD), 0 when it cannot tell.
+func (s *rawSocket) unread() int {
+	n := 0
+	s.control(func(fd int) {
+		var v int32
+		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCINQ, uintptr(unsafe.Pointer(&v))); errno == 0 {
+			n = int(v)
+		}
+	})
+	return n
 }
 
 // readNow reads what the socket holds now, without waiting. It returns

@@ -18,6 +18,7 @@ func newRawSocket(net.Conn) *rawSocket { return nil }
 
 func (*rawSocket) readNow([]byte) (int, error) { return 0, errWouldBlock }
 func (*rawSocket) control(func(int)) bool      { return false }
+func (*rawSocket) unread() int                 { return 0 }
 func (*rawSocket) shutdownBoth() error         { return errors.ErrUnsupported }
 func (*rawSocket) writeBuffers([][]byte) (int64, error) {
 	return 0, errors.ErrUnsupported
