@@ -25,6 +25,7 @@ const (
 	DefaultReadLimit              = 64 << 10
 	DefaultSendQueueSize          = 256
 	DefaultSendQueueBytes         = 4 << 20
+	DefaultMaxUpgradesInFlight    = 512
 	DefaultMaxNodeQueuedBytes     = 1 << 30
 	DefaultWriteTimeout           = 10 * time.Second
 	DefaultMaxRoomsPerConn        = 128
@@ -213,6 +214,15 @@ type Config struct {
 	// node (429 at the upgrade). Default 0: no cap.
 	MaxConnsPerUser int
 	MaxConnsPerIP   int
+	// MaxUpgradesInFlight caps the connections this node admits at once:
+	// from the upgrade request to the welcome (authentication, session
+	// and presence writes, a resume's replay). Over it an upgrade (or a
+	// Socket.IO CONNECT) is refused at once with 503 "overloaded" and
+	// Retry-After, before any work is spent on it, so that a reconnect
+	// storm is served a batch at a time instead of every client slowly
+	// and, past the clients' handshake timeouts, not at all. Default
+	// DefaultMaxUpgradesInFlight; -1: no cap.
+	MaxUpgradesInFlight int
 	// UpgradeRatePerIP caps upgrades per second per IP (token bucket with
 	// UpgradeBurstPerIP, default twice the rate; 429 over it). Default 0: no cap.
 	UpgradeRatePerIP  float64
@@ -302,6 +312,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SendQueueBytes == 0 {
 		c.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if c.MaxUpgradesInFlight == 0 {
+		c.MaxUpgradesInFlight = DefaultMaxUpgradesInFlight
 	}
 	if c.MaxNodeQueuedBytes == 0 {
 		c.MaxNodeQueuedBytes = DefaultMaxNodeQueuedBytes
@@ -418,6 +431,8 @@ func (c *Config) validate() error {
 		return bad("NodeID", "may not contain \"/\" (got %q)", c.NodeID)
 	case c.MaxConnsPerUser < 0:
 		return bad("MaxConnsPerUser", "must not be negative (got %d)", c.MaxConnsPerUser)
+	case c.MaxUpgradesInFlight < -1:
+		return bad("MaxUpgradesInFlight", "must be positive, or -1 for no cap (got %d)", c.MaxUpgradesInFlight)
 	case c.MaxConnsPerIP < 0:
 		return bad("MaxConnsPerIP", "must not be negative (got %d)", c.MaxConnsPerIP)
 	case c.UpgradeRatePerIP < 0:

@@ -146,6 +146,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, herr.Status, handshakeErrorCode(herr.Status), herr.Message)
 		return
 	}
+	if !s.limits.enterUpgrade() {
+		s.refuseOverloaded(ctx, w)
+		return
+	}
+	admitting := true
+	leave := func() {
+		if admitting {
+			admitting = false
+			s.limits.leaveUpgrade()
+		}
+	}
+	defer leave()
 	adm, no := s.admit(ctx, r, connID, cid, false)
 	if no != nil {
 		no.writeHTTP(w)
@@ -178,7 +190,19 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The handler returns once the welcome is sent; the connection lives
 	// on (see serveReads) and removes itself in cleanup.
 	handedOver = true
-	c.run(resumeID, resumeToken, recover, adm.rooms())
+	c.open(resumeID, resumeToken, recover, adm.rooms())
+	leave() // admitted: the welcome is out
+	c.serveReads()
+}
+
+// refuseOverloaded answers an upgrade over Config.MaxUpgradesInFlight:
+// 503 at once, with a Retry-After the clients' own jitter spreads.
+func (s *Server) refuseOverloaded(ctx context.Context, w http.ResponseWriter) {
+	s.metrics.UpgradesRejected.WithLabelValues("overloaded").Inc()
+	s.metrics.LimitRejections.WithLabelValues("upgrades_in_flight").Inc()
+	s.log.DebugContext(ctx, "upgrade refused", "reason", "overloaded", "status", http.StatusServiceUnavailable)
+	w.Header().Set("Retry-After", "1")
+	writeJSONError(w, http.StatusServiceUnavailable, "overloaded", "too many connections being admitted on this node; retry shortly")
 }
 
 // onLoopback reports whether r reached the server on a loopback address

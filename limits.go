@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -17,16 +18,36 @@ import (
 // store). Its maps are guarded by mu; idle rate buckets are swept by the
 // Server's housekeeping goroutine.
 type limiter struct {
-	cfg     *Config
-	mu      sync.Mutex
-	perUser map[string]int
-	perIP   map[string]int
-	rates   map[string]*ipRate
+	cfg *Config
+	// inFlight counts the connections being admitted (see
+	// Config.MaxUpgradesInFlight).
+	inFlight atomic.Int64
+	mu       sync.Mutex
+	perUser  map[string]int
+	perIP    map[string]int
+	rates    map[string]*ipRate
 }
 
 type ipRate struct {
 	lim      *rate.Limiter
 	lastSeen time.Time
+}
+
+// enterUpgrade takes an admission slot; false when MaxUpgradesInFlight
+// are taken. A true return is matched by one leaveUpgrade.
+func (l *limiter) enterUpgrade() bool {
+	if n := l.cfg.MaxUpgradesInFlight; n > 0 && l.inFlight.Add(1) > int64(n) {
+		l.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// leaveUpgrade gives back the slot enterUpgrade took.
+func (l *limiter) leaveUpgrade() {
+	if l.cfg.MaxUpgradesInFlight > 0 {
+		l.inFlight.Add(-1)
+	}
 }
 
 func newLimiter(cfg *Config) *limiter {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -272,4 +273,45 @@ func TestForwardedForSpoof(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUpgradesInFlightBounded: with MaxUpgradesInFlight connections being
+// admitted (here held in OnUpgrade), the next upgrade is refused at once
+// with 503 "overloaded" and Retry-After; once the first is through, the
+// slot is free again.
+func TestUpgradesInFlightBounded(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	ts := startServer(t, herald.Config{MaxUpgradesInFlight: 1, Hooks: herald.Hooks{
+		OnUpgrade: func(ctx context.Context, r *herald.UpgradeRequest) (*herald.UpgradeResult, error) {
+			if r.Request.URL.Query().Get("hold") != "" {
+				once.Do(func() { close(entered) })
+				<-release
+			}
+			return nil, nil
+		},
+	}})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the server's cleanup, which waits for the held upgrade
+	held := make(chan *wsClient, 1)
+	go func() { held <- dial(t, ts.URL+"?hold=1") }()
+	<-entered
+
+	resp, body := upgrade(t, ts, func(*http.Request) {})
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"overloaded"`) {
+		t.Fatalf("upgrade while one is admitted: %d %s, want 503 overloaded", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 overloaded without Retry-After")
+	}
+	if got := metricValue(t, ts, `herald_limit_rejections_total{limit="upgrades_in_flight"}`); got != 1 {
+		t.Errorf(`herald_limit_rejections_total{limit="upgrades_in_flight"} = %v, want 1`, got)
+	}
+
+	free()
+	c := <-held
+	c.join("chat:after")
+	dial(t, ts.URL).join("chat:after") // the slot is free again
 }

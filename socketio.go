@@ -169,6 +169,13 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 	if cl.req == nil {
 		return socketio.ConnectResult{}, &socketio.ConnectError{Message: "connect to one namespace per connection"}
 	}
+	if !s.limits.enterUpgrade() {
+		s.metrics.UpgradesRejected.WithLabelValues("overloaded").Inc()
+		s.metrics.LimitRejections.WithLabelValues("upgrades_in_flight").Inc()
+		return socketio.ConnectResult{}, &socketio.ConnectError{Message: "too many connections being admitted on this node; retry shortly",
+			Data: mustJSON(map[string]any{"code": "overloaded", "status": http.StatusServiceUnavailable})}
+	}
+	defer s.limits.leaveUpgrade()
 	r := cl.authRequest(req.Auth)
 	connID := id.New(10)
 	cid := requestID(r, connID)

@@ -90,13 +90,6 @@ func (s *Server) countOut(typ string, n int) {
 	s.metrics.BytesOut.Add(float64(n))
 }
 
-// run serves a v1 connection until it closes: the core sets it up (open),
-// then v1's read side serves its frames.
-func (c *conn) run(resumeID, resumeToken string, recover bool, rooms []string) {
-	c.open(resumeID, resumeToken, recover, rooms)
-	c.serveReads()
-}
-
 // ws returns the WebSocket of a v1 connection, which its read side reads.
 func (c *conn) ws() *transport.Conn { return c.link.(v1Link).Conn }
 

@@ -115,6 +115,7 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	perUser := f.Int("max-conns-per-user", 0, "concurrent connections per user on this node (0: no cap)")
 	perIP := f.Int("max-conns-per-ip", 0, "concurrent connections per client IP on this node (0: no cap)")
 	upgradeRate := f.Float("upgrade-rate", 0, "upgrades per second per client IP (0: no cap)")
+	inFlight := f.Int("max-upgrades-in-flight", herald.DefaultMaxUpgradesInFlight, "connections admitted at once on this node, upgrade to welcome (over it: 503 overloaded with Retry-After; -1: no cap)")
 	msgRate := f.Float("message-rate", herald.DefaultMessageRate, "client frames per second per connection (negative: no cap)")
 	msgBurst := f.Int("message-burst", 0, "token bucket burst for --message-rate (0: twice the rate)")
 	trustedProxies := f.String("trusted-proxies", "", "comma-separated CIDR prefixes or addresses of the proxies in front of Herald (10.0.0.0/8,192.168.1.5): from them, per-IP limits use X-Forwarded-For read from the right, skipping these proxies")
@@ -178,6 +179,7 @@ func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
 	cfg.SessionTTL, cfg.NodeID, cfg.BackendTimeout = *sessionTTL, *nodeID, *backendTimeout
 	cfg.AllowedOrigins = splitList(*origins)
 	cfg.MaxConnsPerUser, cfg.MaxConnsPerIP, cfg.UpgradeRatePerIP = *perUser, *perIP, *upgradeRate
+	cfg.MaxUpgradesInFlight = *inFlight
 	cfg.MessageRate, cfg.MessageBurst, cfg.TrustForwardedFor = *msgRate, *msgBurst, *trustXFF
 	cfg.TrustedProxies = splitList(*trustedProxies)
 	sc.jwt = jwtauth.Config{
