@@ -404,9 +404,11 @@ func (c *Conn) unqueueLocked() int64 {
 	return taken
 }
 
-// unreadBytes returns how many bytes the client sent that the socket
-// holds unread, 0 when the connection has no raw socket to ask.
-func (c *Conn) unreadBytes() int {
+// UnreadBytes returns how many bytes the client sent that the socket
+// holds unread (FIONREAD), 0 when the connection has no raw socket to ask
+// (TLS in-process, non-Linux). A heartbeat that finds some knows the
+// client is alive and only this process is late reading it.
+func (c *Conn) UnreadBytes() int {
 	if s := c.raw(); s != nil {
 		return s.unread()
 	}

@@ -332,7 +332,7 @@ func (c *Conn) heartbeat() {
 		case c.lastSeen.Load() >= at:
 			at = 0 // answered (any frame counts)
 			c.pingAt.Store(0)
-		case now >= at+timeout && c.unreadBytes() > 0:
+		case now >= at+timeout && c.UnreadBytes() > 0:
 			// Bytes from the client wait in the socket: it is alive and
 			// this process has not read them yet (a node short of CPU
 			// reads late). Terminating it would turn an overload into a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +52,35 @@ func TestCloseReasons(t *testing.T) {
 		c := e.dial(t, "EIO=4&transport=websocket")
 		read(t, c)
 		wantClose(t, e, ErrPingTimeout)
+	})
+	t.Run("no ping timeout while the client's pongs wait unread", func(t *testing.T) {
+		// The handler holds the socket's reader on its first message, so
+		// the pongs the client sends meanwhile stay in the socket: the
+		// session must outlive several ping timeouts, then carry on.
+		release := make(chan struct{})
+		var once sync.Once
+		e := newEnv(t, Config{OnConnection: func(*Socket, *http.Request) Handler {
+			return blockingHandler{release: release, once: &once}
+		}})
+		t.Cleanup(func() { once.Do(func() { close(release) }) })
+		c := e.dial(t, "EIO=4&transport=websocket")
+		read(t, c) // open
+		write(t, c, websocket.MessageText, "4hold")
+		if _, m := read(t, c); m != "2" {
+			t.Fatalf("got %q, want a ping", m)
+		}
+		write(t, c, websocket.MessageText, "3") // waits unread behind "4hold"
+		// Three ping timeouts: without the unread check the session ends
+		// after the first.
+		time.Sleep(3 * testPingTimeout)
+		if n := e.srv.Len(); n != 1 {
+			t.Fatalf("sessions = %d while the pong waited unread, want 1", n)
+		}
+		once.Do(func() { close(release) })
+		write(t, c, websocket.MessageText, "4after")
+		if _, m := read(t, c); m != "4after" {
+			t.Fatalf("after the release got %q, want the echo of 4after", m)
+		}
 	})
 	t.Run("parse error over websocket", func(t *testing.T) {
 		e := newEnv(t, Config{})
@@ -141,3 +171,20 @@ func TestShutdownWithOpenSessions(t *testing.T) {
 		t.Fatalf("after shutdown: %d %q", r.status, r.body)
 	}
 }
+
+// blockingHandler holds its first message until release is closed, then
+// echoes every message.
+type blockingHandler struct {
+	release chan struct{}
+	once    *sync.Once
+}
+
+func (h blockingHandler) OnMessage(s *Socket, data []byte, binary bool) {
+	if string(data) == "hold" {
+		<-h.release
+		return
+	}
+	_ = s.SendText(data)
+}
+
+func (blockingHandler) OnClose(*Socket, error) {}

@@ -383,6 +383,13 @@ func (s *Socket) tick() {
 		// The close packet waited for a poll that did not come.
 		s.mu.Unlock()
 		s.srv.goFinish(s, ErrForcedClose)
+	case s.overdueLocked() && s.ws && s.conn.UnreadBytes() > 0:
+		// What the client sent waits unread (a server short of CPU, or
+		// a handler still busy with an earlier message): it is alive.
+		// Ask again a timeout later; its pong reschedules before that.
+		due := s.srv.clock.now() + int64(s.srv.cfg.PingTimeout)
+		s.mu.Unlock()
+		s.srv.clock.scheduleAt(s, due)
 	case s.overdueLocked():
 		s.mu.Unlock()
 		s.srv.goFinish(s, ErrPingTimeout)
