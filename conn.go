@@ -195,11 +195,17 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.serveReads()
 }
 
+// countOverloaded counts a connection refused over
+// Config.MaxUpgradesInFlight, by either protocol.
+func (s *Server) countOverloaded() {
+	s.metrics.UpgradesRejected.WithLabelValues("overloaded").Inc()
+	s.metrics.LimitRejections.WithLabelValues("upgrades_in_flight").Inc()
+}
+
 // refuseOverloaded answers an upgrade over Config.MaxUpgradesInFlight:
 // 503 at once, with a Retry-After the clients' own jitter spreads.
 func (s *Server) refuseOverloaded(ctx context.Context, w http.ResponseWriter) {
-	s.metrics.UpgradesRejected.WithLabelValues("overloaded").Inc()
-	s.metrics.LimitRejections.WithLabelValues("upgrades_in_flight").Inc()
+	s.countOverloaded()
 	s.log.DebugContext(ctx, "upgrade refused", "reason", "overloaded", "status", http.StatusServiceUnavailable)
 	w.Header().Set("Retry-After", "1")
 	writeJSONError(w, http.StatusServiceUnavailable, "overloaded", "too many connections being admitted on this node; retry shortly")

@@ -170,8 +170,7 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 		return socketio.ConnectResult{}, &socketio.ConnectError{Message: "connect to one namespace per connection"}
 	}
 	if !s.limits.enterUpgrade() {
-		s.metrics.UpgradesRejected.WithLabelValues("overloaded").Inc()
-		s.metrics.LimitRejections.WithLabelValues("upgrades_in_flight").Inc()
+		s.countOverloaded()
 		return socketio.ConnectResult{}, &socketio.ConnectError{Message: "too many connections being admitted on this node; retry shortly",
 			Data: mustJSON(map[string]any{"code": "overloaded", "status": http.StatusServiceUnavailable})}
 	}
