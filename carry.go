@@ -80,22 +80,20 @@ func (c *conn) redeliverCarried(ctx context.Context) {
 }
 
 // takeCarriedFor handles broker.ControlSessionPending: the connection of
-// session sid on this node, if any, takes what its session carries.
-func (s *Server) takeCarriedFor(sid string) {
+// session sid, which belongs to user, on this node, if any, takes what its
+// session carries. It looks among the user's connections (connindex.go),
+// not every connection of the node: a node of 100,000 connections is told
+// of each session that moved, and held connsMu for a whole scan each time.
+func (s *Server) takeCarriedFor(sid, user string) {
 	// The goroutine is background work (bgWG), added under connsMu while
 	// the server is not closed: Shutdown sets closed under connsMu before
 	// it waits for bgWG.
-	var target *conn
 	s.connsMu.Lock()
-	for c := range s.conns {
-		if s.closed.Load() {
-			break
-		}
-		// The ended connection of the session may still be here, cleaning up.
-		if id, ok := c.sessionID(); ok && id == sid && c.link.Err() == nil {
-			target = c
+	var target *conn
+	if !s.closed.Load() {
+		target = s.sessionConn(sid, user)
+		if target != nil {
 			s.bgWG.Add(1)
-			break
 		}
 	}
 	s.connsMu.Unlock()
@@ -108,4 +106,14 @@ func (s *Server) takeCarriedFor(sid string) {
 		defer cancel()
 		target.redeliverCarried(ctx)
 	}()
+}
+
+// sessionConn returns the live connection of session sid among user's
+// connections on this node, or nil. connsMu must be held.
+func (s *Server) sessionConn(sid, user string) *conn {
+	return s.index.users.find(user, func(c *conn) bool {
+		// The ended connection of the session may still be here, cleaning up.
+		id, ok := c.sessionID()
+		return ok && id == sid && c.link.Err() == nil
+	})
 }

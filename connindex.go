@@ -3,8 +3,9 @@ package herald
 import "github.com/heraldrt/herald/auth"
 
 // connIndex finds a node's connections by user id and by token id (jti),
-// so that revoking a user or a token and disconnecting a user visit the
-// connections concerned instead of every connection of the node (among
+// so that revoking a user or a token, disconnecting a user and handing a
+// session its carried messages (takeCarriedFor) visit the connections
+// concerned instead of every connection of the node (among
 // 100,000 connections a revocation's scan took ≈ 100 ms of CPU, a lookup
 // ≈ 2 µs; BenchmarkFindUserConns).
 //
@@ -87,6 +88,23 @@ func (x *keyIndex) appendTo(dst []*conn, k string) []*conn {
 		return append(dst, c)
 	}
 	return append(dst, x.many[k]...)
+}
+
+// find returns the first connection indexed under k that match accepts,
+// or nil.
+func (x *keyIndex) find(k string, match func(*conn) bool) *conn {
+	if c, ok := x.one[k]; ok {
+		if match(c) {
+			return c
+		}
+		return nil
+	}
+	for _, c := range x.many[k] {
+		if match(c) {
+			return c
+		}
+	}
+	return nil
 }
 
 func (x *keyIndex) len() int {

@@ -164,3 +164,62 @@ func BenchmarkFindUserConns(b *testing.B) {
 		})
 	}
 }
+
+// endedLink is a link whose connection has ended (or not: err nil).
+type endedLink struct {
+	link
+	err error
+}
+
+func (l endedLink) Err() error { return l.err }
+
+// sessionConn finds a session's live connection among its user's
+// connections, whichever key shape (one connection or several) the user
+// has, and never a connection of the session that has ended.
+func TestSessionConnFindsTheSessionAmongTheUsers(t *testing.T) {
+	t.Parallel()
+	s := indexServer(1000)
+	mk := func(user, sid string, err error) *conn {
+		c := &conn{s: s, info: ConnInfo{UserID: user, SessionID: sid}, link: endedLink{err: err}}
+		if sid != "" {
+			c.flags.Store(flagSession)
+		}
+		s.addConn(c)
+		return c
+	}
+	alone := mk("alone", "s-alone", nil)
+	mk("many", "s-other", nil)
+	mk("many", "", nil) // still opening its session
+	ended := mk("many", "s-many", errDrainTerminated)
+	live := mk("many", "s-many", nil)
+	mk("gone", "s-gone", errDrainTerminated)
+
+	tests := []struct {
+		name, sid, user string
+		want            *conn
+	}{
+		{"only connection of its user", "s-alone", "alone", alone},
+		{"among several, past the ended one", "s-many", "many", live},
+		{"ended only", "s-gone", "gone", nil},
+		{"named with another user", "s-alone", "many", nil},
+		{"unknown session", "s-none", "many", nil},
+		{"unknown user", "s-alone", "nobody", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.connsMu.Lock()
+			got := s.sessionConn(tt.sid, tt.user)
+			s.connsMu.Unlock()
+			if got != tt.want {
+				t.Fatalf("sessionConn(%q, %q) = %p, want %p", tt.sid, tt.user, got, tt.want)
+			}
+		})
+	}
+	s.removeConn(live)
+	s.connsMu.Lock()
+	got := s.sessionConn("s-many", "many")
+	s.connsMu.Unlock()
+	if got != nil {
+		t.Fatalf("found a removed connection (%p; the ended one is %p)", got, ended)
+	}
+}

@@ -453,7 +453,7 @@ func (s *Server) handleControl(c *broker.Control) {
 	case broker.ControlAdminQuery, broker.ControlAdminReply:
 		s.admin.resp.HandleControl(c)
 	case broker.ControlSessionPending:
-		s.takeCarriedFor(c.Session)
+		s.takeCarriedFor(c.Session, c.User)
 	default:
 		s.log.Debug("control message ignored", "kind", string(c.Kind))
 	}

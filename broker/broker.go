@@ -121,9 +121,11 @@ const (
 	// ControlRevoke closes connections whose token has TokenID (jti) or whose
 	// user is User, and makes nodes refuse such tokens until they expire.
 	ControlRevoke ControlKind = "revoke"
-	// ControlSessionPending tells the node holding session Session that
-	// the session's previous connection ended with unacknowledged
-	// messages, now in the session store for it to redeliver.
+	// ControlSessionPending tells the node holding session Session, of
+	// User, that the session's previous connection ended with
+	// unacknowledged messages, now in the session store for it to
+	// redeliver. User lets the node find the session's connection among
+	// the user's.
 	ControlSessionPending ControlKind = "session_pending"
 )
 
