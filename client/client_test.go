@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -769,4 +770,53 @@ func TestReconnectRefusedForGood(t *testing.T) {
 			t.Errorf("%v refused upgrades, want 2", n)
 		}
 	})
+}
+
+// TestHandshakeTimeout: WithHandshakeTimeout bounds an attempt against a
+// server that accepts the connection and never answers the upgrade (the
+// default, 30 s, would outlast the wait below).
+func TestHandshakeTimeout(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-accepted
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	errc := make(chan error, 1)
+	go func() {
+		c, err := client.Dial(context.Background(), "ws://"+ln.Addr().String()+"/ws", client.WithHandshakeTimeout(200*time.Millisecond))
+		if err == nil {
+			_ = c.Close()
+		}
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Dial against a silent server: %v, want a deadline exceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Dial against a silent server still waiting after 10 s: WithHandshakeTimeout not applied")
+	}
 }

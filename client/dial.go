@@ -16,12 +16,13 @@ import (
 	"github.com/heraldrt/herald/protocol"
 )
 
-// handshakeTimeout bounds one connection attempt, upgrade and welcome.
-const handshakeTimeout = 10 * time.Second
+// maxRetryAfter bounds how long a server's Retry-After can make the
+// Client wait before its next attempt.
+const maxRetryAfter = 10 * time.Minute
 
 // connect dials once and reads the welcome.
 func (c *Client) connect(ctx context.Context) (*conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.handshakeTimeout)
 	defer cancel()
 
 	h := http.Header{}
@@ -114,7 +115,7 @@ func handshakeError(resp *http.Response, err error) *HandshakeError {
 		}
 	}
 	if s, convErr := strconv.Atoi(resp.Header.Get("Retry-After")); convErr == nil && s > 0 {
-		he.RetryAfter = time.Duration(s) * time.Second
+		he.RetryAfter = min(time.Duration(s)*time.Second, maxRetryAfter)
 	}
 	return he
 }

@@ -13,9 +13,14 @@
 // arrived. From then on the Client reconnects by itself:
 //
 //   - after a network cut, an unexpected close, two heartbeats without a
-//     ping from the server, or an upgrade refused for now (429, 503, 5xx;
-//     the token provider is asked again each time) it waits an exponential
-//     backoff with full jitter (WithReconnect) and dials again;
+//     ping from the server, an attempt that outlasted its handshake
+//     timeout (WithHandshakeTimeout, 30 s), or an upgrade refused for now
+//     (429, 503, 5xx; the token provider is asked again each time) it
+//     waits an exponential backoff with full jitter (WithReconnect) and
+//     dials again; a refusal that says when to come back (Retry-After, as
+//     a server over its admission bound answers with 503 overloaded) is
+//     not retried before it, and the Clients it refused together spread
+//     over as long again;
 //   - after a server_shutdown frame it keeps receiving on the draining node
 //     until the server's retryAfterMs has passed, then closes its side and
 //     reconnects at once, without inflating the backoff;

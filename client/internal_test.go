@@ -95,3 +95,43 @@ func TestAcker(t *testing.T) {
 		t.Errorf("take after reset = %v", got)
 	}
 }
+
+// TestRetryDelay: a refusal with a Retry-After is not retried before it,
+// and the clients refused together are spread over as long again (or the
+// backoff ceiling, once larger) instead of all coming back at once.
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	c := &Client{opts: defaultOptions()}
+	WithReconnect(100*time.Millisecond, 4*time.Second)(&c.opts)
+	tests := []struct {
+		name     string
+		attempt  int
+		he       *HandshakeError
+		lo, hi   time.Duration
+		wantHigh time.Duration // some delay at least this long
+	}{
+		{"no refusal: backoff", 2, nil, 0, 400 * time.Millisecond, 300 * time.Millisecond},
+		{"refusal without Retry-After: backoff", 2, &HandshakeError{StatusCode: 502}, 0, 400 * time.Millisecond, 300 * time.Millisecond},
+		{"Retry-After above the ceiling", 0, &HandshakeError{StatusCode: 503, RetryAfter: time.Second}, time.Second, 2 * time.Second, 1750 * time.Millisecond},
+		{"ceiling above Retry-After", 5, &HandshakeError{StatusCode: 503, RetryAfter: time.Second}, time.Second, 4200 * time.Millisecond, 3500 * time.Millisecond},
+		{"Retry-After past max", 0, &HandshakeError{StatusCode: 503, RetryAfter: 10 * time.Second}, 10 * time.Second, 20 * time.Second, 17 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var top time.Duration
+			seen := map[time.Duration]bool{}
+			for range 2000 {
+				d := c.retryDelay(tt.attempt, tt.he)
+				if d < tt.lo || d > tt.hi {
+					t.Fatalf("retryDelay = %s, want within [%s, %s]", d, tt.lo, tt.hi)
+				}
+				top = max(top, d)
+				seen[d] = true
+			}
+			if top < tt.wantHigh || len(seen) < 1000 {
+				t.Errorf("retryDelay spread: %d distinct delays, highest %s; want them spread up to %s", len(seen), top, tt.hi)
+			}
+		})
+	}
+}

@@ -16,6 +16,8 @@ const (
 	DefaultAckInterval  = 500 * time.Millisecond
 	DefaultAckMax       = 64
 	DefaultReadLimit    = 2 << 20
+	// DefaultHandshakeTimeout is the default of WithHandshakeTimeout.
+	DefaultHandshakeTimeout = 30 * time.Second
 )
 
 // Option configures a Client in Dial.
@@ -36,6 +38,9 @@ type options struct {
 	log        *slog.Logger
 	httpClient *http.Client
 	readLimit  int64
+	// handshakeTimeout bounds one connection attempt, and the re-joins
+	// on a new connection.
+	handshakeTimeout time.Duration
 }
 
 func defaultOptions() options {
@@ -46,6 +51,8 @@ func defaultOptions() options {
 		ackMax:     DefaultAckMax,
 		log:        slog.New(slog.DiscardHandler),
 		readLimit:  DefaultReadLimit,
+
+		handshakeTimeout: DefaultHandshakeTimeout,
 	}
 }
 
@@ -80,7 +87,12 @@ func WithClientID(id string) Option {
 // WithReconnect bounds the delay before a reconnect attempt: attempt n waits
 // a random time between 0 and min·2ⁿ, capped at max ("full jitter", so that
 // clients cut at the same moment do not come back together). Defaults
-// 250ms and 30s.
+// 250ms and 30s. An upgrade the server refused with a Retry-After (503
+// overloaded or draining, 429) is not tried again before it: attempt n
+// then waits Retry-After plus a random time between 0 and the larger of
+// Retry-After and min·2ⁿ (capped at max), so that the clients refused
+// together spread out. A Retry-After counts up to 10 minutes, even past
+// max.
 func WithReconnect(minDelay, maxDelay time.Duration) Option {
 	return func(o *options) {
 		if minDelay > 0 {
@@ -90,6 +102,24 @@ func WithReconnect(minDelay, maxDelay time.Duration) Option {
 			o.maxBackoff = maxDelay
 		} else {
 			o.maxBackoff = o.minBackoff
+		}
+	}
+}
+
+// WithHandshakeTimeout bounds one connection attempt: the TCP (and TLS)
+// connect, the upgrade and the server's welcome, and on a reconnect the
+// joins of the remembered rooms that follow. An attempt that takes longer
+// is abandoned and, after a backoff, made again (for Dial: Dial fails).
+// Default 30s. Keep it well above what a busy server takes to answer: a
+// handshake abandoned while the server is still working on it costs the
+// server that work for nothing, and the retry costs it again, which is
+// how a reconnect storm feeds itself on a slow server. A server that is
+// too busy answers 503 with a Retry-After at once instead (see
+// WithReconnect). Dial's ctx can end the first attempt sooner.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.handshakeTimeout = d
 		}
 	}
 }

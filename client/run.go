@@ -71,19 +71,14 @@ func (c *Client) run(cn *conn) {
 			if c.ctx.Err() != nil {
 				return
 			}
-			wait = c.backoff(attempt)
-			attempt++
 			var he *HandshakeError
-			if errors.As(err, &he) {
-				if c.refusedForGood(he, &refusals) {
-					c.opts.log.Warn("herald: reconnect refused for good", "err", err)
-					c.stop(he)
-					return
-				}
-				if he.RetryAfter > wait {
-					wait = min(he.RetryAfter, c.opts.maxBackoff)
-				}
+			if errors.As(err, &he) && c.refusedForGood(he, &refusals) {
+				c.opts.log.Warn("herald: reconnect refused for good", "err", err)
+				c.stop(he)
+				return
 			}
+			wait = c.retryDelay(attempt, he)
+			attempt++
 			c.opts.log.Info("herald: reconnect failed", "err", err, "reconnect_in", wait)
 		}
 	}
@@ -182,7 +177,7 @@ func (c *Client) rejoin(cn *conn) bool {
 	c.mu.Unlock()
 	slices.Sort(rooms)
 
-	ctx, cancel := context.WithTimeout(c.ctx, handshakeTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.handshakeTimeout)
 	defer cancel()
 	type join struct {
 		room string
@@ -262,13 +257,32 @@ var permanentJoinError = map[string]bool{
 // backoff returns the delay before reconnect attempt n: full jitter over an
 // exponential ceiling.
 func (c *Client) backoff(n int) time.Duration {
+	return rand.N(c.ceiling(n) + 1)
+}
+
+// ceiling is the backoff ceiling of attempt n: min·2ⁿ, capped at max.
+func (c *Client) ceiling(n int) time.Duration {
 	ceil := c.opts.maxBackoff
 	if n < 32 {
 		if d := c.opts.minBackoff << n; d > 0 && d < ceil {
 			ceil = d
 		}
 	}
-	return rand.N(ceil + 1)
+	return ceil
+}
+
+// retryDelay returns the delay before reconnect attempt n after a failed
+// one; he is the refusal, if the server answered with one. A server that
+// said when to come back (Retry-After, as a 503 overloaded or draining
+// does) is not asked again sooner: the delay is its Retry-After plus a
+// random part as long again or, from the attempt whose backoff ceiling
+// exceeds it, over that ceiling, so that the clients it refused at the
+// same moment do not all come back at the same moment.
+func (c *Client) retryDelay(n int, he *HandshakeError) time.Duration {
+	if he == nil || he.RetryAfter <= 0 {
+		return c.backoff(n)
+	}
+	return he.RetryAfter + rand.N(max(he.RetryAfter, c.ceiling(n))+1)
 }
 
 // sleep waits d and reports false if ctx ended first.
