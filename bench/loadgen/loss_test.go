@@ -60,3 +60,41 @@ func TestLossAccounting(t *testing.T) {
 		t.Fatalf("latency p50 = %v, want 1ms", time.Duration(p50))
 	}
 }
+
+func TestVerifyPerClient(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UnixNano()
+	frame := func(step int, seq int64) []byte {
+		return KindHerald.AppendPublish(nil, "bench", AppendPayload(nil, step, seq, now, 100))
+	}
+	w := &worker{}
+	newSub := func(room int) *subscriber { return &subscriber{room: room, curStep: -1, lastSeq: -1} }
+	full, short, gone, late, empty := newSub(0), newSub(0), newSub(1), newSub(1), newSub(2)
+	for seq := range int64(4) {
+		w.record(full, frame(0, seq), now) // step 0 is told apart from "nothing yet"
+		w.record(full, frame(0, seq), now) // a duplicate counts once
+	}
+	for _, seq := range []int64{0, 2, 3} {
+		w.record(short, frame(0, seq), now)
+	}
+	w.record(gone, frame(0, 0), now)
+	gone.gone.Store(true)
+	// late got room 1's two messages of step 0, then one of step 1: step
+	// 0 is no longer what it counts.
+	w.record(late, frame(0, 0), now)
+	w.record(late, frame(0, 1), now)
+	w.record(late, frame(1, 0), now)
+	subs := []*subscriber{full, short, gone, late, empty}
+
+	got := verify(subs, 0, []int64{4, 2})
+	want := VerifyReport{Clients: 5, Short: 3, Missing: 1 + 1 + 2, Gone: 1}
+	if *got != want {
+		t.Fatalf("step 0: %+v, want %+v", *got, want)
+	}
+	if got := verify(subs, 1, []int64{0, 1, 0}); got.Short != 1 || got.Missing != 1 || got.Gone != 1 || got.Extra != 0 {
+		t.Fatalf("step 1: %+v, want only gone short of room 1's one message", *got)
+	}
+	if got := verify(subs, 0, []int64{3, 2}); got.Extra != 1 || got.Short != 2 {
+		t.Fatalf("fewer published than received: %+v, want 1 extra and 2 short", *got)
+	}
+}

@@ -134,6 +134,27 @@ func (f *Fleet) report(step int) (*StepReport, error) {
 	return total, nil
 }
 
+// verify asks every worker to check its subscribers against published
+// and adds up their answers.
+func (f *Fleet) verify(step int, published []int64) (VerifyReport, error) {
+	var total VerifyReport
+	for _, h := range f.Workers {
+		r, err := h.Do(Command{Cmd: "verify", Step: step, Published: published})
+		if err != nil {
+			return total, err
+		}
+		if r.Verify == nil {
+			return total, errors.New("loadgen: worker sent no verification")
+		}
+		total.Clients += r.Verify.Clients
+		total.Short += r.Verify.Short
+		total.Missing += r.Verify.Missing
+		total.Gone += r.Verify.Gone
+		total.Extra += r.Verify.Extra
+	}
+	return total, nil
+}
+
 // SubscribersPerRoom is the average number of subscribers in a room.
 func (f *Fleet) SubscribersPerRoom() float64 {
 	if len(f.PerRoom) == 0 {
@@ -173,16 +194,27 @@ type StepResult struct {
 	Lost                    int64   `json:"lost"`
 	Duplicates              int64   `json:"duplicates"`
 	Disconnects             int64   `json:"disconnects"`
-	DeliveriesPerSec        float64 `json:"deliveriesPerSec"`
-	Latency                 Summary `json:"latency"`
-	ServerCPUSeconds        float64 `json:"serverCPUSeconds"`
-	ServerCPUPerDeliveryUs  float64 `json:"serverCPUPerDeliveryUs"`
-	LoadCPUPerDeliveryUs    float64 `json:"loadCPUPerDeliveryUs"`
+	// Clients is the subscribers checked one by one after the step;
+	// ClientsShort those that lacked a message of their room (of them,
+	// ClientsGone had been disconnected). MinPerClient is the fewest
+	// messages a subscriber's room was published in the step: at least 1
+	// means the step reached every subscriber.
+	Clients                int     `json:"clients"`
+	ClientsShort           int     `json:"clientsShort"`
+	ClientsGone            int     `json:"clientsGone"`
+	MinPerClient           int64   `json:"minPerClient"`
+	PublishedPerSec        float64 `json:"publishedPerSec"` // over the publishing time
+	DeliveriesPerSec       float64 `json:"deliveriesPerSec"`
+	Latency                Summary `json:"latency"`
+	ServerCPUSeconds       float64 `json:"serverCPUSeconds"`
+	ServerCPUPerDeliveryUs float64 `json:"serverCPUPerDeliveryUs"`
+	LoadCPUPerDeliveryUs   float64 `json:"loadCPUPerDeliveryUs"`
 }
 
-// OK reports whether the step lost nothing and kept p99 under bound.
+// OK reports whether the step lost nothing, no subscriber lacked a
+// message, and p99 stayed under bound.
 func (r StepResult) OK(bound time.Duration) bool {
-	return r.Lost == 0 && r.Received > 0 && r.Latency.P99 < float64(bound)/float64(time.Millisecond)
+	return r.Lost == 0 && r.ClientsShort == 0 && r.Received > 0 && r.Latency.P99 < float64(bound)/float64(time.Millisecond)
 }
 
 // RunBroadcastStep publishes through pub at the step's rate and collects
@@ -226,6 +258,16 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 	if err != nil {
 		return StepResult{}, err
 	}
+	ver, err := f.verify(c.Step, published)
+	if err != nil {
+		return StepResult{}, err
+	}
+	minPer := int64(-1)
+	for room, n := range f.PerRoom {
+		if n > 0 && room < len(published) && (minPer < 0 || published[room] < minPer) {
+			minPer = published[room]
+		}
+	}
 	res := StepResult{
 		OfferedDeliveriesPerSec: c.DeliveriesPerSec,
 		MsgsPerSec:              msgs,
@@ -239,6 +281,11 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 		Lost:                    Lost(expected, rep.Received),
 		Duplicates:              rep.Duplicates,
 		Disconnects:             rep.Disconnects,
+		Clients:                 ver.Clients,
+		ClientsShort:            ver.Short,
+		ClientsGone:             ver.Gone,
+		MinPerClient:            max(0, minPer),
+		PublishedPerSec:         float64(npub) / c.Duration.Seconds(),
 		DeliveriesPerSec:        float64(rep.Received) / elapsed.Seconds(),
 		Latency:                 rep.Latency.Summarize(),
 		ServerCPUSeconds:        cpu.Seconds(),

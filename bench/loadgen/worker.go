@@ -52,8 +52,11 @@ func RoomName(r int) string { return "bench-" + strconv.Itoa(r) }
 
 // Command is a line the driver sends a worker after its spec.
 type Command struct {
-	Cmd  string `json:"cmd"` // count, report, start, stop
+	Cmd  string `json:"cmd"` // count, report, verify, start, stop
 	Step int    `json:"step"`
+	// Published is, for verify, how many messages of the step each room
+	// got, by room index.
+	Published []int64 `json:"published,omitempty"`
 }
 
 // Ready is a worker's answer once its connections are up.
@@ -75,6 +78,22 @@ type StepReport struct {
 	Disconnects int64      `json:"disconnects"` // connections lost so far
 }
 
+// VerifyReport is a worker's check of one step, client by client: each
+// subscriber should have got every message published to its room in the
+// step, once.
+type VerifyReport struct {
+	Clients int `json:"clients"` // subscribers checked
+	// Short is the subscribers that got fewer messages than their room
+	// was published; Missing the messages they lack together; Gone those
+	// of them whose connection the server has closed.
+	Short   int   `json:"short"`
+	Missing int64 `json:"missing"`
+	Gone    int   `json:"gone"`
+	// Extra is messages of the step beyond what was published to the
+	// room (none, unless the accounting or the server is wrong).
+	Extra int64 `json:"extra"`
+}
+
 // ChurnReport is the outcome of a churn run.
 type ChurnReport struct {
 	Connects int64         `json:"connects"`
@@ -86,11 +105,12 @@ type ChurnReport struct {
 
 // WorkerReply is one line a worker writes; exactly one field is set.
 type WorkerReply struct {
-	Ready  *Ready       `json:"ready,omitempty"`
-	Count  *int64       `json:"count,omitempty"`
-	Report *StepReport  `json:"report,omitempty"`
-	Churn  *ChurnReport `json:"churn,omitempty"`
-	Error  string       `json:"error,omitempty"`
+	Ready  *Ready        `json:"ready,omitempty"`
+	Count  *int64        `json:"count,omitempty"`
+	Report *StepReport   `json:"report,omitempty"`
+	Verify *VerifyReport `json:"verify,omitempty"`
+	Churn  *ChurnReport  `json:"churn,omitempty"`
+	Error  string        `json:"error,omitempty"`
 }
 
 // stepState accumulates one step's deliveries across connections.
@@ -103,13 +123,33 @@ type stepState struct {
 	}
 }
 
-// subscriber is one held connection; its fields are owned by its reader.
+// subscriber is one held connection; its plain fields are owned by its
+// reader, the atomic ones are also read by verify.
 type subscriber struct {
 	c        *WSConn
 	room     int
 	curStep  int
 	lastSeq  int64
 	shardIdx int
+	// got is the subscriber's latest step (above gotShift) and how many
+	// distinct payloads of it it received (below); written by the reader
+	// only.
+	got  atomic.Uint64
+	gone atomic.Bool // the server closed the connection
+}
+
+const (
+	gotShift = 48
+	gotCount = 1<<gotShift - 1
+)
+
+// received returns how many distinct payloads of step s got.
+func (s *subscriber) received(step int) int64 {
+	v := s.got.Load()
+	if v == 0 || int(v>>gotShift) != step {
+		return 0
+	}
+	return int64(v & gotCount)
 }
 
 type worker struct {
@@ -285,6 +325,8 @@ func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Enc
 				sh.mu.Unlock()
 			}
 			err = enc.Encode(WorkerReply{Report: r})
+		case "verify":
+			err = enc.Encode(WorkerReply{Verify: verify(subs, cmd.Step, cmd.Published)})
 		case "stop":
 			return nil
 		default:
@@ -296,6 +338,30 @@ func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Enc
 	}
 }
 
+// verify checks every subscriber of subs against published, the messages
+// each room got in step.
+func verify(subs []*subscriber, step int, published []int64) *VerifyReport {
+	r := &VerifyReport{Clients: len(subs)}
+	for _, s := range subs {
+		var want int64
+		if s.room < len(published) {
+			want = published[s.room]
+		}
+		got := s.received(step)
+		switch {
+		case got < want:
+			r.Short++
+			r.Missing += want - got
+			if s.gone.Load() {
+				r.Gone++
+			}
+		case got > want:
+			r.Extra += got - want
+		}
+	}
+	return r
+}
+
 // read is a subscriber's reader loop: it records every scenario payload.
 func (w *worker) read(s *subscriber) {
 	kind := w.spec.Kind
@@ -304,6 +370,7 @@ func (w *worker) read(s *subscriber) {
 		if err != nil {
 			if !w.closing.Load() {
 				w.disconnects.Add(1)
+				s.gone.Store(true)
 			}
 			return
 		}
@@ -326,6 +393,12 @@ func (w *worker) record(s *subscriber, msg []byte, now int64) {
 	if p.Step == s.curStep && p.Seq <= s.lastSeq {
 		st.dups.Add(1)
 		return
+	}
+	switch v := s.got.Load(); {
+	case v == 0 || p.Step > int(v>>gotShift):
+		s.got.Store(uint64(p.Step)<<gotShift | 1)
+	case p.Step == int(v>>gotShift):
+		s.got.Store(v + 1)
 	}
 	if p.Step >= s.curStep {
 		s.curStep, s.lastSeq = p.Step, p.Seq

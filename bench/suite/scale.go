@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,12 +45,15 @@ type ScaleOptions struct {
 	// to each room, so it reaches every subscriber once, and a step
 	// offers Rounds × connections deliveries/s. The same round rate is
 	// the same message rate at every size.
-	Rounds    []float64
-	Step      time.Duration // publishing time of one ramp step (default 10 s)
-	Drain     time.Duration // wait for in-flight deliveries after a step (default 5 s)
-	P99Bound  time.Duration // a passing step's highest p99 (default 500 ms)
-	Payload   int           // payload bytes (default 100)
-	NodeFlags []string      // more herald serve flags for every node (e.g. --heartbeat-timeout 60s)
+	Rounds   []float64
+	Step     time.Duration // publishing time of one ramp step (default 20 s: two rounds at 0.1 round/s)
+	Drain    time.Duration // wait for in-flight deliveries after a step (default 10 s)
+	P99Bound time.Duration // a passing step's highest p99 (default 1 s)
+	// Refine runs one more step between the highest passing and the
+	// lowest failing rate of a stage (default true).
+	Refine    bool
+	Payload   int      // payload bytes (default 100)
+	NodeFlags []string // more herald serve flags for every node (e.g. --heartbeat-timeout 60s)
 
 	HeraldBin string // herald binary for nodes and workers (default: this executable)
 	RedisBin  string // default "redis-server"
@@ -72,10 +76,11 @@ func ScaleDefaults() ScaleOptions {
 		SourceIPs:   16,
 		IdleSettle:  10 * time.Second,
 		IdleWindow:  40 * time.Second,
-		Rounds:      []float64{0.25, 0.5, 1, 2, 4, 8},
-		Step:        10 * time.Second,
-		Drain:       5 * time.Second,
-		P99Bound:    500 * time.Millisecond,
+		Rounds:      []float64{0.1, 0.2, 0.4, 0.8, 1.6, 3.2},
+		Step:        20 * time.Second,
+		Drain:       10 * time.Second,
+		P99Bound:    time.Second,
+		Refine:      true,
 		Payload:     100,
 		RedisBin:    "redis-server",
 		RedisCLI:    "redis-cli",
@@ -100,7 +105,10 @@ func (o *ScaleOptions) validate() error {
 	if (o.Rooms+o.Publishers-1)/o.Publishers > 100 {
 		return fmt.Errorf("suite: %d rooms need at least %d publishers (a connection may join 128 rooms, a publisher joins rooms/publishers)", o.Rooms, (o.Rooms+99)/100)
 	}
-	if n := 2 * len(o.Rounds); n > loadgen.MaxSteps/len(o.Sizes) {
+	if !slices.IsSorted(o.Rounds) || o.Rounds[0] <= 0 {
+		return errors.New("suite: scale rounds must be positive and ascending")
+	}
+	if n := 2 * (len(o.Rounds) + 1); n > loadgen.MaxSteps/len(o.Sizes) {
 		return fmt.Errorf("suite: %d round rates over %d sizes may take more than %d steps", len(o.Rounds), len(o.Sizes), loadgen.MaxSteps)
 	}
 	return nil
@@ -148,6 +156,10 @@ type ScaleStage struct {
 	NodesIdleCPU float64 `json:"nodesIdleCPUPercent"` // all nodes together
 	RedisIdleCPU float64 `json:"redisIdleCPUPercent"`
 	RedisRSSMB   float64 `json:"redisRSSMB"`
+	// MachineIdleCPU is the whole machine's busy CPU over the idle
+	// window, % of one core: what else ran beside the nodes.
+	MachineIdleCPU float64 `json:"machineIdleCPUPercent"`
+	LoadAvg        string  `json:"loadAvg"` // /proc/loadavg at the idle window's start
 	// The broadcast ramp.
 	Steps []ScaleStep `json:"steps"`
 	Best  *ScaleStep  `json:"best,omitempty"` // highest delivered rate of a passing step
@@ -160,7 +172,16 @@ type ScaleStep struct {
 	NodesCPUPerDeliveryUs float64 `json:"nodesCPUPerDeliveryUs"`
 	RedisCPUPercent       float64 `json:"redisCPUPercent"` // % of one core over the step
 	RedisCPUPerDeliveryUs float64 `json:"redisCPUPerDeliveryUs"`
-	OK                    bool    `json:"ok"`
+	// MachineCPUPercent is the whole machine's busy CPU over the step, %
+	// of one core; OthersCPUPercent what of it neither the nodes, Redis
+	// nor the load generator used (other processes, the kernel's softirq
+	// work charged to none of them).
+	MachineCPUPercent float64 `json:"machineCPUPercent"`
+	OthersCPUPercent  float64 `json:"othersCPUPercent"`
+	LoadAvg           string  `json:"loadAvg"` // /proc/loadavg at the step's start
+	// OK: nothing lost, every subscriber got every message of its room,
+	// p99 under the bound, no disconnect, the publishers kept the rate.
+	OK bool `json:"ok"`
 }
 
 // RunScale runs the scale scenario for every engine of o, writes
@@ -269,6 +290,7 @@ func (r *runner) scaleEngine(ctx context.Context, o ScaleOptions, se *ScaleEngin
 	fleet := &loadgen.Fleet{PerRoom: map[int]int{}}
 	defer fleet.Close()
 	step := 0
+	var prevBest *ScaleStep // the previous stage's highest passing step
 	for _, size := range o.Sizes {
 		st := ScaleStage{}
 		delta := size - fleet.Connected - fleet.Failed
@@ -322,43 +344,24 @@ func (r *runner) scaleEngine(ctx context.Context, o ScaleOptions, se *ScaleEngin
 		redisPIDs := eng.pids()
 		rss := loadgen.SumRSS(redisPIDs)
 		st.RedisRSSMB = float64(rss) / (1 << 20)
-		c0, rc0 := loadgen.SumCPU(nodePIDs), loadgen.SumCPU(redisPIDs)
+		c0, rc0, m0 := loadgen.SumCPU(nodePIDs), loadgen.SumCPU(redisPIDs), readMachineCPU()
+		st.LoadAvg = loadAvg()
 		time.Sleep(o.IdleWindow)
 		st.NodesIdleCPU = 100 * (loadgen.SumCPU(nodePIDs) - c0).Seconds() / o.IdleWindow.Seconds()
+		st.MachineIdleCPU = readMachineCPU().busySince(m0)
 		st.LostIdle = int(fleetDisconnects(fleet))
 		st.RedisIdleCPU = 100 * (loadgen.SumCPU(redisPIDs) - rc0).Seconds() / o.IdleWindow.Seconds()
-		r.logf("scale %s @%d: node RSS/conn %s KB, heap/conn %s KB, kernel %.2f KB sockstat + %.2f KB slab per conn (both ends), idle CPU nodes %.1f%% redis %.1f%%",
-			se.Engine, fleet.Connected, scaleFmtList(st.NodeRSSPerConn), scaleFmtList(st.NodeHeapPerConn), st.SockstatPerConnKB, st.SlabPerConnKB, st.NodesIdleCPU, st.RedisIdleCPU)
+		r.logf("scale %s @%d: node RSS/conn %s KB, heap/conn %s KB, kernel %.2f KB sockstat + %.2f KB slab per conn (both ends), idle CPU nodes %.1f%% redis %.1f%% machine %.0f%% (load %s)",
+			se.Engine, fleet.Connected, scaleFmtList(st.NodeRSSPerConn), scaleFmtList(st.NodeHeapPerConn), st.SockstatPerConnKB, st.SlabPerConnKB, st.NodesIdleCPU, st.RedisIdleCPU, st.MachineIdleCPU, st.LoadAvg)
 
 		// The broadcast ramp: every room in turn, so each round of Rooms
 		// messages reaches every connection.
-		for _, rounds := range o.Rounds {
-			rate := rounds * float64(fleet.Connected)
-			var s ScaleStep
-			for attempt := 0; attempt < 2; attempt++ {
-				s, err = r.scaleStep(ctx, o, fleet, pub, step, rate, nodePIDs, redisPIDs)
-				s.Rounds = rounds
-				step++
-				if err != nil {
-					se.Stages = append(se.Stages, st)
-					return err
-				}
-				st.Steps = append(st.Steps, s)
-				r.logf("  scale %s @%d: %g rounds/s, %8.0f/s offered: %8.0f/s delivered, p99 %.1f ms, lost %d, disconnects %d, %.2f µs/delivery nodes, redis %.0f%% of a core",
-					se.Engine, fleet.Connected, rounds, rate, s.DeliveriesPerSec, s.Latency.P99, s.Lost, s.Disconnects, s.NodesCPUPerDeliveryUs, s.RedisCPUPercent)
-				if s.OK || s.Lost > 0 || s.Disconnects > 0 {
-					break
-				}
-				time.Sleep(time.Second)
-			}
-			if !s.OK {
-				break
-			}
-			if st.Best == nil || s.DeliveriesPerSec > st.Best.DeliveriesPerSec {
-				best := s
-				st.Best = &best
-			}
-			time.Sleep(time.Second)
+		if err := r.scaleRamp(ctx, o, se.Engine, fleet, pub, &step, &st, prevBest, nodePIDs, redisPIDs); err != nil {
+			se.Stages = append(se.Stages, st)
+			return err
+		}
+		if st.Best != nil {
+			prevBest = st.Best
 		}
 		se.Stages = append(se.Stages, st)
 		if fleet.Connected > 0 && st.Best == nil {
@@ -368,23 +371,135 @@ func (r *runner) scaleEngine(ctx context.Context, o ScaleOptions, se *ScaleEngin
 	return nil
 }
 
-func (r *runner) scaleStep(ctx context.Context, o ScaleOptions, fleet *loadgen.Fleet, pub *loadgen.Publisher, step int, rate float64, nodePIDs, redisPIDs []int) (ScaleStep, error) {
-	rc0 := loadgen.SumCPU(redisPIDs)
+// scaleRamp finds the stage's highest sustained broadcast to every
+// connection: a step publishes one message to each room in turn at a
+// rate for o.Step, then every subscriber is checked against what its
+// room was published. It starts at the highest of o.Rounds that offers
+// at most half the deliveries/s the previous stage sustained (the first
+// rate at the first stage), goes down the list while steps fail and up
+// it while they pass, and with o.Refine runs one step between the
+// highest passing and the lowest failing rate. A step that fails only its
+// p99 bound is run once more, so that one noisy moment does not end it.
+func (r *runner) scaleRamp(ctx context.Context, o ScaleOptions, engine string, fleet *loadgen.Fleet, pub *loadgen.Publisher,
+	step *int, st *ScaleStage, prevBest *ScaleStep, nodePIDs, redisPIDs []int) error {
+	conns := float64(fleet.Connected)
+	start := 0
+	if prevBest != nil {
+		for i, rounds := range o.Rounds {
+			if rounds*conns <= prevBest.DeliveriesPerSec/2 {
+				start = i
+			}
+		}
+	}
+	// run runs the steps at rounds (twice if the first fails only its
+	// p99 bound) and reports whether one passed; ok is false without a
+	// step when the step budget is spent.
+	run := func(rounds float64) (bool, error) {
+		for attempt := 0; attempt < 2 && *step < loadgen.MaxSteps; attempt++ {
+			s, err := r.scaleStep(ctx, o, fleet, pub, *step, rounds, nodePIDs, redisPIDs)
+			*step++
+			if err != nil {
+				return false, err
+			}
+			st.Steps = append(st.Steps, s)
+			r.logf("  scale %s @%d: %g rounds/s, %8.0f/s offered (%.0f msgs/s, %.0f published): %8.0f/s delivered, p50 %.1f ms, p99 %.1f ms, lost %d, clients short %d of %d, disconnects %d, %.1f µs/delivery nodes, redis %.1f%%, machine %.0f%% (others %.0f%%), load %s",
+				engine, fleet.Connected, rounds, s.OfferedDeliveriesPerSec, s.MsgsPerSec, s.PublishedPerSec, s.DeliveriesPerSec, s.Latency.P50, s.Latency.P99,
+				s.Lost, s.ClientsShort, s.Clients, s.Disconnects, s.NodesCPUPerDeliveryUs, s.RedisCPUPercent, s.MachineCPUPercent, s.OthersCPUPercent, s.LoadAvg)
+			if s.OK {
+				if st.Best == nil || s.DeliveriesPerSec > st.Best.DeliveriesPerSec {
+					best := s
+					st.Best = &best
+				}
+				time.Sleep(time.Second)
+				return true, nil
+			}
+			// Let what is still in flight of the failed step arrive (or
+			// be dropped) before the next one.
+			time.Sleep(min(o.Drain, 5*time.Second))
+			if s.Lost > 0 || s.ClientsShort > 0 || s.Disconnects > 0 || !s.publishedAll() {
+				break
+			}
+		}
+		return false, nil
+	}
+	var pass, fail float64 // highest passing, lowest failing rate so far
+	i := start
+	for {
+		ok, err := run(o.Rounds[i])
+		if err != nil {
+			return err
+		}
+		if ok {
+			pass = o.Rounds[i]
+			break
+		}
+		fail = o.Rounds[i]
+		if i == 0 || *step >= loadgen.MaxSteps {
+			break
+		}
+		i--
+	}
+	for i++; pass > 0 && i < len(o.Rounds) && (fail == 0 || o.Rounds[i] < fail) && *step < loadgen.MaxSteps; i++ {
+		ok, err := run(o.Rounds[i])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fail = o.Rounds[i]
+			break
+		}
+		pass = o.Rounds[i]
+	}
+	if o.Refine && pass > 0 && fail > 0 {
+		if mid := roundSig2(math.Sqrt(pass * fail)); mid > pass && mid < fail {
+			if _, err := run(mid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// roundSig2 rounds x to two significant digits.
+func roundSig2(x float64) float64 {
+	if x <= 0 {
+		return x
+	}
+	p := math.Pow(10, math.Floor(math.Log10(x))-1)
+	return math.Round(x/p) * p
+}
+
+func (r *runner) scaleStep(ctx context.Context, o ScaleOptions, fleet *loadgen.Fleet, pub *loadgen.Publisher, step int, rounds float64, nodePIDs, redisPIDs []int) (ScaleStep, error) {
+	la := loadAvg()
+	loadPIDs := append(fleet.PIDs(), os.Getpid())
+	rc0, m0 := loadgen.SumCPU(redisPIDs), readMachineCPU()
 	t0 := time.Now()
 	res, err := loadgen.RunBroadcastStep(ctx, fleet, pub, loadgen.StepConfig{
-		Step: step, DeliveriesPerSec: rate, PayloadBytes: o.Payload, Duration: o.Step, DrainTimeout: o.Drain,
-		ServerPIDs: nodePIDs, LoadPIDs: append(fleet.PIDs(), os.Getpid()),
+		Step: step, DeliveriesPerSec: rounds * float64(fleet.Connected), PayloadBytes: o.Payload, Duration: o.Step, DrainTimeout: o.Drain,
+		ServerPIDs: nodePIDs, LoadPIDs: loadPIDs,
 	})
 	if err != nil {
 		return ScaleStep{}, err
 	}
 	redis := (loadgen.SumCPU(redisPIDs) - rc0).Seconds()
-	s := ScaleStep{StepResult: res, NodesCPUPerDeliveryUs: res.ServerCPUPerDeliveryUs, OK: res.OK(o.P99Bound) && res.Disconnects == 0}
-	s.RedisCPUPercent = 100 * redis / time.Since(t0).Seconds()
+	secs := time.Since(t0).Seconds()
+	s := ScaleStep{StepResult: res, Rounds: rounds, NodesCPUPerDeliveryUs: res.ServerCPUPerDeliveryUs, LoadAvg: la}
+	s.OK = res.OK(o.P99Bound) && res.Disconnects == 0 && s.publishedAll()
+	s.RedisCPUPercent = 100 * redis / secs
 	if res.Received > 0 {
 		s.RedisCPUPerDeliveryUs = redis * 1e6 / float64(res.Received)
 	}
+	s.MachineCPUPercent = readMachineCPU().busySince(m0)
+	load := res.LoadCPUPerDeliveryUs * float64(res.Received) / 1e6
+	s.OthersCPUPercent = max(0, s.MachineCPUPercent-100*(res.ServerCPUSeconds+redis+load)/secs)
 	return s, nil
+}
+
+// publishedAll reports whether the publishers kept up with the offered
+// message rate (within 5 %): if the nodes push back on them, the rate
+// offered was not the rate carried.
+func (s *ScaleStep) publishedAll() bool {
+	return s.PublishedPerSec >= 0.95*s.MsgsPerSec
 }
 
 // mergeFleet adds the workers and connections of src to dst.

@@ -186,3 +186,64 @@ func machineLine(ctx context.Context, redisBin string) string {
 	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s; %s; %s", runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), mem,
 		runtime.Version(), toolVersion(ctx, redisBin, "--version"))
 }
+
+// machineCPU is the first line of /proc/stat: the machine's CPU time, in
+// clock ticks, busy and in all.
+type machineCPU struct {
+	busy, total int64
+	cpus        int
+}
+
+// readMachineCPU reads /proc/stat; zero if it cannot.
+func readMachineCPU() machineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}
+	}
+	line, rest, _ := strings.Cut(string(b), "\n")
+	m := parseMachineCPU(line)
+	for _, l := range strings.Split(rest, "\n") {
+		if len(l) > 3 && strings.HasPrefix(l, "cpu") && l[3] >= '0' && l[3] <= '9' {
+			m.cpus++
+		}
+	}
+	return m
+}
+
+// parseMachineCPU parses "cpu user nice system idle iowait irq softirq
+// steal …": idle and iowait are not busy, guest time is already in user.
+func parseMachineCPU(line string) machineCPU {
+	fs := strings.Fields(line)
+	if len(fs) < 5 || fs[0] != "cpu" {
+		return machineCPU{}
+	}
+	var m machineCPU
+	for i, f := range fs[1:min(len(fs), 9)] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		m.total += n
+		if i != 3 && i != 4 {
+			m.busy += n
+		}
+	}
+	return m
+}
+
+// busySince is the machine's busy CPU between m0 and m in % of one core
+// (200 for two busy cores).
+func (m machineCPU) busySince(m0 machineCPU) float64 {
+	if m.total <= m0.total {
+		return 0
+	}
+	cpus := m.cpus
+	if cpus == 0 {
+		cpus = runtime.NumCPU()
+	}
+	return 100 * float64(cpus) * float64(m.busy-m0.busy) / float64(m.total-m0.total)
+}
+
+// loadAvg is the first three fields of /proc/loadavg.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	fs := strings.Fields(string(b))
+	return strings.Join(fs[:min(3, len(fs))], " ")
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -19,8 +20,8 @@ func (rep *ScaleReport) Markdown() string {
 	}
 	fmt.Fprintf(&b, "Machine: %s. Load average at the start of each engine's run: %s.\n\n", rep.Machine, strings.Join(scaleTrimAll(rep.LoadAvg), "; "))
 	fmt.Fprintf(&b, "Parameters: nodes %d (GOMAXPROCS=%d each); rooms %d; publishers %d (on the first node); connections/worker %d; "+
-		"source addresses 127.0.0.2–127.0.0.%d; idle settle/window %s / %s; ramp %v broadcasts to every connection per second, %s steps, drain %s, p99 bound %s; payload %d B; node flags %q.\n\n",
-		o.Nodes, o.Procs, o.Rooms, o.Publishers, o.WorkerConns, 1+o.SourceIPs, o.IdleSettle, o.IdleWindow, o.Rounds, o.Step, o.Drain, o.P99Bound, o.Payload, strings.Join(o.NodeFlags, " "))
+		"source addresses 127.0.0.2–127.0.0.%d; idle settle/window %s / %s; ramp rates %v broadcasts to every connection per second (refine %t), %s steps, drain %s, p99 bound %s; payload %d B; node flags %q.\n\n",
+		o.Nodes, o.Procs, o.Rooms, o.Publishers, o.WorkerConns, 1+o.SourceIPs, o.IdleSettle, o.IdleWindow, o.Rounds, o.Refine, o.Step, o.Drain, o.P99Bound, o.Payload, strings.Join(o.NodeFlags, " "))
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "**Error:** %s\n\n", e)
 	}
@@ -52,14 +53,24 @@ func (rep *ScaleReport) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("### Broadcast steps\n\n| Engine | Connections | Rounds/s | Offered (deliveries/s) | Delivered/s | p50 (ms) | p99 (ms) | Lost | Disconnects | Nodes µs/delivery | Redis % of a core | Redis µs/delivery | Loadgen µs/delivery |\n")
-	b.WriteString("|---|" + strings.Repeat("---:|", 12) + "\n")
+	b.WriteString("### Broadcast steps\n\n" +
+		"A step publishes one message to each room in turn at the rate for the step's time; then every subscriber is checked against what its room was published. " +
+		"Short: subscribers that lacked a message (of those checked). Min/client: the fewest messages a subscriber's room got in the step. " +
+		"Machine: the whole machine's busy CPU over the step, % of one core (all cores busy: 100 × cores); others: what of it neither the nodes, Redis nor the load generator used.\n\n" +
+		"| Engine | Connections | Rounds/s | Published msgs/s | Offered (deliveries/s) | Delivered/s | p50 (ms) | p99 (ms) | Lost | Short (of checked) | Min/client | Disconnects | Nodes µs/delivery | Redis % of a core | Redis µs/delivery | Loadgen µs/delivery | Machine % (others) | Load avg | Pass |\n")
+	b.WriteString("|---|" + strings.Repeat("---:|", 16) + "---|---|\n")
 	for _, se := range rep.Engines {
 		for _, st := range se.Stages {
 			for _, s := range st.Steps {
-				fmt.Fprintf(&b, "| %s | %s | %g | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s |\n", se.Engine, scaleThousands(float64(st.Conns)), s.Rounds,
-					scaleThousands(s.OfferedDeliveriesPerSec), scaleThousands(s.DeliveriesPerSec), scaleSig3(s.Latency.P50), scaleSig3(s.Latency.P99),
-					s.Lost, s.Disconnects, scaleSig3(s.NodesCPUPerDeliveryUs), scaleSig3(s.RedisCPUPercent), scaleSig3(s.RedisCPUPerDeliveryUs), scaleSig3(s.LoadCPUPerDeliveryUs))
+				pass := "no"
+				if s.OK {
+					pass = "yes"
+				}
+				fmt.Fprintf(&b, "| %s | %s | %g | %s | %s | %s | %s | %s | %d | %s (%s) | %d | %d | %s | %s | %s | %s | %s (%s) | %s | %s |\n", se.Engine, scaleThousands(float64(st.Conns)), s.Rounds,
+					scaleThousands(s.PublishedPerSec), scaleThousands(s.OfferedDeliveriesPerSec), scaleThousands(s.DeliveriesPerSec), scaleSig3(s.Latency.P50), scaleSig3(s.Latency.P99),
+					s.Lost, scaleThousands(float64(s.ClientsShort)), scaleThousands(float64(s.Clients)), s.MinPerClient, s.Disconnects,
+					scaleSig3(s.NodesCPUPerDeliveryUs), scaleSig3(s.RedisCPUPercent), scaleSig3(s.RedisCPUPerDeliveryUs), scaleSig3(s.LoadCPUPerDeliveryUs),
+					scaleThousands(s.MachineCPUPercent), scaleThousands(s.OthersCPUPercent), s.LoadAvg, pass)
 			}
 		}
 	}
@@ -98,20 +109,20 @@ func scaleRows(stages []ScaleStage) []scaleRow {
 			return f(st.Best)
 		})
 	}
-	// at returns f of the stage's first step at the ramp's first rate:
-	// the same offered load at every size.
+	// at returns f of each stage's step at the common rate: the same
+	// message rate at every size.
+	common := scaleCommonRounds(stages)
 	at := func(f func(*ScaleStep) float64) []float64 {
 		return col(func(st ScaleStage) float64 {
-			if len(st.Steps) == 0 {
-				return math.NaN()
+			for i := range st.Steps {
+				if st.Steps[i].Rounds == common {
+					return f(&st.Steps[i])
+				}
 			}
-			return f(&st.Steps[0])
+			return math.NaN()
 		})
 	}
-	first := "the first ramp rate"
-	if len(stages) > 0 && len(stages[0].Steps) > 0 {
-		first = fmt.Sprintf("%g round(s)/s", stages[0].Steps[0].Rounds)
-	}
+	first := fmt.Sprintf("%g round(s)/s", common)
 	num, f3 := scaleThousands, scaleSig3
 	return []scaleRow{
 		{"Connections opened by the load generator", col(func(st ScaleStage) float64 { return float64(st.Conns) }), num},
@@ -131,17 +142,70 @@ func scaleRows(stages []ScaleStage) []scaleRow {
 		{"Marginal idle CPU per 10k connections since the previous stage, % of a core", scaleMarginal(stages, func(st ScaleStage) float64 { return st.NodesIdleCPU * 1e4 }), f3},
 		{"Idle CPU per 10k connections, % of a core", col(func(st ScaleStage) float64 { return st.NodesIdleCPU * 1e4 / float64(max(1, scaleHeld(st))) }), f3},
 		{"Redis idle CPU, % of a core", col(func(st ScaleStage) float64 { return st.RedisIdleCPU }), f3},
+		{"Machine busy in the idle window, % of a core", col(func(st ScaleStage) float64 { return st.MachineIdleCPU }), num},
+		{"Load average (1 min) at the idle window", col(func(st ScaleStage) float64 { return scaleLoad1(st.LoadAvg) }), f3},
 		{"Marginal Redis RSS per connection since the previous stage, KB", scaleMarginal(stages, func(st ScaleStage) float64 { return st.RedisRSSMB * 1024 }), f3},
 		{"Redis RSS, MB", col(func(st ScaleStage) float64 { return st.RedisRSSMB }), f3},
 		{"Highest sustained broadcast to all, 0 lost, p99 under the bound (rounds/s)", best(func(s *ScaleStep) float64 { return s.Rounds }), f3},
 		{"… in deliveries/s", best(func(s *ScaleStep) float64 { return s.DeliveriesPerSec }), num},
+		{"… in messages/s published", best(func(s *ScaleStep) float64 { return s.PublishedPerSec }), num},
+		{"p50 at that rate, ms", best(func(s *ScaleStep) float64 { return s.Latency.P50 }), f3},
 		{"p99 at that rate, ms", best(func(s *ScaleStep) float64 { return s.Latency.P99 }), f3},
+		{"Subscribers checked one by one at that rate (every one got every message)", best(func(s *ScaleStep) float64 { return float64(s.Clients) }), num},
 		{"Nodes' CPU per delivery at that rate, µs", best(func(s *ScaleStep) float64 { return s.NodesCPUPerDeliveryUs }), f3},
 		{"Redis CPU at that rate, % of a core", best(func(s *ScaleStep) float64 { return s.RedisCPUPercent }), f3},
+		{"Machine busy at that rate, % of a core (others)", best(func(s *ScaleStep) float64 { return s.MachineCPUPercent }), num},
+		{"… of it not the nodes, Redis or the load generator, % of a core", best(func(s *ScaleStep) float64 { return s.OthersCPUPercent }), num},
 		{"p99 at " + first + ", ms", at(func(s *ScaleStep) float64 { return s.Latency.P99 }), f3},
 		{"Nodes' CPU per delivery at " + first + ", µs", at(func(s *ScaleStep) float64 { return s.NodesCPUPerDeliveryUs }), f3},
 		{"Redis CPU at " + first + ", % of a core", at(func(s *ScaleStep) float64 { return s.RedisCPUPercent }), f3},
 	}
+}
+
+// scaleCommonRounds is the highest rate that passed at every stage, or
+// else the highest run at every stage (0 if none).
+func scaleCommonRounds(stages []ScaleStage) float64 {
+	best := func(passed bool) float64 {
+		var out float64
+		if len(stages) == 0 {
+			return 0
+		}
+		for _, s := range stages[0].Steps {
+			if passed && !s.OK {
+				continue
+			}
+			everywhere := true
+			for _, st := range stages[1:] {
+				found := false
+				for _, t := range st.Steps {
+					found = found || (t.Rounds == s.Rounds && (t.OK || !passed))
+				}
+				everywhere = everywhere && found
+			}
+			if everywhere && s.Rounds > out {
+				out = s.Rounds
+			}
+		}
+		return out
+	}
+	if r := best(true); r > 0 {
+		return r
+	}
+	return best(false)
+}
+
+// scaleLoad1 is the 1-minute load average of a /proc/loadavg line (NaN if
+// none).
+func scaleLoad1(la string) float64 {
+	fs := strings.Fields(la)
+	if len(fs) == 0 {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(fs[0], 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
 }
 
 func scaleNewConns(stages []ScaleStage, st ScaleStage) float64 {

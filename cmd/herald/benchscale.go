@@ -70,9 +70,12 @@ func parseBenchScale(args []string, stderr io.Writer) (suite.ScaleOptions, error
 Starts --nodes herald serve nodes on one redis-server, adds subscribers in
 stages (--sizes, in total) spread over the nodes and --rooms rooms, and at
 each stage reads each node's memory per connection, the kernel's socket
-memory, idle CPU of the nodes and Redis, then ramps a broadcast to every
-connection; then the same on a three-master Redis Cluster. Writes scale.md
-and scale.json into --out. Needs redis-server and redis-cli in PATH, and
+memory, idle CPU of the nodes and Redis, then searches the highest
+sustained broadcast to every connection: each step publishes to every
+room in turn at a fixed rate for --step, then checks every subscriber
+against what its room was published (a step passes with nothing lost, no
+subscriber short, p99 under --p99-bound). Then the same on a three-master
+Redis Cluster. Writes scale.md and scale.json into --out. Needs redis-server and redis-cli in PATH, and
 a descriptor limit of at least (connections / nodes + rooms + 100) per
 node process.
 
@@ -89,10 +92,11 @@ node process.
 	fs.IntVar(&o.SourceIPs, "source-ips", o.SourceIPs, "loopback source addresses used, from 127.0.0.2")
 	fs.DurationVar(&o.IdleSettle, "idle-settle", o.IdleSettle, "wait after a stage's connects before reading memory")
 	fs.DurationVar(&o.IdleWindow, "idle-window", o.IdleWindow, "idle CPU window")
-	rounds := fs.String("rounds", joinFloats(o.Rounds), "steps of the broadcast ramp in broadcasts to every connection per second (one message to each room), ascending")
+	rounds := fs.String("rounds", joinFloats(o.Rounds), "rates of the broadcast ramp in broadcasts to every connection per second (one message to each room), ascending; a stage starts at the highest offering at most half of the previous stage's sustained deliveries/s, goes down while steps fail and up while they pass")
 	fs.DurationVar(&o.Step, "step", o.Step, "publishing time of each broadcast step")
 	fs.DurationVar(&o.Drain, "drain", o.Drain, "wait for in-flight deliveries after a step before counting the rest as lost")
 	fs.DurationVar(&o.P99Bound, "p99-bound", o.P99Bound, "highest p99 of a passing step")
+	fs.BoolVar(&o.Refine, "refine", o.Refine, "run one more step between a stage's highest passing and lowest failing rate")
 	fs.IntVar(&o.Payload, "payload", o.Payload, "payload bytes")
 	nodeFlags := fs.String("node-flags", "", "more herald serve flags for every node, space-separated (e.g. \"--heartbeat-timeout 60s\")")
 	fs.StringVar(&o.HeraldBin, "herald-bin", "", "herald binary for the nodes and workers (default: this executable)")

@@ -66,6 +66,9 @@ func TestBenchScale(t *testing.T) {
 			}
 			if st.Best == nil || st.Best.Lost != 0 || st.Best.Received == 0 {
 				t.Errorf("%s stage %d: no broadcast step passed: %+v", e.Engine, i, st.Steps)
+			} else if st.Best.Clients != st.Conns || st.Best.ClientsShort != 0 || st.Best.MinPerClient == 0 {
+				t.Errorf("%s stage %d: the passing step checked %d subscribers of %d, %d short, fewest messages a room got %d",
+					e.Engine, i, st.Best.Clients, st.Conns, st.Best.ClientsShort, st.Best.MinPerClient)
 			}
 			if len(st.NodeRSSPerConn) != 2 || st.RedisRSSMB == 0 {
 				t.Errorf("%s stage %d: memory not read: %+v", e.Engine, i, st)
