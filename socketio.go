@@ -42,21 +42,54 @@ import (
 type sioServer struct {
 	eng         *engineio.Server
 	sio         *socketio.Server
-	slots       map[string]int // namespace → hub codec slot
-	maxBuffered int            // bytes an Engine.IO socket holds for its client at most
-	maxQueued   int            // messages a history replay lets wait (Config.SendQueueSize)
+	codecs      map[string]*sioCodec // namespace → its codec (and hub codec slot)
+	maxBuffered int                  // bytes an Engine.IO socket holds for its client at most
+	maxQueued   int                  // messages a history replay lets wait (Config.SendQueueSize)
 }
 
 // sioClient is one Engine.IO connection: what its sockets' admission
 // needs of the handshake request, kept until its first socket is
-// accepted (or for good when several namespaces are served).
+// accepted (or for good when several namespaces are served), and the
+// link of its first socket. It is also the context the adapter passes
+// to the connection's hooks (Value(sioClientKey{}) is the client), so
+// that an idle connection holds one object here: no context.WithValue,
+// no link allocated apart.
 type sioClient struct {
 	srv *sioServer
 	es  *engineio.Socket
-	req *http.Request // a copy of the handshake request: headers, URL, context values
+	req *http.Request // the handshake request: headers, URL, context values
+
+	first     sioLink // the link of the first socket accepted
+	firstUsed bool
 }
 
 type sioClientKey struct{}
+
+// Deadline, Done, Err and Value make a sioClient the context.Context of
+// its connection in the adapter: never cancelled, with no values but the
+// client itself.
+func (*sioClient) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*sioClient) Done() <-chan struct{}       { return nil }
+func (*sioClient) Err() error                  { return nil }
+func (cl *sioClient) Value(key any) any {
+	if key == (sioClientKey{}) {
+		return cl
+	}
+	return nil
+}
+
+// newLink returns the link of a socket of cl: its first one inline (a
+// connection usually has one socket), any later one apart.
+func (cl *sioClient) newLink(sock *socketio.Socket, codec *sioCodec) *sioLink {
+	l := &cl.first
+	if cl.firstUsed {
+		l = new(sioLink)
+	}
+	cl.firstUsed = true
+	l.sock, l.client, l.codec = sock, cl, codec
+	l.touch()
+	return l
+}
 
 // sioSocketKey is the context key under which a Socket.IO connection's
 // hooks find its socket (SocketIOSocket).
@@ -73,9 +106,10 @@ func SocketIOSocket(ctx context.Context) *socketio.Socket {
 // startSocketIO builds the Socket.IO endpoint and mounts it on s.mux.
 func (s *Server) startSocketIO() error {
 	cfg := &s.cfg.SocketIO
-	so := &sioServer{slots: map[string]int{"/": 1}}
+	recovery := cfg.Recovery
+	so := &sioServer{codecs: map[string]*sioCodec{"/": {ns: "/", slot: 1, recovery: recovery}}}
 	for i, ns := range cfg.Namespaces {
-		so.slots[ns] = 2 + i
+		so.codecs[ns] = &sioCodec{ns: ns, slot: 2 + i, recovery: recovery}
 	}
 	sioSrv, err := socketio.New(socketio.Config{
 		Namespaces:     cfg.Namespaces,
@@ -117,8 +151,7 @@ func (s *Server) startSocketIO() error {
 			// connection's context, with the request's values when hooks
 			// are set: newConn).
 			cl := &sioClient{srv: so, es: es, req: r.Clone(context.WithoutCancel(r.Context()))}
-			ctx := context.WithValue(context.Background(), sioClientKey{}, cl)
-			h, _ := so.sio.ServeEngine(ctx, so.eng, es)
+			h, _ := so.sio.ServeEngine(cl, so.eng, es)
 			return h
 		},
 	}
@@ -184,7 +217,7 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 		return socketio.ConnectResult{}, &socketio.ConnectError{Message: no.message,
 			Data: mustJSON(map[string]any{"code": no.code, "status": no.status})}
 	}
-	l := newSioLink(sock, cl, sioCodec{ns: req.Namespace, slot: cl.srv.slots[req.Namespace], recovery: s.cfg.SocketIO.Recovery})
+	l := cl.newLink(sock, cl.srv.codecs[req.Namespace])
 	c := s.newConn(&adm, r, l, connID, cid)
 	if len(s.cfg.SocketIO.Namespaces) == 0 {
 		cl.req = nil // one namespace: nothing else will be admitted
@@ -216,7 +249,9 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 		}
 		return socketio.ConnectResult{}, &socketio.ConnectError{Message: err.Error()}
 	}
-	res := socketio.ConnectResult{Data: c}
+	// The socket's id is the connection's (conn_id in logs): no other
+	// string to keep.
+	res := socketio.ConnectResult{SID: connID, Data: c}
 	if s.cfg.SocketIO.Recovery {
 		res.PID = c.info.SessionID + "." + c.resumeToken
 		if rec != nil && rec.resumed {

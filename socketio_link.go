@@ -29,25 +29,19 @@ const protocolSocketIO = "socketio"
 type sioLink struct {
 	sock   *socketio.Socket
 	client *sioClient
-	codec  sioCodec
+	codec  *sioCodec // the namespace's, shared
 
 	lastSeen atomic.Int64 // Unix nanoseconds of the client's last event
 
 	mu      sync.Mutex
 	acks    map[uint64]socketio.AckFunc // requests waiting for the core's answer, by ref
 	nextRef uint64
-	closeBy error // what the server closed the socket with, before it went
-	err     error // why it went; set once, before done is closed
-	done    chan struct{}
+	closeBy error         // what the server closed the socket with, before it went
+	err     error         // why it went; set once, before done is closed
+	done    chan struct{} // made by Done while the socket is there: most never need one
 }
 
 var _ link = (*sioLink)(nil)
-
-func newSioLink(sock *socketio.Socket, client *sioClient, codec sioCodec) *sioLink {
-	l := &sioLink{sock: sock, client: client, codec: codec, done: make(chan struct{})}
-	l.touch()
-	return l
-}
 
 func (l *sioLink) touch() { l.lastSeen.Store(time.Now().UnixNano()) }
 
@@ -77,7 +71,7 @@ func (l *sioLink) Release(*transport.Prepared) error { return nil }
 func (l *sioLink) Close(code int, reason string) error {
 	l.close(code, reason, nil)
 	select {
-	case <-l.done:
+	case <-l.Done():
 	case <-time.After(5 * time.Second):
 	}
 	return nil
@@ -165,10 +159,27 @@ func (l *sioLink) end(reason string) {
 	default:
 		l.err = io.EOF // the connection went away: its session is kept
 	}
-	close(l.done)
+	if l.done != nil {
+		close(l.done)
+	}
 }
 
-func (l *sioLink) Done() <-chan struct{} { return l.done }
+// Done is closed once the socket has gone (end). The channel is made
+// when first asked for, so that an idle connection does not hold one.
+func (l *sioLink) Done() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return sioGone
+	}
+	if l.done == nil {
+		l.done = make(chan struct{})
+	}
+	return l.done
+}
+
+// sioGone is Done's answer once the socket has gone.
+var sioGone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (l *sioLink) Err() error {
 	l.mu.Lock()
