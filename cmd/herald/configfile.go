@@ -36,6 +36,9 @@ func (f *envFlags) loadConfigFile(path string) error {
 	}
 	sort.Strings(keys)
 	for _, key := range keys {
+		if key != "config" && f.fs.Lookup(key) == nil && f.shared != nil && f.shared.Lookup(key) != nil {
+			continue // another command's setting (serve's, in token)
+		}
 		if key == "config" || f.fs.Lookup(key) == nil {
 			names := flagNames(f.fs)
 			if s := suggest(key, names); s != "" && s != "config" {

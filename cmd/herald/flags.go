@@ -23,7 +23,11 @@ type envFlags struct {
 	fromFile map[string]bool   // flags whose value came from the config file
 	onCLI    map[string]bool   // flags set on the command line
 	file     string            // the config file read, if any
-	errs     []error
+	// shared names the flags of another command whose keys the config
+	// file may hold (token reads serve's file): they are skipped, not
+	// reported as unknown.
+	shared *flag.FlagSet
+	errs   []error
 	// header and footer frame the flag list of --help; header defaults to
 	// "Usage: herald NAME [flags]".
 	header, footer string

@@ -70,7 +70,19 @@ func (sc *serveConfig) authConfigured() bool {
 // parseServe reads serve's flags, variables and config file; --help is
 // written to helpOut (and flag.ErrHelp returned).
 func parseServe(args []string, helpOut io.Writer) (*serveConfig, error) {
-	f := newEnvFlags("serve", helpOut)
+	return parseServeFlags(newEnvFlags("serve", helpOut), args)
+}
+
+// serveFlagSet returns serve's flags, registered and not parsed: what
+// other commands that read serve's config file (token) skip in it.
+func serveFlagSet() *flag.FlagSet {
+	f := newEnvFlags("serve", io.Discard)
+	_, _ = parseServeFlags(f, []string{"--help"}) // registers every flag, then stops at --help
+	return f.fs
+}
+
+// parseServeFlags is parseServe on the flags f.
+func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	sc := &serveConfig{flags: f}
 	cfg := &sc.server
 	f.String("config", "", "YAML config file; keys are these flag names (e.g. drain-timeout: 45s)")

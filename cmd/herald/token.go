@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,18 +12,25 @@ import (
 )
 
 // runToken prints a development token signed with the configured secret,
-// so that trying authentication takes a minute.
+// so that trying authentication takes a minute. It reads the server's
+// settings (the secret, issuer, audience and longest lifetime) from the
+// same flags, HERALD_* variables and --config file as serve, so that the
+// token it prints is one that server accepts.
 func runToken(args []string, stdout, stderr io.Writer) int {
 	f := newEnvFlags("token", stdout)
+	f.shared = serveFlagSet() // the file is serve's: its other keys are not ours
+	f.String("config", "", "serve's YAML config file: jwt-secret, jwt-issuer, jwt-audience and jwt-max-lifetime are read from it as serve reads them (its other keys are skipped)")
 	secret := f.String("jwt-secret", "", "HS256 secret the server verifies with (at least 32 bytes)")
 	maxLifetime := f.Duration("jwt-max-lifetime", jwtauth.DefaultMaxLifetime, "the server's --jwt-max-lifetime: a longer --ttl is refused, since the server would reject the token (lifetime_too_long)")
+	srvIssuer := f.String("jwt-issuer", "", "the server's --jwt-issuer: the token's iss claim unless --issuer is given")
+	srvAudience := f.String("jwt-audience", "", "the server's --jwt-audience: the token's aud claim unless --audience is given")
 	f.envs["sub"] = "-"
 	sub := f.fs.String("sub", "", "user id (the sub claim); required")
 	rooms := f.fs.String("rooms", "", "comma-separated room patterns the user may join (e.g. 'chat:*')")
 	publish := f.fs.String("publish", "", "comma-separated room patterns the user may publish to (default: the --rooms patterns)")
 	ttl := f.fs.Duration("ttl", time.Hour, "token lifetime")
-	issuer := f.fs.String("issuer", "", "iss claim")
-	audience := f.fs.String("audience", "", "aud claim")
+	issuer := f.fs.String("issuer", "", "iss claim (default: --jwt-issuer)")
+	audience := f.fs.String("audience", "", "aud claim (default: --jwt-audience)")
 	for _, n := range []string{"rooms", "publish", "ttl", "issuer", "audience"} {
 		f.envs[n] = "-"
 	}
@@ -34,7 +42,7 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		err = errors.New("--sub is required")
 	}
 	if err == nil && *secret == "" {
-		err = errors.New("no secret: set HERALD_JWT_SECRET (or --jwt-secret) to the server's secret")
+		err = errors.New("no secret: set HERALD_JWT_SECRET (or --jwt-secret, or jwt-secret in the file given to --config) to the server's secret")
 	}
 	if err == nil && *ttl > *maxLifetime {
 		// Refused rather than warned: a token the server rejects is of no
@@ -51,11 +59,11 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		pub = splitList(*rooms)
 	}
 	var opts []jwtauth.SignOption
-	if *issuer != "" {
-		opts = append(opts, jwtauth.WithIssuer(*issuer))
+	if iss := cmp.Or(*issuer, *srvIssuer); iss != "" {
+		opts = append(opts, jwtauth.WithIssuer(iss))
 	}
-	if *audience != "" {
-		opts = append(opts, jwtauth.WithAudience(*audience))
+	if aud := cmp.Or(*audience, *srvAudience); aud != "" {
+		opts = append(opts, jwtauth.WithAudience(aud))
 	}
 	tok, err := jwtauth.Sign([]byte(*secret), *sub, splitList(*rooms), pub, *ttl, opts...)
 	if err != nil {
