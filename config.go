@@ -37,6 +37,7 @@ const (
 	DefaultMaxPendingAcks         = 1024
 	DefaultMaxPendingAckBytes     = 4 << 20
 	DefaultMaxNodePendingAckBytes = 256 << 20
+	DefaultMaxNodePublishBytes    = 64 << 20
 	DefaultMessageRate            = 100
 	DefaultTokenExpiryNotice      = 30 * time.Second
 	DefaultRevocationTTL          = 24 * time.Hour
@@ -187,6 +188,14 @@ type Config struct {
 	// wait for its ack. A connection whose message arrives while the node
 	// is at the bound is closed with 1013 (try again later). Default 256 MiB.
 	MaxNodePendingAckBytes int64
+	// MaxNodePublishBytes bounds the client publications this node holds
+	// until the broker confirms them, all connections together. With an
+	// engine that takes publications in batches (Redis), a connection's
+	// publications go to the broker while the node reads its next ones;
+	// each connection holds at most 128 of them and 1 MiB (its reads wait
+	// at either). A publication that arrives while the node holds this
+	// much is answered overloaded and not published. Default 64 MiB.
+	MaxNodePublishBytes int64
 
 	// AllowedOrigins lists the origins allowed to open cross-origin
 	// WebSockets from a browser: "*", full origins ("https://app.example.com")
@@ -346,6 +355,9 @@ func (c *Config) setDefaults() {
 	if c.MaxNodePendingAckBytes == 0 {
 		c.MaxNodePendingAckBytes = DefaultMaxNodePendingAckBytes
 	}
+	if c.MaxNodePublishBytes == 0 {
+		c.MaxNodePublishBytes = DefaultMaxNodePublishBytes
+	}
 	if c.MessageRate == 0 {
 		c.MessageRate = DefaultMessageRate
 	}
@@ -423,6 +435,8 @@ func (c *Config) validate() error {
 		return bad("MaxPendingAckBytes", "must be positive (got %d)", c.MaxPendingAckBytes)
 	case c.MaxNodePendingAckBytes < 0:
 		return bad("MaxNodePendingAckBytes", "must be positive (got %d)", c.MaxNodePendingAckBytes)
+	case c.MaxNodePublishBytes < 0:
+		return bad("MaxNodePublishBytes", "must be positive (got %d)", c.MaxNodePublishBytes)
 	case c.SessionTTL < 0:
 		return bad("SessionTTL", "must be positive (got %s)", c.SessionTTL)
 	case c.BackendTimeout < 0:

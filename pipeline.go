@@ -7,15 +7,37 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/heraldrt/herald/broker"
+	"github.com/heraldrt/herald/protocol"
 	"github.com/heraldrt/herald/transport"
 )
 
-// maxPipelinedPublishes bounds a connection's publications that the
-// broker has not confirmed yet. At the bound the connection's reads wait,
-// which pushes back on the client through TCP.
-const maxPipelinedPublishes = 128
+// maxPipelinedPublishes and maxPipelinedPublishBytes bound a
+// connection's publications that the broker has not confirmed yet, in
+// messages and in bytes (see pubSize; one publication larger than the
+// byte bound is still taken when none is pending). At either bound the
+// connection's reads wait, which pushes back on the client through TCP.
+// The node's pipelines together hold at most Config.MaxNodePublishBytes:
+// a publication that arrives while they are at it is refused with
+// overloaded.
+const (
+	maxPipelinedPublishes    = 128
+	maxPipelinedPublishBytes = 1 << 20
+)
+
+// pubOverhead is what a queued publication holds besides its strings and
+// data: the message and its queue entry.
+const pubOverhead = int64(unsafe.Sizeof(broker.Message{}) + unsafe.Sizeof(pendingPublish{}))
+
+// pubSize is what a publication of request id holds while it is queued:
+// the bytes it owns (the decoded request's id, room, event and data, its
+// message id and idempotency key) and pubOverhead. The correlation id and
+// user id are the connection's own strings, not copies.
+func pubSize(id json.RawMessage, m *broker.Message) int64 {
+	return int64(len(id)+len(m.Room)+len(m.Event)+len(m.Data)+len(m.MsgID)+len(m.IdempotencyKey)) + pubOverhead
+}
 
 // A publish pipeline lets one connection publish faster than one message
 // per broker round trip. With an engine whose Publish waits for a server
@@ -34,14 +56,16 @@ type pubPipeline struct {
 	mu      sync.Mutex
 	cond    sync.Cond // broadcast when a batch is answered and when the sender stops
 	queue   []pendingPublish
-	sending int  // publications taken by the sender and not answered yet
-	running bool // the sender goroutine runs
+	sending int   // publications taken by the sender and not answered yet
+	bytes   int64 // pubSize of the publications queued or being sent
+	running bool  // the sender goroutine runs
 }
 
 // pendingPublish is a checked publication waiting for the broker.
 type pendingPublish struct {
-	id  json.RawMessage // the request's id, for the reply
-	msg *broker.Message
+	id   json.RawMessage // the request's id, for the reply
+	msg  *broker.Message
+	size int64 // pubSize
 }
 
 // pipeline returns c's publish pipeline, made on first use. Connections
@@ -59,15 +83,32 @@ func (c *conn) pipeline() *pubPipeline {
 	return p
 }
 
-// pipelinePublish queues m, a checked publication of request id, and
-// waits while the connection has maxPipelinedPublishes unconfirmed.
+// pipelinePublish queues m, a checked publication of request id, after
+// waiting while the connection is at maxPipelinedPublishes or
+// maxPipelinedPublishBytes unconfirmed. While the node's pipelines hold
+// Config.MaxNodePublishBytes, it answers the request with overloaded
+// instead (after the publications before it, in request order).
 func (c *conn) pipelinePublish(id json.RawMessage, m *broker.Message) {
+	s := c.s
+	size := pubSize(id, m)
 	p := c.pipeline()
 	p.mu.Lock()
-	for p.running && len(p.queue)+p.sending >= maxPipelinedPublishes {
+	for p.running && (len(p.queue)+p.sending >= maxPipelinedPublishes ||
+		p.bytes > 0 && p.bytes+size > maxPipelinedPublishBytes) {
 		p.cond.Wait()
 	}
-	p.queue = append(p.queue, pendingPublish{id: id, msg: m})
+	if s.publishBytes.Load() >= s.cfg.MaxNodePublishBytes {
+		// The node may pass its bound by the publications being queued
+		// at this moment, never more.
+		p.mu.Unlock()
+		s.metrics.LimitRejections.WithLabelValues(limitNodePublishBytes).Inc()
+		c.awaitPublishes()
+		c.sendError(id, protocol.CodeOverloaded, "message not published: the node holds too many publications waiting for the broker; retry shortly")
+		return
+	}
+	p.queue = append(p.queue, pendingPublish{id: id, msg: m, size: size})
+	p.bytes += size
+	s.publishBytes.Add(size)
 	start := !p.running
 	p.running = true
 	p.mu.Unlock()
@@ -75,6 +116,10 @@ func (c *conn) pipelinePublish(id json.RawMessage, m *broker.Message) {
 		go c.sendPublishes(p)
 	}
 }
+
+// limitNodePublishBytes labels publications refused at
+// Config.MaxNodePublishBytes in herald_limit_rejections_total.
+const limitNodePublishBytes = "node_publish_bytes"
 
 // awaitPublishes returns once every publication c has queued is
 // answered. The read side calls it before any other request, and
@@ -126,7 +171,8 @@ func (c *conn) sendPublishes(p *pubPipeline) {
 			}
 			p.mu.Lock()
 			clear(p.queue)
-			p.queue, p.sending, p.running = p.queue[:0], 0, false
+			c.s.publishBytes.Add(-p.bytes)
+			p.queue, p.sending, p.bytes, p.running = p.queue[:0], 0, 0, false
 			p.cond.Broadcast()
 			p.mu.Unlock()
 		}
@@ -150,14 +196,18 @@ func (c *conn) sendPublishes(p *pubPipeline) {
 		errs = slices.Grow(errs[:0], len(msgs))[:len(msgs)]
 		clear(errs)
 		c.s.publishBatch(c.ctx(), msgs, errs)
+		var answered int64
 		for i, pp := range batch {
 			c.publishResult(pp.id, pp.msg, errs[i])
+			answered += pp.size
 		}
 		clear(batch)
 		clear(msgs)
 
 		p.mu.Lock()
 		p.sending = 0
+		p.bytes -= answered
+		c.s.publishBytes.Add(-answered)
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}

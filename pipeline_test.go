@@ -2,6 +2,7 @@ package herald_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +173,136 @@ func TestPipelinedPublishesOutliveTheirConnection(t *testing.T) {
 	pub.c.CloseNow()
 	unpauseWrites(t, r)
 	expectMessages(t, sub, 0, n)
+}
+
+// startRedisServerWith runs a Herald server configured by cfg on a Redis
+// broker of its own. BackendTimeout defaults to a minute, so that a
+// publication Redis holds while a test looks at the node is not answered
+// publish_timeout on a slow machine.
+func startRedisServerWith(t *testing.T, r *testserver.Redis, cfg herald.Config) *testServer {
+	t.Helper()
+	b, err := redisbroker.New(redisbroker.Config{URL: r.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Broker = b
+	if cfg.BackendTimeout == 0 {
+		cfg.BackendTimeout = time.Minute
+	}
+	return startServer(t, cfg)
+}
+
+// bigPublish is a publication to "feed" of about 60 KB carrying n.
+func bigPublish(id string, n int) map[string]any {
+	return map[string]any{"type": "publish", "id": id, "room": "feed", "event": "tick",
+		"data": map[string]any{"n": n, "pad": strings.Repeat("x", 60_000)}}
+}
+
+const publishQueueBytes = "herald_publish_queue_bytes"
+
+// A connection's unconfirmed publications are bounded in bytes too (1
+// MiB), not only in number: with publications of 60 KB its reads wait
+// after about 17 of them, far below the 128 the count allows, and what it
+// sent is published in order once Redis answers. The node's gauge shows
+// what the pipeline holds.
+func TestPublishPipelineIsBoundedInBytes(t *testing.T) {
+	r := testserver.StartRedis(t)
+	ts := startRedisServerWith(t, r, herald.Config{})
+	pub, sub := dial(t, ts.URL), dial(t, ts.URL)
+	pub.join("feed")
+	sub.join("feed")
+
+	pauseWrites(t, r)
+	const n = 40
+	for i := range n {
+		pub.send(bigPublish(fmt.Sprintf("p%d", i), i))
+	}
+	const bound = 1 << 20
+	waitFor(t, 30*time.Second, "the pipeline filled up to its byte bound", func() bool {
+		return metricValue(t, ts, publishQueueBytes) > bound-61_000
+	})
+	time.Sleep(200 * time.Millisecond) // nothing more is read meanwhile
+	read, held := metricValue(t, ts, publishesRead), metricValue(t, ts, publishQueueBytes)
+	t.Logf("%v publications read, %v bytes held while Redis held them", read, held)
+	if held > bound {
+		t.Fatalf("the pipeline holds %v bytes, over its bound of %d", held, bound)
+	}
+	if read >= n || read > bound/60_000+1 {
+		t.Fatalf("%v publications of 60 KB read while Redis held them: the byte bound did not stop the reads", read)
+	}
+	unpauseWrites(t, r)
+	for i := range n {
+		m := nextNonMessage(pub)
+		if m["type"] != "reply" || m["id"] != fmt.Sprintf("p%d", i) {
+			t.Fatalf("reply %d: got %v", i, m)
+		}
+	}
+	expectMessages(t, sub, 0, n)
+	waitFor(t, 5*time.Second, "the gauge back at 0", func() bool { return metricValue(t, ts, publishQueueBytes) == 0 })
+}
+
+// All connections' unconfirmed publications together are bounded by
+// MaxNodePublishBytes: a publication that arrives while the node holds
+// that much is answered overloaded (after the publications its
+// connection sent before it) and not published; another connection's is
+// refused at once; counted under limit="node_publish_bytes". The others
+// are published in order.
+func TestNodePublishBytesBound(t *testing.T) {
+	r := testserver.StartRedis(t)
+	ts := startRedisServerWith(t, r, herald.Config{MaxNodePublishBytes: 256 << 10})
+	pub, other, sub := dial(t, ts.URL), dial(t, ts.URL), dial(t, ts.URL)
+	for _, c := range []*wsClient{pub, other, sub} {
+		c.join("feed")
+	}
+	const refused = `herald_limit_rejections_total{limit="node_publish_bytes"}`
+
+	pauseWrites(t, r)
+	const n = 10
+	for i := range n {
+		pub.send(bigPublish(fmt.Sprintf("p%d", i), i))
+	}
+	waitFor(t, 30*time.Second, "a publication refused at the node's bound", func() bool {
+		return metricValue(t, ts, refused) == 1
+	})
+	if held := metricValue(t, ts, publishQueueBytes); held < 256<<10 || held > 256<<10+61_000 {
+		t.Fatalf("the node holds %v bytes of publications; its bound is %d (passed by one publication at most)", held, 256<<10)
+	}
+	// Another connection, with nothing pending, is told at once.
+	if m := other.request(bigPublish("o1", -1)); m["type"] != "error" || m["code"] != "overloaded" {
+		t.Fatalf("another connection's publication at the node's bound: %v", m)
+	}
+	unpauseWrites(t, r)
+
+	var sent []int
+	errs := 0
+	for i := range n {
+		m := nextNonMessage(pub)
+		if m["id"] != fmt.Sprintf("p%d", i) {
+			t.Fatalf("answer %d: got %v", i, m)
+		}
+		switch {
+		case m["type"] == "reply":
+			sent = append(sent, i)
+		case m["type"] == "error" && m["code"] == "overloaded" && strings.Contains(str(m["message"]), "not published"):
+			if i == 0 {
+				t.Fatal("the first publication refused: the node held nothing")
+			}
+			errs++
+		default:
+			t.Fatalf("answer %d: %v", i, m)
+		}
+	}
+	if errs != 1 {
+		t.Fatalf("%d publications refused, want the one that came at the bound", errs)
+	}
+	for _, want := range sent {
+		m := sub.expect("event")
+		if data, _ := m["data"].(map[string]any); fmt.Sprint(data["n"]) != fmt.Sprint(want) {
+			t.Fatalf("got message n=%v, want %d (a refused one must not be published)", data["n"], want)
+		}
+	}
+	if m, err := sub.tryRead(300 * time.Millisecond); err == nil {
+		t.Fatalf("a refused publication was published: %v", m)
+	}
+	waitFor(t, 5*time.Second, "the gauge back at 0", func() bool { return metricValue(t, ts, publishQueueBytes) == 0 })
 }

@@ -101,6 +101,9 @@ type Server struct {
 	// pendingAckBytes is the size of the unacknowledged messages the
 	// node holds, each counted once (see transport.Prepared.Retain).
 	pendingAckBytes atomic.Int64
+	// publishBytes is what the connections' publish pipelines hold
+	// (pubSize of each publication queued or being sent).
+	publishBytes atomic.Int64
 
 	admin adminState
 	sio   *sioServer // nil unless Config.SocketIO.Enabled
@@ -162,6 +165,7 @@ func New(cfg Config) (*Server, error) {
 	metrics.RegisterGauges(s.registry, metrics.Gauges{
 		PendingAckBytes: func() float64 { return float64(s.pendingAckBytes.Load()) },
 		SendQueueBytes:  func() float64 { return float64(s.upgrader.QueuedBytes()) },
+		PublishBytes:    func() float64 { return float64(s.publishBytes.Load()) },
 	})
 	if s.broker == nil {
 		s.broker = memory.New()

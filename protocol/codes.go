@@ -31,6 +31,10 @@ const (
 	// server's backend timeout. It may still be delivered: retrying may
 	// deliver it twice.
 	CodePublishTimeout = "publish_timeout"
+	// CodeOverloaded: the node holds as many publications waiting for
+	// the broker as it may (Config.MaxNodePublishBytes); this one was not
+	// published and the client may retry shortly.
+	CodeOverloaded = "overloaded"
 	// CodeTokenInvalid: a refresh carried a token that does not verify or
 	// belongs to another user; the connection keeps its current token.
 	CodeTokenInvalid = "token_invalid"

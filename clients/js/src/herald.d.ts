@@ -138,6 +138,7 @@ export type ErrorCode =
   | 'rate_limited'
   | 'broker_unavailable'
   | 'publish_timeout'
+  | 'overloaded'
   | 'token_invalid'
   | 'internal'
   | 'timeout'
