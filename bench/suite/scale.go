@@ -465,8 +465,8 @@ func roundSig2(x float64) float64 {
 	if x <= 0 {
 		return x
 	}
-	p := math.Pow(10, math.Floor(math.Log10(x))-1)
-	return math.Round(x/p) * p
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 2, 64), 64)
+	return v
 }
 
 func (r *runner) scaleStep(ctx context.Context, o ScaleOptions, fleet *loadgen.Fleet, pub *loadgen.Publisher, step int, rounds float64, nodePIDs, redisPIDs []int) (ScaleStep, error) {

@@ -41,7 +41,7 @@ func TestRoundSig2(t *testing.T) {
 	for _, tt := range []struct{ in, want float64 }{
 		{math.Sqrt(0.2 * 0.4), 0.28}, {math.Sqrt(1.6 * 3.2), 2.3}, {0.1, 0.1}, {12.34, 12}, {0, 0},
 	} {
-		if got := roundSig2(tt.in); math.Abs(got-tt.want) > 1e-9 {
+		if got := roundSig2(tt.in); got != tt.want {
 			t.Errorf("roundSig2(%g) = %g, want %g", tt.in, got, tt.want)
 		}
 	}

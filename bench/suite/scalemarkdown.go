@@ -154,7 +154,7 @@ func scaleRows(stages []ScaleStage) []scaleRow {
 		{"Subscribers checked one by one at that rate (every one got every message)", best(func(s *ScaleStep) float64 { return float64(s.Clients) }), num},
 		{"Nodes' CPU per delivery at that rate, µs", best(func(s *ScaleStep) float64 { return s.NodesCPUPerDeliveryUs }), f3},
 		{"Redis CPU at that rate, % of a core", best(func(s *ScaleStep) float64 { return s.RedisCPUPercent }), f3},
-		{"Machine busy at that rate, % of a core (others)", best(func(s *ScaleStep) float64 { return s.MachineCPUPercent }), num},
+		{"Machine busy at that rate, % of a core", best(func(s *ScaleStep) float64 { return s.MachineCPUPercent }), num},
 		{"… of it not the nodes, Redis or the load generator, % of a core", best(func(s *ScaleStep) float64 { return s.OthersCPUPercent }), num},
 		{"p99 at " + first + ", ms", at(func(s *ScaleStep) float64 { return s.Latency.P99 }), f3},
 		{"Nodes' CPU per delivery at " + first + ", µs", at(func(s *ScaleStep) float64 { return s.NodesCPUPerDeliveryUs }), f3},
