@@ -1,11 +1,13 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,7 +20,16 @@ type Publisher struct {
 	rooms   int
 	conns   []*pubConn
 	readers sync.WaitGroup
+	// errs counts the error frames the server answered (Herald v1: a
+	// publication refused, e.g. overloaded): messages counted as
+	// published that were not.
+	errs atomic.Int64
 }
+
+// Errors returns how many error frames the publishers got so far.
+func (p *Publisher) Errors() int64 { return p.errs.Load() }
+
+var errorFrame = []byte(`"type":"error"`)
 
 type pubConn struct {
 	c     *WSConn
@@ -63,7 +74,9 @@ func NewPublisher(ctx context.Context, kind Kind, url string, rooms, n int, head
 				if err != nil {
 					return
 				}
-				kind.Control(pc.c, msg)
+				if !kind.Control(pc.c, msg) && bytes.Contains(msg, errorFrame) {
+					p.errs.Add(1)
+				}
 			}
 		}()
 	}

@@ -199,11 +199,15 @@ type StepResult struct {
 	// ClientsGone had been disconnected). MinPerClient is the fewest
 	// messages a subscriber's room was published in the step: at least 1
 	// means the step reached every subscriber.
-	Clients                int     `json:"clients"`
-	ClientsShort           int     `json:"clientsShort"`
-	ClientsGone            int     `json:"clientsGone"`
-	MinPerClient           int64   `json:"minPerClient"`
-	PublishedPerSec        float64 `json:"publishedPerSec"` // over the publishing time
+	Clients         int     `json:"clients"`
+	ClientsShort    int     `json:"clientsShort"`
+	ClientsGone     int     `json:"clientsGone"`
+	MinPerClient    int64   `json:"minPerClient"`
+	PublishedPerSec float64 `json:"publishedPerSec"` // over the publishing time
+	// PublishErrors is the error frames the publishers got during the
+	// step (and its drain): publications the server refused, which are
+	// counted as published, so as lost.
+	PublishErrors          int64   `json:"publishErrors,omitempty"`
 	DeliveriesPerSec       float64 `json:"deliveriesPerSec"`
 	Latency                Summary `json:"latency"`
 	ServerCPUSeconds       float64 `json:"serverCPUSeconds"`
@@ -214,7 +218,7 @@ type StepResult struct {
 // OK reports whether the step lost nothing, no subscriber lacked a
 // message, and p99 stayed under bound.
 func (r StepResult) OK(bound time.Duration) bool {
-	return r.Lost == 0 && r.ClientsShort == 0 && r.Received > 0 && r.Latency.P99 < float64(bound)/float64(time.Millisecond)
+	return r.Lost == 0 && r.ClientsShort == 0 && r.PublishErrors == 0 && r.Received > 0 && r.Latency.P99 < float64(bound)/float64(time.Millisecond)
 }
 
 // RunBroadcastStep publishes through pub at the step's rate and collects
@@ -229,7 +233,7 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 	}
 	msgs := c.DeliveriesPerSec / perRoom
 	cpu0, load0 := SumCPU(c.ServerPIDs), SumCPU(c.LoadPIDs)
-	t0 := time.Now()
+	t0, errs0 := time.Now(), pub.Errors()
 	published, err := pub.Run(ctx, c.Step, msgs, c.PayloadBytes, c.Duration)
 	if err != nil {
 		return StepResult{}, err
@@ -258,6 +262,7 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 	if err != nil {
 		return StepResult{}, err
 	}
+	pubErrs := pub.Errors() - errs0
 	ver, err := f.verify(c.Step, published)
 	if err != nil {
 		return StepResult{}, err
@@ -286,6 +291,7 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 		ClientsGone:             ver.Gone,
 		MinPerClient:            max(0, minPer),
 		PublishedPerSec:         float64(npub) / c.Duration.Seconds(),
+		PublishErrors:           pubErrs,
 		DeliveriesPerSec:        float64(rep.Received) / elapsed.Seconds(),
 		Latency:                 rep.Latency.Summarize(),
 		ServerCPUSeconds:        cpu.Seconds(),

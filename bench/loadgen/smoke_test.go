@@ -2,6 +2,7 @@ package loadgen_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -77,5 +78,60 @@ func broadcastSmoke(t *testing.T, kind loadgen.Kind) {
 	}
 	if res.Latency.Count != uint64(res.Received) || res.Latency.P50 <= 0 {
 		t.Fatalf("latency summary %+v does not match %d deliveries", res.Latency, res.Received)
+	}
+}
+
+// TestBroadcastRefusedPublications: publications the server refuses are
+// counted as such, and their deliveries as lost, with every subscriber of
+// the refused room short; the step does not pass.
+func TestBroadcastRefusedPublications(t *testing.T) {
+	srv, err := herald.New(herald.Config{
+		APIKeys:     []string{"smoke-test-api-key-0123"},
+		MessageRate: -1,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Hooks: herald.Hooks{OnPublish: func(ctx context.Context, c *herald.ConnInfo, room, event string, data json.RawMessage) (json.RawMessage, error) {
+			if room == loadgen.RoomName(0) {
+				return nil, &herald.EventError{Code: "forbidden", Message: "not this room"}
+			}
+			return nil, nil
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		hs.CloseClientConnections()
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	ctx := context.Background()
+	url := loadgen.KindHerald.EndpointURL("ws" + strings.TrimPrefix(hs.URL, "http"))
+	fleet, err := loadgen.StartFleet(ctx, []loadgen.WorkerSpec{{
+		Kind: loadgen.KindHerald, URLs: []string{url}, Mode: "subscribe", Conns: 20, Rooms: 2,
+	}}, loadgen.LocalWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Close() })
+	pub, err := loadgen.NewPublisher(ctx, loadgen.KindHerald, url, 2, 1, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	res, err := loadgen.RunBroadcastStep(ctx, fleet, pub, loadgen.StepConfig{
+		Step: 0, DeliveriesPerSec: 400, PayloadBytes: 100, Duration: time.Second, DrainTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := res.Published / 2 // every other message goes to room 0
+	if res.PublishErrors < refused-1 || res.PublishErrors > refused+1 || res.Lost != res.PublishErrors*10 {
+		t.Fatalf("published %d, refused %d, lost %d: want about %d refused and 10 lost deliveries each", res.Published, res.PublishErrors, res.Lost, refused)
+	}
+	if res.Clients != 20 || res.ClientsShort != 10 || res.OK(time.Minute) {
+		t.Fatalf("%d subscribers checked, %d short, ok %v: want 20, the 10 of the refused room, not ok", res.Clients, res.ClientsShort, res.OK(time.Minute))
 	}
 }

@@ -402,9 +402,9 @@ func (r *runner) scaleRamp(ctx context.Context, o ScaleOptions, engine string, f
 				return false, err
 			}
 			st.Steps = append(st.Steps, s)
-			r.logf("  scale %s @%d: %g rounds/s, %8.0f/s offered (%.0f msgs/s, %.0f published): %8.0f/s delivered, p50 %.1f ms, p99 %.1f ms, lost %d, clients short %d of %d, disconnects %d, %.1f µs/delivery nodes, redis %.1f%%, machine %.0f%% (others %.0f%%), load %s",
+			r.logf("  scale %s @%d: %g rounds/s, %8.0f/s offered (%.0f msgs/s, %.0f published): %8.0f/s delivered, p50 %.1f ms, p99 %.1f ms, lost %d (publications refused %d), clients short %d of %d, disconnects %d, %.1f µs/delivery nodes, redis %.1f%%, machine %.0f%% (others %.0f%%), load %s",
 				engine, fleet.Connected, rounds, s.OfferedDeliveriesPerSec, s.MsgsPerSec, s.PublishedPerSec, s.DeliveriesPerSec, s.Latency.P50, s.Latency.P99,
-				s.Lost, s.ClientsShort, s.Clients, s.Disconnects, s.NodesCPUPerDeliveryUs, s.RedisCPUPercent, s.MachineCPUPercent, s.OthersCPUPercent, s.LoadAvg)
+				s.Lost, s.PublishErrors, s.ClientsShort, s.Clients, s.Disconnects, s.NodesCPUPerDeliveryUs, s.RedisCPUPercent, s.MachineCPUPercent, s.OthersCPUPercent, s.LoadAvg)
 			if s.OK {
 				if st.Best == nil || s.DeliveriesPerSec > st.Best.DeliveriesPerSec {
 					best := s

@@ -55,7 +55,7 @@ func (rep *ScaleReport) Markdown() string {
 	}
 	b.WriteString("### Broadcast steps\n\n" +
 		"A step publishes one message to each room in turn at the rate for the step's time; then every subscriber is checked against what its room was published. " +
-		"Short: subscribers that lacked a message (of those checked). Min/client: the fewest messages a subscriber's room got in the step. " +
+		"Lost: deliveries missing after the drain (and publications the node refused, which count as lost). Short: subscribers that lacked a message (of those checked). Min/client: the fewest messages a subscriber's room got in the step. " +
 		"Machine: the whole machine's busy CPU over the step, % of one core (all cores busy: 100 × cores); others: what of it neither the nodes, Redis nor the load generator used.\n\n" +
 		"| Engine | Connections | Rounds/s | Published msgs/s | Offered (deliveries/s) | Delivered/s | p50 (ms) | p99 (ms) | Lost | Short (of checked) | Min/client | Disconnects | Nodes µs/delivery | Redis % of a core | Redis µs/delivery | Loadgen µs/delivery | Machine % (others) | Load avg | Pass |\n")
 	b.WriteString("|---|" + strings.Repeat("---:|", 16) + "---|---|\n")
@@ -66,9 +66,9 @@ func (rep *ScaleReport) Markdown() string {
 				if s.OK {
 					pass = "yes"
 				}
-				fmt.Fprintf(&b, "| %s | %s | %g | %s | %s | %s | %s | %s | %d | %s (%s) | %d | %d | %s | %s | %s | %s | %s (%s) | %s | %s |\n", se.Engine, scaleThousands(float64(st.Conns)), s.Rounds,
+				fmt.Fprintf(&b, "| %s | %s | %g | %s | %s | %s | %s | %s | %s | %s (%s) | %d | %d | %s | %s | %s | %s | %s (%s) | %s | %s |\n", se.Engine, scaleThousands(float64(st.Conns)), s.Rounds,
 					scaleThousands(s.PublishedPerSec), scaleThousands(s.OfferedDeliveriesPerSec), scaleThousands(s.DeliveriesPerSec), scaleSig3(s.Latency.P50), scaleSig3(s.Latency.P99),
-					s.Lost, scaleThousands(float64(s.ClientsShort)), scaleThousands(float64(s.Clients)), s.MinPerClient, s.Disconnects,
+					scaleLost(s), scaleThousands(float64(s.ClientsShort)), scaleThousands(float64(s.Clients)), s.MinPerClient, s.Disconnects,
 					scaleSig3(s.NodesCPUPerDeliveryUs), scaleSig3(s.RedisCPUPercent), scaleSig3(s.RedisCPUPerDeliveryUs), scaleSig3(s.LoadCPUPerDeliveryUs),
 					scaleThousands(s.MachineCPUPercent), scaleThousands(s.OthersCPUPercent), s.LoadAvg, pass)
 			}
@@ -160,6 +160,15 @@ func scaleRows(stages []ScaleStage) []scaleRow {
 		{"Nodes' CPU per delivery at " + first + ", µs", at(func(s *ScaleStep) float64 { return s.NodesCPUPerDeliveryUs }), f3},
 		{"Redis CPU at " + first + ", % of a core", at(func(s *ScaleStep) float64 { return s.RedisCPUPercent }), f3},
 	}
+}
+
+// scaleLost is a step's lost deliveries, with the publications the node
+// refused if any.
+func scaleLost(s ScaleStep) string {
+	if s.PublishErrors > 0 {
+		return fmt.Sprintf("%d (%d refused)", s.Lost, s.PublishErrors)
+	}
+	return strconv.FormatInt(s.Lost, 10)
 }
 
 // scaleCommonRounds is the highest rate that passed at every stage, or
