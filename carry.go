@@ -12,8 +12,9 @@ import (
 // Acknowledged messages across a reconnect: a connection that ends with
 // messages its client did not acknowledge hands them to its session in
 // the session store (carryPending); the connection that resumes the
-// session, on whichever node, takes them and delivers them again
-// (redeliverCarried). The two may happen in either order:
+// session, on whichever node, takes them (storeOpened, in the round trip
+// that saves the session) and delivers them again (redeliver). The two
+// may happen in either order:
 //
 //   - the old connection ends first: the resume finds them in the store;
 //   - the client resumed first (its old connection's end was noticed
@@ -45,20 +46,34 @@ func (s *Server) carryPending(ctx context.Context, c *conn, msgs []session.Pendi
 	return true
 }
 
-// redeliverCarried takes what c's session carried and delivers it again,
-// tracked for its ack like any acked message. Messages past the
-// connection's bounds are dropped and counted.
+// redeliverCarried takes what c's session carried and delivers it again
+// (see redeliver).
 func (c *conn) redeliverCarried(ctx context.Context) {
+	if msgs := c.takeCarried(ctx); len(msgs) > 0 {
+		c.redeliver(ctx, msgs)
+	}
+}
+
+// takeCarried takes what c's session carried from the store.
+func (c *conn) takeCarried(ctx context.Context) []session.Pending {
 	s := c.s
 	ps, ok := s.sessions.(session.PendingStore)
 	if !ok {
-		return
+		return nil
 	}
 	msgs, err := ps.TakePending(ctx, c.info.SessionID)
 	if err != nil {
 		s.log.WarnContext(ctx, "unacknowledged messages of the session not read", "err", err)
-		return
+		return nil
 	}
+	return msgs
+}
+
+// redeliver delivers msgs, which c's session carried, again, tracked for
+// their ack like any acked message. Messages past the connection's bounds
+// are dropped and counted.
+func (c *conn) redeliver(ctx context.Context, msgs []session.Pending) {
+	s := c.s
 	sent := 0
 	for i, m := range msgs {
 		f := transport.NewPrepared(transport.Text, m.Frame, s.cfg.CompressionThreshold, s.cfg.CompressionLevel)

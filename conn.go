@@ -262,24 +262,22 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	}
 	s.hub.JoinUser(c.info.UserID, c) // keyed by the id string c holds
 	var restored []string
-	if s.opener != nil && !resumed && len(rooms) == 0 {
-		c.openStored(bctx)
-	} else {
-		s.presenceAdd(bctx, c, c.userRoom())
-		if resumed {
-			resumedRooms = sess.Rooms
-			restored = c.restoreRooms(bctx, c.restorable(sess.Rooms, recover))
-			s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
-		}
-		if len(rooms) > 0 {
-			restored = append(restored, c.restoreRooms(bctx, c.unjoined(rooms))...)
-		}
-		c.saveSession(bctx)
-	}
 	if resumed {
-		// After the save, which makes the session this connection's (see
-		// carry.go); queued behind the welcome.
-		c.redeliverCarried(bctx)
+		resumedRooms = sess.Rooms
+		restored = c.restoreRooms(bctx, c.restorable(sess.Rooms, recover))
+		s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
+	}
+	if len(rooms) > 0 {
+		restored = append(restored, c.restoreRooms(bctx, c.unjoined(rooms))...)
+	}
+	// The session, the presence entries and, for a resume, what the
+	// session carried: one round trip with a session.Opener, however many
+	// rooms. The take comes after the save, which makes the session this
+	// connection's (see carry.go); the redelivery is queued behind the
+	// welcome.
+	carried := c.storeOpened(bctx, restored, resumed)
+	if len(carried) > 0 {
+		c.redeliver(bctx, carried)
 	}
 	cancel()
 	hb := s.cfg.HeartbeatInterval

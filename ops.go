@@ -63,8 +63,7 @@ func (c *conn) join(ref json.RawMessage, room string, from *broker.Position) {
 		return
 	}
 	c.addRoom(room)
-	c.s.presenceAdd(ctx, c, room)
-	c.saveSession(ctx)
+	c.storeJoined(ctx, room)
 	if from != nil {
 		// The client saw offsets of this room, but it keeps no history
 		// here (any more): nothing can fill its gap.

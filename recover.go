@@ -213,8 +213,7 @@ func (c *conn) joinHistory(ref json.RawMessage, room string, from *broker.Positi
 		return
 	}
 	ctx, cancel = c.backendCtx()
-	c.s.presenceAdd(ctx, c, room)
-	c.saveSession(ctx)
+	c.storeJoined(ctx, room)
 	cancel()
 }
 

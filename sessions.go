@@ -89,9 +89,10 @@ func (c *conn) restorable(rooms []string, recover bool) []string {
 	return out
 }
 
-// restoreRooms joins the restorable rooms and returns those joined. A room
-// the broker cannot subscribe to now is logged and left out; clients
-// re-join their rooms after a reconnect anyway.
+// restoreRooms joins the restorable rooms in the hub and returns those
+// joined; their presence entries are the caller's to write (see
+// storeOpened). A room the broker cannot subscribe to now is logged and
+// left out; clients re-join their rooms after a reconnect anyway.
 func (c *conn) restoreRooms(ctx context.Context, rooms []string) []string {
 	var joined []string
 	for _, room := range rooms {
@@ -100,20 +101,59 @@ func (c *conn) restoreRooms(ctx context.Context, rooms []string) []string {
 			continue
 		}
 		c.addRoom(room)
-		c.s.presenceAdd(ctx, c, room)
 		joined = append(joined, room)
 	}
 	return joined
 }
 
-// openStored does for a new connection without rooms what presenceAdd
-// of its user room and saveSession do, with one round trip to the store
-// (session.Opener) instead of two.
-func (c *conn) openStored(ctx context.Context) {
+// storeOpened writes what the store keeps of a connection that opens:
+// its session, with its rooms, and its presence in its user room and in
+// rooms (those it was put in before the welcome). For a resumed session
+// it also takes what the session's previous connection carried (see
+// carry.go) and returns it. With a session.Opener that is one round trip
+// to the store whatever the number of rooms; without, one per write.
+func (c *conn) storeOpened(ctx context.Context, rooms []string, resumed bool) (carried []session.Pending) {
 	s := c.s
-	room := c.userRoom()
-	if err := s.opener.Open(ctx, c.sessionRecord(c.rooms), s.cfg.SessionTTL, room, s.presenceNode); err != nil {
+	all := make([]string, 0, 1+len(rooms))
+	all = append(append(all, c.userRoom()), rooms...)
+	if s.opener == nil {
+		for _, room := range all {
+			s.presenceAdd(ctx, c, room)
+		}
+		c.saveSession(ctx)
+		if resumed {
+			carried = c.takeCarried(ctx)
+		}
+		return carried
+	}
+	var err error
+	if resumed {
+		carried, err = s.opener.Reopen(ctx, c.sessionRecord(c.rooms), s.cfg.SessionTTL, all, s.presenceNode)
+	} else {
+		err = s.opener.Open(ctx, c.sessionRecord(c.rooms), s.cfg.SessionTTL, all, s.presenceNode)
+	}
+	if err != nil {
 		s.log.WarnContext(ctx, "session save and presence add failed", "err", err)
+	}
+	for _, room := range all {
+		s.announce(c, room, "join")
+		s.reportPresence(ctx, c, room, true)
+	}
+	return carried
+}
+
+// storeJoined records that the connection joined room: its presence
+// entry and its session with the room, in one round trip with a
+// session.Opener. The read side calls it.
+func (c *conn) storeJoined(ctx context.Context, room string) {
+	s := c.s
+	if s.opener == nil {
+		s.presenceAdd(ctx, c, room)
+		c.saveSession(ctx)
+		return
+	}
+	if err := s.opener.Open(ctx, c.sessionRecord(c.rooms), s.cfg.SessionTTL, []string{room}, s.presenceNode); err != nil {
+		s.log.WarnContext(ctx, "session save and presence add failed", "room", room, "err", err)
 	}
 	s.announce(c, room, "join")
 	s.reportPresence(ctx, c, room, true)

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/redis/rueidis"
 
 	"github.com/heraldrt/herald"
 	"github.com/heraldrt/herald/internal/testserver"
@@ -258,5 +260,132 @@ func TestOpenerOnRedis(t *testing.T) {
 	w := dial(t, b.URL, withHeader("X-Client-Id", "kim"), withHeader("X-Herald-Session-Id", sid), withHeader("X-Herald-Resume-Token", tok)).welcome
 	if w["resumed"] != true || w["sessionId"] != sid {
 		t.Fatalf("resume on the other node: %v", w)
+	}
+}
+
+// countingClient counts the calls a Redis session store makes, the first
+// command of each: on one Redis (not a Cluster) each Do and each DoMulti
+// is one round trip.
+type countingClient struct {
+	rueidis.Client
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *countingClient) record(cmds ...rueidis.Completed) {
+	var names []string
+	for _, cmd := range cmds {
+		if args := cmd.Commands(); len(args) > 0 {
+			names = append(names, args[0])
+		}
+	}
+	c.mu.Lock()
+	c.calls = append(c.calls, strings.Join(names, " "))
+	c.mu.Unlock()
+}
+
+func (c *countingClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	c.record(cmd)
+	return c.Client.Do(ctx, cmd)
+}
+
+func (c *countingClient) DoMulti(ctx context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
+	c.record(multi...)
+	return c.Client.DoMulti(ctx, multi...)
+}
+
+// since returns the calls made after the first n.
+func (c *countingClient) since(n int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.calls[n:]...)
+}
+
+func (c *countingClient) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.calls)
+}
+
+// TestResumeRoundTrips: on Redis, a resume costs the session store two
+// round trips whatever the number of rooms it restores (the resume
+// itself, then the session save, every presence entry and the take of
+// what the session carried in one pipeline), and a join one (its
+// presence entry and the session save), with history or without. The
+// store's calls are counted on its rueidis client against a real Redis.
+func TestResumeRoundTrips(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t)
+	for _, rooms := range []int{1, 8} {
+		t.Run(fmt.Sprint(rooms, " rooms"), func(t *testing.T) {
+			t.Parallel()
+			quiet := herald.Config{SessionTTL: time.Hour, LeaseTTL: time.Hour, // no refresh or lease renewal in between
+				History: []herald.HistoryRule{{Pattern: "h:*", Size: 100}}}
+			stA, err := redissession.New(redissession.Config{URL: r.URL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfgA := quiet
+			cfgA.Sessions, cfgA.Presence = stA, stA.Presence(0)
+			a := startServer(t, cfgA)
+
+			opt, err := rueidis.ParseURL(r.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := rueidis.NewClient(opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(base.Close)
+			cc := &countingClient{Client: base}
+			stB, err := redissession.New(redissession.Config{Client: cc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfgB := quiet
+			cfgB.Sessions, cfgB.Presence = stB, stB.Presence(0)
+			b := startServer(t, cfgB)
+			// Load the resume script into Redis first: the first resume a
+			// Redis sees costs one more round trip (NOSCRIPT, then EVAL).
+			if _, err := stB.Resume(context.Background(), "no-such-session", "u", "t", "n"); err == nil {
+				t.Fatal("resume of a session that does not exist succeeded")
+			}
+
+			user := fmt.Sprint("rt-", rooms)
+			c := dial(t, a.URL, withHeader("X-Client-Id", user))
+			for i := range rooms {
+				c.join(fmt.Sprint(user, "-r", i))
+			}
+			sid, tok := c.welcome["sessionId"].(string), c.welcome["resumeToken"].(string)
+			_ = c.c.CloseNow()
+
+			before := cc.count()
+			w := dial(t, b.URL, withHeader("X-Client-Id", user), withHeader("X-Herald-Session-Id", sid),
+				withHeader("X-Herald-Resume-Token", tok), withHeader("X-Herald-Recover", "1"))
+			if w.welcome["resumed"] != true {
+				t.Fatalf("not resumed: %v", w.welcome)
+			}
+			if got, _ := w.welcome["rooms"].([]any); len(got) != rooms {
+				t.Fatalf("welcome restored rooms %v, want %d", w.welcome["rooms"], rooms)
+			}
+			resume := cc.since(before)
+			before = cc.count()
+			w.join("h:" + user) // keeps history
+			w.join(user + "-plain")
+			join := cc.since(before)
+			if len(resume) != 2 || len(join) != 2 {
+				t.Errorf("session store round trips: resume %d %q, want 2; two joins %d %q, want 1 each",
+					len(resume), resume, len(join), join)
+			}
+			entries, err := stB.Presence(0).List(context.Background(), user+"-r0")
+			if err != nil || len(entries) != 1 || entries[0].User != user {
+				t.Errorf("presence in a restored room: %+v, %v", entries, err)
+			}
+			sess, err := stB.Get(context.Background(), sid)
+			if err != nil || len(sess.Rooms) != rooms+2 {
+				t.Errorf("session after the joins: %+v, %v; want %d rooms", sess, err, rooms+2)
+			}
+		})
 	}
 }

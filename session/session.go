@@ -86,13 +86,20 @@ type Presence interface {
 
 // Opener is implemented by a Presence kept in the same backend as a
 // session Store (the Redis Presence made by its Store's Presence method):
-// Open saves a new connection's session, as Store.Save does, and adds its
-// entry in room, as Add does, in one round trip instead of two. A server
-// uses it only when OpenStore is the Store it saves sessions in.
+// it writes what a connection that opens, resumes or joins needs in one
+// round trip instead of one per session save, presence entry and pending
+// read. A server uses it only when OpenStore is the Store it saves
+// sessions in.
 type Opener interface {
 	// Open is Save(ctx, s, ttl) on OpenStore and Add(ctx, room, node,
-	// s.Conn, s.UserID) together.
-	Open(ctx context.Context, s *Session, ttl time.Duration, room, node string) error
+	// s.Conn, s.UserID) for each of rooms, together.
+	Open(ctx context.Context, s *Session, ttl time.Duration, rooms []string, node string) error
+	// Reopen is Open for a session that a Resume just claimed for
+	// connection s.Conn, and also TakePending of the session: the take
+	// comes after the save has made s.Conn the session's connection (see
+	// PendingStore), so that messages carried by the session's previous
+	// connection are found either here or by that connection's node.
+	Reopen(ctx context.Context, s *Session, ttl time.Duration, rooms []string, node string) ([]Pending, error)
 	// OpenStore is the Store Open saves into.
 	OpenStore() Store
 }

@@ -9,7 +9,10 @@
 // DEL, and Touch one EVALSHA of a short script that updates lastSeen and
 // the TTL only if the key still exists, so touching an expired session
 // reports session.ErrNotFound instead of resurrecting a partial hash (which
-// a plain HSET+PEXPIRE pipeline would do).
+// a plain HSET+PEXPIRE pipeline would do). Resume is one EVALSHA, and
+// TakePending one MULTI/EXEC (LRANGE, DEL) round trip. A Presence made by
+// Store.Presence writes a connection's session, its presence entries and,
+// after a resume, the take in one pipeline (session.Opener).
 //
 // It uses the rueidis client, like broker/redis, with automatic pipelining
 // of concurrent calls. A Store is safe for concurrent use and starts no

@@ -25,11 +25,44 @@ if tonumber(ARGV[1]) > 0 then redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`)
 
-// takePendingScript returns the list and deletes it, atomically.
-var takePendingScript = rueidis.NewLuaScript(`
-local v = redis.call('LRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
-return v`)
+// takeCmds read a session's pending messages and delete them, in one
+// transaction; the EXEC's reply (the last) holds the LRANGE's.
+func (st *Store) takeCmds(id string) rueidis.Commands {
+	key := st.pendingKey(id)
+	b := st.client.B()
+	return rueidis.Commands{
+		b.Multi().Build(),
+		b.Lrange().Key(key).Start(0).Stop(-1).Build(),
+		b.Del().Key(key).Build(),
+		b.Exec().Build(),
+	}
+}
+
+// taken parses the replies to takeCmds.
+func taken(id string, res []rueidis.RedisResult) ([]session.Pending, error) {
+	for _, r := range res {
+		if err := r.Error(); err != nil {
+			return nil, fmt.Errorf("redis session store: take pending %s: %w", id, err)
+		}
+	}
+	exec, err := res[len(res)-1].ToArray()
+	if err != nil || len(exec) != 2 {
+		return nil, fmt.Errorf("redis session store: take pending %s: unexpected reply (%v)", id, err)
+	}
+	items, err := exec[0].AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redis session store: take pending %s: %w", id, err)
+	}
+	out := make([]session.Pending, 0, len(items))
+	for _, it := range items {
+		var p session.Pending
+		if err := json.Unmarshal([]byte(it), &p); err != nil {
+			return nil, fmt.Errorf("redis session store: take pending %s: %w", id, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
 
 // AddPending implements session.PendingStore.
 func (st *Store) AddPending(ctx context.Context, id string, msgs []session.Pending, max int, ttl time.Duration) error {
@@ -53,17 +86,5 @@ func (st *Store) AddPending(ctx context.Context, id string, msgs []session.Pendi
 
 // TakePending implements session.PendingStore.
 func (st *Store) TakePending(ctx context.Context, id string) ([]session.Pending, error) {
-	items, err := takePendingScript.Exec(ctx, st.client, []string{st.pendingKey(id)}, nil).AsStrSlice()
-	if err != nil && !rueidis.IsRedisNil(err) {
-		return nil, fmt.Errorf("redis session store: take pending %s: %w", id, err)
-	}
-	out := make([]session.Pending, 0, len(items))
-	for _, it := range items {
-		var p session.Pending
-		if err := json.Unmarshal([]byte(it), &p); err != nil {
-			return nil, fmt.Errorf("redis session store: take pending %s: %w", id, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return taken(id, st.client.DoMulti(ctx, st.takeCmds(id)...))
 }

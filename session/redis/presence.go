@@ -73,7 +73,7 @@ func NewPresence(cfg Config) (*Presence, error) {
 	if ttl <= 0 {
 		ttl = DefaultPresenceRoomTTL
 	}
-	return &Presence{prefix: prefix, client: st.client, own: true, roomTTL: ttl, rooms: map[string]roomEntries{}}, nil
+	return &Presence{prefix: prefix, client: st.client, own: st.own, roomTTL: ttl, rooms: map[string]roomEntries{}}, nil
 }
 
 func (p *Presence) roomKey(room string) string { return p.prefix + "presence:{" + room + "}" }
@@ -82,8 +82,9 @@ func (p *Presence) nodeKey(node string) string { return p.prefix + "node:" + nod
 // Presence returns a presence registry on st's connections (closing it
 // leaves them to st), with rooms kept for roomTTL (0:
 // DefaultPresenceRoomTTL). Unlike one from NewPresence it is a
-// session.Opener: a new connection's session and presence entry go to
-// Redis in one round trip.
+// session.Opener: a new connection's session and presence entries go to
+// Redis in one round trip, as do a join's, and a resume's with the take
+// of what the session carried.
 func (st *Store) Presence(roomTTL time.Duration) *Presence {
 	if roomTTL <= 0 {
 		roomTTL = DefaultPresenceRoomTTL
@@ -103,39 +104,77 @@ func (p *Presence) OpenStore() session.Store {
 	return p.store
 }
 
-// Open implements session.Opener: Save and Add in one pipeline (on a
-// Cluster: both sent at once, a round trip each in parallel).
-func (p *Presence) Open(ctx context.Context, s *session.Session, ttl time.Duration, room, node string) error {
+// Open implements session.Opener: Save and an Add for each room in one
+// pipeline (on a Cluster, where the session and each room hash may live
+// on different nodes: sent at once, a round trip each in parallel).
+func (p *Presence) Open(ctx context.Context, s *session.Session, ttl time.Duration, rooms []string, node string) error {
+	_, err := p.open(ctx, s, ttl, rooms, node, false)
+	return err
+}
+
+// Reopen implements session.Opener: Open and TakePending in one
+// pipeline, the take after the save. On a Cluster, where the session and
+// its pending messages live on different slots, the take waits for the
+// save: two round trips.
+func (p *Presence) Reopen(ctx context.Context, s *session.Session, ttl time.Duration, rooms []string, node string) ([]session.Pending, error) {
+	return p.open(ctx, s, ttl, rooms, node, true)
+}
+
+// open is Open, and Reopen when take is set.
+func (p *Presence) open(ctx context.Context, s *session.Session, ttl time.Duration, rooms []string, node string, take bool) ([]session.Pending, error) {
 	if p.store == nil {
-		return errors.New("redis presence: open: no session store (made by NewPresence)")
+		return nil, errors.New("redis presence: open: no session store (made by NewPresence)")
 	}
 	save, err := p.store.saveCmds(s, ttl)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	add := p.addCmds(room, node, s.Conn, s.UserID)
-	var addRes, saveRes []rueidis.RedisResult
+	var add rueidis.Commands
+	for _, room := range rooms {
+		add = append(add, p.addCmds(room, node, s.Conn, s.UserID)...)
+	}
+	var takeCmds rueidis.Commands
+	if take {
+		takeCmds = p.store.takeCmds(s.ID)
+	}
+	var addRes, saveRes, takeRes []rueidis.RedisResult
 	if p.client.Mode() == rueidis.ClientModeCluster {
 		// A Cluster client refuses a MULTI block and another slot's
-		// commands in one DoMulti: the two go out at once instead, a
-		// round trip each, in parallel.
+		// commands in one DoMulti: the adds go out at once, on their
+		// slots' nodes, beside the save and then the take.
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			addRes = p.client.DoMulti(ctx, add...)
+			if len(add) > 0 {
+				addRes = p.client.DoMulti(ctx, add...)
+			}
 		}()
 		saveRes = p.client.DoMulti(ctx, save...)
+		if take && saveRes[len(saveRes)-1].Error() == nil {
+			takeRes = p.client.DoMulti(ctx, takeCmds...)
+		}
 		<-done
 	} else {
-		res := p.client.DoMulti(ctx, append(add, save...)...)
-		addRes, saveRes = res[:len(add)], res[len(add):]
+		// One connection: Redis runs them in this order.
+		cmds := make(rueidis.Commands, 0, len(add)+len(save)+len(takeCmds))
+		cmds = append(append(append(cmds, add...), save...), takeCmds...)
+		res := p.client.DoMulti(ctx, cmds...)
+		addRes, saveRes, takeRes = res[:len(add)], res[len(add):len(add)+len(save)], res[len(add)+len(save):]
 	}
 	for _, r := range saveRes {
 		if err := r.Error(); err != nil {
-			return fmt.Errorf("redis session store: save %s: %w", s.ID, err)
+			return nil, fmt.Errorf("redis session store: save %s: %w", s.ID, err)
 		}
 	}
-	return p.added(room, addRes)
+	for i, room := range rooms {
+		if err := p.added(room, addRes[2*i:2*i+2]); err != nil {
+			return nil, err
+		}
+	}
+	if !take {
+		return nil, nil
+	}
+	return taken(s.ID, takeRes)
 }
 
 func (p *Presence) addCmds(room, node, conn, user string) rueidis.Commands {

@@ -23,6 +23,11 @@ type Config struct {
 	Password string
 	// Prefix of every key. Default "herald".
 	Prefix string
+	// Client, when set, is used instead of connecting to URL or
+	// ClusterAddrs (then ignored): to share a client, or to wrap one (to
+	// trace or count round trips). Closing the Store (or a Presence
+	// made with it) leaves it open.
+	Client rueidis.Client
 	// PresenceRoomTTL is how long a presence room hash (see Presence)
 	// outlives the last sign of life of this process's entries in it:
 	// KeepAlive renews it for the rooms where the process has entries,
@@ -35,6 +40,7 @@ type Config struct {
 type Store struct {
 	prefix string
 	client rueidis.Client
+	own    bool // Close closes client
 }
 
 var _ session.Store = (*Store)(nil)
@@ -59,6 +65,13 @@ return redis.call('HGETALL', KEYS[1])`)
 
 // New connects to Redis. It fails if Redis cannot be reached.
 func New(cfg Config) (*Store, error) {
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = "herald"
+	}
+	if cfg.Client != nil {
+		return &Store{prefix: prefix + ":session:", client: cfg.Client}, nil
+	}
 	opt, err := redisopt.Options(cfg.URL, cfg.ClusterAddrs, cfg.Password)
 	if err != nil {
 		return nil, fmt.Errorf("redis session store: %w", err)
@@ -67,11 +80,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis session store: %w", err)
 	}
-	prefix := cfg.Prefix
-	if prefix == "" {
-		prefix = "herald"
-	}
-	return &Store{prefix: prefix + ":session:", client: client}, nil
+	return &Store{prefix: prefix + ":session:", client: client, own: true}, nil
 }
 
 func (st *Store) key(id string) string { return st.prefix + id }
@@ -201,6 +210,8 @@ func (st *Store) Delete(ctx context.Context, id string) error {
 
 // Close implements session.Store.
 func (st *Store) Close() error {
-	st.client.Close()
+	if st.own {
+		st.client.Close()
+	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/heraldrt/herald/session"
 	"github.com/heraldrt/herald/session/redis"
 	"github.com/heraldrt/herald/session/sessiontest"
+	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 )
 
@@ -183,7 +184,7 @@ func TestOpen(t *testing.T) {
 			now := time.Now().Truncate(time.Millisecond)
 			s := &session.Session{ID: "sess-open-1", UserID: "alice", Node: "node-a", Conn: "conn-1",
 				ResumeToken: "tok-1", ConnectedAt: now, LastSeen: now}
-			if err := o.Open(ctx, s, time.Minute, "user:alice", "node-a#1"); err != nil {
+			if err := o.Open(ctx, s, time.Minute, []string{"user:alice", "chat"}, "node-a#1"); err != nil {
 				t.Fatal(err)
 			}
 			got, err := st.Get(ctx, s.ID)
@@ -199,6 +200,34 @@ func TestOpen(t *testing.T) {
 			}
 			if len(entries) != 1 || entries[0].User != "alice" || entries[0].Connections != 1 {
 				t.Fatalf("presence %+v", entries)
+			}
+			if entries, err := pr.List(ctx, "chat"); err != nil || len(entries) != 1 || entries[0].User != "alice" {
+				t.Fatalf("presence in chat %+v, %v", entries, err)
+			}
+
+			// Reopen: the session moves to conn-2 with its rooms, and what
+			// conn-1 carried is taken once.
+			carried := []session.Pending{{MsgID: "m1", Frame: []byte(`{"type":"event"}`)}, {MsgID: "m2", Frame: []byte("{}")}}
+			if err := st.AddPending(ctx, s.ID, carried, 16, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			s2 := *s
+			s2.Conn, s2.Rooms = "conn-2", []string{"chat", "news"}
+			got2, err := o.Reopen(ctx, &s2, time.Minute, []string{"user:alice", "chat", "news"}, "node-a#1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got2) != 2 || got2[0].MsgID != "m1" || got2[1].MsgID != "m2" || string(got2[0].Frame) != `{"type":"event"}` {
+				t.Fatalf("Reopen took %+v, want m1 and m2", got2)
+			}
+			if again, err := o.Reopen(ctx, &s2, time.Minute, []string{"news"}, "node-a#1"); err != nil || len(again) != 0 {
+				t.Fatalf("second Reopen took %+v, %v; want nothing", again, err)
+			}
+			if cur, err := st.Get(ctx, s.ID); err != nil || cur.Conn != "conn-2" || len(cur.Rooms) != 2 {
+				t.Fatalf("session after Reopen %+v, %v", cur, err)
+			}
+			if entries, err := pr.List(ctx, "news"); err != nil || len(entries) != 1 || entries[0].Connections != 1 {
+				t.Fatalf("presence in news after Reopen %+v, %v", entries, err)
 			}
 			// Closing the Presence leaves the Store's connections open.
 			_ = pr.Close()
@@ -234,5 +263,39 @@ func TestOpen(t *testing.T) {
 	t.Cleanup(func() { _ = p.Close() })
 	if p.OpenStore() != nil {
 		t.Fatal("a Presence from NewPresence names a Store")
+	}
+}
+
+// TestSharedClient: a Store (and a Presence from NewPresence) on a client
+// passed in Config.Client uses it and leaves it open when closed.
+func TestSharedClient(t *testing.T) {
+	t.Parallel()
+	opt, err := rueidis.ParseURL(testserver.StartRedis(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(base.Close)
+	cfg := redis.Config{Client: base, URL: "redis://ignored.invalid:1"}
+	st, err := redis.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := redis.NewPresence(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	if err := st.Save(ctx, &session.Session{ID: "shared-1", UserID: "u", ConnectedAt: now, LastSeen: now}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Close()
+	_ = st.Close()
+	if n, err := base.Do(ctx, base.B().Exists().Key("herald:session:shared-1").Build()).AsInt64(); err != nil || n != 1 {
+		t.Fatalf("the shared client after the Store closed: %d, %v", n, err)
 	}
 }
