@@ -73,26 +73,31 @@ func BenchmarkHandshake(b *testing.B) {
 // a redis-server of the benchmark's own (the store's Presence, so a
 // connect's two writes take one round trip), as herald serve --redis-url
 // keeps them; redis-separate: the presence on connections of its own, a
-// round trip each, as before session.Opener. Serial connects over loopback: compare the lines with each
+// round trip each, as before session.Opener; -serve: through
+// Server.Serve's own accept path instead of net/http. Serial connects over loopback: compare the lines with each
 // other, and with benchstat, not with other machines.
 func BenchmarkConnect(b *testing.B) {
 	tok, err := jwtauth.Sign(testSecret, "bench-user", nil, nil, time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}
+	redis := func(b *testing.B) herald.Config {
+		r := testserver.StartRedis(b)
+		st, err := redissession.New(redissession.Config{URL: r.URL()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return herald.Config{Sessions: st, Presence: st.Presence(0)}
+	}
 	for _, tc := range []struct {
 		name   string
 		stores func(b *testing.B) herald.Config
+		serve  bool // through Server.Serve's accept path instead of net/http
 	}{
-		{"memory", func(*testing.B) herald.Config { return herald.Config{} }},
-		{"redis", func(b *testing.B) herald.Config {
-			r := testserver.StartRedis(b)
-			st, err := redissession.New(redissession.Config{URL: r.URL()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return herald.Config{Sessions: st, Presence: st.Presence(0)}
-		}},
+		{"memory", func(*testing.B) herald.Config { return herald.Config{} }, false},
+		{"memory-serve", func(*testing.B) herald.Config { return herald.Config{} }, true},
+		{"redis-serve", redis, true},
+		{"redis", redis, false},
 		{"redis-separate", func(b *testing.B) herald.Config {
 			// As before session.Opener: a presence registry on its own
 			// connections, a round trip for the session and one for
@@ -107,7 +112,7 @@ func BenchmarkConnect(b *testing.B) {
 				b.Fatal(err)
 			}
 			return herald.Config{Sessions: st, Presence: pr}
-		}},
+		}, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			a, err := jwtauth.New(context.Background(), jwtauth.Config{Secret: testSecret})
@@ -118,12 +123,17 @@ func BenchmarkConnect(b *testing.B) {
 			cfg := tc.stores(b)
 			cfg.Authenticator = a
 			cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			ts := startServer(b, cfg)
+			url := ""
+			if tc.serve {
+				url = "ws://" + startRawServer(b, cfg, true).addr + "/ws"
+			} else {
+				url = startServer(b, cfg).URL
+			}
 			opts := loadgen.DialOptions{Header: http.Header{"Authorization": {"Bearer " + tok}}}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				c, err := loadgen.Dial(ctx, ts.URL, opts)
+				c, err := loadgen.Dial(ctx, url, opts)
 				if err != nil {
 					b.Fatal(err)
 				}

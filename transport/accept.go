@@ -48,6 +48,16 @@ func CheckHandshake(r *http.Request) *HandshakeError {
 	return herr
 }
 
+// ConnTaker is implemented by the http.ResponseWriter of an accept path
+// that reads requests itself instead of through net/http (see
+// herald.Server.Serve): Upgrade takes the connection from it instead of
+// hijacking it, with the bytes already read past the request, which the
+// connection reads first. The writer must not use the connection after
+// TakeConn.
+type ConnTaker interface {
+	TakeConn() (nc net.Conn, buffered []byte)
+}
+
 // Upgrader accepts WebSocket connections with one set of Options, which
 // every connection it accepts shares instead of holding a copy. It is safe
 // for concurrent use.
@@ -130,19 +140,24 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 	}
 	neg.subprotocol = selectSubprotocol(r, opts.Subprotocols)
 
-	nc, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		http.Error(w, "websocket upgrade unsupported", http.StatusInternalServerError)
-		return nil, fmt.Errorf("transport: hijack: %w", err)
-	}
-
-	// Bytes the client sent right after the request are already in brw's
-	// buffer; keep them, then read straight from the socket. net/http's
-	// buffers are not kept.
+	var nc net.Conn
 	var prefix []byte
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
-		prefix = append([]byte(nil), b...)
+	if t, ok := w.(ConnTaker); ok {
+		nc, prefix = t.TakeConn()
+	} else {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, "websocket upgrade unsupported", http.StatusInternalServerError)
+			return nil, fmt.Errorf("transport: hijack: %w", err)
+		}
+		nc = c
+		// Bytes the client sent right after the request are already in
+		// brw's buffer; keep them, then read straight from the socket.
+		// net/http's buffers are not kept.
+		if n := brw.Reader.Buffered(); n > 0 {
+			b, _ := brw.Reader.Peek(n)
+			prefix = append([]byte(nil), b...)
+		}
 	}
 
 	// A held response gets room for a welcome frame behind it (see

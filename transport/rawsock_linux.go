@@ -50,10 +50,24 @@ const (
 	waitWrite
 )
 
+// connUnwrapper is a net.Conn that wraps another only to replay bytes it
+// read before handing the connection on (herald.Server.Serve gives
+// net/http its requests that way). UnwrapConn returns the wrapped
+// connection once nothing is left to replay, nil before; closing that
+// closes the wrapper's socket.
+type connUnwrapper interface {
+	UnwrapConn() net.Conn
+}
+
 // newRawSocket takes nc's socket over when nc is a TCP or Unix socket:
 // it duplicates the descriptor and closes nc, which releases Go's poll
 // descriptor and netFD. It returns nil, leaving nc alone, otherwise.
 func newRawSocket(nc net.Conn) *rawSocket {
+	if u, ok := nc.(connUnwrapper); ok {
+		if inner := u.UnwrapConn(); inner != nil {
+			nc = inner
+		}
+	}
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 	default:

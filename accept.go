@@ -1,0 +1,520 @@
+package herald
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/heraldrt/herald/internal/httphead"
+	"github.com/heraldrt/herald/transport"
+)
+
+// The accept path of Server.Serve: Herald's own accept loop for a
+// server that wants its WebSocket connects cheap. net/http spends about
+// a third of a connect's CPU on what an upgrade does not need (a
+// connection object with its buffers and contexts, a background read
+// started and aborted around the handler, the hijack); this path reads
+// the request head itself, into a pooled buffer, and serves an upgrade
+// on Config.Path with the same handler (serveWebSocket) and so the same
+// rules. Everything else, and every head it does not fully understand,
+// goes to the http.Server with the bytes already read replayed first.
+
+// headBufSize bounds the head this path reads itself: a larger one goes
+// to net/http, whose MaxHeaderBytes (at least this much) then applies.
+const headBufSize = 4096
+
+// defaultHeadTimeout bounds the reading of a head when the http.Server
+// sets neither ReadHeaderTimeout nor ReadTimeout.
+const defaultHeadTimeout = 10 * time.Second
+
+var headBufs = sync.Pool{New: func() any { b := make([]byte, headBufSize); return &b }}
+
+// Serve accepts connections on ln and serves them as hs would, except
+// WebSocket upgrades to Config.Path, which it reads and hands to the
+// Server itself, without net/http: a connect then costs less CPU (see
+// docs/benchmarks.md). Every other request (the application's routes,
+// /metrics, the API, Socket.IO, a head too large or unusual for the fast
+// reader, TLS) goes to hs unchanged, through a listener that replays the
+// bytes already read. It returns what hs.Serve returns: after
+// hs.Shutdown or hs.Close, http.ErrServerClosed.
+//
+// An upgrade on Config.Path reaches the Server directly, not through
+// hs.Handler: middleware there does not see it. hs's ConnContext and
+// ConnState hooks are called for it as net/http would (new, active,
+// then hijacked or closed). Its head is read within hs.ReadHeaderTimeout
+// (else hs.ReadTimeout, else 10 s) and at most 4 KiB, a refused upgrade
+// is answered with Connection: close, and a connection whose head took
+// that long is closed without an answer, as net/http does. ln must not
+// be a TLS listener for the fast path to apply (TLS connections are
+// handed to hs as they are).
+func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
+	a := &acceptor{
+		s:       s,
+		ln:      ln,
+		hs:      hs,
+		path:    s.cfg.Path,
+		conns:   make(chan net.Conn),
+		work:    make(chan net.Conn),
+		done:    make(chan struct{}),
+		reading: make(map[net.Conn]struct{}),
+	}
+	a.headTimeout = hs.ReadHeaderTimeout
+	if a.headTimeout <= 0 {
+		a.headTimeout = hs.ReadTimeout
+	}
+	if a.headTimeout <= 0 {
+		a.headTimeout = defaultHeadTimeout
+	}
+	a.writeTimeout = hs.WriteTimeout
+	if a.writeTimeout <= 0 {
+		a.writeTimeout = s.cfg.WriteTimeout
+	}
+	a.baseCtx = context.Background()
+	if hs.BaseContext != nil {
+		a.baseCtx = hs.BaseContext(a)
+		if a.baseCtx == nil {
+			panic("BaseContext returned a nil context")
+		}
+	}
+	a.baseCtx = context.WithValue(a.baseCtx, http.ServerContextKey, hs)
+	a.wg.Add(1)
+	go a.acceptLoop()
+	err := hs.Serve(a)
+	_ = a.Close()
+	a.wg.Wait()
+	return err
+}
+
+// acceptor is the accept loop of one Serve call, and the net.Listener
+// that hands its http.Server the connections it does not serve itself.
+// Its goroutines (the loop, and workers, each serving one connection at
+// a time until its head is read and it is handed on, answered or
+// upgraded) end by Close, which closes the listener and every connection
+// still being read; idle workers end then too.
+type acceptor struct {
+	s            *Server
+	ln           net.Listener
+	hs           *http.Server
+	path         string
+	headTimeout  time.Duration
+	writeTimeout time.Duration
+	baseCtx      context.Context
+
+	conns chan net.Conn // to hs.Serve
+	work  chan net.Conn // to an idle worker
+	done  chan struct{} // closed by Close
+	once  sync.Once
+
+	mu      sync.Mutex
+	closed  bool
+	errLoop error                 // why the accept loop ended, if not Close
+	reading map[net.Conn]struct{} // connections whose head is being read
+
+	wg sync.WaitGroup
+}
+
+// Accept implements net.Listener for the http.Server: the connections
+// the accept loop hands on.
+func (a *acceptor) Accept() (net.Conn, error) {
+	select {
+	case c := <-a.conns:
+		return c, nil
+	case <-a.done:
+		a.mu.Lock()
+		err := a.errLoop
+		a.mu.Unlock()
+		if err == nil {
+			err = net.ErrClosed
+		}
+		return nil, err
+	}
+}
+
+// Close implements net.Listener: it stops the accept loop and ends every
+// connection whose head is still being read.
+func (a *acceptor) Close() error {
+	a.stop(nil)
+	return nil
+}
+
+// Addr implements net.Listener.
+func (a *acceptor) Addr() net.Addr { return a.ln.Addr() }
+
+func (a *acceptor) stop(err error) {
+	a.once.Do(func() {
+		a.mu.Lock()
+		a.closed = true
+		a.errLoop = err
+		for nc := range a.reading {
+			_ = nc.Close()
+		}
+		clear(a.reading)
+		a.mu.Unlock()
+		close(a.done)
+		_ = a.ln.Close()
+	})
+}
+
+func (a *acceptor) acceptLoop() {
+	defer a.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := a.ln.Accept()
+		if err != nil {
+			select {
+			case <-a.done:
+				return
+			default:
+			}
+			if !temporaryAcceptError(err) {
+				a.stop(err)
+				return
+			}
+			// Out of descriptors or memory: wait, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			a.s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+			select {
+			case <-time.After(delay):
+			case <-a.done:
+				return
+			}
+			continue
+		}
+		delay = 0
+		a.wg.Add(1)
+		select {
+		case a.work <- nc: // an idle worker's
+		default:
+			go a.worker(nc)
+		}
+	}
+}
+
+// workerIdle is how long a worker waits for its next connection.
+const workerIdle = 10 * time.Second
+
+// worker serves nc, then the connections the accept loop hands it while
+// it waits, until it has waited workerIdle or the acceptor closes. A
+// worker keeps the stack the first connect grew (JSON, the token check,
+// the welcome): a new goroutine per connection would grow its stack on
+// every connect, a tenth of the CPU of the accept path.
+func (a *acceptor) worker(nc net.Conn) {
+	var idle *time.Timer
+	for {
+		a.serveConn(nc)
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+			defer idle.Stop()
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case nc = <-a.work:
+		case <-idle.C:
+			return
+		case <-a.done:
+			return
+		}
+	}
+}
+
+// temporaryAcceptError reports whether an Accept error is one that goes
+// away (descriptors or memory short, a connection reset before it was
+// accepted).
+func temporaryAcceptError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// track registers nc as being read, so that Close ends it; false once
+// the acceptor is closed.
+func (a *acceptor) track(nc net.Conn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.reading[nc] = struct{}{}
+	return true
+}
+
+func (a *acceptor) untrack(nc net.Conn) {
+	a.mu.Lock()
+	delete(a.reading, nc)
+	a.mu.Unlock()
+}
+
+// serveConn reads nc's request head and serves it, or hands nc on.
+func (a *acceptor) serveConn(nc net.Conn) {
+	if _, ok := nc.(*tls.Conn); ok {
+		a.handOff(nc, nil)
+		a.wg.Done()
+		return
+	}
+	if !a.track(nc) {
+		_ = nc.Close()
+		a.wg.Done()
+		return
+	}
+	bp := headBufs.Get().(*[]byte)
+	b := *bp
+	head, rest, ok := a.readHead(nc, b)
+	a.untrack(nc)
+	if !ok {
+		headBufs.Put(bp)
+		a.wg.Done()
+		return
+	}
+	h, simple := httphead.Parse(head)
+	var u *url.URL
+	if simple && isWebSocketUpgrade(h.Header) {
+		var err error
+		u, err = url.ParseRequestURI(h.Target)
+		simple = err == nil
+	} else {
+		simple = false
+	}
+	if !simple {
+		replay := append(append(make([]byte, 0, len(head)+len(rest)), head...), rest...)
+		headBufs.Put(bp)
+		a.handOff(nc, replay)
+		a.wg.Done()
+		return
+	}
+	var after []byte
+	if len(rest) > 0 {
+		after = append([]byte(nil), rest...)
+	}
+	headBufs.Put(bp)
+	a.serveUpgrade(nc, &h, u, after)
+}
+
+// readHead reads nc until its request head is whole (returned as a
+// string of its own, and the bytes read past it, which alias b). A
+// request not for Config.Path, a head larger than b, or a client that
+// ends its side before its head does is handed on from here (ok false);
+// a client that sends no whole head in time is closed.
+func (a *acceptor) readHead(nc net.Conn, b []byte) (head string, rest []byte, ok bool) {
+	_ = nc.SetReadDeadline(time.Now().Add(a.headTimeout))
+	n := 0
+	for {
+		m, err := nc.Read(b[n:])
+		n += m
+		d := httphead.Match(b[:n], a.path)
+		plain := true
+		if d == httphead.Mine {
+			var end int
+			if end, plain = httphead.End(b[:n]); end >= 0 {
+				return string(b[:end]), b[end:n], true
+			}
+		}
+		switch {
+		case d == httphead.Other || !plain || n == len(b) || (err != nil && n > 0 && !isTimeout(err)):
+			// net/http's answer, whatever it is.
+			_ = nc.SetReadDeadline(time.Time{})
+			a.handOff(nc, bytes.Clone(b[:n]))
+			return "", nil, false
+		case err != nil:
+			// Nothing sent, or not in time: closed without an answer,
+			// as net/http closes such a connection.
+			_ = nc.Close()
+			return "", nil, false
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isWebSocketUpgrade reports whether h asks for a WebSocket as the
+// per-IP HTTP connection cap of herald serve tells (an Upgrade value
+// that is "websocket"): requests it would count go to net/http.
+func isWebSocketUpgrade(h http.Header) bool {
+	for _, v := range h["Upgrade"] {
+		if strings.EqualFold(strings.TrimSpace(v), "websocket") {
+			return true
+		}
+	}
+	return false
+}
+
+// handOff gives nc to the http.Server, which reads buffered first.
+func (a *acceptor) handOff(nc net.Conn, buffered []byte) {
+	var c net.Conn = nc
+	if len(buffered) > 0 {
+		c = &replayConn{Conn: nc, buf: buffered}
+	}
+	select {
+	case a.conns <- c:
+	case <-a.done:
+		_ = nc.Close()
+	}
+}
+
+// serveUpgrade serves the upgrade request h, read from nc, with the
+// Server's WebSocket handler; after holds the bytes the client sent
+// past the head.
+func (a *acceptor) serveUpgrade(nc net.Conn, h *httphead.Head, u *url.URL, after []byte) {
+	ctx := context.WithValue(a.baseCtx, http.LocalAddrContextKey, nc.LocalAddr())
+	if a.hs.ConnContext != nil {
+		ctx = a.hs.ConnContext(ctx, nc)
+		if ctx == nil {
+			panic("ConnContext returned nil")
+		}
+	}
+	a.setState(nc, http.StateNew)
+	a.setState(nc, http.StateActive)
+	r := (&http.Request{
+		Method:     h.Method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h.Header,
+		Body:       http.NoBody,
+		Host:       h.Host,
+		RemoteAddr: nc.RemoteAddr().String(),
+		RequestURI: h.Target,
+	}).WithContext(ctx)
+	w := &fastWriter{a: a, nc: nc, after: after}
+	defer func() {
+		if v := recover(); v != nil {
+			a.s.log.Error("panic serving a WebSocket upgrade", "panic", fmt.Sprint(v), "stack", string(debug.Stack()), "remote", r.RemoteAddr)
+			if !w.taken {
+				_ = nc.Close()
+				a.setState(nc, http.StateClosed)
+				a.wg.Done()
+			}
+		}
+	}()
+	a.s.serveWebSocket(w, r)
+	if !w.taken {
+		w.finish()
+		a.setState(nc, http.StateClosed)
+		a.wg.Done()
+	}
+}
+
+func (a *acceptor) setState(nc net.Conn, st http.ConnState) {
+	if a.hs.ConnState != nil {
+		a.hs.ConnState(nc, st)
+	}
+}
+
+// fastWriter is the http.ResponseWriter of an upgrade on the accept
+// path: an upgrade takes the connection (transport.ConnTaker); any other
+// answer is kept and written, with Connection: close, by finish.
+type fastWriter struct {
+	a      *acceptor
+	nc     net.Conn
+	after  []byte
+	header http.Header
+	status int
+	body   []byte
+	taken  bool
+}
+
+var _ transport.ConnTaker = (*fastWriter)(nil)
+
+func (w *fastWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, 4)
+	}
+	return w.header
+}
+
+func (w *fastWriter) WriteHeader(code int) {
+	if w.status == 0 && !w.taken {
+		w.status = code
+	}
+}
+
+func (w *fastWriter) Write(p []byte) (int, error) {
+	if w.taken {
+		return 0, http.ErrHijacked
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// TakeConn implements transport.ConnTaker: the connection is the
+// transport's from now on; the accept path is done with it.
+func (w *fastWriter) TakeConn() (net.Conn, []byte) {
+	w.taken = true
+	w.a.setState(w.nc, http.StateHijacked)
+	w.a.wg.Done()
+	return w.nc, w.after
+}
+
+// finish writes the answer kept and closes the connection.
+func (w *fastWriter) finish() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	h := w.Header()
+	if h.Get("Content-Type") == "" && len(w.body) > 0 {
+		h.Set("Content-Type", http.DetectContentType(w.body))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(w.body)))
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	var buf bytes.Buffer
+	buf.Grow(256 + len(w.body))
+	buf.WriteString("HTTP/1.1 ")
+	buf.WriteString(strconv.Itoa(w.status))
+	buf.WriteByte(' ')
+	buf.WriteString(http.StatusText(w.status))
+	buf.WriteString("\r\n")
+	_ = h.Write(&buf)
+	buf.WriteString("\r\n")
+	buf.Write(w.body)
+	_ = w.nc.SetWriteDeadline(time.Now().Add(w.a.writeTimeout))
+	_, _ = w.nc.Write(buf.Bytes())
+	_ = w.nc.Close()
+}
+
+// replayConn is a connection handed to net/http with the bytes the
+// accept path read from it, which its first reads return.
+type replayConn struct {
+	net.Conn
+	buf []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.buf) > 0 {
+		n := copy(p, c.buf)
+		c.buf = c.buf[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// UnwrapConn lets the transport take the socket of an upgrade that
+// net/http served (Socket.IO's, say) as it takes any other, once nothing
+// is left to replay.
+func (c *replayConn) UnwrapConn() net.Conn {
+	if len(c.buf) > 0 {
+		return nil
+	}
+	return c.Conn
+}
