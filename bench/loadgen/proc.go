@@ -128,3 +128,65 @@ func findMetric(sc *bufio.Scanner, name string) (float64, error) {
 	}
 	return 0, fmt.Errorf("loadgen: metric %s not found", name)
 }
+
+// MachineCPU is the machine's CPU time, from the first line of
+// /proc/stat, in clock ticks: busy (user, nice, system, irq, softirq,
+// steal) and in all (idle and iowait too).
+type MachineCPU struct {
+	Busy, Total int64
+	CPUs        int
+}
+
+// ReadMachineCPU reads /proc/stat; the zero value where it cannot.
+func ReadMachineCPU() MachineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineCPU{}
+	}
+	return parseMachineCPU(string(b))
+}
+
+// parseMachineCPU parses the text of /proc/stat: the "cpu" line's
+// fields user nice system idle iowait irq softirq steal (guest time is
+// already in user), and the "cpuN" lines counted as CPUs.
+func parseMachineCPU(stat string) MachineCPU {
+	var m MachineCPU
+	for i, line := range strings.Split(stat, "\n") {
+		fs := strings.Fields(line)
+		if len(fs) == 0 || !strings.HasPrefix(fs[0], "cpu") {
+			continue
+		}
+		if fs[0] != "cpu" {
+			m.CPUs++
+			continue
+		}
+		if i != 0 || len(fs) < 5 {
+			return MachineCPU{}
+		}
+		for j, f := range fs[1:min(len(fs), 9)] {
+			n, _ := strconv.ParseInt(f, 10, 64)
+			m.Total += n
+			if j != 3 && j != 4 {
+				m.Busy += n
+			}
+		}
+	}
+	return m
+}
+
+// BusySince is the machine's busy CPU between m0 and m, in % of one
+// core (200 for two cores busy throughout); 0 when unknown.
+func (m MachineCPU) BusySince(m0 MachineCPU) float64 {
+	if m.Total <= m0.Total || m.CPUs == 0 {
+		return 0
+	}
+	return 100 * float64(m.CPUs) * float64(m.Busy-m0.Busy) / float64(m.Total-m0.Total)
+}
+
+// LoadAvg returns the 1, 5 and 15 minute load averages of
+// /proc/loadavg ("" where it cannot be read).
+func LoadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	fs := strings.Fields(string(b))
+	return strings.Join(fs[:min(3, len(fs))], " ")
+}

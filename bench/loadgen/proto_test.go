@@ -103,6 +103,27 @@ func TestParseStatCPU(t *testing.T) {
 	}
 }
 
+func TestParseMachineCPU(t *testing.T) {
+	t.Parallel()
+	stat := "cpu  100 5 50 800 20 3 2 10 7 0\ncpu0 50 2 25 400 10 1 1 5 3 0\ncpu1 50 3 25 400 10 2 1 5 4 0\nintr 1 2 3\n"
+	m := parseMachineCPU(stat)
+	// Busy: user nice system irq softirq steal; idle and iowait are not;
+	// guest (already in user) is not added again.
+	if want := (MachineCPU{Busy: 100 + 5 + 50 + 3 + 2 + 10, Total: 990, CPUs: 2}); m != want {
+		t.Fatalf("parse = %+v, want %+v", m, want)
+	}
+	later := MachineCPU{Busy: m.Busy + 150, Total: m.Total + 200, CPUs: 2}
+	if got := later.BusySince(m); got != 150 {
+		t.Fatalf("BusySince = %v%%, want 150%% (3/4 of two cores)", got)
+	}
+	if got := m.BusySince(m); got != 0 {
+		t.Fatalf("BusySince over no time = %v, want 0", got)
+	}
+	if m := parseMachineCPU("garbage"); m != (MachineCPU{}) {
+		t.Fatalf("garbage parsed as %+v", m)
+	}
+}
+
 func TestFindMetric(t *testing.T) {
 	t.Parallel()
 	text := "# HELP go_memstats_heap_inuse_bytes x\n# TYPE go_memstats_heap_inuse_bytes gauge\n" +

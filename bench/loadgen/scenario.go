@@ -213,6 +213,16 @@ type StepResult struct {
 	ServerCPUSeconds       float64 `json:"serverCPUSeconds"`
 	ServerCPUPerDeliveryUs float64 `json:"serverCPUPerDeliveryUs"`
 	LoadCPUPerDeliveryUs   float64 `json:"loadCPUPerDeliveryUs"`
+	// OthersCPUPercent is the CPU, in % of one core, that the machine
+	// spent during the step on anything but the server and the load
+	// generator: other processes, or the kernel's work for them. The
+	// targets of one run are measured one after the other, so a step
+	// that shared the machine with someone else's work (a build, a test)
+	// shows it here; its latency then says little about the target.
+	OthersCPUPercent float64 `json:"othersCPUPercent"`
+	// LoadAvg is /proc/loadavg's 1, 5 and 15 minute averages at the
+	// step's start.
+	LoadAvg string `json:"loadAvg,omitempty"`
 }
 
 // OK reports whether the step lost nothing, no subscriber lacked a
@@ -232,6 +242,7 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 		return StepResult{}, errors.New("loadgen: no subscribers")
 	}
 	msgs := c.DeliveriesPerSec / perRoom
+	la, m0 := LoadAvg(), ReadMachineCPU()
 	cpu0, load0 := SumCPU(c.ServerPIDs), SumCPU(c.LoadPIDs)
 	t0, errs0 := time.Now(), pub.Errors()
 	published, err := pub.Run(ctx, c.Step, msgs, c.PayloadBytes, c.Duration)
@@ -258,6 +269,7 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 	elapsed := time.Since(t0)
 	cpu := SumCPU(c.ServerPIDs) - cpu0
 	load := SumCPU(c.LoadPIDs) - load0
+	busy := ReadMachineCPU().BusySince(m0)
 	rep, err := f.report(c.Step)
 	if err != nil {
 		return StepResult{}, err
@@ -295,6 +307,8 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 		DeliveriesPerSec:        float64(rep.Received) / elapsed.Seconds(),
 		Latency:                 rep.Latency.Summarize(),
 		ServerCPUSeconds:        cpu.Seconds(),
+		OthersCPUPercent:        max(0, busy-100*(cpu+load).Seconds()/elapsed.Seconds()),
+		LoadAvg:                 la,
 	}
 	if rep.Received > 0 {
 		res.ServerCPUPerDeliveryUs = float64(cpu.Microseconds()) / float64(rep.Received)
@@ -351,8 +365,8 @@ func Ramp(ctx context.Context, f *Fleet, pub *Publisher, base StepConfig, firstS
 			}
 			res.Steps = append(res.Steps, r)
 			if logf != nil {
-				logf("  ramp %8.0f/s offered: %8.0f/s delivered, p99 %.1f ms, lost %d, disconnects %d",
-					rate, r.DeliveriesPerSec, r.Latency.P99, r.Lost, r.Disconnects)
+				logf("  ramp %8.0f/s offered: %8.0f/s delivered, p99 %.1f ms, lost %d, disconnects %d; others %.0f%% of a core, load %s",
+					rate, r.DeliveriesPerSec, r.Latency.P99, r.Lost, r.Disconnects, r.OthersCPUPercent, r.LoadAvg)
 			}
 			if r.OK(bound) || r.Lost > 0 || r.Disconnects > 0 {
 				break

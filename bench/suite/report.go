@@ -213,6 +213,10 @@ func stepRows(results map[string][]loadgen.StepResult, targets []string) []Row {
 		{"Lost", "msgs", true, func(s loadgen.StepResult) float64 { return float64(s.Lost) }},
 		{"Server CPU per delivery", "µs", true, func(s loadgen.StepResult) float64 { return s.ServerCPUPerDeliveryUs }},
 		{"Load generator CPU per delivery", "µs", true, func(s loadgen.StepResult) float64 { return s.LoadCPUPerDeliveryUs }},
+		// Not a property of the target: what else the machine ran during
+		// its steps. Latencies of targets whose figures here differ much
+		// were measured on different machines, in effect.
+		{"Other processes' CPU during the steps", "% of a core", true, func(s loadgen.StepResult) float64 { return s.OthersCPUPercent }},
 	}
 	var rows []Row
 	for _, m := range metrics {

@@ -187,9 +187,9 @@ func (r *runner) broadcast(ctx context.Context, d *deployment, fleet *loadgen.Fl
 				return err
 			}
 			fixed[d.target][label] = append(fixed[d.target][label], res)
-			r.logf("broadcast %s @%.0f/s rep %d: %.0f deliveries/s, p50 %.2f p99 %.2f p99.9 %.2f ms, lost %d, %.2f µs/delivery server, %.2f µs loadgen",
+			r.logf("broadcast %s @%.0f/s rep %d: %.0f deliveries/s, p50 %.2f p99 %.2f p99.9 %.2f ms, lost %d, %.2f µs/delivery server, %.2f µs loadgen; others %.0f%% of a core, load %s",
 				label, o.FixedRate, rep+1, res.DeliveriesPerSec, res.Latency.P50, res.Latency.P99, res.Latency.P999,
-				res.Lost, res.ServerCPUPerDeliveryUs, res.LoadCPUPerDeliveryUs)
+				res.Lost, res.ServerCPUPerDeliveryUs, res.LoadCPUPerDeliveryUs, res.OthersCPUPercent, res.LoadAvg)
 			time.Sleep(300 * time.Millisecond)
 		}
 	}
