@@ -135,3 +135,58 @@ func TestBroadcastRefusedPublications(t *testing.T) {
 		t.Fatalf("%d subscribers checked, %d short, ok %v: want 20, the 10 of the refused room, not ok", res.Clients, res.ClientsShort, res.OK(time.Minute))
 	}
 }
+
+// TestSlowConnectPhaseKeepsConnections: a worker whose connect phase
+// outlasts the server's ping interval and pong timeout answers the pings
+// of the connections it already has, so the server closes none of them
+// (it closed the first ones while the worker was still dialing the rest).
+func TestSlowConnectPhaseKeepsConnections(t *testing.T) {
+	srv, err := herald.New(herald.Config{
+		APIKeys:           []string{"smoke-test-api-key-0123"},
+		MessageRate:       -1,
+		HeartbeatInterval: 100 * time.Millisecond,
+		HeartbeatTimeout:  100 * time.Millisecond,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Hooks: herald.Hooks{OnJoin: func(ctx context.Context, c *herald.ConnInfo, room string) error {
+			time.Sleep(50 * time.Millisecond) // 12 joins one at a time: 0.6 s, three pings' time
+			return nil
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		hs.CloseClientConnections()
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	ctx := context.Background()
+	url := loadgen.KindHerald.EndpointURL("ws" + strings.TrimPrefix(hs.URL, "http"))
+	fleet, err := loadgen.StartFleet(ctx, []loadgen.WorkerSpec{{
+		Kind: loadgen.KindHerald, URLs: []string{url}, Mode: "subscribe", Conns: 12, Rooms: 2, DialConcurrency: 1,
+	}}, loadgen.LocalWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Close() })
+	if fleet.Connected != 12 {
+		t.Fatalf("connected %d of 12 (%s)", fleet.Connected, fleet.FirstErr)
+	}
+	pub, err := loadgen.NewPublisher(ctx, loadgen.KindHerald, url, 2, 1, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	res, err := loadgen.RunBroadcastStep(ctx, fleet, pub, loadgen.StepConfig{
+		Step: 0, DeliveriesPerSec: 120, PayloadBytes: 100, Duration: 500 * time.Millisecond, DrainTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Disconnects != 0 || res.ClientsShort != 0 || res.Lost != 0 {
+		t.Fatalf("%d of 12 connections closed by the server, %d subscribers short, %d lost", res.Disconnects, res.ClientsShort, res.Lost)
+	}
+}

@@ -253,7 +253,12 @@ func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Enc
 		firstErr string
 		sem      = make(chan struct{}, conc)
 		dialWG   sync.WaitGroup
+		readers  sync.WaitGroup
 	)
+	// Each connection is read from the moment it is up, not once the
+	// whole worker is: a connect phase longer than the server's ping
+	// interval plus its pong timeout would otherwise leave the first
+	// connections' pings unanswered and the server would close them.
 	for i := 0; i < spec.Conns; i++ {
 		room := (spec.Offset + i) % spec.Rooms
 		sem <- struct{}{}
@@ -270,21 +275,16 @@ func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Enc
 				}
 				return
 			}
-			subs = append(subs, &subscriber{c: c, room: room, curStep: -1, lastSeq: -1, shardIdx: i % 16})
+			s := &subscriber{c: c, room: room, curStep: -1, lastSeq: -1, shardIdx: i % 16}
+			subs = append(subs, s)
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				w.read(s)
+			}()
 		}()
 	}
 	dialWG.Wait()
-
-	var readers sync.WaitGroup
-	perRoom := map[int]int{}
-	for _, s := range subs {
-		perRoom[s.room]++
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			w.read(s)
-		}()
-	}
 	defer func() {
 		w.closing.Store(true)
 		for _, s := range subs {
@@ -292,6 +292,10 @@ func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Enc
 		}
 		readers.Wait()
 	}()
+	perRoom := map[int]int{}
+	for _, s := range subs {
+		perRoom[s.room]++
+	}
 	if err := enc.Encode(WorkerReply{Ready: &Ready{
 		Connected: len(subs), Failed: failed, PerRoom: perRoom, Took: time.Since(start), FirstErr: firstErr,
 	}}); err != nil {
