@@ -26,7 +26,8 @@ type Client struct {
 	sendMu sync.Mutex
 
 	mu      sync.Mutex
-	sockets []*Socket // accepted ones, one per namespace: a few at most, usually one
+	sockets []*Socket  // accepted ones, one per namespace: a few at most, usually one
+	one     [1]*Socket // sockets' first backing array: one socket costs no allocation
 
 	joined       bool // a namespace was ever joined
 	closed       bool

@@ -15,16 +15,17 @@ import (
 // sockets of one Engine.IO server only.
 func (s *Server) ServeEngine(ctx context.Context, eng *engineio.Server, es *engineio.Socket) (engineio.Handler, *Client) {
 	ec := &engineConn{eng: eng, es: es}
-	ec.client = s.Accept(ctx, ec)
-	return ec, ec.client
+	s.accept(&ec.client, ctx, ec)
+	return ec, &ec.client
 }
 
 // engineConn is an engineio.Socket seen as a PreparedConn, and the
-// engineio.Handler feeding its Client.
+// engineio.Handler feeding its Client, which it holds inline: one
+// allocation per connection for both.
 type engineConn struct {
+	client Client
 	eng    *engineio.Server
 	es     *engineio.Socket
-	client *Client
 }
 
 func (e *engineConn) SendText(b []byte) error   { return e.es.SendText(b) }

@@ -200,11 +200,19 @@ func (s *Server) Serves(ns string) bool { return s.namespaces[ns] }
 // embedding code attached: the request's values, log attributes); its
 // cancellation is not watched.
 func (s *Server) Accept(ctx context.Context, conn EngineConn) *Client {
-	c := &Client{srv: s, conn: conn, ctx: ctx}
+	c := new(Client)
+	s.accept(c, ctx, conn)
+	return c
+}
+
+// accept sets up c, a zero Client that may be part of a larger object
+// (see ServeEngine), as Accept's.
+func (s *Server) accept(c *Client, ctx context.Context, conn EngineConn) {
+	c.srv, c.conn, c.ctx = s, conn, ctx
+	c.sockets = c.one[:0]
 	if d := s.cfg.ConnectTimeout; d > 0 {
 		c.mu.Lock()
 		c.connectTimer = time.AfterFunc(d, c.connectTimedOut)
 		c.mu.Unlock()
 	}
-	return c
 }

@@ -43,9 +43,9 @@ type Socket struct {
 
 	mu     sync.Mutex
 	state  socketState
+	nextID uint32      // of the next EmitWithAck: ids wrap after 2³² (at most MaxPendingAcks wait), and next to state the field costs no padding
 	pre    []outPacket // sent after the CONNECT reply
 	acks   map[uint64]*pendingAck
-	nextID uint64
 }
 
 // outPacket is a packet to send: text and its attachments, or a prepared
@@ -115,8 +115,13 @@ func (s *Socket) EmitWithAck(name string, args Args, timeout time.Duration, cb f
 		s.mu.Unlock()
 		return ErrTooManyAcks
 	}
-	id := s.nextID
+	id := uint64(s.nextID)
 	s.nextID++
+	if s.acks[id] != nil {
+		// 2³² acks later, the one that got this id still waits.
+		s.mu.Unlock()
+		return ErrTooManyAcks
+	}
 	if s.acks == nil {
 		s.acks = make(map[uint64]*pendingAck)
 	}
