@@ -20,11 +20,11 @@ func TestConnFitsSizeClass(t *testing.T) {
 
 // Every idle Socket.IO connection holds a sioClient with its socket's
 // link inline (and its context: the client is one), next to what the
-// adapter and transport/engineio hold (see their size tests): 128 B is a
-// malloc size class, the next one 144 B.
+// adapter and transport/engineio hold (see their size tests): 96 B is a
+// malloc size class, the next one 112 B.
 func TestSocketIOClientFitsSizeClass(t *testing.T) {
-	if size := unsafe.Sizeof(sioClient{}); size > 128 {
-		t.Errorf("sioClient is %d B: over the 128 B size class (each idle Socket.IO connection would cost 144 B)", size)
+	if size := unsafe.Sizeof(sioClient{}); size > 96 {
+		t.Errorf("sioClient is %d B: over the 96 B size class (each idle Socket.IO connection would cost 112 B)", size)
 	}
 }
 

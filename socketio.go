@@ -59,8 +59,7 @@ type sioClient struct {
 	es  *engineio.Socket
 	req *http.Request // the handshake request: headers, URL, context values
 
-	first     sioLink // the link of the first socket accepted
-	firstUsed bool
+	first sioLink // the link of the first socket accepted (its sock is set once used)
 }
 
 type sioClientKey struct{}
@@ -82,10 +81,9 @@ func (cl *sioClient) Value(key any) any {
 // connection usually has one socket), any later one apart.
 func (cl *sioClient) newLink(sock *socketio.Socket, codec *sioCodec) *sioLink {
 	l := &cl.first
-	if cl.firstUsed {
+	if l.sock != nil {
 		l = new(sioLink)
 	}
-	cl.firstUsed = true
 	l.sock, l.client, l.codec = sock, cl, codec
 	l.touch()
 	return l

@@ -33,12 +33,19 @@ type sioLink struct {
 
 	lastSeen atomic.Int64 // Unix nanoseconds of the client's last event
 
-	mu      sync.Mutex
-	acks    map[uint64]socketio.AckFunc // requests waiting for the core's answer, by ref
-	nextRef uint64
-	closeBy error         // what the server closed the socket with, before it went
-	err     error         // why it went; set once, before done is closed
-	done    chan struct{} // made by Done while the socket is there: most never need one
+	mu   sync.Mutex
+	acks *sioAcks // requests waiting for the core's answer; nil when none
+	// err is what the server closed the socket with, until it went; then
+	// why it went, set once (end), when done becomes sioGone.
+	err  error
+	done chan struct{} // made by Done while the socket is there (most never need one); sioGone once it went
+}
+
+// sioAcks are a link's requests waiting for the core's answer, by ref.
+// They exist while some wait: refs start again from 1 after none did.
+type sioAcks struct {
+	m    map[uint64]socketio.AckFunc
+	next uint64
 }
 
 var _ link = (*sioLink)(nil)
@@ -88,11 +95,11 @@ func (l *sioLink) Terminate(cause error) { l.closeWith(cause) }
 
 func (l *sioLink) close(code int, reason string, cause error) bool {
 	l.mu.Lock()
-	first := l.closeBy == nil
+	first := l.err == nil
 	if first {
-		l.closeBy = &transport.CloseError{Code: code, Reason: reason}
+		l.err = &transport.CloseError{Code: code, Reason: reason}
 		if cause != nil {
-			l.closeBy = cause
+			l.err = cause
 		}
 	}
 	l.mu.Unlock()
@@ -119,8 +126,8 @@ func (l *sioLink) close(code int, reason string, cause error) bool {
 // closeWith drops the Engine.IO connection, recording cause.
 func (l *sioLink) closeWith(cause error) {
 	l.mu.Lock()
-	if l.closeBy == nil {
-		l.closeBy = cause
+	if l.err == nil {
+		l.err = cause
 	}
 	l.mu.Unlock()
 	l.client.es.Close()
@@ -130,8 +137,8 @@ func (l *sioLink) closeWith(cause error) {
 // it (OnConnect hooks): the connection ends with a 1008 close.
 func (l *sioLink) refused(err error) {
 	l.mu.Lock()
-	if l.closeBy == nil {
-		l.closeBy = &transport.CloseError{Code: protocol.ClosePolicyViolation, Reason: err.Error()}
+	if l.err == nil {
+		l.err = &transport.CloseError{Code: protocol.ClosePolicyViolation, Reason: err.Error()}
 	}
 	l.mu.Unlock()
 	l.end("")
@@ -142,12 +149,12 @@ func (l *sioLink) refused(err error) {
 func (l *sioLink) end(reason string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
+	if l.gone() {
 		return
 	}
 	switch {
-	case l.closeBy != nil:
-		l.err = l.closeBy
+	case l.err != nil:
+		// What the server closed it with.
 	case reason == socketio.ReasonClientDisconnect:
 		// The client's socket.disconnect(): a clean close, which ends
 		// the session.
@@ -162,16 +169,17 @@ func (l *sioLink) end(reason string) {
 	if l.done != nil {
 		close(l.done)
 	}
+	l.done = sioGone
 }
+
+// gone reports whether the socket went (end ran). l.mu must be held.
+func (l *sioLink) gone() bool { return l.done == sioGone }
 
 // Done is closed once the socket has gone (end). The channel is made
 // when first asked for, so that an idle connection does not hold one.
 func (l *sioLink) Done() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
-		return sioGone
-	}
 	if l.done == nil {
 		l.done = make(chan struct{})
 	}
@@ -184,6 +192,9 @@ var sioGone = func() chan struct{} { c := make(chan struct{}); close(c); return 
 func (l *sioLink) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !l.gone() {
+		return nil
+	}
 	return l.err
 }
 
@@ -215,11 +226,11 @@ func (l *sioLink) ref(ack socketio.AckFunc) json.RawMessage {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.acks == nil {
-		l.acks = make(map[uint64]socketio.AckFunc)
+		l.acks = &sioAcks{m: make(map[uint64]socketio.AckFunc)}
 	}
-	l.nextRef++
-	l.acks[l.nextRef] = ack
-	return strconv.AppendUint(nil, l.nextRef, 10)
+	l.acks.next++
+	l.acks.m[l.acks.next] = ack
+	return strconv.AppendUint(nil, l.acks.next, 10)
 }
 
 // takeAck returns and forgets the callback of ref.
@@ -230,9 +241,12 @@ func (l *sioLink) takeAck(ref json.RawMessage) socketio.AckFunc {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ack := l.acks[n]
-	delete(l.acks, n)
-	if len(l.acks) == 0 {
+	if l.acks == nil {
+		return nil
+	}
+	ack := l.acks.m[n]
+	delete(l.acks.m, n)
+	if len(l.acks.m) == 0 {
 		l.acks = nil
 	}
 	return ack
