@@ -18,10 +18,39 @@ import (
 
 // Every session holds a Socket: keep it in the 128 B size class (the
 // next is 144 B). What only polling needs is in pollState, dropped on
-// upgrade.
+// upgrade; the session id is its 15 bytes, inside.
 func TestSocketSize(t *testing.T) {
 	if size := unsafe.Sizeof(Socket{}); size > 128 {
 		t.Errorf("Socket is %d B: over the 128 B size class", size)
+	}
+}
+
+// A new session is one allocation: its Socket, with the session id's
+// bytes inside it (no string apart).
+func TestNewSocketAllocatesOnce(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	s := &Server{}
+	var so *Socket
+	if n := testing.AllocsPerRun(100, func() { so = s.newSocket(nil) }); n != 1 {
+		t.Errorf("newSocket allocates %v times, want 1", n)
+	}
+	if id := so.ID(); len(id) != 20 {
+		t.Errorf("session id %q: %d characters, want 20", id, len(id))
+	}
+}
+
+// A session id reads back from its text; any other text is no id.
+func TestParseSID(t *testing.T) {
+	k := newSID()
+	if got, ok := parseSID(k.String()); !ok || got != k {
+		t.Fatalf("parseSID(%q) = %v, %v; want %v", k.String(), got, ok, k)
+	}
+	for _, bad := range []string{"", "abc", k.String() + "A", k.String()[:19], "!!!!!!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAA+/"} {
+		if _, ok := parseSID(bad); ok {
+			t.Errorf("parseSID(%q) accepted", bad)
+		}
 	}
 }
 

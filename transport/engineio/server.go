@@ -45,7 +45,7 @@ const sessionShards = 16
 
 type sessionShard struct {
 	mu sync.RWMutex
-	m  map[string]*Socket
+	m  map[sid]*Socket
 }
 
 // counters are the totals Stats reports.
@@ -87,7 +87,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.clock = newClock(func(so *Socket) { so.tick() })
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]*Socket)
+		s.shards[i].m = make(map[sid]*Socket)
 	}
 	if !cfg.DisableWebSocket {
 		s.upgrader = transport.NewUpgrader(cfg.WebSocket)
@@ -153,16 +153,20 @@ func (s *Server) Stats() Stats {
 
 // Socket returns session sid, or nil if this server does not know it
 // (a session closed by its client stays known for closeLinger, closed).
-func (s *Server) Socket(sid string) *Socket {
-	sh := s.shard(sid)
+func (s *Server) Socket(id string) *Socket {
+	k, ok := parseSID(id)
+	if !ok {
+		return nil
+	}
+	sh := s.shard(k)
 	sh.mu.RLock()
-	so := sh.m[sid]
+	so := sh.m[k]
 	sh.mu.RUnlock()
 	return so
 }
 
-func (s *Server) shard(sid string) *sessionShard {
-	return &s.shards[maphash.String(s.seed, sid)%sessionShards]
+func (s *Server) shard(k sid) *sessionShard {
+	return &s.shards[maphash.Bytes(s.seed, k[:])%sessionShards]
 }
 
 // enter counts a request in wg, unless Shutdown has begun.
@@ -231,12 +235,26 @@ func (s *Server) all() []*Socket {
 	return out
 }
 
-// newID returns a session id: 15 random bytes in unpadded URL-safe
-// base64 (20 characters), like the reference server's base64id.
-func newID() string {
-	var b [15]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// sid is a session id: 15 random bytes, whose text (String) is their
+// unpadded URL-safe base64, 20 characters, like the reference server's
+// base64id. A session holds the bytes, not the text: 24 B less each.
+type sid [15]byte
+
+// newSID returns a random session id.
+func newSID() (k sid) {
+	_, _ = rand.Read(k[:]) // never fails (crypto/rand panics instead)
+	return k
+}
+
+func (k sid) String() string { return base64.RawURLEncoding.EncodeToString(k[:]) }
+
+// parseSID returns the session id whose text is s.
+func parseSID(s string) (k sid, ok bool) {
+	if len(s) != base64.RawURLEncoding.EncodedLen(len(k)) {
+		return k, false
+	}
+	n, err := base64.RawURLEncoding.Strict().Decode(k[:], []byte(s))
+	return k, err == nil && n == len(k)
 }
 
 // Shutdown closes every session with ErrServerShutdown (WebSockets with

@@ -39,7 +39,7 @@ const (
 // Its methods are safe for concurrent use.
 type Socket struct {
 	srv     *Server
-	id      string
+	id      sid
 	handler Handler
 
 	// mu guards the fields up to hbIdx and those of *pstate. It is held
@@ -80,7 +80,7 @@ type pollState struct {
 }
 
 func (s *Server) newSocket(r *http.Request) *Socket {
-	return &Socket{srv: s, id: newID(), hbIdx: -1, handler: nopHandler{}}
+	return &Socket{srv: s, id: newSID(), hbIdx: -1, handler: nopHandler{}}
 }
 
 // connect runs Config.OnConnection for a new session and installs the
@@ -112,7 +112,7 @@ func (s *Server) connect(so *Socket, r *http.Request) {
 }
 
 // ID returns the session id (the handshake's sid).
-func (s *Socket) ID() string { return s.id }
+func (s *Socket) ID() string { return s.id.String() }
 
 // RemoteAddr returns the client's address ("host:port"): that of the
 // handshake request while on polling, of the WebSocket's socket after.
@@ -503,7 +503,7 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 	defer func() {
 		// A bug in a handler costs its session, not the process.
 		if v := recover(); v != nil {
-			s.srv.log.Error("engineio: panic in Handler.OnMessage", "sid", s.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.srv.log.Error("engineio: panic in Handler.OnMessage", "sid", s.id.String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			s.mu.Lock()
 			s.inHandler = false
 			s.mu.Unlock()

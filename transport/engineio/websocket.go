@@ -18,10 +18,11 @@ func (s *Server) openPacket(sid string, polling bool) *transport.Prepared {
 // WebSocket transport, whose first frame is the open packet.
 func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 	so := s.newSocket(r)
+	id := so.ID()
 	var hdr http.Header
 	if s.cfg.Cookie != "" {
 		hdr = make(http.Header)
-		s.setCookie(hdr, so.id)
+		s.setCookie(hdr, id)
 	}
 	c, err := s.upgrader.Upgrade(w, r, hdr)
 	if err != nil {
@@ -32,7 +33,7 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.Abort(transport.CloseGoingAway, ErrServerShutdown.Error(), ErrServerShutdown)
 		return
 	}
-	if err := c.Send(s.openPacket(so.id, false)); err != nil {
+	if err := c.Send(s.openPacket(id, false)); err != nil {
 		so.finish(ErrBufferFull)
 		return
 	}
