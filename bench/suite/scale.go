@@ -76,7 +76,7 @@ func ScaleDefaults() ScaleOptions {
 		SourceIPs:   16,
 		IdleSettle:  10 * time.Second,
 		IdleWindow:  40 * time.Second,
-		Rounds:      []float64{0.1, 0.2, 0.4, 0.8, 1.6, 3.2},
+		Rounds:      []float64{0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4},
 		Step:        20 * time.Second,
 		Drain:       10 * time.Second,
 		P99Bound:    time.Second,
