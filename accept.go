@@ -509,6 +509,16 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// CloseWrite shuts down the writing side where the connection can (TCP):
+// net/http does so before it closes a connection whose request it did
+// not read, so that the client gets the answer before a reset.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // UnwrapConn lets the transport take the socket of an upgrade that
 // net/http served (Socket.IO's, say) as it takes any other, once nothing
 // is left to replay.

@@ -59,7 +59,10 @@ type serveConfig struct {
 	pprofAddr         string
 	gcTuning          string
 	noIOURing         bool
-	flags             *envFlags // to name a setting as the user gave it
+	// netHTTPAccept: upgrades through net/http too (--accept net-http),
+	// not herald.Server.Serve's own accept path.
+	netHTTPAccept bool
+	flags         *envFlags // to name a setting as the user gave it
 }
 
 // authConfigured reports whether any token verification is set up.
@@ -149,6 +152,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	leaseTTL := f.Duration("lease-ttl", herald.DefaultLeaseTTL, "how long a dead node's presence entries outlive it (lease renewed every third of it)")
 	pprofAddr := f.String("pprof-addr", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); empty: off. Never expose it publicly")
 	gcTuning := f.String("gc-tuning", "adaptive", "adaptive: GOGC between 10 and 100 by what the collector costs (low while quiet, 100 during reconnect storms); off: Go's default. Setting GOGC in the environment turns it off")
+	accept := f.String("accept", "herald", "herald: read WebSocket upgrades on --path with Herald's own accept path (less CPU per connect; every other request, and every upgrade under --tls-cert, goes to net/http); net-http: every request through net/http")
 	ioURing := f.String("io-uring", "auto", "auto: write to clients through io_uring where the kernel allows it (one system call for many connections' writes, less CPU per message); off: one writev per connection")
 	demoPage := f.Bool("demo", false, "serve a demo chat page at /demo/ (two browser tabs, one room)")
 	presenceEvents := f.Bool("presence-events", false, "send presence join/leave events to room members")
@@ -247,6 +251,13 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	}
 	if sc.gcTuning != "adaptive" && sc.gcTuning != "off" {
 		return nil, fmt.Errorf("%s: %q is not adaptive or off", f.origin("gc-tuning"), sc.gcTuning)
+	}
+	switch *accept {
+	case "herald":
+	case "net-http":
+		sc.netHTTPAccept = true
+	default:
+		return nil, fmt.Errorf("%s: %q is not herald or net-http", f.origin("accept"), *accept)
 	}
 	switch *ioURing {
 	case "auto":
@@ -512,11 +523,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			serveErr <- hs.ServeTLS(ln, sc.tlsCert, sc.tlsKey)
 			return
 		}
-		serveErr <- hs.Serve(ln)
+		if sc.netHTTPAccept {
+			serveErr <- hs.Serve(ln)
+			return
+		}
+		serveErr <- srv.Serve(ln, hs)
 	}()
 	logger.Info("listening", "addr", ln.Addr().String(), "ws_path", sc.server.Path, "tls", sc.tlsCert != "",
 		"engine", sc.engines.name(),
-		"auth", sc.authConfigured(), "gc_tuning", gcTuning, "writes", writes, "version", versionString())
+		"auth", sc.authConfigured(), "accept", acceptPath(sc), "gc_tuning", gcTuning, "writes", writes, "version", versionString())
 
 	select {
 	case err := <-serveErr:
@@ -549,4 +564,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logger.Info("exit", "code", code)
 	_ = os.Stderr.Sync()
 	return code
+}
+
+// acceptPath names the path upgrades take, for the start-up log line.
+func acceptPath(sc *serveConfig) string {
+	if sc.netHTTPAccept || sc.tlsCert != "" {
+		return "net-http"
+	}
+	return "herald"
 }
