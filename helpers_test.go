@@ -80,6 +80,17 @@ func startServer(t testing.TB, cfg herald.Config) *testServer {
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
+		// The test's clients were closed by their own cleanups (which run
+		// first); their handlers finish as soon as the node gets to them.
+		// On a loaded machine that can take longer than the short test
+		// drain gives handlers after its terminations (under 100 ms):
+		// wait for them first, the deadline only bounding a hang, so that
+		// Shutdown reports what did not stop, not what ran late. Drain
+		// timing itself is what server_test.go's drain tests check.
+		deadline := time.Now().Add(30 * time.Second)
+		for srv.Connections() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
