@@ -186,7 +186,11 @@ type Config struct {
 	// MaxNodePendingAckBytes bounds the bytes of unacknowledged messages
 	// on this node, each message counted once however many connections
 	// wait for its ack. A connection whose message arrives while the node
-	// is at the bound is closed with 1013 (try again later). Default 256 MiB.
+	// is at the bound is closed with 1013 (try again later). The default
+	// in-memory session store (Sessions nil) keeps at most as much of the
+	// unacknowledged messages that ended connections leave to their
+	// sessions; past it they are dropped, logged and counted
+	// (herald_acks_dropped_total). Default 256 MiB.
 	MaxNodePendingAckBytes int64
 	// MaxNodePublishBytes bounds the client publications this node holds
 	// until the broker confirms them, all connections together. With an

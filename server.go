@@ -180,7 +180,11 @@ func New(cfg Config) (*Server, error) {
 		h.SetHistory(s.historyOf)
 	}
 	if s.sessions == nil {
-		s.sessions = memsession.New(time.Minute)
+		ms := memsession.New(time.Minute)
+		// What ended connections leave for their sessions is bounded
+		// like what live ones hold.
+		ms.LimitPending(cfg.MaxNodePendingAckBytes)
+		s.sessions = ms
 	}
 	for _, k := range cfg.APIKeys {
 		s.apiKeys = append(s.apiKeys, []byte(k))

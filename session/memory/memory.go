@@ -24,7 +24,10 @@ type Store struct {
 	// pending holds sessions' pending messages (see pending.go); nil
 	// until the first.
 	pending map[string]*pendingEntry
-	now     func() time.Time
+	// pendingBytes is what pending holds; maxPendingBytes its bound
+	// (LimitPending; 0: DefaultMaxPendingBytes).
+	pendingBytes, maxPendingBytes int64
+	now                           func() time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -195,7 +198,9 @@ func (st *Store) Resume(_ context.Context, id, user, token, next string) (*sessi
 func (st *Store) Delete(_ context.Context, id string) error {
 	st.mu.Lock()
 	st.deleteLocked(id)
-	delete(st.pending, id) // its pending messages go with it
+	if e := st.pending[id]; e != nil {
+		st.dropPendingLocked(id, e) // its pending messages go with it
+	}
 	st.mu.Unlock()
 	return nil
 }

@@ -1,8 +1,14 @@
 package memory
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/heraldrt/herald/session"
 )
 
 // The single-node default keeps an entry per connection: 96 B is a
@@ -10,5 +16,66 @@ import (
 func TestEntryFitsSizeClass(t *testing.T) {
 	if size := unsafe.Sizeof(entry{}); size > 96 {
 		t.Errorf("entry is %d B: over the 96 B size class", size)
+	}
+}
+
+// The store's pending messages are bounded in bytes for all sessions
+// together: messages that would take it over are refused with
+// ErrPendingFull (the caller drops and counts them), and what a session
+// gives back (taken, trimmed to max, expired) makes room again.
+func TestPendingBounded(t *testing.T) {
+	ctx := context.Background()
+	st := New(time.Hour)
+	defer st.Close()
+	st.LimitPending(1000)
+	msg := func(id string) session.Pending {
+		return session.Pending{MsgID: id, Frame: bytes.Repeat([]byte("x"), 300-len(id))} // 300 B each
+	}
+	if err := st.AddPending(ctx, "a", []session.Pending{msg("a1"), msg("a2")}, 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddPending(ctx, "b", []session.Pending{msg("b1"), msg("b2")}, 10, time.Minute); !errors.Is(err, ErrPendingFull) {
+		t.Fatalf("1,200 B over a 1,000 B bound: %v, want ErrPendingFull", err)
+	}
+	if got, _ := st.TakePending(ctx, "b"); len(got) != 0 {
+		t.Fatalf("a refused session holds %d messages", len(got))
+	}
+	if err := st.AddPending(ctx, "b", []session.Pending{msg("b1")}, 10, time.Minute); err != nil {
+		t.Fatalf("900 B under the bound: %v", err)
+	}
+	if n := st.PendingBytes(); n != 900 {
+		t.Fatalf("%d bytes held, want 900", n)
+	}
+	// Taking a session's messages frees their room.
+	if got, _ := st.TakePending(ctx, "a"); len(got) != 2 {
+		t.Fatalf("took %d messages of a", len(got))
+	}
+	if n := st.PendingBytes(); n != 300 {
+		t.Fatalf("%d bytes held after a's were taken, want 300", n)
+	}
+	// So does trimming a session to its newest max.
+	if err := st.AddPending(ctx, "b", []session.Pending{msg("b2"), msg("b3")}, 2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.PendingBytes(); n != 600 {
+		t.Fatalf("%d bytes held with b trimmed to 2 messages, want 600", n)
+	}
+	// And expiry.
+	if err := st.AddPending(ctx, "c", []session.Pending{msg("c1")}, 10, time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond)
+	if err := st.AddPending(ctx, "c", []session.Pending{msg("c2")}, 10, time.Minute); err != nil {
+		t.Fatalf("over an expired entry: %v", err)
+	}
+	if n := st.PendingBytes(); n != 900 {
+		t.Fatalf("%d bytes held after c's expired message was replaced, want 900", n)
+	}
+	// And deleting the session.
+	if err := st.Delete(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.PendingBytes(); n != 600 {
+		t.Fatalf("%d bytes held after session c was deleted, want 600", n)
 	}
 }

@@ -2,6 +2,8 @@ package memory
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -10,32 +12,96 @@ import (
 
 var _ session.PendingStore = (*Store)(nil)
 
+// DefaultMaxPendingBytes bounds the pending messages a Store holds for
+// all its sessions together, unless LimitPending sets another bound.
+const DefaultMaxPendingBytes = 256 << 20
+
+// ErrPendingFull is returned by AddPending when the messages would take
+// the store over its bound (LimitPending): they are not stored.
+var ErrPendingFull = errors.New("memory: pending messages at the store's bound")
+
 // pendingEntry is a session's pending messages (see session.PendingStore).
 type pendingEntry struct {
 	msgs    []session.Pending
+	bytes   int64 // pendingSize of msgs
 	expires int64 // Unix nanoseconds
 }
 
-// AddPending implements session.PendingStore.
+// pendingSize is what a pending message holds in the store.
+func pendingSize(m session.Pending) int64 { return int64(len(m.MsgID) + len(m.Frame)) }
+
+// LimitPending bounds the bytes of the pending messages the store holds
+// for all sessions together (message ids and frames): AddPending refuses,
+// with ErrPendingFull, messages that would take it over maxBytes. The
+// messages of a connection that ends stay here until a connection takes
+// them or the session expires; without a bound, clients that leave
+// unacknowledged messages behind and come back as new sessions would
+// grow the store without end. Default DefaultMaxPendingBytes; maxBytes
+// <= 0 restores it.
+func (st *Store) LimitPending(maxBytes int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.maxPendingBytes = maxBytes
+}
+
+// PendingBytes returns the bytes of the pending messages the store holds
+// (LimitPending).
+func (st *Store) PendingBytes() int64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.pendingBytes
+}
+
+// AddPending implements session.PendingStore. It keeps at most max
+// messages per session (the newest) and refuses, with ErrPendingFull,
+// messages that would take the store over its bound (LimitPending).
 func (st *Store) AddPending(_ context.Context, id string, msgs []session.Pending, max int, ttl time.Duration) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.pending == nil {
 		st.pending = make(map[string]*pendingEntry)
 	}
+	limit := st.maxPendingBytes
+	if limit <= 0 {
+		limit = DefaultMaxPendingBytes
+	}
+	var add int64
+	for _, m := range msgs {
+		add += pendingSize(m)
+	}
 	e := st.pending[id]
-	if e == nil || st.now().UnixNano() > e.expires {
+	if e != nil && st.now().UnixNano() > e.expires {
+		st.dropPendingLocked(id, e)
+		e = nil
+	}
+	if st.pendingBytes+add > limit {
+		return fmt.Errorf("%w: %d bytes held, %d more, bound %d", ErrPendingFull, st.pendingBytes, add, limit)
+	}
+	if e == nil {
 		e = &pendingEntry{}
 		st.pending[id] = e
 	}
 	for _, m := range msgs {
 		e.msgs = append(e.msgs, session.Pending{MsgID: m.MsgID, Frame: slices.Clone(m.Frame)})
 	}
+	e.bytes += add
+	st.pendingBytes += add
 	if max > 0 && len(e.msgs) > max {
+		for _, m := range e.msgs[:len(e.msgs)-max] {
+			e.bytes -= pendingSize(m)
+			st.pendingBytes -= pendingSize(m)
+		}
 		e.msgs = slices.Clone(e.msgs[len(e.msgs)-max:])
 	}
 	e.expires = st.now().Add(ttl).UnixNano()
 	return nil
+}
+
+// dropPendingLocked forgets session id's pending messages e. st.mu must
+// be held.
+func (st *Store) dropPendingLocked(id string, e *pendingEntry) {
+	delete(st.pending, id)
+	st.pendingBytes -= e.bytes
 }
 
 // TakePending implements session.PendingStore.
@@ -43,8 +109,11 @@ func (st *Store) TakePending(_ context.Context, id string) ([]session.Pending, e
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	e := st.pending[id]
-	delete(st.pending, id)
-	if e == nil || st.now().UnixNano() > e.expires {
+	if e == nil {
+		return nil, nil
+	}
+	st.dropPendingLocked(id, e)
+	if st.now().UnixNano() > e.expires {
 		return nil, nil
 	}
 	return e.msgs, nil
@@ -54,7 +123,7 @@ func (st *Store) TakePending(_ context.Context, id string) ([]session.Pending, e
 func (st *Store) sweepPendingLocked(now int64) {
 	for id, e := range st.pending {
 		if now > e.expires {
-			delete(st.pending, id)
+			st.dropPendingLocked(id, e)
 		}
 	}
 }
