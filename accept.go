@@ -58,6 +58,14 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, headBufSize); retur
 // that long is closed without an answer, as net/http does. ln must not
 // be a TLS listener for the fast path to apply (TLS connections are
 // handed to hs as they are).
+//
+// On Linux a *net.TCPListener's connections are accepted as bare
+// sockets (transport.RawListener: not registered with Go's poller, so
+// the transport takes an upgraded one over without duplicating it),
+// with TCP_NODELAY and without TCP keep-alive whatever the listener was
+// made with: heartbeats find dead WebSocket peers and hs's timeouts end
+// idle HTTP connections. A connection handed to hs becomes a
+// *net.TCPConn again.
 func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 	a := &acceptor{
 		s:       s,
@@ -65,7 +73,7 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 		hs:      hs,
 		path:    s.cfg.Path,
 		conns:   make(chan net.Conn),
-		work:    make(chan net.Conn),
+		work:    make(chan accepted),
 		done:    make(chan struct{}),
 		reading: make(map[net.Conn]struct{}),
 	}
@@ -88,6 +96,10 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 		}
 	}
 	a.baseCtx = context.WithValue(a.baseCtx, http.ServerContextKey, hs)
+	a.raw = transport.NewRawListener(ln)
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && a.raw != nil && !ta.IP.IsUnspecified() {
+		a.localAddr = ta
+	}
 	a.wg.Add(1)
 	go a.acceptLoop()
 	err := hs.Serve(a)
@@ -110,9 +122,14 @@ type acceptor struct {
 	headTimeout  time.Duration
 	writeTimeout time.Duration
 	baseCtx      context.Context
+	// raw accepts sockets without Go's poller (nil: ln.Accept);
+	// localAddr is their local address when the listener's tells it
+	// (nil: asked of each socket).
+	raw       *transport.RawListener
+	localAddr net.Addr
 
 	conns chan net.Conn // to hs.Serve
-	work  chan net.Conn // to an idle worker
+	work  chan accepted // to an idle worker
 	done  chan struct{} // closed by Close
 	once  sync.Once
 
@@ -170,7 +187,13 @@ func (a *acceptor) acceptLoop() {
 	defer a.wg.Done()
 	var delay time.Duration
 	for {
-		nc, err := a.ln.Accept()
+		var acc accepted
+		var err error
+		if a.raw != nil {
+			acc.nc, acc.raddr, err = a.raw.Accept()
+		} else {
+			acc.nc, err = a.ln.Accept()
+		}
 		if err != nil {
 			select {
 			case <-a.done:
@@ -194,9 +217,9 @@ func (a *acceptor) acceptLoop() {
 		delay = 0
 		a.wg.Add(1)
 		select {
-		case a.work <- nc: // an idle worker's
+		case a.work <- acc: // an idle worker's
 		default:
-			go a.worker(nc)
+			go a.worker(acc)
 		}
 	}
 }
@@ -209,10 +232,10 @@ const workerIdle = 10 * time.Second
 // worker keeps the stack the first connect grew (JSON, the token check,
 // the welcome): a new goroutine per connection would grow its stack on
 // every connect, a tenth of the CPU of the accept path.
-func (a *acceptor) worker(nc net.Conn) {
+func (a *acceptor) worker(acc accepted) {
 	var idle *time.Timer
 	for {
-		a.serveConn(nc)
+		a.serveConn(acc)
 		if idle == nil {
 			idle = time.NewTimer(workerIdle)
 			defer idle.Stop()
@@ -220,7 +243,7 @@ func (a *acceptor) worker(nc net.Conn) {
 			idle.Reset(workerIdle)
 		}
 		select {
-		case nc = <-a.work:
+		case acc = <-a.work:
 		case <-idle.C:
 			return
 		case <-a.done:
@@ -259,8 +282,17 @@ func (a *acceptor) untrack(nc net.Conn) {
 	a.mu.Unlock()
 }
 
-// serveConn reads nc's request head and serves it, or hands nc on.
-func (a *acceptor) serveConn(nc net.Conn) {
+// accepted is a connection the accept loop took, with its peer's address
+// when the accept told it (nil: nc.RemoteAddr).
+type accepted struct {
+	nc    net.Conn
+	raddr *net.TCPAddr
+}
+
+// serveConn reads the request head of acc's connection and serves it,
+// or hands the connection on.
+func (a *acceptor) serveConn(acc accepted) {
+	nc := acc.nc
 	if _, ok := nc.(*tls.Conn); ok {
 		a.handOff(nc, nil)
 		a.wg.Done()
@@ -301,7 +333,7 @@ func (a *acceptor) serveConn(nc net.Conn) {
 		after = append([]byte(nil), rest...)
 	}
 	headBufs.Put(bp)
-	a.serveUpgrade(nc, &h, u, after)
+	a.serveUpgrade(acc, &h, u, after)
 }
 
 // readHead reads nc until its request head is whole (returned as a
@@ -355,8 +387,21 @@ func isWebSocketUpgrade(h http.Header) bool {
 	return false
 }
 
+// remoteAddr is the peer's address of acc as net/http writes it.
+func remoteAddr(acc accepted) string {
+	if acc.raddr != nil {
+		return acc.raddr.String()
+	}
+	return acc.nc.RemoteAddr().String()
+}
+
 // handOff gives nc to the http.Server, which reads buffered first.
 func (a *acceptor) handOff(nc net.Conn, buffered []byte) {
+	nc, err := transport.NetConn(nc) // a socket of Go's net, if it was raw
+	if err != nil {
+		a.s.log.Warn("accept: cannot hand a connection to the HTTP server", "err", err)
+		return
+	}
 	var c net.Conn = nc
 	if len(buffered) > 0 {
 		c = &replayConn{Conn: nc, buf: buffered}
@@ -371,8 +416,13 @@ func (a *acceptor) handOff(nc net.Conn, buffered []byte) {
 // serveUpgrade serves the upgrade request h, read from nc, with the
 // Server's WebSocket handler; after holds the bytes the client sent
 // past the head.
-func (a *acceptor) serveUpgrade(nc net.Conn, h *httphead.Head, u *url.URL, after []byte) {
-	ctx := context.WithValue(a.baseCtx, http.LocalAddrContextKey, nc.LocalAddr())
+func (a *acceptor) serveUpgrade(acc accepted, h *httphead.Head, u *url.URL, after []byte) {
+	nc := acc.nc
+	local := a.localAddr
+	if local == nil {
+		local = nc.LocalAddr()
+	}
+	ctx := context.WithValue(a.baseCtx, http.LocalAddrContextKey, local)
 	if a.hs.ConnContext != nil {
 		ctx = a.hs.ConnContext(ctx, nc)
 		if ctx == nil {
@@ -390,7 +440,7 @@ func (a *acceptor) serveUpgrade(nc net.Conn, h *httphead.Head, u *url.URL, after
 		Header:     h.Header,
 		Body:       http.NoBody,
 		Host:       h.Host,
-		RemoteAddr: nc.RemoteAddr().String(),
+		RemoteAddr: remoteAddr(acc),
 		RequestURI: h.Target,
 	}).WithContext(ctx)
 	w := &fastWriter{a: a, nc: nc, after: after}

@@ -29,6 +29,7 @@ func (c *Conn) Close(code int, reason string) error {
 		for c.r.err == nil {
 			_, _, _ = c.readMessage()
 		}
+		c.releaseReader()
 		c.readMu.Unlock()
 	}
 	<-c.Done()

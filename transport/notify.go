@@ -91,7 +91,10 @@ func (c *Conn) TryRead() (MessageType, []byte, error) {
 	c.r.nonblock = true
 	typ, msg, err := c.readMessage()
 	c.r.nonblock = false
-	if err == ErrWouldBlock {
+	if err != nil {
+		// Would block, or the read side has ended (which every
+		// connection's does, so the buffer is not left to the
+		// collector once per connection).
 		c.releaseReader()
 	}
 	return typ, msg, err

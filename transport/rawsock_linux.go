@@ -63,6 +63,9 @@ type connUnwrapper interface {
 // it duplicates the descriptor and closes nc, which releases Go's poll
 // descriptor and netFD. It returns nil, leaving nc alone, otherwise.
 func newRawSocket(nc net.Conn) *rawSocket {
+	if s, ok := nc.(*rawSocket); ok { // accepted by a RawListener
+		return s
+	}
 	if u, ok := nc.(connUnwrapper); ok {
 		if inner := u.UnwrapConn(); inner != nil {
 			nc = inner

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package transport
+
+import "net"
+
+// RawListener is Linux only (see rawaccept_linux.go).
+type RawListener struct{}
+
+// NewRawListener returns nil outside Linux: connections are accepted
+// with ln.Accept.
+func NewRawListener(net.Listener) *RawListener { return nil }
+
+// Accept is never called outside Linux.
+func (*RawListener) Accept() (net.Conn, *net.TCPAddr, error) { return nil, nil, net.ErrClosed }
+
+// NetConn returns c.
+func NetConn(c net.Conn) (net.Conn, error) { return c, nil }
