@@ -28,16 +28,17 @@ var AllHooks = []string{HookConnect, HookJoin, HookPublish, HookEmit, HookEvents
 
 // Defaults for zero Config fields.
 const (
-	DefaultTimeout         = 2 * time.Second
-	DefaultMaxConcurrent   = 64
-	DefaultRetries         = 1
-	DefaultBreakerFailures = 5
-	DefaultBreakerCooldown = 5 * time.Second
-	DefaultEventsBatch     = 100
-	DefaultEventsQueue     = 100000
-	DefaultEventsMaxAge    = time.Hour
-	DefaultLeaseTTL        = 10 * time.Second
-	DefaultTokenCookie     = "token"
+	DefaultTimeout          = 2 * time.Second
+	DefaultMaxConcurrent    = 64
+	DefaultRetries          = 1
+	DefaultBreakerFailures  = 5
+	DefaultBreakerCooldown  = 5 * time.Second
+	DefaultEventsBatch      = 100
+	DefaultEventsQueue      = 100000
+	DefaultEventsQueueBytes = 64 << 20
+	DefaultEventsMaxAge     = time.Hour
+	DefaultLeaseTTL         = 10 * time.Second
+	DefaultTokenCookie      = "token"
 )
 
 // Config configures a Proxy. URL and Hooks are required; every other
@@ -86,6 +87,11 @@ type Config struct {
 	// EventsQueue bounds the memory queue (events); over it new events
 	// are given up (counted). Default 100000.
 	EventsQueue int
+	// EventsQueueBytes bounds the memory queue in bytes (the events'
+	// JSON, which carries the connection's Data from the connect hook):
+	// over it new events are given up (counted, reason queue_full).
+	// Default 64 MiB.
+	EventsQueueBytes int64
 	// EventsMaxAge is how long a batch is retried (with backoff up to
 	// 10s) before it is given up (counted and logged). Default 1h.
 	EventsMaxAge time.Duration
@@ -139,6 +145,9 @@ func (c *Config) setDefaults() {
 	if c.EventsQueue == 0 {
 		c.EventsQueue = DefaultEventsQueue
 	}
+	if c.EventsQueueBytes == 0 {
+		c.EventsQueueBytes = DefaultEventsQueueBytes
+	}
 	if c.EventsMaxAge == 0 {
 		c.EventsMaxAge = DefaultEventsMaxAge
 	}
@@ -184,8 +193,8 @@ func (c *Config) validate() error {
 		return bad("MaxConcurrent", "must be positive (got %d)", c.MaxConcurrent)
 	case c.BreakerFailures < 0 || c.BreakerCooldown < 0:
 		return bad("BreakerFailures/BreakerCooldown", "must be positive")
-	case c.EventsBatch < 0 || c.EventsQueue < 0 || c.EventsMaxAge < 0 || c.LeaseTTL < 0:
-		return bad("EventsBatch/EventsQueue/EventsMaxAge/LeaseTTL", "must be positive")
+	case c.EventsBatch < 0 || c.EventsQueue < 0 || c.EventsQueueBytes < 0 || c.EventsMaxAge < 0 || c.LeaseTTL < 0:
+		return bad("EventsBatch/EventsQueue/EventsQueueBytes/EventsMaxAge/LeaseTTL", "must be positive")
 	}
 	return nil
 }

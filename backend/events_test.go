@@ -3,6 +3,7 @@ package backend_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -119,4 +120,39 @@ func TestEventsGivenUp(t *testing.T) {
 	})
 	fb.mode.Store("")
 	_ = context.Background
+}
+
+// The memory queue is bounded in bytes as well as in events: each event
+// carries its connection's data, so a count alone does not bound what it
+// holds. An event that would take it over is refused with ErrQueueFull;
+// what the backend took (Ack) makes room again.
+func TestMemoryQueueBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q := backend.NewMemoryQueue(1000)
+	q.LimitBytes(1000)
+	ev := func(n int) backend.QueuedEvent { return backend.QueuedEvent{Body: make([]byte, n), ConnID: "c"} }
+	for i, size := range []int{400, 400} {
+		if err := q.Push(ctx, ev(size)); err != nil {
+			t.Fatalf("push %d (%d B): %v", i, size, err)
+		}
+	}
+	if err := q.Push(ctx, ev(300)); !errors.Is(err, backend.ErrQueueFull) {
+		t.Fatalf("1,100 B over a 1,000 B bound: %v, want ErrQueueFull", err)
+	}
+	if err := q.Push(ctx, ev(200)); err != nil {
+		t.Fatalf("1,000 B, at the bound: %v", err)
+	}
+	if n, _ := q.Len(ctx); n != 3 {
+		t.Fatalf("%d events held, want 3", n)
+	}
+	if err := q.Ack(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Push(ctx, ev(800)); err != nil {
+		t.Fatalf("after the backend took 800 B: %v", err)
+	}
+	if err := q.Push(ctx, ev(1)); !errors.Is(err, backend.ErrQueueFull) {
+		t.Fatalf("one byte over: %v, want ErrQueueFull", err)
+	}
 }

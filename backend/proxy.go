@@ -51,7 +51,9 @@ func New(cfg Config) (*Proxy, error) {
 	if p.enabled[HookEvents] {
 		q := cfg.Queue
 		if q == nil {
-			q = NewMemoryQueue(cfg.EventsQueue)
+			mq := NewMemoryQueue(cfg.EventsQueue)
+			mq.LimitBytes(cfg.EventsQueueBytes)
+			q = mq
 		}
 		p.events = newDispatcher(p, q)
 	}

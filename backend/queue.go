@@ -49,25 +49,44 @@ type QueuedEvent struct {
 // it may; the event is given up.
 var ErrQueueFull = errors.New("backend: events queue full")
 
-// MemoryQueue is a Queue in this process's memory: bounded, and lost with
-// the process (a crashed node's disconnected events are never sent).
+// MemoryQueue is a Queue in this process's memory: bounded in events and
+// in bytes, and lost with the process (a crashed node's disconnected
+// events are never sent).
 type MemoryQueue struct {
-	max   int
-	mu    sync.Mutex
-	items [][]byte
+	max      int
+	maxBytes int64 // 0: DefaultEventsQueueBytes
+	mu       sync.Mutex
+	items    [][]byte
+	bytes    int64 // of items
 }
 
-// NewMemoryQueue returns a MemoryQueue holding at most max events.
+// NewMemoryQueue returns a MemoryQueue holding at most max events, and at
+// most DefaultEventsQueueBytes of them unless LimitBytes says otherwise.
 func NewMemoryQueue(max int) *MemoryQueue { return &MemoryQueue{max: max} }
+
+// LimitBytes bounds the bytes of the events q holds (their JSON): an event
+// that would take it over is refused with ErrQueueFull. maxBytes <= 0
+// restores DefaultEventsQueueBytes. Each event carries its connection's
+// Data, so a bound in events alone did not bound the memory.
+func (q *MemoryQueue) LimitBytes(maxBytes int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.maxBytes = maxBytes
+}
 
 // Push implements Queue.
 func (q *MemoryQueue) Push(_ context.Context, e QueuedEvent) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) >= q.max {
+	limit := q.maxBytes
+	if limit <= 0 {
+		limit = DefaultEventsQueueBytes
+	}
+	if len(q.items) >= q.max || q.bytes+int64(len(e.Body)) > limit {
 		return ErrQueueFull
 	}
 	q.items = append(q.items, e.Body)
+	q.bytes += int64(len(e.Body))
 	return nil
 }
 
@@ -84,6 +103,9 @@ func (q *MemoryQueue) Ack(_ context.Context, n int) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n = min(n, len(q.items))
+	for _, b := range q.items[:n] {
+		q.bytes -= int64(len(b))
+	}
 	clear(q.items[:n])
 	q.items = q.items[n:]
 	if len(q.items) == 0 {
