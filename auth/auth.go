@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/id"
+	"github.com/heraldrt/herald/internal/query"
 	"github.com/heraldrt/herald/protocol"
 )
 
@@ -128,7 +129,7 @@ var ErrBadClientID = errors.New("auth: invalid client id")
 func (Anonymous) Authenticate(r *http.Request) (*Identity, error) {
 	cid := r.Header.Get("X-Client-Id")
 	if cid == "" {
-		cid = r.URL.Query().Get("clientId")
+		cid = query.Get(r.URL.RawQuery, "clientId")
 	}
 	if cid == "" {
 		return &Identity{UserID: "anon-" + id.New(10), Anonymous: true}, nil
