@@ -204,3 +204,20 @@ func waitForB(b *testing.B, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// The open packet made from its template is the handshake encoded for
+// the session.
+func TestOpenPacketTemplate(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	for _, polling := range []bool{false, true} {
+		k := newSID()
+		want := "0" + string(s.handshake(k.String(), polling))
+		if got := string(s.openPacket(k, polling).Payload()); got != want {
+			t.Errorf("polling %v: open packet %s, want %s", polling, got, want)
+		}
+	}
+}

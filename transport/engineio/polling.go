@@ -45,15 +45,16 @@ func appendPayload(dst []byte, packets []*transport.Prepared) []byte {
 // whatever OnConnection sent.
 func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 	so := s.newSocket(r)
-	id := so.ID()
-	so.pstate = &pollState{remote: r.RemoteAddr, buf: []*transport.Prepared{s.openPacket(id, true)}}
+	so.pstate = &pollState{remote: r.RemoteAddr, buf: []*transport.Prepared{s.openPacket(so.id, true)}}
 	if !s.add(so) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	s.stats.handshakesPolling.Add(1)
 	s.stats.polling.Add(1)
-	s.setCookie(w.Header(), id)
+	if s.cfg.Cookie != "" {
+		s.setCookie(w.Header(), so.ID())
+	}
 	s.connect(so, r)
 	so.startHeartbeat()
 	so.poll(w, r)

@@ -32,6 +32,8 @@ type Server struct {
 
 	ping, pongProbe *transport.Prepared // shared frames
 
+	openWSTmpl, openPollTmpl openTemplate // the open packets, but for the sid
+
 	// lifeMu orders Shutdown after every handshake that added a session
 	// and every request that entered: they hold it for reading.
 	lifeMu   sync.RWMutex
@@ -92,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.DisableWebSocket {
 		s.upgrader = transport.NewUpgrader(cfg.WebSocket)
 	}
+	s.openWSTmpl, s.openPollTmpl = s.newOpenTemplate(false), s.newOpenTemplate(true)
 	s.ping = s.newControl("2")
 	s.pongProbe = s.newControl("3probe")
 	return s, nil

@@ -1,28 +1,54 @@
 package engineio
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	eio "github.com/heraldrt/herald/protocol/engineio"
 	"github.com/heraldrt/herald/transport"
 )
 
-// openPacket returns the open packet of session sid.
-func (s *Server) openPacket(sid string, polling bool) *transport.Prepared {
-	return s.newControl("0" + string(s.handshake(sid, polling)))
+// openPacket returns the open packet of session k: its template (New)
+// with k's text written in: no JSON encoding per session.
+func (s *Server) openPacket(k sid, polling bool) *transport.Prepared {
+	t := &s.openWSTmpl
+	if polling {
+		t = &s.openPollTmpl
+	}
+	b := make([]byte, transport.FrameHeadroom+len(t.b))
+	copy(b[transport.FrameHeadroom:], t.b)
+	base64.RawURLEncoding.Encode(b[transport.FrameHeadroom+t.at:], k[:])
+	return transport.NewPreparedInPlace(transport.Text, b, math.MaxInt, 0) // never compressed
+}
+
+// openTemplate is an open packet ("0" and the handshake) with a
+// placeholder sid at b[at:].
+type openTemplate struct {
+	b  []byte
+	at int
+}
+
+// newOpenTemplate builds the open packet template of polling or
+// WebSocket sessions.
+func (s *Server) newOpenTemplate(polling bool) openTemplate {
+	placeholder := strings.Repeat("s", base64.RawURLEncoding.EncodedLen(len(sid{})))
+	b := append([]byte{'0'}, s.handshake(placeholder, polling)...)
+	return openTemplate{b: b, at: bytes.Index(b, []byte(placeholder))}
 }
 
 // openWebSocket answers a WebSocket handshake: a new session on the
 // WebSocket transport, whose first frame is the open packet.
 func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 	so := s.newSocket(r)
-	id := so.ID()
 	var hdr http.Header
 	if s.cfg.Cookie != "" {
 		hdr = make(http.Header)
-		s.setCookie(hdr, id)
+		s.setCookie(hdr, so.ID())
 	}
 	c, err := s.upgrader.Upgrade(w, r, hdr)
 	if err != nil {
@@ -33,7 +59,7 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.Abort(transport.CloseGoingAway, ErrServerShutdown.Error(), ErrServerShutdown)
 		return
 	}
-	if err := c.Send(s.openPacket(id, false)); err != nil {
+	if err := c.Send(s.openPacket(so.id, false)); err != nil {
 		so.finish(ErrBufferFull)
 		return
 	}
