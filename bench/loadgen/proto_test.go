@@ -124,6 +124,31 @@ func TestParseMachineCPU(t *testing.T) {
 	}
 }
 
+func TestMixedAlternatesInEachRoom(t *testing.T) {
+	t.Parallel()
+	// Spread over two workers, as SplitSpecs would: each room gets as
+	// many of one kind as of the other, alternating in join order.
+	const conns, rooms = 40, 4
+	kinds := map[int][]bool{}
+	for _, spec := range SplitSpecs(WorkerSpec{Kind: KindHerald, MixKind: KindHeraldSocketIO, Conns: conns, Rooms: rooms}, 15) {
+		w := &worker{spec: spec}
+		for i := 0; i < spec.Conns; i++ {
+			room := (spec.Offset + i) % rooms
+			kinds[room] = append(kinds[room], w.mixed(i))
+		}
+	}
+	for room, ks := range kinds {
+		for j, mix := range ks {
+			if mix != (j%2 == 1) {
+				t.Fatalf("room %d: member %d mixed=%v; members %v, want alternating from v1", room, j, mix, ks)
+			}
+		}
+	}
+	if w := (&worker{spec: WorkerSpec{Kind: KindHerald, Conns: 4, Rooms: 1}}); w.mixed(1) {
+		t.Fatal("a connection mixed without a MixKind")
+	}
+}
+
 func TestFindMetric(t *testing.T) {
 	t.Parallel()
 	text := "# HELP go_memstats_heap_inuse_bytes x\n# TYPE go_memstats_heap_inuse_bytes gauge\n" +

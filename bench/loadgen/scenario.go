@@ -130,6 +130,13 @@ func (f *Fleet) report(step int) (*StepReport, error) {
 		total.Duplicates += r.Report.Duplicates
 		total.Disconnects += r.Report.Disconnects
 		total.Latency.Merge(r.Report.Latency)
+		if r.Report.LatencyMix != nil {
+			if total.LatencyMix == nil {
+				total.LatencyMix = &Histogram{}
+			}
+			total.ReceivedMix += r.Report.ReceivedMix
+			total.LatencyMix.Merge(r.Report.LatencyMix)
+		}
 	}
 	return total, nil
 }
@@ -223,12 +230,20 @@ type StepResult struct {
 	// LoadAvg is /proc/loadavg's 1, 5 and 15 minute averages at the
 	// step's start.
 	LoadAvg string `json:"loadAvg,omitempty"`
+	// With a WorkerSpec.MixKind, Latency is that of the subscribers of
+	// the fleet's Kind and LatencyMix that of the others, which got the
+	// same broadcasts (ReceivedMix of the deliveries).
+	ReceivedMix int64    `json:"receivedMix,omitempty"`
+	LatencyMix  *Summary `json:"latencyMix,omitempty"`
 }
 
 // OK reports whether the step lost nothing, no subscriber lacked a
-// message, and p99 stayed under bound.
+// message, and p99 stayed under bound (that of both kinds of a mixed
+// fleet).
 func (r StepResult) OK(bound time.Duration) bool {
-	return r.Lost == 0 && r.ClientsShort == 0 && r.PublishErrors == 0 && r.Received > 0 && r.Latency.P99 < float64(bound)/float64(time.Millisecond)
+	b := float64(bound) / float64(time.Millisecond)
+	return r.Lost == 0 && r.ClientsShort == 0 && r.PublishErrors == 0 && r.Received > 0 && r.Latency.P99 < b &&
+		(r.LatencyMix == nil || r.LatencyMix.P99 < b)
 }
 
 // RunBroadcastStep publishes through pub at the step's rate and collects
@@ -309,6 +324,10 @@ func RunBroadcastStep(ctx context.Context, f *Fleet, pub *Publisher, c StepConfi
 		ServerCPUSeconds:        cpu.Seconds(),
 		OthersCPUPercent:        max(0, busy-100*(cpu+load).Seconds()/elapsed.Seconds()),
 		LoadAvg:                 la,
+	}
+	if rep.LatencyMix != nil {
+		mix := rep.LatencyMix.Summarize()
+		res.ReceivedMix, res.LatencyMix = rep.ReceivedMix, &mix
 	}
 	if rep.Received > 0 {
 		res.ServerCPUPerDeliveryUs = float64(cpu.Microseconds()) / float64(rep.Received)

@@ -81,6 +81,67 @@ func broadcastSmoke(t *testing.T, kind loadgen.Kind) {
 	}
 }
 
+// TestBroadcastMixedSmoke: v1 and Socket.IO subscribers alternate in the
+// same rooms of one Herald (WorkerSpec.MixKind); every one gets every
+// message, and the two kinds' latencies are kept apart.
+func TestBroadcastMixedSmoke(t *testing.T) {
+	srv, err := herald.New(herald.Config{
+		APIKeys:     []string{"smoke-test-api-key-0123"},
+		MessageRate: -1,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SocketIO:    herald.SocketIOConfig{Enabled: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		hs.CloseClientConnections()
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	ctx := context.Background()
+	base := "ws" + strings.TrimPrefix(hs.URL, "http")
+	specs := loadgen.SplitSpecs(loadgen.WorkerSpec{
+		Kind: loadgen.KindHerald, URLs: []string{loadgen.KindHerald.EndpointURL(base)},
+		MixKind: loadgen.KindHeraldSocketIO, MixURLs: []string{loadgen.KindHeraldSocketIO.EndpointURL(base)},
+		Mode: "subscribe", Conns: 40, Rooms: 4, SourceIPs: []string{"127.0.0.1"},
+	}, 15)
+	fleet, err := loadgen.StartFleet(ctx, specs, loadgen.LocalWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Close() })
+	if fleet.Connected != 40 {
+		t.Fatalf("connected %d (failed %d: %s), want 40", fleet.Connected, fleet.Failed, fleet.FirstErr)
+	}
+	pub, err := loadgen.NewPublisher(ctx, loadgen.KindHerald, loadgen.KindHerald.EndpointURL(base), 4, 2, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	res, err := loadgen.RunBroadcastStep(ctx, fleet, pub, loadgen.StepConfig{
+		Step: 0, DeliveriesPerSec: 2000, PayloadBytes: 100, Duration: time.Second, DrainTimeout: 5 * time.Second,
+		LoadPIDs: []int{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Published == 0 || res.Lost != 0 || res.ClientsShort != 0 || res.Received != res.Expected {
+		t.Fatalf("received %d of %d (published %d, lost %d, %d clients short)", res.Received, res.Expected, res.Published, res.Lost, res.ClientsShort)
+	}
+	// Room r holds subscribers r, r+4, …, of either kind in turn: each
+	// kind got half the deliveries.
+	if res.LatencyMix == nil || res.ReceivedMix*2 != res.Received {
+		t.Fatalf("Socket.IO subscribers got %d of %d deliveries (latency %v), want half", res.ReceivedMix, res.Received, res.LatencyMix)
+	}
+	if res.Latency.Count != uint64(res.Received-res.ReceivedMix) || res.LatencyMix.Count != uint64(res.ReceivedMix) || res.LatencyMix.P50 <= 0 {
+		t.Fatalf("latency counts v1 %d, Socket.IO %d; want %d each", res.Latency.Count, res.LatencyMix.Count, res.ReceivedMix)
+	}
+}
+
 // TestBroadcastRefusedPublications: publications the server refuses are
 // counted as such, and their deliveries as lost, with every subscriber of
 // the refused room short; the step does not pass.

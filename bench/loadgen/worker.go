@@ -45,6 +45,13 @@ type WorkerSpec struct {
 	ChurnConcurrency int `json:"churnConcurrency,omitempty"`
 	// ChurnDuration is how long the churn loops run after "start".
 	ChurnDuration time.Duration `json:"churnDuration,omitempty"`
+	// MixKind, when set, makes every other subscriber of each room
+	// speak MixKind, through MixURLs, among the others:
+	// both kinds get the same broadcasts, and their latencies are kept
+	// apart (StepReport.LatencyMix), so they compare on equal terms
+	// whatever else the machine is doing. Subscribe mode only.
+	MixKind Kind     `json:"mixKind,omitempty"`
+	MixURLs []string `json:"mixURLs,omitempty"`
 }
 
 // RoomName is the name of scenario room r.
@@ -76,6 +83,11 @@ type StepReport struct {
 	Duplicates  int64      `json:"duplicates"`
 	Latency     *Histogram `json:"latency"`
 	Disconnects int64      `json:"disconnects"` // connections lost so far
+	// ReceivedMix and LatencyMix are those of the subscribers speaking
+	// WorkerSpec.MixKind (counted in Received, not in Latency); nil
+	// without one.
+	ReceivedMix int64      `json:"receivedMix,omitempty"`
+	LatencyMix  *Histogram `json:"latencyMix,omitempty"`
 }
 
 // VerifyReport is a worker's check of one step, client by client: each
@@ -117,16 +129,26 @@ type WorkerReply struct {
 type stepState struct {
 	received atomic.Int64
 	dups     atomic.Int64
-	shards   [16]struct {
-		mu sync.Mutex
-		h  Histogram
-	}
+	shards   [16]histShard
+	// The subscribers speaking WorkerSpec.MixKind: counted in received
+	// too, their latencies only here.
+	receivedMix atomic.Int64
+	mixShards   [16]histShard
+}
+
+// histShard is one of a step's latency histograms, shared by the
+// subscribers whose shardIdx picks it.
+type histShard struct {
+	mu sync.Mutex
+	h  Histogram
 }
 
 // subscriber is one held connection; its plain fields are owned by its
 // reader, the atomic ones are also read by verify.
 type subscriber struct {
 	c        *WSConn
+	kind     Kind
+	mix      bool // speaks WorkerSpec.MixKind
 	room     int
 	curStep  int
 	lastSeq  int64
@@ -174,6 +196,17 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		_ = enc.Encode(WorkerReply{Error: err.Error()})
 		return err
 	}
+	if spec.MixKind != "" {
+		if _, err := ParseKind(string(spec.MixKind)); err != nil {
+			_ = enc.Encode(WorkerReply{Error: err.Error()})
+			return err
+		}
+		if len(spec.MixURLs) == 0 {
+			err := errors.New("loadgen: mixKind without mixURLs")
+			_ = enc.Encode(WorkerReply{Error: err.Error()})
+			return err
+		}
+	}
 	w := &worker{spec: spec}
 	switch spec.Mode {
 	case "subscribe":
@@ -202,8 +235,24 @@ func (w *worker) header() http.Header {
 }
 
 // connect dials, opens and (when room >= 0) joins, retrying a few times.
+// mixed reports whether connection i speaks the spec's MixKind: every
+// other member of each room, in the order they are assigned to it
+// (global index g joins room g % Rooms as its member number g / Rooms).
+func (w *worker) mixed(i int) bool {
+	return w.spec.MixKind != "" && (w.spec.Offset+i)/max(w.spec.Rooms, 1)%2 == 1
+}
+
+// kindOf returns the kind connection i speaks and its endpoints.
+func (w *worker) kindOf(i int) (Kind, []string) {
+	if w.mixed(i) {
+		return w.spec.MixKind, w.spec.MixURLs
+	}
+	return w.spec.Kind, w.spec.URLs
+}
+
 func (w *worker) connect(ctx context.Context, i, room int, hdr http.Header) (*WSConn, error) {
-	url := w.spec.URLs[(w.spec.Offset+i)%len(w.spec.URLs)]
+	kind, urls := w.kindOf(i)
+	url := urls[(w.spec.Offset+i)%len(urls)]
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		if attempt > 0 {
@@ -220,12 +269,12 @@ func (w *worker) connect(ctx context.Context, i, room int, hdr http.Header) (*WS
 		if err != nil {
 			continue
 		}
-		if err = w.spec.Kind.Open(c, 15*time.Second); err != nil {
+		if err = kind.Open(c, 15*time.Second); err != nil {
 			c.Close()
 			continue
 		}
 		if room >= 0 {
-			if err = w.spec.Kind.Join(c, RoomName(room), 1, 15*time.Second); err != nil {
+			if err = kind.Join(c, RoomName(room), 1, 15*time.Second); err != nil {
 				c.Close()
 				continue
 			}
@@ -275,7 +324,8 @@ func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Enc
 				}
 				return
 			}
-			s := &subscriber{c: c, room: room, curStep: -1, lastSeq: -1, shardIdx: i % 16}
+			kind, _ := w.kindOf(i)
+			s := &subscriber{c: c, kind: kind, mix: w.mixed(i), room: room, curStep: -1, lastSeq: -1, shardIdx: i % 16}
 			subs = append(subs, s)
 			readers.Add(1)
 			go func() {
@@ -322,11 +372,10 @@ func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Enc
 		case "report":
 			r := &StepReport{Step: cmd.Step, Received: st.received.Load(), Duplicates: st.dups.Load(),
 				Latency: &Histogram{}, Disconnects: w.disconnects.Load()}
-			for i := range st.shards {
-				sh := &st.shards[i]
-				sh.mu.Lock()
-				r.Latency.Merge(&sh.h)
-				sh.mu.Unlock()
+			mergeShards(r.Latency, &st.shards)
+			if w.spec.MixKind != "" {
+				r.ReceivedMix, r.LatencyMix = st.receivedMix.Load(), &Histogram{}
+				mergeShards(r.LatencyMix, &st.mixShards)
 			}
 			err = enc.Encode(WorkerReply{Report: r})
 		case "verify":
@@ -339,6 +388,16 @@ func (w *worker) subscribe(ctx context.Context, dec *json.Decoder, enc *json.Enc
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// mergeShards adds the histograms of shards to h.
+func mergeShards(h *Histogram, shards *[16]histShard) {
+	for i := range shards {
+		sh := &shards[i]
+		sh.mu.Lock()
+		h.Merge(&sh.h)
+		sh.mu.Unlock()
 	}
 }
 
@@ -368,7 +427,7 @@ func verify(subs []*subscriber, step int, published []int64) *VerifyReport {
 
 // read is a subscriber's reader loop: it records every scenario payload.
 func (w *worker) read(s *subscriber) {
-	kind := w.spec.Kind
+	kind := s.kind
 	for {
 		msg, err := s.c.Read()
 		if err != nil {
@@ -409,6 +468,10 @@ func (w *worker) record(s *subscriber, msg []byte, now int64) {
 	}
 	st.received.Add(1)
 	sh := &st.shards[s.shardIdx]
+	if s.mix {
+		st.receivedMix.Add(1)
+		sh = &st.mixShards[s.shardIdx]
+	}
 	sh.mu.Lock()
 	sh.h.Record(now - p.SentNanos)
 	sh.mu.Unlock()

@@ -36,6 +36,15 @@ const (
 	// name next to herald (--targets herald,herald-socketio) to read what
 	// a Socket.IO client costs Herald against a v1 one in the same run.
 	TargetHeraldSocketIO = "herald-socketio"
+	// TargetHeraldMixed is the same herald serve with v1 and Socket.IO
+	// subscribers in the same rooms, every other member of each room of
+	// either kind, and v1 publishers: both kinds get the same broadcasts
+	// at the same moment, so their latencies compare on equal terms
+	// even on a busy machine, where herald next to herald-socketio
+	// compares two stretches of time. Its broadcast steps report the
+	// Socket.IO subscribers' latency apart. Run by name only; its other
+	// scenarios (churn, cluster) use v1 clients.
+	TargetHeraldMixed = "herald-mixed"
 )
 
 // HistoryRule is the --history rule of TargetHeraldHistory: every room
@@ -46,7 +55,8 @@ const HistoryRule = "bench-*=1000"
 // isHerald reports whether target runs herald serve (with or without
 // history): it speaks Herald's protocol, takes a JWT and has /metrics.
 func isHerald(target string) bool {
-	return target == TargetHerald || target == TargetHeraldHistory || target == TargetHeraldBase || target == TargetHeraldSocketIO
+	return target == TargetHerald || target == TargetHeraldHistory || target == TargetHeraldBase || target == TargetHeraldSocketIO ||
+		target == TargetHeraldMixed
 }
 
 // Scenarios.
@@ -185,13 +195,13 @@ func (o *Options) fullRun() bool {
 func (o *Options) validate() error {
 	for _, t := range o.Targets {
 		switch t {
-		case TargetHerald, TargetHeraldHistory, TargetHeraldSocketIO, TargetWS, TargetSocketIO, TargetFloor:
+		case TargetHerald, TargetHeraldHistory, TargetHeraldSocketIO, TargetHeraldMixed, TargetWS, TargetSocketIO, TargetFloor:
 		case TargetHeraldBase:
 			if o.BaseBin == "" {
 				return fmt.Errorf("suite: target %s needs the binary to compare with (--base-bin)", t)
 			}
 		default:
-			return fmt.Errorf("suite: unknown target %q (herald, herald-history, herald-base, herald-socketio, ws, socketio, floor)", t)
+			return fmt.Errorf("suite: unknown target %q (herald, herald-history, herald-base, herald-socketio, herald-mixed, ws, socketio, floor)", t)
 		}
 	}
 	for _, s := range o.Scenarios {

@@ -105,3 +105,28 @@ func TestHeraldSocketIOTarget(t *testing.T) {
 		t.Errorf("herald-socketio args %q differ from herald's %q", a, b)
 	}
 }
+
+func TestHeraldMixedTarget(t *testing.T) {
+	o := Defaults()
+	if slices.Contains(o.Targets, TargetHeraldMixed) {
+		t.Error("herald-mixed is in the default targets; it is meant to be run by name")
+	}
+	o.Targets = []string{TargetHerald, TargetHeraldMixed}
+	if err := o.validate(); err != nil {
+		t.Fatalf("herald-mixed rejected: %v", err)
+	}
+	r := &runner{opts: o}
+	d := &deployment{target: TargetHeraldMixed, kind: loadgen.KindHerald, bases: []string{"ws://127.0.0.1:1"}}
+	for _, spec := range r.subscriberSpecs(d, "subscribe") {
+		if spec.Kind != loadgen.KindHerald || spec.MixKind != loadgen.KindHeraldSocketIO ||
+			!slices.Equal(spec.MixURLs, []string{"ws://127.0.0.1:1/socket.io/?EIO=4&transport=websocket"}) {
+			t.Fatalf("herald-mixed subscribers %+v: want v1 with Socket.IO mixed in at /socket.io/", spec)
+		}
+	}
+	d.target = TargetHerald
+	for _, spec := range r.subscriberSpecs(d, "subscribe") {
+		if spec.MixKind != "" {
+			t.Fatalf("herald subscribers mixed: %+v", spec)
+		}
+	}
+}

@@ -176,7 +176,7 @@ type Table struct {
 }
 
 var targetLabels = map[string]string{
-	TargetHerald: "Herald", TargetHeraldHistory: "Herald + history", TargetHeraldBase: "Herald (base)", TargetHeraldSocketIO: "Herald (Socket.IO)", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
+	TargetHerald: "Herald", TargetHeraldHistory: "Herald + history", TargetHeraldBase: "Herald (base)", TargetHeraldSocketIO: "Herald (Socket.IO)", TargetHeraldMixed: "Herald (v1 + Socket.IO)", TargetWS: "Node ws", TargetSocketIO: "Socket.IO", TargetFloor: "Floor",
 }
 
 func label(t string) string {
@@ -217,6 +217,28 @@ func stepRows(results map[string][]loadgen.StepResult, targets []string) []Row {
 		// its steps. Latencies of targets whose figures here differ much
 		// were measured on different machines, in effect.
 		{"Other processes' CPU during the steps", "% of a core", true, func(s loadgen.StepResult) float64 { return s.OthersCPUPercent }},
+	}
+	mixed := false
+	for _, t := range targets {
+		for _, r := range results[t] {
+			mixed = mixed || r.LatencyMix != nil
+		}
+	}
+	if mixed {
+		// herald-mixed: Latency is its v1 subscribers', these its
+		// Socket.IO subscribers' of the same broadcasts.
+		mix := func(f func(loadgen.Summary) float64) func(loadgen.StepResult) float64 {
+			return func(s loadgen.StepResult) float64 {
+				if s.LatencyMix == nil {
+					return math.NaN()
+				}
+				return f(*s.LatencyMix)
+			}
+		}
+		metrics = append(metrics,
+			metric{"Latency p50, Socket.IO subscribers of the same broadcasts", "ms", true, mix(func(s loadgen.Summary) float64 { return s.P50 })},
+			metric{"Latency p99, Socket.IO subscribers of the same broadcasts", "ms", true, mix(func(s loadgen.Summary) float64 { return s.P99 })},
+			metric{"Latency p99.9, Socket.IO subscribers of the same broadcasts", "ms", true, mix(func(s loadgen.Summary) float64 { return s.P999 })})
 	}
 	var rows []Row
 	for _, m := range metrics {

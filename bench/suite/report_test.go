@@ -154,6 +154,38 @@ func TestReportTablesAndMarkdown(t *testing.T) {
 	}
 }
 
+func TestMixedLatencyRows(t *testing.T) {
+	t.Parallel()
+	o := QuickDefaults()
+	o.Targets = []string{TargetHerald, TargetHeraldMixed}
+	rep := newReport(o)
+	mix := func(p99 float64) *loadgen.Summary { return &loadgen.Summary{P99: p99} }
+	rep.Broadcast[TargetHerald] = map[string][]loadgen.StepResult{"100 B": {{Received: 10, Latency: loadgen.Summary{P99: 3}}}}
+	rep.Broadcast[TargetHeraldMixed] = map[string][]loadgen.StepResult{"100 B": {
+		{Received: 10, Latency: loadgen.Summary{P99: 4}, LatencyMix: mix(6)},
+		{Received: 10, Latency: loadgen.Summary{P99: 5}, LatencyMix: mix(9)},
+		{Received: 10, Latency: loadgen.Summary{P99: 6}, LatencyMix: mix(7)},
+	}}
+	var found bool
+	for _, tb := range rep.Tables() {
+		for _, r := range tb.Rows {
+			if r.Metric != "Latency p99, Socket.IO subscribers of the same broadcasts" {
+				continue
+			}
+			found = true
+			if got := r.Values[TargetHeraldMixed]; got != 7 {
+				t.Errorf("Socket.IO p99 of herald-mixed = %v, want the median 7", got)
+			}
+			if got := r.Values[TargetHerald]; !math.IsNaN(got) {
+				t.Errorf("herald has a Socket.IO p99 of %v, want none", got)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no Socket.IO latency row for herald-mixed")
+	}
+}
+
 func TestHistoryTableAndPartialRunKeepsDocs(t *testing.T) {
 	t.Parallel()
 	o := Defaults()

@@ -113,6 +113,12 @@ func (r *runner) subscriberSpecs(d *deployment, mode string) []loadgen.WorkerSpe
 		Kind: d.kind, URLs: d.urls(), Mode: mode, Conns: r.opts.Conns, Rooms: r.opts.Rooms,
 		SourceIPs: sourceIPs(r.opts.SourceIPs),
 	}
+	if d.target == TargetHeraldMixed && mode == "subscribe" {
+		base.MixKind = loadgen.KindHeraldSocketIO
+		for _, b := range d.bases {
+			base.MixURLs = append(base.MixURLs, base.MixKind.EndpointURL(b))
+		}
+	}
 	return loadgen.SplitSpecs(base, r.opts.WorkerConns)
 }
 
@@ -190,6 +196,10 @@ func (r *runner) broadcast(ctx context.Context, d *deployment, fleet *loadgen.Fl
 			r.logf("broadcast %s @%.0f/s rep %d: %.0f deliveries/s, p50 %.2f p99 %.2f p99.9 %.2f ms, lost %d, %.2f µs/delivery server, %.2f µs loadgen; others %.0f%% of a core, load %s",
 				label, o.FixedRate, rep+1, res.DeliveriesPerSec, res.Latency.P50, res.Latency.P99, res.Latency.P999,
 				res.Lost, res.ServerCPUPerDeliveryUs, res.LoadCPUPerDeliveryUs, res.OthersCPUPercent, res.LoadAvg)
+			if m := res.LatencyMix; m != nil {
+				r.logf("  of it Socket.IO subscribers: p50 %.2f p99 %.2f p99.9 %.2f ms (v1 subscribers of the same broadcasts: p50 %.2f p99 %.2f p99.9 %.2f ms)",
+					m.P50, m.P99, m.P999, res.Latency.P50, res.Latency.P99, res.Latency.P999)
+			}
 			time.Sleep(300 * time.Millisecond)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 var targetColors = map[string]string{
-	TargetHerald: "#2b6cb0", TargetHeraldHistory: "#63b3ed", TargetHeraldSocketIO: "#805ad5", TargetWS: "#dd6b20", TargetSocketIO: "#38a169", TargetFloor: "#718096",
+	TargetHerald: "#2b6cb0", TargetHeraldHistory: "#63b3ed", TargetHeraldSocketIO: "#805ad5", TargetHeraldMixed: "#b794f4", TargetWS: "#dd6b20", TargetSocketIO: "#38a169", TargetFloor: "#718096",
 }
 
 // RenderSVG draws t as small multiples: one horizontal bar chart per row
