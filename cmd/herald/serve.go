@@ -523,7 +523,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			serveErr <- hs.ServeTLS(ln, sc.tlsCert, sc.tlsKey)
 			return
 		}
-		if sc.netHTTPAccept {
+		if acceptPath(sc) == "net-http" {
 			serveErr <- hs.Serve(ln)
 			return
 		}
@@ -566,9 +566,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// acceptPath names the path upgrades take, for the start-up log line.
+// acceptPath names the path upgrades take: Herald's own accept path
+// unless asked otherwise, with TLS, or with heartbeats off (its sockets
+// have no TCP keep-alive, which then is what finds a dead peer).
 func acceptPath(sc *serveConfig) string {
-	if sc.netHTTPAccept || sc.tlsCert != "" {
+	if sc.netHTTPAccept || sc.tlsCert != "" || sc.server.HeartbeatInterval < 0 {
 		return "net-http"
 	}
 	return "herald"
