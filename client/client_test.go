@@ -820,3 +820,47 @@ func TestHandshakeTimeout(t *testing.T) {
 		t.Fatal("Dial against a silent server still waiting after 10 s: WithHandshakeTimeout not applied")
 	}
 }
+
+// TestRejoinRefusedForNowKeepsTheConnection: after a cut, a re-join the
+// server refuses for now (here its OnJoin hook, as a slow broker would
+// answer broker_unavailable) is asked again on the new connection, which
+// the Client keeps: one reconnect, not one per refusal.
+func TestRejoinRefusedForNowKeepsTheConnection(t *testing.T) {
+	t.Parallel()
+	var refuse atomic.Int32
+	var refused atomic.Int32
+	ts := startServer(t, herald.Config{Hooks: herald.Hooks{OnJoin: func(context.Context, *herald.ConnInfo, string) error {
+		if refuse.Add(-1) >= 0 {
+			refused.Add(1)
+			return &herald.EventError{Code: "try_later", Message: "busy"}
+		}
+		return nil
+	}}})
+	p := startProxy(t, "", ts.addr)
+	addr := p.addr()
+	var st states
+	c := dial(t, "ws://"+addr+"/ws", client.WithStateHandler(st.handler), client.WithReconnect(10*time.Millisecond, 50*time.Millisecond))
+	ctx := ctxT(t)
+	if err := c.Join(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	opened := ts.metric("herald_connections_opened_total")
+
+	refuse.Store(3)
+	p.kill()
+	startProxy(t, addr, ts.addr)
+	waitFor(t, 10*time.Second, "reconnected and joined again", func() bool { return st.count(client.Connected) == 2 })
+	if got := refused.Load(); got != 3 {
+		t.Fatalf("the server refused %d re-joins, want 3", got)
+	}
+	if got := ts.metric("herald_connections_opened_total") - opened; got != 1 {
+		t.Errorf("%v connections opened after the cut, want 1: a re-join refused for now dropped the connection", got)
+	}
+	evs := collect(c)
+	if _, err := ts.Server().Publish(ctx, "ops", "page", "disk full"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := evs.next(t); ev.Room != "ops" {
+		t.Errorf("got %+v", ev)
+	}
+}

@@ -54,7 +54,10 @@
 //
 // The server keeps no room membership across connections, so the Client
 // remembers the rooms joined with Join (and forgotten with Leave) and joins
-// them again on every new connection before it reports Connected.
+// them again on every new connection before it reports Connected. A join
+// the server refuses for now (broker_unavailable, rate_limited) is asked
+// again on the same connection after a backoff, within the handshake
+// timeout, rather than dropping a connection the server just admitted.
 //
 // # Delivery
 //

@@ -167,7 +167,12 @@ func (c *Client) watch(cn *conn) ended {
 }
 
 // rejoin joins every remembered room on a new connection, all requests at
-// once, and reports whether the connection is still usable.
+// once, and reports whether the connection is still usable. A join the
+// server refused for now (broker_unavailable while its broker or session
+// store is slow, rate_limited) is asked again on the same connection
+// after a backoff, until the handshake timeout: dropping a connection the
+// server has just admitted and resumed would make it do all that again,
+// which in a reconnect storm is the load that slowed the join.
 func (c *Client) rejoin(cn *conn) bool {
 	c.mu.Lock()
 	rooms := make([]string, 0, len(c.rooms))
@@ -179,6 +184,35 @@ func (c *Client) rejoin(cn *conn) bool {
 
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.handshakeTimeout)
 	defer cancel()
+	for attempt := 0; ; attempt++ {
+		again, ok := c.joinAll(ctx, cn, rooms)
+		if !ok || ctx.Err() != nil {
+			return false
+		}
+		if len(again) == 0 {
+			return true
+		}
+		wait := c.backoff(attempt)
+		c.opts.log.Info("herald: re-join refused for now; asking again on this connection", "rooms", len(again), "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-cn.done:
+			t.Stop()
+			return false
+		}
+		rooms = again
+	}
+}
+
+// joinAll sends a join of each room at once and waits for the replies. It
+// returns the rooms the server refused for now, to ask again, and false
+// when the connection is no longer usable (a request could not be sent or
+// got no answer).
+func (c *Client) joinAll(ctx context.Context, cn *conn, rooms []string) (again []string, ok bool) {
 	type join struct {
 		room string
 		wait func() (json.RawMessage, error)
@@ -192,11 +226,11 @@ func (c *Client) rejoin(cn *conn) bool {
 		c.mu.Unlock()
 		wait, err := c.start(ctx, cn, protocol.Request{Type: protocol.TypeJoin, Room: room, Offset: p.offset, Epoch: p.epoch})
 		if err != nil {
-			return false
+			return nil, false
 		}
 		joins = append(joins, join{room, wait})
 	}
-	ok := true
+	ok = true
 	for _, j := range joins {
 		reply, err := j.wait()
 		var se *ServerError
@@ -215,14 +249,18 @@ func (c *Client) rejoin(cn *conn) bool {
 			// The server no longer lets us in: forget the room.
 			c.opts.log.Warn("herald: re-join refused", "room", j.room, "code", se.Code, "message", se.Message)
 			c.forget(j.room)
-		case err != nil:
-			// Transient (broker_unavailable, rate_limited, a cut): try
-			// again on a new connection rather than miss the room's events.
+		case errors.As(err, &se):
+			// Refused for now (broker_unavailable, rate_limited): asked
+			// again rather than miss the room's events.
+			c.opts.log.Warn("herald: re-join failed", "room", j.room, "err", err)
+			again = append(again, j.room)
+		default:
+			// A cut, or no answer in time: try again on a new connection.
 			c.opts.log.Warn("herald: re-join failed", "room", j.room, "err", err)
 			ok = false
 		}
 	}
-	return ok && ctx.Err() == nil
+	return again, ok
 }
 
 // maxAuthRefusals is how many reconnects in a row a server may refuse with
