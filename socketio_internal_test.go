@@ -140,3 +140,32 @@ func FuzzSioOffset(f *testing.F) {
 		}
 	})
 }
+
+// A link's refs answer their own requests, in any order, once each; a
+// link with none waiting holds nothing for them.
+func TestSioLinkRefs(t *testing.T) {
+	l := &sioLink{}
+	got := map[int]int{}
+	ack := func(i int) socketio.AckFunc {
+		return func(socketio.Args) error { got[i]++; return nil }
+	}
+	if l.ref(nil) != nil {
+		t.Fatal("a request without an ack got a ref")
+	}
+	r1, r2, r3 := l.ref(ack(1)), l.ref(ack(2)), l.ref(ack(3))
+	for _, r := range []json.RawMessage{r2, r1, r3, r2, json.RawMessage("99"), json.RawMessage("x")} {
+		if a := l.takeAck(r); a != nil {
+			_ = a(socketio.Args{})
+		}
+	}
+	if got[1] != 1 || got[2] != 1 || got[3] != 1 || len(got) != 3 {
+		t.Errorf("acks called %v, want each of 1, 2, 3 once", got)
+	}
+	if l.acks != nil {
+		t.Error("the link holds its refs with none waiting")
+	}
+	a4 := ack(4)
+	if n := testing.AllocsPerRun(100, func() { l.takeAck(l.ref(a4)) }); n > 2 {
+		t.Errorf("a request answered in order allocates %v times, want 2 at most (its refs and its ref)", n)
+	}
+}

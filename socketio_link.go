@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,11 +42,20 @@ type sioLink struct {
 	done chan struct{} // made by Done while the socket is there (most never need one); sioGone once it went
 }
 
-// sioAcks are a link's requests waiting for the core's answer, by ref.
-// They exist while some wait: refs start again from 1 after none did.
+// sioAcks are a link's requests waiting for the core's answer, in
+// request order, which is the order the core answers them in: the one
+// answered is nearly always the first. They exist while some wait (refs
+// start again from 1 after none did), in one allocation for the first.
 type sioAcks struct {
-	m    map[uint64]socketio.AckFunc
 	next uint64
+	refs []sioRef
+	one  [1]sioRef
+}
+
+// sioRef is a request waiting for the core's answer.
+type sioRef struct {
+	n   uint64
+	ack socketio.AckFunc
 }
 
 var _ link = (*sioLink)(nil)
@@ -225,12 +235,15 @@ func (l *sioLink) ref(ack socketio.AckFunc) json.RawMessage {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.acks == nil {
-		l.acks = &sioAcks{m: make(map[uint64]socketio.AckFunc)}
+	a := l.acks
+	if a == nil {
+		a = new(sioAcks)
+		a.refs = a.one[:0]
+		l.acks = a
 	}
-	l.acks.next++
-	l.acks.m[l.acks.next] = ack
-	return strconv.AppendUint(nil, l.acks.next, 10)
+	a.next++
+	a.refs = append(a.refs, sioRef{a.next, ack})
+	return strconv.AppendUint(nil, a.next, 10)
 }
 
 // takeAck returns and forgets the callback of ref.
@@ -241,12 +254,17 @@ func (l *sioLink) takeAck(ref json.RawMessage) socketio.AckFunc {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.acks == nil {
+	a := l.acks
+	if a == nil {
 		return nil
 	}
-	ack := l.acks.m[n]
-	delete(l.acks.m, n)
-	if len(l.acks.m) == 0 {
+	i := slices.IndexFunc(a.refs, func(r sioRef) bool { return r.n == n })
+	if i < 0 {
+		return nil
+	}
+	ack := a.refs[i].ack
+	a.refs = slices.Delete(a.refs, i, i+1)
+	if len(a.refs) == 0 {
 		l.acks = nil
 	}
 	return ack
