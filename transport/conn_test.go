@@ -537,9 +537,13 @@ func TestPartialWrites(t *testing.T) {
 func TestSlowReaderKeepsUp(t *testing.T) {
 	t.Parallel()
 	// A small send buffer, or the kernel takes the whole batch at once.
-	c, rc := dialSmallBuffers(t, Options{WriteTimeout: 400 * time.Millisecond, PingInterval: -1}, 64<<10, 64<<10)
-	// 3 MiB in one batch (held, then released at once): about 1.5 s at
-	// the ≈ 2 MiB/s read below, well over WriteTimeout.
+	// WriteTimeout is what the reader may stall between two reads: 1 s,
+	// not less, as a loaded machine delays the reader's 30 ms sleeps
+	// by hundreds of milliseconds at times (400 ms failed at load 27).
+	const writeTimeout = time.Second
+	c, rc := dialSmallBuffers(t, Options{WriteTimeout: writeTimeout, PingInterval: -1}, 64<<10, 64<<10)
+	// 3 MiB in one batch (held, then released at once): about 3 s at
+	// the ≈ 1 MiB/s read below, well over WriteTimeout.
 	const n, size = 48, 64 << 10
 	c.Hold()
 	for i := 1; i < n; i++ {
@@ -560,13 +564,13 @@ func TestSlowReaderKeepsUp(t *testing.T) {
 			t.Fatalf("after %d of %d bytes in %s: %v (server: %v)", total, want, time.Since(start), err, c.Err())
 		}
 		total += m
-		time.Sleep(15 * time.Millisecond)
+		time.Sleep(30 * time.Millisecond)
 	}
 	took := time.Since(start)
 	if err := c.Err(); err != nil {
 		t.Fatalf("connection ended: %v", err)
 	}
-	if took < 2*400*time.Millisecond {
+	if took < 2*writeTimeout {
 		// The test is about a reader slower than WriteTimeout; this one
 		// was not, so the point was not tested.
 		t.Skipf("drained in %s: the socket buffers were larger than expected", took)
