@@ -98,6 +98,11 @@ type StormResult struct {
 	// over its RSS at the signal.
 	PeakCPUPercent, StormCPUSeconds, BaseCPUPercent float64
 	PeakRSSMB, RSSGrowthMB                          float64
+	// The redis-server's highest CPU over a 500 ms window (% of a core)
+	// and its CPU time over the same time as StormCPUSeconds: the store
+	// every Herald reconnect waits on (the Socket.IO adapter only
+	// publishes through it).
+	RedisPeakCPUPercent, RedisCPUSeconds float64
 	// Load generator CPU (workers and this process) over the same time.
 	LoadCPUSeconds float64
 	// Messages: numbers published per room summed, given up, and what the
@@ -293,11 +298,17 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 		}
 	}
 	sampler := startSampler(receivers)
-	cpu0, load0 := loadgen.SumCPU(receivers), loadgen.SumCPU(loadPIDs)
+	var redisPIDs []int
+	if d.redis != nil {
+		redisPIDs = []int{d.redis.pid()}
+	}
+	redisSampler := startSampler(redisPIDs)
+	cpu0, load0, redis0 := loadgen.SumCPU(receivers), loadgen.SumCPU(loadPIDs), loadgen.SumCPU(redisPIDs)
 	res.BaseCPUPercent = 100 * (cpu0 - base0).Seconds() / time.Since(baseAt).Seconds()
 	marks, err := doAll(ws, storm.Command{Cmd: "mark", Node: 0})
 	if err != nil {
 		sampler.finish()
+		redisSampler.finish()
 		return res, err
 	}
 	mark := time.Now()
@@ -313,6 +324,7 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 		sts, err := doAll(ws, storm.Command{Cmd: "status"})
 		if err != nil {
 			sampler.finish()
+			redisSampler.finish()
 			return res, err
 		}
 		moved := 0
@@ -335,6 +347,7 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 	}
 	res.StormCPUSeconds = (loadgen.SumCPU(receivers) - cpu0).Seconds()
 	res.LoadCPUSeconds = (loadgen.SumCPU(loadPIDs) - load0).Seconds()
+	res.RedisCPUSeconds = (loadgen.SumCPU(redisPIDs) - redis0).Seconds()
 	if res.Moved >= res.Moving && last > 0 {
 		res.AllBack, res.AllBackSeconds = true, time.Unix(0, last).Sub(mark).Seconds()
 		if first > 0 {
@@ -346,7 +359,9 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 	}
 	sleepCtx(ctx, so.Tail)
 	sampler.finish()
+	redisSampler.finish()
 	res.PeakCPUPercent = sampler.peakCPU
+	res.RedisPeakCPUPercent = redisSampler.peakCPU
 	res.PeakRSSMB = float64(sampler.peakRSS) / (1 << 20)
 	res.RSSGrowthMB = float64(sampler.peakRSS-rss0) / (1 << 20)
 
@@ -423,10 +438,11 @@ func (r *runner) stormOnce(ctx context.Context, target, signame string, sig sysc
 		res.OutOfOrder += w.OutOfOrder
 	}
 	res.Latency = lat.Summarize()
-	r.logf("storm %s %s: %d/%d back (all: %v, in %.2fs); connect p50 %.1f p99 %.1f ms; %d attempts, %d failed, %d refused %s; resumed %d, recovered %d/%d; receiving nodes: peak %.0f%% CPU, %.2fs CPU (publishing alone: %.0f%%), peak RSS %.0f MB (+%.0f); published %d, lost %d, duplicated %d, out of order %d, clients down when counted %d",
+	r.logf("storm %s %s: %d/%d back (all: %v, in %.2fs); connect p50 %.1f p99 %.1f ms; %d attempts, %d failed, %d refused %s; resumed %d, recovered %d/%d; receiving nodes: peak %.0f%% CPU, %.2fs CPU (publishing alone: %.0f%%), peak RSS %.0f MB (+%.0f); redis-server: peak %.0f%% CPU, %.2fs CPU; published %d, lost %d, duplicated %d, out of order %d, clients down when counted %d",
 		target, signame, res.Moved, res.Moving, res.AllBack, res.AllBackSeconds, res.Latency.P50, res.Latency.P99,
 		res.Attempts, res.Failed, res.Refused, res.FirstErr, res.Resumed, res.Recovered, res.Recovered+res.NotRecovered,
-		res.PeakCPUPercent, res.StormCPUSeconds, res.BaseCPUPercent, res.PeakRSSMB, res.RSSGrowthMB, res.Published, res.Lost, res.Duplicated, res.OutOfOrder, res.DownAtEnd)
+		res.PeakCPUPercent, res.StormCPUSeconds, res.BaseCPUPercent, res.PeakRSSMB, res.RSSGrowthMB, res.RedisPeakCPUPercent, res.RedisCPUSeconds,
+		res.Published, res.Lost, res.Duplicated, res.OutOfOrder, res.DownAtEnd)
 	return res, nil
 }
 
@@ -516,6 +532,8 @@ func (rep *Report) stormTables() []Table {
 		add("Their CPU while only publishing, before", "% of a core", true, func(x StormResult) float64 { return x.BaseCPUPercent })
 		add("Peak RSS of a receiving node", "MB", true, func(x StormResult) float64 { return x.PeakRSSMB })
 		add("RSS growth of it", "MB", true, func(x StormResult) float64 { return x.RSSGrowthMB })
+		add("Peak CPU of the redis-server", "% of a core", true, func(x StormResult) float64 { return x.RedisPeakCPUPercent })
+		add("CPU of the redis-server until all back", "s", true, func(x StormResult) float64 { return x.RedisCPUSeconds })
 		add("Messages published", "", false, func(x StormResult) float64 { return float64(x.Published) })
 		add("Deliveries", "", false, func(x StormResult) float64 { return float64(x.Deliveries) })
 		add("Lost", "deliveries", true, func(x StormResult) float64 { return float64(x.Lost) })
