@@ -260,7 +260,10 @@ func (c *Client) connect(p sio.Packet) {
 	c.sendMu.Lock()
 	_ = c.write(text, nil)
 	s.mu.Lock()
-	pre := s.pre
+	var pre []outPacket
+	if s.pre != nil {
+		pre = *s.pre
+	}
 	s.pre = nil
 	if s.state == stateConnecting {
 		s.state = stateConnected

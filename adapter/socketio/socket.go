@@ -43,8 +43,8 @@ type Socket struct {
 
 	mu     sync.Mutex
 	state  socketState
-	nextID uint32      // of the next EmitWithAck: ids wrap after 2³² (at most MaxPendingAcks wait), and next to state the field costs no padding
-	pre    []outPacket // sent after the CONNECT reply
+	nextID uint32       // of the next EmitWithAck: ids wrap after 2³² (at most MaxPendingAcks wait), and next to state the field costs no padding
+	pre    *[]outPacket // sent after the CONNECT reply; made by the first (most sockets have none): 16 B less per socket than a slice
 	acks   map[uint64]*pendingAck
 }
 
@@ -220,10 +220,13 @@ func (s *Socket) queueOut(o outPacket) error {
 	switch s.state {
 	case stateConnecting:
 		defer s.mu.Unlock()
-		if len(s.pre) >= c.srv.cfg.MaxPreConnect {
+		if s.pre == nil {
+			s.pre = new([]outPacket)
+		}
+		if len(*s.pre) >= c.srv.cfg.MaxPreConnect {
 			return errPreConnectFull
 		}
-		s.pre = append(s.pre, o)
+		*s.pre = append(*s.pre, o)
 		return nil
 	case stateLeft:
 		s.mu.Unlock()
