@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,4 +83,50 @@ func ExampleServer_PublishToUser() {
 	id, err := srv.PublishToUser(context.Background(), "ada", "invoice_paid", map[string]int{"amount": 42}, herald.WithAck())
 	fmt.Println(id != "", err)
 	// Output: true <nil>
+}
+
+// ExampleServer_Serve serves the application's routes and Herald on one
+// port, with Herald's own accept path for WebSocket upgrades: they cost
+// less CPU than through net/http, and every other request (the app's,
+// /metrics, the API) is served by hs as before.
+func ExampleServer_Serve() {
+	srv, err := herald.New(herald.Config{})
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "hello") })
+	mux.Handle("/", srv)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, hs) }()
+
+	resp, err := http.Get("http://" + ln.Addr().String() + "/hello")
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(string(body))
+
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/ws", nil)
+	if err != nil {
+		panic(err)
+	}
+	_, welcome, _ := ws.Read(ctx)
+	fmt.Println(strings.Contains(string(welcome), `"type":"welcome"`))
+	ws.CloseNow()
+
+	_ = srv.Shutdown(ctx)
+	_ = hs.Shutdown(ctx)
+	fmt.Println(<-served)
+	// Output:
+	// hello
+	// true
+	// http: Server closed
 }
