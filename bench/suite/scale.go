@@ -344,11 +344,11 @@ func (r *runner) scaleEngine(ctx context.Context, o ScaleOptions, se *ScaleEngin
 		redisPIDs := eng.pids()
 		rss := loadgen.SumRSS(redisPIDs)
 		st.RedisRSSMB = float64(rss) / (1 << 20)
-		c0, rc0, m0 := loadgen.SumCPU(nodePIDs), loadgen.SumCPU(redisPIDs), readMachineCPU()
-		st.LoadAvg = loadAvg()
+		c0, rc0, m0 := loadgen.SumCPU(nodePIDs), loadgen.SumCPU(redisPIDs), loadgen.ReadMachineCPU()
+		st.LoadAvg = loadgen.LoadAvg()
 		time.Sleep(o.IdleWindow)
 		st.NodesIdleCPU = 100 * (loadgen.SumCPU(nodePIDs) - c0).Seconds() / o.IdleWindow.Seconds()
-		st.MachineIdleCPU = readMachineCPU().busySince(m0)
+		st.MachineIdleCPU = loadgen.ReadMachineCPU().BusySince(m0)
 		st.LostIdle = int(fleetDisconnects(fleet))
 		st.RedisIdleCPU = 100 * (loadgen.SumCPU(redisPIDs) - rc0).Seconds() / o.IdleWindow.Seconds()
 		r.logf("scale %s @%d: node RSS/conn %s KB, heap/conn %s KB, kernel %.2f KB sockstat + %.2f KB slab per conn (both ends), idle CPU nodes %.1f%% redis %.1f%% machine %.0f%% (load %s)",
@@ -470,9 +470,9 @@ func roundSig2(x float64) float64 {
 }
 
 func (r *runner) scaleStep(ctx context.Context, o ScaleOptions, fleet *loadgen.Fleet, pub *loadgen.Publisher, step int, rounds float64, nodePIDs, redisPIDs []int) (ScaleStep, error) {
-	la := loadAvg()
+	la := loadgen.LoadAvg()
 	loadPIDs := append(fleet.PIDs(), os.Getpid())
-	rc0, m0 := loadgen.SumCPU(redisPIDs), readMachineCPU()
+	rc0, m0 := loadgen.SumCPU(redisPIDs), loadgen.ReadMachineCPU()
 	t0 := time.Now()
 	res, err := loadgen.RunBroadcastStep(ctx, fleet, pub, loadgen.StepConfig{
 		Step: step, DeliveriesPerSec: rounds * float64(fleet.Connected), PayloadBytes: o.Payload, Duration: o.Step, DrainTimeout: o.Drain,
@@ -489,7 +489,7 @@ func (r *runner) scaleStep(ctx context.Context, o ScaleOptions, fleet *loadgen.F
 	if res.Received > 0 {
 		s.RedisCPUPerDeliveryUs = redis * 1e6 / float64(res.Received)
 	}
-	s.MachineCPUPercent = readMachineCPU().busySince(m0)
+	s.MachineCPUPercent = loadgen.ReadMachineCPU().BusySince(m0)
 	load := res.LoadCPUPerDeliveryUs * float64(res.Received) / 1e6
 	s.OthersCPUPercent = max(0, s.MachineCPUPercent-100*(res.ServerCPUSeconds+redis+load)/secs)
 	return s, nil
