@@ -99,14 +99,7 @@ func (s *Server) connect(so *Socket, r *http.Request) {
 		if h != nil {
 			so.handler = h
 		}
-		so.inHandler = false
-		notify := so.state == stateClosed && !so.notified
-		so.notified = so.notified || notify
-		reason := so.err
-		so.mu.Unlock()
-		if notify {
-			so.handler.OnClose(so, reason)
-		}
+		so.leaveHandlerAndUnlock()
 	}()
 	h = s.cfg.OnConnection(so, r)
 }
@@ -512,6 +505,13 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 	}()
 	s.handler.OnMessage(s, data, binary)
 	s.mu.Lock()
+	s.leaveHandlerAndUnlock()
+}
+
+// leaveHandlerAndUnlock marks the handler's call done, unlocks s.mu (held
+// on entry) and calls OnClose if the session closed meanwhile and was
+// not yet told.
+func (s *Socket) leaveHandlerAndUnlock() {
 	s.inHandler = false
 	notify := s.state == stateClosed && !s.notified
 	s.notified = s.notified || notify
