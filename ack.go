@@ -61,24 +61,15 @@ type pendingAck struct {
 	attempts  int
 }
 
-// ackLimit names the bound a connection's message could not be tracked
-// under; "" when it was tracked.
-type ackLimit string
-
-const (
-	ackLimitCount     ackLimit = "pending_acks"
-	ackLimitBytes     ackLimit = "pending_ack_bytes"
-	ackLimitNodeBytes ackLimit = "node_pending_ack_bytes"
-)
-
 // track records an acked message. It refuses, naming the bound, a message
 // that would take the connection over MaxPendingAcks or
 // MaxPendingAckBytes (a message larger than the latter is still taken
 // when nothing else is pending), or a message the node does not hold yet
 // that arrives while the node's pending messages already take
 // MaxNodePendingAckBytes. The node's count may pass its bound by the
-// messages being tracked at that moment, never more.
-func (c *conn) track(msgID string, f *transport.Prepared) ackLimit {
+// messages being tracked at that moment, never more. It returns "" when
+// the message was tracked.
+func (c *conn) track(msgID string, f *transport.Prepared) limitName {
 	size := int64(f.Size())
 	cfg := &c.s.cfg
 	c.acks.mu.Lock()
@@ -86,12 +77,12 @@ func (c *conn) track(msgID string, f *transport.Prepared) ackLimit {
 	n := c.acks.p.len()
 	switch {
 	case n >= cfg.MaxPendingAcks:
-		return ackLimitCount
+		return limitPendingAcks
 	case n > 0 && c.acks.p.bytes+size > cfg.MaxPendingAckBytes:
-		return ackLimitBytes
+		return limitPendingAckBytes
 	case !f.Retained() && c.s.pendingAckBytes.Load() >= cfg.MaxNodePendingAckBytes:
 		// A message already held costs the node nothing more.
-		return ackLimitNodeBytes
+		return limitNodePendingAckBytes
 	}
 	if c.acks.p == nil {
 		c.acks.p = &pendingAcks{byID: make(map[string]*pendingAck)}

@@ -82,7 +82,7 @@ func (s *Server) admit(ctx context.Context, r *http.Request, connID, cid string,
 	}
 	ip := s.clientIP(r)
 	if !rated && !s.limits.allowUpgrade(ip, time.Now()) {
-		return admission{}, s.refuse(ctx, http.StatusTooManyRequests, "upgrade_rate", "too many connection attempts from your address; retry later")
+		return admission{}, s.refuse(ctx, http.StatusTooManyRequests, string(limitUpgradeRate), "too many connection attempts from your address; retry later")
 	}
 	ident, err := s.auth.Authenticate(r)
 	if err != nil {
@@ -109,7 +109,7 @@ func (s *Server) admit(ctx context.Context, r *http.Request, connID, cid string,
 		}
 	}
 	if which := s.limits.acquire(ident.UserID, ip); which != "" {
-		return admission{}, s.refuse(ctx, http.StatusTooManyRequests, which, "connection limit reached ("+which+")")
+		return admission{}, s.refuse(ctx, http.StatusTooManyRequests, string(which), "connection limit reached ("+string(which)+")")
 	}
 	if n := s.cfg.MaxConnsPerUser; n > 0 {
 		// The node-local count above is exact; this one spans the cluster
@@ -119,7 +119,7 @@ func (s *Server) admit(ctx context.Context, r *http.Request, connID, cid string,
 		cancel()
 		if err == nil && have >= n {
 			s.limits.release(ident.UserID, ip)
-			return admission{}, s.refuse(ctx, http.StatusTooManyRequests, "conns_per_user", "connection limit reached (conns_per_user, cluster-wide)")
+			return admission{}, s.refuse(ctx, http.StatusTooManyRequests, string(limitConnsPerUser), "connection limit reached (conns_per_user, cluster-wide)")
 		}
 	}
 	return admission{ident: ident, ip: ip, up: up}, nil
@@ -179,7 +179,7 @@ func (s *Server) refuse(ctx context.Context, status int, reason, msg string) *re
 	s.metrics.UpgradesRejected.WithLabelValues(reason).Inc()
 	rf := &refusal{status: status, code: reason, message: msg}
 	if status == http.StatusTooManyRequests {
-		s.metrics.LimitRejections.WithLabelValues(reason).Inc()
+		s.countLimit(limitName(reason)) // the 429s are refused by a bound: reason is its limitName
 		rf.retryAfter = "1"
 	}
 	s.log.InfoContext(ctx, "upgrade refused", "reason", reason, "status", status)

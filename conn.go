@@ -199,7 +199,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 // Config.MaxUpgradesInFlight, by either protocol.
 func (s *Server) countOverloaded() {
 	s.metrics.UpgradesRejected.WithLabelValues("overloaded").Inc()
-	s.metrics.LimitRejections.WithLabelValues("upgrades_in_flight").Inc()
+	s.countLimit(limitUpgradesInFlight)
 }
 
 // refuseOverloaded answers an upgrade over Config.MaxUpgradesInFlight:
@@ -600,13 +600,13 @@ const closeGaveUp = -1
 // the node's pending messages as a whole are at their bound. The message
 // is not sent; what the connection had pending is dropped (and counted)
 // as it ends.
-func (c *conn) overPendingAcks(limit ackLimit) {
+func (c *conn) overPendingAcks(limit limitName) {
 	code, reason := protocol.CloseSlowConsumer, "too many unacknowledged messages"
-	if limit == ackLimitNodeBytes {
+	if limit == limitNodePendingAckBytes {
 		code, reason = protocol.CloseTryAgainLater, "server busy: too many unacknowledged messages on this node"
 	}
 	if c.claimClose(closeGaveUp) {
-		c.s.metrics.LimitRejections.WithLabelValues(string(limit)).Inc()
+		c.s.countLimit(limit)
 		cfg := &c.s.cfg
 		c.s.log.WarnContext(c.ctx(), "closing: too many unacknowledged messages", "limit", string(limit),
 			"max_pending_acks", cfg.MaxPendingAcks, "max_pending_ack_bytes", cfg.MaxPendingAckBytes,

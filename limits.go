@@ -13,6 +13,37 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// limitName labels herald_limit_rejections_total{limit}: the bound that
+// refused an upgrade, a message or a connection. Every label is one of
+// the constants below (and a row of docs/security.md's table of bounds),
+// counted through Server.countLimit, so that a dashboard's query and the
+// docs name the same bound the code does.
+type limitName string
+
+// The bounds that count in herald_limit_rejections_total.
+const (
+	limitUpgradeRate         limitName = "upgrade_rate"
+	limitUpgradesInFlight    limitName = "upgrades_in_flight"
+	limitConnsPerUser        limitName = "conns_per_user"
+	limitConnsPerIP          limitName = "conns_per_ip"
+	limitMessageRate         limitName = "message_rate"
+	limitPendingAcks         limitName = "pending_acks"
+	limitPendingAckBytes     limitName = "pending_ack_bytes"
+	limitNodePendingAckBytes limitName = "node_pending_ack_bytes"
+	limitNodePublishBytes    limitName = "node_publish_bytes"
+)
+
+// limitNames lists every limitName (TestLimitNamesDocumented).
+var limitNames = []limitName{
+	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
+	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes,
+}
+
+// countLimit counts a refusal by the bound l.
+func (s *Server) countLimit(l limitName) {
+	s.metrics.LimitRejections.WithLabelValues(string(l)).Inc()
+}
+
 // limiter enforces the per-user and per-IP connection caps and the per-IP
 // upgrade rate. Counts are per node (cluster-wide caps come with a shared
 // store). Its maps are guarded by mu; idle rate buckets are swept by the
@@ -76,14 +107,14 @@ func (l *limiter) allowUpgrade(ip string, now time.Time) bool {
 
 // acquire counts a new connection of user from ip. It returns the name of
 // the limit that refused it, or "" when admitted (then release must follow).
-func (l *limiter) acquire(user, ip string) string {
+func (l *limiter) acquire(user, ip string) limitName {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := l.cfg.MaxConnsPerUser; n > 0 && l.perUser[user] >= n {
-		return "conns_per_user"
+		return limitConnsPerUser
 	}
 	if n := l.cfg.MaxConnsPerIP; n > 0 && l.perIP[ip] >= n {
-		return "conns_per_ip"
+		return limitConnsPerIP
 	}
 	// Only the capped counts are kept: with one user per connection, an
 	// uncapped per-user count would cost a map entry per connection.

@@ -279,7 +279,7 @@ func (c *conn) admit(n int, ref json.RawMessage) bool {
 	if ok {
 		return true
 	}
-	s.metrics.LimitRejections.WithLabelValues("message_rate").Inc()
+	s.countLimit(limitMessageRate)
 	if abusive {
 		// Logged once, and before the close frame goes out, so the
 		// line is written by the time the client sees the close.

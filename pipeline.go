@@ -101,7 +101,7 @@ func (c *conn) pipelinePublish(id json.RawMessage, m *broker.Message) {
 		// The node may pass its bound by the publications being queued
 		// at this moment, never more.
 		p.mu.Unlock()
-		s.metrics.LimitRejections.WithLabelValues(limitNodePublishBytes).Inc()
+		s.countLimit(limitNodePublishBytes)
 		c.awaitPublishes()
 		c.sendError(id, protocol.CodeOverloaded, "message not published: the node holds too many publications waiting for the broker; retry shortly")
 		return
@@ -116,10 +116,6 @@ func (c *conn) pipelinePublish(id json.RawMessage, m *broker.Message) {
 		go c.sendPublishes(p)
 	}
 }
-
-// limitNodePublishBytes labels publications refused at
-// Config.MaxNodePublishBytes in herald_limit_rejections_total.
-const limitNodePublishBytes = "node_publish_bytes"
 
 // awaitPublishes returns once every publication c has queued is
 // answered. The read side calls it before any other request, and

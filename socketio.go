@@ -172,8 +172,8 @@ func (s *Server) sioAllow(r *http.Request) error {
 		return errors.New("server is shutting down; reconnect to another node")
 	}
 	if !s.limits.allowUpgrade(s.clientIP(r), time.Now()) {
-		s.metrics.UpgradesRejected.WithLabelValues("upgrade_rate").Inc()
-		s.metrics.LimitRejections.WithLabelValues("upgrade_rate").Inc()
+		s.metrics.UpgradesRejected.WithLabelValues(string(limitUpgradeRate)).Inc()
+		s.countLimit(limitUpgradeRate)
 		return errors.New("too many connection attempts from your address; retry later")
 	}
 	return nil
