@@ -90,7 +90,8 @@ type Config struct {
 	// EventsQueueBytes bounds the memory queue in bytes (the events'
 	// JSON, which carries the connection's Data from the connect hook):
 	// over it new events are given up (counted, reason queue_full).
-	// Default 64 MiB.
+	// A Queue set below has its own bound (backend/redisqueue:
+	// Config.MaxBytes). Default 64 MiB.
 	EventsQueueBytes int64
 	// EventsMaxAge is how long a batch is retried (with backoff up to
 	// 10s) before it is given up (counted and logged). Default 1h.

@@ -190,6 +190,11 @@ func (d *dispatcher) maintain() {
 		if l, err := d.q.Len(ctx); err == nil {
 			d.p.m.eventsQueued.Set(float64(l))
 		}
+		if qb, ok := d.q.(QueueBytes); ok {
+			if n, err := qb.Bytes(ctx); err == nil {
+				d.p.m.eventsBytes.Set(float64(n))
+			}
+		}
 		cancel()
 		select {
 		case <-t.C:

@@ -300,6 +300,7 @@ type proxyMetrics struct {
 	eventsSent     prometheus.Counter
 	eventsGivenUp  *prometheus.CounterVec
 	eventsQueued   prometheus.Gauge
+	eventsBytes    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *proxyMetrics {
@@ -329,12 +330,15 @@ func newMetrics(reg prometheus.Registerer) *proxyMetrics {
 		eventsQueued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_backend_events_queued", Help: "Webhook events waiting in this node's queue, read every quarter of the lease.",
 		}),
+		eventsBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_backend_events_queued_bytes", Help: "Bytes this node's webhook queue holds (its events, and in Redis the disconnected events kept for open connections), read every quarter of the lease.",
+		}),
 	}
 	for _, reason := range []string{"queue_full", "queue_error", "max_age", "shutdown"} {
 		m.eventsGivenUp.WithLabelValues(reason) // exported at 0, so that alerts see increases
 	}
 	if reg != nil {
-		reg.MustRegister(m.calls, m.retries, m.errors, m.duration, m.breakerOpen, m.eventsSent, m.eventsGivenUp, m.eventsQueued)
+		reg.MustRegister(m.calls, m.retries, m.errors, m.duration, m.breakerOpen, m.eventsSent, m.eventsGivenUp, m.eventsQueued, m.eventsBytes)
 	}
 	return m
 }

@@ -31,6 +31,14 @@ type Queue interface {
 	Close(ctx context.Context, empty bool) error
 }
 
+// QueueBytes is implemented by a Queue that knows the bytes it holds
+// (MemoryQueue, backend/redisqueue): the dispatcher reports them as
+// herald_backend_events_queued_bytes.
+type QueueBytes interface {
+	// Bytes returns the bytes this node's queue holds.
+	Bytes(ctx context.Context) (int64, error)
+}
+
 // QueuedEvent is one event as a Queue stores it.
 type QueuedEvent struct {
 	// Body is the event's JSON, as posted.
@@ -119,6 +127,13 @@ func (q *MemoryQueue) Len(context.Context) (int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items), nil
+}
+
+// Bytes implements QueueBytes: the bytes of the events q holds.
+func (q *MemoryQueue) Bytes(context.Context) (int64, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes, nil
 }
 
 // Maintain implements Queue: a memory queue has no lease.

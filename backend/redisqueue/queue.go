@@ -8,7 +8,11 @@
 // <prefix>:{events}:lease:<node>, renewed by Maintain with a TTL;
 // <prefix>:{events}:q:<node>, the node's events in order (a list);
 // <prefix>:{events}:open:<node>, a hash from each open connection's id to
-// the disconnected event to post if the node dies.
+// the disconnected event to post if the node dies;
+// <prefix>:{events}:bytes:<node>, the bytes the node's list and open hash
+// hold (their values), kept by the scripts that change them, so that
+// Push can refuse what would take the node past Config.MaxBytes without
+// reading the list.
 //
 // A takeover is one script: it checks that the dead node's lease is
 // still gone, appends its queue and its open connections' disconnected
@@ -50,6 +54,15 @@ type Config struct {
 	// backend.ErrQueueFull over it. Takeovers are not bounded (a dead
 	// node's events are not dropped). Default 100000.
 	MaxLen int
+	// MaxBytes bounds the bytes the node's queue holds in Redis: its
+	// events and the disconnected events kept for its open connections
+	// (each carries the connection's data from the connect hook, up to
+	// 1 MiB, so MaxLen alone bounds nothing in bytes). Push fails with
+	// backend.ErrQueueFull when the event would take the queue over it
+	// (the event is not queued, nor its open entry kept). A takeover
+	// counts what it moves, and is not refused. Default
+	// backend.DefaultEventsQueueBytes (64 MiB).
+	MaxBytes int64
 }
 
 // Queue is a backend.Queue in Redis. Create it with New.
@@ -59,7 +72,10 @@ type Queue struct {
 	base   string // "<prefix>:{events}:"
 }
 
-var _ backend.Queue = (*Queue)(nil)
+var (
+	_ backend.Queue      = (*Queue)(nil)
+	_ backend.QueueBytes = (*Queue)(nil)
+)
 
 // New connects to Redis.
 func New(cfg Config) (*Queue, error) {
@@ -74,6 +90,9 @@ func New(cfg Config) (*Queue, error) {
 	}
 	if cfg.MaxLen <= 0 {
 		cfg.MaxLen = backend.DefaultEventsQueue
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = backend.DefaultEventsQueueBytes
 	}
 	opt, err := redisopt.Options(cfg.URL, cfg.ClusterAddrs, cfg.Password)
 	if err != nil {
@@ -90,18 +109,29 @@ func (q *Queue) nodes() string          { return q.base + "nodes" }
 func (q *Queue) lease(n string) string  { return q.base + "lease:" + n }
 func (q *Queue) list(n string) string   { return q.base + "q:" + n }
 func (q *Queue) open(n string) string   { return q.base + "open:" + n }
+func (q *Queue) bytes(n string) string  { return q.base + "bytes:" + n }
 func (q *Queue) millis() string         { return strconv.FormatInt(q.cfg.LeaseTTL.Milliseconds(), 10) }
-func (q *Queue) keys(n string) []string { return []string{q.list(n), q.open(n), q.nodes(), q.lease(n)} }
+func (q *Queue) keys(n string) []string { return []string{q.list(n), q.open(n), q.nodes(), q.lease(n), q.bytes(n)} }
 
-// pushScript appends an event unless the queue is full, and records or
-// forgets the connection's open entry. KEYS: list, open, nodes, lease.
-// ARGV: body, max, conn, open body ("" for none), closed ("1"), node,
-// lease ms.
+// pushScript appends an event unless the queue is full (in events, or in
+// bytes with what the connection's open entry changes), and records or
+// forgets the connection's open entry. KEYS: list, open, nodes, lease,
+// bytes. ARGV: body, max, conn, open body ("" for none), closed ("1"),
+// node, lease ms, max bytes. A bytes count below zero (kept by a node
+// that did not count) is taken as zero.
 var pushScript = rueidis.NewLuaScript(`
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local old = redis.call('HSTRLEN', KEYS[2], ARGV[3])
+local new = old
+if ARGV[4] ~= '' then new = #ARGV[4] end
+if ARGV[5] == '1' then new = 0 end
+local grow = #ARGV[1] + new - old
+local held = math.max(tonumber(redis.call('GET', KEYS[5]) or '0'), 0)
+if grow > 0 and held + grow > tonumber(ARGV[8]) then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HDEL', KEYS[2], ARGV[3]) end
+redis.call('SET', KEYS[5], held + grow)
 if redis.call('SADD', KEYS[3], ARGV[6]) == 1 or redis.call('EXISTS', KEYS[4]) == 0 then
   redis.call('SET', KEYS[4], '1', 'PX', ARGV[7])
 end
@@ -114,7 +144,8 @@ func (q *Queue) Push(ctx context.Context, e backend.QueuedEvent) error {
 		closed = "1"
 	}
 	n, err := pushScript.Exec(ctx, q.client, q.keys(q.cfg.Node),
-		[]string{string(e.Body), strconv.Itoa(q.cfg.MaxLen), e.ConnID, string(e.Open), closed, q.cfg.Node, q.millis()}).AsInt64()
+		[]string{string(e.Body), strconv.Itoa(q.cfg.MaxLen), e.ConnID, string(e.Open), closed, q.cfg.Node, q.millis(),
+			strconv.FormatInt(q.cfg.MaxBytes, 10)}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("redisqueue: push: %w", err)
 	}
@@ -137,12 +168,41 @@ func (q *Queue) Peek(ctx context.Context, max int) ([][]byte, error) {
 	return out, nil
 }
 
+// ackScript removes the first ARGV[1] events and uncounts their bytes.
+// KEYS: list, open, bytes. An empty queue (no events, no open entries)
+// holds nothing: its count is reset, so that a count a node without it
+// left behind heals.
+var ackScript = rueidis.NewLuaScript(`
+local freed = 0
+for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do freed = freed + #v end
+redis.call('LTRIM', KEYS[1], ARGV[1], -1)
+if redis.call('LLEN', KEYS[1]) == 0 and redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[3])
+else
+  redis.call('SET', KEYS[3], math.max(tonumber(redis.call('GET', KEYS[3]) or '0') - freed, 0))
+end
+return freed`)
+
 // Ack implements backend.Queue.
 func (q *Queue) Ack(ctx context.Context, n int) error {
-	if err := q.client.Do(ctx, q.client.B().Ltrim().Key(q.list(q.cfg.Node)).Start(int64(n)).Stop(-1).Build()).Error(); err != nil {
+	n0 := q.cfg.Node
+	if err := ackScript.Exec(ctx, q.client, []string{q.list(n0), q.open(n0), q.bytes(n0)}, []string{strconv.Itoa(n)}).Error(); err != nil {
 		return fmt.Errorf("redisqueue: ack: %w", err)
 	}
 	return nil
+}
+
+// Bytes implements backend.QueueBytes: the bytes this node's queue holds
+// in Redis (see Config.MaxBytes).
+func (q *Queue) Bytes(ctx context.Context) (int64, error) {
+	n, err := q.client.Do(ctx, q.client.B().Get().Key(q.bytes(q.cfg.Node)).Build()).AsInt64()
+	if rueidis.IsRedisNil(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisqueue: bytes: %w", err)
+	}
+	return max(n, 0), nil
 }
 
 // Len implements backend.Queue.
@@ -155,17 +215,21 @@ func (q *Queue) Len(ctx context.Context) (int, error) {
 }
 
 // takeoverScript moves a dead node's queue and open connections to the
-// taker's queue. KEYS: dead lease, dead list, dead open, taker list,
-// nodes. ARGV: dead node. Returns the events moved, or -1 when the lease
-// is alive.
+// taker's queue, and their bytes to the taker's count. KEYS: dead lease,
+// dead list, dead open, taker list, nodes, dead bytes, taker bytes.
+// ARGV: dead node. Returns the events moved, or -1 when the lease is
+// alive.
 var takeoverScript = rueidis.NewLuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-local n = 0
+local n, moved = 0, 0
 local items = redis.call('LRANGE', KEYS[2], 0, -1)
-for _, v in ipairs(items) do redis.call('RPUSH', KEYS[4], v); n = n + 1 end
+for _, v in ipairs(items) do redis.call('RPUSH', KEYS[4], v); n = n + 1; moved = moved + #v end
 local open = redis.call('HVALS', KEYS[3])
-for _, v in ipairs(open) do redis.call('RPUSH', KEYS[4], v); n = n + 1 end
-redis.call('DEL', KEYS[2], KEYS[3])
+for _, v in ipairs(open) do redis.call('RPUSH', KEYS[4], v); n = n + 1; moved = moved + #v end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[6])
+if moved > 0 then
+  redis.call('SET', KEYS[7], math.max(tonumber(redis.call('GET', KEYS[7]) or '0'), 0) + moved)
+end
 redis.call('SREM', KEYS[5], ARGV[1])
 return n`)
 
@@ -191,7 +255,7 @@ func (q *Queue) Maintain(ctx context.Context) (int, error) {
 			continue
 		}
 		moved, err := takeoverScript.Exec(ctx, q.client,
-			[]string{q.lease(n), q.list(n), q.open(n), q.list(q.cfg.Node), q.nodes()}, []string{n}).AsInt64()
+			[]string{q.lease(n), q.list(n), q.open(n), q.list(q.cfg.Node), q.nodes(), q.bytes(n), q.bytes(q.cfg.Node)}, []string{n}).AsInt64()
 		if err != nil {
 			return taken, fmt.Errorf("redisqueue: takeover of %s: %w", n, err)
 		}
@@ -203,10 +267,10 @@ func (q *Queue) Maintain(ctx context.Context) (int, error) {
 }
 
 // releaseScript forgets a node whose queue is empty and that has no open
-// connections. KEYS: list, open, lease, nodes. ARGV: node.
+// connections. KEYS: list, open, lease, nodes, bytes. ARGV: node.
 var releaseScript = rueidis.NewLuaScript(`
 if redis.call('LLEN', KEYS[1]) > 0 or redis.call('HLEN', KEYS[2]) > 0 then return 0 end
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[5])
 redis.call('SREM', KEYS[4], ARGV[1])
 return 1`)
 
@@ -219,7 +283,7 @@ func (q *Queue) Close(ctx context.Context, empty bool) error {
 		return nil
 	}
 	n := q.cfg.Node
-	if err := releaseScript.Exec(ctx, q.client, []string{q.list(n), q.open(n), q.lease(n), q.nodes()}, []string{n}).Error(); err != nil {
+	if err := releaseScript.Exec(ctx, q.client, []string{q.list(n), q.open(n), q.lease(n), q.nodes(), q.bytes(n)}, []string{n}).Error(); err != nil {
 		return fmt.Errorf("redisqueue: release: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package redisqueue_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -115,5 +116,81 @@ func TestFullAndRelease(t *testing.T) {
 	}
 	if v, err := r.Command("SISMEMBER", "herald:{events}:nodes", "n"); err != nil || v != "0" {
 		t.Fatalf("node still registered after a clean close: %q %v", v, err)
+	}
+}
+
+// The queue is bounded in bytes as well as in events, counting the
+// disconnected events kept for open connections: an event that would
+// take it over is refused with ErrQueueFull (and its open entry not
+// kept); what the backend took (Ack) and connections that closed make
+// room again; a takeover moves the dead node's bytes to the taker.
+func TestBoundedInBytes(t *testing.T) {
+	r := testserver.StartRedis(t)
+	ctx := context.Background()
+	q, err := redisqueue.New(redisqueue.Config{URL: r.URL(), Node: "n", LeaseTTL: time.Second, MaxLen: 100, MaxBytes: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close(ctx, false)
+	body := func(n int) []byte { return bytes.Repeat([]byte("x"), n) }
+	held := func(want int64) {
+		t.Helper()
+		if n, err := q.Bytes(ctx); err != nil || n != want {
+			t.Fatalf("queue holds %d bytes (%v), want %d", n, err, want)
+		}
+	}
+	// 300 B of event and 200 B kept for c1's disconnection.
+	if err := q.Push(ctx, backend.QueuedEvent{Body: body(300), ConnID: "c1", Open: body(200)}); err != nil {
+		t.Fatal(err)
+	}
+	held(500)
+	if err := q.Push(ctx, backend.QueuedEvent{Body: body(300), ConnID: "c2", Open: body(300)}); !errors.Is(err, backend.ErrQueueFull) {
+		t.Fatalf("1,100 B over a 1,000 B bound: %v, want ErrQueueFull", err)
+	}
+	if v, err := r.Command("HEXISTS", "herald:{events}:open:n", "c2"); err != nil || v != "0" {
+		t.Fatalf("a refused event's open entry was kept: %q %v", v, err)
+	}
+	held(500)
+	// c1 disconnects: its open entry goes, its event comes.
+	if err := q.Push(ctx, backend.QueuedEvent{Body: body(500), ConnID: "c1", Closed: true}); err != nil {
+		t.Fatalf("at the bound, freeing c1's open entry: %v", err)
+	}
+	held(800)
+	if err := q.Push(ctx, backend.QueuedEvent{Body: body(201)}); !errors.Is(err, backend.ErrQueueFull) {
+		t.Fatalf("one byte over: %v, want ErrQueueFull", err)
+	}
+	if err := q.Ack(ctx, 1); err != nil { // the 300 B event was posted
+		t.Fatal(err)
+	}
+	held(500)
+	if err := q.Ack(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	held(0)
+
+	// A dead node's queue moves to the taker with its bytes.
+	dead, err := redisqueue.New(redisqueue.Config{URL: r.URL(), Node: "dead", LeaseTTL: 100 * time.Millisecond, MaxLen: 100, MaxBytes: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.Push(ctx, backend.QueuedEvent{Body: body(400), ConnID: "d1", Open: body(300)}); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close(ctx, false) // dies: no Maintain, its lease lapses
+	taken := 0
+	for deadline := time.Now().Add(5 * time.Second); taken == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if taken, err = q.Maintain(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if taken != 2 {
+		t.Fatalf("took over %d events, want 2", taken)
+	}
+	held(700)
+	if v, err := r.Command("EXISTS", "herald:{events}:bytes:dead"); err != nil || v != "0" {
+		t.Fatalf("the dead node's count outlived its takeover: %q %v", v, err)
+	}
+	if err := q.Push(ctx, backend.QueuedEvent{Body: body(301)}); !errors.Is(err, backend.ErrQueueFull) {
+		t.Fatalf("over the bound with what was taken over: %v, want ErrQueueFull", err)
 	}
 }

@@ -24,6 +24,7 @@ type backendConfig struct {
 	maxCalls     int
 	h2c          bool
 	eventsQueue  int
+	eventsBytes  int
 }
 
 // on reports whether any hook goes to the backend.
@@ -58,6 +59,8 @@ func (bc *backendConfig) validate(f *envFlags) error {
 		return fmt.Errorf("%s: must be positive (got %d)", f.origin("backend-max-calls"), bc.maxCalls)
 	case bc.eventsQueue <= 0:
 		return fmt.Errorf("%s: must be positive (got %d)", f.origin("backend-events-queue"), bc.eventsQueue)
+	case bc.eventsBytes <= 0:
+		return fmt.Errorf("%s: must be positive (got %d)", f.origin("backend-events-queue-bytes"), bc.eventsBytes)
 	}
 	if u, err := url.Parse(bc.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s: %q is not an http:// or https:// URL", f.origin("backend-url"), bc.url)
@@ -74,7 +77,7 @@ func (bc *backendConfig) wire(cfg *herald.Config, q backend.Queue, node string, 
 	}
 	p, err := backend.New(backend.Config{
 		URL: bc.url, Hooks: bc.hooks, Secret: []byte(bc.secret), Timeout: bc.timeout, HookTimeouts: bc.hookTimeouts, MaxConcurrent: bc.maxCalls,
-		H2C: bc.h2c, EventsQueue: bc.eventsQueue, Queue: q, NodeName: node, LeaseTTL: cfg.LeaseTTL,
+		H2C: bc.h2c, EventsQueue: bc.eventsQueue, EventsQueueBytes: int64(bc.eventsBytes), Queue: q, NodeName: node, LeaseTTL: cfg.LeaseTTL,
 		Registerer: cfg.Registry, Logger: logger,
 	})
 	if err != nil {

@@ -128,12 +128,12 @@ func (ec engineConfig) name() string {
 // eventsQueue returns the queue of the backend's webhooks: nil (the
 // proxy's memory queue) without Redis; with Redis, one that survives
 // this node and that the other nodes take over when its lease lapses.
-func (ec engineConfig) eventsQueue(node string, lease time.Duration, max int) (backend.Queue, error) {
+func (ec engineConfig) eventsQueue(node string, lease time.Duration, max int, maxBytes int64) (backend.Queue, error) {
 	if ec.redisURL == "" && len(ec.redisCluster) == 0 {
 		return nil, nil
 	}
 	q, err := redisqueue.New(redisqueue.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster, Password: ec.redisPassword,
-		Node: node + "." + id.New(5), LeaseTTL: lease, MaxLen: max})
+		Node: node + "." + id.New(5), LeaseTTL: lease, MaxLen: max, MaxBytes: maxBytes})
 	if err != nil {
 		return nil, fmt.Errorf("redis events queue: %w", err)
 	}

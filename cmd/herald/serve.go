@@ -169,6 +169,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	backendMaxCalls := f.Int("backend-max-calls", backend.DefaultMaxConcurrent, "backend calls in flight on this node at most")
 	backendH2C := f.Bool("backend-h2c", false, "speak HTTP/2 without TLS to an http:// --backend-url (the backend must support h2c)")
 	backendEventsQueue := f.Int("backend-events-queue", backend.DefaultEventsQueue, "webhook events held per node at most (in memory, or in Redis with --redis-url/--redis-cluster); over it they are given up and counted")
+	backendEventsBytes := f.Int("backend-events-queue-bytes", backend.DefaultEventsQueueBytes, "bytes of webhook events held per node at most (in Redis: with the disconnected events kept for open connections); over it they are given up and counted")
 	adminOn := f.Bool("admin", false, "serve the admin console at /admin/ (docs/admin.md)")
 	adminPassword := f.String("admin-password", "", "admin console password (at least 12 characters; not the API key); empty: one is generated at start and logged once")
 	adminInsecure := f.Bool("admin-insecure", false, "serve the admin console over plain HTTP to non-loopback clients (only behind a proxy that terminates TLS)")
@@ -234,7 +235,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 		return nil, fmt.Errorf("%s: %w", f.origin("backend-hook-timeouts"), err)
 	}
 	sc.backend = backendConfig{url: *backendURL, hooks: hooks, secret: *backendSecret, timeout: *backendHookTimeout,
-		hookTimeouts: hookTimeouts, maxCalls: *backendMaxCalls, h2c: *backendH2C, eventsQueue: *backendEventsQueue}
+		hookTimeouts: hookTimeouts, maxCalls: *backendMaxCalls, h2c: *backendH2C, eventsQueue: *backendEventsQueue, eventsBytes: *backendEventsBytes}
 	if err := sc.backend.validate(f); err != nil {
 		return nil, err
 	}
@@ -399,7 +400,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		if sc.server.NodeID == "" {
 			sc.server.NodeID = "node-" + id.New(5)
 		}
-		q, err := sc.engines.eventsQueue(sc.server.NodeID, sc.server.LeaseTTL, sc.backend.eventsQueue)
+		q, err := sc.engines.eventsQueue(sc.server.NodeID, sc.server.LeaseTTL, sc.backend.eventsQueue, int64(sc.backend.eventsBytes))
 		if err != nil {
 			closeEngines()
 			fmt.Fprintf(stderr, "herald serve: %v\n", err)
