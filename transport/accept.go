@@ -296,22 +296,41 @@ func appendExtraHeaders(b []byte, h http.Header) []byte {
 	return b
 }
 
-// negotiated holds the permessage-deflate parameters agreed for a conn.
+// negotiated holds the subprotocol and the permessage-deflate parameters
+// agreed for a conn, in two bytes of Conn.
 type negotiated struct {
 	// subprotocol is 1 + the index of the chosen subprotocol in
 	// Options.Subprotocols, 0 for none.
 	subprotocol uint8
-	deflate     bool
-	// serverContext: this side keeps its compressor across messages.
-	serverContext bool
-	// clientContext: the client keeps its compressor, so the inflater
-	// must be primed with the previous 32 KiB of output.
-	clientContext bool
+	// deflate is 0 when permessage-deflate was not negotiated.
+	deflate deflateFlags
 }
+
+// deflateFlags are the permessage-deflate parameters of a connection.
+type deflateFlags uint8
+
+const (
+	// deflateOn: permessage-deflate was negotiated.
+	deflateOn deflateFlags = 1 << iota
+	// deflateServerContext: this side keeps its compressor across
+	// messages.
+	deflateServerContext
+	// deflateClientContext: the client keeps its compressor, so the
+	// inflater must be primed with the previous 32 KiB of output.
+	deflateClientContext
+	// deflateSmallWindow: the client accepts back-references only within
+	// a window smaller than the 32 KiB that compress/flate always uses
+	// (server_max_window_bits below 15), so messages are sent
+	// uncompressed, which permessage-deflate allows for any message; the
+	// client's own messages are still compressed.
+	deflateSmallWindow
+)
 
 type deflateOffer struct {
 	serverNoContext bool
 	clientNoContext bool
+	// serverWindowBits is the offer's server_max_window_bits, 0 if none.
+	serverWindowBits int
 }
 
 // negotiateDeflate picks the first acceptable permessage-deflate offer
@@ -324,19 +343,30 @@ func negotiateDeflate(values []string, contextTakeover bool) (negotiated, string
 			if !ok {
 				continue
 			}
-			if !contextTakeover {
-				return negotiated{deflate: true},
-					"permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-			}
 			resp := "permessage-deflate"
-			n := negotiated{deflate: true, serverContext: true, clientContext: true}
-			if offer.serverNoContext {
-				resp += "; server_no_context_takeover"
-				n.serverContext = false
+			n := negotiated{deflate: deflateOn}
+			switch {
+			case !contextTakeover:
+				resp += "; server_no_context_takeover; client_no_context_takeover"
+			default:
+				if offer.serverNoContext {
+					resp += "; server_no_context_takeover"
+				} else {
+					n.deflate |= deflateServerContext
+				}
+				if offer.clientNoContext {
+					resp += "; client_no_context_takeover"
+				} else {
+					n.deflate |= deflateClientContext
+				}
 			}
-			if offer.clientNoContext {
-				resp += "; client_no_context_takeover"
-				n.clientContext = false
+			// Accepting server_max_window_bits means answering it with
+			// the same or a smaller value (RFC 7692 section 7.1.2.1).
+			if bits := offer.serverWindowBits; bits != 0 {
+				resp += "; server_max_window_bits=" + strconv.Itoa(bits)
+				if bits < 15 {
+					n.deflate |= deflateSmallWindow
+				}
 			}
 			return n, resp
 		}
@@ -373,10 +403,14 @@ func parseDeflateOffer(ext string) (o deflateOffer, ok bool) {
 			}
 			o.clientNoContext = true
 		case "server_max_window_bits":
-			// compress/flate always uses a 32 KiB window.
-			if bits, err := strconv.Atoi(value); err != nil || bits != 15 {
+			// compress/flate always uses a 32 KiB window: with a smaller
+			// one the connection sends its messages uncompressed (see
+			// deflateSmallWindow).
+			bits, err := strconv.Atoi(value)
+			if err != nil || bits < 8 || bits > 15 {
 				return o, false
 			}
+			o.serverWindowBits = bits
 		case "client_max_window_bits":
 			// The inflater accepts any window up to 32 KiB.
 			if hasValue {

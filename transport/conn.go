@@ -375,7 +375,7 @@ func (c *Conn) LastSeen() time.Time {
 }
 
 // Compressed reports whether permessage-deflate was negotiated.
-func (c *Conn) Compressed() bool { return c.neg.deflate }
+func (c *Conn) Compressed() bool { return c.neg.deflate != 0 }
 
 // Subprotocol returns the negotiated subprotocol, or "".
 func (c *Conn) Subprotocol() string {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -460,6 +461,7 @@ func FuzzDeflateNegotiation(f *testing.F) {
 			t.Fatalf("%d extension headers", len(answer))
 		}
 		var deflate, serverNoContext, clientNoContext bool
+		serverWindowBits := 15
 		if len(answer) == 1 {
 			params := strings.Split(answer[0], ";")
 			if strings.TrimSpace(params[0]) != "permessage-deflate" {
@@ -467,11 +469,18 @@ func FuzzDeflateNegotiation(f *testing.F) {
 			}
 			deflate = true
 			for _, p := range params[1:] {
-				switch strings.TrimSpace(p) {
-				case "server_no_context_takeover":
+				p = strings.TrimSpace(p)
+				switch {
+				case p == "server_no_context_takeover":
 					serverNoContext = true
-				case "client_no_context_takeover":
+				case p == "client_no_context_takeover":
 					clientNoContext = true
+				case strings.HasPrefix(p, "server_max_window_bits=") && strings.Contains(offer, "server_max_window_bits"):
+					bits, err := strconv.Atoi(strings.TrimPrefix(p, "server_max_window_bits="))
+					if err != nil || bits < 8 || bits > 15 {
+						t.Fatalf("answer %q: bad server_max_window_bits", answer[0])
+					}
+					serverWindowBits = bits
 				default:
 					t.Fatalf("answer %q has a parameter the client did not ask for or cannot follow", answer[0])
 				}
@@ -514,6 +523,11 @@ func FuzzDeflateNegotiation(f *testing.F) {
 			if fr.rsv1 {
 				if !deflate {
 					t.Fatal("compressed frame without permessage-deflate")
+				}
+				// compress/flate cannot keep to a smaller window than
+				// 32 KiB, nor this reader check that the server did.
+				if serverWindowBits < 15 {
+					t.Fatalf("compressed frame with server_max_window_bits=%d", serverWindowBits)
 				}
 				if serverNoContext {
 					window = nil

@@ -18,7 +18,13 @@ func FuzzReadFrames(f *testing.F) {
 	f.Add(byte(1), frame(true, rsv1Bit, opText, deflateBytes(f, []byte("hello hello hello"), 1), true))
 	f.Fuzz(func(t *testing.T, flags byte, data []byte) {
 		const limit = 4096
-		neg := negotiated{deflate: flags&1 != 0, clientContext: flags&3 == 3}
+		var neg negotiated
+		if flags&1 != 0 {
+			neg.deflate = deflateOn
+			if flags&3 == 3 {
+				neg.deflate |= deflateClientContext
+			}
+		}
 		opts := Options{ReadLimit: limit, PingInterval: -1}.withDefaults()
 		srv, cli := net.Pipe()
 		c := newConn(srv, nil, &opts, neg)

@@ -235,7 +235,7 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		}
 		z := big.z
 		var dict []byte
-		if c.neg.clientContext {
+		if c.neg.deflate&deflateClientContext != 0 {
 			dict = z.dict
 		}
 		msg, ierr := inflate(&z.src, *big.cbuf, dict, c.opts.ReadLimit)
@@ -250,7 +250,7 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		default:
 			return 0, nil, c.fail(CloseInvalidPayload, ierr.Error())
 		}
-		if c.neg.clientContext {
+		if c.neg.deflate&deflateClientContext != 0 {
 			if z.dict == nil {
 				z.dict = make([]byte, 0, windowSize)
 			}
@@ -459,7 +459,7 @@ func (c *Conn) checkHeader(h *frameHeader) (int, string) {
 		if c.r.inMessage {
 			return CloseProtocolError, "new message inside a fragmented message"
 		}
-		if h.rsv1 && !c.neg.deflate {
+		if h.rsv1 && c.neg.deflate == 0 {
 			return CloseProtocolError, "RSV1 set without permessage-deflate"
 		}
 	default:

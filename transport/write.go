@@ -369,10 +369,10 @@ func (c *Conn) heartbeat() {
 
 // frameFor returns the bytes to write for p on this connection.
 func (c *Conn) frameFor(p *Prepared) []byte {
-	if !c.neg.deflate || !p.compress {
+	if c.neg.deflate&(deflateOn|deflateSmallWindow) != deflateOn || !p.compress {
 		return p.plainFrame()
 	}
-	if !c.neg.serverContext {
+	if c.neg.deflate&deflateServerContext == 0 {
 		return p.deflateFrame()
 	}
 	// Context takeover: this conn's compressor state depends on every

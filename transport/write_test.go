@@ -68,7 +68,7 @@ func TestPreparedSharedBytes(t *testing.T) {
 	t.Parallel()
 	p := NewPrepared(Text, text(5000), 0, 0)
 	plain := &Conn{}
-	deflate := &Conn{neg: negotiated{deflate: true}}
+	deflate := &Conn{neg: negotiated{deflate: deflateOn}}
 	a, b := plain.frameFor(p), plain.frameFor(p)
 	if &a[0] != &b[0] {
 		t.Error("plain frame rebuilt")
@@ -120,12 +120,12 @@ func noise(n int) []byte {
 func BenchmarkPreparedSend(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
-		deflate bool
+		deflate deflateFlags
 		size    int
 	}{
 		{name: "plain/100B", size: 100},
 		{name: "plain/4KiB", size: 4096},
-		{name: "deflate/4KiB", deflate: true, size: 4096},
+		{name: "deflate/4KiB", deflate: deflateOn, size: 4096},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			const fanout = 1000
