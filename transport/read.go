@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -45,6 +46,12 @@ type bigMessage struct {
 	frag []byte        // uncompressed fragments, handed to the caller
 	cbuf *[]byte       // compressed payload, pooled
 	z    *inflateState // made at the first compressed message
+	text utf8Check     // the uncompressed text message's fragments so far
+	// In TryRead, the part of the next text frame that has arrived while
+	// the rest has not (see awaitFrame): arrived payload bytes of it are
+	// checked, and arriving is the text's state after them.
+	arriving utf8Check
+	arrived  int
 }
 
 // readWatch lets a cancelled context end a blocking Read: the context's
@@ -69,7 +76,11 @@ var compressedBufPool sync.Pool
 
 // Read returns the next complete data message: reassembled from its
 // fragments, decompressed, and, for Text, checked to be valid UTF-8. The
-// returned slice belongs to the caller.
+// returned slice belongs to the caller. Uncompressed text is checked as
+// it arrives: once a message's bytes so far can no longer be valid UTF-8
+// the connection is failed (1007) without waiting for the rest of it
+// (RFC 6455 section 8.1); TryRead likewise checks the part of a frame
+// that has come.
 //
 // Control frames are handled inside Read: pings are answered, and a close
 // frame is echoed, the socket closed and the peer's *CloseError returned.
@@ -138,7 +149,7 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 	for {
 		if c.r.nonblock {
 			if err := c.awaitFrame(); err != nil {
-				return 0, nil, c.readFailed(err)
+				return 0, nil, c.payloadFailed(err)
 			}
 		}
 		h, err := c.readHeader()
@@ -180,15 +191,29 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		}
 		c.r.size += h.length
 
+		// Uncompressed text is checked as it arrives (see readText).
+		text := c.r.typ == Text && !c.r.compressed
+
 		// Fast path: a whole uncompressed message in one frame is read
 		// straight into the slice returned to the caller.
 		if h.op != opContinuation && h.fin && !h.rsv1 {
 			msg := make([]byte, h.length)
-			if err := c.readPayload(msg, h.key); err != nil {
-				return 0, nil, c.readFailed(err)
+			if text {
+				var u utf8Check
+				if err = c.readText(msg, h.key, &u); err == nil && !u.complete() {
+					err = errInvalidUTF8
+				}
+			} else {
+				err = c.readPayload(msg, h.key)
+			}
+			if c.r.big != nil {
+				c.r.big.arrived = 0
+			}
+			if err != nil {
+				return 0, nil, c.payloadFailed(err)
 			}
 			c.r.inMessage = false
-			return c.deliver(msg)
+			return c.r.typ, msg, nil
 		}
 
 		if c.r.big == nil {
@@ -211,14 +236,19 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		}
 		start := len(buf)
 		buf = growLen(buf, int(h.length))
-		err = c.readPayload(buf[start:], h.key)
+		if text {
+			err = c.readText(buf[start:], h.key, &big.text)
+		} else {
+			err = c.readPayload(buf[start:], h.key)
+		}
+		big.arrived = 0
 		if c.r.compressed {
 			*big.cbuf = buf
 		} else {
 			big.frag = buf
 		}
 		if err != nil {
-			return 0, nil, c.readFailed(err)
+			return 0, nil, c.payloadFailed(err)
 		}
 		if !h.fin {
 			continue
@@ -228,7 +258,10 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		if !c.r.compressed {
 			msg := big.frag
 			big.frag = nil
-			return c.deliver(msg)
+			if text && !big.text.complete() {
+				return 0, nil, c.fail(CloseInvalidPayload, "invalid UTF-8")
+			}
+			return c.r.typ, msg, nil
 		}
 		if big.z == nil {
 			big.z = new(inflateState)
@@ -256,7 +289,10 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			}
 			z.dict = slideWindow(z.dict, msg)
 		}
-		return c.deliver(msg)
+		if c.r.typ == Text && !utf8.Valid(msg) {
+			return 0, nil, c.fail(CloseInvalidPayload, "invalid UTF-8")
+		}
+		return c.r.typ, msg, nil
 	}
 }
 
@@ -264,12 +300,13 @@ func (c *Conn) tooBigReason() string {
 	return "message too big: limit " + strconv.FormatInt(c.opts.ReadLimit, 10) + " bytes"
 }
 
-// deliver validates a complete message before handing it to the caller.
-func (c *Conn) deliver(msg []byte) (MessageType, []byte, error) {
-	if c.r.typ == Text && !utf8.Valid(msg) {
-		return 0, nil, c.fail(CloseInvalidPayload, "invalid UTF-8")
+// payloadFailed handles an error from reading a data frame's payload, or
+// from awaitFrame waiting for one.
+func (c *Conn) payloadFailed(err error) error {
+	if err == errInvalidUTF8 {
+		return c.fail(CloseInvalidPayload, "invalid UTF-8")
 	}
-	return c.r.typ, msg, nil
+	return c.readFailed(err)
 }
 
 // growLen extends b by n bytes, reallocating when needed.
@@ -339,16 +376,67 @@ func (c *Conn) awaitFrame() error {
 			return nil // readMessage closes with 1009
 		}
 	}
+	// The part of a text frame that has come is checked while the rest
+	// has not: text that can no longer be valid UTF-8 fails the
+	// connection at once, as in Read.
+	text := !h.rsv1 && length > 0 &&
+		(h.op == opText || h.op == opContinuation && c.r.typ == Text && !c.r.compressed)
+	var key [4]byte
+	copy(key[:], p[need-4:need])
 	if length > uint64(br.Size()-need) {
 		// Wait for a full buffer before making a larger one, so that a
 		// client must send something to make the server hold more.
 		if _, err := br.Peek(br.Size()); err != nil {
+			if text && !c.checkArrivingText(br, need, key, h.op == opContinuation) {
+				return errInvalidUTF8
+			}
 			return err
 		}
 		br = c.growReader(need + int(length))
 	}
-	_, err = br.Peek(need + int(length))
-	return err
+	if _, err = br.Peek(need + int(length)); err != nil {
+		if text && !c.checkArrivingText(br, need, key, h.op == opContinuation) {
+			return errInvalidUTF8
+		}
+		return err
+	}
+	return nil
+}
+
+// checkArrivingText checks the payload bytes of the awaited text frame
+// that the read buffer holds (after its header of hdrLen bytes) and that
+// earlier calls did not check, and reports whether the message's text is
+// still a prefix of valid UTF-8.
+func (c *Conn) checkArrivingText(br *bufio.Reader, hdrLen int, key [4]byte, continuation bool) bool {
+	n := br.Buffered() - hdrLen
+	if c.r.big == nil {
+		c.r.big = new(bigMessage)
+	}
+	big := c.r.big
+	if n <= big.arrived {
+		return true
+	}
+	if big.arrived == 0 {
+		big.arriving = utf8Check{}
+		if continuation {
+			big.arriving = big.text
+		}
+	}
+	b, _ := br.Peek(hdrLen + n)
+	b = b[hdrLen+big.arrived:]
+	// The buffer must stay masked: unmask a copy, a piece at a time.
+	var buf [256]byte
+	pos := big.arrived
+	for len(b) > 0 {
+		k := copy(buf[:], b)
+		pos = maskBytes(key, pos, buf[:k])
+		if !big.arriving.feed(buf[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	big.arrived = n
+	return true
 }
 
 // controlFlood counts a ping or pong against ControlFrameRate and
@@ -466,6 +554,37 @@ func (c *Conn) checkHeader(h *frameHeader) (int, string) {
 		return CloseProtocolError, "unknown opcode " + strconv.Itoa(int(h.op))
 	}
 	return 0, ""
+}
+
+// errInvalidUTF8 is a text payload that is not valid UTF-8.
+var errInvalidUTF8 = errors.New("invalid UTF-8")
+
+// readText is readPayload for uncompressed text: each piece is checked
+// with u as it comes from the socket, so that text that can no longer be
+// valid UTF-8 fails the connection at once (RFC 6455 section 8.1), not
+// when the rest of a large or slow frame has come. It returns
+// errInvalidUTF8 then.
+func (c *Conn) readText(p []byte, key [4]byte, u *utf8Check) error {
+	pos := 0
+	for len(p) > 0 {
+		n, err := c.br.Read(p)
+		c.bytesIn.Add(uint64(n))
+		if n > 0 {
+			pos = maskBytes(key, pos, p[:n])
+			if !u.feed(p[:n]) {
+				return errInvalidUTF8
+			}
+			p = p[n:]
+		}
+		if err != nil && len(p) > 0 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	c.r.midFrame = false
+	return nil
 }
 
 func (c *Conn) readPayload(p []byte, key [4]byte) error {

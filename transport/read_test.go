@@ -128,6 +128,12 @@ func TestProtocolViolations(t *testing.T) {
 		{name: "header only: long ping", frames: [][]byte{mframe(true, opPing, make([]byte, 1024))[:8]}, code: CloseProtocolError, inReason: "control frame too long"},
 		{name: "header only: continuation first", frames: [][]byte{mframe(true, opContinuation, make([]byte, 1000))[:8]}, code: CloseProtocolError},
 		{name: "header only: over limit", limit: 1024, frames: [][]byte{mframe(true, opBinary, make([]byte, 2000))[:8]}, code: CloseMessageTooBig},
+		// Text that can no longer be valid UTF-8 fails before the rest
+		// of its frame has come (fail fast, RFC 6455 section 8.1).
+		{name: "part only: invalid UTF-8", frames: [][]byte{mframe(true, opText, append([]byte("ab\xf4\x90"), make([]byte, 1000)...))[:12]}, code: CloseInvalidPayload, inReason: "invalid UTF-8"},
+		{name: "part only: invalid UTF-8 in a continuation", frames: [][]byte{
+			mframe(false, opText, []byte("\xce\xba")),
+			mframe(true, opContinuation, append([]byte{0xe1, 0xbd, 0xb9, 0xed, 0xa0}, make([]byte, 1000)...))[:13]}, code: CloseInvalidPayload},
 		{name: "header only: fragments over limit", limit: 1024, frames: [][]byte{mframe(false, opBinary, make([]byte, 1000)), mframe(true, opContinuation, make([]byte, 100))[:6]}, code: CloseMessageTooBig},
 	}
 	servers := []struct {
