@@ -105,13 +105,15 @@ func New(cfg Config) (*Queue, error) {
 	return &Queue{cfg: cfg, client: client, base: cfg.Prefix + ":{events}:"}, nil
 }
 
-func (q *Queue) nodes() string          { return q.base + "nodes" }
-func (q *Queue) lease(n string) string  { return q.base + "lease:" + n }
-func (q *Queue) list(n string) string   { return q.base + "q:" + n }
-func (q *Queue) open(n string) string   { return q.base + "open:" + n }
-func (q *Queue) bytes(n string) string  { return q.base + "bytes:" + n }
-func (q *Queue) millis() string         { return strconv.FormatInt(q.cfg.LeaseTTL.Milliseconds(), 10) }
-func (q *Queue) keys(n string) []string { return []string{q.list(n), q.open(n), q.nodes(), q.lease(n), q.bytes(n)} }
+func (q *Queue) nodes() string         { return q.base + "nodes" }
+func (q *Queue) lease(n string) string { return q.base + "lease:" + n }
+func (q *Queue) list(n string) string  { return q.base + "q:" + n }
+func (q *Queue) open(n string) string  { return q.base + "open:" + n }
+func (q *Queue) bytes(n string) string { return q.base + "bytes:" + n }
+func (q *Queue) millis() string        { return strconv.FormatInt(q.cfg.LeaseTTL.Milliseconds(), 10) }
+func (q *Queue) keys(n string) []string {
+	return []string{q.list(n), q.open(n), q.nodes(), q.lease(n), q.bytes(n)}
+}
 
 // pushScript appends an event unless the queue is full (in events, or in
 // bytes with what the connection's open entry changes), and records or
