@@ -2,6 +2,9 @@ package herald
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"slices"
 	"time"
 
 	"github.com/heraldrt/herald/broker"
@@ -24,6 +27,12 @@ import (
 // The old node stores before it looks where the session is, and the new
 // node records the session as its own before it takes: whichever order
 // the store sees, one of the two finds the messages.
+//
+// A store bounded in bytes (session/redis) may drop some to stay within
+// its bounds: they are counted and logged here, and the store keeps a
+// record of the loss per room that the resuming connection takes with
+// the messages and turns into gap frames (redeliver): the client is told,
+// as when history cannot fill a gap.
 
 // carryPending stores msgs with c's session and reports whether it could.
 func (s *Server) carryPending(ctx context.Context, c *conn, msgs []session.Pending) bool {
@@ -31,8 +40,18 @@ func (s *Server) carryPending(ctx context.Context, c *conn, msgs []session.Pendi
 	if !ok {
 		return false
 	}
+	for i := range msgs {
+		msgs[i].Room = eventRoom(msgs[i].Frame)
+	}
 	sid := c.info.SessionID
-	if err := ps.AddPending(ctx, sid, msgs, s.cfg.MaxPendingAcks, s.cfg.SessionTTL); err != nil {
+	var dropped *session.PendingDropped
+	if err := ps.AddPending(ctx, sid, msgs, s.cfg.MaxPendingAcks, s.cfg.SessionTTL); errors.As(err, &dropped) {
+		// The newest are stored; older ones (of this connection or a
+		// previous one of the session) are not.
+		s.metrics.AcksDropped.Add(float64(dropped.Messages))
+		s.log.WarnContext(ctx, "unacknowledged messages of the session dropped: over the session store's bounds; the resuming client is told (gap)",
+			"messages", dropped.Messages)
+	} else if err != nil {
 		s.log.WarnContext(ctx, "unacknowledged messages not stored with the session", "err", err)
 		return false
 	}
@@ -71,16 +90,30 @@ func (c *conn) takeCarried(ctx context.Context) []session.Pending {
 
 // redeliver delivers msgs, which c's session carried, again, tracked for
 // their ack like any acked message. Messages past the connection's bounds
-// are dropped and counted.
+// are dropped and counted. The client is told of those, and of those the
+// store recorded as lost (session.Pending.Lost), by a gap frame for each
+// of their rooms.
 func (c *conn) redeliver(ctx context.Context, msgs []session.Pending) {
 	s := c.s
 	sent := 0
+	var lost []string // rooms
 	for i, m := range msgs {
+		if m.Lost > 0 {
+			lost = append(lost, m.Room)
+			continue
+		}
 		f := transport.NewPrepared(transport.Text, m.Frame, s.cfg.CompressionThreshold, s.cfg.CompressionLevel)
 		if limit := c.track(m.MsgID, f); limit != "" {
-			s.metrics.AcksDropped.Add(float64(len(msgs) - i))
+			rest := 0
+			for _, m := range msgs[i:] {
+				if m.Lost == 0 {
+					rest++
+					lost = append(lost, eventRoom(m.Frame))
+				}
+			}
+			s.metrics.AcksDropped.Add(float64(rest))
 			s.log.WarnContext(ctx, "unacknowledged messages of the session dropped: over the connection's bounds",
-				"limit", string(limit), "messages", len(msgs)-i)
+				"limit", string(limit), "messages", rest)
 			break
 		}
 		if c.link.Send(f) != nil {
@@ -88,10 +121,45 @@ func (c *conn) redeliver(ctx context.Context, msgs []session.Pending) {
 		}
 		sent++
 	}
+	c.gapLost(ctx, lost)
 	if sent > 0 {
 		s.metrics.Redeliveries.Add(float64(sent))
 		s.log.InfoContext(ctx, "unacknowledged messages of the session delivered again", "messages", sent)
 	}
+}
+
+// gapLost tells c's client that it missed messages of rooms that cannot
+// be redelivered: a gap frame for each room once ("" stands for all of
+// the connection's rooms, its user room among them).
+func (c *conn) gapLost(ctx context.Context, rooms []string) {
+	if len(rooms) == 0 {
+		return
+	}
+	if slices.Contains(rooms, "") {
+		c.identMu.Lock() // the read side may be joining (takeCarriedFor's goroutine)
+		rooms = append(append(rooms, c.userRoom()), c.rooms...)
+		c.identMu.Unlock()
+	}
+	slices.Sort(rooms)
+	rooms = slices.Compact(rooms)
+	if rooms[0] == "" {
+		rooms = rooms[1:]
+	}
+	for _, room := range rooms {
+		c.link.gap(c, room)
+	}
+	c.s.metrics.Gaps.Add(float64(len(rooms)))
+	c.s.log.WarnContext(ctx, "unacknowledged messages of the session were lost; the client is told to resync their rooms (gap)",
+		"rooms", rooms[:min(len(rooms), maxLoggedIDs)])
+}
+
+// eventRoom returns the room of an event frame, "" if it has none.
+func eventRoom(frame []byte) string {
+	var ev struct {
+		Room string `json:"room"`
+	}
+	_ = json.Unmarshal(frame, &ev) // a frame the server encoded
+	return ev.Room
 }
 
 // takeCarriedFor handles broker.ControlSessionPending: the connection of

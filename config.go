@@ -190,7 +190,12 @@ type Config struct {
 	// in-memory session store (Sessions nil) keeps at most as much of the
 	// unacknowledged messages that ended connections leave to their
 	// sessions; past it they are dropped, logged and counted
-	// (herald_acks_dropped_total). Default 256 MiB.
+	// (herald_acks_dropped_total). A session/redis store has bounds of its
+	// own (redis.Config.MaxPendingBytes per session, MaxNodePendingBytes
+	// for what this node stores; herald serve sets them to
+	// MaxPendingAckBytes and this): the messages it drops are counted
+	// alike, and the connection that resumes the session gets a gap frame
+	// for each of their rooms. Default 256 MiB.
 	MaxNodePendingAckBytes int64
 	// MaxNodePublishBytes bounds the client publications this node holds
 	// until the broker confirms them, all connections together. With an

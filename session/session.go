@@ -11,6 +11,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -109,8 +110,37 @@ type Opener interface {
 // frame as it was sent, by its msgId.
 type Pending struct {
 	MsgID string `json:"id"`
-	Frame []byte `json:"frame"`
+	Frame []byte `json:"frame,omitempty"`
+	// Room is the room (or user room) the message was published to, so
+	// that a store that drops the message to stay within its bounds can
+	// say which room lost it (Lost). Stores that never drop may ignore it.
+	Room string `json:"room,omitempty"`
+	// Lost, when positive, makes this entry no message but the record,
+	// returned by TakePending among the messages, that the store dropped
+	// Lost pending messages of Room (of any of the session's rooms when
+	// Room is empty) to stay within its bounds: the connection that takes
+	// it cannot be given them and tells its client (a gap frame).
+	Lost int `json:"lost,omitempty"`
 }
+
+// ErrPendingDropped is wrapped by the error of AddPending when the store
+// kept the session's newest messages but dropped others (older ones of
+// the session, or some of those added) to stay within its bounds; see
+// PendingDropped.
+var ErrPendingDropped = errors.New("session: pending messages dropped over the store's bounds")
+
+// PendingDropped is the error of an AddPending that stored the newest
+// messages but dropped Messages others; TakePending reports them (Lost).
+type PendingDropped struct {
+	Messages int
+}
+
+func (e *PendingDropped) Error() string {
+	return fmt.Sprintf("%v: %d", ErrPendingDropped, e.Messages)
+}
+
+// Unwrap returns ErrPendingDropped.
+func (e *PendingDropped) Unwrap() error { return ErrPendingDropped }
 
 // PendingStore is implemented by stores that keep a session's pending
 // messages across a reconnect, so that the node the client resumes on,
@@ -118,6 +148,8 @@ type Pending struct {
 type PendingStore interface {
 	// AddPending appends msgs to the pending messages of session id,
 	// keeping the newest max of them, and makes them expire after ttl.
+	// A store bounded in bytes may keep fewer: then it returns a
+	// *PendingDropped, the rest being stored.
 	AddPending(ctx context.Context, id string, msgs []Pending, max int, ttl time.Duration) error
 	// TakePending returns the pending messages of session id, oldest
 	// first, and removes them; none is not an error.

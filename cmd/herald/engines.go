@@ -63,7 +63,10 @@ func (ec engineConfig) wire(cfg *herald.Config, logger *slog.Logger) (closeAll f
 	}
 	useRedis := ec.redisURL != "" || len(ec.redisCluster) > 0
 	if useRedis {
-		rc := redissession.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster, Password: ec.redisPassword}
+		rc := redissession.Config{URL: ec.redisURL, ClusterAddrs: ec.redisCluster, Password: ec.redisPassword,
+			// What ended connections leave for their sessions is bounded
+			// like what live ones hold (0: the same defaults).
+			MaxPendingBytes: cfg.MaxPendingAckBytes, MaxNodePendingBytes: cfg.MaxNodePendingAckBytes}
 		st, err := redissession.New(rc)
 		if err != nil {
 			return closeAll, err // it says "redis session store: ..."

@@ -10,7 +10,11 @@
 // the TTL only if the key still exists, so touching an expired session
 // reports session.ErrNotFound instead of resurrecting a partial hash (which
 // a plain HSET+PEXPIRE pipeline would do). Resume is one EVALSHA, and
-// TakePending one MULTI/EXEC (LRANGE, DEL) round trip. A Presence made by
+// TakePending one MULTI/EXEC (LRANGE, DEL) round trip. AddPending is one
+// EVALSHA that keeps a session's pending messages within its bounds
+// (Config.MaxPendingBytes) and leaves a record of each room's loss in
+// their place; what one Store stored within the session TTL is bounded
+// in this process (Config.MaxNodePendingBytes). A Presence made by
 // Store.Presence writes a connection's session, its presence entries and,
 // after a resume, the take in one pipeline (session.Opener).
 //

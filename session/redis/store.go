@@ -34,6 +34,20 @@ type Config struct {
 	// every half of it. It bounds how long a hash that nobody lists keeps
 	// the entries of nodes that died. Default 24h.
 	PresenceRoomTTL time.Duration
+	// MaxPendingBytes bounds the pending messages (see
+	// session.PendingStore) a session keeps, in bytes of their JSON in
+	// Redis: AddPending keeps the newest within it and drops the others,
+	// recording the loss for the connection that resumes the session.
+	// Default DefaultMaxPendingBytes (4 MiB, what one connection may leave
+	// unacknowledged).
+	MaxPendingBytes int64
+	// MaxNodePendingBytes bounds the bytes of pending messages this Store
+	// stores within their session TTL, all sessions together: over it
+	// AddPending stores only the record of their loss and returns
+	// ErrPendingFull. It is what one node can make Redis hold (a Store
+	// cannot see what other nodes take, so what was taken still counts
+	// until its TTL passes). Default DefaultMaxNodePendingBytes (256 MiB).
+	MaxNodePendingBytes int64
 }
 
 // Store is a Redis-backed session.Store. Create it with New.
@@ -41,6 +55,9 @@ type Store struct {
 	prefix string
 	client rueidis.Client
 	own    bool // Close closes client
+
+	maxPendingBytes, maxNodePendingBytes int64
+	nodePending                          ledger // what AddPending stored, within its TTL
 }
 
 var _ session.Store = (*Store)(nil)
@@ -69,18 +86,26 @@ func New(cfg Config) (*Store, error) {
 	if prefix == "" {
 		prefix = "herald"
 	}
-	if cfg.Client != nil {
-		return &Store{prefix: prefix + ":session:", client: cfg.Client}, nil
+	st := &Store{prefix: prefix + ":session:", client: cfg.Client,
+		maxPendingBytes: cfg.MaxPendingBytes, maxNodePendingBytes: cfg.MaxNodePendingBytes}
+	if st.maxPendingBytes <= 0 {
+		st.maxPendingBytes = DefaultMaxPendingBytes
+	}
+	if st.maxNodePendingBytes <= 0 {
+		st.maxNodePendingBytes = DefaultMaxNodePendingBytes
+	}
+	if st.client != nil {
+		return st, nil
 	}
 	opt, err := redisopt.Options(cfg.URL, cfg.ClusterAddrs, cfg.Password)
 	if err != nil {
 		return nil, fmt.Errorf("redis session store: %w", err)
 	}
-	client, err := rueidis.NewClient(opt)
-	if err != nil {
+	if st.client, err = rueidis.NewClient(opt); err != nil {
 		return nil, fmt.Errorf("redis session store: %w", err)
 	}
-	return &Store{prefix: prefix + ":session:", client: client, own: true}, nil
+	st.own = true
+	return st, nil
 }
 
 func (st *Store) key(id string) string { return st.prefix + id }

@@ -2,6 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,5 +300,113 @@ func TestSharedClient(t *testing.T) {
 	_ = st.Close()
 	if n, err := base.Do(ctx, base.B().Exists().Key("herald:session:shared-1").Build()).AsInt64(); err != nil || n != 1 {
 		t.Fatalf("the shared client after the Store closed: %d, %v", n, err)
+	}
+}
+
+// A session's pending messages are bounded in bytes (MaxPendingBytes):
+// the newest are kept, the others dropped and reported (PendingDropped),
+// and TakePending returns a record of the loss per room first. What the
+// Store stored within the TTL is bounded too (MaxNodePendingBytes): past
+// it only the loss is recorded (ErrPendingFull).
+func TestPendingBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartRedis(t)
+	ctx := context.Background()
+	msg := func(id, room string) session.Pending {
+		return session.Pending{MsgID: id, Room: room, Frame: []byte(`{"type":"event","room":"` + room + `","data":"` + strings.Repeat("x", 250) + `"}`)}
+	}
+	size := func(m session.Pending) int64 {
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int64(len(b))
+	}
+	one := size(msg("m1", "a")) // every message here has this size
+	st, err := redis.New(redis.Config{URL: srv.URL(), MaxPendingBytes: 2 * one, MaxNodePendingBytes: 6 * one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	take := func(id string) string {
+		t.Helper()
+		got, err := st.TakePending(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, p := range got {
+			if p.Lost > 0 {
+				s = append(s, fmt.Sprintf("lost %d of %q", p.Lost, p.Room))
+				continue
+			}
+			if p.Room == "" || !strings.Contains(string(p.Frame), p.Room) {
+				t.Fatalf("message %s came back as %+v", p.MsgID, p)
+			}
+			s = append(s, p.MsgID)
+		}
+		return strings.Join(s, ", ")
+	}
+	dropped := func(err error) int {
+		t.Helper()
+		var pd *session.PendingDropped
+		if !errors.As(err, &pd) {
+			t.Fatalf("AddPending: %v, want a PendingDropped", err)
+		}
+		return pd.Messages
+	}
+
+	// Three messages where two fit: the oldest is dropped.
+	if n := dropped(st.AddPending(ctx, "s1", []session.Pending{msg("m1", "a"), msg("m2", "b"), msg("m3", "b")}, 10, time.Minute)); n != 1 {
+		t.Fatalf("dropped %d, want 1", n)
+	}
+	// Two more: the two before are dropped, and the loss records merge.
+	if n := dropped(st.AddPending(ctx, "s1", []session.Pending{msg("m4", "a"), msg("m5", "a")}, 10, time.Minute)); n != 2 {
+		t.Fatalf("dropped %d, want 2", n)
+	}
+	got := take("s1")
+	if got != `lost 1 of "a", lost 2 of "b", m4, m5` && got != `lost 2 of "b", lost 1 of "a", m4, m5` {
+		t.Fatalf("took %s", got)
+	}
+	if got := take("s1"); got != "" {
+		t.Fatalf("taken twice: %s", got)
+	}
+
+	// Five messages' worth stored within the TTL so far (3 + 2 above,
+	// counted as stored though since dropped or taken); one more fits,
+	// then the node's bound refuses, recording only the loss.
+	if err := st.AddPending(ctx, "s2", []session.Pending{msg("m6", "c")}, 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	err = st.AddPending(ctx, "s3", []session.Pending{msg("m7", "c"), msg("m8", "d")}, 10, time.Minute)
+	if !errors.Is(err, redis.ErrPendingFull) {
+		t.Fatalf("past the node's bound: %v, want ErrPendingFull", err)
+	}
+	if got := take("s3"); got != `lost 1 of "c", lost 1 of "d"` {
+		t.Fatalf("took %s from a session refused at the node's bound", got)
+	}
+	if got := take("s2"); got != "m6" {
+		t.Fatalf("took %s", got)
+	}
+	if n := st.PendingBytes(); n != 6*one {
+		t.Fatalf("PendingBytes %d, want %d", n, 6*one)
+	}
+
+	// Losses in more than 64 rooms make one record, of no room.
+	var many []session.Pending
+	for i := range 70 {
+		many = append(many, msg(fmt.Sprintf("n%02d", i), fmt.Sprintf("r%02d", i)))
+	}
+	st2, err := redis.New(redis.Config{URL: srv.URL(), MaxPendingBytes: 2 * size(many[0])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if n := dropped(st2.AddPending(ctx, "s4", many, 100, time.Minute)); n != 68 {
+		t.Fatalf("dropped %d, want 68", n)
+	}
+	st = st2
+	if got := take("s4"); got != `lost 68 of "", n68, n69` {
+		t.Fatalf("took %s", got)
 	}
 }

@@ -1,0 +1,82 @@
+package herald_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/heraldrt/herald"
+	"github.com/heraldrt/herald/internal/testserver"
+	redissession "github.com/heraldrt/herald/session/redis"
+)
+
+// TestCarriedMessagesOverTheStoreBoundAreTold: a Redis session store
+// keeps a session's unacknowledged messages within its byte bound; those
+// it drops are counted and logged on the node that carried them, and the
+// connection that resumes the session, on another node, gets the kept
+// one again and a gap frame for each room that lost one: nothing is lost
+// silently.
+func TestCarriedMessagesOverTheStoreBoundAreTold(t *testing.T) {
+	t.Parallel()
+	r := testserver.StartRedis(t)
+	// Room for one message of this test (about 330 bytes of JSON each in Redis).
+	st, err := redissession.New(redissession.Config{URL: r.URL(), MaxPendingBytes: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startServer(t, herald.Config{AckTimeout: time.Minute, Sessions: st, Presence: st.Presence(0)})
+	st2, err := redissession.New(redissession.Config{URL: r.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startServer(t, herald.Config{AckTimeout: time.Minute, Sessions: st2, Presence: st2.Presence(0)})
+
+	c := dial(t, a.URL, withHeader("X-Client-Id", "far"))
+	c.join("news")
+	c.join("orders")
+	var ids []string
+	for _, room := range []string{"news", "orders", "orders"} {
+		id, err := a.Publish(context.Background(), room, "created", map[string]string{"pad": strings.Repeat("x", 100)}, herald.WithAck())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		c.expect("event")
+	}
+	sid, tok := str(c.welcome["sessionId"]), str(c.welcome["resumeToken"])
+	_ = c.c.CloseNow() // lost, not closed: the session is kept
+	waitFor(t, 5*time.Second, "the messages carried, two of them dropped over the store's bound", func() bool {
+		return metricValue(t, a, "herald_acks_carried_total") == 3 && metricValue(t, a, "herald_acks_dropped_total") == 2 &&
+			logCount(t, a, "unacknowledged messages of the session dropped: over the session store's bounds; the resuming client is told (gap)") == 1
+	})
+
+	rc := dial(t, b.URL, withHeader("X-Client-Id", "far"), withHeader("X-Herald-Session-Id", sid), withHeader("X-Herald-Resume-Token", tok))
+	if rc.welcome["resumed"] != true {
+		t.Fatalf("welcome %v", rc.welcome)
+	}
+	var got []string
+	for range 3 {
+		m := rc.read()
+		switch m["type"] {
+		case "event":
+			got = append(got, fmt.Sprintf("event %s", m["msgId"]))
+		case "gap":
+			got = append(got, fmt.Sprintf("gap %s", m["room"]))
+		default:
+			t.Fatalf("unexpected %v", m)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"event " + ids[2], "gap news", "gap orders"}; !slices.Equal(got, want) {
+		t.Fatalf("after the resume: %v, want %v", got, want)
+	}
+	if v := metricValue(t, b, "herald_gap_frames_total"); v != 2 {
+		t.Fatalf("herald_gap_frames_total = %v on the resuming node", v)
+	}
+	_ = rc.c.Close(websocket.StatusNormalClosure, "")
+}
