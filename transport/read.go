@@ -638,14 +638,16 @@ func (c *Conn) handleControl(op byte, payload []byte) error {
 	return nil
 }
 
-// fail fails the connection after a protocol violation: the write side sends
-// a close frame with code while this goroutine discards whatever the peer
-// still sends, so that closing the socket does not reset it before the
-// peer has read the close frame.
+// fail fails the connection after a protocol violation: the write side
+// writes what the application queued before it (replies to the peer's
+// earlier, valid messages; within failGrace) and a close frame with code,
+// while this goroutine discards whatever the peer still sends, so that
+// closing the socket does not reset it before the peer has read the
+// close frame.
 func (c *Conn) fail(code int, reason string) error {
 	ce := &CloseError{Code: code, Reason: reason}
 	c.r.err = ce
-	if c.startClose(closeRequest{frame: closeFrame(code, reason), waitPeer: true}, ce, failGrace) {
+	if c.startClose(closeRequest{frame: closeFrame(code, reason), flush: true, waitPeer: true}, ce, failGrace) {
 		c.mu.Lock()
 		deadline := c.closeDeadline()
 		c.mu.Unlock()

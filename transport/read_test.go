@@ -325,3 +325,21 @@ func TestControlFrameFlood(t *testing.T) {
 		})
 	}
 }
+
+// TestViolationAfterReply: what the application queued in answer to the
+// peer's valid messages goes out before the close frame that fails the
+// connection for a later, invalid one (Autobahn 3.2, 4.1.3, 5.15: the
+// echo, then 1002).
+func TestViolationAfterReply(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, nil)
+	rc := dialRaw(t, ts.URL, "")
+	rc.write(mframe(true, opText, []byte("hello")), frame(true, 0x20, opText, []byte("hello"), true), mframe(true, opPing, nil))
+	f := rc.mustRead()
+	if f.op != opText || string(f.payload) != "hello" {
+		t.Fatalf("got op %d %q, want the echo of hello before the close frame", f.op, f.payload)
+	}
+	if code, _ := rc.expectClose(); code != CloseProtocolError {
+		t.Errorf("close %d, want %d", code, CloseProtocolError)
+	}
+}
