@@ -244,14 +244,39 @@ func TestTransportRules(t *testing.T) {
 		wantClose(t, e, ErrTransportError)
 	})
 	t.Run("polling request on a websocket session", func(t *testing.T) {
+		// A session opened on WebSocket is not in the sid map (its client
+		// never sends the sid again): a request that carries it is
+		// answered as for any unknown sid, where the reference server
+		// answers {"code":3,"message":"Bad request"}; 400 either way.
+		// The session itself goes on.
 		e := newEnv(t, Config{})
 		c := e.dial(t, "EIO=4&transport=websocket")
 		_, data := read(t, c)
 		sid := checkHandshake(t, data, []string{})
 		for _, m := range []string{"GET", "POST"} {
-			if r := e.do(t, m, "EIO=4&transport=polling&sid="+sid, "4x"); r.status != 400 || r.body != errorBody(3, "Bad request") {
+			if r := e.do(t, m, "EIO=4&transport=polling&sid="+sid, "4x"); r.status != 400 || r.body != errorBody(1, "Session ID unknown") {
 				t.Fatalf("%s: %d %q", m, r.status, r.body)
 			}
+		}
+		if _, resp, err := websocket.Dial(context.Background(), e.wsURL("EIO=4&transport=websocket&sid="+sid), nil); err == nil || resp == nil || resp.StatusCode != 400 {
+			t.Fatalf("a second WebSocket with the sid: %v", err)
+		}
+		if e.srv.Len() != 1 {
+			t.Fatalf("%d sessions, want 1", e.srv.Len())
+		}
+	})
+	t.Run("polling request on an upgraded session", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		sid := e.handshake(t)
+		c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+		write(t, c, websocket.MessageText, "2probe")
+		if _, data := read(t, c); data != "3probe" {
+			t.Fatalf("probe answered %q", data)
+		}
+		write(t, c, websocket.MessageText, "5")
+		waitFor(t, func() bool { return e.srv.Socket(sid).Transport() == "websocket" })
+		if r := e.do(t, "POST", "EIO=4&transport=polling&sid="+sid, "4x"); r.status != 400 || r.body != errorBody(3, "Bad request") {
+			t.Fatalf("POST: %d %q", r.status, r.body)
 		}
 	})
 }

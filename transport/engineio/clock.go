@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"container/heap"
+	"math"
 	"sync"
 	"time"
 )
@@ -73,6 +74,12 @@ func (k *clock) armLocked(at int64) {
 	}
 }
 
+// parked is the hbAt of a socket whose tick is due or running: it stays
+// in the heap, at the bottom, until the tick reschedules it (or its
+// session's end removes it), so that the heap holds every scheduled
+// socket at all times (Server.all relies on it).
+const parked = math.MaxInt64
+
 // fire runs the ticks that are due and re-arms the timer for the next.
 func (k *clock) fire() {
 	defer k.running.Done()
@@ -84,14 +91,27 @@ func (k *clock) fire() {
 	now := k.now()
 	var ready []*Socket
 	for len(k.due) > 0 && k.due[0].hbAt <= now {
-		ready = append(ready, heap.Pop(&k.due).(*Socket))
+		s := k.due[0]
+		s.hbAt = parked
+		heap.Fix(&k.due, 0)
+		ready = append(ready, s)
 	}
-	if len(k.due) > 0 {
+	if len(k.due) > 0 && k.due[0].hbAt != parked {
 		k.armLocked(k.due[0].hbAt)
 	}
 	k.mu.Unlock()
 	for _, s := range ready {
 		k.tick(s)
+	}
+}
+
+// each calls f for every socket in the heap, under k.mu: f must not
+// call the clock or lock a socket.
+func (k *clock) each(f func(*Socket)) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, s := range k.due {
+		f(s)
 	}
 }
 

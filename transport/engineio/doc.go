@@ -40,7 +40,10 @@
 // late), and a sid the server does not know (closed,
 // or opened on another node behind a load balancer without sticky
 // sessions) is answered 400 {"code":1,"message":"Session ID unknown"} at
-// once.
+// once. The server knows by their sid only the sessions that began on
+// polling: one opened on WebSocket is never asked for again by its
+// client, so it saves the map entry, and a request carrying its sid gets
+// that same answer (the reference server's is code 3, "Bad request").
 //
 // # Concurrency contract
 //
@@ -55,5 +58,7 @@
 // field updates; the lock order is Socket.recvMu, Socket.mu, then the
 // clock's. Every goroutine the Server starts (WebSocket readers and
 // closing handshakes, upgrade timeouts, closes run off the clock) is
-// counted and Shutdown waits for it.
+// counted and Shutdown waits for it. Shutdown finds the sessions in the
+// sid map and, for those opened on WebSocket, in the clock's heap, which
+// holds each of them from add to its end.
 package engineio

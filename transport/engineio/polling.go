@@ -45,7 +45,8 @@ func appendPayload(dst []byte, packets []*transport.Prepared) []byte {
 // whatever OnConnection sent.
 func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 	so := s.newSocket(r)
-	so.pstate = &pollState{remote: r.RemoteAddr, buf: []*transport.Prepared{s.openPacket(so.id, true)}}
+	so.mapped = true
+	so.pstate = &pollState{remote: r.RemoteAddr, lastSeen: s.clock.now(), buf: []*transport.Prepared{s.openPacket(so.id, true)}}
 	if !s.add(so) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
@@ -65,6 +66,7 @@ func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 // session (the first is answered with a close packet, the second 400).
 func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	s.seenLocked()
 	switch {
 	case s.overdueLocked():
 		s.mu.Unlock()
@@ -146,6 +148,14 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// seenLocked records a request from the client, for LastSeen. s.mu
+// must be held.
+func (s *Socket) seenLocked() {
+	if s.pstate != nil {
+		s.pstate.lastSeen = s.srv.clock.now()
+	}
+}
+
 // writePoll answers a poll with body.
 func writePoll(w http.ResponseWriter, body []byte) {
 	h := w.Header()
@@ -188,7 +198,7 @@ func (s *Socket) takePollLocked() (body []byte, last bool) {
 	case s.state == stateClosed:
 		// The client's own close ends its pending poll with a noop, any
 		// other end with a close packet.
-		if s.err == ErrTransportClose {
+		if s.errLocked() == ErrTransportClose {
 			return []byte{'0' + byte(eio.Noop)}, false
 		}
 		return []byte{'0' + byte(eio.Close)}, false
@@ -214,6 +224,7 @@ func (s *Socket) takePollLocked() (body []byte, last bool) {
 // post serves a POST: the packets in its body, at most MaxPayload bytes.
 func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	s.seenLocked()
 	switch {
 	case s.state == stateClosed:
 		s.mu.Unlock()

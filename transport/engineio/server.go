@@ -156,6 +156,8 @@ func (s *Server) Stats() Stats {
 
 // Socket returns session sid, or nil if this server does not know it
 // (a session closed by its client stays known for closeLinger, closed).
+// Only sessions that began on polling are known by their id: one opened
+// on WebSocket is never asked for again by its client.
 func (s *Server) Socket(id string) *Socket {
 	k, ok := parseSID(id)
 	if !ok {
@@ -183,17 +185,26 @@ func (s *Server) enter() bool {
 	return true
 }
 
-// add registers a new session, unless Shutdown has begun.
+// add registers a new session, unless Shutdown has begun. A session that
+// began on polling goes into the sid map, where its later requests (and
+// an upgrade) find it. One opened on WebSocket has no later request to
+// be found by: the clock's heap, which it enters now with its first
+// ping scheduled, is all the registry it needs (see all), and saves the
+// map entry (about 50 B a session).
 func (s *Server) add(so *Socket) bool {
 	s.lifeMu.RLock()
 	defer s.lifeMu.RUnlock()
 	if s.closed {
 		return false
 	}
-	sh := s.shard(so.id)
-	sh.mu.Lock()
-	sh.m[so.id] = so
-	sh.mu.Unlock()
+	if so.mapped {
+		sh := s.shard(so.id)
+		sh.mu.Lock()
+		sh.m[so.id] = so
+		sh.mu.Unlock()
+	} else {
+		so.startHeartbeat()
+	}
 	s.sessions.Add(1)
 	return true
 }
@@ -207,15 +218,14 @@ func (s *Server) remove(so *Socket, reason error, linger bool) {
 	}
 	s.sessions.Add(-1)
 	s.clock.remove(so)
-	for i, r := range reasons {
-		if r == reason {
-			s.stats.closed[i].Add(1)
-		}
-	}
+	s.stats.closed[reasonIndex(reason)-1].Add(1)
 }
 
 // unmap forgets sid so.id.
 func (s *Server) unmap(so *Socket) {
+	if !so.mapped {
+		return
+	}
 	sh := s.shard(so.id)
 	sh.mu.Lock()
 	if sh.m[so.id] == so {
@@ -224,7 +234,9 @@ func (s *Server) unmap(so *Socket) {
 	sh.mu.Unlock()
 }
 
-// all returns every open session (and those lingering after a close).
+// all returns every open session (and those lingering after a close):
+// those of the sid map, and those opened on WebSocket, which are in the
+// clock's heap from add until they close.
 func (s *Server) all() []*Socket {
 	var out []*Socket
 	for i := range s.shards {
@@ -235,6 +247,11 @@ func (s *Server) all() []*Socket {
 		}
 		sh.mu.RUnlock()
 	}
+	s.clock.each(func(so *Socket) {
+		if !so.mapped {
+			out = append(out, so)
+		}
+	})
 	return out
 }
 

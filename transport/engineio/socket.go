@@ -38,37 +38,66 @@ const (
 // Socket is one Engine.IO session, over HTTP long-polling or WebSocket.
 // Its methods are safe for concurrent use.
 type Socket struct {
-	srv     *Server
-	id      sid
-	handler Handler
+	srv *Server
+	id  sid
 
-	// mu guards the fields up to hbIdx and those of *pstate. It is held
-	// only for field updates, never across I/O or a callback. Lock
-	// order: recvMu, mu, then clock.mu.
-	mu        sync.Mutex
+	// mu guards the fields from state to errIdx, and from handler to
+	// done, and those of *pstate. It is held only for field updates,
+	// never across I/O or a callback. Lock order: recvMu, mu, then
+	// clock.mu.
 	state     uint8
-	ws        bool // the transport is WebSocket (from the start, or upgraded)
-	upgrading bool // a probe WebSocket answered "2probe"
-	inHandler bool // OnMessage is running
-	notified  bool // OnClose has been called (or is about to be)
-	awaitPong bool // a ping was sent and no pong has come
-	pingDue   int64
-	conn      *transport.Conn // the WebSocket transport
-	pstate    *pollState      // the polling transport; nil on WebSocket
-	err       error           // why the session closed (or is closing)
-	done      chan struct{}   // made by Done
+	ws        bool  // the transport is WebSocket (from the start, or upgraded)
+	upgrading bool  // a probe WebSocket answered "2probe"
+	inHandler bool  // OnMessage is running
+	notified  bool  // OnClose has been called (or is about to be)
+	awaitPong bool  // a ping was sent and no pong has come
+	mapped    bool  // in the sid map: the session began on polling (set before add, then constant)
+	errIdx    uint8 // why the session closed (or is closing): 1 + its index in reasons; 0 while open
 
-	// Where the server's clock keeps the socket; guarded by clock.mu.
+	// Where the server's clock keeps the socket; guarded by clock.mu,
+	// like hbAt.
 	hbIdx int32
-	hbAt  int64
 
+	mu     sync.Mutex
 	recvMu sync.Mutex // serialises OnMessage
+
+	handler Handler
+	pingDue int64
+	conn    *transport.Conn // the WebSocket transport
+	pstate  *pollState      // the polling transport; nil on WebSocket
+	done    chan struct{}   // made by Done
+
+	hbAt int64
+}
+
+// err returns why the session closed (or is closing), nil while it is
+// open. s.mu must be held.
+func (s *Socket) errLocked() error {
+	if s.errIdx == 0 {
+		return nil
+	}
+	return reasons[s.errIdx-1]
+}
+
+// setErrLocked records reason, one of reasons. s.mu must be held.
+func (s *Socket) setErrLocked(reason error) { s.errIdx = reasonIndex(reason) }
+
+// reasonIndex returns 1 + the index of reason in reasons: every close
+// reason a session gets is one of them.
+func reasonIndex(reason error) uint8 {
+	for i, r := range reasons {
+		if r == reason {
+			return uint8(i + 1)
+		}
+	}
+	panic("engineio: close reason not in reasons: " + reason.Error())
 }
 
 // pollState is what a session on the polling transport holds, dropped
 // when it upgrades to WebSocket. Guarded by Socket.mu.
 type pollState struct {
 	probedAt   int64                 // clock time "3probe" was sent
+	lastSeen   int64                 // clock time of the client's last request
 	lingering  bool                  // closed by the client: the next poll gets the noop
 	remote     string                // the handshake's RemoteAddr
 	buf        []*transport.Prepared // packets for the next GET
@@ -139,8 +168,28 @@ func (s *Socket) Transport() string {
 func (s *Socket) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.err
+	return s.errLocked()
 }
+
+// LastSeen returns when the client was last heard from: its last
+// WebSocket frame of any kind (pongs included), or its last request
+// while on polling.
+func (s *Socket) LastSeen() time.Time {
+	s.mu.Lock()
+	p, c := s.pstate, s.conn
+	var at int64
+	if p != nil {
+		at = p.lastSeen
+	}
+	s.mu.Unlock()
+	if p == nil && c != nil {
+		return c.LastSeen()
+	}
+	return s.srv.clock.base.Add(time.Duration(at))
+}
+
+// Server returns the server the session belongs to.
+func (s *Socket) Server() *Server { return s.srv }
 
 // Done is closed when the session has closed.
 func (s *Socket) Done() <-chan struct{} {
@@ -255,7 +304,7 @@ func (s *Socket) closeWith(reason error) {
 		return
 	}
 	s.state = stateClosing
-	s.err = reason
+	s.setErrLocked(reason)
 	if s.ws {
 		// The closing handshake (queued data first, then the close
 		// frame, up to 5 s for the reply) goes on in the background;
@@ -294,13 +343,13 @@ func (s *Socket) finish(reason error) {
 		s.mu.Unlock()
 		return
 	}
-	if s.err != nil {
-		reason = s.err
+	if s.errIdx != 0 {
+		reason = s.errLocked()
 	}
 	// A WebSocket that closeWith is closing gracefully is left to it.
 	graceful := s.state == stateClosing && s.ws
 	s.state = stateClosed
-	s.err = reason
+	s.setErrLocked(reason)
 	conn := s.conn
 	var probe *transport.Conn
 	linger := false
@@ -370,8 +419,11 @@ func (s *Socket) tick() {
 	s.mu.Lock()
 	switch {
 	case s.state == stateClosed, s.state == stateClosing && s.ws:
-		// A WebSocket's closing handshake ends the session itself.
+		// A WebSocket's closing handshake ends the session itself. The
+		// clock keeps a socket parked until its tick reschedules it: drop
+		// it (its end removed it already, unless a reschedule raced).
 		s.mu.Unlock()
+		s.srv.clock.remove(s)
 	case s.state == stateClosing:
 		// The close packet waited for a poll that did not come.
 		s.mu.Unlock()
@@ -515,7 +567,7 @@ func (s *Socket) leaveHandlerAndUnlock() {
 	s.inHandler = false
 	notify := s.state == stateClosed && !s.notified
 	s.notified = s.notified || notify
-	reason := s.err
+	reason := s.errLocked()
 	s.mu.Unlock()
 	if notify {
 		s.handler.OnClose(s, reason)

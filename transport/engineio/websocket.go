@@ -55,7 +55,7 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade answered
 	}
 	so.conn, so.ws = c, true
-	if !s.add(so) {
+	if !s.add(so) { // its heartbeat starts now
 		c.Abort(transport.CloseGoingAway, ErrServerShutdown.Error(), ErrServerShutdown)
 		return
 	}
@@ -65,8 +65,8 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.stats.handshakesWS.Add(1)
 	s.connect(so, r)
-	so.startHeartbeat()
-	s.startReading(so, c)
+	s.wg.Add(1)
+	so.serveWS()
 }
 
 // upgradeRequest serves a WebSocket that opens with the sid of a polling
@@ -168,7 +168,7 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 		s.wakePollLocked()
 		s.pstate = nil
 		closing := s.state == stateClosing
-		reason := s.err
+		reason := s.errLocked()
 		s.mu.Unlock()
 		s.srv.stats.upgrades.Add(1)
 		s.srv.stats.polling.Add(-1)
@@ -209,17 +209,17 @@ func (s *Socket) onFrame(typ transport.MessageType, msg []byte) {
 	s.onPacket(p)
 }
 
-// startReading reads c's frames for so without a goroutine while c is
-// idle (TryRead and NotifyReadable), or with one where c's socket cannot
-// be watched. Each is counted in the server's WaitGroup.
+// startReading reads c, a probe upgrading so, without a goroutine while
+// c is idle (TryRead and NotifyReadable), or with one where c's socket
+// cannot be watched. Each is counted in the server's WaitGroup.
 func (s *Server) startReading(so *Socket, c *transport.Conn) {
 	r := &wsReader{so: so, c: c}
 	s.wg.Add(1)
 	r.serve()
 }
 
-// wsReader reads one WebSocket of a session: the session's transport,
-// or a probe upgrading it.
+// wsReader reads a probe upgrading a polling session, and the session's
+// transport once it is upgraded.
 type wsReader struct {
 	so *Socket
 	c  *transport.Conn
@@ -230,21 +230,10 @@ type wsReader struct {
 func (r *wsReader) serve() {
 	wg := &r.so.srv.wg
 	defer wg.Done()
-	for {
-		typ, msg, err := r.c.TryRead()
-		if err == transport.ErrWouldBlock {
-			wg.Add(1)
-			if !r.c.NotifyReadable(r.serve) {
-				go r.readLoop() // owns the count just added
-			}
-			return
-		}
-		if err != nil {
-			r.ended(err)
-			return
-		}
-		if !r.frame(typ, msg) {
-			return
+	if readReady(r.c, r.frame, r.ended) {
+		wg.Add(1)
+		if !r.c.NotifyReadable(r.serve) {
+			go r.readLoop() // owns the count just added
 		}
 	}
 }
@@ -253,20 +242,62 @@ func (r *wsReader) serve() {
 // terminated in-process).
 func (r *wsReader) readLoop() {
 	defer r.so.srv.wg.Done()
-	for {
-		typ, msg, err := r.c.Read(context.Background())
-		if err != nil {
-			r.ended(err)
-			return
-		}
-		if !r.frame(typ, msg) {
-			return
+	readAll(r.c, r.frame, r.ended)
+}
+
+// serveWS is wsReader.serve for a session opened on WebSocket, whose
+// transport is conn from before add: no reader object apart (16 B a
+// session), and no probe to tell apart.
+func (s *Socket) serveWS() {
+	wg := &s.srv.wg
+	defer wg.Done()
+	if readReady(s.conn, s.wsFrame, s.wsEnded) {
+		wg.Add(1)
+		if !s.conn.NotifyReadable(s.serveWS) {
+			go s.readLoopWS() // owns the count just added
 		}
 	}
 }
 
-// frame handles one frame and reports whether to go on reading.
-func (r *wsReader) frame(typ transport.MessageType, msg []byte) bool {
+// readLoopWS is readLoop for serveWS.
+func (s *Socket) readLoopWS() {
+	defer s.srv.wg.Done()
+	readAll(s.conn, s.wsFrame, s.wsEnded)
+}
+
+func (s *Socket) wsFrame(typ transport.MessageType, msg []byte) { s.onFrame(typ, msg) }
+func (s *Socket) wsEnded(err error)                             { s.finish(connReason(err)) }
+
+// readReady hands c's frames that have arrived to frame until c would
+// block (true) or has ended (false, after ended).
+func readReady(c *transport.Conn, frame func(transport.MessageType, []byte), ended func(error)) bool {
+	for {
+		typ, msg, err := c.TryRead()
+		if err == transport.ErrWouldBlock {
+			return true
+		}
+		if err != nil {
+			ended(err)
+			return false
+		}
+		frame(typ, msg)
+	}
+}
+
+// readAll hands c's frames to frame, waiting for each, until c ends.
+func readAll(c *transport.Conn, frame func(transport.MessageType, []byte), ended func(error)) {
+	for {
+		typ, msg, err := c.Read(context.Background())
+		if err != nil {
+			ended(err)
+			return
+		}
+		frame(typ, msg)
+	}
+}
+
+// frame handles one frame.
+func (r *wsReader) frame(typ transport.MessageType, msg []byte) {
 	so := r.so
 	so.mu.Lock()
 	main, probe := so.conn == r.c, so.probeLocked() == r.c
@@ -279,7 +310,6 @@ func (r *wsReader) frame(typ transport.MessageType, msg []byte) bool {
 	default:
 		// A probe that was abandoned: read on until its close ends it.
 	}
-	return true
 }
 
 // ended handles the end of the connection.
