@@ -26,8 +26,7 @@ type Client struct {
 	sendMu sync.Mutex
 
 	mu      sync.Mutex
-	sockets []*Socket  // accepted ones, one per namespace: a few at most, usually one
-	one     [1]*Socket // sockets' first backing array: one socket costs no allocation
+	sockets socketSet // accepted ones, one per namespace: a few at most, usually one
 
 	joined       bool // a namespace was ever joined
 	closed       bool
@@ -53,15 +52,71 @@ func (c *Client) Socket(ns string) *Socket {
 }
 
 // socketLocked returns the socket of namespace ns; the caller holds mu.
-// A slice rather than a map: a connection is in one namespace or a few,
-// and a map would cost each idle connection a few hundred bytes.
-func (c *Client) socketLocked(ns string) *Socket {
-	for _, s := range c.sockets {
-		if s.ns == ns {
-			return s
+func (c *Client) socketLocked(ns string) *Socket { return c.sockets.get(ns) }
+
+// socketSet is a client's sockets. Not a map: a connection is in one
+// namespace or a few, and a map would cost each idle connection a few
+// hundred bytes; not a slice either: the usual single socket needs no
+// more than a pointer (16 B for the set, where a slice with its first
+// element inline took 32).
+type socketSet struct {
+	first *Socket    // the socket that joined first, nil when none is left
+	more  *[]*Socket // the others, in the order they joined; nil until a second one
+}
+
+func (ss *socketSet) get(ns string) *Socket {
+	if ss.first != nil && ss.first.Namespace() == ns {
+		return ss.first
+	}
+	if ss.more != nil {
+		for _, s := range *ss.more {
+			if s.Namespace() == ns {
+				return s
+			}
 		}
 	}
 	return nil
+}
+
+func (ss *socketSet) add(s *Socket) {
+	switch {
+	case ss.first == nil:
+		ss.first = s
+	case ss.more == nil:
+		ss.more = &[]*Socket{s}
+	default:
+		*ss.more = append(*ss.more, s)
+	}
+}
+
+// remove takes s out of the set; the next one, if any, becomes first.
+func (ss *socketSet) remove(s *Socket) {
+	if ss.first == s {
+		ss.first = nil
+		if ss.more != nil {
+			ss.first = (*ss.more)[0]
+			*ss.more = slices.Delete(*ss.more, 0, 1)
+		}
+	} else if ss.more != nil {
+		if i := slices.Index(*ss.more, s); i >= 0 {
+			*ss.more = slices.Delete(*ss.more, i, i+1)
+		}
+	}
+	if ss.more != nil && len(*ss.more) == 0 {
+		ss.more = nil
+	}
+}
+
+// list returns the sockets in the order they joined, in a new slice.
+func (ss *socketSet) list() []*Socket {
+	if ss.first == nil {
+		return nil
+	}
+	out := []*Socket{ss.first}
+	if ss.more != nil {
+		out = append(out, *ss.more...)
+	}
+	return out
 }
 
 // HandleText handles a text message received on the connection: one
@@ -129,7 +184,7 @@ func (c *Client) HandleClose(reason string) { c.closeAll(reason) }
 // closes the connection; the sockets leave with reason.
 func (c *Client) Close(reason string) {
 	c.mu.Lock()
-	socks := slices.Clone(c.sockets)
+	socks := c.sockets.list()
 	c.mu.Unlock()
 	c.sendMu.Lock()
 	for _, s := range socks {
@@ -168,8 +223,8 @@ func (c *Client) closeAll(reason string) {
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 	}
-	socks := c.sockets
-	c.sockets = nil
+	socks := c.sockets.list()
+	c.sockets = socketSet{}
 	c.mu.Unlock()
 	for _, s := range socks {
 		s.end(reason)
@@ -205,7 +260,8 @@ func (c *Client) dispatch(p sio.Packet, attachments [][]byte) {
 // connect answers a CONNECT.
 func (c *Client) connect(p sio.Packet) {
 	cfg := &c.srv.cfg
-	if !c.srv.namespaces[p.Namespace] {
+	nsIdx, ok := c.srv.namespaces[p.Namespace]
+	if !ok {
 		c.refuse(p.Namespace, sio.InvalidNamespace, nil)
 		return
 	}
@@ -220,7 +276,10 @@ func (c *Client) connect(p sio.Packet) {
 			req.Offset, _ = recovery.Offset.(string)
 		}
 	}
-	s := &Socket{client: c, ns: p.Namespace, auth: p.Data, state: stateConnecting}
+	s := &Socket{client: c, nsIdx: nsIdx, state: stateConnecting}
+	if p.Data != nil {
+		s.x = &socketExtra{auth: p.Data}
+	}
 	var res ConnectResult
 	if cfg.OnConnect != nil {
 		var err error
@@ -236,11 +295,16 @@ func (c *Client) connect(p sio.Packet) {
 			return
 		}
 	}
-	s.id, s.pid, s.data = res.SID, res.PID, res.Data
+	s.id, s.data = res.SID, res.Data
 	if s.id == "" {
 		s.id = newID()
 	}
-	reply := connectReply(s.id, s.pid)
+	if res.PID != "" {
+		s.mu.Lock()
+		s.extraLocked().pid = res.PID
+		s.mu.Unlock()
+	}
+	reply := connectReply(s.id, res.PID)
 
 	c.mu.Lock()
 	if c.closed {
@@ -248,7 +312,7 @@ func (c *Client) connect(p sio.Packet) {
 		s.end(ReasonServerClose) // the hook accepted it: tell OnDisconnect
 		return
 	}
-	c.sockets = append(c.sockets, s)
+	c.sockets.add(s)
 	c.joined = true
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
@@ -261,10 +325,9 @@ func (c *Client) connect(p sio.Packet) {
 	_ = c.write(text, nil)
 	s.mu.Lock()
 	var pre []outPacket
-	if s.pre != nil {
-		pre = *s.pre
+	if s.x != nil {
+		pre, s.x.pre = s.x.pre, nil
 	}
-	s.pre = nil
 	if s.state == stateConnecting {
 		s.state = stateConnected
 	}

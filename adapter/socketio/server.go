@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	sio "github.com/heraldrt/herald/protocol/socketio"
@@ -167,7 +168,8 @@ type Config struct {
 // Server serves Socket.IO namespaces over Engine.IO connections.
 type Server struct {
 	cfg        Config
-	namespaces map[string]bool
+	namespaces map[string]uint16 // namespace → its index in nsNames
+	nsNames    []string          // the namespaces served, "/" first: a Socket holds its index
 }
 
 // New returns a Server for cfg.
@@ -181,19 +183,28 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ConnectTimeout < 0 {
 		return nil, fmt.Errorf("socketio: negative ConnectTimeout %v", cfg.ConnectTimeout)
 	}
-	s := &Server{cfg: cfg, namespaces: map[string]bool{sio.DefaultNamespace: true}}
+	if len(cfg.Namespaces) >= math.MaxUint16 {
+		return nil, fmt.Errorf("socketio: %d namespaces: too many", len(cfg.Namespaces))
+	}
+	s := &Server{cfg: cfg, namespaces: map[string]uint16{sio.DefaultNamespace: 0}, nsNames: []string{sio.DefaultNamespace}}
 	for _, ns := range cfg.Namespaces {
 		p := sio.Packet{Type: sio.Connect, Namespace: ns}
 		if ns == "" || p.Validate(cfg.Limits) != nil {
 			return nil, fmt.Errorf("socketio: invalid namespace %q", ns)
 		}
-		s.namespaces[ns] = true
+		if _, dup := s.namespaces[ns]; !dup {
+			s.namespaces[ns] = uint16(len(s.nsNames))
+			s.nsNames = append(s.nsNames, ns)
+		}
 	}
 	return s, nil
 }
 
 // Serves reports whether the server serves namespace ns.
-func (s *Server) Serves(ns string) bool { return s.namespaces[ns] }
+func (s *Server) Serves(ns string) bool {
+	_, ok := s.namespaces[ns]
+	return ok
+}
 
 // Accept starts serving Socket.IO on a new Engine.IO connection. ctx is
 // passed to the hooks of the connection's sockets (it carries what the
@@ -209,7 +220,6 @@ func (s *Server) Accept(ctx context.Context, conn EngineConn) *Client {
 // (see ServeEngine), as Accept's.
 func (s *Server) accept(c *Client, ctx context.Context, conn EngineConn) {
 	c.srv, c.conn, c.ctx = s, conn, ctx
-	c.sockets = c.one[:0]
 	if d := s.cfg.ConnectTimeout; d > 0 {
 		c.mu.Lock()
 		c.connectTimer = time.AfterFunc(d, c.connectTimedOut)

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,17 +34,34 @@ var errConnecting = errors.New("socketio: socket still connecting: refuse it by 
 // Socket is a client's membership of one namespace.
 type Socket struct {
 	client *Client
-	ns     string
-	auth   json.RawMessage
 	id     string
-	pid    string
 	data   any
 
-	mu     sync.Mutex
-	state  socketState
-	nextID uint32       // of the next EmitWithAck: ids wrap after 2³² (at most MaxPendingAcks wait), and next to state the field costs no padding
-	pre    *[]outPacket // sent after the CONNECT reply; made by the first (most sockets have none): 16 B less per socket than a slice
+	mu    sync.Mutex
+	state socketState
+	nsIdx uint16       // the namespace's index in Server.nsNames (constant): 16 B less than its name
+	x     *socketExtra // nil until the socket has any of it: most never do
+}
+
+// socketExtra is what a socket holds only when it uses it: the CONNECT's
+// auth payload (made with the socket when it has one), the pid of
+// connection state recovery, the packets emitted while OnConnect runs,
+// and the acks awaited. A socket without any of it is 64 B instead of
+// 128. Guarded by Socket.mu.
+type socketExtra struct {
+	auth   json.RawMessage
+	pid    string
+	pre    []outPacket // sent after the CONNECT reply
 	acks   map[uint64]*pendingAck
+	nextID uint32 // of the next EmitWithAck: ids wrap after 2³² (at most MaxPendingAcks wait)
+}
+
+// extraLocked returns s.x, made if need be; s.mu must be held.
+func (s *Socket) extraLocked() *socketExtra {
+	if s.x == nil {
+		s.x = new(socketExtra)
+	}
+	return s.x
 }
 
 // outPacket is a packet to send: text and its attachments, or a prepared
@@ -68,14 +84,28 @@ func (s *Socket) ID() string { return s.id }
 
 // PID returns the private session id given in the CONNECT reply, ""
 // when connection state recovery is off for the socket.
-func (s *Socket) PID() string { return s.pid }
+func (s *Socket) PID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.x == nil {
+		return ""
+	}
+	return s.x.pid
+}
 
 // Namespace returns the socket's namespace.
-func (s *Socket) Namespace() string { return s.ns }
+func (s *Socket) Namespace() string { return s.client.srv.nsNames[s.nsIdx] }
 
 // Auth returns the client's CONNECT payload (the handshake's auth
 // object), nil when it sent none.
-func (s *Socket) Auth() json.RawMessage { return s.auth }
+func (s *Socket) Auth() json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.x == nil {
+		return nil
+	}
+	return s.x.auth
+}
 
 // Data returns ConnectResult.Data.
 func (s *Socket) Data() any { return s.data }
@@ -92,7 +122,7 @@ func (s *Socket) Connected() bool {
 
 // Emit sends the event name with args to the socket.
 func (s *Socket) Emit(name string, args Args) error {
-	p, err := Prepare(s.ns, Event{Name: name, Args: args})
+	p, err := Prepare(s.Namespace(), Event{Name: name, Args: args})
 	if err != nil {
 		return err
 	}
@@ -111,37 +141,40 @@ func (s *Socket) EmitWithAck(name string, args Args, timeout time.Duration, cb f
 		s.mu.Unlock()
 		return ErrDisconnected
 	}
-	if len(s.acks) >= s.client.srv.cfg.MaxPendingAcks {
+	x := s.extraLocked()
+	if len(x.acks) >= s.client.srv.cfg.MaxPendingAcks {
 		s.mu.Unlock()
 		return ErrTooManyAcks
 	}
-	id := uint64(s.nextID)
-	s.nextID++
-	if s.acks[id] != nil {
+	id := uint64(x.nextID)
+	x.nextID++
+	if x.acks[id] != nil {
 		// 2³² acks later, the one that got this id still waits.
 		s.mu.Unlock()
 		return ErrTooManyAcks
 	}
-	if s.acks == nil {
-		s.acks = make(map[uint64]*pendingAck)
+	if x.acks == nil {
+		x.acks = make(map[uint64]*pendingAck)
 	}
 	pa := &pendingAck{cb: cb}
-	s.acks[id] = pa
+	x.acks[id] = pa
 	s.mu.Unlock()
 
-	p, err := prepare(s.ns, Event{Name: name, Args: args}, true, id)
+	p, err := prepare(s.Namespace(), Event{Name: name, Args: args}, true, id)
 	if err == nil {
 		err = s.queue(p.text, p.bin)
 	}
 	if err != nil {
 		s.mu.Lock()
-		delete(s.acks, id)
+		if s.x != nil {
+			delete(s.x.acks, id)
+		}
 		s.mu.Unlock()
 		return err
 	}
 	if timeout > 0 {
 		s.mu.Lock()
-		if s.acks[id] == pa {
+		if s.x != nil && s.x.acks[id] == pa {
 			pa.timer = time.AfterFunc(timeout, func() { s.settleAck(id, Args{}, ErrAckTimeout) })
 		}
 		s.mu.Unlock()
@@ -151,7 +184,7 @@ func (s *Socket) EmitWithAck(name string, args Args, timeout time.Duration, cb f
 
 // Send queues an event prepared for the socket's namespace.
 func (s *Socket) Send(p *Prepared) error {
-	if p.ns != s.ns {
+	if p.ns != s.Namespace() {
 		return ErrWrongNamespace
 	}
 	return s.queuePrepared(p)
@@ -194,7 +227,7 @@ func (s *Socket) Disconnect() error {
 }
 
 func (s *Socket) disconnectPacket() []byte {
-	text, _ := sio.Encode(sio.Packet{Type: sio.Disconnect, Namespace: s.ns})
+	text, _ := sio.Encode(sio.Packet{Type: sio.Disconnect, Namespace: s.Namespace()})
 	return text
 }
 
@@ -220,13 +253,11 @@ func (s *Socket) queueOut(o outPacket) error {
 	switch s.state {
 	case stateConnecting:
 		defer s.mu.Unlock()
-		if s.pre == nil {
-			s.pre = new([]outPacket)
-		}
-		if len(*s.pre) >= c.srv.cfg.MaxPreConnect {
+		x := s.extraLocked()
+		if len(x.pre) >= c.srv.cfg.MaxPreConnect {
 			return errPreConnectFull
 		}
-		*s.pre = append(*s.pre, o)
+		x.pre = append(x.pre, o)
 		return nil
 	case stateLeft:
 		s.mu.Unlock()
@@ -280,7 +311,7 @@ func (s *Socket) ackFunc(id uint64) AckFunc {
 		if len(a.Binary) > 0 {
 			typ = sio.BinaryAck
 		}
-		text, err := sio.Encode(sio.Packet{Type: typ, Namespace: s.ns, HasID: true, ID: id,
+		text, err := sio.Encode(sio.Packet{Type: typ, Namespace: s.Namespace(), HasID: true, ID: id,
 			Data: a.array(nil), Attachments: len(a.Binary)})
 		if err != nil {
 			return err
@@ -292,8 +323,11 @@ func (s *Socket) ackFunc(id uint64) AckFunc {
 // settleAck calls the callback of pending ack id, if it still waits.
 func (s *Socket) settleAck(id uint64, args Args, err error) {
 	s.mu.Lock()
-	pa := s.acks[id]
-	delete(s.acks, id)
+	var pa *pendingAck
+	if s.x != nil {
+		pa = s.x.acks[id]
+		delete(s.x.acks, id)
+	}
 	s.mu.Unlock()
 	if pa == nil {
 		return
@@ -329,9 +363,11 @@ func (s *Socket) leave() bool {
 		return false
 	}
 	s.state = stateLeft
-	s.pre = nil
-	acks := s.acks
-	s.acks = nil
+	var acks map[uint64]*pendingAck
+	if x := s.x; x != nil {
+		x.pre = nil
+		acks, x.acks = x.acks, nil
+	}
 	s.mu.Unlock()
 	for _, pa := range acks {
 		if pa.timer != nil {
@@ -345,9 +381,7 @@ func (s *Socket) leave() bool {
 // remove takes s out of its client's sockets.
 func (c *Client) remove(s *Socket) {
 	c.mu.Lock()
-	if i := slices.Index(c.sockets, s); i >= 0 {
-		c.sockets = slices.Delete(c.sockets, i, i+1)
-	}
+	c.sockets.remove(s)
 	c.mu.Unlock()
 }
 
