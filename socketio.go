@@ -43,6 +43,7 @@ type sioServer struct {
 	eng         *engineio.Server
 	sio         *socketio.Server
 	codecs      map[string]*sioCodec // namespace → its codec (and hub codec slot)
+	mainCodec   *sioCodec            // codecs["/"]
 	maxBuffered int                  // bytes an Engine.IO socket holds for its client at most
 	maxQueued   int                  // messages a history replay lets wait (Config.SendQueueSize)
 }
@@ -79,14 +80,22 @@ func (cl *sioClient) Value(key any) any {
 
 // newLink returns the link of a socket of cl: its first one inline (a
 // connection usually has one socket), any later one apart.
-func (cl *sioClient) newLink(sock *socketio.Socket, codec *sioCodec) *sioLink {
+func (cl *sioClient) newLink(sock *socketio.Socket) *sioLink {
 	l := &cl.first
 	if l.sock != nil {
 		l = new(sioLink)
 	}
-	l.sock, l.client, l.codec = sock, cl, codec
-	l.touch()
+	l.sock, l.client = sock, cl
 	return l
+}
+
+// codec returns the codec of namespace ns: looked up rather than held by
+// each link (8 B less a connection), without a map lookup for "/".
+func (so *sioServer) codec(ns string) *sioCodec {
+	if ns == "/" {
+		return so.mainCodec
+	}
+	return so.codecs[ns]
 }
 
 // sioSocketKey is the context key under which a Socket.IO connection's
@@ -105,7 +114,8 @@ func SocketIOSocket(ctx context.Context) *socketio.Socket {
 func (s *Server) startSocketIO() error {
 	cfg := &s.cfg.SocketIO
 	recovery := cfg.Recovery
-	so := &sioServer{codecs: map[string]*sioCodec{"/": {ns: "/", slot: 1, recovery: recovery}}}
+	so := &sioServer{mainCodec: &sioCodec{ns: "/", slot: 1, recovery: recovery}}
+	so.codecs = map[string]*sioCodec{"/": so.mainCodec}
 	for i, ns := range cfg.Namespaces {
 		so.codecs[ns] = &sioCodec{ns: ns, slot: 2 + i, recovery: recovery}
 	}
@@ -217,7 +227,7 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 		return socketio.ConnectResult{}, &socketio.ConnectError{Message: no.message,
 			Data: mustJSON(map[string]any{"code": no.code, "status": no.status})}
 	}
-	l := cl.newLink(sock, cl.srv.codecs[req.Namespace])
+	l := cl.newLink(sock)
 	c := s.newConn(&adm, r, l, connID, cid)
 	if len(s.cfg.SocketIO.Namespaces) == 0 {
 		cl.req = nil // one namespace: nothing else will be admitted
@@ -381,7 +391,6 @@ func (s *Server) sioEvent(_ context.Context, sock *socketio.Socket, event string
 		return
 	}
 	l := c.link.(*sioLink)
-	l.touch()
 	n := len(event)
 	for _, a := range args.JSON {
 		n += len(a)

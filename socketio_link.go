@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heraldrt/herald/adapter/socketio"
@@ -30,9 +29,6 @@ const protocolSocketIO = "socketio"
 type sioLink struct {
 	sock   *socketio.Socket
 	client *sioClient
-	codec  *sioCodec // the namespace's, shared
-
-	lastSeen atomic.Int64 // Unix nanoseconds of the client's last event
 
 	mu   sync.Mutex
 	acks *sioAcks // requests waiting for the core's answer; nil when none
@@ -59,8 +55,6 @@ type sioRef struct {
 }
 
 var _ link = (*sioLink)(nil)
-
-func (l *sioLink) touch() { l.lastSeen.Store(time.Now().UnixNano()) }
 
 // Send queues a frame of l's codec, in order with the socket's other
 // packets (and after its CONNECT reply).
@@ -208,7 +202,9 @@ func (l *sioLink) Err() error {
 	return l.err
 }
 
-func (l *sioLink) LastSeen() time.Time { return time.Unix(0, l.lastSeen.Load()) }
+// LastSeen is when the client was last heard from on the Engine.IO
+// connection (any frame, pongs included, as for v1; or its last poll).
+func (l *sioLink) LastSeen() time.Time { return l.client.es.LastSeen() }
 func (l *sioLink) Compressed() bool    { return false }
 
 // Queued, QueueLimit and QueueRoom describe what the Engine.IO socket
@@ -221,7 +217,7 @@ func (l *sioLink) QueueRoom() int  { return l.client.srv.maxBuffered - l.client.
 
 func (l *sioLink) protocol() string { return protocolSocketIO }
 
-func (l *sioLink) direct() (hub.Sender, hub.Codec) { return l, l.codec }
+func (l *sioLink) direct() (hub.Sender, hub.Codec) { return l, l.client.srv.codec(l.sock.Namespace()) }
 
 // welcome: the CONNECT reply, which the adapter sends once OnConnect
 // returns, is the welcome.
