@@ -421,3 +421,59 @@ func TestHandlerPanic(t *testing.T) {
 	}
 	wantClose(t, e, ErrInternal)
 }
+
+// An upgrade completed while a POST is being read waits for it: the
+// POST's messages are handled first, and OnMessage calls never overlap.
+func TestUpgradeWaitsForPost(t *testing.T) {
+	e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+	e.h.noEcho = true
+	sid := e.handshake(t)
+	so := e.srv.Socket(sid)
+
+	body, feed := io.Pipe()
+	posted := make(chan response, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", e.url+"?EIO=4&transport=polling&sid="+sid, body)
+		posted <- e.send(t, req)
+	}()
+	if _, err := feed.Write([]byte("4po")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		so.mu.Lock()
+		defer so.mu.Unlock()
+		return so.pstate != nil && so.pstate.posting
+	})
+
+	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+	write(t, c, websocket.MessageText, "2probe")
+	if _, data := read(t, c); data != "3probe" {
+		t.Fatalf("probe answered %q", data)
+	}
+	write(t, c, websocket.MessageText, "5")
+	write(t, c, websocket.MessageText, "4ws")
+	// The upgrade waits for the POST: the session is still on polling.
+	waitFor(t, func() bool {
+		so.mu.Lock()
+		defer so.mu.Unlock()
+		return so.pstate != nil && so.pstate.postDone != nil
+	})
+	if tr := so.Transport(); tr != "polling" {
+		t.Fatalf("transport %q while the POST is read", tr)
+	}
+	_, _ = feed.Write([]byte("st"))
+	feed.Close()
+	if r := <-posted; r.status != 200 {
+		t.Fatalf("POST: %d %q", r.status, r.body)
+	}
+	waitFor(t, func() bool {
+		e.h.mu.Lock()
+		defer e.h.mu.Unlock()
+		return len(e.h.msgs) == 2
+	})
+	e.h.mu.Lock()
+	defer e.h.mu.Unlock()
+	if got := strings.Join(e.h.msgs, " "); got != "t:post t:ws" {
+		t.Fatalf("messages %q, want the POST's first", got)
+	}
+}

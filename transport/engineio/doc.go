@@ -55,10 +55,12 @@
 // for one Socket never run concurrently; OnMessage runs on the
 // goroutine that read the message and OnClose runs once, after the last
 // OnMessage. Socket.mu guards a session's state and is held only for
-// field updates; the lock order is Socket.recvMu, Socket.mu, then the
-// clock's. Every goroutine the Server starts (WebSocket readers and
-// closing handshakes, upgrade timeouts, closes run off the clock) is
-// counted and Shutdown waits for it. Shutdown finds the sessions in the
+// field updates; the lock order is Socket.mu, then the clock's. An
+// upgrade's "5" waits for a POST in progress, so that the POST's
+// messages and the WebSocket's are never handled at once. Every
+// goroutine the Server starts (WebSocket readers and closing handshakes,
+// upgrade timeouts, closes run off the clock) is counted and Shutdown
+// waits for it. Shutdown finds the sessions in the
 // sid map and, for those opened on WebSocket, in the clock's heap, which
 // holds each of them from add to its end.
 package engineio

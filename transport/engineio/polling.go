@@ -246,6 +246,10 @@ func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.mu.Lock()
 		p.posting = false
+		if p.postDone != nil {
+			close(p.postDone)
+			p.postDone = nil
+		}
 		s.mu.Unlock()
 	}()
 

@@ -41,6 +41,7 @@ type Server struct {
 	wg       sync.WaitGroup // requests in progress and goroutines the server starts
 	sessions atomic.Int64
 	stats    counters
+	dones    doneChans // Socket.Done's channels
 }
 
 const sessionShards = 16

@@ -41,10 +41,10 @@ type Socket struct {
 	srv *Server
 	id  sid
 
-	// mu guards the fields from state to errIdx, and from handler to
-	// done, and those of *pstate. It is held only for field updates,
-	// never across I/O or a callback. Lock order: recvMu, mu, then
-	// clock.mu.
+	// mu guards the fields from state to waited, and from handler to
+	// pstate, and those of *pstate. It is held only for field updates,
+	// never across I/O or a callback. Lock order: mu, then clock.mu (or
+	// Server.donesMu).
 	state     uint8
 	ws        bool  // the transport is WebSocket (from the start, or upgraded)
 	upgrading bool  // a probe WebSocket answered "2probe"
@@ -53,19 +53,18 @@ type Socket struct {
 	awaitPong bool  // a ping was sent and no pong has come
 	mapped    bool  // in the sid map: the session began on polling (set before add, then constant)
 	errIdx    uint8 // why the session closed (or is closing): 1 + its index in reasons; 0 while open
+	waited    bool  // Done made a channel for it, in Server.dones
 
 	// Where the server's clock keeps the socket; guarded by clock.mu,
 	// like hbAt.
 	hbIdx int32
 
-	mu     sync.Mutex
-	recvMu sync.Mutex // serialises OnMessage
+	mu sync.Mutex
 
 	handler Handler
 	pingDue int64
 	conn    *transport.Conn // the WebSocket transport
 	pstate  *pollState      // the polling transport; nil on WebSocket
-	done    chan struct{}   // made by Done
 
 	hbAt int64
 }
@@ -102,7 +101,8 @@ type pollState struct {
 	remote     string                // the handshake's RemoteAddr
 	buf        []*transport.Prepared // packets for the next GET
 	bufBytes   int32
-	posting    bool            // a POST is being read
+	posting    bool            // a POST is being read (and its packets handled)
+	postDone   chan struct{}   // closed when that POST is done; made by an upgrade that waits for it
 	pollCh     chan struct{}   // the pending GET waits on it; closed to wake it
 	probe      *transport.Conn // WebSocket upgrading the session
 	upgradeDue *time.Timer     // ends an upgrade that takes too long
@@ -191,17 +191,50 @@ func (s *Socket) LastSeen() time.Time {
 // Server returns the server the session belongs to.
 func (s *Socket) Server() *Server { return s.srv }
 
-// Done is closed when the session has closed.
+// Done is closed when the session has closed. Sessions keep no channel
+// of their own (8 B each, which few would use): the server keeps those
+// that Done made.
 func (s *Socket) Done() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done == nil {
-		s.done = make(chan struct{})
-		if s.state == stateClosed {
-			close(s.done)
-		}
+	if s.state == stateClosed {
+		return closedChan
 	}
-	return s.done
+	d := &s.srv.dones
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ch := d.m[s]
+	if ch == nil {
+		if d.m == nil {
+			d.m = make(map[*Socket]chan struct{})
+		}
+		ch = make(chan struct{})
+		d.m[s] = ch
+		s.waited = true
+	}
+	return ch
+}
+
+// closedChan is Done's answer for a closed session.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// doneChans are the channels Done made, for the sessions still open.
+type doneChans struct {
+	mu sync.Mutex
+	m  map[*Socket]chan struct{}
+}
+
+// closeDoneLocked closes the channel Done made for s, if it made one.
+// s.mu must be held.
+func (s *Socket) closeDoneLocked() {
+	if !s.waited {
+		return
+	}
+	d := &s.srv.dones
+	d.mu.Lock()
+	close(d.m[s])
+	delete(d.m, s)
+	d.mu.Unlock()
 }
 
 // Buffered returns the bytes waiting to be sent to the client: the
@@ -364,9 +397,7 @@ func (s *Socket) finish(reason error) {
 		p.buf, p.bufBytes = nil, 0
 		s.wakePollLocked()
 	}
-	if s.done != nil {
-		close(s.done)
-	}
+	s.closeDoneLocked()
 	notify := !s.inHandler && !s.notified
 	s.notified = s.notified || notify
 	wasPolling := !s.ws
@@ -524,9 +555,12 @@ func (s *Socket) onPacket(p eio.Packet) bool {
 
 // dispatch hands one message to the handler, unless the session is no
 // longer open.
+//
+// Its calls never overlap: a session's messages come from one WebSocket
+// reader, or from one POST at a time (a second closes the session), and
+// an upgrade waits for the POST in progress before the WebSocket's
+// messages are handled (onProbeFrame).
 func (s *Socket) dispatch(data []byte, binary bool) {
-	s.recvMu.Lock()
-	defer s.recvMu.Unlock()
 	s.mu.Lock()
 	if s.state != stateOpen {
 		s.mu.Unlock()

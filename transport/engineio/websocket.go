@@ -156,6 +156,18 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 		s.mu.Unlock()
 	case typ == transport.Text && string(msg) == "5":
 		s.mu.Lock()
+		for s.probeLocked() == c && s.pstate.posting {
+			// The messages of the POST in progress are handled first:
+			// OnMessage calls never overlap (dispatch).
+			p := s.pstate
+			if p.postDone == nil {
+				p.postDone = make(chan struct{})
+			}
+			ch := p.postDone
+			s.mu.Unlock()
+			<-ch
+			s.mu.Lock()
+		}
 		if s.probeLocked() != c || !s.upgrading || s.state == stateClosed {
 			s.mu.Unlock()
 			s.endProbe(c)
