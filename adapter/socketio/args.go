@@ -1,7 +1,6 @@
 package socketio
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -75,26 +74,27 @@ func (a Args) array(head []byte) json.RawMessage {
 	return append(b, ']')
 }
 
-// splitEvent splits an EVENT payload into its name and arguments. A
-// numeric name, which the protocol allows, is returned as its JSON text.
+// splitEvent splits an EVENT payload, which Decode validated, into its
+// name and arguments, without decoding the arguments (they alias data).
+// A numeric name, which the protocol allows, is returned as its JSON
+// text.
 func splitEvent(data json.RawMessage) (string, Args, error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil || len(raw) == 0 {
+	raw, ok := sio.SplitArray(data)
+	if !ok || len(raw) == 0 {
 		return "", Args{}, fmt.Errorf("%w: event payload is not a non-empty array", sio.ErrInvalid)
 	}
-	name := string(bytes.TrimSpace(raw[0]))
-	if len(name) > 0 && name[0] == '"' {
-		if err := json.Unmarshal(raw[0], &name); err != nil {
-			return "", Args{}, fmt.Errorf("%w: event name: %v", sio.ErrInvalid, err)
-		}
+	name, err := sio.EventName(raw[0])
+	if err != nil {
+		return "", Args{}, err
 	}
 	return name, Args{JSON: raw[1:]}, nil
 }
 
-// splitAck returns the arguments of an ACK payload.
+// splitAck returns the arguments of an ACK payload, which Decode
+// validated (they alias data).
 func splitAck(data json.RawMessage) (Args, error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	raw, ok := sio.SplitArray(data)
+	if !ok {
 		return Args{}, fmt.Errorf("%w: ack payload is not an array", sio.ErrInvalid)
 	}
 	return Args{JSON: raw}, nil

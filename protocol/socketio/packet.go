@@ -199,15 +199,20 @@ func (p Packet) checkPayload() error {
 			return invalid("CONNECT_ERROR payload must be an object or a string")
 		}
 	case Event, BinaryEvent:
-		var args []json.RawMessage
-		if first != '[' || json.Unmarshal(p.Data, &args) != nil || len(args) == 0 {
+		// Only the name is looked at: the arguments are split (not
+		// decoded) by whoever handles the event (SplitArray).
+		var name []byte
+		if first == '[' {
+			name = firstElement(p.Data)
+		}
+		if len(name) == 0 {
 			return invalid("%s payload must be a non-empty array", p.Type)
 		}
-		switch firstByte(args[0]) {
+		switch name[0] {
 		case '"':
-			var name string
-			if err := json.Unmarshal(args[0], &name); err != nil {
-				return invalid("event name: %v", err)
+			name, err := EventName(name)
+			if err != nil {
+				return err
 			}
 			if reservedEvents[name] {
 				return invalid("reserved event name %q", name)

@@ -1,0 +1,84 @@
+package socketio
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+func TestSplitArray(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // nil: not an array
+	}{
+		{"empty", `[]`, []string{}},
+		{"spaced empty", " [ \n] ", []string{}},
+		{"scalars", `[1,"a",true,null,-2.5e3]`, []string{`1`, `"a"`, `true`, `null`, `-2.5e3`}},
+		{"nested", `[{"a":[1,{"b":"]"}]},[[]],"x\"],y"]`, []string{`{"a":[1,{"b":"]"}]}`, `[[]]`, `"x\"],y"`}},
+		{"whitespace", "[ 1 ,\t\"b\" \n, {} ]", []string{`1`, `"b"`, `{}`}},
+		{"escaped backslash", `["a\\",2]`, []string{`"a\\"`, `2`}},
+		{"object", `{"a":1}`, nil},
+		{"string", `"[1]"`, nil},
+		{"trailing text", `[1] 2`, nil},
+		{"unclosed", `[1,2`, nil},
+		{"nothing", ``, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := SplitArray([]byte(tt.in))
+			if ok != (tt.want != nil) {
+				t.Fatalf("SplitArray(%q) ok = %v", tt.in, ok)
+			}
+			if !ok {
+				return
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("SplitArray(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			for i := range got {
+				if string(got[i]) != tt.want[i] {
+					t.Fatalf("SplitArray(%q)[%d] = %q, want %q", tt.in, i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestEventName(t *testing.T) {
+	for raw, want := range map[string]string{`"chat"`: "chat", `"a\"b"`: `a"b`, `"\u00e9"`: "é", `12`: "12", `"é"`: "é"} {
+		if got, err := EventName([]byte(raw)); err != nil || got != want {
+			t.Errorf("EventName(%s) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+}
+
+// SplitArray of valid JSON agrees with encoding/json: the same elements,
+// whitespace aside.
+func FuzzSplitArray(f *testing.F) {
+	for _, s := range []string{`[]`, `[1,"a",{"b":[2]}]`, `["x\"]",null]`, ` [ true , false ] `, `{"a":1}`, `"s"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := SplitArray(data)
+		if !json.Valid(data) {
+			return // only valid JSON (what Decode passes on) has to split right
+		}
+		var want []json.RawMessage
+		isArray := json.Unmarshal(data, &want) == nil && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("["))
+		if ok != isArray {
+			t.Fatalf("SplitArray(%q) ok = %v, encoding/json says array %v", data, ok, isArray)
+		}
+		if !ok {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("SplitArray(%q): %d elements, encoding/json %d", data, len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], bytes.TrimSpace(want[i])) {
+				t.Fatalf("SplitArray(%q)[%d] = %q, encoding/json %q", data, i, got[i], want[i])
+			}
+		}
+	})
+}
