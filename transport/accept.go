@@ -210,6 +210,9 @@ func checkHandshake(r *http.Request) (string, *HandshakeError) {
 	if r.Method != http.MethodGet {
 		return "", &HandshakeError{http.StatusMethodNotAllowed, "websocket upgrade requires GET"}
 	}
+	if !r.ProtoAtLeast(1, 1) {
+		return "", &HandshakeError{http.StatusBadRequest, "websocket upgrade requires HTTP/1.1"}
+	}
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
 		return "", &HandshakeError{http.StatusBadRequest, `missing "Upgrade: websocket" header`}
 	}
@@ -219,7 +222,15 @@ func checkHandshake(r *http.Request) (string, *HandshakeError) {
 	if v := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Version")); v != "13" {
 		return "", &HandshakeError{http.StatusUpgradeRequired, "unsupported websocket version, want 13"}
 	}
-	key := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) > 1 {
+		// RFC 6455 section 11.3.1: it must not appear more than once.
+		return "", &HandshakeError{http.StatusBadRequest, "more than one Sec-WebSocket-Key header"}
+	}
+	var key string
+	if len(keys) == 1 {
+		key = strings.TrimSpace(keys[0])
+	}
 	if key == "" {
 		return "", &HandshakeError{http.StatusBadRequest, "missing Sec-WebSocket-Key header"}
 	}

@@ -1,10 +1,13 @@
 package transport
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -146,5 +149,71 @@ func TestCloseReasonTruncated(t *testing.T) {
 	}
 	if len(closePayload(CloseNoStatus, "x")) != 0 {
 		t.Error("1005 must be sent as an empty close frame")
+	}
+}
+
+// TestHandshakeRFC6455 sends opening handshakes as raw requests, for
+// what an http.Client cannot send: the server's side of RFC 6455 section
+// 4.2 (an HTTP/1.1 GET, one key of 16 bytes, version 13 or a 426 naming
+// it) and of 4.2.2 (the 101's fields).
+func TestHandshakeRFC6455(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Options{}, nil)
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	const key = "dGhlIHNhbXBsZSBub25jZQ=="
+	head := func(first string, fields ...string) string {
+		return first + "\r\nHost: " + addr + "\r\n" + strings.Join(fields, "\r\n") + "\r\n\r\n"
+	}
+	std := []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"}
+	tests := []struct {
+		name   string
+		req    string
+		status int
+		header [2]string
+	}{
+		{"valid", head("GET / HTTP/1.1", std...), http.StatusSwitchingProtocols, [2]string{"Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}},
+		{"tokens in lists, any case", head("GET / HTTP/1.1", "Upgrade: WebSocket", "Connection: keep-alive, upgrade", "Sec-WebSocket-Key: "+key, "Sec-WebSocket-Version: 13"), http.StatusSwitchingProtocols, [2]string{}},
+		{"HTTP/1.0", head("GET / HTTP/1.0", std...), http.StatusBadRequest, [2]string{}},
+		{"HEAD", head("HEAD / HTTP/1.1", std...), http.StatusMethodNotAllowed, [2]string{"Allow", "GET"}},
+		{"two keys", head("GET / HTTP/1.1", append(std, "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==")...), http.StatusBadRequest, [2]string{}},
+		{"no version", head("GET / HTTP/1.1", std[:3]...), http.StatusUpgradeRequired, [2]string{"Sec-WebSocket-Version", "13"}},
+		{"version 14", head("GET / HTTP/1.1", append(std[:3:3], "Sec-WebSocket-Version: 14")...), http.StatusUpgradeRequired, [2]string{"Sec-WebSocket-Version", "13"}},
+		{"no Host", "GET / HTTP/1.1\r\n" + strings.Join(std, "\r\n") + "\r\n\r\n", http.StatusBadRequest, [2]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(nc, tt.req); err != nil {
+				t.Fatal(err)
+			}
+			method, _, _ := strings.Cut(tt.req, " ")
+			resp, err := http.ReadResponse(bufio.NewReader(nc), &http.Request{Method: method})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if k := tt.header[0]; k != "" && resp.Header.Get(k) != tt.header[1] {
+				t.Errorf("%s = %q, want %q", k, resp.Header.Get(k), tt.header[1])
+			}
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				if !headerHasToken(resp.Header, "Upgrade", "websocket") || !headerHasToken(resp.Header, "Connection", "upgrade") {
+					t.Errorf("101 without Upgrade: websocket and Connection: Upgrade: %v", resp.Header)
+				}
+				for _, k := range []string{"Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"} {
+					if v := resp.Header.Get(k); v != "" {
+						t.Errorf("%s: %q answered to a request that offers none", k, v)
+					}
+				}
+			}
+		})
 	}
 }
