@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	// The claims rules, which the fast path's validator shares.
 	validation := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(cfg.Leeway)}
 	a.parser = jwt.NewParser(append(validation, jwt.WithValidMethods(methods), jwt.WithStrictDecoding())...)
-	a.fast = newHSFast(a.keys[algHS256], validation...)
+	a.fast = newHSFast(a.keys[algHS256], cfg.Leeway)
 	if cfg.JWKSURL != "" {
 		j, err := newJWKS(ctx, cfg.JWKSURL, cfg.JWKSRefreshInterval, cfg.Logger)
 		if err != nil {
@@ -128,7 +128,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*auth.Identity, error) {
 	if tok == "" {
 		return nil, fail(ReasonNoToken)
 	}
-	id, _, err := a.Verify(tok)
+	id, err := a.verify(tok, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -140,59 +140,120 @@ func (a *Authenticator) Authenticate(r *http.Request) (*auth.Identity, error) {
 // connection. Identity.Source is left empty; the connection keeps the
 // source it was authenticated with. Errors are *auth.Error.
 func (a *Authenticator) Refresh(token string) (*auth.Identity, error) {
-	id, _, err := a.Verify(token)
-	return id, err
+	return a.verify(token, nil)
 }
 
 // Verify checks token and returns the identity it grants and its claims.
 // It serves the handshake and in-band token refresh alike. Errors are
 // *auth.Error.
 func (a *Authenticator) Verify(token string) (*auth.Identity, *Claims, error) {
+	c := new(Claims)
+	id, err := a.verify(token, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, c, nil
+}
+
+// tokenClaims are the claims Verify reads, without pointers: the
+// handshake's stay on its stack, and only Verify's caller gets a Claims.
+type tokenClaims struct {
+	iss, sub, jti          string
+	aud, rooms, publish    []string
+	exp, nbf, iat          time.Time
+	hasExp, hasNbf, hasIat bool
+}
+
+// tokenClaimsOf returns the claims of c, which the parser filled.
+func tokenClaimsOf(c *Claims) tokenClaims {
+	tc := tokenClaims{iss: c.Issuer, sub: c.Subject, jti: c.ID, aud: c.Audience, rooms: c.Rooms, publish: c.Publish}
+	for _, d := range []struct {
+		from *jwt.NumericDate
+		to   *time.Time
+		has  *bool
+	}{{c.ExpiresAt, &tc.exp, &tc.hasExp}, {c.NotBefore, &tc.nbf, &tc.hasNbf}, {c.IssuedAt, &tc.iat, &tc.hasIat}} {
+		if d.from != nil {
+			*d.to, *d.has = d.from.Time, true
+		}
+	}
+	return tc
+}
+
+// fill sets c to tc, as the parser would have filled it.
+func (tc *tokenClaims) fill(c *Claims) {
+	*c = Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: tc.iss, Subject: tc.sub, Audience: tc.aud, ID: tc.jti},
+		Rooms:            tc.rooms,
+		Publish:          tc.publish,
+	}
+	for _, d := range []struct {
+		from time.Time
+		has  bool
+		to   **jwt.NumericDate
+	}{{tc.exp, tc.hasExp, &c.ExpiresAt}, {tc.nbf, tc.hasNbf, &c.NotBefore}, {tc.iat, tc.hasIat, &c.IssuedAt}} {
+		if d.has {
+			*d.to = &jwt.NumericDate{Time: d.from}
+		}
+	}
+}
+
+// grant is an identity and its permissions in one allocation.
+type grant struct {
+	id   auth.Identity
+	perm Permissions
+}
+
+// verify checks token and returns the identity it grants; with claims
+// non-nil, it fills them in too.
+func (a *Authenticator) verify(token string, claims *Claims) (*auth.Identity, error) {
 	if token == "" {
-		return nil, nil, fail(ReasonNoToken)
+		return nil, fail(ReasonNoToken)
 	}
 	if len(token) > a.cfg.MaxTokenBytes {
-		return nil, nil, fail(ReasonTokenTooLarge)
+		return nil, fail(ReasonTokenTooLarge)
 	}
-	var c *Claims
-	if a.fast != nil {
-		c = a.fast.verify(token)
-	}
-	if c == nil {
+	var tc tokenClaims
+	if a.fast == nil || !a.fast.verify(token, &tc) {
 		// Not the common HS256 shape, or refused: the parser decides,
 		// and says why.
-		c = new(Claims)
+		c := claims
+		if c == nil {
+			c = new(Claims)
+		}
 		tok, err := a.parser.ParseWithClaims(token, c, a.keyFor)
 		if err != nil {
-			return nil, nil, fail(classify(err, tok, a.allowed))
+			return nil, fail(classify(err, tok, a.allowed))
 		}
 		if !timeClaimsAreNumbers(token) {
-			return nil, nil, fail(ReasonMalformed)
+			return nil, fail(ReasonMalformed)
 		}
+		tc = tokenClaimsOf(c)
+	} else if claims != nil {
+		tc.fill(claims)
 	}
-	var iat time.Time
-	if c.IssuedAt != nil {
-		iat = c.IssuedAt.Time
+	if reason := a.check(&tc); reason != "" {
+		return nil, fail(reason)
 	}
-	if reason := a.check(c, iat); reason != "" {
-		return nil, nil, fail(reason)
-	}
-	id := &auth.Identity{
-		IssuedAt: iat,
-		UserID:   c.Subject,
-		TokenID:  c.ID,
-		// The upgrade accepts the token until exp + Leeway; an open
-		// connection is held to the same moment, or a reconnect within the
-		// leeway would be accepted and closed at once, over and over.
-		ExpiresAt: c.ExpiresAt.Time.Add(a.cfg.Leeway),
-		Permissions: &Permissions{
-			Subject:      c.Subject,
-			Rooms:        c.Rooms,
-			Publish:      c.Publish,
+	g := &grant{
+		id: auth.Identity{
+			IssuedAt: tc.iat,
+			UserID:   tc.sub,
+			TokenID:  tc.jti,
+			// The upgrade accepts the token until exp + Leeway; an open
+			// connection is held to the same moment, or a reconnect
+			// within the leeway would be accepted and closed at once,
+			// over and over.
+			ExpiresAt: tc.exp.Add(a.cfg.Leeway),
+		},
+		perm: Permissions{
+			Subject:      tc.sub,
+			Rooms:        tc.rooms,
+			Publish:      tc.publish,
 			PublicPrefix: a.cfg.PublicRoomPrefix,
 		},
 	}
-	return id, c, nil
+	g.id.Permissions = &g.perm
+	return &g.id, nil
 }
 
 // timeClaims are exp, nbf and iat as the token spells them.
@@ -229,26 +290,25 @@ func timeClaimsAreNumbers(token string) bool {
 // revocation. The signature, exp, nbf and iat have been checked. (iss and
 // aud are checked here so that a missing one reads as bad_issuer or
 // bad_audience rather than missing_claim.)
-// iat is zero when the token has none.
-func (a *Authenticator) check(c *Claims, iat time.Time) string {
+func (a *Authenticator) check(c *tokenClaims) string {
 	switch {
-	case c.Subject == "":
+	case c.sub == "":
 		return ReasonMissingClaim
-	case !validSubject(c.Subject):
+	case !validSubject(c.sub):
 		return ReasonMalformed
-	case a.cfg.Issuer != "" && c.Issuer != a.cfg.Issuer:
+	case a.cfg.Issuer != "" && c.iss != a.cfg.Issuer:
 		return ReasonBadIssuer
-	case a.cfg.Audience != "" && !slices.Contains(c.Audience, a.cfg.Audience):
+	case a.cfg.Audience != "" && !slices.Contains(c.aud, a.cfg.Audience):
 		return ReasonBadAudience
 	}
-	exp := c.ExpiresAt.Time
-	if !iat.IsZero() && exp.Sub(iat) > a.cfg.MaxLifetime {
+	// iat is zero when the token has none.
+	if !c.iat.IsZero() && c.exp.Sub(c.iat) > a.cfg.MaxLifetime {
 		return ReasonLifetime
 	}
-	if time.Until(exp) > a.cfg.MaxLifetime+a.cfg.Leeway {
+	if time.Until(c.exp) > a.cfg.MaxLifetime+a.cfg.Leeway {
 		return ReasonLifetime
 	}
-	if a.cfg.Revocations != nil && a.cfg.Revocations.IsRevoked(c.ID, c.Subject, iat) {
+	if a.cfg.Revocations != nil && a.cfg.Revocations.IsRevoked(c.jti, c.sub, c.iat) {
 		return ReasonRevoked
 	}
 	return ""

@@ -1,6 +1,8 @@
 package jwt
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -45,4 +47,20 @@ func benchVerify(b *testing.B, a *Authenticator, tok string) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
+}
+
+// BenchmarkAuthenticateHS256 is the handshake's token check: the token
+// from Authorization: Bearer, verified, and no Claims made.
+func BenchmarkAuthenticateHS256(b *testing.B) {
+	a := newAuth(b, Config{Secret: testSecret})
+	tok := mint(b, jwt.SigningMethodHS256, testSecret,
+		with(claims("alice"), "rooms", []string{"chat:*"}, "publish", []string{"chat:general"}), "")
+	r := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.Authenticate(r); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

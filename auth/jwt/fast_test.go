@@ -43,7 +43,8 @@ func sameAsParser(t *testing.T, a *Authenticator, tok string) (fast bool) {
 	if !reflect.DeepEqual(id1, id2) || !reflect.DeepEqual(c1, c2) {
 		t.Fatalf("token %q: fast path gives %+v %+v, parser %+v %+v", tok, id1, c1, id2, c2)
 	}
-	return a.fast != nil && a.fast.verify(tok) != nil
+	var tc tokenClaims
+	return a.fast != nil && a.fast.verify(tok, &tc)
 }
 
 // TestFastPathAgreesWithParser runs tokens of every shape through both
@@ -51,7 +52,9 @@ func sameAsParser(t *testing.T, a *Authenticator, tok string) (fast bool) {
 // parser on all of them, down to the reason of a refusal.
 func TestFastPathAgreesWithParser(t *testing.T) {
 	t.Parallel()
-	a := newAuth(t, Config{Secret: testSecret, Leeway: time.Second})
+	// A leeway of a minute: "expired within leeway" stays so however
+	// slowly a loaded machine runs the table.
+	a := newAuth(t, Config{Secret: testSecret, Leeway: time.Minute})
 	now := time.Now().Unix()
 	exp, iat := now+3600, now-60
 	num := func(v int64) string { return strconv.FormatInt(v, 10) }
@@ -75,7 +78,7 @@ func TestFastPathAgreesWithParser(t *testing.T) {
 		{"duplicate sub", plain, `{"sub":"x","sub":"y","exp":` + num(exp) + `}`, true},
 		{"unknown claims", plain, `{"sub":"x","exp":` + num(exp) + `,"extra":{"deep":[1,2,{"a":null}]}}`, true},
 		{"expired", plain, `{"sub":"x","exp":` + num(now-3600) + `}`, false},
-		{"expired within leeway", plain, `{"sub":"x","exp":` + num(now) + `}`, true},
+		{"expired within leeway", plain, `{"sub":"x","exp":` + num(now-1) + `}`, true},
 		{"not yet valid", plain, `{"sub":"x","exp":` + num(exp) + `,"nbf":` + num(now+600) + `}`, false},
 		{"issued in the future", plain, `{"sub":"x","exp":` + num(exp) + `,"iat":` + num(now+600) + `}`, false},
 		{"no exp", plain, `{"sub":"x"}`, false},
@@ -93,6 +96,31 @@ func TestFastPathAgreesWithParser(t *testing.T) {
 		{"kid", `{"alg":"HS256","kid":"k"}`, `{"sub":"x","exp":` + num(exp) + `}`, false},
 		{"crit", `{"alg":"HS256","crit":["x"]}`, `{"sub":"x","exp":` + num(exp) + `}`, false},
 		{"spaced header", `{"alg": "HS256"}`, `{"sub":"x","exp":` + num(exp) + `}`, false},
+		{"escapes in sub", plain, `{"sub":"a\\\"b\/c\u00e9\ud83d\ude00\n","exp":` + num(exp) + `}`, true}, // parsed fast, refused by check (control)
+		{"escaped sub", plain, `{"sub":"\u0061lice\u00e9","exp":` + num(exp) + `}`, true},                 // accepted by both
+		{"lone surrogate", plain, `{"sub":"a\ud800b","exp":` + num(exp) + `}`, true},                      // U+FFFD on both
+		{"invalid UTF-8", plain, "{\"sub\":\"a\xffb\",\"exp\":" + num(exp) + "}", true},                   // U+FFFD on both
+		{"non-ASCII sub", plain, `{"sub":"zoë","exp":` + num(exp) + `}`, true},
+		{"spaces", plain, " {\n\t\"sub\" : \"x\" ,\r\"exp\": " + num(exp) + " , \"rooms\" : [ \"a\" , \"b\" ] }\n", true},
+		{"rooms empty", plain, `{"sub":"x","exp":` + num(exp) + `,"rooms":[],"publish":null}`, true},
+		{"rooms twice", plain, `{"sub":"x","exp":` + num(exp) + `,"rooms":["a","b","c"],"rooms":["d"]}`, true},
+		{"rooms then null", plain, `{"sub":"x","exp":` + num(exp) + `,"rooms":["a"],"rooms":null}`, true},
+		{"rooms null element", plain, `{"sub":"x","exp":` + num(exp) + `,"rooms":["a",null]}`, false},
+		{"rooms number element", plain, `{"sub":"x","exp":` + num(exp) + `,"rooms":["a",1]}`, false},
+		{"aud empty", plain, `{"sub":"x","exp":` + num(exp) + `,"aud":[]}`, true},
+		{"aud null", plain, `{"sub":"x","exp":` + num(exp) + `,"aud":"a","aud":null}`, true},
+		{"aud number", plain, `{"sub":"x","exp":` + num(exp) + `,"aud":1}`, false},
+		{"sub null", plain, `{"sub":"x","sub":null,"exp":` + num(exp) + `}`, true},
+		{"escaped key", plain, `{"\u0073ub":"x","exp":` + num(exp) + `}`, false},
+		{"folded non-ASCII key", plain, `{"ſub":"x","exp":` + num(exp) + `}`, false},
+		{"escaped unknown key", plain, `{"sub":"x","exp":` + num(exp) + `,"\u212a":1}`, false}, // keys with escapes are the parser's
+		{"unknown values", plain, `{"sub":"x","a":-0.5e+3,"b":[true,false,null,"\u00e9\n",{}],"c":{"d":[]},"exp":` + num(exp) + `}`, true},
+		{"bad escape in unknown", plain, `{"sub":"x","a":"\x","exp":` + num(exp) + `}`, false},
+		{"leading zero", plain, `{"sub":"x","a":01,"exp":` + num(exp) + `}`, false},
+		{"exp leading zero", plain, `{"sub":"x","exp":0` + num(exp) + `}`, false},
+		{"comma at end", plain, `{"sub":"x","exp":` + num(exp) + `,}`, false},
+		{"deep", plain, `{"sub":"x","exp":` + num(exp) + `,"d":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, false},
+		{"jti and iss", plain, `{"sub":"x","exp":` + num(exp) + `,"jti":"j","iss":"i"}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,12 +157,12 @@ func TestFastPathKeys(t *testing.T) {
 	other := []byte("second-secret-0123456789abcdefghij")
 	a := newAuth(t, Config{Secret: testSecret})
 	a.add(key{alg: algHS256, key: other})
-	a.fast = newHSFast(a.keys[algHS256])
+	a.fast = newHSFast(a.keys[algHS256], 0)
 	tok := mint(t, jwt.SigningMethodHS256, other, claims("dave"), "")
 	if !sameAsParser(t, a, tok) {
 		t.Error("a token signed with the second secret did not take the fast path")
 	}
-	if newHSFast([]key{{alg: algHS256, kid: "k1", key: testSecret}}) != nil {
+	if newHSFast([]key{{alg: algHS256, kid: "k1", key: testSecret}}, 0) != nil {
 		t.Error("a keyed secret got a fast path")
 	}
 }
@@ -150,7 +178,7 @@ func FuzzFastPath(f *testing.F) {
 		a.add(key{alg: algHS256, key: testSecret})
 		validation := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(a.cfg.Leeway)}
 		a.parser = jwt.NewParser(append(validation, jwt.WithValidMethods([]string{algHS256}), jwt.WithStrictDecoding())...)
-		a.fast = newHSFast(a.keys[algHS256], validation...)
+		a.fast = newHSFast(a.keys[algHS256], a.cfg.Leeway)
 		sameAsParser(t, a, signRaw(t, testSecret, header, payload))
 	})
 }
