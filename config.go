@@ -38,6 +38,8 @@ const (
 	DefaultMaxPendingAckBytes     = 4 << 20
 	DefaultMaxNodePendingAckBytes = 256 << 20
 	DefaultMaxNodePublishBytes    = 64 << 20
+	DefaultMaxReplayBytes         = 4 << 20
+	DefaultMaxNodeReplayBytes     = 64 << 20
 	DefaultMessageRate            = 100
 	DefaultTokenExpiryNotice      = 30 * time.Second
 	DefaultRevocationTTL          = 24 * time.Hour
@@ -197,6 +199,22 @@ type Config struct {
 	// alike, and the connection that resumes the session gets a gap frame
 	// for each of their rooms. Default 256 MiB.
 	MaxNodePendingAckBytes int64
+	// MaxReplayBytes bounds the history one join's replay (recovery) holds
+	// at a time: the page of messages read from the engine, read in as
+	// many messages as fit (the largest message seen so far, or ReadLimit
+	// before any, sets how many: at least 1, at most 128), and the live
+	// messages the room's feed holds back meanwhile (past it they are let
+	// go and read from history again). A message larger than any seen in
+	// the replay before may take one page past it. Default 4 MiB.
+	MaxReplayBytes int64
+	// MaxNodeReplayBytes bounds what all replays on this node hold
+	// together (each one's pages and held messages; one replay alone may
+	// pass it by its page). A replay whose page would take the node over
+	// it lets the page go and waits for room; after 10 s without, its join
+	// is answered with the error overloaded (retry shortly)
+	// (herald_limit_rejections_total{limit="node_replay_bytes"},
+	// herald_replay_bytes). Default 64 MiB.
+	MaxNodeReplayBytes int64
 	// MaxNodePublishBytes bounds the client publications this node holds
 	// until the broker confirms them, all connections together. With an
 	// engine that takes publications in batches (Redis), a connection's
@@ -367,6 +385,12 @@ func (c *Config) setDefaults() {
 	if c.MaxNodePublishBytes == 0 {
 		c.MaxNodePublishBytes = DefaultMaxNodePublishBytes
 	}
+	if c.MaxReplayBytes == 0 {
+		c.MaxReplayBytes = DefaultMaxReplayBytes
+	}
+	if c.MaxNodeReplayBytes == 0 {
+		c.MaxNodeReplayBytes = DefaultMaxNodeReplayBytes
+	}
 	if c.MessageRate == 0 {
 		c.MessageRate = DefaultMessageRate
 	}
@@ -446,6 +470,10 @@ func (c *Config) validate() error {
 		return bad("MaxNodePendingAckBytes", "must be positive (got %d)", c.MaxNodePendingAckBytes)
 	case c.MaxNodePublishBytes < 0:
 		return bad("MaxNodePublishBytes", "must be positive (got %d)", c.MaxNodePublishBytes)
+	case c.MaxReplayBytes < 0:
+		return bad("MaxReplayBytes", "must be positive (got %d)", c.MaxReplayBytes)
+	case c.MaxNodeReplayBytes < 0:
+		return bad("MaxNodeReplayBytes", "must be positive (got %d)", c.MaxNodeReplayBytes)
 	case c.SessionTTL < 0:
 		return bad("SessionTTL", "must be positive (got %s)", c.SessionTTL)
 	case c.BackendTimeout < 0:

@@ -1,5 +1,7 @@
 package herald
 
+import "time"
+
 // AwaitingAcks returns how many connections the redelivery goroutine
 // visits: those that may hold unacknowledged messages.
 func (s *Server) AwaitingAcks() int {
@@ -23,3 +25,11 @@ func (s *Server) IndexedConns() (users, tokens int) {
 // UsesOpener reports whether new connections write their session and
 // presence entry together (session.Opener).
 func (s *Server) UsesOpener() bool { return s.opener != nil }
+
+// HoldReplayBytes counts n more bytes (or fewer, n < 0) as held by
+// history replays, as other replays would (Config.MaxNodeReplayBytes).
+func (s *Server) HoldReplayBytes(n int64) { s.replayBytes.Add(n) }
+
+// SetReplayWait sets how long a replay waits for room under
+// Config.MaxNodeReplayBytes before its join is refused.
+func (s *Server) SetReplayWait(d time.Duration) { s.replayWait.Store(int64(d)) }

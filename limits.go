@@ -31,12 +31,13 @@ const (
 	limitPendingAckBytes     limitName = "pending_ack_bytes"
 	limitNodePendingAckBytes limitName = "node_pending_ack_bytes"
 	limitNodePublishBytes    limitName = "node_publish_bytes"
+	limitNodeReplayBytes     limitName = "node_replay_bytes"
 )
 
 // limitNames lists every limitName (TestLimitNamesDocumented).
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
-	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes,
+	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
 }
 
 // countLimit counts a refusal by the bound l.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/heraldrt/herald/broker"
 	"github.com/heraldrt/herald/hub"
@@ -25,13 +26,60 @@ import (
 // feedSet.mu, then roomFeed.mu, then the connection's acks.mu and its
 // transport's lock.
 
-// maxHeld bounds the live messages a feed holds during a replay. Past it
-// the feed drops what it holds and the replay reads history once more:
-// everything held was stored before it was delivered, so history has it.
+// maxHeld bounds the live messages a feed holds during a replay, and
+// Config.MaxReplayBytes their bytes. Past either the feed drops what it
+// holds and the replay reads history once more: everything held was
+// stored before it was delivered, so history has it.
 const maxHeld = 1024
 
-// replayPage is how many messages one Since call reads.
+// replayPage is how many messages one Since call reads at most; fewer
+// when they are large (Config.MaxReplayBytes, see pageCount).
 const replayPage = 128
+
+// Bytes: a replay holds its page of history (pageBytes of the messages
+// read) until the page is queued to the connection, and its feed holds
+// the live messages that come meanwhile; both count in
+// Server.replayBytes, which Config.MaxNodeReplayBytes bounds. A page that
+// would take the node over the bound is let go and read again once
+// there is room (takeReplay); a held message that would is let go, and
+// read from history later, like any overflow.
+
+// errReplayBusy ends a recovery that found no room under
+// Config.MaxNodeReplayBytes within replayQueueWait.
+var errReplayBusy = errors.New("herald: the node's history replays hold too much")
+
+// replaySize is what a history message costs while a replay holds it:
+// its variable-length fields and the struct.
+func replaySize(m *broker.Message) int64 {
+	return int64(len(m.Data)+len(m.Room)+len(m.Event)+len(m.MsgID)+len(m.Epoch)+
+		len(m.CorrelationID)+len(m.From)+len(m.IdempotencyKey)) + int64(unsafe.Sizeof(*m))
+}
+
+// takeReplay counts n more bytes held by replays and reports true, or
+// reports false (counting nothing) when they would take the node over
+// Config.MaxNodeReplayBytes while other replays hold some: one replay
+// alone may always hold its page.
+func (s *Server) takeReplay(n int64) bool {
+	for {
+		cur := s.replayBytes.Load()
+		if cur > 0 && cur+n > s.cfg.MaxNodeReplayBytes {
+			return false
+		}
+		if s.replayBytes.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
+// pageCount is how many messages the next page of a replay reads: as
+// many of the largest message seen so far (before any: of the largest a
+// client may send) as fit in Config.MaxReplayBytes, from 1 to replayPage.
+func (s *Server) pageCount(largest int64) int {
+	if largest <= 0 {
+		largest = int64(s.cfg.ReadLimit) + replaySize(&broker.Message{})
+	}
+	return int(max(1, min(int64(replayPage), s.cfg.MaxReplayBytes/largest)))
+}
 
 // maxReplayRounds bounds the Since calls of one recovery: a room
 // published to faster than the connection can be replayed to gives up
@@ -55,11 +103,14 @@ type feedSet struct {
 // connection's member of the room in the hub, so a delivery reaches the
 // feed without looking it up.
 type roomFeed struct {
-	c        *conn
-	mu       sync.Mutex
-	live     bool            // the replay is done
-	held     []*hub.Delivery // live messages that came during the replay
-	overflow bool            // held was dropped since the last Since call
+	c    *conn
+	mu   sync.Mutex
+	live bool            // the replay is done
+	held []*hub.Delivery // live messages that came during the replay
+	// heldBytes is the replaySize of held, counted in
+	// Server.replayBytes.
+	heldBytes int64
+	overflow  bool // held was dropped since the last Since call
 	// pos is the position of the last message sent (or where the feed
 	// started): a message at or below it in the same epoch is a duplicate.
 	pos broker.Position
@@ -155,12 +206,14 @@ func (c *conn) deliverFeed(f *roomFeed, d *hub.Delivery) {
 		if f.overflow {
 			return
 		}
-		if len(f.held) >= maxHeld {
-			clear(f.held)
-			f.held, f.overflow = f.held[:0], true
+		size := replaySize(d.Msg)
+		if len(f.held) >= maxHeld || f.heldBytes+size > c.s.cfg.MaxReplayBytes || !c.s.takeReplay(size) {
+			f.dropHeldLocked()
+			f.overflow = true
 			return
 		}
 		f.held = append(f.held, d)
+		f.heldBytes += size
 		return
 	}
 	if f.dup(d.Msg) {
@@ -168,6 +221,14 @@ func (c *conn) deliverFeed(f *roomFeed, d *hub.Delivery) {
 	}
 	f.advance(d.Msg)
 	c.deliverNow(d)
+}
+
+// dropHeldLocked lets the held messages go. f.mu must be held.
+func (f *roomFeed) dropHeldLocked() {
+	clear(f.held)
+	f.held = f.held[:0]
+	f.c.s.replayBytes.Add(-f.heldBytes)
+	f.heldBytes = 0
 }
 
 // keepsHistory reports whether room keeps history on this server's
@@ -208,6 +269,13 @@ func (c *conn) joinHistory(ref json.RawMessage, room string, from *broker.Positi
 			}
 			return
 		}
+		if errors.Is(err, errReplayBusy) {
+			c.s.countLimit(limitNodeReplayBytes)
+			c.s.log.WarnContext(c.ctx(), "join refused: the node's history replays hold too much", "room", room,
+				"replay_bytes", c.s.replayBytes.Load(), "max_node_replay_bytes", c.s.cfg.MaxNodeReplayBytes)
+			c.sendError(ref, protocol.CodeOverloaded, "the node is replaying too much history; retry the join shortly")
+			return
+		}
 		c.s.log.WarnContext(c.ctx(), "recovery failed", "room", room, "err", err)
 		c.sendError(ref, protocol.CodeBrokerUnavailable, "could not read the room's history; retry the join later")
 		return
@@ -241,6 +309,15 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 	f.mu.Lock()
 	f.pos = pos
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		if !f.live {
+			f.dropHeldLocked() // the replay failed: nothing will send them
+		}
+		f.mu.Unlock()
+	}()
+	var largest int64  // replaySize of the largest message read
+	var busy time.Time // when the node's bound first kept this replay waiting
 	for round := 0; ; round++ {
 		if round == maxReplayRounds {
 			return errSlowReplay
@@ -248,14 +325,41 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 		// Whatever is held now was stored before this Since call reads
 		// history, so Since returns it too.
 		f.mu.Lock()
-		clear(f.held)
-		f.held, f.overflow = f.held[:0], false
+		f.dropHeldLocked()
+		f.overflow = false
 		pos := f.pos
 		f.mu.Unlock()
+		n := s.pageCount(largest)
 		ctx, cancel := c.backendCtx()
-		msgs, cur, err := s.historian.Since(ctx, room, pos, replayPage)
+		msgs, cur, err := s.historian.Since(ctx, room, pos, n)
 		cancel()
+		var page int64
+		for _, m := range msgs {
+			size := replaySize(m)
+			page += size
+			largest = max(largest, size)
+		}
+		if page > 0 && !s.takeReplay(page) {
+			// Let the page go and read it again once there is room.
+			msgs = nil
+			if busy.IsZero() {
+				busy = time.Now()
+				s.log.InfoContext(c.ctx(), "recovery waits: the node's history replays hold too much", "room", room,
+					"page_bytes", page, "replay_bytes", s.replayBytes.Load(), "max_node_replay_bytes", s.cfg.MaxNodeReplayBytes)
+			}
+			wait := replayQueueWait
+			if w := time.Duration(s.replayWait.Load()); w > 0 {
+				wait = w
+			}
+			if err := c.awaitReplayRoom(page, busy.Add(wait)); err != nil {
+				return err
+			}
+			continue
+		}
+		busy = time.Time{}
+		release := func() { s.replayBytes.Add(-page); page = 0 } // once the page is done with
 		if errors.Is(err, broker.ErrUnrecoverable) {
+			release()
 			// The gap cannot be filled: the client is told so, and gets
 			// everything after the room's current position.
 			s.log.InfoContext(c.ctx(), "recovery: history cannot fill the gap", "room", room,
@@ -267,12 +371,14 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 			continue
 		}
 		if err != nil {
+			release()
 			return err
 		}
 		for _, m := range msgs {
 			d := hub.NewDelivery(m, s.cfg.CompressionThreshold, s.cfg.CompressionLevel)
 			_, codec := c.link.direct()
 			if err := c.awaitQueue(d.Frame(codec).Size()); err != nil {
+				release()
 				return err
 			}
 			f.mu.Lock()
@@ -283,7 +389,8 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 			}
 			f.mu.Unlock()
 		}
-		if len(msgs) >= replayPage {
+		release() // queued to the connection, whose send queue counts them now
+		if len(msgs) >= n {
 			continue // more to read
 		}
 		f.mu.Lock()
@@ -305,6 +412,7 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 				c.deliverNow(d)
 			}
 		}
+		f.dropHeldLocked()
 		f.held, f.live = nil, true
 		f.mu.Unlock()
 		if recovering {
@@ -343,6 +451,26 @@ func (c *conn) awaitQueue(size int) error {
 		time.Sleep(time.Millisecond)
 	}
 	return nil
+}
+
+// awaitReplayRoom waits until the node's replays leave room for size
+// more bytes (Config.MaxNodeReplayBytes), or fails with errReplayBusy at
+// deadline.
+func (c *conn) awaitReplayRoom(size int64, deadline time.Time) error {
+	s := c.s
+	for {
+		cur := s.replayBytes.Load()
+		if cur == 0 || cur+size <= s.cfg.MaxNodeReplayBytes {
+			return nil
+		}
+		if c.link.Err() != nil {
+			return fmt.Errorf("herald: connection closed during replay: %w", c.link.Err())
+		}
+		if !time.Now().Before(deadline) {
+			return errReplayBusy
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // joinReply is the reply to a join of a room the connection is already

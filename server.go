@@ -104,6 +104,11 @@ type Server struct {
 	// publishBytes is what the connections' publish pipelines hold
 	// (pubSize of each publication queued or being sent).
 	publishBytes atomic.Int64
+	// replayBytes is what history replays hold (see recover.go).
+	replayBytes atomic.Int64
+	// replayWait, if set, replaces replayQueueWait as how long a replay
+	// waits for room under MaxNodeReplayBytes (tests).
+	replayWait atomic.Int64 // a time.Duration
 
 	admin adminState
 	sio   *sioServer // nil unless Config.SocketIO.Enabled
@@ -166,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		PendingAckBytes: func() float64 { return float64(s.pendingAckBytes.Load()) },
 		SendQueueBytes:  func() float64 { return float64(s.upgrader.QueuedBytes()) },
 		PublishBytes:    func() float64 { return float64(s.publishBytes.Load()) },
+		ReplayBytes:     func() float64 { return float64(s.replayBytes.Load()) },
 	})
 	if s.broker == nil {
 		s.broker = memory.New()

@@ -152,6 +152,9 @@ type Gauges struct {
 	// PublishBytes is the size of the publications that connections'
 	// publish pipelines hold until the broker confirms them.
 	PublishBytes func() float64
+	// ReplayBytes is the history the node's replays (recovering joins)
+	// hold: pages read from the engine and live messages held back.
+	ReplayBytes func() float64
 }
 
 // RegisterGauges registers g's functions on reg.
@@ -169,6 +172,10 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 			Name: "herald_publish_queue_bytes",
 			Help: "Bytes of client publications waiting for the broker's confirmation in the connections' publish pipelines.",
 		}, g.PublishBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herald_replay_bytes",
+			Help: "Bytes of room history held by history replays (recovering joins): pages read from the engine and live messages held back meanwhile.",
+		}, g.ReplayBytes),
 	)
 }
 
