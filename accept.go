@@ -180,6 +180,9 @@ func (a *acceptor) stop(err error) {
 		a.mu.Unlock()
 		close(a.done)
 		_ = a.ln.Close()
+		if a.raw != nil {
+			_ = a.raw.Close()
+		}
 	})
 }
 

@@ -3,25 +3,11 @@ package transport
 import (
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 )
-
-// acceptPollWait bounds one wait of RawListener.Accept for a connection,
-// and so how long closing the listener may wait for it.
-const acceptPollWait = 100 * time.Millisecond
-
-// waitReadable waits until fd is readable or d has passed (ppoll(2)).
-func waitReadable(fd int, d time.Duration) {
-	pfd := struct {
-		fd      int32
-		events  int16
-		revents int16
-	}{fd: int32(fd), events: 0x1} // POLLIN
-	ts := syscall.NsecToTimespec(int64(d))
-	_, _, _ = syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-}
 
 // RawListener accepts TCP connections as bare descriptors: a connection
 // it accepts is never registered with Go's poller, so the transport need
@@ -32,71 +18,142 @@ func waitReadable(fd int, d time.Duration) {
 // requests). It is for an accept path that reads requests itself
 // (herald.Server.Serve).
 type RawListener struct {
+	// f is a duplicate of the listener's descriptor, registered with
+	// Go's poller (the net package does not let a listener's RawConn
+	// wait for readiness): Accept waits on it.
+	f  *os.File
 	rc syscall.RawConn
+
+	mu  sync.Mutex // one Accept at a time: the fields below are its
+	try func(fd uintptr) bool
+	nfd int
+	rsa syscall.RawSockaddrAny
+	err syscall.Errno
+	// noDelay: TCP_NODELAY is set on each accepted socket. Set on the
+	// listener, it is inherited by the sockets it accepts (Linux copies
+	// the listener's TCP state), which the first Accept checks.
+	noDelay bool
+	checked bool
 }
 
 // NewRawListener returns a RawListener on ln's socket, or nil when ln is
-// not a *net.TCPListener (or not on Linux). ln keeps its socket: closing
-// ln ends a pending Accept.
+// not a *net.TCPListener (or not on Linux). ln and the RawListener share
+// the socket, which listens until both are closed: close both. Close
+// ends a pending Accept. It sets TCP_NODELAY on the socket, for the
+// connections it accepts.
 func NewRawListener(ln net.Listener) *RawListener {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return nil
 	}
-	rc, err := tl.SyscallConn()
+	lrc, err := tl.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	return &RawListener{rc: rc}
+	dup := -1
+	noDelay := true
+	if err := lrc.Control(func(fd uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno == 0 {
+			dup = int(r)
+		}
+		noDelay = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1) != nil
+	}); err != nil || dup < 0 {
+		return nil
+	}
+	// The duplicate shares the listener's O_NONBLOCK, which Go sets, so
+	// os.NewFile registers it with Go's poller; deadlines work only if
+	// it did.
+	f := os.NewFile(uintptr(dup), "listener")
+	rc, err := f.SyscallConn()
+	if err != nil || f.SetReadDeadline(time.Time{}) != nil {
+		_ = f.Close()
+		return nil
+	}
+	l := &RawListener{f: f, rc: rc, noDelay: noDelay, checked: noDelay}
+	l.try = l.tryAccept // made once: a closure per Accept would be allocated
+	return l
 }
+
+// Close closes the RawListener's hold on the socket and ends a pending
+// Accept.
+func (l *RawListener) Close() error { return l.f.Close() }
 
 // Accept returns the next connection, as a net.Conn whose deadlines,
 // reads and writes work as usual and which Upgrade takes over as it is,
 // with its peer's address (the same as RemoteAddr, which asks the
 // kernel). A connection that is not upgraded is handed to net/http
-// through NetConn. With no connection waiting, Accept waits in ppoll(2)
-// for at most acceptPollWait at a time, holding the listener open
-// meanwhile (so that its descriptor number is never reused under it);
-// closing the listener ends Accept within that time.
+// through NetConn. With no connection waiting, Accept waits on Go's
+// poller for the listener to become readable, holding the listener
+// open meanwhile (so that its descriptor number is never reused under
+// it), until Close. No thread waits in a system call: one that did
+// (ppoll) kept a P of the scheduler until sysmon took it back, and kept
+// sysmon polling every 20 µs. An accepted socket costs Accept one
+// system call, accept4, and two allocations: the socket and the
+// address.
 func (l *RawListener) Accept() (net.Conn, *net.TCPAddr, error) {
-	var (
-		nfd  int
-		sa   syscall.Sockaddr
-		aerr error
-	)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.rc.Read(l.try); err != nil {
+		return nil, nil, err
+	}
+	if l.err != 0 {
+		return nil, nil, os.NewSyscallError("accept4", l.err)
+	}
+	nfd := l.nfd
+	if !l.checked {
+		l.checked = true
+		v, err := syscall.GetsockoptInt(nfd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+		l.noDelay = err != nil || v == 0
+	}
+	if l.noDelay {
+		_ = syscall.SetsockoptInt(nfd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	}
+	return &rawSocket{fd: int32(nfd)}, peerAddr(&l.rsa), nil
+}
+
+// tryAccept is accept4(2) on the listener, without waiting; false when
+// no connection is waiting. l.mu is held.
+func (l *RawListener) tryAccept(fd uintptr) bool {
 	for {
-		err := l.rc.Control(func(fd uintptr) {
-			for {
-				nfd, sa, aerr = syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-				if aerr != syscall.EINTR {
-					break
-				}
-			}
-			if aerr == syscall.EAGAIN {
-				waitReadable(int(fd), acceptPollWait)
-			}
-		})
-		if err != nil {
-			return nil, nil, err
+		size := uint32(syscall.SizeofSockaddrAny)
+		r, _, errno := syscall.Syscall6(syscall.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&size)),
+			syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
 		}
-		if aerr != syscall.EAGAIN {
-			break
-		}
+		l.nfd, l.err = int(r), errno
+		return true
 	}
-	if aerr != nil {
-		return nil, nil, os.NewSyscallError("accept4", aerr)
+}
+
+// peerAddr is the TCP address in rsa, in one allocation with its IP.
+func peerAddr(rsa *syscall.RawSockaddrAny) *net.TCPAddr {
+	a := new(struct {
+		addr net.TCPAddr
+		ip   [16]byte
+	})
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		a.addr.IP = append(a.ip[:0], sa.Addr[:]...)
+		a.addr.Port = netPort(&sa.Port)
+	case syscall.AF_INET6:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		a.addr.IP = append(a.ip[:0], sa.Addr[:]...)
+		a.addr.Port = netPort(&sa.Port)
+		// A zone is dropped, as the kernel's own name would be asked for.
 	}
-	_ = syscall.SetsockoptInt(nfd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	var raddr *net.TCPAddr
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		raddr = &net.TCPAddr{IP: net.IPv4(a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3]), Port: a.Port}
-	case *syscall.SockaddrInet6:
-		raddr = &net.TCPAddr{IP: append(net.IP(nil), a.Addr[:]...), Port: a.Port}
-	default:
-		raddr = &net.TCPAddr{}
-	}
-	return &rawSocket{fd: int32(nfd)}, raddr, nil
+	return &a.addr
+}
+
+// netPort reads a port in network byte order.
+func netPort(p *uint16) int {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	return int(b[0])<<8 | int(b[1])
 }
 
 // NetConn returns c as a net.Conn of Go's net package when c is a socket

@@ -3,14 +3,16 @@ package transport
 import (
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // TestRawListener: a connection waiting in the backlog is accepted as a
 // bare socket (with its peer's address) that reads, writes and passes to
-// net/http through NetConn; with none waiting, Accept waits for one; a
-// waiting Accept ends when the listener is closed.
+// net/http through NetConn, with TCP_NODELAY set; with none waiting,
+// Accept waits for one (on Go's poller); a waiting Accept ends when the
+// RawListener is closed.
 func TestRawListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,6 +42,11 @@ func TestRawListener(t *testing.T) {
 	if raddr.String() != client.LocalAddr().String() {
 		t.Fatalf("peer address %s, want %s", raddr, client.LocalAddr())
 	}
+	nc.(*rawSocket).control(func(fd int) {
+		if v, err := syscall.GetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY); err != nil || v == 0 {
+			t.Errorf("accepted socket's TCP_NODELAY %d, %v; want set", v, err)
+		}
+	})
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(nc, buf); err != nil || string(buf) != "hello" {
@@ -85,8 +92,43 @@ func TestRawListener(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { _, _, err := rl.Accept(); closed <- err }()
 	time.Sleep(50 * time.Millisecond)
-	_ = ln.Close()
+	_ = rl.Close()
 	if err := <-closed; err == nil {
 		t.Fatal("Accept waiting while the listener closed succeeded")
+	}
+}
+
+// TestRawListenerPeerAddr: the peer's address is read from the accepted
+// socket's address, IPv4 and IPv6 alike.
+func TestRawListenerPeerAddr(t *testing.T) {
+	for _, tc := range []struct{ name, network, addr string }{
+		{"ipv4", "tcp4", "127.0.0.1:0"},
+		{"ipv6", "tcp6", "[::1]:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen(tc.network, tc.addr)
+			if err != nil {
+				t.Skipf("no %s listener: %v", tc.network, err)
+			}
+			defer ln.Close()
+			rl := NewRawListener(ln)
+			defer rl.Close()
+			client, err := net.Dial(tc.network, ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			nc, raddr, err := rl.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if got, want := raddr.String(), client.LocalAddr().String(); got != want {
+				t.Errorf("peer address %s, want %s", got, want)
+			}
+			if got, want := nc.RemoteAddr().String(), client.LocalAddr().String(); got != want {
+				t.Errorf("RemoteAddr %s, want %s", got, want)
+			}
+		})
 	}
 }

@@ -11,6 +11,9 @@ type RawListener struct{}
 // with ln.Accept.
 func NewRawListener(net.Listener) *RawListener { return nil }
 
+// Close is never called outside Linux.
+func (*RawListener) Close() error { return nil }
+
 // Accept is never called outside Linux.
 func (*RawListener) Accept() (net.Conn, *net.TCPAddr, error) { return nil, nil, net.ErrClosed }
 

@@ -439,6 +439,7 @@ type waitPoller struct {
 	epfd    int
 	initErr error
 	wakeFd  int32       // see wakePollers
+	waiter  epollWaiter // how run waits for events
 	ready   atomic.Bool // epfd and wakeFd are made
 
 	mu      sync.Mutex
@@ -451,7 +452,7 @@ type waitPoller struct {
 // descriptor is closed.
 func (p *waitPoller) add(fd int32, ch chan struct{}) error {
 	p.once.Do(func() {
-		p.epfd, p.wakeFd, p.initErr = newEpoll()
+		p.epfd, p.wakeFd, p.waiter, p.initErr = newEpoll()
 		p.waiting = make(map[int32]chan struct{})
 		p.ready.Store(p.initErr == nil)
 	})
@@ -493,13 +494,10 @@ func (p *waitPoller) run() {
 	defer backgroundDone()
 	events := make([]syscall.EpollEvent, 64)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, pollIdleMs)
-		if err != nil && err != syscall.EINTR {
-			n = 0 // cannot happen with a valid epoll descriptor; do not spin
-		}
+		n := p.waiter.wait(events)
 		p.mu.Lock()
 		wake := false
-		for _, ev := range events[:max(n, 0)] {
+		for _, ev := range events[:n] {
 			if ev.Fd == p.wakeFd {
 				woken(p.wakeFd)
 				wake = true
