@@ -85,10 +85,20 @@ func (c *Conn) Terminate(err error) {
 // and reports whether it did. cause is recorded; every socket write from
 // now on, including one in flight, must finish within grace.
 func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bool {
+	started, claimed := c.beginClose(req, cause, grace)
+	if claimed {
+		go c.closeSequence()
+	}
+	return started
+}
+
+// beginClose is startClose without starting the close sequence: claimed
+// reports that the caller owns the write side and must run it.
+func (c *Conn) beginClose(req closeRequest, cause error, grace time.Duration) (started, claimed bool) {
 	c.mu.Lock()
 	if c.closeStarted {
 		c.mu.Unlock()
-		return false
+		return false, false
 	}
 	c.closeStarted = true
 	cl := c.closingLocked()
@@ -98,12 +108,9 @@ func (c *Conn) startClose(req closeRequest, cause error, grace time.Duration) bo
 	cl.at = c.now() + int64(grace)
 	_ = c.nc.SetWriteDeadline(c.closeDeadline())
 	cl.req, cl.requested = req, true
-	claimed := c.claimLocked()
+	claimed = c.claimLocked()
 	c.mu.Unlock()
-	if claimed {
-		go c.closeSequence()
-	}
-	return true
+	return true, claimed
 }
 
 // closeSocket closes the socket. It may run more than once (Terminate

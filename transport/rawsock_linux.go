@@ -29,8 +29,9 @@ import (
 type rawSocket struct {
 	fd int32
 	// state holds the number of references in use (system calls and
-	// waits in progress) and closedBit. The descriptor is closed by
-	// whoever sees the count reach zero once closedBit is set.
+	// waits in progress, below unixBit), closedBit and unixBit. The
+	// descriptor is closed by whoever sees the count reach zero once
+	// closedBit is set.
 	state atomic.Uint32
 
 	readDeadline  atomic.Int64 // Unix ns; 0 for none
@@ -42,7 +43,14 @@ type rawSocket struct {
 	waiters [2]chan struct{} // by direction: waitRead, waitWrite
 }
 
-const closedBit = 1 << 31
+const (
+	closedBit = 1 << 31
+	// unixBit marks a Unix socket (else TCP), set when the socket is
+	// made: errors name the network without asking the kernel (a failed
+	// write, such as a close reply to a peer that reset, is common).
+	unixBit = 1 << 30
+	refMask = unixBit - 1
+)
 
 // Directions of a wait, indexes of rawSocket.waiters and waitPollers.
 const (
@@ -71,8 +79,11 @@ func newRawSocket(nc net.Conn) *rawSocket {
 			nc = inner
 		}
 	}
+	var flags uint32
 	switch nc.(type) {
-	case *net.TCPConn, *net.UnixConn:
+	case *net.TCPConn:
+	case *net.UnixConn:
+		flags = unixBit
 	default:
 		return nil
 	}
@@ -98,7 +109,9 @@ func newRawSocket(nc net.Conn) *rawSocket {
 	// Closing nc closes its descriptor only (our duplicate keeps the
 	// socket open) and removes it from Go's poller.
 	_ = nc.Close()
-	return &rawSocket{fd: int32(dup)}
+	s := &rawSocket{fd: int32(dup)}
+	s.state.Store(flags)
+	return s
 }
 
 // acquire takes a reference for a system call on the descriptor; false
@@ -118,7 +131,7 @@ func (s *rawSocket) acquire() bool {
 // release drops a reference and closes the descriptor if it was the last
 // one after Close.
 func (s *rawSocket) release() {
-	if s.state.Add(^uint32(0)) == closedBit {
+	if v := s.state.Add(^uint32(0)); v&closedBit != 0 && v&refMask == 0 {
 		_ = syscall.Close(int(s.fd))
 	}
 }
@@ -319,7 +332,7 @@ func (s *rawSocket) Close() error {
 			return s.opError("close", net.ErrClosed)
 		}
 		if s.state.CompareAndSwap(v, v|closedBit) {
-			if v == 0 {
+			if v&refMask == 0 {
 				_ = syscall.Close(int(s.fd))
 			}
 			break
@@ -395,12 +408,9 @@ func (s *rawSocket) LocalAddr() net.Addr { return s.addr(syscall.Getsockname) }
 // than kept by every connection); after Close, an empty address.
 func (s *rawSocket) RemoteAddr() net.Addr { return s.addr(syscall.Getpeername) }
 
-// network is "unix" or "tcp", asked of the kernel rather than kept:
-// only errors and addresses need it.
+// network is "unix" or "tcp".
 func (s *rawSocket) network() string {
-	domain := syscall.AF_INET
-	s.control(func(fd int) { domain, _ = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_DOMAIN) })
-	if domain == syscall.AF_UNIX {
+	if s.state.Load()&unixBit != 0 {
 		return "unix"
 	}
 	return "tcp"

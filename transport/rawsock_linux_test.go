@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -120,6 +121,33 @@ func TestRawSocketReadWrite(t *testing.T) {
 	}
 }
 
+// TestRawSocketNetwork: errors name the socket's network, which the
+// socket keeps beside its reference count (no system call), and that
+// bit does not count as a reference: the descriptor is closed by Close.
+func TestRawSocketNetwork(t *testing.T) {
+	t.Parallel()
+	s, peer := socketPair(t)
+	if got := s.network(); got != "unix" {
+		t.Errorf("network of a Unix socket %q", got)
+	}
+	_ = peer.Close()
+	var err error
+	for err == nil { // the first writes may still be buffered
+		_, err = s.Write(make([]byte, 64<<10))
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Net != "unix" || oe.Op != "write" {
+		t.Errorf("write to a closed peer: %v, want a unix write error", err)
+	}
+	_ = s.Close()
+	if got := s.state.Load(); got != closedBit|unixBit {
+		t.Errorf("state %#x after Close, want closed and unix, no references", got)
+	}
+	if got := (&rawSocket{}).network(); got != "tcp" {
+		t.Errorf("network of a TCP socket %q", got)
+	}
+}
+
 func TestRawSocketReadDeadline(t *testing.T) {
 	t.Parallel()
 	s, _ := socketPair(t)
@@ -199,7 +227,7 @@ func TestRawSocketCloseWakesWaiters(t *testing.T) {
 	// closedBit alone: the last reference was dropped, which closed the
 	// descriptor (TestRawSocketCloseKeepsDescriptorInUse).
 	checkFor(t, 5*time.Second, func() error {
-		if s.state.Load() != closedBit {
+		if s.state.Load()&^unixBit != closedBit {
 			return errors.New("references left")
 		}
 		return nil
@@ -261,5 +289,42 @@ func TestRawSocketWriteDeadline(t *testing.T) {
 func TestRawSocketSize(t *testing.T) {
 	if got := unsafe.Sizeof(rawSocket{}); got > 48 {
 		t.Errorf("rawSocket is %d bytes, want at most 48 (the 48 B size class)", got)
+	}
+}
+
+// TestCloseEchoToResetPeer: a client that sends its close frame and
+// resets the connection at once gets no echo, and the failed write is
+// reported with the shared error of a write to a peer that is gone (no
+// allocation per connection), as a *net.OpError of the right network
+// wrapping the errno.
+func TestCloseEchoToResetPeer(t *testing.T) {
+	t.Parallel()
+	start := make(chan struct{})
+	readErr := make(chan error, 1)
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+		<-start
+		_, _, err := c.Read(context.Background())
+		readErr <- err
+	})
+	rc := dialRaw(t, ts.URL, "")
+	c := ts.nextConn(t)
+	rc.write(mframe(true, opClose, closePayload(CloseNormal, "")))
+	_ = rc.nc.(*net.TCPConn).SetLinger(0)
+	_ = rc.nc.Close()
+	close(start)
+	var ce *CloseError
+	if err := waitErr(t, readErr, "the Read"); !errors.As(err, &ce) || ce.Code != CloseNormal {
+		t.Fatalf("Read: %v, want the peer's close 1000", err)
+	}
+	<-c.Done()
+	c.mu.Lock()
+	err := c.closing.err
+	c.mu.Unlock()
+	if err != peerGoneWriteErrs[0][0] && err != peerGoneWriteErrs[0][1] {
+		t.Fatalf("echo to a reset peer failed with %v (%T), want a shared peer-gone error", err, err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Net != "tcp" || !(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		t.Errorf("echo error %v: want a tcp *net.OpError wrapping EPIPE or ECONNRESET", err)
 	}
 }

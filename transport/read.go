@@ -630,7 +630,12 @@ func (c *Conn) handleControl(op byte, payload []byte) error {
 		c.signalPeerClosed()
 		// Echo the code; when we started the handshake this is the
 		// reply and the close sequence is waiting for signalPeerClosed.
-		c.startClose(closeRequest{frame: closeFrame(code, "")}, ce, failGrace)
+		// This goroutine waits for the end anyway: when the write side
+		// is free it writes the echo and closes itself, rather than
+		// start a goroutine (which grows a stack of its own) and wake.
+		if _, claimed := c.beginClose(closeRequest{frame: closeFrame(code, "")}, ce, failGrace); claimed {
+			c.closeSequence()
+		}
 		<-c.Done()
 		c.r.err = ce
 		return ce

@@ -435,7 +435,7 @@ func (c *Conn) closeSequence() {
 		}
 		c.framesOut.Add(uint64(n))
 	}
-	if err := c.writeBlocking(net.Buffers{req.frame}); err != nil {
+	if err := c.writeCloseFrame(req.frame); err != nil {
 		c.setCloseErr(err)
 		return
 	}
