@@ -125,7 +125,7 @@ func (u *Upgrader) UpgradeHeld(w http.ResponseWriter, r *http.Request, respHeade
 }
 
 func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, respHeader http.Header, held bool) (*Conn, error) {
-	accept, herr := checkHandshake(r)
+	key, herr := checkHandshake(r)
 	if herr != nil {
 		herr.SetHeaders(w.Header())
 		http.Error(w, herr.Message, herr.Status)
@@ -168,7 +168,7 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 	}
 	resp := make([]byte, 0, size)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	resp = append(resp, accept...)
+	resp = appendAcceptKey(resp, key)
 	resp = append(resp, "\r\n"...)
 	if neg.subprotocol != 0 {
 		resp = append(resp, "Sec-WebSocket-Protocol: "...)
@@ -204,8 +204,8 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 	return c, nil
 }
 
-// checkHandshake validates the upgrade request and returns the
-// Sec-WebSocket-Accept value.
+// checkHandshake validates the upgrade request and returns its
+// Sec-WebSocket-Key, trimmed (see appendAcceptKey).
 func checkHandshake(r *http.Request) (string, *HandshakeError) {
 	if r.Method != http.MethodGet {
 		return "", &HandshakeError{http.StatusMethodNotAllowed, "websocket upgrade requires GET"}
@@ -234,16 +234,39 @@ func checkHandshake(r *http.Request) (string, *HandshakeError) {
 	if key == "" {
 		return "", &HandshakeError{http.StatusBadRequest, "missing Sec-WebSocket-Key header"}
 	}
-	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
+	if !validKey(key) {
 		return "", &HandshakeError{http.StatusBadRequest, "invalid Sec-WebSocket-Key header"}
 	}
-	return acceptKey(key), nil
+	return key, nil
 }
 
-func acceptKey(key string) string {
-	h := sha1.Sum([]byte(key + acceptGUID))
-	return base64.StdEncoding.EncodeToString(h[:])
+// maxKeyLen bounds the Sec-WebSocket-Key checked without an allocation:
+// 16 bytes are 24 in base64; only line breaks, which the decoder skips
+// and a header cannot hold, would make a valid key longer.
+const maxKeyLen = 64
+
+// validKey reports whether key is the base64 of 16 bytes, as RFC 6455
+// section 4.2.1 asks.
+func validKey(key string) bool {
+	var raw [maxKeyLen]byte
+	if len(key) > maxKeyLen {
+		b, err := base64.StdEncoding.DecodeString(key)
+		return err == nil && len(b) == 16
+	}
+	n, err := base64.StdEncoding.Decode(raw[:], []byte(key))
+	return err == nil && n == 16
 }
+
+// appendAcceptKey appends the Sec-WebSocket-Accept value for key to b,
+// without allocating for a key of usual length.
+func appendAcceptKey(b []byte, key string) []byte {
+	var buf [maxKeyLen + len(acceptGUID)]byte
+	in := append(buf[:0], key...)
+	h := sha1.Sum(append(in, acceptGUID...))
+	return base64.StdEncoding.AppendEncode(b, h[:])
+}
+
+func acceptKey(key string) string { return string(appendAcceptKey(nil, key)) }
 
 // headerHasToken reports whether a comma-separated header contains token,
 // compared case-insensitively.
