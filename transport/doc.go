@@ -57,7 +57,7 @@
 //     does not terminate a live client.
 //   - Read runs on the caller's goroutine and must be called from one
 //     goroutine at a time. TryRead is its non-waiting form: with
-//     NotifyReadable, which runs a callback on a new goroutine when the
+//     NotifyReadable, which runs a callback on another goroutine when the
 //     socket has bytes (one epoll instance per process watches idle
 //     sockets), a server holds no goroutine and no read buffer for an
 //     idle connection, and only a read buffer for one that stopped

@@ -17,7 +17,7 @@ const pollSupported = true
 
 // readPoller watches idle connections for incoming bytes with one epoll
 // instance shared by the process. Each registration is one-shot: an
-// event hands the connection to a new goroutine (see Conn.readable) and
+// event hands the connection to a callback runner (see Conn.readable) and
 // nothing more is reported until NotifyReadable re-arms it. The poller's
 // goroutine runs while any connection is registered and exits within
 // pollIdleMs once none is.

@@ -9,11 +9,12 @@ import (
 )
 
 // The package's background goroutines serve every connection of the
-// process together: the read poller (NotifyReadable), the wait pollers
-// (a raw socket's blocking Read or Write), the flush workers (one per
-// shard while it has turns to give) and the heartbeat clock's timer
-// callbacks. Each runs only while it has work, and ends within
-// pollIdleMs once it has none; none is started per connection.
+// process together: the read poller (NotifyReadable), the runners of
+// NotifyReadable's callbacks, the wait pollers (a raw socket's blocking
+// Read or Write), the flush workers (one per shard while it has turns to
+// give) and the heartbeat clock's timer callbacks. Each runs only while
+// it has work, and ends within pollIdleMs (200 ms) once it has none;
+// none is started per connection.
 //
 // Their owners are the Upgraders: NewUpgrader takes a hold on them and
 // Upgrader.Close gives it back. The Close that gives back the last hold

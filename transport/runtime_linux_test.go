@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ var backgroundFrames = []string{
 	"transport.(*waitPoller).run",
 	"transport.(*flushShard).run",
 	"transport.(*heartbeatClock).fire",
+	"transport.runCallbacks",
 }
 
 // backgroundStacks returns the stacks of running background goroutines.
@@ -135,4 +137,44 @@ func TestUpgraderCloseStopsBackground(t *testing.T) {
 	if err := u.Close(ctx); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+}
+
+// TestCallbackRunnerReused: a callback that comes while a runner is idle
+// runs on that runner (which keeps the stack it grew), not on a new
+// goroutine; runners end once idle.
+func TestCallbackRunnerReused(t *testing.T) {
+	// Not parallel: another test's idle runner could take the callback.
+	// A runner left by an earlier test ends within callbackIdle.
+	checkFor(t, 5*time.Second, func() error {
+		if s := backgroundStacks(); len(s) > 0 {
+			return fmt.Errorf("%d background goroutines left", len(s))
+		}
+		return nil
+	})
+	goid := func() string {
+		buf := make([]byte, 64)
+		return strings.Fields(string(buf[:runtime.Stack(buf, false)]))[1]
+	}
+	ran := make(chan string, 1)
+	runCallback(func() { ran <- goid() })
+	first := <-ran
+	// The runner is idle once it takes a callback handed to an idle one.
+	second := make(chan string, 1)
+	checkFor(t, 5*time.Second, func() error {
+		select {
+		case callbacks <- func() { second <- goid() }:
+			return nil
+		default:
+			return errors.New("no idle runner")
+		}
+	})
+	if got := <-second; got != first {
+		t.Errorf("second callback ran on goroutine %s, the first on %s: want the same runner", got, first)
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if s := backgroundStacks(); len(s) > 0 {
+			return fmt.Errorf("runner still running after %v idle:\n%s", callbackIdle, strings.Join(s, "\n\n"))
+		}
+		return nil
+	})
 }
