@@ -55,6 +55,10 @@ func TestCarriedMessagesOverTheStoreBoundAreTold(t *testing.T) {
 			logCount(t, a, "unacknowledged messages of the session dropped: over the session store's bounds; the resuming client is told (gap)") == 1
 	})
 
+	if v := metricValue(t, a, "herald_session_pending_bytes"); v < 3*300 {
+		t.Fatalf("herald_session_pending_bytes = %v after three messages were stored with the session", v)
+	}
+
 	rc := dial(t, b.URL, withHeader("X-Client-Id", "far"), withHeader("X-Herald-Session-Id", sid), withHeader("X-Herald-Resume-Token", tok))
 	if rc.welcome["resumed"] != true {
 		t.Fatalf("welcome %v", rc.welcome)

@@ -192,6 +192,11 @@ func New(cfg Config) (*Server, error) {
 		ms.LimitPending(cfg.MaxNodePendingAckBytes)
 		s.sessions = ms
 	}
+	// Both built-in stores count what they keep of ended connections'
+	// unacknowledged messages (memory.Store, redis.Store).
+	if pb, ok := s.sessions.(interface{ PendingBytes() int64 }); ok {
+		metrics.RegisterSessionPendingBytes(s.registry, func() float64 { return float64(pb.PendingBytes()) })
+	}
 	for _, k := range cfg.APIKeys {
 		s.apiKeys = append(s.apiKeys, []byte(k))
 	}

@@ -33,7 +33,9 @@ const (
 	CodePublishTimeout = "publish_timeout"
 	// CodeOverloaded: the node holds as many publications waiting for
 	// the broker as it may (Config.MaxNodePublishBytes); this one was not
-	// published and the client may retry shortly.
+	// published and the client may retry shortly. To a join that
+	// recovers: the node's history replays hold as much as they may
+	// (Config.MaxNodeReplayBytes); the room was not joined.
 	CodeOverloaded = "overloaded"
 	// CodeTokenInvalid: a refresh carried a token that does not verify or
 	// belongs to another user; the connection keeps its current token.

@@ -179,6 +179,17 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 	)
 }
 
+// RegisterSessionPendingBytes registers the gauge of what the session
+// store holds, or (Redis) stored from this node within the session TTL,
+// of the unacknowledged messages ended connections left to their
+// sessions; f reads it.
+func RegisterSessionPendingBytes(reg prometheus.Registerer, f func() float64) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_session_pending_bytes",
+		Help: "Bytes of unacknowledged messages kept with sessions for the connection that resumes them: held by the in-memory store, or stored in Redis by this node within the session TTL.",
+	}, f))
+}
+
 // NewHTTPConnsRefused registers and returns the counter of HTTP requests
 // the binary refused because their client IP held too many connections.
 func NewHTTPConnsRefused(reg prometheus.Registerer) prometheus.Counter {
