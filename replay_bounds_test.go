@@ -17,9 +17,20 @@ type pageLog struct {
 	*memory.Broker
 	mu    sync.Mutex
 	pages []int // bytes of data of each page read (limit > 0)
+	// gate, if set, holds every page read until it is closed; entered
+	// is closed when the first one comes. Both under mu.
+	gate, entered chan struct{}
+	once          sync.Once
 }
 
 func (b *pageLog) Since(ctx context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error) {
+	b.mu.Lock()
+	gate, entered := b.gate, b.entered
+	b.mu.Unlock()
+	if limit > 0 && gate != nil {
+		b.once.Do(func() { close(entered) })
+		<-gate
+	}
 	msgs, cur, err := b.Broker.Since(ctx, room, pos, limit)
 	if limit > 0 {
 		n := 0
@@ -146,5 +157,58 @@ func TestReplayWaitsForTheNodeBound(t *testing.T) {
 	}
 	if v := metricValue(t, ts, "herald_replay_bytes"); v != 0 {
 		t.Fatalf("herald_replay_bytes = %v after the replays", v)
+	}
+}
+
+// The live messages a replay's feed holds back while it reads history
+// count against MaxReplayBytes and herald_replay_bytes: past the bound
+// they are let go (and read from history once the page is done), so the
+// client still gets each message once, in order.
+func TestReplayHeldBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	eng := &pageLog{Broker: memory.New()}
+	ts := startServer(t, herald.Config{
+		Broker:         eng,
+		History:        []herald.HistoryRule{{Pattern: "h:*", Size: 100}},
+		MaxReplayBytes: 150 << 10,
+	})
+	epoch := historyEpoch(t, ts, "h:live")
+	publish := func(i int) {
+		t.Helper()
+		if _, err := ts.Publish(context.Background(), "h:live", "n", map[string]any{"i": i, "pad": strings.Repeat("x", 100<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(1)
+	gate, entered := make(chan struct{}), make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // a failing test does not leave the replay waiting
+	eng.mu.Lock()
+	eng.gate, eng.entered = gate, entered // the replay's first page waits
+	eng.mu.Unlock()
+	c := dial(t, ts.URL)
+	c.send(map[string]any{"type": "join", "id": "r", "room": "h:live", "offset": 0, "epoch": epoch})
+	<-entered // in the room, reading history
+	publish(2) // held back: one message, under the bound
+	waitFor(t, 5*time.Second, "the held message counted", func() bool {
+		v := metricValue(t, ts, "herald_replay_bytes")
+		return v > 100<<10 && v < 150<<10
+	})
+	publish(3) // two would pass it: both let go
+	waitFor(t, 5*time.Second, "the held messages let go", func() bool {
+		return metricValue(t, ts, "herald_replay_bytes") == 0
+	})
+	open()
+	for i := 1; i <= 3; i++ {
+		if m := c.read(); m["type"] != "event" || m["offset"] != float64(i) {
+			t.Fatalf("message %d: %v %v", i, m["type"], m["offset"])
+		}
+	}
+	if m := c.read(); m["type"] != "reply" || m["data"].(map[string]any)["replayed"] != float64(3) {
+		t.Fatalf("after the replay: %v", m)
+	}
+	publish(4)
+	if m := c.read(); m["type"] != "event" || m["offset"] != float64(4) {
+		t.Fatalf("live after the replay: %v %v", m["type"], m["offset"])
 	}
 }
