@@ -188,7 +188,7 @@ func TestReplayHeldBoundedInBytes(t *testing.T) {
 	eng.mu.Unlock()
 	c := dial(t, ts.URL)
 	c.send(map[string]any{"type": "join", "id": "r", "room": "h:live", "offset": 0, "epoch": epoch})
-	<-entered // in the room, reading history
+	<-entered  // in the room, reading history
 	publish(2) // held back: one message, under the bound
 	waitFor(t, 5*time.Second, "the held message counted", func() bool {
 		v := metricValue(t, ts, "herald_replay_bytes")
