@@ -24,7 +24,7 @@ import (
 func TestCarriedMessagesOverTheStoreBoundAreTold(t *testing.T) {
 	t.Parallel()
 	r := testserver.StartRedis(t)
-	// Room for one message of this test (about 330 bytes of JSON each in Redis).
+	// Room for one message of this test (frames of about 275 bytes).
 	st, err := redissession.New(redissession.Config{URL: r.URL(), MaxPendingBytes: 400})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestCarriedMessagesOverTheStoreBoundAreTold(t *testing.T) {
 	c.join("orders")
 	var ids []string
 	for _, room := range []string{"news", "orders", "orders"} {
-		id, err := a.Publish(context.Background(), room, "created", map[string]string{"pad": strings.Repeat("x", 100)}, herald.WithAck())
+		id, err := a.Publish(context.Background(), room, "created", map[string]string{"pad": strings.Repeat("x", 150)}, herald.WithAck())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestCarriedMessagesOverTheStoreBoundAreTold(t *testing.T) {
 			logCount(t, a, "unacknowledged messages of the session dropped: over the session store's bounds; the resuming client is told (gap)") == 1
 	})
 
-	if v := metricValue(t, a, "herald_session_pending_bytes"); v < 3*300 {
+	if v := metricValue(t, a, "herald_session_pending_bytes"); v < 3*150 {
 		t.Fatalf("herald_session_pending_bytes = %v after three messages were stored with the session", v)
 	}
 

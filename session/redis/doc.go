@@ -12,8 +12,9 @@
 // a plain HSET+PEXPIRE pipeline would do). Resume is one EVALSHA, and
 // TakePending one MULTI/EXEC (LRANGE, DEL) round trip. AddPending is one
 // EVALSHA that keeps a session's pending messages within its bounds
-// (Config.MaxPendingBytes) and leaves a record of each room's loss in
-// their place; what one Store stored within the session TTL is bounded
+// (Config.MaxPendingBytes; each item records its frame's size, so the
+// script weighs it without decoding it) and leaves a record of each
+// room's loss in their place; what one Store stored within the session TTL is bounded
 // in this process (Config.MaxNodePendingBytes). A Presence made by
 // Store.Presence writes a connection's session, its presence entries and,
 // after a resume, the take in one pipeline (session.Opener).

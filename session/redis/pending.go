@@ -34,10 +34,23 @@ var ErrPendingFull = errors.New("redis session store: pending messages at this n
 // pendingKey is the list of a session's pending messages, JSON each.
 func (st *Store) pendingKey(id string) string { return st.prefix + id + ":pending" }
 
+// item is a pending message as the list keeps it: its frame's size
+// first, so that addPendingScript weighs it without decoding the frame
+// (base64 in the JSON). TakePending decodes it as a session.Pending.
+type item struct {
+	Size  int    `json:"n"`
+	MsgID string `json:"id"`
+	Frame []byte `json:"frame"`
+	Room  string `json:"room,omitempty"`
+}
+
 // addPendingScript appends ARGV[4..] to the list, keeps its newest
-// messages within ARGV[1] of them (if positive) and ARGV[3] bytes (their
-// JSON), and sets its TTL to ARGV[2] ms. A message it drops becomes a
-// count in a loss record of its room ({"room":…,"lost":n}, or
+// messages within ARGV[1] of them (if positive) and ARGV[3] bytes of
+// their frames (the newest is kept whatever its size, as a connection
+// holds one larger message when it holds nothing else; an item of a
+// node that did not record the size weighs 3/4 of its JSON, the frame
+// being base64), and sets its TTL to ARGV[2] ms. A message it drops
+// becomes a count in a loss record of its room ({"room":…,"lost":n}, or
 // {"lost":n} for all rooms: an item that starts with {"room": or
 // {"lost": is a record, as no message does), merged with the list's
 // records into one per room (one for all rooms past 64 of them, so that
@@ -46,6 +59,9 @@ var addPendingScript = rueidis.NewLuaScript(`
 local function record(it)
   local p = string.sub(it, 1, 8)
   return p == '{"room":' or p == '{"lost":'
+end
+local function weight(it)
+  return tonumber(string.match(it, '^{"n":(%d+),')) or math.floor(#it * 3 / 4)
 end
 local maxn, maxb = tonumber(ARGV[1]), tonumber(ARGV[3])
 local records = false
@@ -63,8 +79,8 @@ for i = #items, 1, -1 do
       local room = type(r.room) == 'string' and r.room or ''
       lost[room] = (lost[room] or 0) + tonumber(r.lost)
     end
-  elseif (maxn <= 0 or n < maxn) and b + #it <= maxb then
-    n = n + 1; b = b + #it; keep[#keep + 1] = it
+  elseif (maxn <= 0 or n < maxn) and (n == 0 or b + weight(it) <= maxb) then
+    n = n + 1; b = b + weight(it); keep[#keep + 1] = it
   else
     local ok, m = pcall(cjson.decode, it)
     local room = ok and type(m) == 'table' and type(m.room) == 'string' and m.room or ''
@@ -128,7 +144,8 @@ func taken(id string, res []rueidis.RedisResult) ([]session.Pending, error) {
 }
 
 // AddPending implements session.PendingStore. It keeps the session's
-// newest messages within max of them and Config.MaxPendingBytes, and
+// newest messages within max of them and Config.MaxPendingBytes of their
+// frames (the newest whatever its size), and
 // returns a *session.PendingDropped when it dropped others; and it
 // refuses, with ErrPendingFull, messages that would take what this Store
 // stored within a session TTL past Config.MaxNodePendingBytes. Either
@@ -141,12 +158,11 @@ func (st *Store) AddPending(ctx context.Context, id string, msgs []session.Pendi
 	args = append(args, strconv.Itoa(max), strconv.FormatInt(millis(ttl), 10), strconv.FormatInt(st.maxPendingBytes, 10))
 	var size int64
 	for _, m := range msgs {
-		m.Lost = 0 // a message, which starts {"id": (see addPendingScript)
-		b, err := json.Marshal(m)
+		b, err := json.Marshal(item{Size: len(m.Frame), MsgID: m.MsgID, Frame: m.Frame, Room: m.Room})
 		if err != nil {
 			return fmt.Errorf("redis session store: encode pending: %w", err)
 		}
-		size += int64(len(b))
+		size += int64(len(m.Frame))
 		args = append(args, string(b))
 	}
 	full := !st.nodePending.add(time.Now(), ttl, size, st.maxNodePendingBytes)

@@ -35,18 +35,21 @@ type Config struct {
 	// the entries of nodes that died. Default 24h.
 	PresenceRoomTTL time.Duration
 	// MaxPendingBytes bounds the pending messages (see
-	// session.PendingStore) a session keeps, in bytes of their JSON in
-	// Redis: AddPending keeps the newest within it and drops the others,
-	// recording the loss for the connection that resumes the session.
-	// Default DefaultMaxPendingBytes (4 MiB, what one connection may leave
-	// unacknowledged).
+	// session.PendingStore) a session keeps, in bytes of their frames
+	// (Redis holds about 4/3 of it: the frames are base64 in JSON):
+	// AddPending keeps the newest within it (the newest one whatever its
+	// size, as a connection may hold one larger message when it holds
+	// nothing else) and drops the others, recording the loss for the
+	// connection that resumes the session. Default DefaultMaxPendingBytes
+	// (4 MiB, what one connection may leave unacknowledged).
 	MaxPendingBytes int64
-	// MaxNodePendingBytes bounds the bytes of pending messages this Store
-	// stores within their session TTL, all sessions together: over it
-	// AddPending stores only the record of their loss and returns
-	// ErrPendingFull. It is what one node can make Redis hold (a Store
-	// cannot see what other nodes take, so what was taken still counts
-	// until its TTL passes). Default DefaultMaxNodePendingBytes (256 MiB).
+	// MaxNodePendingBytes bounds the bytes of pending messages' frames
+	// this Store stores within their session TTL, all sessions together:
+	// over it AddPending stores only the record of their loss and returns
+	// ErrPendingFull. It is what one node can make Redis hold (about 4/3
+	// of it; a Store cannot see what other nodes take, so what was taken
+	// still counts until its TTL passes). Default
+	// DefaultMaxNodePendingBytes (256 MiB).
 	MaxNodePendingBytes int64
 }
 

@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -303,11 +304,13 @@ func TestSharedClient(t *testing.T) {
 	}
 }
 
-// A session's pending messages are bounded in bytes (MaxPendingBytes):
-// the newest are kept, the others dropped and reported (PendingDropped),
-// and TakePending returns a record of the loss per room first. What the
-// Store stored within the TTL is bounded too (MaxNodePendingBytes): past
-// it only the loss is recorded (ErrPendingFull).
+// A session's pending messages are bounded in bytes of their frames
+// (MaxPendingBytes): the newest are kept, the others dropped and reported
+// (PendingDropped), and TakePending returns a record of the loss per room
+// first. What the Store stored within the TTL is bounded too
+// (MaxNodePendingBytes): past it only the loss is recorded
+// (ErrPendingFull). A message larger than the bound is kept when it is
+// the newest, as a connection holds one.
 func TestPendingBoundedInBytes(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartRedis(t)
@@ -315,13 +318,7 @@ func TestPendingBoundedInBytes(t *testing.T) {
 	msg := func(id, room string) session.Pending {
 		return session.Pending{MsgID: id, Room: room, Frame: []byte(`{"type":"event","room":"` + room + `","data":"` + strings.Repeat("x", 250) + `"}`)}
 	}
-	size := func(m session.Pending) int64 {
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return int64(len(b))
-	}
+	size := func(m session.Pending) int64 { return int64(len(m.Frame)) }
 	one := size(msg("m1", "a")) // every message here has this size
 	st, err := redis.New(redis.Config{URL: srv.URL(), MaxPendingBytes: 2 * one, MaxNodePendingBytes: 6 * one})
 	if err != nil {
@@ -407,6 +404,29 @@ func TestPendingBoundedInBytes(t *testing.T) {
 	}
 	st = st2
 	if got := take("s4"); got != `lost 68 of "", n68, n69` {
+		t.Fatalf("took %s", got)
+	}
+
+	// The newest is kept whatever its size.
+	big := msg("big", "e")
+	big.Frame = append(big.Frame, bytes.Repeat([]byte(" "), 1000)...)
+	if n := dropped(st2.AddPending(ctx, "s5", []session.Pending{msg("m9", "e"), big}, 10, time.Minute)); n != 1 {
+		t.Fatalf("dropped %d, want 1", n)
+	}
+	if got := take("s5"); got != `lost 1 of "e", big` {
+		t.Fatalf("took %s", got)
+	}
+
+	// An item stored by a node that recorded neither size nor room
+	// weighs 3/4 of its JSON, and its loss is of no room in particular.
+	old, _ := json.Marshal(session.Pending{MsgID: "old", Frame: msg("old", "f").Frame})
+	if _, err := srv.Command("RPUSH", "herald:session:s6:pending", string(old)); err != nil {
+		t.Fatal(err)
+	}
+	if n := dropped(st.AddPending(ctx, "s6", []session.Pending{msg("m10", "f"), msg("m11", "f")}, 10, time.Minute)); n != 1 {
+		t.Fatalf("dropped %d, want 1", n)
+	}
+	if got := take("s6"); got != `lost 1 of "", m10, m11` {
 		t.Fatalf("took %s", got)
 	}
 }
