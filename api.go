@@ -119,7 +119,7 @@ type apiRequest struct {
 func (s *Server) api(endpoint string, h func(a *apiRequest)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		cid := requestID(r, id.New(12))
-		w.Header().Set("X-Request-ID", cid)
+		w.Header()[requestIDKey] = []string{cid}
 		ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
 		if !s.checkAPIKey(r) {
 			s.log.InfoContext(ctx, "api request refused: bad key", "endpoint", endpoint)

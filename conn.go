@@ -104,10 +104,18 @@ const Subprotocol = "herald.v1"
 // maxRequestIDLen bounds an X-Request-ID we are willing to reuse.
 const maxRequestIDLen = 128
 
+// requestIDKey is X-Request-ID as the keys of an http.Header spell it:
+// looked up and set with it, the name is not canonicalized (and copied)
+// on every request.
+const requestIDKey = "X-Request-Id"
+
 // requestID returns the request's X-Request-ID when it is one we can
 // reuse (printable ASCII, at most maxRequestIDLen bytes), else made.
 func requestID(r *http.Request, made string) string {
-	v := r.Header.Get("X-Request-ID")
+	v := ""
+	if vs := r.Header[requestIDKey]; len(vs) > 0 {
+		v = vs[0]
+	}
 	if v == "" || len(v) > maxRequestIDLen {
 		return made
 	}
@@ -135,18 +143,24 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// its correlation id: one string fewer kept per connection.
 	connID := id.New(10)
 	cid := requestID(r, connID)
-	w.Header().Set("X-Request-ID", cid)
-	ctx := logctx.With(r.Context(), slog.String("correlation_id", cid))
+	ctx := logctx.WithString(r.Context(), "correlation_id", cid)
+	// Every answer carries X-Request-ID: the 101 (respHeader below), and
+	// a refusal, which sets it on w's header when it is written. An
+	// upgrade through Serve's accept path never writes w's header: a map
+	// made for it up front would be made for nothing.
+	tell := func() { w.Header()[requestIDKey] = []string{cid} }
 
 	// A request that is no WebSocket upgrade at all is told so first,
 	// before authentication or limits are spent on it.
 	if herr := transport.CheckHandshake(r); herr != nil {
 		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
+		tell()
 		herr.SetHeaders(w.Header())
 		writeJSONError(w, herr.Status, handshakeErrorCode(herr.Status), herr.Message)
 		return
 	}
 	if !s.limits.enterUpgrade() {
+		tell()
 		s.refuseOverloaded(ctx, w)
 		return
 	}
@@ -160,6 +174,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer leave()
 	adm, no := s.admit(ctx, r, connID, cid, false)
 	if no != nil {
+		tell()
 		no.writeHTTP(w)
 		return
 	}
@@ -170,7 +185,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	respHeader := http.Header{"X-Request-ID": {cid}}
+	respHeader := http.Header{requestIDKey: {cid}}
+	if _, taker := w.(transport.ConnTaker); !taker {
+		// net/http's hijack can still fail, answered on w. A ConnTaker
+		// hands its connection over once the handshake checked above
+		// passes, and answers nothing.
+		tell()
+	}
 	// Held: the 101 goes out with the welcome, in one write (run sends
 	// it once the session is open and the rooms are joined).
 	ws, err := s.upgrader.UpgradeHeld(w, r, respHeader)
@@ -241,11 +262,13 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	s.metrics.Connections.Inc()
 	s.metrics.ProtocolConnectionsOpened.WithLabelValues(c.link.protocol()).Inc()
 	s.metrics.ProtocolConnections.WithLabelValues(c.link.protocol()).Inc()
-	s.log.InfoContext(c.ctx(), "connected", "remote", c.info.RemoteAddr, "protocol", c.link.protocol(), "compression", c.link.Compressed())
+	if s.log.Enabled(c.ctx(), slog.LevelInfo) { // not even its arguments boxed when off
+		s.log.InfoContext(c.ctx(), "connected", "remote", c.info.RemoteAddr, "protocol", c.link.protocol(), "compression", c.link.Compressed())
+	}
 
 	// A stalled store or broker delays the welcome by BackendTimeout at
 	// most: what has not finished by then is logged and left undone.
-	bctx, cancel := c.backendCtx()
+	bctx := c.backendCtx()
 	sess, resumed := c.openSession(bctx, resumeID, resumeToken)
 	c.resumeToken, c.sessionStart = sess.ResumeToken, time.Now().UnixNano()
 	if !sess.ConnectedAt.IsZero() {
@@ -279,7 +302,7 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	if len(carried) > 0 {
 		c.redeliver(bctx, carried)
 	}
-	cancel()
+	bctx.cancel()
 	hb := s.cfg.HeartbeatInterval
 	if hb < 0 {
 		hb = 0
@@ -400,9 +423,10 @@ func (c *conn) cleanup() {
 	c.forgetPipeline()
 	<-c.link.Done()
 	c.stopExpiry()
-	// Rooms are left with a fresh context: the request's may be cancelled.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), 5*time.Second)
-	defer cancel()
+	// Rooms are left with a context of their own (c's is never
+	// cancelled).
+	ctx := newStoreCtx(c.ctx(), 5*time.Second)
+	defer ctx.cancel()
 	_ = s.hub.LeaveUser(c.info.UserID, c) // not a member only if it never joined
 	s.presenceRemove(ctx, c, c.userRoom())
 	for _, room := range c.rooms {
@@ -449,8 +473,10 @@ func (c *conn) cleanup() {
 		s.metrics.SlowConsumers.Inc()
 		s.log.WarnContext(ctx, "connection closed: slow consumer", "code", code, "reason", reason)
 	default:
-		s.log.InfoContext(ctx, "disconnected", "code", code, "reason", reason, "cause", label,
-			"duration_ms", time.Since(c.info.ConnectedAt).Milliseconds())
+		if s.log.Enabled(ctx, slog.LevelInfo) {
+			s.log.InfoContext(ctx, "disconnected", "code", code, "reason", reason, "cause", label,
+				"duration_ms", time.Since(c.info.ConnectedAt).Milliseconds())
+		}
 	}
 	if h := s.cfg.Hooks.OnDisconnect; h != nil {
 		_ = s.callHook(ctx, "on_disconnect", func() error { h(ctx, &c.info, code, reason); return nil })

@@ -169,8 +169,8 @@ type refreshReply struct {
 // join, since permissions follow the newest token, and returns them.
 func (c *conn) leaveForbiddenRooms(id *auth.Identity) []string {
 	var left []string
-	ctx, cancel := c.backendCtx()
-	defer cancel()
+	ctx := c.backendCtx()
+	defer ctx.cancel()
 	for _, room := range slices.Clone(c.rooms) {
 		if id.CanJoin(room) {
 			continue

@@ -208,7 +208,7 @@ func (s *Server) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	if !s.cfg.TrustForwardedFor && !s.trustedProxy(peer) {
-		return peer.String()
+		return addrString(peer, r.RemoteAddr)
 	}
 	client := peer
 	values := r.Header.Values("X-Forwarded-For")
@@ -241,6 +241,13 @@ func (s *Server) clientIP(r *http.Request) string {
 // holds it: "ip", "ip:port" or "[ipv6]:port"; IPv4-mapped IPv6 addresses
 // become IPv4.
 func addrOf(s string) (netip.Addr, bool) {
+	// "ip:port" first, as RemoteAddr has it: a failed parse costs an
+	// error's allocation. No string parses both ways.
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && strings.IndexByte(s[:i], ':') < 0 || strings.HasPrefix(s, "[") {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return ap.Addr().Unmap().WithZone(""), true
+		}
+	}
 	if a, err := netip.ParseAddr(s); err == nil {
 		return a.Unmap().WithZone(""), true
 	}
@@ -248,6 +255,18 @@ func addrOf(s string) (netip.Addr, bool) {
 		return ap.Addr().Unmap().WithZone(""), true
 	}
 	return netip.Addr{}, false
+}
+
+// addrString returns a.String(), which addrOf parsed from s: for an IPv4
+// "ip:port" that is s up to its port, without an allocation (netip takes
+// IPv4 only as the four decimal fields String writes).
+func addrString(a netip.Addr, s string) string {
+	if i := strings.LastIndexByte(s, ':'); i > 0 && a.Is4() && strings.IndexByte(s[:i], ':') < 0 {
+		if host := s[:i]; len(host) <= len("255.255.255.255") && host[0] != '[' {
+			return host
+		}
+	}
+	return a.String()
 }
 
 // tokenBucket holds up to burst tokens, refilled at rate per second: the

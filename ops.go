@@ -55,8 +55,8 @@ func (c *conn) join(ref json.RawMessage, room string, from *broker.Position) {
 		c.joinHistory(ref, room, from)
 		return
 	}
-	ctx, cancel := c.backendCtx()
-	defer cancel()
+	ctx := c.backendCtx()
+	defer ctx.cancel()
 	if _, err := c.s.hub.Join(ctx, room, c); err != nil {
 		c.s.log.WarnContext(ctx, "join failed", "room", room, "err", err)
 		c.sendError(ref, protocol.CodeBrokerUnavailable, "could not subscribe to the room; retry later")
@@ -80,8 +80,8 @@ func (c *conn) leave(ref json.RawMessage, room string) {
 		c.sendError(ref, protocol.CodeBadRequest, "a connection cannot leave its own user room")
 		return
 	}
-	ctx, cancel := c.backendCtx()
-	defer cancel()
+	ctx := c.backendCtx()
+	defer ctx.cancel()
 	if !c.leaveRoom(ctx, room) {
 		c.sendError(ref, protocol.CodeNotJoined, fmt.Sprintf("not a member of %q", room))
 		return
@@ -118,9 +118,9 @@ func (c *conn) addRoom(room string) {
 }
 
 // backendCtx bounds calls made for c to the broker and the stores (see
-// Config.BackendTimeout).
-func (c *conn) backendCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.ctx(), c.s.cfg.BackendTimeout)
+// Config.BackendTimeout); its cancel method releases it.
+func (c *conn) backendCtx() *storeCtx {
+	return newStoreCtx(c.ctx(), c.s.cfg.BackendTimeout)
 }
 
 // publish publishes data as event to room, a room the connection is in

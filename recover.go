@@ -248,9 +248,9 @@ var errSlowReplay = errors.New("herald: the client did not read its history repl
 func (c *conn) joinHistory(ref json.RawMessage, room string, from *broker.Position) {
 	f := &roomFeed{c: c}
 	c.setFeed(room, f)
-	ctx, cancel := c.backendCtx()
+	ctx := c.backendCtx()
 	_, err := c.s.hub.JoinIndirect(ctx, room, f)
-	cancel()
+	ctx.cancel()
 	if err != nil {
 		c.setFeed(room, nil)
 		c.s.log.WarnContext(c.ctx(), "join failed", "room", room, "err", err)
@@ -260,9 +260,9 @@ func (c *conn) joinHistory(ref json.RawMessage, room string, from *broker.Positi
 	c.addRoom(room)
 	err = c.replay(f, ref, room, from)
 	if err != nil {
-		ctx, cancel := c.backendCtx()
+		ctx := c.backendCtx()
 		c.leaveRoom(ctx, room)
-		cancel()
+		ctx.cancel()
 		if errors.Is(err, errSlowReplay) {
 			if c.link.Abort(protocol.CloseSlowConsumer, "slow consumer", err) {
 				c.s.log.WarnContext(c.ctx(), "closing: history replay not read", "room", room)
@@ -280,9 +280,9 @@ func (c *conn) joinHistory(ref json.RawMessage, room string, from *broker.Positi
 		c.sendError(ref, protocol.CodeBrokerUnavailable, "could not read the room's history; retry the join later")
 		return
 	}
-	ctx, cancel = c.backendCtx()
+	ctx = c.backendCtx()
 	c.storeJoined(ctx, room)
-	cancel()
+	ctx.cancel()
 }
 
 // replay sends the connection what it missed of room and makes f live,
@@ -298,9 +298,9 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 	} else {
 		// A plain join starts at the room's position now: what follows it
 		// reaches the client, by replay or live.
-		ctx, cancel := c.backendCtx()
+		ctx := c.backendCtx()
 		_, cur, err := s.historian.Since(ctx, room, broker.Position{}, 0)
-		cancel()
+		ctx.cancel()
 		if err != nil {
 			return err
 		}
@@ -330,9 +330,9 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 		pos := f.pos
 		f.mu.Unlock()
 		n := s.pageCount(largest)
-		ctx, cancel := c.backendCtx()
+		ctx := c.backendCtx()
 		msgs, cur, err := s.historian.Since(ctx, room, pos, n)
-		cancel()
+		ctx.cancel()
 		var page int64
 		for _, m := range msgs {
 			size := replaySize(m)

@@ -96,7 +96,10 @@ func (s *Server) refreshSession(c *conn) (ok, rewrote bool, err error) {
 		c.identMu.Lock()
 		rooms := c.rooms // never changed in place (see roomSet)
 		c.identMu.Unlock()
-		if err = s.sessions.Save(ctx, c.sessionRecord(rooms), s.cfg.SessionTTL); err == nil {
+		rec := c.sessionRecord(rooms)
+		err = s.sessions.Save(ctx, rec, s.cfg.SessionTTL)
+		putRecord(rec)
+		if err == nil {
 			return true, true, nil
 		}
 	}

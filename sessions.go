@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/heraldrt/herald/internal/id"
@@ -20,7 +21,7 @@ import (
 func resumeRequest(r *http.Request) (sessionID, token string, recover bool) {
 	sessionID, token = r.Header.Get("X-Herald-Session-Id"), r.Header.Get("X-Herald-Resume-Token")
 	recover = r.Header.Get("X-Herald-Recover") == "1"
-	if sessionID == "" {
+	if sessionID == "" && r.URL.RawQuery != "" {
 		q := r.URL.Query()
 		sessionID, token = q.Get("sessionId"), q.Get("resumeToken")
 		recover = recover || q.Get("recover") == "1"
@@ -37,7 +38,7 @@ const secretBytes = 15
 // the token matches and it belongs to the same user; otherwise it starts a
 // new one. A refused resume is not an error: the client learns it from
 // welcome.resumed and starts afresh.
-func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.Session, bool) {
+func (c *conn) openSession(ctx context.Context, wantID, token string) (session.Session, bool) {
 	s := c.s
 	now := time.Now()
 	if wantID != "" && token != "" {
@@ -60,10 +61,10 @@ func (c *conn) openSession(ctx context.Context, wantID, token string) (*session.
 			s.log.WarnContext(ctx, "resume failed: session store", "err", err)
 		default:
 			old.Node, old.Conn, old.LastSeen = s.cfg.NodeID, c.info.ID, now
-			return old, true
+			return *old, true
 		}
 	}
-	return &session.Session{
+	return session.Session{
 		ID: id.New(secretBytes), UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
 		ResumeToken: id.New(secretBytes), ConnectedAt: now, LastSeen: now,
 	}, false
@@ -114,10 +115,9 @@ func (c *conn) restoreRooms(ctx context.Context, rooms []string) []string {
 // to the store whatever the number of rooms; without, one per write.
 func (c *conn) storeOpened(ctx context.Context, rooms []string, resumed bool) (carried []session.Pending) {
 	s := c.s
-	all := make([]string, 0, 1+len(rooms))
-	all = append(append(all, c.userRoom()), rooms...)
 	if s.opener == nil {
-		for _, room := range all {
+		s.presenceAdd(ctx, c, c.userRoom())
+		for _, room := range rooms {
 			s.presenceAdd(ctx, c, room)
 		}
 		c.saveSession(ctx)
@@ -126,12 +126,16 @@ func (c *conn) storeOpened(ctx context.Context, rooms []string, resumed bool) (c
 		}
 		return carried
 	}
+	all := make([]string, 0, 1+len(rooms))
+	all = append(append(all, c.userRoom()), rooms...)
 	var err error
+	rec := c.sessionRecord(c.rooms)
 	if resumed {
-		carried, err = s.opener.Reopen(ctx, c.sessionRecord(c.rooms), s.cfg.SessionTTL, all, s.presenceNode)
+		carried, err = s.opener.Reopen(ctx, rec, s.cfg.SessionTTL, all, s.presenceNode)
 	} else {
-		err = s.opener.Open(ctx, c.sessionRecord(c.rooms), s.cfg.SessionTTL, all, s.presenceNode)
+		err = s.opener.Open(ctx, rec, s.cfg.SessionTTL, all, s.presenceNode)
 	}
+	putRecord(rec)
 	if err != nil {
 		s.log.WarnContext(ctx, "session save and presence add failed", "err", err)
 	}
@@ -152,7 +156,10 @@ func (c *conn) storeJoined(ctx context.Context, room string) {
 		c.saveSession(ctx)
 		return
 	}
-	if err := s.opener.Open(ctx, c.sessionRecord(c.rooms), s.cfg.SessionTTL, []string{room}, s.presenceNode); err != nil {
+	rec := c.sessionRecord(c.rooms)
+	err := s.opener.Open(ctx, rec, s.cfg.SessionTTL, []string{room}, s.presenceNode)
+	putRecord(rec)
+	if err != nil {
 		s.log.WarnContext(ctx, "session save and presence add failed", "room", room, "err", err)
 	}
 	s.announce(c, room, "join")
@@ -168,15 +175,32 @@ func (c *conn) saveSession(ctx context.Context) {
 }
 
 func (c *conn) writeSession(ctx context.Context) error {
-	return c.s.sessions.Save(ctx, c.sessionRecord(c.rooms), c.s.cfg.SessionTTL)
+	rec := c.sessionRecord(c.rooms)
+	defer putRecord(rec)
+	return c.s.sessions.Save(ctx, rec, c.s.cfg.SessionTTL)
 }
 
-// sessionRecord is the connection's session with rooms.
+// sessionRecords are the records of sessions handed to the store, which
+// keeps none of them (session.Store.Save, session.Opener): one serves
+// save after save.
+var sessionRecords = sync.Pool{New: func() any { return new(session.Session) }}
+
+// sessionRecord returns the connection's session with rooms, in a record
+// of sessionRecords that the caller gives back with putRecord once the
+// store is done with it.
 func (c *conn) sessionRecord(rooms []string) *session.Session {
-	return &session.Session{
+	rec := sessionRecords.Get().(*session.Session)
+	*rec = session.Session{
 		ID: c.info.SessionID, UserID: c.info.UserID, Node: c.s.cfg.NodeID, Conn: c.info.ID,
 		ResumeToken: c.resumeToken, Rooms: rooms, ConnectedAt: time.Unix(0, c.sessionStart), LastSeen: c.link.LastSeen(),
 	}
+	return rec
+}
+
+// putRecord gives rec back to sessionRecords, holding nothing.
+func putRecord(rec *session.Session) {
+	*rec = session.Session{}
+	sessionRecords.Put(rec)
 }
 
 // endSession deletes the session after a clean, client-initiated close
@@ -186,6 +210,12 @@ func (c *conn) sessionRecord(rooms []string) *session.Session {
 func (c *conn) endSession(ctx context.Context, code int, byServer bool) {
 	s := c.s
 	if code != protocol.CloseNormal || byServer {
+		return
+	}
+	if cd, ok := s.sessions.(session.ConnDeleter); ok {
+		if _, err := cd.DeleteConn(ctx, c.info.SessionID, c.info.ID); err != nil {
+			s.log.WarnContext(ctx, "session delete failed", "err", err)
+		}
 		return
 	}
 	cur, err := s.sessions.Get(ctx, c.info.SessionID)

@@ -93,7 +93,8 @@ type Presence interface {
 // sessions in.
 type Opener interface {
 	// Open is Save(ctx, s, ttl) on OpenStore and Add(ctx, room, node,
-	// s.Conn, s.UserID) for each of rooms, together.
+	// s.Conn, s.UserID) for each of rooms, together. Like Save, Open and
+	// Reopen must not keep s.
 	Open(ctx context.Context, s *Session, ttl time.Duration, rooms []string, node string) error
 	// Reopen is Open for a session that a Resume just claimed for
 	// connection s.Conn, and also TakePending of the session: the take
@@ -103,6 +104,18 @@ type Opener interface {
 	Reopen(ctx context.Context, s *Session, ttl time.Duration, rooms []string, node string) ([]Pending, error)
 	// OpenStore is the Store Open saves into.
 	OpenStore() Store
+}
+
+// ConnDeleter is implemented by stores that delete a session only while
+// a given connection holds it, in one step: the server ends the session
+// of a client that closed cleanly with it when the store has it, and
+// otherwise reads the session (Get) and deletes it (Delete), which a
+// resume on another node can come between. The memory store implements
+// it.
+type ConnDeleter interface {
+	// DeleteConn deletes session id, with its pending messages, if it
+	// exists and its Conn is conn, and reports whether it did.
+	DeleteConn(ctx context.Context, id, conn string) (bool, error)
 }
 
 // Pending is an acknowledged-delivery message (published with ack) that a

@@ -71,7 +71,10 @@ func (e *entry) session(id, node string) *session.Session {
 	}
 }
 
-var _ session.Store = (*Store)(nil)
+var (
+	_ session.Store       = (*Store)(nil)
+	_ session.ConnDeleter = (*Store)(nil)
+)
 
 // New returns a store whose janitor sweeps expired sessions every interval
 // (default one minute when interval <= 0).
@@ -203,6 +206,23 @@ func (st *Store) Delete(_ context.Context, id string) error {
 	}
 	st.mu.Unlock()
 	return nil
+}
+
+// DeleteConn implements session.ConnDeleter: Delete, if the session
+// exists and is conn's.
+func (st *Store) DeleteConn(_ context.Context, id, conn string) (bool, error) {
+	now := st.now().UnixNano()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	e := st.sessions[id]
+	if e == nil || now > e.expires || e.conn != conn {
+		return false, nil
+	}
+	st.deleteLocked(id)
+	if p := st.pending[id]; p != nil {
+		st.dropPendingLocked(id, p)
+	}
+	return true, nil
 }
 
 // Len returns the number of stored sessions, expired or not yet swept.

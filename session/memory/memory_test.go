@@ -79,3 +79,46 @@ func TestPendingBounded(t *testing.T) {
 		t.Fatalf("%d bytes held after session c was deleted, want 600", n)
 	}
 }
+
+// TestDeleteConn: a session is deleted, with its pending messages, only
+// while it is the given connection's, and not once expired.
+func TestDeleteConn(t *testing.T) {
+	ctx := context.Background()
+	st := New(time.Hour)
+	defer st.Close()
+	now := time.Now()
+	st.now = func() time.Time { return now }
+	save := func(id, conn string, ttl time.Duration) {
+		t.Helper()
+		if err := st.Save(ctx, &session.Session{ID: id, UserID: "u", Conn: conn, ResumeToken: "t"}, ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("s1", "c1", time.Minute)
+	if err := st.AddPending(ctx, "s1", []session.Pending{{MsgID: "m", Frame: []byte("f")}}, 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.DeleteConn(ctx, "s1", "c2"); ok || err != nil {
+		t.Fatalf("another connection's delete: %v, %v", ok, err)
+	}
+	if _, err := st.Get(ctx, "s1"); err != nil {
+		t.Fatalf("session gone after another connection's delete: %v", err)
+	}
+	if ok, err := st.DeleteConn(ctx, "s1", "c1"); !ok || err != nil {
+		t.Fatalf("its connection's delete: %v, %v", ok, err)
+	}
+	if _, err := st.Get(ctx, "s1"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Get after delete: %v", err)
+	}
+	if n := st.PendingBytes(); n != 0 {
+		t.Fatalf("%d pending bytes kept after the delete", n)
+	}
+	if ok, _ := st.DeleteConn(ctx, "s1", "c1"); ok {
+		t.Fatal("deleted twice")
+	}
+	save("s2", "c1", time.Second)
+	now = now.Add(2 * time.Second)
+	if ok, _ := st.DeleteConn(ctx, "s2", "c1"); ok {
+		t.Fatal("an expired session reported deleted")
+	}
+}
