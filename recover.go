@@ -354,6 +354,7 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 			if err := c.awaitReplayRoom(page, busy.Add(wait)); err != nil {
 				return err
 			}
+			round-- // waiting is bounded by its deadline, not by maxReplayRounds
 			continue
 		}
 		busy = time.Time{}
