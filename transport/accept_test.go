@@ -147,8 +147,13 @@ func TestCloseReasonTruncated(t *testing.T) {
 	if got := len(p) - 2; got != 122 {
 		t.Errorf("reason %d bytes, want 122 (123 would split a rune)", got)
 	}
-	if len(closePayload(CloseNoStatus, "x")) != 0 {
-		t.Error("1005 must be sent as an empty close frame")
+	for _, code := range []int{0, 999, CloseNoStatus, CloseAbnormal, 1004, 1015, 1016, 2999, 5000, 65535} {
+		if p := closePayload(code, "x"); len(p) != 0 {
+			t.Errorf("%d must not go on the wire: close payload %q, want none", code, p)
+		}
+	}
+	if p := closePayload(4000, "a\xffb"); string(p[2:]) != "ab" {
+		t.Errorf("close reason %q, want the valid UTF-8 of it, \"ab\"", p[2:])
 	}
 }
 

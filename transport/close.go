@@ -16,7 +16,8 @@ func closeFrame(code int, reason string) []byte {
 // discards) incoming frames itself to see the reply; when one is, that
 // Read sees it and returns. Close returns once Done is closed. It is
 // idempotent: later calls only wait. The reason is truncated to 123 bytes
-// on a UTF-8 boundary.
+// on a UTF-8 boundary. A code no endpoint may send (1005, 1006, 1015 and
+// the unassigned ones) goes out as a close frame without a status.
 func (c *Conn) Close(code int, reason string) error {
 	reason = truncateUTF8(reason, maxControlPayload-2)
 	req := closeRequest{frame: closeFrame(code, reason), flush: true, waitPeer: true}

@@ -97,7 +97,10 @@
 //	4008  CloseSlowConsumer     send queue full, in messages or bytes (or Abort)
 //
 // Whether a client should reconnect after each, and the codes Herald
-// adds, are in one table: protocol.CloseCodes (docs/protocol.md).
+// adds, are in one table: protocol.CloseCodes (docs/protocol.md). A code
+// that no endpoint may send (1005, 1006, 1015, and those outside
+// 1000-1003, 1007-1014 and 3000-4999), given to Close or Abort, goes out
+// as a close frame without a status.
 //
 // A heartbeat timeout (ErrHeartbeatTimeout) ends the connection without
 // a close frame; the client sees 1006 and should reconnect with backoff.

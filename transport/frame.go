@@ -3,6 +3,7 @@ package transport
 import (
 	"encoding/binary"
 	"math/bits"
+	"strings"
 )
 
 // Opcodes (RFC 6455 section 5.2).
@@ -71,12 +72,16 @@ func appendFrame(dst []byte, op byte, rsv1 bool, payload []byte) []byte {
 }
 
 // closePayload encodes a close frame body; reason is truncated to fit the
-// 125-byte control frame limit without splitting a UTF-8 sequence.
+// 125-byte control frame limit without splitting a UTF-8 sequence. A code
+// that no endpoint may send (RFC 6455 section 7.4: 1005, 1006, 1015, and
+// those outside 1000-1003, 1007-1014 and 3000-4999) makes a close frame
+// without a status, which the peer reports as 1005, and invalid UTF-8 in
+// reason is dropped: the peer would fail the connection for either.
 func closePayload(code int, reason string) []byte {
-	if code == CloseNoStatus {
+	if !validReceivedCloseCode(code) {
 		return nil
 	}
-	reason = truncateUTF8(reason, maxControlPayload-2)
+	reason = truncateUTF8(strings.ToValidUTF8(reason, ""), maxControlPayload-2)
 	b := make([]byte, 2+len(reason))
 	binary.BigEndian.PutUint16(b, uint16(code))
 	copy(b[2:], reason)
