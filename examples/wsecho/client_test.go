@@ -229,6 +229,7 @@ func (c *wsConn) readLoop(br *bufio.Reader) {
 		binaryMsg  bool
 		msg        []byte
 		window     []byte // the server's output, for its context takeover
+		inflater   io.ReadCloser
 		closed     bool
 	)
 	violation := func(format string, args ...any) {
@@ -346,7 +347,13 @@ func (c *wsConn) readLoop(br *bufio.Reader) {
 			if c.pmd.serverNoContext {
 				window = nil
 			}
-			out, err := io.ReadAll(flate.NewReaderDict(io.MultiReader(bytes.NewReader(msg), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})), window))
+			src := io.MultiReader(bytes.NewReader(msg), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}))
+			if inflater == nil {
+				inflater = flate.NewReaderDict(src, window)
+			} else {
+				_ = inflater.(flate.Resetter).Reset(src, window)
+			}
+			out, err := io.ReadAll(inflater)
 			if err != nil {
 				violation("inflate: %v", err)
 			}
@@ -474,9 +481,12 @@ func (c *wsConn) sendMessage(payload []byte, binaryMsg bool, fragment int) {
 // flush's 00 00 ff ff removed, the compressor reset before each message
 // when the server asked for client_no_context_takeover.
 func (c *wsConn) compress(p []byte) []byte {
-	if c.comp == nil || c.pmd.clientNoContext {
-		c.compBuf.Reset()
+	switch {
+	case c.comp == nil:
 		c.comp, _ = flate.NewWriter(&c.compBuf, flate.BestSpeed)
+	case c.pmd.clientNoContext:
+		c.compBuf.Reset()
+		c.comp.Reset(&c.compBuf)
 	}
 	start := c.compBuf.Len()
 	_, _ = c.comp.Write(p)
