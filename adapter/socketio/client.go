@@ -276,7 +276,7 @@ func (c *Client) connect(p sio.Packet) {
 			req.Offset, _ = recovery.Offset.(string)
 		}
 	}
-	s := &Socket{client: c, nsIdx: nsIdx, state: stateConnecting}
+	s := &Socket{client: c, nsIdx: nsIdx} // stateConnecting
 	if p.Data != nil {
 		s.x = &socketExtra{auth: p.Data}
 	}
@@ -328,8 +328,8 @@ func (c *Client) connect(p sio.Packet) {
 	if s.x != nil {
 		pre, s.x.pre = s.x.pre, nil
 	}
-	if s.state == stateConnecting {
-		s.state = stateConnected
+	if s.loadState() == stateConnecting {
+		s.setStateLocked(stateConnected)
 	}
 	s.mu.Unlock()
 	for _, o := range pre {

@@ -37,8 +37,11 @@ type Socket struct {
 	id     string
 	data   any
 
-	mu    sync.Mutex
-	state socketState
+	mu sync.Mutex
+	// state is a socketState. It changes under mu (and, from connecting
+	// to connected, under the client's sendMu too), and is read without
+	// a lock where a send needs no more than that (queueOut).
+	state atomic.Uint32
 	nsIdx uint16       // the namespace's index in Server.nsNames (constant): 16 B less than its name
 	x     *socketExtra // nil until the socket has any of it: most never do
 }
@@ -55,6 +58,11 @@ type socketExtra struct {
 	acks   map[uint64]*pendingAck
 	nextID uint32 // of the next EmitWithAck: ids wrap after 2³² (at most MaxPendingAcks wait)
 }
+
+func (s *Socket) loadState() socketState { return socketState(s.state.Load()) }
+
+// setStateLocked sets the state; s.mu must be held.
+func (s *Socket) setStateLocked(st socketState) { s.state.Store(uint32(st)) }
 
 // extraLocked returns s.x, made if need be; s.mu must be held.
 func (s *Socket) extraLocked() *socketExtra {
@@ -117,7 +125,7 @@ func (s *Socket) Client() *Client { return s.client }
 func (s *Socket) Connected() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.state == stateConnected
+	return s.loadState() == stateConnected
 }
 
 // Emit sends the event name with args to the socket.
@@ -137,7 +145,7 @@ func (s *Socket) Emit(name string, args Args) error {
 // Config.MaxPendingAcks acks are awaited at a time (ErrTooManyAcks).
 func (s *Socket) EmitWithAck(name string, args Args, timeout time.Duration, cb func(Args, error)) error {
 	s.mu.Lock()
-	if s.state == stateLeft {
+	if s.loadState() == stateLeft {
 		s.mu.Unlock()
 		return ErrDisconnected
 	}
@@ -195,10 +203,22 @@ func (s *Socket) Send(p *Prepared) error {
 // socket's other packets, after the CONNECT reply, ErrDisconnected once
 // the socket left. The connection must be a FrameConn.
 func (s *Socket) SendFrame(m *transport.Prepared) error {
-	if _, ok := s.client.conn.(FrameConn); !ok {
+	c := s.client
+	fc, ok := c.conn.(FrameConn)
+	if !ok {
 		return ErrNoFrames
 	}
-	return s.queueOut(outPacket{frame: m})
+	// queueOut, with the assertion above made once: this is every room
+	// message's way to a Socket.IO client on Herald.
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	switch s.loadState() {
+	case stateConnected:
+		return fc.SendFrame(m)
+	case stateLeft:
+		return ErrDisconnected
+	}
+	return s.hold(outPacket{frame: m})
 }
 
 // Disconnect makes the socket leave its namespace: the client is sent a
@@ -208,7 +228,7 @@ func (s *Socket) Disconnect() error {
 	c := s.client
 	c.sendMu.Lock()
 	s.mu.Lock()
-	switch s.state {
+	switch s.loadState() {
 	case stateConnecting:
 		s.mu.Unlock()
 		c.sendMu.Unlock()
@@ -245,26 +265,36 @@ func (s *Socket) queuePrepared(p *Prepared) error {
 	return s.queueOut(outPacket{text: p.text, bin: p.bin})
 }
 
+// queueOut sends o, or holds it while OnConnect runs. A connected socket
+// is sent to under sendMu alone: while it is held the state can only
+// change to left, which a send racing with it may miss under any lock.
 func (s *Socket) queueOut(o outPacket) error {
 	c := s.client
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
-	s.mu.Lock()
-	switch s.state {
-	case stateConnecting:
-		defer s.mu.Unlock()
-		x := s.extraLocked()
-		if len(x.pre) >= c.srv.cfg.MaxPreConnect {
-			return errPreConnectFull
-		}
-		x.pre = append(x.pre, o)
-		return nil
+	switch s.loadState() {
+	case stateConnected:
+		return c.writeOut(o)
 	case stateLeft:
-		s.mu.Unlock()
 		return ErrDisconnected
 	}
-	s.mu.Unlock()
-	return c.writeOut(o)
+	return s.hold(o)
+}
+
+// hold keeps o for after the CONNECT reply. The client's sendMu is held:
+// the socket cannot become connected meanwhile.
+func (s *Socket) hold(o outPacket) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loadState() == stateLeft {
+		return ErrDisconnected
+	}
+	x := s.extraLocked()
+	if len(x.pre) >= s.client.srv.cfg.MaxPreConnect {
+		return errPreConnectFull
+	}
+	x.pre = append(x.pre, o)
+	return nil
 }
 
 // handle handles a packet of the socket's namespace from the client.
@@ -358,11 +388,11 @@ func (s *Socket) refused() { s.leave() }
 // fails its pending acks; it reports whether the socket had not left yet.
 func (s *Socket) leave() bool {
 	s.mu.Lock()
-	if s.state == stateLeft {
+	if s.loadState() == stateLeft {
 		s.mu.Unlock()
 		return false
 	}
-	s.state = stateLeft
+	s.setStateLocked(stateLeft)
 	var acks map[uint64]*pendingAck
 	if x := s.x; x != nil {
 		x.pre = nil

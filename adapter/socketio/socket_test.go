@@ -12,6 +12,7 @@ import (
 	"time"
 
 	sio "github.com/heraldrt/herald/protocol/socketio"
+	"github.com/heraldrt/herald/transport"
 )
 
 // recorder collects what the hooks saw.
@@ -614,6 +615,30 @@ func BenchmarkSendPrepared(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.Send(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// nopFrameConn is a FrameConn that drops what it is given.
+type nopFrameConn struct{ nopConn }
+
+func (nopFrameConn) SendFrame(*transport.Prepared) error { return nil }
+
+// BenchmarkSendFrame is one room message's way through the adapter to a
+// connected socket: SendFrame of a frame made once for many sockets.
+func BenchmarkSendFrame(b *testing.B) {
+	srv, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := srv.Accept(context.Background(), nopFrameConn{})
+	c.HandleText([]byte("0"))
+	s := c.Socket("/")
+	m := transport.NewPrepared(transport.Text, []byte(`42["e",{"x":1}]`), 1<<20, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.SendFrame(m); err != nil {
 			b.Fatal(err)
 		}
 	}
