@@ -222,3 +222,38 @@ func TestHandshakeRFC6455(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptKeyAllocations: the accept value is appended without an
+// allocation for a key of usual length, and the key checked likewise.
+func TestAcceptKeyAllocations(t *testing.T) {
+	const key = "dGhlIHNhbXBsZSBub25jZQ=="
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { buf = appendAcceptKey(buf[:0], key) }); n != 0 {
+		t.Errorf("appendAcceptKey: %v allocations, want 0", n)
+	}
+	if string(buf) != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Errorf("appendAcceptKey = %q (RFC 6455 example)", buf)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = validKey(key) }); n != 0 {
+		t.Errorf("validKey: %v allocations, want 0", n)
+	}
+	for _, k := range []string{"", "c2hvcnQ=", key + "AAAA", "not base64 at all!!!!!!!"} {
+		if validKey(k) {
+			t.Errorf("validKey(%q) = true", k)
+		}
+	}
+}
+
+// BenchmarkHandshakeKey is the handshake's own work on the key: the
+// check and the accept value.
+func BenchmarkHandshakeKey(b *testing.B) {
+	const key = "dGhlIHNhbXBsZSBub25jZQ=="
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !validKey(key) {
+			b.Fatal("invalid")
+		}
+		buf = appendAcceptKey(buf[:0], key)
+	}
+}

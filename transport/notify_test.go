@@ -329,3 +329,15 @@ func TestTryReadRandomStreams(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRunCallback is the handoff of a NotifyReadable callback to a
+// runner, as the read poller makes it for each readable connection.
+func BenchmarkRunCallback(b *testing.B) {
+	done := make(chan struct{})
+	f := func() { done <- struct{}{} }
+	b.ReportAllocs()
+	for b.Loop() {
+		runCallback(f)
+		<-done
+	}
+}
