@@ -80,15 +80,20 @@ func (s *Server) admit(ctx context.Context, r *http.Request, connID, cid string,
 		return admission{}, &refusal{status: http.StatusServiceUnavailable, code: "starting",
 			message: "revocations not loaded yet; retry shortly or reconnect to another node", retryAfter: "1"}
 	}
-	ip := s.clientIP(r)
-	if !rated && !s.limits.allowUpgrade(ip, time.Now()) {
+	// The address per-IP limits count and OnUpgrade is told; none is
+	// worked out for a server that has neither.
+	ip := ""
+	if cfg := &s.cfg; cfg.UpgradeRatePerIP > 0 || cfg.MaxConnsPerIP > 0 || cfg.Hooks.OnUpgrade != nil {
+		ip = s.clientIP(r)
+	}
+	if !rated && s.cfg.UpgradeRatePerIP > 0 && !s.limits.allowUpgrade(ip, time.Now()) {
 		return admission{}, s.refuse(ctx, http.StatusTooManyRequests, string(limitUpgradeRate), "too many connection attempts from your address; retry later")
 	}
 	ident, err := s.auth.Authenticate(r)
 	if err != nil {
 		return admission{}, s.rejectAuth(ctx, err)
 	}
-	if s.revoked.revoked(ident, time.Now()) {
+	if s.revoked.revoked(ident, time.Time{}) {
 		return admission{}, s.rejectAuth(ctx, &auth.Error{Status: http.StatusUnauthorized, Reason: "revoked", Message: "credential revoked"})
 	}
 	if !s.originAllowed(r, ident.Source == "cookie") {
@@ -103,7 +108,7 @@ func (s *Server) admit(ctx context.Context, r *http.Request, connID, cid string,
 			changed := *ident
 			changed.UserID = up.UserID
 			ident = &changed
-			if s.revoked.revoked(ident, time.Now()) {
+			if s.revoked.revoked(ident, time.Time{}) {
 				return admission{}, s.rejectAuth(ctx, &auth.Error{Status: http.StatusUnauthorized, Reason: "revoked", Message: "credential revoked"})
 			}
 		}

@@ -270,8 +270,10 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	// most: what has not finished by then is logged and left undone.
 	bctx := c.backendCtx()
 	sess, resumed := c.openSession(bctx, resumeID, resumeToken)
-	c.resumeToken, c.sessionStart = sess.ResumeToken, time.Now().UnixNano()
-	if !sess.ConnectedAt.IsZero() {
+	c.resumeToken = sess.ResumeToken
+	if sess.ConnectedAt.IsZero() {
+		c.sessionStart = time.Now().UnixNano()
+	} else {
 		c.sessionStart = sess.ConnectedAt.UnixNano()
 	}
 	c.info.SessionID = sess.ID // written once, before it is published
@@ -314,7 +316,7 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	// close: it is seen here. (One recorded later finds the connection
 	// in the index: Revocations.add comes before the index lookup, and
 	// addConn before this check.)
-	if c.revokedAt(time.Now()) {
+	if c.revokedAt(time.Time{}) { // now
 		s.log.InfoContext(c.ctx(), "credential revoked while connecting")
 		c.closeWith(protocol.CloseRevoked, "token revoked")
 	}

@@ -33,7 +33,8 @@ func (c *conn) canPublish(room string) bool {
 	return c.currentIdentity(&anon).CanPublish(room)
 }
 
-// revokedAt reports whether the connection's credential is revoked.
+// revokedAt reports whether the connection's credential is revoked at
+// now (zero: the present, see revocations.revoked).
 func (c *conn) revokedAt(now time.Time) bool {
 	var anon auth.Identity
 	return c.s.revoked.revoked(c.currentIdentity(&anon), now)
@@ -147,7 +148,7 @@ func (c *conn) refresh(ref json.RawMessage, token string) {
 	case id.UserID != cur.UserID:
 		c.sendError(ref, protocol.CodeTokenInvalid, "the new token is for another user")
 		return
-	case c.s.revoked.revoked(id, time.Now()):
+	case c.s.revoked.revoked(id, time.Time{}):
 		c.sendError(ref, protocol.CodeTokenInvalid, "the new token is revoked")
 		return
 	}

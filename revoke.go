@@ -66,16 +66,24 @@ func (rv *revocations) put(jti, user string, at, until time.Time) bool {
 	return changed
 }
 
-// revoked reports whether id's credential is revoked.
+// revoked reports whether id's credential is revoked at now. A zero now
+// is the present moment, read only when a revocation names id's token
+// or user (a connect, which has none, reads no clock for it).
 func (rv *revocations) revoked(id *auth.Identity, now time.Time) bool {
+	clock := func() time.Time {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		return now
+	}
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	if id.TokenID != "" {
-		if until, ok := rv.jtis[id.TokenID]; ok && now.Before(until) {
+		if until, ok := rv.jtis[id.TokenID]; ok && clock().Before(until) {
 			return true
 		}
 	}
-	if s, ok := rv.subs[id.UserID]; ok && now.Before(s.until) && !id.IssuedAt.After(s.at) {
+	if s, ok := rv.subs[id.UserID]; ok && clock().Before(s.until) && !id.IssuedAt.After(s.at) {
 		return true
 	}
 	return false

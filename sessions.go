@@ -40,7 +40,7 @@ const secretBytes = 15
 // welcome.resumed and starts afresh.
 func (c *conn) openSession(ctx context.Context, wantID, token string) (session.Session, bool) {
 	s := c.s
-	now := time.Now()
+	now := c.info.ConnectedAt // moments ago (newConn): a clock read less
 	if wantID != "" && token != "" {
 		// Resume checks the token and swaps it in one step: of concurrent
 		// resumes with one token, exactly one gets the session.

@@ -212,8 +212,9 @@ func (a *Authenticator) verify(token string, claims *Claims) (*auth.Identity, er
 	if len(token) > a.cfg.MaxTokenBytes {
 		return nil, fail(ReasonTokenTooLarge)
 	}
+	now := time.Now() // one clock read for the checks of the fast path and check
 	var tc tokenClaims
-	if a.fast == nil || !a.fast.verify(token, &tc) {
+	if a.fast == nil || !a.fast.verify(token, &tc, now) {
 		// Not the common HS256 shape, or refused: the parser decides,
 		// and says why.
 		c := claims
@@ -231,7 +232,7 @@ func (a *Authenticator) verify(token string, claims *Claims) (*auth.Identity, er
 	} else if claims != nil {
 		tc.fill(claims)
 	}
-	if reason := a.check(&tc); reason != "" {
+	if reason := a.check(&tc, now); reason != "" {
 		return nil, fail(reason)
 	}
 	g := &grant{
@@ -289,8 +290,8 @@ func timeClaimsAreNumbers(token string) bool {
 // check applies what the parser does not: sub, iss, aud, lifetime and
 // revocation. The signature, exp, nbf and iat have been checked. (iss and
 // aud are checked here so that a missing one reads as bad_issuer or
-// bad_audience rather than missing_claim.)
-func (a *Authenticator) check(c *tokenClaims) string {
+// bad_audience rather than missing_claim.) now is the time of the check.
+func (a *Authenticator) check(c *tokenClaims, now time.Time) string {
 	switch {
 	case c.sub == "":
 		return ReasonMissingClaim
@@ -305,7 +306,7 @@ func (a *Authenticator) check(c *tokenClaims) string {
 	if !c.iat.IsZero() && c.exp.Sub(c.iat) > a.cfg.MaxLifetime {
 		return ReasonLifetime
 	}
-	if time.Until(c.exp) > a.cfg.MaxLifetime+a.cfg.Leeway {
+	if c.exp.Sub(now) > a.cfg.MaxLifetime+a.cfg.Leeway {
 		return ReasonLifetime
 	}
 	if a.cfg.Revocations != nil && a.cfg.Revocations.IsRevoked(c.jti, c.sub, c.iat) {
