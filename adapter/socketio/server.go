@@ -222,7 +222,7 @@ func (s *Server) accept(c *Client, ctx context.Context, conn EngineConn) {
 	c.srv, c.conn, c.ctx = s, conn, ctx
 	if d := s.cfg.ConnectTimeout; d > 0 {
 		c.mu.Lock()
-		c.connectTimer = time.AfterFunc(d, c.connectTimedOut)
+		c.extraLocked().connectTimer = time.AfterFunc(d, c.connectTimedOut)
 		c.mu.Unlock()
 	}
 }

@@ -411,7 +411,7 @@ func (s *Socket) leave() bool {
 // remove takes s out of its client's sockets.
 func (c *Client) remove(s *Socket) {
 	c.mu.Lock()
-	c.sockets.remove(s)
+	c.removeLocked(s)
 	c.mu.Unlock()
 }
 
