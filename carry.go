@@ -28,11 +28,12 @@ import (
 // node records the session as its own before it takes: whichever order
 // the store sees, one of the two finds the messages.
 //
-// A store bounded in bytes (session/redis) may drop some to stay within
-// its bounds: they are counted and logged here, and the store keeps a
-// record of the loss per room that the resuming connection takes with
-// the messages and turns into gap frames (redeliver): the client is told,
-// as when history cannot fill a gap.
+// The built-in stores (session/redis, session/memory) are bounded in
+// bytes and may drop some to stay within their bounds: they are counted
+// and logged here, and the store keeps a record of the loss per room that
+// the resuming connection takes with the messages and turns into gap
+// frames (redeliver): the client is told, as when history cannot fill a
+// gap.
 
 // carryPending stores msgs with c's session and reports whether it could.
 func (s *Server) carryPending(ctx context.Context, c *conn, msgs []session.Pending) bool {

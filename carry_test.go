@@ -12,6 +12,7 @@ import (
 
 	"github.com/heraldrt/herald"
 	"github.com/heraldrt/herald/internal/testserver"
+	memsession "github.com/heraldrt/herald/session/memory"
 	redissession "github.com/heraldrt/herald/session/redis"
 )
 
@@ -81,6 +82,57 @@ func TestCarriedMessagesOverTheStoreBoundAreTold(t *testing.T) {
 	}
 	if v := metricValue(t, b, "herald_gap_frames_total"); v != 2 {
 		t.Fatalf("herald_gap_frames_total = %v on the resuming node", v)
+	}
+	_ = rc.c.Close(websocket.StatusNormalClosure, "")
+}
+
+// TestCarriedMessagesOverTheMemoryStoreBoundAreTold: the in-memory
+// session store refuses what would take it past its byte bound; the
+// messages are counted and logged, and the connection that resumes the
+// session gets a gap frame for each room that lost one (before, only the
+// count and the log said so).
+func TestCarriedMessagesOverTheMemoryStoreBoundAreTold(t *testing.T) {
+	t.Parallel()
+	st := memsession.New(time.Minute)
+	t.Cleanup(func() { st.Close() })
+	st.LimitPending(400) // less than the three messages of this test (about 275 bytes each)
+	a := startServer(t, herald.Config{AckTimeout: time.Minute, Sessions: st})
+
+	c := dial(t, a.URL, withHeader("X-Client-Id", "near"))
+	c.join("news")
+	c.join("orders")
+	c.join("quiet")
+	for _, room := range []string{"news", "orders", "orders"} {
+		if _, err := a.Publish(context.Background(), room, "created", map[string]string{"pad": strings.Repeat("x", 150)}, herald.WithAck()); err != nil {
+			t.Fatal(err)
+		}
+		c.expect("event")
+	}
+	sid, tok := str(c.welcome["sessionId"]), str(c.welcome["resumeToken"])
+	_ = c.c.CloseNow() // lost, not closed: the session is kept
+	waitFor(t, 5*time.Second, "the three messages dropped over the store's bound", func() bool {
+		return metricValue(t, a, "herald_acks_dropped_total") == 3 &&
+			logCount(t, a, "connection ended with unacknowledged messages; they are not redelivered") == 1
+	})
+
+	rc := dial(t, a.URL, withHeader("X-Client-Id", "near"), withHeader("X-Herald-Session-Id", sid), withHeader("X-Herald-Resume-Token", tok))
+	if rc.welcome["resumed"] != true {
+		t.Fatalf("welcome %v", rc.welcome)
+	}
+	var got []string
+	for range 2 {
+		m := rc.read()
+		if m["type"] != "gap" {
+			t.Fatalf("unexpected %v", m)
+		}
+		got = append(got, str(m["room"]))
+	}
+	slices.Sort(got)
+	if want := []string{"news", "orders"}; !slices.Equal(got, want) {
+		t.Fatalf("gap frames for %v, want %v", got, want)
+	}
+	if v := metricValue(t, a, "herald_gap_frames_total"); v != 2 {
+		t.Fatalf("herald_gap_frames_total = %v", v)
 	}
 	_ = rc.c.Close(websocket.StatusNormalClosure, "")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 	"unsafe"
@@ -37,8 +38,9 @@ func TestPendingBounded(t *testing.T) {
 	if err := st.AddPending(ctx, "b", []session.Pending{msg("b1"), msg("b2")}, 10, time.Minute); !errors.Is(err, ErrPendingFull) {
 		t.Fatalf("1,200 B over a 1,000 B bound: %v, want ErrPendingFull", err)
 	}
-	if got, _ := st.TakePending(ctx, "b"); len(got) != 0 {
-		t.Fatalf("a refused session holds %d messages", len(got))
+	// The refused session holds no message, only the record of its loss.
+	if got, _ := st.TakePending(ctx, "b"); len(got) != 1 || got[0].Lost != 2 || got[0].Frame != nil {
+		t.Fatalf("a refused session holds %+v, want only a record of 2 lost", got)
 	}
 	if err := st.AddPending(ctx, "b", []session.Pending{msg("b1")}, 10, time.Minute); err != nil {
 		t.Fatalf("900 B under the bound: %v", err)
@@ -54,8 +56,8 @@ func TestPendingBounded(t *testing.T) {
 		t.Fatalf("%d bytes held after a's were taken, want 300", n)
 	}
 	// So does trimming a session to its newest max.
-	if err := st.AddPending(ctx, "b", []session.Pending{msg("b2"), msg("b3")}, 2, time.Minute); err != nil {
-		t.Fatal(err)
+	if err := st.AddPending(ctx, "b", []session.Pending{msg("b2"), msg("b3")}, 2, time.Minute); !errors.As(err, new(*session.PendingDropped)) {
+		t.Fatalf("3 messages over a max of 2: %v, want a PendingDropped", err)
 	}
 	if n := st.PendingBytes(); n != 600 {
 		t.Fatalf("%d bytes held with b trimmed to 2 messages, want 600", n)
@@ -120,5 +122,53 @@ func TestDeleteConn(t *testing.T) {
 	now = now.Add(2 * time.Second)
 	if ok, _ := st.DeleteConn(ctx, "s2", "c1"); ok {
 		t.Fatal("an expired session reported deleted")
+	}
+}
+
+// TestPendingLossRecorded: messages the store drops, refused over its
+// bound or trimmed to max, leave a record per room that TakePending
+// returns first (session.Pending.Lost), so the resuming connection can
+// tell its client; past maxLossRooms rooms the records become one for all
+// rooms.
+func TestPendingLossRecorded(t *testing.T) {
+	ctx := context.Background()
+	st := New(time.Hour)
+	defer st.Close()
+	st.LimitPending(1000)
+	msg := func(id, room string) session.Pending {
+		return session.Pending{MsgID: id, Room: room, Frame: bytes.Repeat([]byte("x"), 100-len(id))} // 100 B each
+	}
+	if err := st.AddPending(ctx, "s", []session.Pending{msg("a1", "a"), msg("b1", "b"), msg("a2", "a")}, 2, time.Minute); !errors.As(err, new(*session.PendingDropped)) {
+		t.Fatalf("3 messages over a max of 2: %v, want a PendingDropped", err)
+	}
+	big := session.Pending{MsgID: "c1", Room: "c", Frame: bytes.Repeat([]byte("x"), 2000)}
+	if err := st.AddPending(ctx, "s", []session.Pending{big}, 2, time.Minute); !errors.Is(err, ErrPendingFull) {
+		t.Fatalf("2,000 B over a 1,000 B bound: %v, want ErrPendingFull", err)
+	}
+	got, err := st.TakePending(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary []string
+	for _, p := range got {
+		if p.Lost > 0 {
+			summary = append(summary, fmt.Sprintf("lost %s:%d", p.Room, p.Lost))
+		} else {
+			summary = append(summary, p.MsgID)
+		}
+	}
+	if want := "[lost a:1 lost c:1 b1 a2]"; fmt.Sprint(summary) != want {
+		t.Fatalf("took %v, want %s", summary, want)
+	}
+	if n := st.PendingBytes(); n != 0 {
+		t.Fatalf("%d bytes held after the session's messages were taken", n)
+	}
+
+	for i := range maxLossRooms + 1 {
+		_ = st.AddPending(ctx, "many", []session.Pending{msg(fmt.Sprint(i), fmt.Sprint("room", i)), msg("x", "")}, 1, time.Minute)
+	}
+	got, _ = st.TakePending(ctx, "many")
+	if len(got) != 2 || got[0].Room != "" || got[0].Lost != 2*(maxLossRooms+1)-1 || got[1].MsgID != "x" {
+		t.Fatalf("after %d rooms lost messages: %+v, want one record for all rooms, then the newest message", maxLossRooms+1, got)
 	}
 }
