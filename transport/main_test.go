@@ -9,11 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -314,13 +314,16 @@ func waitDone(tb testing.TB, c *Conn, timeout time.Duration) error {
 // text returns n bytes of compressible pseudo-text.
 func text(n int) []byte {
 	words := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"}
-	var b bytes.Buffer
+	b := make([]byte, 0, n+32)
 	x := uint32(12345)
-	for b.Len() < n {
+	for len(b) < n {
 		x = x*1664525 + 1013904223
-		fmt.Fprintf(&b, "%s %d ", words[x>>28%uint32(len(words))], x>>20)
+		b = append(b, words[x>>28%uint32(len(words))]...)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(x>>20), 10)
+		b = append(b, ' ')
 	}
-	return b.Bytes()[:n]
+	return b[:n]
 }
 
 // testOptions returns opts with their defaults, for a Conn made without
