@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -485,6 +486,13 @@ func (s *Socket) tick() {
 		s.mu.Unlock()
 		if ws {
 			err = c.Send(s.srv.ping)
+		}
+		if ws && errors.Is(err, transport.ErrClosed) {
+			// The connection is ending (the client's close, a frame
+			// over MaxPayload, a dead peer): its reader finishes the
+			// session with why, which a ping that lost the race must
+			// not replace with ErrBufferFull.
+			return
 		}
 		if err != nil {
 			s.srv.goFinish(s, ErrBufferFull)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"math"
 	"net/http"
 	"strings"
@@ -185,8 +186,10 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 		s.srv.stats.upgrades.Add(1)
 		s.srv.stats.polling.Add(-1)
 		for _, m := range buf {
-			if c.Send(m) != nil {
-				s.finish(ErrBufferFull)
+			if err := c.Send(m); err != nil {
+				if !errors.Is(err, transport.ErrClosed) { // else c's reader says why it ended
+					s.finish(ErrBufferFull)
+				}
 				return
 			}
 		}
