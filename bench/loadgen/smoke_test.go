@@ -201,15 +201,22 @@ func TestBroadcastRefusedPublications(t *testing.T) {
 // outlasts the server's ping interval and pong timeout answers the pings
 // of the connections it already has, so the server closes none of them
 // (it closed the first ones while the worker was still dialing the rest).
+//
+// The pong timeout is 1 s, not less: a loaded machine (-race, load
+// average 20-40 on 2 cores) held this process's pongs back past a 100 ms
+// timeout and the server closed all 12 connections in some runs. The
+// connect phase outlasts it whatever the load, because the joins' sleeps
+// set its length from below: the 11 joins after the first connection's
+// take at least 1.65 s, more than its first ping (0.1 s) plus the timeout.
 func TestSlowConnectPhaseKeepsConnections(t *testing.T) {
 	srv, err := herald.New(herald.Config{
 		APIKeys:           []string{"smoke-test-api-key-0123"},
 		MessageRate:       -1,
 		HeartbeatInterval: 100 * time.Millisecond,
-		HeartbeatTimeout:  100 * time.Millisecond,
+		HeartbeatTimeout:  time.Second,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Hooks: herald.Hooks{OnJoin: func(ctx context.Context, c *herald.ConnInfo, room string) error {
-			time.Sleep(50 * time.Millisecond) // 12 joins one at a time: 0.6 s, three pings' time
+			time.Sleep(150 * time.Millisecond) // 12 joins one at a time: at least 1.8 s
 			return nil
 		}},
 	})
