@@ -136,7 +136,7 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 	var neg negotiated
 	var extHeader string
 	if opts.Compression {
-		neg, extHeader = negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"), opts.ContextTakeover)
+		neg, extHeader = negotiateDeflate(r.Header.Values("Sec-Websocket-Extensions"), opts.ContextTakeover)
 	}
 	neg.subprotocol = selectSubprotocol(r, opts.Subprotocols)
 
@@ -219,10 +219,13 @@ func checkHandshake(r *http.Request) (string, *HandshakeError) {
 	if !headerHasToken(r.Header, "Connection", "upgrade") {
 		return "", &HandshakeError{http.StatusBadRequest, `missing "Connection: Upgrade" header`}
 	}
-	if v := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Version")); v != "13" {
+	// Header keys are spelled canonically ("Sec-Websocket-Key", as
+	// net/http and the accept path store them): a lookup in another
+	// spelling costs an allocation per call to canonicalize it.
+	if v := strings.TrimSpace(r.Header.Get("Sec-Websocket-Version")); v != "13" {
 		return "", &HandshakeError{http.StatusUpgradeRequired, "unsupported websocket version, want 13"}
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
+	keys := r.Header.Values("Sec-Websocket-Key")
 	if len(keys) > 1 {
 		// RFC 6455 section 11.3.1: it must not appear more than once.
 		return "", &HandshakeError{http.StatusBadRequest, "more than one Sec-WebSocket-Key header"}
@@ -288,7 +291,7 @@ func selectSubprotocol(r *http.Request, supported []string) uint8 {
 		return 0
 	}
 	var offered []string
-	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+	for _, v := range r.Header.Values("Sec-Websocket-Protocol") {
 		for p := range strings.SplitSeq(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				offered = append(offered, p)

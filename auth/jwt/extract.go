@@ -38,7 +38,7 @@ func ExtractToken(r *http.Request, cfg Config) (token, source string) {
 	if t := bearer(r.Header.Get("Authorization")); t != "" {
 		return t, SourceHeader
 	}
-	if t, _ := TokenFromSubprotocols(r.Header.Values("Sec-WebSocket-Protocol")); t != "" {
+	if t, _ := TokenFromSubprotocols(r.Header.Values("Sec-Websocket-Protocol")); t != "" {
 		return t, SourceSubprotocol
 	}
 	if !cfg.DisableQueryToken && r.URL != nil {

@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/textproto"
+	"strings"
 )
 
 // MaxFields bounds the header fields of a head Parse accepts: a request
@@ -154,7 +155,7 @@ func Parse(head string) (h Head, ok bool) {
 		if !ok {
 			return Head{}, false
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
+		key := canonicalKey(name)
 		switch key {
 		case "Host":
 			if hosts++; hosts > 1 || !validHost(value) {
@@ -178,6 +179,25 @@ func Parse(head string) (h Head, ok bool) {
 		return Head{}, false
 	}
 	return h, true
+}
+
+// upgradeKeys are the canonical names of the fields of a WebSocket
+// upgrade that net/textproto does not intern: canonicalKey returns these
+// strings instead of allocating one for each request that spells them
+// otherwise (browsers and most clients send "Sec-WebSocket-Key").
+var upgradeKeys = [...]string{"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Protocol"}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey for a field name of
+// token characters.
+func canonicalKey(name string) string {
+	for _, k := range upgradeKeys {
+		// name is ASCII (token characters), so a case-insensitive match
+		// of the same length is what canonicalizing name gives.
+		if len(name) == len(k) && strings.EqualFold(name, k) {
+			return k
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
 }
 
 // cutLine splits s at its first CRLF. A bare CR or LF before it makes the
