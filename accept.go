@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -98,7 +99,7 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 	a.baseCtx = context.WithValue(a.baseCtx, http.ServerContextKey, hs)
 	a.raw = transport.NewRawListener(ln)
 	if ta, ok := ln.Addr().(*net.TCPAddr); ok && a.raw != nil && !ta.IP.IsUnspecified() {
-		a.localAddr = ta
+		a.localCtx = context.WithValue(a.baseCtx, http.LocalAddrContextKey, ta)
 	}
 	a.wg.Add(1)
 	go a.acceptLoop()
@@ -123,10 +124,11 @@ type acceptor struct {
 	writeTimeout time.Duration
 	baseCtx      context.Context
 	// raw accepts sockets without Go's poller (nil: ln.Accept);
-	// localAddr is their local address when the listener's tells it
-	// (nil: asked of each socket).
-	raw       *transport.RawListener
-	localAddr net.Addr
+	// localCtx is baseCtx with their local address when the listener's
+	// tells it, which every request context then shares (nil: asked of
+	// each socket).
+	raw      *transport.RawListener
+	localCtx context.Context
 
 	conns chan net.Conn // to hs.Serve
 	work  chan accepted // to an idle worker
@@ -390,12 +392,26 @@ func isWebSocketUpgrade(h http.Header) bool {
 	return false
 }
 
-// remoteAddr is the peer's address of acc as net/http writes it.
+// remoteAddr is the peer's address of acc as net/http writes it
+// (net.TCPAddr.String), in one allocation where the accept told it.
 func remoteAddr(acc accepted) string {
-	if acc.raddr != nil {
-		return acc.raddr.String()
+	if a := acc.raddr; a != nil {
+		return tcpAddrString(a)
 	}
 	return acc.nc.RemoteAddr().String()
+}
+
+// tcpAddrString is a.String() in one allocation (that takes three: the
+// IP, the port and the two joined) for an address without a zone.
+// net.IP.String writes an IPv4-mapped address as IPv4, as Unmap does, and
+// net.JoinHostPort brackets what netip.AddrPort brackets: an IPv6 host.
+func tcpAddrString(a *net.TCPAddr) string {
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if !ok || a.Zone != "" || a.Port < 0 || a.Port > 0xffff {
+		return a.String()
+	}
+	var buf [len("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535")]byte
+	return string(netip.AddrPortFrom(ip.Unmap(), uint16(a.Port)).AppendTo(buf[:0]))
 }
 
 // handOff gives nc to the http.Server, which reads buffered first.
@@ -421,11 +437,10 @@ func (a *acceptor) handOff(nc net.Conn, buffered []byte) {
 // past the head.
 func (a *acceptor) serveUpgrade(acc accepted, h *httphead.Head, u *url.URL, after []byte) {
 	nc := acc.nc
-	local := a.localAddr
-	if local == nil {
-		local = nc.LocalAddr()
+	ctx := a.localCtx
+	if ctx == nil {
+		ctx = context.WithValue(a.baseCtx, http.LocalAddrContextKey, nc.LocalAddr())
 	}
-	ctx := context.WithValue(a.baseCtx, http.LocalAddrContextKey, local)
 	if a.hs.ConnContext != nil {
 		ctx = a.hs.ConnContext(ctx, nc)
 		if ctx == nil {

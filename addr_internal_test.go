@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 )
@@ -52,4 +53,37 @@ func FuzzAddrOf(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkAddr(t, s) })
+}
+
+// tcpAddrString writes what net.TCPAddr.String writes, for any IP of 4
+// or 16 bytes (IPv4, IPv4-mapped IPv6, IPv6), port and zone.
+func TestTCPAddrString(t *testing.T) {
+	t.Parallel()
+	for _, a := range []*net.TCPAddr{
+		{IP: net.IPv4(127, 0, 0, 1), Port: 54321},
+		{IP: net.IP{10, 1, 2, 3}, Port: 0},
+		{IP: net.IPv6loopback, Port: 65535},
+		{IP: net.ParseIP("2001:db8::1:0:0:1"), Port: 80},
+		{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 443},
+		{IP: net.ParseIP("::192.0.2.1"), Port: 443},
+		{IP: net.ParseIP("fe80::1"), Port: 8080, Zone: "eth0"},
+		{IP: nil, Port: 1},
+		{IP: net.IP{1, 2, 3}, Port: 1},
+	} {
+		if got, want := tcpAddrString(a), a.String(); got != want {
+			t.Errorf("tcpAddrString(%#v) = %q, want %q", a, got, want)
+		}
+	}
+}
+
+func FuzzTCPAddrString(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1}, 80)
+	f.Add([]byte(net.IPv6loopback), 65535)
+	f.Add([]byte(net.IPv4(192, 0, 2, 1)), 1)
+	f.Fuzz(func(t *testing.T, ip []byte, port int) {
+		a := &net.TCPAddr{IP: ip, Port: port}
+		if got, want := tcpAddrString(a), a.String(); got != want {
+			t.Fatalf("tcpAddrString(%#v) = %q, want %q", a, got, want)
+		}
+	})
 }
