@@ -318,14 +318,8 @@ func (a *acceptor) serveConn(acc accepted) {
 		return
 	}
 	h, simple := httphead.Parse(head)
-	var u *url.URL
-	if simple && isWebSocketUpgrade(h.Header) {
-		var err error
-		u, err = url.ParseRequestURI(h.Target)
-		simple = err == nil
-	} else {
-		simple = false
-	}
+	var u url.URL
+	simple = simple && isWebSocketUpgrade(h.Header) && parseTarget(&u, h.Target)
 	if !simple {
 		replay := append(append(make([]byte, 0, len(head)+len(rest)), head...), rest...)
 		headBufs.Put(bp)
@@ -338,7 +332,7 @@ func (a *acceptor) serveConn(acc accepted) {
 		after = append([]byte(nil), rest...)
 	}
 	headBufs.Put(bp)
-	a.serveUpgrade(acc, &h, u, after)
+	a.serveUpgrade(acc, &h, &u, after)
 }
 
 // readHead reads nc until its request head is whole (returned as a
@@ -374,6 +368,39 @@ func (a *acceptor) readHead(nc net.Conn, b []byte) (head string, rest []byte, ok
 		}
 	}
 }
+
+// parseTarget sets u to url.ParseRequestURI(target), false where that
+// fails. A target of a path of characters that need no escape ('/',
+// letters, digits, "-._~$&+,:;=@"), with a query or not, is parsed here,
+// into u: ParseRequestURI would allocate the URL.
+func parseTarget(u *url.URL, target string) bool {
+	path, query, hasQuery := strings.Cut(target, "?")
+	plain := len(path) > 0 && path[0] == '/'
+	for i := 0; plain && i < len(path); i++ {
+		switch c := path[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("/-._~$&+,:;=@", c) >= 0:
+		default:
+			plain = false
+		}
+	}
+	if plain && !strings.ContainsFunc(query, isCTL) {
+		// ParseRequestURI keeps the query as it is; a target that ends
+		// in its only '?' has ForceQuery.
+		*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+		return true
+	}
+	p, err := url.ParseRequestURI(target)
+	if err != nil {
+		return false
+	}
+	*u = *p
+	return true
+}
+
+// isCTL reports whether r is an ASCII control character, which a URL
+// cannot hold.
+func isCTL(r rune) bool { return r < ' ' || r == 0x7f }
 
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -449,9 +476,10 @@ func (a *acceptor) serveUpgrade(acc accepted, h *httphead.Head, u *url.URL, afte
 	}
 	a.setState(nc, http.StateNew)
 	a.setState(nc, http.StateActive)
+	w := &fastWriter{a: a, nc: nc, after: after, url: *u}
 	r := (&http.Request{
 		Method:     h.Method,
-		URL:        u,
+		URL:        &w.url,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -461,7 +489,6 @@ func (a *acceptor) serveUpgrade(acc accepted, h *httphead.Head, u *url.URL, afte
 		RemoteAddr: remoteAddr(acc),
 		RequestURI: h.Target,
 	}).WithContext(ctx)
-	w := &fastWriter{a: a, nc: nc, after: after}
 	defer func() {
 		if v := recover(); v != nil {
 			a.s.log.Error("panic serving a WebSocket upgrade", "panic", fmt.Sprint(v), "stack", string(debug.Stack()), "remote", r.RemoteAddr)
@@ -490,9 +517,11 @@ func (a *acceptor) setState(nc net.Conn, st http.ConnState) {
 // path: an upgrade takes the connection (transport.ConnTaker); any other
 // answer is kept and written, with Connection: close, by finish.
 type fastWriter struct {
-	a      *acceptor
-	nc     net.Conn
-	after  []byte
+	a     *acceptor
+	nc    net.Conn
+	after []byte
+	// url is the request's URL, made with the writer in one allocation.
+	url    url.URL
 	header http.Header
 	status int
 	body   []byte
