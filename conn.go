@@ -152,7 +152,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 
 	// A request that is no WebSocket upgrade at all is told so first,
 	// before authentication or limits are spent on it.
-	if herr := transport.CheckHandshake(r); herr != nil {
+	hs, herr := transport.ValidHandshake(r)
+	if herr != nil {
 		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
 		tell()
 		herr.SetHeaders(w.Header())
@@ -194,7 +195,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	// Held: the 101 goes out with the welcome, in one write (run sends
 	// it once the session is open and the rooms are joined).
-	ws, err := s.upgrader.UpgradeHeld(w, r, respHeader)
+	// The handshake checked above is not checked again.
+	ws, err := s.upgrader.UpgradeHeldHandshake(w, hs, respHeader)
 	if err != nil {
 		s.metrics.UpgradesRejected.WithLabelValues("bad_handshake").Inc()
 		s.log.InfoContext(ctx, "upgrade failed", "err", err, "remote", r.RemoteAddr, "conn_id", connID, "user", adm.ident.UserID)

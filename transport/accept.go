@@ -3,6 +3,7 @@ package transport
 import (
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -46,6 +47,26 @@ func (e *HandshakeError) SetHeaders(h http.Header) {
 func CheckHandshake(r *http.Request) *HandshakeError {
 	_, herr := checkHandshake(r)
 	return herr
+}
+
+// Handshake is a request that ValidHandshake found to be a valid
+// WebSocket opening handshake, for Upgrader.UpgradeHeldHandshake, which
+// upgrades it without checking it again. Only this package makes one:
+// the zero Handshake is refused.
+type Handshake struct {
+	r   *http.Request
+	key string // Sec-WebSocket-Key, trimmed
+}
+
+// ValidHandshake is CheckHandshake for a server that checks a request
+// first and upgrades it later: it also returns the request as checked,
+// so that Upgrader.UpgradeHeldHandshake need not check it again.
+func ValidHandshake(r *http.Request) (Handshake, *HandshakeError) {
+	key, herr := checkHandshake(r)
+	if herr != nil {
+		return Handshake{}, herr
+	}
+	return Handshake{r: r, key: key}, nil
 }
 
 // ConnTaker is implemented by the http.ResponseWriter of an accept path
@@ -124,6 +145,19 @@ func (u *Upgrader) UpgradeHeld(w http.ResponseWriter, r *http.Request, respHeade
 	return u.upgrade(w, r, respHeader, true)
 }
 
+// UpgradeHeldHandshake is UpgradeHeld for a request that ValidHandshake
+// accepted (h), which it does not check again. The request must not have
+// changed since. A zero Handshake is answered with a 500 and an error.
+func (u *Upgrader) UpgradeHeldHandshake(w http.ResponseWriter, h Handshake, respHeader http.Header) (*Conn, error) {
+	if h.r == nil {
+		http.Error(w, "websocket upgrade of an unchecked request", http.StatusInternalServerError)
+		return nil, errUncheckedHandshake
+	}
+	return u.upgradeChecked(w, h.r, h.key, respHeader, true)
+}
+
+var errUncheckedHandshake = errors.New("transport: UpgradeHeldHandshake of a Handshake that ValidHandshake did not return")
+
 func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, respHeader http.Header, held bool) (*Conn, error) {
 	key, herr := checkHandshake(r)
 	if herr != nil {
@@ -131,6 +165,12 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, respHeader ht
 		http.Error(w, herr.Message, herr.Status)
 		return nil, herr
 	}
+	return u.upgradeChecked(w, r, key, respHeader, held)
+}
+
+// upgradeChecked is upgrade once r is known valid, with its trimmed
+// Sec-WebSocket-Key.
+func (u *Upgrader) upgradeChecked(w http.ResponseWriter, r *http.Request, key string, respHeader http.Header, held bool) (*Conn, error) {
 	opts := &u.opts
 
 	var neg negotiated

@@ -112,3 +112,70 @@ func TestUpgradeHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeHeldHandshake: a request ValidHandshake accepted is upgraded
+// as UpgradeHeld upgrades it; one it refused gets its error, and a zero
+// Handshake (no check) is refused with a 500, nothing hijacked.
+func TestUpgradeHeldHandshake(t *testing.T) {
+	u := NewUpgrader(Options{PingInterval: -1})
+	conns := make(chan *Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var h Handshake
+		if r.URL.Path != "/zero" {
+			var herr *HandshakeError
+			if h, herr = ValidHandshake(r); herr != nil {
+				herr.SetHeaders(w.Header())
+				http.Error(w, herr.Message, herr.Status)
+				return
+			}
+		}
+		c, err := u.UpgradeHeldHandshake(w, h, nil)
+		if err != nil {
+			return
+		}
+		_ = c.Release(NewPrepared(Text, []byte("welcome"), 0, 0))
+		conns <- c
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		select {
+		case c := <-conns:
+			c.Terminate(nil)
+			<-c.Done()
+		default:
+		}
+		_ = u.Close(context.Background())
+	})
+	do := func(path, key string) (*http.Response, *rawClient) {
+		t.Helper()
+		nc, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		req := "GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\n\r\n"
+		if _, err := nc.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(nc)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, &rawClient{tb: t, nc: nc, br: br, resp: resp}
+	}
+	if resp, _ := do("/zero", "dGhlIHNhbXBsZSBub25jZQ=="); resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("zero Handshake: response %d, want 500", resp.StatusCode)
+	}
+	if resp, _ := do("/", "not a key"); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("invalid key: response %d, want 400", resp.StatusCode)
+	}
+	resp, rc := do("/", "dGhlIHNhbXBsZSBub25jZQ==")
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("response %d %v", resp.StatusCode, resp.Header)
+	}
+	if f := rc.mustRead(); string(f.payload) != "welcome" {
+		t.Fatalf("got %q, want welcome", f.payload)
+	}
+}
