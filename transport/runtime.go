@@ -65,6 +65,7 @@ func (u *Upgrader) Close(ctx context.Context) error {
 	defer t.Stop()
 	for background.running.Load() > 0 {
 		wakePollers()
+		releaseRunners()
 		background.mu.Lock()
 		held := background.holders > 0
 		background.mu.Unlock()
