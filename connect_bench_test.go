@@ -68,6 +68,11 @@ func BenchmarkServerConnect(b *testing.B) {
 		n := 0
 		for {
 			m, err := syscall.Read(fd, buf[n:])
+			if err == syscall.EINTR {
+				// A signal (the runtime's preemption) during a read
+				// with SO_RCVTIMEO set is not restarted (signal(7)).
+				continue
+			}
 			if err != nil || m <= 0 {
 				return io.ErrUnexpectedEOF
 			}
