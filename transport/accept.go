@@ -227,7 +227,14 @@ func (u *Upgrader) upgradeChecked(w http.ResponseWriter, r *http.Request, key st
 	if held {
 		c := newConn(nc, prefix, opts, neg)
 		c.held = true
-		c.w.pending = &pendingWrite{bufs: net.Buffers{resp}}
+		// The pending write and its one buffer in one allocation.
+		pw := new(struct {
+			pendingWrite
+			one [1][]byte
+		})
+		pw.one[0] = resp
+		pw.bufs = pw.one[:]
+		c.w.pending = &pw.pendingWrite
 		c.start()
 		return c, nil
 	}
