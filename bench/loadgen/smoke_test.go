@@ -25,12 +25,15 @@ func TestBroadcastSmoke(t *testing.T) {
 	}
 }
 
-func broadcastSmoke(t *testing.T, kind loadgen.Kind) {
+// startSmokeServer starts an in-process Herald, with Socket.IO on if
+// socketIO, stopped when t ends, and returns its ws:// base URL.
+func startSmokeServer(t *testing.T, socketIO bool) string {
+	t.Helper()
 	srv, err := herald.New(herald.Config{
 		APIKeys:     []string{"smoke-test-api-key-0123"},
 		MessageRate: -1,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		SocketIO:    herald.SocketIOConfig{Enabled: kind == loadgen.KindHeraldSocketIO},
+		SocketIO:    herald.SocketIOConfig{Enabled: socketIO},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +46,12 @@ func broadcastSmoke(t *testing.T, kind loadgen.Kind) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
+	return "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+func broadcastSmoke(t *testing.T, kind loadgen.Kind) {
 	ctx := context.Background()
-	url := kind.EndpointURL("ws" + strings.TrimPrefix(hs.URL, "http"))
+	url := kind.EndpointURL(startSmokeServer(t, kind == loadgen.KindHeraldSocketIO))
 	specs := loadgen.SplitSpecs(loadgen.WorkerSpec{
 		Kind: kind, URLs: []string{url}, Mode: "subscribe", Conns: 50, Rooms: 5,
 		SourceIPs: []string{"127.0.0.1"},
@@ -85,25 +92,8 @@ func broadcastSmoke(t *testing.T, kind loadgen.Kind) {
 // same rooms of one Herald (WorkerSpec.MixKind); every one gets every
 // message, and the two kinds' latencies are kept apart.
 func TestBroadcastMixedSmoke(t *testing.T) {
-	srv, err := herald.New(herald.Config{
-		APIKeys:     []string{"smoke-test-api-key-0123"},
-		MessageRate: -1,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		SocketIO:    herald.SocketIOConfig{Enabled: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		hs.CloseClientConnections()
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
 	ctx := context.Background()
-	base := "ws" + strings.TrimPrefix(hs.URL, "http")
+	base := startSmokeServer(t, true)
 	specs := loadgen.SplitSpecs(loadgen.WorkerSpec{
 		Kind: loadgen.KindHerald, URLs: []string{loadgen.KindHerald.EndpointURL(base)},
 		MixKind: loadgen.KindHeraldSocketIO, MixURLs: []string{loadgen.KindHeraldSocketIO.EndpointURL(base)},
