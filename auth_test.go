@@ -345,6 +345,46 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 	refreshing.join("chat:after-refresh")
 }
 
+// TestTokenExpiryClosesOnTime: connections whose tokens expire at
+// different seconds are each closed with 4001 at their exp, not before it
+// and within expirySlack after it, while others leave the server's token
+// clock before theirs (a heap of all of them: see expiryClock).
+func TestTokenExpiryClosesOnTime(t *testing.T) {
+	t.Parallel()
+	// The documented slack is the runtime timer's (microseconds); a
+	// loaded test machine gets a second.
+	const expirySlack = time.Second
+	ts, _, _ := authServer(t, herald.Config{TokenExpiryNotice: time.Minute}, jwtauth.Config{})
+	type live struct {
+		c      *wsClient
+		exp    time.Time
+		closed chan time.Time
+	}
+	var expiring []live
+	for i := range 12 {
+		c := with(claims(fmt.Sprintf("user-%d", i), time.Duration(1+i%3)*time.Second+500*time.Millisecond), "jti", fmt.Sprintf("tok-%d", i))
+		exp := time.Unix(c["exp"].(int64), 0)
+		wc := dial(t, ts.URL, withHeader("Authorization", "Bearer "+sign(t, gojwt.SigningMethodHS256, testSecret, c)))
+		if i%4 == 1 {
+			_ = wc.c.Close(websocket.StatusNormalClosure, "") // leaves before its exp
+			continue
+		}
+		l := live{c: wc, exp: exp, closed: make(chan time.Time, 1)}
+		go func() { <-wc.done; l.closed <- time.Now() }()
+		expiring = append(expiring, l)
+	}
+	for _, l := range expiring {
+		code, reason := l.c.closeStatus(time.Minute)
+		if code != 4001 {
+			t.Fatalf("closed with %d %q, want 4001", code, reason)
+		}
+		at := <-l.closed
+		if at.Before(l.exp) || at.After(l.exp.Add(expirySlack)) {
+			t.Errorf("token expiring at %s closed at %s", l.exp.Format(time.StampMilli), at.Format(time.StampMilli))
+		}
+	}
+}
+
 func TestRevocationClosesLiveConnectionsWithin5s(t *testing.T) {
 	t.Parallel()
 	ts, _, _ := authServer(t, herald.Config{}, jwtauth.Config{})

@@ -41,12 +41,16 @@ type conn struct {
 	resumeToken  string
 	sessionStart int64
 
-	identMu sync.Mutex // guards ident, expiry, flagWarned; rooms change under it
+	identMu sync.Mutex // guards ident, flagWarned; rooms change under it
 	// ident is replaced by refresh. It is nil for a plain anonymous
 	// identity (see keptIdentity), which identity rebuilds from the user
 	// id: such a connection need not hold 128 bytes for its user id alone.
-	ident  *auth.Identity
-	expiry *time.Timer
+	ident *auth.Identity
+	// expSlot is 1 + the connection's index in Server.expiries' heap, 0
+	// when it has no token clock (guarded by expiryClock.mu; changed
+	// only with identMu held too, except when the clock takes it out to
+	// run it).
+	expSlot int32
 
 	// limited counts the frames the message bucket refused since the last
 	// one it let through (read loop only).

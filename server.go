@@ -63,6 +63,7 @@ type Server struct {
 	mux          *http.ServeMux
 	limits       *limiter
 	revoked      *revocations
+	expiries     *expiryClock   // the connections' token clocks (expiry.go)
 	trusted      []netip.Prefix // Config.TrustedProxies
 	// localOnly: anonymous authentication without an OnUpgrade hook or
 	// InsecureNoAuth, so upgrades are served on loopback addresses only.
@@ -144,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 		pipes:        make(map[*conn]*pubPipeline),
 		stop:         make(chan struct{}),
 		revoked:      newRevocations(),
+		expiries:     newExpiryClock(),
 		revReload:    make(chan struct{}, 1),
 	}
 	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // checked by validate
