@@ -66,7 +66,10 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, headBufSize); retur
 // with TCP_NODELAY and without TCP keep-alive whatever the listener was
 // made with: heartbeats find dead WebSocket peers and hs's timeouts end
 // idle HTTP connections. A connection handed to hs becomes a
-// *net.TCPConn again.
+// *net.TCPConn again. The listener is set to TCP_DEFER_ACCEPT: a
+// connection is accepted when its client's first bytes arrive, so a
+// client that connects and sends nothing is accepted about a second
+// later, and its head timeout runs from then.
 func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 	a := &acceptor{
 		s:       s,
@@ -229,28 +232,33 @@ func (a *acceptor) acceptLoop() {
 	}
 }
 
-// workerIdle is how long a worker waits for its next connection.
+// workerIdle is how long a worker waits for its next connection: it
+// ends at the first tick of its idle ticker (every workerIdle) that finds
+// it served none since the tick before, so after workerIdle to twice
+// that without one. The ticker is not reset per connection: that was a
+// runtime timer's modification per connect.
 const workerIdle = 10 * time.Second
 
 // worker serves nc, then the connections the accept loop hands it while
-// it waits, until it has waited workerIdle or the acceptor closes. A
-// worker keeps the stack the first connect grew (JSON, the token check,
-// the welcome): a new goroutine per connection would grow its stack on
-// every connect, a tenth of the CPU of the accept path.
+// it waits, until it has waited workerIdle (see there) or the acceptor
+// closes. A worker keeps the stack the first connect grew (JSON, the
+// token check, the welcome): a new goroutine per connection would grow
+// its stack on every connect, a tenth of the CPU of the accept path.
 func (a *acceptor) worker(acc accepted) {
-	var idle *time.Timer
+	idle := time.NewTicker(workerIdle)
+	defer idle.Stop()
+	busy := true // a connection served since the last tick
+	a.serveConn(acc)
 	for {
-		a.serveConn(acc)
-		if idle == nil {
-			idle = time.NewTimer(workerIdle)
-			defer idle.Stop()
-		} else {
-			idle.Reset(workerIdle)
-		}
 		select {
 		case acc = <-a.work:
+			a.serveConn(acc)
+			busy = true
 		case <-idle.C:
-			return
+			if !busy {
+				return
+			}
+			busy = false
 		case <-a.done:
 			return
 		}

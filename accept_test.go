@@ -331,14 +331,17 @@ func TestAcceptPathAgreesWithNetHTTP(t *testing.T) {
 	}
 }
 
-// TestAcceptPathSlowHead: a client that never finishes its head is
-// closed once the http.Server's ReadHeaderTimeout has passed, without an
-// answer, as net/http closes it; one still sending its head when the
-// server shuts down is closed then (goleak checks its goroutine ended).
+// TestAcceptPathSlowHead: a client that never finishes its head, or
+// sends nothing at all (accepted about a second after it connected: the
+// listener's TCP_DEFER_ACCEPT), is closed once the http.Server's
+// ReadHeaderTimeout has passed, without an answer, as net/http closes
+// it; one still sending its head when the server shuts down is closed
+// then (goleak checks its goroutine ended).
 func TestAcceptPathSlowHead(t *testing.T) {
 	for _, partial := range []string{
 		"GET /ws HTTP/1.1\r\nHost: herald.test\r\nUpgrade: websocket\r\n", // ours, never whole
 		"G", // undecided
+		"",  // silent
 	} {
 		rs := startRawServer(t, herald.Config{}, true)
 		nc, err := net.Dial("tcp", rs.addr)

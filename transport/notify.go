@@ -145,7 +145,11 @@ func (c *Conn) readable() {
 }
 
 // callbackIdle is how long a callback runner waits for its next
-// callback before it ends.
+// callback before it ends: it ends at the first tick of its idle timer
+// (every callbackIdle) that finds it ran nothing since the tick before,
+// so after callbackIdle to twice that without one. The timer is not
+// reset per callback: that was a runtime timer's modification per
+// connect under churn.
 const callbackIdle = 200 * time.Millisecond
 
 // callbacks hands NotifyReadable callbacks to idle runners.
@@ -169,19 +173,24 @@ func runCallback(f func()) {
 
 func runCallbacks(f func()) {
 	defer backgroundDone()
-	idle := time.NewTimer(callbackIdle)
+	idle := time.NewTicker(callbackIdle)
 	defer idle.Stop()
+	busy := false // a callback ran since the last tick
 	for {
-		f()
-		f = nil
-		idle.Reset(callbackIdle)
+		if f != nil {
+			f()
+			f, busy = nil, true
+		}
 		select {
 		case f = <-callbacks:
 			if f == nil { // releaseRunners
 				return
 			}
 		case <-idle.C:
-			return
+			if !busy {
+				return
+			}
+			busy = false
 		}
 	}
 }

@@ -36,11 +36,22 @@ type RawListener struct {
 	checked bool
 }
 
+// deferAcceptSeconds is the listener's TCP_DEFER_ACCEPT: the kernel
+// hands over a connection when its first bytes arrive, or, for a client
+// that sends nothing, about this long after the handshake (when the
+// client answers the first retransmitted SYN-ACK).
+const deferAcceptSeconds = 1
+
 // NewRawListener returns a RawListener on ln's socket, or nil when ln is
 // not a *net.TCPListener (or not on Linux). ln and the RawListener share
 // the socket, which listens until both are closed: close both. Close
 // ends a pending Accept. It sets TCP_NODELAY on the socket, for the
-// connections it accepts.
+// connections it accepts, and TCP_DEFER_ACCEPT (1 s): a connection is
+// accepted once its client has sent something, so that its first read
+// finds the request instead of waiting for it (one wake-up of the
+// accepting side per connection, not two); a client that sends nothing
+// is accepted about a second after its handshake. Both options apply to
+// ln's own Accept too.
 func NewRawListener(ln net.Listener) *RawListener {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
@@ -58,6 +69,8 @@ func NewRawListener(ln net.Listener) *RawListener {
 			dup = int(r)
 		}
 		noDelay = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1) != nil
+		// Best effort: without it, a connection is accepted at once.
+		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, deferAcceptSeconds)
 	}); err != nil || dup < 0 {
 		return nil
 	}

@@ -23,6 +23,11 @@ func TestRawListener(t *testing.T) {
 	if rl == nil {
 		t.Fatal("NewRawListener(*net.TCPListener) = nil")
 	}
+	rl.control(func(fd int) {
+		if v, err := syscall.GetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT); err != nil || v == 0 {
+			t.Errorf("listener's TCP_DEFER_ACCEPT %d, %v; want set", v, err)
+		}
+	})
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -131,4 +136,9 @@ func TestRawListenerPeerAddr(t *testing.T) {
 			}
 		})
 	}
+}
+
+// control runs f with the listening socket's descriptor.
+func (l *RawListener) control(f func(fd int)) {
+	_ = l.rc.Control(func(fd uintptr) { f(int(fd)) })
 }
