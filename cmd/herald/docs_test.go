@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,95 @@ func TestDocsNameOnlyRealFlags(t *testing.T) {
 				if !envs[env] {
 					t.Errorf("%s:%d: %s is no variable herald reads", file, i+1, env)
 				}
+			}
+		}
+	}
+}
+
+// markdownAnchors returns the anchors GitHub gives the headings of md:
+// lower case, punctuation dropped, spaces as hyphens, "-1", "-2" after
+// repeats. Headings inside fenced code are not headings.
+func markdownAnchors(md string) map[string]bool {
+	anchors := map[string]bool{}
+	seen := map[string]int{}
+	drop := regexp.MustCompile(`[^\p{L}\p{N}\- _]`)
+	link := regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`)
+	fenced := false
+	for _, line := range strings.Split(md, "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+			continue
+		}
+		if fenced || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		h = link.ReplaceAllString(h, "$1")
+		a := strings.ReplaceAll(drop.ReplaceAllString(strings.ToLower(h), ""), " ", "-")
+		if n, ok := seen[a]; ok {
+			seen[a] = n + 1
+			anchors[a+"-"+strconv.Itoa(n+1)] = true
+			continue
+		}
+		seen[a] = 0
+		anchors[a] = true
+	}
+	return anchors
+}
+
+// TestDocsLinksResolve: every relative link of the repository's Markdown
+// pages names a file that exists and, for a Markdown page, a heading it
+// has.
+func TestDocsLinksResolve(t *testing.T) {
+	root := filepath.Join("..", "..")
+	var pages []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := filepath.ToSlash(strings.TrimPrefix(p, root+string(filepath.Separator)))
+		if d.IsDir() {
+			if d.Name() == "node_modules" || (strings.HasPrefix(d.Name(), ".") && p != root) || rel == "bench/results" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(p, ".md") {
+			pages = append(pages, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pages) < 5 {
+		t.Fatalf("found only %v", pages)
+	}
+	fence := regexp.MustCompile("(?s)```.*?```")
+	mdLink := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	scheme := regexp.MustCompile(`^[a-z][a-z0-9+.-]*:`)
+	for _, page := range pages {
+		text := fence.ReplaceAllString(readRepoDoc(t, page), "")
+		for _, m := range mdLink.FindAllStringSubmatch(text, -1) {
+			target := m[1]
+			if scheme.MatchString(target) {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.ToSlash(filepath.Join(filepath.Dir(page), file))
+			}
+			st, err := os.Stat(filepath.Join(root, path))
+			if err != nil {
+				t.Errorf("%s: link %s: no file %s", page, target, path)
+				continue
+			}
+			if anchor == "" || st.IsDir() || !strings.HasSuffix(path, ".md") {
+				continue
+			}
+			if !markdownAnchors(readRepoDoc(t, path))[anchor] {
+				t.Errorf("%s: link %s: %s has no heading #%s", page, target, path, anchor)
 			}
 		}
 	}
