@@ -14,7 +14,7 @@
 // Usage: wsecho [-addr localhost:9001] [-read=notify|blocking]
 //
 // Running the suite where Docker is available, from this directory (see
-// docs/protocol.md, "Conformance"):
+// docs/protocol.md, "WebSocket conformance"):
 //
 //	go run . &
 //	docker run -it --rm -v ${PWD}/autobahn:/config -v ${PWD}/reports:/reports \
