@@ -72,3 +72,24 @@ func TestErrorCodesProtocolDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorCodesJSClient: the JavaScript client's ErrorCode type
+// (clients/js/src/herald.d.ts) names every error code of codes.go, so that
+// TypeScript users can switch on each.
+func TestErrorCodesJSClient(t *testing.T) {
+	dts := readRepoFile(t, "clients/js/src/herald.d.ts")
+	_, union, ok := strings.Cut(dts, "export type ErrorCode =")
+	if !ok {
+		t.Fatal("clients/js/src/herald.d.ts has no ErrorCode type")
+	}
+	union, _, _ = strings.Cut(union, ";")
+	var named []string
+	for _, m := range regexp.MustCompile(`'([a-z_]+)'`).FindAllStringSubmatch(union, -1) {
+		named = append(named, m[1])
+	}
+	for _, c := range errorCodes(t) {
+		if !slices.Contains(named, c) {
+			t.Errorf("clients/js/src/herald.d.ts: ErrorCode lacks %q (protocol/codes.go)", c)
+		}
+	}
+}

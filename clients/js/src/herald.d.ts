@@ -140,6 +140,8 @@ export type ErrorCode =
   | 'publish_timeout'
   | 'overloaded'
   | 'token_invalid'
+  | 'backend_unavailable'
+  | 'backend_timeout'
   | 'internal'
   | 'timeout'
   | 'disconnected'

@@ -69,7 +69,8 @@ const HEARTBEAT_ID = 'heartbeat';
 /**
  * HeraldError is every failure the client reports. code is the server's
  * error code (no_handler, forbidden, not_joined, …) for a refused request,
- * or one of the client's own: timeout, disconnected, closed, connect_failed.
+ * or one of the client's own: timeout, disconnected, closed, connect_failed,
+ * refused.
  */
 export class HeraldError extends Error {
   constructor(code, message, extra = undefined) {
