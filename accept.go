@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/httphead"
+	"github.com/heraldrt/herald/internal/query"
 	"github.com/heraldrt/herald/transport"
 )
 
@@ -42,15 +43,19 @@ const defaultHeadTimeout = 10 * time.Second
 var headBufs = sync.Pool{New: func() any { b := make([]byte, headBufSize); return &b }}
 
 // Serve accepts connections on ln and serves them as hs would, except
-// WebSocket upgrades to Config.Path, which it reads and hands to the
-// Server itself, without net/http: a connect then costs less CPU (see
-// docs/benchmarks.md). Every other request (the application's routes,
-// /metrics, the API, Socket.IO, a head too large or unusual for the fast
+// WebSocket upgrades to Config.Path, and the Engine.IO handshakes that
+// open a session on the WebSocket transport at SocketIO.Path (a
+// WebSocket-only Socket.IO client's connect: transport=websocket, no
+// sid), which it reads and hands to the Server itself, without net/http:
+// a connect then costs less CPU and leaves less garbage (see
+// docs/benchmarks.md and docs/socketio.md). Every other request (the
+// application's routes, /metrics, the API, Socket.IO's long-polling and
+// its upgrade from polling, a head too large or unusual for the fast
 // reader, TLS) goes to hs unchanged, through a listener that replays the
 // bytes already read. It returns what hs.Serve returns: after
 // hs.Shutdown or hs.Close, http.ErrServerClosed.
 //
-// An upgrade on Config.Path reaches the Server directly, not through
+// An upgrade served this way reaches the Server directly, not through
 // hs.Handler: middleware there does not see it. hs's ConnContext and
 // ConnState hooks are called for it as net/http would (new, active,
 // then hijacked or closed). Its head is read within hs.ReadHeaderTimeout
@@ -76,6 +81,7 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 		ln:      ln,
 		hs:      hs,
 		path:    s.cfg.Path,
+		sioPath: s.sioFastPath(),
 		conns:   make(chan net.Conn),
 		work:    make(chan accepted),
 		done:    make(chan struct{}),
@@ -123,6 +129,7 @@ type acceptor struct {
 	ln           net.Listener
 	hs           *http.Server
 	path         string
+	sioPath      string // SocketIO.Path, whose WebSocket handshakes this path serves too ("" none)
 	headTimeout  time.Duration
 	writeTimeout time.Duration
 	baseCtx      context.Context
@@ -327,8 +334,11 @@ func (a *acceptor) serveConn(acc accepted) {
 	}
 	h, simple := httphead.Parse(head)
 	var u url.URL
-	simple = simple && isWebSocketUpgrade(h.Header) && parseTarget(&u, h.Target)
-	if !simple {
+	var to endpoint
+	if simple && isWebSocketUpgrade(h.Header) && parseTarget(&u, h.Target) {
+		to = a.route(&u)
+	}
+	if to == toNetHTTP {
 		replay := append(append(make([]byte, 0, len(head)+len(rest)), head...), rest...)
 		headBufs.Put(bp)
 		a.handOff(nc, replay)
@@ -340,7 +350,49 @@ func (a *acceptor) serveConn(acc accepted) {
 		after = append([]byte(nil), rest...)
 	}
 	headBufs.Put(bp)
-	a.serveUpgrade(acc, &h, &u, after)
+	a.serveUpgrade(acc, to, &h, &u, after)
+}
+
+// endpoint is the handler an upgrade read by the accept path goes to.
+type endpoint int8
+
+const (
+	toNetHTTP  endpoint = iota // none: the http.Server serves it
+	toV1                       // Config.Path: Server.serveWebSocket
+	toEngineIO                 // an Engine.IO WebSocket handshake: the Engine.IO server
+)
+
+// route returns where the upgrade to u goes. On SocketIO.Path only an
+// Engine.IO handshake that opens a session on the WebSocket transport
+// (transport=websocket, no sid) is served here: that is every connect of
+// a WebSocket-only client. Polling requests, and the WebSocket that
+// upgrades a polling session (it carries its sid), go to net/http, as
+// every request did before.
+func (a *acceptor) route(u *url.URL) endpoint {
+	switch {
+	case u.Path == a.path:
+		return toV1
+	case a.sioPath != "" && u.Path == a.sioPath &&
+		query.Get(u.RawQuery, "transport") == "websocket" && query.Get(u.RawQuery, "sid") == "":
+		return toEngineIO
+	}
+	return toNetHTTP
+}
+
+// match tells from the first bytes b of a request whether its head is
+// for the accept path to read (a GET of Config.Path or SocketIO.Path).
+func (a *acceptor) match(b []byte) httphead.Decision {
+	d := httphead.Match(b, a.path)
+	if d == httphead.Mine || a.sioPath == "" {
+		return d
+	}
+	switch httphead.Match(b, a.sioPath) {
+	case httphead.Mine:
+		return httphead.Mine
+	case httphead.Undecided:
+		return httphead.Undecided
+	}
+	return d
 }
 
 // readHead reads nc until its request head is whole (returned as a
@@ -354,7 +406,7 @@ func (a *acceptor) readHead(nc net.Conn, b []byte) (head string, rest []byte, ok
 	for {
 		m, err := nc.Read(b[n:])
 		n += m
-		d := httphead.Match(b[:n], a.path)
+		d := a.match(b[:n])
 		plain := true
 		if d == httphead.Mine {
 			var end int
@@ -468,9 +520,9 @@ func (a *acceptor) handOff(nc net.Conn, buffered []byte) {
 }
 
 // serveUpgrade serves the upgrade request h, read from nc, with the
-// Server's WebSocket handler; after holds the bytes the client sent
-// past the head.
-func (a *acceptor) serveUpgrade(acc accepted, h *httphead.Head, u *url.URL, after []byte) {
+// handler of to: the Server's WebSocket handler or its Engine.IO
+// server's; after holds the bytes the client sent past the head.
+func (a *acceptor) serveUpgrade(acc accepted, to endpoint, h *httphead.Head, u *url.URL, after []byte) {
 	nc := acc.nc
 	ctx := a.localCtx
 	if ctx == nil {
@@ -507,7 +559,11 @@ func (a *acceptor) serveUpgrade(acc accepted, h *httphead.Head, u *url.URL, afte
 			}
 		}
 	}()
-	a.s.serveWebSocket(w, r)
+	if to == toEngineIO {
+		a.s.sio.eng.ServeHTTP(w, r)
+	} else {
+		a.s.serveWebSocket(w, r)
+	}
 	if !w.taken {
 		w.finish()
 		a.setState(nc, http.StateClosed)

@@ -29,7 +29,9 @@ type rawServer struct {
 	addr string
 }
 
-func startRawServer(t testing.TB, cfg herald.Config, fast bool) *rawServer {
+// opts change the http.Server before it serves (hooks, a handler around
+// the Server's).
+func startRawServer(t testing.TB, cfg herald.Config, fast bool, opts ...func(*http.Server)) *rawServer {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -48,6 +50,9 @@ func startRawServer(t testing.TB, cfg herald.Config, fast bool) *rawServer {
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 2 * time.Second, MaxHeaderBytes: 16 << 10,
 		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)}
+	for _, o := range opts {
+		o(hs)
+	}
 	served := make(chan error, 1)
 	go func() {
 		if fast {

@@ -33,3 +33,7 @@ func (s *Server) HoldReplayBytes(n int64) { s.replayBytes.Add(n) }
 // SetReplayWait sets how long a replay waits for room under
 // Config.MaxNodeReplayBytes before its join is refused.
 func (s *Server) SetReplayWait(d time.Duration) { s.replayWait.Store(int64(d)) }
+
+// SetDraining sets the flag Shutdown sets first, without shutting down:
+// new connections are refused as during a drain.
+func (s *Server) SetDraining(on bool) { s.draining.Store(on) }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -55,9 +56,11 @@ type sioServer struct {
 // to the connection's hooks (Value(sioClientKey{}) is the client), so
 // that an idle connection holds one object here: no context.WithValue,
 // no link allocated apart.
+//
+// The server and the Engine.IO session are not kept here (16 B a
+// connection): the link holds the server, and the session is the
+// adapter's client's connection (sioLink.es).
 type sioClient struct {
-	srv *sioServer
-	es  *engineio.Socket
 	req *http.Request // the handshake request: headers, URL, context values
 
 	first sioLink // the link of the first socket accepted (its sock is set once used)
@@ -78,14 +81,15 @@ func (cl *sioClient) Value(key any) any {
 	return nil
 }
 
-// newLink returns the link of a socket of cl: its first one inline (a
-// connection usually has one socket), any later one apart.
-func (cl *sioClient) newLink(sock *socketio.Socket) *sioLink {
+// newLink returns the link of a socket of cl, served by so: its first
+// one inline (a connection usually has one socket), any later one
+// apart.
+func (cl *sioClient) newLink(so *sioServer, sock *socketio.Socket) *sioLink {
 	l := &cl.first
 	if l.sock != nil {
 		l = new(sioLink)
 	}
-	l.sock, l.client = sock, cl
+	l.sock, l.srv = sock, so
 	return l
 }
 
@@ -160,7 +164,7 @@ func (s *Server) startSocketIO() error {
 			// are set: newConn). A shallow copy: net/http changes
 			// neither its headers nor its URL once the handler returned,
 			// and a deep one (Clone) cost about 0.9 KB per connection.
-			cl := &sioClient{srv: so, es: es, req: r.WithContext(context.WithoutCancel(r.Context()))}
+			cl := &sioClient{req: r.WithContext(context.WithoutCancel(r.Context()))}
 			h, _ := so.sio.ServeEngine(cl, so.eng, es)
 			return h
 		},
@@ -172,6 +176,23 @@ func (s *Server) startSocketIO() error {
 	s.sio = so
 	s.mux.Handle(cfg.Path, so.eng)
 	return nil
+}
+
+// sioFastPath returns the path whose Engine.IO WebSocket handshakes
+// Serve's accept path reads and serves itself: SocketIO.Path when
+// Socket.IO is on and the Server's routes send that path to the
+// Engine.IO server (they do; checked so that the accept path can never
+// serve a request the routes would give another handler), else "".
+func (s *Server) sioFastPath() string {
+	if s.sio == nil {
+		return ""
+	}
+	p := s.cfg.SocketIO.Path
+	_, pattern := s.mux.Handler(&http.Request{Method: http.MethodGet, URL: &url.URL{Path: p}, Host: "herald"})
+	if pattern != p {
+		return ""
+	}
+	return p
 }
 
 // sioAllow vets an Engine.IO handshake: none while the node drains, and
@@ -227,7 +248,7 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 		return socketio.ConnectResult{}, &socketio.ConnectError{Message: no.message,
 			Data: mustJSON(map[string]any{"code": no.code, "status": no.status})}
 	}
-	l := cl.newLink(sock)
+	l := cl.newLink(s.sio, sock)
 	c := s.newConn(&adm, r, l, connID, cid)
 	if len(s.cfg.SocketIO.Namespaces) == 0 {
 		cl.req = nil // one namespace: nothing else will be admitted

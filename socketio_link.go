@@ -27,8 +27,8 @@ const protocolSocketIO = "socketio"
 // frames of sioCodec, queued through the socket so that they keep their
 // place among its other packets.
 type sioLink struct {
-	sock   *socketio.Socket
-	client *sioClient
+	sock *socketio.Socket
+	srv  *sioServer
 
 	mu   sync.Mutex
 	acks *sioAcks // requests waiting for the core's answer; nil when none
@@ -117,11 +117,11 @@ func (l *sioLink) close(code int, reason string, cause error) bool {
 	}
 	switch code {
 	case protocol.CloseGoingAway, protocol.CloseTryAgainLater, protocol.CloseSlowConsumer, protocol.CloseInternalError:
-		l.client.es.Close()
+		l.es().Close()
 	default:
 		l.emit("herald:close", mustJSON(map[string]any{"code": code, "reason": reason}))
 		if err := l.sock.Disconnect(); err != nil {
-			l.client.es.Close()
+			l.es().Close()
 		}
 	}
 	return true
@@ -134,7 +134,7 @@ func (l *sioLink) closeWith(cause error) {
 		l.err = cause
 	}
 	l.mu.Unlock()
-	l.client.es.Close()
+	l.es().Close()
 }
 
 // refused ends a socket whose CONNECT was refused after the core opened
@@ -202,22 +202,29 @@ func (l *sioLink) Err() error {
 	return l.err
 }
 
+// es returns the Engine.IO session of the link's socket: the adapter's
+// client holds it as its connection (ServeEngine), so the link need
+// not (8 B a connection).
+func (l *sioLink) es() *engineio.Socket {
+	return l.sock.Client().EngineSocket()
+}
+
 // LastSeen is when the client was last heard from on the Engine.IO
 // connection (any frame, pongs included, as for v1; or its last poll).
-func (l *sioLink) LastSeen() time.Time { return l.client.es.LastSeen() }
+func (l *sioLink) LastSeen() time.Time { return l.es().LastSeen() }
 func (l *sioLink) Compressed() bool    { return false }
 
 // Queued, QueueLimit and QueueRoom describe what the Engine.IO socket
 // holds for the client (its polling buffer or WebSocket send queue),
 // which it bounds by MaxBufferedBytes (Config.SendQueueBytes) and closes
 // a client over: a history replay waits for room in it.
-func (l *sioLink) Queued() int     { return l.client.es.Queued() }
-func (l *sioLink) QueueLimit() int { return l.client.srv.maxQueued }
-func (l *sioLink) QueueRoom() int  { return l.client.srv.maxBuffered - l.client.es.Buffered() }
+func (l *sioLink) Queued() int     { return l.es().Queued() }
+func (l *sioLink) QueueLimit() int { return l.srv.maxQueued }
+func (l *sioLink) QueueRoom() int  { return l.srv.maxBuffered - l.es().Buffered() }
 
 func (l *sioLink) protocol() string { return protocolSocketIO }
 
-func (l *sioLink) direct() (hub.Sender, hub.Codec) { return l, l.client.srv.codec(l.sock.Namespace()) }
+func (l *sioLink) direct() (hub.Sender, hub.Codec) { return l, l.srv.codec(l.sock.Namespace()) }
 
 // welcome: the CONNECT reply, which the adapter sends once OnConnect
 // returns, is the welcome.

@@ -22,6 +22,17 @@ func (s *Server) ServeEngine(ctx context.Context, eng *engineio.Server, es *engi
 	return (*engineHandler)(c), c
 }
 
+// EngineSocket returns the Engine.IO session of a client that
+// ServeEngine serves, nil for a client on another EngineConn: embedding
+// code reaches the session through the socket (s.Client().EngineSocket())
+// rather than keeping a pointer of its own.
+func (c *Client) EngineSocket() *engineio.Socket {
+	if e, ok := c.conn.(*engineConn); ok {
+		return e.es()
+	}
+	return nil
+}
+
 // engineConn is an engineio.Socket seen as a PreparedConn: the Client's
 // conn holds the session itself, so serving it costs no object apart.
 type engineConn engineio.Socket

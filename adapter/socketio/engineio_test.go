@@ -274,3 +274,38 @@ func TestOverEngineIOPolling(t *testing.T) {
 		t.Fatalf("polled %q", g)
 	}
 }
+
+// A client that ServeEngine serves gives its session back through
+// EngineSocket, which embedding code uses instead of keeping it.
+func TestClientEngineSocket(t *testing.T) {
+	srv, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan bool, 1)
+	var eng *engineio.Server
+	eng, err = engineio.New(engineio.Config{
+		OnConnection: func(es *engineio.Socket, r *http.Request) engineio.Handler {
+			h, c := srv.ServeEngine(context.WithoutCancel(r.Context()), eng, es)
+			got <- c.EngineSocket() == es && c.Conn() != nil
+			return h
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(eng)
+	defer ts.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = eng.Shutdown(ctx)
+	}()
+	dialWS(t, ts.URL)
+	if !<-got {
+		t.Error("EngineSocket is not the session ServeEngine served")
+	}
+	if (&Client{}).EngineSocket() != nil {
+		t.Error("EngineSocket of a client on no Engine.IO session is not nil")
+	}
+}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
-	"net/http/httptest"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,23 +21,41 @@ import (
 const socketIOSuiteCommit = "4f633dd6a4445492d57af3b27ddd2d336014f1f1"
 
 // startApp serves the whole example (Socket.IO and Engine.IO) on a free
-// port until the test ends.
-func startApp(t *testing.T) string {
+// port until the test ends: as main does, through herald.Server.Serve,
+// whose accept path serves the WebSocket handshakes at /socket.io/ (and
+// net/http every other request), or, with netHTTP, through net/http
+// alone.
+func startApp(t *testing.T, netHTTP bool) string {
 	t.Helper()
 	a, err := newApp(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(a)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() {
+		if netHTTP {
+			served <- hs.Serve(ln)
+		} else {
+			served <- a.herald.Serve(ln, hs)
+		}
+	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := a.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
-		ts.Close()
+		_ = hs.Shutdown(ctx)
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
 	})
-	return ts.URL
+	return "http://" + ln.Addr().String()
 }
 
 // copyInto writes files into a new directory inside the npm install nm
@@ -62,16 +82,27 @@ func copyInto(t *testing.T, nm, prefix string, files map[string]string, edit fun
 
 // TestSocketIOProtocolSuite runs the published Socket.IO protocol test
 // suite (mocha; its Engine.IO and Socket.IO cases, at /socket.io/) against
-// the example. The suite's files come from GitHub at socketIOSuiteCommit,
-// or from a checkout named by SOCKETIO_PROTOCOL_DIR; its npm dependencies
-// are installed by the test.
+// the example, served as main serves it (Server.Serve: its WebSocket
+// handshakes on Herald's accept path) and through net/http alone. The
+// suite's files come from GitHub at socketIOSuiteCommit, or from a
+// checkout named by SOCKETIO_PROTOCOL_DIR; its npm dependencies are
+// installed by the test.
 func TestSocketIOProtocolSuite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node: skipped in -short mode")
 	}
 	nm := npmtest.Install(t, "testdata/node")
 	suite := npmtest.GitHubFiles(t, "socketio/socket.io-protocol", socketIOSuiteCommit, "test-suite", "SOCKETIO_PROTOCOL_DIR")
-	url := startApp(t)
+	for _, path := range []struct {
+		name    string
+		netHTTP bool
+	}{{"serve", false}, {"net-http", true}} {
+		t.Run(path.name, func(t *testing.T) { runSocketIOSuite(t, nm, suite, path.netHTTP) })
+	}
+}
+
+func runSocketIOSuite(t *testing.T, nm, suite string, netHTTP bool) {
+	url := startApp(t, netHTTP)
 	files := map[string]string{}
 	for _, name := range []string{"test-suite.js", "node-imports.js", "package.json"} {
 		files[name] = filepath.Join(suite, name)
@@ -101,7 +132,7 @@ func TestSocketIOClient(t *testing.T) {
 		t.Skip("runs node: skipped in -short mode")
 	}
 	nm := npmtest.Install(t, "testdata/node")
-	url := startApp(t)
+	url := startApp(t, false)
 	dir := copyInto(t, nm, "socket.io-client-", map[string]string{
 		"client.test.mjs": "testdata/sio-client.test.mjs",
 	}, func(_ string, b []byte) []byte { return b })
