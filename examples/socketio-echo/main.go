@@ -19,7 +19,7 @@
 //     the client's answer back as "ack-response";
 //   - the Engine.IO app at /engine.io/ echoes every message.
 //
-// Usage: socketio-echo [-addr localhost:3000]
+// Usage: socketio-echo [-addr localhost:3000] [-ping-timeout 200ms]
 package main
 
 import (
@@ -38,16 +38,17 @@ import (
 
 func main() {
 	addr := flag.String("addr", "localhost:3000", "address to listen on (the suites expect localhost:3000)")
+	pingTimeout := flag.Duration("ping-timeout", suitePingTimeout, "Socket.IO pingTimeout (the suites expect 200ms; a client on a loaded machine may need more)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*addr, log); err != nil {
+	if err := run(*addr, *pingTimeout, log); err != nil {
 		fmt.Fprintln(os.Stderr, "socketio-echo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, log *slog.Logger) error {
-	app, err := newApp(log)
+func run(addr string, pingTimeout time.Duration, log *slog.Logger) error {
+	app, err := newApp(log, pingTimeout)
 	if err != nil {
 		return err
 	}
