@@ -141,7 +141,7 @@ type acceptor struct {
 	localCtx context.Context
 
 	conns chan net.Conn // to hs.Serve
-	work  chan accepted // to an idle worker
+	work  chan accepted // to an idle worker; closed when the accept loop ends
 	done  chan struct{} // closed by Close
 	once  sync.Once
 
@@ -200,6 +200,8 @@ func (a *acceptor) stop(err error) {
 
 func (a *acceptor) acceptLoop() {
 	defer a.wg.Done()
+	// Idle workers end when the loop does (it alone sends on work).
+	defer close(a.work)
 	var delay time.Duration
 	for {
 		var acc accepted
@@ -247,8 +249,8 @@ func (a *acceptor) acceptLoop() {
 const workerIdle = 10 * time.Second
 
 // worker serves nc, then the connections the accept loop hands it while
-// it waits, until it has waited workerIdle (see there) or the acceptor
-// closes. A worker keeps the stack the first connect grew (JSON, the
+// it waits, until it has waited workerIdle (see there) or the accept
+// loop ends (the acceptor closed). A worker keeps the stack the first connect grew (JSON, the
 // token check, the welcome): a new goroutine per connection would grow
 // its stack on every connect, a tenth of the CPU of the accept path.
 func (a *acceptor) worker(acc accepted) {
@@ -258,7 +260,10 @@ func (a *acceptor) worker(acc accepted) {
 	a.serveConn(acc)
 	for {
 		select {
-		case acc = <-a.work:
+		case acc, ok := <-a.work:
+			if !ok { // the accept loop ended
+				return
+			}
 			a.serveConn(acc)
 			busy = true
 		case <-idle.C:
@@ -266,8 +271,6 @@ func (a *acceptor) worker(acc accepted) {
 				return
 			}
 			busy = false
-		case <-a.done:
-			return
 		}
 	}
 }

@@ -495,6 +495,18 @@ func (c *conn) cleanup() {
 // transport ended.
 func (c *conn) closeStatus() (code int, reason, label string) {
 	err := c.link.Err()
+	if ce, ok := err.(*transport.CloseError); ok {
+		// The usual end (the peer's close, or the server's), which the
+		// sentinels below never are: what errors.As would find, without
+		// walking the chain once per sentinel.
+		return ce.Code, ce.Reason, closeLabel(ce.Code, c.closing())
+	}
+	return c.wrappedCloseStatus(err)
+}
+
+// wrappedCloseStatus is closeStatus for an err that is not a bare
+// *transport.CloseError.
+func (c *conn) wrappedCloseStatus(err error) (code int, reason, label string) {
 	var ce *transport.CloseError
 	switch {
 	case errors.Is(err, transport.ErrHeartbeatTimeout):

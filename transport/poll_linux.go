@@ -87,6 +87,12 @@ type epollWaiter struct {
 	f  *os.File // owns the epoll descriptor: never closed, the pollers live as long as the process
 	rc syscall.RawConn
 	fd int // the epoll descriptor
+
+	// The call rc.Read makes, made once (a closure per wait was an
+	// allocation per wake-up), with its events and what it filled.
+	try    func(fd uintptr) bool
+	events []syscall.EpollEvent
+	n      int
 }
 
 func newEpollWaiter(epfd int) (epollWaiter, error) {
@@ -109,8 +115,8 @@ func newEpollWaiter(epfd int) (epollWaiter, error) {
 
 // wait fills events with what the epoll instance reports, waiting for
 // at most pollIdleMs, and returns how many it filled (0 when none came).
-func (w epollWaiter) wait(events []syscall.EpollEvent) int {
-	var n int
+// One goroutine waits at a time (its poller's run).
+func (w *epollWaiter) wait(events []syscall.EpollEvent) int {
 	if w.rc == nil {
 		n, err := syscall.EpollWait(w.fd, events, pollIdleMs)
 		if err != nil {
@@ -118,27 +124,36 @@ func (w epollWaiter) wait(events []syscall.EpollEvent) int {
 		}
 		return n
 	}
+	if w.try == nil {
+		w.try = w.tryWait
+	}
+	w.events, w.n = events, 0
 	_ = w.f.SetReadDeadline(time.Now().Add(pollIdleMs * time.Millisecond))
-	err := w.rc.Read(func(fd uintptr) bool {
-		var err error
-		for {
-			n, err = syscall.EpollWait(int(fd), events, 0)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		if err != nil {
-			// Cannot happen with a valid epoll descriptor: report
-			// nothing rather than spin.
-			n = 0
-			return true
-		}
-		return n > 0
-	})
+	err := w.rc.Read(w.try)
+	w.events = nil
 	if err != nil {
 		return 0 // the deadline passed
 	}
-	return n
+	return w.n
+}
+
+// tryWait is wait's call on the epoll descriptor: it reports false when
+// there is nothing yet, for Go's poller to wait.
+func (w *epollWaiter) tryWait(fd uintptr) bool {
+	var err error
+	for {
+		w.n, err = syscall.EpollWait(int(fd), w.events, 0)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		// Cannot happen with a valid epoll descriptor: report
+		// nothing rather than spin.
+		w.n = 0
+		return true
+	}
+	return w.n > 0
 }
 
 // wakeEpoll makes the eventfd readable: the poller's EpollWait returns.
