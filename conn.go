@@ -219,7 +219,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	handedOver = true
 	c.open(resumeID, resumeToken, recover, adm.rooms())
 	leave() // admitted: the welcome is out
-	c.serveReads()
+	c.startReads()
 }
 
 // countOverloaded counts a connection refused over

@@ -132,6 +132,18 @@ func (c *conn) serveReads() {
 	}
 }
 
+// startReads is serveReads for a connection that has just been
+// welcomed: unless the upgrade brought bytes past its head, the socket
+// is watched at once (a client's first frame comes after the welcome,
+// so a read now would find nothing: one system call per connect, and a
+// read buffer taken and given back).
+func (c *conn) startReads() {
+	if !c.ws().Buffered() && c.ws().NotifyReadable(c.serveReads) {
+		return // c now belongs to the callback
+	}
+	c.serveReads()
+}
+
 // readLoop reads with blocking Reads until the connection ends.
 func (c *conn) readLoop() {
 	for {

@@ -101,6 +101,18 @@ func (c *Conn) TryRead() (MessageType, []byte, error) {
 	return typ, msg, err
 }
 
+// Buffered reports whether the connection holds bytes it has received
+// and not yet returned (what came after the upgrade request, or the
+// rest of an earlier read), or its read side has ended: then TryRead
+// has something to return. Without either, a server that has just
+// upgraded can call NotifyReadable at once: a TryRead first would only
+// find the socket empty, at the cost of a system call.
+func (c *Conn) Buffered() bool {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	return c.r.err != nil || c.prefix != nil || (c.br != nil && c.br.Buffered() > 0)
+}
+
 // NotifyReadable arranges for f to run once, on another goroutine (a
 // runner of the package's, which may have run other callbacks), when
 // the connection next has bytes to read or has ended (TryRead then

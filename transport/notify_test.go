@@ -346,3 +346,47 @@ func BenchmarkRunCallback(b *testing.B) {
 		<-done
 	}
 }
+
+// TestBufferedAtUpgrade: a frame sent in the same write as the upgrade
+// request is held by the connection (Buffered), and one sent after it is
+// not; served as Herald serves a new connection (NotifyReadable at once
+// unless Buffered), both are echoed.
+func TestBufferedAtUpgrade(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll watcher is Linux only")
+	}
+	for _, tc := range []struct {
+		name  string
+		early bool
+	}{
+		{"frame after the welcome", false},
+		{"frame with the upgrade request", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buffered := make(chan bool, 1)
+			ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+				e := &eventEcho{c: c, ended: make(chan error, 1)}
+				b := c.Buffered()
+				buffered <- b
+				if !b && c.NotifyReadable(e.serve) {
+					return
+				}
+				e.serve()
+			})
+			var early []byte
+			if tc.early {
+				early = mframe(true, opText, []byte("early"))
+			}
+			rc := dialRawWith(t, ts.URL, "", early)
+			if got := <-buffered; got != tc.early {
+				t.Fatalf("Buffered() = %v, want %v", got, tc.early)
+			}
+			if !tc.early {
+				rc.write(mframe(true, opText, []byte("early")))
+			}
+			if f := rc.mustRead(); string(f.payload) != "early" {
+				t.Fatalf("echo %q, want %q", f.payload, "early")
+			}
+		})
+	}
+}
