@@ -32,12 +32,15 @@ const (
 	limitNodePendingAckBytes limitName = "node_pending_ack_bytes"
 	limitNodePublishBytes    limitName = "node_publish_bytes"
 	limitNodeReplayBytes     limitName = "node_replay_bytes"
+	// Engine.IO polling sessions in no namespace (SocketIOConfig.MaxPendingBytes).
+	limitSocketIOPendingBytes limitName = "socketio_pending_bytes"
 )
 
 // limitNames lists every limitName (TestLimitNamesDocumented).
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
+	limitSocketIOPendingBytes,
 }
 
 // countLimit counts a refusal by the bound l.

@@ -47,6 +47,7 @@ type sioServer struct {
 	mainCodec   *sioCodec            // codecs["/"]
 	maxBuffered int                  // bytes an Engine.IO socket holds for its client at most
 	maxQueued   int                  // messages a history replay lets wait (Config.SendQueueSize)
+	pending     sioPending           // what polling sessions in no namespace hold (MaxPendingBytes)
 }
 
 // sioClient is one Engine.IO connection: what its sockets' admission
@@ -118,7 +119,7 @@ func SocketIOSocket(ctx context.Context) *socketio.Socket {
 func (s *Server) startSocketIO() error {
 	cfg := &s.cfg.SocketIO
 	recovery := cfg.Recovery
-	so := &sioServer{mainCodec: &sioCodec{ns: "/", slot: 1, recovery: recovery}}
+	so := &sioServer{mainCodec: &sioCodec{ns: "/", slot: 1, recovery: recovery}, pending: sioPending{limit: cfg.MaxPendingBytes}}
 	so.codecs = map[string]*sioCodec{"/": so.mainCodec}
 	for i, ns := range cfg.Namespaces {
 		so.codecs[ns] = &sioCodec{ns: ns, slot: 2 + i, recovery: recovery}
@@ -132,6 +133,7 @@ func (s *Server) startSocketIO() error {
 		OnProtocolError: func(ctx context.Context, err error) {
 			s.log.InfoContext(ctx, "socket.io connection closed for a protocol error", "err", err)
 		},
+		OnClose: func(ctx context.Context) { so.pending.release(ctx.Value(sioClientKey{}).(*sioClient)) },
 	})
 	if err != nil {
 		return err
@@ -165,6 +167,9 @@ func (s *Server) startSocketIO() error {
 			// neither its headers nor its URL once the handler returned,
 			// and a deep one (Clone) cost about 0.9 KB per connection.
 			cl := &sioClient{req: r.WithContext(context.WithoutCancel(r.Context()))}
+			if es.Transport() == "polling" {
+				so.pending.bind(cl, sioPendingCharge(r)) // taken by sioAllow
+			}
 			h, _ := so.sio.ServeEngine(cl, so.eng, es)
 			return h
 		},
@@ -195,8 +200,12 @@ func (s *Server) sioFastPath() string {
 	return p
 }
 
-// sioAllow vets an Engine.IO handshake: none while the node drains, and
-// the per-IP upgrade rate, spent here rather than at each CONNECT.
+// sioAllow vets an Engine.IO handshake: none while the node drains, the
+// per-IP upgrade rate, spent here rather than at each CONNECT, and, for a
+// polling one, the bytes of the sessions in no namespace (sioPending),
+// charged here and bound to the session by OnConnection, which follows
+// at once (a handshake refused in between, only by Shutdown, leaves its
+// charge behind).
 func (s *Server) sioAllow(r *http.Request) error {
 	if s.draining.Load() {
 		s.metrics.UpgradesRejected.WithLabelValues("draining").Inc()
@@ -206,6 +215,11 @@ func (s *Server) sioAllow(r *http.Request) error {
 		s.metrics.UpgradesRejected.WithLabelValues(string(limitUpgradeRate)).Inc()
 		s.countLimit(limitUpgradeRate)
 		return errors.New("too many connection attempts from your address; retry later")
+	}
+	if isPollingHandshake(r) && !s.sio.pending.take(sioPendingCharge(r)) {
+		s.metrics.UpgradesRejected.WithLabelValues(string(limitSocketIOPendingBytes)).Inc()
+		s.countLimit(limitSocketIOPendingBytes)
+		return errors.New("too many Socket.IO connections waiting to join a namespace on this node; retry shortly")
 	}
 	return nil
 }
@@ -250,6 +264,7 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 	}
 	l := cl.newLink(s.sio, sock)
 	c := s.newConn(&adm, r, l, connID, cid)
+	s.sio.pending.release(cl) // admitted: a connection, bounded as every other is
 	if len(s.cfg.SocketIO.Namespaces) == 0 {
 		cl.req = nil // one namespace: nothing else will be admitted
 	}

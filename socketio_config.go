@@ -12,8 +12,9 @@ import (
 
 // Defaults of SocketIOConfig.
 const (
-	DefaultSocketIOPath           = "/socket.io/"
-	DefaultSocketIOConnectTimeout = 10 * time.Second
+	DefaultSocketIOPath            = "/socket.io/"
+	DefaultSocketIOConnectTimeout  = 10 * time.Second
+	DefaultSocketIOMaxPendingBytes = 64 << 20
 )
 
 // SocketIOConfig configures Herald's Socket.IO endpoint: Engine.IO v4
@@ -47,6 +48,16 @@ type SocketIOConfig struct {
 	// ConnectTimeout closes an Engine.IO connection that joined no
 	// namespace that long after its handshake. Default 10 s.
 	ConnectTimeout time.Duration
+	// MaxPendingBytes bounds what the long-polling sessions that have
+	// joined no namespace yet hold, all together: each keeps its
+	// handshake request (headers, URL) for the admission of its CONNECT,
+	// and holds no socket, so nothing else bounds how many a client opens.
+	// A session is counted as its request's header and URL bytes plus
+	// 2 KiB, from its handshake until its first CONNECT is admitted or it
+	// closes. A handshake that does not fit is refused with 403
+	// {"code":4,"message":…} (herald_limit_rejections_total{limit="socketio_pending_bytes"}).
+	// Default 64 MiB.
+	MaxPendingBytes int64
 	// Cookie, when set, names a cookie set to the Engine.IO session id on
 	// the handshake, for load balancers that keep polling requests on
 	// one node by cookie. Long-polling needs sticky sessions; see
@@ -86,6 +97,9 @@ func (c *SocketIOConfig) setDefaults() {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultSocketIOConnectTimeout
 	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = DefaultSocketIOMaxPendingBytes
+	}
 }
 
 // validate checks c; bad is Config.validate's error constructor.
@@ -97,8 +111,8 @@ func (c *SocketIOConfig) validate(bad func(field, format string, args ...any) er
 		return bad("SocketIO.Path", "must start with / (got %q)", c.Path)
 	case len(c.Namespaces) > hub.MaxCodecs-2:
 		return bad("SocketIO.Namespaces", "at most %d besides \"/\" (got %d)", hub.MaxCodecs-2, len(c.Namespaces))
-	case c.PingInterval < 0 || c.PingTimeout < 0 || c.MaxPayload < 0 || c.ConnectTimeout < 0:
-		return bad("SocketIO", "PingInterval, PingTimeout, MaxPayload and ConnectTimeout must not be negative")
+	case c.PingInterval < 0 || c.PingTimeout < 0 || c.MaxPayload < 0 || c.ConnectTimeout < 0 || c.MaxPendingBytes < 0:
+		return bad("SocketIO", "PingInterval, PingTimeout, MaxPayload, ConnectTimeout and MaxPendingBytes must not be negative")
 	}
 	seen := map[string]bool{"/": true}
 	for i, ns := range c.Namespaces {

@@ -259,6 +259,9 @@ func (c *Client) closeAll(reason string) {
 	for _, s := range socks {
 		s.end(reason)
 	}
+	if h := c.srv.cfg.OnClose; h != nil {
+		h(c.ctx)
+	}
 }
 
 func (c *Client) connectTimedOut() {

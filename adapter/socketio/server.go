@@ -163,6 +163,11 @@ type Config struct {
 	// OnProtocolError is told why the adapter closes a connection for a
 	// client's protocol violation, for logs and metrics.
 	OnProtocolError func(ctx context.Context, err error)
+	// OnClose runs once per connection, when it is gone, after the
+	// OnDisconnect of each of its sockets: the end of what the embedding
+	// code keeps for a connection rather than a socket (Herald gives back
+	// the bytes a connection that joined no namespace was charged).
+	OnClose func(ctx context.Context)
 }
 
 // Server serves Socket.IO namespaces over Engine.IO connections.

@@ -643,3 +643,51 @@ func BenchmarkSendFrame(b *testing.B) {
 		}
 	}
 }
+
+// OnClose runs once per connection, after its sockets' OnDisconnect,
+// whether it joined a namespace or not, however it ends.
+func TestOnClose(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		connect bool
+		end     func(c *Client)
+		want    []string
+	}{
+		{"no namespace, transport gone", false, func(c *Client) { c.HandleClose("transport close") }, []string{"close"}},
+		{"no namespace, protocol error", false, func(c *Client) { c.HandleText([]byte("9")) }, []string{"close"}},
+		{"a socket, transport gone", true, func(c *Client) { c.HandleClose("transport close") }, []string{"disconnect / transport close", "close"}},
+		{"a socket, server close", true, func(c *Client) { c.Close(ReasonServerClose) }, []string{"disconnect / " + ReasonServerClose, "close"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var seen []string
+			cfg := Config{
+				OnDisconnect: func(_ context.Context, s *Socket, reason string) {
+					mu.Lock()
+					seen = append(seen, "disconnect "+s.Namespace()+" "+reason)
+					mu.Unlock()
+				},
+				OnClose: func(context.Context) {
+					mu.Lock()
+					seen = append(seen, "close")
+					mu.Unlock()
+				},
+			}
+			c, conn := newClient(t, cfg)
+			if tt.connect {
+				c.HandleText([]byte("0"))
+				sidReply(t, conn.next(t, 1)[0], "0", "sid")
+			}
+			tt.end(c)
+			c.HandleClose("again") // only the first close counts
+			mu.Lock()
+			defer mu.Unlock()
+			if fmt.Sprint(seen) != fmt.Sprint(tt.want) {
+				t.Fatalf("hooks ran %q, want %q", seen, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+package herald_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald"
+)
+
+// The Socket.IO bounds probed as a hostile client would: raw Engine.IO
+// long-polling requests, no socket.io-client, no file descriptor held
+// between requests.
+
+// pollHandshake opens an Engine.IO polling session with an extra header
+// of pad bytes. It returns the status, and the sid when the handshake
+// was served (or the refusal's JSON message).
+func pollHandshake(t testing.TB, ts *testServer, pad int) (status int, sid, message string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, ts.HTTP.URL+"/socket.io/?EIO=4&transport=polling", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pad > 0 {
+		req.Header.Set("X-Pad", strings.Repeat("p", pad))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("refused handshake: %d %q is not Engine.IO's JSON error", resp.StatusCode, body)
+		}
+		return resp.StatusCode, "", e.Message
+	}
+	open, _, _ := strings.Cut(string(body), "\x1e")
+	var h struct {
+		SID string `json:"sid"`
+	}
+	if !strings.HasPrefix(open, "0") || json.Unmarshal([]byte(open[1:]), &h) != nil || h.SID == "" {
+		t.Fatalf("handshake answered %q", body)
+	}
+	return resp.StatusCode, h.SID, ""
+}
+
+// pollPost posts an Engine.IO payload to session sid and returns the
+// status.
+func pollPost(t testing.TB, ts *testServer, sid, payload string) int {
+	t.Helper()
+	resp, err := http.Post(ts.HTTP.URL+"/socket.io/?EIO=4&transport=polling&sid="+sid, "text/plain;charset=UTF-8", strings.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// pollGet polls session sid once and returns the body.
+func pollGet(t testing.TB, ts *testServer, sid string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(ts.HTTP.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Engine.IO polling sessions that never CONNECT hold their handshake
+// request (kept for the CONNECT's admission) and no file descriptor: a
+// client with no credential could open them by the hundred thousand, each
+// holding what its headers weighed, for ConnectTimeout. Their bytes are
+// bounded node-wide: past SocketIOConfig.MaxPendingBytes a handshake is
+// refused with 403 and Engine.IO's JSON error, counted, and what a
+// session held is given back once it joins a namespace or closes.
+func TestSocketIOPendingSessionsBounded(t *testing.T) {
+	t.Parallel()
+	cfg := herald.Config{SocketIO: herald.SocketIOConfig{Enabled: true, MaxPendingBytes: 64 << 10, ConnectTimeout: time.Minute}}
+	ts := startServer(t, cfg)
+
+	var sids []string
+	for len(sids) < 100 {
+		status, sid, msg := pollHandshake(t, ts, 8<<10)
+		if status != http.StatusOK {
+			if status != http.StatusForbidden || !strings.Contains(msg, "retry") {
+				t.Fatalf("refused handshake: %d %q, want 403 with a message saying to retry", status, msg)
+			}
+			break
+		}
+		sids = append(sids, sid)
+	}
+	// 64 KiB at about 10 KiB a session (8 KiB of header and the
+	// session's own): 6 of them.
+	if len(sids) < 5 || len(sids) > 7 {
+		t.Fatalf("%d sessions of 8 KiB headers held before the refusal under 64 KiB", len(sids))
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="socketio_pending_bytes"}`); v < 1 {
+		t.Fatalf("herald_limit_rejections_total{limit=\"socketio_pending_bytes\"} = %v, want >= 1", v)
+	}
+	// Small handshakes fill what is left (a session is 2 KiB at least).
+	for i := 0; ; i++ {
+		status, sid, _ := pollHandshake(t, ts, 0)
+		if status != http.StatusOK {
+			break
+		}
+		if i == 5 {
+			t.Fatal("6 small handshakes taken by a budget an 8 KiB one did not fit")
+		}
+		sids = append(sids, sid)
+	}
+
+	// One session joins the main namespace: what it held is given back.
+	if st := pollPost(t, ts, sids[0], "40"); st != http.StatusOK {
+		t.Fatalf("CONNECT post: %d", st)
+	}
+	if st, body := pollGet(t, ts, sids[0]); st != http.StatusOK || !strings.HasPrefix(body, "40{") {
+		t.Fatalf("CONNECT reply: %d %q", st, body)
+	}
+	if status, sid, _ := pollHandshake(t, ts, 0); status != http.StatusOK {
+		t.Fatalf("handshake after a pending session connected: %d, want 200", status)
+	} else {
+		sids = append(sids, sid)
+	}
+
+	// They all close: every byte comes back.
+	for _, sid := range sids {
+		if st := pollPost(t, ts, sid, "1"); st != http.StatusOK {
+			t.Fatalf("close post: %d", st)
+		}
+	}
+	waitFor(t, 5*time.Second, "the closed sessions' bytes given back", func() bool {
+		status, sid, _ := pollHandshake(t, ts, 8<<10)
+		if status == http.StatusOK {
+			pollPost(t, ts, sid, "1")
+		}
+		return status == http.StatusOK
+	})
+	var held []string
+	for len(held) < 4 {
+		status, sid, _ := pollHandshake(t, ts, 8<<10)
+		if status != http.StatusOK {
+			t.Fatalf("handshake %d after the closes: %d", len(held), status)
+		}
+		held = append(held, sid)
+	}
+	for _, sid := range held {
+		pollPost(t, ts, sid, "1")
+	}
+}
