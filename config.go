@@ -137,9 +137,11 @@ type Config struct {
 	SendQueueBytes int64
 	// MaxNodeQueuedBytes bounds what all connections of this node queue
 	// together, batches being written included (a broadcast frame is
-	// counted once per connection it waits in). A connection whose message
+	// counted once per connection it waits in): v1's and Socket.IO's, the
+	// latter's long-polling buffers included. A connection whose message
 	// arrives while the node is at the bound is closed with 1013 (try
-	// again later). Default 1 GiB.
+	// again later); a Socket.IO one as a slow consumer (its long-polling
+	// client learns it at its next poll). Default 1 GiB.
 	MaxNodeQueuedBytes int64
 	// WriteTimeout bounds each socket write that has to wait for the client
 	// (at most 256 KiB per write): a client that reads nothing for this

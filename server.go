@@ -75,6 +75,10 @@ type Server struct {
 	revLoaded atomic.Bool
 	revReload chan struct{}
 	upgrader  *transport.Upgrader
+	// queues counts what every connection holds for its client, v1's
+	// and Socket.IO's (WebSocket queues and polling buffers), against
+	// MaxNodeQueuedBytes.
+	queues *transport.QueueBudget
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{} // a connection leaves when its handler has finished
@@ -151,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // checked by validate
 	s.limits = newLimiter(&s.cfg)
 	s.localOnly = auth.IsAnonymous(cfg.Authenticator) && cfg.Hooks.OnUpgrade == nil && !cfg.InsecureNoAuth
+	s.queues = transport.NewQueueBudget(cfg.MaxNodeQueuedBytes)
 	s.upgrader = transport.NewUpgrader(transport.Options{
 		ReadLimit:            cfg.ReadLimit,
 		Compression:          !cfg.DisableCompression,
@@ -159,7 +164,7 @@ func New(cfg Config) (*Server, error) {
 		ContextTakeover:      cfg.CompressionContextTakeover,
 		SendQueueSize:        cfg.SendQueueSize,
 		SendQueueBytes:       cfg.SendQueueBytes,
-		MaxQueuedBytes:       cfg.MaxNodeQueuedBytes,
+		Queues:               s.queues,
 		WriteTimeout:         cfg.WriteTimeout,
 		PingInterval:         cfg.HeartbeatInterval,
 		PongTimeout:          cfg.HeartbeatTimeout,
@@ -171,7 +176,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = metrics.New(s.registry)
 	metrics.RegisterGauges(s.registry, metrics.Gauges{
 		PendingAckBytes: func() float64 { return float64(s.pendingAckBytes.Load()) },
-		SendQueueBytes:  func() float64 { return float64(s.upgrader.QueuedBytes()) },
+		SendQueueBytes:  func() float64 { return float64(s.queues.Used()) },
 		PublishBytes:    func() float64 { return float64(s.publishBytes.Load()) },
 		ReplayBytes:     func() float64 { return float64(s.replayBytes.Load()) },
 	})

@@ -149,7 +149,7 @@ func (s *Server) startSocketIO() error {
 			CompressionLevel:     s.cfg.CompressionLevel,
 			ContextTakeover:      s.cfg.CompressionContextTakeover,
 			SendQueueSize:        s.cfg.SendQueueSize,
-			MaxQueuedBytes:       s.cfg.MaxNodeQueuedBytes,
+			Queues:               s.queues, // one budget with v1's connections
 			WriteTimeout:         s.cfg.WriteTimeout,
 		},
 		MaxBufferedBytes: int(s.cfg.SendQueueBytes),

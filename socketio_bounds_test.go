@@ -159,3 +159,54 @@ func TestSocketIOPendingSessionsBounded(t *testing.T) {
 		pollPost(t, ts, sid, "1")
 	}
 }
+
+// A Socket.IO polling client that joins a busy room and never polls holds
+// no socket, only its buffer: the node's bound on queued bytes
+// (MaxNodeQueuedBytes), which WebSockets count in, counts these buffers
+// too and shows them in herald_send_queue_bytes. Each such client could
+// otherwise leave SendQueueBytes behind, as many times as it opened
+// sessions. The session that finds the budget full is closed as a slow
+// consumer and its bytes are given back.
+func TestSocketIOPollingBuffersCountInNodeQueues(t *testing.T) {
+	t.Parallel()
+	cfg := herald.Config{SendQueueBytes: 1 << 20, MaxNodeQueuedBytes: 128 << 10,
+		SocketIO: herald.SocketIOConfig{Enabled: true, PingInterval: time.Minute, PingTimeout: time.Minute}}
+	ts := startServer(t, cfg)
+	_, sid, _ := pollHandshake(t, ts, 0)
+	if st := pollPost(t, ts, sid, "40"); st != http.StatusOK {
+		t.Fatalf("CONNECT post: %d", st)
+	}
+	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "40{") {
+		t.Fatalf("CONNECT reply: %d %q", st, body)
+	}
+	if st := pollPost(t, ts, sid, `421["herald:join",{"room":"busy"}]`); st != http.StatusOK {
+		t.Fatalf("join post: %d", st)
+	}
+	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "431[") {
+		t.Fatalf("join reply: %d %q", st, body)
+	}
+	data := `"` + strings.Repeat("d", 8<<10) + `"`
+	var peak float64
+	const sent = 48 // 384 KiB: three times the node's bound, a third of the session's own
+	for i := range sent {
+		if code, m := apiPublish(t, ts, testAPIKey, `{"room":"busy","event":"e","data":`+data+`}`); code != http.StatusOK {
+			t.Fatalf("publish %d: %d %v", i, code, m)
+		}
+		if i == 4 {
+			peak = metricValue(t, ts, "herald_send_queue_bytes")
+		}
+	}
+	if peak < 5*(8<<10) {
+		t.Fatalf("herald_send_queue_bytes = %v with 5 messages of 8 KiB in a polling buffer", peak)
+	}
+	// The session was closed: its next poll learns it.
+	if st, body := pollGet(t, ts, sid); st == http.StatusOK && !strings.Contains(body, "\x1e1") && body != "1" {
+		t.Fatalf("poll after the node's bound: %d %.80q, want the session closed", st, body)
+	}
+	waitFor(t, 5*time.Second, "the polling buffer given back", func() bool {
+		return metricValue(t, ts, "herald_send_queue_bytes") == 0
+	})
+	if v := metricValue(t, ts, `herald_connections_closed_total{reason="slow_consumer"}`); v != 1 {
+		t.Fatalf(`herald_connections_closed_total{reason="slow_consumer"} = %v, want 1`, v)
+	}
+}

@@ -93,17 +93,18 @@ type Upgrader struct {
 func NewUpgrader(opts Options) *Upgrader {
 	hold()
 	u := &Upgrader{opts: opts.withDefaults()}
-	u.opts.queues = &queueBudget{limit: u.opts.MaxQueuedBytes}
+	u.opts.queues = opts.Queues
+	if u.opts.queues == nil {
+		u.opts.queues = NewQueueBudget(u.opts.MaxQueuedBytes)
+	}
 	return u
 }
 
 // QueuedBytes returns the bytes the Upgrader's connections hold queued
-// or being written to slow peers (see Options.MaxQueuedBytes).
+// or being written to slow peers (see Options.MaxQueuedBytes): with
+// Options.Queues, what every holder of that budget counts in it.
 func (u *Upgrader) QueuedBytes() int64 {
-	if u.opts.queues == nil {
-		return 0
-	}
-	return u.opts.queues.used.Load()
+	return u.opts.queues.Used()
 }
 
 // Upgrade is NewUpgrader(opts).Upgrade(w, r, respHeader), for a server

@@ -71,6 +71,12 @@ type Options struct {
 	// with 1013 (try again later) and Err reports ErrQueuesFull.
 	// Default 1 GiB.
 	MaxQueuedBytes int64
+	// Queues, when set, is the budget the connections count their queues
+	// in instead of one of the Upgrader's own: several Upgraders, and
+	// other holders of bytes queued for peers (an Engine.IO server's
+	// long-polling buffers), then share one bound, the budget's limit;
+	// MaxQueuedBytes is ignored.
+	Queues *QueueBudget
 	// WriteTimeout bounds each write call that has to wait for the peer
 	// (at most 256 KiB, or one larger frame, per call): a peer that reads
 	// nothing for this long is dropped. Default 10s.
@@ -94,8 +100,8 @@ type Options struct {
 	Subprotocols []string
 
 	// queues counts what the Upgrader's connections queue; set by
-	// NewUpgrader.
-	queues *queueBudget
+	// NewUpgrader (Queues, or a budget of its own).
+	queues *QueueBudget
 }
 
 // withDefaults returns o with every zero field replaced by its default.
@@ -135,16 +141,44 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// queueBudget counts the bytes queued by the connections of one Upgrader
-// (see Options.MaxQueuedBytes).
-type queueBudget struct {
+// QueueBudget counts bytes queued for peers against one bound: those of
+// the connections of one Upgrader (see Options.MaxQueuedBytes), or of
+// several and of any other holder that takes and gives back its bytes
+// (see Options.Queues). It is safe for concurrent use.
+type QueueBudget struct {
 	used  atomic.Int64
 	limit int64
 }
 
+// NewQueueBudget returns a budget of limit bytes (DefaultMaxQueuedBytes
+// when limit is not positive).
+func NewQueueBudget(limit int64) *QueueBudget {
+	if limit <= 0 {
+		limit = DefaultMaxQueuedBytes
+	}
+	return &QueueBudget{limit: limit}
+}
+
+// Take counts n more bytes, unless the total is already at the limit: a
+// holder under the limit may pass it by its last message, as a
+// connection's queue may, so that one message is never refused by the
+// budget alone. What Take counted is given back with Give.
+func (b *QueueBudget) Take(n int64) bool { return b.take(n) }
+
+// Give gives back n bytes counted by Take.
+func (b *QueueBudget) Give(n int64) { b.give(n) }
+
+// Used returns the bytes counted now.
+func (b *QueueBudget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
 // take adds n bytes unless the total is already at the limit. A nil
 // budget (Options not made by NewUpgrader) takes everything.
-func (b *queueBudget) take(n int64) bool {
+func (b *QueueBudget) take(n int64) bool {
 	if b == nil {
 		return true
 	}
@@ -156,14 +190,14 @@ func (b *queueBudget) take(n int64) bool {
 }
 
 // give returns n bytes taken with take or add.
-func (b *queueBudget) give(n int64) {
+func (b *QueueBudget) give(n int64) {
 	if b != nil && n != 0 {
 		b.used.Add(-n)
 	}
 }
 
 // add counts n bytes that cannot be refused (a batch already taken).
-func (b *queueBudget) add(n int64) {
+func (b *QueueBudget) add(n int64) {
 	if b != nil {
 		b.used.Add(n)
 	}

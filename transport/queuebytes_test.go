@@ -15,7 +15,10 @@ import (
 // test ends).
 func unheldUpgrader(opts Options) *Upgrader {
 	u := &Upgrader{opts: opts.withDefaults()}
-	u.opts.queues = &queueBudget{limit: u.opts.MaxQueuedBytes}
+	u.opts.queues = opts.Queues
+	if u.opts.queues == nil {
+		u.opts.queues = NewQueueBudget(u.opts.MaxQueuedBytes)
+	}
 	return u
 }
 
@@ -136,6 +139,47 @@ func TestMaxQueuedBytes(t *testing.T) {
 	}
 	if n := u.QueuedBytes(); n != 0 {
 		t.Errorf("QueuedBytes = %d after both ended, want 0", n)
+	}
+}
+
+// TestSharedQueueBudget: Upgraders given one Options.Queues count their
+// connections' queues in it, together with what other holders took (an
+// Engine.IO server's polling buffers): once the budget is at its limit, a
+// connection's message closes it with 1013, whichever holder filled it.
+func TestSharedQueueBudget(t *testing.T) {
+	t.Parallel()
+	budget := NewQueueBudget(256 << 10)
+	opts := Options{MaxQueuedBytes: 1 << 30, SendQueueSize: 100_000, PingInterval: -1, Queues: budget}
+	u1, u2 := unheldUpgrader(opts), unheldUpgrader(opts)
+	url1, conns1 := upgraderServer(t, u1)
+	url2, conns2 := upgraderServer(t, u2)
+	a, b := nonReader(t, url1, conns1), nonReader(t, url2, conns2)
+	msg := NewPrepared(Binary, make([]byte, 1000), 0, 0)
+	if err := a.Send(msg); err != nil {
+		t.Fatal(err)
+	}
+	if got := u2.QueuedBytes(); got < int64(msg.Size()) {
+		t.Fatalf("u2.QueuedBytes = %d with a's message queued on u1, want the shared total", got)
+	}
+	if !budget.Take(256 << 10) { // another holder fills it
+		t.Fatal("Take refused under the limit")
+	}
+	if budget.Take(1) {
+		t.Fatal("Take counted past the limit")
+	}
+	if err := b.Send(msg); !errors.Is(err, ErrQueuesFull) {
+		t.Fatalf("Send on u2's connection with the budget full: %v, want ErrQueuesFull", err)
+	}
+	cause := waitDone(t, b, 5*time.Second)
+	var ce *CloseError
+	if !errors.As(cause, &ce) || ce.Code != CloseTryAgainLater {
+		t.Fatalf("Err() = %v, want close 1013", cause)
+	}
+	budget.Give(256 << 10)
+	a.Abort(CloseNormal, "", nil)
+	waitDone(t, a, 5*time.Second)
+	if n := budget.Used(); n != 0 {
+		t.Errorf("budget.Used = %d after both ended and the other holder gave back, want 0", n)
 	}
 }
 

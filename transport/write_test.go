@@ -131,7 +131,7 @@ func BenchmarkPreparedSend(b *testing.B) {
 			const fanout = 1000
 			conns := make([]*Conn, fanout)
 			opts := testOptions(Options{SendQueueSize: 4})
-			opts.queues = &queueBudget{limit: opts.MaxQueuedBytes} // shared, as an Upgrader's
+			opts.queues = NewQueueBudget(opts.MaxQueuedBytes) // shared, as an Upgrader's
 			for i := range conns {
 				conns[i] = newConn(nil, nil, opts, negotiated{deflate: bc.deflate})
 				// Held: Send only queues, and no flush worker takes a

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/heraldrt/herald/transport"
 )
 
 func TestMaxPayloadPolling(t *testing.T) {
@@ -83,6 +84,67 @@ func TestBufferBoundPolling(t *testing.T) {
 	}
 	if got := e.srv.Stats().Closed[ErrBufferFull.Error()]; got != 1 {
 		t.Fatalf("Stats.Closed[buffer full] = %d", got)
+	}
+}
+
+// The polling buffers of all sessions count in one budget with the
+// WebSockets' queues (WebSocket.Queues, of WebSocket.MaxQueuedBytes):
+// sessions that never poll hold no socket, so each holding its own
+// MaxBufferedBytes would bound nothing. A message that finds the budget
+// at its limit closes its session with ErrBufferFull, whatever that
+// session's own buffer holds, and a poll or a close gives its bytes back.
+func TestBufferBoundPollingNode(t *testing.T) {
+	e := newEnv(t, Config{MaxBufferedBytes: 1000, PingInterval: time.Minute, PingTimeout: time.Minute,
+		WebSocket: transport.Options{MaxQueuedBytes: 2000}})
+	msg := []byte(strings.Repeat("x", 199)) // 201 bytes in the payload
+	var socks []*Socket
+	var sids []string
+	for range 3 {
+		sid := e.handshake(t)
+		sids = append(sids, sid)
+		socks = append(socks, e.srv.Socket(sid))
+	}
+	for _, so := range socks[:2] {
+		for range 4 {
+			if err := so.SendText(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := e.srv.QueuedBytes(); got != 8*201 {
+		t.Fatalf("QueuedBytes %d with 8 messages buffered, want %d", got, 8*201)
+	}
+	c := socks[2]
+	var err error
+	n := 0
+	for ; n < 5 && err == nil; n++ {
+		err = c.SendText(msg)
+	}
+	if !errors.Is(err, ErrBufferFull) || n != 3 {
+		t.Fatalf("third session: %v after %d sends, want ErrBufferFull at the third (the node's 2000 bytes, not its own 1000)", err, n)
+	}
+	wantClose(t, e, ErrBufferFull)
+	if got := e.srv.QueuedBytes(); got != 8*201 {
+		t.Fatalf("QueuedBytes %d after the third session closed, want %d", got, 8*201)
+	}
+	if r := e.poll(t, sids[0]); r.status != 200 || strings.Count(r.body, "\x1e") != 3 {
+		t.Fatalf("poll: %d %q", r.status, r.body)
+	}
+	if got := e.srv.QueuedBytes(); got != 4*201 {
+		t.Fatalf("QueuedBytes %d after a poll took 4 messages, want %d", got, 4*201)
+	}
+	socks[1].Close()
+	if r := e.poll(t, sids[1]); r.status != 200 {
+		t.Fatalf("poll of the closing session: %d %q", r.status, r.body)
+	}
+	wantClose(t, e, ErrForcedClose)
+	socks[0].Close()
+	if r := e.poll(t, sids[0]); r.status != 200 {
+		t.Fatalf("poll of the closing session: %d %q", r.status, r.body)
+	}
+	wantClose(t, e, ErrForcedClose)
+	if got := e.srv.QueuedBytes(); got != 0 {
+		t.Fatalf("QueuedBytes %d with every session closed, want 0", got)
 	}
 }
 

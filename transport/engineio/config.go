@@ -41,6 +41,13 @@ type Config struct {
 	// WebSocket's send queue. A message that would take it over the bound
 	// closes the session with ErrBufferFull (a single message larger than
 	// the bound is still accepted into an empty buffer). Default 4 MiB.
+	//
+	// The polling buffers of all sessions count, with the WebSockets'
+	// send queues, in WebSocket.Queues (a budget of
+	// WebSocket.MaxQueuedBytes, 1 GiB by default, when not set): a
+	// message that finds that budget at its limit closes its session with
+	// ErrBufferFull too. Polling sessions hold no socket, so nothing else
+	// bounds how many buffers a client can leave to fill.
 	MaxBufferedBytes int
 	// UpgradeTimeout is how long a WebSocket opened to upgrade a polling
 	// session has to complete the upgrade (the "5" packet) before it is
@@ -54,7 +61,8 @@ type Config struct {
 	// WebSocket configures the WebSocket connections (compression, write
 	// timeout, ...). New overrides three fields: ReadLimit is MaxPayload,
 	// SendQueueBytes is MaxBufferedBytes, and PingInterval is negative
-	// (Engine.IO sends its own ping packets).
+	// (Engine.IO sends its own ping packets); and sets Queues when nil, to
+	// a budget the polling buffers share with the WebSockets.
 	WebSocket transport.Options
 	// CORS adds cross-origin headers to the polling responses and answers
 	// preflight requests. The zero value adds none.
@@ -162,5 +170,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.WebSocket.ReadLimit = int64(cfg.MaxPayload)
 	cfg.WebSocket.SendQueueBytes = int64(cfg.MaxBufferedBytes)
 	cfg.WebSocket.PingInterval = -1
+	if cfg.WebSocket.Queues == nil {
+		cfg.WebSocket.Queues = transport.NewQueueBudget(cfg.WebSocket.MaxQueuedBytes)
+	}
 	return cfg, nil
 }

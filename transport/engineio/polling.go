@@ -209,6 +209,7 @@ func (s *Socket) takePollLocked() (body []byte, last bool) {
 		return []byte{'0' + byte(eio.Noop)}, false
 	}
 	body = appendPayload(make([]byte, 0, int(p.bufBytes)+2), p.buf)
+	s.srv.queues().Give(int64(p.bufBytes))
 	clear(p.buf)
 	s.pstate.buf, s.pstate.bufBytes = p.buf[:0], 0
 	if cap(p.buf) > 16 {

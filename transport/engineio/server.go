@@ -135,6 +135,15 @@ func (s *Server) NewMessageInPlace(b []byte) *transport.Prepared {
 // data.
 const MessageHeadroom = transport.FrameHeadroom + 1
 
+// queues is the budget of what the sessions hold for their clients:
+// polling buffers and WebSocket send queues (Config.MaxBufferedBytes).
+func (s *Server) queues() *transport.QueueBudget { return s.cfg.WebSocket.Queues }
+
+// QueuedBytes returns what the sessions hold for their clients, polling
+// buffers and WebSocket send queues, as counted in Config.WebSocket.Queues
+// (with whatever else counts in that budget when it is shared).
+func (s *Server) QueuedBytes() int64 { return s.queues().Used() }
+
 // Len returns the number of open sessions.
 func (s *Server) Len() int { return int(s.sessions.Load()) }
 

@@ -309,7 +309,7 @@ func (s *Socket) Send(m *transport.Prepared) error {
 func (s *Socket) bufferLocked(m *transport.Prepared) error {
 	n := pollSize(m)
 	p := s.pstate
-	if len(p.buf) > 0 && int(p.bufBytes)+n > s.srv.cfg.MaxBufferedBytes {
+	if len(p.buf) > 0 && int(p.bufBytes)+n > s.srv.cfg.MaxBufferedBytes || !s.srv.queues().Take(int64(n)) {
 		return ErrBufferFull
 	}
 	p.bufBytes += int32(n)
@@ -395,6 +395,7 @@ func (s *Socket) finish(reason error) {
 		p.lingering = linger
 		probe = p.probe
 		s.stopUpgradeLocked()
+		s.srv.queues().Give(int64(p.bufBytes))
 		p.buf, p.bufBytes = nil, 0
 		s.wakePollLocked()
 	}

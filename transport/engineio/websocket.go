@@ -178,6 +178,7 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 		s.conn, s.ws = c, true
 		// What waited for the next poll goes over the WebSocket, in order.
 		buf := s.pstate.buf
+		s.srv.queues().Give(int64(s.pstate.bufBytes)) // c.Send counts them again
 		s.wakePollLocked()
 		s.pstate = nil
 		closing := s.state == stateClosing
