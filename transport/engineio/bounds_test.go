@@ -542,3 +542,46 @@ func TestUpgradeWaitsForPost(t *testing.T) {
 		t.Fatalf("messages %q, want the POST's first", got)
 	}
 }
+
+// A polling client cannot know of a ping it has not polled for, so a
+// pong or a message it posts meanwhile does not prove it alive: a client
+// that posts "3" blindly and never polls would otherwise keep its session,
+// and the buffer it never reads, for good (a WebSocket that reads nothing
+// is dropped by WriteTimeout). It times out as if it had sent nothing;
+// a client that polls keeps its session.
+func TestPollingBlindPong(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		polls bool
+	}{{"blind", false}, {"polling", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+			sid := e.handshake(t)
+			so := e.srv.Socket(sid)
+			deadline := time.Now().Add(600 * time.Millisecond)
+			for time.Now().Before(deadline) && so.Err() == nil {
+				if tt.polls && so.Queued() > 0 {
+					if r := e.poll(t, sid); r.status != 200 {
+						t.Fatalf("poll: %d %q", r.status, r.body)
+					}
+				}
+				e.post(t, sid, "3")
+				e.post(t, sid, "4alive")
+				time.Sleep(10 * time.Millisecond)
+			}
+			if tt.polls {
+				if err := so.Err(); err != nil {
+					t.Fatalf("a client that polls and pongs closed: %v", err)
+				}
+				so.Close()
+				e.poll(t, sid)
+				wantClose(t, e, ErrForcedClose)
+				return
+			}
+			if err := so.Err(); !errors.Is(err, ErrPingTimeout) {
+				t.Fatalf("blind pongs and messages for 600 ms with a 150 ms heartbeat: %v, want ErrPingTimeout", err)
+			}
+			wantClose(t, e, ErrPingTimeout)
+		})
+	}
+}

@@ -99,6 +99,7 @@ type pollState struct {
 	probedAt   int64                 // clock time "3probe" was sent
 	lastSeen   int64                 // clock time of the client's last request
 	lingering  bool                  // closed by the client: the next poll gets the noop
+	pingUnread bool                  // a ping waits in buf: the client cannot have answered it
 	remote     string                // the handshake's RemoteAddr
 	buf        []*transport.Prepared // packets for the next GET
 	bufBytes   int32
@@ -482,6 +483,7 @@ func (s *Socket) tick() {
 		c, ws := s.conn, s.ws
 		if !ws {
 			err = s.bufferLocked(s.srv.ping)
+			s.pstate.pingUnread = err == nil
 		}
 		due := s.pingDue + int64(s.srv.cfg.PingTimeout)
 		s.mu.Unlock()
@@ -512,6 +514,10 @@ func (s *Socket) startHeartbeat() {
 	s.srv.clock.scheduleAt(s, due)
 }
 
+// pingUnreadLocked reports whether the last ping waits in the polling
+// buffer, not yet taken by a poll. s.mu must be held.
+func (s *Socket) pingUnreadLocked() bool { return s.pstate != nil && s.pstate.pingUnread }
+
 // overdueLocked reports whether the pong is overdue: the session has
 // timed out even if the clock has not yet got round to closing it, so a
 // request that comes just after the deadline gets the same answer
@@ -539,8 +545,9 @@ func (s *Socket) onPacket(p eio.Packet) bool {
 	case eio.Pong:
 		s.mu.Lock()
 		// A pong is accepted until the clock has closed the session,
-		// even a little after its deadline: it proves the client alive.
-		open := s.state == stateOpen && s.awaitPong
+		// even a little after its deadline: it proves the client alive,
+		// unless it answers a ping still waiting for a poll.
+		open := s.state == stateOpen && s.awaitPong && !s.pingUnreadLocked()
 		if open {
 			s.awaitPong = false
 			s.pingDue = s.srv.clock.now() + int64(s.srv.cfg.PingInterval)
@@ -583,8 +590,13 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 		}
 		// A message shows the client alive, as a pong does: like the
 		// reference server, give its pong PingInterval+PingTimeout from
-		// now (the clock finds the later deadline when it wakes).
-		s.pingDue = max(s.pingDue, s.srv.clock.now()+int64(s.srv.cfg.PingInterval))
+		// now (the clock finds the later deadline when it wakes). Not
+		// while the ping waits for a poll: a client that posts and never
+		// polls would keep its session, and what it does not read, for
+		// good.
+		if !s.pingUnreadLocked() {
+			s.pingDue = max(s.pingDue, s.srv.clock.now()+int64(s.srv.cfg.PingInterval))
+		}
 	}
 	s.inHandler = true
 	s.mu.Unlock()
