@@ -13,16 +13,18 @@ import (
 	eio "github.com/heraldrt/herald/protocol/engineio"
 )
 
-// collector records the messages of the fuzzed sessions.
+// collector records the messages of the fuzzed sessions and echoes
+// them, so that the sessions' polling buffers hold something.
 type collector struct {
 	mu   sync.Mutex
 	msgs []eio.Packet
 }
 
-func (c *collector) OnMessage(_ *Socket, data []byte, binary bool) {
+func (c *collector) OnMessage(s *Socket, data []byte, binary bool) {
 	c.mu.Lock()
 	c.msgs = append(c.msgs, eio.Packet{Type: eio.Message, Data: data, Binary: binary})
 	c.mu.Unlock()
+	_ = s.Send(s.Server().NewMessage(data, binary))
 }
 
 func (c *collector) OnClose(*Socket, error) {}
@@ -30,7 +32,8 @@ func (c *collector) OnClose(*Socket, error) {}
 // FuzzPollingPost posts any body to a polling session through the
 // server's handler: it never panics, answers 200, 400 or 413, and the
 // messages the handler gets are exactly those of the payload up to the
-// first packet that ends the session.
+// first packet that ends the session, and what the session buffered
+// (their echoes) is given back to the queue budget once it ends.
 func FuzzPollingPost(f *testing.F) {
 	for _, s := range []string{"4hello", "4test1\x1e4test2\x1e4test3", "4hello\x1ebAQIDBA==", "abc", "1", "3",
 		"2", "4a\x1e1\x1e4b", "b!!", "\x1e", "", "6\x1e5\x1e0", "4\xff\xfe", "bAQID\nBA=="} {
@@ -95,6 +98,9 @@ func FuzzPollingPost(f *testing.F) {
 		}
 		if so := srv.Socket(h.SID); so != nil {
 			so.finish(ErrForcedClose)
+		}
+		if n := srv.QueuedBytes(); n != 0 {
+			t.Fatalf("body %q: %d bytes still counted as queued once the session ended", body, n)
 		}
 	})
 }
