@@ -179,6 +179,12 @@ func New(cfg Config) (*Server, error) {
 		SendQueueBytes:  func() float64 { return float64(s.queues.Used()) },
 		PublishBytes:    func() float64 { return float64(s.publishBytes.Load()) },
 		ReplayBytes:     func() float64 { return float64(s.replayBytes.Load()) },
+		SocketIOPendingBytes: func() float64 {
+			if s.sio == nil { // set by New, before any scrape
+				return 0
+			}
+			return float64(s.sio.pending.bytes())
+		},
 	})
 	if s.broker == nil {
 		s.broker = memory.New()

@@ -109,6 +109,9 @@ func TestSocketIOPendingSessionsBounded(t *testing.T) {
 	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="socketio_pending_bytes"}`); v < 1 {
 		t.Fatalf("herald_limit_rejections_total{limit=\"socketio_pending_bytes\"} = %v, want >= 1", v)
 	}
+	if v := metricValue(t, ts, "herald_socketio_pending_bytes"); v < float64(len(sids)*(10<<10)) || v > 64<<10 {
+		t.Fatalf("herald_socketio_pending_bytes = %v with %d sessions of 8 KiB headers pending", v, len(sids))
+	}
 	// Small handshakes fill what is left (a session is 2 KiB at least).
 	for i := 0; ; i++ {
 		status, sid, _ := pollHandshake(t, ts, 0)
@@ -158,6 +161,9 @@ func TestSocketIOPendingSessionsBounded(t *testing.T) {
 	for _, sid := range held {
 		pollPost(t, ts, sid, "1")
 	}
+	waitFor(t, 5*time.Second, "herald_socketio_pending_bytes back to 0", func() bool {
+		return metricValue(t, ts, "herald_socketio_pending_bytes") == 0
+	})
 }
 
 // A Socket.IO polling client that joins a busy room and never polls holds

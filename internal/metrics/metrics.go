@@ -155,6 +155,9 @@ type Gauges struct {
 	// ReplayBytes is the history the node's replays (recovering joins)
 	// hold: pages read from the engine and live messages held back.
 	ReplayBytes func() float64
+	// SocketIOPendingBytes is what the Socket.IO long-polling sessions
+	// that joined no namespace yet are charged (SocketIOConfig.MaxPendingBytes).
+	SocketIOPendingBytes func() float64
 }
 
 // RegisterGauges registers g's functions on reg.
@@ -176,6 +179,10 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 			Name: "herald_replay_bytes",
 			Help: "Bytes of room history held by history replays (recovering joins): pages read from the engine and live messages held back meanwhile.",
 		}, g.ReplayBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herald_socketio_pending_bytes",
+			Help: "Bytes the Socket.IO long-polling sessions that joined no namespace yet are charged: their handshake requests' headers and URL, and 2 KiB each.",
+		}, g.SocketIOPendingBytes),
 	)
 }
 
