@@ -3,6 +3,9 @@ package engineio
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"runtime"
 	"io"
 	"net/http"
 	"strings"
@@ -583,5 +586,51 @@ func TestPollingBlindPong(t *testing.T) {
 			}
 			wantClose(t, e, ErrPingTimeout)
 		})
+	}
+}
+
+// A POST's Content-Length is the client's word, not bytes it sent: a
+// client that announces MaxPayload and sends nothing (or drips it) must
+// not make the server hold MaxPayload per request for as long as the
+// server's read timeout lets it: the body's buffer grows with what
+// arrives.
+func TestPollingPostAnnouncedLengthNotPreallocated(t *testing.T) {
+	const posts = 40
+	e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+	addr := strings.TrimPrefix(e.ts.URL, "http://")
+	var socks []*Socket
+	for range posts {
+		sid := e.handshake(t)
+		socks = append(socks, e.srv.Socket(sid))
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		fmt.Fprintf(nc, "POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n4", sid, DefaultMaxPayload)
+	}
+	waitPosting := func() bool {
+		for _, so := range socks {
+			so.mu.Lock()
+			posting := so.pstate != nil && so.pstate.posting
+			so.mu.Unlock()
+			if !posting {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(5 * time.Second); !waitPosting(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the POSTs were not all being read after 5 s")
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // their reads under way
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	// Each announced 1 MB: preallocated, 40 MB of heap.
+	if ms.HeapAlloc > 20<<20 {
+		t.Fatalf("heap %d MB with %d POSTs that announced %d bytes and sent 1", ms.HeapAlloc>>20, posts, DefaultMaxPayload)
 	}
 }

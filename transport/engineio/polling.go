@@ -291,15 +291,23 @@ func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
+// postPrealloc is the most a POST's buffer is made for before its bytes
+// arrive.
+const postPrealloc = 4 << 10
+
 // readBody reads a request body of at most limit bytes, or fails with
 // an error wrapping ErrTooLarge as soon as it knows the body is longer.
+// Its buffer grows with what arrives, from at most postPrealloc bytes:
+// the Content-Length is the client's word, and a client that announced
+// MaxPayload and sent nothing (or dripped it) held that much per request
+// for as long as the server's read timeout allowed.
 func readBody(r *http.Request, limit int) ([]byte, error) {
 	if r.ContentLength > int64(limit) {
 		return nil, eio.ErrTooLarge
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		buf.Grow(int(min(r.ContentLength, postPrealloc)))
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
