@@ -166,7 +166,13 @@ func (s *Server) startSocketIO() error {
 			// are set: newConn). A shallow copy: net/http changes
 			// neither its headers nor its URL once the handler returned,
 			// and a deep one (Clone) cost about 0.9 KB per connection.
-			cl := &sioClient{req: r.WithContext(context.WithoutCancel(r.Context()))}
+			// A request whose context is never cancelled (Serve's accept
+			// path) is kept as it is: no copy.
+			req := r
+			if r.Context().Done() != nil {
+				req = r.WithContext(context.WithoutCancel(r.Context()))
+			}
+			cl := &sioClient{req: req}
 			if es.Transport() == "polling" {
 				so.pending.bind(cl, sioPendingCharge(r)) // taken by sioAllow
 			}

@@ -116,13 +116,16 @@ func (c *CORS) allow(origin string) string {
 	return ""
 }
 
-// setHeaders adds the CORS headers of a response to r, and those of a
-// preflight when preflight is set.
-func (c *CORS) setHeaders(h http.Header, r *http.Request, preflight bool) {
+// setHeaders adds the CORS headers of a response to r to w's header, and
+// those of a preflight when preflight is set. w.Header is not asked for
+// when there is none to add: a writer may make its header map only then
+// (herald.Server.Serve's, for a WebSocket handshake).
+func (c *CORS) setHeaders(w http.ResponseWriter, r *http.Request, preflight bool) {
 	allowed := c.allow(r.Header.Get("Origin"))
 	if allowed == "" {
 		return
 	}
+	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", allowed)
 	if allowed != "*" {
 		h.Add("Vary", "Origin")

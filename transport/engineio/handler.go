@@ -23,11 +23,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upgrade := r.Header.Get("Upgrade") != ""
 
 	if r.Method == http.MethodOptions && len(s.cfg.CORS.Origins) > 0 {
-		s.cfg.CORS.setHeaders(w.Header(), r, true)
+		s.cfg.CORS.setHeaders(w, r, true)
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	s.cfg.CORS.setHeaders(w.Header(), r, false)
+	s.cfg.CORS.setHeaders(w, r, false)
 	refuse := s.writeError
 	if upgrade {
 		refuse = s.refuseUpgrade
