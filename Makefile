@@ -47,7 +47,8 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=6 ./... | tee bench.out
 
-## fuzz: each fuzz target for FUZZTIME (the transport's over real loopback sockets)
+## fuzz: each fuzz target for FUZZTIME (the transport's over real loopback sockets); TestMakeFuzzRunsEveryTarget
+## (cmd/herald) fails when one is missing here
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./protocol/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrames$$' -fuzztime $(FUZZTIME) ./transport/
@@ -63,6 +64,17 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttachments$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
 	$(GO) test -run '^$$' -fuzz '^FuzzClient$$' -fuzztime $(FUZZTIME) ./adapter/socketio/
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitArray$$' -fuzztime $(FUZZTIME) ./protocol/socketio/
+	$(GO) test -run '^$$' -fuzz '^FuzzExtractToken$$' -fuzztime $(FUZZTIME) ./auth/jwt/
+	$(GO) test -run '^$$' -fuzz '^FuzzCookieHeader$$' -fuzztime $(FUZZTIME) ./auth/jwt/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeClaims$$' -fuzztime $(FUZZTIME) ./auth/jwt/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidAgreesWithValidator$$' -fuzztime $(FUZZTIME) ./auth/jwt/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME) ./auth/jwt/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTarget$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzAddrOf$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzTCPAddrString$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzSioRequest$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzSioOffset$$' -fuzztime $(FUZZTIME) .
 
 clean:
 	rm -rf bin bench.out

@@ -297,3 +297,54 @@ func TestDocsLinksResolve(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeFuzzRunsEveryTarget: `make fuzz` runs every fuzz target of the
+// repository, each in its own package.
+func TestMakeFuzzRunsEveryTarget(t *testing.T) {
+	makefile := readRepoDoc(t, "Makefile")
+	inMake := map[string]string{} // target → package directory
+	line := regexp.MustCompile(`-fuzz '\^(Fuzz[A-Za-z0-9_]+)\$\$'.*\s(\./[A-Za-z0-9_/.-]*|\.)\s*$`)
+	for _, l := range strings.Split(makefile, "\n") {
+		if m := line.FindStringSubmatch(l); m != nil {
+			inMake[m[1]] = strings.TrimSuffix(strings.TrimPrefix(m[2], "./"), "/")
+		}
+	}
+	root := filepath.Join("..", "..")
+	decl := regexp.MustCompile(`(?m)^func (Fuzz[A-Za-z0-9_]+)\(`)
+	found := 0
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "node_modules" || d.Name() == "testdata" || (strings.HasPrefix(d.Name(), ".") && p != root) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dir := filepath.ToSlash(filepath.Dir(strings.TrimPrefix(p, root+string(filepath.Separator))))
+		for _, m := range decl.FindAllStringSubmatch(string(b), -1) {
+			found++
+			switch got, ok := inMake[m[1]]; {
+			case !ok:
+				t.Errorf("make fuzz does not run %s (%s)", m[1], dir)
+			case got != dir:
+				t.Errorf("make fuzz runs %s in ./%s, but it is in ./%s", m[1], got, dir)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found < 10 {
+		t.Fatalf("found only %d fuzz targets", found)
+	}
+}
