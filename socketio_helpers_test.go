@@ -96,9 +96,18 @@ func startPeer(t testing.TB, dir string) *sioPeer {
 		_ = cmd.Wait()
 		<-p.done
 	})
-	p.expect("ready", func(m map[string]any) bool { return m["type"] == "ready" })
+	// Starting node and loading socket.io-client is not what is tested,
+	// and it is slow on a loaded machine: 3 s for one peer at load ~12 on
+	// 2 cores, and over 10 s (the fresh clone's CI run, load ~20, with the
+	// package's other tests and peers) once (TestSocketIOAuthentication:
+	// "no ready within 10 s; saw []").
+	p.expectWithin("ready", peerStartTimeout, func(m map[string]any) bool { return m["type"] == "ready" })
 	return p
 }
+
+// peerStartTimeout bounds a peer's start (node, then socket.io-client
+// loaded) until it says it is ready.
+const peerStartTimeout = time.Minute
 
 // testWriter logs what a peer writes to stderr.
 type testWriter struct {
@@ -124,7 +133,13 @@ func (p *sioPeer) do(cmd map[string]any) {
 // accepts, and forgets it.
 func (p *sioPeer) expect(what string, match func(map[string]any) bool) map[string]any {
 	p.t.Helper()
-	deadline := time.After(10 * time.Second)
+	return p.expectWithin(what, 10*time.Second, match)
+}
+
+// expectWithin is expect with a deadline of d.
+func (p *sioPeer) expectWithin(what string, d time.Duration, match func(map[string]any) bool) map[string]any {
+	p.t.Helper()
+	deadline := time.After(d)
 	for {
 		p.mu.Lock()
 		for i, m := range p.lines {
@@ -141,7 +156,7 @@ func (p *sioPeer) expect(what string, match func(map[string]any) bool) map[strin
 		case <-p.done:
 			p.t.Fatalf("peer ended before %s; saw %v", what, seen)
 		case <-deadline:
-			p.t.Fatalf("no %s within 10 s; saw %v", what, seen)
+			p.t.Fatalf("no %s within %v; saw %v", what, d, seen)
 		}
 	}
 }
