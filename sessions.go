@@ -64,9 +64,10 @@ func (c *conn) openSession(ctx context.Context, wantID, token string) (session.S
 			return *old, true
 		}
 	}
+	sid, token := id.NewPair(secretBytes)
 	return session.Session{
-		ID: id.New(secretBytes), UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
-		ResumeToken: id.New(secretBytes), ConnectedAt: now, LastSeen: now,
+		ID: sid, UserID: c.info.UserID, Node: s.cfg.NodeID, Conn: c.info.ID,
+		ResumeToken: token, ConnectedAt: now, LastSeen: now,
 	}, false
 }
 

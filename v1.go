@@ -37,7 +37,7 @@ func (v1Link) protocol() string { return protocolV1 }
 func (l v1Link) direct() (hub.Sender, hub.Codec) { return l.Conn, v1Codec{} }
 
 func (l v1Link) welcome(c *conn, w *welcome) {
-	b := protocol.EncodeWelcome(protocol.Welcome{
+	b := protocol.EncodeWelcomeAfter(transport.FrameHeadroom, protocol.Welcome{
 		Protocol:      protocol.Version,
 		ConnectionID:  c.info.ID,
 		SessionID:     c.info.SessionID,
@@ -48,8 +48,8 @@ func (l v1Link) welcome(c *conn, w *welcome) {
 		Resumed:       w.Resumed,
 		Rooms:         w.Rooms,
 	})
-	c.s.countOut(protocol.TypeWelcome, len(b))
-	_ = l.Release(transport.NewPrepared(transport.Text, b, c.s.cfg.CompressionThreshold, c.s.cfg.CompressionLevel))
+	c.s.countOut(protocol.TypeWelcome, len(b)-transport.FrameHeadroom)
+	_ = l.Release(transport.NewPreparedInPlace(transport.Text, b, c.s.cfg.CompressionThreshold, c.s.cfg.CompressionLevel))
 }
 
 func (l v1Link) reply(c *conn, ref json.RawMessage, data json.RawMessage) {

@@ -170,12 +170,18 @@ type PublishReply struct {
 // EncodeWelcome returns the JSON of w with its type set: what Marshal
 // writes, appended by hand, since every connect sends one (encoding/json's
 // reflection was 2 % of a connect's CPU).
-func EncodeWelcome(w Welcome) []byte {
+func EncodeWelcome(w Welcome) []byte { return EncodeWelcomeAfter(0, w) }
+
+// EncodeWelcomeAfter is EncodeWelcome with headroom bytes of room in
+// front of the JSON (which starts at b[headroom:]), for a frame header
+// to be written there (transport.NewPreparedInPlace): the welcome is
+// then neither copied into a frame nor allocated twice.
+func EncodeWelcomeAfter(headroom int, w Welcome) []byte {
 	n := 160 + len(w.ConnectionID) + len(w.SessionID) + len(w.CorrelationID) + len(w.UserID) + len(w.ResumeToken)
 	for _, r := range w.Rooms {
 		n += len(r) + 3
 	}
-	b := make([]byte, 0, n)
+	b := make([]byte, headroom, headroom+n)
 	b = append(b, `{"type":"welcome","protocol":`...)
 	b = strconv.AppendInt(b, int64(w.Protocol), 10)
 	b = append(b, `,"connectionId":`...)

@@ -49,8 +49,12 @@ func TestEncodeWelcome(t *testing.T) {
 	for _, tt := range tests {
 		w := tt.w
 		w.Type = TypeWelcome
-		if got, want := EncodeWelcome(tt.w), mustMarshal(w); string(got) != string(want) {
+		want := mustMarshal(w)
+		if got := EncodeWelcome(tt.w); string(got) != string(want) {
 			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, want)
+		}
+		if got := EncodeWelcomeAfter(10, tt.w); len(got) < 10 || string(got[10:]) != string(want) {
+			t.Errorf("%s, after 10 bytes of room:\n got %q\nwant %s", tt.name, got, want)
 		}
 	}
 }

@@ -51,6 +51,31 @@ func New(n int) string {
 	return string(out[:m])
 }
 
+// NewPair returns two ids as New(n) returns them, in one allocation:
+// they share one string's bytes (a new session's id and resume token,
+// which live as long as each other).
+func NewPair(n int) (string, string) {
+	if 2*n > maxInline {
+		return New(n), New(n)
+	}
+	m := encoding.EncodedLen(n)
+	var out [2 * ((maxInline/2*8 + 4) / 5)]byte
+	rb := randBufs.Get().(*randBuf)
+	for i := range 2 {
+		if len(rb.b)-rb.used < n {
+			_, _ = rand.Read(rb.b[:])
+			rb.used = 0
+		}
+		raw := rb.b[rb.used : rb.used+n]
+		encoding.Encode(out[i*m:(i+1)*m], raw)
+		clear(raw)
+		rb.used += n
+	}
+	randBufs.Put(rb)
+	both := string(out[:2*m])
+	return both[:m], both[m:]
+}
+
 // APIKey returns a new random server API key: "hk_" and 32 characters.
 func APIKey() string { return "hk_" + New(20) }
 

@@ -31,6 +31,32 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// TestNewPair: both ids of a pair are what New(n) makes, and differ, as
+// do the pairs; the pair is one allocation.
+func TestNewPair(t *testing.T) { // not parallel: AllocsPerRun
+	seen := map[string]bool{}
+	for _, n := range []int{5, 15, 16, 17, 32} {
+		for range 200 {
+			a, b := NewPair(n)
+			for _, s := range []string{a, b} {
+				if want := (n*8 + 4) / 5; len(s) != want {
+					t.Fatalf("NewPair(%d) gave %q: %d characters, want %d", n, s, len(s), want)
+				}
+				if strings.Trim(s, "0123456789abcdefghjkmnpqrstvwxyz") != "" {
+					t.Fatalf("NewPair(%d) gave %q: outside the alphabet", n, s)
+				}
+				if seen[s] {
+					t.Fatalf("NewPair(%d) repeated %q", n, s)
+				}
+				seen[s] = true
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = NewPair(15) }); n != 1 {
+		t.Errorf("NewPair(15) makes %v allocations, want 1", n)
+	}
+}
+
 func BenchmarkNew(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
