@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -321,15 +322,37 @@ func (a *acceptor) serveConn(acc accepted) {
 		a.wg.Done()
 		return
 	}
-	if !a.track(nc) {
-		_ = nc.Close()
-		a.wg.Done()
-		return
-	}
 	bp := headBufs.Get().(*[]byte)
 	b := *bp
-	head, rest, ok := a.readHead(nc, b)
-	a.untrack(nc)
+	// The head is usually there already (the listener's
+	// TCP_DEFER_ACCEPT): judged at once, with no deadline to set and no
+	// tracking for Close, which has nothing to end while nothing waits.
+	n, err := transport.ReadAvailable(nc, b)
+	switch {
+	case err == transport.ErrWouldBlock:
+		err = nil
+	case err == nil && n == 0:
+		err = io.EOF
+	}
+	head, rest, ok, decided := a.judgeHead(nc, b, n, err)
+	if decided && ok {
+		select {
+		case <-a.done: // closed meanwhile, as track would have told
+			ok = false
+			_ = nc.Close()
+		default:
+		}
+	}
+	if !decided {
+		if !a.track(nc) {
+			_ = nc.Close()
+			headBufs.Put(bp)
+			a.wg.Done()
+			return
+		}
+		head, rest, ok = a.readHead(nc, b, n)
+		a.untrack(nc)
+	}
 	if !ok {
 		headBufs.Put(bp)
 		a.wg.Done()
@@ -399,37 +422,47 @@ func (a *acceptor) match(b []byte) httphead.Decision {
 }
 
 // readHead reads nc until its request head is whole (returned as a
-// string of its own, and the bytes read past it, which alias b). A
-// request not for Config.Path, a head larger than b, or a client that
-// ends its side before its head does is handed on from here (ok false);
-// a client that sends no whole head in time is closed.
-func (a *acceptor) readHead(nc net.Conn, b []byte) (head string, rest []byte, ok bool) {
+// string of its own, and the bytes read past it, which alias b), b[:n]
+// having been read (and judged) already. A request not for
+// Config.Path, a head larger than b, or a client that ends its side
+// before its head does is handed on from here (ok false); a client that
+// sends no whole head in time is closed.
+func (a *acceptor) readHead(nc net.Conn, b []byte, n int) (head string, rest []byte, ok bool) {
 	_ = nc.SetReadDeadline(time.Now().Add(a.headTimeout))
-	n := 0
 	for {
 		m, err := nc.Read(b[n:])
 		n += m
-		d := a.match(b[:n])
-		plain := true
-		if d == httphead.Mine {
-			var end int
-			if end, plain = httphead.End(b[:n]); end >= 0 {
-				return string(b[:end]), b[end:n], true
-			}
-		}
-		switch {
-		case d == httphead.Other || !plain || n == len(b) || (err != nil && n > 0 && !isTimeout(err)):
-			// net/http's answer, whatever it is.
-			_ = nc.SetReadDeadline(time.Time{})
-			a.handOff(nc, bytes.Clone(b[:n]))
-			return "", nil, false
-		case err != nil:
-			// Nothing sent, or not in time: closed without an answer,
-			// as net/http closes such a connection.
-			_ = nc.Close()
-			return "", nil, false
+		if head, rest, ok, decided := a.judgeHead(nc, b, n, err); decided {
+			return head, rest, ok
 		}
 	}
+}
+
+// judgeHead judges b[:n], read from nc, and err, the last read's
+// error: a whole head of ours (ok), or a connection handed on or closed
+// (decided, not ok), or more to read (not decided).
+func (a *acceptor) judgeHead(nc net.Conn, b []byte, n int, err error) (head string, rest []byte, ok, decided bool) {
+	d := a.match(b[:n])
+	plain := true
+	if d == httphead.Mine {
+		var end int
+		if end, plain = httphead.End(b[:n]); end >= 0 {
+			return string(b[:end]), b[end:n], true, true
+		}
+	}
+	switch {
+	case d == httphead.Other || !plain || n == len(b) || (err != nil && n > 0 && !isTimeout(err)):
+		// net/http's answer, whatever it is.
+		_ = nc.SetReadDeadline(time.Time{})
+		a.handOff(nc, bytes.Clone(b[:n]))
+		return "", nil, false, true
+	case err != nil:
+		// Nothing sent, or not in time: closed without an answer,
+		// as net/http closes such a connection.
+		_ = nc.Close()
+		return "", nil, false, true
+	}
+	return "", nil, false, false
 }
 
 // parseTarget sets u to url.ParseRequestURI(target), false where that

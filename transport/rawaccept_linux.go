@@ -169,6 +169,25 @@ func netPort(p *uint16) int {
 	return int(b[0])<<8 | int(b[1])
 }
 
+// ReadAvailable reads what c holds now into p, without waiting, when c
+// is a socket RawListener accepted: (n, nil) for n > 0 bytes, (0, nil)
+// at the end of the stream, and ErrWouldBlock when nothing has come. For
+// any other net.Conn it reads nothing and returns ErrWouldBlock: the
+// caller then reads as usual (with a deadline, say). It lets an accept
+// path take a head that is already there (TCP_DEFER_ACCEPT) without
+// setting up a wait for it.
+func ReadAvailable(c net.Conn, p []byte) (int, error) {
+	s, ok := c.(*rawSocket)
+	if !ok || len(p) == 0 {
+		return 0, ErrWouldBlock
+	}
+	n, err := s.readNow(p)
+	if err == errWouldBlock {
+		return 0, ErrWouldBlock
+	}
+	return n, err
+}
+
 // NetConn returns c as a net.Conn of Go's net package when c is a socket
 // RawListener accepted (closing c: the returned conn holds a duplicate
 // of its descriptor), and c itself otherwise.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"syscall"
@@ -141,4 +142,56 @@ func TestRawListenerPeerAddr(t *testing.T) {
 // control runs f with the listening socket's descriptor.
 func (l *RawListener) control(f func(fd int)) {
 	_ = l.rc.Control(func(fd uintptr) { f(int(fd)) })
+}
+
+// TestReadAvailable: a socket RawListener accepted gives what it holds
+// without waiting (ErrWouldBlock while empty, (0, nil) at the end of the
+// stream); any other net.Conn gives ErrWouldBlock and is not read.
+func TestReadAvailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rl := NewRawListener(ln)
+	if rl == nil {
+		t.Fatal("NewRawListener(*net.TCPListener) = nil")
+	}
+	defer rl.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Write([]byte("GET")); err != nil {
+		t.Fatal(err)
+	}
+	nc, _, err := rl.Accept() // once "GET" is in (TCP_DEFER_ACCEPT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	buf := make([]byte, 16)
+	checkFor(t, 5*time.Second, func() error {
+		if n, err := ReadAvailable(nc, buf); err != nil || string(buf[:n]) != "GET" {
+			return fmt.Errorf("ReadAvailable = %q, %v; want GET", buf[:n], err)
+		}
+		return nil
+	})
+	if n, err := ReadAvailable(nc, buf); n != 0 || err != ErrWouldBlock {
+		t.Fatalf("ReadAvailable of an empty socket = %d, %v; want ErrWouldBlock", n, err)
+	}
+	_ = client.Close()
+	checkFor(t, 5*time.Second, func() error {
+		if n, err := ReadAvailable(nc, buf); n != 0 || err != nil {
+			return fmt.Errorf("ReadAvailable after the peer closed = %d, %v; want 0, nil", n, err)
+		}
+		return nil
+	})
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	if n, err := ReadAvailable(p1, buf); n != 0 || err != ErrWouldBlock {
+		t.Fatalf("ReadAvailable of a pipe = %d, %v; want ErrWouldBlock", n, err)
+	}
 }
