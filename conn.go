@@ -190,7 +190,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	respHeader := http.Header{requestIDKey: {cid}}
+	// The 101's X-Request-ID, from a pooled header: the transport only
+	// copies it into the response.
+	rh := respHeaders.Get().(*respHeader)
+	defer rh.put()
+	rh.id[0] = cid
+	respHeader := rh.h
 	if _, taker := w.(transport.ConnTaker); !taker {
 		// net/http's hijack can still fail, answered on w. A ConnTaker
 		// hands its connection over once the handshake checked above
@@ -220,6 +225,24 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.open(resumeID, resumeToken, recover, adm.rooms())
 	leave() // admitted: the welcome is out
 	c.startReads()
+}
+
+// respHeader is the header of a 101 that carries X-Request-ID: a map
+// made once per pooled value, whose one value is set per upgrade.
+type respHeader struct {
+	h  http.Header
+	id [1]string
+}
+
+var respHeaders = sync.Pool{New: func() any {
+	rh := new(respHeader)
+	rh.h = http.Header{requestIDKey: rh.id[:]}
+	return rh
+}}
+
+func (rh *respHeader) put() {
+	rh.id[0] = ""
+	respHeaders.Put(rh)
 }
 
 // countOverloaded counts a connection refused over
