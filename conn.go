@@ -289,8 +289,9 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	s := c.s
 	s.metrics.ConnectionsOpened.Inc()
 	s.metrics.Connections.Inc()
-	s.metrics.ProtocolConnectionsOpened.WithLabelValues(c.link.protocol()).Inc()
-	s.metrics.ProtocolConnections.WithLabelValues(c.link.protocol()).Inc()
+	pm := s.cm.proto(c.link.protocol())
+	pm.opened.Inc()
+	pm.conns.Inc()
 	if s.log.Enabled(c.ctx(), slog.LevelInfo) { // not even its arguments boxed when off
 		s.log.InfoContext(c.ctx(), "connected", "remote", c.info.RemoteAddr, "protocol", c.link.protocol(), "compression", c.link.Compressed())
 	}
@@ -493,9 +494,10 @@ func (c *conn) cleanup() {
 	}
 
 	s.metrics.Connections.Dec()
-	s.metrics.ConnectionsClosed.WithLabelValues(label).Inc()
-	s.metrics.ProtocolConnections.WithLabelValues(c.link.protocol()).Dec()
-	s.metrics.ProtocolConnectionsClosed.WithLabelValues(c.link.protocol(), label).Inc()
+	s.cm.closed.get(label).Inc()
+	pm := s.cm.proto(c.link.protocol())
+	pm.conns.Dec()
+	pm.closed.get(label).Inc()
 	switch label {
 	case "heartbeat_timeout":
 		s.metrics.HeartbeatTerminated.Inc()

@@ -44,6 +44,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	metrics  *metrics.Metrics
+	cm       *connMetrics // children of metrics resolved once (metricscache.go)
 	registry *prometheus.Registry
 	hub      *hub.Hub
 	broker   broker.Broker
@@ -174,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 		s.registry = metrics.NewRegistry()
 	}
 	s.metrics = metrics.New(s.registry)
+	s.cm = newConnMetrics(s.metrics)
 	metrics.RegisterGauges(s.registry, metrics.Gauges{
 		PendingAckBytes: func() float64 { return float64(s.pendingAckBytes.Load()) },
 		SendQueueBytes:  func() float64 { return float64(s.queues.Used()) },

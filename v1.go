@@ -86,7 +86,7 @@ func (s *Server) countIn(proto, typ string) {
 
 // countOut counts a frame of type typ and n bytes sent to one connection.
 func (s *Server) countOut(typ string, n int) {
-	s.metrics.MessagesOut.WithLabelValues(typ).Inc()
+	s.cm.out.get(typ).Inc()
 	s.metrics.BytesOut.Add(float64(n))
 }
 
