@@ -32,15 +32,17 @@ const (
 	limitNodePendingAckBytes limitName = "node_pending_ack_bytes"
 	limitNodePublishBytes    limitName = "node_publish_bytes"
 	limitNodeReplayBytes     limitName = "node_replay_bytes"
-	// Engine.IO polling sessions in no namespace (SocketIOConfig.MaxPendingBytes).
-	limitSocketIOPendingBytes limitName = "socketio_pending_bytes"
+	// Engine.IO polling sessions in no namespace (SocketIOConfig.MaxPendingBytes),
+	// and those of one client IP (MaxPendingBytesPerIP).
+	limitSocketIOPendingBytes      limitName = "socketio_pending_bytes"
+	limitSocketIOPendingBytesPerIP limitName = "socketio_pending_bytes_per_ip"
 )
 
 // limitNames lists every limitName (TestLimitNamesDocumented).
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
-	limitSocketIOPendingBytes,
+	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP,
 }
 
 // countLimit counts a refusal by the bound l.

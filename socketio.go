@@ -119,7 +119,7 @@ func SocketIOSocket(ctx context.Context) *socketio.Socket {
 func (s *Server) startSocketIO() error {
 	cfg := &s.cfg.SocketIO
 	recovery := cfg.Recovery
-	so := &sioServer{mainCodec: &sioCodec{ns: "/", slot: 1, recovery: recovery}, pending: sioPending{limit: cfg.MaxPendingBytes}}
+	so := &sioServer{mainCodec: &sioCodec{ns: "/", slot: 1, recovery: recovery}, pending: sioPending{limit: cfg.MaxPendingBytes, perIP: cfg.MaxPendingBytesPerIP}}
 	so.codecs = map[string]*sioCodec{"/": so.mainCodec}
 	for i, ns := range cfg.Namespaces {
 		so.codecs[ns] = &sioCodec{ns: ns, slot: 2 + i, recovery: recovery}
@@ -174,7 +174,7 @@ func (s *Server) startSocketIO() error {
 			}
 			cl := &sioClient{req: req}
 			if es.Transport() == "polling" {
-				so.pending.bind(cl, sioPendingCharge(r)) // taken by sioAllow
+				so.pending.bind(cl, s.clientIP(r), sioPendingCharge(r)) // taken by sioAllow
 			}
 			h, _ := so.sio.ServeEngine(cl, so.eng, es)
 			return h
@@ -222,10 +222,18 @@ func (s *Server) sioAllow(r *http.Request) error {
 		s.countLimit(limitUpgradeRate)
 		return errors.New("too many connection attempts from your address; retry later")
 	}
-	if isPollingHandshake(r) && !s.sio.pending.take(sioPendingCharge(r)) {
+	if !isPollingHandshake(r) {
+		return nil
+	}
+	switch s.sio.pending.take(s.clientIP(r), sioPendingCharge(r)) {
+	case limitSocketIOPendingBytes:
 		s.metrics.UpgradesRejected.WithLabelValues(string(limitSocketIOPendingBytes)).Inc()
 		s.countLimit(limitSocketIOPendingBytes)
 		return errors.New("too many Socket.IO connections waiting to join a namespace on this node; retry shortly")
+	case limitSocketIOPendingBytesPerIP:
+		s.metrics.UpgradesRejected.WithLabelValues(string(limitSocketIOPendingBytesPerIP)).Inc()
+		s.countLimit(limitSocketIOPendingBytesPerIP)
+		return errors.New("too many Socket.IO connections from your address waiting to join a namespace; retry shortly")
 	}
 	return nil
 }

@@ -20,12 +20,22 @@ import (
 // was served (or the refusal's JSON message).
 func pollHandshake(t testing.TB, ts *testServer, pad int) (status int, sid, message string) {
 	t.Helper()
+	return pollHandshakeFrom(t, ts, pad, "")
+}
+
+// pollHandshakeFrom is pollHandshake with X-Forwarded-For: xff (none when
+// empty).
+func pollHandshakeFrom(t testing.TB, ts *testServer, pad int, xff string) (status int, sid, message string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, ts.HTTP.URL+"/socket.io/?EIO=4&transport=polling", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pad > 0 {
 		req.Header.Set("X-Pad", strings.Repeat("p", pad))
+	}
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -215,4 +225,50 @@ func TestSocketIOPollingBuffersCountInNodeQueues(t *testing.T) {
 	if v := metricValue(t, ts, `herald_connections_closed_total{reason="slow_consumer"}`); v != 1 {
 		t.Fatalf(`herald_connections_closed_total{reason="slow_consumer"} = %v, want 1`, v)
 	}
+}
+
+// One client IP holds at most MaxPendingBytesPerIP of the node's bound on
+// sessions in no namespace: an address that opens sessions and leaves
+// them is refused (403, its own limit label) while the others' handshakes
+// are still served.
+func TestSocketIOPendingSessionsPerIP(t *testing.T) {
+	t.Parallel()
+	cfg := herald.Config{TrustedProxies: []string{"127.0.0.1", "::1"},
+		SocketIO: herald.SocketIOConfig{Enabled: true, MaxPendingBytesPerIP: 32 << 10, ConnectTimeout: time.Minute}}
+	ts := startServer(t, cfg)
+	var sids []string
+	for {
+		status, sid, msg := pollHandshakeFrom(t, ts, 8<<10, "203.0.113.1")
+		if status != http.StatusOK {
+			if status != http.StatusForbidden || !strings.Contains(msg, "your address") {
+				t.Fatalf("refused handshake: %d %q, want 403 naming the address", status, msg)
+			}
+			break
+		}
+		if sids = append(sids, sid); len(sids) > 4 {
+			t.Fatalf("%d sessions of 8 KiB headers from one address under a 32 KiB share", len(sids))
+		}
+	}
+	if len(sids) < 2 {
+		t.Fatalf("%d sessions of 8 KiB headers before the refusal under a 32 KiB share", len(sids))
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="socketio_pending_bytes_per_ip"}`); v != 1 {
+		t.Fatalf(`herald_limit_rejections_total{limit="socketio_pending_bytes_per_ip"} = %v, want 1`, v)
+	}
+	status, other, _ := pollHandshakeFrom(t, ts, 8<<10, "203.0.113.2")
+	if status != http.StatusOK {
+		t.Fatalf("another address's handshake: %d, want 200", status)
+	}
+	// The first address's sessions close: its share comes back.
+	for _, sid := range append(sids, other) {
+		pollPost(t, ts, sid, "1")
+	}
+	waitFor(t, 5*time.Second, "the address's share given back", func() bool {
+		return metricValue(t, ts, "herald_socketio_pending_bytes") == 0
+	})
+	status, sid, _ := pollHandshakeFrom(t, ts, 8<<10, "203.0.113.1")
+	if status != http.StatusOK {
+		t.Fatalf("handshake after the address's sessions closed: %d", status)
+	}
+	pollPost(t, ts, sid, "1")
 }

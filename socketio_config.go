@@ -12,9 +12,10 @@ import (
 
 // Defaults of SocketIOConfig.
 const (
-	DefaultSocketIOPath            = "/socket.io/"
-	DefaultSocketIOConnectTimeout  = 10 * time.Second
-	DefaultSocketIOMaxPendingBytes = 64 << 20
+	DefaultSocketIOPath                 = "/socket.io/"
+	DefaultSocketIOConnectTimeout       = 10 * time.Second
+	DefaultSocketIOMaxPendingBytes      = 64 << 20
+	DefaultSocketIOMaxPendingBytesPerIP = 1 << 20
 )
 
 // SocketIOConfig configures Herald's Socket.IO endpoint: Engine.IO v4
@@ -58,6 +59,15 @@ type SocketIOConfig struct {
 	// {"code":4,"message":…} (herald_limit_rejections_total{limit="socketio_pending_bytes"}).
 	// Default 64 MiB.
 	MaxPendingBytes int64
+	// MaxPendingBytesPerIP is the share of MaxPendingBytes the sessions of
+	// one client IP (Server.ClientIP: the TCP peer, or the client a
+	// trusted proxy names) may hold, so that one address cannot fill the
+	// node's bound and have every other client's handshake refused. Over
+	// it: 403 as above, herald_limit_rejections_total{limit="socketio_pending_bytes_per_ip"}.
+	// Default 1 MiB (about 500 plain handshakes waiting for their CONNECT
+	// at once, which a NAT of thousands of browsers reconnecting together
+	// does not reach: a CONNECT follows its handshake within a round trip).
+	MaxPendingBytesPerIP int64
 	// Cookie, when set, names a cookie set to the Engine.IO session id on
 	// the handshake, for load balancers that keep polling requests on
 	// one node by cookie. Long-polling needs sticky sessions; see
@@ -100,6 +110,9 @@ func (c *SocketIOConfig) setDefaults() {
 	if c.MaxPendingBytes == 0 {
 		c.MaxPendingBytes = DefaultSocketIOMaxPendingBytes
 	}
+	if c.MaxPendingBytesPerIP == 0 {
+		c.MaxPendingBytesPerIP = DefaultSocketIOMaxPendingBytesPerIP
+	}
 }
 
 // validate checks c; bad is Config.validate's error constructor.
@@ -111,8 +124,8 @@ func (c *SocketIOConfig) validate(bad func(field, format string, args ...any) er
 		return bad("SocketIO.Path", "must start with / (got %q)", c.Path)
 	case len(c.Namespaces) > hub.MaxCodecs-2:
 		return bad("SocketIO.Namespaces", "at most %d besides \"/\" (got %d)", hub.MaxCodecs-2, len(c.Namespaces))
-	case c.PingInterval < 0 || c.PingTimeout < 0 || c.MaxPayload < 0 || c.ConnectTimeout < 0 || c.MaxPendingBytes < 0:
-		return bad("SocketIO", "PingInterval, PingTimeout, MaxPayload, ConnectTimeout and MaxPendingBytes must not be negative")
+	case c.PingInterval < 0 || c.PingTimeout < 0 || c.MaxPayload < 0 || c.ConnectTimeout < 0 || c.MaxPendingBytes < 0 || c.MaxPendingBytesPerIP < 0:
+		return bad("SocketIO", "PingInterval, PingTimeout, MaxPayload, ConnectTimeout, MaxPendingBytes and MaxPendingBytesPerIP must not be negative")
 	}
 	seen := map[string]bool{"/": true}
 	for i, ns := range c.Namespaces {

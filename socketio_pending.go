@@ -18,16 +18,26 @@ import (
 // gives the charge back when its first CONNECT is admitted or when it
 // closes, whichever comes first.
 //
+// Each client IP may hold a share of the bound (perIP), so that one
+// address cannot fill it and refuse every other client's handshakes.
+//
 // WebSocket handshakes are not charged: they hold a descriptor, bounded
 // as every other socket is.
 type sioPending struct {
-	limit int64
-	mu    sync.Mutex
-	used  int64
+	limit, perIP int64
+	mu           sync.Mutex
+	used         int64
+	byIP         map[string]int64 // the IPs holding a charge
 	// charged holds the sessions' charges from OnConnection until they
 	// are given back: the sessions that have joined no namespace, so few
 	// at any time (a sioClient has no room for it).
-	charged map[*sioClient]int64
+	charged map[*sioClient]sioCharge
+}
+
+// sioCharge is what a pending session was charged, and to which IP.
+type sioCharge struct {
+	n  int64
+	ip string
 }
 
 // sioPendingOverhead is what a pending polling session holds besides its
@@ -55,35 +65,49 @@ func isPollingHandshake(r *http.Request) bool {
 	return query.Get(r.URL.RawQuery, "transport") == "polling"
 }
 
-// take charges n bytes unless they do not fit under the limit (a first
-// session always fits an empty budget).
-func (p *sioPending) take(n int64) bool {
+// take charges n bytes to ip unless they do not fit under the node's
+// limit or ip's share (a first session always fits an empty budget). It
+// returns the limit that refused it, or "".
+func (p *sioPending) take(ip string, n int64) limitName {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.used > 0 && p.used+n > p.limit {
-		return false
+		return limitSocketIOPendingBytes
+	}
+	held := p.byIP[ip]
+	if held > 0 && held+n > p.perIP {
+		return limitSocketIOPendingBytesPerIP
+	}
+	if p.byIP == nil {
+		p.byIP = make(map[string]int64)
 	}
 	p.used += n
-	return true
+	p.byIP[ip] = held + n
+	return ""
 }
 
-// bind records that cl holds the charge n its handshake took.
-func (p *sioPending) bind(cl *sioClient, n int64) {
+// bind records that cl holds the charge n its handshake took for ip.
+func (p *sioPending) bind(cl *sioClient, ip string, n int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.charged == nil {
-		p.charged = make(map[*sioClient]int64)
+		p.charged = make(map[*sioClient]sioCharge)
 	}
-	p.charged[cl] = n
+	p.charged[cl] = sioCharge{n: n, ip: ip}
 }
 
 // release gives back cl's charge, if it still holds one.
 func (p *sioPending) release(cl *sioClient) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n, ok := p.charged[cl]; ok {
-		delete(p.charged, cl)
-		p.used -= n
+	c, ok := p.charged[cl]
+	if !ok {
+		return
+	}
+	delete(p.charged, cl)
+	p.used -= c.n
+	if p.byIP[c.ip] -= c.n; p.byIP[c.ip] <= 0 {
+		delete(p.byIP, c.ip)
 	}
 }
 
