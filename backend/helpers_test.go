@@ -26,7 +26,8 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 // fakeBackend is a real HTTP server playing the application's backend.
 // mode chooses how it fails: "" answers with answer(hook, body), "slow"
 // answers after the caller gave up, "500" with a 500, "garbage" with
-// HTML.
+// HTML, "huge" with a valid JSON answer of 2 MiB (over the bound on an
+// answer).
 type fakeBackend struct {
 	t      testing.TB
 	srv    *httptest.Server
@@ -91,6 +92,10 @@ func (fb *fakeBackend) serve(w http.ResponseWriter, r *http.Request) {
 	case "garbage":
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = io.WriteString(w, "<html>oops</html>")
+		return
+	case "huge":
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":"`+strings.Repeat("x", 2<<20)+`"}`)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -158,6 +158,7 @@ func TestHookFailures(t *testing.T) {
 		{"slow", "backend_timeout", 504},
 		{"500", "backend_unavailable", 503},
 		{"garbage", "backend_unavailable", 503},
+		{"huge", "backend_unavailable", 503}, // valid JSON, past the 1 MiB an answer may take
 		{"dead", "backend_unavailable", 503},
 	}
 	for _, tc := range cases {
@@ -204,8 +205,8 @@ func TestHookFailures(t *testing.T) {
 	if v := metric(t, n.reg, "herald_backend_errors_total", map[string]string{"hook": "join", "kind": "timeout"}); v != 1 {
 		t.Errorf("join timeouts counted: %v", v)
 	}
-	if v := metric(t, n.reg, "herald_backend_errors_total", map[string]string{"hook": "emit", "kind": "garbage"}); v != 1 {
-		t.Errorf("emit garbage counted: %v", v)
+	if v := metric(t, n.reg, "herald_backend_errors_total", map[string]string{"hook": "emit", "kind": "garbage"}); v != 2 {
+		t.Errorf("emit garbage (HTML, then an answer over the bound) counted: %v, want 2", v)
 	}
 	if v := metric(t, n.reg, "herald_backend_errors_total", map[string]string{"hook": "publish", "kind": "status"}); v != 1 {
 		t.Errorf("publish 5xx counted: %v", v)
