@@ -36,13 +36,15 @@ const (
 	// and those of one client IP (MaxPendingBytesPerIP).
 	limitSocketIOPendingBytes      limitName = "socketio_pending_bytes"
 	limitSocketIOPendingBytesPerIP limitName = "socketio_pending_bytes_per_ip"
+	// Refused CONNECTs on one Socket.IO connection (socketio.Config.MaxConnectRefusals).
+	limitSocketIOConnectRefusals limitName = "socketio_connect_refusals"
 )
 
 // limitNames lists every limitName (TestLimitNamesDocumented).
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
-	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP,
+	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP, limitSocketIOConnectRefusals,
 }
 
 // countLimit counts a refusal by the bound l.

@@ -131,6 +131,9 @@ func (s *Server) startSocketIO() error {
 		OnEvent:        s.sioEvent,
 		OnDisconnect:   s.sioDisconnect,
 		OnProtocolError: func(ctx context.Context, err error) {
+			if errors.Is(err, socketio.ErrConnectRefusals) {
+				s.countLimit(limitSocketIOConnectRefusals)
+			}
 			s.log.InfoContext(ctx, "socket.io connection closed for a protocol error", "err", err)
 		},
 		OnClose: func(ctx context.Context) { so.pending.release(ctx.Value(sioClientKey{}).(*sioClient)) },

@@ -272,3 +272,23 @@ func TestSocketIOPendingSessionsPerIP(t *testing.T) {
 	}
 	pollPost(t, ts, sid, "1")
 }
+
+// A client that has its CONNECT refused again and again on one
+// connection (here by asking for a namespace not served; a bad token
+// counts the same) gets its connection closed at the 16th, counted, and
+// cannot keep the node checking credentials in a loop.
+func TestSocketIOConnectRefusalsClose(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{SocketIO: herald.SocketIOConfig{Enabled: true}})
+	_, sid, _ := pollHandshake(t, ts, 0)
+	if st := pollPost(t, ts, sid, strings.Repeat("40/nope,\x1e", 15)+"40/nope,"); st != http.StatusOK {
+		t.Fatalf("post: %d", st)
+	}
+	st, body := pollGet(t, ts, sid)
+	if st != http.StatusOK || strings.Count(body, `44/nope,{"message":"Invalid namespace"}`) != 16 || !strings.HasSuffix(body, "\x1e1") {
+		t.Fatalf("poll: %d %q, want 16 CONNECT_ERRORs and the close packet", st, body)
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="socketio_connect_refusals"}`); v != 1 {
+		t.Fatalf(`herald_limit_rejections_total{limit="socketio_connect_refusals"} = %v, want 1`, v)
+	}
+}

@@ -29,7 +29,10 @@ type Client struct {
 	first  *Socket // the first of the accepted sockets (one per namespace; usually the only one)
 	joined bool    // a namespace was ever joined
 	closed bool
-	x      *clientExtra // nil when it would be empty: on an idle connection with one namespace
+	// refusals counts the CONNECTs refused (Config.MaxConnectRefusals);
+	// only the reader touches it.
+	refusals uint8
+	x        *clientExtra // nil when it would be empty: on an idle connection with one namespace
 }
 
 // clientExtra is what a Client holds only for a while or for a few
@@ -383,8 +386,17 @@ func connectReply(sid, pid string) json.RawMessage {
 	return b
 }
 
-// refuse sends a CONNECT_ERROR for namespace ns.
+// refuse sends a CONNECT_ERROR for namespace ns, and closes the
+// connection once it has had Config.MaxConnectRefusals of them.
 func (c *Client) refuse(ns, message string, data json.RawMessage) {
+	c.sendConnectError(ns, message, data)
+	if c.refusals++; int(c.refusals) >= c.srv.cfg.MaxConnectRefusals {
+		c.fail(ReasonConnectRefusals, fmt.Errorf("%w: %d on one connection", ErrConnectRefusals, c.refusals))
+	}
+}
+
+// sendConnectError sends a CONNECT_ERROR for namespace ns.
+func (c *Client) sendConnectError(ns, message string, data json.RawMessage) {
 	p, err := sio.ConnectErrorPacket(ns, message)
 	if err != nil {
 		c.fail(ReasonParseError, err)

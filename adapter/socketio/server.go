@@ -61,6 +61,10 @@ var (
 	// ErrTooManyAcks is returned by EmitWithAck when the socket already
 	// waits for Config.MaxPendingAcks acks.
 	ErrTooManyAcks = errors.New("socketio: too many pending acks")
+	// ErrConnectRefusals is wrapped by the error OnProtocolError gets for
+	// a connection closed after Config.MaxConnectRefusals refused
+	// CONNECTs.
+	ErrConnectRefusals = errors.New("socketio: too many refused CONNECTs")
 	// ErrWrongNamespace is returned by Socket.Send for an event prepared
 	// for another namespace.
 	ErrWrongNamespace = errors.New("socketio: event prepared for another namespace")
@@ -74,6 +78,7 @@ const (
 	ReasonParseError       = "parse error"
 	ReasonInvalidState     = "invalid state"
 	ReasonConnectTimeout   = "connect timeout"
+	ReasonConnectRefusals  = "too many refused connects"
 	ReasonServerClose      = "server shutting down"
 )
 
@@ -142,6 +147,13 @@ type Config struct {
 	// OnConnect runs, which are sent after the CONNECT reply; default
 	// 1024.
 	MaxPreConnect int
+	// MaxConnectRefusals bounds the CONNECTs one connection may have
+	// refused (a namespace not served, or OnConnect's error): the one
+	// that reaches it gets its CONNECT_ERROR, then the connection is
+	// closed (OnProtocolError is told), so that a client cannot have the
+	// server check credentials in a loop over one connection. Default 16;
+	// at most 255.
+	MaxConnectRefusals int
 	// Limits bound what the packet decoder accepts from a client: the
 	// size of a packet and of its attachments, their count, the length of
 	// a namespace. Zero fields take protocol/socketio's defaults.
@@ -185,6 +197,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxPreConnect <= 0 {
 		cfg.MaxPreConnect = 1024
 	}
+	if cfg.MaxConnectRefusals <= 0 {
+		cfg.MaxConnectRefusals = 16
+	}
+	cfg.MaxConnectRefusals = min(cfg.MaxConnectRefusals, math.MaxUint8)
 	if cfg.ConnectTimeout < 0 {
 		return nil, fmt.Errorf("socketio: negative ConnectTimeout %v", cfg.ConnectTimeout)
 	}

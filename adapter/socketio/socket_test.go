@@ -691,3 +691,37 @@ func TestOnClose(t *testing.T) {
 		})
 	}
 }
+
+// A connection may have MaxConnectRefusals CONNECTs refused, to any
+// namespace for any reason: the last gets its CONNECT_ERROR, then the
+// connection is closed, so that one connection cannot have the server
+// check credentials in a loop.
+func TestConnectRefusalsBounded(t *testing.T) {
+	t.Parallel()
+	var rec recorder
+	cfg := rec.config(Config{MaxConnectRefusals: 3})
+	cfg.OnConnect = func(context.Context, *Socket, *ConnectRequest) (ConnectResult, error) {
+		return ConnectResult{}, errors.New("bad token")
+	}
+	c, conn := newClient(t, cfg)
+	c.HandleText([]byte(`0{"token":"a"}`))
+	conn.expect(t, text(`4{"message":"bad token"}`))
+	c.HandleText([]byte(`0/nope,`))
+	conn.expect(t, text(`4/nope,{"message":"Invalid namespace"}`))
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		t.Fatal("closed after 2 refusals of 3")
+	}
+	c.HandleText([]byte(`0{"token":"b"}`))
+	conn.expect(t, text(`4{"message":"bad token"}`))
+	if reason := conn.waitClosed(t); reason != ReasonConnectRefusals {
+		t.Fatalf("closed with %q, want %q", reason, ReasonConnectRefusals)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.errors) != 1 || !errors.Is(rec.errors[0], ErrConnectRefusals) {
+		t.Fatalf("OnProtocolError told %v, want ErrConnectRefusals once", rec.errors)
+	}
+}
