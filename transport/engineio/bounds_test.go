@@ -188,7 +188,7 @@ func TestUpgradeCarriesBuffer(t *testing.T) {
 	waitFor(t, func() bool {
 		so.mu.Lock()
 		defer so.mu.Unlock()
-		return so.pstate.pollCh != nil
+		return so.pstate().pollCh != nil
 	})
 	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
 	write(t, c, websocket.MessageText, "2probe")
@@ -274,7 +274,7 @@ func TestTransportRules(t *testing.T) {
 		waitFor(t, func() bool {
 			so.mu.Lock()
 			defer so.mu.Unlock()
-			return so.pstate.posting
+			return so.pstate().posting
 		})
 		if r := e.post(t, sid, "4b"); r.status != 400 || r.body != errorBody(3, "Bad request") {
 			t.Fatalf("second post: %d %q", r.status, r.body)
@@ -306,7 +306,7 @@ func TestTransportRules(t *testing.T) {
 		waitFor(t, func() bool {
 			so.mu.Lock()
 			defer so.mu.Unlock()
-			return so.pstate.pollCh != nil
+			return so.pstate().pollCh != nil
 		})
 		cancel()
 		wantClose(t, e, ErrTransportError)
@@ -510,7 +510,7 @@ func TestUpgradeWaitsForPost(t *testing.T) {
 	waitFor(t, func() bool {
 		so.mu.Lock()
 		defer so.mu.Unlock()
-		return so.pstate != nil && so.pstate.posting
+		return so.pstate() != nil && so.pstate().posting
 	})
 
 	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
@@ -524,7 +524,7 @@ func TestUpgradeWaitsForPost(t *testing.T) {
 	waitFor(t, func() bool {
 		so.mu.Lock()
 		defer so.mu.Unlock()
-		return so.pstate != nil && so.pstate.postDone != nil
+		return so.pstate() != nil && so.pstate().postDone != nil
 	})
 	if tr := so.Transport(); tr != "polling" {
 		t.Fatalf("transport %q while the POST is read", tr)
@@ -612,7 +612,7 @@ func TestPollingPostAnnouncedLengthNotPreallocated(t *testing.T) {
 	waitPosting := func() bool {
 		for _, so := range socks {
 			so.mu.Lock()
-			posting := so.pstate != nil && so.pstate.posting
+			posting := so.pstate() != nil && so.pstate().posting
 			so.mu.Unlock()
 			if !posting {
 				return false

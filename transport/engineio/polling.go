@@ -46,7 +46,7 @@ func appendPayload(dst []byte, packets []*transport.Prepared) []byte {
 func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 	so := s.newSocket(r)
 	so.mapped = true
-	so.pstate = &pollState{remote: r.RemoteAddr, lastSeen: s.clock.now(), buf: []*transport.Prepared{s.openPacket(so.id, true)}}
+	so.setPoll(&pollState{remote: r.RemoteAddr, lastSeen: s.clock.now(), buf: []*transport.Prepared{s.openPacket(so.id, true)}})
 	if !s.add(so) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
@@ -73,8 +73,8 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 		s.finish(ErrPingTimeout)
 		s.srv.writeError(w, eio.UnknownSID, "")
 		return
-	case s.state == stateClosed && s.pstate != nil && s.pstate.lingering:
-		s.pstate.lingering = false
+	case s.state == stateClosed && s.pstate() != nil && s.pstate().lingering:
+		s.pstate().lingering = false
 		s.mu.Unlock()
 		s.srv.unmap(s)
 		writePoll(w, []byte{'0' + byte(eio.Noop)})
@@ -87,7 +87,7 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
-	case s.pstate.pollCh != nil:
+	case s.pstate().pollCh != nil:
 		s.mu.Unlock()
 		s.finish(ErrTransportError)
 		s.srv.writeError(w, eio.BadRequest, "")
@@ -95,30 +95,30 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 	}
 	wait := !s.pollReadyLocked()
 	var timeout <-chan time.Time
-	if !wait && s.upgrading && len(s.pstate.buf) == 0 && s.state == stateOpen {
+	if !wait && s.is(fUpgrading) && len(s.pstate().buf) == 0 && s.state == stateOpen {
 		// A poll that comes while the session upgrades is ended with a
 		// noop, as the reference server does, upgradePollDelay after the
 		// probe: time for the upgrade packet that may already be on its
 		// way, after which the poll is refused (the client is on
 		// WebSocket now).
 		wait = true
-		d := time.Duration(s.pstate.probedAt + int64(upgradePollDelay) - s.srv.clock.now())
+		d := time.Duration(s.pstate().probedAt + int64(upgradePollDelay) - s.srv.clock.now())
 		t := time.NewTimer(max(d, 0))
 		defer t.Stop()
 		timeout = t.C
 	}
 	if wait {
 		ch := make(chan struct{})
-		s.pstate.pollCh = ch
+		s.pstate().pollCh = ch
 		s.mu.Unlock()
 		select {
 		case <-ch:
 		case <-timeout:
 		case <-r.Context().Done():
 			s.mu.Lock()
-			abandoned := s.pstate != nil && s.pstate.pollCh == ch
+			abandoned := s.pstate() != nil && s.pstate().pollCh == ch
 			if abandoned {
-				s.pstate.pollCh = nil
+				s.pstate().pollCh = nil
 			}
 			s.mu.Unlock()
 			if abandoned {
@@ -127,11 +127,11 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.mu.Lock()
-		if s.pstate != nil && s.pstate.pollCh == ch {
-			s.pstate.pollCh = nil
+		if s.pstate() != nil && s.pstate().pollCh == ch {
+			s.pstate().pollCh = nil
 		}
 		if s.ws && s.state != stateClosed {
-			c := s.conn
+			c := s.wsConn()
 			s.mu.Unlock()
 			awaitWritten(c)
 			s.srv.writeError(w, eio.BadRequest, "")
@@ -151,8 +151,8 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 // seenLocked records a request from the client, for LastSeen. s.mu
 // must be held.
 func (s *Socket) seenLocked() {
-	if s.pstate != nil {
-		s.pstate.lastSeen = s.srv.clock.now()
+	if s.pstate() != nil {
+		s.pstate().lastSeen = s.srv.clock.now()
 	}
 }
 
@@ -183,7 +183,7 @@ func awaitWritten(c *transport.Conn) {
 // pollReadyLocked reports whether a GET can be answered now. s.mu must
 // be held.
 func (s *Socket) pollReadyLocked() bool {
-	return s.ws || len(s.pstate.buf) > 0 || s.state != stateOpen || s.upgrading
+	return s.ws || len(s.pstate().buf) > 0 || s.state != stateOpen || s.is(fUpgrading)
 }
 
 // takePollLocked returns the body that answers a GET and empties the
@@ -191,8 +191,8 @@ func (s *Socket) pollReadyLocked() bool {
 // being closed, which ends with it. s.mu must be held.
 func (s *Socket) takePollLocked() (body []byte, last bool) {
 	var p pollState
-	if s.pstate != nil {
-		p = *s.pstate
+	if s.pstate() != nil {
+		p = *s.pstate()
 	}
 	switch {
 	case s.state == stateClosed:
@@ -210,11 +210,11 @@ func (s *Socket) takePollLocked() (body []byte, last bool) {
 	}
 	body = appendPayload(make([]byte, 0, int(p.bufBytes)+2), p.buf)
 	s.srv.queues().Give(int64(p.bufBytes))
-	s.pstate.pingUnread = false
+	s.pstate().pingUnread = false
 	clear(p.buf)
-	s.pstate.buf, s.pstate.bufBytes = p.buf[:0], 0
+	s.pstate().buf, s.pstate().bufBytes = p.buf[:0], 0
 	if cap(p.buf) > 16 {
-		s.pstate.buf = nil
+		s.pstate().buf = nil
 	}
 	if s.state == stateClosing {
 		body = append(body, eio.RecordSeparator, '0'+byte(eio.Close))
@@ -236,13 +236,13 @@ func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
-	case s.pstate.posting:
+	case s.pstate().posting:
 		s.mu.Unlock()
 		s.finish(ErrTransportError)
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
 	}
-	p := s.pstate
+	p := s.pstate()
 	p.posting = true
 	s.mu.Unlock()
 	defer func() {

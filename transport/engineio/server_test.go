@@ -144,7 +144,7 @@ func TestShutdownWithOpenSessions(t *testing.T) {
 		so := e.srv.Socket(sid)
 		so.mu.Lock()
 		defer so.mu.Unlock()
-		return so.pstate != nil && so.pstate.pollCh != nil
+		return so.pstate() != nil && so.pstate().pollCh != nil
 	})
 	c := e.dial(t, "EIO=4&transport=websocket")
 	read(t, c)

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+	"unsafe"
 
 	eio "github.com/heraldrt/herald/protocol/engineio"
 	"github.com/heraldrt/herald/transport"
@@ -42,19 +43,15 @@ type Socket struct {
 	srv *Server
 	id  sid
 
-	// mu guards the fields from state to waited, and from handler to
-	// pstate, and those of *pstate. It is held only for field updates,
+	// mu guards the fields from state to flags (but mapped), and from
+	// handler to tp, and those of the *pollState. It is held only for field updates,
 	// never across I/O or a callback. Lock order: mu, then clock.mu (or
 	// Server.donesMu).
-	state     uint8
-	ws        bool  // the transport is WebSocket (from the start, or upgraded)
-	upgrading bool  // a probe WebSocket answered "2probe"
-	inHandler bool  // OnMessage is running
-	notified  bool  // OnClose has been called (or is about to be)
-	awaitPong bool  // a ping was sent and no pong has come
-	mapped    bool  // in the sid map: the session began on polling (set before add, then constant)
-	errIdx    uint8 // why the session closed (or is closing): 1 + its index in reasons; 0 while open
-	waited    bool  // Done made a channel for it, in Server.dones
+	state  uint8
+	ws     bool  // the transport is WebSocket (from the start, or upgraded)
+	mapped bool  // in the sid map: the session began on polling (set before add, then constant; read without mu)
+	errIdx uint8 // why the session closed (or is closing): 1 + its index in reasons; 0 while open
+	flags  sflag // fUpgrading, fInHandler, fNotified, fAwaitPong, fWaited
 
 	// Where the server's clock keeps the socket; guarded by clock.mu,
 	// like hbAt.
@@ -64,11 +61,65 @@ type Socket struct {
 
 	handler Handler
 	pingDue int64
-	conn    *transport.Conn // the WebSocket transport
-	pstate  *pollState      // the polling transport; nil on WebSocket
+	// tp is the transport: a *transport.Conn when ws, else the
+	// *pollState of the polling transport (nil until the handshake made
+	// it). One word for both, read through wsConn and pstate: a session
+	// is on one at a time (an upgrade swaps them under mu), and 8 B less
+	// keeps Socket in the 80 B size class.
+	tp unsafe.Pointer
 
 	hbAt int64
 }
+
+// sflag is a bit of Socket.flags, guarded by Socket.mu.
+type sflag uint8
+
+const (
+	fUpgrading sflag = 1 << iota // a probe WebSocket answered "2probe"
+	fInHandler                   // OnMessage (or OnConnection) is running
+	fNotified                    // OnClose has been called (or is about to be)
+	fAwaitPong                   // a ping was sent and no pong has come
+	fWaited                      // Done made a channel for it, in Server.dones
+)
+
+// is reports whether flag f is set. s.mu must be held.
+func (s *Socket) is(f sflag) bool { return s.flags&f != 0 }
+
+// set sets or clears flag f. s.mu must be held.
+func (s *Socket) set(f sflag, on bool) {
+	if on {
+		s.flags |= f
+	} else {
+		s.flags &^= f
+	}
+}
+
+// wsConn returns the WebSocket transport, nil while on polling. s.mu
+// must be held (or the session not yet shared).
+func (s *Socket) wsConn() *transport.Conn {
+	if s.ws {
+		return (*transport.Conn)(s.tp)
+	}
+	return nil
+}
+
+// pstate returns the polling transport's state, nil on WebSocket (and
+// before a polling handshake made it). s.mu must be held (or the session
+// not yet shared).
+func (s *Socket) pstate() *pollState {
+	if s.ws {
+		return nil
+	}
+	return (*pollState)(s.tp)
+}
+
+// setWS makes c the session's transport: WebSocket from now on. The
+// polling state, if any, is dropped. s.mu must be held (or the session
+// not yet shared).
+func (s *Socket) setWS(c *transport.Conn) { s.tp, s.ws = unsafe.Pointer(c), true }
+
+// setPoll makes p the session's transport. The session must be new.
+func (s *Socket) setPoll(p *pollState) { s.tp = unsafe.Pointer(p) }
 
 // err returns why the session closed (or is closing), nil while it is
 // open. s.mu must be held.
@@ -122,7 +173,7 @@ func (s *Server) connect(so *Socket, r *http.Request) {
 		return
 	}
 	so.mu.Lock()
-	so.inHandler = true
+	so.set(fInHandler, true)
 	so.mu.Unlock()
 	var h Handler
 	defer func() {
@@ -142,7 +193,7 @@ func (s *Socket) ID() string { return s.id.String() }
 // handshake request while on polling, of the WebSocket's socket after.
 func (s *Socket) RemoteAddr() string {
 	s.mu.Lock()
-	p, c := s.pstate, s.conn
+	p, c := s.pstate(), s.wsConn()
 	s.mu.Unlock()
 	if p != nil {
 		return p.remote
@@ -178,7 +229,7 @@ func (s *Socket) Err() error {
 // while on polling.
 func (s *Socket) LastSeen() time.Time {
 	s.mu.Lock()
-	p, c := s.pstate, s.conn
+	p, c := s.pstate(), s.wsConn()
 	var at int64
 	if p != nil {
 		at = p.lastSeen
@@ -212,7 +263,7 @@ func (s *Socket) Done() <-chan struct{} {
 		}
 		ch = make(chan struct{})
 		d.m[s] = ch
-		s.waited = true
+		s.set(fWaited, true)
 	}
 	return ch
 }
@@ -229,7 +280,7 @@ type doneChans struct {
 // closeDoneLocked closes the channel Done made for s, if it made one.
 // s.mu must be held.
 func (s *Socket) closeDoneLocked() {
-	if !s.waited {
+	if !s.is(fWaited) {
 		return
 	}
 	d := &s.srv.dones
@@ -248,9 +299,9 @@ func (s *Socket) Buffered() int {
 	defer s.mu.Unlock()
 	switch {
 	case s.ws:
-		return max(s.srv.cfg.MaxBufferedBytes-s.conn.QueueRoom(), 0)
-	case s.pstate != nil:
-		return int(s.pstate.bufBytes)
+		return max(s.srv.cfg.MaxBufferedBytes-s.wsConn().QueueRoom(), 0)
+	case s.pstate() != nil:
+		return int(s.pstate().bufBytes)
 	}
 	return 0
 }
@@ -263,9 +314,9 @@ func (s *Socket) Queued() int {
 	defer s.mu.Unlock()
 	switch {
 	case s.ws:
-		return s.conn.Queued()
-	case s.pstate != nil:
-		return len(s.pstate.buf)
+		return s.wsConn().Queued()
+	case s.pstate() != nil:
+		return len(s.pstate().buf)
 	}
 	return 0
 }
@@ -286,7 +337,7 @@ func (s *Socket) Send(m *transport.Prepared) error {
 		return ErrClosed
 	}
 	if s.ws {
-		c := s.conn
+		c := s.wsConn()
 		s.mu.Unlock()
 		if err := c.Send(m); err != nil {
 			if err == transport.ErrClosed {
@@ -309,7 +360,7 @@ func (s *Socket) Send(m *transport.Prepared) error {
 // GET. s.mu must be held.
 func (s *Socket) bufferLocked(m *transport.Prepared) error {
 	n := pollSize(m)
-	p := s.pstate
+	p := s.pstate()
 	if len(p.buf) > 0 && int(p.bufBytes)+n > s.srv.cfg.MaxBufferedBytes || !s.srv.queues().Take(int64(n)) {
 		return ErrBufferFull
 	}
@@ -321,7 +372,7 @@ func (s *Socket) bufferLocked(m *transport.Prepared) error {
 
 // wakePollLocked ends the pending GET's wait. s.mu must be held.
 func (s *Socket) wakePollLocked() {
-	if p := s.pstate; p != nil && p.pollCh != nil {
+	if p := s.pstate(); p != nil && p.pollCh != nil {
 		close(p.pollCh)
 		p.pollCh = nil
 	}
@@ -344,7 +395,7 @@ func (s *Socket) closeWith(reason error) {
 		// The closing handshake (queued data first, then the close
 		// frame, up to 5 s for the reply) goes on in the background;
 		// the session ends now.
-		c := s.conn
+		c := s.wsConn()
 		s.mu.Unlock()
 		s.srv.wg.Add(1)
 		go func() {
@@ -354,7 +405,7 @@ func (s *Socket) closeWith(reason error) {
 		s.finish(reason)
 		return
 	}
-	waiting := s.pstate.pollCh != nil
+	waiting := s.pstate().pollCh != nil
 	s.wakePollLocked()
 	s.mu.Unlock()
 	if reason == ErrServerShutdown && !waiting {
@@ -385,10 +436,10 @@ func (s *Socket) finish(reason error) {
 	graceful := s.state == stateClosing && s.ws
 	s.state = stateClosed
 	s.setErrLocked(reason)
-	conn := s.conn
+	conn := s.wsConn()
 	var probe *transport.Conn
 	linger := false
-	if p := s.pstate; p != nil {
+	if p := s.pstate(); p != nil {
 		// The client's own close, with no poll pending to take the noop
 		// that answers it: the poll may be on its way (sent with the
 		// close, as the suite does), so keep the sid for it.
@@ -401,8 +452,10 @@ func (s *Socket) finish(reason error) {
 		s.wakePollLocked()
 	}
 	s.closeDoneLocked()
-	notify := !s.inHandler && !s.notified
-	s.notified = s.notified || notify
+	notify := !s.is(fInHandler) && !s.is(fNotified)
+	if notify {
+		s.set(fNotified, true)
+	}
 	wasPolling := !s.ws
 	s.mu.Unlock()
 
@@ -435,10 +488,11 @@ func (s *Socket) finish(reason error) {
 const closeLinger = 100 * time.Millisecond
 
 // stopUpgradeLocked forgets the probe and its timeout. s.mu must be
-// held and s.pstate set.
+// held and s.pstate() set.
 func (s *Socket) stopUpgradeLocked() {
-	p := s.pstate
-	p.probe, s.upgrading = nil, false
+	p := s.pstate()
+	p.probe = nil
+	s.set(fUpgrading, false)
 	if p.upgradeDue != nil {
 		if p.upgradeDue.Stop() {
 			s.srv.wg.Done()
@@ -462,7 +516,7 @@ func (s *Socket) tick() {
 		// The close packet waited for a poll that did not come.
 		s.mu.Unlock()
 		s.srv.goFinish(s, ErrForcedClose)
-	case s.overdueLocked() && s.ws && s.conn.UnreadBytes() > 0:
+	case s.overdueLocked() && s.ws && s.wsConn().UnreadBytes() > 0:
 		// What the client sent waits unread (a server short of CPU, or
 		// a handler still busy with an earlier message): it is alive.
 		// Ask again a timeout later; its pong reschedules before that.
@@ -472,18 +526,18 @@ func (s *Socket) tick() {
 	case s.overdueLocked():
 		s.mu.Unlock()
 		s.srv.goFinish(s, ErrPingTimeout)
-	case s.awaitPong:
+	case s.is(fAwaitPong):
 		s.mu.Unlock()
 		s.srv.clock.scheduleAt(s, s.pingDue+int64(s.srv.cfg.PingTimeout))
 	default:
-		s.awaitPong = true
+		s.set(fAwaitPong, true)
 		var err error
 		// c and ws are read under s.mu: an upgrade may change both as
 		// soon as it is released.
-		c, ws := s.conn, s.ws
+		c, ws := s.wsConn(), s.ws
 		if !ws {
 			err = s.bufferLocked(s.srv.ping)
-			s.pstate.pingUnread = err == nil
+			s.pstate().pingUnread = err == nil
 		}
 		due := s.pingDue + int64(s.srv.cfg.PingTimeout)
 		s.mu.Unlock()
@@ -516,7 +570,7 @@ func (s *Socket) startHeartbeat() {
 
 // pingUnreadLocked reports whether the last ping waits in the polling
 // buffer, not yet taken by a poll. s.mu must be held.
-func (s *Socket) pingUnreadLocked() bool { return s.pstate != nil && s.pstate.pingUnread }
+func (s *Socket) pingUnreadLocked() bool { return s.pstate() != nil && s.pstate().pingUnread }
 
 // overdueLocked reports whether the pong is overdue: the session has
 // timed out even if the clock has not yet got round to closing it, so a
@@ -547,9 +601,9 @@ func (s *Socket) onPacket(p eio.Packet) bool {
 		// A pong is accepted until the clock has closed the session,
 		// even a little after its deadline: it proves the client alive,
 		// unless it answers a ping still waiting for a poll.
-		open := s.state == stateOpen && s.awaitPong && !s.pingUnreadLocked()
+		open := s.state == stateOpen && s.is(fAwaitPong) && !s.pingUnreadLocked()
 		if open {
-			s.awaitPong = false
+			s.set(fAwaitPong, false)
 			s.pingDue = s.srv.clock.now() + int64(s.srv.cfg.PingInterval)
 		}
 		due := s.pingDue
@@ -582,7 +636,7 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 		s.mu.Unlock()
 		return
 	}
-	if s.awaitPong {
+	if s.is(fAwaitPong) {
 		if s.overdueLocked() {
 			s.mu.Unlock()
 			s.finish(ErrPingTimeout)
@@ -598,14 +652,14 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 			s.pingDue = max(s.pingDue, s.srv.clock.now()+int64(s.srv.cfg.PingInterval))
 		}
 	}
-	s.inHandler = true
+	s.set(fInHandler, true)
 	s.mu.Unlock()
 	defer func() {
 		// A bug in a handler costs its session, not the process.
 		if v := recover(); v != nil {
 			s.srv.log.Error("engineio: panic in Handler.OnMessage", "sid", s.id.String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			s.mu.Lock()
-			s.inHandler = false
+			s.set(fInHandler, false)
 			s.mu.Unlock()
 			s.finish(ErrInternal)
 		}
@@ -619,9 +673,11 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 // on entry) and calls OnClose if the session closed meanwhile and was
 // not yet told.
 func (s *Socket) leaveHandlerAndUnlock() {
-	s.inHandler = false
-	notify := s.state == stateClosed && !s.notified
-	s.notified = s.notified || notify
+	s.set(fInHandler, false)
+	notify := s.state == stateClosed && !s.is(fNotified)
+	if notify {
+		s.set(fNotified, true)
+	}
 	reason := s.errLocked()
 	s.mu.Unlock()
 	if notify {

@@ -134,7 +134,7 @@ func TestSuiteMessagePolling(t *testing.T) {
 			so := e.srv.Socket(sid)
 			so.mu.Lock()
 			defer so.mu.Unlock()
-			return so.pstate != nil && so.pstate.pollCh != nil
+			return so.pstate() != nil && so.pstate().pollCh != nil
 		})
 		second := e.do(t, "GET", "EIO=4&transport=polling&t=burst&sid="+sid, "")
 		wg.Wait()
@@ -234,7 +234,7 @@ func TestSuiteClose(t *testing.T) {
 			so := e.srv.Socket(sid)
 			so.mu.Lock()
 			defer so.mu.Unlock()
-			return so.pstate != nil && so.pstate.pollCh != nil
+			return so.pstate() != nil && so.pstate().pollCh != nil
 		})
 		if r := e.post(t, sid, "1"); r.status != 200 {
 			t.Fatalf("post: %d %q", r.status, r.body)

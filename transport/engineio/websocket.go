@@ -55,7 +55,7 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade answered
 	}
-	so.conn, so.ws = c, true
+	so.setWS(c)
 	if !s.add(so) { // its heartbeat starts now
 		c.Abort(transport.CloseGoingAway, ErrServerShutdown.Error(), ErrServerShutdown)
 		return
@@ -80,15 +80,15 @@ func (s *Socket) upgradeRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if s.state != stateOpen || s.ws || s.pstate.probe != nil {
+	if s.state != stateOpen || s.ws || s.pstate().probe != nil {
 		s.mu.Unlock()
 		s.settleProbe()
 		c.Abort(transport.CloseNormal, "", nil)
 		return
 	}
-	s.pstate.probe = c
+	s.pstate().probe = c
 	s.srv.wg.Add(1)
-	s.pstate.upgradeDue = time.AfterFunc(s.srv.cfg.UpgradeTimeout, func() {
+	s.pstate().upgradeDue = time.AfterFunc(s.srv.cfg.UpgradeTimeout, func() {
 		defer s.srv.wg.Done()
 		s.endProbe(c)
 	})
@@ -105,9 +105,9 @@ func (s *Socket) settleProbe() {
 	for i := 0; i < 50; i++ {
 		s.mu.Lock()
 		c := s.probeLocked()
-		settled := c == nil || s.upgrading
+		settled := c == nil || s.is(fUpgrading)
 		if s.ws {
-			c = s.conn
+			c = s.wsConn()
 		}
 		s.mu.Unlock()
 		if settled {
@@ -132,10 +132,10 @@ func (s *Socket) endProbe(c *transport.Conn) {
 // probeLocked returns the session's probe WebSocket, or nil. s.mu must
 // be held.
 func (s *Socket) probeLocked() *transport.Conn {
-	if s.pstate == nil {
+	if s.pstate() == nil {
 		return nil
 	}
-	return s.pstate.probe
+	return s.pstate().probe
 }
 
 // onProbeFrame handles a frame from the probe c: "2probe" is answered
@@ -150,17 +150,17 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 		}
 		s.mu.Lock()
 		if s.probeLocked() == c {
-			s.upgrading = true
-			s.pstate.probedAt = s.srv.clock.now()
+			s.set(fUpgrading, true)
+			s.pstate().probedAt = s.srv.clock.now()
 			s.wakePollLocked()
 		}
 		s.mu.Unlock()
 	case typ == transport.Text && string(msg) == "5":
 		s.mu.Lock()
-		for s.probeLocked() == c && s.pstate.posting {
+		for s.probeLocked() == c && s.pstate().posting {
 			// The messages of the POST in progress are handled first:
 			// OnMessage calls never overlap (dispatch).
-			p := s.pstate
+			p := s.pstate()
 			if p.postDone == nil {
 				p.postDone = make(chan struct{})
 			}
@@ -169,18 +169,18 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 			<-ch
 			s.mu.Lock()
 		}
-		if s.probeLocked() != c || !s.upgrading || s.state == stateClosed {
+		if s.probeLocked() != c || !s.is(fUpgrading) || s.state == stateClosed {
 			s.mu.Unlock()
 			s.endProbe(c)
 			return
 		}
 		s.stopUpgradeLocked()
-		s.conn, s.ws = c, true
 		// What waited for the next poll goes over the WebSocket, in order.
-		buf := s.pstate.buf
-		s.srv.queues().Give(int64(s.pstate.bufBytes)) // c.Send counts them again
+		p := s.pstate()
+		buf := p.buf
+		s.srv.queues().Give(int64(p.bufBytes)) // c.Send counts them again
 		s.wakePollLocked()
-		s.pstate = nil
+		s.setWS(c) // drops p
 		closing := s.state == stateClosing
 		reason := s.errLocked()
 		s.mu.Unlock()
@@ -267,9 +267,9 @@ func (r *wsReader) readLoop() {
 func (s *Socket) serveWS() {
 	wg := &s.srv.wg
 	defer wg.Done()
-	if readReady(s.conn, s.wsFrame, s.wsEnded) {
+	if readReady(s.wsConn(), s.wsFrame, s.wsEnded) {
 		wg.Add(1)
-		if !s.conn.NotifyReadable(s.serveWS) {
+		if !s.wsConn().NotifyReadable(s.serveWS) {
 			go s.readLoopWS() // owns the count just added
 		}
 	}
@@ -278,7 +278,7 @@ func (s *Socket) serveWS() {
 // readLoopWS is readLoop for serveWS.
 func (s *Socket) readLoopWS() {
 	defer s.srv.wg.Done()
-	readAll(s.conn, s.wsFrame, s.wsEnded)
+	readAll(s.wsConn(), s.wsFrame, s.wsEnded)
 }
 
 func (s *Socket) wsFrame(typ transport.MessageType, msg []byte) { s.onFrame(typ, msg) }
@@ -316,7 +316,7 @@ func readAll(c *transport.Conn, frame func(transport.MessageType, []byte), ended
 func (r *wsReader) frame(typ transport.MessageType, msg []byte) {
 	so := r.so
 	so.mu.Lock()
-	main, probe := so.conn == r.c, so.probeLocked() == r.c
+	main, probe := so.wsConn() == r.c, so.probeLocked() == r.c
 	so.mu.Unlock()
 	switch {
 	case main:
@@ -332,7 +332,7 @@ func (r *wsReader) frame(typ transport.MessageType, msg []byte) {
 func (r *wsReader) ended(err error) {
 	so := r.so
 	so.mu.Lock()
-	main := so.conn == r.c
+	main := so.wsConn() == r.c
 	so.mu.Unlock()
 	if main {
 		so.finish(connReason(err))
