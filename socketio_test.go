@@ -228,16 +228,24 @@ func TestSocketIOAuthentication(t *testing.T) {
 	ts, _, _ := authServer(t, cfg, jwtauth.Config{})
 	tok := func(sub string) string { return sign(t, gojwt.SigningMethodHS256, testSecret, claims(sub, time.Hour)) }
 	p := startPeer(t, dir)
+	// refused returns the data of the server's CONNECT_ERROR; a
+	// connect_error without data is the client's own (a transport error)
+	// and fails the test instead of panicking the package's run.
 	refused := func(name string, auth map[string]any) map[string]any {
 		t.Helper()
 		p.do(map[string]any{"op": "connect", "name": name, "url": ts.HTTP.URL, "opts": map[string]any{"auth": auth, "reconnection": false}})
-		return p.expect(name+" refusal", is(name, "connect_error", ""))
+		m := p.expect(name+" refusal", is(name, "connect_error", ""))
+		data, ok := m["data"].(map[string]any)
+		if !ok {
+			t.Fatalf("%s: connect_error without the server's data: %v", name, m)
+		}
+		return data
 	}
-	if m := refused("garbage", map[string]any{"token": "not-a-jwt"}); m["data"].(map[string]any)["status"] != float64(401) {
-		t.Fatalf("bad token: %v", m)
+	if d := refused("garbage", map[string]any{"token": "not-a-jwt"}); d["status"] != float64(401) {
+		t.Fatalf("bad token: %v", d)
 	}
-	if m := refused("none", nil); m["data"].(map[string]any)["status"] != float64(401) {
-		t.Fatalf("no token: %v", m)
+	if d := refused("none", nil); d["status"] != float64(401) {
+		t.Fatalf("no token: %v", d)
 	}
 
 	p.connect("ann", ts.HTTP.URL, map[string]any{"auth": map[string]any{"token": tok("ann")}})
@@ -248,8 +256,8 @@ func TestSocketIOAuthentication(t *testing.T) {
 		t.Fatalf("join secret: %v", res)
 	}
 	v1 := dial(t, ts.URL, withHeader("Authorization", "Bearer "+tok("ann")))
-	if m := refused("third", map[string]any{"token": tok("ann")}); m["data"].(map[string]any)["code"] != "conns_per_user" {
-		t.Fatalf("third connection of ann: %v", m)
+	if d := refused("third", map[string]any{"token": tok("ann")}); d["code"] != "conns_per_user" {
+		t.Fatalf("third connection of ann: %v", d)
 	}
 	_ = v1.c.CloseNow()
 
@@ -262,8 +270,8 @@ func TestSocketIOAuthentication(t *testing.T) {
 	if m := p.expect("disconnect", is("ann", "disconnect", "")); m["reason"] != "io server disconnect" {
 		t.Fatalf("disconnect = %v", m)
 	}
-	if m := refused("revoked", map[string]any{"token": tok("ann")}); m["data"].(map[string]any)["code"] != "revoked" {
-		t.Fatalf("revoked token: %v", m)
+	if d := refused("revoked", map[string]any{"token": tok("ann")}); d["code"] != "revoked" {
+		t.Fatalf("revoked token: %v", d)
 	}
 }
 
