@@ -119,7 +119,7 @@ QUICK=1 in the environment is the same as --quick.
 		fs.PrintDefaults()
 	}
 	fs.Bool("quick", quick, "short run (~3 min): 2,000 connections, 1 repetition, 3 s steps")
-	targets := fs.String("targets", strings.Join(o.Targets, ","), "servers to compare, in order: herald, ws, socketio, floor (bench/floor: one epoll loop, one write per delivery); herald-history (herald with --history '"+suite.HistoryRule+"' on the bench rooms), herald-socketio (herald with Socket.IO clients) and herald-base (--base-bin) by name only")
+	targets := fs.String("targets", strings.Join(o.Targets, ","), "servers to compare, in order: herald, ws, socketio, floor (bench/floor: one epoll loop, one write per delivery); herald-history (herald with --history '"+suite.HistoryRule+"' on the bench rooms), herald-socketio (herald with Socket.IO clients), herald-mixed (v1 and Socket.IO subscribers in the same rooms, each kind's latency of the same broadcasts) and herald-base (--base-bin) by name only")
 	fs.IntVar(&o.Conns, "conns", o.Conns, "subscriber connections (keep under ~15k per server process)")
 	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms the subscribers are spread over")
 	fs.IntVar(&o.Publishers, "publishers", o.Publishers, "publisher connections")
