@@ -30,12 +30,44 @@ type sioLink struct {
 	sock *socketio.Socket
 	srv  *sioServer
 
-	mu   sync.Mutex
-	acks *sioAcks // requests waiting for the core's answer; nil when none
+	mu    sync.Mutex
+	acks  *sioAcks // requests waiting for the core's answer; nil when none
+	ended *sioEnd  // made when the socket is closed, goes or Done is asked for: nil on an idle socket
+}
+
+// sioEnd is how a link ends: apart from it, so that a socket that is
+// there and that nobody waits for (an idle connection) holds neither
+// (sioClient 48 B, not 64). Guarded by sioLink.mu.
+type sioEnd struct {
 	// err is what the server closed the socket with, until it went; then
 	// why it went, set once (end), when done becomes sioGone.
 	err  error
-	done chan struct{} // made by Done while the socket is there (most never need one); sioGone once it went
+	done chan struct{} // made by Done while the socket is there; sioGone once it went
+}
+
+// endLocked returns l.ended, made if need be. l.mu must be held.
+func (l *sioLink) endLocked() *sioEnd {
+	if l.ended == nil {
+		l.ended = new(sioEnd)
+	}
+	return l.ended
+}
+
+// errLocked returns what the server closed the socket with, or why it
+// went. l.mu must be held.
+func (l *sioLink) errLocked() error {
+	if l.ended == nil {
+		return nil
+	}
+	return l.ended.err
+}
+
+// setErrLocked records err unless an error is recorded already. l.mu
+// must be held.
+func (l *sioLink) setErrLocked(err error) {
+	if e := l.endLocked(); e.err == nil {
+		e.err = err
+	}
 }
 
 // sioAcks are a link's requests waiting for the core's answer, in
@@ -99,12 +131,12 @@ func (l *sioLink) Terminate(cause error) { l.closeWith(cause) }
 
 func (l *sioLink) close(code int, reason string, cause error) bool {
 	l.mu.Lock()
-	first := l.err == nil
+	first := l.errLocked() == nil
 	if first {
-		l.err = &transport.CloseError{Code: code, Reason: reason}
-		if cause != nil {
-			l.err = cause
+		if cause == nil {
+			cause = &transport.CloseError{Code: code, Reason: reason}
 		}
+		l.setErrLocked(cause)
 	}
 	l.mu.Unlock()
 	if !first {
@@ -130,9 +162,7 @@ func (l *sioLink) close(code int, reason string, cause error) bool {
 // closeWith drops the Engine.IO connection, recording cause.
 func (l *sioLink) closeWith(cause error) {
 	l.mu.Lock()
-	if l.err == nil {
-		l.err = cause
-	}
+	l.setErrLocked(cause)
 	l.mu.Unlock()
 	l.es().Close()
 }
@@ -141,8 +171,8 @@ func (l *sioLink) closeWith(cause error) {
 // it (OnConnect hooks): the connection ends with a 1008 close.
 func (l *sioLink) refused(err error) {
 	l.mu.Lock()
-	if l.err == nil {
-		l.err = &transport.CloseError{Code: protocol.ClosePolicyViolation, Reason: err.Error()}
+	if l.errLocked() == nil {
+		l.setErrLocked(&transport.CloseError{Code: protocol.ClosePolicyViolation, Reason: err.Error()})
 	}
 	l.mu.Unlock()
 	l.end("")
@@ -156,38 +186,40 @@ func (l *sioLink) end(reason string) {
 	if l.gone() {
 		return
 	}
+	e := l.endLocked()
 	switch {
-	case l.err != nil:
+	case e.err != nil:
 		// What the server closed it with.
 	case reason == socketio.ReasonClientDisconnect:
 		// The client's socket.disconnect(): a clean close, which ends
 		// the session.
-		l.err = &transport.CloseError{Code: protocol.CloseNormal, Reason: "client disconnect"}
+		e.err = &transport.CloseError{Code: protocol.CloseNormal, Reason: "client disconnect"}
 	case reason == engineio.ErrPingTimeout.Error():
-		l.err = transport.ErrHeartbeatTimeout
+		e.err = transport.ErrHeartbeatTimeout
 	case reason == engineio.ErrBufferFull.Error():
-		l.err = transport.ErrSlowConsumer
+		e.err = transport.ErrSlowConsumer
 	default:
-		l.err = io.EOF // the connection went away: its session is kept
+		e.err = io.EOF // the connection went away: its session is kept
 	}
-	if l.done != nil {
-		close(l.done)
+	if e.done != nil {
+		close(e.done)
 	}
-	l.done = sioGone
+	e.done = sioGone
 }
 
 // gone reports whether the socket went (end ran). l.mu must be held.
-func (l *sioLink) gone() bool { return l.done == sioGone }
+func (l *sioLink) gone() bool { return l.ended != nil && l.ended.done == sioGone }
 
 // Done is closed once the socket has gone (end). The channel is made
 // when first asked for, so that an idle connection does not hold one.
 func (l *sioLink) Done() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.done == nil {
-		l.done = make(chan struct{})
+	e := l.endLocked()
+	if e.done == nil {
+		e.done = make(chan struct{})
 	}
-	return l.done
+	return e.done
 }
 
 // sioGone is Done's answer once the socket has gone.
@@ -199,7 +231,7 @@ func (l *sioLink) Err() error {
 	if !l.gone() {
 		return nil
 	}
-	return l.err
+	return l.ended.err
 }
 
 // es returns the Engine.IO session of the link's socket: the adapter's
