@@ -161,20 +161,27 @@ type pollState struct {
 	upgradeDue *time.Timer     // ends an upgrade that takes too long
 }
 
+// newSocket makes a session. When there is an OnConnection, the session
+// counts as in its handler from the start, before Server.add makes it
+// visible: a Shutdown that ends it between add and connect then leaves
+// the OnClose to connect, which tells the Handler OnConnection returned
+// (it told the placeholder, and the real Handler never heard).
 func (s *Server) newSocket(r *http.Request) *Socket {
-	return &Socket{srv: s, id: newSID(), hbIdx: -1, handler: nopHandler{}}
+	so := &Socket{srv: s, id: newSID(), hbIdx: -1, handler: nopHandler{}}
+	if s.cfg.OnConnection != nil {
+		so.set(fInHandler, true)
+	}
+	return so
 }
 
-// connect runs Config.OnConnection for a new session and installs the
-// Handler it returns. A session that ends meanwhile (Shutdown) tells that
-// Handler, not the placeholder, once OnConnection has returned.
+// connect runs Config.OnConnection for a new session (which newSocket
+// marked as in its handler) and installs the Handler it returns. A
+// session that ends meanwhile (Shutdown) tells that Handler, not the
+// placeholder, once OnConnection has returned.
 func (s *Server) connect(so *Socket, r *http.Request) {
 	if s.cfg.OnConnection == nil {
 		return
 	}
-	so.mu.Lock()
-	so.set(fInHandler, true)
-	so.mu.Unlock()
 	var h Handler
 	defer func() {
 		so.mu.Lock()
