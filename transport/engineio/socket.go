@@ -546,7 +546,12 @@ func (s *Socket) tick() {
 			err = s.bufferLocked(s.srv.ping)
 			s.pstate().pingUnread = err == nil
 		}
-		due := s.pingDue + int64(s.srv.cfg.PingTimeout)
+		// The pong's deadline is scheduled before s.mu is released, so
+		// before the ping can be answered: scheduled after the send, it
+		// could replace the next ping's time a quick pong had just set
+		// (the ping then came PingTimeout after the last, not
+		// PingInterval after its pong).
+		s.srv.clock.scheduleAt(s, s.pingDue+int64(s.srv.cfg.PingTimeout))
 		s.mu.Unlock()
 		if ws {
 			err = c.Send(s.srv.ping)
@@ -560,9 +565,7 @@ func (s *Socket) tick() {
 		}
 		if err != nil {
 			s.srv.goFinish(s, ErrBufferFull)
-			return
 		}
-		s.srv.clock.scheduleAt(s, due)
 	}
 }
 
@@ -612,12 +615,12 @@ func (s *Socket) onPacket(p eio.Packet) bool {
 		if open {
 			s.set(fAwaitPong, false)
 			s.pingDue = s.srv.clock.now() + int64(s.srv.cfg.PingInterval)
+			// Under s.mu, as the tick schedules: the later of the two
+			// to take s.mu sets the time (lock order: Socket.mu, then
+			// the clock's).
+			s.srv.clock.scheduleAt(s, s.pingDue)
 		}
-		due := s.pingDue
 		s.mu.Unlock()
-		if open {
-			s.srv.clock.scheduleAt(s, due)
-		}
 	case eio.Ping:
 		// In revision 4 only the server pings.
 		s.finish(ErrTransportError)
