@@ -558,10 +558,13 @@ func TestPollingBlindPong(t *testing.T) {
 		polls bool
 	}{{"blind", false}, {"polling", true}} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, Config{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+			// A heartbeat of 600 ms and a loop of 2 s: the blind client
+			// must be dropped, and the polling one, whose loop may take
+			// a few hundred ms per turn on a loaded machine, must not.
+			e := newEnv(t, Config{PingInterval: 100 * time.Millisecond, PingTimeout: 500 * time.Millisecond})
 			sid := e.handshake(t)
 			so := e.srv.Socket(sid)
-			deadline := time.Now().Add(600 * time.Millisecond)
+			deadline := time.Now().Add(2 * time.Second)
 			for time.Now().Before(deadline) && so.Err() == nil {
 				if tt.polls && so.Queued() > 0 {
 					if r := e.poll(t, sid); r.status != 200 {
@@ -582,7 +585,7 @@ func TestPollingBlindPong(t *testing.T) {
 				return
 			}
 			if err := so.Err(); !errors.Is(err, ErrPingTimeout) {
-				t.Fatalf("blind pongs and messages for 600 ms with a 150 ms heartbeat: %v, want ErrPingTimeout", err)
+				t.Fatalf("blind pongs and messages for 2 s with a 600 ms heartbeat: %v, want ErrPingTimeout", err)
 			}
 			wantClose(t, e, ErrPingTimeout)
 		})
