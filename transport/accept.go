@@ -97,6 +97,10 @@ func NewUpgrader(opts Options) *Upgrader {
 	if u.opts.queues == nil {
 		u.opts.queues = NewQueueBudget(u.opts.MaxQueuedBytes)
 	}
+	u.opts.reading = opts.Reading
+	if u.opts.reading == nil {
+		u.opts.reading = NewReadBudget(u.opts.MaxReadingBytes)
+	}
 	return u
 }
 
@@ -107,12 +111,20 @@ func (u *Upgrader) QueuedBytes() int64 {
 	return u.opts.queues.Used()
 }
 
+// ReadingBytes returns the bytes the Upgrader's connections hold in read
+// buffers beyond the pooled one (see Options.MaxReadingBytes): with
+// Options.Reading, what every holder of that budget counts in it.
+func (u *Upgrader) ReadingBytes() int64 {
+	return u.opts.reading.Used()
+}
+
 // Upgrade is NewUpgrader(opts).Upgrade(w, r, respHeader), for a server
 // that accepts few connections or varies Options per connection. It
 // takes no hold on the background goroutines: they still end once no
 // connection needs them, but nothing waits for them.
 func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader http.Header) (*Conn, error) {
 	u := &Upgrader{opts: opts.withDefaults()}
+	u.opts.reading = opts.Reading // nil: no bound across connections
 	return u.Upgrade(w, r, respHeader)
 }
 

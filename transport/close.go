@@ -30,7 +30,7 @@ func (c *Conn) Close(code int, reason string) error {
 		for c.r.err == nil {
 			_, _, _ = c.readMessage()
 		}
-		c.releaseReader()
+		c.dropReadBuffers()
 		c.readMu.Unlock()
 	}
 	<-c.Done()
@@ -183,6 +183,17 @@ func (c *Conn) finish() {
 		heartbeats.remove(c)
 	}
 	c.closeSocket()
+	if c.readMu.TryLock() {
+		// No reader is in progress, and none may ever come: give the
+		// read buffers' charge back now, and end the read side as a
+		// read of the closed socket would. A reader in progress gives
+		// it back itself when it sees the end.
+		if c.r.err == nil && c.holdsReadCharge() {
+			c.r.err = c.Err()
+			c.dropReadBuffers()
+		}
+		c.readMu.Unlock()
+	}
 	c.mu.Lock()
 	c.finished = true
 	done := c.closing.done

@@ -63,6 +63,12 @@
 //     idle connection, and only a read buffer for one that stopped
 //     halfway through a frame (4 KiB, or the frame's size once 4 KiB of
 //     a larger one have come). Do not mix the two on one connection.
+//     Read buffers beyond the 4 KiB one (a large frame's, a fragmented
+//     or compressed message's assembly buffer, and in Read a large
+//     frame's payload while it arrives) share a bound in bytes across an
+//     Upgrader's connections (Options.MaxReadingBytes, or a ReadBudget
+//     shared by several Upgraders; over it: 1013, ErrReadsFull). A
+//     connection that ends mid-frame gives its bytes back.
 //   - Hold and Release let a server queue messages behind one it has not
 //     sent yet (Herald's welcome): Send queues while held, Release puts
 //     its message first and starts writing.
@@ -93,7 +99,8 @@
 //	                            more than ControlFrameRate pings/pongs
 //	1009  CloseMessageTooBig    message larger than Options.ReadLimit
 //	1011  CloseInternalError    server error (Abort by the application)
-//	1013  CloseTryAgainLater    the Upgrader's queues full (MaxQueuedBytes)
+//	1013  CloseTryAgainLater    the Upgrader's queues full (MaxQueuedBytes),
+//	                            or its read buffers (MaxReadingBytes)
 //	4008  CloseSlowConsumer     send queue full, in messages or bytes (or Abort)
 //
 // Whether a client should reconnect after each, and the codes Herald

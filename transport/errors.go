@@ -34,6 +34,11 @@ var (
 	// did not fit is closed with code 1013 (try again later); Err wraps
 	// this error and a *CloseError like ErrSlowConsumer.
 	ErrQueuesFull = errors.New("transport: send queues full")
+	// ErrReadsFull means the connections of the Upgrader together already
+	// hold Options.MaxReadingBytes in large read buffers: the connection
+	// whose buffer did not fit is closed with code 1013 (try again
+	// later); Err wraps this error and a *CloseError like ErrSlowConsumer.
+	ErrReadsFull = errors.New("transport: read buffers full")
 	// ErrHeartbeatTimeout means the peer sent nothing within PongTimeout
 	// after a ping and the socket was terminated without a close frame.
 	ErrHeartbeatTimeout = errors.New("transport: heartbeat timeout")

@@ -38,22 +38,67 @@ func (c *Conn) reader() *bufio.Reader {
 }
 
 // releaseReader returns an empty read buffer to the pool, or drops it if
-// growReader made it for one large frame. readMu must be held.
+// growReader made it for one large frame, giving its bytes back to the
+// read budget. readMu must be held.
 func (c *Conn) releaseReader() {
 	if c.br != nil && c.br.Buffered() == 0 {
-		c.br.Reset(nil)
-		if c.br.Size() == readBufferSize {
-			readerPool.Put(c.br)
-		}
-		c.br = nil
+		c.putReader()
 	}
+}
+
+// putReader drops the read buffer whatever it holds: back to the pool,
+// or, if growReader made it, its bytes back to the read budget. readMu
+// must be held.
+func (c *Conn) putReader() {
+	c.br.Reset(nil)
+	if n := c.br.Size(); n == readBufferSize {
+		readerPool.Put(c.br)
+	} else {
+		c.opts.reading.give(int64(n))
+	}
+	c.br = nil
+}
+
+// dropReadBuffers drops every read buffer the connection holds once its
+// read side has ended (or the connection has finished), giving their
+// bytes back to the read budget: a client that dies halfway through a
+// large frame or a fragmented message must not keep its charge. readMu
+// must be held.
+func (c *Conn) dropReadBuffers() {
+	if c.br != nil {
+		c.putReader()
+	}
+	if big := c.r.big; big != nil {
+		big.frag = nil
+		c.opts.reading.give(big.fragCharged)
+		big.fragCharged = 0
+		if big.cbuf != nil {
+			big.cbuf = nil // not pooled: it may be large
+			c.opts.reading.give(big.cbufCharged)
+			big.cbufCharged = 0
+		}
+	}
+}
+
+// holdsReadCharge reports whether the connection holds bytes counted in
+// the read budget. readMu must be held.
+func (c *Conn) holdsReadCharge() bool {
+	if c.br != nil && c.br.Size() != readBufferSize {
+		return true
+	}
+	big := c.r.big
+	return big != nil && (big.fragCharged != 0 || big.cbufCharged != 0)
 }
 
 // growReader replaces the read buffer with one of size n, for a frame
 // that does not fit in readBufferSize. What the old buffer held is read
-// again first, ahead of any bytes left from the upgrade request. readMu
-// must be held.
+// again first, ahead of any bytes left from the upgrade request. The new
+// buffer is counted in the read budget: growReader returns nil, leaving
+// the old one in place, when it does not fit. readMu must be held.
 func (c *Conn) growReader(n int) *bufio.Reader {
+	if !c.opts.reading.take(int64(n)) {
+		return nil
+	}
 	old := c.br
 	buffered, _ := old.Peek(old.Buffered())
 	var rest []byte
@@ -66,10 +111,7 @@ func (c *Conn) growReader(n int) *bufio.Reader {
 	if len(prefix) > 0 {
 		c.prefix = &prefix
 	}
-	old.Reset(nil)
-	if old.Size() == readBufferSize {
-		readerPool.Put(old)
-	}
+	c.putReader()
 	c.br = bufio.NewReaderSize((*socketSource)(c), n)
 	return c.br
 }
@@ -79,8 +121,9 @@ func (c *Conn) growReader(n int) *bufio.Reader {
 // otherwise. A frame that has only partly arrived is kept in the
 // connection's read buffer, unconsumed, until the rest comes; a frame
 // larger than the buffer (readBufferSize) gets a buffer of its size
-// once the first readBufferSize bytes of it have come. Errors are those
-// of Read. Use it with NotifyReadable; it must not run concurrently
+// once the first readBufferSize bytes of it have come, if it fits in the
+// read budget (Options.MaxReadingBytes; else the connection is closed
+// with 1013). Errors are those of Read. Use it with NotifyReadable; it must not run concurrently
 // with Read.
 func (c *Conn) TryRead() (MessageType, []byte, error) {
 	c.readMu.Lock()
@@ -92,11 +135,13 @@ func (c *Conn) TryRead() (MessageType, []byte, error) {
 	c.r.nonblock = true
 	typ, msg, err := c.readMessage()
 	c.r.nonblock = false
-	if err != nil {
-		// Would block, or the read side has ended (which every
-		// connection's does, so the buffer is not left to the
-		// collector once per connection).
-		c.releaseReader()
+	switch {
+	case c.r.err != nil:
+		// The read side has ended (which every connection's does, so
+		// the buffer is not left to the collector once per connection).
+		c.dropReadBuffers()
+	case err != nil:
+		c.releaseReader() // would block
 	}
 	return typ, msg, err
 }

@@ -14,6 +14,7 @@ const (
 	DefaultSendQueueSize        = 256
 	DefaultSendQueueBytes       = 4 << 20
 	DefaultMaxQueuedBytes       = 1 << 30
+	DefaultMaxReadingBytes      = 256 << 20
 	DefaultWriteTimeout         = 10 * time.Second
 	DefaultPingInterval         = 30 * time.Second
 	DefaultPongTimeout          = 10 * time.Second
@@ -77,6 +78,27 @@ type Options struct {
 	// long-polling buffers), then share one bound, the budget's limit;
 	// MaxQueuedBytes is ignored.
 	Queues *QueueBudget
+	// MaxReadingBytes bounds the bytes that all connections of one
+	// Upgrader hold together in read buffers beyond the pooled 4 KiB one:
+	// the buffer of a frame larger than it that is still arriving, a
+	// fragmented or compressed message's assembly buffer while its
+	// fragments arrive, and, in Read (not TryRead), a frame over 4 KiB
+	// while its payload arrives. A client can make the server hold up to
+	// ReadLimit that way by declaring a large frame and sending its start
+	// slowly, before it has been authenticated; without this bound 15,000
+	// such clients at a 1 MB limit hold 15 GB. A connection whose buffer
+	// would take the total over the bound is closed with 1013 (try again
+	// later) and Err reports ErrReadsFull; frames of at most 4 KiB never
+	// count. Default 256 MiB: thousands of large messages in flight at
+	// once (4,000 of 64 KiB, 268 of 1 MB), far more than honest clients
+	// send at the same instant, while an attacker's hold stays a small
+	// part of a server's memory.
+	MaxReadingBytes int64
+	// Reading, when set, is the budget the connections count their read
+	// buffers in instead of one of the Upgrader's own: several Upgraders
+	// then share one bound, the budget's limit; MaxReadingBytes is
+	// ignored.
+	Reading *ReadBudget
 	// WriteTimeout bounds each write call that has to wait for the peer
 	// (at most 256 KiB, or one larger frame, per call): a peer that reads
 	// nothing for this long is dropped. Default 10s.
@@ -102,6 +124,9 @@ type Options struct {
 	// queues counts what the Upgrader's connections queue; set by
 	// NewUpgrader (Queues, or a budget of its own).
 	queues *QueueBudget
+	// reading counts the read buffers of the Upgrader's connections; set
+	// by NewUpgrader (Reading, or a budget of its own).
+	reading *ReadBudget
 }
 
 // withDefaults returns o with every zero field replaced by its default.
@@ -122,6 +147,9 @@ func (o Options) withDefaults() Options {
 	o.SendQueueBytes = min(o.SendQueueBytes, math.MaxInt32)
 	if o.MaxQueuedBytes <= 0 {
 		o.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if o.MaxReadingBytes <= 0 {
+		o.MaxReadingBytes = DefaultMaxReadingBytes
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
@@ -200,5 +228,62 @@ func (b *QueueBudget) give(n int64) {
 func (b *QueueBudget) add(n int64) {
 	if b != nil {
 		b.used.Add(n)
+	}
+}
+
+// ReadBudget counts bytes held in connections' read buffers beyond the
+// pooled one (see Options.MaxReadingBytes) against one bound. Unlike a
+// QueueBudget it never lets the total pass the limit. It is safe for
+// concurrent use.
+type ReadBudget struct {
+	used    atomic.Int64
+	refused atomic.Int64
+	limit   int64
+}
+
+// NewReadBudget returns a budget of limit bytes (DefaultMaxReadingBytes
+// when limit is not positive).
+func NewReadBudget(limit int64) *ReadBudget {
+	if limit <= 0 {
+		limit = DefaultMaxReadingBytes
+	}
+	return &ReadBudget{limit: limit}
+}
+
+// Used returns the bytes counted now.
+func (b *ReadBudget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
+// Refused returns how many connections have been closed because their
+// read buffer did not fit in the budget.
+func (b *ReadBudget) Refused() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.refused.Load()
+}
+
+// take counts n more bytes if the total stays within the limit. A nil
+// budget (Options not made by NewUpgrader) takes everything.
+func (b *ReadBudget) take(n int64) bool {
+	if b == nil || n <= 0 {
+		return true
+	}
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		b.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+// give returns n bytes counted by take.
+func (b *ReadBudget) give(n int64) {
+	if b != nil && n > 0 {
+		b.used.Add(-n)
 	}
 }

@@ -19,6 +19,10 @@ func unheldUpgrader(opts Options) *Upgrader {
 	if u.opts.queues == nil {
 		u.opts.queues = NewQueueBudget(u.opts.MaxQueuedBytes)
 	}
+	u.opts.reading = opts.Reading
+	if u.opts.reading == nil {
+		u.opts.reading = NewReadBudget(u.opts.MaxReadingBytes)
+	}
 	return u
 }
 

@@ -43,10 +43,13 @@ type readState struct {
 // bigMessage is the reassembly state of fragmented and compressed
 // messages.
 type bigMessage struct {
-	frag []byte        // uncompressed fragments, handed to the caller
-	cbuf *[]byte       // compressed payload, pooled
-	z    *inflateState // made at the first compressed message
-	text utf8Check     // the uncompressed text message's fragments so far
+	frag []byte  // uncompressed fragments, handed to the caller
+	cbuf *[]byte // compressed payload, pooled
+	// What frag and cbuf count in the read budget: their capacity when
+	// over readBufferSize (see growHeld), else 0.
+	fragCharged, cbufCharged int64
+	z                        *inflateState // made at the first compressed message
+	text                     utf8Check     // the uncompressed text message's fragments so far
 	// In TryRead, the part of the next text frame that has arrived while
 	// the rest has not (see awaitFrame): arrived payload bytes of it are
 	// checked, and arriving is the text's state after them.
@@ -108,7 +111,11 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	if w == nil {
 		// No context was ever cancellable: no deadline to clear or set.
 		c.reader()
-		return c.readMessage()
+		typ, msg, err := c.readMessage()
+		if c.r.err != nil {
+			c.dropReadBuffers()
+		}
+		return typ, msg, err
 	}
 	w.mu.Lock()
 	w.gen++
@@ -134,6 +141,9 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	c.reader()
 	typ, msg, err := c.readMessage()
 	w.ctx = nil
+	if c.r.err != nil {
+		c.dropReadBuffers()
+	}
 	if stop != nil {
 		stop()
 		w.mu.Lock()
@@ -197,6 +207,15 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		// Fast path: a whole uncompressed message in one frame is read
 		// straight into the slice returned to the caller.
 		if h.op != opContinuation && h.fin && !h.rsv1 {
+			// Read waits for the payload in msg: count a large one in
+			// the read budget meanwhile (TryRead has it all already).
+			var charge int64
+			if !c.r.nonblock && h.length > readBufferSize {
+				if !c.opts.reading.take(h.length) {
+					return 0, nil, c.readsFull()
+				}
+				charge = h.length
+			}
 			msg := make([]byte, h.length)
 			if text {
 				var u utf8Check
@@ -206,6 +225,7 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			} else {
 				err = c.readPayload(msg, h.key)
 			}
+			c.opts.reading.give(charge)
 			if c.r.big != nil {
 				c.r.big.arrived = 0
 			}
@@ -221,21 +241,34 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		}
 		big := c.r.big
 		var buf []byte
+		charged := &big.fragCharged
 		if c.r.compressed {
 			if big.cbuf == nil {
 				if p, ok := compressedBufPool.Get().(*[]byte); ok {
 					big.cbuf = p
+					// A large pooled buffer counts as one grown here.
+					if n := int64(cap(*p)); n > readBufferSize {
+						if c.opts.reading.take(n) {
+							big.cbufCharged = n
+						} else {
+							*p = nil
+						}
+					}
 				} else {
 					big.cbuf = new([]byte)
 				}
 				*big.cbuf = (*big.cbuf)[:0]
 			}
 			buf = *big.cbuf
+			charged = &big.cbufCharged
 		} else {
 			buf = big.frag
 		}
 		start := len(buf)
-		buf = growLen(buf, int(h.length))
+		buf, ok := c.growHeld(buf, int(h.length), charged)
+		if !ok {
+			return 0, nil, c.readsFull()
+		}
 		if text {
 			err = c.readText(buf[start:], h.key, &big.text)
 		} else {
@@ -258,6 +291,8 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		if !c.r.compressed {
 			msg := big.frag
 			big.frag = nil
+			c.opts.reading.give(big.fragCharged)
+			big.fragCharged = 0
 			if text && !big.text.complete() {
 				return 0, nil, c.fail(CloseInvalidPayload, "invalid UTF-8")
 			}
@@ -276,6 +311,8 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			compressedBufPool.Put(big.cbuf)
 		}
 		big.cbuf = nil
+		c.opts.reading.give(big.cbufCharged)
+		big.cbufCharged = 0
 		switch ierr {
 		case nil:
 		case errTooBig:
@@ -300,23 +337,49 @@ func (c *Conn) tooBigReason() string {
 	return "message too big: limit " + strconv.FormatInt(c.opts.ReadLimit, 10) + " bytes"
 }
 
+// readsFull fails the connection whose read buffer did not fit in the
+// read budget (Options.MaxReadingBytes).
+func (c *Conn) readsFull() error {
+	return c.failCause(CloseTryAgainLater, "server busy: too many large messages being read", ErrReadsFull)
+}
+
+// errReadsFull is awaitFrame's: the frame's buffer did not fit in the
+// read budget.
+var errReadsFull = errors.New("read budget full")
+
 // payloadFailed handles an error from reading a data frame's payload, or
 // from awaitFrame waiting for one.
 func (c *Conn) payloadFailed(err error) error {
-	if err == errInvalidUTF8 {
+	switch err {
+	case errInvalidUTF8:
 		return c.fail(CloseInvalidPayload, "invalid UTF-8")
+	case errReadsFull:
+		return c.readsFull()
 	}
 	return c.readFailed(err)
 }
 
-// growLen extends b by n bytes, reallocating when needed.
-func growLen(b []byte, n int) []byte {
+// growHeld extends an assembly buffer b by n bytes, reallocating when
+// needed. A new buffer over readBufferSize is counted in the read budget
+// at its capacity, replacing what *charged says the old one counted; it
+// reports false, leaving b as it was, when the new one does not fit.
+func (c *Conn) growHeld(b []byte, n int, charged *int64) ([]byte, bool) {
 	if cap(b)-len(b) < n {
-		nb := make([]byte, len(b), len(b)+n+len(b)/2)
+		size := len(b) + n + len(b)/2
+		var charge int64
+		if size > readBufferSize {
+			charge = int64(size)
+			if !c.opts.reading.take(charge) {
+				return b, false
+			}
+		}
+		c.opts.reading.give(*charged)
+		*charged = charge
+		nb := make([]byte, len(b), size)
 		copy(nb, b)
 		b = nb
 	}
-	return b[:len(b)+n]
+	return b[:len(b)+n], true
 }
 
 // awaitFrame, in TryRead, makes sure the next frame has fully arrived
@@ -392,7 +455,9 @@ func (c *Conn) awaitFrame() error {
 			}
 			return err
 		}
-		br = c.growReader(need + int(length))
+		if br = c.growReader(need + int(length)); br == nil {
+			return errReadsFull
+		}
 	}
 	if _, err = br.Peek(need + int(length)); err != nil {
 		if text && !c.checkArrivingText(br, need, key, h.op == opContinuation) {
@@ -650,7 +715,16 @@ func (c *Conn) handleControl(op byte, payload []byte) error {
 // closing the socket does not reset it before the peer has read the
 // close frame.
 func (c *Conn) fail(code int, reason string) error {
-	ce := &CloseError{Code: code, Reason: reason}
+	return c.failCause(code, reason, nil)
+}
+
+// failCause is fail with a cause that Err wraps together with the
+// *CloseError, as Abort's.
+func (c *Conn) failCause(code int, reason string, cause error) error {
+	var ce error = &CloseError{Code: code, Reason: reason}
+	if cause != nil {
+		ce = fmt.Errorf("%w: %w", cause, ce)
+	}
 	c.r.err = ce
 	if c.startClose(closeRequest{frame: closeFrame(code, reason), flush: true, waitPeer: true}, ce, failGrace) {
 		c.mu.Lock()
