@@ -27,6 +27,7 @@ const (
 	DefaultSendQueueBytes         = 4 << 20
 	DefaultMaxUpgradesInFlight    = 512
 	DefaultMaxNodeQueuedBytes     = 1 << 30
+	DefaultMaxNodeReadingBytes    = 256 << 20
 	DefaultWriteTimeout           = 10 * time.Second
 	DefaultMaxRoomsPerConn        = 128
 	DefaultDrainTimeout           = 30 * time.Second
@@ -143,6 +144,19 @@ type Config struct {
 	// again later); a Socket.IO one as a slow consumer (its long-polling
 	// client learns it at its next poll). Default 1 GiB.
 	MaxNodeQueuedBytes int64
+	// MaxNodeReadingBytes bounds what all connections of this node hold
+	// in read buffers beyond the pooled 4 KiB one, v1's and Socket.IO's
+	// WebSockets together: a frame over 4 KiB still arriving gets a
+	// buffer of its size, and a fragmented or compressed message an
+	// assembly buffer. A client can make the node hold up to ReadLimit
+	// (Socket.IO: MaxPayload, 1 MB) that way by sending the start of a
+	// large frame slowly, Socket.IO ones before any credential is
+	// checked. A connection whose buffer would take the node over the
+	// bound is closed with 1013 (try again later). Default 256 MiB:
+	// 4,000 messages of 64 KiB or 268 of 1 MB arriving at the same
+	// instant, far more than honest clients send at once, while what an
+	// attacker can hold stays a small part of a node's memory.
+	MaxNodeReadingBytes int64
 	// WriteTimeout bounds each socket write that has to wait for the client
 	// (at most 256 KiB per write): a client that reads nothing for this
 	// long is dropped. Default 10s.
@@ -357,6 +371,9 @@ func (c *Config) setDefaults() {
 	if c.MaxNodeQueuedBytes == 0 {
 		c.MaxNodeQueuedBytes = DefaultMaxNodeQueuedBytes
 	}
+	if c.MaxNodeReadingBytes == 0 {
+		c.MaxNodeReadingBytes = DefaultMaxNodeReadingBytes
+	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
@@ -454,6 +471,8 @@ func (c *Config) validate() error {
 		return bad("SendQueueBytes", "must be 1..2147483647 (got %d)", c.SendQueueBytes)
 	case c.MaxNodeQueuedBytes < 1:
 		return bad("MaxNodeQueuedBytes", "must be positive (got %d)", c.MaxNodeQueuedBytes)
+	case c.MaxNodeReadingBytes < 1:
+		return bad("MaxNodeReadingBytes", "must be positive (got %d)", c.MaxNodeReadingBytes)
 	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= 0:
 		return bad("HeartbeatTimeout", "must be positive (got %s)", c.HeartbeatTimeout)
 	case c.WriteTimeout < 0:

@@ -32,6 +32,7 @@ const (
 	limitNodePendingAckBytes limitName = "node_pending_ack_bytes"
 	limitNodePublishBytes    limitName = "node_publish_bytes"
 	limitNodeReplayBytes     limitName = "node_replay_bytes"
+	limitNodeReadingBytes    limitName = "node_reading_bytes"
 	// Engine.IO polling sessions in no namespace (SocketIOConfig.MaxPendingBytes),
 	// and those of one client IP (MaxPendingBytesPerIP).
 	limitSocketIOPendingBytes      limitName = "socketio_pending_bytes"
@@ -44,6 +45,7 @@ const (
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
+	limitNodeReadingBytes,
 	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP, limitSocketIOConnectRefusals,
 }
 

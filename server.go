@@ -80,6 +80,9 @@ type Server struct {
 	// and Socket.IO's (WebSocket queues and polling buffers), against
 	// MaxNodeQueuedBytes.
 	queues *transport.QueueBudget
+	// reading bounds the read buffers of v1's and Socket.IO's WebSockets
+	// together: MaxNodeReadingBytes.
+	reading *transport.ReadBudget
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{} // a connection leaves when its handler has finished
@@ -157,6 +160,8 @@ func New(cfg Config) (*Server, error) {
 	s.limits = newLimiter(&s.cfg)
 	s.localOnly = auth.IsAnonymous(cfg.Authenticator) && cfg.Hooks.OnUpgrade == nil && !cfg.InsecureNoAuth
 	s.queues = transport.NewQueueBudget(cfg.MaxNodeQueuedBytes)
+	s.reading = transport.NewReadBudget(cfg.MaxNodeReadingBytes)
+	s.reading.OnRefuse(func() { s.countLimit(limitNodeReadingBytes) })
 	s.upgrader = transport.NewUpgrader(transport.Options{
 		ReadLimit:            cfg.ReadLimit,
 		Compression:          !cfg.DisableCompression,
@@ -166,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		SendQueueSize:        cfg.SendQueueSize,
 		SendQueueBytes:       cfg.SendQueueBytes,
 		Queues:               s.queues,
+		Reading:              s.reading,
 		WriteTimeout:         cfg.WriteTimeout,
 		PingInterval:         cfg.HeartbeatInterval,
 		PongTimeout:          cfg.HeartbeatTimeout,
@@ -179,6 +185,7 @@ func New(cfg Config) (*Server, error) {
 	metrics.RegisterGauges(s.registry, metrics.Gauges{
 		PendingAckBytes: func() float64 { return float64(s.pendingAckBytes.Load()) },
 		SendQueueBytes:  func() float64 { return float64(s.queues.Used()) },
+		ReadBufferBytes: func() float64 { return float64(s.reading.Used()) },
 		PublishBytes:    func() float64 { return float64(s.publishBytes.Load()) },
 		ReplayBytes:     func() float64 { return float64(s.replayBytes.Load()) },
 		SocketIOPendingBytes: func() float64 {

@@ -152,7 +152,8 @@ func (s *Server) startSocketIO() error {
 			CompressionLevel:     s.cfg.CompressionLevel,
 			ContextTakeover:      s.cfg.CompressionContextTakeover,
 			SendQueueSize:        s.cfg.SendQueueSize,
-			Queues:               s.queues, // one budget with v1's connections
+			Queues:               s.queues,  // one budget with v1's connections
+			Reading:              s.reading, // likewise
 			WriteTimeout:         s.cfg.WriteTimeout,
 		},
 		MaxBufferedBytes: int(s.cfg.SendQueueBytes),

@@ -16,7 +16,7 @@ const (
 	ClosePolicyViolation = 1008 // rejected by policy (application hook refused the connection, abuse)
 	CloseMessageTooBig   = 1009 // message over the read limit
 	CloseInternalError   = 1011 // unexpected server failure
-	CloseTryAgainLater   = 1013 // the node is at a node-wide bound (unacknowledged messages, queued bytes); a proxy may send it too
+	CloseTryAgainLater   = 1013 // the node is at a node-wide bound (unacknowledged messages, queued bytes, read buffers); a proxy may send it too
 	CloseTokenExpired    = 4001 // the token expired and was not refreshed in time
 	CloseRevoked         = 4003 // the token or user was revoked
 	CloseDisconnected    = 4004 // the application disconnected this client (DisconnectUser)

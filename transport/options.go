@@ -236,9 +236,10 @@ func (b *QueueBudget) add(n int64) {
 // QueueBudget it never lets the total pass the limit. It is safe for
 // concurrent use.
 type ReadBudget struct {
-	used    atomic.Int64
-	refused atomic.Int64
-	limit   int64
+	used     atomic.Int64
+	refused  atomic.Int64
+	limit    int64
+	onRefuse func()
 }
 
 // NewReadBudget returns a budget of limit bytes (DefaultMaxReadingBytes
@@ -249,6 +250,11 @@ func NewReadBudget(limit int64) *ReadBudget {
 	}
 	return &ReadBudget{limit: limit}
 }
+
+// OnRefuse sets f to run on every refusal (a connection about to be
+// closed with 1013), e.g. to count it in a metric. Call it before the
+// budget is used.
+func (b *ReadBudget) OnRefuse(f func()) { b.onRefuse = f }
 
 // Used returns the bytes counted now.
 func (b *ReadBudget) Used() int64 {
@@ -276,6 +282,9 @@ func (b *ReadBudget) take(n int64) bool {
 	if b.used.Add(n) > b.limit {
 		b.used.Add(-n)
 		b.refused.Add(1)
+		if b.onRefuse != nil {
+			b.onRefuse()
+		}
 		return false
 	}
 	return true

@@ -149,6 +149,9 @@ type Gauges struct {
 	// SendQueueBytes is the size of what connections' send queues hold,
 	// batches being written to slow clients included.
 	SendQueueBytes func() float64
+	// ReadBufferBytes is what connections hold in read buffers beyond
+	// the pooled 4 KiB one (Config.MaxNodeReadingBytes).
+	ReadBufferBytes func() float64
 	// PublishBytes is the size of the publications that connections'
 	// publish pipelines hold until the broker confirms them.
 	PublishBytes func() float64
@@ -171,6 +174,10 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 			Name: "herald_send_queue_bytes",
 			Help: "Bytes queued to clients or being written to slow ones (a broadcast frame counted once per connection).",
 		}, g.SendQueueBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herald_read_buffer_bytes",
+			Help: "Bytes held in read buffers beyond the pooled 4 KiB one: large frames and fragmented or compressed messages still arriving.",
+		}, g.ReadBufferBytes),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "herald_publish_queue_bytes",
 			Help: "Bytes of client publications waiting for the broker's confirmation in the connections' publish pipelines.",

@@ -1,0 +1,86 @@
+package herald_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldrt/herald"
+)
+
+// rawDialPath performs a WebSocket handshake by hand on path.
+func rawDialPath(t *testing.T, httpURL, path string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(httpURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	fmt.Fprintf(nc, "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n", path, wsKey())
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake on %s: %v %v", path, resp, err)
+	}
+	return nc, br
+}
+
+// A client that declares a large frame and sends only its start makes
+// the node hold a buffer of the frame's size; v1's and Socket.IO's
+// WebSockets count those in one node-wide budget (MaxNodeReadingBytes),
+// shown in herald_read_buffer_bytes: the connection that does not fit is
+// closed with 1013 and counted in {limit="node_reading_bytes"}, and the
+// bytes come back when the holders go away mid-frame.
+func TestReadBuffersNodeBound(t *testing.T) {
+	t.Parallel()
+	const size = 60_000
+	const grown = 8 + size // 16-bit length and mask, then the payload
+	ts := startServer(t, herald.Config{MaxNodeReadingBytes: 2 * grown,
+		SocketIO: herald.SocketIOConfig{Enabled: true, PingInterval: time.Minute, PingTimeout: time.Minute}})
+	partial := maskedFrame(2, make([]byte, size))[:grown-1000]
+	waitGauge := func(want float64) {
+		t.Helper()
+		waitFor(t, 5*time.Second, fmt.Sprintf("herald_read_buffer_bytes = %v", want), func() bool {
+			return metricValue(t, ts, "herald_read_buffer_bytes") == want
+		})
+	}
+
+	v1, _ := rawDialPath(t, ts.HTTP.URL, "/ws")
+	_, _ = v1.Write(partial)
+	waitGauge(grown)
+	eio, _ := rawDialPath(t, ts.HTTP.URL, "/socket.io/?EIO=4&transport=websocket")
+	_, _ = eio.Write(partial)
+	waitGauge(2 * grown)
+
+	over, br := rawDialPath(t, ts.HTTP.URL, "/ws")
+	_, _ = over.Write(partial)
+	_ = over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		op, payload, err := readFrame(br)
+		if err != nil {
+			t.Fatalf("no close frame for the connection over the bound: %v", err)
+		}
+		if op != 8 {
+			continue // the welcome
+		}
+		if code := binary.BigEndian.Uint16(payload); code != 1013 ||
+			string(payload[2:]) != "server busy: too many large messages being read" {
+			t.Fatalf("close %d %q, want 1013", code, payload[2:])
+		}
+		break
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="node_reading_bytes"}`); v != 1 {
+		t.Fatalf(`herald_limit_rejections_total{limit="node_reading_bytes"} = %v, want 1`, v)
+	}
+	if v := metricValue(t, ts, "herald_read_buffer_bytes"); v != 2*grown {
+		t.Fatalf("herald_read_buffer_bytes = %v after the refusal, want %v", v, 2*grown)
+	}
+	v1.Close()
+	eio.Close()
+	waitGauge(0)
+}
