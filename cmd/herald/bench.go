@@ -148,12 +148,28 @@ QUICK=1 in the environment is the same as --quick.
 	fs.StringVar(&o.DocsFile, "docs", "", "also write the report into the generated part of this file (e.g. docs/benchmarks.md)")
 	command := fs.String("command", "", "the command line recorded in the report (default: this one)")
 	fs.StringVar(&o.DocsSVG, "docs-charts", "", "directory the charts are copied to for --docs (e.g. docs/benchmarks)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
+	// Flags may come after scenarios too ("herald bench storm --help",
+	// "herald bench churn --churn-time 5s"): the flag package stops at the
+	// first argument that is not a flag, so parse again after each one.
+	// After "--" every argument is a scenario.
+	var scenarios []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return o, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if n := len(rest) - fs.NArg(); n > 0 && rest[n-1] == "--" {
+			scenarios = append(scenarios, fs.Args()...)
+			break
+		}
+		scenarios = append(scenarios, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
 	o.Targets = splitList(*targets)
-	if fs.NArg() > 0 {
-		o.Scenarios = fs.Args()
+	if len(scenarios) > 0 {
+		o.Scenarios = scenarios
 	}
 	var err error
 	if o.Payloads, err = parseInts(*payloads); err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"testing"
 	"time"
@@ -29,6 +31,12 @@ func TestParseBench(t *testing.T) {
 					t.Fatalf("conns %d scenarios %v targets %v step %v payloads %v", conns, scenarios, targets, step, payloads)
 				}
 			}},
+		{"flags after scenarios", []string{"idle", "--conns", "500", "churn", "--", "--step"},
+			func(t *testing.T, conns int, _ bool, scenarios, _ []string, _ time.Duration, _ []int) {
+				if conns != 500 || len(scenarios) != 3 || scenarios[0] != "idle" || scenarios[1] != "churn" || scenarios[2] != "--step" {
+					t.Fatalf("conns %d scenarios %q", conns, scenarios)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,6 +46,9 @@ func TestParseBench(t *testing.T) {
 			}
 			tt.check(t, o.Conns, o.Quick, o.Scenarios, o.Targets, o.StepDuration, o.Payloads)
 		})
+	}
+	if _, err := parseBench([]string{"storm", "--help"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("storm --help: %v, want the usage (flag.ErrHelp)", err)
 	}
 	if _, err := parseBench([]string{"--ramp", "0"}, io.Discard); err == nil {
 		t.Fatal("a zero ramp rate was accepted")
