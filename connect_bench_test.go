@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"syscall"
 	"testing"
 	"time"
@@ -38,66 +37,27 @@ func BenchmarkServerConnect(b *testing.B) {
 	cfg := herald.Config{Authenticator: a,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	srv := startRawServer(b, cfg, true)
-	ap, err := net.ResolveTCPAddr("tcp", srv.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sa := &syscall.SockaddrInet4{Port: ap.Port}
-	copy(sa.Addr[:], ap.IP.To4())
+	rc := newRawClient(b, srv.addr)
 	req := []byte("GET /ws HTTP/1.1\r\nHost: " + srv.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
 		"Authorization: Bearer " + tok + "\r\n\r\n")
-	// A masked close frame, code 1000, mask 0.
-	closeFrame := []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}
-	linger := &syscall.Linger{Onoff: 1, Linger: 0}
-	buf := make([]byte, 4096)
-	tv := syscall.NsecToTimeval(int64(10 * time.Second))
-	connect := func() error {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	benchConnects(b, func() error {
+		fd, err := rc.socket()
 		if err != nil {
 			return err
 		}
 		defer syscall.Close(fd)
-		_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
-		if err := syscall.Connect(fd, sa); err != nil {
+		if err := syscall.Connect(fd, rc.sa); err != nil {
 			return err
 		}
 		if _, err := syscall.Write(fd, req); err != nil {
 			return err
 		}
-		// The 101 head, then the welcome frame whole.
-		n := 0
-		for {
-			m, err := syscall.Read(fd, buf[n:])
-			if err == syscall.EINTR {
-				// A signal (the runtime's preemption) during a read
-				// with SO_RCVTIMEO set is not restarted (signal(7)).
-				continue
-			}
-			if err != nil || m <= 0 {
-				return io.ErrUnexpectedEOF
-			}
-			n += m
-			if welcomeRead(buf[:n]) {
-				break
-			}
-		}
-		if _, err := syscall.Write(fd, closeFrame); err != nil {
+		if err := rc.readUntil(fd, welcomeRead); err != nil { // the 101 head, then the welcome frame whole
 			return err
 		}
-		return syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER, linger)
-	}
-	if err := connect(); err != nil { // warm up, and check the exchange
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if err := connect(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "connects/s")
+		return rc.hangUp(fd)
+	})
 }
 
 // welcomeRead reports whether b holds a response head and one whole
@@ -139,78 +99,37 @@ func benchSocketIOConnect(b *testing.B, fast bool) {
 	cfg := herald.Config{Authenticator: a, SocketIO: herald.SocketIOConfig{Enabled: true},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	srv := startRawServer(b, cfg, fast)
-	ap, err := net.ResolveTCPAddr("tcp", srv.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sa := &syscall.SockaddrInet4{Port: ap.Port}
-	copy(sa.Addr[:], ap.IP.To4())
+	rc := newRawClient(b, srv.addr)
 	req := []byte("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + srv.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
 		"Authorization: Bearer " + tok + "\r\n\r\n")
 	connectFrame := []byte{0x81, 0x82, 0, 0, 0, 0, '4', '0'} // "40", mask 0
-	closeFrame := []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}
-	linger := &syscall.Linger{Onoff: 1, Linger: 0}
-	buf := make([]byte, 4096)
-	tv := syscall.NsecToTimeval(int64(10 * time.Second))
-	// readUntil reads into buf until whole reports the bytes read whole.
-	readUntil := func(fd int, whole func([]byte) bool) error {
-		n := 0
-		for {
-			m, err := syscall.Read(fd, buf[n:])
-			if err == syscall.EINTR {
-				continue // see BenchmarkServerConnect
-			}
-			if err != nil || m <= 0 {
-				return io.ErrUnexpectedEOF
-			}
-			n += m
-			if whole(buf[:n]) {
-				return nil
-			}
-		}
-	}
-	connect := func() error {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	benchConnects(b, func() error {
+		fd, err := rc.socket()
 		if err != nil {
 			return err
 		}
 		defer syscall.Close(fd)
-		_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
-		if err := syscall.Connect(fd, sa); err != nil {
+		if err := syscall.Connect(fd, rc.sa); err != nil {
 			return err
 		}
 		if _, err := syscall.Write(fd, req); err != nil {
 			return err
 		}
-		if err := readUntil(fd, welcomeRead); err != nil { // the 101 and the open packet
+		if err := rc.readUntil(fd, welcomeRead); err != nil { // the 101 and the open packet
 			return err
 		}
 		if _, err := syscall.Write(fd, connectFrame); err != nil {
 			return err
 		}
-		if err := readUntil(fd, frameRead); err != nil { // the CONNECT's reply
+		if err := rc.readUntil(fd, frameRead); err != nil { // the CONNECT's reply
 			return err
 		}
-		if buf[2] != '4' || buf[3] != '0' {
-			return fmt.Errorf("CONNECT answered %q", buf[2:])
+		if rc.buf[2] != '4' || rc.buf[3] != '0' {
+			return fmt.Errorf("CONNECT answered %q", rc.buf[2:])
 		}
-		if _, err := syscall.Write(fd, closeFrame); err != nil {
-			return err
-		}
-		return syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER, linger)
-	}
-	if err := connect(); err != nil { // warm up, and check the exchange
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if err := connect(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "connects/s")
+		return rc.hangUp(fd)
+	})
 }
 
 // frameRead reports whether f holds one whole unmasked frame (lengths

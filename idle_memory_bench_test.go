@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -36,12 +35,7 @@ func benchIdleConns(b *testing.B, sio, fast bool) {
 	cfg := herald.Config{SocketIO: herald.SocketIOConfig{Enabled: true},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	srv := startRawServer(b, cfg, fast)
-	ap, err := net.ResolveTCPAddr("tcp", srv.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sa := &syscall.SockaddrInet4{Port: ap.Port}
-	copy(sa.Addr[:], ap.IP.To4())
+	rc := newRawClient(b, srv.addr)
 	target := "/ws"
 	if sio {
 		target = "/socket.io/?EIO=4&transport=websocket"
@@ -57,43 +51,24 @@ func benchIdleConns(b *testing.B, sio, fast bool) {
 		joins[i] = maskedFrame(1, []byte(msg))
 	}
 	connectFrame := maskedFrame(1, []byte("40"))
-	buf := make([]byte, 4096)
-	tv := syscall.NsecToTimeval(int64(10 * time.Second))
-	readUntil := func(fd int, whole func([]byte) bool) error {
-		n := 0
-		for {
-			m, err := syscall.Read(fd, buf[n:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil || m <= 0 {
-				return io.ErrUnexpectedEOF
-			}
-			n += m
-			if whole(buf[:n]) {
-				return nil
-			}
-		}
-	}
 	open := func(i int) (int, error) {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		fd, err := rc.socket()
 		if err != nil {
 			return -1, err
 		}
-		_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
 		steps := []func() error{
-			func() error { return syscall.Connect(fd, sa) },
+			func() error { return syscall.Connect(fd, rc.sa) },
 			func() error { _, err := syscall.Write(fd, req); return err },
-			func() error { return readUntil(fd, welcomeRead) },
+			func() error { return rc.readUntil(fd, welcomeRead) },
 		}
 		if sio {
 			steps = append(steps,
 				func() error { _, err := syscall.Write(fd, connectFrame); return err },
-				func() error { return readUntil(fd, frameRead) })
+				func() error { return rc.readUntil(fd, frameRead) })
 		}
 		steps = append(steps,
 			func() error { _, err := syscall.Write(fd, joins[i%len(joins)]); return err },
-			func() error { return readUntil(fd, frameRead) })
+			func() error { return rc.readUntil(fd, frameRead) })
 		for _, s := range steps {
 			if err := s(); err != nil {
 				syscall.Close(fd)
