@@ -152,7 +152,10 @@ type Config struct {
 	// (Socket.IO: MaxPayload, 1 MB) that way by sending the start of a
 	// large frame slowly, Socket.IO ones before any credential is
 	// checked. A connection whose buffer would take the node over the
-	// bound is closed with 1013 (try again later). Default 256 MiB:
+	// bound is closed with 1013 (try again later). Socket.IO's
+	// long-polling POST bodies count too while they arrive (their buffer
+	// beyond 4 KiB): one that does not fit is answered 503 and its
+	// session closed. Default 256 MiB:
 	// 4,000 messages of 64 KiB or 268 of 1 MB arriving at the same
 	// instant, far more than honest clients send at once, while what an
 	// attacker can hold stays a small part of a node's memory.

@@ -35,7 +35,8 @@ func rawDialPath(t *testing.T, httpURL, path string) (net.Conn, *bufio.Reader) {
 // WebSockets count those in one node-wide budget (MaxNodeReadingBytes),
 // shown in herald_read_buffer_bytes: the connection that does not fit is
 // closed with 1013 and counted in {limit="node_reading_bytes"}, and the
-// bytes come back when the holders go away mid-frame.
+// bytes come back when the holders go away mid-frame. Socket.IO's
+// long-polling POST bodies count in it too.
 func TestReadBuffersNodeBound(t *testing.T) {
 	t.Parallel()
 	const size = 60_000
@@ -82,5 +83,32 @@ func TestReadBuffersNodeBound(t *testing.T) {
 	}
 	v1.Close()
 	eio.Close()
+	waitGauge(0)
+
+	// A long-polling POST body arriving slowly counts too (its buffer
+	// beyond 4 KiB, 64 KiB once 40,000 B have come); one that does not
+	// fit is answered 503.
+	post := func() net.Conn {
+		_, sid, _ := pollHandshake(t, ts, 0)
+		nc, err := net.Dial("tcp", strings.TrimPrefix(ts.HTTP.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		fmt.Fprintf(nc, "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 200000\r\n\r\n4%s", sid, strings.Repeat("a", 40_000-1))
+		return nc
+	}
+	slow := post()
+	waitGauge(64 << 10)
+	refused := post()
+	_ = refused.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(refused), nil)
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("POST over the bound: %v %v, want 503", resp, err)
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="node_reading_bytes"}`); v != 2 {
+		t.Fatalf(`herald_limit_rejections_total{limit="node_reading_bytes"} = %v, want 2`, v)
+	}
+	slow.Close()
 	waitGauge(0)
 }

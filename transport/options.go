@@ -273,6 +273,16 @@ func (b *ReadBudget) Refused() int64 {
 	return b.refused.Load()
 }
 
+// Take counts n more bytes held by another holder of client input in
+// the budget (an Engine.IO long-polling POST body while it arrives) if
+// the total stays within the limit. A refusal counts in Refused and runs
+// OnRefuse, as a connection's does. What Take counted is given back with
+// Give.
+func (b *ReadBudget) Take(n int64) bool { return b.take(n) }
+
+// Give gives back n bytes counted by Take.
+func (b *ReadBudget) Give(n int64) { b.give(n) }
+
 // take counts n more bytes if the total stays within the limit. A nil
 // budget (Options not made by NewUpgrader) takes everything.
 func (b *ReadBudget) take(n int64) bool {

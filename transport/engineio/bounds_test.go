@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -636,4 +637,69 @@ func TestPollingPostAnnouncedLengthNotPreallocated(t *testing.T) {
 	if ms.HeapAlloc > 20<<20 {
 		t.Fatalf("heap %d MB with %d POSTs that announced %d bytes and sent 1", ms.HeapAlloc>>20, posts, DefaultMaxPayload)
 	}
+}
+
+// A POST body that arrives slowly is held in a buffer that grows with
+// it, up to MaxPayload: many such POSTs, one per session, count in the
+// read budget the WebSockets count their large frames in
+// (Config.WebSocket.Reading). The POST whose buffer does not fit is
+// answered 503 and its session closed; the bytes come back when the
+// POSTs end, completed or abandoned.
+func TestPollingPostReadBudget(t *testing.T) {
+	const held = 128 << 10 // the buffer of a body of 70,000 B so far: 4 KiB doubled
+	budget := transport.NewReadBudget(2 * held)
+	e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute,
+		WebSocket: transport.Options{Reading: budget}})
+	addr := strings.TrimPrefix(e.ts.URL, "http://")
+	waitUsed := func(want int64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); budget.Used() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("read budget counts %d B, want %d", budget.Used(), want)
+			}
+		}
+	}
+	const length = 200_000
+	startPost := func() (net.Conn, string) {
+		sid := e.handshake(t)
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		fmt.Fprintf(nc, "POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n4", sid, length)
+		_, _ = nc.Write([]byte(strings.Repeat("a", 70_000-1)))
+		return nc, sid
+	}
+	first, _ := startPost()
+	waitUsed(held)
+	second, _ := startPost()
+	waitUsed(2 * held)
+
+	over, overSID := startPost()
+	_ = over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(over), nil)
+	if err != nil {
+		t.Fatalf("third POST: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third POST: %d %q, want 503", resp.StatusCode, body)
+	}
+	if budget.Refused() != 1 || budget.Used() != 2*held {
+		t.Fatalf("after the refusal: refused %d, used %d B; want 1 and %d", budget.Refused(), budget.Used(), 2*held)
+	}
+	if r := e.poll(t, overSID); r.status != 400 {
+		t.Fatalf("poll of the refused session: %d %q, want 400 (closed)", r.status, r.body)
+	}
+
+	// One POST is abandoned, the other completes.
+	second.Close()
+	waitUsed(held)
+	_, _ = first.Write([]byte(strings.Repeat("a", length-70_000)))
+	resp, err = http.ReadResponse(bufio.NewReader(first), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("completed POST: %v %v", resp, err)
+	}
+	waitUsed(0)
 }

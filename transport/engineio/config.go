@@ -62,7 +62,10 @@ type Config struct {
 	// timeout, ...). New overrides three fields: ReadLimit is MaxPayload,
 	// SendQueueBytes is MaxBufferedBytes, and PingInterval is negative
 	// (Engine.IO sends its own ping packets); and sets Queues when nil, to
-	// a budget the polling buffers share with the WebSockets.
+	// a budget the polling buffers share with the WebSockets, and Reading
+	// likewise, which the long-polling POST bodies count in while they
+	// arrive (beyond their first 4 KiB): a POST whose buffer does not fit
+	// is answered 503 and its session closed with ErrTransportError.
 	WebSocket transport.Options
 	// CORS adds cross-origin headers to the polling responses and answers
 	// preflight requests. The zero value adds none.
@@ -175,6 +178,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.WebSocket.PingInterval = -1
 	if cfg.WebSocket.Queues == nil {
 		cfg.WebSocket.Queues = transport.NewQueueBudget(cfg.WebSocket.MaxQueuedBytes)
+	}
+	if cfg.WebSocket.Reading == nil {
+		cfg.WebSocket.Reading = transport.NewReadBudget(cfg.WebSocket.MaxReadingBytes)
 	}
 	return cfg, nil
 }

@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -261,8 +260,17 @@ func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
 	}
-	body, err := readBody(r, s.srv.cfg.MaxPayload)
+	reading := s.srv.cfg.WebSocket.Reading
+	body, charged, err := readBody(r, s.srv.cfg.MaxPayload, reading)
+	defer reading.Give(charged)
 	switch {
+	case errors.Is(err, transport.ErrReadsFull):
+		// As a WebSocket whose frame does not fit (1013).
+		s.finish(ErrTransportError)
+		s.srv.stats.refused.Add(1)
+		w.Header().Set("Connection", "close")
+		http.Error(w, "server busy: too many large messages being read", http.StatusServiceUnavailable)
+		return
 	case errors.Is(err, eio.ErrTooLarge):
 		s.finish(ErrPayloadTooLarge)
 		s.srv.stats.refused.Add(1)
@@ -292,7 +300,7 @@ func (s *Socket) post(w http.ResponseWriter, r *http.Request) {
 }
 
 // postPrealloc is the most a POST's buffer is made for before its bytes
-// arrive.
+// arrive, and what it holds without counting in the read budget.
 const postPrealloc = 4 << 10
 
 // readBody reads a request body of at most limit bytes, or fails with
@@ -300,21 +308,55 @@ const postPrealloc = 4 << 10
 // Its buffer grows with what arrives, from at most postPrealloc bytes:
 // the Content-Length is the client's word, and a client that announced
 // MaxPayload and sent nothing (or dripped it) held that much per request
-// for as long as the server's read timeout allowed.
-func readBody(r *http.Request, limit int) ([]byte, error) {
+// for as long as the server's read timeout allowed. A buffer larger than
+// postPrealloc counts in budget at its capacity while it is held:
+// charged says how much, for the caller to give back once it is done
+// with the body. When the next buffer does not fit, readBody fails with
+// transport.ErrReadsFull (charged is 0 then).
+func readBody(r *http.Request, limit int, budget *transport.ReadBudget) (body []byte, charged int64, err error) {
 	if r.ContentLength > int64(limit) {
-		return nil, eio.ErrTooLarge
+		return nil, 0, eio.ErrTooLarge
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength, postPrealloc)))
+	// One byte over what is expected shows the end (or an excess) without
+	// another buffer.
+	want := int64(limit) + 1
+	if r.ContentLength >= 0 {
+		want = r.ContentLength + 1
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
-	if err != nil {
-		return nil, err
+	buf := make([]byte, 0, min(want, postPrealloc))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				budget.Give(charged)
+				return nil, 0, eio.ErrTooLarge
+			}
+			size := min(2*cap(buf), limit+1)
+			if int64(cap(buf)) < want {
+				size = int(min(int64(size), want))
+			}
+			budget.Give(charged)
+			charged = 0
+			if !budget.Take(int64(size)) {
+				return nil, 0, transport.ErrReadsFull
+			}
+			charged = int64(size)
+			nb := make([]byte, len(buf), size)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			budget.Give(charged)
+			return nil, 0, err
+		}
 	}
-	if n > int64(limit) {
-		return nil, eio.ErrTooLarge
+	if len(buf) > limit {
+		budget.Give(charged)
+		return nil, 0, eio.ErrTooLarge
 	}
-	return buf.Bytes(), nil
+	return buf, charged, nil
 }
