@@ -139,10 +139,15 @@ type Config struct {
 	// MaxNodeQueuedBytes bounds what all connections of this node queue
 	// together, batches being written included (a broadcast frame is
 	// counted once per connection it waits in): v1's and Socket.IO's, the
-	// latter's long-polling buffers included. A connection whose message
-	// arrives while the node is at the bound is closed with 1013 (try
-	// again later); a Socket.IO one as a slow consumer (its long-polling
-	// client learns it at its next poll). Default 1 GiB.
+	// latter's long-polling buffers included. A message that arrives
+	// while the node is at the bound closes, with 1013 (try again later),
+	// the connection or session holding the most whose client is not
+	// reading (a write waits for it, or a polling buffer for its next
+	// GET), and is queued; only when none holds more than its own
+	// client would is that client closed. A Socket.IO one is closed as a
+	// slow consumer (its long-polling client learns it at its next poll).
+	// Counted in herald_limit_rejections_total{limit="node_queued_bytes"}.
+	// Default 1 GiB.
 	MaxNodeQueuedBytes int64
 	// MaxNodeReadingBytes bounds what all connections of this node hold
 	// in read buffers beyond the pooled 4 KiB one, v1's and Socket.IO's

@@ -33,6 +33,10 @@ const (
 	limitNodePublishBytes    limitName = "node_publish_bytes"
 	limitNodeReplayBytes     limitName = "node_replay_bytes"
 	limitNodeReadingBytes    limitName = "node_reading_bytes"
+	// Connections and sessions closed by MaxNodeQueuedBytes: the biggest
+	// holder whose client is not reading, or the one whose message did
+	// not fit.
+	limitNodeQueuedBytes limitName = "node_queued_bytes"
 	// Engine.IO polling sessions in no namespace (SocketIOConfig.MaxPendingBytes),
 	// and those of one client IP (MaxPendingBytesPerIP).
 	limitSocketIOPendingBytes      limitName = "socketio_pending_bytes"
@@ -45,7 +49,7 @@ const (
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
-	limitNodeReadingBytes,
+	limitNodeReadingBytes, limitNodeQueuedBytes,
 	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP, limitSocketIOConnectRefusals,
 }
 

@@ -160,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 	s.limits = newLimiter(&s.cfg)
 	s.localOnly = auth.IsAnonymous(cfg.Authenticator) && cfg.Hooks.OnUpgrade == nil && !cfg.InsecureNoAuth
 	s.queues = transport.NewQueueBudget(cfg.MaxNodeQueuedBytes)
+	s.queues.OnLimit(func() { s.countLimit(limitNodeQueuedBytes) })
 	s.reading = transport.NewReadBudget(cfg.MaxNodeReadingBytes)
 	s.reading.OnRefuse(func() { s.countLimit(limitNodeReadingBytes) })
 	s.upgrader = transport.NewUpgrader(transport.Options{

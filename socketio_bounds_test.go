@@ -227,6 +227,70 @@ func TestSocketIOPollingBuffersCountInNodeQueues(t *testing.T) {
 	}
 }
 
+// When the node's queued bytes are at MaxNodeQueuedBytes, a message to a
+// client that reads does not close that client: the holder with the most
+// bytes whose client is not reading (here a Socket.IO polling session
+// that never polls) is closed instead, so that one hostile client filling
+// the bound cannot have the others' messages lost.
+func TestNodeQueuesCloseTheBiggestHolder(t *testing.T) {
+	t.Parallel()
+	const node = 128 << 10
+	cfg := herald.Config{SendQueueBytes: 1 << 20, MaxNodeQueuedBytes: node,
+		SocketIO: herald.SocketIOConfig{Enabled: true, PingInterval: time.Minute, PingTimeout: time.Minute}}
+	ts := startServer(t, cfg)
+	_, sid, _ := pollHandshake(t, ts, 0)
+	if st := pollPost(t, ts, sid, "40"); st != http.StatusOK {
+		t.Fatalf("CONNECT post: %d", st)
+	}
+	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "40{") {
+		t.Fatalf("CONNECT reply: %d %q", st, body)
+	}
+	if st := pollPost(t, ts, sid, `421["herald:join",{"room":"busy"}]`); st != http.StatusOK {
+		t.Fatalf("join post: %d", st)
+	}
+	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "431[") {
+		t.Fatalf("join reply: %d %q", st, body)
+	}
+	reader := dial(t, ts.URL)
+	reader.join("other")
+
+	// The polling session's buffer fills the node's bound.
+	data := `"` + strings.Repeat("d", 8<<10) + `"`
+	for i := 0; metricValue(t, ts, "herald_send_queue_bytes") < node; i++ {
+		if i == 32 {
+			t.Fatalf("herald_send_queue_bytes = %v after 32 messages of 8 KiB", metricValue(t, ts, "herald_send_queue_bytes"))
+		}
+		if code, m := apiPublish(t, ts, testAPIKey, `{"room":"busy","event":"e","data":`+data+`}`); code != http.StatusOK {
+			t.Fatalf("publish %d: %d %v", i, code, m)
+		}
+	}
+	if code, m := apiPublish(t, ts, testAPIKey, `{"room":"other","event":"e","data":"hello"}`); code != http.StatusOK {
+		t.Fatalf("publish to the reader: %d %v", code, m)
+	}
+	if m := reader.expect("event"); m["data"] != "hello" {
+		t.Fatalf("reader got %v", m)
+	}
+	if st, body := pollGet(t, ts, sid); st == http.StatusOK && !strings.Contains(body, "\x1e1") && body != "1" {
+		t.Fatalf("poll of the session that held the node's bound: %d %.80q, want it closed", st, body)
+	}
+	waitFor(t, 5*time.Second, "the polling buffer given back", func() bool {
+		return metricValue(t, ts, "herald_send_queue_bytes") == 0
+	})
+	if v := metricValue(t, ts, `herald_connections_closed_total{reason="slow_consumer"}`); v != 1 {
+		t.Fatalf(`herald_connections_closed_total{reason="slow_consumer"} = %v, want 1`, v)
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="node_queued_bytes"}`); v != 1 {
+		t.Fatalf(`herald_limit_rejections_total{limit="node_queued_bytes"} = %v, want 1`, v)
+	}
+	// The reader is still open.
+	if code, m := apiPublish(t, ts, testAPIKey, `{"room":"other","event":"e","data":"again"}`); code != http.StatusOK {
+		t.Fatalf("publish to the reader: %d %v", code, m)
+	}
+	if m := reader.expect("event"); m["data"] != "again" {
+		t.Fatalf("reader got %v", m)
+	}
+}
+
 // One client IP holds at most MaxPendingBytesPerIP of the node's bound on
 // sessions in no namespace: an address that opens sessions and leaves
 // them is refused (403, its own limit label) while the others' handshakes

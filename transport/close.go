@@ -169,16 +169,19 @@ func (c *Conn) finish() {
 		return
 	}
 	c.finishing = true
-	if cl := c.closingLocked(); cl.cause == nil {
+	cl := c.closingLocked()
+	if cl.cause == nil {
 		cl.cause = ErrClosed
 	}
 	c.closeStarted = true
 	c.owned = true
 	c.sendQ, c.ctrlQ = nil, nil
 	taken := c.unqueueLocked()
+	evicted := cl.evicted
 	c.mu.Unlock()
 	c.opts.queues.give(taken)
 	c.endPendingWrite() // the write side is this caller's now
+	c.opts.queues.freed(evicted)
 	if c.opts.PingInterval > 0 {
 		heartbeats.remove(c)
 	}

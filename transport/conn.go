@@ -115,6 +115,9 @@ type closeState struct {
 	// by Terminate or the peer's close.
 	wake chan struct{}
 	done chan struct{} // made by Done, closed by finish
+	// evicted is what the connection held when the queue budget closed
+	// it to make room (see QueueBudget.freeing), given back by finish.
+	evicted int64
 }
 
 // closingLocked returns the connection's close state, making it on the
@@ -198,8 +201,15 @@ func (c *Conn) now() int64 { return heartbeats.now() }
 // behind may hold overloadFactor times as many messages (never more
 // bytes) before that happens. When the Upgrader's connections together
 // queue MaxQueuedBytes, Send returns ErrQueuesFull and closes the
-// connection with 1013. After closing has started Send returns ErrClosed.
-func (c *Conn) Send(m *Prepared) error {
+// connection with 1013, unless connections holding more than it does
+// whose peers are not reading (their writes wait) can be closed instead:
+// up to four of them are, each with 1013, the one holding the most
+// first. After closing has started Send returns ErrClosed.
+func (c *Conn) Send(m *Prepared) error { return c.send(m, 0) }
+
+// send is Send after evictions holders have been closed to make room for
+// m.
+func (c *Conn) send(m *Prepared, evictions int) error {
 	size := int32(min(m.Size(), math.MaxInt32))
 	c.mu.Lock()
 	if c.closeStarted {
@@ -216,6 +226,9 @@ func (c *Conn) Send(m *Prepared) error {
 	}
 	if !c.opts.queues.take(int64(size)) {
 		c.mu.Unlock()
+		if evictions < maxEvictions && c.opts.queues.makeRoom(c, int64(size)) {
+			return c.send(m, evictions+1)
+		}
 		if !c.Abort(CloseTryAgainLater, "server busy: send queues full", ErrQueuesFull) {
 			return ErrClosed
 		}
@@ -229,6 +242,33 @@ func (c *Conn) Send(m *Prepared) error {
 		c.shard.push(c)
 	}
 	return nil
+}
+
+// heldBytes returns what the send queue holds, or -1 once closing has
+// started (see holder).
+func (c *Conn) heldBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeStarted {
+		return -1
+	}
+	return c.opts.SendQueueBytes - int64(c.room)
+}
+
+// evict closes the connection, which holds held bytes in b, to make
+// room in b for others' messages: with 1013, as the one whose message
+// did not fit would be. held counts in b's freeing until finish.
+func (c *Conn) evict(b *QueueBudget, held int64) bool {
+	c.mu.Lock()
+	if c.closeStarted {
+		c.mu.Unlock()
+		return false
+	}
+	c.closingLocked().evicted = held
+	b.freeing.Add(held)
+	c.mu.Unlock()
+	c.Abort(CloseTryAgainLater, "server busy: send queues full", ErrQueuesFull)
+	return true
 }
 
 // Abort closes the connection at once with code and reason, for a peer

@@ -77,7 +77,9 @@
 //     socket is full too; in bytes at any time), the connection is closed
 //     as a slow consumer (4008) so that a broadcaster is never stalled by
 //     one client. The queues of an Upgrader's connections share a bound in
-//     bytes (Options.MaxQueuedBytes; over it: 1013).
+//     bytes (Options.MaxQueuedBytes; over it: 1013 for the connection
+//     holding the most whose write waits for its peer, else for the one
+//     whose message does not fit).
 //   - Close, Terminate, Done, Err, LastSeen, Stats and the other getters
 //     are safe to call from any goroutine.
 //

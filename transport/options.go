@@ -2,6 +2,7 @@ package transport
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -68,8 +69,11 @@ type Options struct {
 	// Upgrader together, batches being written to slow peers included,
 	// each connection counting the frames it queues (a broadcast frame
 	// shared by many connections counts once per connection). A message
-	// that arrives while the total is at the bound closes its connection
-	// with 1013 (try again later) and Err reports ErrQueuesFull.
+	// that arrives while the total is at the bound closes, with 1013 (try
+	// again later), the tracked holder (see QueueBudget) holding the most,
+	// a connection whose write waits for its peer, if it holds more than
+	// the message's own connection would, and is queued; else it closes
+	// its own connection. Err reports ErrQueuesFull either way.
 	// Default 1 GiB.
 	MaxQueuedBytes int64
 	// Queues, when set, is the budget the connections count their queues
@@ -173,10 +177,57 @@ func (o Options) withDefaults() Options {
 // the connections of one Upgrader (see Options.MaxQueuedBytes), or of
 // several and of any other holder that takes and gives back its bytes
 // (see Options.Queues). It is safe for concurrent use.
+//
+// A holder that does not read what is queued for it (a connection whose
+// write waits for the peer; an Engine.IO long-polling session with
+// packets waiting for its next GET) is tracked, so that when the budget
+// is full the one holding the most is closed to make room, rather than
+// whichever holder happens to queue the next message: a few slow clients
+// could otherwise fill the budget and have every other client closed.
 type QueueBudget struct {
 	used  atomic.Int64
 	limit int64
+	// freeing is what evicted holders still count in used until their
+	// close is done: room already made, which take does not count.
+	freeing atomic.Int64
+	evicted atomic.Int64
+	onLimit func()
+
+	mu sync.Mutex
+	// holders maps each tracked holder to the bytes it holds beyond what
+	// its heldBytes reports (a connection's write waiting for the peer).
+	holders map[holder]int64
 }
+
+// holder is something holding bytes in a QueueBudget that can be closed
+// to give them back.
+type holder interface {
+	// heldBytes returns what it holds now (beyond what it was tracked
+	// with), or -1 when it is closing already.
+	heldBytes() int64
+	// evict closes it; held is what the budget believes it holds. It
+	// reports whether it started closing; if so, the bytes it did not
+	// give back by the time evict returns count in freeing until they
+	// are (see QueueBudget.freed).
+	evict(b *QueueBudget, held int64) bool
+}
+
+// Evictable is a holder of bytes in a QueueBudget, other than a Conn,
+// that the budget may close when it is full (see Track).
+type Evictable interface {
+	// QueuedBytes returns the bytes it holds in the budget now, or -1
+	// when it is closing already.
+	QueuedBytes() int64
+	// Evict closes it, giving back what it holds in the budget before it
+	// returns, and reports whether it did (false when it was closing
+	// already).
+	Evict() bool
+}
+
+type evictable struct{ e Evictable }
+
+func (h evictable) heldBytes() int64                   { return h.e.QueuedBytes() }
+func (h evictable) evict(_ *QueueBudget, _ int64) bool { return h.e.Evict() }
 
 // NewQueueBudget returns a budget of limit bytes (DefaultMaxQueuedBytes
 // when limit is not positive).
@@ -204,13 +255,136 @@ func (b *QueueBudget) Used() int64 {
 	return b.used.Load()
 }
 
-// take adds n bytes unless the total is already at the limit. A nil
-// budget (Options not made by NewUpgrader) takes everything.
+// Track makes h a candidate for eviction while the budget is full: a
+// holder whose client is not reading what it holds. Untrack it when its
+// client reads again, and when it closes.
+func (b *QueueBudget) Track(h Evictable) { b.track(evictable{h}, 0) }
+
+// Untrack ends Track.
+func (b *QueueBudget) Untrack(h Evictable) { b.untrack(evictable{h}) }
+
+// MakeRoom closes the tracked holder that holds the most, if it holds
+// more than self (nil if self is not an Evictable) will once n more
+// bytes are queued, and reports whether it did: the caller may then
+// Take again. When it reports false the caller is the one to close. It
+// must be called without any lock that Evict or QueuedBytes take.
+func (b *QueueBudget) MakeRoom(self Evictable, n int64) bool {
+	var h holder
+	if self != nil {
+		h = evictable{self}
+	}
+	return b.makeRoom(h, n)
+}
+
+// OnLimit sets f to run each time the budget, full, has a holder closed:
+// one closed to make room, or the one whose message did not fit when no
+// other holds more (e.g. to count it in a metric). Call it before the
+// budget is used.
+func (b *QueueBudget) OnLimit(f func()) { b.onLimit = f }
+
+// Evicted returns how many holders the budget has closed to make room.
+func (b *QueueBudget) Evicted() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.evicted.Load()
+}
+
+func (b *QueueBudget) track(h holder, base int64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	if b.holders == nil {
+		b.holders = make(map[holder]int64)
+	}
+	b.holders[h] = base
+	b.mu.Unlock()
+}
+
+func (b *QueueBudget) untrack(h holder) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	delete(b.holders, h)
+	b.mu.Unlock()
+}
+
+// maxEvictions bounds the holders closed for one message: each holds
+// more than the sender, so a few make room unless the budget is full of
+// small holders, and then the sender is as good a choice as any.
+const maxEvictions = 4
+
+// makeRoom is MakeRoom. No holder's lock is taken while b.mu is held:
+// holders track and untrack themselves under their own locks.
+func (b *QueueBudget) makeRoom(self holder, n int64) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	type candidate struct {
+		h    holder
+		base int64
+	}
+	cands := make([]candidate, 0, len(b.holders))
+	selfHeld := n
+	for h, base := range b.holders {
+		if h == self {
+			selfHeld += base
+			continue
+		}
+		cands = append(cands, candidate{h, base})
+	}
+	b.mu.Unlock()
+	if self != nil {
+		selfHeld += max(self.heldBytes(), 0)
+	}
+	var victim holder
+	most := selfHeld
+	for _, c := range cands {
+		held := c.h.heldBytes()
+		if held < 0 {
+			continue // closing: its bytes come back anyway
+		}
+		if held += c.base; held > most {
+			victim, most = c.h, held
+		}
+	}
+	if victim == nil {
+		b.limitHit() // the caller closes itself
+		return false
+	}
+	b.untrack(victim)
+	if victim.evict(b, most) {
+		b.evicted.Add(1)
+		b.limitHit()
+	}
+	return true
+}
+
+func (b *QueueBudget) limitHit() {
+	if b.onLimit != nil {
+		b.onLimit()
+	}
+}
+
+// freed ends the count in freeing of bytes an evicted holder has given
+// back.
+func (b *QueueBudget) freed(n int64) {
+	if b != nil && n != 0 {
+		b.freeing.Add(-n)
+	}
+}
+
+// take adds n bytes unless the total is already at the limit, not
+// counting what evicted holders are about to give back. A nil budget
+// (Options not made by NewUpgrader) takes everything.
 func (b *QueueBudget) take(n int64) bool {
 	if b == nil {
 		return true
 	}
-	if b.used.Load() >= b.limit {
+	if b.used.Load()-b.freeing.Load() >= b.limit {
 		return false
 	}
 	b.used.Add(n)

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -203,5 +204,75 @@ func TestPreparedInPlace(t *testing.T) {
 		if in.Size() != want.Size() || n > 0 && &in.Payload()[0] != &b[FrameHeadroom] {
 			t.Errorf("%d bytes: Size %d (want %d), or the payload was copied", n, in.Size(), want.Size())
 		}
+	}
+}
+
+// TestQueueBudgetClosesBiggestHolder: when the budget is full, the
+// message of a client that reads is queued, and the connection whose
+// peer does not read (its write waits) and that holds the most is closed
+// with 1013 instead: one slow client filling the node's bound must not
+// have the others closed. The evicted one's bytes come back.
+func TestQueueBudgetClosesBiggestHolder(t *testing.T) {
+	t.Parallel()
+	const node = 512 << 10
+	budget := NewQueueBudget(node)
+	u := unheldUpgrader(Options{SendQueueBytes: 4 << 20, SendQueueSize: 100_000, PingInterval: -1, Queues: budget})
+	url, conns := upgraderServer(t, u)
+	slow := nonReader(t, url, conns)
+	rc := dialRaw(t, url, "")
+	fast := <-conns
+	got := make(chan int, 16)
+	go func() {
+		for {
+			f, err := rc.readFrame()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- len(f.payload)
+		}
+	}()
+
+	big := NewPrepared(Binary, make([]byte, 60_000), 0, 0)
+	for i := 0; budget.Used() < node/2; i++ {
+		if err := slow.Send(big); err != nil {
+			t.Fatalf("Send to the slow client %d: %v", i, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitBlocked(t, slow)
+	held := budget.Used()
+	if !budget.Take(node - held) { // another holder fills the rest
+		t.Fatal("Take refused under the limit")
+	}
+	msg := NewPrepared(Binary, make([]byte, 1000), 0, 0)
+	if err := fast.Send(msg); err != nil {
+		t.Fatalf("Send to the reading client with the budget full: %v, want the slow one closed instead", err)
+	}
+	select {
+	case n := <-got:
+		if n != 1000 {
+			t.Fatalf("reading client got %d B, want 1000", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading client got nothing")
+	}
+	cause := waitDone(t, slow, 5*time.Second)
+	var ce *CloseError
+	if !errors.Is(cause, ErrQueuesFull) || !errors.As(cause, &ce) || ce.Code != CloseTryAgainLater {
+		t.Fatalf("slow client's Err() = %v, want ErrQueuesFull with close 1013", cause)
+	}
+	if budget.Evicted() != 1 {
+		t.Errorf("Evicted = %d, want 1", budget.Evicted())
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if n, f := budget.Used(), budget.freeing.Load(); n != node-held || f != 0 {
+			return fmt.Errorf("budget counts %d B (freeing %d) after the slow client (%d B) ended, want the other holder's %d", n, f, held, node-held)
+		}
+		return nil
+	})
+	budget.Give(node - held)
+	if err := fast.Send(msg); err != nil {
+		t.Fatalf("reading client after: %v", err)
 	}
 }

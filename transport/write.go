@@ -205,10 +205,18 @@ func (c *Conn) writeBlocked() {
 	c.release()
 }
 
+// setBlocked records that a write waits for the peer (c.w.pending), or
+// no longer does. Meanwhile the connection is one the queue budget may
+// close to make room (see QueueBudget.makeRoom).
 func (c *Conn) setBlocked(b bool) {
 	c.mu.Lock()
 	c.blocked = b
 	c.mu.Unlock()
+	if b {
+		c.opts.queues.track(c, c.w.pending.bytes)
+	} else {
+		c.opts.queues.untrack(c)
+	}
 }
 
 // blockingChunk is how much one blocking write call may carry: each

@@ -103,7 +103,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	readLimit := f.Int("read-limit", herald.DefaultReadLimit, "largest client message in bytes, after decompression (over it: close 1009)")
 	queue := f.Int("send-queue", herald.DefaultSendQueueSize, "per-connection send queue, in messages (full: disconnect with 4008)")
 	queueBytes := f.Int("send-queue-bytes", herald.DefaultSendQueueBytes, "per-connection send queue, in bytes (over it: disconnect with 4008)")
-	nodeQueued := f.Int("max-node-queued-bytes", herald.DefaultMaxNodeQueuedBytes, "bytes queued to all clients of this node together (at it: the connection whose message does not fit is closed with 1013)")
+	nodeQueued := f.Int("max-node-queued-bytes", herald.DefaultMaxNodeQueuedBytes, "bytes queued to all clients of this node together (at it: the client holding the most that is not reading, else the one whose message does not fit, is closed with 1013)")
 	nodeReading := f.Int("max-node-reading-bytes", herald.DefaultMaxNodeReadingBytes, "bytes all clients of this node together may hold in read buffers beyond 4 KiB each (large frames and Socket.IO polling POST bodies still arriving; over it: close 1013, a POST 503)")
 	writeTimeout := f.Duration("write-timeout", herald.DefaultWriteTimeout, "drop a client that reads nothing for this long (each write of up to 256 KiB)")
 	maxRooms := f.Int("max-rooms", herald.DefaultMaxRoomsPerConn, "rooms one connection may join")

@@ -95,11 +95,13 @@ func TestBufferBoundPolling(t *testing.T) {
 // WebSockets' queues (WebSocket.Queues, of WebSocket.MaxQueuedBytes):
 // sessions that never poll hold no socket, so each holding its own
 // MaxBufferedBytes would bound nothing. A message that finds the budget
-// at its limit closes its session with ErrBufferFull, whatever that
-// session's own buffer holds, and a poll or a close gives its bytes back.
+// at its limit closes the session holding the most instead of its own
+// when that one holds more than its own would (its client is the one not
+// reading), else its own, with ErrBufferFull; a poll or a close gives
+// the bytes back.
 func TestBufferBoundPollingNode(t *testing.T) {
 	e := newEnv(t, Config{MaxBufferedBytes: 1000, PingInterval: time.Minute, PingTimeout: time.Minute,
-		WebSocket: transport.Options{MaxQueuedBytes: 2000}})
+		WebSocket: transport.Options{MaxQueuedBytes: 1800}})
 	msg := []byte(strings.Repeat("x", 199)) // 201 bytes in the payload
 	var socks []*Socket
 	var sids []string
@@ -108,42 +110,50 @@ func TestBufferBoundPollingNode(t *testing.T) {
 		sids = append(sids, sid)
 		socks = append(socks, e.srv.Socket(sid))
 	}
-	for _, so := range socks[:2] {
-		for range 4 {
+	for i, so := range socks[:2] {
+		for range 4 - i {
 			if err := so.SendText(msg); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if got := e.srv.QueuedBytes(); got != 8*201 {
-		t.Fatalf("QueuedBytes %d with 8 messages buffered, want %d", got, 8*201)
+	if got := e.srv.QueuedBytes(); got != 7*201 {
+		t.Fatalf("QueuedBytes %d with 7 messages buffered, want %d", got, 7*201)
 	}
+	// The third session's third message finds 1809 bytes counted: the
+	// first session, with 804, is closed for it.
 	c := socks[2]
-	var err error
-	n := 0
-	for ; n < 5 && err == nil; n++ {
-		err = c.SendText(msg)
-	}
-	if !errors.Is(err, ErrBufferFull) || n != 3 {
-		t.Fatalf("third session: %v after %d sends, want ErrBufferFull at the third (the node's 2000 bytes, not its own 1000)", err, n)
+	for n := range 3 {
+		if err := c.SendText(msg); err != nil {
+			t.Fatalf("third session's message %d: %v, want the first session closed instead", n+1, err)
+		}
 	}
 	wantClose(t, e, ErrBufferFull)
-	if got := e.srv.QueuedBytes(); got != 8*201 {
-		t.Fatalf("QueuedBytes %d after the third session closed, want %d", got, 8*201)
+	if r := e.poll(t, sids[0]); r.status != 400 {
+		t.Fatalf("poll of the evicted session: %d %q, want 400", r.status, r.body)
 	}
-	if r := e.poll(t, sids[0]); r.status != 200 || strings.Count(r.body, "\x1e") != 3 {
+	if got := e.srv.QueuedBytes(); got != 6*201 {
+		t.Fatalf("QueuedBytes %d after the first session closed, want %d", got, 6*201)
+	}
+	// With the budget full again (another holder), the third session
+	// holds the most: its own message closes it.
+	e.srv.queues().Take(1800 - 6*201)
+	if err := c.SendText(msg); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("third session with the budget full: %v, want ErrBufferFull", err)
+	}
+	wantClose(t, e, ErrBufferFull)
+	e.srv.queues().Give(1800 - 6*201)
+	if got := e.srv.QueuedBytes(); got != 3*201 {
+		t.Fatalf("QueuedBytes %d after the third session closed, want %d", got, 3*201)
+	}
+	if r := e.poll(t, sids[1]); r.status != 200 || strings.Count(r.body, "\x1e") != 2 {
 		t.Fatalf("poll: %d %q", r.status, r.body)
 	}
-	if got := e.srv.QueuedBytes(); got != 4*201 {
-		t.Fatalf("QueuedBytes %d after a poll took 4 messages, want %d", got, 4*201)
+	if got := e.srv.QueuedBytes(); got != 0 {
+		t.Fatalf("QueuedBytes %d after a poll took 3 messages, want 0", got)
 	}
 	socks[1].Close()
 	if r := e.poll(t, sids[1]); r.status != 200 {
-		t.Fatalf("poll of the closing session: %d %q", r.status, r.body)
-	}
-	wantClose(t, e, ErrForcedClose)
-	socks[0].Close()
-	if r := e.poll(t, sids[0]); r.status != 200 {
 		t.Fatalf("poll of the closing session: %d %q", r.status, r.body)
 	}
 	wantClose(t, e, ErrForcedClose)

@@ -45,9 +45,12 @@ type Config struct {
 	// The polling buffers of all sessions count, with the WebSockets'
 	// send queues, in WebSocket.Queues (a budget of
 	// WebSocket.MaxQueuedBytes, 1 GiB by default, when not set): a
-	// message that finds that budget at its limit closes its session with
-	// ErrBufferFull too. Polling sessions hold no socket, so nothing else
-	// bounds how many buffers a client can leave to fill.
+	// message that finds that budget at its limit closes, with
+	// ErrBufferFull too, the session or connection holding the most whose
+	// client is not reading (packets waiting for a GET, a write waiting
+	// for the peer) if it holds more than the message's own session
+	// would, else its own session. Polling sessions hold no socket, so
+	// nothing else bounds how many buffers a client can leave to fill.
 	MaxBufferedBytes int
 	// UpgradeTimeout is how long a WebSocket opened to upgrade a polling
 	// session has to complete the upgrade (the "5" packet) before it is

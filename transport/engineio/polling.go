@@ -209,6 +209,7 @@ func (s *Socket) takePollLocked() (body []byte, last bool) {
 	}
 	body = appendPayload(make([]byte, 0, int(p.bufBytes)+2), p.buf)
 	s.srv.queues().Give(int64(p.bufBytes))
+	s.srv.queues().Untrack((*pollHolder)(s))
 	s.pstate().pingUnread = false
 	clear(p.buf)
 	s.pstate().buf, s.pstate().bufBytes = p.buf[:0], 0

@@ -356,25 +356,95 @@ func (s *Socket) Send(m *transport.Prepared) error {
 		return nil
 	}
 	err := s.bufferLocked(m)
+	for evictions := 0; err == errBudgetFull && evictions < maxEvictions; evictions++ {
+		// The node's budget is full: close a session or connection
+		// holding more whose client is not reading, rather than this one.
+		s.mu.Unlock()
+		if !s.srv.queues().MakeRoom((*pollHolder)(s), int64(pollSize(m))) {
+			s.mu.Lock()
+			break
+		}
+		s.mu.Lock()
+		if s.state != stateOpen || s.ws {
+			s.mu.Unlock()
+			return s.Send(m) // closed, or upgraded meanwhile
+		}
+		err = s.bufferLocked(m)
+	}
 	s.mu.Unlock()
 	if err != nil {
+		err = ErrBufferFull
 		s.finish(err)
 	}
 	return err
 }
 
+// maxEvictions bounds the holders Send closes to make room for one
+// message in the node's full budget.
+const maxEvictions = 4
+
+// errBudgetFull is bufferLocked's: the message does not fit in the
+// node's budget (Config.WebSocket.Queues).
+var errBudgetFull = errors.New("engineio: queue budget full")
+
 // bufferLocked appends m to the polling buffer and wakes the pending
-// GET. s.mu must be held.
+// GET. It returns ErrBufferFull over MaxBufferedBytes and errBudgetFull
+// when the node's budget is full. A session with packets waiting is a
+// holder the budget may close to make room (pollHolder). s.mu must be
+// held.
 func (s *Socket) bufferLocked(m *transport.Prepared) error {
 	n := pollSize(m)
 	p := s.pstate()
-	if len(p.buf) > 0 && int(p.bufBytes)+n > s.srv.cfg.MaxBufferedBytes || !s.srv.queues().Take(int64(n)) {
+	if len(p.buf) > 0 && int(p.bufBytes)+n > s.srv.cfg.MaxBufferedBytes {
 		return ErrBufferFull
+	}
+	if !s.srv.queues().Take(int64(n)) {
+		return errBudgetFull
 	}
 	p.bufBytes += int32(n)
 	p.buf = append(p.buf, m)
+	if len(p.buf) == 1 {
+		s.srv.queues().Track((*pollHolder)(s))
+	}
 	s.wakePollLocked()
 	return nil
+}
+
+// pollHolder is a polling session as a holder of bytes in the node's
+// queue budget, tracked while packets wait in its buffer: when the
+// budget is full, the holder with the most is closed to make room.
+type pollHolder Socket
+
+// QueuedBytes returns what the buffer holds, -1 once the session is
+// closing or upgraded.
+func (h *pollHolder) QueuedBytes() int64 {
+	s := (*Socket)(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateOpen || s.ws || s.pstate() == nil {
+		return -1
+	}
+	return int64(s.pstate().bufBytes)
+}
+
+// Evict drops the buffer, giving its bytes back at once, and closes the
+// session with ErrBufferFull (its client is not reading) on another
+// goroutine: the caller may be a broadcast, which must not run the
+// session's OnClose.
+func (h *pollHolder) Evict() bool {
+	s := (*Socket)(h)
+	s.mu.Lock()
+	p := s.pstate()
+	if s.state != stateOpen || s.ws || p == nil {
+		s.mu.Unlock()
+		return false
+	}
+	s.srv.queues().Give(int64(p.bufBytes))
+	clear(p.buf)
+	p.buf, p.bufBytes = nil, 0
+	s.mu.Unlock()
+	s.srv.goFinish(s, ErrBufferFull)
+	return true
 }
 
 // wakePollLocked ends the pending GET's wait. s.mu must be held.
@@ -455,6 +525,7 @@ func (s *Socket) finish(reason error) {
 		probe = p.probe
 		s.stopUpgradeLocked()
 		s.srv.queues().Give(int64(p.bufBytes))
+		s.srv.queues().Untrack((*pollHolder)(s))
 		p.buf, p.bufBytes = nil, 0
 		s.wakePollLocked()
 	}

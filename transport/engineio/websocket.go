@@ -179,6 +179,7 @@ func (s *Socket) onProbeFrame(c *transport.Conn, typ transport.MessageType, msg 
 		p := s.pstate()
 		buf := p.buf
 		s.srv.queues().Give(int64(p.bufBytes)) // c.Send counts them again
+		s.srv.queues().Untrack((*pollHolder)(s))
 		s.wakePollLocked()
 		s.setWS(c) // drops p
 		closing := s.state == stateClosing
