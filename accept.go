@@ -223,6 +223,7 @@ func (a *acceptor) acceptLoop() {
 				return
 			}
 			// Out of descriptors or memory: wait, as net/http does.
+			a.s.metrics.AcceptErrors.Inc()
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			a.s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
 			select {

@@ -3,10 +3,12 @@ package herald_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -53,8 +55,8 @@ func (s *syncBuffer) String() string {
 }
 
 // Out of descriptors (EMFILE), Serve's accept loop neither spins nor
-// gives up: it waits 5 ms, doubling to 1 s, logs each failure, and serves
-// again once Accept works.
+// gives up: it waits 5 ms, doubling to 1 s, logs and counts each failure
+// (herald_accept_errors_total), and serves again once Accept works.
 func TestAcceptOutOfDescriptorsBacksOff(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
@@ -104,5 +106,10 @@ func TestAcceptOutOfDescriptorsBacksOff(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "accept failed; retrying"); n != fails {
 		t.Fatalf("%d accept failures logged, want %d:\n%s", n, fails, logs.String())
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if want := fmt.Sprintf("herald_accept_errors_total %d\n", fails); !strings.Contains(rec.Body.String(), want) {
+		t.Fatalf("/metrics has no %q", want)
 	}
 }

@@ -20,6 +20,7 @@ type Metrics struct {
 	BytesOut            prometheus.Counter
 	HeartbeatTerminated prometheus.Counter
 	SlowConsumers       prometheus.Counter
+	AcceptErrors        prometheus.Counter
 	Errors              *prometheus.CounterVec // by code
 	FanoutSeconds       prometheus.Histogram
 	HookPanics          *prometheus.CounterVec // by hook
@@ -75,6 +76,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_slow_consumer_disconnects_total", Help: "Connections closed because their send queue was full.",
+		}),
+		AcceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_accept_errors_total", Help: "Accepts that failed for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or an aborted connection, each followed by a pause of the accept loop.",
 		}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_errors_total", Help: "Error frames sent to clients, by code.",
@@ -133,7 +137,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(
 		m.Connections, m.ConnectionsOpened, m.ConnectionsClosed, m.UpgradesRejected,
 		m.MessagesIn, m.MessagesOut, m.BytesIn, m.BytesOut, m.HeartbeatTerminated,
-		m.SlowConsumers, m.Errors, m.FanoutSeconds, m.HookPanics, m.APIRequests, m.Draining,
+		m.SlowConsumers, m.AcceptErrors, m.Errors, m.FanoutSeconds, m.HookPanics, m.APIRequests, m.Draining,
 		m.Redeliveries, m.AcksExpired, m.AcksDropped, m.LimitRejections, m.BrokerUp,
 		m.Recoveries, m.Gaps, m.AcksCarried,
 		m.ProtocolConnections, m.ProtocolConnectionsOpened, m.ProtocolConnectionsClosed, m.ProtocolMessagesIn,
