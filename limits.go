@@ -41,6 +41,8 @@ const (
 	// and those of one client IP (MaxPendingBytesPerIP).
 	limitSocketIOPendingBytes      limitName = "socketio_pending_bytes"
 	limitSocketIOPendingBytesPerIP limitName = "socketio_pending_bytes_per_ip"
+	// Engine.IO sessions on long-polling (SocketIOConfig.MaxPollingSessions).
+	limitSocketIOPollingSessions limitName = "socketio_polling_sessions"
 	// Refused CONNECTs on one Socket.IO connection (socketio.Config.MaxConnectRefusals).
 	limitSocketIOConnectRefusals limitName = "socketio_connect_refusals"
 )
@@ -50,7 +52,7 @@ var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
 	limitNodeReadingBytes, limitNodeQueuedBytes,
-	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP, limitSocketIOConnectRefusals,
+	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP, limitSocketIOPollingSessions, limitSocketIOConnectRefusals,
 }
 
 // countLimit counts a refusal by the bound l.

@@ -195,6 +195,12 @@ func New(cfg Config) (*Server, error) {
 			}
 			return float64(s.sio.pending.bytes())
 		},
+		SocketIOPollingSessions: func() float64 {
+			if s.sio == nil {
+				return 0
+			}
+			return float64(s.sio.eng.Polling())
+		},
 	})
 	if s.broker == nil {
 		s.broker = memory.New()

@@ -229,6 +229,11 @@ func (s *Server) sioAllow(r *http.Request) error {
 	if !isPollingHandshake(r) {
 		return nil
 	}
+	if n := s.cfg.SocketIO.MaxPollingSessions; n > 0 && s.sio.eng.Polling() >= n {
+		s.metrics.UpgradesRejected.WithLabelValues(string(limitSocketIOPollingSessions)).Inc()
+		s.countLimit(limitSocketIOPollingSessions)
+		return errors.New("too many Socket.IO long-polling sessions on this node; retry shortly")
+	}
 	switch s.sio.pending.take(s.clientIP(r), sioPendingCharge(r)) {
 	case limitSocketIOPendingBytes:
 		s.metrics.UpgradesRejected.WithLabelValues(string(limitSocketIOPendingBytes)).Inc()

@@ -337,6 +337,53 @@ func TestSocketIOPendingSessionsPerIP(t *testing.T) {
 	pollPost(t, ts, sid, "1")
 }
 
+// Long-polling sessions hold no socket, so the descriptor limit that
+// bounds WebSockets does not bound them, in a namespace or not: past
+// SocketIOConfig.MaxPollingSessions a polling handshake is refused (403,
+// counted, the gauge at the bound), and one closing makes room.
+func TestSocketIOPollingSessionsBounded(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{SocketIO: herald.SocketIOConfig{Enabled: true, MaxPollingSessions: 3,
+		PingInterval: time.Minute, PingTimeout: time.Minute}})
+	var sids []string
+	for i := range 3 {
+		status, sid, msg := pollHandshake(t, ts, 0)
+		if status != http.StatusOK {
+			t.Fatalf("handshake %d: %d %q", i, status, msg)
+		}
+		sids = append(sids, sid)
+	}
+	// One joins the namespace: it still counts.
+	if st := pollPost(t, ts, sids[0], "40"); st != http.StatusOK {
+		t.Fatalf("CONNECT post: %d", st)
+	}
+	if st, body := pollGet(t, ts, sids[0]); st != http.StatusOK || !strings.HasPrefix(body, "40{") {
+		t.Fatalf("CONNECT reply: %d %q", st, body)
+	}
+	status, _, msg := pollHandshake(t, ts, 0)
+	if status != http.StatusForbidden || !strings.Contains(msg, "long-polling sessions") {
+		t.Fatalf("fourth handshake: %d %q, want 403 naming the bound", status, msg)
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="socketio_polling_sessions"}`); v != 1 {
+		t.Fatalf(`herald_limit_rejections_total{limit="socketio_polling_sessions"} = %v, want 1`, v)
+	}
+	if v := metricValue(t, ts, "herald_socketio_polling_sessions"); v != 3 {
+		t.Fatalf("herald_socketio_polling_sessions = %v, want 3", v)
+	}
+	pollPost(t, ts, sids[1], "1") // a close packet
+	waitFor(t, 5*time.Second, "a polling session closed", func() bool {
+		return metricValue(t, ts, "herald_socketio_polling_sessions") == 2
+	})
+	if status, sid, msg := pollHandshake(t, ts, 0); status != http.StatusOK {
+		t.Fatalf("handshake after one closed: %d %q", status, msg)
+	} else {
+		sids[1] = sid
+	}
+	for _, sid := range sids {
+		pollPost(t, ts, sid, "1")
+	}
+}
+
 // A client that has its CONNECT refused again and again on one
 // connection (here by asking for a namespace not served; a bad token
 // counts the same) gets its connection closed at the 16th, counted, and

@@ -16,6 +16,7 @@ const (
 	DefaultSocketIOConnectTimeout       = 10 * time.Second
 	DefaultSocketIOMaxPendingBytes      = 64 << 20
 	DefaultSocketIOMaxPendingBytesPerIP = 1 << 20
+	DefaultSocketIOMaxPollingSessions   = 20_000
 )
 
 // SocketIOConfig configures Herald's Socket.IO endpoint: Engine.IO v4
@@ -68,6 +69,18 @@ type SocketIOConfig struct {
 	// at once, which a NAT of thousands of browsers reconnecting together
 	// does not reach: a CONNECT follows its handshake within a round trip).
 	MaxPendingBytesPerIP int64
+	// MaxPollingSessions bounds the Engine.IO sessions on HTTP
+	// long-polling at once on this node, whether or not they joined a
+	// namespace: they hold no socket, so unlike WebSockets nothing else
+	// (the descriptor limit) bounds how many an authenticated client, or
+	// any client where connections need no credential, keeps open, each
+	// holding a few KB (the session, its connection and the request kept
+	// for admission) for as long as it answers pings. Sessions that
+	// upgrade to WebSocket leave the count. A polling handshake over it is
+	// refused with 403 {"code":4,…}
+	// (herald_limit_rejections_total{limit="socketio_polling_sessions"};
+	// herald_socketio_polling_sessions). Default 20,000; -1: no cap.
+	MaxPollingSessions int
 	// Cookie, when set, names a cookie set to the Engine.IO session id on
 	// the handshake, for load balancers that keep polling requests on
 	// one node by cookie. Long-polling needs sticky sessions; see
@@ -113,6 +126,9 @@ func (c *SocketIOConfig) setDefaults() {
 	if c.MaxPendingBytesPerIP == 0 {
 		c.MaxPendingBytesPerIP = DefaultSocketIOMaxPendingBytesPerIP
 	}
+	if c.MaxPollingSessions == 0 {
+		c.MaxPollingSessions = DefaultSocketIOMaxPollingSessions
+	}
 }
 
 // validate checks c; bad is Config.validate's error constructor.
@@ -126,6 +142,8 @@ func (c *SocketIOConfig) validate(bad func(field, format string, args ...any) er
 		return bad("SocketIO.Namespaces", "at most %d besides \"/\" (got %d)", hub.MaxCodecs-2, len(c.Namespaces))
 	case c.PingInterval < 0 || c.PingTimeout < 0 || c.MaxPayload < 0 || c.ConnectTimeout < 0 || c.MaxPendingBytes < 0 || c.MaxPendingBytesPerIP < 0:
 		return bad("SocketIO", "PingInterval, PingTimeout, MaxPayload, ConnectTimeout, MaxPendingBytes and MaxPendingBytesPerIP must not be negative")
+	case c.MaxPollingSessions < -1:
+		return bad("SocketIO.MaxPollingSessions", "must be positive, or -1 for no cap (got %d)", c.MaxPollingSessions)
 	}
 	seen := map[string]bool{"/": true}
 	for i, ns := range c.Namespaces {

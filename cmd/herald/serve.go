@@ -164,6 +164,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	sioRecovery := f.Bool("socketio-recovery", false, "Socket.IO connection state recovery: pid and offsets mapped onto Herald sessions and room history (--history)")
 	sioPendingBytes := f.Int("socketio-max-pending-bytes", herald.DefaultSocketIOMaxPendingBytes, "bytes the Socket.IO long-polling sessions that joined no namespace yet hold on this node, all together (their handshake requests; over it a handshake is refused with 403)")
 	sioPendingPerIP := f.Int("socketio-max-pending-bytes-per-ip", herald.DefaultSocketIOMaxPendingBytesPerIP, "the share of --socketio-max-pending-bytes the sessions of one client IP may hold (over it that IP's handshakes are refused with 403)")
+	sioPolling := f.Int("socketio-max-polling-sessions", herald.DefaultSocketIOMaxPollingSessions, "Socket.IO sessions on HTTP long-polling at once on this node (they hold no socket; over it a polling handshake is refused with 403; -1: no cap)")
 	sioCookie := f.String("socketio-cookie", "", "set this cookie to the Engine.IO session id, for load balancers that route polling requests by cookie (empty: none; nginx ip_hash needs none)")
 	history := f.String("history", "", "rooms that keep a history (offsets, recovery, idempotent publishes): comma-separated PATTERN=SIZE[/TTL], * matching any characters, first match wins, e.g. 'chat:*=100/10m,orders:*=1000/1h'; empty: none")
 	backendURL := f.String("backend-url", "", "the application's backend: each hook of --backend-hooks is POSTed to URL/<hook> (docs/backend.md)")
@@ -224,7 +225,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	sc.engines = engineConfig{redisURL: *redisURL, redisCluster: splitList(*redisCluster), redisPassword: *redisPassword,
 		natsURL: *natsURL, publishBuffer: *publishBuffer, sharedRooms: *sharedRooms}
 	cfg.PresenceEvents, cfg.LeaseTTL = *presenceEvents, *leaseTTL
-	cfg.SocketIO = herald.SocketIOConfig{Enabled: !*noSIO, Path: *sioPath, Recovery: *sioRecovery, Cookie: *sioCookie, MaxPendingBytes: int64(*sioPendingBytes), MaxPendingBytesPerIP: int64(*sioPendingPerIP)}
+	cfg.SocketIO = herald.SocketIOConfig{Enabled: !*noSIO, Path: *sioPath, Recovery: *sioRecovery, Cookie: *sioCookie, MaxPendingBytes: int64(*sioPendingBytes), MaxPendingBytesPerIP: int64(*sioPendingPerIP), MaxPollingSessions: *sioPolling}
 	for _, o := range cfg.AllowedOrigins {
 		// Engine.IO's polling CORS takes exact origins or "*"; patterns
 		// such as *.example.com apply to the origin check only.

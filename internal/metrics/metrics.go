@@ -165,6 +165,9 @@ type Gauges struct {
 	// SocketIOPendingBytes is what the Socket.IO long-polling sessions
 	// that joined no namespace yet are charged (SocketIOConfig.MaxPendingBytes).
 	SocketIOPendingBytes func() float64
+	// SocketIOPollingSessions is how many Engine.IO sessions are on
+	// long-polling (SocketIOConfig.MaxPollingSessions).
+	SocketIOPollingSessions func() float64
 }
 
 // RegisterGauges registers g's functions on reg.
@@ -194,6 +197,10 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 			Name: "herald_socketio_pending_bytes",
 			Help: "Bytes the Socket.IO long-polling sessions that joined no namespace yet are charged: their handshake requests' headers and URL, and 2 KiB each.",
 		}, g.SocketIOPendingBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herald_socketio_polling_sessions",
+			Help: "Socket.IO (Engine.IO) sessions on HTTP long-polling.",
+		}, g.SocketIOPollingSessions),
 	)
 }
 

@@ -147,6 +147,10 @@ func (s *Server) QueuedBytes() int64 { return s.queues().Used() }
 // Len returns the number of open sessions.
 func (s *Server) Len() int { return int(s.sessions.Load()) }
 
+// Polling returns how many sessions are on HTTP long-polling: they hold
+// no socket, so AllowRequest may bound them by it.
+func (s *Server) Polling() int { return int(s.stats.polling.Load()) }
+
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	st := Stats{
