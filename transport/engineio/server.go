@@ -42,6 +42,10 @@ type Server struct {
 	sessions atomic.Int64
 	stats    counters
 	dones    doneChans // Socket.Done's channels
+
+	// probeUpgraded, when set (by tests), runs between a probe's
+	// handshake and its becoming the session's probe.
+	probeUpgraded func(*Socket)
 }
 
 const sessionShards = 16

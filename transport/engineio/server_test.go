@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,3 +189,52 @@ func (h blockingHandler) OnMessage(s *Socket, data []byte, binary bool) {
 }
 
 func (blockingHandler) OnClose(*Socket, error) {}
+
+// A client that opens a second WebSocket with the sid as soon as its
+// first is open (the protocol suite's "ignores WebSocket connection with
+// same sid after upgrade") gets the second closed, and upgrades on the
+// first, even when the server has not yet taken the first as the probe
+// when the second comes: here the first's handshake is held between its
+// answer and the rest of upgradeRequest until the second is closed.
+// Before, the second became the probe and the first was closed (the
+// suite timed out waiting for the second's close on a loaded machine).
+func TestUpgradeSecondWebSocketDuringFirstHandshake(t *testing.T) {
+	e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	e.srv.probeUpgraded = func(*Socket) {
+		if calls.Add(1) == 1 {
+			close(entered)
+			<-proceed
+		}
+	}
+	sid := e.handshake(t)
+	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		close(proceed)
+		t.Fatal("the first WebSocket's upgrade did not run")
+	}
+	c2 := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, _, err := c2.Read(ctx)
+	timedOut := ctx.Err() != nil
+	cancel()
+	close(proceed)
+	if err == nil || timedOut {
+		t.Fatalf("the second WebSocket was not closed: %v", err)
+	}
+	write(t, c, websocket.MessageText, "2probe")
+	if _, data := read(t, c); data != "3probe" {
+		t.Fatalf("probe answered %q", data)
+	}
+	write(t, c, websocket.MessageText, "5")
+	write(t, c, websocket.MessageText, "4hello")
+	if _, data := read(t, c); data != "4hello" {
+		t.Fatalf("got %q, want the echo of 4hello", data)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d probes upgraded, want 1", n)
+	}
+}

@@ -51,7 +51,7 @@ type Socket struct {
 	ws     bool  // the transport is WebSocket (from the start, or upgraded)
 	mapped bool  // in the sid map: the session began on polling (set before add, then constant; read without mu)
 	errIdx uint8 // why the session closed (or is closing): 1 + its index in reasons; 0 while open
-	flags  sflag // fUpgrading, fInHandler, fNotified, fAwaitPong, fWaited
+	flags  sflag // fUpgrading, fInHandler, fNotified, fAwaitPong, fWaited, fProbing
 
 	// Where the server's clock keeps the socket; guarded by clock.mu,
 	// like hbAt.
@@ -80,6 +80,7 @@ const (
 	fNotified                    // OnClose has been called (or is about to be)
 	fAwaitPong                   // a ping was sent and no pong has come
 	fWaited                      // Done made a channel for it, in Server.dones
+	fProbing                     // a probe WebSocket's handshake is in progress (upgradeRequest)
 )
 
 // is reports whether flag f is set. s.mu must be held.

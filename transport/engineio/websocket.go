@@ -74,13 +74,33 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 // session: the probe of an upgrade. A session that is already on
 // WebSocket, or already upgrading, gets the WebSocket closed at once, as
 // the reference server does.
+//
+// The session is marked as probing before the handshake's answer is
+// written: a client that opens a second WebSocket as soon as the first is
+// open must find the first one there (the reference server, on one
+// thread, takes the probe in the same turn as it answers the handshake).
+// Marked after, the second could come first and become the probe, and
+// the first was closed instead.
 func (s *Socket) upgradeRequest(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	first := s.state == stateOpen && !s.ws && s.pstate().probe == nil && !s.is(fProbing)
+	if first {
+		s.set(fProbing, true)
+	}
+	s.mu.Unlock()
 	c, err := s.srv.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return
+	if first && err == nil && s.srv.probeUpgraded != nil {
+		s.srv.probeUpgraded(s)
 	}
 	s.mu.Lock()
-	if s.state != stateOpen || s.ws || s.pstate().probe != nil {
+	if first {
+		s.set(fProbing, false)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return
+	}
+	if !first || s.state != stateOpen || s.ws || s.pstate().probe != nil {
 		s.mu.Unlock()
 		s.settleProbe()
 		c.Abort(transport.CloseNormal, "", nil)
@@ -97,15 +117,16 @@ func (s *Socket) upgradeRequest(w http.ResponseWriter, r *http.Request) {
 }
 
 // settleProbe waits, for up to 100 ms, until the session's probe (if it
-// has one) has answered "2probe" and the answer is written. A second
-// WebSocket of an upgrading session is closed after that: frames sent
-// on the first before the second was opened are then answered first,
-// as a server reading its sockets in order would.
+// has one, or its handshake is in progress) has answered "2probe" and
+// the answer is written. A second WebSocket of an upgrading session is
+// closed after that: frames sent on the first before the second was
+// opened are then answered first, as a server reading its sockets in
+// order would.
 func (s *Socket) settleProbe() {
 	for i := 0; i < 50; i++ {
 		s.mu.Lock()
 		c := s.probeLocked()
-		settled := c == nil || s.is(fUpgrading)
+		settled := c == nil && !s.is(fProbing) || s.is(fUpgrading)
 		if s.ws {
 			c = s.wsConn()
 		}
