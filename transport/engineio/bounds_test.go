@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -577,28 +578,44 @@ func TestPollingBlindPong(t *testing.T) {
 	}{{"blind", false}, {"polling", true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			// A heartbeat of 600 ms and a loop of 2 s: the blind client
-			// must be dropped, and the polling one, whose loop may take
-			// a few hundred ms per turn on a loaded machine, must not.
+			// must be dropped, and the polling one must not.
 			e := newEnv(t, Config{PingInterval: 100 * time.Millisecond, PingTimeout: 500 * time.Millisecond})
 			sid := e.handshake(t)
 			so := e.srv.Socket(sid)
+			// One POST at a time, as a client sends them (a second one
+			// while one is read closes the session).
+			var postMu sync.Mutex
+			post := func(body string) {
+				postMu.Lock()
+				defer postMu.Unlock()
+				e.post(t, sid, body)
+			}
+			if tt.polls {
+				// The polling client keeps a poll pending, as a real one
+				// does, and answers a ping as soon as its poll brings it:
+				// its pong takes one request after the ping, however
+				// long the loop below takes a turn on a loaded machine.
+				polled := make(chan struct{})
+				go func() {
+					defer close(polled)
+					pollLoop(t, e, sid, &postMu)
+				}()
+				t.Cleanup(func() {
+					so.Close()
+					<-polled
+				})
+			}
 			deadline := time.Now().Add(2 * time.Second)
 			for time.Now().Before(deadline) && so.Err() == nil {
-				if tt.polls && so.Queued() > 0 {
-					if r := e.poll(t, sid); r.status != 200 {
-						t.Fatalf("poll: %d %q", r.status, r.body)
-					}
-				}
-				e.post(t, sid, "3")
-				e.post(t, sid, "4alive")
+				post("3")
+				post("4alive")
 				time.Sleep(10 * time.Millisecond)
 			}
 			if tt.polls {
 				if err := so.Err(); err != nil {
 					t.Fatalf("a client that polls and pongs closed: %v", err)
 				}
-				so.Close()
-				e.poll(t, sid)
+				so.Close() // the pending poll takes the close packet
 				wantClose(t, e, ErrForcedClose)
 				return
 			}
@@ -719,4 +736,42 @@ func TestPollingPostReadBudget(t *testing.T) {
 		t.Fatalf("completed POST: %v %v", resp, err)
 	}
 	waitUsed(0)
+}
+
+// pollLoop polls session sid until it ends, and posts a pong (holding
+// postMu) for each ping a poll brings. It runs on a goroutine of its own:
+// it reports with t.Errorf, never t.Fatal.
+func pollLoop(t *testing.T, e *testEnv, sid string, postMu *sync.Mutex) {
+	url := e.url + "?EIO=4&transport=polling&sid=" + sid
+	pong := func() {
+		postMu.Lock()
+		defer postMu.Unlock()
+		resp, err := http.Post(url, "text/plain;charset=UTF-8", strings.NewReader("3"))
+		if err != nil {
+			t.Errorf("pong: %v", err)
+			return
+		}
+		resp.Body.Close()
+	}
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Errorf("poll: %v", err)
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("poll: %d %q %v", resp.StatusCode, b, err)
+			return
+		}
+		for _, p := range strings.Split(string(b), "\x1e") {
+			switch p {
+			case "2":
+				pong()
+			case "1", "6": // closed
+				return
+			}
+		}
+	}
 }
