@@ -58,19 +58,30 @@ func TestCloseReasons(t *testing.T) {
 		// The handler holds the socket's reader on its first message, so
 		// the pongs the client sends meanwhile stay in the socket: the
 		// session must outlive several ping timeouts, then carry on.
-		release := make(chan struct{})
+		release, held := make(chan struct{}), make(chan struct{}, 1)
 		var once sync.Once
 		e := newEnv(t, Config{OnConnection: func(*Socket, *http.Request) Handler {
-			return blockingHandler{release: release, once: &once}
+			return blockingHandler{release: release, held: held, once: &once}
 		}})
 		t.Cleanup(func() { once.Do(func() { close(release) }) })
 		c := e.dial(t, "EIO=4&transport=websocket")
 		read(t, c) // open
 		write(t, c, websocket.MessageText, "4hold")
+		// The pong is written once the handler holds the reader, before
+		// the ping is read: it waits in the socket by the ping's deadline
+		// however long this process takes to run (written after reading
+		// the ping, it had to arrive within the 200 ms pong timeout, which
+		// a loaded machine missed now and then). The server cannot tell
+		// the difference: it reads the pong after the ping.
+		select {
+		case <-held:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the handler did not get 4hold")
+		}
+		write(t, c, websocket.MessageText, "3")
 		if _, m := read(t, c); m != "2" {
 			t.Fatalf("got %q, want a ping", m)
 		}
-		write(t, c, websocket.MessageText, "3") // waits unread behind "4hold"
 		// Three ping timeouts: without the unread check the session ends
 		// after the first.
 		time.Sleep(3 * testPingTimeout)
@@ -79,7 +90,12 @@ func TestCloseReasons(t *testing.T) {
 		}
 		once.Do(func() { close(release) })
 		write(t, c, websocket.MessageText, "4after")
-		if _, m := read(t, c); m != "4after" {
+		_, m := read(t, c)
+		for m == "2" { // the next ping may come first on a slow machine
+			write(t, c, websocket.MessageText, "3")
+			_, m = read(t, c)
+		}
+		if m != "4after" {
 			t.Fatalf("after the release got %q, want the echo of 4after", m)
 		}
 	})
@@ -177,11 +193,15 @@ func TestShutdownWithOpenSessions(t *testing.T) {
 // echoes every message.
 type blockingHandler struct {
 	release chan struct{}
+	held    chan struct{} // gets a value when "hold" begins (nil: none)
 	once    *sync.Once
 }
 
 func (h blockingHandler) OnMessage(s *Socket, data []byte, binary bool) {
 	if string(data) == "hold" {
+		if h.held != nil {
+			h.held <- struct{}{}
+		}
 		<-h.release
 		return
 	}
