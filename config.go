@@ -160,7 +160,11 @@ type Config struct {
 	// bound is closed with 1013 (try again later). Socket.IO's
 	// long-polling POST bodies count too while they arrive (their buffer
 	// beyond 4 KiB): one that does not fit is answered 503 and its
-	// session closed. Default 256 MiB:
+	// session closed. So do Socket.IO binary packets waiting for their
+	// attachments (the packet and the attachments so far, up to 1 MB
+	// each, held until the last one comes, even before a namespace is
+	// joined): the connection whose packet does not fit is closed.
+	// Default 256 MiB:
 	// 4,000 messages of 64 KiB or 268 of 1 MB arriving at the same
 	// instant, far more than honest clients send at once, while what an
 	// attacker can hold stays a small part of a node's memory.

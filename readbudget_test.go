@@ -112,3 +112,48 @@ func TestReadBuffersNodeBound(t *testing.T) {
 	slow.Close()
 	waitGauge(0)
 }
+
+// A Socket.IO binary packet is held, with its attachments so far, until
+// its last attachment arrives, which the client may never send, and
+// before it has joined any namespace: those bytes count in the node's
+// read budget too (frames of 4 KiB, which the WebSocket's own reading
+// never counts, here), and the connection whose packet does not fit is
+// closed.
+func TestSocketIOAttachmentsCountInReadBudget(t *testing.T) {
+	t.Parallel()
+	const budget = 50_000
+	ts := startServer(t, herald.Config{MaxNodeReadingBytes: budget,
+		SocketIO: herald.SocketIOConfig{Enabled: true, PingInterval: time.Minute, PingTimeout: time.Minute}})
+	nc, br := rawDialPath(t, ts.HTTP.URL, "/socket.io/?EIO=4&transport=websocket")
+	var placeholders []string
+	for i := range 20 {
+		placeholders = append(placeholders, fmt.Sprintf(`{"_placeholder":true,"num":%d}`, i))
+	}
+	packet := `4520-["e",` + strings.Join(placeholders, ",") + `]`
+	_, _ = nc.Write(maskedFrame(1, []byte(packet)))
+	attachment := maskedFrame(2, make([]byte, 4000))
+	for range 12 { // 48,000 B and the packet: under the budget
+		_, _ = nc.Write(attachment)
+	}
+	held := float64(len(packet) - 1 + 12*4000) // without the Engine.IO type
+	waitFor(t, 5*time.Second, fmt.Sprintf("herald_read_buffer_bytes = %v", held), func() bool {
+		return metricValue(t, ts, "herald_read_buffer_bytes") == held
+	})
+	_, _ = nc.Write(attachment) // over it
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		op, _, err := readFrame(br)
+		if err != nil {
+			t.Fatalf("the connection over the budget was not closed: %v", err)
+		}
+		if op == 8 {
+			break
+		}
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="node_reading_bytes"}`); v != 1 {
+		t.Fatalf(`herald_limit_rejections_total{limit="node_reading_bytes"} = %v, want 1`, v)
+	}
+	waitFor(t, 5*time.Second, "herald_read_buffer_bytes = 0", func() bool {
+		return metricValue(t, ts, "herald_read_buffer_bytes") == 0
+	})
+}

@@ -137,6 +137,7 @@ func (s *Server) startSocketIO() error {
 			s.log.InfoContext(ctx, "socket.io connection closed for a protocol error", "err", err)
 		},
 		OnClose: func(ctx context.Context) { so.pending.release(ctx.Value(sioClientKey{}).(*sioClient)) },
+		Reading: s.reading, // binary packets waiting for their attachments
 	})
 	if err != nil {
 		return err

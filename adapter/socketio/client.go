@@ -10,6 +10,7 @@ import (
 	"time"
 
 	sio "github.com/heraldrt/herald/protocol/socketio"
+	"github.com/heraldrt/herald/transport"
 )
 
 // Client is the Socket.IO side of one Engine.IO connection: the sockets
@@ -42,6 +43,7 @@ type Client struct {
 type clientExtra struct {
 	connectTimer *time.Timer
 	recon        *sio.Reconstructor // collects the attachments of a binary packet
+	reconCharged int64              // what recon holds, counted in Config.Reading
 	more         []*Socket          // the accepted sockets after first, in the order they joined
 }
 
@@ -60,7 +62,8 @@ func (c *Client) tidyLocked() {
 	}
 }
 
-// setRecon sets (or, with nil, ends) the binary packet being received.
+// setRecon sets (or, with nil, ends) the binary packet being received;
+// ending it gives back what it was charged in Config.Reading.
 func (c *Client) setRecon(r *sio.Reconstructor) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -68,8 +71,34 @@ func (c *Client) setRecon(r *sio.Reconstructor) {
 		c.extraLocked().recon = r
 	} else if c.x != nil {
 		c.x.recon = nil
+		c.srv.cfg.Reading.Give(c.x.reconCharged)
+		c.x.reconCharged = 0
 		c.tidyLocked()
 	}
+}
+
+// chargeRecon counts n more bytes of the binary packet being received
+// in Config.Reading and reports whether they fit; the reader only.
+func (c *Client) chargeRecon(n int) bool {
+	if !c.srv.cfg.Reading.Take(int64(n)) {
+		return false
+	}
+	c.mu.Lock()
+	if c.x != nil && c.x.recon != nil {
+		c.x.reconCharged += int64(n)
+		c.mu.Unlock()
+		return true
+	}
+	c.mu.Unlock()
+	c.srv.cfg.Reading.Give(int64(n)) // closed meanwhile: nothing holds them
+	return true
+}
+
+// busy closes the connection whose binary packet did not fit in
+// Config.Reading.
+func (c *Client) busy() {
+	c.setRecon(nil)
+	c.fail(ReasonServerBusy, fmt.Errorf("binary packet waiting for its attachments: %w", transport.ErrReadsFull))
 }
 
 // reading returns whether the client is closed and the binary packet
@@ -180,6 +209,9 @@ func (c *Client) HandleText(msg []byte) {
 		}
 		if !r.Done() {
 			c.setRecon(r)
+			if !c.chargeRecon(len(msg)) {
+				c.busy()
+			}
 			return
 		}
 	}
@@ -195,6 +227,10 @@ func (c *Client) HandleBinary(msg []byte) {
 	}
 	if recon == nil {
 		c.fail(ReasonParseError, fmt.Errorf("%w: binary message without a binary packet", sio.ErrInvalid))
+		return
+	}
+	if !c.chargeRecon(len(msg)) {
+		c.busy()
 		return
 	}
 	done, err := recon.Add(msg)
@@ -257,6 +293,9 @@ func (c *Client) closeAll(reason string) {
 		c.x.connectTimer.Stop()
 	}
 	socks := c.listLocked()
+	if c.x != nil {
+		c.srv.cfg.Reading.Give(c.x.reconCharged)
+	}
 	c.first, c.x = nil, nil
 	c.mu.Unlock()
 	for _, s := range socks {

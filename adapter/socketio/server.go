@@ -80,6 +80,9 @@ const (
 	ReasonConnectTimeout   = "connect timeout"
 	ReasonConnectRefusals  = "too many refused connects"
 	ReasonServerClose      = "server shutting down"
+	// ReasonServerBusy: the binary packet being received did not fit in
+	// Config.Reading.
+	ReasonServerBusy = "server busy"
 )
 
 // ConnectRequest is a client's CONNECT to a namespace the server serves.
@@ -158,6 +161,14 @@ type Config struct {
 	// size of a packet and of its attachments, their count, the length of
 	// a namespace. Zero fields take protocol/socketio's defaults.
 	Limits sio.Limits
+	// Reading, when set, is the budget a binary packet waiting for its
+	// attachments counts in: the packet and the attachments so far (up
+	// to Limits.MaxPacketBytes each), held until the last one arrives,
+	// for as long as the client likes, even before it joins a namespace.
+	// The connection whose packet does not fit is closed
+	// (ReasonServerBusy; OnProtocolError gets an error wrapping
+	// transport.ErrReadsFull).
+	Reading *transport.ReadBudget
 
 	// OnConnect decides a CONNECT to a served namespace: nil error
 	// accepts (the CONNECT reply is sent once it returns), an error

@@ -104,7 +104,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	queue := f.Int("send-queue", herald.DefaultSendQueueSize, "per-connection send queue, in messages (full: disconnect with 4008)")
 	queueBytes := f.Int("send-queue-bytes", herald.DefaultSendQueueBytes, "per-connection send queue, in bytes (over it: disconnect with 4008)")
 	nodeQueued := f.Int("max-node-queued-bytes", herald.DefaultMaxNodeQueuedBytes, "bytes queued to all clients of this node together (at it: the client holding the most that is not reading, else the one whose message does not fit, is closed with 1013)")
-	nodeReading := f.Int("max-node-reading-bytes", herald.DefaultMaxNodeReadingBytes, "bytes all clients of this node together may hold in read buffers beyond 4 KiB each (large frames and Socket.IO polling POST bodies still arriving; over it: close 1013, a POST 503)")
+	nodeReading := f.Int("max-node-reading-bytes", herald.DefaultMaxNodeReadingBytes, "bytes all clients of this node together may hold in read buffers beyond 4 KiB each (large frames, Socket.IO polling POST bodies and binary attachments still arriving; over it: close 1013, a POST 503)")
 	writeTimeout := f.Duration("write-timeout", herald.DefaultWriteTimeout, "drop a client that reads nothing for this long (each write of up to 256 KiB)")
 	maxRooms := f.Int("max-rooms", herald.DefaultMaxRoomsPerConn, "rooms one connection may join")
 	drain := f.Duration("drain-timeout", herald.DefaultDrainTimeout, "on SIGTERM, how long clients get to leave before the rest are terminated")
