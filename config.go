@@ -28,6 +28,7 @@ const (
 	DefaultMaxUpgradesInFlight    = 512
 	DefaultMaxNodeQueuedBytes     = 1 << 30
 	DefaultMaxNodeReadingBytes    = 256 << 20
+	DefaultMaxNodeTakeoverBytes   = 256 << 20
 	DefaultWriteTimeout           = 10 * time.Second
 	DefaultMaxRoomsPerConn        = 128
 	DefaultDrainTimeout           = 30 * time.Second
@@ -113,6 +114,18 @@ type Config struct {
 	// CompressionLevel is the flate level, 1 (fastest) to 9; 0 means the
 	// default, 1.
 	CompressionLevel int
+	// MaxNodeTakeoverBytes bounds the compression state that the
+	// connections of this node with context takeover
+	// (CompressionContextTakeover, where the client allows it) keep
+	// between messages, v1's and Socket.IO's WebSockets together: a flate
+	// writer each (1.2 MB at level 1, 810 KB at 2-9), made at the first
+	// message compressed for it, and a 32 KiB window of the client's
+	// compressed messages. A connection whose writer does not fit has its
+	// messages compressed one by one, as without takeover; one whose
+	// window does not fit is closed with 1013 (try again later).
+	// Default 256 MiB (about 200 writers at level 1). Unused without
+	// CompressionContextTakeover.
+	MaxNodeTakeoverBytes int64
 	// CompressionContextTakeover keeps the compressor's window across
 	// messages (better ratio, ~64 KiB more memory per connection, and
 	// broadcast frames can no longer be compressed once for all). Default off.
@@ -386,6 +399,9 @@ func (c *Config) setDefaults() {
 	if c.MaxNodeReadingBytes == 0 {
 		c.MaxNodeReadingBytes = DefaultMaxNodeReadingBytes
 	}
+	if c.MaxNodeTakeoverBytes == 0 {
+		c.MaxNodeTakeoverBytes = DefaultMaxNodeTakeoverBytes
+	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
@@ -485,6 +501,8 @@ func (c *Config) validate() error {
 		return bad("MaxNodeQueuedBytes", "must be positive (got %d)", c.MaxNodeQueuedBytes)
 	case c.MaxNodeReadingBytes < 1:
 		return bad("MaxNodeReadingBytes", "must be positive (got %d)", c.MaxNodeReadingBytes)
+	case c.MaxNodeTakeoverBytes < 1:
+		return bad("MaxNodeTakeoverBytes", "must be positive (got %d)", c.MaxNodeTakeoverBytes)
 	case c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= 0:
 		return bad("HeartbeatTimeout", "must be positive (got %s)", c.HeartbeatTimeout)
 	case c.WriteTimeout < 0:

@@ -37,6 +37,9 @@ const (
 	// holder whose client is not reading, or the one whose message did
 	// not fit.
 	limitNodeQueuedBytes limitName = "node_queued_bytes"
+	// Connections whose context takeover state did not fit in
+	// MaxNodeTakeoverBytes (compressed message by message, or closed).
+	limitNodeTakeoverBytes limitName = "node_takeover_bytes"
 	// Engine.IO polling sessions in no namespace (SocketIOConfig.MaxPendingBytes),
 	// and those of one client IP (MaxPendingBytesPerIP).
 	limitSocketIOPendingBytes      limitName = "socketio_pending_bytes"
@@ -51,7 +54,7 @@ const (
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
-	limitNodeReadingBytes, limitNodeQueuedBytes,
+	limitNodeReadingBytes, limitNodeQueuedBytes, limitNodeTakeoverBytes,
 	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP, limitSocketIOPollingSessions, limitSocketIOConnectRefusals,
 }
 

@@ -83,6 +83,9 @@ type Server struct {
 	// reading bounds the read buffers of v1's and Socket.IO's WebSockets
 	// together: MaxNodeReadingBytes.
 	reading *transport.ReadBudget
+	// takeover bounds the context takeover state of v1's and Socket.IO's
+	// WebSockets together: MaxNodeTakeoverBytes.
+	takeover *transport.ReadBudget
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{} // a connection leaves when its handler has finished
@@ -163,6 +166,8 @@ func New(cfg Config) (*Server, error) {
 	s.queues.OnLimit(func() { s.countLimit(limitNodeQueuedBytes) })
 	s.reading = transport.NewReadBudget(cfg.MaxNodeReadingBytes)
 	s.reading.OnRefuse(func() { s.countLimit(limitNodeReadingBytes) })
+	s.takeover = transport.NewReadBudget(cfg.MaxNodeTakeoverBytes)
+	s.takeover.OnRefuse(func() { s.countLimit(limitNodeTakeoverBytes) })
 	s.upgrader = transport.NewUpgrader(transport.Options{
 		ReadLimit:            cfg.ReadLimit,
 		Compression:          !cfg.DisableCompression,
@@ -173,6 +178,7 @@ func New(cfg Config) (*Server, error) {
 		SendQueueBytes:       cfg.SendQueueBytes,
 		Queues:               s.queues,
 		Reading:              s.reading,
+		Takeover:             s.takeover,
 		WriteTimeout:         cfg.WriteTimeout,
 		PingInterval:         cfg.HeartbeatInterval,
 		PongTimeout:          cfg.HeartbeatTimeout,
@@ -187,6 +193,7 @@ func New(cfg Config) (*Server, error) {
 		PendingAckBytes: func() float64 { return float64(s.pendingAckBytes.Load()) },
 		SendQueueBytes:  func() float64 { return float64(s.queues.Used()) },
 		ReadBufferBytes: func() float64 { return float64(s.reading.Used()) },
+		TakeoverBytes:   func() float64 { return float64(s.takeover.Used()) },
 		PublishBytes:    func() float64 { return float64(s.publishBytes.Load()) },
 		ReplayBytes:     func() float64 { return float64(s.replayBytes.Load()) },
 		SocketIOPendingBytes: func() float64 {

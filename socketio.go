@@ -155,6 +155,7 @@ func (s *Server) startSocketIO() error {
 			SendQueueSize:        s.cfg.SendQueueSize,
 			Queues:               s.queues,  // one budget with v1's connections
 			Reading:              s.reading, // likewise
+			Takeover:             s.takeover,
 			WriteTimeout:         s.cfg.WriteTimeout,
 		},
 		MaxBufferedBytes: int(s.cfg.SendQueueBytes),

@@ -101,6 +101,10 @@ func NewUpgrader(opts Options) *Upgrader {
 	if u.opts.reading == nil {
 		u.opts.reading = NewReadBudget(u.opts.MaxReadingBytes)
 	}
+	u.opts.takeover = opts.Takeover
+	if u.opts.takeover == nil {
+		u.opts.takeover = NewReadBudget(u.opts.MaxTakeoverBytes)
+	}
 	return u
 }
 
@@ -125,6 +129,7 @@ func (u *Upgrader) ReadingBytes() int64 {
 func Upgrade(w http.ResponseWriter, r *http.Request, opts Options, respHeader http.Header) (*Conn, error) {
 	u := &Upgrader{opts: opts.withDefaults()}
 	u.opts.reading = opts.Reading // nil: no bound across connections
+	u.opts.takeover = opts.Takeover
 	return u.Upgrade(w, r, respHeader)
 }
 

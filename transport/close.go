@@ -182,6 +182,10 @@ func (c *Conn) finish() {
 	c.opts.queues.give(taken)
 	c.endPendingWrite() // the write side is this caller's now
 	c.opts.queues.freed(evicted)
+	if z := c.w.z; z != nil {
+		c.opts.takeover.give(z.charged)
+		c.w.z = nil
+	}
 	if c.opts.PingInterval > 0 {
 		heartbeats.remove(c)
 	}

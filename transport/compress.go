@@ -85,7 +85,19 @@ func compressFrame(op byte, payload []byte, level int) []byte {
 // connection's first compressed message.
 type inflateState struct {
 	src  inflateSource
-	dict []byte // client context takeover window
+	dict []byte // client context takeover window, counted in Options.MaxTakeoverBytes
+}
+
+// writerCost is what a flate writer at level holds (measured with Go
+// 1.26), counted in Options.MaxTakeoverBytes.
+func writerCost(level int) int64 {
+	switch level {
+	case flate.BestSpeed:
+		return 1_200_000
+	case flate.HuffmanOnly:
+		return 733_000
+	}
+	return 807_000
 }
 
 type inflateSource struct {

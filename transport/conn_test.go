@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -649,6 +650,118 @@ func waitBlocked(t *testing.T, c *Conn) {
 		defer c.mu.Unlock()
 		if !c.blocked {
 			return errors.New("no write is waiting for the peer")
+		}
+		return nil
+	})
+}
+
+// TestTakeoverBudget: with context takeover each connection keeps a
+// flate writer from its first compressed message and the 32 KiB window
+// of its client's compressed messages; Options.Takeover bounds them
+// together. A connection whose writer does not fit gets its messages
+// compressed one by one, which a client that allowed takeover decodes
+// all the same; one whose window does not fit is closed with 1013. The
+// state is given back when the connections end.
+func TestTakeoverBudget(t *testing.T) {
+	t.Parallel()
+	writer := writerCost(DefaultCompressionLevel)
+	budget := NewReadBudget(writer + windowSize)
+	// Letters at random: about 2,400 B compressed on its own, a few bytes
+	// when the writer remembers the same message.
+	msg := make([]byte, 4000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range msg {
+		msg[i] = 'a' + byte(rng.IntN(26))
+	}
+	ts := newTestServer(t, Options{Compression: true, ContextTakeover: true, Takeover: budget, PingInterval: -1}, func(c *Conn) {
+		for {
+			typ, m, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			for range 3 { // the same message thrice: takeover shrinks the 2nd and 3rd
+				if c.Send(NewPrepared(typ, m, 0, 0)) != nil {
+					return
+				}
+			}
+		}
+	})
+	roundTrip := func(c *websocket.Conn) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("echo: %v (%d bytes)", err, len(got))
+			}
+		}
+	}
+	first := dialCoder(t, ts, &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+	roundTrip(first)
+	firstConn := ts.nextConn(t)
+	if got := budget.Used(); got != writer+windowSize {
+		t.Fatalf("takeover state %d B after one connection's messages, want a writer and a window (%d)", got, writer+windowSize)
+	}
+	// Stats count a write once it has returned, maybe after the client
+	// has read it.
+	wrote := func(c *Conn, frames uint64) uint64 {
+		t.Helper()
+		var out uint64
+		checkFor(t, 5*time.Second, func() error {
+			var f uint64
+			if f, out, _ = c.Stats(); f != frames {
+				return fmt.Errorf("%d frames written, want %d", f, frames)
+			}
+			return nil
+		})
+		return out
+	}
+	firstOut := wrote(firstConn, 3)
+
+	// The budget is full: the second connection's writer does not fit,
+	// its messages are compressed one by one (and bigger on the wire), and
+	// its window does not fit either: its client's compressed message
+	// closes it.
+	second := dialCoder(t, ts, &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover, CompressionThreshold: 1 << 20})
+	secondConn := ts.nextConn(t)
+	if err := secondConn.Send(NewPrepared(Text, msg, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := secondConn.Send(NewPrepared(Text, msg, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 {
+		if _, got, err := second.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("second connection, compressed one by one: %v (%d bytes)", err, len(got))
+		}
+	}
+	// Per message: 2,512 B against 1,255 (level 1 finds the repeats).
+	if secondOut := wrote(secondConn, 2); secondOut/2 < firstOut/3*3/2 {
+		t.Errorf("second connection wrote %d B for two messages, first %d B for three: not compressed one by one?", secondOut, firstOut)
+	}
+	if got := budget.Used(); got != writer+windowSize || budget.Refused() != 1 {
+		t.Fatalf("after the second connection's writer was refused: %d B, %d refusals; want %d and 1", got, budget.Refused(), writer+windowSize)
+	}
+	third := dialCoder(t, ts, &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover, CompressionThreshold: 1})
+	thirdConn := ts.nextConn(t)
+	if err := third.Write(ctx, websocket.MessageText, msg); err != nil {
+		t.Fatal(err)
+	}
+	err := waitDone(t, thirdConn, 5*time.Second)
+	var ce *CloseError
+	if !errors.Is(err, ErrReadsFull) || !errors.As(err, &ce) || ce.Code != CloseTryAgainLater {
+		t.Fatalf("third connection, its window over the budget: Err = %v, want 1013 and ErrReadsFull", err)
+	}
+	firstConn.Terminate(nil)
+	secondConn.Terminate(nil)
+	checkFor(t, 5*time.Second, func() error {
+		if got := budget.Used(); got != 0 {
+			return fmt.Errorf("takeover state %d B after the connections ended, want 0", got)
 		}
 		return nil
 	})

@@ -77,6 +77,10 @@ func (c *Conn) dropReadBuffers() {
 			c.opts.reading.give(big.cbufCharged)
 			big.cbufCharged = 0
 		}
+		if z := big.z; z != nil && z.dict != nil {
+			z.dict = nil
+			c.opts.takeover.give(windowSize)
+		}
 	}
 }
 
@@ -87,7 +91,7 @@ func (c *Conn) holdsReadCharge() bool {
 		return true
 	}
 	big := c.r.big
-	return big != nil && (big.fragCharged != 0 || big.cbufCharged != 0)
+	return big != nil && (big.fragCharged != 0 || big.cbufCharged != 0 || big.z != nil && big.z.dict != nil)
 }
 
 // growReader replaces the read buffer with one of size n, for a frame

@@ -16,6 +16,7 @@ const (
 	DefaultSendQueueBytes       = 4 << 20
 	DefaultMaxQueuedBytes       = 1 << 30
 	DefaultMaxReadingBytes      = 256 << 20
+	DefaultMaxTakeoverBytes     = 256 << 20
 	DefaultWriteTimeout         = 10 * time.Second
 	DefaultPingInterval         = 30 * time.Second
 	DefaultPongTimeout          = 10 * time.Second
@@ -44,12 +45,32 @@ type Options struct {
 	CompressionLevel int
 	// ContextTakeover lets the connection keep its flate state across
 	// messages when the client allows it. It improves the ratio for
-	// streams of similar messages but costs a flate writer (~600 KiB at
-	// high levels) per connection and rules out sharing a Prepared's
-	// compressed bytes: such a connection compresses every message
-	// itself. Default false: the server always answers
-	// server_no_context_takeover and client_no_context_takeover.
+	// streams of similar messages but costs a flate writer (1.2 MB at
+	// level 1, 810 KB at levels 2-9) per connection and a 32 KiB window
+	// of the client's messages, bounded together by MaxTakeoverBytes, and
+	// rules out sharing a Prepared's compressed bytes: such a connection
+	// compresses every message itself. Default false: the server always
+	// answers server_no_context_takeover and client_no_context_takeover.
 	ContextTakeover bool
+	// MaxTakeoverBytes bounds the compression state that all of an
+	// Upgrader's connections with context takeover keep between messages
+	// (ContextTakeover, where the client allows it): a flate writer each,
+	// made at its first compressed message (1.2 MB at level 1, 810 KB at
+	// levels 2-9, 730 KB HuffmanOnly), and the 32 KiB window of the
+	// client's compressed messages, made at the first one. A client that
+	// allows takeover makes the server keep both for its connection's
+	// life by receiving one message over CompressionThreshold and sending
+	// one compressed: without a bound 10,000 such connections hold 12 GB.
+	// A connection whose writer does not fit compresses each message on
+	// its own from then on, as without takeover (which a peer that
+	// allowed takeover decodes all the same); one whose window does not
+	// fit is closed with 1013 (try again later) and Err reports
+	// ErrReadsFull. Default 256 MiB (about 200 writers at level 1).
+	MaxTakeoverBytes int64
+	// Takeover, when set, is the budget the connections count their
+	// context takeover state in instead of one of the Upgrader's own:
+	// several Upgraders then share one bound; MaxTakeoverBytes is ignored.
+	Takeover *ReadBudget
 	// SendQueueSize bounds the per-connection send queue, in messages:
 	// once that many wait while the socket is full, the connection is
 	// closed as a slow consumer (4008). While the socket still takes data
@@ -131,6 +152,9 @@ type Options struct {
 	// reading counts the read buffers of the Upgrader's connections; set
 	// by NewUpgrader (Reading, or a budget of its own).
 	reading *ReadBudget
+	// takeover counts their context takeover state; set by NewUpgrader
+	// (Takeover, or a budget of its own).
+	takeover *ReadBudget
 }
 
 // withDefaults returns o with every zero field replaced by its default.
@@ -154,6 +178,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxReadingBytes <= 0 {
 		o.MaxReadingBytes = DefaultMaxReadingBytes
+	}
+	if o.MaxTakeoverBytes <= 0 {
+		o.MaxTakeoverBytes = DefaultMaxTakeoverBytes
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout

@@ -24,6 +24,10 @@ func unheldUpgrader(opts Options) *Upgrader {
 	if u.opts.reading == nil {
 		u.opts.reading = NewReadBudget(u.opts.MaxReadingBytes)
 	}
+	u.opts.takeover = opts.Takeover
+	if u.opts.takeover == nil {
+		u.opts.takeover = NewReadBudget(u.opts.MaxTakeoverBytes)
+	}
 	return u
 }
 

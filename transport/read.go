@@ -322,6 +322,9 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		}
 		if c.neg.deflate&deflateClientContext != 0 {
 			if z.dict == nil {
+				if !c.opts.takeover.take(windowSize) {
+					return 0, nil, c.failCause(CloseTryAgainLater, "server busy: too much compression state", ErrReadsFull)
+				}
 				z.dict = make([]byte, 0, windowSize)
 			}
 			z.dict = slideWindow(z.dict, msg)

@@ -53,6 +53,10 @@ type deflateState struct {
 	arena []byte // frames compressed by this conn, reset once per batch
 	fw    *flate.Writer
 	sw    sliceWriter
+	// charged is what fw counts in Options.MaxTakeoverBytes; refused: fw
+	// did not fit, so messages are compressed on their own.
+	charged int64
+	refused bool
 }
 
 // maxSpareQueue is the largest spare queue a connection keeps between
@@ -391,6 +395,14 @@ func (c *Conn) frameFor(p *Prepared) []byte {
 	}
 	z := c.w.z
 	if z.fw == nil {
+		cost := writerCost(c.opts.CompressionLevel)
+		if z.refused || !c.opts.takeover.take(cost) {
+			// Compressed on its own, as without takeover: a peer that
+			// allowed takeover decodes it all the same.
+			z.refused = true
+			return p.deflateFrame()
+		}
+		z.charged = cost
 		z.fw, _ = flate.NewWriter(&z.sw, c.opts.CompressionLevel)
 	}
 	z.sw.b = z.sw.b[:0]

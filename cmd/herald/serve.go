@@ -105,6 +105,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	queueBytes := f.Int("send-queue-bytes", herald.DefaultSendQueueBytes, "per-connection send queue, in bytes (over it: disconnect with 4008)")
 	nodeQueued := f.Int("max-node-queued-bytes", herald.DefaultMaxNodeQueuedBytes, "bytes queued to all clients of this node together (at it: the client holding the most that is not reading, else the one whose message does not fit, is closed with 1013)")
 	nodeReading := f.Int("max-node-reading-bytes", herald.DefaultMaxNodeReadingBytes, "bytes all clients of this node together may hold in read buffers beyond 4 KiB each (large frames, Socket.IO polling POST bodies and binary attachments still arriving; over it: close 1013, a POST 503)")
+	nodeTakeover := f.Int("max-node-takeover-bytes", herald.DefaultMaxNodeTakeoverBytes, "with --compression-context-takeover: compression state all clients of this node together may keep between messages (1.2 MB writer at level 1 and 32 KiB window each); over it a connection's messages are compressed one by one (or, for its own window, it is closed with 1013)")
 	writeTimeout := f.Duration("write-timeout", herald.DefaultWriteTimeout, "drop a client that reads nothing for this long (each write of up to 256 KiB)")
 	maxRooms := f.Int("max-rooms", herald.DefaultMaxRoomsPerConn, "rooms one connection may join")
 	drain := f.Duration("drain-timeout", herald.DefaultDrainTimeout, "on SIGTERM, how long clients get to leave before the rest are terminated")
@@ -197,6 +198,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	cfg.ReadLimit, cfg.SendQueueSize, cfg.WriteTimeout = int64(*readLimit), *queue, *writeTimeout
 	cfg.SendQueueBytes, cfg.MaxNodeQueuedBytes = int64(*queueBytes), int64(*nodeQueued)
 	cfg.MaxNodeReadingBytes = int64(*nodeReading)
+	cfg.MaxNodeTakeoverBytes = int64(*nodeTakeover)
 	cfg.MaxRoomsPerConn = *maxRooms
 	cfg.DrainTimeout, cfg.DrainRetryAfter = *drain, *retry
 	cfg.AckTimeout, cfg.AckRetries = *ackTimeout, *ackRetries

@@ -156,6 +156,9 @@ type Gauges struct {
 	// ReadBufferBytes is what connections hold in read buffers beyond
 	// the pooled 4 KiB one (Config.MaxNodeReadingBytes).
 	ReadBufferBytes func() float64
+	// TakeoverBytes is the compression state connections with context
+	// takeover keep between messages (Config.MaxNodeTakeoverBytes).
+	TakeoverBytes func() float64
 	// PublishBytes is the size of the publications that connections'
 	// publish pipelines hold until the broker confirms them.
 	PublishBytes func() float64
@@ -185,6 +188,10 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 			Name: "herald_read_buffer_bytes",
 			Help: "Bytes held in read buffers beyond the pooled 4 KiB one: large frames and fragmented or compressed messages still arriving.",
 		}, g.ReadBufferBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herald_takeover_state_bytes",
+			Help: "Bytes of compression state kept between messages by connections with context takeover: flate writers and 32 KiB windows.",
+		}, g.TakeoverBytes),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "herald_publish_queue_bytes",
 			Help: "Bytes of client publications waiting for the broker's confirmation in the connections' publish pipelines.",
