@@ -775,3 +775,25 @@ func pollLoop(t *testing.T, e *testEnv, sid string, postMu *sync.Mutex) {
 		}
 	}
 }
+
+// A POST's packets are handled record by record, not decoded into one
+// slice first: a body of one-byte packets (noops) made a slice of 40 B
+// per byte pair, 13 MB for 666 KB, for each POST in flight.
+func TestPollingPostNotAmplified(t *testing.T) {
+	e := newEnv(t, Config{PingInterval: time.Minute, PingTimeout: time.Minute})
+	sid := e.handshake(t)
+	body := strings.Repeat("6\x1e", 333_333) + "6"
+	e.post(t, sid, "6") // warm up the client's and server's connections
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if r := e.post(t, sid, body); r.status != 200 {
+		t.Fatalf("POST of %d noops: %d %q", 333_334, r.status, r.body)
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("POST of %d B, %d packets: %d B allocated (client and server)", len(body), 333_334, alloc)
+	if alloc > 8<<20 {
+		t.Fatalf("a POST of %d B allocated %d B", len(body), alloc)
+	}
+}
