@@ -48,6 +48,9 @@
 //     EngineConn's SendText and SendBinary, which must not block: a
 //     packet and its attachments are queued under one lock per Client, so
 //     they are never interleaved with another packet's.
-//   - Timers (the connect timeout, the acks' timeouts) are stopped when
-//     the client closes; the package starts no goroutine of its own.
+//   - The acks' timers are stopped when the client closes. The connect
+//     timeout is one timer per Server for all its clients (their
+//     deadlines in accept order): a client that joined or closed is
+//     dropped from it at its deadline, without effect. The package starts
+//     no goroutine of its own.
 package socketio

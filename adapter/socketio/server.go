@@ -198,6 +198,7 @@ type Server struct {
 	cfg        Config
 	namespaces map[string]uint16 // namespace → its index in nsNames
 	nsNames    []string          // the namespaces served, "/" first: a Socket holds its index
+	deadlines  connectDeadlines  // of the clients' first CONNECT (Config.ConnectTimeout)
 }
 
 // New returns a Server for cfg.
@@ -218,7 +219,8 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Namespaces) >= math.MaxUint16 {
 		return nil, fmt.Errorf("socketio: %d namespaces: too many", len(cfg.Namespaces))
 	}
-	s := &Server{cfg: cfg, namespaces: map[string]uint16{sio.DefaultNamespace: 0}, nsNames: []string{sio.DefaultNamespace}}
+	s := &Server{cfg: cfg, namespaces: map[string]uint16{sio.DefaultNamespace: 0}, nsNames: []string{sio.DefaultNamespace},
+		deadlines: connectDeadlines{d: cfg.ConnectTimeout, start: time.Now()}}
 	for _, ns := range cfg.Namespaces {
 		p := sio.Packet{Type: sio.Connect, Namespace: ns}
 		if ns == "" || p.Validate(cfg.Limits) != nil {
@@ -252,9 +254,7 @@ func (s *Server) Accept(ctx context.Context, conn EngineConn) *Client {
 // (see ServeEngine), as Accept's.
 func (s *Server) accept(c *Client, ctx context.Context, conn EngineConn) {
 	c.srv, c.conn, c.ctx = s, conn, ctx
-	if d := s.cfg.ConnectTimeout; d > 0 {
-		c.mu.Lock()
-		c.extraLocked().connectTimer = time.AfterFunc(d, c.connectTimedOut)
-		c.mu.Unlock()
+	if s.cfg.ConnectTimeout > 0 {
+		s.deadlines.add(c)
 	}
 }

@@ -341,12 +341,12 @@ func (s *Socket) ackFunc(id uint64) AckFunc {
 		if len(a.Binary) > 0 {
 			typ = sio.BinaryAck
 		}
-		text, err := sio.Encode(sio.Packet{Type: typ, Namespace: s.Namespace(), HasID: true, ID: id,
-			Data: a.array(nil), Attachments: len(a.Binary)})
+		o, err := s.client.encodeOut(sio.Packet{Type: typ, Namespace: s.Namespace(), HasID: true, ID: id,
+			Data: a.array(nil), Attachments: len(a.Binary)}, a.Binary)
 		if err != nil {
 			return err
 		}
-		return s.queue(text, a.Binary)
+		return s.queueOut(o)
 	}
 }
 

@@ -725,3 +725,22 @@ func TestConnectRefusalsBounded(t *testing.T) {
 		t.Fatalf("OnProtocolError told %v, want ErrConnectRefusals once", rec.errors)
 	}
 }
+
+// connectReply writes what json.Marshal would, in one allocation when
+// the ids need no escaping.
+func TestConnectReply(t *testing.T) {
+	for _, tt := range []struct{ sid, pid string }{
+		{"AbC-_09", ""}, {"AbC-_09", "p.1.x"}, {`a"b\c`, ""}, {"<x>&", "é"}, {"", ""},
+	} {
+		want, _ := json.Marshal(struct {
+			SID string `json:"sid"`
+			PID string `json:"pid,omitempty"`
+		}{tt.sid, tt.pid})
+		if got := connectReply(tt.sid, tt.pid); string(got) != string(want) {
+			t.Errorf("connectReply(%q, %q) = %s, want %s", tt.sid, tt.pid, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { connectReply("0123456789abcdefghij", "") }); n != 1 {
+		t.Errorf("connectReply allocates %v times, want 1", n)
+	}
+}

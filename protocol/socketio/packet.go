@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -322,7 +323,8 @@ func Append(dst []byte, p Packet) ([]byte, error) {
 	}
 	dst = append(dst, '0'+byte(p.Type))
 	if p.Type.IsBinary() {
-		dst = fmt.Appendf(dst, "%d-", p.Attachments)
+		dst = strconv.AppendInt(dst, int64(p.Attachments), 10)
+		dst = append(dst, '-')
 	}
 	ns := p.namespace()
 	if ns != DefaultNamespace {
@@ -330,10 +332,26 @@ func Append(dst []byte, p Packet) ([]byte, error) {
 		dst = append(dst, ',')
 	}
 	if p.HasID {
-		dst = fmt.Appendf(dst, "%d", p.ID)
+		dst = strconv.AppendUint(dst, p.ID, 10)
 	}
 	return append(dst, p.Data...), nil
 }
 
-// Encode returns the text message of p (see Append).
-func Encode(p Packet) ([]byte, error) { return Append(nil, p) }
+// EncodedLen returns how many bytes Append adds for p at most: a
+// buffer with that much room takes the packet without growing.
+func EncodedLen(p Packet) int {
+	n := 1 + len(p.Data)
+	if p.Type.IsBinary() {
+		n += 20 + 1
+	}
+	if ns := p.namespace(); ns != DefaultNamespace {
+		n += len(ns) + 1
+	}
+	if p.HasID {
+		n += 20
+	}
+	return n
+}
+
+// Encode returns the text message of p (see Append), in one allocation.
+func Encode(p Packet) ([]byte, error) { return Append(make([]byte, 0, EncodedLen(p)), p) }
