@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -255,14 +254,25 @@ func (s *Server) sioAllow(r *http.Request) error {
 // query works too).
 func (cl *sioClient) authRequest(authObj json.RawMessage) *http.Request {
 	r := cl.req
+	if len(authObj) == 0 {
+		return r // nothing to decode into (which would be allocated)
+	}
+	if tok := authToken(authObj); tok != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return r
+}
+
+// authToken returns the "token" string of a CONNECT's auth object.
+func authToken(authObj json.RawMessage) string {
 	var a struct {
 		Token string `json:"token"`
 	}
-	if len(authObj) > 0 && json.Unmarshal(authObj, &a) == nil && a.Token != "" {
-		r = r.Clone(r.Context())
-		r.Header.Set("Authorization", "Bearer "+a.Token)
+	if json.Unmarshal(authObj, &a) != nil {
+		return ""
 	}
-	return r
+	return a.Token
 }
 
 // sioConnect admits a CONNECT and sets its socket up as a core
@@ -281,7 +291,7 @@ func (s *Server) sioConnect(ctx context.Context, sock *socketio.Socket, req *soc
 	r := cl.authRequest(req.Auth)
 	connID := id.New(10)
 	cid := requestID(r, connID)
-	lctx := logctx.With(ctx, slog.String("correlation_id", cid))
+	lctx := logctx.WithString(ctx, "correlation_id", cid) // one object, as v1's upgrade
 	adm, no := s.admit(lctx, r, connID, cid, true)
 	if no != nil {
 		return socketio.ConnectResult{}, &socketio.ConnectError{Message: no.message,

@@ -278,8 +278,23 @@ func (l *sioLink) ref(ack socketio.AckFunc) json.RawMessage {
 	}
 	a.next++
 	a.refs = append(a.refs, sioRef{a.next, ack})
+	if a.next < uint64(len(sioRefTexts)) {
+		return sioRefTexts[a.next]
+	}
 	return strconv.AppendUint(nil, a.next, 10)
 }
+
+// sioRefTexts are the texts of the first refs, which are nearly all
+// there are (refs start again from 1 once none wait): a request's ref
+// allocates nothing. Never modified.
+var sioRefTexts = func() []json.RawMessage {
+	t := make([]json.RawMessage, 64)
+	for i := range t {
+		b := strconv.AppendUint(nil, uint64(i), 10)
+		t[i] = b[:len(b):len(b)] // an append to one copies it
+	}
+	return t
+}()
 
 // takeAck returns and forgets the callback of ref.
 func (l *sioLink) takeAck(ref json.RawMessage) socketio.AckFunc {

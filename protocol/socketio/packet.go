@@ -211,6 +211,14 @@ func (p Packet) checkPayload() error {
 		}
 		switch name[0] {
 		case '"':
+			if len(name) >= 2 && !hasEscape(name[1:len(name)-1]) {
+				// The usual name, looked up without making it a
+				// string (which would allocate per event).
+				if s := name[1 : len(name)-1]; reservedEvents[string(s)] {
+					return invalid("reserved event name %q", s)
+				}
+				break
+			}
 			name, err := EventName(name)
 			if err != nil {
 				return err

@@ -81,6 +81,8 @@ func TestDecodeRejects(t *testing.T) {
 		{`2[null]`, ErrInvalid},      // event name must be string or number
 		{`2[{"a":1}]`, ErrInvalid},   //
 		{`2["connect"]`, ErrInvalid}, // reserved event name
+		{`2["disconnect",1]`, ErrInvalid},
+		{`2["conn\u0065ct"]`, ErrInvalid}, // reserved, escaped
 		{`2["disconnecting"]`, ErrInvalid},
 		{`3[]`, ErrInvalid},                         // ACK without id
 		{`31{}`, ErrInvalid},                        // ACK payload not an array
