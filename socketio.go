@@ -64,6 +64,11 @@ type sioClient struct {
 	req *http.Request // the handshake request: headers, URL, context values
 
 	first sioLink // the link of the first socket accepted (its sock is set once used)
+
+	// client is the adapter's Client of the connection
+	// (socketio.Server.ServeEngineIn), with its first Socket inside: one
+	// 192 B object per idle connection instead of a 48 B and a 144 B one.
+	client socketio.Client
 }
 
 type sioClientKey struct{}
@@ -181,8 +186,7 @@ func (s *Server) startSocketIO() error {
 			if es.Transport() == "polling" {
 				so.pending.bind(cl, s.clientIP(r), sioPendingCharge(r)) // taken by sioAllow
 			}
-			h, _ := so.sio.ServeEngine(cl, so.eng, es)
-			return h
+			return so.sio.ServeEngineIn(&cl.client, cl, so.eng, es)
 		},
 	}
 	so.maxBuffered, so.maxQueued = ecfg.MaxBufferedBytes, s.cfg.SendQueueSize

@@ -14,12 +14,21 @@ import (
 // (engineio.Server.NewMessage); a Prepared must therefore go to the
 // sockets of one Engine.IO server only. eng must be es's server.
 func (s *Server) ServeEngine(ctx context.Context, eng *engineio.Server, es *engineio.Socket) (engineio.Handler, *Client) {
+	c := new(Client)
+	return s.ServeEngineIn(c, ctx, eng, es), c
+}
+
+// ServeEngineIn is ServeEngine for a Client the caller provides: a zero
+// Client inside an object of the caller's that lives as long as the
+// connection (typically the one ctx is), so that an idle connection
+// holds one object for both rather than two. c must not be copied or
+// reused.
+func (s *Server) ServeEngineIn(c *Client, ctx context.Context, eng *engineio.Server, es *engineio.Socket) engineio.Handler {
 	if es.Server() != eng {
 		panic("socketio: ServeEngine: es is not a session of eng")
 	}
-	c := new(Client)
 	s.accept(c, ctx, (*engineConn)(es))
-	return (*engineHandler)(c), c
+	return (*engineHandler)(c)
 }
 
 // EngineSocket returns the Engine.IO session of a client that
