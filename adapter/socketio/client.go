@@ -17,7 +17,9 @@ import (
 // Client is the Socket.IO side of one Engine.IO connection: the sockets
 // of the namespaces it joined, and the binary packet being received.
 //
-// Lock order: sendMu, then mu or a Socket's mu. Neither mu is held while
+// Lock order: sendMu, then mu. mu guards the client's fields and its
+// sockets' (one lock for all: never held for long, and a connection's
+// sockets are one or a few; 8 B less a socket). It is not held while
 // calling the EngineConn or a hook; sendMu is held across a packet's
 // SendText and SendBinary calls so that packets do not interleave.
 type Client struct {
@@ -28,8 +30,8 @@ type Client struct {
 	sendMu sync.Mutex
 
 	mu     sync.Mutex
-	first  *Socket // the first of the accepted sockets (one per namespace; usually the only one)
-	joined bool    // a namespace was ever joined
+	in0    bool // sock0 is accepted and in its namespace: the first of the sockets
+	joined bool // a namespace was ever joined
 	closed bool
 	// refusals counts the CONNECTs refused (Config.MaxConnectRefusals);
 	// only the reader touches it.
@@ -37,10 +39,11 @@ type Client struct {
 	x        *clientExtra // nil when it would be empty: on an idle connection with one namespace
 
 	// sock0 is the client's first Socket, made with it: a connection is
-	// nearly always in one namespace, and one 144 B object instead of an
+	// nearly always in one namespace, and one 128 B object instead of an
 	// 80 B and a 64 B one is a long-lived object fewer for each idle
 	// connection. Later sockets are allocated apart (the first may still
-	// be referenced after it left). Used once: newSocket, on the reader.
+	// be referenced after it left), and follow it in x.more. Used once:
+	// newSocket, on the reader.
 	sock0 Socket
 }
 
@@ -148,8 +151,8 @@ func (c *Client) Socket(ns string) *Socket {
 // Not a map: a connection is in one namespace or a few, and a map would
 // cost each idle connection a few hundred bytes.
 func (c *Client) socketLocked(ns string) *Socket {
-	if c.first != nil && c.first.Namespace() == ns {
-		return c.first
+	if c.in0 && c.sock0.Namespace() == ns {
+		return &c.sock0
 	}
 	if c.x != nil {
 		for _, s := range c.x.more {
@@ -163,29 +166,25 @@ func (c *Client) socketLocked(ns string) *Socket {
 
 // addLocked adds an accepted socket; the caller holds mu.
 func (c *Client) addLocked(s *Socket) {
-	if c.first == nil {
-		c.first = s
+	if s == &c.sock0 {
+		c.in0 = true // made first, so accepted first
 		return
 	}
 	x := c.extraLocked()
 	x.more = append(x.more, s)
 }
 
-// removeLocked takes s out of the accepted sockets; the next one, if
-// any, becomes first. The caller holds mu.
+// removeLocked takes s out of the accepted sockets. The caller holds mu.
 func (c *Client) removeLocked(s *Socket) {
-	if c.x == nil || len(c.x.more) == 0 {
-		if c.first == s {
-			c.first = nil
-		}
+	if s == &c.sock0 {
+		c.in0 = false
 		return
 	}
-	x := c.x
-	if c.first == s {
-		c.first = x.more[0]
-		x.more = slices.Delete(x.more, 0, 1)
-	} else if i := slices.Index(x.more, s); i >= 0 {
-		x.more = slices.Delete(x.more, i, i+1)
+	if c.x == nil {
+		return
+	}
+	if i := slices.Index(c.x.more, s); i >= 0 {
+		c.x.more = slices.Delete(c.x.more, i, i+1)
 	}
 	c.tidyLocked()
 }
@@ -193,10 +192,10 @@ func (c *Client) removeLocked(s *Socket) {
 // listLocked returns the accepted sockets in the order they joined, in a
 // new slice; the caller holds mu.
 func (c *Client) listLocked() []*Socket {
-	if c.first == nil {
-		return nil
+	var out []*Socket
+	if c.in0 {
+		out = append(out, &c.sock0)
 	}
-	out := []*Socket{c.first}
 	if c.x != nil {
 		out = append(out, c.x.more...)
 	}
@@ -311,7 +310,7 @@ func (c *Client) closeAll(reason string) {
 	if c.x != nil {
 		c.srv.cfg.Reading.Give(c.x.reconCharged)
 	}
-	c.first, c.x = nil, nil
+	c.in0, c.x = false, nil
 	c.mu.Unlock()
 	for _, s := range socks {
 		s.end(reason)
@@ -390,9 +389,9 @@ func (c *Client) connect(p sio.Packet) {
 		s.id = newID()
 	}
 	if res.PID != "" {
-		s.mu.Lock()
+		c.mu.Lock()
 		s.extraLocked().pid = res.PID
-		s.mu.Unlock()
+		c.mu.Unlock()
 	}
 	reply := connectReply(s.id, res.PID)
 
@@ -409,7 +408,7 @@ func (c *Client) connect(p sio.Packet) {
 	out, _ := c.encodeOut(sio.Packet{Type: sio.Connect, Namespace: p.Namespace, Data: reply}, nil)
 	c.sendMu.Lock()
 	_ = c.writeOut(out)
-	s.mu.Lock()
+	s.client.mu.Lock()
 	var pre []outPacket
 	if s.x != nil {
 		pre, s.x.pre = s.x.pre, nil
@@ -417,7 +416,7 @@ func (c *Client) connect(p sio.Packet) {
 	if s.loadState() == stateConnecting {
 		s.setStateLocked(stateConnected)
 	}
-	s.mu.Unlock()
+	s.client.mu.Unlock()
 	for _, o := range pre {
 		_ = c.writeOut(o)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,10 +36,9 @@ type Socket struct {
 	id     string
 	data   any
 
-	mu sync.Mutex
-	// state is a socketState. It changes under mu (and, from connecting
-	// to connected, under the client's sendMu too), and is read without
-	// a lock where a send needs no more than that (queueOut).
+	// state is a socketState. It changes under the client's mu (and,
+	// from connecting to connected, under its sendMu too), and is read
+	// without a lock where a send needs no more than that (queueOut).
 	state atomic.Uint32
 	nsIdx uint16       // the namespace's index in Server.nsNames (constant): 16 B less than its name
 	x     *socketExtra // nil until the socket has any of it: most never do
@@ -49,8 +47,8 @@ type Socket struct {
 // socketExtra is what a socket holds only when it uses it: the CONNECT's
 // auth payload (made with the socket when it has one), the pid of
 // connection state recovery, the packets emitted while OnConnect runs,
-// and the acks awaited. A socket without any of it is 64 B instead of
-// 128. Guarded by Socket.mu.
+// and the acks awaited. A socket without any of it is 56 B instead of
+// 120. Guarded by the client's mu.
 type socketExtra struct {
 	auth   json.RawMessage
 	pid    string
@@ -61,10 +59,10 @@ type socketExtra struct {
 
 func (s *Socket) loadState() socketState { return socketState(s.state.Load()) }
 
-// setStateLocked sets the state; s.mu must be held.
+// setStateLocked sets the state; the client's mu must be held.
 func (s *Socket) setStateLocked(st socketState) { s.state.Store(uint32(st)) }
 
-// extraLocked returns s.x, made if need be; s.mu must be held.
+// extraLocked returns s.x, made if need be; the client's mu must be held.
 func (s *Socket) extraLocked() *socketExtra {
 	if s.x == nil {
 		s.x = new(socketExtra)
@@ -93,8 +91,8 @@ func (s *Socket) ID() string { return s.id }
 // PID returns the private session id given in the CONNECT reply, ""
 // when connection state recovery is off for the socket.
 func (s *Socket) PID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.client.mu.Lock()
+	defer s.client.mu.Unlock()
 	if s.x == nil {
 		return ""
 	}
@@ -107,8 +105,8 @@ func (s *Socket) Namespace() string { return s.client.srv.nsNames[s.nsIdx] }
 // Auth returns the client's CONNECT payload (the handshake's auth
 // object), nil when it sent none.
 func (s *Socket) Auth() json.RawMessage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.client.mu.Lock()
+	defer s.client.mu.Unlock()
 	if s.x == nil {
 		return nil
 	}
@@ -123,8 +121,8 @@ func (s *Socket) Client() *Client { return s.client }
 
 // Connected reports whether the socket is in its namespace.
 func (s *Socket) Connected() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.client.mu.Lock()
+	defer s.client.mu.Unlock()
 	return s.loadState() == stateConnected
 }
 
@@ -144,21 +142,21 @@ func (s *Socket) Emit(name string, args Args) error {
 // goroutine, unless EmitWithAck returns an error. At most
 // Config.MaxPendingAcks acks are awaited at a time (ErrTooManyAcks).
 func (s *Socket) EmitWithAck(name string, args Args, timeout time.Duration, cb func(Args, error)) error {
-	s.mu.Lock()
+	s.client.mu.Lock()
 	if s.loadState() == stateLeft {
-		s.mu.Unlock()
+		s.client.mu.Unlock()
 		return ErrDisconnected
 	}
 	x := s.extraLocked()
 	if len(x.acks) >= s.client.srv.cfg.MaxPendingAcks {
-		s.mu.Unlock()
+		s.client.mu.Unlock()
 		return ErrTooManyAcks
 	}
 	id := uint64(x.nextID)
 	x.nextID++
 	if x.acks[id] != nil {
 		// 2³² acks later, the one that got this id still waits.
-		s.mu.Unlock()
+		s.client.mu.Unlock()
 		return ErrTooManyAcks
 	}
 	if x.acks == nil {
@@ -166,26 +164,26 @@ func (s *Socket) EmitWithAck(name string, args Args, timeout time.Duration, cb f
 	}
 	pa := &pendingAck{cb: cb}
 	x.acks[id] = pa
-	s.mu.Unlock()
+	s.client.mu.Unlock()
 
 	p, err := prepare(s.Namespace(), Event{Name: name, Args: args}, true, id)
 	if err == nil {
 		err = s.queue(p.text, p.bin)
 	}
 	if err != nil {
-		s.mu.Lock()
+		s.client.mu.Lock()
 		if s.x != nil {
 			delete(s.x.acks, id)
 		}
-		s.mu.Unlock()
+		s.client.mu.Unlock()
 		return err
 	}
 	if timeout > 0 {
-		s.mu.Lock()
+		s.client.mu.Lock()
 		if s.x != nil && s.x.acks[id] == pa {
 			pa.timer = time.AfterFunc(timeout, func() { s.settleAck(id, Args{}, ErrAckTimeout) })
 		}
-		s.mu.Unlock()
+		s.client.mu.Unlock()
 	}
 	return nil
 }
@@ -227,18 +225,18 @@ func (s *Socket) SendFrame(m *transport.Prepared) error {
 func (s *Socket) Disconnect() error {
 	c := s.client
 	c.sendMu.Lock()
-	s.mu.Lock()
+	s.client.mu.Lock()
 	switch s.loadState() {
 	case stateConnecting:
-		s.mu.Unlock()
+		s.client.mu.Unlock()
 		c.sendMu.Unlock()
 		return errConnecting
 	case stateLeft:
-		s.mu.Unlock()
+		s.client.mu.Unlock()
 		c.sendMu.Unlock()
 		return ErrDisconnected
 	}
-	s.mu.Unlock()
+	s.client.mu.Unlock()
 	_ = c.write(s.disconnectPacket(), nil)
 	c.sendMu.Unlock()
 	c.remove(s)
@@ -284,8 +282,8 @@ func (s *Socket) queueOut(o outPacket) error {
 // hold keeps o for after the CONNECT reply. The client's sendMu is held:
 // the socket cannot become connected meanwhile.
 func (s *Socket) hold(o outPacket) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.client.mu.Lock()
+	defer s.client.mu.Unlock()
 	if s.loadState() == stateLeft {
 		return ErrDisconnected
 	}
@@ -352,13 +350,13 @@ func (s *Socket) ackFunc(id uint64) AckFunc {
 
 // settleAck calls the callback of pending ack id, if it still waits.
 func (s *Socket) settleAck(id uint64, args Args, err error) {
-	s.mu.Lock()
+	s.client.mu.Lock()
 	var pa *pendingAck
 	if s.x != nil {
 		pa = s.x.acks[id]
 		delete(s.x.acks, id)
 	}
-	s.mu.Unlock()
+	s.client.mu.Unlock()
 	if pa == nil {
 		return
 	}
@@ -387,9 +385,9 @@ func (s *Socket) refused() { s.leave() }
 // leave marks the socket left, drops what waits for the CONNECT reply and
 // fails its pending acks; it reports whether the socket had not left yet.
 func (s *Socket) leave() bool {
-	s.mu.Lock()
+	s.client.mu.Lock()
 	if s.loadState() == stateLeft {
-		s.mu.Unlock()
+		s.client.mu.Unlock()
 		return false
 	}
 	s.setStateLocked(stateLeft)
@@ -398,7 +396,7 @@ func (s *Socket) leave() bool {
 		x.pre = nil
 		acks, x.acks = x.acks, nil
 	}
-	s.mu.Unlock()
+	s.client.mu.Unlock()
 	for _, pa := range acks {
 		if pa.timer != nil {
 			pa.timer.Stop()
