@@ -38,11 +38,19 @@ type app struct {
 	engineIO *engineio.Server
 }
 
-// newApp returns the example with the suites' settings, but for
-// pingTimeout: the suites expect pingTimeout (200 ms); a client on a
-// loaded machine may answer a ping later than that, and is then rightly
-// closed, so the tests that drive the real socket.io-client give it more.
-func newApp(log *slog.Logger, pingTimeout time.Duration) (*app, error) {
+// timing is the Socket.IO heartbeat and connect timeout the app runs
+// with.
+type timing struct {
+	pingInterval, pingTimeout, connectTimeout time.Duration
+}
+
+// suiteTiming is what the suites expect.
+var suiteTiming = timing{pingInterval, suitePingTimeout, connectTimeout}
+
+// newApp returns the example with the suites' settings, but for its
+// timing: main's -ping-timeout, and the tests', which give a loaded
+// machine more room (see suiteRunTiming and clientPingTimeout).
+func newApp(log *slog.Logger, tm timing) (*app, error) {
 	a := &app{mux: http.NewServeMux()}
 	var err error
 	a.herald, err = herald.New(herald.Config{
@@ -50,10 +58,10 @@ func newApp(log *slog.Logger, pingTimeout time.Duration) (*app, error) {
 		SocketIO: herald.SocketIOConfig{
 			Enabled:        true,
 			Namespaces:     []string{"/custom"},
-			PingInterval:   pingInterval,
-			PingTimeout:    pingTimeout,
+			PingInterval:   tm.pingInterval,
+			PingTimeout:    tm.pingTimeout,
 			MaxPayload:     maxPayload,
-			ConnectTimeout: connectTimeout,
+			ConnectTimeout: tm.connectTimeout,
 			CORSOrigins:    []string{"*"},
 			OnConnect:      onConnect,
 			OnEvent:        onEvent,

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"time"
-
 	"net/http"
 
 	"github.com/heraldrt/herald/transport/engineio"
@@ -16,8 +14,8 @@ func newEngineIOApp() (*engineio.Server, error) { return engineio.New(engineIOCo
 // expects.
 func engineIOConfig() engineio.Config {
 	return engineio.Config{
-		PingInterval: 300 * time.Millisecond,
-		PingTimeout:  200 * time.Millisecond,
+		PingInterval: pingInterval,
+		PingTimeout:  suitePingTimeout,
 		MaxPayload:   1_000_000,
 		CORS:         engineio.CORS{Origins: []string{"*"}},
 		OnConnection: func(*engineio.Socket, *http.Request) engineio.Handler { return echo{} },

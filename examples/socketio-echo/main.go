@@ -48,7 +48,9 @@ func main() {
 }
 
 func run(addr string, pingTimeout time.Duration, log *slog.Logger) error {
-	app, err := newApp(log, pingTimeout)
+	tm := suiteTiming
+	tm.pingTimeout = pingTimeout
+	app, err := newApp(log, tm)
 	if err != nil {
 		return err
 	}

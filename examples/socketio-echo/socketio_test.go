@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,13 +28,13 @@ const socketIOSuiteCommit = "4f633dd6a4445492d57af3b27ddd2d336014f1f1"
 const clientPingTimeout = 5 * time.Second
 
 // startApp serves the whole example (Socket.IO and Engine.IO) on a free
-// port until the test ends, with the given Socket.IO pingTimeout: as main
+// port until the test ends, with the given Socket.IO timing: as main
 // does, through herald.Server.Serve, whose accept path serves the
 // WebSocket handshakes at /socket.io/ (and net/http every other request),
 // or, with netHTTP, through net/http alone.
-func startApp(t *testing.T, netHTTP bool, pingTimeout time.Duration) string {
+func startApp(t *testing.T, netHTTP bool, tm timing) string {
 	t.Helper()
-	a, err := newApp(slog.New(slog.NewTextHandler(io.Discard, nil)), pingTimeout)
+	a, err := newApp(slog.New(slog.NewTextHandler(io.Discard, nil)), tm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +109,7 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 }
 
 func runSocketIOSuite(t *testing.T, nm, suite string, netHTTP bool) {
-	url := startApp(t, netHTTP, suitePingTimeout)
+	url := startApp(t, netHTTP, suiteRunTiming)
 	files := map[string]string{}
 	for _, name := range []string{"test-suite.js", "node-imports.js", "package.json"} {
 		files[name] = filepath.Join(suite, name)
@@ -119,15 +118,9 @@ func runSocketIOSuite(t *testing.T, nm, suite string, netHTTP bool) {
 		if name != "test-suite.js" {
 			return b
 		}
-		// The suite targets localhost:3000; point it at this test's
-		// server instead.
-		const target = `"http://localhost:3000"`
-		if !strings.Contains(string(b), target) {
-			t.Fatalf("test-suite.js does not target %s", target)
-		}
-		return []byte(strings.Replace(string(b), target, `"`+url+`"`, 1))
+		return suiteText(t, b, url, suiteRunTiming)
 	})
-	out := runNode(t, dir, filepath.Join(nm, "node_modules", ".bin", "mocha"), "--reporter", "spec", "test-suite.js")
+	out := runNode(t, dir, filepath.Join(nm, "node_modules", ".bin", "mocha"), "--reporter", "spec", "--timeout", mochaTimeout, "test-suite.js")
 	t.Logf("mocha:\n%s", out)
 }
 
@@ -140,7 +133,7 @@ func TestSocketIOClient(t *testing.T) {
 		t.Skip("runs node: skipped in -short mode")
 	}
 	nm := npmtest.Install(t, "testdata/node")
-	url := startApp(t, false, clientPingTimeout)
+	url := startApp(t, false, timing{pingInterval, clientPingTimeout, connectTimeout})
 	dir := copyInto(t, nm, "socket.io-client-", map[string]string{
 		"client.test.mjs": "testdata/sio-client.test.mjs",
 	}, func(_ string, b []byte) []byte { return b })

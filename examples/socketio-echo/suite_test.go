@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -51,11 +52,12 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 	}
 	nm := npmtest.Install(t, "testdata/node")
 	suite := npmtest.GitHubFiles(t, "socketio/engine.io-protocol", engineIOSuiteCommit, "test-suite", "ENGINEIO_PROTOCOL_DIR")
-	url := startEngineIO(t, engineIOConfig())
+	cfg := engineIOConfig()
+	cfg.PingInterval, cfg.PingTimeout = suiteRunTiming.pingInterval, suiteRunTiming.pingTimeout
+	url := startEngineIO(t, cfg)
 
 	// The suite imports its libraries from node_modules: run it from a
-	// directory inside the install. It targets localhost:3000; point it
-	// at this test's server instead.
+	// directory inside the install.
 	dir, err := os.MkdirTemp(nm, "engine.io-suite-")
 	if err != nil {
 		t.Fatal(err)
@@ -67,17 +69,13 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 			t.Fatal(err)
 		}
 		if name == "test-suite.js" {
-			const target = `"http://localhost:3000"`
-			if !strings.Contains(string(b), target) {
-				t.Fatalf("test-suite.js does not target %s", target)
-			}
-			b = []byte(strings.Replace(string(b), target, `"`+url+`"`, 1))
+			b = suiteText(t, b, url, suiteRunTiming)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out := runNode(t, dir, filepath.Join(nm, "node_modules", ".bin", "mocha"), "--reporter", "spec", "test-suite.js")
+	out := runNode(t, dir, filepath.Join(nm, "node_modules", ".bin", "mocha"), "--reporter", "spec", "--timeout", mochaTimeout, "test-suite.js")
 	t.Logf("mocha:\n%s", out)
 }
 
@@ -103,6 +101,45 @@ func TestEngineIOClient(t *testing.T) {
 			t.Fatalf("no %q in:\n%s", want, out)
 		}
 	}
+}
+
+// suiteRunTiming is the heartbeat (and Socket.IO connect timeout) the
+// suites run with here: 800 ms and 1 s, not their 300 ms and 200 ms (and
+// 1 s). suiteText writes it into the suite, whose cases read it from
+// PING_INTERVAL and PING_TIMEOUT (the handshake's values, the waits for a
+// ping timeout), so every assertion stays. With the suite's, a case had
+// to be done in 300 ms, before the first ping could come between the
+// exchanges it checks (a '2' where '42["auth",{}]' or '6' was expected),
+// and its session, whose pings the suite never answers outside the
+// heartbeat cases, was closed 500 ms after the handshake (an upgrade
+// timed out): on a loaded machine (-race, load 9-16 on 2 cores) the
+// suites failed in one of these ways in 10 of 31 runs. The heartbeat
+// cases' three pings now take 2.4 s of their own 5 s; the connect
+// timeout (5 s) stays above them, or the Socket.IO suite's session,
+// which joins no namespace, is closed before its third ping.
+var suiteRunTiming = timing{800 * time.Millisecond, time.Second, 5 * time.Second}
+
+// mochaTimeout is the suites' default case timeout (mocha's is 2 s): it
+// bounds how long a case waits for an event; the cases assert what
+// comes, not how soon. The heartbeat cases keep their own 5 s.
+const mochaTimeout = "10000"
+
+// suiteText is a suite's test-suite.js for this test: aimed at url (it
+// targets localhost:3000) and with tm's heartbeat.
+func suiteText(t *testing.T, b []byte, url string, tm timing) []byte {
+	t.Helper()
+	s := string(b)
+	for _, r := range []struct{ old, new string }{
+		{`"http://localhost:3000"`, `"` + url + `"`},
+		{"const PING_INTERVAL = 300;", fmt.Sprintf("const PING_INTERVAL = %d;", tm.pingInterval.Milliseconds())},
+		{"const PING_TIMEOUT = 200;", fmt.Sprintf("const PING_TIMEOUT = %d;", tm.pingTimeout.Milliseconds())},
+	} {
+		if strings.Count(s, r.old) != 1 {
+			t.Fatalf("test-suite.js does not have %s once", r.old)
+		}
+		s = strings.Replace(s, r.old, r.new, 1)
+	}
+	return []byte(s)
 }
 
 // runNode runs name in dir with node_modules of dir on NODE_PATH and
