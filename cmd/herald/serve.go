@@ -155,7 +155,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	publishBuffer := f.Int("publish-buffer", 0, "while the broker is down, queue this many publications (NATS: KiB) and send them on return; 0: fail fast with broker_unavailable")
 	leaseTTL := f.Duration("lease-ttl", herald.DefaultLeaseTTL, "how long a dead node's presence entries outlive it (lease renewed every third of it)")
 	pprofAddr := f.String("pprof-addr", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); empty: off. Never expose it publicly")
-	gcTuning := f.String("gc-tuning", "adaptive", "adaptive: GOGC between 10 and 100 by what the collector costs (low while quiet, 100 during reconnect storms); off: Go's default. Setting GOGC in the environment turns it off")
+	gcTuning := f.String("gc-tuning", "adaptive", "adaptive: GOGC between 10 and 100 by what the collector costs (low while quiet, 100 during reconnect storms, more while the live heap is under 8 MiB); off: Go's default. Setting GOGC in the environment turns it off")
 	accept := f.String("accept", "herald", "herald: read WebSocket upgrades on --path, and Socket.IO's WebSocket handshakes, with Herald's own accept path (less CPU per connect; every other request, and every upgrade under --tls-cert, goes to net/http); net-http: every request through net/http")
 	ioURing := f.String("io-uring", "auto", "auto: write to clients through io_uring where the kernel allows it (one system call for many connections' writes, less CPU per message); off: one writev per connection")
 	demoPage := f.Bool("demo", false, "serve a demo chat page at /demo/ (two browser tabs, one room)")
