@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -369,4 +370,83 @@ func TestAcceptPathSlowHead(t *testing.T) {
 		defer left.Close()
 		_, _ = io.WriteString(left, partial)
 	}
+}
+
+// upgradeHead is a plain upgrade to /ws for the anonymous client id.
+func upgradeHead(id string) string {
+	return "GET /ws HTTP/1.1\r\nHost: herald.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + wsKey() + "\r\nX-Client-Id: " + id + "\r\n\r\n"
+}
+
+// TestAcceptPathWaitsDoNotStallOthers: a connect that waits (an OnUpgrade
+// hook that blocks, a head that has not all come) holds up no other
+// connect: the accept loop hands each connection to a worker. (Serving
+// on the accept loop itself when nothing can wait was measured and left
+// out: docs/benchmarks.md.)
+func TestAcceptPathWaitsDoNotStallOthers(t *testing.T) {
+	t.Parallel()
+	t.Run("blocking OnUpgrade hook", func(t *testing.T) {
+		t.Parallel()
+		entered, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		cfg := herald.Config{Hooks: herald.Hooks{OnUpgrade: func(ctx context.Context, r *herald.UpgradeRequest) (*herald.UpgradeResult, error) {
+			if r.Identity.UserID == "slow" {
+				once.Do(func() { close(entered) })
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil, nil
+		}}}
+		rs := startRawServer(t, cfg, true)
+		slow := make(chan outcome, 1)
+		go func() { slow <- exchange(t, rs.addr, upgradeHead("slow"), nil, false) }()
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the hook was not called")
+		}
+		for i := range 3 {
+			if o := exchange(t, rs.addr, upgradeHead("fast"), nil, false); o.FirstFrame != "welcome" {
+				t.Fatalf("connect %d while a hook blocks: %+v", i, o)
+			}
+		}
+		close(release)
+		if o := <-slow; o.FirstFrame != "welcome" {
+			t.Fatalf("the held connect: %+v", o)
+		}
+	})
+	t.Run("head still coming", func(t *testing.T) {
+		t.Parallel()
+		// A head timeout far beyond the bound below: a loop stalled by
+		// the partial head would wait it out.
+		rs := startRawServer(t, herald.Config{}, true, func(hs *http.Server) { hs.ReadHeaderTimeout = time.Minute })
+		partial, err := net.Dial("tcp", rs.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer partial.Close()
+		head := upgradeHead("partial")
+		if _, err := io.WriteString(partial, head[:20]); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for i := range 3 {
+			if o := exchange(t, rs.addr, upgradeHead("whole"), nil, false); o.FirstFrame != "welcome" {
+				t.Fatalf("connect %d beside a partial head: %+v", i, o)
+			}
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Fatalf("three connects beside a partial head took %v", d)
+		}
+		if _, err := io.WriteString(partial, head[20:]); err != nil {
+			t.Fatal(err)
+		}
+		_ = partial.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(partial), &http.Request{Method: "GET"})
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("the partial head once whole: %v, %v", resp, err)
+		}
+	})
 }
