@@ -33,6 +33,9 @@ type Client struct {
 	in0    bool // sock0 is accepted and in its namespace: the first of the sockets
 	joined bool // a namespace was ever joined
 	closed bool
+	// waiting: the client counts in its server's connect deadlines
+	// (connectDeadlines.waiting) until it joins, closes or times out.
+	waiting bool
 	// refusals counts the CONNECTs refused (Config.MaxConnectRefusals);
 	// only the reader touches it.
 	refusals uint8
@@ -306,6 +309,7 @@ func (c *Client) closeAll(reason string) {
 		return
 	}
 	c.closed = true
+	c.doneWaitingLocked()
 	socks := c.listLocked()
 	if c.x != nil {
 		c.srv.cfg.Reading.Give(c.x.reconCharged)
@@ -320,9 +324,21 @@ func (c *Client) closeAll(reason string) {
 	}
 }
 
+// doneWaitingLocked takes c out of the count of clients its connect
+// deadline still concerns; c.mu must be held.
+func (c *Client) doneWaitingLocked() {
+	if c.waiting {
+		c.waiting = false
+		c.srv.deadlines.done()
+	}
+}
+
+// connectTimedOut closes c at its connect deadline unless it joined or
+// closed first.
 func (c *Client) connectTimedOut() {
 	c.mu.Lock()
 	joined := c.joined || c.closed
+	c.doneWaitingLocked()
 	c.mu.Unlock()
 	if !joined {
 		c.fail(ReasonConnectTimeout, fmt.Errorf("no namespace joined within %v", c.srv.cfg.ConnectTimeout))
@@ -403,6 +419,7 @@ func (c *Client) connect(p sio.Packet) {
 	}
 	c.addLocked(s)
 	c.joined = true
+	c.doneWaitingLocked()
 	c.mu.Unlock()
 
 	out, _ := c.encodeOut(sio.Packet{Type: sio.Connect, Namespace: p.Namespace, Data: reply}, nil)

@@ -61,3 +61,36 @@ func TestConnectDeadlines(t *testing.T) {
 		t.Errorf("after every deadline: %d queued, timer armed %t", n, srv.deadlines.armed)
 	}
 }
+
+// Connections that all joined (or closed) leave no queue behind: it is
+// dropped as the last waiting one is done, long before its deadlines.
+func TestConnectDeadlinesDroppedWhenNoneWaits(t *testing.T) {
+	t.Parallel()
+	srv, err := New(Config{ConnectTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := func() (int, int) {
+		srv.deadlines.mu.Lock()
+		defer srv.deadlines.mu.Unlock()
+		return len(srv.deadlines.q) - srv.deadlines.head, srv.deadlines.waiting
+	}
+	var clients []*Client
+	for range 100 {
+		clients = append(clients, srv.Accept(context.Background(), newMemConn()))
+	}
+	if n, w := queued(); n != 100 || w != 100 {
+		t.Fatalf("after 100 accepts: %d queued, %d waiting", n, w)
+	}
+	for i, c := range clients {
+		if i%2 == 0 {
+			c.HandleText([]byte("0"))
+		} else {
+			c.HandleClose("transport close")
+		}
+		c.HandleClose("transport close") // a second end counts nothing
+	}
+	if n, w := queued(); n != 0 || w != 0 {
+		t.Fatalf("after every client joined or closed: %d queued, %d waiting", n, w)
+	}
+}

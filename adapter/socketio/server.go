@@ -255,6 +255,7 @@ func (s *Server) Accept(ctx context.Context, conn EngineConn) *Client {
 func (s *Server) accept(c *Client, ctx context.Context, conn EngineConn) {
 	c.srv, c.conn, c.ctx = s, conn, ctx
 	if s.cfg.ConnectTimeout > 0 {
+		c.waiting = true // before add: its deadline may pass at once
 		s.deadlines.add(c)
 	}
 }
