@@ -39,6 +39,26 @@ func SplitArray(data []byte) (elems []json.RawMessage, ok bool) {
 	return nil, false
 }
 
+// countElements returns how many elements data, a valid JSON array, has,
+// counting no further than max+1: SplitArray's count without its slice.
+func countElements(data []byte, max int) int {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return 0
+	}
+	n := 0
+	for i = skipSpace(data, i+1); i < len(data) && data[i] != ']' && n <= max; n++ {
+		end := skipValue(data, i)
+		if end == i {
+			return n
+		}
+		if i = skipSpace(data, end); i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return n
+}
+
 // firstElement returns the raw text of the first element of data, a
 // valid JSON array, or nil when it is empty or no array.
 func firstElement(data []byte) []byte {

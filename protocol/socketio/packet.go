@@ -76,11 +76,17 @@ type Limits struct {
 	MaxAttachments int
 	// MaxNamespaceBytes bounds the length of a namespace name.
 	MaxNamespaceBytes int
+	// MaxArgs bounds the elements of an event's or ack's array (the
+	// event name and its arguments): each is a json.RawMessage when the
+	// adapter splits it, 24 B for as little as 2 B of a packet ("0,"), so
+	// a 1 MB packet of tiny arguments made a 12 MB slice.
+	MaxArgs int
 }
 
 // DefaultLimits are the limits used for zero Limits fields: 1 MB (the
-// Engine.IO default maxPayload), 64 attachments, 256-byte namespaces.
-var DefaultLimits = Limits{MaxPacketBytes: 1_000_000, MaxAttachments: 64, MaxNamespaceBytes: 256}
+// Engine.IO default maxPayload), 64 attachments, 256-byte namespaces,
+// 1024 elements in an event's array.
+var DefaultLimits = Limits{MaxPacketBytes: 1_000_000, MaxAttachments: 64, MaxNamespaceBytes: 256, MaxArgs: 1024}
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxPacketBytes <= 0 {
@@ -91,6 +97,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxNamespaceBytes <= 0 {
 		l.MaxNamespaceBytes = DefaultLimits.MaxNamespaceBytes
+	}
+	if l.MaxArgs <= 0 {
+		l.MaxArgs = DefaultLimits.MaxArgs
 	}
 	return l
 }
@@ -304,6 +313,11 @@ func Decode(msg []byte, l Limits) (Packet, error) {
 	if err := p.Validate(l); err != nil {
 		return Packet{}, err
 	}
+	if p.Type.takesID() { // an event or ack: an array
+		if n := countElements(p.Data, l.MaxArgs); n > l.MaxArgs {
+			return Packet{}, tooLarge("more than %d elements in the %s array", l.MaxArgs, p.Type)
+		}
+	}
 	return p, nil
 }
 
@@ -318,7 +332,7 @@ func leadingNumber(b []byte, max int) (n uint64, digits int) {
 }
 
 // noLimits bounds nothing: the encoder trusts the sizes its caller chose.
-var noLimits = Limits{MaxPacketBytes: maxInt, MaxAttachments: maxInt, MaxNamespaceBytes: maxInt}
+var noLimits = Limits{MaxPacketBytes: maxInt, MaxAttachments: maxInt, MaxNamespaceBytes: maxInt, MaxArgs: maxInt}
 
 const maxInt = int(^uint(0) >> 1)
 
