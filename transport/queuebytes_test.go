@@ -241,14 +241,26 @@ func TestQueueBudgetClosesBiggestHolder(t *testing.T) {
 		}
 	}()
 
+	if tcp, ok := slow.nc.(interface{ SetWriteBuffer(int) error }); ok {
+		_ = tcp.SetWriteBuffer(4096)
+	}
+	// Until its write waits for the client and it holds half the budget
+	// (a burst still queued, not blocked, does not count).
 	big := NewPrepared(Binary, make([]byte, 60_000), 0, 0)
-	for i := 0; budget.Used() < node/2; i++ {
+	blocked := func() bool {
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
+		return slow.blocked
+	}
+	for i := 0; !blocked() || budget.Used() < node/2; i++ {
+		if i == 1000 {
+			t.Fatalf("after 1000 messages of 60 KB to a client that reads nothing: blocked %t, %d B queued", blocked(), budget.Used())
+		}
 		if err := slow.Send(big); err != nil {
 			t.Fatalf("Send to the slow client %d: %v", i, err)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	waitBlocked(t, slow)
 	held := budget.Used()
 	if !budget.Take(node - held) { // another holder fills the rest
 		t.Fatal("Take refused under the limit")
