@@ -135,9 +135,11 @@ func TestHookFailures(t *testing.T) {
 	t.Parallel()
 	fb := newFakeBackend(t, answer)
 	// The breaker stays out of the way here (TestBreaker).
-	// A timeout long enough for a loaded machine to answer a 500 within
-	// it: only "slow" may run into it.
-	const timeout = time.Second
+	// A timeout long enough for a loaded machine to answer a 500, or to
+	// read 1 MiB of the "huge" answer, within it: only "slow" may run
+	// into it. (At 1 s, "huge" got 504 backend_timeout under -race at
+	// load 12, 1 of 5 package runs.)
+	const timeout = 3 * time.Second
 	n := startNode(t, backend.Config{URL: fb.srv.URL, Hooks: []string{"connect", "join", "publish", "emit"},
 		Timeout: timeout, BreakerFailures: 1000, Retries: -1})
 	dead := deadURL(t)
