@@ -63,6 +63,26 @@ func pollHandshakeFrom(t testing.TB, ts *testServer, pad int, xff string) (statu
 	return resp.StatusCode, h.SID, ""
 }
 
+// pollJoined opens a Socket.IO long-polling session, CONNECTs it to the
+// default namespace and joins it to room, and returns its sid.
+func pollJoined(t testing.TB, ts *testServer, room string) string {
+	t.Helper()
+	_, sid, _ := pollHandshake(t, ts, 0)
+	if st := pollPost(t, ts, sid, "40"); st != http.StatusOK {
+		t.Fatalf("CONNECT post: %d", st)
+	}
+	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "40{") {
+		t.Fatalf("CONNECT reply: %d %q", st, body)
+	}
+	if st := pollPost(t, ts, sid, `421["herald:join",{"room":"`+room+`"}]`); st != http.StatusOK {
+		t.Fatalf("join post: %d", st)
+	}
+	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "431[") {
+		t.Fatalf("join reply: %d %q", st, body)
+	}
+	return sid
+}
+
 // pollPost posts an Engine.IO payload to session sid and returns the
 // status.
 func pollPost(t testing.TB, ts *testServer, sid, payload string) int {
@@ -188,19 +208,7 @@ func TestSocketIOPollingBuffersCountInNodeQueues(t *testing.T) {
 	cfg := herald.Config{SendQueueBytes: 1 << 20, MaxNodeQueuedBytes: 128 << 10,
 		SocketIO: herald.SocketIOConfig{Enabled: true, PingInterval: time.Minute, PingTimeout: time.Minute}}
 	ts := startServer(t, cfg)
-	_, sid, _ := pollHandshake(t, ts, 0)
-	if st := pollPost(t, ts, sid, "40"); st != http.StatusOK {
-		t.Fatalf("CONNECT post: %d", st)
-	}
-	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "40{") {
-		t.Fatalf("CONNECT reply: %d %q", st, body)
-	}
-	if st := pollPost(t, ts, sid, `421["herald:join",{"room":"busy"}]`); st != http.StatusOK {
-		t.Fatalf("join post: %d", st)
-	}
-	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "431[") {
-		t.Fatalf("join reply: %d %q", st, body)
-	}
+	sid := pollJoined(t, ts, "busy")
 	data := `"` + strings.Repeat("d", 8<<10) + `"`
 	var peak float64
 	const sent = 48 // 384 KiB: three times the node's bound, a third of the session's own
@@ -238,19 +246,7 @@ func TestNodeQueuesCloseTheBiggestHolder(t *testing.T) {
 	cfg := herald.Config{SendQueueBytes: 1 << 20, MaxNodeQueuedBytes: node,
 		SocketIO: herald.SocketIOConfig{Enabled: true, PingInterval: time.Minute, PingTimeout: time.Minute}}
 	ts := startServer(t, cfg)
-	_, sid, _ := pollHandshake(t, ts, 0)
-	if st := pollPost(t, ts, sid, "40"); st != http.StatusOK {
-		t.Fatalf("CONNECT post: %d", st)
-	}
-	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "40{") {
-		t.Fatalf("CONNECT reply: %d %q", st, body)
-	}
-	if st := pollPost(t, ts, sid, `421["herald:join",{"room":"busy"}]`); st != http.StatusOK {
-		t.Fatalf("join post: %d", st)
-	}
-	if st, body := pollGet(t, ts, sid); st != http.StatusOK || !strings.HasPrefix(body, "431[") {
-		t.Fatalf("join reply: %d %q", st, body)
-	}
+	sid := pollJoined(t, ts, "busy")
 	reader := dial(t, ts.URL)
 	reader.join("other")
 
