@@ -91,6 +91,18 @@ func waitGOGC(t *testing.T, want int, what string) {
 
 var live [][]*[8]int
 
+// growLive adds 64 × 4096 small pointer objects (about 18 MB with their
+// slices) to live: pointers for the collector to scan.
+func growLive() {
+	for range 64 {
+		chunk := make([]*[8]int, 4096)
+		for i := range chunk {
+			chunk[i] = new([8]int)
+		}
+		live = append(live, chunk)
+	}
+}
+
 // TestRunFollowsTheCollectorsCost runs the tuner against the real runtime:
 // a quiet process goes down to Min, an allocating one with a large live
 // heap sends it back to Max, and the GOGC found at the start comes back
@@ -110,13 +122,7 @@ func TestRunFollowsTheCollectorsCost(t *testing.T) {
 
 	// Pointers to scan, then garbage to collect while they live: at
 	// GOGC=10 the collector runs nearly all the time.
-	for range 64 {
-		chunk := make([]*[8]int, 4096)
-		for i := range chunk {
-			chunk[i] = new([8]int)
-		}
-		live = append(live, chunk)
-	}
+	growLive()
 	defer func() { live = nil }()
 	stop := make(chan struct{})
 	busy := make(chan struct{})
@@ -187,13 +193,7 @@ func TestRunSmallHeapGoal(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 
-	for range 64 {
-		chunk := make([]*[8]int, 4096)
-		for i := range chunk {
-			chunk[i] = new([8]int)
-		}
-		live = append(live, chunk)
-	}
+	growLive()
 	defer func() { live = nil }()
 	runtime.GC()
 	waitGOGC(t, 100, "a 20 MB live heap")
