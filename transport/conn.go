@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net"
@@ -444,13 +445,77 @@ func (c *Conn) unqueueLocked() int64 {
 	return taken
 }
 
-// UnreadBytes returns how many bytes the client sent that the socket
-// holds unread (FIONREAD), 0 when the connection has no raw socket to ask
-// (TLS in-process, non-Linux). A heartbeat that finds some knows the
-// client is alive and only this process is late reading it.
+// UnreadBytes returns how many bytes the client sent that the
+// connection's reader has not been given yet: those the socket holds
+// (FIONREAD; not known without a raw socket: TLS in-process, non-Linux),
+// and those already taken into the connection's read buffer when they
+// begin with a whole frame: the reader is busy with an earlier message
+// (an application holding it, reads paused for backpressure), not
+// waiting for the rest of a frame. A heartbeat that finds some knows the
+// client is alive and only this process is late reading it: a pong read
+// from the socket together with the message still being handled waits
+// in the buffer, where FIONREAD does not see it.
+//
+// The buffer is looked at only while no read is in progress (its lock
+// is free): a blocking Read in progress waits for the rest of a frame,
+// and a TryRead in progress hands over what the buffer holds at once.
 func (c *Conn) UnreadBytes() int {
+	n := 0
 	if s := c.raw(); s != nil {
-		return s.unread()
+		n = s.unread()
 	}
-	return 0
+	if c.readMu.TryLock() {
+		n += c.heldFrameBytes()
+		c.readMu.Unlock()
+	}
+	return n
+}
+
+// heldFrameBytes returns what the read buffer (or, before the first
+// read, what came with the upgrade request) holds when it begins with a
+// whole frame, else 0. Between reads the buffer begins at a frame
+// boundary. readMu must be held.
+func (c *Conn) heldFrameBytes() int {
+	var p []byte
+	switch {
+	case c.br != nil:
+		p, _ = c.br.Peek(c.br.Buffered()) // no I/O: no more than is buffered
+	case c.prefix != nil:
+		p = *c.prefix
+	}
+	if !wholeFrameAt(p) {
+		return 0
+	}
+	return len(p)
+}
+
+// wholeFrameAt reports whether p begins with a whole frame, header and
+// payload.
+func wholeFrameAt(p []byte) bool {
+	if len(p) < 2 {
+		return false
+	}
+	need := 2
+	switch p[1] & 0x7f {
+	case 126:
+		need += 2
+	case 127:
+		need += 8
+	}
+	if p[1]&maskBit != 0 {
+		need += 4
+	}
+	if len(p) < need {
+		return false
+	}
+	var length uint64
+	switch p[1] & 0x7f {
+	case 126:
+		length = uint64(binary.BigEndian.Uint16(p[2:]))
+	case 127:
+		length = binary.BigEndian.Uint64(p[2:])
+	default:
+		length = uint64(p[1] & 0x7f)
+	}
+	return length <= uint64(len(p)-need)
 }

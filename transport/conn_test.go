@@ -232,6 +232,47 @@ func TestHeartbeat(t *testing.T) {
 		}
 	})
 
+	t.Run("client whose answer waits in the read buffer is kept", func(t *testing.T) {
+		t.Parallel()
+		// The application holds a message it got from a blocking Read
+		// whose payload came, after the ping, in the same segment as the
+		// pong: the pong waits in the connection's read buffer, where
+		// FIONREAD does not see it, and no frame was read after the ping
+		// (the message's header came before). The client answered; this
+		// process has not read the answer.
+		opts := Options{PingInterval: 300 * time.Millisecond, PongTimeout: 300 * time.Millisecond}
+		got := make(chan string, 1)
+		ts := newTestServer(t, opts, func(c *Conn) {
+			_, msg, err := c.Read(context.Background())
+			if err == nil {
+				got <- string(msg)
+			}
+			<-c.Done() // holds it: reads no more
+		})
+		rc := dialRaw(t, ts.URL, "")
+		sc := ts.nextConn(t)
+		m := mframe(true, opText, []byte("held message"))
+		rc.write(m[:10]) // the header and part of the payload, before the ping
+		f := rc.mustRead()
+		if f.op != opPing {
+			t.Fatalf("got op %d, want a ping", f.op)
+		}
+		rc.write(m[10:], mframe(true, opPong, f.payload))
+		select {
+		case msg := <-got:
+			if msg != "held message" {
+				t.Fatalf("read %q", msg)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the message was not read")
+		}
+		// Past the pong's deadline, then a second ping's.
+		time.Sleep(opts.PingInterval + 3*opts.PongTimeout)
+		if err := sc.Err(); err != nil {
+			t.Fatalf("connection whose pong waits in its read buffer ended: %v", err)
+		}
+	})
+
 	t.Run("pings every interval when the timeout is longer", func(t *testing.T) {
 		t.Parallel()
 		ts := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PongTimeout: 2 * time.Second}, nil)

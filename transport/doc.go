@@ -53,8 +53,11 @@
 //     next wake-up and one timer): a ping every PingInterval, and the
 //     connection is terminated when nothing at all has arrived within
 //     PongTimeout of it. Bytes the socket holds unread (FIONREAD) count
-//     as arrived: a process short of CPU that has not read a pong yet
-//     does not terminate a live client.
+//     as arrived, and so do whole frames waiting in the connection's
+//     read buffer behind a message the application still holds: a
+//     process short of CPU, or an application slow with one message,
+//     that has not read a pong yet does not terminate a live client
+//     (UnreadBytes). Part of a frame in the buffer does not count.
 //   - Read runs on the caller's goroutine and must be called from one
 //     goroutine at a time. TryRead is its non-waiting form: with
 //     NotifyReadable, which runs a callback on another goroutine when the

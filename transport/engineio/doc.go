@@ -35,9 +35,12 @@
 // beyond which the session closes with ErrBufferFull; the number of
 // sessions by Config.AllowRequest, which the application uses to refuse
 // handshakes. A session that stops answering pings closes after
-// PingInterval+PingTimeout (over WebSocket, not while bytes from the
-// client wait unread in its socket: the server, not the client, is
-// late), and a sid the server does not know (closed,
+// PingInterval+PingTimeout (over WebSocket, not while what the client
+// sent waits unread, in its socket or as whole frames in the read buffer
+// behind a message the Handler still holds: the server, not the client,
+// is late; any message, like a pong, gives the pong PingInterval+
+// PingTimeout more, as the reference server's), and a sid the server
+// does not know (closed,
 // or opened on another node behind a load balancer without sticky
 // sessions) is answered 400 {"code":1,"message":"Session ID unknown"} at
 // once. The server knows by their sid only the sessions that began on

@@ -596,9 +596,12 @@ func (s *Socket) tick() {
 		s.mu.Unlock()
 		s.srv.goFinish(s, ErrForcedClose)
 	case s.overdueLocked() && s.ws && s.wsConn().UnreadBytes() > 0:
-		// What the client sent waits unread (a server short of CPU, or
-		// a handler still busy with an earlier message): it is alive.
-		// Ask again a timeout later; its pong reschedules before that.
+		// What the client sent waits unread, in the socket or in the
+		// connection's read buffer behind a message the handler still
+		// holds (a server short of CPU, or a slow handler): it is alive,
+		// and its pong may be there. Ask again a timeout later; its pong
+		// reschedules before that once it is read. A client that sent
+		// nothing has nothing unread, and times out.
 		due := s.srv.clock.now() + int64(s.srv.cfg.PingTimeout)
 		s.mu.Unlock()
 		s.srv.clock.scheduleAt(s, due)
@@ -719,7 +722,12 @@ func (s *Socket) dispatch(data []byte, binary bool) {
 		return
 	}
 	if s.is(fAwaitPong) {
-		if s.overdueLocked() {
+		if !s.ws && s.overdueLocked() {
+			// A POST that comes after the deadline gets the answer the
+			// clock would have given, whatever its latency. A WebSocket
+			// message is taken, as its pong is, until the clock has
+			// closed the session: it may have waited unread behind one
+			// the handler held (the clock spares such a session).
 			s.mu.Unlock()
 			s.finish(ErrPingTimeout)
 			return
