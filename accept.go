@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/heraldrt/herald/internal/httphead"
+	"github.com/heraldrt/herald/internal/idle"
 	"github.com/heraldrt/herald/internal/query"
 	"github.com/heraldrt/herald/transport"
 )
@@ -88,6 +89,14 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 		done:    make(chan struct{}),
 		reading: make(map[net.Conn]struct{}),
 	}
+	a.workers = idle.Pool{Period: workerIdle, End: func() bool {
+		select {
+		case a.work <- accepted{}:
+			return true
+		default:
+			return false
+		}
+	}}
 	a.headTimeout = hs.ReadHeaderTimeout
 	if a.headTimeout <= 0 {
 		a.headTimeout = hs.ReadTimeout
@@ -143,8 +152,11 @@ type acceptor struct {
 
 	conns chan net.Conn // to hs.Serve
 	work  chan accepted // to an idle worker; closed when the accept loop ends
-	done  chan struct{} // closed by Close
-	once  sync.Once
+	// workers ends the workers not needed for workerIdle (by a zero
+	// accepted on work).
+	workers idle.Pool
+	done    chan struct{} // closed by Close
+	once    sync.Once
 
 	mu      sync.Mutex
 	closed  bool
@@ -201,8 +213,12 @@ func (a *acceptor) stop(err error) {
 
 func (a *acceptor) acceptLoop() {
 	defer a.wg.Done()
-	// Idle workers end when the loop does (it alone sends on work).
-	defer close(a.work)
+	// Idle workers end when the loop does (it alone sends on work but
+	// for the pool's End, which Close stops).
+	defer func() {
+		a.workers.Close()
+		close(a.work)
+	}()
 	var delay time.Duration
 	for {
 		var acc accepted
@@ -238,41 +254,35 @@ func (a *acceptor) acceptLoop() {
 		select {
 		case a.work <- acc: // an idle worker's
 		default:
+			a.workers.Started()
 			go a.worker(acc)
 		}
 	}
 }
 
-// workerIdle is how long a worker waits for its next connection: it
-// ends at the first tick of its idle ticker (every workerIdle) that finds
-// it served none since the tick before, so after workerIdle to twice
-// that without one. The ticker is not reset per connection: that was a
-// runtime timer's modification per connect.
+// workerIdle is how long a worker waits for its next connection: the
+// workers the accept path did not need for a whole workerIdle end at its
+// end (idle.Pool), so a worker left without connections ends after
+// workerIdle to twice that.
 const workerIdle = 10 * time.Second
 
-// worker serves nc, then the connections the accept loop hands it while
-// it waits, until it has waited workerIdle (see there) or the accept
-// loop ends (the acceptor closed). A worker keeps the stack the first connect grew (JSON, the
-// token check, the welcome): a new goroutine per connection would grow
-// its stack on every connect, a tenth of the CPU of the accept path.
+// worker serves acc's connection, then the connections the accept loop
+// hands it while it waits, until the workers' pool ends it (a zero
+// accepted) or the accept loop ends (the acceptor closed). A worker
+// keeps the stack the first connect grew (JSON, the token check, the
+// welcome): a new goroutine per connection would grow its stack on every
+// connect, a tenth of the CPU of the accept path. It waits in a plain
+// receive: a select with an idle timer of its own cost a few per cent of
+// a connect.
 func (a *acceptor) worker(acc accepted) {
-	idle := time.NewTicker(workerIdle)
-	defer idle.Stop()
-	busy := true // a connection served since the last tick
-	a.serveConn(acc)
+	defer a.workers.Exited()
 	for {
-		select {
-		case acc, ok := <-a.work:
-			if !ok { // the accept loop ended
-				return
-			}
-			a.serveConn(acc)
-			busy = true
-		case <-idle.C:
-			if !busy {
-				return
-			}
-			busy = false
+		a.serveConn(acc)
+		a.workers.Waiting()
+		acc = <-a.work
+		a.workers.Woken()
+		if acc.nc == nil { // ended by the pool, or the accept loop ended
+			return
 		}
 	}
 }

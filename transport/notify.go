@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/heraldrt/herald/internal/idle"
 )
 
 // ErrWouldBlock is returned by TryRead when the next message has not
@@ -206,19 +208,31 @@ func (c *Conn) readable() {
 }
 
 // callbackIdle is how long a callback runner waits for its next
-// callback before it ends: it ends at the first tick of its idle timer
-// (every callbackIdle) that finds it ran nothing since the tick before,
-// so after callbackIdle to twice that without one. The timer is not
-// reset per callback: that was a runtime timer's modification per
-// connect under churn.
+// callback: the runners not needed for a whole callbackIdle end at its
+// end (idle.Pool), so a runner left without callbacks ends after
+// callbackIdle to twice that.
 const callbackIdle = 200 * time.Millisecond
 
-// callbacks hands NotifyReadable callbacks to idle runners.
+// callbacks hands NotifyReadable callbacks to idle runners; a nil one
+// ends the runner that takes it.
 var callbacks = make(chan func())
+
+// runners ends the runners not needed for callbackIdle.
+var runners = idle.Pool{Period: callbackIdle, End: endRunner}
+
+// endRunner ends an idle runner, if one waits.
+func endRunner() bool {
+	select {
+	case callbacks <- nil:
+		return true
+	default:
+		return false
+	}
+}
 
 // runCallback runs f on an idle runner, or on a new one when none is
 // idle. Runners are background goroutines (see runtime.go) that run
-// callbacks one after another and end once none came for callbackIdle:
+// callbacks one after another and end once not needed for callbackIdle:
 // a goroutine per callback grew a new stack each time (the callback of
 // a connection that ends runs the server's whole cleanup), about a
 // twentieth of the CPU of a connect under churn; a runner keeps the
@@ -228,31 +242,23 @@ func runCallback(f func()) {
 	case callbacks <- f:
 	default:
 		backgroundStarted()
+		runners.Started()
 		go runCallbacks(f)
 	}
 }
 
+// runCallbacks runs f, then the callbacks it is handed, until it is
+// handed nil (runners or releaseRunners). It waits in a plain receive: a
+// select with an idle timer of its own cost a few per cent of a connect
+// under churn.
 func runCallbacks(f func()) {
 	defer backgroundDone()
-	idle := time.NewTicker(callbackIdle)
-	defer idle.Stop()
-	busy := false // a callback ran since the last tick
-	for {
-		if f != nil {
-			f()
-			f, busy = nil, true
-		}
-		select {
-		case f = <-callbacks:
-			if f == nil { // releaseRunners
-				return
-			}
-		case <-idle.C:
-			if !busy {
-				return
-			}
-			busy = false
-		}
+	defer runners.Exited()
+	for f != nil {
+		f()
+		runners.Waiting()
+		f = <-callbacks
+		runners.Woken()
 	}
 }
 
@@ -260,12 +266,7 @@ func runCallbacks(f func()) {
 // Upgrader's Close does not wait out their callbackIdle: a 3 s drain
 // spent 0.2 s of the tenth it keeps for stopping on it.
 func releaseRunners() {
-	for {
-		select {
-		case callbacks <- nil:
-		default:
-			return
-		}
+	for endRunner() {
 	}
 }
 

@@ -148,10 +148,10 @@ func busyGoroutines() int {
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		// An idle runner's own frame is the top one: it waits in its
-		// select, not in a callback.
+		// An idle runner's own frame is the top one: it waits to
+		// receive, not in a callback.
 		lines := strings.SplitN(g, "\n", 3)
-		if !(len(lines) > 1 && strings.Contains(lines[0], "[select") && strings.Contains(lines[1], "transport.runCallbacks(")) {
+		if !(len(lines) > 1 && strings.Contains(lines[0], "[chan receive") && strings.Contains(lines[1], "transport.runCallbacks(")) {
 			n++
 		}
 	}
