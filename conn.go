@@ -460,7 +460,7 @@ func (c *conn) cleanup() {
 	ctx := newStoreCtx(c.ctx(), 5*time.Second)
 	defer ctx.cancel()
 	_ = s.hub.LeaveUser(c.info.UserID, c) // not a member only if it never joined
-	s.presenceRemove(ctx, c, c.userRoom())
+	c.userRoomPresence(ctx, false)
 	for _, room := range c.rooms {
 		if err := s.hub.Leave(ctx, room, c.member(room)); err != nil {
 			s.log.WarnContext(ctx, "leave failed", "room", room, "err", err)

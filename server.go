@@ -50,6 +50,9 @@ type Server struct {
 	broker   broker.Broker
 	sessions session.Store
 	presence session.Presence
+	// localPresence: presence is the default localPresence, which
+	// records nothing (see userRoomPresence).
+	localPresence bool
 	// opener is presence as a session.Opener when it saves into sessions:
 	// a new connection's two writes then take one round trip.
 	opener session.Opener
@@ -254,6 +257,7 @@ func New(cfg Config) (*Server, error) {
 	s.presence = cfg.Presence
 	if s.presence == nil {
 		s.presence = localPresence{s.hub}
+		s.localPresence = true
 	}
 	if o, ok := s.presence.(session.Opener); ok && o.OpenStore() != nil && o.OpenStore() == s.sessions {
 		s.opener = o

@@ -117,7 +117,7 @@ func (c *conn) restoreRooms(ctx context.Context, rooms []string) []string {
 func (c *conn) storeOpened(ctx context.Context, rooms []string, resumed bool) (carried []session.Pending) {
 	s := c.s
 	if s.opener == nil {
-		s.presenceAdd(ctx, c, c.userRoom())
+		c.userRoomPresence(ctx, true)
 		for _, room := range rooms {
 			s.presenceAdd(ctx, c, room)
 		}
@@ -236,6 +236,21 @@ func (s *Server) presenceAdd(ctx context.Context, c *conn, room string) {
 	}
 	s.announce(c, room, "join")
 	s.reportPresence(ctx, c, room, true)
+}
+
+// userRoomPresence adds (add) or removes c's presence entry in its user
+// room. The default presence (localPresence) records nothing, and a user
+// room has no presence events or OnPresence calls: with it there is
+// nothing to do, and the room's name is not even built (an allocation
+// at each connect and each disconnect).
+func (c *conn) userRoomPresence(ctx context.Context, add bool) {
+	switch s := c.s; {
+	case s.localPresence:
+	case add:
+		s.presenceAdd(ctx, c, c.userRoom())
+	default:
+		s.presenceRemove(ctx, c, c.userRoom())
+	}
 }
 
 func (s *Server) presenceRemove(ctx context.Context, c *conn, room string) {
