@@ -206,11 +206,22 @@ func (c *Conn) now() int64 { return heartbeats.now() }
 // whose peers are not reading (their writes wait) can be closed instead:
 // up to four of them are, each with 1013, the one holding the most
 // first. After closing has started Send returns ErrClosed.
-func (c *Conn) Send(m *Prepared) error { return c.send(m, 0) }
+func (c *Conn) Send(m *Prepared) error { return c.send(m, 0, false) }
 
-// send is Send after evictions holders have been closed to make room for
-// m.
-func (c *Conn) send(m *Prepared, evictions int) error {
+// SendNow is Send for a message the peer is waiting for (an answer to a
+// request it sent): when no turn is in progress, the connection's turn
+// is taken on the caller's goroutine, as Release takes it, instead of by
+// a flush worker. The write is non-blocking all the same (what the
+// socket does not take goes on in the background), and the frame is
+// written without a worker's wakeup and without the scratch space a
+// worker starting afresh allocates for its turn. Messages for many
+// connections (broadcasts) should use Send, which lets a worker write
+// them in one system call.
+func (c *Conn) SendNow(m *Prepared) error { return c.send(m, 0, true) }
+
+// send is Send (SendNow when now) after evictions holders have been
+// closed to make room for m.
+func (c *Conn) send(m *Prepared, evictions int, now bool) error {
 	size := int32(min(m.Size(), math.MaxInt32))
 	c.mu.Lock()
 	if c.closeStarted {
@@ -228,7 +239,7 @@ func (c *Conn) send(m *Prepared, evictions int) error {
 	if !c.opts.queues.take(int64(size)) {
 		c.mu.Unlock()
 		if evictions < maxEvictions && c.opts.queues.makeRoom(c, int64(size)) {
-			return c.send(m, evictions+1)
+			return c.send(m, evictions+1, now)
 		}
 		if !c.Abort(CloseTryAgainLater, "server busy: send queues full", ErrQueuesFull) {
 			return ErrClosed
@@ -239,7 +250,12 @@ func (c *Conn) send(m *Prepared, evictions int) error {
 	c.sendQ = append(c.sendQ, m)
 	claimed := !c.held && c.claimLocked()
 	c.mu.Unlock()
-	if claimed {
+	switch {
+	case claimed && now:
+		sc := turnScratches.Get().(*turnScratch)
+		c.flushTurn(sc)
+		turnScratches.Put(sc)
+	case claimed:
 		c.shard.push(c)
 	}
 	return nil

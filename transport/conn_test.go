@@ -807,3 +807,39 @@ func TestTakeoverBudget(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSendNowWritesOnCallersGoroutine: SendNow takes the connection's
+// turn itself, so its frame is written while no flush worker can run
+// (its shard is locked: Send, which hands the turn to the shard, would
+// wait), and what follows with Send still goes out after it.
+func TestSendNowWritesOnCallersGoroutine(t *testing.T) {
+	sent := make(chan error, 1)
+	ts := newTestServer(t, Options{PingInterval: -1}, func(c *Conn) {
+		c.shard.mu.Lock()
+		done := make(chan error, 1)
+		go func() { done <- c.SendNow(NewPrepared(Text, []byte("now"), 0, 0)) }()
+		select {
+		case err := <-done:
+			sent <- err
+		case <-time.After(5 * time.Second):
+			sent <- errors.New("SendNow waited for the flush shard")
+			c.shard.mu.Unlock()
+			<-done
+			return
+		}
+		c.shard.mu.Unlock()
+		if err := c.Send(NewPrepared(Text, []byte("later"), 0, 0)); err != nil {
+			t.Error(err)
+		}
+		echo(c)
+	})
+	rc := dialRaw(t, ts.URL, "")
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"now", "later"} {
+		if f := rc.mustRead(); string(f.payload) != want {
+			t.Fatalf("got %q, want %q", f.payload, want)
+		}
+	}
+}

@@ -511,7 +511,13 @@ func (c *Client) writeOut(o outPacket) error {
 		return c.conn.(PreparedConn).SendPrepared(o.prepared)
 	}
 	if o.frame != nil {
-		if err := c.conn.(FrameConn).SendFrame(o.frame); err != nil {
+		var err error
+		if o.answer {
+			err = c.conn.(*engineConn).es().SendNow(o.frame)
+		} else {
+			err = c.conn.(FrameConn).SendFrame(o.frame)
+		}
+		if err != nil {
 			return err
 		}
 		for _, b := range o.bin {
@@ -528,8 +534,10 @@ func (c *Client) writeOut(o outPacket) error {
 // ack), with the attachments bin: on an Engine.IO session (ServeEngine)
 // straight into the frame the session queues, so that the text is
 // neither grown nor copied into a frame (two objects fewer per packet,
-// garbage in the size classes an idle connection's objects live in);
-// elsewhere as text for SendText.
+// garbage in the size classes an idle connection's objects live in), and
+// marked as an answer, written on the caller's goroutine (no flush
+// worker's turn, whose scratch was more such garbage); elsewhere as text
+// for SendText.
 func (c *Client) encodeOut(p sio.Packet, bin [][]byte) (outPacket, error) {
 	e, ok := c.conn.(*engineConn)
 	if !ok {
@@ -541,5 +549,5 @@ func (c *Client) encodeOut(p sio.Packet, bin [][]byte) (outPacket, error) {
 	if err != nil {
 		return outPacket{}, err
 	}
-	return outPacket{frame: e.es().Server().NewMessageInPlace(b), bin: bin}, nil
+	return outPacket{frame: e.es().Server().NewMessageInPlace(b), bin: bin, answer: true}, nil
 }

@@ -77,6 +77,10 @@ type outPacket struct {
 	bin      [][]byte
 	prepared *Prepared
 	frame    *transport.Prepared
+	// answer: frame is an answer the client waits for (a CONNECT reply,
+	// an ack; encodeOut), written at once on the caller's goroutine
+	// (engineio.Socket.SendNow) rather than by a flush worker.
+	answer bool
 }
 
 type pendingAck struct {

@@ -338,7 +338,15 @@ func (s *Socket) SendBinary(data []byte) error { return s.Send(s.srv.NewMessage(
 // Send queues m, made by Server.NewMessage, without blocking. Over
 // Config.MaxBufferedBytes it returns ErrBufferFull and closes the session;
 // once the session is closing it returns ErrClosed.
-func (s *Socket) Send(m *transport.Prepared) error {
+func (s *Socket) Send(m *transport.Prepared) error { return s.send(m, false) }
+
+// SendNow is Send for a message the client is waiting for (an answer to
+// one of its own): over WebSocket it is written on the caller's
+// goroutine when no write is in progress (transport.Conn.SendNow), not
+// by a flush worker. Over polling it is Send.
+func (s *Socket) SendNow(m *transport.Prepared) error { return s.send(m, true) }
+
+func (s *Socket) send(m *transport.Prepared, now bool) error {
 	s.mu.Lock()
 	if s.state != stateOpen {
 		s.mu.Unlock()
@@ -347,7 +355,13 @@ func (s *Socket) Send(m *transport.Prepared) error {
 	if s.ws {
 		c := s.wsConn()
 		s.mu.Unlock()
-		if err := c.Send(m); err != nil {
+		var err error
+		if now {
+			err = c.SendNow(m)
+		} else {
+			err = c.Send(m)
+		}
+		if err != nil {
 			if err == transport.ErrClosed {
 				return ErrClosed
 			}
@@ -368,7 +382,7 @@ func (s *Socket) Send(m *transport.Prepared) error {
 		s.mu.Lock()
 		if s.state != stateOpen || s.ws {
 			s.mu.Unlock()
-			return s.Send(m) // closed, or upgraded meanwhile
+			return s.send(m, now) // closed, or upgraded meanwhile
 		}
 		err = s.bufferLocked(m)
 	}
