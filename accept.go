@@ -593,7 +593,7 @@ func (a *acceptor) serveUpgrade(acc accepted, to endpoint, h *httphead.Head, u *
 		reqURL = new(url.URL)
 		*reqURL = *u
 	}
-	r := (&http.Request{
+	req := http.Request{
 		Method:     h.Method,
 		URL:        reqURL,
 		Proto:      "HTTP/1.1",
@@ -604,7 +604,16 @@ func (a *acceptor) serveUpgrade(acc accepted, to endpoint, h *httphead.Head, u *
 		Host:       h.Host,
 		RemoteAddr: remoteAddr(acc),
 		RequestURI: h.Target,
-	}).WithContext(ctx)
+	}
+	var r *http.Request
+	if to == toEngineIO {
+		r = req.WithContext(ctx) // apart from the writer, as its URL
+	} else {
+		// In the writer's allocation, which its URL already ties it to
+		// (WithContext's copy stays on the stack).
+		w.req = *req.WithContext(ctx)
+		r = &w.req
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			a.s.log.Error("panic serving a WebSocket upgrade", "panic", fmt.Sprint(v), "stack", string(debug.Stack()), "remote", r.RemoteAddr)
@@ -640,9 +649,11 @@ type fastWriter struct {
 	a     *acceptor
 	nc    net.Conn
 	after []byte
-	// url is the request's URL, made with the writer in one allocation
-	// (but for an Engine.IO handshake: serveUpgrade).
+	// url and req are the request's URL and the request, made with the
+	// writer in one allocation (but for an Engine.IO handshake:
+	// serveUpgrade).
 	url    url.URL
+	req    http.Request
 	header http.Header
 	status int
 	body   []byte

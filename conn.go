@@ -298,7 +298,8 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 
 	// A stalled store or broker delays the welcome by BackendTimeout at
 	// most: what has not finished by then is logged and left undone.
-	bctx := c.backendCtx()
+	// Counted from ConnectedAt, read just before (one clock read less).
+	bctx := &storeCtx{parent: c.ctx(), deadline: c.info.ConnectedAt.Add(s.cfg.BackendTimeout)}
 	sess, resumed := c.openSession(bctx, resumeID, resumeToken)
 	c.resumeToken = sess.ResumeToken
 	if sess.ConnectedAt.IsZero() {
