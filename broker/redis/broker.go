@@ -167,7 +167,7 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) (err error) {
 		return unavailable(err)
 	}
 	b.client, b.h = client, h
-	b.track = catchup.New(h, func(room string) bool { return b.policy(room).Size > 0 }, b.Since, b.log)
+	b.track = catchup.NewChecked(h, func(room string) bool { return b.policy(room).Size > 0 }, b.trackedSince, b.log)
 	b.stateMu.Lock()
 	b.up.Store(true)
 	close(b.upCh)

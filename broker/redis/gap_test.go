@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -223,4 +224,109 @@ func TestIdempotencyKeysBounded(t *testing.T) {
 	if m.Offset != 1001 {
 		t.Fatalf("key of a trimmed message: offset %d, want a new one, 1001", m.Offset)
 	}
+}
+
+// TestRollbackStartsNewEpoch: a Redis that comes back from a snapshot
+// older than the last messages (a crash with RDB persistence, a replica
+// behind its master taking over) has rolled the room's history back. A
+// node that had the newer messages starts a new epoch when it catches
+// up, and reports the gap, so that the offsets after the snapshot are
+// not given again to new messages in the old epoch, which every node and
+// client that saw the old ones would drop as repeats; also when new
+// messages took the room past that offset before the node caught up (the
+// message at its offset is another one). A client's position past the
+// newest offset does not do that: anyone can send one.
+func TestRollbackStartsNewEpoch(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartRedis(t)
+	node := func() *brokertest.Node {
+		b := newBroker(t, redis.Config{URL: srv.URL()})
+		b.SetHistory(brokertest.TestHistory)
+		return brokertest.StartNode(t, b)
+	}
+	a, b := node(), node()
+	room := brokertest.Room("h-rollback")
+	// quiet has no subscriber: the test reads it as a node's repair would.
+	quiet := brokertest.Room("h-rollback-quiet")
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	publishTo := func(room string, n int) *broker.Message {
+		t.Helper()
+		var m *broker.Message
+		for range n {
+			m = brokertest.Msg(room, "seq")
+			if err := a.Publish(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	publish := func(n int) *broker.Message { t.Helper(); return publishTo(room, n) }
+	publish(5)
+	publishTo(quiet, 5)
+	if _, err := srv.Command("SAVE"); err != nil {
+		t.Fatal(err)
+	}
+	last := publish(5)
+	quietLast := publishTo(quiet, 5)
+	quietAt := broker.Position{Offset: quietLast.Offset, Epoch: quietLast.Epoch}
+	if _, cur, err := redis.TrackedSince(b.Broker.(*redis.Broker), ctx, quiet, quietAt, quietLast.MsgID, 0); err != nil || cur != quietAt {
+		t.Fatalf("repair's read at the newest message: %+v, %v; want %+v", cur, err, quietAt)
+	}
+	brokertest.Eventually(t, 5*time.Second, func() bool { return b.Count(room, last.MsgID) > 0 }, "last message before the crash not delivered")
+	epoch := last.Epoch
+
+	// A client's position past the newest: unrecoverable, nothing reset.
+	h := a.Broker.(broker.Historian)
+	if _, _, err := h.Since(ctx, room, broker.Position{Offset: 1000, Epoch: epoch}, 0); !errors.Is(err, broker.ErrUnrecoverable) {
+		t.Fatalf("Since past the newest: %v, want ErrUnrecoverable", err)
+	}
+	if _, cur, err := h.Since(ctx, room, broker.Position{}, 0); err != nil || cur != (broker.Position{Offset: 10, Epoch: epoch}) {
+		t.Fatalf("position after a client's position past the newest: %+v, %v; want 10 in %s", cur, err, epoch)
+	}
+
+	srv.RestartFromSnapshot()
+	brokertest.Eventually(t, 10*time.Second, func() bool {
+		for _, g := range b.Gaps() {
+			if slices.Contains(g, room) {
+				return true
+			}
+		}
+		return false
+	}, "the rolled-back room never reported as a gap")
+	var m *broker.Message
+	brokertest.Eventually(t, 10*time.Second, func() bool {
+		m = brokertest.Msg(room, "seq")
+		return a.Publish(ctx, m) == nil
+	}, "no publish after the crash")
+	if m.Epoch == epoch {
+		t.Fatalf("publish after the rollback: offset %d in the old epoch %s, whose offsets 6-10 were already given", m.Offset, epoch)
+	}
+
+	// Overtaken: new messages reach offset 10 again before the repair
+	// (retried: a connection of the client may still be the old one).
+	brokertest.Eventually(t, 10*time.Second, func() bool {
+		m := brokertest.Msg(quiet, "seq")
+		if err := a.Publish(ctx, m); err != nil {
+			return false
+		}
+		if m.Epoch != quietAt.Epoch {
+			t.Fatalf("quiet room after the rollback: epoch %s, want %s (nothing read it yet)", m.Epoch, quietAt.Epoch)
+		}
+		return m.Offset > quietAt.Offset
+	}, "the quiet room never reached offset %d again", quietAt.Offset)
+	var (
+		cur broker.Position
+		err error
+	)
+	brokertest.Eventually(t, 10*time.Second, func() bool {
+		_, cur, err = redis.TrackedSince(b.Broker.(*redis.Broker), ctx, quiet, quietAt, quietLast.MsgID, 0)
+		return !errors.Is(err, broker.ErrUnavailable)
+	}, "history unreadable after the crash")
+	if !errors.Is(err, broker.ErrUnrecoverable) || cur.Epoch == quietAt.Epoch {
+		t.Fatalf("repair's read after offset 10 was given again: %+v, %v; want a new epoch, unrecoverable", cur, err)
+	}
+	brokertest.Eventually(t, 5*time.Second, func() bool { return b.Count(room, m.MsgID) > 0 }, "publish after the crash not delivered")
 }

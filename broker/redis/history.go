@@ -73,14 +73,36 @@ end
 return {n, epoch, ''}
 `
 
-// sinceScript: KEYS meta, stream; ARGV first stream ID wanted ("" for
-// none), count (0: all), a new epoch (used if the room has none), TTL
-// in ms. It returns {epoch, newest offset, entries}.
+// sinceScript: KEYS meta, stream, keys; ARGV first stream ID wanted (""
+// for none), count (0: all), a new epoch (used if the room has none, or
+// if its history went back), TTL in ms, and the epoch, offset and msgId
+// ("" if unknown) of a position this node was handed by the engine
+// itself ("", "0", "" otherwise). It returns {epoch, newest offset,
+// entries}.
+//
+// A room whose newest offset is below such a position, in its epoch, or
+// whose message at that offset is another one, had its history rolled
+// back (Redis came back from a snapshot older than the messages since,
+// or a replica that was behind took over) and its offsets given again:
+// every node and client that saw the old messages would take the new
+// ones for repeats. It starts a new epoch instead, as if its history
+// were lost, so that they are told. A client's position is not trusted
+// for this: anyone could send one past the newest.
 const sinceScript = `
 local e = redis.call('HMGET', KEYS[1], 'e', 'n')
-if not e[1] then
+local rolled = false
+if e[1] and ARGV[5] ~= '' and e[1] == ARGV[5] then
+  local at = tonumber(ARGV[6])
+  if tonumber(e[2]) < at then
+    rolled = true
+  elseif ARGV[7] ~= '' and at > 0 then
+    local x = redis.call('XRANGE', KEYS[2], ARGV[6] .. '-0', ARGV[6] .. '-0')
+    rolled = #x == 1 and cjson.decode(x[1][2][2]).msgId ~= ARGV[7]
+  end
+end
+if (not e[1]) or rolled then
   e = {ARGV[3], '0'}
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'e', ARGV[3], 'n', 0)
   if tonumber(ARGV[4]) > 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -212,6 +234,19 @@ func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.
 // Since implements broker.Historian: one script (HMGET and XRANGE) on
 // the room's slot.
 func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error) {
+	return b.since(ctx, room, pos, limit, false, "")
+}
+
+// trackedSince is Since for the node's own gap repair, whose positions
+// are those of messages Redis gave it (posID: the msgId of the one at
+// pos, if known): one past the room's newest, or another message at it,
+// means the history was rolled back, and the room starts a new epoch
+// (see sinceScript).
+func (b *Broker) trackedSince(ctx context.Context, room string, pos broker.Position, posID string, limit int) ([]*broker.Message, broker.Position, error) {
+	return b.since(ctx, room, pos, limit, true, posID)
+}
+
+func (b *Broker) since(ctx context.Context, room string, pos broker.Position, limit int, tracked bool, posID string) ([]*broker.Message, broker.Position, error) {
 	if b.closed.Load() {
 		return nil, broker.Position{}, broker.ErrClosed
 	}
@@ -229,8 +264,14 @@ func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, li
 	if pos != (broker.Position{}) {
 		start = strconv.FormatUint(pos.Offset+1, 10) + "-0"
 	}
-	keys := b.histKeys(room)
-	r := sinceLua.Exec(ctx, b.client, keys[:2], []string{start, strconv.Itoa(max(limit, 0)), newEpoch(), strconv.FormatInt(p.TTL.Milliseconds(), 10)})
+	known, knownOffset := "", "0"
+	if tracked && pos != (broker.Position{}) {
+		known, knownOffset = pos.Epoch, strconv.FormatUint(pos.Offset, 10)
+	} else {
+		posID = ""
+	}
+	r := sinceLua.Exec(ctx, b.client, b.histKeys(room), []string{start, strconv.Itoa(max(limit, 0)), newEpoch(),
+		strconv.FormatInt(p.TTL.Milliseconds(), 10), known, knownOffset, posID})
 	if err := r.Error(); err != nil {
 		if isConnErr(err) {
 			return nil, broker.Position{}, unavailable(err)

@@ -136,6 +136,19 @@ func (r *Redis) Restart() {
 	}
 }
 
+// RestartFromSnapshot kills the server with SIGKILL, as a crash would,
+// and starts it again on the same port with the data set of its last
+// snapshot on disk (SAVE, BGSAVE): what was written after it is gone, as
+// on a Redis with RDB persistence that crashed. Without a snapshot the
+// data set starts empty.
+func (r *Redis) RestartFromSnapshot() {
+	r.t.Helper()
+	r.Kill()
+	if err := waitFor(startTimeout, r.start); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // RestartWithData stops the server as an operator's restart would
 // (SHUTDOWN SAVE: it writes its data set to disk and exits), starts it
 // again on the same port with that data set, and waits until it answers

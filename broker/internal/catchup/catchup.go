@@ -25,6 +25,12 @@ import (
 // SinceFunc reads a room's history (broker.Historian.Since).
 type SinceFunc func(ctx context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error)
 
+// CheckedSinceFunc is a SinceFunc that is also given the msgId of the
+// message at pos, when the node had that message ("" otherwise), so an
+// engine whose history can be rolled back (Redis restored from an older
+// snapshot) can tell that the message now at pos.Offset is another one.
+type CheckedSinceFunc func(ctx context.Context, room string, pos broker.Position, posID string, limit int) ([]*broker.Message, broker.Position, error)
+
 // MaxHeld bounds the live messages a room holds while its gap is being
 // filled; past it they are dropped and the gap is filled from history
 // (which has them) or reported.
@@ -37,7 +43,7 @@ const pageSize = 500
 // its repairs.
 type Tracker struct {
 	h       broker.Handler
-	since   SinceFunc
+	since   CheckedSinceFunc
 	history func(room string) bool
 	log     *slog.Logger
 
@@ -55,7 +61,10 @@ type room struct {
 	// pos is the newest message handed on (or, while soft, the room's
 	// position when this node subscribed: messages up to it may still
 	// arrive live and are handed on).
-	pos       broker.Position
+	pos broker.Position
+	// posID is the msgId of the message at pos when pos is a message's
+	// ("" when it is a position the engine gave).
+	posID     string
 	known     bool
 	soft      bool
 	repairing bool
@@ -67,6 +76,14 @@ type room struct {
 // New returns a Tracker handing messages to h. history reports whether
 // a room keeps history; since reads it.
 func New(h broker.Handler, history func(room string) bool, since SinceFunc, log *slog.Logger) *Tracker {
+	return NewChecked(h, history, func(ctx context.Context, room string, pos broker.Position, _ string, limit int) ([]*broker.Message, broker.Position, error) {
+		return since(ctx, room, pos, limit)
+	}, log)
+}
+
+// NewChecked is New for an engine that checks the message at a
+// position (see CheckedSinceFunc).
+func NewChecked(h broker.Handler, history func(room string) bool, since CheckedSinceFunc, log *slog.Logger) *Tracker {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Tracker{h: h, since: since, history: history, log: log, ctx: ctx, cancel: cancel, rooms: make(map[string]*room)}
 }
@@ -98,7 +115,7 @@ func (t *Tracker) Subscribed(ctx context.Context, name string) {
 		return
 	}
 	r := t.state(name, true)
-	_, cur, err := t.since(ctx, name, broker.Position{}, 0)
+	_, cur, err := t.since(ctx, name, broker.Position{}, "", 0)
 	if err != nil {
 		t.log.Warn("catch-up: cannot read the position of a room", "room", name, "err", err)
 		return
@@ -106,7 +123,7 @@ func (t *Tracker) Subscribed(ctx context.Context, name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.known && !r.gone {
-		r.pos, r.known, r.soft = cur, true, true
+		r.pos, r.posID, r.known, r.soft = cur, "", true, true
 	}
 }
 
@@ -147,7 +164,7 @@ func (t *Tracker) Deliver(m *broker.Message) {
 	}
 	switch {
 	case !r.known:
-		r.pos, r.known = pos(m), true
+		r.pos, r.posID, r.known = pos(m), m.MsgID, true
 		t.h.HandleMessage(m)
 	case m.Epoch == r.pos.Epoch && m.Offset <= r.pos.Offset:
 		if r.soft {
@@ -158,7 +175,7 @@ func (t *Tracker) Deliver(m *broker.Message) {
 		}
 		// Already handed on (the seam of a catch-up): drop.
 	case m.Epoch == r.pos.Epoch && m.Offset == r.pos.Offset+1:
-		r.pos, r.soft = pos(m), false
+		r.pos, r.posID, r.soft = pos(m), m.MsgID, false
 		t.h.HandleMessage(m)
 	default:
 		// A gap: this message skips some, or is of another epoch.
@@ -251,7 +268,7 @@ func (t *Tracker) drainHeld(r *room) bool {
 			continue
 		}
 		if m.Epoch == r.pos.Epoch && m.Offset == r.pos.Offset+1 {
-			r.pos, r.soft = pos(m), false
+			r.pos, r.posID, r.soft = pos(m), m.MsgID, false
 			t.h.HandleMessage(m)
 			continue
 		}
@@ -288,12 +305,12 @@ func (t *Tracker) repair(name string, r *room, skip bool) {
 	reported := false
 	for {
 		r.mu.Lock()
-		from, gone := r.pos, r.gone
+		from, fromID, gone := r.pos, r.posID, r.gone
 		r.mu.Unlock()
 		if gone || t.ctx.Err() != nil {
 			return
 		}
-		ms, cur, err := t.since(t.ctx, name, from, pageSize)
+		ms, cur, err := t.since(t.ctx, name, from, fromID, pageSize)
 		if err != nil && !errors.Is(err, broker.ErrUnrecoverable) {
 			t.log.Warn("catch-up: history unreadable, retrying", "room", name, "err", err)
 			timer := time.NewTimer(retryDelay)
@@ -323,16 +340,20 @@ func (t *Tracker) repair(name string, r *room, skip bool) {
 			if cur.Epoch != from.Epoch && cur.Epoch != "" {
 				// The history was lost and began again: what the new
 				// epoch holds is still to be handed on, from its start.
-				r.pos, r.soft = broker.Position{Epoch: cur.Epoch}, false
+				// Held messages of other epochs are of the lost history,
+				// in the gap just reported; kept, they would never drain
+				// and the repair would read the history without end.
+				r.pos, r.posID, r.soft = broker.Position{Epoch: cur.Epoch}, "", false
+				r.held = slices.DeleteFunc(r.held, func(m *broker.Message) bool { return m.Epoch != cur.Epoch })
 				r.mu.Unlock()
 				continue
 			}
 			// Trimmed or expired: hand on what was held, in order.
-			r.pos, r.soft = cur, false
+			r.pos, r.posID, r.soft = cur, "", false
 			for _, m := range r.held {
 				t.h.HandleMessage(m)
 				if m.Epoch != r.pos.Epoch || m.Offset > r.pos.Offset {
-					r.pos = pos(m)
+					r.pos, r.posID = pos(m), m.MsgID
 				}
 			}
 			r.held, r.overflow, r.repairing = nil, false, false
@@ -341,7 +362,7 @@ func (t *Tracker) repair(name string, r *room, skip bool) {
 		}
 		for _, m := range ms {
 			if m.Epoch == r.pos.Epoch && m.Offset == r.pos.Offset+1 {
-				r.pos, r.soft = pos(m), false
+				r.pos, r.posID, r.soft = pos(m), m.MsgID, false
 				t.h.HandleMessage(m)
 			}
 		}

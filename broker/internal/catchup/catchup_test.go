@@ -2,11 +2,13 @@ package catchup_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,5 +126,56 @@ func TestTrimmedGapIsReported(t *testing.T) {
 	waitIDs(t, rec, room, []string{"0", "29"})
 	if gaps := rec.Gaps(); len(gaps) != 1 || gaps[0][0] != room {
 		t.Fatalf("gaps %v, want [[%s]]", gaps, room)
+	}
+}
+
+// TestNewEpochDropsHeldOfTheOld: live messages of the old epoch held
+// while a repair finds the history lost (a new epoch: Redis restarted
+// empty, or rolled back) belong to the gap it reports; the repair ends
+// instead of reading the history again and again for them.
+func TestNewEpochDropsHeldOfTheOld(t *testing.T) {
+	room := brokertest.Room("h-epoch")
+	var (
+		calls   atomic.Int32
+		started = make(chan struct{})
+		release = make(chan struct{})
+	)
+	since := func(ctx context.Context, _ string, pos broker.Position, _ string, _ int) ([]*broker.Message, broker.Position, error) {
+		switch {
+		case pos == broker.Position{}:
+			return nil, broker.Position{Epoch: "old"}, nil
+		case pos.Epoch == "old":
+			if calls.Add(1) == 1 {
+				close(started)
+				<-release
+			}
+			return nil, broker.Position{Epoch: "new"}, fmt.Errorf("%w: epoch changed", broker.ErrUnrecoverable)
+		default:
+			calls.Add(1)
+			return nil, broker.Position{Epoch: "new"}, nil
+		}
+	}
+	rec := new(brokertest.Recorder)
+	tr := catchup.NewChecked(rec, func(string) bool { return true }, since, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(tr.Close)
+	tr.Subscribed(context.Background(), room)
+	msg := func(id string, offset uint64, epoch string) *broker.Message {
+		m := brokertest.Msg(room, "n")
+		m.MsgID, m.Offset, m.Epoch = id, offset, epoch
+		return m
+	}
+	tr.Deliver(msg("a", 1, "old"))
+	tr.Resubscribed([]string{room})
+	<-started
+	tr.Deliver(msg("b", 2, "old")) // held by the repair, then lost with its epoch
+	close(release)
+	tr.Deliver(msg("c", 1, "new"))
+	waitIDs(t, rec, room, []string{"a", "c"})
+	time.Sleep(200 * time.Millisecond)
+	if n := calls.Load(); n > 10 {
+		t.Fatalf("%d history reads for one repair", n)
+	}
+	if gaps := rec.Gaps(); len(gaps) != 1 {
+		t.Fatalf("gaps %v, want one", gaps)
 	}
 }

@@ -1,0 +1,4 @@
+package redis
+
+// TrackedSince is the Since of the broker's own gap repair, for tests.
+var TrackedSince = (*Broker).trackedSince
