@@ -40,10 +40,13 @@ func startNode(t *testing.T, bin, name, redisURL string) *node {
 }
 
 // startNodeWith starts a node with engine flags of the caller's choice.
+// The node listens on a port it picks itself and logs (a port picked
+// free by the test could be taken by another test's node before this one
+// binds it, and that node would answer for it).
 func startNodeWith(t *testing.T, bin, name string, engine ...string) *node {
 	t.Helper()
-	n := &node{name: name, addr: freePort(t), logs: &syncWriter{w: &bytes.Buffer{}}, exit: make(chan error, 1)}
-	args := append([]string{"serve", "--addr", n.addr, "--node-id", name,
+	n := &node{name: name, logs: &syncWriter{w: &bytes.Buffer{}}, exit: make(chan error, 1)}
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--node-id", name,
 		"--api-key", clusterAPIKey, "--lease-ttl", "3s", "--drain-timeout", "2s", "--log-level", "info"}, engine...)
 	n.cmd = exec.Command(bin, args...)
 	n.cmd.Stderr = n.logs
@@ -56,19 +59,43 @@ func startNodeWith(t *testing.T, bin, name string, engine ...string) *node {
 		<-n.exit
 	})
 	deadline := time.Now().Add(15 * time.Second)
+	var err error
 	for {
-		resp, err := http.Get(n.http() + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return n
+		if n.addr == "" {
+			n.addr = listeningAddr(n.logs.String())
+		}
+		if n.addr != "" {
+			var resp *http.Response
+			if resp, err = http.Get(n.http() + "/readyz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return n
+				}
 			}
+		}
+		select {
+		case exit := <-n.exit:
+			n.exit <- exit // for the cleanup
+			t.Fatalf("%s exited before it was ready: %v\n%s", name, exit, n.logs.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not become ready: %v\n%s", name, err, n.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// listeningAddr returns the address of herald serve's "listening" log
+// line in logs, or "" while there is none.
+func listeningAddr(logs string) string {
+	for line := range strings.Lines(logs) {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
+			return l.Addr
+		}
+	}
+	return ""
 }
 
 // balancer is the test's load balancer: a TCP proxy that sends each new

@@ -24,17 +24,14 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 	dir := t.TempDir()
 	c := &RedisCluster{}
 	for range 3 {
-		port, bus := freePort(t), freePort(t)
-		r := newRedis(t, port, []string{
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"),
-			"--cluster-port", strconv.Itoa(bus),
-			"--cluster-node-timeout", "2000",
+		r := startRedis(t, func() int { return freePort(t) }, func(port int) []string {
+			return []string{
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"),
+				"--cluster-port", strconv.Itoa(freePort(t)), // taken too: another port for both
+				"--cluster-node-timeout", "2000",
+			}
 		})
-		if err := r.start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Kill)
 		c.nodes = append(c.nodes, r)
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)

@@ -2,8 +2,11 @@ package testserver
 
 import (
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -19,13 +22,14 @@ type NATS struct {
 }
 
 // StartNATS starts an embedded nats-server, with JetStream (file storage
-// in a directory of the test's), on a free loopback port and shuts it
-// down when the test ends.
+// in a directory of the test's), on a loopback port the server picks
+// itself (so no other process can take it first), and shuts it down when
+// the test ends.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
 	n := &NATS{t: t, opts: server.Options{
 		Host:      "127.0.0.1",
-		Port:      freePort(t),
+		Port:      server.RANDOM_PORT,
 		NoLog:     true,
 		NoSigs:    true,
 		JetStream: true,
@@ -38,6 +42,23 @@ func StartNATS(t testing.TB) *NATS {
 	return n
 }
 
+// fatalLog keeps the first fatal error a server logs: an embedded server
+// that cannot listen says so only there, and would otherwise be waited
+// for until the start timeout.
+type fatalLog struct {
+	once sync.Once
+	err  chan string
+}
+
+func (l *fatalLog) Fatalf(format string, v ...any) {
+	l.once.Do(func() { l.err <- fmt.Sprintf(format, v...) })
+}
+func (*fatalLog) Noticef(string, ...any) {}
+func (*fatalLog) Warnf(string, ...any)   {}
+func (*fatalLog) Errorf(string, ...any)  {}
+func (*fatalLog) Debugf(string, ...any)  {}
+func (*fatalLog) Tracef(string, ...any)  {}
+
 func (n *NATS) start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -49,11 +70,30 @@ func (n *NATS) start() error {
 	if err != nil {
 		return fmt.Errorf("testserver: nats: %w", err)
 	}
+	fatal := &fatalLog{err: make(chan string, 1)}
+	srv.SetLogger(fatal, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(startTimeout) {
+	stop := func() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return fmt.Errorf("testserver: nats on port %d not ready", n.opts.Port)
+	}
+	for deadline := time.Now().Add(startTimeout); !srv.ReadyForConnections(25 * time.Millisecond); {
+		select {
+		case msg := <-fatal.err:
+			stop()
+			if strings.Contains(msg, "address already in use") {
+				return fmt.Errorf("%w: nats on port %d: %s", errPortTaken, n.opts.Port, msg)
+			}
+			return fmt.Errorf("testserver: nats on port %d: %s", n.opts.Port, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return fmt.Errorf("testserver: nats on port %d not ready", n.opts.Port)
+		}
+	}
+	if n.opts.Port == server.RANDOM_PORT {
+		n.opts.Port = srv.Addr().(*net.TCPAddr).Port // Restart binds it again
 	}
 	n.srv = srv
 	return nil

@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -12,9 +13,20 @@ import (
 // installHint is what a missing Redis binary tells the reader.
 const installHint = "apt-get install -y redis-server"
 
-// freePort returns a loopback TCP port that was free a moment ago. The
-// usual race (someone else may take it before the server binds) is
-// acceptable in tests.
+// portAttempts is how many free ports a server is started on before the
+// test gives up: each is free when picked, but another process (a
+// parallel test package, an outgoing connection's ephemeral port) may
+// bind it before the server does.
+const portAttempts = 5
+
+// errPortTaken is returned (wrapped) by a start that found its port
+// taken, so that a first start can move to another one.
+var errPortTaken = errors.New("testserver: port taken")
+
+// freePort returns a loopback TCP port that was free a moment ago. It may
+// be taken before the server binds it: starts that can pick their port
+// retry on another (startOnFreePort), restarts on the same port retry
+// until it is free again.
 func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -26,6 +38,22 @@ func freePort(t testing.TB) int {
 		t.Fatalf("testserver: free port: %v", err)
 	}
 	return port
+}
+
+// startOnFreePort calls start with ports from next until one does not
+// fail with errPortTaken, at most portAttempts times.
+func startOnFreePort(t testing.TB, next func() int, start func(port int) error) {
+	t.Helper()
+	var err error
+	for range portAttempts {
+		if err = start(next()); !errors.Is(err, errPortTaken) {
+			break
+		}
+		t.Logf("%v; trying another port", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func hostPort(port int) string {

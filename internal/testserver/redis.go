@@ -38,10 +38,23 @@ type Redis struct {
 // test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	r := newRedis(t, freePort(t), nil)
-	if err := r.start(); err != nil {
-		t.Fatal(err)
-	}
+	return startRedis(t, func() int { return freePort(t) }, nil)
+}
+
+// startRedis starts a redis-server on a port from next, with the
+// arguments extra gives for that port (nil: none), on another port from
+// next when another process took the one picked before it bound it.
+func startRedis(t testing.TB, next func() int, extra func(port int) []string) *Redis {
+	t.Helper()
+	var r *Redis
+	startOnFreePort(t, next, func(port int) error {
+		var args []string
+		if extra != nil {
+			args = extra(port)
+		}
+		r = newRedis(t, port, args)
+		return r.start()
+	})
 	t.Cleanup(r.Kill)
 	return r
 }
@@ -81,11 +94,14 @@ func (r *Redis) start() error {
 			return nil
 		default:
 		}
-		_, err := command(r.Addr(), "PING")
-		return err
+		return answersAs(r.Addr(), cmd.Process.Pid)
 	})
 	select {
 	case <-exited:
+		// The output is complete once the process was waited for.
+		if bytes.Contains(out.Bytes(), []byte("Address already in use")) {
+			return fmt.Errorf("%w: redis-server could not bind %d", errPortTaken, r.port)
+		}
 		return fmt.Errorf("testserver: redis-server exited on port %d: %s", r.port, out)
 	default:
 	}
@@ -96,6 +112,27 @@ func (r *Redis) start() error {
 	}
 	r.cmd, r.exited, r.output = cmd, exited, out
 	return nil
+}
+
+// answersAs returns nil when the Redis answering at addr is the process
+// pid: until the one just started binds its port (or fails to, and
+// exits), another server may be there, e.g. another test's.
+func answersAs(addr string, pid int) error {
+	// Briefly: whatever holds the port may never answer, while the
+	// start's loop watches for its own server's exit.
+	info, err := commandWithin(200*time.Millisecond, addr, "INFO", "server")
+	if err != nil {
+		return err
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if v != strconv.Itoa(pid) {
+				return fmt.Errorf("testserver: %s is answered by process %s, not %d", addr, v, pid)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("testserver: %s: no process_id in INFO server", addr)
 }
 
 // Kill stops the server with SIGKILL, as a crash would, and waits for the

@@ -14,12 +14,17 @@ import (
 // returns its reply as text (simple strings, errors and bulk strings only).
 // It avoids depending on a Redis client library in the helpers.
 func command(addr string, args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	return commandWithin(2*time.Second, addr, args...)
+}
+
+// commandWithin is command with a deadline of d for the whole exchange.
+func commandWithin(d time.Duration, addr string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, d)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+	if err := conn.SetDeadline(time.Now().Add(d)); err != nil {
 		return "", err
 	}
 	var b strings.Builder
