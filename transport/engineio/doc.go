@@ -25,7 +25,11 @@
 // A WebSocket opened with the sid of a polling session is a probe: it
 // answers "2probe" with "3probe" and ends the pending GET with a noop,
 // and on "5" it becomes the session's transport; what was buffered for
-// the next poll is sent on it, in order, and later polls are refused.
+// the next poll is sent on it, in order, and later polls are refused. A
+// GET that comes once the probe is open may have been sent after the
+// client's "2probe" and "5", which another goroutine reads: it waits for
+// the "5" (up to 100 ms after the probe's answer) and is refused when it
+// comes, as a server reading in arrival order would refuse it.
 //
 // # Bounds
 //

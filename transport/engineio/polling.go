@@ -93,27 +93,48 @@ func (s *Socket) poll(w http.ResponseWriter, r *http.Request) {
 		s.srv.writeError(w, eio.BadRequest, "")
 		return
 	}
-	wait := !s.pollReadyLocked()
-	var timeout <-chan time.Time
-	if !wait && s.is(fUpgrading) && len(s.pstate().buf) == 0 && s.state == stateOpen {
-		// A poll that comes while the session upgrades is ended with a
-		// noop, as the reference server does, upgradePollDelay after the
-		// probe: time for the upgrade packet that may already be on its
-		// way, after which the poll is refused (the client is on
-		// WebSocket now).
-		wait = true
-		d := time.Duration(s.pstate().probedAt + int64(upgradePollDelay) - s.srv.clock.now())
-		t := time.NewTimer(max(d, 0))
-		defer t.Stop()
-		timeout = t.C
-	}
-	if wait {
+	// A poll that comes once a probe WebSocket is open was sent after
+	// it, and maybe after the "2probe" and "5" the client sent on it,
+	// which another goroutine reads: the reference server, reading in
+	// arrival order on one thread, would have upgraded first and refused
+	// the poll. Such a poll is answered as one that comes during the
+	// upgrade, even when the "2probe" is read after it: the upgrade
+	// packet gets until upgradePollDelay after the probe. A poll that was
+	// pending before the probe opened (a client's usual poll) is ended
+	// with the noop as soon as the probe is answered, as before.
+	afterProbe := s.probeLocked() != nil || s.is(fProbing)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for waited, timedOut := false, false; ; waited = true {
+		wait := !s.pollReadyLocked()
+		var timeout <-chan time.Time
+		if !wait && !timedOut && (!waited || afterProbe) && s.is(fUpgrading) && len(s.pstate().buf) == 0 && s.state == stateOpen {
+			// A poll that comes while the session upgrades is ended with
+			// a noop, as the reference server does, upgradePollDelay
+			// after the probe: time for the upgrade packet that may
+			// already be on its way, after which the poll is refused (the
+			// client is on WebSocket now).
+			wait = true
+			if timer == nil {
+				d := time.Duration(s.pstate().probedAt + int64(upgradePollDelay) - s.srv.clock.now())
+				timer = time.NewTimer(max(d, 0))
+			}
+			timeout = timer.C
+		}
+		if !wait {
+			break
+		}
 		ch := make(chan struct{})
 		s.pstate().pollCh = ch
 		s.mu.Unlock()
 		select {
 		case <-ch:
 		case <-timeout:
+			timedOut = true
 		case <-r.Context().Done():
 			s.mu.Lock()
 			abandoned := s.pstate() != nil && s.pstate().pollCh == ch

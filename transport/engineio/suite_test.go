@@ -359,6 +359,71 @@ func TestSuiteUpgrade(t *testing.T) {
 	})
 }
 
+// The suite's "ignores HTTP requests with same sid after upgrade" sends
+// "2probe" and "5" on the probe, then a poll on another connection,
+// which this server may take up before it reads the probe's frames (one
+// run in a few under load). The poll was sent after the upgrade packet:
+// it is refused once that is read, as the reference server, reading in
+// arrival order, refuses it; the "2probe" read meanwhile does not end it
+// with a noop (it did, 200 "6", before).
+func TestPollSentAfterUpgradePacket(t *testing.T) {
+	e := newEnv(t, noHeartbeat)
+	sid := e.handshake(t)
+	so := e.srv.Socket(sid)
+	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+	pending := make(chan response, 1)
+	go func() { pending <- e.poll(t, sid) }()
+	waitFor(t, func() bool {
+		so.mu.Lock()
+		defer so.mu.Unlock()
+		return so.pstate() != nil && so.pstate().pollCh != nil
+	})
+	write(t, c, websocket.MessageText, "2probe")
+	write(t, c, websocket.MessageText, "5")
+	if _, data := read(t, c); data != "3probe" {
+		t.Fatalf("probe answer %q", data)
+	}
+	if r := <-pending; r.status != 400 || r.body != errorBody(3, "Bad request") {
+		t.Fatalf("poll sent after the upgrade packet: %d %q, want 400", r.status, r.body)
+	}
+	write(t, c, websocket.MessageText, "4hello")
+	if _, data := read(t, c); data != "4hello" {
+		t.Fatalf("got %q", data)
+	}
+}
+
+// A poll sent after the probe opened, whose client sends no upgrade
+// packet, gets the noop upgradePollDelay after the probe's answer.
+func TestPollSentAfterProbeWithoutUpgrade(t *testing.T) {
+	e := newEnv(t, noHeartbeat)
+	sid := e.handshake(t)
+	so := e.srv.Socket(sid)
+	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+	pending := make(chan response, 1)
+	go func() { pending <- e.poll(t, sid) }()
+	waitFor(t, func() bool {
+		so.mu.Lock()
+		defer so.mu.Unlock()
+		return so.pstate() != nil && so.pstate().pollCh != nil
+	})
+	write(t, c, websocket.MessageText, "2probe")
+	start := time.Now()
+	if _, data := read(t, c); data != "3probe" {
+		t.Fatalf("probe answer %q", data)
+	}
+	if r := <-pending; r.status != 200 || r.body != "6" {
+		t.Fatalf("poll: %d %q, want the noop", r.status, r.body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("noop after %v", d)
+	}
+	write(t, c, websocket.MessageText, "5")
+	write(t, c, websocket.MessageText, "4hello")
+	if _, data := read(t, c); data != "4hello" {
+		t.Fatalf("got %q", data)
+	}
+}
+
 // waitFor polls cond until it holds, failing after 5 s.
 func waitFor(tb testing.TB, cond func() bool) {
 	tb.Helper()
