@@ -92,10 +92,14 @@ func TestPingTimeoutOfSilentClient(t *testing.T) {
 	}{
 		{name: "nothing behind the held message", write: func(c *rawWS) { c.write(t, "4hold") }},
 		{name: "part of a frame behind the held message", write: func(c *rawWS) {
-			c.write(t, "4hold")
-			c.writeRaw(t, []byte{0x81, 0x80 | 10, 1, 2, 3, 4, 'x'}) // 1 of 10 bytes
+			// In one write, so that the server reads both from its socket
+			// together: part of a frame in the socket counts as unread
+			// (this process has not looked at it) until the reader has
+			// taken it into its buffer, which it does not while the
+			// handler holds the message.
+			c.writeRaw(t, append(textFrames(t, "4hold"), partialFrame...))
 		}},
-		{name: "part of a frame", write: func(c *rawWS) { c.writeRaw(t, []byte{0x81, 0x80 | 10, 1, 2, 3, 4, 'x'}) }},
+		{name: "part of a frame", write: func(c *rawWS) { c.writeRaw(t, partialFrame) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			release := make(chan struct{})
@@ -187,8 +191,18 @@ func (c *rawWS) read(tb testing.TB) string {
 	return string(p)
 }
 
+// partialFrame is the header of a masked 10-byte text frame and 1 byte
+// of its payload.
+var partialFrame = []byte{0x81, 0x80 | 10, 1, 2, 3, 4, 'x'}
+
 // write sends each text as a masked text frame, all in one write.
 func (c *rawWS) write(tb testing.TB, texts ...string) {
+	tb.Helper()
+	c.writeRaw(tb, textFrames(tb, texts...))
+}
+
+// textFrames returns each text as a masked text frame.
+func textFrames(tb testing.TB, texts ...string) []byte {
 	tb.Helper()
 	var b bytes.Buffer
 	key := [4]byte{1, 2, 3, 4}
@@ -202,7 +216,7 @@ func (c *rawWS) write(tb testing.TB, texts ...string) {
 			b.WriteByte(s[i] ^ key[i%4])
 		}
 	}
-	c.writeRaw(tb, b.Bytes())
+	return b.Bytes()
 }
 
 func (c *rawWS) writeRaw(tb testing.TB, b []byte) {
