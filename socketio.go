@@ -166,6 +166,8 @@ func (s *Server) startSocketIO() error {
 		Cookie:           cfg.Cookie,
 		CORS:             engineio.CORS{Origins: cfg.CORSOrigins},
 		AllowRequest:     s.sioAllow,
+		MaxPolling:       max(cfg.MaxPollingSessions, 0), // -1: no cap
+		PollingFull:      s.sioPollingFull,
 		Logger:           s.log,
 		OnConnection: func(es *engineio.Socket, r *http.Request) engineio.Handler {
 			// The request (its headers, URL and context values) is kept
@@ -234,11 +236,6 @@ func (s *Server) sioAllow(r *http.Request) error {
 	if !isPollingHandshake(r) {
 		return nil
 	}
-	if n := s.cfg.SocketIO.MaxPollingSessions; n > 0 && s.sio.eng.Polling() >= n {
-		s.metrics.UpgradesRejected.WithLabelValues(string(limitSocketIOPollingSessions)).Inc()
-		s.countLimit(limitSocketIOPollingSessions)
-		return errors.New("too many Socket.IO long-polling sessions on this node; retry shortly")
-	}
 	switch s.sio.pending.take(s.clientIP(r), sioPendingCharge(r)) {
 	case limitSocketIOPendingBytes:
 		s.metrics.UpgradesRejected.WithLabelValues(string(limitSocketIOPendingBytes)).Inc()
@@ -250,6 +247,22 @@ func (s *Server) sioAllow(r *http.Request) error {
 		return errors.New("too many Socket.IO connections from your address waiting to join a namespace; retry shortly")
 	}
 	return nil
+}
+
+// sioPollingFull counts a polling handshake refused by
+// SocketIOConfig.MaxPollingSessions, which the Engine.IO server checks
+// before sioAllow (each handshake reserves its place atomically there,
+// so that a burst of handshakes cannot all find the last place free),
+// and gives the refusal's message: a draining node's, as sioAllow would
+// have, while it drains.
+func (s *Server) sioPollingFull(*http.Request) error {
+	if s.draining.Load() {
+		s.metrics.UpgradesRejected.WithLabelValues("draining").Inc()
+		return errors.New("server is shutting down; reconnect to another node")
+	}
+	s.metrics.UpgradesRejected.WithLabelValues(string(limitSocketIOPollingSessions)).Inc()
+	s.countLimit(limitSocketIOPollingSessions)
+	return errors.New("too many Socket.IO long-polling sessions on this node; retry shortly")
 }
 
 // authRequest returns the request a CONNECT is admitted with: the

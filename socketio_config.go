@@ -76,8 +76,11 @@ type SocketIOConfig struct {
 	// any client where connections need no credential, keeps open, each
 	// holding a few KB (the session, its connection and the request kept
 	// for admission) for as long as it answers pings. Sessions that
-	// upgrade to WebSocket leave the count. A polling handshake over it is
-	// refused with 403 {"code":4,…}
+	// upgrade to WebSocket leave the count. The bound is exact: each
+	// polling handshake reserves its place atomically before it is
+	// vetted, and gives it back if refused, so a burst of handshakes at
+	// once does not take the count past it. A polling handshake over it
+	// is refused with 403 {"code":4,…}
 	// (herald_limit_rejections_total{limit="socketio_polling_sessions"};
 	// herald_socketio_polling_sessions). Default 20,000; -1: no cap.
 	MaxPollingSessions int

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -442,6 +443,48 @@ func TestAllowRequestAndCookie(t *testing.T) {
 	}
 	if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "io=") {
 		t.Fatalf("websocket Set-Cookie %q", c)
+	}
+}
+
+// MaxPolling bounds the polling sessions, counting each handshake from
+// before AllowRequest: a handshake AllowRequest refuses gives its place
+// back, one over the bound gets PollingFull's error, and WebSockets do
+// not count.
+func TestMaxPolling(t *testing.T) {
+	var full atomic.Int32
+	e := newEnv(t, noHeartbeat)
+	e.srv.cfg.MaxPolling = 2
+	e.srv.cfg.AllowRequest = func(r *http.Request) error {
+		if n := e.srv.Polling(); n < 1 || n > 2 {
+			t.Errorf("Polling = %d in AllowRequest, want this handshake counted", n)
+		}
+		if r.Header.Get("X-Refuse") != "" {
+			return errors.New("refused")
+		}
+		return nil
+	}
+	req, _ := http.NewRequest("GET", e.url+"?EIO=4&transport=polling", nil)
+	req.Header.Set("X-Refuse", "1")
+	if r := e.send(t, req); r.status != 403 || r.body != errorBody(4, "refused") {
+		t.Fatalf("refused: %d %q", r.status, r.body)
+	}
+	if n := e.srv.Polling(); n != 0 {
+		t.Fatalf("Polling = %d after a refused handshake, want 0", n)
+	}
+	sids := []string{e.handshake(t), e.handshake(t)}
+	e.dial(t, "EIO=4&transport=websocket")
+	if r := e.do(t, "GET", "EIO=4&transport=polling", ""); r.status != 403 || r.body != errorBody(4, ErrPollingFull.Error()) {
+		t.Fatalf("over the bound: %d %q", r.status, r.body)
+	}
+	e.srv.cfg.PollingFull = func(*http.Request) error { full.Add(1); return errors.New("full") }
+	if r := e.do(t, "GET", "EIO=4&transport=polling", ""); r.status != 403 || r.body != errorBody(4, "full") || full.Load() != 1 {
+		t.Fatalf("over the bound with PollingFull: %d %q (called %d times)", r.status, r.body, full.Load())
+	}
+	e.post(t, sids[0], "1")
+	waitFor(t, func() bool { return e.srv.Polling() == 1 })
+	e.handshake(t)
+	if n := e.srv.Polling(); n != 2 {
+		t.Fatalf("Polling = %d, want 2", n)
 	}
 }
 

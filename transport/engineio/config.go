@@ -77,6 +77,19 @@ type Config struct {
 	// handshake response, for load balancers that route by cookie
 	// (sticky sessions for polling). Path "/", HttpOnly, SameSite=Lax.
 	Cookie string
+	// MaxPolling bounds the sessions on HTTP long-polling, which hold no
+	// socket (0: no bound). A polling handshake reserves its place
+	// before AllowRequest runs, atomically, and gives it back if it is
+	// refused or fails, so that concurrent handshakes never take Polling
+	// past the bound (a check of Polling in AllowRequest, followed by
+	// the session's count, let a burst of handshakes through between
+	// the two). One that finds no place is refused like one AllowRequest
+	// refuses (403), with the error PollingFull returns.
+	MaxPolling int
+	// PollingFull, when set, is called for each polling handshake that
+	// MaxPolling refuses: the application counts it there, and its
+	// error is the refusal's message (ErrPollingFull when nil).
+	PollingFull func(r *http.Request) error
 	// AllowRequest, when set, vets each handshake (a request without a
 	// sid) before anything is allocated for it. A non-nil error refuses
 	// it: a polling handshake is answered 403

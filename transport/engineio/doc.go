@@ -38,7 +38,9 @@
 // MaxBufferedBytes (the polling buffer, or the WebSocket's send queue),
 // beyond which the session closes with ErrBufferFull; the number of
 // sessions by Config.AllowRequest, which the application uses to refuse
-// handshakes. A session that stops answering pings closes after
+// handshakes, and those on long-polling, which hold no socket, by
+// Config.MaxPolling, exactly: each polling handshake reserves its place
+// atomically before it is vetted. A session that stops answering pings closes after
 // PingInterval+PingTimeout (over WebSocket, not while what the client
 // sent waits unread, in its socket or as whole frames in the read buffer
 // behind a message the Handler still holds: the server, not the client,

@@ -34,6 +34,9 @@ var (
 	ErrBufferFull = errors.New("engineio: send buffer full")
 	// ErrClosed is returned by Send once the socket is closing or closed.
 	ErrClosed = errors.New("engineio: socket closed")
+	// ErrPollingFull refuses a polling handshake over Config.MaxPolling
+	// (when Config.PollingFull gives no error of its own).
+	ErrPollingFull = errors.New("engineio: too many long-polling sessions")
 )
 
 // closeCode is the WebSocket close code a socket closed for reason gets.

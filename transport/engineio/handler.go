@@ -83,8 +83,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, eio.UnsupportedProtocolVersion, "")
 		return
 	}
+	if !ws && !s.reservePolling() {
+		err := ErrPollingFull
+		if s.cfg.PollingFull != nil {
+			if e := s.cfg.PollingFull(r); e != nil {
+				err = e
+			}
+		}
+		refuse(w, eio.Forbidden, err.Error())
+		return
+	}
 	if s.cfg.AllowRequest != nil {
 		if err := s.cfg.AllowRequest(r); err != nil {
+			if !ws {
+				s.stats.polling.Add(-1) // the place reservePolling took
+			}
 			refuse(w, eio.Forbidden, err.Error())
 			return
 		}
@@ -93,6 +106,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.openWebSocket(w, r)
 	} else {
 		s.openPolling(w, r)
+	}
+}
+
+// reservePolling counts a polling handshake in Polling, from now on,
+// if that keeps it within Config.MaxPolling: the place is taken before
+// the handshake is vetted and its session made, so that handshakes at
+// once cannot all find the last one free. openPolling's session keeps
+// it; a handshake that does not open one gives it back.
+func (s *Server) reservePolling() bool {
+	max := int64(s.cfg.MaxPolling)
+	if max <= 0 {
+		s.stats.polling.Add(1)
+		return true
+	}
+	for {
+		n := s.stats.polling.Load()
+		if n >= max {
+			return false
+		}
+		if s.stats.polling.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 

@@ -42,17 +42,18 @@ func appendPayload(dst []byte, packets []*transport.Prepared) []byte {
 
 // openPolling answers a polling handshake: a new session whose first
 // poll is this request, answered at once with the open packet and
-// whatever OnConnection sent.
+// whatever OnConnection sent. The session takes the place in Polling
+// that reservePolling took for the handshake.
 func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 	so := s.newSocket(r)
 	so.mapped = true
 	so.setPoll(&pollState{remote: r.RemoteAddr, lastSeen: s.clock.now(), buf: []*transport.Prepared{s.openPacket(so.id, true)}})
 	if !s.add(so) {
+		s.stats.polling.Add(-1)
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	s.stats.handshakesPolling.Add(1)
-	s.stats.polling.Add(1)
 	if s.cfg.Cookie != "" {
 		s.setCookie(w.Header(), so.ID())
 	}

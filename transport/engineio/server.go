@@ -151,8 +151,10 @@ func (s *Server) QueuedBytes() int64 { return s.queues().Used() }
 // Len returns the number of open sessions.
 func (s *Server) Len() int { return int(s.sessions.Load()) }
 
-// Polling returns how many sessions are on HTTP long-polling: they hold
-// no socket, so AllowRequest may bound them by it.
+// Polling returns how many sessions are on HTTP long-polling, counting
+// each polling handshake from when its place is reserved (before
+// AllowRequest): they hold no socket, and Config.MaxPolling bounds
+// them.
 func (s *Server) Polling() int { return int(s.stats.polling.Load()) }
 
 // Stats returns the server's counters.
