@@ -615,16 +615,19 @@ func (s *Socket) tick() {
 		// holds (a server short of CPU, or a slow handler): it is alive,
 		// and its pong may be there. Ask again a timeout later; its pong
 		// reschedules before that once it is read. A client that sent
-		// nothing has nothing unread, and times out.
-		due := s.srv.clock.now() + int64(s.srv.cfg.PingTimeout)
+		// nothing has nothing unread, and times out. Scheduled under
+		// s.mu, as a pong schedules: released first, this could replace
+		// the time a pong read meanwhile had set.
+		s.srv.clock.scheduleAt(s, s.srv.clock.now()+int64(s.srv.cfg.PingTimeout))
 		s.mu.Unlock()
-		s.srv.clock.scheduleAt(s, due)
 	case s.overdueLocked():
 		s.mu.Unlock()
 		s.srv.goFinish(s, ErrPingTimeout)
 	case s.is(fAwaitPong):
-		s.mu.Unlock()
+		// pingDue is read under s.mu (a pong or a message sets it), and
+		// the time scheduled before s.mu is released, for the same reason.
 		s.srv.clock.scheduleAt(s, s.pingDue+int64(s.srv.cfg.PingTimeout))
+		s.mu.Unlock()
 	default:
 		s.set(fAwaitPong, true)
 		var err error
