@@ -558,16 +558,10 @@ func sioRequest(typ string, args socketio.Args) (*protocol.Request, error) {
 	if len(obj) < 2 || obj[0] != '{' {
 		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "herald:* events take one JSON object"}
 	}
-	// The object with its type in front: the last "type" wins in JSON
-	// decoding, so a "type" of the client's own is refused below.
-	frame := make([]byte, 0, len(obj)+len(typ)+12)
-	frame = append(frame, `{"type":`...)
-	frame = protocol.AppendString(frame, typ)
-	if len(bytes.TrimSpace(obj[1:len(obj)-1])) > 0 {
-		frame = append(frame, ',')
-	}
-	frame = append(frame, obj[1:]...)
-	req, err := protocol.Decode(frame)
+	// Decoded as the v1 request of type typ, without a copy of the
+	// object with the type written in: a "type" of the client's own is
+	// kept, and refused below unless it is typ.
+	req, err := protocol.DecodeAs(typ, obj)
 	if err != nil {
 		return nil, err
 	}

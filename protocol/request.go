@@ -78,7 +78,15 @@ func errorf(id json.RawMessage, code, format string, args ...any) *Error {
 
 // Decode parses and validates one text frame. On failure it returns an
 // *Error ready to be sent back; the connection should stay open.
-func Decode(b []byte) (*Request, error) {
+func Decode(b []byte) (*Request, error) { return decode(b, "") }
+
+// DecodeAs is Decode for an object whose type is typ unless it has a
+// "type" of its own, which is kept (the caller checks it): the argument
+// of a Socket.IO herald:* event, whose event name is its type, decoded
+// without a copy of it with the type written in.
+func DecodeAs(typ string, b []byte) (*Request, error) { return decode(b, typ) }
+
+func decode(b []byte, typ string) (*Request, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return nil, errorf(nil, CodeBadMessage, "frame must be a JSON object")
@@ -94,6 +102,9 @@ func Decode(b []byte) (*Request, error) {
 	// lone surrogates would still become U+FFFD in names.
 	if err := checkSurrogates(b); err != nil {
 		return nil, errorf(r.ID, CodeBadMessage, "invalid JSON: %s", err)
+	}
+	if r.Type == "" {
+		r.Type = typ
 	}
 	if r.Type == "" {
 		return nil, errorf(r.ID, CodeBadMessage, "missing field \"type\"")

@@ -172,3 +172,36 @@ func TestCheckText(t *testing.T) {
 		}
 	}
 }
+
+// DecodeAs decodes an object without its type as the request of the type
+// given, with Decode's checks; a type of the object's own is kept.
+func TestDecodeAs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, typ, in string
+		wantType      string
+		wantCode      string
+	}{
+		{"join", TypeJoin, `{"room":"chat"}`, TypeJoin, ""},
+		{"checked as its type", TypeJoin, `{}`, "", CodeBadRequest},
+		{"own type kept", TypeJoin, `{"type":"leave","room":"chat"}`, TypeLeave, ""},
+		{"same type", TypeLeave, `{"type":"leave","room":"chat"}`, TypeLeave, ""},
+		{"not an object", TypeJoin, `[]`, "", CodeBadMessage},
+		{"no type at all", "", `{"room":"chat"}`, "", CodeBadMessage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := DecodeAs(tt.typ, []byte(tt.in))
+			if tt.wantCode != "" {
+				var pe *Error
+				if !errors.As(err, &pe) || pe.Code != tt.wantCode {
+					t.Fatalf("DecodeAs(%q, %s) = %v, want code %s", tt.typ, tt.in, err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil || r.Type != tt.wantType {
+				t.Fatalf("DecodeAs(%q, %s) = %+v, %v; want type %s", tt.typ, tt.in, r, err, tt.wantType)
+			}
+		})
+	}
+}

@@ -79,15 +79,15 @@ func (a Args) array(head []byte) json.RawMessage {
 // A numeric name, which the protocol allows, is returned as its JSON
 // text.
 func splitEvent(data json.RawMessage) (string, Args, error) {
-	raw, ok := sio.SplitArray(data)
-	if !ok || len(raw) == 0 {
+	rawName, args, ok := sio.SplitEvent(data)
+	if !ok {
 		return "", Args{}, fmt.Errorf("%w: event payload is not a non-empty array", sio.ErrInvalid)
 	}
-	name, err := sio.EventName(raw[0])
+	name, err := sio.EventName(rawName)
 	if err != nil {
 		return "", Args{}, err
 	}
-	return name, Args{JSON: raw[1:]}, nil
+	return name, Args{JSON: args}, nil
 }
 
 // splitAck returns the arguments of an ACK payload, which Decode

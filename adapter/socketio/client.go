@@ -207,7 +207,12 @@ func (c *Client) listLocked() []*Socket {
 
 // HandleText handles a text message received on the connection: one
 // Socket.IO packet.
-func (c *Client) HandleText(msg []byte) {
+func (c *Client) HandleText(msg []byte) { c.handleText(msg, false) }
+
+// handleText is HandleText; with owned, msg is the client's to keep (an
+// Engine.IO message: ServeEngine's handler), so the packet's payload is
+// not copied out of it.
+func (c *Client) handleText(msg []byte, owned bool) {
 	closed, recon := c.reading()
 	if closed {
 		return
@@ -216,7 +221,11 @@ func (c *Client) HandleText(msg []byte) {
 		c.fail(ReasonParseError, fmt.Errorf("%w: text message while %s attachments are expected", sio.ErrInvalid, "binary packet"))
 		return
 	}
-	p, err := sio.Decode(msg, c.srv.cfg.Limits)
+	decode := sio.Decode
+	if owned {
+		decode = sio.DecodeOwned
+	}
+	p, err := decode(msg, c.srv.cfg.Limits)
 	if err != nil {
 		c.fail(ReasonParseError, err)
 		return
@@ -409,7 +418,6 @@ func (c *Client) connect(p sio.Packet) {
 		s.extraLocked().pid = res.PID
 		c.mu.Unlock()
 	}
-	reply := connectReply(s.id, res.PID)
 
 	c.mu.Lock()
 	if c.closed {
@@ -422,7 +430,7 @@ func (c *Client) connect(p sio.Packet) {
 	c.doneWaitingLocked()
 	c.mu.Unlock()
 
-	out, _ := c.encodeOut(sio.Packet{Type: sio.Connect, Namespace: p.Namespace, Data: reply}, nil)
+	out := c.encodeConnectReply(p.Namespace, s.id, res.PID)
 	c.sendMu.Lock()
 	_ = c.writeOut(out)
 	s.client.mu.Lock()
@@ -440,12 +448,35 @@ func (c *Client) connect(p sio.Packet) {
 	c.sendMu.Unlock()
 }
 
-// connectReply is the CONNECT reply's payload: {"sid":…}, with "pid" when
-// recovery is on for the socket.
-func connectReply(sid, pid string) json.RawMessage {
+// encodeConnectReply encodes the CONNECT reply of namespace ns as
+// encodeOut encodes a packet, its payload written straight into the
+// frame (no payload apart to copy: garbage in the size classes idle
+// connections live in). What it writes needs no check: the namespace is
+// one of the server's and the payload is built here.
+func (c *Client) encodeConnectReply(ns, sid, pid string) outPacket {
+	e, engine := c.conn.(*engineConn)
+	head := 0
+	if engine {
+		head = engineio.MessageHeadroom
+	}
+	b := make([]byte, head, head+1+len(ns)+1+len(`{"sid":"","pid":""}`)+len(sid)+len(pid))
+	b = append(b, '0'+byte(sio.Connect))
+	if ns != sio.DefaultNamespace {
+		b = append(b, ns...)
+		b = append(b, ',')
+	}
+	b = appendConnectReply(b, sid, pid)
+	if !engine {
+		return outPacket{text: b}
+	}
+	return outPacket{frame: e.es().Server().NewMessageInPlace(b), answer: true}
+}
+
+// appendConnectReply appends the CONNECT reply's payload to b: {"sid":…},
+// with "pid" when recovery is on for the socket.
+func appendConnectReply(b []byte, sid, pid string) []byte {
 	if jsonSafe(sid) && jsonSafe(pid) {
-		// As json.Marshal writes it, in one allocation.
-		b := make([]byte, 0, len(`{"sid":"","pid":""}`)+len(sid)+len(pid))
+		// As json.Marshal writes it.
 		b = strconv.AppendQuote(append(b, `{"sid":`...), sid)
 		if pid != "" {
 			b = strconv.AppendQuote(append(b, `,"pid":`...), pid)
@@ -456,8 +487,8 @@ func connectReply(sid, pid string) json.RawMessage {
 		SID string `json:"sid"`
 		PID string `json:"pid,omitempty"`
 	}{sid, pid}
-	b, _ := json.Marshal(v)
-	return b
+	j, _ := json.Marshal(v)
+	return append(b, j...)
 }
 
 // refuse sends a CONNECT_ERROR for namespace ns, and closes the

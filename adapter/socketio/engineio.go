@@ -79,7 +79,7 @@ func (h *engineHandler) OnMessage(_ *engineio.Socket, data []byte, binary bool) 
 	if binary {
 		(*Client)(h).HandleBinary(data)
 	} else {
-		(*Client)(h).HandleText(data)
+		(*Client)(h).handleText(data, true) // data is the handler's (engineio.Handler)
 	}
 }
 

@@ -726,8 +726,9 @@ func TestConnectRefusalsBounded(t *testing.T) {
 	}
 }
 
-// connectReply writes what json.Marshal would, in one allocation when
-// the ids need no escaping.
+// appendConnectReply writes what json.Marshal would, after what the
+// buffer holds, and allocates nothing when the ids need no escaping and
+// the buffer has room.
 func TestConnectReply(t *testing.T) {
 	for _, tt := range []struct{ sid, pid string }{
 		{"AbC-_09", ""}, {"AbC-_09", "p.1.x"}, {`a"b\c`, ""}, {"<x>&", "é"}, {"", ""},
@@ -736,11 +737,12 @@ func TestConnectReply(t *testing.T) {
 			SID string `json:"sid"`
 			PID string `json:"pid,omitempty"`
 		}{tt.sid, tt.pid})
-		if got := connectReply(tt.sid, tt.pid); string(got) != string(want) {
-			t.Errorf("connectReply(%q, %q) = %s, want %s", tt.sid, tt.pid, got, want)
+		if got := appendConnectReply([]byte("40"), tt.sid, tt.pid); string(got) != "40"+string(want) {
+			t.Errorf("appendConnectReply(%q, %q) = %s, want 40%s", tt.sid, tt.pid, got, want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { connectReply("0123456789abcdefghij", "") }); n != 1 {
-		t.Errorf("connectReply allocates %v times, want 1", n)
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { appendConnectReply(buf[:0], "0123456789abcdefghij", "") }); n != 0 {
+		t.Errorf("appendConnectReply allocates %v times, want 0", n)
 	}
 }

@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"encoding/json"
+	"math"
 )
 
 // SplitArray splits data, a JSON array such as the payload of an EVENT
@@ -37,6 +38,42 @@ func SplitArray(data []byte) (elems []json.RawMessage, ok bool) {
 		}
 	}
 	return nil, false
+}
+
+// SplitEvent is SplitArray for an EVENT's payload, [name, args...]: the
+// name's raw text apart (see EventName) and the arguments in a slice of
+// their own, allocated once at its length (not at all for an event
+// without arguments) rather than grown with the name in it. ok is false
+// when data is no array or an empty one.
+func SplitEvent(data []byte) (name []byte, args []json.RawMessage, ok bool) {
+	if n := countElements(data, math.MaxInt32); n > 1 {
+		args = make([]json.RawMessage, 0, n-1)
+	}
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return nil, nil, false
+	}
+	for i = skipSpace(data, i+1); i < len(data); {
+		end := skipValue(data, i)
+		if end == i {
+			return nil, nil, false
+		}
+		if name == nil {
+			name = data[i:end]
+		} else {
+			args = append(args, data[i:end])
+		}
+		i = skipSpace(data, end)
+		switch {
+		case i < len(data) && data[i] == ',':
+			i = skipSpace(data, i+1)
+		case i < len(data) && data[i] == ']':
+			return name, args, skipSpace(data, i+1) == len(data)
+		default:
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }
 
 // countElements returns how many elements data, a valid JSON array, has,

@@ -30,6 +30,7 @@ func TestSplitArray(t *testing.T) {
 			if ok != (tt.want != nil) {
 				t.Fatalf("SplitArray(%q) ok = %v", tt.in, ok)
 			}
+			checkSplitEvent(t, []byte(tt.in), got, ok)
 			if !ok {
 				return
 			}
@@ -69,6 +70,7 @@ func FuzzSplitArray(f *testing.F) {
 		if ok != isArray {
 			t.Fatalf("SplitArray(%q) ok = %v, encoding/json says array %v", data, ok, isArray)
 		}
+		checkSplitEvent(t, data, got, ok)
 		if !ok {
 			return
 		}
@@ -81,4 +83,37 @@ func FuzzSplitArray(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkSplitEvent checks SplitEvent(data) against SplitArray's elems and
+// ok for the same data: the first element apart, the rest in a slice of
+// their exact number.
+func checkSplitEvent(t *testing.T, data []byte, elems []json.RawMessage, ok bool) {
+	t.Helper()
+	name, args, eok := SplitEvent(data)
+	if eok != (ok && len(elems) > 0) {
+		t.Fatalf("SplitEvent(%q) ok = %v, SplitArray has %d elements (ok %v)", data, eok, len(elems), ok)
+	}
+	if !eok {
+		return
+	}
+	if !bytes.Equal(name, elems[0]) || len(args) != len(elems)-1 || cap(args) != len(args) {
+		t.Fatalf("SplitEvent(%q) = %q, %q (cap %d); SplitArray %q", data, name, args, cap(args), elems)
+	}
+	for i := range args {
+		if !bytes.Equal(args[i], elems[i+1]) {
+			t.Fatalf("SplitEvent(%q) args[%d] = %q, want %q", data, i, args[i], elems[i+1])
+		}
+	}
+}
+
+// SplitEvent allocates its arguments' slice once, and nothing for an
+// event without arguments.
+func TestSplitEventAllocations(t *testing.T) {
+	for in, want := range map[string]float64{`["e"]`: 0, `["e",{"room":"r"}]`: 1, `["e",1,2,3]`: 1} {
+		data := []byte(in)
+		if n := testing.AllocsPerRun(100, func() { SplitEvent(data) }); n != want {
+			t.Errorf("SplitEvent(%s) allocates %v times, want %v", in, n, want)
+		}
+	}
 }

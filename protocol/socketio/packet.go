@@ -261,7 +261,14 @@ func firstByte(b []byte) byte {
 // Decode decodes the text message of a packet. For a binary type the
 // returned packet still lacks its attachments: pass it to NewReconstructor.
 // Data does not alias msg.
-func Decode(msg []byte, l Limits) (Packet, error) {
+func Decode(msg []byte, l Limits) (Packet, error) { return decode(msg, l, false) }
+
+// DecodeOwned is Decode for a message the caller owns and hands over
+// (an Engine.IO message, which belongs to its handler): Data aliases msg
+// instead of being a copy, so msg must not change afterwards.
+func DecodeOwned(msg []byte, l Limits) (Packet, error) { return decode(msg, l, true) }
+
+func decode(msg []byte, l Limits, owned bool) (Packet, error) {
 	l = l.withDefaults()
 	if len(msg) > l.MaxPacketBytes {
 		return Packet{}, tooLarge("%d bytes, limit %d", len(msg), l.MaxPacketBytes)
@@ -308,7 +315,10 @@ func Decode(msg []byte, l Limits) (Packet, error) {
 	}
 
 	if len(rest) > 0 {
-		p.Data = bytes.Clone(rest)
+		p.Data = rest
+		if !owned {
+			p.Data = bytes.Clone(rest)
+		}
 	}
 	if err := p.Validate(l); err != nil {
 		return Packet{}, err

@@ -212,3 +212,29 @@ func TestDeconstructResolve(t *testing.T) {
 		t.Errorf("Resolve with a missing attachment: err = %v", err)
 	}
 }
+
+// Decode's Data is a copy; DecodeOwned's aliases the message it was
+// handed, and is otherwise the same packet.
+func TestDecodeOwnedAliases(t *testing.T) {
+	msg := []byte(`2/admin,7["e",{"a":1}]`)
+	copied, err := Decode(msg, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := DecodeOwned(msg, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(copied, owned) {
+		t.Fatalf("DecodeOwned = %+v, Decode %+v", owned, copied)
+	}
+	if &owned.Data[0] != &msg[len(msg)-len(owned.Data)] {
+		t.Error("DecodeOwned's Data does not alias msg")
+	}
+	if &copied.Data[0] == &msg[len(msg)-len(copied.Data)] {
+		t.Error("Decode's Data aliases msg")
+	}
+	if _, err := DecodeOwned([]byte(`2["connect"]`), Limits{}); err == nil {
+		t.Error("DecodeOwned did not check the packet")
+	}
+}
