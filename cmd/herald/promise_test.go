@@ -131,8 +131,9 @@ func joinMember(t *testing.T, url, name string) *member {
 	return m
 }
 
-// publishers sends numbered messages, from a v1 client and through the
-// API of each node given, until stop is closed.
+// publishers sends numbered messages, from a v1 client (acked delivery,
+// which members acknowledge) and through the API (plain) of each node
+// given, until stop is closed.
 func publishers(t *testing.T, l *ledger, stop <-chan struct{}, wg *sync.WaitGroup, nodes ...*node) {
 	t.Helper()
 	httpc := &http.Client{Timeout: 5 * time.Second}
@@ -164,7 +165,7 @@ func publishers(t *testing.T, l *ledger, stop <-chan struct{}, wg *sync.WaitGrou
 		go loop(func(id int) (bool, string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, err := pub.Publish(ctx, promiseRoom, "n", id)
+			_, err := pub.Publish(ctx, promiseRoom, "n", id, client.WithAck())
 			var se *client.ServerError
 			switch {
 			case err == nil:
