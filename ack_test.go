@@ -245,6 +245,7 @@ func TestUnackedMessagesReachASessionResumedFirst(t *testing.T) {
 		t.Fatalf("welcome %v", r.welcome)
 	}
 	_ = old.c.CloseNow()
+	r.expectGaps("orders", "user:quick")
 	if m := r.expect("event"); m["msgId"] != id {
 		t.Fatalf("got %v, want the old connection's unacknowledged %s", m, id)
 	}

@@ -70,7 +70,7 @@ func (s *Server) carryPending(ctx context.Context, c *conn, msgs []session.Pendi
 // (see redeliver).
 func (c *conn) redeliverCarried(ctx context.Context) {
 	if msgs := c.takeCarried(ctx); len(msgs) > 0 {
-		c.redeliver(ctx, msgs)
+		c.gapLost(ctx, c.redeliver(ctx, msgs))
 	}
 }
 
@@ -92,12 +92,11 @@ func (c *conn) takeCarried(ctx context.Context) []session.Pending {
 // redeliver delivers msgs, which c's session carried, again, tracked for
 // their ack like any acked message. Messages past the connection's bounds
 // are dropped and counted. The client is told of those, and of those the
-// store recorded as lost (session.Pending.Lost), by a gap frame for each
-// of their rooms.
-func (c *conn) redeliver(ctx context.Context, msgs []session.Pending) {
+// store recorded as lost (session.Pending.Lost): redeliver returns their
+// rooms, for the caller to tell the client (gapLost).
+func (c *conn) redeliver(ctx context.Context, msgs []session.Pending) (lost []string) {
 	s := c.s
 	sent := 0
-	var lost []string // rooms
 	for i, m := range msgs {
 		if m.Lost > 0 {
 			lost = append(lost, m.Room)
@@ -122,11 +121,11 @@ func (c *conn) redeliver(ctx context.Context, msgs []session.Pending) {
 		}
 		sent++
 	}
-	c.gapLost(ctx, lost)
 	if sent > 0 {
 		s.metrics.Redeliveries.Add(float64(sent))
 		s.log.InfoContext(ctx, "unacknowledged messages of the session delivered again", "messages", sent)
 	}
+	return lost
 }
 
 // gapLost tells c's client that it missed messages of rooms that cannot

@@ -323,6 +323,7 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 		restored = c.restoreRooms(bctx, c.restorable(sess.Rooms, recover))
 		s.log.InfoContext(c.ctx(), "session resumed", "rooms", len(restored))
 	}
+	away := restored[:len(restored):len(restored)] // the session's rooms, joined again without a replay
 	if len(rooms) > 0 {
 		restored = append(restored, c.restoreRooms(bctx, c.unjoined(rooms))...)
 	}
@@ -332,8 +333,13 @@ func (c *conn) open(resumeID, resumeToken string, recover bool, rooms []string) 
 	// connection's (see carry.go); the redelivery is queued behind the
 	// welcome.
 	carried := c.storeOpened(bctx, restored, resumed)
+	var lost []string
 	if len(carried) > 0 {
-		c.redeliver(bctx, carried)
+		lost = c.redeliver(bctx, carried)
+	}
+	c.gapLost(bctx, lost)
+	if resumed {
+		c.gapAway(bctx, away, lost)
 	}
 	bctx.cancel()
 	hb := s.cfg.HeartbeatInterval

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,6 +236,22 @@ func (w *wsClient) expect(typ string) map[string]any {
 		w.t.Fatalf("want a %q frame, got %v", typ, m)
 	}
 	return m
+}
+
+// expectGaps reads one gap frame for each of rooms, in any order, and
+// fails on any other frame or room: what a resumed session is told of the
+// rooms it is back in without a replay.
+func (w *wsClient) expectGaps(rooms ...string) {
+	w.t.Helper()
+	var got []string
+	for range rooms {
+		got = append(got, str(w.expect("gap")["room"]))
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(rooms))
+	if !slices.Equal(got, want) {
+		w.t.Fatalf("gap frames for %v, want %v", got, want)
+	}
 }
 
 func (w *wsClient) send(v any) {

@@ -300,6 +300,56 @@ func TestResumeWithRecoverLeavesHistoryRoomsToTheClient(t *testing.T) {
 	}
 }
 
+// TestResumeTellsOfWhatItMayHaveMissed: what was published while a client
+// was away, to a room without history or to its user, is not sent to the
+// session that resumes (nothing held it): the resume tells the client with
+// a gap frame for each such room, never a quiet gap. A room with history
+// that the client recovers gets its replay instead, and no gap frame.
+func TestResumeTellsOfWhatItMayHaveMissed(t *testing.T) {
+	t.Parallel()
+	ts := historyServer(t, 100)
+	c := dial(t, ts.URL, withHeader("X-Client-Id", "away"))
+	jr := c.request(map[string]any{"type": "join", "id": 1, "room": "h:r"})
+	pos, _ := jr["data"].(map[string]any)
+	if jr["type"] != "reply" || pos["epoch"] == nil {
+		t.Fatalf("join: %v", jr)
+	}
+	c.join("plain")
+	sid, tok := str(c.welcome["sessionId"]), str(c.welcome["resumeToken"])
+	_ = c.c.CloseNow()
+	waitFor(t, 5*time.Second, "the connection to go", func() bool { return ts.Connections() == 0 })
+	ctx := context.Background()
+	for _, room := range []string{"plain", "h:r"} {
+		if _, err := ts.Publish(ctx, room, "while-away", room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ts.PublishToUser(ctx, "away", "while-away", "dm"); err != nil {
+		t.Fatal(err)
+	}
+
+	r := dial(t, ts.URL, withHeader("X-Client-Id", "away"), withHeader("X-Herald-Session-Id", sid),
+		withHeader("X-Herald-Resume-Token", tok), withHeader("X-Herald-Recover", "1"))
+	if r.welcome["resumed"] != true || fmt.Sprint(r.welcome["rooms"]) != "[plain]" {
+		t.Fatalf("welcome %v", r.welcome)
+	}
+	r.expectGaps("plain", "user:away")
+	if m, err := r.tryRead(200 * time.Millisecond); err != errTimeout {
+		t.Fatalf("after the gap frames: %v", m)
+	}
+	if v := metricValue(t, ts, "herald_gap_frames_total"); v != 2 {
+		t.Fatalf("herald_gap_frames_total = %v", v)
+	}
+	// The room with history: its positioned join replays what was missed.
+	r.send(map[string]any{"type": "join", "id": 2, "room": "h:r", "offset": 0, "epoch": pos["epoch"]})
+	if m := r.expect("event"); m["room"] != "h:r" || m["data"] != "h:r" {
+		t.Fatalf("replay: %v", m)
+	}
+	if m := r.expect("reply"); fmt.Sprint(m["data"].(map[string]any)["recovered"]) != "true" {
+		t.Fatalf("join reply: %v", m)
+	}
+}
+
 func TestGapFrame(t *testing.T) {
 	t.Parallel()
 	ts := historyServer(t, 100)

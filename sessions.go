@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,6 +90,32 @@ func (c *conn) restorable(rooms []string, recover bool) []string {
 		out = append(out, room)
 	}
 	return out
+}
+
+// gapAway tells the client of a resumed session that it may have missed
+// messages while it was away: a gap frame for each room it is back in
+// without a replay (away: rooms without history, and rooms with history
+// when it did not ask to recover them) and for its user room. Nothing
+// held messages for the session between its last connection's end and
+// this one; only history replays them, and the client's join with its
+// position asks for that. Rooms gapLost already named (lost; "" for all)
+// are not named twice. The frames follow the welcome.
+func (c *conn) gapAway(ctx context.Context, away, lost []string) {
+	if slices.Contains(lost, "") {
+		return
+	}
+	rooms := make([]string, 0, len(away)+1)
+	for _, room := range append(away, c.userRoom()) {
+		if !slices.Contains(lost, room) && !slices.Contains(rooms, room) {
+			rooms = append(rooms, room)
+		}
+	}
+	for _, room := range rooms {
+		c.link.gap(c, room)
+	}
+	c.s.metrics.Gaps.Add(float64(len(rooms)))
+	c.s.log.InfoContext(ctx, "session resumed: the client is told it may have missed messages of the rooms it is back in without a replay (gap)",
+		"rooms", rooms[:min(len(rooms), maxLoggedIDs)])
 }
 
 // restoreRooms joins the restorable rooms in the hub and returns those

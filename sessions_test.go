@@ -52,6 +52,7 @@ func TestSessionResume(t *testing.T) {
 	if w["resumeToken"] == tok {
 		t.Fatalf("resume token not rotated")
 	}
+	r.expectGaps("a", "b", "user:ivy")
 	// The restored rooms deliver without a join.
 	if _, err := ts.Publish(context.Background(), "b", "after", 1); err != nil {
 		t.Fatal(err)

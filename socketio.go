@@ -401,12 +401,21 @@ func (c *conn) sioOpened(ctx context.Context, rec *sioRecovery) error {
 // the room of the client's offset from that position, with the replay of
 // what followed it, the others from their position now (a Socket.IO
 // client keeps one offset, the last message's; see docs/socketio.md). It
-// reports whether every such room was recovered from the client's
-// position.
+// reports whether every room of the session was recovered from the
+// client's position: a room without history that the resume joined
+// again never is.
 func (c *conn) sioRecover(rec *sioRecovery) bool {
 	l := c.link.(*sioLink)
 	room, pos, ok := decodeSioOffset(rec.offset)
+	// A room without history the session was in is back without what
+	// was published to it meanwhile (its gap event went out with the
+	// resume): not recovered.
 	complete := true
+	for _, r := range rec.rooms {
+		if !c.s.keepsHistory(r) && c.rooms.has(r) {
+			complete = false
+		}
+	}
 	for _, r := range c.restorableHistory(rec.rooms) {
 		var from *broker.Position
 		if ok && r == room {

@@ -156,8 +156,7 @@ func TestSocketIORecoveryAcrossRestart(t *testing.T) {
 		publish(n) // while the client has no node
 	}
 
-	_, hsB := startServerAt(t, redisNodeConfig(t, r), addr)
-	_ = hsB
+	srvB, hsB := startServerAt(t, redisNodeConfig(t, r), addr)
 	again := p.expect("reconnect", is("s", "connect", ""))
 	if again["recovered"] != true {
 		t.Fatalf("reconnect: %v, want recovered", again)
@@ -172,4 +171,37 @@ func TestSocketIORecoveryAcrossRestart(t *testing.T) {
 	if ev := p.expect("live item after recovery", is("s", "event", "item")); ev["args"].([]any)[0] != float64(7) {
 		t.Fatalf("item 7: %v", ev)
 	}
+	// What was sent to the user while it was away is in no history: the
+	// resume said so.
+	expectSioGap(t, p, "user:rita")
+
+	// A room without history: what was published to it while the client
+	// was away is gone, so the client is not recovered and is told.
+	p.call("s", "join plain", "herald:join", map[string]any{"room": "plain"})
+	go func() { _ = srvB.Shutdown(ctx) }()
+	p.expect("disconnect again", is("s", "disconnect", ""))
+	waitFor(t, 10*time.Second, "node b down", func() bool { return srvB.Connections() == 0 })
+	hsB.Close()
+	if _, err := other.Publish(context.Background(), "plain", "chat", "while away"); err != nil {
+		t.Fatal(err)
+	}
+	startServerAt(t, redisNodeConfig(t, r), addr)
+	if third := p.expect("reconnect again", is("s", "connect", "")); third["recovered"] != false {
+		t.Fatalf("reconnect with a room without history: %v, want not recovered", third)
+	}
+	expectSioGap(t, p, "plain")
+	expectSioGap(t, p, "user:rita")
+}
+
+// expectSioGap waits for the herald:gap event of room.
+func expectSioGap(t *testing.T, p *sioPeer, room string) {
+	t.Helper()
+	p.expect("herald:gap "+room, func(m map[string]any) bool {
+		if !is("s", "event", "herald:gap")(m) {
+			return false
+		}
+		args, _ := m["args"].([]any)
+		g, _ := args[0].(map[string]any)
+		return len(args) == 1 && g["room"] == room
+	})
 }

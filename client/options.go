@@ -157,8 +157,11 @@ func WithRecoveryHandler(f func(room string, recovered bool)) Option {
 
 // WithGapHandler is called on the dispatch goroutine when the server says
 // the Client may have missed messages of room that history cannot give
-// back (the server's node lost its broker subscription to a room without
-// history): the application should fetch the room's state again.
+// back: the server's node lost its broker subscription to a room without
+// history, or, after a reconnect that resumed the session, for each room
+// the server joined again without a replay (rooms without history) and
+// for the user room, since nothing held what was published to them
+// meanwhile. The application should fetch the room's state again.
 func WithGapHandler(f func(room string)) Option {
 	return func(o *options) { o.onGap = f }
 }

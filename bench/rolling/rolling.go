@@ -122,7 +122,9 @@ type Report struct {
 	Failures   map[string]int // failed attempts by cause
 	Reconnects []time.Duration
 	// Unrecovered counts joins answered recovered:false, Gaps gap
-	// frames: places where a client would have had to resync.
+	// frames for a client's room with history (not its user room's,
+	// which every resume gets): places where a client would have had
+	// to resync.
 	Unrecovered, Gaps int
 	// Recovered counts joins after a reconnect answered recovered:true.
 	Recovered int
@@ -450,7 +452,10 @@ func connectClients(ctx context.Context, o Options, url string) ([]*subscriber, 
 					}
 					s.mu.Unlock()
 				}),
-				client.WithGapHandler(func(string) {
+				client.WithGapHandler(func(room string) {
+					if room != roomName(s.room) {
+						return // the user room's, which every resume names
+					}
 					s.mu.Lock()
 					s.gaps++
 					s.mu.Unlock()

@@ -120,6 +120,8 @@ export interface HeraldClientOptions {
   /**
    * Called when the server says the client may have missed messages of
    * room that history cannot give back; fetch the room's state again.
+   * After a reconnect that resumed the session it names each room the
+   * server joined again without a replay, and the user room.
    */
   onGap?: (room: string) => void;
 }
