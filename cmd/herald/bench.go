@@ -111,7 +111,8 @@ churn, cluster; default all; and, by name only, proxy: Herald's connects with
 the connect hook sent to a local backend vs JWT only, and storm: one of three
 nodes SIGTERMed, then SIGKILLed, under 15,000 clients, herald and socketio) against Herald, the Node reference servers of
 bench/peers (run "npm ci" there first) and the floor server (bench/floor;
-idle, broadcast and churn), one after the other with the same parameters, and
+idle, broadcast and churn), one after the other with the same parameters (churn:
+the targets' repetitions interleaved, the order turned each round), and
 writes report.md, results.json and SVG charts into --out.
 QUICK=1 in the environment is the same as --quick.
 
