@@ -511,27 +511,38 @@ func wholeFrameAt(p []byte) bool {
 	if len(p) < 2 {
 		return false
 	}
+	need := frameHeaderSize(p[1])
+	if len(p) < need {
+		return false
+	}
+	return framePayloadLen(p) <= uint64(len(p)-need)
+}
+
+// frameHeaderSize returns the size of a frame's header from its second
+// byte: 2, the extended length's 2 or 8, and the mask's 4.
+func frameHeaderSize(b1 byte) int {
 	need := 2
-	switch p[1] & 0x7f {
+	switch b1 & 0x7f {
 	case 126:
 		need += 2
 	case 127:
 		need += 8
 	}
-	if p[1]&maskBit != 0 {
+	if b1&maskBit != 0 {
 		need += 4
 	}
-	if len(p) < need {
-		return false
-	}
-	var length uint64
+	return need
+}
+
+// framePayloadLen returns the payload length of the frame whose header
+// (frameHeaderSize bytes at least) begins p.
+func framePayloadLen(p []byte) uint64 {
 	switch p[1] & 0x7f {
 	case 126:
-		length = uint64(binary.BigEndian.Uint16(p[2:]))
+		return uint64(binary.BigEndian.Uint16(p[2:]))
 	case 127:
-		length = binary.BigEndian.Uint64(p[2:])
+		return binary.BigEndian.Uint64(p[2:])
 	default:
-		length = uint64(p[1] & 0x7f)
+		return uint64(p[1] & 0x7f)
 	}
-	return length <= uint64(len(p)-need)
 }

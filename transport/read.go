@@ -402,28 +402,11 @@ func (c *Conn) awaitFrame() error {
 	if err != nil {
 		return err
 	}
-	need := 2
-	switch p[1] & 0x7f {
-	case 126:
-		need += 2
-	case 127:
-		need += 8
-	}
-	if p[1]&maskBit != 0 {
-		need += 4
-	}
+	need := frameHeaderSize(p[1])
 	if p, err = br.Peek(need); err != nil {
 		return err
 	}
-	var length uint64
-	switch p[1] & 0x7f {
-	case 126:
-		length = uint64(binary.BigEndian.Uint16(p[2:]))
-	case 127:
-		length = binary.BigEndian.Uint64(p[2:])
-	default:
-		length = uint64(p[1] & 0x7f)
-	}
+	length := framePayloadLen(p)
 	// A header that readMessage will refuse is refused now, not once a
 	// payload that will never be read has arrived (a client that sent a
 	// bad header and waits would otherwise get no close code at all).

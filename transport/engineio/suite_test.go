@@ -367,17 +367,7 @@ func TestSuiteUpgrade(t *testing.T) {
 // arrival order, refuses it; the "2probe" read meanwhile does not end it
 // with a noop (it did, 200 "6", before).
 func TestPollSentAfterUpgradePacket(t *testing.T) {
-	e := newEnv(t, noHeartbeat)
-	sid := e.handshake(t)
-	so := e.srv.Socket(sid)
-	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
-	pending := make(chan response, 1)
-	go func() { pending <- e.poll(t, sid) }()
-	waitFor(t, func() bool {
-		so.mu.Lock()
-		defer so.mu.Unlock()
-		return so.pstate() != nil && so.pstate().pollCh != nil
-	})
+	c, pending := probeBesidePendingPoll(t)
 	write(t, c, websocket.MessageText, "2probe")
 	write(t, c, websocket.MessageText, "5")
 	if _, data := read(t, c); data != "3probe" {
@@ -395,17 +385,7 @@ func TestPollSentAfterUpgradePacket(t *testing.T) {
 // A poll sent after the probe opened, whose client sends no upgrade
 // packet, gets the noop upgradePollDelay after the probe's answer.
 func TestPollSentAfterProbeWithoutUpgrade(t *testing.T) {
-	e := newEnv(t, noHeartbeat)
-	sid := e.handshake(t)
-	so := e.srv.Socket(sid)
-	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
-	pending := make(chan response, 1)
-	go func() { pending <- e.poll(t, sid) }()
-	waitFor(t, func() bool {
-		so.mu.Lock()
-		defer so.mu.Unlock()
-		return so.pstate() != nil && so.pstate().pollCh != nil
-	})
+	c, pending := probeBesidePendingPoll(t)
 	write(t, c, websocket.MessageText, "2probe")
 	start := time.Now()
 	if _, data := read(t, c); data != "3probe" {
@@ -434,4 +414,23 @@ func waitFor(tb testing.TB, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// probeBesidePendingPoll opens a polling session, a poll that waits on
+// it, and a probe WebSocket with its sid; it returns the probe and where
+// the poll's response will come.
+func probeBesidePendingPoll(t *testing.T) (*websocket.Conn, chan response) {
+	t.Helper()
+	e := newEnv(t, noHeartbeat)
+	sid := e.handshake(t)
+	so := e.srv.Socket(sid)
+	c := e.dial(t, "EIO=4&transport=websocket&sid="+sid)
+	pending := make(chan response, 1)
+	go func() { pending <- e.poll(t, sid) }()
+	waitFor(t, func() bool {
+		so.mu.Lock()
+		defer so.mu.Unlock()
+		return so.pstate() != nil && so.pstate().pollCh != nil
+	})
+	return c, pending
 }
