@@ -166,7 +166,10 @@ type Config struct {
 	// in read buffers beyond the pooled 4 KiB one, v1's and Socket.IO's
 	// WebSockets together: a frame over 4 KiB still arriving gets a
 	// buffer of its size, and a fragmented or compressed message an
-	// assembly buffer. A client can make the node hold up to ReadLimit
+	// assembly buffer; a decompressed (or reassembled) message over 4 KiB
+	// counts from its inflating until the connection reads on, while the
+	// node handles it (a hundred compressed bytes inflate to a whole
+	// ReadLimit). A client can make the node hold up to ReadLimit
 	// (Socket.IO: MaxPayload, 1 MB) that way by sending the start of a
 	// large frame slowly, Socket.IO ones before any credential is
 	// checked. A connection whose buffer would take the node over the

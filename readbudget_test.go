@@ -2,7 +2,9 @@ package herald_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -153,6 +155,65 @@ func TestSocketIOAttachmentsCountInReadBudget(t *testing.T) {
 	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="node_reading_bytes"}`); v != 1 {
 		t.Fatalf(`herald_limit_rejections_total{limit="node_reading_bytes"} = %v, want 1`, v)
 	}
+	waitFor(t, 5*time.Second, "herald_read_buffer_bytes = 0", func() bool {
+		return metricValue(t, ts, "herald_read_buffer_bytes") == 0
+	})
+}
+
+// A compressed message of about a hundred bytes inflates to 60 KB, which
+// the node holds while its OnEvent hook (an application, a backend over
+// HTTP) handles it: the inflated message counts in the node's read
+// budget until the connection reads on, so clients that each have one
+// being handled fill MaxNodeReadingBytes (herald_read_buffer_bytes) and
+// the next is closed with 1013, counted in {limit="node_reading_bytes"}.
+func TestInflatedMessagesCountInReadBudget(t *testing.T) {
+	t.Parallel()
+	// The inflated message's buffer: the read limit and a byte, rounded
+	// up to the allocator's size.
+	const output = 73_728
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	ts := startServer(t, herald.Config{
+		// Three messages being handled, and the growth of a fourth's
+		// buffer short of its last step (57,344 B to 73,728 B), which
+		// counts both while it copies.
+		MaxNodeReadingBytes: 4 * output,
+		Hooks: herald.Hooks{OnEvent: func(ctx context.Context, c *herald.ConnInfo, event string, data json.RawMessage) (any, error) {
+			entered <- struct{}{}
+			<-release
+			return nil, nil
+		}},
+	})
+	t.Cleanup(func() { // before the server's: its hooks must return
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	emit := map[string]any{"type": "emit", "id": "e", "event": "upload", "data": strings.Repeat("a", 60_000)}
+	for i := range 3 {
+		wc := dial(t, ts.URL, withCompression())
+		wc.send(emit)
+		select {
+		case <-entered:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("emit %d did not reach the hook", i)
+		}
+		if v := metricValue(t, ts, "herald_read_buffer_bytes"); v != float64((i+1)*output) {
+			t.Fatalf("%d inflated messages being handled: herald_read_buffer_bytes = %v, want %v", i+1, v, (i+1)*output)
+		}
+	}
+	over := dial(t, ts.URL, withCompression())
+	over.send(emit)
+	if code, reason := over.closeStatus(5 * time.Second); code != 1013 ||
+		reason != "server busy: too many large messages being read" {
+		t.Fatalf("a fourth inflated message: close %d %q, want 1013", code, reason)
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="node_reading_bytes"}`); v != 1 {
+		t.Fatalf(`herald_limit_rejections_total{limit="node_reading_bytes"} = %v, want 1`, v)
+	}
+	close(release)
 	waitFor(t, 5*time.Second, "herald_read_buffer_bytes = 0", func() bool {
 		return metricValue(t, ts, "herald_read_buffer_bytes") == 0
 	})

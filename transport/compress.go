@@ -146,7 +146,14 @@ var (
 // when the client uses context takeover, else nil. It returns errTooBig as
 // soon as the output exceeds limit, so a small compressed message cannot
 // make the server allocate more than limit+1 bytes.
-func inflate(src *inflateSource, payload, dict []byte, limit int64) ([]byte, error) {
+//
+// An output buffer over readBufferSize is counted in budget at its
+// capacity as it grows, and *charged says what it counts: a few hundred
+// compressed bytes inflate to a whole ReadLimit, so the output, not the
+// input, is what a client makes the node hold. inflate returns
+// errReadsFull, having given the charge back, when the buffer does not
+// fit; on any error the charge is given back.
+func inflate(src *inflateSource, payload, dict []byte, limit int64, budget *ReadBudget, charged *int64) ([]byte, error) {
 	src.reset(payload)
 	fr, _ := flateReaderPool.Get().(io.ReadCloser)
 	if fr == nil {
@@ -158,29 +165,58 @@ func inflate(src *inflateSource, payload, dict []byte, limit int64) ([]byte, err
 		_ = fr.(flate.Resetter).Reset(nil, nil)
 		flateReaderPool.Put(fr)
 	}()
+	fail := func(err error) ([]byte, error) {
+		budget.give(*charged)
+		*charged = 0
+		return nil, err
+	}
 
 	hardCap := limit + 1
 	size := min(int64(2*len(payload)+512), hardCap)
+	if size > readBufferSize {
+		if !budget.take(size) {
+			return nil, errReadsFull
+		}
+		*charged = size
+	}
 	out := make([]byte, 0, size)
 	for {
 		if len(out) == cap(out) {
 			if int64(len(out)) >= hardCap {
-				return nil, errTooBig
+				return fail(errTooBig)
 			}
 			grow := min(int64(cap(out)), hardCap-int64(cap(out)))
-			out = slices.Grow(out, int(grow))
+			size := int64(len(out)) + grow
+			if size <= readBufferSize {
+				out = slices.Grow(out, int(grow))
+			} else {
+				// Counted before it is made; the size class it is
+				// rounded up to, once it is known.
+				if !budget.take(size) {
+					return fail(errReadsFull)
+				}
+				budget.give(*charged)
+				*charged = size
+				out = slices.Grow(out, int(grow))
+				if extra := int64(cap(out)) - size; extra > 0 {
+					if !budget.take(extra) {
+						return fail(errReadsFull)
+					}
+					*charged += extra
+				}
+			}
 		}
 		room := min(int64(cap(out)), hardCap)
 		n, err := fr.Read(out[len(out):room])
 		out = out[:len(out)+n]
 		if int64(len(out)) > limit {
-			return nil, errTooBig
+			return fail(errTooBig)
 		}
 		if err == io.EOF {
 			return out, nil
 		}
 		if err != nil {
-			return nil, errBadCompressed
+			return fail(errBadCompressed)
 		}
 	}
 }

@@ -10,19 +10,25 @@ import (
 // the limit and, when its pool has none, a flate reader (about 40 KB and
 // a 32 KiB window; the race detector's pool drops some), whatever the
 // message would inflate to. The reader goes back to the pool: no
-// connection keeps one.
+// connection keeps one; nor does the output's charge in the read budget
+// outlive the refusal.
 func TestInflateCutsABombAtTheLimit(t *testing.T) {
 	const limit = 64 << 10
 	bomb := deflateBytes(t, make([]byte, 16<<20), 9) // 16 MiB of zeros in about 16 KB
 	var src inflateSource
-	if _, err := inflate(&src, bomb, nil, limit); err != errTooBig {
+	budget := NewReadBudget(1 << 20)
+	var charged int64
+	if _, err := inflate(&src, bomb, nil, limit, budget, &charged); err != errTooBig {
 		t.Fatalf("inflate = %v, want errTooBig", err)
+	}
+	if charged != 0 || budget.Used() != 0 {
+		t.Fatalf("after the refusal: charged %d B, budget counts %d B, want 0", charged, budget.Used())
 	}
 	const runs = 5
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range runs {
-		if _, err := inflate(&src, bomb, nil, limit); err != errTooBig {
+		if _, err := inflate(&src, bomb, nil, limit, budget, &charged); err != errTooBig {
 			t.Fatalf("inflate = %v, want errTooBig", err)
 		}
 	}

@@ -72,8 +72,8 @@ func (c *Conn) dropReadBuffers() {
 	}
 	if big := c.r.big; big != nil {
 		big.frag = nil
-		c.opts.reading.give(big.fragCharged)
-		big.fragCharged = 0
+		c.opts.reading.give(big.fragCharged + big.msgCharged)
+		big.fragCharged, big.msgCharged = 0, 0
 		if big.cbuf != nil {
 			big.cbuf = nil // not pooled: it may be large
 			c.opts.reading.give(big.cbufCharged)
@@ -93,7 +93,7 @@ func (c *Conn) holdsReadCharge() bool {
 		return true
 	}
 	big := c.r.big
-	return big != nil && (big.fragCharged != 0 || big.cbufCharged != 0 || big.z != nil && big.z.dict != nil)
+	return big != nil && (big.fragCharged != 0 || big.cbufCharged != 0 || big.msgCharged != 0 || big.z != nil && big.z.dict != nil)
 }
 
 // growReader replaces the read buffer with one of size n, for a frame

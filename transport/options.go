@@ -111,7 +111,11 @@ type Options struct {
 	// while its payload arrives. A client can make the server hold up to
 	// ReadLimit that way by declaring a large frame and sending its start
 	// slowly, before it has been authenticated; without this bound 15,000
-	// such clients at a 1 MB limit hold 15 GB. A connection whose buffer
+	// such clients at a 1 MB limit hold 15 GB. A message over 4 KiB that
+	// Read or TryRead returns after inflating or reassembling it, or that
+	// Read waited for, counts too, until the connection's next Read or
+	// TryRead, while the application handles it: a compressed message of
+	// a hundred bytes inflates to a whole ReadLimit. A connection whose buffer
 	// would take the total over the bound is closed with 1013 (try again
 	// later) and Err reports ErrReadsFull; frames of at most 4 KiB never
 	// count. Default 256 MiB: thousands of large messages in flight at

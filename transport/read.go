@@ -48,8 +48,13 @@ type bigMessage struct {
 	// What frag and cbuf count in the read budget: their capacity when
 	// over readBufferSize (see growHeld), else 0.
 	fragCharged, cbufCharged int64
-	z                        *inflateState // made at the first compressed message
-	text                     utf8Check     // the uncompressed text message's fragments so far
+	// msgCharged is what the message last returned counts in the read
+	// budget, kept until the next read: the caller handles the message
+	// meanwhile, and an inflated one may be a whole ReadLimit made from
+	// a few hundred bytes the client sent.
+	msgCharged int64
+	z          *inflateState // made at the first compressed message
+	text       utf8Check     // the uncompressed text message's fragments so far
 	// In TryRead, the part of the next text frame that has arrived while
 	// the rest has not (see awaitFrame): arrived payload bytes of it are
 	// checked, and arriving is the text's state after them.
@@ -154,8 +159,13 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 }
 
 // readMessage reads frames until a data message is complete or the
-// connection fails.
+// connection fails. The message it returned before is no longer the
+// caller's to handle: its charge is given back first.
 func (c *Conn) readMessage() (MessageType, []byte, error) {
+	if big := c.r.big; big != nil && big.msgCharged != 0 {
+		c.opts.reading.give(big.msgCharged)
+		big.msgCharged = 0
+	}
 	for {
 		if c.r.nonblock {
 			if err := c.awaitFrame(); err != nil {
@@ -225,12 +235,20 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			} else {
 				err = c.readPayload(msg, h.key)
 			}
-			c.opts.reading.give(charge)
 			if c.r.big != nil {
 				c.r.big.arrived = 0
 			}
 			if err != nil {
+				c.opts.reading.give(charge)
 				return 0, nil, c.payloadFailed(err)
+			}
+			if charge != 0 {
+				// It counts while the caller handles it, as TryRead's
+				// grown read buffer does until the next read.
+				if c.r.big == nil {
+					c.r.big = new(bigMessage)
+				}
+				c.r.big.msgCharged = charge
 			}
 			c.r.inMessage = false
 			return c.r.typ, msg, nil
@@ -291,8 +309,7 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		if !c.r.compressed {
 			msg := big.frag
 			big.frag = nil
-			c.opts.reading.give(big.fragCharged)
-			big.fragCharged = 0
+			big.msgCharged, big.fragCharged = big.fragCharged, 0
 			if text && !big.text.complete() {
 				return 0, nil, c.fail(CloseInvalidPayload, "invalid UTF-8")
 			}
@@ -306,7 +323,7 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		if c.neg.deflate&deflateClientContext != 0 {
 			dict = z.dict
 		}
-		msg, ierr := inflate(&z.src, *big.cbuf, dict, c.opts.ReadLimit)
+		msg, ierr := inflate(&z.src, *big.cbuf, dict, c.opts.ReadLimit, c.opts.reading, &big.msgCharged)
 		if cap(*big.cbuf) <= 1<<20 {
 			compressedBufPool.Put(big.cbuf)
 		}
@@ -317,6 +334,8 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 		case nil:
 		case errTooBig:
 			return 0, nil, c.fail(CloseMessageTooBig, c.tooBigReason())
+		case errReadsFull:
+			return 0, nil, c.readsFull()
 		default:
 			return 0, nil, c.fail(CloseInvalidPayload, ierr.Error())
 		}

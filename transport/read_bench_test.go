@@ -65,3 +65,29 @@ func sizeName(n int) string {
 	}
 	return strconv.Itoa(n) + "B"
 }
+
+// BenchmarkReadCompressed reads single-frame compressed text messages,
+// whose inflated output over 4 KiB counts in the read budget until the
+// next read.
+func BenchmarkReadCompressed(b *testing.B) {
+	for _, size := range []int{1024, 16 << 10, 60_000} {
+		b.Run(sizeName(size), func(b *testing.B) {
+			payload := []byte(strings.Repeat(`{"type":"publish","room":"lobby","data":"hello 12345"}`, size/54+1)[:size])
+			var stream []byte
+			for range 64 {
+				stream = append(stream, frame(true, 0x40, opText, deflateBytes(b, payload, 1), true)...)
+			}
+			opts := testOptions(Options{PingInterval: -1, ReadLimit: 64 << 10})
+			opts.reading = NewReadBudget(0)
+			c := newConn(&loopConn{data: stream}, nil, opts, negotiated{deflate: deflateOn})
+			ctx := context.Background()
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := c.Read(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -154,4 +156,109 @@ func TestReadBudgetBlockingRead(t *testing.T) {
 	}
 	waitUsed(t, budget, 0)
 	_ = c
+}
+
+// TestReadBudgetInflated: a compressed message of a few dozen bytes
+// inflates to a whole ReadLimit, which the application holds while it
+// handles the message; the inflated output counts in the budget from
+// the time it is made to the connection's next read, in Read as in
+// TryRead. Three clients whose messages are being handled hold three
+// outputs of a budget of four: the fourth's buffer, when it grows to the
+// limit, counts together with the one it is copied from and does not
+// fit; that client is closed with 1013 and Err reports ErrReadsFull, and
+// the bytes come back once the handlers read on.
+func TestReadBudgetInflated(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	bomb := deflateBytes(t, make([]byte, 60_000), 9)
+	if len(bomb) > 200 {
+		t.Fatalf("60,000 zeros compress to %d B", len(bomb))
+	}
+	// What one inflated message counts: its buffer, grown to the limit
+	// and a byte, rounded up to the allocator's size.
+	const output = 73_728
+	for _, mode := range []string{"Read", "TryRead"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			if mode == "TryRead" && runtime.GOOS != "linux" {
+				t.Skip("the epoll watcher is Linux only")
+			}
+			budget := NewReadBudget(4 * output)
+			results := make(chan readResult, 16)
+			release := make(chan struct{})
+			// handled hands a message over and holds it, as an
+			// application waiting on its backend would.
+			handled := func(r readResult) {
+				results <- r
+				if r.err == nil {
+					<-release
+				}
+			}
+			ts := newTestServer(t, Options{Compression: true, ReadLimit: limit, Reading: budget, PingInterval: -1}, func(c *Conn) {
+				if mode == "Read" {
+					for {
+						typ, msg, err := c.Read(context.Background())
+						handled(readResult{typ, msg, err})
+						if err != nil {
+							return
+						}
+					}
+				}
+				var serve func()
+				serve = func() {
+					for {
+						typ, msg, err := c.TryRead()
+						if err == ErrWouldBlock {
+							if !c.NotifyReadable(serve) {
+								handled(readResult{err: errors.New("NotifyReadable unsupported")})
+							}
+							return
+						}
+						handled(readResult{typ, msg, err})
+						if err != nil {
+							return
+						}
+					}
+				}
+				serve()
+			})
+			t.Cleanup(func() {
+				select {
+				case <-release:
+				default:
+					close(release)
+				}
+			})
+			const ext = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+			compressed := frame(true, 0x40, opBinary, bomb, true)
+			for i := range 3 {
+				rc := dialRaw(t, ts.URL, ext)
+				ts.nextConn(t)
+				rc.write(compressed)
+				if r := nextResult(t, results); r.err != nil || len(r.msg) != 60_000 {
+					t.Fatalf("message %d: %d B, %v", i, len(r.msg), r.err)
+				}
+				if got, want := budget.Used(), int64(i+1)*output; got != want {
+					t.Fatalf("%d inflated messages being handled: the budget counts %d B, want %d", i+1, got, want)
+				}
+			}
+			over := dialRaw(t, ts.URL, ext)
+			overConn := ts.nextConn(t)
+			over.write(compressed)
+			if code, reason := over.expectClose(); code != CloseTryAgainLater {
+				t.Fatalf("a fourth inflated message: close %d %q, want 1013", code, reason)
+			}
+			if err := waitDone(t, overConn, 5*time.Second); !errors.Is(err, ErrReadsFull) {
+				t.Fatalf("Err = %v, want ErrReadsFull", err)
+			}
+			if r := nextResult(t, results); !errors.Is(r.err, ErrReadsFull) {
+				t.Fatalf("the fourth read = %v, want ErrReadsFull", r.err)
+			}
+			if got := budget.Used(); got != 3*output {
+				t.Fatalf("after the refusal the budget counts %d B, want %d", got, 3*output)
+			}
+			close(release)
+			waitUsed(t, budget, 0)
+		})
+	}
 }

@@ -186,7 +186,7 @@ func RegisterGauges(reg prometheus.Registerer, g Gauges) {
 		}, g.SendQueueBytes),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "herald_read_buffer_bytes",
-			Help: "Bytes held in read buffers beyond the pooled 4 KiB one: large frames and fragmented or compressed messages still arriving.",
+			Help: "Bytes held in read buffers beyond the pooled 4 KiB one: large frames and fragmented or compressed messages still arriving, and inflated messages being handled.",
 		}, g.ReadBufferBytes),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "herald_takeover_state_bytes",
