@@ -92,6 +92,7 @@ type Upgrader struct {
 // (see Upgrader.Close).
 func NewUpgrader(opts Options) *Upgrader {
 	hold()
+	refreshSockcalls()
 	u := &Upgrader{opts: opts.withDefaults()}
 	u.opts.queues = opts.Queues
 	if u.opts.queues == nil {

@@ -142,7 +142,7 @@ func (w *epollWaiter) wait(events []syscall.EpollEvent) int {
 func (w *epollWaiter) tryWait(fd uintptr) bool {
 	var err error
 	for {
-		w.n, err = syscall.EpollWait(int(fd), w.events, 0)
+		w.n, err = epollWaitNow(int(fd), w.events)
 		if err != syscall.EINTR {
 			break
 		}
@@ -212,7 +212,7 @@ func (p *poller) arm(c *Conn) error {
 		start := !p.running
 		p.running = true
 		p.mu.Unlock()
-		ctlErr = syscall.EpollCtl(p.epfd, op, fd, &ev)
+		ctlErr = epollCtl(p.epfd, op, fd, &ev)
 		if start {
 			backgroundStarted()
 			go p.run()

@@ -57,6 +57,7 @@ func NewRawListener(ln net.Listener) *RawListener {
 	if !ok {
 		return nil
 	}
+	refreshSockcalls()
 	lrc, err := tl.SyscallConn()
 	if err != nil {
 		return nil
@@ -130,8 +131,7 @@ func (l *RawListener) Accept() (net.Conn, *net.TCPAddr, error) {
 func (l *RawListener) tryAccept(fd uintptr) bool {
 	for {
 		size := uint32(syscall.SizeofSockaddrAny)
-		r, _, errno := syscall.Syscall6(syscall.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&size)),
-			syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
+		r, errno := accept4Sock(fd, &l.rsa, &size, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		switch errno {
 		case syscall.EINTR:
 			continue

@@ -132,7 +132,7 @@ func (s *rawSocket) acquire() bool {
 // one after Close.
 func (s *rawSocket) release() {
 	if v := s.state.Add(^uint32(0)); v&closedBit != 0 && v&refMask == 0 {
-		_ = syscall.Close(int(s.fd))
+		_ = closeSock(int(s.fd))
 	}
 }
 
@@ -167,7 +167,7 @@ func (s *rawSocket) readNow(p []byte) (int, error) {
 	}
 	// p is read into during the call only (no address outlives it, unlike
 	// the io_uring path's), so it may be any memory.
-	n, err := ignoringEINTRIO(syscall.Read, int(s.fd), p)
+	n, err := ignoringEINTRIO(readSock, int(s.fd), p)
 	s.release()
 	if err == syscall.EAGAIN {
 		return 0, errWouldBlock
@@ -333,7 +333,7 @@ func (s *rawSocket) Close() error {
 		}
 		if s.state.CompareAndSwap(v, v|closedBit) {
 			if v&refMask == 0 {
-				_ = syscall.Close(int(s.fd))
+				_ = closeSock(int(s.fd))
 			}
 			break
 		}

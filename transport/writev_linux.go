@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // maxIovecs is IOV_MAX on Linux: the most buffers one writev takes.
@@ -46,11 +45,8 @@ func writeNonBlocking(fd int32, bufs [][]byte, s *iovecScratch) (rest [][]byte, 
 		// workers' ownership already serialises writers), and the
 		// reference count is the write side's ownership.
 		//
-		// Syscall, not RawSyscall, even though the call cannot block:
-		// RawSyscall saved 5 % CPU at low rates, but a thread the OS
-		// preempts inside it keeps its P, and with several processes on
-		// two cores the cluster benchmark collapsed (166k of 400k
-		// deliveries/s, p99 7.5 s, against 392k and 251 ms).
+		// A raw call while GOMAXPROCS is more than one, else Syscall:
+		// see rawSockcalls.
 		//
 		// The kernel reads iov and the frames only during the call: a
 		// goroutine's stack is never moved while it is in a system call,
@@ -60,7 +56,7 @@ func writeNonBlocking(fd int32, bufs [][]byte, s *iovecScratch) (rest [][]byte, 
 		var r uintptr
 		var errno syscall.Errno
 		for {
-			r, _, errno = syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+			r, errno = writevSock(fd, iov)
 			if errno != syscall.EINTR {
 				break
 			}
@@ -144,7 +140,7 @@ func writeNow(fd int32, b []byte) (int, error) {
 		return 0, nil
 	}
 	for {
-		r, _, errno := syscall.Syscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		r, errno := writeSock(fd, b)
 		switch errno {
 		case 0:
 			return int(r), nil
