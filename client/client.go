@@ -9,7 +9,8 @@ import (
 
 // queueSize bounds the events waiting for the dispatch goroutine; when it
 // is full the reader stops reading, and a server whose send queue then
-// fills disconnects the Client as a slow consumer (4008).
+// fills disconnects the Client as a slow consumer (4008). Their bytes are
+// bounded too (queueBytes).
 const queueSize = 1024
 
 // Client is a connection to a Herald server that survives reconnects.
@@ -24,6 +25,7 @@ type Client struct {
 	ctx    context.Context // cancelled when the Client stops: ends every wait
 	cancel context.CancelFunc
 	queue  chan item     // reader and supervisor → dispatch goroutine
+	queued queueBytes    // the bytes of the frames in queue
 	done   chan struct{} // closed once every goroutine has returned
 	acks   acker
 	nextID atomic.Uint64
@@ -76,6 +78,7 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 		handlers:  make(map[string][]func(Event)),
 	}
 	c.acks.init(o.ackMax)
+	c.queued.max = o.queueBytes
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.dispatch()
 

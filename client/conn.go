@@ -111,11 +111,22 @@ func (cn *conn) readLoop() {
 		if it.frame == nil && it.ev == nil && it.note == nil {
 			continue
 		}
+		it.cost = int64(len(b))
+		if it.frame != nil && it.ev != nil {
+			it.cost *= 2 // the frame, and the event's data copied from it
+		}
+		if !c.queued.take(c.ctx, it.cost, func(used int64) {
+			c.opts.log.Warn("herald: handlers are behind; reading paused until they catch up",
+				"queued_bytes", used, "frame_bytes", len(b))
+		}) {
+			continue // closing, as below
+		}
 		select {
 		case c.queue <- it:
 		case <-c.ctx.Done():
 			// Closing: nobody will dispatch it. Keep reading so the
 			// close handshake completes.
+			c.queued.give(it.cost)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"container/list"
+	"context"
 	"sync"
 )
 
@@ -19,6 +20,7 @@ type item struct {
 	ack     bool   // the event asks for an ack
 	gen     uint64 // connection the frame came on
 	note    *roomNote
+	cost    int64 // what it counts in Client.queued
 }
 
 // roomNote tells the application about a room's recovery or gap.
@@ -40,28 +42,34 @@ func (c *Client) dispatch() {
 			}
 			continue
 		}
-		if it.frame != nil {
-			c.opts.onFrame(it.frame)
+		c.dispatchItem(it, seen)
+		c.queued.give(it.cost)
+	}
+}
+
+// dispatchItem runs the handlers of one frame's item.
+func (c *Client) dispatchItem(it item, seen *lru) {
+	if it.frame != nil {
+		c.opts.onFrame(it.frame)
+	}
+	if n := it.note; n != nil {
+		switch {
+		case n.gap && c.opts.onGap != nil:
+			c.opts.onGap(n.room)
+		case !n.gap && c.opts.onRecovery != nil:
+			c.opts.onRecovery(n.room, n.recovered)
 		}
-		if n := it.note; n != nil {
-			switch {
-			case n.gap && c.opts.onGap != nil:
-				c.opts.onGap(n.room)
-			case !n.gap && c.opts.onRecovery != nil:
-				c.opts.onRecovery(n.room, n.recovered)
-			}
-		}
-		if it.ev == nil {
-			continue
-		}
-		if it.ev.MsgID == "" || seen.add(it.ev.MsgID) {
-			c.deliver(*it.ev)
-		}
-		if it.ack && it.ev.MsgID != "" {
-			// After the handlers: a crash before this point means the
-			// server redelivers, which is what ack is for.
-			c.acks.add(it.gen, it.ev.MsgID)
-		}
+	}
+	if it.ev == nil {
+		return
+	}
+	if it.ev.MsgID == "" || seen.add(it.ev.MsgID) {
+		c.deliver(*it.ev)
+	}
+	if it.ack && it.ev.MsgID != "" {
+		// After the handlers: a crash before this point means the
+		// server redelivers, which is what ack is for.
+		c.acks.add(it.gen, it.ev.MsgID)
 	}
 }
 
@@ -157,4 +165,60 @@ func (l *lru) add(k string) bool {
 		delete(l.keys, oldest.Value.(string))
 	}
 	return true
+}
+
+// queueBytes counts the bytes of the frames waiting for the dispatch
+// goroutine against a bound (WithQueueBytes): the queue's 1,024 places
+// alone let a server that sends large frames faster than the handlers
+// take them make the Client hold 1,024 times the read limit (2 GiB at
+// the defaults). A frame that does not fit waits, and its reader with
+// it, so that the server's send queue fills instead and the server
+// disconnects the Client as a slow consumer (4008), as when the queue
+// is full. One frame is let in whatever its size when nothing waits.
+type queueBytes struct {
+	mu   sync.Mutex
+	used int64
+	max  int64
+	// room, when a reader waits, is closed by give to wake it.
+	room chan struct{}
+}
+
+// take counts n bytes, waiting until they fit or ctx is done (then it
+// reports false, counting nothing). waiting runs before the first wait.
+func (q *queueBytes) take(ctx context.Context, n int64, waiting func(used int64)) bool {
+	for i := 0; ; i++ {
+		q.mu.Lock()
+		if q.used == 0 || q.used+n <= q.max {
+			q.used += n
+			q.mu.Unlock()
+			return true
+		}
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		room, used := q.room, q.used
+		q.mu.Unlock()
+		if i == 0 {
+			waiting(used)
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// give returns n bytes counted by take, waking a reader that waits.
+func (q *queueBytes) give(n int64) {
+	if n == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.used -= n
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
+	q.mu.Unlock()
 }

@@ -16,6 +16,8 @@ const (
 	DefaultAckInterval  = 500 * time.Millisecond
 	DefaultAckMax       = 64
 	DefaultReadLimit    = 2 << 20
+	// DefaultQueueBytes is the default of WithQueueBytes.
+	DefaultQueueBytes = 16 << 20
 	// DefaultHandshakeTimeout is the default of WithHandshakeTimeout.
 	DefaultHandshakeTimeout = 30 * time.Second
 )
@@ -38,6 +40,7 @@ type options struct {
 	log        *slog.Logger
 	httpClient *http.Client
 	readLimit  int64
+	queueBytes int64
 	// handshakeTimeout bounds one connection attempt, and the re-joins
 	// on a new connection.
 	handshakeTimeout time.Duration
@@ -51,6 +54,7 @@ func defaultOptions() options {
 		ackMax:     DefaultAckMax,
 		log:        slog.New(slog.DiscardHandler),
 		readLimit:  DefaultReadLimit,
+		queueBytes: DefaultQueueBytes,
 
 		handshakeTimeout: DefaultHandshakeTimeout,
 	}
@@ -199,6 +203,21 @@ func WithReadLimit(n int64) Option {
 	return func(o *options) {
 		if n > 0 {
 			o.readLimit = n
+		}
+	}
+}
+
+// WithQueueBytes bounds the bytes of the frames read and waiting for the
+// handlers (which run one at a time), besides the 1,024 frames that may
+// wait: a server sending faster than the handlers take its frames makes
+// the Client stop reading there, so that the server's send queue fills
+// and the server disconnects it as a slow consumer (4008; the Client
+// reconnects). One frame larger than n is let in when none waits.
+// Default 16 MiB.
+func WithQueueBytes(n int64) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.queueBytes = n
 		}
 	}
 }

@@ -1,0 +1,102 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/heraldrt/herald/client"
+)
+
+// A server that sends large events faster than the Client's handlers take
+// them (a hostile or broken one: Herald's own would disconnect such a
+// client as slow first) makes the Client hold what it has read and not
+// yet dispatched. The 1,024 places of the dispatch queue alone would let
+// it hold 1,024 frames of up to the read limit (256 MiB of these 256 KiB
+// events, 2 GiB at the defaults); the queue's bytes are bounded too
+// (DefaultQueueBytes, 16 MiB), past which the Client stops reading and the
+// server's writes wait. What the server manages to write is then that
+// bound, the frame the reader holds, and the sockets' kernel buffers (up
+// to 32 MiB of receive buffer and 4 MiB of send buffer on loopback).
+// Nothing is lost: once the handler returns, the events held are
+// dispatched.
+func TestQueueBytesBoundAgainstAFloodingServer(t *testing.T) {
+	t.Parallel()
+	const size = 256 << 10
+	data, _ := json.Marshal(strings.Repeat("x", size))
+	event, _ := json.Marshal(map[string]any{"type": "event", "room": "r", "event": "big", "data": json.RawMessage(data)})
+	var written atomic.Int64
+	flooded := make(chan struct{})
+	var once sync.Once
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"welcome","protocol":1,"connectionId":"c1"}`)); err != nil {
+			return
+		}
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			// A reconnect: nothing more to send; read until it closes.
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		}
+		defer close(flooded)
+		// Write until a write has waited 2 s for the Client to read:
+		// it has stopped reading (or 512 MiB went, twice what the queue's
+		// places alone let through).
+		for written.Load() < 512<<20 {
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := ws.Write(wctx, websocket.MessageText, event)
+			cancel()
+			if err != nil {
+				return
+			}
+			written.Add(int64(len(event)))
+		}
+	}))
+	t.Cleanup(hs.Close)
+
+	release := make(chan struct{})
+	var got atomic.Int64
+	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
+	c.OnAny(func(client.Event) {
+		got.Add(1)
+		<-release // a handler busy with the first event
+	})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	select {
+	case <-flooded:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the server's writes never waited")
+	}
+	const most = client.DefaultQueueBytes + 40<<20 // and the kernel's buffers, frames in flight
+	if w := written.Load(); w > most {
+		t.Fatalf("the server wrote %d MiB to a Client whose handler is busy, over %d MiB", w>>20, most>>20)
+	} else {
+		t.Logf("the server wrote %d MiB before its writes waited", w>>20)
+	}
+	close(release)
+	waitFor(t, 10*time.Second, "the held events dispatched", func() bool { return got.Load() >= client.DefaultQueueBytes/size })
+}
