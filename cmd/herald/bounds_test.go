@@ -83,7 +83,7 @@ func TestPendingAckBytesBounded(t *testing.T) {
 		messages  = 300 // 18 MB each: far over the bound
 		size      = 60_000
 	)
-	srv := startBinary(t, nil, "--api-key", "bounds-test-key-0123456789", "--message-rate", "5000", "--log-level", "error")
+	srv := startBinary(t, nil, "--api-key", "bounds-test-key-0123456789", "--message-rate", "5000")
 	pid := srv.cmd.Process.Pid
 	before := procStatusKB(t, pid, "VmRSS")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -165,7 +165,7 @@ func TestSendQueueBytesBounded(t *testing.T) {
 		size      = 60_000
 	)
 	const queueBytes = 1 << 20
-	srv := startBinary(t, nil, "--api-key", "bounds-test-key-0123456789", "--message-rate", "5000", "--log-level", "error",
+	srv := startBinary(t, nil, "--api-key", "bounds-test-key-0123456789", "--message-rate", "5000",
 		"--send-queue-bytes", strconv.Itoa(queueBytes))
 	pid := srv.cmd.Process.Pid
 	before := procStatusKB(t, pid, "VmRSS")

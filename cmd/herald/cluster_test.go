@@ -89,13 +89,29 @@ func startNodeWith(t *testing.T, bin, name string, engine ...string) *node {
 // listeningAddr returns the address of herald serve's "listening" log
 // line in logs, or "" while there is none.
 func listeningAddr(logs string) string {
+	l, _ := listeningLine(logs)
+	return l.Addr
+}
+
+// listening is what the tests read of herald serve's "listening" line.
+type listening struct {
+	Addr string
+	TLS  bool
+}
+
+// listeningLine returns herald serve's "listening" log line in logs
+// (JSON), and false while there is none.
+func listeningLine(logs string) (listening, bool) {
 	for line := range strings.Lines(logs) {
-		var l struct{ Msg, Addr string }
+		var l struct {
+			Msg, Addr string
+			TLS       bool
+		}
 		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
-			return l.Addr
+			return listening{Addr: l.Addr, TLS: l.TLS}, true
 		}
 	}
-	return ""
+	return listening{}, false
 }
 
 // balancer is the test's load balancer: a TCP proxy that sends each new

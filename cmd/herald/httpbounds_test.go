@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,7 +79,7 @@ func (c *rawHTTP) closedWithin(t *testing.T, max time.Duration) time.Duration {
 // outlives all those timeouts.
 func TestHTTPBounds(t *testing.T) {
 	const key = "http-bounds-key-0123456789"
-	srv := startBinary(t, nil, "--api-key", key, "--log-level", "error",
+	srv := startBinary(t, nil, "--api-key", key,
 		"--http-read-timeout", "2s", "--http-write-timeout", "2s", "--http-idle-timeout", "1s",
 		"--max-http-conns-per-ip", "4")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -227,31 +225,9 @@ func TestHTTPTimeoutsSpareTLSWebSockets(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeSelfSigned(t, certFile, keyFile)
-	addr := freePort(t)
-	cmd := exec.Command(buildBinary(t), "serve", "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile,
-		"--api-key", "tls-bounds-key-0123456789", "--log-level", "error",
+	srv := startBinary(t, nil, "--tls-cert", certFile, "--tls-key", keyFile, "--api-key", "tls-bounds-key-0123456789",
 		"--http-read-timeout", "1s", "--http-write-timeout", "1s", "--http-idle-timeout", "1s")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	defer insecure.CloseIdleConnections()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := insecure.Get("https://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("https not up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	addr, insecure := srv.addr, srv.client
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, "wss://"+addr+"/ws", &websocket.DialOptions{

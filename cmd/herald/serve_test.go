@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +28,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/heraldrt/herald/internal/portowner"
 )
 
 func TestVersion(t *testing.T) {
@@ -242,20 +246,26 @@ func buildBinary(t *testing.T) string {
 // binaryServer is a `herald serve` child process started by startBinary.
 type binaryServer struct {
 	addr   string // host:port it listens on
-	base   string // http://addr
+	base   string // http://addr, or https://addr under --tls-cert
 	logs   *syncWriter
 	cmd    *exec.Cmd
 	exited chan error // gets Wait's result; a test that takes it puts it back for the cleanup
+	// client reaches base: one that skips certificate verification under
+	// --tls-cert (the tests' certificates are self-signed).
+	client *http.Client
 }
 
-// startBinary runs the built binary's `serve` on a free port, with env
-// added to the environment and args after --addr, waits for /healthz and
-// kills the process at the end of the test.
+// startBinary runs the built binary's `serve` on 127.0.0.1:0, with env
+// added to the environment and args after --addr, reads the address it
+// bound from its "listening" log line (args must leave the log level at
+// info or below, and the format JSON), waits for /healthz and kills the
+// process at the end of the test. The binary picks its own port: a port
+// picked free by the test could be taken by another test's process
+// before the binary binds it, and that process would answer for it.
 func startBinary(t *testing.T, env []string, args ...string) *binaryServer {
 	t.Helper()
-	srv := &binaryServer{addr: freePort(t), logs: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan error, 1)}
-	srv.base = "http://" + srv.addr
-	srv.cmd = exec.Command(buildBinary(t), append([]string{"serve", "--addr", srv.addr}, args...)...)
+	srv := &binaryServer{logs: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan error, 1), client: http.DefaultClient}
+	srv.cmd = exec.Command(buildBinary(t), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	srv.cmd.Env = append(os.Environ(), env...)
 	srv.cmd.Stderr = srv.logs
 	if err := srv.cmd.Start(); err != nil {
@@ -267,11 +277,31 @@ func startBinary(t *testing.T, env []string, args ...string) *binaryServer {
 		<-srv.exited
 	})
 	deadline := time.Now().Add(10 * time.Second)
+	var err error
 	for {
-		resp, err := http.Get(srv.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return srv
+		if srv.addr == "" {
+			if l, ok := listeningLine(srv.logs.String()); ok {
+				srv.addr, srv.base = l.Addr, "http://"+l.Addr
+				if l.TLS {
+					srv.base = "https://" + l.Addr
+					tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+					srv.client = &http.Client{Transport: tr}
+					t.Cleanup(tr.CloseIdleConnections)
+				}
+			}
+		}
+		if srv.addr != "" {
+			var resp *http.Response
+			if resp, err = srv.client.Get(srv.base + "/healthz"); err == nil {
+				resp.Body.Close()
+				return srv
+			}
+		}
+		select {
+		case exit := <-srv.exited:
+			srv.exited <- exit // for the cleanup
+			t.Fatalf("herald serve exited before it was up: %v\n%s", exit, srv.logs.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not come up: %v\n%s", err, srv.logs.String())
@@ -280,14 +310,24 @@ func startBinary(t *testing.T, env []string, args ...string) *binaryServer {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestServeOnPortZero: with --addr on port 0 the binary binds a port of
+// the kernel's choice and names it in its "listening" line, which is how
+// a test (or a supervisor) learns it; on Linux, the process holding that
+// port's listening socket is the binary itself.
+func TestServeOnPortZero(t *testing.T) {
+	srv := startBinary(t, nil, "--api-key", "port-zero-key-0123456789")
+	_, port, err := net.SplitHostPort(srv.addr)
+	if err != nil || port == "0" {
+		t.Fatalf("listening addr %q (%v), want the port bound", srv.addr, err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	p, _ := strconv.Atoi(port)
+	ok, err := portowner.Listens(srv.cmd.Process.Pid, p)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return
+	}
+	if !ok || err != nil {
+		t.Fatalf("port %d of the listening line is not the binary's: %v, %v", p, ok, err)
+	}
 }
 
 // TestSIGTERMDrainsRealBinary runs `herald serve`, connects clients, sends
@@ -464,38 +504,16 @@ func TestBackendFlags(t *testing.T) {
 
 // TestTLSDirect serves wss:// from the binary with --tls-cert/--tls-key.
 func TestTLSDirect(t *testing.T) {
-	bin := buildBinary(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeSelfSigned(t, certFile, keyFile)
-	addr := freePort(t)
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile, "--api-key", "tls-test-key-0123456789")
-	logs := &syncWriter{w: &bytes.Buffer{}}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	defer insecure.CloseIdleConnections()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := insecure.Get("https://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("https not up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	srv := startBinary(t, nil, "--tls-cert", certFile, "--tls-key", keyFile, "--api-key", "tls-test-key-0123456789")
+	if !strings.HasPrefix(srv.base, "https://") {
+		t.Fatalf("listening line of a TLS server: %s", srv.base)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "wss://"+addr+"/ws", &websocket.DialOptions{HTTPClient: insecure})
+	c, _, err := websocket.Dial(ctx, "wss://"+srv.addr+"/ws", &websocket.DialOptions{HTTPClient: srv.client})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,27 +553,8 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 // TestHeaderLimit sends an upgrade whose header block is over
 // --max-header-bytes to the real binary: refused with 431, no socket.
 func TestHeaderLimit(t *testing.T) {
-	bin := buildBinary(t)
-	addr := freePort(t)
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--max-header-bytes", "4096", "--api-key", "header-test-key-0123456789")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	srv := startBinary(t, nil, "--max-header-bytes", "4096", "--api-key", "header-test-key-0123456789")
+	addr := srv.addr
 	req, _ := http.NewRequest("GET", "http://"+addr+"/ws", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
