@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -133,7 +134,10 @@ func heraldEnvNames(t testing.TB) map[string]bool {
 	return names
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// freeAddr returns a loopback address with a port that was free a moment
+// ago. Another process may bind it before the one it is meant for: a
+// server that can bind port 0 does (loggedAddr); nginx, which cannot, is
+// started again on another port when it fails to bind it.
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -142,6 +146,31 @@ func freeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// loggedAddr returns the addr attribute of the first slog line whose
+// message is msg in logs, JSON or text, or "" while there is none: the
+// address a server started on port 0 bound.
+func loggedAddr(logs, msg string) string {
+	quoted := "msg=" + strconv.Quote(msg)
+	for line := range strings.Lines(logs) {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil {
+			if l.Msg == msg {
+				return l.Addr
+			}
+			continue
+		}
+		if !strings.Contains(line, quoted) && !strings.Contains(line, "msg="+msg+" ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if a, ok := strings.CutPrefix(f, "addr="); ok {
+				return a
+			}
+		}
+	}
+	return ""
 }
 
 // waitFor polls cond until it holds or timeout passes, then fails with what.

@@ -39,7 +39,7 @@ func TestNginxOneRefusalDoesNotTakeTheLastNodeOut(t *testing.T) {
 	t.Cleanup(hook.Close)
 	live := startHeraldNode(t, bin, "node-b", "", "--backend-url", hook.URL, "--backend-hooks", "connect",
 		"--backend-secret", strings.Repeat("s", 32))
-	restarting := freeAddr(t) // nothing listens: the node being restarted
+	restarting := deadAddr(t) // nothing listens: the node being restarted
 
 	dial := func(t *testing.T, url string) (int, error) {
 		t.Helper()

@@ -56,9 +56,10 @@ func buildSocketIOEcho(t *testing.T) string {
 // startSocketIONode starts examples/socketio-echo (bin) with flags.
 func startSocketIONode(t *testing.T, bin, name string, flags ...string) *socketIONode {
 	t.Helper()
-	n := &socketIONode{name: name, addr: freeAddr(t)}
+	n := &socketIONode{name: name}
 	logs := &syncBuffer{}
-	cmd := exec.Command(bin, append([]string{"-addr", n.addr}, flags...)...)
+	// Port 0: the node names the port it bound in its log.
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -73,6 +74,16 @@ func startSocketIONode(t *testing.T, bin, name string, flags ...string) *socketI
 		}
 	})
 	waitFor(t, 15*time.Second, name+" up", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before it was up:\n%s", name, logs.String())
+		default:
+		}
+		if n.addr == "" {
+			if n.addr = loggedAddr(logs.String(), "socketio-echo listening"); n.addr == "" {
+				return false
+			}
+		}
 		resp, err := http.Get("http://" + n.addr + "/healthz")
 		if err != nil {
 			return false

@@ -3,14 +3,17 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/heraldrt/herald"
 	"github.com/heraldrt/herald/client"
+	"github.com/heraldrt/herald/internal/portowner"
 	"github.com/heraldrt/herald/internal/testserver"
 )
 
@@ -38,8 +42,11 @@ type heraldNode struct {
 
 func startHeraldNode(t *testing.T, bin, name, redisURL string, extra ...string) *heraldNode {
 	t.Helper()
-	n := &heraldNode{name: name, addr: freeAddr(t), logs: &syncBuffer{}, exited: make(chan struct{})}
-	n.cmd = exec.Command(bin, append([]string{"serve", "--addr", n.addr, "--node-id", name, "--redis-url", redisURL,
+	n := &heraldNode{name: name, logs: &syncBuffer{}, exited: make(chan struct{})}
+	// The node binds a port of its own choice and names it in its
+	// "listening" line: a port picked free here could be taken by another
+	// test's process before the node binds it.
+	n.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--node-id", name, "--redis-url", redisURL,
 		"--api-key", testAPIKey, "--drain-timeout", "3s", "--drain-retry-after", "200ms", "--lease-ttl", "3s"}, extra...)...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	if err := n.cmd.Start(); err != nil {
@@ -54,6 +61,16 @@ func startHeraldNode(t *testing.T, bin, name, redisURL string, extra ...string) 
 		}
 	})
 	waitFor(t, 15*time.Second, name+" ready", func() bool {
+		select {
+		case <-n.exited:
+			t.Fatalf("%s exited before it was ready: %v\n%s", name, n.err, n.logs.String())
+		default:
+		}
+		if n.addr == "" {
+			if n.addr = loggedAddr(n.logs.String(), "listening"); n.addr == "" {
+				return false
+			}
+		}
 		resp, err := http.Get("http://" + n.addr + "/readyz")
 		if err != nil {
 			return false
@@ -136,12 +153,40 @@ func nginxArgs(dir, conf string, extra ...string) []string {
 		"-g", fmt.Sprintf("daemon off; pid %s/nginx.pid; error_log stderr notice;", dir))
 }
 
+// nginxPortAttempts is how many free ports startNginx tries: nginx
+// cannot bind port 0 and name it, so it gets a port that was free a
+// moment ago, which another process may bind first.
+const nginxPortAttempts = 5
+
 // startNginx checks the configuration with nginx -t, then runs nginx in the
-// foreground in front of nodes and waits until it proxies /healthz.
+// foreground in front of nodes and waits until it proxies /healthz. When
+// another process took the port picked for it, nginx fails to bind and
+// exits, and it is started again on another port; until then, whatever
+// answers on its port is not taken for it (the master process must hold
+// the listening socket).
 func startNginx(t *testing.T, bin, file string, nodes ...string) *nginxProc {
 	t.Helper()
+	return startNginxOn(t, func() string { return freeAddr(t) }, bin, file, nodes...)
+}
+
+// startNginxOn is startNginx on addresses from next.
+func startNginxOn(t *testing.T, next func() string, bin, file string, nodes ...string) *nginxProc {
+	t.Helper()
+	for range nginxPortAttempts {
+		if ng := tryNginx(t, bin, file, next(), nodes...); ng != nil {
+			return ng
+		}
+	}
+	t.Fatalf("nginx (%s) found its port taken %d times", file, nginxPortAttempts)
+	return nil
+}
+
+// tryNginx is startNginx on addr; it returns nil when nginx could not
+// bind addr.
+func tryNginx(t *testing.T, bin, file, addr string, nodes ...string) *nginxProc {
+	t.Helper()
 	dir := t.TempDir()
-	ng := &nginxProc{addr: freeAddr(t), dir: dir, logs: &syncBuffer{}}
+	ng := &nginxProc{addr: addr, dir: dir, logs: &syncBuffer{}}
 	conf := nginxMain(t, dir, renderNginx(t, file, ng.addr, nodes...))
 	if out, err := exec.Command(bin, nginxArgs(dir, conf, "-t")...).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t %s: %v\n%s", file, err, out)
@@ -166,11 +211,20 @@ func startNginx(t *testing.T, bin, file string, nodes ...string) *nginxProc {
 			t.Logf("nginx (%s) error log:\n%s\naccess log:\n%s", file, ng.logs.String(), access)
 		}
 	})
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	bound := false
 	waitFor(t, 10*time.Second, "nginx proxying /healthz", func() bool {
 		select {
 		case <-exited:
-			t.Fatalf("nginx exited:\n%s", ng.logs.String())
+			return true
 		default:
+		}
+		if !bound {
+			ok, err := portowner.Listens(cmd.Process.Pid, port)
+			if bound = ok || errors.Is(err, errors.ErrUnsupported); !bound {
+				return false
+			}
 		}
 		resp, err := http.Get("http://" + ng.addr + "/healthz")
 		if err != nil {
@@ -179,6 +233,15 @@ func startNginx(t *testing.T, bin, file string, nodes ...string) *nginxProc {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	select {
+	case <-exited:
+		if strings.Contains(ng.logs.String(), "Address already in use") {
+			t.Logf("nginx could not bind %s; trying another port", addr)
+			return nil
+		}
+		t.Fatalf("nginx exited:\n%s", ng.logs.String())
+	default:
+	}
 	return ng
 }
 
@@ -196,6 +259,41 @@ func (ng *nginxProc) publish(t *testing.T, body string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("publish through nginx: %s %s", resp.Status, b)
+	}
+}
+
+// TestNginxPortTaken: the port picked for nginx is taken, before nginx
+// binds it, by a server that answers /healthz too. nginx, failing to
+// bind, is started on another port, and the helper never takes the other
+// server's answer for nginx's.
+func TestNginxPortTaken(t *testing.T) {
+	ngBin := need(t, "nginx", nginxHint, "/usr/sbin/nginx")
+	serve := func(body string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, body) }))
+		t.Cleanup(s.Close)
+		return s
+	}
+	node, taker := serve("node"), serve("taker")
+	taken := strings.TrimPrefix(taker.URL, "http://")
+	first := true
+	ng := startNginxOn(t, func() string {
+		if first {
+			first = false
+			return taken
+		}
+		return freeAddr(t)
+	}, ngBin, "herald-stateless.conf", strings.TrimPrefix(node.URL, "http://"), strings.TrimPrefix(node.URL, "http://"))
+	if ng.addr == taken {
+		t.Fatalf("nginx taken to be on %s, the other server's port", taken)
+	}
+	resp, err := http.Get("http://" + ng.addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "node" {
+		t.Fatalf("through nginx: %q, want the node's answer", b)
 	}
 }
 

@@ -65,7 +65,7 @@ func run(addr string, pingTimeout time.Duration, log *slog.Logger) error {
 	// Herald's Serve reads the Socket.IO WebSocket handshakes itself
 	// (cheaper connects) and hands every other request to srv.
 	go func() { errc <- app.herald.Serve(ln, srv) }()
-	log.Info("socketio-echo listening", "addr", addr)
+	log.Info("socketio-echo listening", "addr", ln.Addr().String()) // the port bound, with -addr on port 0
 	select {
 	case err := <-errc:
 		return err
