@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -463,25 +464,39 @@ func (c *Conn) unqueueLocked() int64 {
 
 // UnreadBytes returns how many bytes the client sent that the
 // connection's reader has not been given yet: those the socket holds
-// (FIONREAD; not known without a raw socket: TLS in-process, non-Linux),
-// and those already taken into the connection's read buffer when they
-// begin with a whole frame: the reader is busy with an earlier message
-// (an application holding it, reads paused for backpressure), not
-// waiting for the rest of a frame. A heartbeat that finds some knows the
-// client is alive and only this process is late reading it: a pong read
-// from the socket together with the message still being handled waits
-// in the buffer, where FIONREAD does not see it.
+// (FIONREAD; not known on other systems than Linux), and those already
+// taken into the connection's read buffer when they begin with a whole
+// frame: the reader is busy with an earlier message (an application
+// holding it, reads paused for backpressure), not waiting for the rest
+// of a frame. A heartbeat that finds some knows the client is alive and
+// only this process is late reading it: a pong read from the socket
+// together with the message still being handled waits in the buffer,
+// where FIONREAD does not see it.
+//
+// Over TLS terminated in this process (a *tls.Conn), the socket is the
+// one under the TLS, and what crypto/tls has read from it and not
+// returned yet counts too: when no read is in progress and the socket
+// holds nothing, UnreadBytes moves it into the read buffer, without
+// waiting (pullTLS).
 //
 // The buffer is looked at only while no read is in progress (its lock
 // is free): a blocking Read in progress waits for the rest of a frame,
 // and a TryRead in progress hands over what the buffer holds at once.
 func (c *Conn) UnreadBytes() int {
 	n := 0
+	tc, _ := c.nc.(*tls.Conn)
 	if s := c.raw(); s != nil {
 		n = s.unread()
+	} else if tc != nil {
+		n = socketUnread(tc.NetConn())
 	}
 	if c.readMu.TryLock() {
-		n += c.heldFrameBytes()
+		pulled := 0
+		if tc != nil && n == 0 {
+			pulled = c.pullTLS(tc)
+		}
+		// Pulled bytes count whole or not, as the socket's do.
+		n += max(c.heldFrameBytes(), pulled)
 		c.readMu.Unlock()
 	}
 	return n

@@ -57,7 +57,10 @@
 //     read buffer behind a message the application still holds: a
 //     process short of CPU, or an application slow with one message,
 //     that has not read a pong yet does not terminate a live client
-//     (UnreadBytes). Part of a frame in the buffer does not count.
+//     (UnreadBytes). Part of a frame in the buffer does not count. Over
+//     TLS terminated in-process (*tls.Conn), the socket under the TLS is
+//     asked, and what crypto/tls holds is moved into the read buffer
+//     without waiting, when no read is in progress.
 //   - Read runs on the caller's goroutine and must be called from one
 //     goroutine at a time. TryRead is its non-waiting form: with
 //     NotifyReadable, which runs a callback on another goroutine when the
