@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/heraldrt/herald/deploy"
+	"github.com/heraldrt/herald/internal/portowner"
 )
 
 // tailBuffer keeps the last bytes a process wrote, for error messages.
@@ -99,6 +101,84 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// portAttempts is how many free ports a server is started on before the
+// run gives up: each is free when picked, but another process (a test
+// run at the same time, an outgoing connection's ephemeral port) may
+// bind it before the server does.
+const portAttempts = 5
+
+// errPortTaken is returned (wrapped) when a server exited because its
+// port was taken.
+var errPortTaken = errors.New("rolling: port taken")
+
+// waitServing waits until p listens on addr and then ready (nil: at
+// once) reports nil. Until p holds the listening socket, whatever answers
+// on addr may be another process that took the port first while p fails
+// to bind it and exits: where the system says who holds the socket
+// (Linux), p must. A p that exits saying its address is in use gives
+// errPortTaken at once.
+func waitServing(ctx context.Context, p *proc, addr string, timeout time.Duration, ready func() error) error {
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	bound := false
+	err := poll(ctx, timeout, p.name+" serving on "+addr, func() error {
+		if !p.running() {
+			return nil // told apart below
+		}
+		if !bound {
+			ok, err := portowner.Listens(p.cmd.Process.Pid, port)
+			if bound = ok || errors.Is(err, errors.ErrUnsupported); !bound {
+				return fmt.Errorf("%s does not hold %s yet (%v)", p.name, addr, err)
+			}
+		}
+		if ready == nil {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}
+		return ready()
+	})
+	if !p.running() {
+		if l := strings.ToLower(p.logs.String()); strings.Contains(l, "address already in use") {
+			return fmt.Errorf("%w: %s could not bind %s", errPortTaken, p.name, addr)
+		}
+		return fmt.Errorf("%s exited (%v): %s", p.name, p.err, p.logs)
+	}
+	return err
+}
+
+// startServing starts a server on a free address, with the arguments
+// args gives for it, and waits until it serves (waitServing); one that
+// found its port taken is started again on another.
+func startServing(ctx context.Context, name, bin string, timeout time.Duration, args func(addr string) []string, ready func(addr string) func() error) (*proc, string, error) {
+	for range portAttempts {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		p, err := startProc(name, bin, args(addr)...)
+		if err != nil {
+			return nil, "", err
+		}
+		var r func() error
+		if ready != nil {
+			r = ready(addr)
+		}
+		if err = waitServing(ctx, p, addr, timeout, r); err == nil {
+			return p, addr, nil
+		}
+		if p.running() {
+			p.kill()
+		}
+		if !errors.Is(err, errPortTaken) {
+			return nil, "", err
+		}
+	}
+	return nil, "", fmt.Errorf("rolling: %s found its port taken %d times", name, portAttempts)
+}
+
 // poll calls cond until it returns nil or timeout passes.
 func poll(ctx context.Context, timeout time.Duration, what string, cond func() error) error {
 	deadline := time.Now().Add(timeout)
@@ -120,52 +200,55 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func() e
 
 // startRedis runs redis-server on a free port without persistence.
 func startRedis(ctx context.Context, bin string) (*proc, string, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	p, err := startProc("redis", bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err != nil {
-		return nil, "", err
-	}
-	err = poll(ctx, 10*time.Second, "redis-server listening", func() error {
-		if !p.running() {
-			return fmt.Errorf("exited: %s", p.logs)
-		}
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
-	if err != nil {
-		p.kill()
-		return nil, "", err
-	}
-	return p, addr, nil
+	return startServing(ctx, "redis", bin, 10*time.Second, func(addr string) []string {
+		_, port, _ := net.SplitHostPort(addr)
+		return []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
+	}, nil)
 }
 
 // node is one `herald serve` process on a fixed address, which a
 // restart keeps.
 type node struct {
 	name, addr string
-	args       []string
+	args       func(addr string) []string
 	bin        string
 	p          *proc
 }
 
-func (n *node) start(ctx context.Context) error {
-	p, err := startProc(n.name, n.bin, n.args...)
+// startFirst starts the node on a free address, and on another when
+// another process took the port first.
+func (n *node) startFirst(ctx context.Context) error {
+	p, addr, err := startServing(ctx, n.name, n.bin, 20*time.Second, n.args, n.readyz)
 	if err != nil {
 		return err
 	}
-	n.p = p
-	return poll(ctx, 20*time.Second, n.name+" ready", func() error {
-		if !p.running() {
-			return fmt.Errorf("exited (%v): %s", p.err, p.logs)
+	n.p, n.addr = p, addr
+	return nil
+}
+
+// start starts the node again on its address: the proxy in front sends
+// to that one. Another process (an outgoing connection's ephemeral
+// port) may hold the port a moment; the start is tried again then.
+func (n *node) start(ctx context.Context) error {
+	var err error
+	for range portAttempts {
+		p, serr := startProc(n.name, n.bin, n.args(n.addr)...)
+		if serr != nil {
+			return serr
 		}
-		resp, err := http.Get("http://" + n.addr + "/readyz")
+		n.p = p
+		if err = waitServing(ctx, p, n.addr, 20*time.Second, n.readyz(n.addr)); !errors.Is(err, errPortTaken) {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+	return err
+}
+
+// readyz is the node's readiness check at addr.
+func (n *node) readyz(addr string) func() error {
+	return func() error {
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return err
 		}
@@ -174,7 +257,7 @@ func (n *node) start(ctx context.Context) error {
 			return fmt.Errorf("readyz %s", resp.Status)
 		}
 		return nil
-	})
+	}
 }
 
 // nginx runs deploy/nginx/herald-stateless.conf in front of nodes.
@@ -205,11 +288,25 @@ func renderNginx(listen string, nodes []string) (string, error) {
 	return strings.Join(out, "\n"), nil
 }
 
+// startNginx runs nginx in front of nodes on a free port, and on another
+// when another process took the port first (nginx cannot bind port 0
+// and say which it got).
 func startNginx(ctx context.Context, bin, dir string, nodes []string) (*nginx, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
+	for range portAttempts {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		ng, err := tryNginx(ctx, bin, dir, addr, nodes)
+		if !errors.Is(err, errPortTaken) {
+			return ng, err
+		}
 	}
+	return nil, fmt.Errorf("rolling: nginx found its port taken %d times", portAttempts)
+}
+
+// tryNginx is startNginx on addr.
+func tryNginx(ctx context.Context, bin, dir, addr string, nodes []string) (*nginx, error) {
 	conf, err := renderNginx(addr, nodes)
 	if err != nil {
 		return nil, err
@@ -253,10 +350,7 @@ http {
 		return nil, err
 	}
 	ng := &nginx{addr: addr, dir: dir, p: p}
-	err = poll(ctx, 10*time.Second, "nginx proxying /healthz", func() error {
-		if !p.running() {
-			return fmt.Errorf("exited: %s", p.logs)
-		}
+	err = waitServing(ctx, p, addr, 10*time.Second, func() error {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
 			return err
@@ -268,7 +362,9 @@ http {
 		return nil
 	})
 	if err != nil {
-		p.kill()
+		if p.running() {
+			p.kill()
+		}
 		return nil, err
 	}
 	return ng, nil

@@ -195,19 +195,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	nodes := make([]*node, 3)
 	addrs := make([]string, 3)
 	for i := range nodes {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
 		name := fmt.Sprintf("node%d", i+1)
-		nodes[i] = &node{name: name, addr: addr, bin: o.Herald, args: []string{"serve",
-			"--addr", addr, "--node-id", name, "--redis-url", "redis://" + redisAddr + "/0",
-			"--api-key", apiKey, "--history", history, "--drain-timeout", "4s", "--drain-retry-after", "500ms",
-			"--lease-ttl", "3s", "--log-level", "warn", "--log-format", "text"}}
-		addrs[i] = addr
-		if err := nodes[i].start(ctx); err != nil {
+		nodes[i] = &node{name: name, bin: o.Herald, args: func(addr string) []string {
+			return []string{"serve",
+				"--addr", addr, "--node-id", name, "--redis-url", "redis://" + redisAddr + "/0",
+				"--api-key", apiKey, "--history", history, "--drain-timeout", "4s", "--drain-retry-after", "500ms",
+				"--lease-ttl", "3s", "--log-level", "warn", "--log-format", "text"}
+		}}
+		if err := nodes[i].startFirst(ctx); err != nil {
 			return nil, err
 		}
+		addrs[i] = nodes[i].addr
 	}
 	defer func() {
 		for _, n := range nodes {

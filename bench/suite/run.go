@@ -21,6 +21,9 @@ type runner struct {
 	log    io.Writer
 	report *Report
 	n      atomic.Int64
+	// freePort picks the ports servers are started on (nil: the
+	// package's freePort); a test hands out a taken one.
+	freePort func() (int, error)
 }
 
 func (r *runner) seq() int64 { return r.n.Add(1) }

@@ -255,21 +255,15 @@ func (r *runner) scaleEngine(ctx context.Context, o ScaleOptions, se *ScaleEngin
 		}
 	}()
 	for i := 0; i < o.Nodes; i++ {
-		port, err := freePort()
+		p, port, err := r.startListening(ctx, fmt.Sprintf("scale-%s-node%d-%d", se.Engine, i, r.seq()), o.HeraldBin, func(port int) ([]string, []string, error) {
+			args := append(append(heraldArgs(TargetHerald, "127.0.0.1:"+strconv.Itoa(port), i), eng.flags...), o.NodeFlags...)
+			return []string{"GOMAXPROCS=" + strconv.Itoa(o.Procs)}, args, nil
+		})
 		if err != nil {
 			return err
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		args := append(append(heraldArgs(TargetHerald, addr, i), eng.flags...), o.NodeFlags...)
-		env := []string{"GOMAXPROCS=" + strconv.Itoa(o.Procs)}
-		p, err := r.startProcess(ctx, fmt.Sprintf("scale-%s-node%d-%d", se.Engine, i, r.seq()), env, o.HeraldBin, args...)
-		if err != nil {
-			return err
-		}
 		nodes = append(nodes, &scaleNode{p: p, url: loadgen.KindHerald.EndpointURL("ws://" + addr), metrics: "http://" + addr + "/metrics"})
-		if err := waitTCP(ctx, addr, p); err != nil {
-			return err
-		}
 	}
 	var urls []string
 	for _, n := range nodes {

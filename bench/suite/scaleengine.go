@@ -55,30 +55,27 @@ func (r *runner) startEngine(ctx context.Context, o ScaleOptions, engine string)
 	}
 	var addrs []string
 	for i := 0; i < masters; i++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--maxclients", "19000", "--dir", dir}
-		if engine == EngineRedisCluster {
-			bus, err := freePort()
-			if err != nil {
-				return nil, err
+		p, port, err := r.startListening(ctx, fmt.Sprintf("scale-%s-%d-%d", engine, i, r.seq()), o.RedisBin, func(port int) ([]string, []string, error) {
+			args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+				"--maxclients", "19000", "--dir", dir}
+			if engine == EngineRedisCluster {
+				// A bus port picked free too (Redis's default, the
+				// port + 10000, may be out of range or taken); a
+				// failed bind of it says "Address already in use" too.
+				bus, err := freePort()
+				if err != nil {
+					return nil, nil, err
+				}
+				args = append(args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+					"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"), "--cluster-node-timeout", "5000")
 			}
-			args = append(args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
-				"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"), "--cluster-node-timeout", "5000")
-		}
-		p, err := r.startProcess(ctx, fmt.Sprintf("scale-%s-%d-%d", engine, i, r.seq()), nil, o.RedisBin, args...)
+			return nil, args, nil
+		})
 		if err != nil {
 			return nil, err
 		}
 		e.procs = append(e.procs, p)
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if err := waitTCP(ctx, addr, p); err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, addr)
+		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(port))
 	}
 	if engine != EngineRedisCluster {
 		e.flags = []string{"--redis-url", "redis://" + addrs[0] + "/0"}

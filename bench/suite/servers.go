@@ -2,16 +2,19 @@ package suite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/heraldrt/herald/bench/loadgen"
+	"github.com/heraldrt/herald/internal/portowner"
 )
 
 // jwtSecret signs the churn scenario's tokens (HS256 needs 32 bytes).
@@ -97,6 +100,16 @@ type deployConfig struct {
 	backendURL string
 }
 
+// portAttempts is how many free ports a server is started on before the
+// suite gives up: each is free when picked, but another process (a test
+// run at the same time, an outgoing connection's ephemeral port) may
+// bind it before the server does.
+const portAttempts = 5
+
+// errPortTaken is returned (wrapped) by waitListening when the server
+// exited because its port was taken.
+var errPortTaken = errors.New("suite: port taken")
+
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -106,17 +119,72 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitTCP(ctx context.Context, addr string, p *process) error {
+// startListening starts a server (name, bin) that listens on a TCP port
+// picked free, with the environment and arguments command gives for the
+// port, and waits until it listens there. A server that exits because
+// another process took the port first is started again on another one.
+func (r *runner) startListening(ctx context.Context, name, bin string, command func(port int) (env, args []string, err error)) (*process, int, error) {
+	pick := r.freePort
+	if pick == nil {
+		pick = freePort
+	}
+	for attempt := range portAttempts {
+		port, err := pick()
+		if err != nil {
+			return nil, 0, err
+		}
+		env, args, err := command(port)
+		if err != nil {
+			return nil, 0, err
+		}
+		pname := name
+		if attempt > 0 {
+			pname = fmt.Sprintf("%s-port%d", name, attempt+1)
+		}
+		p, err := r.startProcess(ctx, pname, env, bin, args...)
+		if err != nil {
+			return nil, 0, err
+		}
+		err = waitListening(ctx, p, port)
+		if err == nil {
+			return p, port, nil
+		}
+		p.stop(3 * time.Second)
+		if !errors.Is(err, errPortTaken) {
+			return nil, 0, err
+		}
+		r.logf("%v; trying another port", err)
+	}
+	return nil, 0, fmt.Errorf("suite: %s found its port taken %d times", name, portAttempts)
+}
+
+// waitListening waits until process p listens on port. Until it does, a
+// process found answering there may be another one (which took the port
+// first, while p fails to bind it and exits): where the system says who
+// holds the listening socket (Linux), p must. A p that exits saying its
+// address is in use gives errPortTaken.
+func waitListening(ctx context.Context, p *process, port int) error {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.exited:
+			log, _ := os.ReadFile(p.log.Name())
+			if l := strings.ToLower(string(log)); strings.Contains(l, "address already in use") || strings.Contains(l, "eaddrinuse") {
+				return fmt.Errorf("%w: %s could not bind %s", errPortTaken, p.name, addr)
+			}
 			return fmt.Errorf("suite: %s exited: %v (see %s)", p.name, p.waitErr, p.log.Name())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
+		ok, err := portowner.Listens(p.pid(), port)
+		if errors.Is(err, errors.ErrUnsupported) {
+			var c net.Conn
+			if c, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				ok = true
+			}
+		}
+		if ok {
 			return nil
 		}
 		select {
@@ -173,78 +241,75 @@ func (r *runner) deploy(ctx context.Context, target string, c deployConfig) (*de
 	}()
 	redisURL := ""
 	if c.nodes > 1 {
-		port, err := freePort()
+		var port int
+		d.redis, port, err = r.startListening(ctx, fmt.Sprintf("%s-redis-%d", target, r.seq()), r.opts.RedisBin, func(port int) ([]string, []string, error) {
+			return nil, []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		d.redis, err = r.startProcess(ctx, fmt.Sprintf("%s-redis-%d", target, r.seq()), nil, r.opts.RedisBin,
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-		if err != nil {
-			return nil, err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if err := waitTCP(ctx, addr, d.redis); err != nil {
-			return nil, err
-		}
-		redisURL = "redis://" + addr + "/0"
+		redisURL = "redis://127.0.0.1:" + strconv.Itoa(port) + "/0"
 	}
 	for i := 0; i < max(1, c.nodes); i++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
 		name := fmt.Sprintf("%s-node%d-%d", target, i, r.seq())
-		var p *process
+		var bin string
+		var command func(port int) (env, args []string, err error)
 		switch {
 		case isHerald(target):
-			args := heraldArgs(target, addr, i)
-			if c.jwt {
-				args = append(args, "--jwt-secret", jwtSecret)
-			}
-			if redisURL != "" {
-				args = append(args, "--redis-url", redisURL)
-			}
-			if c.backendURL != "" {
-				args = append(args, "--backend-url", c.backendURL, "--backend-hooks", "connect", "--backend-secret", backendSecret,
-					"--backend-max-calls", "256")
-			}
-			var env []string
-			if c.procs > 0 {
-				env = []string{"GOMAXPROCS=" + strconv.Itoa(c.procs)}
-			}
-			bin := r.opts.HeraldBin
+			bin = r.opts.HeraldBin
 			if target == TargetHeraldBase {
 				bin = r.opts.BaseBin
 			}
-			p, err = r.startProcess(ctx, name, env, bin, args...)
-		case target == TargetFloor:
-			args := []string{"bench", "floor", "--addr", addr}
-			if c.jwt {
-				args = append(args, "--jwt-secret", jwtSecret)
+			command = func(port int) ([]string, []string, error) {
+				args := heraldArgs(target, "127.0.0.1:"+strconv.Itoa(port), i)
+				if c.jwt {
+					args = append(args, "--jwt-secret", jwtSecret)
+				}
+				if redisURL != "" {
+					args = append(args, "--redis-url", redisURL)
+				}
+				if c.backendURL != "" {
+					args = append(args, "--backend-url", c.backendURL, "--backend-hooks", "connect", "--backend-secret", backendSecret,
+						"--backend-max-calls", "256")
+				}
+				var env []string
+				if c.procs > 0 {
+					env = []string{"GOMAXPROCS=" + strconv.Itoa(c.procs)}
+				}
+				return env, args, nil
 			}
-			p, err = r.startProcess(ctx, name, nil, r.opts.HeraldBin, args...)
+		case target == TargetFloor:
+			bin = r.opts.HeraldBin
+			command = func(port int) ([]string, []string, error) {
+				args := []string{"bench", "floor", "--addr", "127.0.0.1:" + strconv.Itoa(port)}
+				if c.jwt {
+					args = append(args, "--jwt-secret", jwtSecret)
+				}
+				return nil, args, nil
+			}
 		default:
 			script := "ws-server.js"
 			if target == TargetSocketIO {
 				script = "socketio-server.js"
 			}
-			env := []string{"PORT=" + strconv.Itoa(port), "HOST=127.0.0.1"}
-			if c.jwt {
-				env = append(env, "JWT_SECRET="+jwtSecret)
+			bin = r.opts.NodeBin
+			command = func(port int) ([]string, []string, error) {
+				env := []string{"PORT=" + strconv.Itoa(port), "HOST=127.0.0.1"}
+				if c.jwt {
+					env = append(env, "JWT_SECRET="+jwtSecret)
+				}
+				if redisURL != "" {
+					env = append(env, "REDIS_URL="+redisURL)
+				}
+				return env, []string{filepath.Join(r.opts.PeersDir, script)}, nil
 			}
-			if redisURL != "" {
-				env = append(env, "REDIS_URL="+redisURL)
-			}
-			p, err = r.startProcess(ctx, name, env, r.opts.NodeBin, filepath.Join(r.opts.PeersDir, script))
 		}
+		p, port, err := r.startListening(ctx, name, bin, command)
 		if err != nil {
 			return nil, err
 		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
 		d.nodes = append(d.nodes, p)
-		if err := waitTCP(ctx, addr, p); err != nil {
-			return nil, err
-		}
 		d.bases = append(d.bases, "ws://"+addr)
 		if isHerald(target) && i == 0 {
 			d.metricsURL = "http://" + addr + "/metrics"
