@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,12 +25,9 @@ const churnSecret = "floor-churn-secret-0123456789abcdef"
 // ends and returns its address.
 func startFloor(t testing.TB, cfg floor.Config) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = ln.Addr().String()
-	ln.Close()
+	cfg.Addr = "127.0.0.1:0" // the server picks a free port and names it
+	listening := make(chan string, 1)
+	cfg.Listening = func(a string) { listening <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- floor.Run(ctx, cfg) }()
@@ -41,17 +37,13 @@ func startFloor(t testing.TB, cfg floor.Config) string {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", cfg.Addr)
-		if err == nil {
-			c.Close()
-			return cfg.Addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("floor server did not listen on %s: %v", cfg.Addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case addr := <-listening:
+		return addr
+	case err := <-served:
+		served <- err // for the cleanup
+		t.Fatalf("Run: %v", err)
+		return ""
 	}
 }
 

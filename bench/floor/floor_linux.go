@@ -81,6 +81,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := unix.Listen(ln, 4096); err != nil {
 		return err
 	}
+	if cfg.Listening != nil {
+		sa, err := unix.Getsockname(ln)
+		if err != nil {
+			return err
+		}
+		bound := sa.(*unix.SockaddrInet4)
+		cfg.Listening(netip.AddrPortFrom(netip.AddrFrom4(bound.Addr), uint16(bound.Port)).String())
+	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ package floor
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -19,21 +18,26 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // reaching every member once, a bad message answered with an error, a
 // member that leaves dropped from the room.
 func TestBroadcast(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, addr) }()
+	// Port 0: the server binds a free port and names it; a port picked
+	// free here could be taken by another test's server first.
+	listening := make(chan string, 1)
+	go func() {
+		served <- Run(ctx, Config{Addr: "127.0.0.1:0", Listening: func(a string) { listening <- a }})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
+	var addr string
+	select {
+	case addr = <-listening:
+	case err := <-served:
+		t.Fatalf("Run: %v", err)
+	}
 
 	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer tcancel()
@@ -47,14 +51,7 @@ func TestBroadcast(t *testing.T) {
 	}
 	var members []*websocket.Conn
 	for i := 0; i < 3; i++ {
-		var c *websocket.Conn
-		for {
-			c, _, err = websocket.Dial(tctx, "ws://"+addr+"/ws", nil)
-			if err == nil || tctx.Err() != nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond) // Serve may not listen yet
-		}
+		c, _, err := websocket.Dial(tctx, "ws://"+addr+"/ws", nil) // it listens: Listening was called
 		if err != nil {
 			t.Fatal(err)
 		}

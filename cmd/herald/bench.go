@@ -39,8 +39,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		fmt.Fprintf(stderr, "floor server listening on %s\n", *addr)
-		if err := floor.Run(ctx, floor.Config{Addr: *addr, JWTSecret: []byte(*secret)}); err != nil {
+		listening := func(bound string) { fmt.Fprintf(stderr, "floor server listening on %s\n", bound) } // port 0: the one bound
+		if err := floor.Run(ctx, floor.Config{Addr: *addr, JWTSecret: []byte(*secret), Listening: listening}); err != nil {
 			fmt.Fprintf(stderr, "herald bench floor: %v\n", err)
 			return 1
 		}
