@@ -3,12 +3,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { HeraldClient, HeraldError } from '../src/herald.js';
 import {
-  API_KEY, apiPublish, buildBinaries, collector, freePort, freezableProxy, recordingWebSocket, startServer, waitFor,
+  API_KEY, apiPublish, buildBinaries, collector, freezableProxy, recordingWebSocket, startRedis, startServer, waitFor,
 } from '../testutil/helpers.js';
 
 const ACK_TIMEOUT_MS = 300;
@@ -214,14 +213,9 @@ describe('reconnect', () => {
       t.skip('redis-server not found');
       return;
     }
-    const redisPort = await freePort();
-    const redis = spawn(redisBin, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const redis = await startRedis(redisBin);
     try {
-      const args = [...SERVE, '--redis-url', `redis://127.0.0.1:${redisPort}/0`];
-      await waitFor(() => new Promise((resolve) => {
-        const sock = connect(redisPort, '127.0.0.1', () => { sock.end(); resolve(true); });
-        sock.on('error', () => resolve(false));
-      }), { what: 'redis-server listening', timeout: 10000 });
+      const args = [...SERVE, '--redis-url', `redis://127.0.0.1:${redis.port}/0`];
       const s1 = await startServer(bin, { args });
       const { WebSocket: WS, rec } = recordingWebSocket();
       const c = client(`${s1.ws}?clientId=kim`, { WebSocket: WS });
@@ -242,7 +236,7 @@ describe('reconnect', () => {
         await s2.stop();
       }
     } finally {
-      redis.kill('SIGKILL');
+      await redis.stop();
     }
   });
 
@@ -317,8 +311,9 @@ describe('reconnect', () => {
   });
 
   it('does not reconnect when the first connection fails', async () => {
-    const port = await freePort();
-    const c = client(`ws://127.0.0.1:${port}/ws`);
+    // Port 1: nothing listens there (a port merely found free could be
+    // bound by another test's server meanwhile).
+    const c = client('ws://127.0.0.1:1/ws');
     await assert.rejects(c.connect(), (err) => err instanceof HeraldError && err.code === 'connect_failed');
     assert.equal(c.state, 'closed');
   });

@@ -34,7 +34,12 @@ export async function buildBinaries(pkgs) {
   return { bins, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** freePort asks the kernel for a free TCP port on 127.0.0.1. */
+/**
+ * freePort asks the kernel for a TCP port on 127.0.0.1 that is free now.
+ * Another process may bind it before the one it is meant for: servers
+ * that can bind port 0 do (startServer), others are checked and moved
+ * (startRedis).
+ */
 export function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -48,30 +53,84 @@ export function freePort() {
 }
 
 /**
- * startServer runs bin with args and --addr 127.0.0.1:port, waits until
- * /healthz answers, and returns a handle to stop (signal) or await it.
+ * listeningAddr returns the addr of the "listening" line in a Herald
+ * process's log (slog, text or JSON), or null while there is none.
+ */
+export function listeningAddr(log) {
+  for (const line of log.split('\n')) {
+    if (line.startsWith('{')) {
+      try {
+        const l = JSON.parse(line);
+        if (l.msg === 'listening' && l.addr) return l.addr;
+      } catch {
+        // a partial line
+      }
+      continue;
+    }
+    const m = /(?:^|\s)msg="?listening"?\s(?:.*\s)?addr=(\S+)/.exec(line);
+    if (m) return m[1];
+  }
+  return null;
+}
+
+/** addressInUse reports whether a process's log says it could not bind its port. */
+const addressInUse = (log) => /address already in use|EADDRINUSE/i.test(log);
+
+/**
+ * startServer runs bin with args and --addr, waits until it logs the
+ * address it bound ("listening", at level info or below) and /healthz
+ * answers there, and returns a handle to stop (signal) or await it.
+ * Without a port the server binds 127.0.0.1:0 and names the port it got:
+ * a port picked free here could be taken by another test's process
+ * before the server binds it, and that process would answer for it.
+ * With a port (a restart where the clients were), a start that finds
+ * it held is tried again until timeout.
  */
 export async function startServer(bin, { port, args = [], timeout = 20000 } = {}) {
-  port ??= await freePort();
-  const addr = `127.0.0.1:${port}`;
-  const proc = spawn(bin, [...args, '--addr', addr], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const s = await startServerOnce(bin, port, args, deadline);
+    if (s) return s;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** startServerOnce is one start of startServer; null when port was held. */
+async function startServerOnce(bin, port, args, deadline) {
+  const proc = spawn(bin, [...args, '--addr', `127.0.0.1:${port ?? 0}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (b) => (log += b));
   proc.stderr.on('data', (b) => (log += b));
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   let gone = false;
   exited.then(() => (gone = true));
+  let addr = null;
+  let held = false;
+  try {
+    await waitFor(async () => {
+      if (gone) {
+        if (port !== undefined && addressInUse(log) && Date.now() < deadline) {
+          held = true;
+          return true;
+        }
+        throw new Error(`server exited before it was healthy:\n${log}`);
+      }
+      addr ??= listeningAddr(log);
+      if (!addr) return false;
+      try {
+        return (await fetch(`http://${addr}/healthz`)).ok;
+      } catch {
+        return false;
+      }
+    }, { timeout: Math.max(deadline - Date.now(), 1), what: `${bin} healthy` });
+  } catch (err) {
+    if (!gone) proc.kill('SIGKILL');
+    throw err;
+  }
+  if (held) return null;
   const base = `http://${addr}`;
-  await waitFor(async () => {
-    if (gone) throw new Error(`server exited before it was healthy:\n${log}`);
-    try {
-      return (await fetch(`${base}/healthz`)).ok;
-    } catch {
-      return false;
-    }
-  }, { timeout, what: `${bin} healthy on ${addr}` });
   return {
-    port,
+    port: Number(addr.slice(addr.lastIndexOf(':') + 1)),
     base,
     ws: `ws://${addr}/ws`,
     proc,
@@ -83,6 +142,34 @@ export async function startServer(bin, { port, args = [], timeout = 20000 } = {}
       return exited;
     },
   };
+}
+
+/**
+ * startRedis runs redis-server (bin) on a free port without persistence
+ * and resolves once it logs that it accepts connections; one that could
+ * not bind its port (taken by another process since it was found free)
+ * is started again on another.
+ */
+export async function startRedis(bin, { attempts = 5, timeout = 10000 } = {}) {
+  for (let i = 0; i < attempts; i++) {
+    const port = await freePort();
+    const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    proc.stdout.on('data', (b) => (log += b));
+    proc.stderr.on('data', (b) => (log += b));
+    const exited = new Promise((resolve) => proc.on('exit', resolve));
+    let gone = false;
+    exited.then(() => (gone = true));
+    // "Ready to accept connections" comes after the bind: a server found
+    // on the port before it may be another process.
+    await waitFor(() => gone || /Ready to accept connections/.test(log), { what: 'redis-server ready', timeout });
+    if (!gone) {
+      return { port, proc, stop: async () => { if (!gone) proc.kill('SIGKILL'); await exited; } };
+    }
+    if (!addressInUse(log)) throw new Error(`redis-server exited:\n${log}`);
+  }
+  throw new Error(`redis-server found its port taken ${attempts} times`);
 }
 
 /**

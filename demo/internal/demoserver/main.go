@@ -59,7 +59,7 @@ func run() error {
 	defer stop()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	logger.Info("listening", "demo", "http://"+ln.Addr().String()+demo.Prefix)
+	logger.Info("listening", "addr", ln.Addr().String(), "demo", "http://"+ln.Addr().String()+demo.Prefix) // addr: the port bound, with --addr on port 0
 
 	select {
 	case err := <-serveErr:
