@@ -113,6 +113,9 @@ type roomFeed struct {
 	overflow  bool // held was dropped since the last Since call
 	// pos is the position of the last message sent (or where the feed
 	// started): a message at or below it in the same epoch is a duplicate.
+	// Its MsgID (the message's, or the client's or the engine's word for
+	// it) goes to the client in the join's reply, for it to give back
+	// when it recovers: the history checks it.
 	pos broker.Position
 }
 
@@ -124,7 +127,7 @@ func (f *roomFeed) dup(m *broker.Message) bool {
 // advance records m as sent. The caller holds f.mu.
 func (f *roomFeed) advance(m *broker.Message) {
 	if m.Offset != 0 {
-		f.pos = broker.Position{Offset: m.Offset, Epoch: m.Epoch}
+		f.pos = broker.Position{Offset: m.Offset, Epoch: m.Epoch, MsgID: m.MsgID}
 	}
 }
 
@@ -399,7 +402,7 @@ func (c *conn) replay(f *roomFeed, ref json.RawMessage, room string, from *broke
 			f.mu.Unlock()
 			continue
 		}
-		reply.Offset, reply.Epoch = f.pos.Offset, f.pos.Epoch
+		reply.Offset, reply.Epoch, reply.MsgID = f.pos.Offset, f.pos.Epoch, f.pos.MsgID
 		if recovering {
 			reply.Recovered = &recovered
 		}
@@ -480,7 +483,7 @@ func (c *conn) joinReply(room string) json.RawMessage {
 	r := protocol.JoinReply{Room: room}
 	if f := c.feed(room); f != nil {
 		f.mu.Lock()
-		r.Offset, r.Epoch = f.pos.Offset, f.pos.Epoch
+		r.Offset, r.Epoch, r.MsgID = f.pos.Offset, f.pos.Epoch, f.pos.MsgID
 		f.mu.Unlock()
 	}
 	return mustJSON(r)

@@ -538,7 +538,7 @@ func (s *Server) sioEvent(_ context.Context, sock *socketio.Socket, event string
 	case protocol.TypeJoin:
 		var from *broker.Position
 		if req.Recovering() {
-			from = &broker.Position{Offset: req.Offset, Epoch: req.Epoch}
+			from = &broker.Position{Offset: req.Offset, Epoch: req.Epoch, MsgID: req.MsgID}
 		}
 		c.join(ref, req.Room, from)
 	case protocol.TypeLeave:

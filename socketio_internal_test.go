@@ -25,6 +25,8 @@ func TestSioCodec(t *testing.T) {
 		{name: "other namespace", codec: sioCodec{ns: "/chat", slot: 2}, msg: m, want: `42/chat,["news",{"a":1}]`},
 		{name: "no data", codec: sioCodec{ns: "/", slot: 1}, msg: &broker.Message{Room: "r", Event: "ping"}, want: `42["ping"]`},
 		{name: "recovery", codec: sioCodec{ns: "/", slot: 1, recovery: true}, msg: m, want: `42["news",{"a":1},"o=7&e=e1&r=h%3Ax"]`},
+		{name: "recovery with a msgId", codec: sioCodec{ns: "/", slot: 1, recovery: true},
+			msg: &broker.Message{Room: "h:x", Event: "news", MsgID: "m-1", Offset: 7, Epoch: "e1"}, want: `42["news","o=7&e=e1&r=h%3Ax&i=m-1"]`},
 		{name: "recovery without a position", codec: sioCodec{ns: "/", slot: 1, recovery: true},
 			msg: &broker.Message{Room: "r", Event: "e", Data: json.RawMessage(`"s"`)}, want: `42["e","s"]`},
 	}
@@ -40,7 +42,7 @@ func TestSioCodec(t *testing.T) {
 
 func TestSioOffsetRoundTrip(t *testing.T) {
 	for _, room := range []string{"h:x", "a&b=c", "ünï code", "r/s?t"} {
-		pos := broker.Position{Offset: 42, Epoch: "ep&=och"}
+		pos := broker.Position{Offset: 42, Epoch: "ep&=och", MsgID: "m&=1"}
 		got, gotPos, ok := decodeSioOffset(encodeSioOffset(room, pos))
 		if !ok || got != room || gotPos != pos {
 			t.Errorf("%q: round trip = %q %v %v", room, got, gotPos, ok)

@@ -386,7 +386,7 @@ func (c sioCodec) Slot() int { return c.slot }
 func (c sioCodec) Encode(m *broker.Message) (transport.MessageType, []byte) {
 	var off string
 	if c.recovery && m.Offset != 0 {
-		off = encodeSioOffset(m.Room, broker.Position{Offset: m.Offset, Epoch: m.Epoch})
+		off = encodeSioOffset(m.Room, broker.Position{Offset: m.Offset, Epoch: m.Epoch, MsgID: m.MsgID})
 	}
 	b := make([]byte, transport.FrameHeadroom, transport.FrameHeadroom+8+len(c.ns)+len(m.Event)+len(m.Data)+len(off)+8)
 	b = append(b, '4', '2')
@@ -411,14 +411,19 @@ func (c sioCodec) Encode(m *broker.Message) (transport.MessageType, []byte) {
 // encodeSioOffset is the Socket.IO offset of a message of room at pos:
 // the room and its position there, which a reconnecting client sends
 // back (Socket.IO keeps one offset, the last message's; Herald keeps a
-// position per room).
+// position per room), and the message's msgId, which the history checks
+// (an offset without it, of an older server's, is taken on trust).
 func encodeSioOffset(room string, pos broker.Position) string {
-	return "o=" + strconv.FormatUint(pos.Offset, 10) + "&e=" + url.QueryEscape(pos.Epoch) + "&r=" + url.QueryEscape(room)
+	s := "o=" + strconv.FormatUint(pos.Offset, 10) + "&e=" + url.QueryEscape(pos.Epoch) + "&r=" + url.QueryEscape(room)
+	if pos.MsgID != "" {
+		s += "&i=" + url.QueryEscape(pos.MsgID)
+	}
+	return s
 }
 
 // decodeSioOffset parses what encodeSioOffset made.
 func decodeSioOffset(s string) (room string, pos broker.Position, ok bool) {
-	if len(s) > protocol.MaxRoomLen*3+protocol.MaxEpochLen*3+32 {
+	if len(s) > protocol.MaxRoomLen*3+protocol.MaxEpochLen*3+protocol.MaxMsgIDLen*3+32 {
 		return "", pos, false
 	}
 	q, err := url.ParseQuery(s)
@@ -430,5 +435,5 @@ func decodeSioOffset(s string) (room string, pos broker.Position, ok bool) {
 	if err != nil || n == 0 || protocol.ValidateRoom(room) != nil {
 		return "", pos, false
 	}
-	return room, broker.Position{Offset: n, Epoch: q.Get("e")}, true
+	return room, broker.Position{Offset: n, Epoch: q.Get("e"), MsgID: q.Get("i")}, true
 }

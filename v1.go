@@ -195,7 +195,7 @@ func (c *conn) handle(msg []byte) {
 	case protocol.TypeJoin:
 		var from *broker.Position
 		if req.Recovering() {
-			from = &broker.Position{Offset: req.Offset, Epoch: req.Epoch}
+			from = &broker.Position{Offset: req.Offset, Epoch: req.Epoch, MsgID: req.MsgID}
 		}
 		c.join(req.ID, req.Room, from)
 	case protocol.TypeLeave:

@@ -70,6 +70,13 @@ type Message struct {
 type Position struct {
 	Offset uint64 `json:"offset"`
 	Epoch  string `json:"epoch"`
+	// MsgID, when set, is the msgId of the message at Offset, as whoever
+	// gives the position saw it. Since checks it (see Historian): a
+	// history rolled back to an older copy (Redis restarted from an older
+	// snapshot, a stream restored from a backup) gives its offsets again
+	// to other messages in the same epoch, and only the message at the
+	// offset tells the two apart.
+	MsgID string `json:"msgId,omitempty"`
 }
 
 // HistoryPolicy says how much history a room keeps; Size 0 means none.
@@ -107,7 +114,12 @@ type Historian interface {
 	// position (the offset of its newest message, and its epoch). If pos
 	// is of another epoch, or messages after pos.Offset were trimmed or
 	// expired, it returns the current position and an error wrapping
-	// ErrUnrecoverable. A zero pos asks only for the current position.
+	// ErrUnrecoverable. So it does when pos.MsgID is set and the message
+	// at pos.Offset is another one, or (engines whose history can be
+	// rolled back) is no longer kept: the position is not one of this
+	// history's. A zero pos asks only for the current position. The
+	// current position's MsgID is the newest message's where the engine
+	// keeps it at no cost, "" otherwise.
 	Since(ctx context.Context, room string, pos Position, limit int) ([]*Message, Position, error)
 }
 

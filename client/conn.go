@@ -96,7 +96,7 @@ func (cn *conn) readLoop() {
 				Offset: ev.Offset, Epoch: ev.Epoch}
 			it.ack = ev.Ack
 			if ev.Offset != 0 {
-				c.advance(ev.Room, position{ev.Offset, ev.Epoch})
+				c.advance(ev.Room, position{ev.Offset, ev.Epoch, ev.MsgID}, false)
 			}
 		case protocol.TypeGap:
 			it.note = &roomNote{room: f.Room, gap: true}

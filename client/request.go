@@ -40,22 +40,25 @@ func (c *Client) joined(room string, reply json.RawMessage) *bool {
 		return nil
 	}
 	if r.Offset != 0 || r.Epoch != "" {
-		c.advance(room, position{r.Offset, r.Epoch})
+		// Not recovered: the reply's is the room's position now, which
+		// may be below the Client's (a history rolled back).
+		c.advance(room, position{r.Offset, r.Epoch, r.MsgID}, r.Recovered != nil && !*r.Recovered)
 	}
 	return r.Recovered
 }
 
 // advance records p as the Client's position in room, if it is still in
-// it. It only moves forward within an epoch: a join's reply may be read
-// after events that followed it, and a redelivered acked message may be
-// older than the last event.
-func (c *Client) advance(room string, p position) {
+// it. Unless reset, it only moves forward within an epoch: a join's reply
+// may be read after events that followed it, and a redelivered acked
+// message may be older than the last event.
+func (c *Client) advance(room string, p position, reset bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.rooms[room]; !ok {
 		return
 	}
-	if old, had := c.positions[room]; had && old.epoch == p.epoch && old.offset >= p.offset {
+	if old, had := c.positions[room]; had && !reset && old.epoch == p.epoch &&
+		(old.offset > p.offset || old.offset == p.offset && (old.msgID != "" || p.msgID == "")) {
 		return
 	}
 	c.positions[room] = p

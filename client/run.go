@@ -224,7 +224,7 @@ func (c *Client) joinAll(ctx context.Context, cn *conn, rooms []string) (again [
 		c.mu.Lock()
 		p := c.positions[room]
 		c.mu.Unlock()
-		wait, err := c.start(ctx, cn, protocol.Request{Type: protocol.TypeJoin, Room: room, Offset: p.offset, Epoch: p.epoch})
+		wait, err := c.start(ctx, cn, protocol.Request{Type: protocol.TypeJoin, Room: room, Offset: p.offset, Epoch: p.epoch, MsgID: p.msgID})
 		if err != nil {
 			return nil, false
 		}

@@ -42,11 +42,14 @@ func idText(id json.RawMessage) string {
 	return raw
 }
 
-// position is where a Client is in a room's history: the offset and
-// epoch of the last message it received.
+// position is where a Client is in a room's history: the offset, epoch
+// and msgId of the last message it received. The server checks the msgId
+// when the Client recovers: a history rolled back to an older copy gives
+// the offset to another message.
 type position struct {
 	offset uint64
 	epoch  string
+	msgID  string
 }
 
 // Event is a message published to a room the Client is in.

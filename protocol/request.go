@@ -32,6 +32,8 @@ const (
 	MaxIdempotencyKeyLen = 128
 	// MaxEpochLen bounds the epoch of a join's recovery position (bytes).
 	MaxEpochLen = 128
+	// MaxMsgIDLen bounds the msgId of a join's recovery position (bytes).
+	MaxMsgIDLen = 128
 )
 
 // Request is one decoded client frame.
@@ -57,6 +59,12 @@ type Request struct {
 	// live delivery resumes (recovery; see docs/protocol.md).
 	Offset uint64 `json:"offset,omitempty"`
 	Epoch  string `json:"epoch,omitempty"`
+	// MsgID on a join that recovers is the msgId of the message at
+	// Offset (the last event's, or the join reply's): the server checks
+	// that its history still has that message there, and otherwise
+	// answers recovered false. Without it the position is taken on trust
+	// (clients before this field).
+	MsgID string `json:"msgId,omitempty"`
 }
 
 // Recovering reports whether a join asks to recover from a position.
@@ -115,6 +123,9 @@ func decode(b []byte, typ string) (*Request, error) {
 			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
 		}
 		if err := validateToken("epoch", r.Epoch, MaxEpochLen); err != nil {
+			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
+		}
+		if err := validateToken("msgId", r.MsgID, MaxMsgIDLen); err != nil {
 			return nil, errorf(r.ID, CodeBadRequest, "%s", err)
 		}
 	case TypeLeave:

@@ -147,13 +147,15 @@ func EncodeGap(room string) []byte {
 
 // JoinReply is the data of a join's reply. For a room that keeps history
 // it carries the room's position when live delivery began (Offset and
-// Epoch: the client's position until an event comes) and, when the join
-// asked to recover, whether everything after the client's position was
-// replayed (Recovered).
+// Epoch: the client's position until an event comes; MsgID: the msgId of
+// the message at Offset, when known, which a recovering join gives back)
+// and, when the join asked to recover, whether everything after the
+// client's position was replayed (Recovered).
 type JoinReply struct {
 	Room      string `json:"room"`
 	Offset    uint64 `json:"offset,omitempty"`
 	Epoch     string `json:"epoch,omitempty"`
+	MsgID     string `json:"msgId,omitempty"`
 	Recovered *bool  `json:"recovered,omitempty"`
 	// Replayed is how many messages the recovery sent before the reply.
 	Replayed int `json:"replayed,omitempty"`

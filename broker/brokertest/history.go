@@ -40,11 +40,18 @@ var historyCases = []struct {
 	{name: "history: since returns what followed, oldest first, limited", run: testSince},
 	{name: "history: a trimmed gap is unrecoverable", run: testTrimmed},
 	{name: "history: another epoch is unrecoverable", run: testOtherEpoch},
+	{name: "history: a position's msgId is checked", run: testCheckedPosition},
 	{name: "history: expired messages are unrecoverable", run: testExpired},
 	{name: "history: an idempotency key stores and delivers once", run: testIdempotent},
 	{name: "history: rooms without history keep none", run: testNoHistory},
 	{name: "history: two nodes share offsets and epoch", multiNode: true, run: testHistoryTwoNodes},
 	{name: "history: batches store in order, once per idempotency key", run: testHistoryBatch},
+}
+
+// isAt reports whether cur, a current position Since returned, is offset
+// in epoch, its MsgID newest's or "" (engines that do not keep it).
+func isAt(cur broker.Position, offset uint64, epoch, newest string) bool {
+	return cur.Offset == offset && cur.Epoch == epoch && (cur.MsgID == "" || cur.MsgID == newest)
 }
 
 func historian(t *testing.T, n *Node) broker.Historian {
@@ -104,7 +111,7 @@ func testSince(t *testing.T, node func() *Node) {
 	epoch := sent[0].Epoch
 	got, cur, err := h.Since(ctx(t), room, broker.Position{}, 0)
 	must(t, err, "Since(zero)")
-	if len(got) != 0 || cur != (broker.Position{Offset: 5, Epoch: epoch}) {
+	if len(got) != 0 || !isAt(cur, 5, epoch, "4") {
 		t.Fatalf("Since(zero) = %d messages at %+v, want none at 5 %q", len(got), cur, epoch)
 	}
 	got, cur, err = h.Since(ctx(t), room, broker.Position{Offset: 2, Epoch: epoch}, 0)
@@ -147,7 +154,7 @@ func testTrimmed(t *testing.T, node func() *Node) {
 	if !errors.Is(err, broker.ErrUnrecoverable) {
 		t.Fatalf("Since(2) after %d publishes to a room of %d: %v, want ErrUnrecoverable", count, HistorySize, err)
 	}
-	if cur != (broker.Position{Offset: count, Epoch: epoch}) {
+	if !isAt(cur, count, epoch, strconv.Itoa(count-1)) {
 		t.Fatalf("Since(2) current position %+v, want %d %q", cur, count, epoch)
 	}
 	got, _, err := h.Since(ctx(t), room, broker.Position{Offset: count - HistorySize, Epoch: epoch}, 0)
@@ -166,8 +173,41 @@ func testOtherEpoch(t *testing.T, node func() *Node) {
 	if !errors.Is(err, broker.ErrUnrecoverable) {
 		t.Fatalf("Since of another epoch: %v, want ErrUnrecoverable", err)
 	}
-	if cur != (broker.Position{Offset: 3, Epoch: sent[0].Epoch}) {
+	if !isAt(cur, 3, sent[0].Epoch, "2") {
 		t.Fatalf("current position %+v", cur)
+	}
+}
+
+// testCheckedPosition: a position that names its message (MsgID) is read
+// only when the history has that message at its offset; another one
+// there (a history rolled back, whose offsets were given again) is
+// unrecoverable, at the newest offset too.
+func testCheckedPosition(t *testing.T, node func() *Node) {
+	n := node()
+	h := historian(t, n)
+	room := Room("h-checked")
+	sent := publishN(t, n, room, 5) // msgIds "0" to "4" at offsets 1 to 5
+	epoch := sent[0].Epoch
+	got, cur, err := h.Since(ctx(t), room, broker.Position{Offset: 2, Epoch: epoch, MsgID: "1"}, 0)
+	must(t, err, "Since(2, its msgId)")
+	if len(got) != 3 || got[0].Offset != 3 || got[0].MsgID != "2" || got[2].Offset != 5 || !isAt(cur, 5, epoch, "4") {
+		t.Fatalf("Since(2, its msgId) = %d messages, at %+v; want 3 to 5, at 5", len(got), cur)
+	}
+	got, _, err = h.Since(ctx(t), room, broker.Position{Offset: 1, Epoch: epoch, MsgID: "0"}, 2)
+	must(t, err, "Since(1, its msgId, limit 2)")
+	if len(got) != 2 || got[0].Offset != 2 || got[1].Offset != 3 {
+		t.Fatalf("Since(1, its msgId, limit 2) = %d messages", len(got))
+	}
+	got, _, err = h.Since(ctx(t), room, broker.Position{Offset: 5, Epoch: epoch, MsgID: "4"}, 0)
+	must(t, err, "Since(newest, its msgId)")
+	if len(got) != 0 {
+		t.Fatalf("Since(newest, its msgId) = %d messages", len(got))
+	}
+	for _, at := range []uint64{2, 5} {
+		got, cur, err := h.Since(ctx(t), room, broker.Position{Offset: at, Epoch: epoch, MsgID: "other"}, 0)
+		if len(got) != 0 || !errors.Is(err, broker.ErrUnrecoverable) || !isAt(cur, 5, epoch, "4") {
+			t.Fatalf("Since(%d, another msgId) = %d messages at %+v, %v; want none at 5, ErrUnrecoverable", at, len(got), cur, err)
+		}
 	}
 }
 

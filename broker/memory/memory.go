@@ -61,6 +61,7 @@ type ring struct {
 	head   int      // index of the oldest message
 	count  int
 	last   uint64
+	lastID string                     // the msgId of the message at last
 	keys   map[string]*broker.Message // idempotency key -> kept message
 	policy broker.HistoryPolicy
 }
@@ -150,6 +151,7 @@ func (r *ring) add(m *broker.Message, now time.Time) {
 		r.msgs[(r.head+r.count)%len(r.msgs)] = stored{m: m, at: now}
 	}
 	r.count++
+	r.lastID = m.MsgID
 	if m.IdempotencyKey != "" {
 		r.keys[m.IdempotencyKey] = m
 	}
@@ -163,7 +165,7 @@ func (b *Broker) Since(_ context.Context, room string, pos broker.Position, limi
 	cur := broker.Position{Epoch: b.epoch}
 	r := b.ringOf(room, false)
 	if r == nil {
-		if pos == (broker.Position{}) || pos == cur {
+		if pos == (broker.Position{}) || pos.Offset == 0 && pos.Epoch == cur.Epoch {
 			return nil, cur, nil
 		}
 		return nil, cur, fmt.Errorf("%w: room %q has no history at %d of epoch %q", broker.ErrUnrecoverable, room, pos.Offset, pos.Epoch)
@@ -171,7 +173,7 @@ func (b *Broker) Since(_ context.Context, room string, pos broker.Position, limi
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expire(b.now())
-	cur.Offset = r.last
+	cur.Offset, cur.MsgID = r.last, r.lastID
 	if pos == (broker.Position{}) {
 		return nil, cur, nil
 	}
@@ -184,6 +186,13 @@ func (b *Broker) Since(_ context.Context, room string, pos broker.Position, limi
 	want := r.last - pos.Offset
 	if want > uint64(r.count) {
 		return nil, cur, fmt.Errorf("%w: messages after %d are no longer kept", broker.ErrUnrecoverable, pos.Offset)
+	}
+	// A position's message, when still kept, must be the one it names
+	// (this history is never rolled back: a mismatch is a client's error).
+	if pos.MsgID != "" && pos.Offset > 0 && want < uint64(r.count) {
+		if m := r.msgs[(r.head+r.count-1-int(want))%len(r.msgs)].m; m.MsgID != pos.MsgID {
+			return nil, cur, fmt.Errorf("%w: the message at %d is %q, not %q", broker.ErrUnrecoverable, pos.Offset, m.MsgID, pos.MsgID)
+		}
 	}
 	n := int(want)
 	if limit > 0 && n > limit {

@@ -315,7 +315,12 @@ func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.
 }
 
 // Since implements broker.Historian: the stream's info, then one direct
-// read per message.
+// read per message. A position with a MsgID costs one read more, of its
+// own message, which must be that one: a stream restored from an older
+// backup (or a server's disk from an older copy) keeps its epoch and
+// gives the sequences after the copy again, so a client's position there
+// names another message, or one not stored yet. Such a position is
+// unrecoverable.
 func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error) {
 	if err := b.ready(); err != nil {
 		return nil, broker.Position{}, err
@@ -337,6 +342,7 @@ func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, li
 		return nil, broker.Position{}, err
 	}
 	cur := broker.Position{Offset: info.State.LastSeq, Epoch: info.Config.Metadata[epochKey]}
+	checked := pos.MsgID != "" && pos.Offset > 0
 	switch {
 	case pos == (broker.Position{}):
 		return nil, cur, nil
@@ -344,7 +350,7 @@ func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, li
 		return nil, cur, fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, cur.Epoch)
 	case pos.Offset > cur.Offset:
 		return nil, cur, fmt.Errorf("%w: offset %d is past the newest, %d", broker.ErrUnrecoverable, pos.Offset, cur.Offset)
-	case pos.Offset == cur.Offset:
+	case pos.Offset == cur.Offset && !checked:
 		return nil, cur, nil
 	case pos.Offset+1 < info.State.FirstSeq:
 		return nil, cur, fmt.Errorf("%w: messages after %d are no longer kept", broker.ErrUnrecoverable, pos.Offset)
@@ -356,6 +362,24 @@ func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, li
 	s, err := b.hist.js.Stream(ctx, info.Config.Name)
 	if err != nil {
 		return nil, cur, b.jsErr(err)
+	}
+	if checked {
+		raw, err := s.GetMsg(ctx, pos.Offset)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, cur, fmt.Errorf("%w: the message at %d is no longer kept, so the position cannot be checked", broker.ErrUnrecoverable, pos.Offset)
+		}
+		if err != nil {
+			return nil, cur, b.jsErr(err)
+		}
+		var at struct {
+			MsgID string `json:"msgId"`
+		}
+		if err := json.Unmarshal(raw.Data, &at); err != nil {
+			return nil, cur, fmt.Errorf("nats broker: stored message %d: %w", pos.Offset, err)
+		}
+		if at.MsgID != pos.MsgID {
+			return nil, cur, fmt.Errorf("%w: the message at %d is %q, not %q: the stream was rolled back", broker.ErrUnrecoverable, pos.Offset, at.MsgID, pos.MsgID)
+		}
 	}
 	out := make([]*broker.Message, 0, n)
 	for seq := pos.Offset + 1; seq <= pos.Offset+n; seq++ {

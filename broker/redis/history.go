@@ -17,7 +17,10 @@ import (
 // History: each room with a history policy has, in its hash slot (the
 // room is the hash tag, as for its channel):
 //
-//	<prefix>:hist:{<room>}:m  hash: e (epoch), n (newest offset)
+//	<prefix>:hist:{<room>}:m  hash: e (epoch), n (newest offset), i and o
+//	                          (the newest message's msgId and offset; o
+//	                          differs from n after publishes of a node too
+//	                          old to write them)
 //	<prefix>:hist:{<room>}:s  stream: one entry per message, ID <offset>-0,
 //	                          field m: the message's JSON (with offset and epoch)
 //	<prefix>:hist:{<room>}:k  sorted set: idempotency keys, scored by offset
@@ -27,18 +30,21 @@ import (
 
 // publishScript: KEYS meta, stream, keys; ARGV channel, JSON without its
 // opening brace, size, TTL in ms (0: none), idempotency key, a new
-// epoch (used if the room has none), "1" for SPUBLISH.
+// epoch (used if the room has none), "1" for SPUBLISH, msgId.
 // It returns {offset, epoch, msgId of the stored twin or ""}.
 //
 // Idempotency keys are a sorted set scored by offset: a key whose
 // message is still in the stream names a twin; keys of trimmed
 // messages are removed as publishes with a key go by (O(log n) each).
 const publishScript = `
-local epoch = redis.call('HGET', KEYS[1], 'e')
+local meta = redis.call('HMGET', KEYS[1], 'e', 'n')
+local epoch = meta[1]
+local n = 0
 if not epoch then
   epoch = ARGV[6]
   redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'n', 0)
+else
+  n = tonumber(meta[2]) or 0
 end
 local size = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
@@ -51,7 +57,8 @@ if ARGV[5] ~= '' then
     end
   end
 end
-local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+n = n + 1
+redis.call('HSET', KEYS[1], 'e', epoch, 'n', n, 'i', ARGV[8], 'o', n)
 local payload = '{"offset":' .. n .. ',"epoch":"' .. epoch .. '",' .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, n .. '-0', 'm', payload)
 if ARGV[5] ~= '' then
@@ -78,7 +85,7 @@ return {n, epoch, ''}
 // if its history went back), TTL in ms, and the epoch, offset and msgId
 // ("" if unknown) of a position this node was handed by the engine
 // itself ("", "0", "" otherwise). It returns {epoch, newest offset,
-// entries}.
+// entries, msgId of the newest message ("" if unknown)}.
 //
 // A room whose newest offset is below such a position, in its epoch, or
 // whose message at that offset is another one, had its history rolled
@@ -89,7 +96,7 @@ return {n, epoch, ''}
 // were lost, so that they are told. A client's position is not trusted
 // for this: anyone could send one past the newest.
 const sinceScript = `
-local e = redis.call('HMGET', KEYS[1], 'e', 'n')
+local e = redis.call('HMGET', KEYS[1], 'e', 'n', 'i', 'o')
 local rolled = false
 if e[1] and ARGV[5] ~= '' and e[1] == ARGV[5] then
   local at = tonumber(ARGV[6])
@@ -103,6 +110,7 @@ end
 if (not e[1]) or rolled then
   e = {ARGV[3], '0'}
   redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HDEL', KEYS[1], 'i', 'o')
   redis.call('HSET', KEYS[1], 'e', ARGV[3], 'n', 0)
   if tonumber(ARGV[4]) > 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -116,7 +124,11 @@ if ARGV[1] ~= '' then
     entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+')
   end
 end
-return {e[1], e[2], entries}
+local newest = ''
+if e[3] and e[4] == e[2] then
+  newest = e[3]
+end
+return {e[1], e[2], entries, newest}
 `
 
 var (
@@ -165,7 +177,7 @@ func (b *Broker) prepareStored(m *broker.Message, p broker.HistoryPolicy) (*stor
 	}
 	return &storedPublish{m: m, keys: b.histKeys(m.Room), args: []string{
 		b.roomChannel(m.Room), string(payload[1:]), strconv.Itoa(p.Size),
-		strconv.FormatInt(p.TTL.Milliseconds(), 10), m.IdempotencyKey, newEpoch(), cluster,
+		strconv.FormatInt(p.TTL.Milliseconds(), 10), m.IdempotencyKey, newEpoch(), cluster, m.MsgID,
 	}}, nil
 }
 
@@ -232,7 +244,13 @@ func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.
 }
 
 // Since implements broker.Historian: one script (HMGET and XRANGE) on
-// the room's slot.
+// the room's slot. A position with a MsgID is read from its own message
+// on, which must be that one: a Redis that came back from an older
+// snapshot (or a replica that was behind) gives the offsets after it
+// again, in the same epoch, and a client's position there names another
+// message, or one not stored yet. Such a position is unrecoverable; the
+// room keeps its epoch (a client's word does not reset it: anyone can
+// send one).
 func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error) {
 	return b.since(ctx, room, pos, limit, false, "")
 }
@@ -260,8 +278,19 @@ func (b *Broker) since(ctx context.Context, room string, pos broker.Position, li
 		}
 		return nil, broker.Position{}, fmt.Errorf("%w: room %q keeps no history", broker.ErrUnrecoverable, room)
 	}
-	start := ""
-	if pos != (broker.Position{}) {
+	if tracked {
+		pos.MsgID = "" // posID is checked by the script, which resets the room
+	}
+	// checked: the message at pos.Offset is read too, to compare it.
+	checked := pos.MsgID != "" && pos.Offset > 0
+	start, count := "", max(limit, 0)
+	switch {
+	case checked:
+		start = strconv.FormatUint(pos.Offset, 10) + "-0"
+		if count > 0 {
+			count++
+		}
+	case pos != (broker.Position{}):
 		start = strconv.FormatUint(pos.Offset+1, 10) + "-0"
 	}
 	known, knownOffset := "", "0"
@@ -270,7 +299,7 @@ func (b *Broker) since(ctx context.Context, room string, pos broker.Position, li
 	} else {
 		posID = ""
 	}
-	r := sinceLua.Exec(ctx, b.client, b.histKeys(room), []string{start, strconv.Itoa(max(limit, 0)), newEpoch(),
+	r := sinceLua.Exec(ctx, b.client, b.histKeys(room), []string{start, strconv.Itoa(count), newEpoch(),
 		strconv.FormatInt(p.TTL.Milliseconds(), 10), known, knownOffset, posID})
 	if err := r.Error(); err != nil {
 		if isConnErr(err) {
@@ -279,7 +308,7 @@ func (b *Broker) since(ctx context.Context, room string, pos broker.Position, li
 		return nil, broker.Position{}, fmt.Errorf("redis broker: since %s: %w", room, err)
 	}
 	vals, err := r.ToArray()
-	if err != nil || len(vals) != 3 {
+	if err != nil || len(vals) != 4 {
 		return nil, broker.Position{}, fmt.Errorf("redis broker: since %s: bad reply: %v", room, err)
 	}
 	var cur broker.Position
@@ -293,6 +322,9 @@ func (b *Broker) since(ctx context.Context, room string, pos broker.Position, li
 	if cur.Offset, err = strconv.ParseUint(n, 10, 64); err != nil {
 		return nil, cur, fmt.Errorf("redis broker: since %s: offset %q", room, n)
 	}
+	if cur.MsgID, err = vals[3].ToString(); err != nil {
+		return nil, cur, err
+	}
 	if pos == (broker.Position{}) {
 		return nil, cur, nil
 	}
@@ -301,7 +333,7 @@ func (b *Broker) since(ctx context.Context, room string, pos broker.Position, li
 		return nil, cur, fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, cur.Epoch)
 	case pos.Offset > cur.Offset:
 		return nil, cur, fmt.Errorf("%w: offset %d is past the newest, %d", broker.ErrUnrecoverable, pos.Offset, cur.Offset)
-	case pos.Offset == cur.Offset:
+	case pos.Offset == cur.Offset && !checked:
 		return nil, cur, nil
 	}
 	entries, err := vals[2].ToArray()
@@ -323,6 +355,18 @@ func (b *Broker) since(ctx context.Context, room string, pos broker.Position, li
 			return nil, cur, fmt.Errorf("redis broker: since %s: %w", room, err)
 		}
 		out = append(out, m)
+	}
+	if checked {
+		if len(out) == 0 || out[0].Offset != pos.Offset {
+			return nil, cur, fmt.Errorf("%w: the message at %d is no longer kept, so the position cannot be checked", broker.ErrUnrecoverable, pos.Offset)
+		}
+		if out[0].MsgID != pos.MsgID {
+			return nil, cur, fmt.Errorf("%w: the message at %d is %q, not %q: the history was rolled back", broker.ErrUnrecoverable, pos.Offset, out[0].MsgID, pos.MsgID)
+		}
+		out = out[1:]
+		if pos.Offset == cur.Offset {
+			return nil, cur, nil
+		}
 	}
 	if len(out) == 0 || out[0].Offset != pos.Offset+1 {
 		return nil, cur, fmt.Errorf("%w: messages after %d are no longer kept", broker.ErrUnrecoverable, pos.Offset)

@@ -62,8 +62,9 @@ type room struct {
 	// position when this node subscribed: messages up to it may still
 	// arrive live and are handed on).
 	pos broker.Position
-	// posID is the msgId of the message at pos when pos is a message's
-	// ("" when it is a position the engine gave).
+	// posID is the msgId of the message at pos: of the message handed
+	// on, or the one the engine gave with the position ("" when it gave
+	// none).
 	posID     string
 	known     bool
 	soft      bool
@@ -123,7 +124,7 @@ func (t *Tracker) Subscribed(ctx context.Context, name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.known && !r.gone {
-		r.pos, r.posID, r.known, r.soft = cur, "", true, true
+		r.pos, r.posID, r.known, r.soft = broker.Position{Offset: cur.Offset, Epoch: cur.Epoch}, cur.MsgID, true, true
 	}
 }
 
@@ -349,7 +350,7 @@ func (t *Tracker) repair(name string, r *room, skip bool) {
 				continue
 			}
 			// Trimmed or expired: hand on what was held, in order.
-			r.pos, r.posID, r.soft = cur, "", false
+			r.pos, r.posID, r.soft = broker.Position{Offset: cur.Offset, Epoch: cur.Epoch}, cur.MsgID, false
 			for _, m := range r.held {
 				t.h.HandleMessage(m)
 				if m.Epoch != r.pos.Epoch || m.Offset > r.pos.Offset {

@@ -36,6 +36,8 @@ export interface Message<T = unknown> {
 export interface Position {
   offset: number;
   epoch: string;
+  /** The msgId of the message at offset ('' when unknown): the server checks it on recovery. */
+  msgId: string;
 }
 
 /** What onState is told with each change. */

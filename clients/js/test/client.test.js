@@ -342,7 +342,8 @@ describe('recovery', () => {
       }
       await apiPublish(s.base, { room: 'tiny:x', event: 't', data: 0 });
       await waitFor(() => got.got.length === 5, { what: 'the first 5' });
-      assert.deepEqual(c.position('h:feed'), { offset: 5, epoch: joined.epoch });
+      const fifth = got.got[4][1].msgId;
+      assert.deepEqual(c.position('h:feed'), { offset: 5, epoch: joined.epoch, msgId: fifth });
 
       proxy.cut();
       await waitFor(() => c.state === 'reconnecting', { what: 'state reconnecting' });
@@ -359,6 +360,7 @@ describe('recovery', () => {
       const rejoin = rec.sent.filter((f) => f.type === 'join' && f.room === 'h:feed').at(-1);
       assert.equal(rejoin.offset, 5);
       assert.equal(rejoin.epoch, joined.epoch);
+      assert.equal(rejoin.msgId, fifth); // checked by the server against its history
       assert.equal(new URL(rec.sockets.at(-1).url).searchParams.get('recover'), '1');
     } finally {
       await c.close();

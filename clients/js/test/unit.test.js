@@ -328,7 +328,33 @@ describe('gaps and positions', () => {
     s.frame({ type: 'event', room: 'h:r', event: 'e', msgId: 'm8', offset: 8, epoch: 'E' });
     s.frame({ type: 'reply', id: s.requests('join')[0].id, data: { room: 'h:r', offset: 7, epoch: 'E' } });
     await joined;
-    assert.deepEqual(c.position('h:r'), { offset: 8, epoch: 'E' });
+    assert.deepEqual(c.position('h:r'), { offset: 8, epoch: 'E', msgId: 'm8' });
+    await c.close();
+  });
+
+  it('a rejoin gives the msgId of its position; recovered false takes the reply\'s position, even behind', async () => {
+    const fake = fakeServer();
+    const recoveries = [];
+    const c = newClient(fake, { onRecovery: (room, ok) => recoveries.push([room, ok]) });
+    await connected(fake, c);
+    let s = fake.sockets[0];
+    const joined = c.join('h:r');
+    await waitFor(() => s.requests('join').length === 1);
+    s.frame({ type: 'reply', id: s.requests('join')[0].id, data: { room: 'h:r', offset: 7, epoch: 'E', msgId: 'm7' } });
+    await joined;
+    s.frame({ type: 'event', room: 'h:r', event: 'e', msgId: 'm8', offset: 8, epoch: 'E' });
+    s.serverClose(1006);
+    await waitFor(() => fake.sockets.length === 2);
+    s = fake.sockets[1];
+    s.welcome();
+    await waitFor(() => s.requests('join').length === 1);
+    const rejoin = s.requests('join')[0];
+    assert.deepEqual([rejoin.offset, rejoin.epoch, rejoin.msgId], [8, 'E', 'm8']);
+    // The history was rolled back: offset 8 is another message now.
+    s.frame({ type: 'reply', id: rejoin.id, data: { room: 'h:r', offset: 5, epoch: 'E', msgId: 'x5', recovered: false } });
+    await waitFor(() => recoveries.length === 1);
+    assert.deepEqual(recoveries, [['h:r', false]]);
+    assert.deepEqual(c.position('h:r'), { offset: 5, epoch: 'E', msgId: 'x5' });
     await c.close();
   });
 });
