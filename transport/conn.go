@@ -373,7 +373,12 @@ func (c *Conn) Release(first *Prepared) error {
 }
 
 // turnScratches serve turns taken outside the flush workers (Release).
-var turnScratches = sync.Pool{New: func() any { return new(turnScratch) }}
+// Their writes may be raw calls (see iovecScratch.raw).
+var turnScratches = sync.Pool{New: func() any {
+	sc := new(turnScratch)
+	sc.iov.raw = true
+	return sc
+}}
 
 // WriteText enqueues a text message for this connection only, compressed
 // according to the connection's Options. It does not block; see Send.

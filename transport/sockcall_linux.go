@@ -8,8 +8,9 @@ import (
 )
 
 // The package's system calls on non-blocking sockets (read, write,
-// writev, accept4, close, epoll_ctl, a zero-timeout epoll_wait) return
-// without waiting, so with more than one P they are made as raw calls
+// accept4, close, epoll_ctl, a zero-timeout epoll_wait, and the writev
+// of a turn taken outside the flush workers: see iovecScratch.raw)
+// return without waiting, so with more than one P they are made as raw calls
 // that do not tell the scheduler: syscall.Syscall's entry and exit wake
 // sysmon from its sleep whenever every P was idle, after which it polls
 // every 20 µs for at least a millisecond, and any call the OS preempts
@@ -75,9 +76,10 @@ func writeSock(fd int32, b []byte) (uintptr, syscall.Errno) {
 }
 
 // writevSock is writev(2) of iov, which is not empty, to the
-// non-blocking descriptor fd.
-func writevSock(fd int32, iov []syscall.Iovec) (uintptr, syscall.Errno) {
-	if rawSockcalls.Load() {
+// non-blocking descriptor fd; raw only when asked (see
+// iovecScratch.raw).
+func writevSock(fd int32, iov []syscall.Iovec, raw bool) (uintptr, syscall.Errno) {
+	if raw && rawSockcalls.Load() {
 		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		return r, errno
 	}

@@ -12,7 +12,15 @@ import (
 const maxIovecs = 1024
 
 // iovecScratch is a flush worker's reusable iovec array.
-type iovecScratch struct{ iov []syscall.Iovec }
+type iovecScratch struct {
+	iov []syscall.Iovec
+	// raw: the turns are taken outside the flush workers (Release's
+	// first turn, a send written at once), whose writev may be a raw
+	// call (see rawSockcalls). A flush worker's stay syscall.Syscall:
+	// at 900k deliveries/s on one node a raw writev per turn raised
+	// p99 from 173-193 to 214-257 ms (docs/benchmarks.md).
+	raw bool
+}
 
 var errWouldBlock = errors.New("transport: socket buffer full")
 
@@ -45,8 +53,9 @@ func writeNonBlocking(fd int32, bufs [][]byte, s *iovecScratch) (rest [][]byte, 
 		// workers' ownership already serialises writers), and the
 		// reference count is the write side's ownership.
 		//
-		// A raw call while GOMAXPROCS is more than one, else Syscall:
-		// see rawSockcalls.
+		// A raw call for a turn outside the flush workers while
+		// GOMAXPROCS is more than one, else Syscall: see rawSockcalls
+		// and iovecScratch.raw.
 		//
 		// The kernel reads iov and the frames only during the call: a
 		// goroutine's stack is never moved while it is in a system call,
@@ -56,7 +65,7 @@ func writeNonBlocking(fd int32, bufs [][]byte, s *iovecScratch) (rest [][]byte, 
 		var r uintptr
 		var errno syscall.Errno
 		for {
-			r, errno = writevSock(fd, iov)
+			r, errno = writevSock(fd, iov, s.raw)
 			if errno != syscall.EINTR {
 				break
 			}

@@ -8,7 +8,9 @@ import (
 )
 
 // iovecScratch is unused off Linux.
-type iovecScratch struct{}
+type iovecScratch struct {
+	raw bool
+}
 
 var errWouldBlock = errors.New("transport: socket buffer full")
 
