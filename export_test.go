@@ -1,6 +1,10 @@
 package herald
 
-import "time"
+import (
+	"time"
+
+	memsession "github.com/heraldrt/herald/session/memory"
+)
 
 // AwaitingAcks returns how many connections the redelivery goroutine
 // visits: those that may hold unacknowledged messages.
@@ -37,3 +41,15 @@ func (s *Server) SetReplayWait(d time.Duration) { s.replayWait.Store(int64(d)) }
 // SetDraining sets the flag Shutdown sets first, without shutting down:
 // new connections are refused as during a drain.
 func (s *Server) SetDraining(on bool) { s.draining.Store(on) }
+
+// LimitSessions sets the bound of the in-memory session store the server
+// made (memory.Store.LimitSessions, counted as in New) and returns what
+// its sessions count, or -1 when the store is another.
+func (s *Server) LimitSessions(n int64) (sessionBytes func() int64) {
+	ms, ok := s.sessions.(*memsession.Store)
+	if !ok {
+		return func() int64 { return -1 }
+	}
+	ms.LimitSessions(n, func() { s.countLimit(limitNodeSessionBytes) })
+	return ms.SessionBytes
+}

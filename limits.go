@@ -40,6 +40,9 @@ const (
 	// Connections whose context takeover state did not fit in
 	// MaxNodeTakeoverBytes (compressed message by message, or closed).
 	limitNodeTakeoverBytes limitName = "node_takeover_bytes"
+	// Sessions the in-memory session store forgot to stay within its
+	// bound (memory.Store.LimitSessions), most of them ended connections'.
+	limitNodeSessionBytes limitName = "node_session_bytes"
 	// Engine.IO polling sessions in no namespace (SocketIOConfig.MaxPendingBytes),
 	// and those of one client IP (MaxPendingBytesPerIP).
 	limitSocketIOPendingBytes      limitName = "socketio_pending_bytes"
@@ -54,7 +57,7 @@ const (
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
-	limitNodeReadingBytes, limitNodeQueuedBytes, limitNodeTakeoverBytes,
+	limitNodeReadingBytes, limitNodeQueuedBytes, limitNodeTakeoverBytes, limitNodeSessionBytes,
 	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP, limitSocketIOPollingSessions, limitSocketIOConnectRefusals,
 }
 

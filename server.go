@@ -229,6 +229,9 @@ func New(cfg Config) (*Server, error) {
 		// What ended connections leave for their sessions is bounded
 		// like what live ones hold.
 		ms.LimitPending(cfg.MaxNodePendingAckBytes)
+		// And the sessions themselves, which ended connections leave
+		// for --session-ttl whatever rooms they had joined.
+		ms.LimitSessions(0, func() { s.countLimit(limitNodeSessionBytes) })
 		s.sessions = ms
 	}
 	// Both built-in stores count what they keep of ended connections'

@@ -390,3 +390,53 @@ func TestResumeRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// A client that joins 128 rooms of long names and drops its connection
+// leaves a session of 35 KB for --session-ttl, and nothing bounded how
+// many such sessions a node kept. The in-memory store now forgets others
+// when a save takes it over its bound, those closest to their expiry
+// first (ended connections' are not refreshed), each counted in
+// {limit="node_session_bytes"}: the oldest dropped client cannot resume,
+// the newest can.
+func TestEndedSessionsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{})
+	const bound = 100_000 // two such sessions, not three
+	sessionBytes := ts.Server.LimitSessions(bound)
+	rooms := make([]string, 128)
+	type left struct{ id, sid, tok string }
+	var gone []left
+	for i := range 6 {
+		id := fmt.Sprintf("hoarder-%d", i)
+		c := dial(t, ts.URL, withHeader("X-Client-Id", id))
+		for j := range rooms {
+			rooms[j] = fmt.Sprintf("%03d-%03d-%s", i, j, strings.Repeat("r", 240))
+			c.send(map[string]any{"type": "join", "id": j, "room": rooms[j]})
+		}
+		for range rooms {
+			if m := c.read(); m["type"] != "reply" {
+				t.Fatalf("join: %v", m)
+			}
+		}
+		gone = append(gone, left{id, str(c.welcome["sessionId"]), str(c.welcome["resumeToken"])})
+		_ = c.c.CloseNow() // the network lost: the session is kept for its resume
+		waitFor(t, 5*time.Second, "the connection gone", func() bool { return ts.Server.Connections() == 0 })
+		if n := sessionBytes(); n > bound {
+			t.Fatalf("after %d clients left, the sessions count %d B, over %d", i+1, n, bound)
+		}
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="node_session_bytes"}`); v < 3 {
+		t.Fatalf(`herald_limit_rejections_total{limit="node_session_bytes"} = %v, want at least 3`, v)
+	}
+	resume := func(l left) any {
+		r := dial(t, ts.URL, withHeader("X-Client-Id", l.id), withHeader("X-Herald-Session-Id", l.sid), withHeader("X-Herald-Resume-Token", l.tok))
+		defer r.c.CloseNow()
+		return r.welcome["resumed"]
+	}
+	if got := resume(gone[0]); got == true {
+		t.Fatal("the first client's session, forgotten, was resumed")
+	}
+	if got := resume(gone[len(gone)-1]); got != true {
+		t.Fatalf("the last client's session: resumed %v, want true", got)
+	}
+}

@@ -27,6 +27,10 @@ type Store struct {
 	// pendingBytes is what pending holds; maxPendingBytes its bound
 	// (LimitPending; 0: DefaultMaxPendingBytes).
 	pendingBytes, maxPendingBytes int64
+	// sessionBytes is what sessions hold (entry.cost); maxSessionBytes
+	// its bound (LimitSessions; 0: DefaultMaxSessionBytes).
+	sessionBytes, maxSessionBytes int64
+	onEvict                       func()
 	now                           func() time.Time
 
 	stop chan struct{}
@@ -125,10 +129,13 @@ func (st *Store) Save(_ context.Context, s *session.Session, ttl time.Duration) 
 	}
 	st.mu.Lock()
 	if old := st.sessions[s.ID]; old != nil {
+		st.sessionBytes -= old.cost(s.ID)
 		*old = e
 	} else {
 		st.sessions[s.ID] = &e
 	}
+	st.sessionBytes += e.cost(s.ID)
+	st.evictLocked(s.ID, e.expires-int64(ttl))
 	if len(st.sessions) == 1 && len(st.nodes) == 0 {
 		st.node = s.Node // the first session, or the only one left
 	}
@@ -151,6 +158,9 @@ func (st *Store) nodeLocked(id string) string {
 
 // deleteLocked forgets session id. st.mu must be held.
 func (st *Store) deleteLocked(id string) {
+	if e := st.sessions[id]; e != nil {
+		st.sessionBytes -= e.cost(id)
+	}
 	delete(st.sessions, id)
 	delete(st.nodes, id)
 }
@@ -193,6 +203,7 @@ func (st *Store) Resume(_ context.Context, id, user, token, next string) (*sessi
 	if subtle.ConstantTimeCompare([]byte(e.resumeToken), []byte(token)) != 1 || e.user != user {
 		return nil, session.ErrMismatch
 	}
+	st.sessionBytes += int64(len(next) - len(e.resumeToken))
 	e.resumeToken = next
 	return e.session(id, st.nodeLocked(id)), nil
 }

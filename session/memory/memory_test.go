@@ -172,3 +172,82 @@ func TestPendingLossRecorded(t *testing.T) {
 		t.Fatalf("after %d rooms lost messages: %+v, want one record for all rooms, then the newest message", maxLossRooms+1, got)
 	}
 }
+
+// What the sessions count follows every change (a save that replaces, a
+// resume's new token, deletes, the sweep of expired ones) back to 0; a
+// save over the bound forgets other sessions, the one closest to its
+// expiry first, never the one saved.
+func TestSessionBytesBounded(t *testing.T) {
+	ctx := context.Background()
+	st := New(time.Hour)
+	defer st.Close()
+	now := time.Unix(1_000_000, 0)
+	st.now = func() time.Time { return now }
+	evicted := 0
+	rooms := func(n int) []string {
+		r := make([]string, n)
+		for i := range r {
+			r[i] = fmt.Sprintf("room-%04d", i)
+		}
+		return r
+	}
+	save := func(id string, n int, ttl time.Duration) {
+		t.Helper()
+		if err := st.Save(ctx, &session.Session{ID: id, UserID: "u", Conn: "c-" + id, ResumeToken: "tok", Rooms: rooms(n)}, ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("a", 10, time.Minute)
+	one := st.SessionBytes()
+	if want := int64(sessionOverhead + len("a") + len("u") + len("c-a") + len("tok") + 10*(16+len("room-0000"))); one != want {
+		t.Fatalf("one session counts %d B, want %d", one, want)
+	}
+	save("a", 20, time.Minute) // replaced
+	save("b", 20, 2*time.Minute)
+	save("c", 20, 3*time.Minute)
+	per := st.SessionBytes() / 3
+	if _, err := st.Resume(ctx, "b", "u", "tok", "a-longer-token"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.SessionBytes(), 3*per+int64(len("a-longer-token")-len("tok")); got != want {
+		t.Fatalf("after the resume: %d B, want %d", got, want)
+	}
+
+	// Bound: three sessions of 20 rooms and a bit; a fourth evicts a,
+	// the closest to its expiry, and never itself.
+	st.LimitSessions(3*per+per/2, func() { evicted++ })
+	save("d", 20, 4*time.Minute)
+	if evicted != 1 || st.Len() != 3 {
+		t.Fatalf("evicted %d, %d sessions left, want 1 and 3", evicted, st.Len())
+	}
+	if _, err := st.Get(ctx, "a"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("a, closest to its expiry, kept: %v", err)
+	}
+	save("e", 1000, time.Minute) // alone over the bound: kept, the others go
+	if st.Len() != 1 {
+		t.Fatalf("%d sessions left, want e alone", st.Len())
+	}
+	if _, err := st.Get(ctx, "e"); err != nil {
+		t.Fatal(err)
+	}
+
+	if ok, _ := st.DeleteConn(ctx, "e", "c-e"); !ok {
+		t.Fatal("DeleteConn")
+	}
+	save("f", 5, time.Second)
+	save("g", 5, time.Minute)
+	if err := st.Delete(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	st.mu.Lock()
+	for id, e := range st.sessions { // the janitor's sweep
+		if now.UnixNano() > e.expires {
+			st.deleteLocked(id)
+		}
+	}
+	st.mu.Unlock()
+	if n := st.SessionBytes(); n != 0 || st.Len() != 0 {
+		t.Fatalf("with no session left the store counts %d B (%d sessions)", n, st.Len())
+	}
+}
