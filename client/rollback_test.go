@@ -74,6 +74,7 @@ func TestRecoveryAfterNATSRollback(t *testing.T) {
 	}{
 		{"past", 40, false},
 		{"at", 30, false},
+		{"join reply", 40, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

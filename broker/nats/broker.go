@@ -83,7 +83,7 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		return errors.New("nats broker: already started")
 	}
 	b.h = h
-	b.track = catchup.New(h, func(room string) bool { return b.policy(room).Size > 0 }, b.Since, b.log)
+	b.track = catchup.NewChecked(h, func(room string) bool { return b.policy(room).Size > 0 }, b.trackedSince, b.log)
 	buf := b.cfg.PublishBufferBytes
 	if buf == 0 {
 		buf = -1 // nats.go: no reconnect buffer, publish fails at once

@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -116,5 +117,47 @@ func TestGapRepair(t *testing.T) {
 	}
 	if !gapped {
 		t.Errorf("room without history %s never reported as a gap: %v", plain, b.Gaps())
+	}
+}
+
+// TestRepairChecksRestoredStream: a JetStream store restored from an
+// older copy (a backup, a machine's snapshot) keeps each stream's epoch
+// and gives the sequences after the copy again. A node that had offset
+// 10 and repairs after new messages took the stream past 10 again must
+// not take the new 11th for the one after its own: the message at 10
+// is another one, and the repair reports a gap. Before, it read from
+// 11 on, and the new messages 6 to 10 never reached its members.
+func TestRepairChecksRestoredStream(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartNATS(t)
+	b := newBroker(t, nats.Config{URL: srv.URL()})
+	b.SetHistory(brokertest.TestHistory)
+	n := brokertest.StartNode(t, b)
+	room := brokertest.Room("h-restored")
+	ctx := context.Background()
+	publish := func(count int) *broker.Message {
+		t.Helper()
+		var m *broker.Message
+		for range count {
+			m = brokertest.Msg(room, "seq")
+			brokertest.Eventually(t, 10*time.Second, func() bool { return n.Publish(ctx, m) == nil }, "publish after a restart")
+		}
+		return m
+	}
+	publish(5)
+	srv.SaveStore()
+	last := publish(5)
+	at := broker.Position{Offset: last.Offset, Epoch: last.Epoch}
+	if got, cur, err := nats.TrackedSince(b, ctx, room, at, last.MsgID, 0); err != nil || len(got) != 0 || cur.Offset != 10 {
+		t.Fatalf("repair's read at the newest message: %d messages at %+v, %v; want none at 10", len(got), cur, err)
+	}
+	srv.RestartFromSavedStore()
+	again := publish(6) // offsets 6 to 11 again
+	if again.Offset != 11 || again.Epoch != last.Epoch {
+		t.Fatalf("after the restore: offset %d epoch %s, want 11 in %s", again.Offset, again.Epoch, last.Epoch)
+	}
+	got, cur, err := nats.TrackedSince(b, ctx, room, at, last.MsgID, 0)
+	if !errors.Is(err, broker.ErrUnrecoverable) || len(got) != 0 || cur.Offset != 11 {
+		t.Fatalf("repair's read after offset 10 was given again: %d messages at %+v, %v; want none at 11, ErrUnrecoverable", len(got), cur, err)
 	}
 }

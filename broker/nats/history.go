@@ -158,7 +158,7 @@ func (b *Broker) stream(ctx context.Context, room string, p broker.HistoryPolicy
 	if ok {
 		return rs, nil
 	}
-	info, err := b.streamInfo(ctx, room, p)
+	_, info, err := b.streamInfo(ctx, room, p)
 	if err != nil {
 		return roomStream{}, err
 	}
@@ -172,16 +172,17 @@ func (b *Broker) stream(ctx context.Context, room string, p broker.HistoryPolicy
 	return rs, nil
 }
 
-// streamInfo reads room's stream, creating it if it does not exist.
-func (b *Broker) streamInfo(ctx context.Context, room string, p broker.HistoryPolicy) (*jetstream.StreamInfo, error) {
+// streamInfo reads room's stream, creating it if it does not exist: one
+// request (the info comes with the stream).
+func (b *Broker) streamInfo(ctx context.Context, room string, p broker.HistoryPolicy) (jetstream.Stream, *jetstream.StreamInfo, error) {
 	name := b.streamName(room)
 	for range 3 {
 		s, err := b.hist.js.Stream(ctx, name)
 		if err == nil {
-			return s.Info(ctx)
+			return s, s.CachedInfo(), nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, b.jsErr(err)
+			return nil, nil, b.jsErr(err)
 		}
 		dup := dupWindow
 		if p.TTL > 0 {
@@ -200,14 +201,14 @@ func (b *Broker) streamInfo(ctx context.Context, room string, p broker.HistoryPo
 		}
 		s, err = b.hist.js.CreateStream(ctx, cfg)
 		if err == nil {
-			return s.Info(ctx)
+			return s, s.CachedInfo(), nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return nil, b.jsErr(err)
+			return nil, nil, b.jsErr(err)
 		}
 		// Another node created it meanwhile: read that one.
 	}
-	return nil, unavailable(fmt.Errorf("stream %s: created and deleted concurrently", name))
+	return nil, nil, unavailable(fmt.Errorf("stream %s: created and deleted concurrently", name))
 }
 
 func (b *Broker) jsErr(err error) error {
@@ -314,13 +315,42 @@ func (b *Broker) publishStored(ctx context.Context, m *broker.Message, p broker.
 	return nil
 }
 
-// Since implements broker.Historian: the stream's info, then one direct
-// read per message. A position with a MsgID costs one read more, of its
-// own message, which must be that one: a stream restored from an older
-// backup (or a server's disk from an older copy) keeps its epoch and
-// gives the sequences after the copy again, so a client's position there
-// names another message, or one not stored yet. Such a position is
-// unrecoverable.
+// trackedSince is Since for the node's own gap repair, from the message
+// posID ("" if unknown) at pos: after a stream was restored from an older
+// copy and new messages took it past pos before the repair, the message
+// there is another one and the repair reports a gap (the members may
+// have missed the new ones at or below pos, which a bare position would
+// skip). The stream keeps its epoch: a new one would need offsets to
+// start again at 1.
+func (b *Broker) trackedSince(ctx context.Context, room string, pos broker.Position, posID string, limit int) ([]*broker.Message, broker.Position, error) {
+	pos.MsgID = posID
+	return b.Since(ctx, room, pos, limit)
+}
+
+// msgIDAt reads the msgId of the message at seq of s.
+func msgIDAt(ctx context.Context, s jetstream.Stream, seq uint64) (string, error) {
+	raw, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return "", err
+	}
+	var at struct {
+		MsgID string `json:"msgId"`
+	}
+	if err := json.Unmarshal(raw.Data, &at); err != nil {
+		return "", fmt.Errorf("nats broker: stored message %d: %w", seq, err)
+	}
+	return at.MsgID, nil
+}
+
+// Since implements broker.Historian: the stream and its info (one
+// request), then one direct read per message. A position with a MsgID
+// costs one read more, of its own message, which must be that one: a
+// stream restored from an older backup (or a server's disk from an
+// older copy) keeps its epoch and gives the sequences after the copy
+// again, so a client's position there names another message, or one not
+// stored yet. Such a position is unrecoverable. A position alone reads
+// the newest message's msgId (the current position's MsgID), as do the
+// answers that give the client the room's position instead of its own.
 func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, limit int) ([]*broker.Message, broker.Position, error) {
 	if err := b.ready(); err != nil {
 		return nil, broker.Position{}, err
@@ -337,48 +367,47 @@ func (b *Broker) Since(ctx context.Context, room string, pos broker.Position, li
 		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
 		defer cancel()
 	}
-	info, err := b.streamInfo(ctx, room, p)
+	s, info, err := b.streamInfo(ctx, room, p)
 	if err != nil {
 		return nil, broker.Position{}, err
 	}
 	cur := broker.Position{Offset: info.State.LastSeq, Epoch: info.Config.Metadata[epochKey]}
+	// newest is cur with the newest message's msgId, for a position the
+	// client takes as its own (a join's, or the room's after a gap); ""
+	// when it cannot be read.
+	newest := func() broker.Position {
+		if cur.Offset > 0 {
+			cur.MsgID, _ = msgIDAt(ctx, s, cur.Offset)
+		}
+		return cur
+	}
 	checked := pos.MsgID != "" && pos.Offset > 0
 	switch {
 	case pos == (broker.Position{}):
-		return nil, cur, nil
+		return nil, newest(), nil
 	case pos.Epoch != cur.Epoch:
-		return nil, cur, fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, cur.Epoch)
+		return nil, newest(), fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, cur.Epoch)
 	case pos.Offset > cur.Offset:
-		return nil, cur, fmt.Errorf("%w: offset %d is past the newest, %d", broker.ErrUnrecoverable, pos.Offset, cur.Offset)
+		return nil, newest(), fmt.Errorf("%w: offset %d is past the newest, %d", broker.ErrUnrecoverable, pos.Offset, cur.Offset)
 	case pos.Offset == cur.Offset && !checked:
 		return nil, cur, nil
 	case pos.Offset+1 < info.State.FirstSeq:
-		return nil, cur, fmt.Errorf("%w: messages after %d are no longer kept", broker.ErrUnrecoverable, pos.Offset)
+		return nil, newest(), fmt.Errorf("%w: messages after %d are no longer kept", broker.ErrUnrecoverable, pos.Offset)
 	}
 	n := cur.Offset - pos.Offset
 	if limit > 0 && n > uint64(limit) {
 		n = uint64(limit)
 	}
-	s, err := b.hist.js.Stream(ctx, info.Config.Name)
-	if err != nil {
-		return nil, cur, b.jsErr(err)
-	}
 	if checked {
-		raw, err := s.GetMsg(ctx, pos.Offset)
+		id, err := msgIDAt(ctx, s, pos.Offset)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, cur, fmt.Errorf("%w: the message at %d is no longer kept, so the position cannot be checked", broker.ErrUnrecoverable, pos.Offset)
+			return nil, newest(), fmt.Errorf("%w: the message at %d is no longer kept, so the position cannot be checked", broker.ErrUnrecoverable, pos.Offset)
 		}
 		if err != nil {
 			return nil, cur, b.jsErr(err)
 		}
-		var at struct {
-			MsgID string `json:"msgId"`
-		}
-		if err := json.Unmarshal(raw.Data, &at); err != nil {
-			return nil, cur, fmt.Errorf("nats broker: stored message %d: %w", pos.Offset, err)
-		}
-		if at.MsgID != pos.MsgID {
-			return nil, cur, fmt.Errorf("%w: the message at %d is %q, not %q: the stream was rolled back", broker.ErrUnrecoverable, pos.Offset, at.MsgID, pos.MsgID)
+		if id != pos.MsgID {
+			return nil, newest(), fmt.Errorf("%w: the message at %d is %q, not %q: the stream was rolled back", broker.ErrUnrecoverable, pos.Offset, id, pos.MsgID)
 		}
 	}
 	out := make([]*broker.Message, 0, n)
