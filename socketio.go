@@ -47,6 +47,7 @@ type sioServer struct {
 	maxBuffered int                  // bytes an Engine.IO socket holds for its client at most
 	maxQueued   int                  // messages a history replay lets wait (Config.SendQueueSize)
 	pending     sioPending           // what polling sessions in no namespace hold (MaxPendingBytes)
+	srv         *Server
 }
 
 // sioClient is one Engine.IO connection: what its sockets' admission
@@ -57,18 +58,54 @@ type sioServer struct {
 // that an idle connection holds one object here: no context.WithValue,
 // no link allocated apart.
 //
-// The server and the Engine.IO session are not kept here (16 B a
-// connection): the link holds the server, and the session is the
-// adapter's client's connection (sioLink.es).
+// It is the Engine.IO session's Owner too (engineio.Config.NewOwner):
+// the session, the adapter's client with its first socket, and the
+// link are one 256 B object for each connection, where they were a
+// 176 B and an 80 B one. The server is not kept here: the link holds it.
 type sioClient struct {
 	req *http.Request // the handshake request: headers, URL, context values
 
 	first sioLink // the link of the first socket accepted (its sock is set once used)
 
 	// client is the adapter's Client of the connection
-	// (socketio.Server.ServeEngineIn), with its first Socket inside: one
-	// 176 B object per idle connection instead of a 48 B and a 128 B one.
+	// (socketio.Server.ServeEngineIn), with its first Socket inside.
 	client socketio.Client
+
+	// es is the Engine.IO session (the adapter client's connection).
+	es engineio.Socket
+}
+
+// EngineSocket and OnConnection make a sioClient the Owner of its
+// Engine.IO session. Until a socket is accepted, the first link's srv is
+// the only place the client keeps its server (sioServer.newOwner).
+func (cl *sioClient) EngineSocket() *engineio.Socket { return &cl.es }
+
+func (cl *sioClient) OnConnection(es *engineio.Socket, r *http.Request) engineio.Handler {
+	so := cl.first.srv
+	if es.Transport() == "polling" {
+		so.pending.bind(cl, so.srv.clientIP(r), sioPendingCharge(r)) // taken by sioAllow
+	}
+	return so.sio.ServeEngineIn(&cl.client, cl, so.eng, es)
+}
+
+// newOwner makes the client of a new Engine.IO session (its Owner).
+func (so *sioServer) newOwner(r *http.Request) engineio.Owner {
+	// The request (its headers, URL and context values) is kept for
+	// admission until a CONNECT is accepted; the adapter's context holds
+	// only the client, so that an idle connection does not keep the
+	// handshake's context chain (hooks get the connection's context, with
+	// the request's values when hooks are set: newConn). A shallow copy:
+	// net/http changes neither its headers nor its URL once the handler
+	// returned, and a deep one (Clone) cost about 0.9 KB per connection.
+	// A request whose context is never cancelled (Serve's accept path) is
+	// kept as it is: no copy.
+	req := r
+	if r.Context().Done() != nil {
+		req = r.WithContext(context.WithoutCancel(r.Context()))
+	}
+	cl := &sioClient{req: req}
+	cl.first.srv = so
+	return cl
 }
 
 type sioClientKey struct{}
@@ -123,7 +160,7 @@ func SocketIOSocket(ctx context.Context) *socketio.Socket {
 func (s *Server) startSocketIO() error {
 	cfg := &s.cfg.SocketIO
 	recovery := cfg.Recovery
-	so := &sioServer{mainCodec: &sioCodec{ns: "/", slot: 1, recovery: recovery}, pending: sioPending{limit: cfg.MaxPendingBytes, perIP: cfg.MaxPendingBytesPerIP}}
+	so := &sioServer{srv: s, mainCodec: &sioCodec{ns: "/", slot: 1, recovery: recovery}, pending: sioPending{limit: cfg.MaxPendingBytes, perIP: cfg.MaxPendingBytesPerIP}}
 	so.codecs = map[string]*sioCodec{"/": so.mainCodec}
 	for i, ns := range cfg.Namespaces {
 		so.codecs[ns] = &sioCodec{ns: ns, slot: 2 + i, recovery: recovery}
@@ -169,27 +206,7 @@ func (s *Server) startSocketIO() error {
 		MaxPolling:       max(cfg.MaxPollingSessions, 0), // -1: no cap
 		PollingFull:      s.sioPollingFull,
 		Logger:           s.log,
-		OnConnection: func(es *engineio.Socket, r *http.Request) engineio.Handler {
-			// The request (its headers, URL and context values) is kept
-			// for admission until a CONNECT is accepted; the adapter's
-			// context holds only the client, so that an idle connection
-			// does not keep the handshake's context chain (hooks get the
-			// connection's context, with the request's values when hooks
-			// are set: newConn). A shallow copy: net/http changes
-			// neither its headers nor its URL once the handler returned,
-			// and a deep one (Clone) cost about 0.9 KB per connection.
-			// A request whose context is never cancelled (Serve's accept
-			// path) is kept as it is: no copy.
-			req := r
-			if r.Context().Done() != nil {
-				req = r.WithContext(context.WithoutCancel(r.Context()))
-			}
-			cl := &sioClient{req: req}
-			if es.Transport() == "polling" {
-				so.pending.bind(cl, s.clientIP(r), sioPendingCharge(r)) // taken by sioAllow
-			}
-			return so.sio.ServeEngineIn(&cl.client, cl, so.eng, es)
-		},
+		NewOwner:         so.newOwner,
 	}
 	so.maxBuffered, so.maxQueued = ecfg.MaxBufferedBytes, s.cfg.SendQueueSize
 	if so.eng, err = engineio.New(ecfg); err != nil {

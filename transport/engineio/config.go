@@ -102,6 +102,14 @@ type Config struct {
 	// call: copy what you need). It returns the Handler of the socket's
 	// messages; nil drops them.
 	OnConnection func(s *Socket, r *http.Request) Handler
+	// NewOwner, when set, is used in OnConnection's place: it is called
+	// for each new session once the handshake is vetted, with its request
+	// (valid only during the call). The session is made in the Owner's
+	// Socket instead of one of its own, and the Owner's OnConnection then
+	// gives its Handler (unless the handshake failed meanwhile: the
+	// Owner is dropped). The session and what the application keeps for
+	// it are then one allocation: one object fewer for each connection.
+	NewOwner func(r *http.Request) Owner
 	// Logger logs what cannot be answered to a client (a Handler's
 	// panic). Default slog.Default().
 	Logger *slog.Logger

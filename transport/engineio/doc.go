@@ -7,7 +7,9 @@
 //
 // A Server is an http.Handler mounted at a path ("/engine.io/",
 // "/socket.io/"). Each session is a Socket; Config.OnConnection gives it
-// a Handler for its messages. A broadcast is encoded once with
+// a Handler for its messages (or Config.NewOwner makes the Socket inside
+// an object of the application's, an Owner, whose OnConnection does: the
+// session and the application's state for it in one allocation). A broadcast is encoded once with
 // Server.NewMessage and the same bytes are queued to every Socket with
 // Socket.Send, whichever transport each one uses.
 //

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/coder/websocket"
+
 	"github.com/heraldrt/herald/transport"
 )
 
@@ -38,7 +40,7 @@ func TestNewSocketAllocatesOnce(t *testing.T) {
 	}
 	s := &Server{}
 	var so *Socket
-	if n := testing.AllocsPerRun(100, func() { so = s.newSocket(nil) }); n != 1 {
+	if n := testing.AllocsPerRun(100, func() { so, _ = s.newSocket(nil) }); n != 1 {
 		t.Errorf("newSocket allocates %v times, want 1", n)
 	}
 	if id := so.ID(); len(id) != 20 {
@@ -224,5 +226,78 @@ func TestOpenPacketTemplate(t *testing.T) {
 		if got := string(s.openPacket(k, polling).Payload()); got != want {
 			t.Errorf("polling %v: open packet %s, want %s", polling, got, want)
 		}
+	}
+}
+
+// testOwner holds its session's Socket (Config.NewOwner) and is its
+// Handler.
+type testOwner struct {
+	es        Socket
+	connected *Socket // the session OnConnection was called with
+	msgs      chan string
+}
+
+func (o *testOwner) EngineSocket() *Socket { return &o.es }
+
+func (o *testOwner) OnConnection(s *Socket, _ *http.Request) Handler {
+	o.connected = s
+	return o
+}
+
+func (o *testOwner) OnMessage(_ *Socket, data []byte, _ bool) { o.msgs <- string(data) }
+func (o *testOwner) OnClose(*Socket, error)                   {}
+
+// With Config.NewOwner a session is the Owner's Socket, on either
+// transport: no Socket of its own (one allocation per session, the
+// Owner's), and the Owner's OnConnection gives its Handler.
+func TestNewOwner(t *testing.T) {
+	owners := make(chan *testOwner, 4)
+	cfg := Config{NewOwner: func(*http.Request) Owner {
+		o := &testOwner{msgs: make(chan string, 4)}
+		owners <- o
+		return o
+	}}
+	e := newEnv(t, cfg)
+	check := func(t *testing.T, o *testOwner, sid string) {
+		t.Helper()
+		select {
+		case m := <-o.msgs: // after OnConnection returned
+			if m != "hello" {
+				t.Fatalf("owner's handler got %q", m)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("owner's handler got no message")
+		}
+		if o.connected != &o.es {
+			t.Fatalf("OnConnection got %p, want the owner's Socket %p", o.connected, &o.es)
+		}
+		if sid != "" && o.es.ID() != sid {
+			t.Fatalf("owner's Socket has sid %q, the handshake gave %q", o.es.ID(), sid)
+		}
+	}
+	t.Run("polling", func(t *testing.T) {
+		sid := e.handshake(t)
+		o := <-owners
+		if r := e.post(t, sid, "4hello"); r.status != 200 {
+			t.Fatalf("POST: %d %q", r.status, r.body)
+		}
+		check(t, o, sid)
+	})
+	t.Run("websocket", func(t *testing.T) {
+		c := e.dial(t, "EIO=4&transport=websocket")
+		read(t, c)
+		o := <-owners
+		write(t, c, websocket.MessageText, "4hello")
+		check(t, o, "")
+		if o.es.Transport() != "websocket" {
+			t.Fatalf("transport %q", o.es.Transport())
+		}
+	})
+	if raceEnabled {
+		return // allocation counts differ under the race detector
+	}
+	s := &Server{cfg: Config{NewOwner: func(*http.Request) Owner { return &testOwner{} }}}
+	if n := testing.AllocsPerRun(100, func() { s.newSocket(nil) }); n != 1 {
+		t.Errorf("newSocket with an Owner allocates %v times, want 1 (the Owner)", n)
 	}
 }

@@ -45,7 +45,7 @@ func appendPayload(dst []byte, packets []*transport.Prepared) []byte {
 // whatever OnConnection sent. The session takes the place in Polling
 // that reservePolling took for the handshake.
 func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
-	so := s.newSocket(r)
+	so, owner := s.newSocket(r)
 	so.mapped = true
 	so.setPoll(&pollState{remote: r.RemoteAddr, lastSeen: s.clock.now(), buf: []*transport.Prepared{s.openPacket(so.id, true)}})
 	if !s.add(so) {
@@ -57,7 +57,7 @@ func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Cookie != "" {
 		s.setCookie(w.Header(), so.ID())
 	}
-	s.connect(so, r)
+	s.connect(so, owner, r)
 	so.startHeartbeat()
 	so.poll(w, r)
 }

@@ -167,20 +167,44 @@ type pollState struct {
 // visible: a Shutdown that ends it between add and connect then leaves
 // the OnClose to connect, which tells the Handler OnConnection returned
 // (it told the placeholder, and the real Handler never heard).
-func (s *Server) newSocket(r *http.Request) *Socket {
-	so := &Socket{srv: s, id: newSID(), hbIdx: -1, handler: nopHandler{}}
-	if s.cfg.OnConnection != nil {
+//
+// With Config.NewOwner, the session is the Owner's Socket, and the Owner
+// is returned for connect.
+func (s *Server) newSocket(r *http.Request) (*Socket, Owner) {
+	var o Owner
+	var so *Socket
+	if s.cfg.NewOwner != nil {
+		o = s.cfg.NewOwner(r)
+		so = o.EngineSocket()
+		*so = Socket{srv: s, id: newSID(), hbIdx: -1, handler: nopHandler{}}
+	} else {
+		so = &Socket{srv: s, id: newSID(), hbIdx: -1, handler: nopHandler{}}
+	}
+	if o != nil || s.cfg.OnConnection != nil {
 		so.set(fInHandler, true)
 	}
-	return so
+	return so, o
+}
+
+// An Owner is an object of the application's that holds a session's
+// Socket inside it, with what the application keeps for the session
+// (Config.NewOwner).
+type Owner interface {
+	// EngineSocket returns the zero Socket inside the Owner that the
+	// session is made in. It is called once; that Socket is the
+	// session's and nothing else's.
+	EngineSocket() *Socket
+	// OnConnection is called as Config.OnConnection is, and returns the
+	// session's Handler (nil drops its messages).
+	OnConnection(s *Socket, r *http.Request) Handler
 }
 
 // connect runs Config.OnConnection for a new session (which newSocket
 // marked as in its handler) and installs the Handler it returns. A
 // session that ends meanwhile (Shutdown) tells that Handler, not the
 // placeholder, once OnConnection has returned.
-func (s *Server) connect(so *Socket, r *http.Request) {
-	if s.cfg.OnConnection == nil {
+func (s *Server) connect(so *Socket, o Owner, r *http.Request) {
+	if o == nil && s.cfg.OnConnection == nil {
 		return
 	}
 	var h Handler
@@ -191,7 +215,11 @@ func (s *Server) connect(so *Socket, r *http.Request) {
 		}
 		so.leaveHandlerAndUnlock()
 	}()
-	h = s.cfg.OnConnection(so, r)
+	if o != nil {
+		h = o.OnConnection(so, r)
+	} else {
+		h = s.cfg.OnConnection(so, r)
+	}
 }
 
 // ID returns the session id (the handshake's sid).

@@ -51,7 +51,7 @@ func (s *Server) newOpenTemplate(polling bool) openTemplate {
 // in) was garbage per connect, as was the 256 B buffer of a response
 // written alone (the size class of the core's connection on Herald).
 func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
-	so := s.newSocket(r)
+	so, owner := s.newSocket(r)
 	var hdr http.Header
 	if s.cfg.Cookie != "" {
 		hdr = make(http.Header)
@@ -71,7 +71,7 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stats.handshakesWS.Add(1)
-	s.connect(so, r)
+	s.connect(so, owner, r)
 	s.wg.Add(1)
 	so.serveWS()
 }
