@@ -127,7 +127,10 @@ func (e *ConnectError) Error() string { return "socketio: connect refused: " + e
 
 // AckFunc answers a client's event that asked for an ack. Only its first
 // call sends; later calls, and calls after the socket left, return
-// ErrDisconnected or an error saying it was already answered.
+// ErrDisconnected or an error saying it was already answered. The JSON
+// arguments are encoded before it returns: it keeps neither them nor
+// their slice, which the caller may reuse (binary attachments are queued
+// as they are).
 type AckFunc func(Args) error
 
 // Config configures a Server. The zero value serves the main namespace
