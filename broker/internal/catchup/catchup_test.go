@@ -179,3 +179,39 @@ func TestNewEpochDropsHeldOfTheOld(t *testing.T) {
 		t.Fatalf("gaps %v, want one", gaps)
 	}
 }
+
+// TestSoftPositionNamesItsMessage: a room subscribed to before any of
+// its messages arrived is caught up from the position the engine gave,
+// with the msgId the engine gave for it, so that an engine whose history
+// can be rolled back (Redis from an older snapshot) can tell that the
+// message at that offset is another one now, as it can for a message
+// the node handed on; without it the repair read on from the bare
+// offset and skipped the new messages at or below it.
+func TestSoftPositionNamesItsMessage(t *testing.T) {
+	room := brokertest.Room("h-soft")
+	type read struct {
+		pos   broker.Position
+		posID string
+	}
+	reads := make(chan read, 8)
+	since := func(_ context.Context, _ string, pos broker.Position, posID string, _ int) ([]*broker.Message, broker.Position, error) {
+		cur := broker.Position{Offset: 10, Epoch: "e", MsgID: "m10"}
+		if pos != (broker.Position{}) {
+			reads <- read{pos, posID}
+		}
+		return nil, cur, nil
+	}
+	rec := new(brokertest.Recorder)
+	tr := catchup.NewChecked(rec, func(string) bool { return true }, since, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(tr.Close)
+	tr.Subscribed(context.Background(), room)
+	tr.Resubscribed([]string{room})
+	select {
+	case r := <-reads:
+		if r.pos != (broker.Position{Offset: 10, Epoch: "e"}) || r.posID != "m10" {
+			t.Fatalf("repair read from %+v with msgId %q, want offset 10 of e with m10", r.pos, r.posID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no repair read")
+	}
+}
