@@ -42,6 +42,7 @@ const (
 	DefaultMaxNodePublishBytes    = 64 << 20
 	DefaultMaxReplayBytes         = 4 << 20
 	DefaultMaxNodeReplayBytes     = 64 << 20
+	DefaultMaxNodeHistoryBytes    = 256 << 20
 	DefaultMessageRate            = 100
 	DefaultTokenExpiryNotice      = 30 * time.Second
 	DefaultRevocationTTL          = 24 * time.Hour
@@ -259,6 +260,17 @@ type Config struct {
 	// (herald_limit_rejections_total{limit="node_replay_bytes"},
 	// herald_replay_bytes). Default 64 MiB.
 	MaxNodeReplayBytes int64
+	// MaxNodeHistoryBytes bounds the history the in-memory engine keeps
+	// for all rooms of this node (its messages, slots and a fixed overhead
+	// per room): each room is bounded by its rule's size, but clients that
+	// may publish to rooms a History pattern matches can make rooms without
+	// end. Over it, whole rooms are forgotten, the stalest of a sample
+	// first (herald_limit_rejections_total{limit="node_history_bytes"}, one
+	// per room); a member recovering from a forgotten message is answered
+	// recovered false and gets a gap. Engines that keep history outside
+	// the node (Redis, NATS) bound it there, and ignore this. Default
+	// 256 MiB.
+	MaxNodeHistoryBytes int64
 	// MaxNodePublishBytes bounds the client publications this node holds
 	// until the broker confirms them, all connections together. With an
 	// engine that takes publications in batches (Redis), a connection's
@@ -441,6 +453,9 @@ func (c *Config) setDefaults() {
 	if c.MaxNodeReplayBytes == 0 {
 		c.MaxNodeReplayBytes = DefaultMaxNodeReplayBytes
 	}
+	if c.MaxNodeHistoryBytes == 0 {
+		c.MaxNodeHistoryBytes = DefaultMaxNodeHistoryBytes
+	}
 	if c.MessageRate == 0 {
 		c.MessageRate = DefaultMessageRate
 	}
@@ -528,6 +543,8 @@ func (c *Config) validate() error {
 		return bad("MaxReplayBytes", "must be positive (got %d)", c.MaxReplayBytes)
 	case c.MaxNodeReplayBytes < 0:
 		return bad("MaxNodeReplayBytes", "must be positive (got %d)", c.MaxNodeReplayBytes)
+	case c.MaxNodeHistoryBytes < 0:
+		return bad("MaxNodeHistoryBytes", "must be positive (got %d)", c.MaxNodeHistoryBytes)
 	case c.SessionTTL < 0:
 		return bad("SessionTTL", "must be positive (got %s)", c.SessionTTL)
 	case c.BackendTimeout < 0:

@@ -43,6 +43,9 @@ const (
 	// Sessions the in-memory session store forgot to stay within its
 	// bound (memory.Store.LimitSessions), most of them ended connections'.
 	limitNodeSessionBytes limitName = "node_session_bytes"
+	// Rooms (and messages of one room alone over it) the in-memory engine
+	// forgot to keep its history within Config.MaxNodeHistoryBytes.
+	limitNodeHistoryBytes limitName = "node_history_bytes"
 	// Engine.IO polling sessions in no namespace (SocketIOConfig.MaxPendingBytes),
 	// and those of one client IP (MaxPendingBytesPerIP).
 	limitSocketIOPendingBytes      limitName = "socketio_pending_bytes"
@@ -57,7 +60,7 @@ const (
 var limitNames = []limitName{
 	limitUpgradeRate, limitUpgradesInFlight, limitConnsPerUser, limitConnsPerIP, limitMessageRate,
 	limitPendingAcks, limitPendingAckBytes, limitNodePendingAckBytes, limitNodePublishBytes, limitNodeReplayBytes,
-	limitNodeReadingBytes, limitNodeQueuedBytes, limitNodeTakeoverBytes, limitNodeSessionBytes,
+	limitNodeReadingBytes, limitNodeQueuedBytes, limitNodeTakeoverBytes, limitNodeSessionBytes, limitNodeHistoryBytes,
 	limitSocketIOPendingBytes, limitSocketIOPendingBytesPerIP, limitSocketIOPollingSessions, limitSocketIOConnectRefusals,
 }
 

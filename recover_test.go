@@ -399,3 +399,43 @@ func TestReplayPacedByTheSendQueue(t *testing.T) {
 		t.Fatalf("after the replay: %v", m)
 	}
 }
+
+// Clients that may publish to rooms a history pattern matches can make
+// rooms without end, each keeping its ring; the in-memory engine's
+// history is now bounded in bytes (MaxNodeHistoryBytes). Over it the
+// stalest rooms are forgotten, counted in
+// {limit="node_history_bytes"}, and a member that comes back to a
+// forgotten room with its position is answered recovered false (it is
+// told, never replayed as if it missed nothing).
+func TestHistoryBoundForgetsRoomsAndSaysSo(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, herald.Config{
+		History:             []herald.HistoryRule{{Pattern: "h:*", Size: 100}},
+		MaxNodeHistoryBytes: 256 << 10,
+	})
+	member := dial(t, ts.URL)
+	member.join("h:first")
+	if _, err := ts.Publish(context.Background(), "h:first", "n", 1); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := member.eventsUntil("h:first", 5*time.Second, func(e []roomEvent) bool { return len(e) == 1 })
+	_ = member.c.CloseNow()
+
+	// Publishers fill the node with rooms of their making (clients
+	// would join each room and publish; the API takes the same path).
+	pad := strings.Repeat("x", 2000)
+	for i := range 400 {
+		if _, err := ts.Publish(context.Background(), fmt.Sprintf("h:junk-%d", i), "e", pad); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if v := metricValue(t, ts, `herald_limit_rejections_total{limit="node_history_bytes"}`); v < 100 {
+		t.Fatalf(`herald_limit_rejections_total{limit="node_history_bytes"} = %v, want most of 400 rooms forgotten`, v)
+	}
+
+	back := dial(t, ts.URL)
+	r := back.request(map[string]any{"type": "join", "id": "j", "room": "h:first", "offset": got[0].offset, "epoch": got[0].epoch})
+	if d, _ := r["data"].(map[string]any); r["type"] != "reply" || d["recovered"] != false {
+		t.Fatalf("join of a forgotten room from its position: %v, want recovered false", r)
+	}
+}

@@ -223,6 +223,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.historyOf = historyFunc(cfg.History)
 		h.SetHistory(s.historyOf)
+		if mb, ok := s.broker.(*memory.Broker); ok {
+			mb.LimitHistory(cfg.MaxNodeHistoryBytes, func() { s.countLimit(limitNodeHistoryBytes) })
+		}
 	}
 	if s.sessions == nil {
 		ms := memsession.New(time.Minute)

@@ -7,7 +7,9 @@
 // of at most HistoryPolicy.Size; a message older than HistoryPolicy.TTL
 // is gone. The history lives in this process only: every Broker (so
 // every start of the process) has an epoch of its own, and offsets
-// start at 1 in it.
+// start at 1 in it. All rooms' history together is bounded in bytes
+// (LimitHistory): over the bound, whole rooms are forgotten, and a room
+// made again after that is in an epoch of its own.
 package memory
 
 import (
@@ -34,6 +36,12 @@ type Broker struct {
 	histMu  sync.RWMutex
 	history map[string]*ring
 	now     func() time.Time
+
+	// The bound of all rooms' history (see LimitHistory).
+	histBytes    atomic.Int64  // what the rings count, see ring.bytes
+	maxHistBytes atomic.Int64  // 0: DefaultMaxHistoryBytes
+	evictions    atomic.Uint64 // rooms forgotten so far: the epoch's suffix
+	onEvict      atomic.Pointer[func()]
 }
 
 // New returns an in-memory broker.
@@ -64,6 +72,12 @@ type ring struct {
 	lastID string                     // the msgId of the message at last
 	keys   map[string]*broker.Message // idempotency key -> kept message
 	policy broker.HistoryPolicy
+
+	epoch   string       // the Broker's, or another once rooms were forgotten
+	bytes   int64        // what it counts in Broker.histBytes (see cost)
+	lastAt  atomic.Int64 // Unix nanoseconds of the newest message stored
+	evicted bool         // forgotten: no longer in Broker.history
+	owner   *Broker
 }
 
 type stored struct {
@@ -105,7 +119,10 @@ func (b *Broker) ringOf(room string, create bool) *ring {
 	if r := b.history[room]; r != nil {
 		return r
 	}
-	r = &ring{policy: p, msgs: make([]stored, 0, min(p.Size, 64)), keys: make(map[string]*broker.Message)}
+	r = &ring{policy: p, msgs: make([]stored, 0, min(p.Size, 64)), keys: make(map[string]*broker.Message), epoch: b.currentEpoch(), owner: b}
+	r.bytes = ringOverhead + int64(len(room)) + storedSize*int64(cap(r.msgs))
+	r.lastAt.Store(b.now().UnixNano())
+	b.histBytes.Add(r.bytes)
 	b.history[room] = r
 	return r
 }
@@ -130,6 +147,7 @@ func (r *ring) drop() {
 	if k := s.m.IdempotencyKey; k != "" && r.keys[k] == s.m {
 		delete(r.keys, k)
 	}
+	r.account(-messageCost(s.m))
 	*s = stored{}
 	r.head = (r.head + 1) % len(r.msgs)
 	r.count--
@@ -146,12 +164,16 @@ func (r *ring) add(m *broker.Message, now time.Time) {
 			r.msgs = append(append(make([]stored, 0, cap(r.msgs)), r.msgs[r.head:]...), r.msgs[:r.head]...)
 			r.head = 0
 		}
+		before := cap(r.msgs)
 		r.msgs = append(r.msgs, stored{m: m, at: now})
+		r.account(storedSize * int64(cap(r.msgs)-before))
 	} else {
 		r.msgs[(r.head+r.count)%len(r.msgs)] = stored{m: m, at: now}
 	}
 	r.count++
 	r.lastID = m.MsgID
+	r.account(messageCost(m))
+	r.lastAt.Store(now.UnixNano())
 	if m.IdempotencyKey != "" {
 		r.keys[m.IdempotencyKey] = m
 	}
@@ -162,7 +184,7 @@ func (b *Broker) Since(_ context.Context, room string, pos broker.Position, limi
 	if b.closed.Load() {
 		return nil, broker.Position{}, broker.ErrClosed
 	}
-	cur := broker.Position{Epoch: b.epoch}
+	cur := broker.Position{Epoch: b.currentEpoch()}
 	r := b.ringOf(room, false)
 	if r == nil {
 		if pos == (broker.Position{}) || pos.Offset == 0 && pos.Epoch == cur.Epoch {
@@ -173,12 +195,12 @@ func (b *Broker) Since(_ context.Context, room string, pos broker.Position, limi
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expire(b.now())
-	cur.Offset, cur.MsgID = r.last, r.lastID
+	cur.Offset, cur.MsgID, cur.Epoch = r.last, r.lastID, r.epoch
 	if pos == (broker.Position{}) {
 		return nil, cur, nil
 	}
-	if pos.Epoch != b.epoch {
-		return nil, cur, fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, b.epoch)
+	if pos.Epoch != r.epoch {
+		return nil, cur, fmt.Errorf("%w: epoch %q is not the current %q", broker.ErrUnrecoverable, pos.Epoch, r.epoch)
 	}
 	if pos.Offset > r.last {
 		return nil, cur, fmt.Errorf("%w: offset %d is past the newest, %d", broker.ErrUnrecoverable, pos.Offset, r.last)
@@ -223,7 +245,7 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 		return broker.ErrClosed
 	}
 	if r := b.ringOf(m.Room, true); r != nil {
-		return b.publishStored(r, m)
+		return b.publishStored(m, r)
 	}
 	b.mu.RLock()
 	h := b.handler
@@ -235,11 +257,31 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) error {
 	return nil
 }
 
-// publishStored stores m in r and delivers it, both under r.mu so that
-// the room's members get its messages in offset order.
-func (b *Broker) publishStored(r *ring, m *broker.Message) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// publishStored stores m in r (or in the room's new ring, if r was
+// forgotten meanwhile) and delivers it, both under the ring's mu so that
+// the room's members get its messages in offset order; then it keeps all
+// rooms' history within its bound.
+func (b *Broker) publishStored(m *broker.Message, r *ring) error {
+	for {
+		r.mu.Lock()
+		if !r.evicted {
+			break
+		}
+		r.mu.Unlock()
+		if r = b.ringOf(m.Room, true); r == nil { // the policy changed
+			return b.Publish(context.Background(), m)
+		}
+	}
+	err := b.storeAndDeliver(r, m)
+	r.mu.Unlock()
+	if b.histBytes.Load() > b.historyLimit() {
+		b.evict(r)
+	}
+	return err
+}
+
+// storeAndDeliver is publishStored's work under r.mu.
+func (b *Broker) storeAndDeliver(r *ring, m *broker.Message) error {
 	now := b.now()
 	r.expire(now)
 	if k := m.IdempotencyKey; k != "" {
@@ -249,7 +291,7 @@ func (b *Broker) publishStored(r *ring, m *broker.Message) error {
 		}
 	}
 	r.last++
-	m.Offset, m.Epoch = r.last, b.epoch
+	m.Offset, m.Epoch = r.last, r.epoch
 	keep := *m
 	r.add(&keep, now)
 	b.mu.RLock()

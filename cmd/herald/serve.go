@@ -117,6 +117,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	nodePendingBytes := f.Int("max-node-pending-ack-bytes", herald.DefaultMaxNodePendingAckBytes, "bytes of unacknowledged messages this node holds for all its connections, each message once (at it: close 1013)")
 	replayBytes := f.Int("max-replay-bytes", herald.DefaultMaxReplayBytes, "bytes of history one recovering join's replay holds at a time (its page of history, live messages held back)")
 	nodeReplayBytes := f.Int("max-node-replay-bytes", herald.DefaultMaxNodeReplayBytes, "bytes of history all replays on this node hold (over it a replay waits; after 10s its join is answered overloaded)")
+	nodeHistoryBytes := f.Int("max-node-history-bytes", herald.DefaultMaxNodeHistoryBytes, "bytes of room history the in-memory engine keeps for all rooms (over it the stalest rooms are forgotten; their members get a gap)")
 	nodePublishBytes := f.Int("max-node-publish-bytes", herald.DefaultMaxNodePublishBytes, "bytes of client publications this node holds until the broker confirms them (Redis), all connections together (at it: a publication is answered overloaded)")
 	sessionTTL := f.Duration("session-ttl", herald.DefaultSessionTTL, "how long a session outlives its connection's last sign of life")
 	backendTimeout := f.Duration("backend-timeout", herald.DefaultBackendTimeout, "longest wait for Redis/NATS on a client's behalf: a publish over it answers publish_timeout, a connect is welcomed without the writes not done by then")
@@ -205,6 +206,7 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	cfg.MaxPendingAcks, cfg.MaxPendingAckBytes, cfg.MaxNodePendingAckBytes = *maxPending, int64(*maxPendingBytes), int64(*nodePendingBytes)
 	cfg.MaxNodePublishBytes = int64(*nodePublishBytes)
 	cfg.MaxReplayBytes, cfg.MaxNodeReplayBytes = int64(*replayBytes), int64(*nodeReplayBytes)
+	cfg.MaxNodeHistoryBytes = int64(*nodeHistoryBytes)
 	cfg.SessionTTL, cfg.NodeID, cfg.BackendTimeout = *sessionTTL, *nodeID, *backendTimeout
 	cfg.AllowedOrigins = splitList(*origins)
 	cfg.MaxConnsPerUser, cfg.MaxConnsPerIP, cfg.UpgradeRatePerIP = *perUser, *perIP, *upgradeRate
