@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -299,6 +301,16 @@ func parseServeFlags(f *envFlags, args []string) (*serveConfig, error) {
 	if err := sc.engines.validate(); err != nil {
 		return nil, err
 	}
+	if _, _, err := net.SplitHostPort(sc.addr); err != nil {
+		// Before the loopback check, which would call "8080" a
+		// non-loopback address and ask for authentication.
+		why := err.Error()
+		if ae, ok := err.(*net.AddrError); ok {
+			why = ae.Err
+		}
+		return nil, fmt.Errorf("%s %q is not host:port (%s): e.g. 127.0.0.1:8080, or :8080 for every interface",
+			f.origin("addr"), sc.addr, why)
+	}
 	if !sc.authConfigured() && !sc.backend.has(backend.HookConnect) && !sc.insecureNoAuth && !isLoopback(sc.addr) {
 		return nil, fmt.Errorf("%s %s is not a loopback address and no authentication is configured: "+
 			"set --jwt-secret, --jwt-public-key-file or --jwks-url, or the connect hook of --backend-hooks, or pass --insecure-no-auth to accept anonymous clients", f.origin("addr"), sc.addr)
@@ -317,6 +329,75 @@ func splitList(s string) []string {
 }
 
 // isLoopback reports whether addr (host:port) binds only loopback.
+// mutableHandler is a slog.Handler that can be silenced for good.
+type mutableHandler struct {
+	slog.Handler
+	muted *atomic.Bool // shared with the handlers derived from this one
+}
+
+func (h *mutableHandler) mute() { h.muted.Store(true) }
+
+func (h *mutableHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return !h.muted.Load() && h.Handler.Enabled(ctx, l)
+}
+
+func (h *mutableHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.muted.Load() {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *mutableHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &mutableHandler{Handler: h.Handler.WithAttrs(as), muted: h.muted}
+}
+
+func (h *mutableHandler) WithGroup(name string) slog.Handler {
+	return &mutableHandler{Handler: h.Handler.WithGroup(name), muted: h.muted}
+}
+
+// listenError explains why the address addr, given through origin (a
+// flag, its variable or a config file key), could not be listened on,
+// and for the common mistakes what to do: another program holds the port,
+// or the port needs privileges.
+func listenError(origin, addr string, err error) error {
+	setting := func(addr string) string { // as the user would write it
+		switch {
+		case strings.HasPrefix(origin, "--"):
+			return origin + " " + addr
+		case strings.HasPrefix(origin, "HERALD_"):
+			return origin + "=" + addr
+		}
+		return origin + ": " + addr // herald.yaml: addr
+	}
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s: the address is already in use (another herald serve, or another program, listens there): "+
+			"stop it, or choose another address, e.g. %s (port 0 takes a free port)", setting(addr), setting(otherPort(addr)))
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%s: permission denied (ports below 1024 need privileges): choose a port of 1024 or more, e.g. %s",
+			setting(addr), setting(otherPort(addr)))
+	}
+	return fmt.Errorf("%s: %v", setting(addr), err)
+}
+
+// otherPort is addr with a port a newcomer could try instead: the next
+// one (8081 for 8080), or 8080 for a privileged or unparsable one.
+func otherPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "127.0.0.1:8080"
+	}
+	n, err := strconv.Atoi(port)
+	switch {
+	case err != nil || n < 1024 || n >= 65535:
+		n = 8080
+	default:
+		n++
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n))
+}
+
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -361,7 +442,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageFailed(stderr, "serve", err)
 	}
-	sc.server.Logger = logger
+	// The server logs through serverLog, which is silenced if it never
+	// starts (its address is taken), so that its shutdown logs no drain.
+	serverLog := &mutableHandler{Handler: logger.Handler(), muted: new(atomic.Bool)}
+	sc.server.Logger = slog.New(serverLog)
 	var authn *jwtauth.Authenticator
 	if sc.authConfigured() {
 		sc.jwt.Logger = logger
@@ -437,6 +521,26 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		closeEngines()
 		return usageFailed(stderr, "serve", sc.flags.configError(err))
 	}
+	// TCP keep-alive costs four setsockopt calls per accepted connection
+	// (SO_KEEPALIVE and its three timers), about a tenth of the system
+	// calls of a WebSocket connect. Heartbeats find a dead WebSocket peer
+	// and the HTTP timeouts end idle requests, so keep-alive is only set
+	// when heartbeats are off.
+	lc := net.ListenConfig{KeepAlive: -1}
+	if sc.server.HeartbeatInterval < 0 {
+		lc.KeepAlive = 0 // Go's default
+	}
+	// Listen after the configuration is known to be valid (its error
+	// wins) but before the warnings: an address already in use is then
+	// one line, not buried under a generated API key that will never
+	// serve and the log of a drain that never began.
+	ln, err := lc.Listen(context.Background(), "tcp", sc.addr)
+	if err != nil {
+		serverLog.mute()
+		_ = srv.Shutdown(context.Background())
+		fmt.Fprintf(stderr, "herald serve: %v\n", listenError(sc.flags.origin("addr"), sc.addr, err))
+		return 1
+	}
 	// Warnings only once the configuration is known to be valid, so that
 	// they do not bury the error that stops the server.
 	if authn == nil && !sc.backend.has(backend.HookConnect) {
@@ -450,21 +554,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if generatedAdmin != "" {
 		logger.Warn("admin console: no password configured: generated one (set HERALD_ADMIN_PASSWORD or --admin-password to choose your own)",
 			"admin_password", generatedAdmin)
-	}
-	// TCP keep-alive costs four setsockopt calls per accepted connection
-	// (SO_KEEPALIVE and its three timers), about a tenth of the system
-	// calls of a WebSocket connect. Heartbeats find a dead WebSocket peer
-	// and the HTTP timeouts end idle requests, so keep-alive is only set
-	// when heartbeats are off.
-	lc := net.ListenConfig{KeepAlive: -1}
-	if sc.server.HeartbeatInterval < 0 {
-		lc.KeepAlive = 0 // Go's default
-	}
-	ln, err := lc.Listen(context.Background(), "tcp", sc.addr)
-	if err != nil {
-		fmt.Fprintf(stderr, "herald serve: listen: %v\n", err)
-		_ = srv.Shutdown(context.Background())
-		return 1
 	}
 	// The binary mounts Herald exactly as a library user would: on a mux,
 	// beside other routes.
@@ -486,7 +575,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if sc.pprofAddr != "" {
 		stopPprof, err := servePprof(sc.pprofAddr, logger)
 		if err != nil {
-			fmt.Fprintf(stderr, "herald serve: --pprof-addr: %v\n", err)
+			fmt.Fprintf(stderr, "herald serve: %v\n", listenError(sc.flags.origin("pprof-addr"), sc.pprofAddr, err))
 			_ = srv.Shutdown(context.Background())
 			return 1
 		}
