@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/heraldrt/herald"
@@ -75,6 +76,9 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	resp, err := hc.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald publish: %v\n", err)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			fmt.Fprintf(stderr, "herald publish: nothing listens at %s: start herald serve, or give its address with --url or HERALD_URL\n", *url)
+		}
 		return 1
 	}
 	defer resp.Body.Close()
@@ -86,6 +90,10 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 	respBody = bytes.TrimSpace(respBody)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		fmt.Fprintf(stderr, "herald publish: %s: %s\n", resp.Status, respBody)
+		if resp.StatusCode == http.StatusUnauthorized {
+			fmt.Fprintf(stderr, "herald publish: the server's API key is its --api-key (HERALD_API_KEY) or, without one, "+
+				"the key it generated and logged once at start (api_key=hk_…)\n")
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s\n", respBody)

@@ -110,7 +110,8 @@ func TestPublishCommand(t *testing.T) {
 		{
 			name: "wrong key",
 			args: []string{"--url", base, "--api-key", "wrong-key-wrong-key", "--room", "news", "--event", "x"},
-			code: 1, stderr: `401 Unauthorized: {"error":"unauthorized"`,
+			code: 1, stderr: `401 Unauthorized: {"error":"unauthorized","message":"missing or wrong API key (Authorization: Bearer <key>)"}
+herald publish: the server's API key is its --api-key (HERALD_API_KEY) or, without one, the key it generated and logged once at start (api_key=hk_…)`,
 		},
 		{
 			name: "rejected by the server",
@@ -120,7 +121,7 @@ func TestPublishCommand(t *testing.T) {
 		{
 			name: "server down",
 			args: []string{"--url", "http://127.0.0.1:1", "--api-key", cliAPIKey, "--room", "news", "--event", "x"},
-			code: 1, stderr: "connect",
+			code: 1, stderr: "connection refused\nherald publish: nothing listens at http://127.0.0.1:1: start herald serve, or give its address with --url or HERALD_URL",
 		},
 		{name: "no key", args: []string{"--url", base, "--room", "news", "--event", "x"}, code: 2, stderr: "HERALD_API_KEY"},
 		{name: "room and user", args: []string{"--api-key", cliAPIKey, "--room", "a", "--user", "b", "--event", "x"}, code: 2, stderr: "exactly one"},
