@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -52,6 +54,11 @@ func runConnect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageFailed(stderr, "connect", errors.New("give one URL, the WebSocket endpoint (e.g. ws://127.0.0.1:8080/ws)"))
 	}
+	if u, err := url.Parse(pos[0]); err != nil || u.Host == "" ||
+		(u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https") {
+		return usageFailed(stderr, "connect", fmt.Errorf("%q is not a WebSocket URL: give it with its scheme and host, "+
+			"e.g. ws://127.0.0.1:8080/ws (wss:// with TLS)", pos[0]))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -79,6 +86,9 @@ func runConnect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cancel()
 	if err != nil {
 		fmt.Fprintf(errw, "herald connect: %v\n", err)
+		if hint := dialHint(pos[0], err); hint != "" {
+			fmt.Fprintf(errw, "herald connect: %s\n", hint)
+		}
 		return 1
 	}
 
@@ -102,6 +112,26 @@ func runConnect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 0
 		}
 	}
+}
+
+// dialHint says what to check after the first dial of rawURL failed with
+// err, for the mistakes a newcomer makes: no server there, or a URL whose
+// path is not the WebSocket endpoint (a page or a 404 answers instead of
+// an upgrade; Herald's own refusals carry an error code and say why).
+func dialHint(rawURL string, err error) string {
+	u, perr := url.Parse(rawURL)
+	if perr != nil {
+		return ""
+	}
+	var he *client.HandshakeError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing listens at " + u.Host + ": start herald serve, or check the URL's host and port"
+	case errors.As(err, &he) && he.Code == "" && he.StatusCode != http.StatusServiceUnavailable:
+		return fmt.Sprintf("%s answered HTTP %d, not a WebSocket upgrade: is %q the server's WebSocket path? "+
+			"Herald's is /ws unless its --path says otherwise, e.g. %s://%s/ws", u.Host, he.StatusCode, u.Path, u.Scheme, u.Host)
+	}
+	return ""
 }
 
 // readLines sends stdin's lines to lines and closes it at the end of input.

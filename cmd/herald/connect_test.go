@@ -92,7 +92,11 @@ func TestConnectFailures(t *testing.T) {
 		{"no URL", nil, 2, "give one URL, the WebSocket endpoint (e.g. ws://127.0.0.1:8080/ws)"},
 		{"two URLs", []string{"ws://a", "ws://b"}, 2, "give one URL"},
 		{"refused upgrade", []string{wsURL(base), "--client-id", "bad id!"}, 1, "HTTP 400 bad_client_id"},
-		{"nobody listening", []string{"ws://127.0.0.1:1/ws"}, 1, "herald connect:"},
+		{"nobody listening", []string{"ws://127.0.0.1:1/ws"}, 1, "herald connect: nothing listens at 127.0.0.1:1: start herald serve"},
+		{"not the WebSocket path", []string{wsURL(base) + "x"}, 1,
+			"answered HTTP 404, not a WebSocket upgrade: is \"/wsx\" the server's WebSocket path? Herald's is /ws unless its --path says otherwise"},
+		{"no scheme", []string{"127.0.0.1:8080/ws"}, 2, "\"127.0.0.1:8080/ws\" is not a WebSocket URL: give it with its scheme and host"},
+		{"host taken for a scheme", []string{"localhost:8080/ws"}, 2, "is not a WebSocket URL"},
 		{"help", []string{"--help"}, 0, ""}, // on stdout: below
 	}
 	for _, tt := range tests {
