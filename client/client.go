@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -78,6 +79,7 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 		positions: make(map[string]position),
 		pending:   make(map[string]chan result),
 		handlers:  make(map[string][]func(Event)),
+		any:       slices.Clone(o.onEvent),
 	}
 	c.acks.init(o.ackMax)
 	c.queued.max = o.queueBytes
@@ -183,14 +185,17 @@ func (c *Client) UserID() string {
 
 // On registers fn for events named event, in any room. Handlers run on the
 // dispatch goroutine in registration order, after OnAny's. Register them
-// before Join so no event is missed.
+// before Join so no event is missed; an event to the user's own room may
+// come before Dial returns (see WithEventHandler).
 func (c *Client) On(event string, fn func(Event)) {
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
 	c.handlers[event] = append(c.handlers[event], fn)
 }
 
-// OnAny registers fn for every event.
+// OnAny registers fn for every event. An event dispatched before it is
+// registered is not given to it: for events to the user's own room, which
+// may come as soon as the connection is up, see WithEventHandler.
 func (c *Client) OnAny(fn func(Event)) {
 	c.hmu.Lock()
 	defer c.hmu.Unlock()

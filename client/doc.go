@@ -61,7 +61,9 @@
 //
 // # Delivery
 //
-// Events are handed to handlers registered with On and OnAny. Messages
+// Events are handed to handlers registered with On and OnAny, or given
+// to Dial with WithEventHandler, which sees direct messages to the user
+// sent before Dial returns. Messages
 // published with ack are acknowledged automatically, in batches
 // (WithAckBatch), once every handler has returned; the server redelivers
 // what it does not see acknowledged, so the Client drops an event whose

@@ -36,6 +36,7 @@ func TestQueueBytesBoundAgainstAFloodingServer(t *testing.T) {
 	event, _ := json.Marshal(map[string]any{"type": "event", "room": "r", "event": "big", "data": json.RawMessage(data)})
 	var written atomic.Int64
 	flooded := make(chan struct{})
+	handling := make(chan struct{}) // the test's handler is in place
 	var once sync.Once
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
@@ -58,6 +59,7 @@ func TestQueueBytesBoundAgainstAFloodingServer(t *testing.T) {
 			}
 		}
 		defer close(flooded)
+		<-handling
 		// Write until a write has waited 2 s for the Client to read:
 		// it has stopped reading (or 512 MiB went, twice what the queue's
 		// places alone let through).
@@ -80,6 +82,7 @@ func TestQueueBytesBoundAgainstAFloodingServer(t *testing.T) {
 		got.Add(1)
 		<-release // a handler busy with the first event
 	})
+	close(handling) // events dispatched before a handler is set go to none
 	t.Cleanup(func() {
 		select {
 		case <-release:
@@ -99,7 +102,10 @@ func TestQueueBytesBoundAgainstAFloodingServer(t *testing.T) {
 		t.Logf("the server wrote %d MiB before its writes waited", w>>20)
 	}
 	close(release)
-	waitFor(t, 10*time.Second, "the held events dispatched", func() bool { return got.Load() >= 2 })
+	// What the queue held is dispatched: at least its bound's worth (each
+	// event counts twice: the frame and its data).
+	const held = client.DefaultQueueBytes/(2*size) - 1
+	waitFor(t, 10*time.Second, "the held events dispatched", func() bool { return got.Load() >= held })
 }
 
 // A server that sends events with long msgIds made the Client remember
@@ -109,6 +115,7 @@ func TestQueueBytesBoundAgainstAFloodingServer(t *testing.T) {
 // delivered. Not parallel: it measures the heap.
 func TestLongMsgIDsAreNotKept(t *testing.T) {
 	const events, idSize = 256, 64 << 10
+	handling := make(chan struct{}) // the test's handler is in place
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 		if err != nil {
@@ -129,6 +136,7 @@ func TestLongMsgIDsAreNotKept(t *testing.T) {
 				}
 			}
 		}()
+		<-handling
 		pad := strings.Repeat("m", idSize-8)
 		for i := range events {
 			ev := fmt.Sprintf(`{"type":"event","room":"r","event":"e","msgId":"%08d%s","ack":true,"data":1}`, i, pad)
@@ -146,6 +154,7 @@ func TestLongMsgIDsAreNotKept(t *testing.T) {
 	var got atomic.Int64
 	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
 	c.OnAny(func(client.Event) { got.Add(1) })
+	close(handling) // events dispatched before a handler is set go to none
 	waitFor(t, 60*time.Second, "every event delivered", func() bool { return got.Load() >= events })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -157,4 +166,44 @@ func TestLongMsgIDsAreNotKept(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Log(err)
 	}
+}
+
+// A direct message the server sends right after the welcome (Herald's
+// own does for anything published to the user meanwhile: a queued
+// notification, the app's greeting) can be dispatched before Dial
+// returns, so before any handler registered with OnAny after it.
+// WithEventHandler puts a handler in place before the first frame.
+func TestEventHandlerSeesDirectMessagesBeforeDialReturns(t *testing.T) {
+	t.Parallel()
+	const dms = 50
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		frames := []string{`{"type":"welcome","protocol":1,"connectionId":"c1","userId":"ada"}`}
+		for i := range dms {
+			frames = append(frames, fmt.Sprintf(`{"type":"event","room":"user:ada","event":"dm","msgId":"m%d","data":%d}`, i, i))
+		}
+		for _, f := range frames {
+			if err := ws.Write(ctx, websocket.MessageText, []byte(f)); err != nil {
+				return
+			}
+		}
+		for {
+			if _, _, err := ws.Read(ctx); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(hs.Close)
+	var got atomic.Int64
+	dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"), client.WithEventHandler(func(e client.Event) {
+		if e.Room == "user:ada" {
+			got.Add(1)
+		}
+	}))
+	waitFor(t, 10*time.Second, "every direct message handled", func() bool { return got.Load() == dms })
 }

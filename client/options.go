@@ -44,6 +44,7 @@ type options struct {
 	// handshakeTimeout bounds one connection attempt, and the re-joins
 	// on a new connection.
 	handshakeTimeout time.Duration
+	onEvent          []func(Event) // WithEventHandler
 }
 
 func defaultOptions() options {
@@ -139,6 +140,20 @@ func WithAckBatch(interval time.Duration, maxIDs int) Option {
 		}
 		if maxIDs > 0 {
 			o.ackMax = min(maxIDs, protocol.MaxAckIDs)
+		}
+	}
+}
+
+// WithEventHandler registers f for every event, as OnAny does, before the
+// first connection: events to the user's own room (direct messages) can
+// come right after the welcome, before Dial returns and so before any
+// handler registered with On or OnAny afterwards, which would miss them.
+// It may be given more than once; handlers run in the order given, before
+// those registered later.
+func WithEventHandler(f func(Event)) Option {
+	return func(o *options) {
+		if f != nil {
+			o.onEvent = append(o.onEvent, f)
 		}
 	}
 }
