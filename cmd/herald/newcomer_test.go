@@ -71,6 +71,24 @@ func TestServeAddressInUse(t *testing.T) {
 	}
 }
 
+// TestServePprofAddressInUse: a taken --pprof-addr stops the server with
+// the same explanation, its error the last line and no drain logged for a
+// server that never served.
+func TestServePprofAddressInUse(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--addr", "127.0.0.1:0", "--pprof-addr", held.Addr().String()}, &out, &errb)
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	want := "herald serve: --pprof-addr " + held.Addr().String() + ": the address is already in use"
+	if code != 1 || !strings.HasPrefix(lines[len(lines)-1], want) || strings.Contains(errb.String(), "draining") {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1, no drain, last line starting %q", code, errb.String(), want)
+	}
+}
+
 // TestServeAddrWithoutPort: an --addr without a port (8080, localhost) is
 // refused as not host:port, not as "not a loopback address" asking for
 // authentication, which sends a newcomer the wrong way.

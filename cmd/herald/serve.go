@@ -575,8 +575,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if sc.pprofAddr != "" {
 		stopPprof, err := servePprof(sc.pprofAddr, logger)
 		if err != nil {
-			fmt.Fprintf(stderr, "herald serve: %v\n", listenError(sc.flags.origin("pprof-addr"), sc.pprofAddr, err))
+			serverLog.mute() // it never served: no drain to log
 			_ = srv.Shutdown(context.Background())
+			fmt.Fprintf(stderr, "herald serve: %v\n", listenError(sc.flags.origin("pprof-addr"), sc.pprofAddr, err))
 			return 1
 		}
 		defer stopPprof()
