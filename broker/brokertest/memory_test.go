@@ -20,3 +20,7 @@ func TestMemory(t *testing.T) {
 func BenchmarkPublish(b *testing.B) {
 	brokertest.Bench(b, func(testing.TB) broker.Broker { return memory.New() })
 }
+
+// BenchmarkSince: the in-memory engine's history reads of a join, for
+// comparison with Redis's and NATS's.
+func BenchmarkSince(b *testing.B) { brokertest.BenchSince(b, memory.New()) }
