@@ -102,7 +102,7 @@ export class HeraldClient {
   #pending = new Map(); // request id → {resolve, reject, timer}
   #waiters = new Set(); // requests waiting for "connected": {resolve, reject}
   #rooms = new Set();
-  #positions = new Map(); // room → {offset, epoch}: the last event received
+  #positions = new Map(); // room → {offset, epoch, msgId}: the last event received
 
   #handlers = new Map(); // event name → Set of fn(data, message)
   #anyHandlers = new Set(); // fn(message)
@@ -188,9 +188,10 @@ export class HeraldClient {
   }
 
   /**
-   * position returns {offset, epoch} of the last event of room received
-   * (before any, the room's position when it was joined), for rooms that
-   * keep history; undefined otherwise.
+   * position returns {offset, epoch, msgId} of the last event of room
+   * received (before any, the room's position when it was joined; msgId
+   * is '' when the server gave none), for rooms that keep history;
+   * undefined otherwise.
    */
   position(room) {
     const p = this.#positions.get(room);
@@ -198,12 +199,17 @@ export class HeraldClient {
   }
 
   // joined records a position (a join's reply, an event's) unless it is
-  // behind the one recorded in the same epoch.
+  // behind the one recorded in the same epoch. A reply that says
+  // recovered false gives the room's position now, which may be behind
+  // (a history rolled back): it is taken as it is.
   #joined(room, data) {
     if (!data || typeof data !== 'object' || !(data.offset > 0 || typeof data.epoch === 'string')) return;
+    const msgId = typeof data.msgId === 'string' ? data.msgId : '';
     const old = this.#positions.get(room);
-    if (old && old.epoch === data.epoch && old.offset >= (data.offset ?? 0)) return;
-    this.#positions.set(room, { offset: data.offset ?? 0, epoch: data.epoch ?? '' });
+    const offset = data.offset ?? 0;
+    if (old && data.recovered !== false && old.epoch === data.epoch &&
+      (old.offset > offset || (old.offset === offset && (old.msgId !== '' || msgId === '')))) return;
+    this.#positions.set(room, { offset, epoch: data.epoch ?? '', msgId });
   }
 
   /**
@@ -589,7 +595,9 @@ export class HeraldClient {
     const joins = rooms.map((room) => {
       const frame = { type: 'join', room };
       const p = this.#positions.get(room);
-      if (p) Object.assign(frame, { offset: p.offset, epoch: p.epoch });
+      // The msgId of the message at the offset lets the server check that
+      // its history still has it there (not so after a rollback).
+      if (p) Object.assign(frame, { offset: p.offset, epoch: p.epoch }, p.msgId ? { msgId: p.msgId } : {});
       return this.#request(frame, true).then((data) => {
         if (this.#session !== s) return data;
         this.#joined(room, data);
@@ -624,7 +632,7 @@ export class HeraldClient {
     if (typeof f.room === 'string' && Number.isSafeInteger(f.offset) && f.offset > 0) {
       // Forward only within an epoch: a redelivered acked message may be
       // older than the last event.
-      this.#joined(f.room, { offset: f.offset, epoch: typeof f.epoch === 'string' ? f.epoch : '' });
+      this.#joined(f.room, { offset: f.offset, epoch: typeof f.epoch === 'string' ? f.epoch : '', msgId: id });
     }
     const dup = id !== '' && this.#seen.has(id);
     if (id !== '' && !dup) {
