@@ -31,7 +31,7 @@ type Client struct {
 	acks   acker
 	nextID atomic.Uint64
 	gen    atomic.Uint64 // connection generation
-	// longMsgID: an event's msgId over maxMsgIDLen was logged.
+	// longMsgID: an event's msgId over protocol.MaxMsgIDLen was logged.
 	longMsgID atomic.Bool
 
 	mu          sync.Mutex

@@ -4,17 +4,13 @@ import (
 	"container/list"
 	"context"
 	"sync"
+
+	"github.com/heraldrt/herald/protocol"
 )
 
 // dedupSize is how many recent msgIds the dispatcher remembers to drop
 // redeliveries.
 const dedupSize = 4096
-
-// maxMsgIDLen bounds the msgIds the Client remembers and acknowledges
-// (Herald's are about 20 bytes): 4,096 remembered ids of up to the read
-// limit would be 8 GiB. An event with a longer one is delivered, but not
-// deduplicated or acknowledged.
-const maxMsgIDLen = 128
 
 // item is one thing for the dispatch goroutine: a state change, or a frame
 // and the event it carries.
@@ -70,10 +66,10 @@ func (c *Client) dispatchItem(it item, seen *lru) {
 		return
 	}
 	id := it.ev.MsgID
-	if len(id) > maxMsgIDLen {
+	if len(id) > protocol.MaxMsgIDLen {
 		if !c.longMsgID.Swap(true) {
 			c.opts.log.Warn("herald: msgId too long: neither remembered nor acknowledged (logged once)",
-				"bytes", len(id), "limit", maxMsgIDLen)
+				"bytes", len(id), "limit", protocol.MaxMsgIDLen)
 		}
 		id = ""
 	}

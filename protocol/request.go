@@ -32,7 +32,11 @@ const (
 	MaxIdempotencyKeyLen = 128
 	// MaxEpochLen bounds the epoch of a join's recovery position (bytes).
 	MaxEpochLen = 128
-	// MaxMsgIDLen bounds the msgId of a join's recovery position (bytes).
+	// MaxMsgIDLen bounds the msgId of a join's recovery position (bytes),
+	// and the msgIds the Go client remembers and acknowledges (Herald's
+	// are about 20 bytes; 4,096 remembered ids of up to the read limit
+	// would be 8 GiB): an event with a longer one is delivered, but not
+	// deduplicated or acknowledged.
 	MaxMsgIDLen = 128
 )
 
